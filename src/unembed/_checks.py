@@ -1,0 +1,140 @@
+"""Input validation with one error grammar.
+
+Every message names the argument (or file, or label) that failed, says what was expected and
+what was got: ``The 'target' argument of translation_for_cosine must be in [-1, 1]. Got 1.5
+instead.``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class UnembedError(ValueError):
+    """The one exception type of unembed: bad input, or a request the model does not allow.
+
+    The message is a single line naming the argument, file or label at fault.
+    """
+
+
+def fail(msg: str) -> UnembedError:
+    """Build an :class:`UnembedError` (to be raised by the caller)."""
+    return UnembedError(" ".join(msg.split()))
+
+
+def check_matrix(
+    x: Any, name: str, *, where: str = "", allow_zero_rows: bool = False
+) -> NDArray[np.floating]:
+    """Check a weight matrix of shape (V, d): 2-D, real, finite, no zero rows, no two
+    identical rows. Returns it as a float array in its own dtype (float16/bfloat16 promoted to
+    float32, integers refused)."""
+    loc = f" of {where}" if where else ""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "f":
+        raise fail(f"The {name!r}{loc} must hold floating-point weights. Got dtype {arr.dtype}.")
+    if arr.ndim != 2:
+        raise fail(
+            f"The {name!r}{loc} must be a matrix of shape (n_labels, d). "
+            f"Got shape {arr.shape} instead."
+        )
+    if arr.shape[0] < 2:
+        raise fail(f"The {name!r}{loc} must have at least 2 label rows. Got {arr.shape[0]}.")
+    if arr.shape[1] < 1:
+        raise fail(f"The {name!r}{loc} must have at least 1 column. Got shape {arr.shape}.")
+    if arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        r, c = np.argwhere(~finite)[0]
+        raise fail(
+            f"The {name!r}{loc} contains NaN or Inf ({int((~finite).sum())} entries; "
+            f"first at row {r}, column {c})."
+        )
+    if not allow_zero_rows:
+        zero = ~np.any(arr != 0, axis=1)
+        if zero.any():
+            rows = np.flatnonzero(zero)
+            raise fail(
+                f"The {name!r}{loc} has {rows.size} all-zero row(s) (first: row {rows[0]}); "
+                f"a zero row has no direction, so its cosine is undefined."
+            )
+    return arr
+
+
+def find_identical_rows(w: NDArray[np.floating]) -> tuple[int, int] | None:
+    """Return the first pair of identical rows of ``w``, or None. O(V d) by hashing rows."""
+    seen: dict[bytes, int] = {}
+    contiguous = np.ascontiguousarray(w)
+    for i in range(contiguous.shape[0]):
+        key = contiguous[i].tobytes()
+        if key in seen:
+            return seen[key], i
+        seen[key] = i
+    return None
+
+
+def check_vector(x: Any, name: str, length: int, *, where: str = "") -> NDArray[np.float64]:
+    """Check a real, finite vector of the given length; returns float64."""
+    loc = f" of {where}" if where else ""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise fail(f"The {name!r}{loc} must be numeric. Got dtype {arr.dtype}.")
+    if arr.shape != (length,):
+        raise fail(f"The {name!r}{loc} must have shape ({length},). Got shape {arr.shape} instead.")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise fail(f"The {name!r}{loc} contains NaN or Inf.")
+    return arr
+
+
+def check_hidden(h: Any, d: int, name: str = "h") -> NDArray[np.float64]:
+    """Hidden states: shape (d,) or (n, d); returned as float64 of shape (n, d)."""
+    arr = np.asarray(h, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != d:
+        raise fail(
+            f"The {name!r} argument must have shape (d,) or (n, d) with d = {d}. "
+            f"Got shape {np.shape(h)} instead."
+        )
+    if not np.isfinite(arr).all():
+        raise fail(f"The {name!r} argument contains NaN or Inf.")
+    return arr
+
+
+def check_in_range(value: float, name: str, func: str, lo: float, hi: float) -> float:
+    """Closed-interval range check: ``The 'target' argument of f must be in [lo, hi]. Got x
+    instead.``"""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise fail(
+            f"The {name!r} argument of {func} must be a number in [{lo:g}, {hi:g}]. "
+            f"Got {value!r} instead."
+        ) from None
+    if not (lo <= v <= hi):
+        raise fail(
+            f"The {name!r} argument of {func} must be in [{lo:g}, {hi:g}]. Got {value!r} instead."
+        )
+    return v
+
+
+def check_labels(labels: Sequence[Any] | None, n: int, *, where: str = "") -> tuple[str, ...]:
+    """Labels: n unique strings; default "0".."n-1"."""
+    loc = f" of {where}" if where else ""
+    if labels is None:
+        return tuple(str(i) for i in range(n))
+    out = tuple(str(x) for x in labels)
+    if len(out) != n:
+        raise fail(f"The 'labels'{loc} must have {n} entries (one per row). Got {len(out)}.")
+    if len(set(out)) != n:
+        seen: set[str] = set()
+        for x in out:
+            if x in seen:
+                raise fail(f"The 'labels'{loc} must be unique. {x!r} appears more than once.")
+            seen.add(x)
+    return out

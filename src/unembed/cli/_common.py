@@ -1,0 +1,76 @@
+"""Shared CLI pieces: how a head is named on the command line, and how results are printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+from unembed.head import Head
+
+
+def add_head_args(p: argparse.ArgumentParser, *, positional: str | None = "head") -> None:
+    """Options that name one head: a weight file spec, bias, labels, link."""
+    if positional:
+        p.add_argument(positional, metavar="HEAD",
+                       help="weight file of shape (V, d): PATH or PATH:TENSOR "
+                            "(.npy, .pt/.pth/.bin read with weights_only=True, .safetensors)")
+    p.add_argument("--bias", metavar="FILE", help="bias file of shape (V,): PATH or PATH:TENSOR")
+    p.add_argument("--labels", metavar="FILE",
+                   help="labels: one per line, or a JSON list / id2label dict")
+    p.add_argument("--link", choices=("softmax", "sigmoid"), default="softmax",
+                   help="how logits become probabilities (default: softmax)")
+    p.add_argument("--softcap", type=float, default=None, metavar="CAP",
+                   help="the logits pass through CAP * tanh(z / CAP)")
+    p.add_argument("--allow-degenerate", action="store_true",
+                   help="accept all-zero and identical rows (padding rows of real checkpoints)")
+
+
+def add_json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+
+
+def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:
+    """The head named by the parsed options (``spec`` overrides the positional file)."""
+    from unembed.sources import load_head_file
+
+    return load_head_file(
+        spec if spec is not None else args.head,
+        bias=args.bias,
+        labels=args.labels,
+        link=args.link,
+        softcap=args.softcap,
+        strict=not args.allow_degenerate,
+    )
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if math.isfinite(v) else str(v)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if hasattr(x, "to_dict"):
+        return _jsonable(x.to_dict())
+    return x
+
+
+def print_json(obj: Any) -> None:
+    json.dump(_jsonable(obj), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def fmt(x: float, digits: int = 6) -> str:
+    return f"{x:+.{digits}f}" if math.isfinite(x) else str(x)

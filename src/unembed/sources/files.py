@@ -1,0 +1,245 @@
+"""Raw weight files: ``.npy``, ``.pt``/``.pth``/``.bin`` (read with ``weights_only=True``) and
+``.safetensors``, each naming one matrix; plus label files.
+
+A file spec is ``PATH`` or ``PATH:TENSOR`` (the tensor's name inside a safetensors file or a
+saved state dict). Files are read as stored (float16 and bfloat16 included) and handed on as
+float arrays; the Head computes in float64. Nothing is unpickled beyond what
+``torch.load(weights_only=True)`` allows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from unembed._checks import fail
+
+__all__ = ["MatrixFile", "read_labels", "read_tensor", "split_spec", "write_like"]
+
+SUFFIXES = (".npy", ".pt", ".pth", ".bin", ".safetensors")
+
+
+@dataclass(frozen=True)
+class MatrixFile:
+    """One tensor read from a file: its values, stored dtype, format and name inside the file."""
+
+    array: NDArray[Any]
+    dtype: str
+    path: Path
+    format: str  # "npy" | "pt" | "safetensors"
+    tensor: str | None
+
+
+def split_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """``"model.safetensors:lm_head.weight"`` -> (path, "lm_head.weight")."""
+    s = os.fspath(spec)
+    if os.path.exists(s):
+        return Path(s), None
+    if ":" in s:
+        path, _, name = s.rpartition(":")
+        if path and os.path.splitext(path)[1].lower() in SUFFIXES:
+            return Path(path), name or None
+    return Path(s), None
+
+
+def _format_of(path: Path) -> str:
+    ext = path.suffix.lower()
+    if ext == ".npy":
+        return "npy"
+    if ext in (".pt", ".pth", ".bin"):
+        return "pt"
+    if ext == ".safetensors":
+        return "safetensors"
+    raise fail(f"{path}: unknown weight file type {ext or '(no suffix)'!r}; expected one of "
+               f"{', '.join(SUFFIXES)}.")
+
+
+def _torch_to_numpy(t: Any) -> tuple[NDArray[Any], str]:
+    import torch
+
+    dtype = str(t.dtype).removeprefix("torch.")
+    if t.dtype == torch.bfloat16:
+        return t.detach().to(torch.float32).cpu().numpy(), dtype
+    if not t.dtype.is_floating_point:
+        return t.detach().cpu().numpy(), dtype
+    return t.detach().cpu().numpy(), dtype
+
+
+def _pick(names: list[str], tensor: str | None, path: Path, shapes: dict[str, tuple[int, ...]],
+          ndim: int) -> str:
+    if tensor is not None:
+        if tensor not in names:
+            raise fail(f"{path}: no tensor named {tensor!r}; it holds "
+                       f"{', '.join(repr(n) for n in names[:12])}"
+                       f"{' ...' if len(names) > 12 else ''}.")
+        return tensor
+    cands = [n for n in names if len(shapes[n]) == ndim]
+    if len(cands) == 1:
+        return cands[0]
+    kind = "matrix" if ndim == 2 else "vector"
+    raise fail(f"{path}: holds {len(cands)} {kind} tensors "
+               f"({', '.join(repr(n) for n in cands[:12])}); name one as {path}:NAME.")
+
+
+def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
+    """Read one tensor from a weight file spec (``PATH`` or ``PATH:NAME``).
+
+    Raises UnembedError naming the file when it is missing, truncated, not of the format its
+    suffix says, or ambiguous (several candidate tensors and no name).
+    """
+    path, tensor = split_spec(spec)
+    if not path.is_file():
+        raise fail(f"{path}: no such file.")
+    fmt = _format_of(path)
+    if fmt == "npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as e:  # truncated, pickled or not an .npy at all
+            raise fail(f"{path}: not a readable .npy file ({type(e).__name__}: {e}).") from None
+        if tensor is not None:
+            raise fail(f"{path}: an .npy file holds one array; drop the ':{tensor}' suffix.")
+        return MatrixFile(arr, str(arr.dtype), path, fmt, None)
+    if fmt == "safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                names = list(f.keys())
+                shapes = {n: tuple(f.get_slice(n).get_shape()) for n in names}
+                name = _pick(names, tensor, path, shapes, ndim)
+                t = f.get_tensor(name)
+        except SafetensorError as e:
+            raise fail(f"{path}: not a readable safetensors file ({e}).") from None
+        except (OSError, RuntimeError) as e:
+            raise fail(f"{path}: not a readable safetensors file ({e}).") from None
+        arr, dtype = _torch_to_numpy(t)
+        return MatrixFile(arr, dtype, path, fmt, name)
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise fail(f"{path}: refused to unpickle (only tensors and plain containers are read with "
+                   f"weights_only=True): {str(e).splitlines()[0]}") from None
+    except Exception as e:
+        raise fail(f"{path}: not a readable torch file ({type(e).__name__}: "
+                   f"{str(e).splitlines()[0] if str(e) else ''}).") from None
+    if isinstance(obj, torch.Tensor):
+        if tensor is not None:
+            raise fail(f"{path}: holds a single tensor; drop the ':{tensor}' suffix.")
+        arr, dtype = _torch_to_numpy(obj)
+        return MatrixFile(arr, dtype, path, fmt, None)
+    if isinstance(obj, dict):
+        tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+        name = _pick(list(tensors), tensor, path, shapes, ndim)
+        arr, dtype = _torch_to_numpy(tensors[name])
+        return MatrixFile(arr, dtype, path, fmt, name)
+    raise fail(f"{path}: holds a {type(obj).__name__}, not a tensor or a dict of tensors.")
+
+
+def read_labels(path: str | os.PathLike[str]) -> list[str]:
+    """Labels from a file: JSON (a list, or a dict id -> label as HF's ``id2label``), or plain
+    text with one label per line."""
+    p = Path(path)
+    if not p.is_file():
+        raise fail(f"{p}: no such labels file.")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() == ".json":
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise fail(f"{p}: not valid JSON ({e}).") from None
+        if isinstance(obj, dict) and "id2label" in obj:
+            obj = obj["id2label"]
+        if isinstance(obj, dict):
+            try:
+                items = sorted((int(k), str(v)) for k, v in obj.items())
+            except ValueError:
+                raise fail(f"{p}: a labels dict must map integer ids to labels.") from None
+            if [k for k, _ in items] != list(range(len(items))):
+                raise fail(f"{p}: label ids must be 0..{len(items) - 1} without gaps.")
+            return [v for _, v in items]
+        if isinstance(obj, list):
+            return [str(x) for x in obj]
+        raise fail(f"{p}: expected a JSON list of labels or a dict id -> label.")
+    lines = text.splitlines()
+    while lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _check_target(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise fail(f"{out}: already exists; pass --force (force=True) to replace it.")
+    if not out.parent.exists():
+        raise fail(f"{out.parent}: no such directory for the output.")
+
+
+def atomic_write(out: Path, write: Any, *, force: bool) -> None:
+    """Write through ``write(tmp_path)`` into a temp file beside ``out``, then move it into
+    place: the target is never left half-written."""
+    _check_target(out, force)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.PathLike[str], *,
+               force: bool = False) -> Path:
+    """Write ``values`` in the format and dtype of ``source`` (the same tensor name; every other
+    tensor of a safetensors or state-dict file is copied unchanged). Atomic; an existing
+    ``out`` needs ``force``."""
+    outp = Path(out)
+    if outp.suffix.lower() != source.path.suffix.lower():
+        raise fail(f"{outp}: the output must have the input's suffix "
+                   f"{source.path.suffix!r} (it is written in the input's format).")
+    if values.shape != source.array.shape:
+        raise fail(f"{outp}: values of shape {values.shape} do not match the source tensor's "
+                   f"shape {source.array.shape}.")
+    if source.format == "npy":
+        arr = values.astype(source.array.dtype)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+
+        atomic_write(outp, write, force=force)
+        return outp
+    import torch
+
+    tdtype = getattr(torch, source.dtype)
+    new_t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)).to(tdtype)
+    if source.format == "safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        with safe_open(str(source.path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            metadata = f.metadata()
+        assert source.tensor is not None
+        tensors[source.tensor] = new_t
+        atomic_write(outp, lambda tmp: save_file(tensors, str(tmp), metadata=metadata),
+                     force=force)
+        return outp
+    obj = torch.load(source.path, map_location="cpu", weights_only=True)
+    if isinstance(obj, dict):
+        assert source.tensor is not None
+        obj = dict(obj)
+        obj[source.tensor] = new_t
+    else:
+        obj = new_t
+    atomic_write(outp, lambda tmp: torch.save(obj, tmp), force=force)
+    return outp
