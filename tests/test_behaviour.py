@@ -61,6 +61,7 @@ def test_pair_stats_match_direct_computation() -> None:
             mins = np.minimum(p[:, a], p[:, b])
             assert acc.best_at[a, b] == int(mins.argmax())
             assert acc.best_min[a, b] == pytest.approx(mins.max(), abs=0)
+            assert acc.best_p[a, b] == p[acc.best_at[a, b], a]
 
 
 @settings(max_examples=25, deadline=None)
@@ -82,6 +83,7 @@ def test_shards_merge_to_the_whole(n: int, cut: int, seed: int, k: int) -> None:
                                    err_msg=m)
     np.testing.assert_array_equal(merged.both_top, whole.both_top)
     np.testing.assert_allclose(merged.best_min, whole.best_min, rtol=0, atol=0)
+    np.testing.assert_allclose(merged.best_p, whole.best_p, rtol=0, atol=0)
     ta, tb, tw = LabelTally.empty(9), LabelTally.empty(9), LabelTally.empty(9)
     ta.update(lp[:cut])
     tb.update(lp[cut:])

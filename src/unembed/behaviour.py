@@ -156,6 +156,7 @@ class PairStats:
     both_top: NDArray[np.int64] = field(init=False)
     best_min: NDArray[np.float64] = field(init=False)
     best_at: NDArray[np.int64] = field(init=False)
+    best_p: NDArray[np.float64] = field(init=False)
 
     def __post_init__(self) -> None:
         self.idx = np.asarray(self.idx, dtype=np.int64)
@@ -169,6 +170,7 @@ class PairStats:
         self.both_top = np.zeros((k, k), dtype=np.int64)
         self.best_min = np.full((k, k), -np.inf)
         self.best_at = np.full((k, k), -1, dtype=np.int64)
+        self.best_p = np.full((k, k), np.nan)
 
     def update(self, log_probs: NDArray[np.float64], offset: int) -> None:
         """Add a batch of log-probabilities (n, V) whose first input has global index
@@ -205,6 +207,7 @@ class PairStats:
             better = val > self.best_min[i]
             self.best_min[i] = np.where(better, val, self.best_min[i])
             self.best_at[i] = np.where(better, at + offset, self.best_at[i])
+            self.best_p[i] = np.where(better, p[at, i], self.best_p[i])
 
     def merge(self, other: PairStats) -> PairStats:
         """The statistics of both shards (same label set and top_k)."""
@@ -219,6 +222,7 @@ class PairStats:
         take = other.best_min > self.best_min
         out.best_min = np.where(take, other.best_min, self.best_min)
         out.best_at = np.where(take, other.best_at, self.best_at)
+        out.best_p = np.where(take, other.best_p, self.best_p)
         return out
 
     def matrices(self) -> dict[str, NDArray[np.float64]]:
