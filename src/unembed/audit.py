@@ -32,6 +32,9 @@ from unembed.behaviour import Behaviour, DataSource, collect
 from unembed.head import Head, LabelRef
 from unembed.views import VIEWS, similarity_matrix
 
+#: Above this many labels, claim 1 does not recompute the causal view of the translated head.
+CAUSAL_AFTER_MAX_LABELS = 4096
+
 __all__ = ["AuditResult", "Claim", "Contradiction", "PairCase", "RankCorrelation", "audit"]
 
 
@@ -184,20 +187,25 @@ def contradictions(similarities: dict[str, NDArray[np.float64]],
     return out
 
 
-def _claim_one(head: Head, sim_raw: NDArray[np.float64], idx: NDArray[np.int64],
+def _claim_one(head: Head, sims: dict[str, NDArray[np.float64]], idx: NDArray[np.int64],
                hidden: NDArray[np.float64]) -> Claim:
     from unembed.construct import translation_for_cosine
 
     labels = [head.labels[i] for i in idx]
     k = len(labels)
     iu = _pairs(k)
-    vals = sim_raw[iu]
+    vals = sims["raw"][iu]
+    # the causal view whitens all V rows (an SVD of the whole head): recomputed after the
+    # translation only for heads small enough that this is cheap
+    after_views = [v for v in VIEWS if v != "differences"
+                   and (v != "causal" or head.n_labels <= CAUSAL_AFTER_MAX_LABELS)]
     hi, lo = int(np.argmax(vals)), int(np.argmin(vals))
     cases = []
     shown = True
     sample = hidden[: min(len(hidden), 2000)]
     for which, q, target in (("most similar", hi, -1.0), ("least similar", lo, 1.0)):
-        a, b = int(idx[iu[0][q]]), int(idx[iu[1][q]])
+        qa, qb = int(iu[0][q]), int(iu[1][q])
+        a, b = int(idx[qa]), int(idx[qb])
         case: dict[str, Any] = {"which": which, "a": head.labels[a], "b": head.labels[b],
                                 "target": target, "cosine_before": float(vals[q])}
         try:
@@ -214,12 +222,12 @@ def _claim_one(head: Head, sim_raw: NDArray[np.float64], idx: NDArray[np.int64],
             "cosine_after": res.cosine_after,
             "cosine_after_stored_dtype": res.cosine_after_stored,
             "translation_norm": float(np.linalg.norm(res.c)),
+            "translation": res.c.tolist(),
             "method": res.method,
             "equivalence": eq.to_dict(),
-            "views_before": {v: float(similarity_matrix(head, [a, b], v)[0, 1])
-                             for v in VIEWS if v != "differences"},
+            "views_before": {v: float(sims[v][qa, qb]) for v in after_views},
             "views_after": {v: float(similarity_matrix(res.head, [a, b], v)[0, 1])
-                            for v in VIEWS if v != "differences"},
+                            for v in after_views},
             "set_similarity_after_raw": similarity_matrix(res.head, sel, "raw").tolist(),
         })
         n_show = min(len(sample), 300)
@@ -313,7 +321,7 @@ def audit(
     corr = rank_correlations(sims, beh.matrices)
     contra = contradictions(sims, beh.matrices, beh.labels)
     t2 = time.perf_counter()
-    claim1 = _claim_one(head, sims["raw"], beh.idx, beh.hidden)
+    claim1 = _claim_one(head, sims, beh.idx, beh.hidden)
     claims = [claim1] + [
         _low_cosine_cases(v, beh, sims, low_cosine=low_cosine, likely=likely, n_cases=8,
                           number=n) for n, v in ((2, "centered"), (3, "normalized"))]

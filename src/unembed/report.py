@@ -59,7 +59,7 @@ def _plt() -> Any:
 
 def _png(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=72)
     _plt().close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -86,13 +86,14 @@ def _scatter_grid(res: AuditResult) -> str:
             if c == 0:
                 ax.set_ylabel(MEASURE_TITLES[m], fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.06, top=0.96, wspace=0.3, hspace=0.45)
     return _png(fig)
 
 
 def _heatmaps(res: AuditResult) -> str:
     plt = _plt()
-    mats = [(f"{v} cosine", res.similarities[v], "RdBu_r", (-1, 1)) for v in res.similarities]
+    mats: list[tuple[str, Any, str, tuple[int, int] | None]] = [
+        (f"{v} cosine", res.similarities[v], "RdBu_r", (-1, 1)) for v in res.similarities]
     mats += [(MEASURE_TITLES[m], res.behaviour.matrices[m], "viridis", None) for m in MEASURES]
     cols = 5
     rows = math.ceil(len(mats) / cols)
@@ -113,7 +114,7 @@ def _heatmaps(res: AuditResult) -> str:
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     for ax in axes.ravel()[len(mats):]:
         ax.axis("off")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.08, top=0.94, wspace=0.45, hspace=0.4)
     return _png(fig)
 
 
@@ -138,7 +139,7 @@ def _before_after(case: dict[str, Any]) -> str:
     a2.set_ylabel("p (translated head)", fontsize=8)
     a2.set_title(f"p of both labels on data inputs; max |dp| = "
                  f"{case['equivalence']['max_abs_dp']:.1e}", fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
     return _png(fig)
 
 

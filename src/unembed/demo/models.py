@@ -127,7 +127,8 @@ class TorchHeadModel:
             lambda _m, args: captured.append(args[0].detach()))
         try:
             with torch.inference_mode():
-                x = torch.as_tensor(np.asarray(inputs))
+                arr = np.asarray(inputs)
+                x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
                 if x.dtype.is_floating_point:
                     x = x.to(torch.float32)
                 z = self.module(x)
