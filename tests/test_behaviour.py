@@ -108,10 +108,11 @@ class _Linear:
 
     kind = "test"
 
-    def __init__(self, v: int, seed: int = 0) -> None:
+    def __init__(self, v: int, seed: int = 0, link: str = "softmax") -> None:
         rng = np.random.default_rng(seed)
         self.a = rng.normal(size=(6, 4))
-        self.head = Head(W=rng.normal(size=(v, 4)) * 2, b=rng.normal(size=v))
+        self.head = Head(W=rng.normal(size=(v, 4)) * 2, b=rng.normal(size=v),
+                         link=link)  # type: ignore[arg-type]
 
     def hidden_states(self, x: np.ndarray) -> np.ndarray:
         return np.tanh(np.asarray(x, dtype=np.float64) @ self.a)
@@ -123,9 +124,10 @@ class _Linear:
         return [len(w) % self.head.n_labels for w in text.split()]
 
 
+@pytest.mark.parametrize("link", ["softmax", "sigmoid"])
 @pytest.mark.parametrize("selection_predictions", [10, 10_000])
-def test_collect_chooses_labels_and_matches_direct(selection_predictions: int) -> None:
-    model = _Linear(30)
+def test_collect_chooses_labels_and_matches_direct(selection_predictions: int, link: str) -> None:
+    model = _Linear(30, link=link)
     x = np.random.default_rng(1).normal(size=(150, 6))
     beh = collect(model, ArrayInputs(x), top_n=6, top_k=4, batch_size=16, progress=False,
                   keep_hidden=50, selection_predictions=selection_predictions)
@@ -136,6 +138,8 @@ def test_collect_chooses_labels_and_matches_direct(selection_predictions: int) -
     for m, w in want.items():
         np.testing.assert_allclose(beh.matrices[m], w, atol=1e-10, err_msg=m)
     assert beh.n_predictions == 150 and beh.hidden.shape == (50, 4)
+    np.testing.assert_allclose(beh.tally.sum_p, np.exp(lp).sum(0), rtol=1e-12)
+    np.testing.assert_array_equal(beh.tally.argmax_count, np.bincount(lp.argmax(1), minlength=30))
     assert beh.labels == tuple(model.head.labels[i] for i in beh.idx)
 
 
@@ -178,3 +182,24 @@ def test_array_inputs_from_npy(tmp_path) -> None:
     assert [b.shape[0] for b in src.batches(2)] == [2, 2, 1]
     with pytest.raises(UnembedError, match="must have shape"):
         ArrayInputs(np.zeros(3))
+
+
+class _WithForward(_Linear):
+    """Its own logits come out of its forward pass in float32, as a torch model's do."""
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = self.hidden_states(x)
+        return h, self.head.logits(h).astype(np.float32)
+
+
+def test_collect_with_the_models_own_logits_agrees_with_the_head() -> None:
+    model = _WithForward(30)
+    x = np.random.default_rng(5).normal(size=(90, 6))
+    kw = dict(top_n=5, top_k=3, batch_size=16, progress=False, selection_predictions=40)
+    own = collect(model, ArrayInputs(x), logits="model", **kw)
+    exact = collect(model, ArrayInputs(x), logits="head", **kw)
+    np.testing.assert_array_equal(own.idx, exact.idx)
+    for m in own.matrices:
+        np.testing.assert_allclose(own.matrices[m], exact.matrices[m], atol=1e-5, err_msg=m)
+    with pytest.raises(UnembedError, match="'logits' argument of collect"):
+        collect(model, ArrayInputs(x), logits="float16", progress=False)  # type: ignore[arg-type]

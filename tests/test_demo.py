@@ -30,7 +30,7 @@ def test_data_splits_are_seeded() -> None:
 
 def test_torch_models_expose_their_exact_head() -> None:
     split = digits_split()
-    with torch_threads(2):
+    with torch_threads(1):
         cnn, met = train_digits_cnn(split, epochs=1)
         train, held = doc_topics_text()
         lm, tok, lm_met = train_lm(train[:20_000], held[:5_000], vocab=200, steps=5,
@@ -44,7 +44,7 @@ def test_torch_models_expose_their_exact_head() -> None:
         assert h.dtype == np.float64 and h.shape[0] == z.shape[0]
         np.testing.assert_allclose(model.head.logits(h), z, atol=1e-5)
     # the same seed trains the same model
-    with torch_threads(2):
+    with torch_threads(1):
         lm2, _, _ = train_lm(train[:20_000], held[:5_000], vocab=200, steps=5, context=8,
                              d=16, layers=1)
     for p1, p2 in zip(lm.parameters(), lm2.parameters()):
@@ -54,7 +54,7 @@ def test_torch_models_expose_their_exact_head() -> None:
 def test_demo_cli_quick(tmp_path) -> None:
     out = tmp_path / "demo"
     r = subprocess.run([sys.executable, "-m", "unembed", "demo", "--out", str(out), "--quick",
-                        "--json"], capture_output=True, text=True, timeout=600)
+                        "--json", "--threads", "1"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert set(info["claims"]) == {"cnn", "lm", "logreg"}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -291,6 +291,7 @@ def audit(
     progress: bool = True,
     describe: bool = True,
     info: dict[str, Any] | None = None,
+    logits: Literal["model", "head"] = "model",
 ) -> AuditResult:
     """Audit a model on data: behaviour per pair, every view, rank correlations,
     contradictions and the three claims.
@@ -301,7 +302,7 @@ def audit(
         Its head (V, d) and ``hidden_states``; probabilities are the head's, in float64.
     data : DataSource
         From :func:`unembed.behaviour.open_data` (text windows, arrays).
-    labels, top_n, top_k, batch_size
+    labels, top_n, top_k, batch_size, logits
         See :func:`unembed.behaviour.collect`.
     low_cosine, likely : float
         Claims 2 and 3: a pair counts when its cosine is below ``low_cosine`` and both its
@@ -314,7 +315,7 @@ def audit(
     head: Head = model.head
     t0 = time.perf_counter()
     beh = collect(model, data, labels=labels, top_n=top_n, top_k=top_k, batch_size=batch_size,
-                  keep_hidden=keep_hidden, progress=progress)
+                  keep_hidden=keep_hidden, progress=progress, logits=logits)
     t1 = time.perf_counter()
     sel = [int(i) for i in beh.idx]
     sims = {v: similarity_matrix(head, sel, v) for v in VIEWS}

@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -85,9 +85,14 @@ class LabelTally:
     def update(self, log_probs: NDArray[np.float64]) -> None:
         """Add a batch of log-probabilities (n, V)."""
         lp = _check_log_probs(log_probs, self.sum_p.shape[0])
-        self.n += lp.shape[0]
-        self.sum_p += np.exp(lp).sum(axis=0)
-        self.argmax_count += np.bincount(lp.argmax(axis=1), minlength=self.sum_p.shape[0])
+        self.add(lp.shape[0], np.exp(lp).sum(axis=0),
+                 np.bincount(lp.argmax(axis=1), minlength=self.sum_p.shape[0]))
+
+    def add(self, n: int, sum_p: NDArray[np.float64], argmax_count: NDArray[np.int64]) -> None:
+        """Add a batch already summarised: its size, sum of p (V,) and argmax counts (V,)."""
+        self.n += n
+        self.sum_p += sum_p
+        self.argmax_count += argmax_count
 
     def merge(self, other: LabelTally) -> LabelTally:
         """The tally of both shards."""
@@ -401,6 +406,41 @@ def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
 
 
 # ---------------------------------------------------------------------------- collection
+def _summarise(z: NDArray[np.float64], link: str, top_k: int,
+               tally: LabelTally) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """One batch of logits (n, V): add it to ``tally`` and return its top-k label indices
+    (n, k) and, for softmax, the log-normaliser log sum_k exp(z_k) (n,) (zeros for sigmoid).
+
+    Few passes over the (n, V) array: a partition for the top k (whose largest entry is the
+    row maximum and the argmax), one exp, one row sum and one column sum. Log-probabilities
+    of the label set follow from z and the log-normaliser (:func:`_selected_log_probs`).
+    """
+    n, v = z.shape
+    top = top_k_indices(z, top_k)
+    rows = np.arange(n)[:, None]
+    best = top[np.arange(n), np.argmax(z[rows, top], axis=1)]
+    if link == "softmax":
+        m = z[np.arange(n), best]
+        e = np.exp(z - m[:, None])
+        s = e.sum(axis=1)
+        sum_p = (1.0 / s) @ e
+        lognorm = m + np.log(s)
+    else:
+        sum_p = np.exp(-np.logaddexp(0.0, -z)).sum(axis=0)
+        lognorm = np.zeros(n)
+    tally.add(n, sum_p, np.bincount(best, minlength=v))
+    return top, lognorm
+
+
+def _selected_log_probs(z_sel: NDArray[np.float64], lognorm: NDArray[np.float64],
+                        link: str) -> NDArray[np.float64]:
+    """Log-probabilities (n, k) of some labels from their logits and the row log-normaliser."""
+    if link == "softmax":
+        out: NDArray[np.float64] = z_sel - lognorm[:, None]
+        return out
+    return logits_to_log_probs(z_sel, "sigmoid")
+
+
 @dataclass
 class Behaviour:
     """What :func:`collect` found.
@@ -445,7 +485,7 @@ def collect(
     keep_hidden: int = 4096,
     selection_predictions: int = 8192,
     progress: bool = True,
-    on_batch: Any = None,
+    logits: Literal["model", "head"] = "model",
 ) -> Behaviour:
     """Stream ``model`` over ``data`` once and accumulate behaviour per pair of labels.
 
@@ -463,7 +503,17 @@ def collect(
     top_k : int
         "Both in the top k" counts inputs where both labels are among the k most probable of
         all V labels.
+    logits : {"model", "head"}
+        "model" (default): when the model has ``forward(inputs) -> (hidden, logits)``, its own
+        logits of the same pass are used (converted to float64): no second product with the
+        (V, d) head. "head": the head's float64 logits of the hidden states. Predictions held
+        while the label set is chosen get the chosen labels' logits from the head in float64
+        either way; both agree to the model's float precision.
     """
+    if logits not in ("model", "head"):
+        raise fail(f"The 'logits' argument of collect must be 'model' or 'head'. "
+                   f"Got {logits!r} instead.")
+    use_model = logits == "model" and callable(getattr(model, "forward", None))
     head: Head = model.head
     v = head.n_labels
     tally = LabelTally.empty(v)
@@ -492,10 +542,9 @@ def collect(
                      f"{tally.n} predictions")
         chosen = PairStats(np.asarray(sorted(tally.top(top_n))), top_k)
         sub = head.subset([int(i) for i in chosen.idx])
-        for h_h, lse_h, top_h, off in held:
-            lp_sel = (sub.logits(h_h) - lse_h[:, None] if head.link == "softmax"
-                      else sub.log_probs(h_h))
-            chosen.update_selected(lp_sel, top_h, off)
+        for h_h, lognorm_h, top_h, off in held:
+            chosen.update_selected(_selected_log_probs(sub.logits(h_h), lognorm_h, head.link),
+                                   top_h, off)
         held.clear()
         return chosen
 
@@ -506,24 +555,25 @@ def collect(
                      rp.TimeElapsedColumn(), disable=not progress, transient=True) as bar:
         task = bar.add_task("inputs", total=hint)
         for batch in data.batches(batch_size):
-            h = model.hidden_states(batch)
-            z = head.logits(h)
-            lp = logits_to_log_probs(z, head.link)
-            if on_batch is not None:
-                on_batch(h, lp)
-            tally.update(lp)
-            top = top_k_indices(lp, top_k)
+            if use_model:
+                h, z = model.forward(batch)
+                z = np.asarray(z, dtype=np.float64)
+            else:
+                h = model.hidden_states(batch)
+                z = head.logits(h)
+            top, lognorm = _summarise(z, head.link, top_k, tally)
             if kept < keep_hidden:
                 hidden.append(h[: keep_hidden - kept])
                 kept += hidden[-1].shape[0]
             if pairs is None:
-                held.append((h, z[:, 0] - lp[:, 0], top, seen))
-                held_n += lp.shape[0]
+                held.append((h, lognorm, top, seen))
+                held_n += z.shape[0]
                 if held_n >= selection_predictions:
                     pairs = choose()
             else:
-                pairs.update_selected(lp[:, pairs.idx], top, seen)
-            seen += lp.shape[0]
+                pairs.update_selected(_selected_log_probs(z[:, pairs.idx], lognorm, head.link),
+                                      top, seen)
+            seen += z.shape[0]
             bar.advance(task, len(batch))
     if seen == 0:
         raise fail("The data gave no inputs (empty file, or fewer tokens than one window).")

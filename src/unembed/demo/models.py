@@ -121,7 +121,8 @@ class TorchHeadModel:
             raise fail("This model has no tokenizer; pass arrays, not text.")
         return list(self._tokenize(text))
 
-    def _run(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Hidden states (n, d) and the module's own logits (n, V) of one pass, float64."""
         captured: list[torch.Tensor] = []
         hook = self.module.head.register_forward_pre_hook(
             lambda _m, args: captured.append(args[0].detach()))
@@ -140,11 +141,11 @@ class TorchHeadModel:
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
         """Inputs of the head, (n, d) float64."""
-        return self._run(inputs)[0]
+        return self.forward(inputs)[0]
 
     def model_logits(self, inputs: Any) -> NDArray[np.float64]:
         """The module's own logits, (n, V) float64."""
-        return self._run(inputs)[1]
+        return self.forward(inputs)[1]
 
 
 class SklearnLinearModel:
