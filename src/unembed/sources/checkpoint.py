@@ -1,0 +1,138 @@
+"""Lazy reading of named tensors from a checkpoint directory.
+
+A HuggingFace checkpoint directory holds ``model.safetensors``, or shards listed by
+``model.safetensors.index.json`` (``weight_map``: tensor name -> shard file), or the same with
+``pytorch_model.bin``. :class:`Checkpoint` opens only the shard that holds a requested tensor
+(memory-mapped, via ``safe_open``) and copies out only that tensor, so the head of a
+checkpoint much larger than RAM can be read: the other tensors are never materialised.
+
+``.bin`` shards are read with ``torch.load(weights_only=True, mmap=True)``: also lazy, and
+nothing is unpickled beyond tensors and plain containers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from unembed._checks import fail
+
+__all__ = ["WEIGHT_FILES", "Checkpoint"]
+
+WEIGHT_FILES = (
+    "model.safetensors.index.json",
+    "model.safetensors",
+    "pytorch_model.bin.index.json",
+    "pytorch_model.bin",
+)
+
+
+def tensor_to_numpy(t: Any) -> tuple[NDArray[Any], str]:
+    """A torch tensor as a numpy array in its own precision (bfloat16 widened to float32,
+    exactly) plus the stored dtype's name."""
+    import torch
+
+    dtype = str(t.dtype).removeprefix("torch.")
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        t = t.to(torch.float32)
+    return t.numpy(), dtype
+
+
+class Checkpoint:
+    """The tensors of a checkpoint directory, read one at a time on request.
+
+    Parameters
+    ----------
+    path : directory
+        Holds one of :data:`WEIGHT_FILES`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._handles: dict[str, Any] = {}
+        self.shards_opened: set[str] = set()
+        found = [f for f in WEIGHT_FILES if (self.path / f).is_file()]
+        if not found:
+            raise fail(f"{self.path}: no weights found (expected one of "
+                       f"{', '.join(WEIGHT_FILES)}).")
+        self.index_file = found[0]
+        self.format = "safetensors" if "safetensors" in found[0] else "pt"
+        if found[0].endswith(".index.json"):
+            try:
+                weight_map = json.loads((self.path / found[0]).read_text())["weight_map"]
+            except (json.JSONDecodeError, KeyError, OSError) as e:
+                raise fail(f"{self.path / found[0]}: not a readable checkpoint index "
+                           f"({type(e).__name__}: {e}).") from None
+            self.weight_map: dict[str, str] = {str(k): str(v) for k, v in weight_map.items()}
+        else:
+            self.weight_map = {k: found[0] for k in self._keys_of(found[0])}
+
+    def _open(self, shard: str) -> Any:
+        if shard in self._handles:
+            return self._handles[shard]
+        file = self.path / shard
+        if not file.is_file():
+            raise fail(f"{file}: shard named in {self.index_file} is missing.")
+        self.shards_opened.add(shard)
+        if self.format == "safetensors":
+            from safetensors import SafetensorError, safe_open
+
+            try:
+                handle: Any = safe_open(str(file), framework="pt")
+            except (SafetensorError, OSError, RuntimeError) as e:
+                raise fail(f"{file}: not a readable safetensors file ({e}).") from None
+        else:
+            import torch
+
+            try:
+                handle = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+            except Exception as e:
+                raise fail(f"{file}: not a readable torch checkpoint ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''}).") from None
+        self._handles[shard] = handle
+        return handle
+
+    def _keys_of(self, shard: str) -> list[str]:
+        h = self._open(shard)
+        return [str(k) for k in h.keys()]
+
+    def keys(self) -> list[str]:
+        """Every tensor name of the checkpoint."""
+        return list(self.weight_map)
+
+    def resolve(self, *names: str) -> str | None:
+        """The first of ``names`` that the checkpoint holds, also trying each without its
+        first dotted component (checkpoints saved from a base model drop the prefix)."""
+        for name in names:
+            if name in self.weight_map:
+                return name
+            if "." in name:
+                tail = name.split(".", 1)[1]
+                if tail in self.weight_map:
+                    return tail
+        return None
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        h = self._open(self._shard(name))
+        if self.format == "safetensors":
+            return tuple(h.get_slice(name).get_shape())
+        return tuple(h[name].shape)
+
+    def _shard(self, name: str) -> str:
+        if name not in self.weight_map:
+            raise fail(f"{self.path}: the checkpoint holds no tensor named {name!r}.")
+        return self.weight_map[name]
+
+    def get(self, name: str) -> tuple[NDArray[Any], str]:
+        """One tensor as (array in stored precision, stored dtype name). Only its shard is
+        opened, and only this tensor's bytes are copied out of the memory map."""
+        h = self._open(self._shard(name))
+        t = h.get_tensor(name) if self.format == "safetensors" else h[name]
+        arr, dtype = tensor_to_numpy(t)
+        return np.array(arr, copy=True), dtype
