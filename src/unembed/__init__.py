@@ -5,6 +5,12 @@ The public surface is re-exported here; everything else is private.
 """
 
 from unembed._checks import UnembedError
+from unembed.construct import (
+    translation_for_all_pairs,
+    translation_for_cosine,
+    translation_for_cosines,
+)
+from unembed.equivalence import Equivalence, compare_heads, compare_logits
 from unembed.gauges import (
     Symmetry,
     center,
@@ -16,19 +22,30 @@ from unembed.gauges import (
 )
 from unembed.head import Head
 from unembed.sources import load_head_file
+from unembed.views import VIEWS, cosine, difference_cosine, similarity_matrix
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "VIEWS",
+    "Equivalence",
     "Head",
     "Symmetry",
     "UnembedError",
     "__version__",
     "center",
+    "compare_heads",
+    "compare_logits",
+    "cosine",
+    "difference_cosine",
     "load_head_file",
     "reparametrize",
     "shift_bias",
     "shift_in_null_space",
+    "similarity_matrix",
     "symmetries",
     "translate",
+    "translation_for_all_pairs",
+    "translation_for_cosine",
+    "translation_for_cosines",
 ]

@@ -121,7 +121,7 @@ def translate(head: Head, c: ArrayLike, *, force: bool = False) -> Head:
     """
     cc = check_vector(c, "c", head.d, where="translate")
     extra = _require(head, "translation", force, "translate")
-    return head.with_weights(head.W + cc[None, :], **extra)
+    return head.with_weights(head.W + cc[None, :], meta=extra)
 
 
 def shift_bias(head: Head, beta: float, *, force: bool = False) -> Head:
@@ -129,7 +129,7 @@ def shift_bias(head: Head, beta: float, *, force: bool = False) -> Head:
     if not np.isfinite(beta):
         raise fail(f"The 'beta' argument of shift_bias must be finite. Got {beta!r} instead.")
     extra = _require(head, "bias_shift", force, "shift_bias")
-    return head.with_weights(b=head.bias + float(beta), **extra)
+    return head.with_weights(b=head.bias + float(beta), meta=extra)
 
 
 def center(head: Head, weights: ArrayLike | None = None, *, force: bool = False) -> Head:
@@ -174,7 +174,7 @@ def reparametrize(
                    f"number of {cond:.3g}.")
     extra = _require(head, "reparametrization", force, "reparametrize")
     a_inv = np.linalg.inv(a)
-    new = head.with_weights(head.W @ a_inv, **extra)
+    new = head.with_weights(head.W @ a_inv, meta=extra)
     if head.null_space is not None:
         new = replace(new, null_space=a_inv.T @ head.null_space)
     return new, a

@@ -214,16 +214,17 @@ class Head:
 
     # ------------------------------------------------------------------ new heads
     def with_weights(
-        self, W: ArrayLike | None = None, b: ArrayLike | None | Literal["keep"] = "keep",
-        **meta: Any,
+        self, W: ArrayLike | None = None, b: ArrayLike | Literal["keep"] | None = "keep",
+        meta: dict[str, Any] | None = None,
     ) -> Head:
-        """A new head with other weights and the same labels, link and known structure."""
-        new_meta = {**self.meta, **meta}
+        """A new head with other weights (and bias), the same labels, link and known
+        structure; ``meta`` entries are added to a copy of this head's."""
+        new_b = self.b if isinstance(b, str) else (None if b is None else np.asarray(b, float))
         return replace(
             self,
             W=np.asarray(self.W if W is None else W, dtype=np.float64),
-            b=self.b if isinstance(b, str) else b,
-            meta=new_meta,
+            b=new_b,
+            meta={**self.meta, **(meta or {})},
         )
 
     def subset(self, labels: Sequence[LabelRef]) -> Head:

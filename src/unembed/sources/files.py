@@ -121,14 +121,24 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
         arr, dtype = _torch_to_numpy(t)
         return MatrixFile(arr, dtype, path, fmt, name)
     import pickle
+    import re
+    import zipfile
 
     import torch
 
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if not zipfile.is_zipfile(path) and magic[:1] != b"\x80":
+        raise fail(f"{path}: not a readable torch file (neither a torch zip archive nor a "
+                   f"legacy pickle).")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise fail(f"{path}: refused to unpickle (only tensors and plain containers are read with "
-                   f"weights_only=True): {str(e).splitlines()[0]}") from None
+        m = re.search(r"Unsupported global: (?:GLOBAL )?(\S+)", str(e))
+        what = f" ({m.group(1)})" if m else ""
+        raise fail(f"{path}: refused to unpickle: the file holds objects other than tensors "
+                   f"and plain containers{what}, and only weights_only=True loading is done.") \
+            from None
     except Exception as e:
         raise fail(f"{path}: not a readable torch file ({type(e).__name__}: "
                    f"{str(e).splitlines()[0] if str(e) else ''}).") from None
@@ -221,7 +231,7 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
     import torch
 
     tdtype = getattr(torch, source.dtype)
-    new_t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)).to(tdtype)
+    new_t = torch.from_numpy(np.array(values, dtype=np.float64)).to(tdtype)
     if source.format == "safetensors":
         from safetensors import safe_open
         from safetensors.torch import save_file
@@ -243,3 +253,13 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
         obj = new_t
     atomic_write(outp, lambda tmp: torch.save(obj, tmp), force=force)
     return outp
+
+
+def write_head_like(head: Any, out: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write ``head.W`` to ``out`` in the format and dtype of the file the head's original was
+    read from (``head.meta["file"]``, set by :func:`unembed.sources.load_head_file`)."""
+    source = head.meta.get("file")
+    if not isinstance(source, MatrixFile):
+        raise fail("write_head_like: this head was not read from a weight file; nothing to write "
+                   "it like.")
+    return write_like(source, head.W, out, force=force)

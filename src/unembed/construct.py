@@ -1,0 +1,428 @@
+"""Equivalent heads with chosen cosines (DESIGN.md section 2).
+
+For a softmax head, translating every row by c changes no probability; these functions solve
+for the c that gives chosen raw cosines, then check the result before returning it: the cosine
+is recomputed in float64 from the new rows, and the probabilities of the old and new heads are
+compared on the caller's hidden states (or on random ones).
+
+Closed forms for one pair (i, j), with delta = u_i - u_j and e a unit vector orthogonal to
+delta: every translation makes u_i + c = s delta + w and u_j + c = (s - 1) delta + w with
+w orthogonal to delta, and
+
+* target -1: s in (0, 1), w = 0;
+* target +1: s > 1 or s < 0, w = 0;
+* target tau in (-1, 1): s = 1/2, w = t e with t = (|delta| / 2) sqrt((1 + tau) / (1 - tau)),
+
+then c = s delta + w - u_i. Among all translations reaching the target, the one of least norm
+is found by minimising |c| over (s, |w|) on the target's level set (a one-dimensional search,
+refined to machine precision); where no least-norm translation exists (the infimum puts a row
+at zero, whose cosine is undefined) a safe interior choice is made and said in ``method``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from unembed._checks import check_in_range, fail
+from unembed.equivalence import Equivalence, compare_heads
+from unembed.gauges import symmetries
+from unembed.head import Head, LabelRef
+from unembed.views import cosine
+
+__all__ = [
+    "AllPairsConstruction",
+    "CosineConstruction",
+    "MultiConstruction",
+    "translation_for_all_pairs",
+    "translation_for_cosine",
+    "translation_for_cosines",
+]
+
+COSINE_TOL = 1e-9
+
+
+def _cos(u: NDArray[np.float64], v: NDArray[np.float64]) -> float:
+    return float(np.clip(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)), -1.0, 1.0))
+
+
+def _require_translation(head: Head, func: str) -> None:
+    sym = symmetries(head)["translation"]
+    if not sym.holds:
+        raise fail(f"{func}: translation is not a symmetry of this head ({sym.reason}); no "
+                   f"translation gives an equivalent model.")
+
+
+def _stored(head: Head) -> Head:
+    """The head as it would be after writing its weights in its storage dtype."""
+    if head.dtype in ("float64",):
+        return head
+    try:
+        import torch
+
+        t = torch.from_numpy(np.array(head.W)).to(getattr(torch, head.dtype))
+        W = t.to(torch.float64).numpy()
+    except (ImportError, AttributeError):
+        W = head.W.astype(np.dtype(head.dtype)).astype(np.float64)
+    return head.with_weights(W)
+
+
+@dataclass(frozen=True)
+class CosineConstruction:
+    """An equivalent head in which one pair's raw cosine is a chosen target.
+
+    ``c`` (d,) is the translation; ``head`` the translated head (float64 weights; ``head.dtype``
+    is the storage dtype of the original). ``cosine_after`` is recomputed in float64 from the
+    new rows; ``cosine_after_stored`` after rounding the new rows to the storage dtype.
+    ``equivalence`` compares old and new heads on hidden states.
+    """
+
+    labels: tuple[str, str]
+    target: float
+    c: NDArray[np.float64]
+    head: Head
+    cosine_before: float
+    cosine_after: float
+    cosine_after_stored: float
+    equivalence: Equivalence
+    method: str
+
+    @property
+    def reached(self) -> bool:
+        return abs(self.cosine_after - self.target) <= COSINE_TOL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pair": list(self.labels),
+            "target": self.target,
+            "cosine_before": self.cosine_before,
+            "cosine_after": self.cosine_after,
+            "cosine_after_stored": self.cosine_after_stored,
+            "stored_dtype": self.head.dtype,
+            "reached": self.reached,
+            "translation_norm": float(np.linalg.norm(self.c)),
+            "method": self.method,
+            "equivalence": self.equivalence.to_dict(),
+        }
+
+
+def _level_set_t2(s: float, D: float, tau: float) -> float | None:
+    """|w|^2 = T >= 0 with cos(s delta + w, (s-1) delta + w) = tau, |delta|^2 = D; None if
+    none. Squaring (P + T)^2 = tau^2 (A + T)(B + T) with A = s^2 D, B = (s-1)^2 D, P^2 = A B."""
+    A, B, P = s * s * D, (s - 1) ** 2 * D, s * (s - 1) * D
+    qa = 1 - tau * tau
+    qb = 2 * P - tau * tau * (A + B)
+    qc = qa * A * B
+    disc = qb * qb - 4 * qa * qc
+    if disc < 0:
+        return None
+    best = None
+    for T in ((-qb + np.sqrt(disc)) / (2 * qa), (-qb - np.sqrt(disc)) / (2 * qa)):
+        # The squared equation loses digits near a double root: polish on the cosine itself,
+        # g(T) = (P + T) / sqrt((A + T)(B + T)), by Newton's method.
+        T = max(float(T), 0.0)
+        for _ in range(8):
+            q = (A + T) * (B + T)
+            if q <= 0:
+                break
+            g = (P + T) / np.sqrt(q) - tau
+            with np.errstate(all="ignore"):
+                dg = (q - (P + T) * (A + B + 2 * T) / 2) / q**1.5
+            if not np.isfinite(dg) or dg == 0:
+                break
+            T = max(T - g / dg, 0.0)
+        q = (A + T) * (B + T)
+        if q <= 0 or abs((P + T) / np.sqrt(q) - tau) > 1e-14:
+            continue
+        if best is None or T < best:
+            best = float(T)
+    return best
+
+
+def _solve_pair(ui: NDArray[np.float64], uj: NDArray[np.float64], tau: float
+                ) -> tuple[NDArray[np.float64], str]:
+    delta = ui - uj
+    D = float(delta @ delta)
+    nd = np.sqrt(D)
+    dhat = delta / nd
+    alpha = float(ui @ delta) / D  # u_i = alpha delta + p, p orthogonal to delta
+    p = ui - alpha * delta
+    pn = float(np.linalg.norm(p))
+    if tau == -1.0:
+        if 0.0 < alpha < 1.0:
+            return alpha * delta - ui, "closed form, target -1: least-norm translation"
+        s = min(max(alpha, 0.25), 0.75)
+        return s * delta - ui, (f"closed form, target -1: s = {s:g} (no least-norm translation: "
+                                f"the infimum puts a row at zero)")
+    if tau == 1.0:
+        if alpha > 1.0 or alpha < 0.0:
+            return alpha * delta - ui, "closed form, target +1: least-norm translation"
+        s = 2.0 if alpha >= 0.5 else -1.0
+        return s * delta - ui, (f"closed form, target +1: s = {s:g} (no least-norm translation: "
+                                f"the infimum puts a row at zero)")
+    if ui.shape[0] < 2:
+        raise fail(f"translation_for_cosine: a target strictly inside (-1, 1) needs d >= 2; "
+                   f"this head has d = {ui.shape[0]}, where every cosine is -1 or +1.")
+    if pn > 1e-12 * max(1.0, float(np.linalg.norm(ui))):
+        e = p / pn
+    else:  # any unit vector orthogonal to delta
+        k = int(np.argmin(np.abs(dhat)))
+        e = np.zeros_like(ui)
+        e[k] = 1.0
+        e -= (e @ dhat) * dhat
+        e /= np.linalg.norm(e)
+
+    # Keep both new rows at least |delta| / 20 long: near a zero row the cosine is ill-posed.
+    floor2 = D / 400
+
+    def norm2(s: float) -> float:
+        T = _level_set_t2(s, D, tau)
+        if T is None or min(s * s, (s - 1) ** 2) * D + T < floor2:
+            return np.inf
+        return (s - alpha) ** 2 * D + (np.sqrt(T) - pn) ** 2
+
+    # s = 1/2 is always on the level set; search s for the least norm.
+    grid = np.concatenate([np.linspace(-4, 5, 721), [0.5, alpha]])
+    vals = np.array([norm2(s) for s in grid])
+    s0 = float(grid[int(np.argmin(vals))])
+    from scipy.optimize import minimize_scalar
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        res = minimize_scalar(norm2, bounds=(s0 - 0.02, s0 + 0.02), method="bounded",
+                              options={"xatol": 1e-13})
+    s = float(res.x) if np.isfinite(res.fun) and res.fun <= norm2(s0) else s0
+    T = _level_set_t2(s, D, tau)
+    if T is None:  # pragma: no cover - s0 is on the level set by construction
+        s, T = 0.5, (D / 4) * (1 + tau) / (1 - tau)
+    c = s * delta + np.sqrt(T) * e - ui
+    if abs(_cos(ui + c, uj + c) - tau) > COSINE_TOL:
+        t = (nd / 2) * np.sqrt((1 + tau) / (1 - tau))
+        return 0.5 * delta + t * e - ui, "closed form s = 1/2 (least-norm search missed)"
+    if min(s * s, (s - 1) ** 2) * D + T < 1.001 * floor2:
+        return c, ("least-norm translation keeping both rows at least |u_a - u_b| / 20 long "
+                   "(without that floor the infimum puts a row at zero)")
+    return c, "least-norm translation (closed form on the target's level set)"
+
+
+def translation_for_cosine(
+    head: Head, a: LabelRef, b: LabelRef, target: float, *,
+    inputs: ArrayLike | None = None, n_random: int = 256, seed: int = 0,
+) -> CosineConstruction:
+    """The least-norm translation c (d,) that makes cos(u_a + c, u_b + c) = target exactly.
+
+    Parameters
+    ----------
+    head : Head
+        A softmax head without soft-capping (translation must be a symmetry).
+    a, b : label or index
+        The pair; their rows must differ.
+    target : float in [-1, 1]
+    inputs : array of shape (n, d), optional
+        Hidden states on which the probabilities of old and new heads are compared; random
+        ones (:func:`unembed.equivalence.random_hidden`) when None.
+
+    Returns
+    -------
+    CosineConstruction
+        With the translated head, the cosine recomputed in float64 and the equivalence check.
+        Raises UnembedError if the recomputed cosine misses the target by more than 1e-9.
+    """
+    tau = check_in_range(target, "target", "translation_for_cosine", -1.0, 1.0)
+    _require_translation(head, "translation_for_cosine")
+    i, j = head.index(a, argument="label a"), head.index(b, argument="label b")
+    if i == j:
+        raise fail(f"translation_for_cosine: the pair must be two different labels. Got "
+                   f"{head.labels[i]!r} twice.")
+    ui, uj = head.W[i], head.W[j]
+    if np.array_equal(ui, uj):
+        raise fail(f"translation_for_cosine: labels {head.labels[i]!r} and {head.labels[j]!r} "
+                   f"have identical rows; no translation changes their cosine (it stays 1).")
+    c, method = _solve_pair(ui, uj, tau)
+    new = head.translate(c)
+    after = _cos(new.W[i], new.W[j])
+    if abs(after - tau) > COSINE_TOL:
+        raise fail(f"translation_for_cosine: the recomputed cosine {after!r} misses the target "
+                   f"{tau!r} by more than {COSINE_TOL:g} (rows too ill-conditioned).")
+    stored = _stored(new)
+    return CosineConstruction(
+        labels=(head.labels[i], head.labels[j]),
+        target=tau,
+        c=c,
+        head=new,
+        cosine_before=cosine(head, i, j),
+        cosine_after=after,
+        cosine_after_stored=_cos(stored.W[i], stored.W[j]),
+        equivalence=compare_heads(head, new, inputs, n_random=n_random, seed=seed),
+        method=method,
+    )
+
+
+@dataclass(frozen=True)
+class AllPairsConstruction:
+    """One translation that puts every pair's raw cosine at or above ``1 - eps``.
+
+    ``min_cosine_bound`` is a proven lower bound on every pairwise cosine of the new rows:
+    with theta_i the angle between u_i + c and the direction of c, every pair has cosine
+    >= cos(2 max_i theta_i). It is computed in O(V d), without forming all V^2 pairs.
+    """
+
+    eps: float
+    c: NDArray[np.float64]
+    head: Head
+    min_cosine_bound: float
+    equivalence: Equivalence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"eps": self.eps, "min_cosine_bound": self.min_cosine_bound,
+                "reached": self.min_cosine_bound >= 1 - self.eps,
+                "translation_norm": float(np.linalg.norm(self.c)),
+                "equivalence": self.equivalence.to_dict()}
+
+
+def translation_for_all_pairs(
+    head: Head, eps: float = 1e-3, *, inputs: ArrayLike | None = None, n_random: int = 256,
+    seed: int = 0,
+) -> AllPairsConstruction:
+    """c = R e with R = 1.01 max_i |u_i| / sin(arccos(1 - eps) / 2), e the unit mean direction
+    (or the first axis): every pairwise cosine of the translated rows is >= 1 - eps."""
+    eps = check_in_range(eps, "eps", "translation_for_all_pairs", 0.0, 2.0)
+    if eps <= 0:
+        raise fail("The 'eps' argument of translation_for_all_pairs must be > 0. Got 0 instead.")
+    _require_translation(head, "translation_for_all_pairs")
+    m = head.W.mean(axis=0)
+    e = m / np.linalg.norm(m) if np.linalg.norm(m) > 0 else np.eye(head.d)[0]
+    half = np.arccos(max(1 - eps, -1.0)) / 2
+    R = 1.01 * float(np.linalg.norm(head.W, axis=1).max()) / np.sin(half)
+    c = R * e
+    new = head.translate(c)
+    rows = new.W
+    cos_to_e = np.clip(rows @ e / np.linalg.norm(rows, axis=1), -1.0, 1.0)
+    theta = float(np.arccos(cos_to_e).max())
+    bound = float(np.cos(min(2 * theta, np.pi)))
+    if bound < 1 - eps:
+        raise fail(f"translation_for_all_pairs: the proven bound {bound!r} misses 1 - eps.")
+    return AllPairsConstruction(eps, c, new, bound,
+                                compare_heads(head, new, inputs, n_random=n_random, seed=seed))
+
+
+@dataclass(frozen=True)
+class MultiConstruction:
+    """Several pairs' targets sought at once; what was reached is reported pair by pair."""
+
+    c: NDArray[np.float64]
+    A: NDArray[np.float64] | None
+    head: Head
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    equivalence: Equivalence | None = None
+
+    @property
+    def max_error(self) -> float:
+        return max((abs(p["reached"] - p["target"]) for p in self.pairs), default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pairs": self.pairs, "max_error": self.max_error,
+                "uses_reparametrization": self.A is not None,
+                "translation_norm": float(np.linalg.norm(self.c)),
+                "equivalence": None if self.equivalence is None else self.equivalence.to_dict()}
+
+
+def translation_for_cosines(
+    head: Head, targets: Mapping[tuple[LabelRef, LabelRef], float], *,
+    reparametrize: bool = False, inputs: ArrayLike | None = None, n_random: int = 256,
+    seed: int = 0, restarts: int = 8, maxiter: int = 2000,
+) -> MultiConstruction:
+    """Seek one translation (and, with ``reparametrize=True`` where the head allows it, an
+    invertible A) so that several pairs reach their target raw cosines.
+
+    Minimises sum over pairs of (cos(u_a' , u_b') - target)^2 with rows u' = (u + c) A^{-1}
+    by L-BFGS in float64 (torch autograd), from several starts. Not every set of targets is
+    reachable by a translation (e.g. three labels pairwise at -1): the result reports target and
+    reached value for every pair and never claims more. ``inputs`` / random hidden states check
+    the probabilities; with A, the new head is compared on A h.
+    """
+    if not targets:
+        raise fail("The 'targets' argument of translation_for_cosines must name at least one "
+                   "pair.")
+    _require_translation(head, "translation_for_cosines")
+    if reparametrize and not symmetries(head)["reparametrization"].holds:
+        raise fail("translation_for_cosines: reparametrize=True, but reparametrization is not "
+                   f"known to be a symmetry of this head "
+                   f"({symmetries(head)['reparametrization'].reason}).")
+    pairs: list[tuple[int, int, float]] = []
+    for (a, b), t in targets.items():
+        i, j = head.index(a), head.index(b)
+        if i == j:
+            raise fail(f"translation_for_cosines: pair ({head.labels[i]!r}, {head.labels[i]!r}) "
+                       f"is one label twice.")
+        pairs.append((i, j, check_in_range(t, "target", "translation_for_cosines", -1, 1)))
+    import torch
+
+    W = torch.from_numpy(np.array(head.W))
+    I = torch.tensor([p[0] for p in pairs])
+    J = torch.tensor([p[1] for p in pairs])
+    T = torch.tensor([p[2] for p in pairs], dtype=torch.float64)
+    scale = float(np.linalg.norm(head.W, axis=1).mean())
+    gen = torch.Generator().manual_seed(seed)
+    best: tuple[float, Any, Any] | None = None
+    for r in range(restarts):
+        c = (torch.randn(head.d, generator=gen, dtype=torch.float64) * scale * (r > 0))
+        c.requires_grad_(True)
+        params = [c]
+        M = None
+        if reparametrize:
+            M = torch.eye(head.d, dtype=torch.float64) + 0.1 * (r > 0) * torch.randn(
+                head.d, head.d, generator=gen, dtype=torch.float64) / np.sqrt(head.d)
+            M.requires_grad_(True)
+            params.append(M)
+        opt = torch.optim.LBFGS(params, max_iter=maxiter, tolerance_grad=1e-14,
+                                tolerance_change=1e-16, line_search_fn="strong_wolfe")
+
+        def rows(c: Any = c, M: Any = M) -> Any:
+            R = W[torch.cat([I, J])] + c
+            return R if M is None else R @ M
+
+        def loss_fn(c: Any = c, M: Any = M) -> Any:
+            R = rows(c, M)
+            a, b = R[: len(pairs)], R[len(pairs):]
+            cs = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+            loss = ((cs - T) ** 2).sum()
+            if M is not None:  # keep A well conditioned
+                loss = loss + 1e-4 * ((M.T @ M - torch.eye(head.d, dtype=torch.float64)) ** 2).sum()
+            return loss
+
+        def closure(loss_fn: Any = loss_fn, opt: Any = opt) -> Any:
+            opt.zero_grad()
+            loss = loss_fn()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        val = float(loss_fn().detach())
+        if best is None or val < best[0]:
+            best = (val, c.detach().numpy().copy(), None if M is None else M.detach().numpy())
+        if val < 1e-24:
+            break
+    assert best is not None
+    _, c_np, M_np = best
+    new = head.translate(c_np)
+    A = None
+    h2 = None
+    from unembed.equivalence import random_hidden
+
+    H = random_hidden(head, n_random, seed=seed) if inputs is None else np.asarray(inputs, float)
+    if M_np is not None:
+        from unembed.gauges import reparametrize as _reparam
+
+        A = np.linalg.inv(M_np)
+        new, _ = _reparam(new, A)
+        h2 = H @ A.T
+    report = []
+    for i, j, t in pairs:
+        report.append({"pair": [head.labels[i], head.labels[j]], "target": t,
+                       "before": cosine(head, i, j), "reached": _cos(new.W[i], new.W[j])})
+    return MultiConstruction(c=c_np, A=A, head=new, pairs=report,
+                             equivalence=compare_heads(head, new, H, h2=h2))

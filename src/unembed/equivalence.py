@@ -1,0 +1,142 @@
+"""Are two heads (or two models) the same classifier? Compare their probabilities on inputs.
+
+Figures (all float64, over n inputs and all V labels):
+
+* ``max_abs_dp``    max |p(x) - q(x)|
+* ``max_abs_dlogp`` max |log p(x) - log q(x)|
+* ``mean_kl``       mean over inputs of KL(p || q) (softmax: over labels; sigmoid: the sum of
+  the per-label Bernoulli KLs)
+* ``argmax_agreement`` share of inputs whose top label agrees (softmax), or whose on/off
+  pattern at 1/2 agrees (sigmoid)
+
+The verdict is "equivalent" when ``max_abs_dp`` is within a tolerance that follows the
+coarsest storage dtype involved (:data:`TOLERANCE`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from unembed._checks import check_hidden, fail
+from unembed.head import Head, Link, logits_to_log_probs
+
+__all__ = ["TOLERANCE", "Equivalence", "compare_heads", "compare_logits", "random_hidden"]
+
+#: Tolerance on max |delta p| for a claim of equivalence, by the coarsest weight dtype.
+TOLERANCE: dict[str, float] = {
+    "float64": 1e-12,
+    "float32": 1e-4,
+    "float16": 1e-2,
+    "bfloat16": 3e-2,
+}
+_ORDER = ["float64", "float32", "float16", "bfloat16"]
+
+
+def tolerance_for(*dtypes: str) -> tuple[str, float]:
+    """The coarsest of some dtypes and its tolerance on max |delta p|."""
+    known = [d for d in dtypes if d in TOLERANCE]
+    if not known:
+        return "float32", TOLERANCE["float32"]
+    worst = max(known, key=_ORDER.index)
+    return worst, TOLERANCE[worst]
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """The figures of an equivalence check and its verdict (see module docstring)."""
+
+    n_inputs: int
+    max_abs_dp: float
+    max_abs_dlogp: float
+    mean_kl: float
+    argmax_agreement: float
+    dtype: str
+    tolerance: float
+    equivalent: bool
+
+    @property
+    def verdict(self) -> str:
+        word = "EQUIVALENT" if self.equivalent else "NOT EQUIVALENT"
+        rel = "<=" if self.equivalent else ">"
+        return (f"{word}: max |dp| = {self.max_abs_dp:.3g} {rel} {self.tolerance:.0e} "
+                f"({self.dtype} tolerance) on {self.n_inputs} inputs; max |dlog p| = "
+                f"{self.max_abs_dlogp:.3g}, mean KL = {self.mean_kl:.3g}, argmax agreement "
+                f"{100 * self.argmax_agreement:.2f}%")
+
+    def to_dict(self) -> dict[str, object]:
+        d: dict[str, object] = asdict(self)
+        d["verdict"] = self.verdict
+        return d
+
+
+def compare_logits(
+    z1: ArrayLike, z2: ArrayLike, link: Link = "softmax", *, dtype: str = "float64",
+    tolerance: float | None = None,
+) -> Equivalence:
+    """Compare two models' logits of shape (n, V) on the same inputs (computed in float64)."""
+    a = np.asarray(z1, dtype=np.float64)
+    b = np.asarray(z2, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise fail(f"compare_logits: the two logit arrays must have the same shape (n, V). "
+                   f"Got {np.shape(z1)} and {np.shape(z2)}.")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise fail("compare_logits: logits contain NaN or Inf.")
+    lp, lq = logits_to_log_probs(a, link), logits_to_log_probs(b, link)
+    p, q = np.exp(lp), np.exp(lq)
+    if link == "softmax":
+        kl = np.sum(p * (lp - lq), axis=1)
+        agree = np.mean(a.argmax(axis=1) == b.argmax(axis=1))
+    else:
+        lp0, lq0 = logits_to_log_probs(-a, link), logits_to_log_probs(-b, link)
+        kl = np.sum(p * (lp - lq) + (1 - p) * (lp0 - lq0), axis=1)
+        agree = np.mean(np.all((a > 0) == (b > 0), axis=1))
+    dt, tol = (dtype, TOLERANCE.get(dtype, 1e-4)) if tolerance is None else (dtype, tolerance)
+    dp = float(np.max(np.abs(p - q))) if p.size else 0.0
+    return Equivalence(
+        n_inputs=int(a.shape[0]),
+        max_abs_dp=dp,
+        max_abs_dlogp=float(np.max(np.abs(lp - lq))) if p.size else 0.0,
+        mean_kl=float(max(np.mean(kl), 0.0)) if p.size else 0.0,
+        argmax_agreement=float(agree) if p.size else 1.0,
+        dtype=dt,
+        tolerance=tol,
+        equivalent=bool(dp <= tol),
+    )
+
+
+def random_hidden(head: Head, n: int = 256, *, seed: int = 0) -> NDArray[np.float64]:
+    """n random hidden states (n, d), float64, scaled so that the logits of ``head`` spread
+    over a few units (a quarter of them ten times larger, so that near one-hot predictions are
+    tested too)."""
+    rng = np.random.default_rng(seed)
+    H = rng.standard_normal((n, head.d)) / np.sqrt(head.d)
+    z = H @ head.W.T
+    spread = float(np.std(z - z.mean(axis=1, keepdims=True)))
+    H *= 3.0 / spread if spread > 0 else 1.0
+    H[: n // 4] *= 10.0
+    return H
+
+
+def compare_heads(
+    head1: Head, head2: Head, h: ArrayLike | None = None, *, n_random: int = 256, seed: int = 0,
+    h2: ArrayLike | None = None,
+) -> Equivalence:
+    """Compare two heads on the same hidden states h (n, d) (random ones when None).
+
+    ``h2`` gives the second head its own hidden states (after a reparametrisation, A h).
+    The tolerance follows the coarser storage dtype of the two heads.
+    """
+    if head1.n_labels != head2.n_labels:
+        raise fail(f"compare_heads: the heads have {head1.n_labels} and {head2.n_labels} labels.")
+    if head1.link != head2.link:
+        raise fail(f"compare_heads: the heads have links {head1.link!r} and {head2.link!r}.")
+    H = random_hidden(head1, n_random, seed=seed) if h is None else check_hidden(h, head1.d)
+    H2 = H if h2 is None else check_hidden(h2, head2.d, "h2")
+    if H2.shape[1] != head2.d:
+        raise fail(f"compare_heads: the second head has d = {head2.d}, the hidden states "
+                   f"{H2.shape[1]}; pass h2.")
+    dt, tol = tolerance_for(head1.dtype, head2.dtype)
+    return compare_logits(head1.logits(H), head2.logits(H2), head1.link, dtype=dt, tolerance=tol)

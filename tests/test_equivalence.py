@@ -1,0 +1,45 @@
+"""Equivalence figures against direct computation, and the dtype-following tolerance."""
+
+import numpy as np
+import pytest
+
+from unembed import Head, UnembedError
+from unembed.equivalence import TOLERANCE, compare_heads, compare_logits
+
+
+def test_figures_match_direct_computation():
+    rng = np.random.default_rng(0)
+    z1 = rng.standard_normal((50, 7))
+    z2 = z1 + rng.standard_normal((50, 7)) * 0.1
+    eq = compare_logits(z1, z2)
+    p = np.exp(z1) / np.exp(z1).sum(1, keepdims=True)
+    q = np.exp(z2) / np.exp(z2).sum(1, keepdims=True)
+    assert eq.max_abs_dp == pytest.approx(np.abs(p - q).max(), abs=1e-15)
+    assert eq.max_abs_dlogp == pytest.approx(np.abs(np.log(p) - np.log(q)).max(), abs=1e-12)
+    assert eq.mean_kl == pytest.approx(np.mean(np.sum(p * np.log(p / q), 1)), abs=1e-12)
+    assert eq.argmax_agreement == np.mean(z1.argmax(1) == z2.argmax(1))
+    assert not eq.equivalent and "NOT EQUIVALENT" in eq.verdict
+
+
+def test_uniform_shift_is_equivalent_for_softmax_not_sigmoid():
+    z = np.random.default_rng(1).standard_normal((20, 5))
+    assert compare_logits(z, z + 3.0).equivalent
+    sig = compare_logits(z, z + 3.0, "sigmoid")
+    assert not sig.equivalent and sig.mean_kl > 0
+
+
+def test_tolerance_follows_the_coarsest_dtype():
+    rng = np.random.default_rng(2)
+    W = rng.standard_normal((10, 4))
+    h64 = Head(W)
+    h32 = Head((W + 1.0).astype(np.float32))
+    eq = compare_heads(h64, h32)
+    assert eq.dtype == "float32" and eq.tolerance == TOLERANCE["float32"]
+    assert eq.equivalent
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(UnembedError, match="same shape"):
+        compare_logits(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(UnembedError, match="10 and 11 labels"):
+        compare_heads(Head(np.eye(10)), Head(np.eye(11)))
