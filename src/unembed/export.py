@@ -266,7 +266,11 @@ def _export_sklearn(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
         raise
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
     _finish(tmp, out, eq, "estimator")
-    notes = () if inputs is not None else ("verified on random standard-normal features",)
+    notes: tuple[str, ...] = () if inputs is not None else (
+        "verified on random standard-normal features",)
+    if model.structure == "binary":
+        notes += ("a binary estimator stores only the difference of its two rows, so no "
+                  "translation survives in it: re-read, the rows are -w/2 and +w/2 again",)
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=notes)
 
