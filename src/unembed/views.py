@@ -82,7 +82,7 @@ def _unit(x: NDArray[np.float64], what: str, labels: Sequence[str]) -> NDArray[n
 def _causal_rows(head: Head) -> tuple[NDArray[np.float64], int]:
     cached = head.__dict__.get("_causal_rows")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     W = head.W
     C = W - W.mean(axis=0)
     if W.shape[0] <= W.shape[1]:
