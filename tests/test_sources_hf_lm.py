@@ -200,3 +200,44 @@ def test_missing_head_tensor_is_named(tmp_path, tiny_llama_dir):
     save_file(sd, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(UnembedError, match=r"lm_head\.weight"):
         load_hf_lm(tmp_path)
+
+
+def test_architecture_with_unknown_logit_processing_is_refused(tmp_path):
+    """A real (if tiny) registered architecture whose logits are lm_head(h) ** 1 + 0.5 * |.|:
+    the generic path finds the Linear, runs the model, sees the logits are not the head's,
+    and refuses instead of guessing."""
+    import torch
+    import transformers as tf
+
+    class OddConfig(tf.PretrainedConfig):
+        model_type = "unembed_test_odd"
+
+        def __init__(self, vocab_size=50, hidden_size=8, **kw):
+            self.vocab_size, self.hidden_size = vocab_size, hidden_size
+            super().__init__(**kw)
+
+    class OddLM(tf.PreTrainedModel):
+        config_class = OddConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.embed = torch.nn.Embedding(config.vocab_size, config.hidden_size)
+            self.lm_head = torch.nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+            self.post_init()
+
+        def get_input_embeddings(self):
+            return self.embed
+
+        def get_output_embeddings(self):
+            return self.lm_head
+
+        def forward(self, input_ids=None, **kw):
+            z = self.lm_head(self.embed(input_ids))
+            return tf.modeling_outputs.CausalLMOutput(logits=z + 0.5 * z.abs())
+
+    tf.AutoConfig.register("unembed_test_odd", OddConfig, exist_ok=True)
+    tf.AutoModelForCausalLM.register(OddConfig, OddLM, exist_ok=True)
+    torch.manual_seed(0)
+    OddLM(OddConfig()).save_pretrained(tmp_path)
+    with pytest.raises(UnembedError, match="cannot be handled exactly"):
+        load_hf_lm(tmp_path)

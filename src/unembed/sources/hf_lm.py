@@ -495,9 +495,11 @@ def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool)
                    f"{mt!r} architecture, so there is no gain to fold; use the raw view.")
     reason = _NORM_REPARAM if norm is not None else (
         "unknown for this architecture; not claimed")
-    return HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=b, dtype=dtype,
-                      norm=norm, tied=tied, family=f"{mt} (generic)", generic_model=model,
-                      reparam=False, reparam_reason=reason)
+    lm = HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=b, dtype=dtype,
+                    norm=norm, tied=tied, family=f"{mt} (generic)", generic_model=model,
+                    reparam=False, reparam_reason=reason)
+    _ = lm.model  # the model is loaded already: check its logits against the head now
+    return lm
 
 
 def _find_generic_norm(model: Any, out: Any, dtype: str) -> FinalNorm | None:
