@@ -133,6 +133,7 @@ class Checkpoint:
         """One tensor as (array in stored precision, stored dtype name). Only its shard is
         opened, and only this tensor's bytes are copied out of the memory map."""
         h = self._open(self._shard(name))
-        t = h.get_tensor(name) if self.format == "safetensors" else h[name]
-        arr, dtype = tensor_to_numpy(t)
+        if self.format == "safetensors":  # get_tensor copies the bytes out of the map
+            return tensor_to_numpy(h.get_tensor(name))
+        arr, dtype = tensor_to_numpy(h[name])  # a view of the memory map: copy it out
         return np.array(arr, copy=True), dtype
