@@ -177,3 +177,35 @@ def test_cli_counterexample_model_directory(tiny_gpt2_dir, tmp_path):
                            " the", " dog", "--json"], capture_output=True, text=True)
     assert insp.returncode == 0, insp.stderr
     assert " the" in insp.stdout
+
+
+def test_generic_lm_with_biased_head_exports_per_label_bias(tmp_path, tiny_gpt2_dir):
+    """Phi (not in FAMILIES): LayerNorm 'final_layernorm' and an lm_head with a bias. Moving
+    folded rows along the null direction 1 is equivalent, but unfolded it needs a per-label
+    bias -a_i (1/g) . beta: written into Phi's own bias; refused for GPT-2, which has none."""
+    import transformers as tf
+
+    from conftest import _perturb, make_tokenizer
+    from unembed import shift_in_null_space
+
+    tok = make_tokenizer()
+    cfg = tf.PhiConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                       num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(cfg)
+    _perturb(model, 0)
+    model.save_pretrained(tmp_path / "phi")
+    tok.save_pretrained(tmp_path / "phi")
+    m = load(tmp_path / "phi", fold=True)
+    assert m.head.meta["family"] == "phi (generic)" and m.head.meta["norm_kind"] == "layernorm"
+    assert m.raw_b is not None
+    shift = np.random.default_rng(0).normal(size=m.head.n_labels)
+    new = shift_in_null_space(m.head, shift)
+    text = ["the cat sat on the mat", "a dog ran"]
+    r = export_model(m, new, tmp_path / "out", inputs=text)
+    assert r.equivalence.equivalent, r.equivalence.verdict
+    written = load(tmp_path / "out")
+    assert np.ptp(written.raw_b - m.raw_b) > 1e-3  # a per-label bias was written
+    gpt2 = load(tiny_gpt2_dir, fold=True)
+    with pytest.raises(UnembedError, match="different bias per label"):
+        export_model(gpt2, shift_in_null_space(gpt2.head, shift), tmp_path / "g")

@@ -121,3 +121,28 @@ def test_missing_weights_and_shards_are_named(tmp_path):
         json.dumps({"weight_map": {"x": "gone.safetensors"}}))
     with pytest.raises(UnembedError, match=r"gone\.safetensors"):
         Checkpoint(tmp_path).get("x")
+
+
+def test_index_file_as_a_weight_spec(tmp_path):
+    """A sharded checkpoint's index names the head lazily: ``INDEX[:TENSOR]``."""
+    import torch
+    from safetensors.torch import save_file
+
+    from unembed import load_head_file
+    from unembed.sources.files import read_tensor, write_like
+
+    g = torch.Generator().manual_seed(1)
+    W = torch.randn(7, 3, generator=g).to(torch.bfloat16)
+    save_file({"lm_head.weight": W}, str(tmp_path / "a.safetensors"))
+    save_file({"model.x": torch.ones(4, 4)}, str(tmp_path / "b.safetensors"))
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {"lm_head.weight": "a.safetensors", "model.x": "b.safetensors"}}))
+    idx = tmp_path / "model.safetensors.index.json"
+    for spec in (str(idx), f"{idx}:lm_head.weight"):
+        head = load_head_file(spec)
+        assert head.dtype == "bfloat16" and head.W.shape == (7, 3)
+        np.testing.assert_array_equal(head.W, W.to(torch.float64).numpy())
+    with pytest.raises(UnembedError, match="expected 1 dimensions"):
+        read_tensor(f"{idx}:model.x", ndim=1)
+    with pytest.raises(UnembedError, match="export the whole model"):
+        write_like(head.meta["file"], head.W, tmp_path / "out.json")

@@ -51,18 +51,22 @@ class Checkpoint:
     ----------
     path : directory
         Holds one of :data:`WEIGHT_FILES`.
+    index : str, optional
+        The weights or index file to use inside ``path`` (default: the first of
+        :data:`WEIGHT_FILES` present).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], index: str | None = None) -> None:
         self.path = Path(path)
         self._handles: dict[str, Any] = {}
         self.shards_opened: set[str] = set()
-        found = [f for f in WEIGHT_FILES if (self.path / f).is_file()]
+        found = [index] if index else [f for f in WEIGHT_FILES if (self.path / f).is_file()]
         if not found:
             raise fail(f"{self.path}: no weights found (expected one of "
                        f"{', '.join(WEIGHT_FILES)}).")
         self.index_file = found[0]
-        self.format = "safetensors" if "safetensors" in found[0] else "pt"
+        self.format = "pt" if found[0].startswith("pytorch_model") or found[0].endswith(
+            ".bin") else "safetensors"
         if found[0].endswith(".index.json"):
             try:
                 weight_map = json.loads((self.path / found[0]).read_text())["weight_map"]
@@ -137,3 +141,26 @@ class Checkpoint:
             return tensor_to_numpy(h.get_tensor(name))
         arr, dtype = tensor_to_numpy(h[name])  # a view of the memory map: copy it out
         return np.array(arr, copy=True), dtype
+
+
+def read_indexed_tensor(index: str | os.PathLike[str], tensor: str | None,
+                        ndim: int = 2) -> tuple[NDArray[Any], str, str]:
+    """One tensor of a sharded checkpoint named by its index file
+    (``model.safetensors.index.json:lm_head.weight``): (array, stored dtype, name). Without a
+    name, the only tensor of ``ndim`` dimensions whose name ends in ``lm_head.weight`` or
+    ``embed_out.weight`` is taken. Only that tensor's shard is opened."""
+    p = Path(index)
+    ck = Checkpoint(p.parent, index=p.name)
+    if tensor is None:
+        cands = [k for k in ck.keys() if k.endswith(("lm_head.weight", "embed_out.weight"))
+                 and len(ck.shape(k)) == ndim]
+        if len(cands) != 1:
+            raise fail(f"{p}: name the tensor as {p}:NAME (found "
+                       f"{', '.join(repr(c) for c in cands) or 'no output layer'}).")
+        tensor = cands[0]
+    arr, dtype = ck.get(tensor)
+    if arr.ndim != ndim:
+        raise fail(f"{p}: the tensor {tensor!r} has shape {arr.shape}; expected {ndim} "
+                   f"dimensions.")
+    return arr, dtype, tensor
+
