@@ -43,3 +43,18 @@ def test_shape_mismatch_is_an_error():
         compare_logits(np.zeros((2, 3)), np.zeros((2, 4)))
     with pytest.raises(UnembedError, match="10 and 11 labels"):
         compare_heads(Head(np.eye(10)), Head(np.eye(11)))
+
+
+def test_chunked_comparison_equals_one_pass():
+    rng = np.random.default_rng(3)
+    h1 = Head(rng.standard_normal((9, 4)))
+    h2 = Head(h1.W + rng.standard_normal((9, 4)) * 1e-3)
+    H = rng.standard_normal((300, 4))
+    whole = compare_logits(h1.logits(H), h2.logits(H))
+    from unembed.equivalence import merge_equivalences
+
+    parts = merge_equivalences([compare_logits(h1.logits(H[a:a + 70]), h2.logits(H[a:a + 70]))
+                                for a in range(0, 300, 70)])
+    assert parts.max_abs_dp == whole.max_abs_dp and parts.n_inputs == 300
+    assert parts.mean_kl == pytest.approx(whole.mean_kl, rel=1e-12)
+    assert parts.argmax_agreement == pytest.approx(whole.argmax_agreement, rel=1e-12)

@@ -11,6 +11,7 @@ from unembed.construct import (
     translation_for_cosines,
 )
 from unembed.equivalence import Equivalence, compare_heads, compare_logits
+from unembed.export import ExportResult, export_model
 from unembed.gauges import (
     Symmetry,
     center,
@@ -21,7 +22,7 @@ from unembed.gauges import (
     translate,
 )
 from unembed.head import Head
-from unembed.sources import load_head_file
+from unembed.sources import load, load_head_file
 from unembed.views import VIEWS, cosine, difference_cosine, similarity_matrix
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "VIEWS",
     "Equivalence",
+    "ExportResult",
     "Head",
     "Symmetry",
     "UnembedError",
@@ -38,6 +40,8 @@ __all__ = [
     "compare_logits",
     "cosine",
     "difference_cosine",
+    "export_model",
+    "load",
     "load_head_file",
     "reparametrize",
     "shift_bias",

@@ -79,20 +79,29 @@ def _unit(x: NDArray[np.float64], what: str, labels: Sequence[str]) -> NDArray[n
     return x / n[:, None]
 
 
-def _causal_rows(W: NDArray[np.float64]) -> tuple[NDArray[np.float64], int]:
+def _causal_rows(head: Head) -> tuple[NDArray[np.float64], int]:
+    cached = head.__dict__.get("_causal_rows")
+    if cached is not None:
+        return cached
+    W = head.W
     C = W - W.mean(axis=0)
-    # Eigen-decomposition of Cov = C^T C / V through the SVD of C (stable, rank-revealing).
-    _, s, vt = np.linalg.svd(C, full_matrices=False)
-    ev = s**2 / W.shape[0]
+    if W.shape[0] <= W.shape[1]:
+        # Few rows: the SVD of C is cheap and rank-revealing.
+        _, s, vt = np.linalg.svd(C, full_matrices=False)
+        ev, vecs = s**2 / W.shape[0], vt.T
+    else:
+        # Many rows (a vocabulary): eigen-decompose the (d, d) covariance C^T C / V.
+        ev, vecs = np.linalg.eigh(C.T @ C / W.shape[0])
     keep = ev > _EIG_RTOL * (ev.max() if ev.size else 0.0)
     r = int(keep.sum())
-    G = (C @ vt[keep].T) / np.sqrt(ev[keep])
+    G = (C @ vecs[:, keep]) / np.sqrt(ev[keep])
+    object.__setattr__(head, "_causal_rows", (G, r))
     return G, r
 
 
 def causal_rank(head: Head) -> int:
     """Rank of the row covariance used by the ``causal`` view (at most min(V - 1, d))."""
-    return _causal_rows(head.W)[1]
+    return _causal_rows(head)[1]
 
 
 def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None) -> NDArray[np.float64]:
@@ -111,33 +120,34 @@ def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None) -> NDA
         R = _unit(W - weighted_mean(W, weights), "centered", head.labels)
         return R - R.mean(axis=0)
     if view == "causal":
-        return _causal_rows(W)[0]
+        return _causal_rows(head)[0]
     raise fail("view_rows: the 'differences' view compares differences of rows, not rows; "
                "use similarity_matrix or difference_cosine.")
 
 
 def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[np.float64]:
+    """min over reference labels k (other than i, j) of cos(u_i - u_k, u_j - u_k), for every
+    pair of ``idx``: one (k, k) Gram matrix per reference label."""
     W = head.W
-    k = len(idx)
-    out = np.full((k, k), np.nan)
     sub = W[idx]
-    for a in range(k):
-        out[a, a] = 1.0
-    refs = np.asarray(ref)
-    for a in range(k):
-        for b in range(a + 1, k):
-            others = refs[(refs != idx[a]) & (refs != idx[b])]
-            if others.size == 0:
-                continue
-            da = sub[a][None, :] - W[others]
-            db = sub[b][None, :] - W[others]
-            na = np.linalg.norm(da, axis=1)
-            nb = np.linalg.norm(db, axis=1)
-            ok = (na > 0) & (nb > 0)
-            if not ok.any():
-                continue
-            c = np.einsum("kd,kd->k", da[ok], db[ok]) / (na[ok] * nb[ok])
-            out[a, b] = out[b, a] = float(np.clip(c.min(), -1.0, 1.0))
+    k = len(idx)
+    out = np.full((k, k), np.inf)
+    pos = {r: a for a, r in enumerate(idx)}
+    for r in ref:
+        D = sub - W[r]
+        n = np.linalg.norm(D, axis=1)
+        ok = n > 0
+        D = D / np.where(ok, n, 1.0)[:, None]
+        G = D @ D.T
+        G[~ok, :] = np.inf
+        G[:, ~ok] = np.inf
+        if r in pos:  # the reference label itself is one of the pair: not a third label
+            G[pos[r], :] = np.inf
+            G[:, pos[r]] = np.inf
+        np.minimum(out, G, out=out)
+    out[~np.isfinite(out)] = np.nan
+    out = np.clip(out, -1.0, 1.0)
+    np.fill_diagonal(out, 1.0)
     return out
 
 
@@ -175,8 +185,14 @@ def cosine(
     check_view(view, "cosine")
     i, j = head.index(a), head.index(b)
     if view == "differences":
-        ref = list(range(head.n_labels))
-        return float(_differences_matrix(head, [i, j], ref)[0, 1])
+        others = np.setdiff1d(np.arange(head.n_labels), [i, j])
+        da, db = head.W[i] - head.W[others], head.W[j] - head.W[others]
+        na, nb = np.linalg.norm(da, axis=1), np.linalg.norm(db, axis=1)
+        ok = (na > 0) & (nb > 0)
+        if not ok.any():
+            return float("nan")
+        c = np.einsum("kd,kd->k", da[ok], db[ok]) / (na[ok] * nb[ok])
+        return float(np.clip(c.min(), -1.0, 1.0))
     rows = view_rows(head, view, weights=weights)
     u, v = rows[i], rows[j]
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
