@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from unembed.demo.data import WordTokenizer, digits_split, doc_topics_text
-from unembed.demo.models import TorchHeadModel
+from unembed.demo.models import DemoLM, digits_model
 from unembed.demo.training import torch_threads, train_digits_cnn, train_lm
 
 
@@ -36,8 +36,8 @@ def test_torch_models_expose_their_exact_head() -> None:
         lm, tok, lm_met = train_lm(train[:20_000], held[:5_000], vocab=200, steps=5,
                                    context=8, d=16, layers=1)
     assert met["epochs"] == 1 and lm_met["vocab"] == 200
-    for model, x in ((TorchHeadModel(cnn, split.labels, source="t"), split.x_test[:7]),
-                     (TorchHeadModel(lm, tok.words, source="t", tokenize=tok.encode),
+    for model, x in ((digits_model(cnn, split.labels, source="t"), split.x_test[:7]),
+                     (DemoLM(lm, tok, source="t"),
                       np.asarray([tok.encode("the value of the object is")[:5]] * 2))):
         h = model.hidden_states(x)
         z = model.model_logits(x)

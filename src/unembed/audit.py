@@ -12,9 +12,10 @@ For a label set of k labels and every pair (i, j):
 * claim 1: the most and the least similar pairs (raw cosine) get an equivalent model in which
   their cosine is -1 and +1; the new head is compared with the old on the audit data's hidden
   states (max |dp|);
-* claims 2 and 3: pairs whose centered (2) or centered-and-normalised (3) cosine is below
-  ``low_cosine`` but which the model makes likely together on some input of the data (both
-  probabilities at least ``likely`` there), with that input named.
+* claims 2 and 3: pairs whose centered (2) or centered-and-normalised (3) cosine is low (below
+  ``low_cosine``, or among the ``low_quantile`` least similar pairs of the label set) but which
+  the model makes likely together on some input of the data (both probabilities at least
+  ``likely`` there), with that input named.
 """
 
 from __future__ import annotations
@@ -247,34 +248,40 @@ def _claim_one(head: Head, sims: dict[str, NDArray[np.float64]], idx: NDArray[np
 
 
 def _low_cosine_cases(view: str, beh: Behaviour, sims: dict[str, NDArray[np.float64]], *,
-                      low_cosine: float,
-                      likely: float, n_cases: int, number: int) -> Claim:
+                      low_cosine: float, low_quantile: float, likely: float, n_cases: int,
+                      number: int) -> Claim:
     s = sims[view]
     pairs = beh.pairs
     k = s.shape[0]
     iu = _pairs(k)
-    cand = [(int(i), int(j)) for i, j in zip(*iu)
-            if np.isfinite(s[i, j]) and s[i, j] < low_cosine and pairs.best_min[i, j] >= likely]
+    vals = s[iu]
+    finite = vals[np.isfinite(vals)]
+    q = float(np.quantile(finite, low_quantile)) if finite.size else float("nan")
+    threshold = max(low_cosine, q) if finite.size else low_cosine
+    low = [(int(i), int(j)) for i, j in zip(*iu) if np.isfinite(s[i, j]) and s[i, j] <= threshold]
+    cand = [ij for ij in low if pairs.best_min[ij] >= likely]
     cand.sort(key=lambda ij: (-pairs.best_min[ij], s[ij]))
     cases = []
     for i, j in cand[:n_cases]:
-        w = int(pairs.best_at[i, j])
         cases.append(asdict(PairCase(
             beh.labels[i], beh.labels[j], float(s[i, j]),
             {v: float(m[i, j]) for v, m in sims.items()},
             {m: float(x[i, j]) for m, x in beh.matrices.items()},
-            w, float(pairs.best_p[i, j]), float(pairs.best_p[j, i]))))
-    n_low = int(sum(1 for i, j in zip(*iu) if np.isfinite(s[i, j]) and s[i, j] < low_cosine))
+            int(pairs.best_at[i, j]), float(pairs.best_p[i, j]), float(pairs.best_p[j, i]))))
     what = {"centered": "centered", "normalized": "centered and length-normalised"}[view]
-    statement = (f"Pairs whose {what} cosine is below {low_cosine:g} that the model nevertheless "
-                 f"makes likely together: on some input of the data both labels have probability "
-                 f">= {likely:g}.")
+    statement = (f"Pairs whose {what} cosine is low (below {low_cosine:g}, or among the "
+                 f"{100 * low_quantile:g}% least similar pairs of the label set: cosine <= "
+                 f"{threshold:.3f} here) that the model nevertheless makes likely together: on "
+                 f"some input of the data both labels have probability >= {likely:g}.")
     title = {2: "Low centered cosine does not mean the labels are not likely together",
              3: "Nor after length normalisation"}[number]
     return Claim(number, title, statement, bool(cases),
-                 {"view": view, "low_cosine": low_cosine, "likely": likely,
-                  "pairs_below_cosine": n_low, "pairs_found": len(cand),
-                  "pairs_total": int(iu[0].size), "cases": cases})
+                 {"view": view, "low_cosine": low_cosine, "low_quantile": low_quantile,
+                  "quantile_cosine": q, "threshold": threshold, "likely": likely,
+                  "pairs_below_threshold": len(low),
+                  "pairs_negative": int(np.sum(finite < 0)),
+                  "pairs_negative_found": sum(1 for ij in cand if s[ij] < 0),
+                  "pairs_found": len(cand), "pairs_total": int(iu[0].size), "cases": cases})
 
 
 def audit(
@@ -286,6 +293,7 @@ def audit(
     top_k: int = 5,
     batch_size: int = 32,
     low_cosine: float = 0.0,
+    low_quantile: float = 0.25,
     likely: float = 0.1,
     keep_hidden: int = 4096,
     progress: bool = True,
@@ -304,12 +312,16 @@ def audit(
         From :func:`unembed.behaviour.open_data` (text windows, arrays).
     labels, top_n, top_k, batch_size, logits
         See :func:`unembed.behaviour.collect`.
-    low_cosine, likely : float
-        Claims 2 and 3: a pair counts when its cosine is below ``low_cosine`` and both its
-        labels reach probability ``likely`` on one input.
+    low_cosine, low_quantile, likely : float
+        Claims 2 and 3: a pair counts when its cosine is below ``low_cosine`` or in the lowest
+        ``low_quantile`` of the label set's pairs, and both its labels reach probability
+        ``likely`` on one input.
     info : dict, optional
         Extra facts about the model (training metrics) carried into the result.
     """
+    if not (0.0 <= low_quantile <= 1.0):
+        raise fail(f"The 'low_quantile' argument of audit must be in [0, 1]. "
+                   f"Got {low_quantile!r} instead.")
     if not (0.0 < likely <= 0.5):
         raise fail(f"The 'likely' argument of audit must be in (0, 0.5]. Got {likely!r} instead.")
     head: Head = model.head
@@ -324,8 +336,9 @@ def audit(
     t2 = time.perf_counter()
     claim1 = _claim_one(head, sims, beh.idx, beh.hidden)
     claims = [claim1] + [
-        _low_cosine_cases(v, beh, sims, low_cosine=low_cosine, likely=likely, n_cases=8,
-                          number=n) for n, v in ((2, "centered"), (3, "normalized"))]
+        _low_cosine_cases(v, beh, sims, low_cosine=low_cosine, low_quantile=low_quantile,
+                          likely=likely, n_cases=8, number=n)
+        for n, v in ((2, "centered"), (3, "normalized"))]
     if describe:
         wanted = sorted({c["witness"] for cl in claims[1:] for c in cl.details["cases"]})
         texts = data.describe(wanted, model) if wanted else {}

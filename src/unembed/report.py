@@ -205,9 +205,11 @@ def _claim_html(cl: dict[str, Any]) -> str:
                 out.append(f"<img alt='before/after' src='data:image/png;base64,"
                            f"{_before_after(c)}'>")
     else:
-        out.append(f"<p>{d['pairs_below_cosine']} of {d['pairs_total']} pairs have "
-                   f"{_e(d['view'])} cosine below {_f(d['low_cosine'])}; {d['pairs_found']} of "
-                   f"them have an input where both labels have p &ge; {_f(d['likely'])}.</p>")
+        out.append(f"<p>{d['pairs_below_threshold']} of {d['pairs_total']} pairs have "
+                   f"{_e(d['view'])} cosine &le; {_f(d['threshold'])}; {d['pairs_found']} of "
+                   f"them have an input where both labels have p &ge; {_f(d['likely'])} "
+                   f"({d['pairs_negative_found']} of the {d['pairs_negative']} pairs with a "
+                   f"negative cosine).</p>")
         rows = [[_e(f"{c['a']} / {c['b']}"), _f(c["cosine"]), _f(c["p_a"]), _f(c["p_b"]),
                  _f(c["measures"]["co_topk"]), _f(c["measures"]["corr_p"]),
                  _e(c.get("witness_text", "")) or str(c["witness"])]

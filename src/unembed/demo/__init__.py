@@ -46,7 +46,7 @@ def run_demo(out: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
     from unembed.audit import audit
     from unembed.behaviour import ArrayInputs, DataSource, TextWindows
     from unembed.demo.data import digits_split, doc_topics_text
-    from unembed.demo.models import SklearnLinearModel, TorchHeadModel
+    from unembed.demo.models import DemoLM, digits_model, logreg_model
     from unembed.demo.training import (
         torch_threads,
         train_digits_cnn,
@@ -93,14 +93,13 @@ def run_demo(out: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
             m["quick"] = quick
 
         models: dict[str, tuple[Any, DataSource]] = {
-            "cnn": (TorchHeadModel(cnn, split.labels, source="demo: digits CNN (torch)"),
+            "cnn": (digits_model(cnn, split.labels, source="demo: digits CNN (torch)"),
                     ArrayInputs(data_dir / "digits_heldout.npy", targets=targets)),
-            "logreg": (SklearnLinearModel(lr, split.labels,
-                                          source="demo: digits LogisticRegression (sklearn)"),
+            "logreg": (logreg_model(lr, split.labels,
+                                    source="demo: digits LogisticRegression (sklearn)"),
                        ArrayInputs(data_dir / "digits_heldout.npy", targets=targets)),
-            "lm": (TorchHeadModel(lm, tok.words, source="demo: word-level transformer LM "
-                                  "on the Python documentation topics", tokenize=tok.encode,
-                                  context=m_lm["context"]),
+            "lm": (DemoLM(lm, tok, source="demo: word-level transformer LM on the Python "
+                                          "documentation topics"),
                    TextWindows([data_dir / "heldout.txt"], tok.encode,
                                window=m_lm["context"],
                                max_inputs=40 if quick else None)),

@@ -8,8 +8,8 @@
 * multinomial ``LogisticRegression``: the head is ``coef_`` / ``intercept_``, the hidden state
   the input features.
 
-Each is wrapped as a :class:`~unembed.sources.base.LoadedModel`, so the audit sees them as it
-sees any user model.
+Each is wrapped by the sources' own adapters (:mod:`unembed.sources.torch_module`,
+:mod:`unembed.sources.sklearn`), so the audit sees them as it sees any user model.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
 from torch import nn
 
-from unembed.head import Head
+from unembed.demo.data import WordTokenizer
+from unembed.sources.sklearn import SklearnModel
+from unembed.sources.torch_module import TorchModuleModel
 
-__all__ = ["DigitsCNN", "SklearnLinearModel", "TinyLM", "TorchHeadModel"]
+__all__ = ["DemoLM", "DigitsCNN", "TinyLM", "digits_model", "logreg_model"]
 
 
 class DigitsCNN(nn.Module):
@@ -77,94 +77,27 @@ class TinyLM(nn.Module):
         return out
 
 
-class TorchHeadModel:
-    """A torch module whose logits are ``module.head(h)`` (a ``Linear``), as a LoadedModel.
+class DemoLM(TorchModuleModel):
+    """The demo language model as a LoadedModel: the sources' torch adapter (head = the
+    module's ``head`` Linear, hidden state = its input) plus the word tokenizer, so that text
+    files can be audited."""
 
-    ``hidden_states(inputs)`` runs the module and captures the input of the head (flattened to
-    (n, d), float64); for token ids (B, T) n = B * T. ``tokenize`` (language models) maps a text
-    to token ids.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        The model, with its output layer as attribute ``head``.
-    labels : sequence of str
-        One label per output row.
-    tokenize : callable, optional
-        text -> list of token ids (language models only).
-    """
-
-    kind = "torch"
-
-    def __init__(self, module: Any, labels: Sequence[str], *, source: str,
-                 tokenize: Any = None, context: int | None = None) -> None:
-        module.eval()
-        self.module = module
-        lin = module.head
-        w = lin.weight.detach().cpu().numpy()
-        b = None if lin.bias is None else lin.bias.detach().cpu().numpy()
-        self.head = Head(W=w, b=b, labels=tuple(labels), link="softmax", reparam=True,
-                         meta={"source": source, "family": "torch", "view": "raw",
-                               "tied": False, "folded": False})
-        self._tokenize = tokenize
-        self.context = context
-
-    @property
-    def is_language_model(self) -> bool:
-        return self._tokenize is not None
+    def __init__(self, module: TinyLM, tokenizer: WordTokenizer, *, source: str) -> None:
+        super().__init__(module, head_name="head", labels=tokenizer.words, source=source)
+        self.tokenizer = tokenizer
+        self.context = module.context
 
     def tokenize(self, text: str) -> list[int]:
-        """Token ids of ``text`` (language models)."""
-        if self._tokenize is None:
-            from unembed._checks import fail
-
-            raise fail("This model has no tokenizer; pass arrays, not text.")
-        return list(self._tokenize(text))
-
-    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Hidden states (n, d) and the module's own logits (n, V) of one pass, float64."""
-        captured: list[torch.Tensor] = []
-        hook = self.module.head.register_forward_pre_hook(
-            lambda _m, args: captured.append(args[0].detach()))
-        try:
-            with torch.inference_mode():
-                arr = np.asarray(inputs)
-                x = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
-                if x.dtype.is_floating_point:
-                    x = x.to(torch.float32)
-                z = self.module(x)
-        finally:
-            hook.remove()
-        h = captured[0]
-        return (h.reshape(-1, h.shape[-1]).to(torch.float64).numpy(),
-                z.reshape(-1, z.shape[-1]).to(torch.float64).numpy())
-
-    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
-        """Inputs of the head, (n, d) float64."""
-        return self.forward(inputs)[0]
-
-    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
-        """The module's own logits, (n, V) float64."""
-        return self.forward(inputs)[1]
+        """Token ids of ``text``."""
+        return self.tokenizer.encode(text)
 
 
-class SklearnLinearModel:
-    """A fitted multinomial ``LogisticRegression`` as a LoadedModel: head ``coef_`` (V, d),
-    bias ``intercept_``; the hidden state is the feature matrix itself (float64)."""
+def digits_model(module: DigitsCNN, labels: Sequence[str], *, source: str) -> TorchModuleModel:
+    """The digits CNN as a LoadedModel (head = its ``head`` Linear)."""
+    return TorchModuleModel(module, head_name="head", labels=labels, source=source)
 
-    kind = "sklearn"
-    is_language_model = False
 
-    def __init__(self, estimator: Any, labels: Sequence[str], *, source: str) -> None:
-        self.estimator = estimator
-        self.head = Head(W=np.asarray(estimator.coef_, dtype=np.float64),
-                         b=np.asarray(estimator.intercept_, dtype=np.float64),
-                         labels=tuple(labels), link="softmax", reparam=False,
-                         meta={"source": source, "family": "sklearn", "view": "raw"})
-
-    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
-        return np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
-
-    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
-        return np.asarray(self.estimator.decision_function(self.hidden_states(inputs)),
-                          dtype=np.float64)
+def logreg_model(estimator: Any, labels: Sequence[str], *, source: str) -> SklearnModel:
+    """A fitted multinomial LogisticRegression as a LoadedModel (head = coef_, intercept_;
+    hidden state = the features)."""
+    return SklearnModel(estimator, labels=labels, source=source)
