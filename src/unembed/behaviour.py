@@ -337,13 +337,20 @@ class TextWindows:
         for i in indices:
             want[int(i) // self.window].append(int(i))
         labels = model.head.labels
+        tok = getattr(model, "tokenizer", None)
+
+        def decode(ids: Any) -> str:
+            if tok is not None and callable(getattr(tok, "decode", None)):
+                return str(tok.decode([int(x) for x in ids]))
+            return " ".join(labels[int(x)] for x in ids)
+
         out: dict[int, str] = {}
         for wi, w in enumerate(_take(self._windows(), self.max_inputs)):
             for i in want.get(wi, []):
                 t = i % self.window
-                ctx = " ".join(labels[int(x)] for x in w[max(0, t - 11): t + 1])
-                nxt = labels[int(w[t + 1])] if t + 1 < len(w) else "(end of window)"
-                out[i] = f"window {wi}, position {t}: … {ctx} ⟶ next: {nxt}"
+                ctx = decode(w[max(0, t - 11): t + 1])
+                nxt = decode(w[t + 1: t + 2]) if t + 1 < len(w) else "(end of window)"
+                out[i] = f"window {wi}, position {t}: …{ctx!r} ⟶ next: {nxt!r}"
             if len(out) == len(set(int(i) for i in indices)):
                 break
         return out

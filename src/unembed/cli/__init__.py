@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from unembed._checks import UnembedError
 
-COMMANDS: tuple[str, ...] = ("inspect", "cosine", "counterexample", "verify", "demo")
+COMMANDS: tuple[str, ...] = ("inspect", "cosine", "counterexample", "verify", "demo", "audit")
 
 
 def build_parser() -> argparse.ArgumentParser:
