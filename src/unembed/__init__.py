@@ -5,6 +5,7 @@ The public surface is re-exported here; everything else is private.
 """
 
 from unembed._checks import UnembedError
+from unembed.behaviour import collect, open_data
 from unembed.construct import (
     translation_for_all_pairs,
     translation_for_cosine,
@@ -22,6 +23,7 @@ from unembed.gauges import (
     translate,
 )
 from unembed.head import Head
+from unembed.report import write_report
 from unembed.sources import load, load_head_file
 from unembed.views import VIEWS, cosine, difference_cosine, similarity_matrix
 
@@ -36,6 +38,7 @@ __all__ = [
     "UnembedError",
     "__version__",
     "center",
+    "collect",
     "compare_heads",
     "compare_logits",
     "cosine",
@@ -43,6 +46,7 @@ __all__ = [
     "export_model",
     "load",
     "load_head_file",
+    "open_data",
     "reparametrize",
     "shift_bias",
     "shift_in_null_space",
@@ -52,4 +56,5 @@ __all__ = [
     "translation_for_all_pairs",
     "translation_for_cosine",
     "translation_for_cosines",
+    "write_report",
 ]
