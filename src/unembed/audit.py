@@ -203,7 +203,7 @@ def _claim_one(head: Head, sims: dict[str, NDArray[np.float64]], idx: NDArray[np
     hi, lo = int(np.argmax(vals)), int(np.argmin(vals))
     cases = []
     shown = True
-    sample = hidden[: min(len(hidden), 2000)]
+    sample = hidden[: min(len(hidden), 1000)]
     for which, q, target in (("most similar", hi, -1.0), ("least similar", lo, 1.0)):
         qa, qb = int(iu[0][q]), int(iu[1][q])
         a, b = int(idx[qa]), int(idx[qb])

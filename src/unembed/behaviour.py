@@ -419,22 +419,37 @@ def _summarise(z: NDArray[np.float64], link: str, top_k: int,
     (n, k) and, for softmax, the log-normaliser log sum_k exp(z_k) (n,) (zeros for sigmoid).
 
     Few passes over the (n, V) array: a partition for the top k (whose largest entry is the
-    row maximum and the argmax), one exp, one row sum and one column sum. Log-probabilities
-    of the label set follow from z and the log-normaliser (:func:`_selected_log_probs`).
+    row maximum and the argmax), one exp, one row sum and one column sum. Rows go in chunks of
+    about 2**21 entries, so the temporaries stay small and are reused instead of being mapped
+    afresh for every batch. Log-probabilities of the label set follow from z and the
+    log-normaliser (:func:`_selected_log_probs`).
     """
     n, v = z.shape
-    top = top_k_indices(z, top_k)
-    rows = np.arange(n)[:, None]
-    best = top[np.arange(n), np.argmax(z[rows, top], axis=1)]
-    if link == "softmax":
-        m = z[np.arange(n), best]
-        e = np.exp(z - m[:, None])
-        s = e.sum(axis=1)
-        sum_p = (1.0 / s) @ e
-        lognorm = m + np.log(s)
-    else:
-        sum_p = np.exp(-np.logaddexp(0.0, -z)).sum(axis=0)
-        lognorm = np.zeros(n)
+    k = min(top_k, v)
+    top = np.empty((n, k), dtype=np.int64)
+    lognorm = np.zeros(n)
+    sum_p = np.zeros(v)
+    best = np.empty(n, dtype=np.int64)
+    step = max(1, (1 << 21) // max(v, 1))
+    for r0 in range(0, n, step):
+        zc = z[r0:r0 + step]
+        rows = np.arange(zc.shape[0])
+        tc = np.argpartition(zc, v - k, axis=1)[:, v - k:]
+        top[r0:r0 + step] = tc
+        bc = tc[rows, np.argmax(zc[rows[:, None], tc], axis=1)]
+        best[r0:r0 + step] = bc
+        if link == "softmax":
+            m = zc[rows, bc]
+            e = zc - m[:, None]
+            np.exp(e, out=e)
+            sc = e.sum(axis=1)
+            sum_p += (1.0 / sc) @ e
+            lognorm[r0:r0 + step] = m + np.log(sc)
+        else:
+            e = np.logaddexp(0.0, -zc)
+            np.negative(e, out=e)
+            np.exp(e, out=e)
+            sum_p += e.sum(axis=0)
     tally.add(n, sum_p, np.bincount(best, minlength=v))
     return top, lognorm
 
@@ -556,10 +571,15 @@ def collect(
         return chosen
 
     from rich import progress as rp
+    from threadpoolctl import threadpool_limits
 
     hint = data.size_hint()
-    with rp.Progress(rp.TextColumn("behaviour"), rp.BarColumn(), rp.MofNCompleteColumn(),
-                     rp.TimeElapsedColumn(), disable=not progress, transient=True) as bar:
+    # The accumulators multiply small (n, k) matrices: one BLAS thread does that fastest, and
+    # BLAS threads spinning beside the model's own threads (torch) slow both down many times.
+    columns = (rp.TextColumn("behaviour"), rp.BarColumn(), rp.MofNCompleteColumn(),
+               rp.TimeElapsedColumn())
+    with threadpool_limits(1, user_api="blas"), rp.Progress(
+            *columns, disable=not progress, transient=True) as bar:
         task = bar.add_task("inputs", total=hint)
         for batch in data.batches(batch_size):
             if use_model:

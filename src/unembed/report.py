@@ -97,7 +97,7 @@ def _heatmaps(res: AuditResult) -> str:
     mats += [(MEASURE_TITLES[m], res.behaviour.matrices[m], "viridis", None) for m in MEASURES]
     cols = 5
     rows = math.ceil(len(mats) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 4.3 * rows), squeeze=False)
     k = len(res.labels)
     ticks = k <= 40
     for ax, (title, m, cmap, lim) in zip(axes.ravel(), mats):
@@ -106,8 +106,8 @@ def _heatmaps(res: AuditResult) -> str:
                        vmax=None if lim is None else lim[1], interpolation="nearest")
         ax.set_title(title, fontsize=9)
         if ticks:
-            ax.set_xticks(range(k), res.labels, rotation=90, fontsize=5)
-            ax.set_yticks(range(k), res.labels, fontsize=5)
+            ax.set_xticks(range(k), res.labels, rotation=90, fontsize=6)
+            ax.set_yticks(range(k), res.labels, fontsize=6)
         else:
             ax.set_xticks([])
             ax.set_yticks([])
