@@ -36,7 +36,7 @@ from unembed.sources._torch import (
     to_f64,
     tolerance_for,
 )
-from unembed.sources.checkpoint import Checkpoint
+from unembed.sources.checkpoint import Checkpoint, tensor_to_numpy
 
 __all__ = ["FAMILIES", "HFCausalLM", "LMFamily", "load_hf_lm", "readable_labels"]
 
@@ -153,8 +153,9 @@ class HFCausalLM:
         "norm", "tied", "folded".
     kind : str
         "hf_lm".
-    raw_W : ndarray of shape (V, d), float64
-        The output weight as stored (the raw view's W), kept for exports.
+    raw_W : ndarray of shape (V, d)
+        The output weight as stored (the raw view's W; float16 and bfloat16 widened exactly to
+        float32), kept for exports.
     raw_b : ndarray of shape (V,) or None
         The output layer's bias, if any.
     norm : FinalNorm or None
@@ -173,7 +174,9 @@ class HFCausalLM:
         self.tied = tied
         self.dtype = dtype
         self.norm = norm
-        self.raw_W = np.asarray(raw_W, dtype=np.float64)
+        # kept in stored precision (float16/bfloat16 widened exactly to float32): a float64
+        # copy of a vocabulary-sized matrix is made once, by the Head
+        self.raw_W = np.asarray(raw_W)
         self.raw_b = None if raw_b is None else np.asarray(raw_b, dtype=np.float64)
         self.view = "folded" if fold else "raw"
         if fold and norm is None:
@@ -277,8 +280,11 @@ class HFCausalLM:
         if not isinstance(out, torch.nn.Linear):
             raise fail(f"{self.path}: the output layer is a {type(out).__name__}, not a Linear; "
                        f"this architecture cannot be handled exactly.")
-        if to_f64(out.weight).shape != self.raw_W.shape or not np.array_equal(
-                to_f64(out.weight), self.raw_W):
+        live_w = out.weight.detach()
+        if live_w.dtype in (torch.float16, torch.bfloat16):
+            live_w = live_w.float()
+        if tuple(live_w.shape) != self.raw_W.shape or not np.array_equal(live_w.numpy(),
+                                                                           self.raw_W):
             raise fail(f"{self.path}: the loaded model's output weight differs from the "
                        f"checkpoint's {self.family} head; cannot read this head exactly.")
         if self.norm is not None:
@@ -486,7 +492,7 @@ def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool)
     if not isinstance(out, torch.nn.Linear):
         raise fail(f"{p}: cannot find the output layer of the {mt!r} architecture exactly "
                    f"(get_output_embeddings() gives {type(out).__name__}).")
-    W, dtype = to_f64(out.weight), str(out.weight.dtype).removeprefix("torch.")
+    W, dtype = tensor_to_numpy(out.weight)
     b = None if out.bias is None else to_f64(out.bias)
     tied = tied and out.weight is model.get_input_embeddings().weight
     norm = _find_generic_norm(model, out, dtype)
