@@ -68,6 +68,9 @@ FAMILIES: dict[str, LMFamily] = {
                     "model.decoder.final_layer_norm", "layernorm"),
 }
 
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model",
+                    "sentencepiece.bpe.model", "vocab.txt", "tokenizer.tiktoken")
+
 _GENERIC_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f",
                        "final_norm")
 
@@ -239,12 +242,16 @@ class HFCausalLM:
 
     @cached_property
     def tokenizer(self) -> Any:
-        """The directory's tokenizer, or None when it has none."""
+        """The directory's tokenizer, or None when it has none (transformers would otherwise
+        build an empty one from the config, with only its special tokens)."""
+        if not any((self.path / f).is_file() for f in _TOKENIZER_FILES):
+            return None
         tf = _transformers()
         try:
-            return tf.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            tok = tf.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         except (OSError, ValueError, TypeError, KeyError):
             return None
+        return tok if len(tok) > len(getattr(tok, "all_special_tokens", [])) else None
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (no special tokens added)."""
