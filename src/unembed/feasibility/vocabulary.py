@@ -140,6 +140,9 @@ def _fast_block(W32: NDArray[np.float32], W: NDArray[np.float64], norms: NDArray
     rows = np.arange(idx.size)
     biased = bool(np.any(sp.b != 0))
     bmax = float(np.abs(sp.b).max(initial=0.0))
+    b32 = sp.b.astype(np.float32)
+    n32 = norms.astype(np.float32)
+    nmax = float(norms.max())
     for step in range(steps + 1):
         if todo.size == 0:
             break
@@ -147,26 +150,28 @@ def _fast_block(W32: NDArray[np.float32], W: NDArray[np.float64], norms: NDArray
         inf = np.abs(Hs).max(axis=1)
         k = (sp.R / inf) if sp.radius is not None else (1.0 / inf)
         Hs = Hs * k[:, None]
-        Z = (Hs.astype(np.float32) @ W32.T).astype(np.float64)  # (n, V)
-        err = gamma * norms[None, :] * np.linalg.norm(Hs, axis=1)[:, None]
         lab = idx[todo]
         r = rows[: todo.size]
-        if sp.radius is not None:
-            Z = Z + sp.b[None, :]
-        zi, ei = Z[r, lab], err[r, lab]
-        Zc = Z + err
-        Zc[r, lab] = -np.inf
-        j = np.argmax(Zc, axis=1)
-        low = (zi - ei) - Zc[r, j]
+        hn = np.linalg.norm(Hs, axis=1)
+        # all in float32, in place; every rounding is covered by `slack` and `ei` below
+        Z = Hs.astype(np.float32) @ W32.T  # (n, V)
+        zi = Z[r, lab].astype(np.float64)
+        ei = gamma * norms[lab] * hn
+        slack = 2 * _EPS32 * (hn * nmax * (1 + gamma) + 2 * bmax) + 4 * _EPS32 * bmax
+        if sp.radius is not None and biased:
+            Z += b32[None, :]
+            zi = zi + sp.b[lab]
+        Z += (gamma * (1 + 1e-5) * hn).astype(np.float32)[:, None] * n32[None, :]
+        Z[r, lab] = -np.inf
+        j = np.argmax(Z, axis=1)
+        low = (zi - ei) - (Z[r, j].astype(np.float64) + slack)
         if sp.radius is None and biased:
-            # unit form (Hs, s): pick s so that the bias costs at most half the direction's
-            # margin, then recompute the bound with the bias included.
-            gi = sp.b[lab]
+            # unit form (Hs, s): pick s so that the bias costs at most a quarter of the
+            # direction's margin per competitor, then recompute the bound with the bias in.
             s = np.clip(low / (4 * bmax), 0.0, 1.0)
-            Zb = Z + s[:, None] * sp.b[None, :] + err
-            Zb[r, lab] = -np.inf
-            jb = np.argmax(Zb, axis=1)
-            low = (zi - ei + s * gi) - Zb[r, jb]
+            Z += s.astype(np.float32)[:, None] * b32[None, :]
+            jb = np.argmax(Z, axis=1)
+            low = (zi - ei + s * sp.b[lab]) - (Z[r, jb].astype(np.float64) + slack)
             k = k / np.where(s > 0, s, 1.0)
         lower[todo] = low
         scale[todo] = k
