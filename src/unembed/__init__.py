@@ -5,6 +5,7 @@ The public surface is re-exported here; everything else is private.
 """
 
 from unembed._checks import UnembedError
+from unembed.behaviour import collect, open_data
 from unembed.construct import (
     translation_for_all_pairs,
     translation_for_cosine,
@@ -35,6 +36,7 @@ from unembed.gauges import (
     translate,
 )
 from unembed.head import Head
+from unembed.report import write_report
 from unembed.sources import load, load_head_file
 from unembed.views import VIEWS, cosine, difference_cosine, similarity_matrix
 
@@ -49,6 +51,7 @@ __all__ = [
     "UnembedError",
     "__version__",
     "center",
+    "collect",
     "compare_heads",
     "compare_logits",
     "cosine",
@@ -56,6 +59,7 @@ __all__ = [
     "export_model",
     "load",
     "load_head_file",
+    "open_data",
     "reparametrize",
     "shift_bias",
     "shift_in_null_space",
@@ -65,6 +69,7 @@ __all__ = [
     "translation_for_all_pairs",
     "translation_for_cosine",
     "translation_for_cosines",
+    "write_report",
 ]
 
 # feasibility (issue 5)
