@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from unembed import UnembedError, cosine, export_model, load, translation_for_cosine
 
@@ -209,3 +211,39 @@ def test_generic_lm_with_biased_head_exports_per_label_bias(tmp_path, tiny_gpt2_
     gpt2 = load(tiny_gpt2_dir, fold=True)
     with pytest.raises(UnembedError, match="different bias per label"):
         export_model(gpt2, shift_in_null_space(gpt2.head, shift), tmp_path / "g")
+
+
+@settings(max_examples=8, deadline=None)
+@given(target=st.floats(-1.0, 1.0), pair=st.sampled_from([(0, 1), (0, 2), (2, 1)]))
+def test_sklearn_export_equivalent_for_any_target(tmp_path_factory, target, pair):
+    """Invariance: whatever cosine is chosen, the written estimator predicts the same
+    probabilities and its re-read rows have that cosine."""
+    m = _iris_model()
+    res = translation_for_cosine(m.head, *pair, target)
+    out = tmp_path_factory.mktemp("h") / "m.pkl"
+    r = export_model(m, res.head, out)
+    assert r.equivalence.max_abs_dp <= 1e-12
+    assert abs(cosine(r.head, *pair) - target) < 1e-9
+
+
+_IRIS: list = []
+
+
+def _iris_model():
+    if not _IRIS:
+        from sklearn.datasets import load_iris
+        from sklearn.linear_model import LogisticRegression
+
+        X, y = load_iris(return_X_y=True)
+        _IRIS.append(load(LogisticRegression(max_iter=1000).fit(X, y)))
+    return _IRIS[0]
+
+
+def test_soft_capped_model_forced_translation_is_not_exported(tiny_gemma2_dir, tmp_path):
+    from unembed import translate
+
+    m = load(tiny_gemma2_dir)
+    forced = translate(m.head, np.full(m.head.d, 3.0), force=True)
+    with pytest.raises(UnembedError, match="not equivalent"):
+        export_model(m, forced, tmp_path / "g")
+    assert not (tmp_path / "g").exists()

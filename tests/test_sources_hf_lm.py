@@ -241,3 +241,20 @@ def test_architecture_with_unknown_logit_processing_is_refused(tmp_path):
     OddLM(OddConfig()).save_pretrained(tmp_path)
     with pytest.raises(UnembedError, match="cannot be handled exactly"):
         load_hf_lm(tmp_path)
+
+
+def test_texts_of_different_lengths_and_a_directory_without_tokenizer(tiny_gpt2_dir, tmp_path):
+    m = load_hf_lm(tiny_gpt2_dir)
+    texts = ["the cat", "a dog ran to the park"]
+    n = sum(len(m.tokenize(t)) for t in texts)
+    h, z = m.forward(texts)
+    assert h.shape == (n, m.head.d) and z.shape == (n, m.head.n_labels)
+    assert _max_rel(m.head.logits(h), z) < 1e-5
+    for f in ("config.json", "model.safetensors"):
+        (tmp_path / f).write_bytes((tiny_gpt2_dir / f).read_bytes())
+    bare = load_hf_lm(tmp_path)
+    assert bare.head.labels[:3] == ("0", "1", "2")
+    assert bare.head.meta["labels_from"] == "row numbers"
+    with pytest.raises(UnembedError, match="no tokenizer"):
+        bare.tokenize("the cat")
+    np.testing.assert_array_equal(bare.head.W, m.head.W)

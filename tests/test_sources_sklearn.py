@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -88,3 +89,19 @@ def test_not_a_linear_classifier_is_refused(iris):
     X, y = iris
     with pytest.raises(UnembedError, match="DecisionTreeClassifier"):
         load(DecisionTreeClassifier().fit(X, y))
+
+
+def test_cli_inspect_pickled_estimator_needs_trust_pickle(iris, tmp_path):
+    import subprocess
+    import sys
+
+    X, y = iris
+    f = tmp_path / "model.pkl"
+    f.write_bytes(pickle.dumps(LogisticRegression(max_iter=500).fit(X, y)))
+    cmd = [sys.executable, "-m", "unembed", "inspect", "--model", str(f), "--json"]
+    refused = subprocess.run(cmd, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--trust-pickle" in refused.stderr
+    ok = subprocess.run([*cmd, "--trust-pickle"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    rec = json.loads(ok.stdout)
+    assert rec["head"].startswith("Head(V=3, d=4") and rec["source"] == str(f)

@@ -13,6 +13,19 @@ from unembed.construct import (
 )
 from unembed.equivalence import Equivalence, compare_heads, compare_logits
 from unembed.export import ExportResult, export_model
+from unembed.feasibility import (
+    Feasibility,
+    argmaxable_all,
+    can_be_top_two,
+    co_top_matrix,
+    enumerate_combinations,
+    enumerate_rankings,
+    enumerate_top_k_sets,
+    is_argmaxable,
+    is_feasible_combination,
+    is_feasible_ranking,
+    is_top_k_set,
+)
 from unembed.gauges import (
     Symmetry,
     center,
@@ -57,4 +70,19 @@ __all__ = [
     "translation_for_cosine",
     "translation_for_cosines",
     "write_report",
+]
+
+# feasibility (issue 5)
+__all__ += [
+    "Feasibility",
+    "argmaxable_all",
+    "can_be_top_two",
+    "co_top_matrix",
+    "enumerate_combinations",
+    "enumerate_rankings",
+    "enumerate_top_k_sets",
+    "is_argmaxable",
+    "is_feasible_combination",
+    "is_feasible_ranking",
+    "is_top_k_set",
 ]

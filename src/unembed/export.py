@@ -24,6 +24,8 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,24 @@ class ExportResult:
         return {"out": str(self.out), "kind": self.kind, "untied": self.untied,
                 "view": self.head.meta.get("view"), "notes": list(self.notes),
                 "equivalence": self.equivalence.to_dict()}
+
+
+Step = Callable[[str], None]
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Step]:
+    """``step(text)`` shows what the export is doing (a transient rich spinner on stderr)."""
+    if not enabled:
+        yield lambda _text: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("export", total=None)
+        yield lambda text: bar.update(task, description=text)
 
 
 def _check_same_shape(model: Any, head: Head) -> None:
@@ -158,11 +178,12 @@ def _copy_side_files(src: Path, dst: Path) -> None:
 
 
 def _export_hf(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
-               n_sequences: int, length: int, seed: int) -> ExportResult:
+               n_sequences: int, length: int, seed: int, step: Step) -> ExportResult:
     import torch
 
     notes: list[str] = []
     U, b_new = _unfold(model, head)
+    step("loading a copy of the model")
     loaded = model.load_fresh()
     layer = model.output_layer(loaded)
     b_write = _bias_to_write(model, head, b_new, layer.bias is not None, notes)
@@ -179,9 +200,13 @@ def _export_hf(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
         layer.bias = torch.nn.Parameter(_tensor(b_write, dtype),
                                         requires_grad=False)
     try:
+        step(f"writing {tmp.name}")
         loaded.save_pretrained(str(tmp))
+        del loaded
         _copy_side_files(model.path, tmp)
+        step("re-reading the written model")
         reread = model.reopen(tmp)
+        step("running both models on the same inputs")
         x = model.random_inputs(n_sequences, length, seed=seed) if inputs is None else inputs
         z_old = model.model_logits(x)
         z_new = reread.model_logits(x)
@@ -277,7 +302,7 @@ def _export_sklearn(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
 
 def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: bool = False,
                  inputs: Any = None, n_sequences: int = 8, length: int = 16,
-                 seed: int = 0) -> ExportResult:
+                 seed: int = 0, progress: bool = False) -> ExportResult:
     """Write ``model`` with its head replaced by ``head`` (same shape, labels and view), in
     the model's own format, verified on inputs before it is moved into place.
 
@@ -294,6 +319,8 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
         classifiers), the module's inputs (torch), features (n, d) (scikit-learn). Default:
         ``n_sequences`` random sequences of ``length`` tokens from the vocabulary, random
         images, or random features.
+    progress : bool
+        Show the steps on stderr (a rich spinner) while they run.
 
     Returns
     -------
@@ -307,7 +334,8 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
     _check_same_shape(model, head)
     outp, tmp = _prepare_target(out, force)
     if kind in ("hf_lm", "hf_vision"):
-        return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed)
+        with _progress(progress) as step:
+            return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed, step)
     if kind == "torch":
         return _export_torch(model, head, outp, tmp, inputs, seed)
     if outp.suffix.lower() not in (".pkl", ".pickle", ".joblib"):

@@ -73,7 +73,8 @@ def run_model(args: argparse.Namespace) -> int:
     res = translation_for_cosine(head, a, b, args.target, n_random=args.n_random,
                                  seed=args.seed)
     exported = export_model(model, res.head, args.out, force=args.force,
-                            inputs=_model_inputs(args.inputs), seed=args.seed)
+                            inputs=_model_inputs(args.inputs), seed=args.seed,
+                            progress=True)
     i, j = head.index(a), head.index(b)
     cos_written = cosine(exported.head, i, j)
     eq = exported.equivalence

@@ -36,7 +36,7 @@ from unembed.sources._torch import (
     to_f64,
     tolerance_for,
 )
-from unembed.sources.checkpoint import Checkpoint
+from unembed.sources.checkpoint import Checkpoint, tensor_to_numpy
 
 __all__ = ["FAMILIES", "HFCausalLM", "LMFamily", "load_hf_lm", "readable_labels"]
 
@@ -67,6 +67,9 @@ FAMILIES: dict[str, LMFamily] = {
     "opt": LMFamily("lm_head.weight", "model.decoder.embed_tokens.weight",
                     "model.decoder.final_layer_norm", "layernorm"),
 }
+
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model",
+                    "sentencepiece.bpe.model", "vocab.txt", "tokenizer.tiktoken")
 
 _GENERIC_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f",
                        "final_norm")
@@ -153,8 +156,9 @@ class HFCausalLM:
         "norm", "tied", "folded".
     kind : str
         "hf_lm".
-    raw_W : ndarray of shape (V, d), float64
-        The output weight as stored (the raw view's W), kept for exports.
+    raw_W : ndarray of shape (V, d)
+        The output weight as stored (the raw view's W; float16 and bfloat16 widened exactly to
+        float32), kept for exports.
     raw_b : ndarray of shape (V,) or None
         The output layer's bias, if any.
     norm : FinalNorm or None
@@ -173,7 +177,9 @@ class HFCausalLM:
         self.tied = tied
         self.dtype = dtype
         self.norm = norm
-        self.raw_W = np.asarray(raw_W, dtype=np.float64)
+        # kept in stored precision (float16/bfloat16 widened exactly to float32): a float64
+        # copy of a vocabulary-sized matrix is made once, by the Head
+        self.raw_W = np.asarray(raw_W)
         self.raw_b = None if raw_b is None else np.asarray(raw_b, dtype=np.float64)
         self.view = "folded" if fold else "raw"
         if fold and norm is None:
@@ -236,12 +242,16 @@ class HFCausalLM:
 
     @cached_property
     def tokenizer(self) -> Any:
-        """The directory's tokenizer, or None when it has none."""
+        """The directory's tokenizer, or None when it has none (transformers would otherwise
+        build an empty one from the config, with only its special tokens)."""
+        if not any((self.path / f).is_file() for f in _TOKENIZER_FILES):
+            return None
         tf = _transformers()
         try:
-            return tf.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            tok = tf.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
         except (OSError, ValueError, TypeError, KeyError):
             return None
+        return tok if len(tok) > len(getattr(tok, "all_special_tokens", [])) else None
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (no special tokens added)."""
@@ -277,8 +287,11 @@ class HFCausalLM:
         if not isinstance(out, torch.nn.Linear):
             raise fail(f"{self.path}: the output layer is a {type(out).__name__}, not a Linear; "
                        f"this architecture cannot be handled exactly.")
-        if to_f64(out.weight).shape != self.raw_W.shape or not np.array_equal(
-                to_f64(out.weight), self.raw_W):
+        live_w = out.weight.detach()
+        if live_w.dtype in (torch.float16, torch.bfloat16):
+            live_w = live_w.float()
+        if tuple(live_w.shape) != self.raw_W.shape or not np.array_equal(live_w.numpy(),
+                                                                           self.raw_W):
             raise fail(f"{self.path}: the loaded model's output weight differs from the "
                        f"checkpoint's {self.family} head; cannot read this head exactly.")
         if self.norm is not None:
@@ -486,7 +499,7 @@ def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool)
     if not isinstance(out, torch.nn.Linear):
         raise fail(f"{p}: cannot find the output layer of the {mt!r} architecture exactly "
                    f"(get_output_embeddings() gives {type(out).__name__}).")
-    W, dtype = to_f64(out.weight), str(out.weight.dtype).removeprefix("torch.")
+    W, dtype = tensor_to_numpy(out.weight)
     b = None if out.bias is None else to_f64(out.bias)
     tied = tied and out.weight is model.get_input_embeddings().weight
     norm = _find_generic_norm(model, out, dtype)
