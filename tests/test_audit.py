@@ -103,3 +103,41 @@ def test_audit_refuses_bad_likely(logreg_audit) -> None:
     model, x, _ = logreg_audit
     with pytest.raises(UnembedError, match="'likely' argument of audit"):
         audit(model, ArrayInputs(x), likely=0.9, progress=False)
+
+
+class _Planted:
+    """Label 'mid' is the midpoint of 'a' and 'b': a and b can never be the top two."""
+
+    kind = "test"
+
+    def __init__(self) -> None:
+        from unembed.head import Head
+
+        self.head = Head(W=np.array([[2.0, 1.0], [-2.0, 1.0], [0.0, 1.0], [0.0, -1.0],
+                                     [1.0, -2.0]]), labels=("a", "b", "mid", "d", "e"))
+
+    def hidden_states(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
+
+    def model_logits(self, x: np.ndarray) -> np.ndarray:
+        return self.head.logits(x)
+
+
+def test_audit_reports_pairs_that_cannot_be_top_two() -> None:
+    model = _Planted()
+    x = np.random.default_rng(0).normal(size=(200, 2)) * 3
+    res = audit(model, ArrayInputs(x), progress=False)
+    ct = res.to_dict()["co_top"]
+    lab = ct["labels"]
+    i, j = lab.index("a"), lab.index("b")
+    assert ct["feasible"][i][j] is False
+    # every "yes" comes with a witness at which the pair really is the top two
+    for (p, q), r in res.co_top.results.items():
+        if r.feasible:
+            z = model.head.logits(r.witness)[0]
+            top2 = set(np.argsort(-z)[:2].tolist())
+            assert top2 == {res.behaviour.idx[p], res.behaviour.idx[q]}
+    # and on the data they never are the top two either
+    z = model.head.logits(x)
+    both = (np.argsort(-z, axis=1)[:, :2] == 0).any(1) & (np.argsort(-z, axis=1)[:, :2] == 1).any(1)
+    assert not both.any()

@@ -106,6 +106,7 @@ class AuditResult:
     contradictions: list[Contradiction]
     claims: list[Claim]
     timings: dict[str, float]
+    co_top: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +126,7 @@ class AuditResult:
             "rank_correlations": [asdict(r) for r in self.correlations],
             "contradictions": [asdict(c) for c in self.contradictions],
             "claims": [asdict(c) for c in self.claims],
+            "co_top": None if self.co_top is None else self.co_top.to_dict(),
             "timings_seconds": self.timings,
             **self.extra,
         }
@@ -300,6 +302,7 @@ def audit(
     describe: bool = True,
     info: dict[str, Any] | None = None,
     logits: Literal["model", "head"] = "model",
+    co_top: bool = True,
 ) -> AuditResult:
     """Audit a model on data: behaviour per pair, every view, rank correlations,
     contradictions and the three claims.
@@ -318,6 +321,10 @@ def audit(
         ``likely`` on one input.
     info : dict, optional
         Extra facts about the model (training metrics) carried into the result.
+    co_top : bool
+        Also decide, per pair of the label set, whether the pair can be the top two of the
+        whole head together (:func:`unembed.feasibility.co_top_matrix`: a property of the
+        arrangement of all rows, with a witness or an LP certificate per pair).
     """
     if not (0.0 <= low_quantile <= 1.0):
         raise fail(f"The 'low_quantile' argument of audit must be in [0, 1]. "
@@ -346,6 +353,12 @@ def audit(
             for c in cl.details["cases"]:
                 c["witness_text"] = texts.get(c["witness"], "")
     t3 = time.perf_counter()
+    cot = None
+    if co_top:
+        from unembed.feasibility import co_top_matrix
+
+        cot = co_top_matrix(head, sel)
+    t4 = time.perf_counter()
     meta = {k: v for k, v in head.meta.items() if isinstance(v, (str, int, float, bool))}
     model_info = {"kind": getattr(model, "kind", type(model).__name__),
                   "n_labels": head.n_labels, "d": head.d, "link": head.link,
@@ -353,7 +366,8 @@ def audit(
                   **(info or {})}
     return AuditResult(
         model=model_info, labels=beh.labels, behaviour=beh, similarities=sims,
-        correlations=corr, contradictions=contra, claims=claims,
-        timings={"behaviour": t1 - t0, "views": t2 - t1, "claims": t3 - t2, "total": t3 - t0},
+        correlations=corr, contradictions=contra, claims=claims, co_top=cot,
+        timings={"behaviour": t1 - t0, "views": t2 - t1, "claims": t3 - t2,
+                 "co_top": t4 - t3, "total": t4 - t0},
     )
 

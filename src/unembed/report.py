@@ -221,6 +221,31 @@ def _claim_html(cl: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _co_top_html(d: dict[str, Any]) -> str:
+    ct = d["co_top"]
+    feas = np.asarray(ct["feasible"], dtype=bool)
+    k = feas.shape[0]
+    iu = np.triu_indices(k, 1)
+    n_yes = int(feas[iu].sum())
+    out = ["<h2>Which pairs can be the top two together (the arrangement of all rows)</h2>",
+           f"<p>{n_yes} of {iu[0].size} pairs of the label set can be the two most probable "
+           f"labels together for some hidden state (decided over all {d['model']['n_labels']} "
+           f"rows: a witness hidden state for each yes, a linear-programming certificate for "
+           f"each no). Cosine does not decide this; a third label between two others can block "
+           f"them.</p>"]
+    no = [(int(i), int(j)) for i, j in zip(*iu) if not feas[i, j]]
+    if no:
+        cen = np.asarray(d["similarity"]["centered"], dtype=float)
+        raw = np.asarray(d["similarity"]["raw"], dtype=float)
+        rows = [[_e(f"{ct['labels'][i]} / {ct['labels'][j]}"), _f(raw[i, j]), _f(cen[i, j]),
+                 _f(ct["margin"][i][j]), _e(ct["status"].get(f"{ct['labels'][i]}|"
+                                                             f"{ct['labels'][j]}", ""))]
+                for i, j in no[:30]]
+        out.append(_table(["pair that can never be the top two", "raw cosine",
+                           "centered cosine", "margin", "status"], rows, left=1))
+    return "\n".join(out)
+
+
 def render_html(res: AuditResult, *, title: str = "unembed audit") -> str:
     """The audit as one self-contained HTML page."""
     d = jsonable(res.to_dict())
@@ -254,6 +279,8 @@ def render_html(res: AuditResult, *, title: str = "unembed audit") -> str:
             for c in d["contradictions"] if c["measure"] == "mean_min"]
     parts.append(_table(["view", "kind", "labels", "cosine", "mean min p", "cosine pct.",
                          "behaviour pct."], rows, left=3))
+    if d.get("co_top"):
+        parts.append(_co_top_html(d))
     parts.append("<h2>Heat maps over the label set</h2>")
     parts.append(f"<img alt='heat maps' src='data:image/png;base64,{_heatmaps(res)}'>")
     parts.append("<p class='small'>Every number above is in <code>audit.json</code> beside this "
