@@ -205,7 +205,9 @@ def _claim_one(head: Head, sims: dict[str, NDArray[np.float64]], idx: NDArray[np
     hi, lo = int(np.argmax(vals)), int(np.argmin(vals))
     cases = []
     shown = True
-    sample = hidden[: min(len(hidden), 1000)]
+    # up to 1000 hidden states of the data, fewer for large vocabularies (about 10^7
+    # probabilities compared per check)
+    sample = hidden[: min(len(hidden), max(64, min(1000, 10_000_000 // head.n_labels)))]
     for which, q, target in (("most similar", hi, -1.0), ("least similar", lo, 1.0)):
         qa, qb = int(iu[0][q]), int(iu[1][q])
         a, b = int(idx[qa]), int(idx[qb])
