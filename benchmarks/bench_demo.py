@@ -18,7 +18,7 @@ from unembed.demo import run_demo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()

@@ -35,6 +35,8 @@ from unembed.views import VIEWS, similarity_matrix
 
 #: Above this many labels, claim 1 does not recompute the causal view of the translated head.
 CAUSAL_AFTER_MAX_LABELS = 4096
+#: Above this many labels, the audit decides co-top feasibility only when asked.
+CO_TOP_MAX_LABELS = 5000
 
 __all__ = ["AuditResult", "Claim", "Contradiction", "PairCase", "RankCorrelation", "audit"]
 
@@ -304,7 +306,7 @@ def audit(
     describe: bool = True,
     info: dict[str, Any] | None = None,
     logits: Literal["model", "head"] = "model",
-    co_top: bool = True,
+    co_top: bool | None = None,
 ) -> AuditResult:
     """Audit a model on data: behaviour per pair, every view, rank correlations,
     contradictions and the three claims.
@@ -323,10 +325,11 @@ def audit(
         ``likely`` on one input.
     info : dict, optional
         Extra facts about the model (training metrics) carried into the result.
-    co_top : bool
+    co_top : bool, optional
         Also decide, per pair of the label set, whether the pair can be the top two of the
         whole head together (:func:`unembed.feasibility.co_top_matrix`: a property of the
-        arrangement of all rows, with a witness or an LP certificate per pair).
+        arrangement of all rows, with a witness or an LP certificate per pair). Default: only
+        for heads of at most :data:`CO_TOP_MAX_LABELS` labels (the LPs grow with V).
     """
     if not (0.0 <= low_quantile <= 1.0):
         raise fail(f"The 'low_quantile' argument of audit must be in [0, 1]. "
@@ -356,7 +359,7 @@ def audit(
                 c["witness_text"] = texts.get(c["witness"], "")
     t3 = time.perf_counter()
     cot = None
-    if co_top:
+    if co_top if co_top is not None else head.n_labels <= CO_TOP_MAX_LABELS:
         from unembed.feasibility import co_top_matrix
 
         cot = co_top_matrix(head, sel)

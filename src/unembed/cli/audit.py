@@ -45,9 +45,12 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--head-logits", action="store_true",
                    help="recompute the logits from the head in float64 instead of using the "
                         "model's own (slower: a second product with the head)")
-    p.add_argument("--no-co-top", action="store_true",
-                   help="skip deciding, per pair, whether it can be the top two together "
-                        "(linear programs over all rows; slow for large vocabularies)")
+    cot = p.add_mutually_exclusive_group()
+    cot.add_argument("--co-top", dest="co_top", action="store_const", const=True, default=None,
+                     help="decide, per pair, whether it can be the top two together (linear "
+                          "programs over all rows; default: only when V <= 5000)")
+    cot.add_argument("--no-co-top", dest="co_top", action="store_const", const=False,
+                     help="skip those decisions")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_arg(p)
     return p
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     res = audit(model, data, labels=args.label_set, top_n=args.top_n, top_k=args.top_k,
                 batch_size=args.batch_size, likely=args.likely,
                 progress=not args.no_progress and sys.stderr.isatty(),
-                logits="head" if args.head_logits else "model", co_top=not args.no_co_top)
+                logits="head" if args.head_logits else "model", co_top=args.co_top)
     out = write_report(res, args.out, title=f"unembed audit: {res.model['meta'].get('source')}",
                        force=args.force)
     if args.json:

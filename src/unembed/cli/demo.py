@@ -14,7 +14,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "demo",
         help="train a CNN, a language model and a logistic regression locally and audit them",
         description="Train three small models on data that ships with Python and scikit-learn "
-        "(no network; seeded; two threads): a CNN and a logistic regression on the digits, a "
+        "(no network; seeded; one torch thread): a CNN and a logistic regression on the digits, a "
         "transformer LM on the Python documentation topics. Then audit each and write "
         "DIR/index.html linking the three reports (numbers from this run).",
     )
@@ -23,7 +23,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="train for a few seconds only (for tests; the models are then weak)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: these models are too small to gain from "
+                        "more, and extra threads spin against any other load)")
     add_json_arg(p)
     return p
 

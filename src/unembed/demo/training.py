@@ -1,4 +1,4 @@
-"""Seeded training of the demo's three models on two CPU threads.
+"""Seeded training of the demo's three models on the CPU.
 
 Each ``train_*`` function returns the fitted model and a dict of held-out metrics measured in
 the same call (accuracy for the digits models; perplexity against a unigram baseline for the
