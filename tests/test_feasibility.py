@@ -373,3 +373,18 @@ def test_row_generation_on_a_large_head_agrees_with_the_full_lp() -> None:
             check_certificate(head, r)
             assert r.certificate is not None and len(r.certificate.rows) < 1299
     assert seen == {"yes", "no"}
+
+
+def test_radius_witnesses_stay_in_the_box() -> None:
+    rng = np.random.default_rng(13)
+    head = Head(rng.standard_normal((30, 3)), b=5 * rng.standard_normal(30))
+    for R in (0.5, 3.0):
+        for a, b in [(0, 1), (2, 3), (4, 5)]:
+            r = can_be_top_two(head, a, b, radius=R)
+            if r.feasible:
+                assert np.abs(r.witness).max() <= R * (1 + 1e-9)
+        for i in range(10):
+            r = is_argmaxable(head, i, radius=R)
+            if r.feasible:
+                assert np.abs(r.witness).max() <= R * (1 + 1e-9)
+                assert int(np.argmax(head.logits(r.witness))) == i

@@ -70,8 +70,8 @@ Status = Literal["yes", "no", "undecided"]
 RTOL = 1e-6
 _HIGHS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 _FULL_GROUP = 1024  # groups with at most this many outside labels start with all of them
-_START_GROUP = 256  # otherwise: the strongest competitors at the start point
-_ADD_GROUP = 256  # rows added per member of S and generation round
+_START_GROUP = 64  # otherwise: the strongest competitors at the start point
+_ADD_GROUP = 32  # most violated rows added per member of S and generation round
 
 
 # ---------------------------------------------------------------------------------- results
@@ -315,7 +315,8 @@ def check_candidate(sp: Space, pb: Problem, h_prime: NDArray[np.float64]
     h, s = unit_form(np.asarray(h_prime, dtype=np.float64), sp)
     m, r, _ = evaluate(sp, pb, h, s)
     tol = sp.tol
-    return (m > tol and r <= tol), m
+    inside = sp.radius is None or float(np.abs(h).max(initial=0.0)) <= sp.R * (1 + 1e-12)
+    return (m > tol and r <= tol and inside), m
 
 
 # ---------------------------------------------------------------------------------- LP
