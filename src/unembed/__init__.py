@@ -5,6 +5,7 @@ The public surface is re-exported here; everything else is private.
 """
 
 from unembed._checks import UnembedError
+from unembed.behaviour import collect, open_data
 from unembed.construct import (
     translation_for_all_pairs,
     translation_for_cosine,
@@ -12,6 +13,19 @@ from unembed.construct import (
 )
 from unembed.equivalence import Equivalence, compare_heads, compare_logits
 from unembed.export import ExportResult, export_model
+from unembed.feasibility import (
+    Feasibility,
+    argmaxable_all,
+    can_be_top_two,
+    co_top_matrix,
+    enumerate_combinations,
+    enumerate_rankings,
+    enumerate_top_k_sets,
+    is_argmaxable,
+    is_feasible_combination,
+    is_feasible_ranking,
+    is_top_k_set,
+)
 from unembed.gauges import (
     Symmetry,
     center,
@@ -22,6 +36,7 @@ from unembed.gauges import (
     translate,
 )
 from unembed.head import Head
+from unembed.report import write_report
 from unembed.sources import load, load_head_file
 from unembed.views import VIEWS, cosine, difference_cosine, similarity_matrix
 
@@ -36,6 +51,7 @@ __all__ = [
     "UnembedError",
     "__version__",
     "center",
+    "collect",
     "compare_heads",
     "compare_logits",
     "cosine",
@@ -43,6 +59,7 @@ __all__ = [
     "export_model",
     "load",
     "load_head_file",
+    "open_data",
     "reparametrize",
     "shift_bias",
     "shift_in_null_space",
@@ -52,4 +69,20 @@ __all__ = [
     "translation_for_all_pairs",
     "translation_for_cosine",
     "translation_for_cosines",
+    "write_report",
+]
+
+# feasibility (issue 5)
+__all__ += [
+    "Feasibility",
+    "argmaxable_all",
+    "can_be_top_two",
+    "co_top_matrix",
+    "enumerate_combinations",
+    "enumerate_rankings",
+    "enumerate_top_k_sets",
+    "is_argmaxable",
+    "is_feasible_combination",
+    "is_feasible_ranking",
+    "is_top_k_set",
 ]

@@ -1,0 +1,63 @@
+"""``unembed argmaxable``: which labels of a head can be the argmax, for the whole vocabulary."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from unembed.cli._common import add_head_args, add_json_arg, load_head, print_json
+
+
+def add_lp_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by the feasibility commands: bias, radius, tolerance."""
+    p.add_argument("--no-bias", action="store_true",
+                   help="drop the bias (the answer as |h| -> inf)")
+    p.add_argument("--radius", type=float, default=None, metavar="R",
+                   help="only hidden states with |h|_inf <= R (default: any h in R^d)")
+    p.add_argument("--rtol", type=float, default=1e-6,
+                   help="margins below rtol x the largest row value count as no (default 1e-6)")
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "argmaxable",
+        help="check every label: can some hidden state make it the argmax?",
+        description="Check every label of a head: a fast pass settles most labels with a "
+        "witness hidden state; exact LPs (HiGHS) decide the rest, in parallel. Lists the "
+        "unargmaxable labels (with dual certificates in --json) and the narrowest margins.",
+    )
+    add_head_args(p)
+    add_lp_args(p)
+    p.add_argument("--workers", type=int, default=None, help="processes for the LPs")
+    p.add_argument("--narrowest", type=int, default=10, metavar="N",
+                   help="report the N argmaxable labels with the smallest margins")
+    add_json_arg(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from unembed.feasibility import argmaxable_all
+
+    head = load_head(args)
+    res = argmaxable_all(head, bias=not args.no_bias, radius=args.radius, rtol=args.rtol,
+                         workers=args.workers, n_narrowest=args.narrowest,
+                         progress=not args.json)
+    d = res.to_dict()
+    if args.json:
+        print_json(d)
+        return 0
+    c = d["counts"]
+    print(f"{head!r}: {c['yes']} argmaxable, {c['no']} not argmaxable, "
+          f"{c['undecided']} undecided ({d['fast_pass']} settled by the fast pass, "
+          f"{d['lp']} by LPs)")
+    print(f"formulation: {d['formulation']}; tol = {d['tol']:.3g}")
+    if d["unargmaxable"]:
+        print("not argmaxable: " + ", ".join(repr(x) for x in d["unargmaxable"]))
+    if d["undecided"]:
+        print("undecided: " + ", ".join(repr(x) for x in d["undecided"]))
+    if d["narrowest"]:
+        tag = "" if d["narrowest_exact"] else " (among the labels refined; not proven the least)"
+        print(f"narrowest argmaxable{tag}:")
+        for r in d["narrowest"]:
+            print(f"  {r['label']!r}: margin {r['margin']:.6g}")
+    return 0

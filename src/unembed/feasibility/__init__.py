@@ -1,0 +1,46 @@
+"""What a head can predict, decided exactly: argmaxable labels, pairs that can be on top
+together, feasible rankings and top-k sets, sigmoid on/off combinations (DESIGN.md section 4).
+
+Every answer is a :class:`Feasibility` (or a collection of them): "yes" with a witness hidden
+state that the head's own float64 logits confirm, "no" with a dual certificate whose bound is
+recomputed from the head, margins reported in both cases. The LP, its bounds and the tolerance
+are written down in :mod:`unembed.feasibility._core`; the whole-vocabulary check in
+:mod:`unembed.feasibility.vocabulary`.
+"""
+
+from unembed.feasibility._core import RTOL, Certificate, Feasibility
+from unembed.feasibility.questions import (
+    CoTopMatrix,
+    Enumeration,
+    can_be_top_two,
+    co_top_matrix,
+    enumerate_combinations,
+    enumerate_rankings,
+    enumerate_top_k_sets,
+    is_argmaxable,
+    is_feasible_combination,
+    is_feasible_ranking,
+    is_top_k_set,
+    logits_at,
+)
+from unembed.feasibility.vocabulary import VocabularyResult, argmaxable_all
+
+__all__ = [
+    "RTOL",
+    "Certificate",
+    "CoTopMatrix",
+    "Enumeration",
+    "Feasibility",
+    "VocabularyResult",
+    "argmaxable_all",
+    "can_be_top_two",
+    "co_top_matrix",
+    "enumerate_combinations",
+    "enumerate_rankings",
+    "enumerate_top_k_sets",
+    "is_argmaxable",
+    "is_feasible_combination",
+    "is_feasible_ranking",
+    "is_top_k_set",
+    "logits_at",
+]

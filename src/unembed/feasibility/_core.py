@@ -1,0 +1,493 @@
+"""The one LP behind every feasibility question, its witnesses and its certificates.
+
+Every question of :mod:`unembed.feasibility` asks whether some hidden state h makes a set of
+*rows* positive. A row is a difference of two logits, ``z_p - z_n`` (softmax orderings), or one
+logit with a sign, ``+z_p`` or ``-z_n`` (sigmoid on/off), where ``z = W h + b``. Equalities
+``z_p = z_n`` are allowed too (two labels tied on top). Some questions also carry *groups*: a set
+S of labels every one of which must beat every label outside S, over the whole head; their rows
+(|S| x (V - |S|) of them) are generated lazily.
+
+Formulation (margins in the *unit form*)
+----------------------------------------
+With G the row vectors (G_r = u_p - u_n), g their bias terms (b_p - b_n), E, e the equality
+rows, and R the box radius, the LP is::
+
+    maximise t   over h in R^d, s, t
+    subject to   G h + s g >= t          (every inequality row)
+                 E h + s e  = 0          (every equality row)
+                 |h|_inf <= R
+                 s in [0, 1]  (``radius=None``)   or   s = 1  (``radius=R`` given)
+
+* ``radius=None`` (the default) answers "for some h in R^d, with the bias": a hidden state h'
+  satisfies the rows iff (h, s) = (h' / max(1, |h'|_inf), 1 / max(1, |h'|_inf)) does, with
+  R = 1; s -> 0 is the limit |h'| -> inf, where the bias stops mattering. So the LP is bounded
+  and still exact for unbounded h. Without a bias (or ``bias=False``) s plays no role: the
+  problem is homogeneous and the unit box only fixes the scale.
+* ``radius=R`` answers "for some h with |h|_inf <= R, with the bias", for architectures that
+  bound h (a LayerNorm output has |n|_2 = sqrt(d) before its gain, so |n|_inf <= sqrt(d)).
+
+``margin`` is the optimum t (or a witness's recomputed value of the left-hand side): in units of
+``W h + b`` at the unit-form hidden state. The logit_scale (positive) and a soft-cap
+(cap * tanh(z / cap), strictly increasing and odd) change no sign of any row, so they change no
+verdict; margins are reported before them.
+
+Tolerance and decisions (DESIGN.md section 4)
+---------------------------------------------
+``tol = rtol * (2 R max_k |u_k - m|_1 + 2 max_k |b_k - mean b|)``: rtol times a bound on the
+largest value a row can take in the box (default rtol = 1e-6, above float32 rounding of stored
+weights, about 6e-8). For softmax heads u_k - m are the centered rows (m the mean row), so the
+tolerance, like every verdict, is unchanged by translating all rows or shifting the bias; for
+sigmoid heads (no such symmetry) the raw rows and bias are used.
+
+* "yes" only by a witness whose margin, recomputed in float64 from the head over *all* rows
+  (every label of every group), exceeds tol; equalities must hold within tol.
+* "no" only by a certificate: convex weights lam >= 0 (sum 1) on some inequality rows and any
+  weights nu on equality rows, taken from the LP's dual values, with
+  ``bound = R |G^T lam + E^T nu|_1 + max_s s (lam . g + nu . e) <= tol``. For every feasible
+  (h, s): min_r (G h + s g)_r <= lam . (G h + s g) + nu . (E h + s e) <= bound, so no hidden state
+  has a margin above ``bound`` (in the unit form: a hidden state h' of any size has logit margin
+  at most bound * max(1, |h'|_inf)). The bound is recomputed here from the head, not read from
+  the solver. For "is label i argmaxable", lam says u_i ~ sum_k lam_k u_k: label i sits in the
+  convex hull of its competitors.
+* Anything else is "undecided" (reported with both numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from unembed._checks import fail
+from unembed.head import Head
+
+Status = Literal["yes", "no", "undecided"]
+
+#: Default relative tolerance: margins below rtol * (largest possible row value) are "no".
+RTOL = 1e-6
+_HIGHS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+_FULL_GROUP = 1024  # groups with at most this many outside labels start with all of them
+_START_GROUP = 256  # otherwise: the strongest competitors at the start point
+_ADD_GROUP = 256  # rows added per member of S and generation round
+
+
+# ---------------------------------------------------------------------------------- results
+@dataclass(frozen=True, eq=False)
+class Certificate:
+    """The dual certificate of a "no": convex weights on rows (and weights on equalities).
+
+    Attributes
+    ----------
+    rows : tuple of (str | None, str | None)
+        The inequality rows used, each ``(p, n)`` meaning ``z_p - z_n`` (None = the zero term).
+    weights : ndarray of shape (n_rows,)
+        lam >= 0, summing to 1.
+    eq_rows, eq_weights
+        The equality rows and their (free-signed) weights nu.
+    bound : float
+        Proven upper bound on the unit-form margin of every hidden state (<= tol for a "no").
+    residual : float
+        R |G^T lam + E^T nu|_1: how far the weighted rows are from cancelling.
+    """
+
+    rows: tuple[tuple[str | None, str | None], ...]
+    weights: NDArray[np.float64]
+    eq_rows: tuple[tuple[str | None, str | None], ...]
+    eq_weights: NDArray[np.float64]
+    bound: float
+    residual: float
+
+    def to_dict(self) -> dict[str, Any]:
+        keep = np.flatnonzero(self.weights > 1e-12)
+        order = keep[np.argsort(-self.weights[keep])]
+        return {
+            "bound": self.bound,
+            "residual": self.residual,
+            "rows": [list(self.rows[k]) for k in order],
+            "weights": [float(self.weights[k]) for k in order],
+            "eq_rows": [list(r) for r in self.eq_rows],
+            "eq_weights": [float(x) for x in self.eq_weights],
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Feasibility:
+    """The answer to one question, with the evidence that decides it.
+
+    Attributes
+    ----------
+    question : str
+        "argmaxable", "top_two", "ranking", "top_k_set" or "combination".
+    labels : tuple of str
+        The labels the question is about (for "combination": "+name" / "-name").
+    status : {"yes", "no", "undecided"}
+    margin : float
+        Unit-form margin: the witness's recomputed margin for "yes", the LP optimum otherwise.
+    tol : float
+        The tolerance the margin was compared with (see the module docstring).
+    witness : ndarray of shape (d,) or None
+        A hidden state (float64) realising the answer, for "yes": the head's own logits at it
+        show the ordering / sign pattern asked for.
+    certificate : Certificate or None
+        The dual certificate of a "no".
+    formulation : str
+        The LP's bounds in words.
+    method : str
+        "start" (a cheap candidate already worked), "sample", "lp" or "lp+generation".
+    lp_solves : int
+        LPs solved for this answer.
+    """
+
+    question: str
+    labels: tuple[str, ...]
+    status: Status
+    margin: float
+    tol: float
+    witness: NDArray[np.float64] | None
+    certificate: Certificate | None
+    formulation: str
+    method: str
+    lp_solves: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feasible(self) -> bool:
+        """True only for a "yes" backed by a witness."""
+        return self.status == "yes"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "labels": list(self.labels),
+            "status": self.status,
+            "feasible": self.feasible,
+            "margin": self.margin,
+            "tol": self.tol,
+            "formulation": self.formulation,
+            "method": self.method,
+            "lp_solves": self.lp_solves,
+            "witness": None if self.witness is None else self.witness.tolist(),
+            "certificate": None if self.certificate is None else self.certificate.to_dict(),
+            **self.extra,
+        }
+
+
+# ---------------------------------------------------------------------------------- problem
+@dataclass(frozen=True)
+class Problem:
+    """Rows over a head: fixed inequality rows, equality rows and lazily generated groups.
+
+    ``P``/``N`` hold label indices, -1 for "no term": row value ``z[P] - z[N]``.
+    """
+
+    P: NDArray[np.int64]
+    N: NDArray[np.int64]
+    EP: NDArray[np.int64]
+    EN: NDArray[np.int64]
+    groups: tuple[NDArray[np.int64], ...] = ()
+
+
+def make_problem(
+    rows: Sequence[tuple[int, int]] = (),
+    eq: Sequence[tuple[int, int]] = (),
+    groups: Sequence[Sequence[int]] = (),
+) -> Problem:
+    def arr(x: Sequence[tuple[int, int]], k: int) -> NDArray[np.int64]:
+        return np.array([r[k] for r in x], dtype=np.int64)
+
+    return Problem(arr(rows, 0), arr(rows, 1), arr(eq, 0), arr(eq, 1),
+                   tuple(np.array(sorted(set(g)), dtype=np.int64) for g in groups))
+
+
+@dataclass(frozen=True, eq=False)
+class Space:
+    """The head's rows as the LP sees them: W (V, d) float64, the bias used, the box."""
+
+    W: NDArray[np.float64]
+    b: NDArray[np.float64]  # zeros when the bias is not used
+    radius: float | None
+    rtol: float
+    centered: bool = True  # softmax: the scale is taken on centered rows (gauge invariant)
+
+    @property
+    def R(self) -> float:
+        return 1.0 if self.radius is None else float(self.radius)
+
+    @property
+    def tol(self) -> float:
+        cached = self.__dict__.get("_tol")
+        if cached is None:
+            W, b = self.W, self.b
+            if self.centered:
+                W, b = W - W.mean(axis=0), b - b.mean()
+            scale = 2 * self.R * float(np.abs(W).sum(axis=1).max()) + 2 * float(
+                np.abs(b).max(initial=0.0))
+            cached = self.rtol * scale
+            object.__setattr__(self, "_tol", cached)
+        return float(cached)
+
+    @property
+    def formulation(self) -> str:
+        biased = bool(np.any(self.b != 0))
+        if self.radius is not None:
+            return (f"max t s.t. rows >= t, |h|_inf <= {self.radius:g}"
+                    + (", with the bias" if biased else ", no bias"))
+        if biased:
+            return ("max t s.t. rows(h) + s*bias >= t, |h|_inf <= 1, s in [0, 1]: "
+                    "some h in R^d with the bias (s -> 0: the limit |h| -> inf)")
+        return "max t s.t. rows >= t, |h|_inf <= 1: homogeneous, exact for every h in R^d"
+
+
+def make_space(head: Head, *, bias: bool, radius: float | None, rtol: float,
+               func: str) -> Space:
+    if radius is not None and not (np.isfinite(radius) and radius > 0):
+        raise fail(f"The 'radius' argument of {func} must be a positive number or None. "
+                   f"Got {radius!r} instead.")
+    if not (np.isfinite(rtol) and 0 < rtol < 1):
+        raise fail(f"The 'rtol' argument of {func} must be in (0, 1). Got {rtol!r} instead.")
+    b = head.bias if bias else np.zeros(head.n_labels)
+    return Space(head.W, np.asarray(b, dtype=np.float64), radius, float(rtol),
+                 centered=head.link == "softmax")
+
+
+def _term(x: NDArray[np.float64], idx: NDArray[np.int64]) -> NDArray[Any]:
+    """x[idx] with x[-1] read as zero (works for vectors and row matrices)."""
+    out = x[np.maximum(idx, 0)]
+    mask = idx < 0
+    if mask.any():
+        out = out.copy()
+        out[mask] = 0
+    return out
+
+
+def row_matrix(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64]
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """G (m, d) and g (m,) of rows ``z_P - z_N``."""
+    return _term(sp.W, P) - _term(sp.W, N), _term(sp.b, P) - _term(sp.b, N)
+
+
+def unit_form(h: NDArray[np.float64], sp: Space) -> tuple[NDArray[np.float64], float]:
+    """A hidden state h' as the LP's (h, s): scaled into the unit box (radius=None)."""
+    if sp.radius is not None:
+        return h, 1.0
+    k = max(1.0, float(np.abs(h).max(initial=0.0)))
+    return h / k, 1.0 / k
+
+
+def evaluate(sp: Space, pb: Problem, h: NDArray[np.float64], s: float
+             ) -> tuple[float, float, NDArray[np.float64]]:
+    """(margin over all rows incl. groups, largest equality residual, z) at unit form (h, s)."""
+    z = sp.W @ h + s * sp.b
+    ze = np.append(z, 0.0)
+    vals = [ze[pb.P] - ze[pb.N]] if pb.P.size else []
+    for S in pb.groups:
+        mask = np.ones(z.size, dtype=bool)
+        mask[S] = False
+        if mask.any():
+            vals.append(np.array([z[S].min() - z[mask].max()]))
+    margin = float(np.min(np.concatenate(vals))) if vals else np.inf
+    resid = float(np.abs(ze[pb.EP] - ze[pb.EN]).max()) if pb.EP.size else 0.0
+    return margin, resid, z
+
+
+def witness_of(h: NDArray[np.float64], s: float, sp: Space) -> NDArray[np.float64]:
+    """The hidden state h' = h / s that the unit-form pair (h, s) stands for (s > 0)."""
+    if sp.radius is not None or not np.any(sp.b != 0):
+        return h
+    return h / s
+
+
+def finite_s(sp: Space, s: float, t: float) -> float:
+    """A bias weight s' > 0 near the LP's s: s = 0 is the limit |h| -> inf, which no hidden
+    state attains; s' = t / (4 max|b_p - b_n|) costs at most t / 2 of the margin."""
+    if sp.radius is not None or not np.any(sp.b != 0):
+        return 1.0 if sp.radius is not None else s
+    gmax = 2 * float(np.abs(sp.b).max())
+    return float(min(1.0, max(s, t / (4 * gmax))))
+
+
+def check_candidate(sp: Space, pb: Problem, h_prime: NDArray[np.float64]
+                    ) -> tuple[bool, float]:
+    """Does hidden state h' satisfy every row by more than tol (unit form)?"""
+    h, s = unit_form(np.asarray(h_prime, dtype=np.float64), sp)
+    m, r, _ = evaluate(sp, pb, h, s)
+    tol = sp.tol
+    return (m > tol and r <= tol), m
+
+
+# ---------------------------------------------------------------------------------- LP
+@dataclass
+class LPResult:
+    t: float
+    h: NDArray[np.float64]
+    s: float
+    lam: NDArray[np.float64]
+    nu: NDArray[np.float64]
+    ok: bool
+
+
+def solve_lp(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[np.int64],
+             EN: NDArray[np.int64]) -> LPResult:
+    """Solve the margin LP on the given rows with HiGHS (rows scaled to O(1) first)."""
+    from scipy.optimize import linprog
+
+    d = sp.W.shape[1]
+    G, g = row_matrix(sp, P, N)
+    E, e = row_matrix(sp, EP, EN)
+    scale = max(sp.tol / sp.rtol, 1e-300)
+    R = sp.R
+    # x = [h (d), s, t]; minimise -t.
+    c = np.zeros(d + 2)
+    c[-1] = -1.0
+    A_ub = np.hstack([-G * (R / scale), -g[:, None] / scale, np.ones((G.shape[0], 1))])
+    A_eq = np.hstack([E * (R / scale), e[:, None] / scale, np.zeros((E.shape[0], 1))]) \
+        if E.shape[0] else None
+    s_bounds = (0.0, 1.0) if sp.radius is None else (1.0, 1.0)
+    bounds = [(-1.0, 1.0)] * d + [s_bounds, (None, None)]
+    res = linprog(c, A_ub=A_ub, b_ub=np.zeros(G.shape[0]), A_eq=A_eq,
+                  b_eq=np.zeros(E.shape[0]) if A_eq is not None else None, bounds=bounds,
+                  method="highs", options=_HIGHS)
+    if res.status != 0 or res.x is None:
+        return LPResult(np.nan, np.zeros(d), 1.0, np.zeros(G.shape[0]), np.zeros(E.shape[0]),
+                        False)
+    lam = -np.asarray(res.ineqlin.marginals, dtype=np.float64)
+    nu = (np.asarray(res.eqlin.marginals, dtype=np.float64) if A_eq is not None
+          else np.zeros(0))
+    x = np.asarray(res.x, dtype=np.float64)
+    return LPResult(float(x[-1]) * scale, x[:d] * R, float(x[d]), lam, nu, True)
+
+
+def certify(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[np.int64],
+            EN: NDArray[np.int64], lam: NDArray[np.float64], nu: NDArray[np.float64]
+            ) -> tuple[float, float, NDArray[np.float64], NDArray[np.float64]]:
+    """Recompute the bound a dual vector proves: (bound, residual, lam, nu), lam normalised."""
+    lam = np.clip(lam, 0.0, None)
+    total = lam.sum()
+    if not np.isfinite(total) or total <= 0:
+        return np.inf, np.inf, lam, nu
+    lam = lam / total
+    nu = nu / total
+    G, g = row_matrix(sp, P, N)
+    E, e = row_matrix(sp, EP, EN)
+    best = (np.inf, np.inf, nu)
+    for sign in (1.0, -1.0):  # any nu is valid; the solver's sign convention does not matter
+        v = G.T @ lam + (E.T @ (sign * nu) if E.shape[0] else 0.0)
+        resid = sp.R * float(np.abs(v).sum())
+        off = float(lam @ g + ((sign * nu) @ e if E.shape[0] else 0.0))
+        bound = resid + (max(0.0, off) if sp.radius is None else off)
+        if bound < best[0]:
+            best = (bound, resid, sign * nu)
+    return best[0], best[1], lam, best[2]
+
+
+def _names(head: Head, P: NDArray[np.int64], N: NDArray[np.int64]
+           ) -> tuple[tuple[str | None, str | None], ...]:
+    lab = head.labels
+    return tuple((lab[p] if p >= 0 else None, lab[n] if n >= 0 else None)
+                 for p, n in zip(P.tolist(), N.tolist()))
+
+
+def _group_rows(sp: Space, S: NDArray[np.int64], z: NDArray[np.float64], k: int,
+                exclude: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Rows (a, c) for a in S and the k strongest labels c outside S at logits z."""
+    mask = np.ones(z.size, dtype=bool)
+    mask[S] = False
+    outside = np.flatnonzero(mask)
+    if outside.size > k:
+        part = np.argpartition(-z[outside], k - 1)[:k]
+        outside = outside[part]
+    return [(int(a), int(c)) for a in S.tolist() for c in outside.tolist()
+            if (int(a), int(c)) not in exclude]
+
+
+def decide(
+    head: Head,
+    sp: Space,
+    pb: Problem,
+    *,
+    question: str,
+    labels: tuple[str, ...],
+    starts: Sequence[NDArray[np.float64]] = (),
+    optimal: bool = False,
+    max_rounds: int = 60,
+) -> Feasibility:
+    """Decide one problem: cheap candidates first, then the LP with row generation.
+
+    With ``optimal=True`` a "yes" is returned only once the LP optimum over the generated rows
+    is attained over all rows (so ``margin`` is the exact optimum, not just some witness's).
+    """
+    tol = sp.tol
+    best_h: NDArray[np.float64] | None = None
+    best_m = -np.inf
+    for h0 in starts:
+        ok, m = check_candidate(sp, pb, h0)
+        if m > best_m:
+            best_m, best_h = m, np.asarray(h0, dtype=np.float64)
+        if ok and not optimal:
+            return Feasibility(question, labels, "yes", m, tol, np.asarray(h0, np.float64),
+                               None, sp.formulation, "start")
+    # initial active rows
+    active: set[tuple[int, int]] = set(zip(pb.P.tolist(), pb.N.tolist()))
+    order: list[tuple[int, int]] = list(zip(pb.P.tolist(), pb.N.tolist()))
+    if pb.groups:
+        if best_h is not None:
+            h, s = unit_form(best_h, sp)
+            z = sp.W @ h + s * sp.b
+        else:
+            z = sp.b.copy()
+        for S in pb.groups:
+            k = head.n_labels - S.size
+            k = k if k <= _FULL_GROUP else _START_GROUP
+            new = _group_rows(sp, S, z, k, active)
+            active.update(new)
+            order.extend(new)
+    solves = 0
+    lp: LPResult | None = None
+    for _ in range(max_rounds):
+        P = np.array([r[0] for r in order], dtype=np.int64)
+        N = np.array([r[1] for r in order], dtype=np.int64)
+        lp = solve_lp(sp, P, N, pb.EP, pb.EN)
+        solves += 1
+        method = "lp" if not pb.groups or len(order) >= _full_rows(head, pb) else "lp+generation"
+        if not lp.ok:
+            break
+        if lp.t <= tol:
+            bound, resid, lam, nu = certify(sp, P, N, pb.EP, pb.EN, lp.lam, lp.nu)
+            cert = Certificate(_names(head, P, N), lam, _names(head, pb.EP, pb.EN), nu,
+                               bound, resid)
+            status: Status = "no" if bound <= tol else "undecided"
+            return Feasibility(question, labels, status, lp.t, tol, None, cert,
+                               sp.formulation, method, solves, {"lp_optimum": lp.t})
+        s_w = finite_s(sp, lp.s, lp.t)
+        m, r, z = evaluate(sp, pb, lp.h, s_w)
+        if optimal and s_w != lp.s:  # optimality is judged on the LP's own point
+            m_opt = evaluate(sp, pb, lp.h, lp.s)[0]
+        else:
+            m_opt = m
+        if m > tol and r <= tol and (not optimal or m_opt >= lp.t - 1e-9 * tol / sp.rtol):
+            return Feasibility(question, labels, "yes", m, tol, witness_of(lp.h, s_w, sp),
+                               None, sp.formulation, method, solves, {"lp_optimum": lp.t})
+        grown = False
+        for S in pb.groups:
+            new = _group_rows(sp, S, z, _ADD_GROUP, active)
+            new = [rc for rc in new if z[rc[0]] - z[rc[1]] < lp.t]
+            if new:
+                grown = True
+                active.update(new)
+                order.extend(new)
+        if not grown:
+            if m > tol and r <= tol:  # optimal requested but the LP could not close the gap
+                return Feasibility(question, labels, "yes", m, tol,
+                                   witness_of(lp.h, s_w, sp), None, sp.formulation, method,
+                                   solves, {"lp_optimum": lp.t})
+            break
+    t = np.nan if lp is None or not lp.ok else lp.t
+    return Feasibility(question, labels, "undecided", t, tol, None, None, sp.formulation, "lp",
+                       solves, {"lp_optimum": t})
+
+
+def _full_rows(head: Head, pb: Problem) -> int:
+    return int(pb.P.size + sum(S.size * (head.n_labels - S.size) for S in pb.groups))

@@ -1,0 +1,70 @@
+"""End-to-end: ``unembed argmaxable`` and ``unembed feasible`` as subprocesses on weight files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "unembed", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def _planted(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    rng = np.random.default_rng(0)
+    V, d = 120, 5
+    W = rng.standard_normal((V, d))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    planted = [7, 30, 64, 99]
+    for p in planted:
+        k = rng.choice([i for i in range(V) if i not in planted], 3, replace=False)
+        W[p] = rng.dirichlet(np.ones(3)) @ W[k]
+    labels = [f"tok{i}" for i in range(V)]
+    wf, lf = tmp_path / "W.npy", tmp_path / "labels.txt"
+    np.save(wf, W.astype(np.float32))
+    lf.write_text("\n".join(labels) + "\n")
+    return wf, lf, [labels[p] for p in planted]
+
+
+def test_argmaxable_json_lists_exactly_the_planted_labels(tmp_path: Path) -> None:
+    wf, lf, planted = _planted(tmp_path)
+    p = _run("argmaxable", str(wf), "--labels", str(lf), "--json", "--workers", "1",
+             "--narrowest", "2")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["unargmaxable"] == planted
+    assert out["counts"] == {"yes": 116, "no": 4, "undecided": 0}
+    assert set(out["certificates"]) == set(planted)
+    text = _run("argmaxable", str(wf), "--labels", str(lf), "--workers", "1")
+    assert text.returncode == 0 and "not argmaxable: 'tok7'" in text.stdout
+
+
+def test_feasible_questions_and_errors(tmp_path: Path) -> None:
+    wf = tmp_path / "W.npy"
+    np.save(wf, np.array([[1.0, 0.0], [0.0, 1.0], [0.8, 0.8], [-1.0, -1.0]]))
+    p = _run("feasible", str(wf), "--top-two", "#0", "#1", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["status"] == "no" and out["certificate"]["bound"] <= out["tol"]
+    p = _run("feasible", str(wf), "--top-two", "#0", "#2", "--json")
+    out = json.loads(p.stdout)
+    z = np.array([[1.0, 0.0], [0.0, 1.0], [0.8, 0.8], [-1.0, -1.0]]) @ np.array(out["witness"])
+    assert out["status"] == "yes" and np.argsort(-z)[:2].tolist() in ([0, 2], [2, 0])
+    p = _run("feasible", str(wf), "--enumerate", "#0", "#1", "#2", "--json")
+    out = json.loads(p.stdout)
+    assert out["n_feasible"] == 6 and out["total"] == 6  # 3 points in general position
+    p = _run("feasible", str(wf), "--co-top", "#0", "#1", "#2")
+    assert p.returncode == 0 and "yes" in p.stdout and "no" in p.stdout
+    p = _run("feasible", str(wf), "--ranking", "#0", "#1", "--top")
+    assert p.returncode == 0 and ": no" in p.stdout and "certificate" in p.stdout
+    bad = _run("feasible", str(wf), "--top-two", "#0", "zzz")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "zzz" in bad.stderr
+    bad = _run("feasible", str(wf), "--on", "#0", "--off", "#1")
+    assert bad.returncode == 2 and "sigmoid" in bad.stderr
+    p = _run("feasible", str(wf), "--on", "#0", "--off", "#1", "--link", "sigmoid", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["status"] == "yes"
