@@ -5,12 +5,14 @@ The public surface is re-exported here; everything else is private.
 """
 
 from unembed._checks import UnembedError
+from unembed.behaviour import collect, open_data
 from unembed.construct import (
     translation_for_all_pairs,
     translation_for_cosine,
     translation_for_cosines,
 )
 from unembed.equivalence import Equivalence, compare_heads, compare_logits
+from unembed.export import ExportResult, export_model
 from unembed.feasibility import (
     Feasibility,
     argmaxable_all,
@@ -34,7 +36,8 @@ from unembed.gauges import (
     translate,
 )
 from unembed.head import Head
-from unembed.sources import load_head_file
+from unembed.report import write_report
+from unembed.sources import load, load_head_file
 from unembed.views import VIEWS, cosine, difference_cosine, similarity_matrix
 
 __version__ = "0.1.0"
@@ -42,16 +45,21 @@ __version__ = "0.1.0"
 __all__ = [
     "VIEWS",
     "Equivalence",
+    "ExportResult",
     "Head",
     "Symmetry",
     "UnembedError",
     "__version__",
     "center",
+    "collect",
     "compare_heads",
     "compare_logits",
     "cosine",
     "difference_cosine",
+    "export_model",
+    "load",
     "load_head_file",
+    "open_data",
     "reparametrize",
     "shift_bias",
     "shift_in_null_space",
@@ -61,6 +69,7 @@ __all__ = [
     "translation_for_all_pairs",
     "translation_for_cosine",
     "translation_for_cosines",
+    "write_report",
 ]
 
 # feasibility (issue 5)

@@ -13,8 +13,16 @@ from collections.abc import Sequence
 
 from unembed._checks import UnembedError
 
-COMMANDS: tuple[str, ...] = ("inspect", "cosine", "counterexample", "verify",
-                             "argmaxable", "feasible")
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "audit",
+    "inspect",
+    "cosine",
+    "counterexample",
+    "verify",
+    "argmaxable",
+    "feasible",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

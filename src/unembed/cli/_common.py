@@ -14,11 +14,22 @@ from unembed.head import Head
 
 
 def add_head_args(p: argparse.ArgumentParser, *, positional: str | None = "head") -> None:
-    """Options that name one head: a weight file spec, bias, labels, link."""
+    """Options that name one head: a weight file spec (or --model), bias, labels, link."""
     if positional:
-        p.add_argument(positional, metavar="HEAD",
+        p.add_argument(positional, metavar="HEAD", nargs="?",
                        help="weight file of shape (V, d): PATH or PATH:TENSOR "
-                            "(.npy, .pt/.pth/.bin read with weights_only=True, .safetensors)")
+                            "(.npy, .pt/.pth/.bin read with weights_only=True, .safetensors); "
+                            "optional with --model")
+    p.add_argument("--model", metavar="PATH",
+                   help="a model instead of a weight file: a local HuggingFace directory "
+                        "(causal LM or image classifier) or a pickled scikit-learn estimator "
+                        "(.pkl, needs --trust-pickle)")
+    p.add_argument("--fold", action="store_true",
+                   help="with --model: fold the final norm's gain (and shift) into the head "
+                        "(the 'folded' view; default: the raw stored rows)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow unpickling --model FILE (a pickle can run code: only for files "
+                        "you trust)")
     p.add_argument("--bias", metavar="FILE", help="bias file of shape (V,): PATH or PATH:TENSOR")
     p.add_argument("--labels", metavar="FILE",
                    help="labels: one per line, or a JSON list / id2label dict")
@@ -34,12 +45,45 @@ def add_json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
 
 
+def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
+    """The model (a LoadedModel) named by ``--model`` or the positional weight file; ``spec``
+    overrides both."""
+    from unembed._checks import fail
+    from unembed.sources import load
+
+    source = spec if spec is not None else getattr(args, "model", None)
+    if source is None:
+        source = getattr(args, "head", None)
+    if source is None:
+        raise fail("name a head: a weight file HEAD, or --model PATH.")
+    return load(
+        source,
+        fold=getattr(args, "fold", False),
+        trust_pickle=getattr(args, "trust_pickle", False),
+        labels=args.labels,
+        bias=args.bias,
+        link=args.link,
+        softcap=args.softcap,
+        strict=not args.allow_degenerate,
+    )
+
+
 def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:
     """The head named by the parsed options (``spec`` overrides the positional file)."""
+    import os
+
     from unembed.sources import load_head_file
 
+    target = spec if spec is not None else args.head
+    if getattr(args, "model", None) is not None and spec is None:
+        return load_model(args).head
+    if target is not None and (os.path.isdir(target) or str(target).endswith(
+            (".pkl", ".pickle", ".joblib"))):
+        return load_model(args, target).head
+    if target is None:
+        return load_model(args).head
     return load_head_file(
-        spec if spec is not None else args.head,
+        target,
         bias=args.bias,
         labels=args.labels,
         link=args.link,

@@ -1,12 +1,24 @@
 """``unembed counterexample HEAD --pair A B --target T --out FILE``: an equivalent head in
-which one pair's cosine is T, written in the input's format and dtype, then verified."""
+which one pair's cosine is T, written in the input's format and dtype, then verified.
+
+With ``--model DIR`` (or a pickled estimator) the whole model is written to ``--out`` in its
+own format (:func:`unembed.export.export_model`): a HuggingFace directory that
+``from_pretrained`` loads, or a pickled estimator; both models are run on inputs before the
+command reports success."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, fmt, load_head, print_json
+from unembed.cli._common import (
+    add_head_args,
+    add_json_arg,
+    fmt,
+    load_head,
+    load_model,
+    print_json,
+)
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -24,15 +36,77 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the new head")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--inputs", metavar="FILE",
-                   help="hidden states (n, d) .npy to verify on (default: random ones)")
+                   help="what to verify on: hidden states (n, d) .npy for a weight file; with "
+                        "--model, token ids / images / features as .npy, or a text file (one "
+                        "text per line) for a language model (default: random ones)")
     p.add_argument("-n", "--n-random", type=int, default=1024)
     p.add_argument("--seed", type=int, default=0)
     add_json_arg(p)
     return p
 
 
+def _model_inputs(path: str | None) -> Any:
+    import numpy as np
+
+    if path is None:
+        return None
+    if path.endswith(".npy"):
+        from unembed.sources.files import read_tensor
+
+        return read_tensor(path, ndim=2).array
+    from pathlib import Path
+
+    lines = [t for t in Path(path).read_text(encoding="utf-8").splitlines() if t.strip()]
+    return lines or np.zeros((0, 0), dtype=np.int64)
+
+
+def run_model(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from unembed.construct import translation_for_cosine
+    from unembed.export import export_model
+    from unembed.views import cosine
+
+    model = load_model(args)
+    head = model.head
+    a, b = args.pair
+    res = translation_for_cosine(head, a, b, args.target, n_random=args.n_random,
+                                 seed=args.seed)
+    exported = export_model(model, res.head, args.out, force=args.force,
+                            inputs=_model_inputs(args.inputs), seed=args.seed,
+                            progress=True)
+    i, j = head.index(a), head.index(b)
+    cos_written = cosine(exported.head, i, j)
+    eq = exported.equivalence
+    record = {**res.to_dict(), "out": str(exported.out), "cosine_written": cos_written,
+              "view": head.meta.get("view"), "export": exported.to_dict(),
+              "verification": eq.to_dict()}
+    if args.json:
+        print_json(record)
+    else:
+        print(f"{head!r} from {head.meta.get('source')}: pair {res.labels[0]!r}, "
+              f"{res.labels[1]!r} ({head.meta.get('view', 'raw')} rows"
+              f"{'; norm ' + str(head.meta['norm']) if head.meta.get('norm') else ''})")
+        print(f"  cosine before   {fmt(res.cosine_before, 12)}")
+        print(f"  cosine after    {fmt(res.cosine_after, 12)}   (target {args.target:+g}; "
+              f"recomputed in float64)")
+        print(f"  cosine written  {fmt(cos_written, 12)}   (re-read from {exported.out}, "
+              f"stored as {head.dtype})")
+        print(f"  translation     |c| = {np.linalg.norm(res.c):.6g}; {res.method}")
+        for note in exported.notes:
+            print(f"  note: {note}")
+        print(f"  model vs written model: {eq.verdict}")
+        print(f"wrote {exported.out}")
+    return 0 if eq.equivalent else 1
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+
+    if args.model is not None or (args.head is not None and not _is_weight_file(args.head)):
+        if args.model is None:
+            args.model = args.head
+        return run_model(args)
 
     from unembed.construct import translation_for_cosine
     from unembed.equivalence import compare_heads
@@ -68,3 +142,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {eq.verdict}")
         print(f"wrote {out}")
     return 0 if eq.equivalent else 1
+
+
+def _is_weight_file(spec: str) -> bool:
+    import os
+
+    return not (os.path.isdir(spec) or spec.endswith((".pkl", ".pickle", ".joblib")))

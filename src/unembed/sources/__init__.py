@@ -1,6 +1,16 @@
 """Sources: one adapter per model family, each producing an exact :class:`~unembed.head.Head`.
 
-Only weight files are handled here so far (:mod:`unembed.sources.files`).
+:func:`load` dispatches on what it is given:
+
+==========================================  =====================================  ===========
+given                                       read by                                kind
+==========================================  =====================================  ===========
+directory with ``config.json`` (causal LM)   :mod:`unembed.sources.hf_lm`           "hf_lm"
+directory with ``config.json`` (image cls.)  :mod:`unembed.sources.hf_vision`       "hf_vision"
+``torch.nn.Module``                          :mod:`unembed.sources.torch_module`    "torch"
+scikit-learn estimator, or ``.pkl`` file     :mod:`unembed.sources.sklearn`         "sklearn"
+weight file ``PATH[:TENSOR]``, or a Head     :mod:`unembed.sources.files`           "file"
+==========================================  =====================================  ===========
 """
 
 from __future__ import annotations
@@ -11,7 +21,9 @@ from typing import Any
 from unembed.head import Head, Link
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
 
-__all__ = ["load_head_file"]
+__all__ = ["FileModel", "load", "load_head_file"]
+
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
 
 def load_head_file(
@@ -57,3 +69,132 @@ def raise_shape(bf: MatrixFile, mf: MatrixFile) -> None:
 
     raise fail(f"{bf.path}: the bias has shape {bf.array.shape}, but the weights "
                f"{mf.path} have {mf.array.shape[0]} rows; expected ({mf.array.shape[0]},).")
+
+
+class FileModel:
+    """A bare head (a weight file or a :class:`Head`): its inputs are hidden states (n, d)."""
+
+    kind = "file"
+
+    def __init__(self, head: Head) -> None:
+        self.head = head
+
+    def hidden_states(self, inputs: Any) -> Any:
+        """The inputs themselves, checked to be (n, d) float64."""
+        from unembed._checks import check_hidden
+
+        return check_hidden(inputs, self.head.d, "inputs")
+
+    def model_logits(self, inputs: Any) -> Any:
+        return self.head.logits(self.hidden_states(inputs))
+
+
+def _hf_kind(path: os.PathLike[str] | str) -> str:
+    from pathlib import Path
+
+    from unembed._checks import fail
+    from unembed.sources.hf_lm import FAMILIES, read_config
+
+    config = read_config(Path(path))
+    archs = [str(a) for a in (getattr(config, "architectures", None) or [])]
+    if any(a.endswith("ForImageClassification") for a in archs):
+        return "hf_vision"
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        return "hf_lm"
+    if getattr(config, "model_type", None) in FAMILIES:
+        return "hf_lm"
+    raise fail(f"{path}: config.json names architectures {archs or 'none'}; unembed reads "
+               f"causal LMs (...ForCausalLM, ...LMHeadModel) and image classifiers "
+               f"(...ForImageClassification).")
+
+
+def load(
+    source: Any,
+    *,
+    fold: bool = False,
+    trust_pickle: bool = False,
+    labels: Any = None,
+    head_name: str | None = None,
+    link: Link = "softmax",
+    example_input: Any = None,
+    bias: str | os.PathLike[str] | None = None,
+    softcap: float | None = None,
+    strict: bool = True,
+) -> Any:
+    """Read the exact head of a model, whatever it is (see the table above).
+
+    Parameters
+    ----------
+    source : path, ``torch.nn.Module``, scikit-learn estimator or Head
+    fold : bool
+        HuggingFace models: fold the final norm's gain (and shift) into the head.
+    trust_pickle : bool
+        Allow unpickling a scikit-learn estimator file (it can run code).
+    labels : list or labels file, optional
+        Labels for torch modules, weight files and (to override classes_) estimators.
+    head_name : str, optional
+        Torch modules: the dotted name of the output Linear (found when unambiguous).
+    link : {"softmax", "sigmoid"}
+        Torch modules and weight files: how logits become probabilities.
+    example_input : optional
+        Torch modules: an input that identifies the output Linear when there are several.
+    bias, softcap : optional
+        Weight files only (see :func:`load_head_file`).
+    strict : bool
+        Refuse heads with all-zero or identical rows.
+
+    Returns
+    -------
+    LoadedModel
+        ``.head`` (V, d) float64 and ``.kind``; ``hidden_states(inputs)`` and
+        ``model_logits(inputs)`` run the model.
+    """
+    from pathlib import Path
+
+    from unembed._checks import fail
+
+    if isinstance(source, Head):
+        return FileModel(source)
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        if p.is_dir():
+            if not (p / "config.json").is_file():
+                raise fail(f"{p}: a directory without config.json; expected a HuggingFace "
+                           f"model directory.")
+            if _hf_kind(p) == "hf_vision":
+                from unembed.sources.hf_vision import load_hf_vision
+
+                return load_hf_vision(p, fold=fold, strict=strict)
+            from unembed.sources.hf_lm import load_hf_lm
+
+            return load_hf_lm(p, fold=fold, strict=strict)
+        if fold:
+            raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
+                       f"no final norm).")
+        if p.suffix.lower() in _PICKLE_SUFFIXES:
+            from unembed.sources.sklearn import load_sklearn
+
+            return load_sklearn(p, labels=labels, trust_pickle=trust_pickle, strict=strict)
+        return FileModel(load_head_file(p, bias=bias, labels=labels, link=link,
+                                        softcap=softcap, strict=strict))
+    if isinstance(labels, (str, os.PathLike)):
+        labels = read_labels(labels)
+    if _is_module(source):
+        from unembed.sources.torch_module import TorchModuleModel
+
+        return TorchModuleModel(source, head_name=head_name, labels=labels, link=link,
+                                example_input=example_input, strict=strict)
+    from unembed.sources.sklearn import is_sklearn_estimator, load_sklearn
+
+    if is_sklearn_estimator(source):
+        return load_sklearn(source, labels=labels, strict=strict)
+    raise fail(f"load: cannot read a head from a {type(source).__name__}; expected a path, a "
+               f"torch nn.Module, a scikit-learn estimator or a Head.")
+
+
+def _is_module(obj: Any) -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, torch.nn.Module)

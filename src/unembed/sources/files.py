@@ -43,7 +43,8 @@ def split_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
         return Path(s), None
     if ":" in s:
         path, _, name = s.rpartition(":")
-        if path and os.path.splitext(path)[1].lower() in SUFFIXES:
+        if path and (os.path.splitext(path)[1].lower() in SUFFIXES
+                     or path.endswith(".index.json")):
             return Path(path), name or None
     return Path(s), None
 
@@ -96,6 +97,11 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
     path, tensor = split_spec(spec)
     if not path.is_file():
         raise fail(f"{path}: no such file.")
+    if path.name.endswith(".index.json"):
+        from unembed.sources.checkpoint import read_indexed_tensor
+
+        arr, dtype, name = read_indexed_tensor(path, tensor, ndim)
+        return MatrixFile(arr, dtype, path, "sharded", name)
     fmt = _format_of(path)
     if fmt == "npy":
         try:
@@ -213,6 +219,9 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
     tensor of a safetensors or state-dict file is copied unchanged). Atomic; an existing
     ``out`` needs ``force``."""
     outp = Path(out)
+    if source.format == "sharded":
+        raise fail(f"{source.path}: a tensor of a sharded checkpoint is not written back as a "
+                   f"file; export the whole model with --model DIR (export_model).")
     if outp.suffix.lower() != source.path.suffix.lower():
         raise fail(f"{outp}: the output must have the input's suffix "
                    f"{source.path.suffix!r} (it is written in the input's format).")

@@ -1,0 +1,104 @@
+"""Audit overhead over the model's own forward passes, measured in one run on the same data.
+
+For each model: the baseline is the forward passes alone (``model.forward`` over every batch:
+hidden states and logits, as any evaluation loop runs them); the audit is ``unembed.audit.audit``
+on the same batches (its behaviour pass runs those forward passes itself, then the views, rank
+correlations, contradictions and the three claims; no HTML). Reported: seconds (best of
+``--repeat``) and the overhead ratio audit / forward - 1 (target: under 10%).
+
+Models (random weights where noted: timing does not depend on training):
+* ``demo-lm``: the demo's word-level transformer (V=2000, d=64, 2 layers), trained briefly,
+  on the held-out documentation topics, windows of 32;
+* ``gpt2-size``: the same architecture at GPT-2 small's size (V=50257, d=768, 12 layers,
+  random weights) on random token windows of 128;
+* ``digits-cnn``: the demo's CNN on the held-out digits.
+
+    python benchmarks/bench_audit.py [--threads 2] [--repeat 3] [--gpt2-windows 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unembed.audit import audit
+from unembed.behaviour import ArrayInputs, TextWindows
+from unembed.demo.data import digits_split, doc_topics_text
+from unembed.demo.models import DemoLM, TinyLM, digits_model
+from unembed.demo.training import torch_threads, train_digits_cnn, train_lm
+from unembed.sources.torch_module import TorchModuleModel
+
+
+def _forward_only(model: Any, data: Any, batch_size: int) -> float:
+    t0 = time.perf_counter()
+    for batch in data.batches(batch_size):
+        model.forward(batch)
+    return time.perf_counter() - t0
+
+
+def _audit(model: Any, data: Any, batch_size: int) -> tuple[float, dict[str, float]]:
+    t0 = time.perf_counter()
+    res = audit(model, data, batch_size=batch_size, progress=False, describe=False)
+    return time.perf_counter() - t0, res.timings
+
+
+def measure(name: str, model: Any, data: Any, batch_size: int, repeat: int) -> dict[str, Any]:
+    _forward_only(model, data, batch_size)  # warm-up
+    fwd, aud, parts = [], [], []
+    for _ in range(repeat):
+        fwd.append(_forward_only(model, data, batch_size))
+        a, t = _audit(model, data, batch_size)
+        aud.append(a)
+        parts.append(t)
+    f, a = min(fwd), min(aud)
+    best = parts[int(np.argmin(aud))]
+    return {"model": name, "forward_s": f, "audit_s": a, "behaviour_s": best["behaviour"],
+            "overhead": a / f - 1.0, "behaviour_overhead": best["behaviour"] / f - 1.0}
+
+
+def _text_windows(text: str, tok: Any, window: int) -> TextWindows:
+    d = Path(tempfile.mkdtemp())
+    (d / "held.txt").write_text(text, encoding="utf-8")
+    return TextWindows([d / "held.txt"], tok.encode, window=window)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--gpt2-windows", type=int, default=16)
+    args = ap.parse_args()
+    rows = []
+    with torch_threads(args.threads):
+        train, held = doc_topics_text()
+        lm, tok, _ = train_lm(train, held, steps=200)
+        m = DemoLM(lm, tok, source="demo lm")
+        rows.append(measure("demo-lm (V=2000, d=64)", m,
+                            _text_windows(held, tok, 32), 16, args.repeat))
+        torch.manual_seed(0)
+        big = TinyLM(50257, d=768, layers=12, heads=12, context=128)
+        gm = TorchModuleModel(big, head_name="head", source="gpt2-size")
+        ids = np.random.default_rng(0).integers(0, 50257, size=(args.gpt2_windows, 128))
+        rows.append(measure("gpt2-size (V=50257, d=768, 12 layers)", gm, ArrayInputs(ids), 4,
+                            args.repeat))
+        split = digits_split()
+        cnn, _ = train_digits_cnn(split, epochs=2)
+        rows.append(measure("digits-cnn (V=10, d=64)", digits_model(cnn, split.labels,
+                                                                   source="cnn"),
+                            ArrayInputs(split.x_test), 128, args.repeat))
+    print(f"threads={args.threads} repeat={args.repeat} (best of)")
+    print(f"{'model':42s} {'forward s':>10s} {'audit s':>9s} {'overhead':>9s} "
+          f"{'behaviour-pass overhead':>24s}")
+    for r in rows:
+        print(f"{r['model']:42s} {r['forward_s']:10.3f} {r['audit_s']:9.3f} "
+              f"{100 * r['overhead']:8.1f}% {100 * r['behaviour_overhead']:23.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""``unembed audit``: what cosine similarity of a model's label representations says about its
+behaviour on data; an HTML report, a JSON file with every number, a terminal summary."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from unembed.cli._common import add_head_args, add_json_arg, load_model, print_json
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "audit",
+        help="views of label similarity against the model's behaviour on data; HTML + JSON",
+        description="Run the model over data (text or JSON lines for language models, .npy "
+        "arrays for image classifiers and feature-matrix models), accumulate per pair of labels "
+        "how the model makes them likely together, compare with every similarity view, and "
+        "check the paper's three claims on this model. Writes DIR/report.html and "
+        "DIR/audit.json.",
+    )
+    add_head_args(p, positional=None)
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="inputs: .txt / .jsonl ('text' field) for language models, .npy for "
+                        "arrays (images (n, ...) or features (n, d))")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--label-set", nargs="+", metavar="LABEL",
+                     help="audit these labels (names or '#N' for row N)")
+    sel.add_argument("--top-n", type=int, default=40, metavar="N",
+                     help="otherwise: the N labels of largest mean probability (all when V <= N; "
+                          "default 40)")
+    p.add_argument("--top-k", type=int, default=5, metavar="K",
+                   help="'both in the top k' counts inputs where both labels are among the K "
+                        "most probable (default 5)")
+    p.add_argument("--max-inputs", type=int, default=None, metavar="N",
+                   help="read at most N inputs (windows for text, rows for arrays)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="B")
+    p.add_argument("--window", type=int, default=64, metavar="T",
+                   help="tokens per window for text data (default 64)")
+    p.add_argument("--likely", type=float, default=0.1, metavar="P",
+                   help="claims 2 and 3: both labels at least this probable on one input "
+                        "(default 0.1)")
+    p.add_argument("--head-logits", action="store_true",
+                   help="recompute the logits from the head in float64 instead of using the "
+                        "model's own (slower: a second product with the head)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_arg(p)
+    return p
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    from unembed._checks import fail
+
+    if value is not None and value < 1:
+        raise fail(f"The '--{name}' option must be at least 1. Got {value} instead.")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    from dataclasses import asdict
+
+    from unembed.audit import audit
+    from unembed.behaviour import open_data
+    from unembed.report import summary_lines, write_report
+
+    for name in ("top_n", "top_k", "max_inputs", "batch_size", "window"):
+        _check_positive(name.replace("_", "-"), getattr(args, name))
+    model = load_model(args)
+    data = open_data(args.data, model, window=args.window, max_inputs=args.max_inputs)
+    res = audit(model, data, labels=args.label_set, top_n=args.top_n, top_k=args.top_k,
+                batch_size=args.batch_size, likely=args.likely,
+                progress=not args.no_progress and sys.stderr.isatty(),
+                logits="head" if args.head_logits else "model")
+    out = write_report(res, args.out, title=f"unembed audit: {res.model['meta'].get('source')}",
+                       force=args.force)
+    if args.json:
+        print_json({"out": str(out), "report": str(out / "report.html"),
+                    "json": str(out / "audit.json"),
+                    "claims": [{"number": c.number, "shown": c.shown} for c in res.claims],
+                    "rank_correlations": [asdict(r) for r in res.correlations]})
+        return 0
+    print("\n".join(summary_lines(res)))
+    print(f"report: {out / 'report.html'}")
+    return 0

@@ -1,0 +1,166 @@
+"""Lazy reading of named tensors from a checkpoint directory.
+
+A HuggingFace checkpoint directory holds ``model.safetensors``, or shards listed by
+``model.safetensors.index.json`` (``weight_map``: tensor name -> shard file), or the same with
+``pytorch_model.bin``. :class:`Checkpoint` opens only the shard that holds a requested tensor
+(memory-mapped, via ``safe_open``) and copies out only that tensor, so the head of a
+checkpoint much larger than RAM can be read: the other tensors are never materialised.
+
+``.bin`` shards are read with ``torch.load(weights_only=True, mmap=True)``: also lazy, and
+nothing is unpickled beyond tensors and plain containers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from unembed._checks import fail
+
+__all__ = ["WEIGHT_FILES", "Checkpoint"]
+
+WEIGHT_FILES = (
+    "model.safetensors.index.json",
+    "model.safetensors",
+    "pytorch_model.bin.index.json",
+    "pytorch_model.bin",
+)
+
+
+def tensor_to_numpy(t: Any) -> tuple[NDArray[Any], str]:
+    """A torch tensor as a numpy array in its own precision (bfloat16 widened to float32,
+    exactly) plus the stored dtype's name."""
+    import torch
+
+    dtype = str(t.dtype).removeprefix("torch.")
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        t = t.to(torch.float32)
+    return t.numpy(), dtype
+
+
+class Checkpoint:
+    """The tensors of a checkpoint directory, read one at a time on request.
+
+    Parameters
+    ----------
+    path : directory
+        Holds one of :data:`WEIGHT_FILES`.
+    index : str, optional
+        The weights or index file to use inside ``path`` (default: the first of
+        :data:`WEIGHT_FILES` present).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], index: str | None = None) -> None:
+        self.path = Path(path)
+        self._handles: dict[str, Any] = {}
+        self.shards_opened: set[str] = set()
+        found = [index] if index else [f for f in WEIGHT_FILES if (self.path / f).is_file()]
+        if not found:
+            raise fail(f"{self.path}: no weights found (expected one of "
+                       f"{', '.join(WEIGHT_FILES)}).")
+        self.index_file = found[0]
+        self.format = "pt" if found[0].startswith("pytorch_model") or found[0].endswith(
+            ".bin") else "safetensors"
+        if found[0].endswith(".index.json"):
+            try:
+                weight_map = json.loads((self.path / found[0]).read_text())["weight_map"]
+            except (json.JSONDecodeError, KeyError, OSError) as e:
+                raise fail(f"{self.path / found[0]}: not a readable checkpoint index "
+                           f"({type(e).__name__}: {e}).") from None
+            self.weight_map: dict[str, str] = {str(k): str(v) for k, v in weight_map.items()}
+        else:
+            self.weight_map = {k: found[0] for k in self._keys_of(found[0])}
+
+    def _open(self, shard: str) -> Any:
+        if shard in self._handles:
+            return self._handles[shard]
+        file = self.path / shard
+        if not file.is_file():
+            raise fail(f"{file}: shard named in {self.index_file} is missing.")
+        self.shards_opened.add(shard)
+        if self.format == "safetensors":
+            from safetensors import SafetensorError, safe_open
+
+            try:
+                handle: Any = safe_open(str(file), framework="pt")
+            except (SafetensorError, OSError, RuntimeError) as e:
+                raise fail(f"{file}: not a readable safetensors file ({e}).") from None
+        else:
+            import torch
+
+            try:
+                handle = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+            except Exception as e:
+                raise fail(f"{file}: not a readable torch checkpoint ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''}).") from None
+        self._handles[shard] = handle
+        return handle
+
+    def _keys_of(self, shard: str) -> list[str]:
+        h = self._open(shard)
+        return [str(k) for k in h.keys()]
+
+    def keys(self) -> list[str]:
+        """Every tensor name of the checkpoint."""
+        return list(self.weight_map)
+
+    def resolve(self, *names: str) -> str | None:
+        """The first of ``names`` that the checkpoint holds, also trying each without its
+        first dotted component (checkpoints saved from a base model drop the prefix)."""
+        for name in names:
+            if name in self.weight_map:
+                return name
+            if "." in name:
+                tail = name.split(".", 1)[1]
+                if tail in self.weight_map:
+                    return tail
+        return None
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        h = self._open(self._shard(name))
+        if self.format == "safetensors":
+            return tuple(h.get_slice(name).get_shape())
+        return tuple(h[name].shape)
+
+    def _shard(self, name: str) -> str:
+        if name not in self.weight_map:
+            raise fail(f"{self.path}: the checkpoint holds no tensor named {name!r}.")
+        return self.weight_map[name]
+
+    def get(self, name: str) -> tuple[NDArray[Any], str]:
+        """One tensor as (array in stored precision, stored dtype name). Only its shard is
+        opened, and only this tensor's bytes are copied out of the memory map."""
+        h = self._open(self._shard(name))
+        if self.format == "safetensors":  # get_tensor copies the bytes out of the map
+            return tensor_to_numpy(h.get_tensor(name))
+        arr, dtype = tensor_to_numpy(h[name])  # a view of the memory map: copy it out
+        return np.array(arr, copy=True), dtype
+
+
+def read_indexed_tensor(index: str | os.PathLike[str], tensor: str | None,
+                        ndim: int = 2) -> tuple[NDArray[Any], str, str]:
+    """One tensor of a sharded checkpoint named by its index file
+    (``model.safetensors.index.json:lm_head.weight``): (array, stored dtype, name). Without a
+    name, the only tensor of ``ndim`` dimensions whose name ends in ``lm_head.weight`` or
+    ``embed_out.weight`` is taken. Only that tensor's shard is opened."""
+    p = Path(index)
+    ck = Checkpoint(p.parent, index=p.name)
+    if tensor is None:
+        cands = [k for k in ck.keys() if k.endswith(("lm_head.weight", "embed_out.weight"))
+                 and len(ck.shape(k)) == ndim]
+        if len(cands) != 1:
+            raise fail(f"{p}: name the tensor as {p}:NAME (found "
+                       f"{', '.join(repr(c) for c in cands) or 'no output layer'}).")
+        tensor = cands[0]
+    arr, dtype = ck.get(tensor)
+    if arr.ndim != ndim:
+        raise fail(f"{p}: the tensor {tensor!r} has shape {arr.shape}; expected {ndim} "
+                   f"dimensions.")
+    return arr, dtype, tensor
+

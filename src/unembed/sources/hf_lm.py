@@ -1,0 +1,542 @@
+"""HuggingFace causal language models from a local directory: the exact LM head.
+
+The logits of a causal LM are ``z = U h + b`` (then ``cap * tanh(z / cap)`` for Gemma 2), where
+h is the output of the final norm, ``h = g * n + beta``. Two views of the same head:
+
+* ``raw`` (default): W = U as stored, the hidden state is the final norm's output h.
+* ``folded``: W = U diag(g), b = U beta + b; the hidden state is n, the normalised state
+  *without* gain or shift (DESIGN.md section 1). Cosines of raw and folded rows differ.
+
+Known families (read lazily: only the head's and the norm's tensors are loaded, memory-mapped)
+are in :data:`FAMILIES`; any other architecture goes through the model's output embeddings and
+a final norm found by name and confirmed by running it. Whatever the path, the first time the
+model runs its logits are checked against ``head.logits(hidden_states)``; a model whose logits
+are not made that way is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from unembed._checks import fail
+from unembed.head import Head
+from unembed.sources._torch import (
+    FinalNorm,
+    capture_inputs,
+    guess_norm_kinds,
+    norm_from_module,
+    norm_matches,
+    to_f64,
+    tolerance_for,
+)
+from unembed.sources.checkpoint import Checkpoint, tensor_to_numpy
+
+__all__ = ["FAMILIES", "HFCausalLM", "LMFamily", "load_hf_lm", "readable_labels"]
+
+
+@dataclass(frozen=True)
+class LMFamily:
+    """Where a family keeps its head: output weight, input embedding (for tied heads) and final
+    norm (module path and kind), as named in the checkpoint."""
+
+    head: str
+    embed: str
+    norm: str | None
+    norm_kind: str | None
+
+
+_LLAMA_LIKE = LMFamily("lm_head.weight", "model.embed_tokens.weight", "model.norm", "rmsnorm")
+_GEMMA_LIKE = LMFamily("lm_head.weight", "model.embed_tokens.weight", "model.norm", "rmsnorm_1p")
+
+FAMILIES: dict[str, LMFamily] = {
+    "gpt2": LMFamily("lm_head.weight", "transformer.wte.weight", "transformer.ln_f", "layernorm"),
+    "gpt_neox": LMFamily("embed_out.weight", "gpt_neox.embed_in.weight",
+                         "gpt_neox.final_layer_norm", "layernorm"),
+    "llama": _LLAMA_LIKE,
+    "mistral": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "gemma": _GEMMA_LIKE,
+    "gemma2": _GEMMA_LIKE,
+    "opt": LMFamily("lm_head.weight", "model.decoder.embed_tokens.weight",
+                    "model.decoder.final_layer_norm", "layernorm"),
+}
+
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model",
+                    "sentencepiece.bpe.model", "vocab.txt", "tokenizer.tiktoken")
+
+_GENERIC_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f",
+                       "final_norm")
+
+
+def _transformers() -> Any:
+    try:
+        import transformers
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise fail("reading a HuggingFace model needs the 'transformers' package "
+                   "(pip install 'unembed[hf]').") from None
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    return transformers
+
+
+def read_config(path: Path) -> Any:
+    """The model's config from ``path/config.json`` (local only; no remote code)."""
+    tf = _transformers()
+    if not (path / "config.json").is_file():
+        raise fail(f"{path}: no config.json; not a HuggingFace model directory.")
+    try:
+        return tf.AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except (ValueError, KeyError, OSError) as e:
+        raise fail(f"{path}/config.json: transformers cannot read it without running the "
+                   f"model's own code (not done unless asked): "
+                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+# --------------------------------------------------------------------------- labels
+def _byte_decoder() -> dict[str, int]:
+    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+          + list(range(ord("®"), ord("ÿ") + 1)))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def _is_byte_level(tokenizer: Any) -> bool:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    dec = getattr(backend, "decoder", None)
+    return dec is not None and "ByteLevel" in repr(dec)
+
+
+def readable_labels(tokenizer: Any, n_rows: int) -> tuple[str, ...]:
+    """One unique, readable label per row: the tokenizer's tokens with byte-level BPE undone
+    ('Ġdog' -> ' dog', undecodable bytes as '\\xe2') and SentencePiece's '▁' shown as a space.
+    A label already taken by a lower row gets ' [#N]' appended (N its row). Rows beyond the
+    tokenizer's vocabulary (padding) are '[#N]'."""
+    n_tok = min(len(tokenizer), n_rows)
+    tokens = tokenizer.convert_ids_to_tokens(list(range(n_tok)))
+    byte_level = _is_byte_level(tokenizer)
+    dec = _byte_decoder() if byte_level else {}
+    out: list[str] = []
+    seen: set[str] = set()
+    for i in range(n_rows):
+        tok = tokens[i] if i < n_tok else None
+        if tok is None:
+            s = f"[#{i}]"
+        elif byte_level and all(ch in dec for ch in tok):
+            s = bytes(dec[ch] for ch in tok).decode("utf-8", errors="backslashreplace")
+        else:
+            s = str(tok).replace("▁", " ")
+        if s in seen:
+            s = f"{s} [#{i}]"
+        seen.add(s)
+        out.append(s)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- the model
+class HFCausalLM:
+    """A HuggingFace causal LM read from a local directory (see :func:`load_hf_lm`).
+
+    Attributes
+    ----------
+    head : Head
+        The exact head in the requested view; ``meta`` has "source", "family", "view",
+        "norm", "tied", "folded".
+    kind : str
+        "hf_lm".
+    raw_W : ndarray of shape (V, d)
+        The output weight as stored (the raw view's W; float16 and bfloat16 widened exactly to
+        float32), kept for exports.
+    raw_b : ndarray of shape (V,) or None
+        The output layer's bias, if any.
+    norm : FinalNorm or None
+        The final norm (gain g, shift beta), when there is one right before the head.
+    """
+
+    kind = "hf_lm"
+
+    def __init__(self, path: Path, config: Any, *, fold: bool, strict: bool,
+                 raw_W: NDArray[Any], raw_b: NDArray[Any] | None, dtype: str,
+                 norm: FinalNorm | None, tied: bool, family: str, generic_model: Any = None,
+                 reparam: bool = False, reparam_reason: str = "") -> None:
+        self.path = path
+        self.config = config
+        self.family = family
+        self.tied = tied
+        self.dtype = dtype
+        self.norm = norm
+        # kept in stored precision (float16/bfloat16 widened exactly to float32): a float64
+        # copy of a vocabulary-sized matrix is made once, by the Head
+        self.raw_W = np.asarray(raw_W)
+        self.raw_b = None if raw_b is None else np.asarray(raw_b, dtype=np.float64)
+        self.view = "folded" if fold else "raw"
+        if fold and norm is None:
+            raise fail(f"{path}: the {family} model has no final norm right before its head, "
+                       f"so there is no gain to fold; use the raw view.")
+        self._model = generic_model
+        self._verified = False
+        self.head = self._build_head(strict, reparam, reparam_reason)
+
+    # ------------------------------------------------------------------ the head
+    def _build_head(self, strict: bool, reparam: bool, reparam_reason: str) -> Head:
+        cfg = self.config
+        softcap = getattr(cfg, "final_logit_softcapping", None)
+        softcap = float(softcap) if softcap else None
+        scale = 1.0
+        if isinstance(getattr(cfg, "logit_scale", None), (int, float)):
+            scale = float(cfg.logit_scale)
+        if isinstance(getattr(cfg, "logits_scaling", None), (int, float)):
+            scale = 1.0 / float(cfg.logits_scaling)
+        W, b = self.raw_W, self.raw_b
+        ns: NDArray[np.float64] | None = None
+        ns_reason = "none known"
+        norm = self.norm
+        if self.view == "folded":
+            assert norm is not None
+            W = self.raw_W * norm.gain[None, :]
+            if norm.shift is not None:
+                b = self.raw_W @ norm.shift + (0.0 if b is None else b)
+            if norm.kind == "layernorm":
+                ns = np.ones((W.shape[1], 1))
+                ns_reason = ("LayerNorm's normalised state n sums to zero, so it is orthogonal "
+                             "to the all-ones vector")
+        elif norm is not None and norm.kind == "layernorm":
+            if np.all(norm.gain != 0):
+                inv = 1.0 / norm.gain
+                const = 0.0 if norm.shift is None else float(inv @ norm.shift)
+                if abs(const) <= 1e-12 * float(np.abs(inv).sum()):
+                    ns = inv[:, None]
+                    ns_reason = "h = g * n + beta with sum(n) = 0 and (1/g) . beta = 0"
+                else:
+                    ns_reason = (f"(1/g) . h = (1/g) . beta = {const:.3g} for every input: "
+                                 f"moving rows along 1/g shifts each label's logit by its own "
+                                 f"constant, which the bias would have to absorb")
+        labels = self._labels(W.shape[0])
+        meta = {
+            "source": str(self.path), "family": self.family, "view": self.view,
+            "norm": None if norm is None else norm.describe(),
+            "norm_kind": None if norm is None else norm.kind,
+            "tied": self.tied, "folded": self.view == "folded",
+            "labels_from": "tokenizer" if labels else "row numbers",
+            "null_space_reason": ns_reason, "reparam_reason": reparam_reason,
+        }
+        return Head(W=W, b=b, labels=labels or (), link="softmax", softcap=softcap,
+                    logit_scale=scale, reparam=reparam, null_space=ns, dtype=self.dtype,
+                    meta=meta, strict=strict)
+
+    def _labels(self, n: int) -> tuple[str, ...] | None:
+        tok = self.tokenizer
+        return None if tok is None else readable_labels(tok, n)
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """The directory's tokenizer, or None when it has none (transformers would otherwise
+        build an empty one from the config, with only its special tokens)."""
+        if not any((self.path / f).is_file() for f in _TOKENIZER_FILES):
+            return None
+        tf = _transformers()
+        try:
+            tok = tf.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return tok if len(tok) > len(getattr(tok, "all_special_tokens", [])) else None
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens added)."""
+        if self.tokenizer is None:
+            raise fail(f"{self.path}: has no tokenizer, so text cannot be tokenized; pass "
+                       f"token ids instead.")
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+    # ------------------------------------------------------------------ running the model
+    @property
+    def model(self) -> Any:
+        """The torch model (loaded on first use, in its stored dtype, eval mode), checked
+        against the head."""
+        if self._model is None:
+            self._model = load_torch_lm(self.path)
+        if not self._verified:
+            self._check_against_model()
+        return self._model
+
+    def _modules(self) -> dict[str, Any]:
+        m = self._model
+        mods = {"head": m.get_output_embeddings()}
+        if self.view == "folded":
+            assert self.norm is not None
+            mods["norm"] = m.get_submodule(self.norm.name)
+        return mods
+
+    def _check_against_model(self) -> None:
+        import torch
+
+        m = self._model
+        out = m.get_output_embeddings()
+        if not isinstance(out, torch.nn.Linear):
+            raise fail(f"{self.path}: the output layer is a {type(out).__name__}, not a Linear; "
+                       f"this architecture cannot be handled exactly.")
+        live_w = out.weight.detach()
+        if live_w.dtype in (torch.float16, torch.bfloat16):
+            live_w = live_w.float()
+        if tuple(live_w.shape) != self.raw_W.shape or not np.array_equal(live_w.numpy(),
+                                                                           self.raw_W):
+            raise fail(f"{self.path}: the loaded model's output weight differs from the "
+                       f"checkpoint's {self.family} head; cannot read this head exactly.")
+        if self.norm is not None:
+            mod = m.get_submodule(self.norm.name)
+            live = norm_from_module(self.norm.name, mod, self.norm.kind)
+            if not np.array_equal(live.gain, self.norm.gain):
+                raise fail(f"{self.path}: the final norm's gain in the loaded model differs "
+                           f"from the checkpoint's.")
+            self.norm = live  # now with eps
+        self._verified = True
+        ids = self.random_inputs(2, 6, seed=0)
+        h, z = self.forward(ids)
+        mine = self.head.logits(h)
+        err = float(np.abs(mine - z).max())
+        tol = tolerance_for(self.dtype) * (1.0 + float(np.abs(z).max()))
+        if not err <= tol:
+            self._verified = False
+            raise fail(f"{self.path}: the {self.family} model's logits are not "
+                       f"head.logits(hidden state) (max difference {err:.3g} > {tol:.3g}); "
+                       f"this architecture cannot be handled exactly.")
+
+    def as_ids(self, inputs: Any) -> list[NDArray[np.int64]]:
+        """Inputs as a list of 1-D token id arrays: text, a list of texts, or ids of shape
+        (T,) or (B, T)."""
+        if isinstance(inputs, str):
+            return [np.asarray(self.tokenize(inputs), dtype=np.int64)]
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], str):
+            return [np.asarray(self.tokenize(t), dtype=np.int64) for t in inputs]
+        if isinstance(inputs, (list, tuple)) and inputs and not np.isscalar(inputs[0]):
+            return [np.asarray(x, dtype=np.int64).reshape(-1) for x in inputs]
+        arr = np.asarray(inputs)
+        if arr.dtype.kind not in "iu":
+            raise fail(f"The 'inputs' argument must be text or integer token ids. Got dtype "
+                       f"{arr.dtype} instead.")
+        arr = arr.astype(np.int64)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2:
+            raise fail(f"The 'inputs' argument must have shape (T,) or (B, T). Got shape "
+                       f"{arr.shape} instead.")
+        v = self.head.n_labels
+        if arr.size and (arr.min() < 0 or arr.max() >= v):
+            raise fail(f"The 'inputs' token ids must be in [0, {v}). Got ids from "
+                       f"{arr.min()} to {arr.max()}.")
+        return list(arr)
+
+    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(hidden states (n, d), model logits (n, V)) in float64, one model pass per
+        sequence batch; n is the total number of positions."""
+        import torch
+
+        model = self.model
+        hs, zs = [], []
+        seqs = self.as_ids(inputs)
+        same = len({len(s) for s in seqs}) == 1
+        batches = [np.stack(seqs)] if same else [s[None, :] for s in seqs]
+        for batch in batches:
+            if batch.shape[1] == 0:
+                continue
+            with capture_inputs(self._modules()) as cap, torch.no_grad():
+                out = model(input_ids=torch.as_tensor(batch))
+            z = to_f64(out.logits).reshape(-1, self.head.n_labels)
+            if self.view == "folded":
+                assert self.norm is not None
+                h = self.norm.normalise(to_f64(cap["norm"]))
+            else:
+                h = to_f64(cap["head"])
+            hs.append(h.reshape(-1, self.head.d))
+            zs.append(z)
+        if not hs:
+            return np.zeros((0, self.head.d)), np.zeros((0, self.head.n_labels))
+        return np.concatenate(hs), np.concatenate(zs)
+
+    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
+        """Hidden states (n, d) the head consumes: the final norm's output (raw view) or its
+        normalised state without gain and shift (folded view); float64."""
+        return self.forward(inputs)[0]
+
+    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
+        """The model's own logits (n, V), float64."""
+        return self.forward(inputs)[1]
+
+    # ------------------------------------------------------------------ for exports
+    def load_fresh(self) -> Any:
+        """A second, independent copy of the torch model (to be modified and saved)."""
+        return load_torch_lm(self.path)
+
+    def output_layer(self, model: Any) -> Any:
+        """The output Linear of a torch model of this family."""
+        return model.get_output_embeddings()
+
+    def reopen(self, path: str | os.PathLike[str]) -> HFCausalLM:
+        """The model saved at ``path``, read the same way (same view)."""
+        return load_hf_lm(path, fold=self.view == "folded", strict=self.head.strict)
+
+    def random_inputs(self, n: int, length: int, *, seed: int = 0) -> NDArray[np.int64]:
+        """Token ids of shape (n, length) drawn uniformly from the vocabulary."""
+        rng = np.random.default_rng(seed)
+        vocab = self.head.n_labels
+        if self.tokenizer is not None:
+            vocab = min(vocab, len(self.tokenizer))
+        return rng.integers(0, vocab, size=(n, length), dtype=np.int64)
+
+
+def load_torch_lm(path: Path, dtype: Any = "auto") -> Any:
+    """``AutoModelForCausalLM.from_pretrained(path)`` locally, in eval mode."""
+    tf = _transformers()
+    try:
+        model = tf.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
+                                                        dtype=dtype)
+    except (ValueError, KeyError, OSError) as e:
+        raise fail(f"{path}: transformers cannot load it as a causal LM: "
+                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    model.eval()
+    return model
+
+
+def _opt_norm(config: Any, fam: LMFamily) -> tuple[LMFamily, bool, str]:
+    """OPT: no usable final norm when it is removed or followed by ``project_out``."""
+    proj = getattr(config, "word_embed_proj_dim", config.hidden_size) != config.hidden_size
+    no_norm = (not getattr(config, "do_layer_norm_before", True)
+               or getattr(config, "_remove_final_layer_norm", False))
+    if proj:
+        return (LMFamily(fam.head, fam.embed, None, None), True,
+                "the hidden state is the output of the Linear project_out, which can absorb A")
+    if no_norm:
+        return LMFamily(fam.head, fam.embed, None, None), False, _NO_REPARAM
+    return fam, False, _NORM_REPARAM
+
+
+_NORM_REPARAM = ("the hidden state leaves a final norm whose gain is diagonal: only a diagonal "
+                 "A can be absorbed, not every invertible A")
+_NO_REPARAM = "the module producing the hidden state is not a Linear that could absorb A"
+
+
+def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
+               strict: bool = True) -> HFCausalLM:
+    """Read the head of a HuggingFace causal LM from a local directory.
+
+    Parameters
+    ----------
+    path : directory
+        Holds ``config.json``, the weights (``model.safetensors``, sharded with an index, or
+        ``pytorch_model.bin``) and, ideally, the tokenizer (labels are its tokens; without one
+        they are row numbers).
+    fold : bool
+        Fold the final norm's gain (and shift) into the head (the "folded" view); default
+        "raw".
+    strict : bool
+        Refuse heads with all-zero or identical rows (see :class:`~unembed.head.Head`).
+
+    Returns
+    -------
+    HFCausalLM
+        ``.head`` is the (V, d) head in float64; the torch model is loaded only when hidden
+        states or logits are asked for. For the families of :data:`FAMILIES` only the head's
+        and the final norm's tensors are read (memory-mapped) to build the head.
+    """
+    p = Path(path)
+    config = read_config(p)
+    model_type = str(getattr(config, "model_type", ""))
+    fam = FAMILIES.get(model_type)
+    tied = bool(getattr(config, "tie_word_embeddings", False))
+    if fam is None:
+        return _load_generic(p, config, fold=fold, strict=strict, tied=tied)
+    reparam, reparam_reason = False, _NORM_REPARAM
+    if model_type == "opt":
+        fam, reparam, reparam_reason = _opt_norm(config, fam)
+    ckpt = Checkpoint(p)
+    name = ckpt.resolve(fam.embed) if tied else ckpt.resolve(fam.head)
+    if name is None:
+        want = fam.embed if tied else fam.head
+        raise fail(f"{p}: the {model_type} checkpoint has no tensor {want!r} "
+                   f"({'tied' if tied else 'untied'} head).")
+    W, dtype = ckpt.get(name)
+    norm = None
+    if fam.norm is not None and fam.norm_kind is not None:
+        gname = ckpt.resolve(fam.norm + ".weight")
+        if gname is None:
+            raise fail(f"{p}: the {model_type} checkpoint has no final norm weight "
+                       f"{fam.norm + '.weight'!r}.")
+        g, _ = ckpt.get(gname)
+        gain = np.asarray(g, dtype=np.float64)
+        if fam.norm_kind == "rmsnorm_1p":
+            gain = 1.0 + gain
+        shift = None
+        bname = ckpt.resolve(fam.norm + ".bias") if fam.norm_kind == "layernorm" else None
+        if bname is not None:
+            shift = np.asarray(ckpt.get(bname)[0], dtype=np.float64)
+        norm = FinalNorm(name=fam.norm, kind=fam.norm_kind, gain=gain, shift=shift)
+    return HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=None, dtype=dtype,
+                      norm=norm, tied=tied, family=model_type, reparam=reparam,
+                      reparam_reason=reparam_reason)
+
+
+def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool) -> HFCausalLM:
+    """Any other architecture: the output embeddings must be a Linear; the final norm is a
+    module named like one (``norm``, ``ln_f``, ``final_layer_norm``, ...) whose output is
+    confirmed, by running the model, to be exactly what the head receives."""
+    import torch
+
+    model = load_torch_lm(p)
+    out = model.get_output_embeddings()
+    mt = getattr(config, "model_type", "?")
+    if not isinstance(out, torch.nn.Linear):
+        raise fail(f"{p}: cannot find the output layer of the {mt!r} architecture exactly "
+                   f"(get_output_embeddings() gives {type(out).__name__}).")
+    W, dtype = tensor_to_numpy(out.weight)
+    b = None if out.bias is None else to_f64(out.bias)
+    tied = tied and out.weight is model.get_input_embeddings().weight
+    norm = _find_generic_norm(model, out, dtype)
+    if fold and norm is None:
+        raise fail(f"{p}: no final norm could be confirmed right before the head of the "
+                   f"{mt!r} architecture, so there is no gain to fold; use the raw view.")
+    reason = _NORM_REPARAM if norm is not None else (
+        "unknown for this architecture; not claimed")
+    lm = HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=b, dtype=dtype,
+                    norm=norm, tied=tied, family=f"{mt} (generic)", generic_model=model,
+                    reparam=False, reparam_reason=reason)
+    _ = lm.model  # the model is loaded already: check its logits against the head now
+    return lm
+
+
+def _find_generic_norm(model: Any, out: Any, dtype: str) -> FinalNorm | None:
+    import torch
+
+    cands = []
+    for name, mod in model.named_modules():
+        parts = name.split(".")
+        if parts[-1] in _GENERIC_NORM_NAMES and not any(x.isdigit() for x in parts):
+            cands.append((name, mod))
+    if not cands:
+        return None
+    ids = torch.zeros((1, 4), dtype=torch.long)
+    mods = {"head": out, **{n: m for n, m in cands}}
+    with capture_inputs(mods) as cap, torch.no_grad():
+        model(input_ids=ids)
+    for name, mod in cands:
+        if name not in cap or cap[name].shape != cap["head"].shape:
+            continue
+        for kind in guess_norm_kinds(mod):
+            norm = norm_from_module(name, mod, kind)
+            if norm_matches(norm, mod, cap[name], dtype):
+                with torch.no_grad():
+                    y = mod(cap[name])
+                if torch.equal(y, cap["head"]):
+                    return norm
+    return None
