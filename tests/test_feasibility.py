@@ -401,3 +401,13 @@ def test_radius_witnesses_stay_in_the_box() -> None:
             if r.feasible:
                 assert np.abs(r.witness).max() <= R * (1 + 1e-9)
                 assert int(np.argmax(head.logits(r.witness))) == i
+
+
+def test_independent_rows_have_every_ranking_without_lps() -> None:
+    rng = np.random.default_rng(21)
+    head = Head(rng.standard_normal((6, 8)), b=rng.standard_normal(6))
+    e = enumerate_rankings(head, list(range(6)), samples=0)
+    assert e.n_feasible == 720 and e.lp_solves == 0
+    for r in e.feasible[::37]:
+        z = head.logits(r.witness)[0]
+        assert np.all(np.diff(z[head.indices(list(r.labels))]) < 0)

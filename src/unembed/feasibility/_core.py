@@ -29,7 +29,9 @@ rows, and R the box radius, the LP is::
 ``margin`` is the optimum t (or a witness's recomputed value of the left-hand side): in units of
 ``W h + b`` at the unit-form hidden state. The logit_scale (positive) and a soft-cap
 (cap * tanh(z / cap), strictly increasing and odd) change no sign of any row, so they change no
-verdict; margins are reported before them.
+verdict; margins are reported before them. (A witness of a biased head found in the limit
+s -> 0 can be large; the tanh of a soft-cap then saturates in float64 and may show ties that
+exact arithmetic does not have: check such witnesses on ``W h + b``.)
 
 Tolerance and decisions (DESIGN.md section 4)
 ---------------------------------------------

@@ -453,7 +453,11 @@ def enumerate_rankings(
         o = np.argsort(-z, kind="stable")
         return tuple(int(x) for x in o), float(np.min(z[o[:-1]] - z[o[1:]]))
 
-    found = _found(sp, sample_states(sp, samples, seed), key)
+    H = sample_states(sp, samples, seed)
+    solved = _solve_every_ranking(sp)
+    if solved is not None:
+        H = np.vstack([H, solved])
+    found = _found(sp, H, key)
     hit: set[tuple[int, ...]] = {r[:k] for r in found for k in range(1, m + 1)}
     feasible: list[Feasibility] = []
     infeasible: list[Feasibility] = []
@@ -496,6 +500,28 @@ def enumerate_rankings(
     visit(())
     return Enumeration("ranking", names, feasible, infeasible, undecided, math.factorial(m),
                        solves, samples)
+
+
+def _solve_every_ranking(sp: Space) -> NDArray[np.float64] | None:
+    """When the m rows are linearly independent (m <= d), W h = t - b has an exact solution
+    for every target t: one candidate per ordering (t = m, m-1, ..., 1 in that order), each
+    still checked like any sample. None when that does not apply."""
+    W = sp.W
+    m, d = W.shape
+    if m > d or (sp.radius is not None and np.any(sp.b != 0)):
+        return None
+    sv = np.linalg.svd(W, compute_uv=False)
+    if sv[-1] <= 1e-8 * sv[0]:
+        return None
+    perms = np.array(list(itertools.permutations(range(m))), dtype=np.int64)
+    T = np.empty(perms.shape, dtype=np.float64)
+    np.put_along_axis(T, perms, np.arange(m, 0, -1, dtype=np.float64)[None, :], axis=1)
+    scale = float(np.abs(sp.b).max(initial=0.0)) + 1.0
+    H = np.asarray(np.linalg.lstsq(W, (scale * T - sp.b[None, :]).T, rcond=None)[0].T,
+                   dtype=np.float64)
+    if sp.radius is not None:
+        H = np.asarray(H * (sp.R / np.abs(H).max(axis=1, keepdims=True)), dtype=np.float64)
+    return H
 
 
 def enumerate_top_k_sets(
