@@ -360,7 +360,7 @@ def solve_lp(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[
     nu = (np.asarray(res.eqlin.marginals, dtype=np.float64) if A_eq is not None
           else np.zeros(0))
     x = np.asarray(res.x, dtype=np.float64)
-    return LPResult(float(x[-1]) * scale, x[:d] * R, float(x[d]), lam, nu, True)
+    return LPResult(float(x[-1]) * scale + 0.0, x[:d] * R, float(x[d]), lam, nu, True)
 
 
 def certify(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[np.int64],
