@@ -60,7 +60,7 @@ def baseline_lp(head, i: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def run(name: str, W: np.ndarray, planted: np.ndarray | None, sample: int, workers: int,
-        seed: int) -> dict[str, object]:
+        seed: int, co_top: int = 0) -> dict[str, object]:
     from unembed import Head
     from unembed.feasibility import argmaxable_all
 
@@ -91,6 +91,13 @@ def run(name: str, W: np.ndarray, planted: np.ndarray | None, sample: int, worke
     if planted is not None:
         got = sorted(head.index(x) for x in res.unargmaxable)
         out["planted_exactly_reported"] = got == planted.tolist()
+    if co_top:
+        from unembed.feasibility import co_top_matrix
+
+        t0 = time.perf_counter()
+        m = co_top_matrix(head, rng.choice(head.n_labels, co_top, replace=False).tolist())
+        out[f"co_top_{co_top}_labels_s"] = round(time.perf_counter() - t0, 1)
+        out["co_top_feasible_pairs"] = int(m.feasible.sum() // 2)
     return out
 
 
@@ -103,6 +110,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", choices=("gpt2-like", "planted"), default=None)
+    ap.add_argument("--co-top", type=int, default=20,
+                    help="also time co_top_matrix on this many random labels (0: skip)")
     a = ap.parse_args()
     W = gpt2_like(a.V, a.d, a.seed)
     for name in ("gpt2-like", "planted"):
@@ -110,9 +119,9 @@ def main() -> None:
             continue
         if name == "planted":
             Wp, planted = plant(W, a.planted, a.seed)
-            r = run(name, Wp, planted, a.sample, a.workers, a.seed)
+            r = run(name, Wp, planted, a.sample, a.workers, a.seed, a.co_top)
         else:
-            r = run(name, W, None, a.sample, a.workers, a.seed)
+            r = run(name, W, None, a.sample, a.workers, a.seed, a.co_top)
         print("  ".join(f"{k}={v}" for k, v in r.items()), flush=True)
 
 

@@ -68,3 +68,23 @@ def test_feasible_questions_and_errors(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "sigmoid" in bad.stderr
     p = _run("feasible", str(wf), "--on", "#0", "--off", "#1", "--link", "sigmoid", "--json")
     assert p.returncode == 0 and json.loads(p.stdout)["status"] == "yes"
+
+
+def test_argmaxable_on_a_model_directory(tiny_gemma2_dir: Path) -> None:
+    """--model reads the exact head (Gemma 2: soft-capped logits, which change no verdict)."""
+    from unembed import load
+    from unembed.feasibility import argmaxable_all
+
+    head = load(tiny_gemma2_dir).head
+    assert head.softcap is not None
+    want = argmaxable_all(head, workers=1, narrowest_budget=1)
+    p = _run("argmaxable", "--model", str(tiny_gemma2_dir), "--json", "--workers", "1",
+             "--narrowest", "1")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["n_labels"] == head.n_labels and out["undecided"] == []
+    assert out["unargmaxable"] == want.unargmaxable
+    for i in range(0, head.n_labels, 37):
+        h = want.witness(i)
+        if h is not None:  # the soft-capped logits of the model's own head agree
+            assert int(np.argmax(head.logits(h))) == i

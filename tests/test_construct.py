@@ -120,7 +120,7 @@ def test_several_pairs_with_reparametrization():
     rng = np.random.default_rng(1)
     h = Head(rng.standard_normal((6, 4)), reparam=True)
     res = translation_for_cosines(h, {(0, 1): 0.9, (2, 3): 0.9, (0, 2): -0.5},
-                                  reparametrize=True, restarts=3)
+                                  reparametrize=True, restarts=2, maxiter=400)
     assert res.A is not None
     assert res.max_error < 1e-4
     assert res.equivalence is not None and res.equivalence.max_abs_dp < 1e-9

@@ -258,3 +258,42 @@ def test_texts_of_different_lengths_and_a_directory_without_tokenizer(tiny_gpt2_
     with pytest.raises(UnembedError, match="no tokenizer"):
         bare.tokenize("the cat")
     np.testing.assert_array_equal(bare.head.W, m.head.W)
+
+
+@pytest.mark.parametrize("layout", ["unprefixed_safetensors", "pytorch_model_bin"])
+def test_older_checkpoint_layouts(tiny_gpt2_dir, tmp_path, layout):
+    """GPT-2 as on the hub (keys without 'transformer.'), and a pytorch_model.bin checkpoint
+    (read lazily with weights_only=True, mmap=True)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    for f in tiny_gpt2_dir.iterdir():
+        if f.name != "model.safetensors":
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    sd = load_file(str(tiny_gpt2_dir / "model.safetensors"))
+    if layout == "unprefixed_safetensors":
+        sd = {k.removeprefix("transformer."): v for k, v in sd.items()}
+        save_file(sd, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    else:
+        torch.save(sd, tmp_path / "pytorch_model.bin")
+    ref = load_hf_lm(tiny_gpt2_dir, fold=True)
+    m = load_hf_lm(tmp_path, fold=True)
+    np.testing.assert_array_equal(m.head.W, ref.head.W)
+    ids = m.random_inputs(2, 5)
+    assert _max_rel(m.head.logits(m.hidden_states(ids)), ref.model_logits(ids)) < 1e-5
+
+
+def test_sentencepiece_style_labels(tmp_path):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from unembed.sources.hf_lm import readable_labels
+
+    tok = Tokenizer(models.BPE(byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(["the cat sat on the mat", "the dog"], trainers.BpeTrainer(
+        vocab_size=60, special_tokens=["<unk>", "<0x0A>"], show_progress=False))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    labels = readable_labels(fast, len(fast))
+    assert " the" in labels and "<0x0A>" in labels and not any("▁" in s for s in labels)

@@ -99,9 +99,11 @@ class Head:
         if raw.dtype.kind == "f" and self.dtype == "float64" and raw.dtype != np.float64:
             object.__setattr__(self, "dtype", str(raw.dtype))
         w = check_matrix(raw, "W", where=where, allow_zero_rows=not self.strict)
-        w64 = w.astype(np.float64)
+        # One float64 copy, owned and read-only (the caller's array is never aliased).
+        w64 = np.array(w, dtype=np.float64, order="C", copy=True)
+        w64.setflags(write=False)
         v, d = w64.shape
-        object.__setattr__(self, "W", _frozen(w64))
+        object.__setattr__(self, "W", w64)
         if self.b is not None:
             object.__setattr__(self, "b", _frozen(check_vector(self.b, "b", v, where=where)))
         object.__setattr__(self, "labels", check_labels(self.labels or None, v, where=where))

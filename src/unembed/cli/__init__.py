@@ -54,6 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("unembed: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``unembed inspect ... | head``): stop quietly, and keep Python
+        # from complaining again while it flushes stdout at exit.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

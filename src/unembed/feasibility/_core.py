@@ -29,7 +29,9 @@ rows, and R the box radius, the LP is::
 ``margin`` is the optimum t (or a witness's recomputed value of the left-hand side): in units of
 ``W h + b`` at the unit-form hidden state. The logit_scale (positive) and a soft-cap
 (cap * tanh(z / cap), strictly increasing and odd) change no sign of any row, so they change no
-verdict; margins are reported before them.
+verdict; margins are reported before them. (A witness of a biased head found in the limit
+s -> 0 can be large; the tanh of a soft-cap then saturates in float64 and may show ties that
+exact arithmetic does not have: check such witnesses on ``W h + b``.)
 
 Tolerance and decisions (DESIGN.md section 4)
 ---------------------------------------------
@@ -70,8 +72,8 @@ Status = Literal["yes", "no", "undecided"]
 RTOL = 1e-6
 _HIGHS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 _FULL_GROUP = 1024  # groups with at most this many outside labels start with all of them
-_START_GROUP = 256  # otherwise: the strongest competitors at the start point
-_ADD_GROUP = 256  # rows added per member of S and generation round
+_START_GROUP = 64  # otherwise: the strongest competitors at the start point
+_ADD_GROUP = 32  # most violated rows added per member of S and generation round
 
 
 # ---------------------------------------------------------------------------------- results
@@ -315,7 +317,8 @@ def check_candidate(sp: Space, pb: Problem, h_prime: NDArray[np.float64]
     h, s = unit_form(np.asarray(h_prime, dtype=np.float64), sp)
     m, r, _ = evaluate(sp, pb, h, s)
     tol = sp.tol
-    return (m > tol and r <= tol), m
+    inside = sp.radius is None or float(np.abs(h).max(initial=0.0)) <= sp.R * (1 + 1e-12)
+    return (m > tol and r <= tol and inside), m
 
 
 # ---------------------------------------------------------------------------------- LP
@@ -357,7 +360,7 @@ def solve_lp(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[
     nu = (np.asarray(res.eqlin.marginals, dtype=np.float64) if A_eq is not None
           else np.zeros(0))
     x = np.asarray(res.x, dtype=np.float64)
-    return LPResult(float(x[-1]) * scale, x[:d] * R, float(x[d]), lam, nu, True)
+    return LPResult(float(x[-1]) * scale + 0.0, x[:d] * R, float(x[d]), lam, nu, True)
 
 
 def certify(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[np.int64],

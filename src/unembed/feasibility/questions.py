@@ -138,17 +138,50 @@ def can_be_top_two(
     if i == j:
         raise fail(f"The 'a' and 'b' arguments of can_be_top_two must be two different labels. "
                    f"Got {head.labels[i]!r} twice.")
+    return _top_two(head, sp, i, j)
+
+
+def _top_two(head: Head, sp: Space, i: int, j: int) -> Feasibility:
     pb = make_problem(eq=[(i, j)], groups=[[i, j]])
     return decide(head, sp, pb, question="top_two", labels=(head.labels[i], head.labels[j]),
                   starts=_top_two_starts(head, sp, i, j))
+
+
+def top_two_start(W: NDArray[np.float64], i: int, j: int, steps: int = 8
+                  ) -> NDArray[np.float64]:
+    """A direction with z_i = z_j (bias ignored): the centered mid-row projected onto
+    (u_i - u_j) . h = 0, then up to ``steps`` reflections across the hyperplane
+    (u_i + u_j) / 2 . h = u_k . h of whichever label k beats the pair, taken within that
+    projection (so the tie is kept)."""
+    delta = W[i] - W[j]
+    dd = float(delta @ delta)
+
+    def proj(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return x - (delta @ x) / dd * delta
+
+    mid = 0.5 * (W[i] + W[j])
+    h = proj(mid - W.mean(axis=0))
+    for _ in range(steps):
+        z = W @ h
+        zi = 0.5 * (z[i] + z[j])
+        z[[i, j]] = -np.inf
+        k = int(np.argmax(z))
+        gap = zi - z[k]
+        if gap > 0:
+            break
+        a = proj(mid - W[k])
+        aa = float(a @ a)
+        if aa == 0:
+            break
+        h = h - 2 * gap / aa * a
+    return h
 
 
 def _top_two_starts(head: Head, sp: Space, i: int, j: int) -> list[NDArray[np.float64]]:
     W = head.W
     delta = W[i] - W[j]
     dd = float(delta @ delta)
-    h = 0.5 * (argmax_start(W, i, 2) + argmax_start(W, j, 2))
-    h = h - (delta @ h) / dd * delta
+    h = top_two_start(W, i, j)
     h0 = -(sp.b[i] - sp.b[j]) / dd * delta
     return [x + h0 for x in _scaled(h, sp)]
 
@@ -268,8 +301,10 @@ def co_top_matrix(
     feas = np.zeros((n, n), dtype=bool)
     marg = np.full((n, n), np.nan)
     results: dict[tuple[int, int], Feasibility] = {}
+    sp = make_space(head, bias=bias, radius=radius, rtol=rtol, func="co_top_matrix")
+    sp.tol  # noqa: B018  (computed once for all pairs)
     for a, b in itertools.combinations(range(n), 2):
-        r = can_be_top_two(head, idx[a], idx[b], bias=bias, radius=radius, rtol=rtol)
+        r = _top_two(head, sp, idx[a], idx[b])
         results[(a, b)] = r
         feas[a, b] = feas[b, a] = r.feasible
         marg[a, b] = marg[b, a] = r.margin
@@ -418,7 +453,11 @@ def enumerate_rankings(
         o = np.argsort(-z, kind="stable")
         return tuple(int(x) for x in o), float(np.min(z[o[:-1]] - z[o[1:]]))
 
-    found = _found(sp, sample_states(sp, samples, seed), key)
+    H = sample_states(sp, samples, seed)
+    solved = _solve_every_ranking(sp)
+    if solved is not None:
+        H = np.vstack([H, solved])
+    found = _found(sp, H, key)
     hit: set[tuple[int, ...]] = {r[:k] for r in found for k in range(1, m + 1)}
     feasible: list[Feasibility] = []
     infeasible: list[Feasibility] = []
@@ -463,6 +502,28 @@ def enumerate_rankings(
                        solves, samples)
 
 
+def _solve_every_ranking(sp: Space) -> NDArray[np.float64] | None:
+    """When the m rows are linearly independent (m <= d), W h = t - b has an exact solution
+    for every target t: one candidate per ordering (t = m, m-1, ..., 1 in that order), each
+    still checked like any sample. None when that does not apply."""
+    W = sp.W
+    m, d = W.shape
+    if m > d or (sp.radius is not None and np.any(sp.b != 0)):
+        return None
+    sv = np.linalg.svd(W, compute_uv=False)
+    if sv[-1] <= 1e-8 * sv[0]:
+        return None
+    perms = np.array(list(itertools.permutations(range(m))), dtype=np.int64)
+    T = np.empty(perms.shape, dtype=np.float64)
+    np.put_along_axis(T, perms, np.arange(m, 0, -1, dtype=np.float64)[None, :], axis=1)
+    scale = float(np.abs(sp.b).max(initial=0.0)) + 1.0
+    H = np.asarray(np.linalg.lstsq(W, (scale * T - sp.b[None, :]).T, rcond=None)[0].T,
+                   dtype=np.float64)
+    if sp.radius is not None:
+        H = np.asarray(H * (sp.R / np.abs(H).max(axis=1, keepdims=True)), dtype=np.float64)
+    return H
+
+
 def enumerate_top_k_sets(
     head: Head, labels: Sequence[LabelRef], k: int, *, bias: bool = True,
     radius: float | None = None, rtol: float = RTOL, samples: int = 2000, seed: int = 0,
@@ -496,7 +557,7 @@ def enumerate_combinations(
     if head.link != "sigmoid":
         raise fail(f"{func} is about sigmoid heads; this head's link is {head.link!r}. "
                    f"Use enumerate_rankings or enumerate_top_k_sets.")
-    sub = _subhead(head, labels, func, 1) if len(labels) >= 1 else head
+    sub = _subhead(head, labels, func, 1)
     sp = make_space(sub, bias=bias, radius=radius, rtol=rtol, func=func)
     m = sub.n_labels
 
