@@ -180,6 +180,8 @@ def test_array_inputs_from_npy(tmp_path) -> None:
     np.save(tmp_path / "x.npy", x)
     src = ArrayInputs(tmp_path / "x.npy", max_inputs=5)
     assert [b.shape[0] for b in src.batches(2)] == [2, 2, 1]
+    named = ArrayInputs(tmp_path / "x.npy", targets=list("abcdef"), name="the digits")
+    assert named.describe([1], None) == {1: "row 1 of the digits (true label b)"}
     with pytest.raises(UnembedError, match="must have shape"):
         ArrayInputs(np.zeros(3))
 

@@ -361,7 +361,8 @@ class ArrayInputs:
     or feature matrices (n, d); one prediction per row."""
 
     def __init__(self, data: str | os.PathLike[str] | NDArray[Any], *,
-                 max_inputs: int | None = None, targets: Sequence[str] | None = None) -> None:
+                 max_inputs: int | None = None, targets: Sequence[str] | None = None,
+                 name: str | None = None) -> None:
         if isinstance(data, (str, os.PathLike)):
             p = Path(data)
             if not p.is_file():
@@ -379,6 +380,8 @@ class ArrayInputs:
                        f"Got shape {arr.shape} instead.")
         self.array = arr if max_inputs is None else arr[:max_inputs]
         self.targets = targets
+        if name is not None:
+            self.name = name
 
     def batches(self, batch_size: int) -> Iterator[NDArray[Any]]:
         for s in range(0, self.array.shape[0], batch_size):

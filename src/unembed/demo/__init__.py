@@ -96,10 +96,12 @@ def run_demo(out: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
 
         models: dict[str, tuple[Any, DataSource]] = {
             "cnn": (digits_model(cnn, split.labels, source="demo: digits CNN (torch)"),
-                    ArrayInputs(data_dir / "digits_heldout.npy", targets=targets)),
+                    ArrayInputs(data_dir / "digits_heldout.npy", targets=targets,
+                                name="the held-out digits")),
             "logreg": (logreg_model(lr, split.labels,
                                     source="demo: digits LogisticRegression (sklearn)"),
-                       ArrayInputs(data_dir / "digits_heldout.npy", targets=targets)),
+                       ArrayInputs(data_dir / "digits_heldout.npy", targets=targets,
+                                name="the held-out digits")),
             "lm": (DemoLM(lm, tok, source="demo: word-level transformer LM on the Python "
                                           "documentation topics"),
                    TextWindows([data_dir / "heldout.txt"], tok.encode,
