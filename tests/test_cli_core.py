@@ -89,3 +89,22 @@ def test_sigmoid_head_refuses_counterexample(head_dir):
             "-1", "--out", "x.npy", cwd=head_dir)
     assert r.returncode == 2 and "sigmoid link" in r.stderr
     assert not (head_dir / "x.npy").exists()
+
+
+def test_verify_two_models_end_to_end(tmp_path, tiny_gpt2_dir):
+    """--model/--model2: each model's own forward pass on the same token sequences."""
+    out = tmp_path / "neg"
+    r = run("counterexample", "--model", tiny_gpt2_dir, "--pair", "#5", "#9", "--target", "-1",
+            "--out", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    v = run("verify", "--model", tiny_gpt2_dir, "--model2", out, "--json", cwd=tmp_path)
+    assert v.returncode == 0, v.stderr
+    rec = json.loads(v.stdout)
+    assert rec["equivalent"] and rec["n_inputs"] > 0 and rec["max_abs_dlogp"] < 1e-3
+    from conftest import build_lm_dir
+
+    other = build_lm_dir(tmp_path / "other", "gpt2", seed=1)
+    d = run("verify", "--model", tiny_gpt2_dir, "--model2", other, cwd=tmp_path)
+    assert d.returncode == 1 and "NOT EQUIVALENT" in d.stdout
+    bad = run("verify", "--model2", other, cwd=tmp_path)
+    assert bad.returncode == 2 and "--model2 needs --model" in bad.stderr

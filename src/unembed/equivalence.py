@@ -16,6 +16,7 @@ coarsest storage dtype involved (:data:`TOLERANCE`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -28,6 +29,7 @@ __all__ = [
     "Equivalence",
     "compare_heads",
     "compare_logits",
+    "compare_models",
     "merge_equivalences",
     "random_hidden",
 ]
@@ -173,3 +175,33 @@ def merge_equivalences(parts: list[Equivalence]) -> Equivalence:
         tolerance=parts[0].tolerance,
         equivalent=bool(dp <= parts[0].tolerance),
     )
+
+
+def compare_models(
+    model1: Any, model2: Any, inputs: Any = None, *, n: int = 8, length: int = 16,
+    seed: int = 0,
+) -> Equivalence:
+    """Compare two loaded models (:func:`unembed.load`) on the same inputs, end to end: each
+    model's own forward pass (``model_logits``), not only their heads.
+
+    ``inputs`` are what the models take (token ids (n, T) for language models, pixel arrays for
+    image classifiers, feature matrices for scikit-learn); by default ``n`` random ones from
+    ``model1.random_inputs`` (sequences of ``length`` tokens for language models). The
+    tolerance follows the coarser storage dtype of the two heads.
+    """
+    h1, h2 = model1.head, model2.head
+    if h1.n_labels != h2.n_labels:
+        raise fail(f"compare_models: the models have {h1.n_labels} and {h2.n_labels} labels.")
+    if h1.link != h2.link:
+        raise fail(f"compare_models: the models have links {h1.link!r} and {h2.link!r}.")
+    if inputs is None:
+        make = getattr(model1, "random_inputs", None)
+        if make is None:
+            raise fail("compare_models: this model cannot draw random inputs; pass inputs.")
+        try:
+            inputs = make(n, length, seed=seed)
+        except TypeError:
+            inputs = make(n, seed=seed)
+    dt, tol = tolerance_for(h1.dtype, h2.dtype)
+    return compare_logits(model1.model_logits(inputs), model2.model_logits(inputs), h1.link,
+                          dtype=dt, tolerance=tol)

@@ -1,4 +1,5 @@
-"""``unembed verify HEAD1 HEAD2``: do two heads give the same probabilities?"""
+"""``unembed verify HEAD1 HEAD2`` (or ``--model A --model2 B``): do two heads, or two whole
+models, give the same probabilities?"""
 
 from __future__ import annotations
 
@@ -7,43 +8,65 @@ from typing import Any
 
 import numpy as np
 
-from unembed.cli._common import add_head_args, add_json_arg, load_head, print_json
-from unembed.equivalence import compare_heads
+from unembed.cli._common import add_head_args, add_json_arg, load_head, load_model, print_json
+from unembed.equivalence import compare_heads, compare_models
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("verify", help="compare two heads' probabilities on inputs",
+    p = sub.add_parser("verify", help="compare two heads' (or models') probabilities on inputs",
                        description="Compare the probabilities of two heads on the same hidden "
-                                   "states: max |dp|, max |dlog p|, mean KL, argmax agreement.")
+                                   "states, or of two models (--model, --model2) on the same "
+                                   "inputs: max |dp|, max |dlog p|, mean KL, argmax agreement. "
+                                   "Exit status 0 when equivalent within the dtype's "
+                                   "tolerance, 1 when not.")
     add_head_args(p, positional="head")
-    p.add_argument("head2", metavar="HEAD2", help="the second weight file (PATH or PATH:TENSOR)")
+    p.add_argument("head2", metavar="HEAD2", nargs="?",
+                   help="the second weight file (PATH or PATH:TENSOR)")
+    p.add_argument("--model2", metavar="PATH",
+                   help="the second model, compared with --model end to end on the same inputs")
     p.add_argument("--bias2", metavar="FILE", help="bias of HEAD2 (default: --bias)")
     p.add_argument("--inputs", metavar="FILE",
-                   help="hidden states (n, d) as .npy (default: random ones)")
+                   help=".npy: hidden states (n, d) for heads; for models what they take "
+                        "(token ids (n, T), pixel arrays, features). Default: random ones")
     p.add_argument("-n", "--n-random", type=int, default=1024,
-                   help="number of random hidden states (default 1024)")
+                   help="number of random hidden states (default 1024; 8 sequences of 16 "
+                        "tokens or 8 inputs for models)")
     p.add_argument("--seed", type=int, default=0)
     add_json_arg(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    h1 = load_head(args)
-    bias = args.bias
-    if args.bias2 is not None:
-        args.bias = args.bias2
-    h2 = load_head(args, args.head2)
-    args.bias = bias
+    from unembed._checks import fail
+
     H = None
     if args.inputs:
-        from unembed.sources.files import read_tensor
-
-        H = np.asarray(read_tensor(args.inputs, ndim=2).array, dtype=np.float64)
-    eq = compare_heads(h1, h2, H, n_random=args.n_random, seed=args.seed)
-    if args.json:
-        print_json({"head1": h1.meta.get("source"), "head2": h2.meta.get("source"),
-                    **eq.to_dict()})
+        H = np.load(args.inputs, allow_pickle=False) if str(args.inputs).endswith(".npy") \
+            else None
+        if H is None:
+            raise fail(f"{args.inputs}: --inputs must be an .npy file.")
+    if args.model2 is not None:
+        if args.model is None:
+            raise fail("--model2 needs --model: the first of the two models.")
+        m1, m2 = load_model(args), load_model(args, args.model2)
+        eq = compare_models(m1, m2, H, n=min(args.n_random, 8), seed=args.seed)
+        names = (args.model, args.model2)
     else:
-        print(f"{h1.meta.get('source')}  vs  {h2.meta.get('source')}")
+        if args.head2 is None:
+            raise fail("name the second head: HEAD2, or --model and --model2 for two models.")
+        h1 = load_head(args)
+        bias = args.bias
+        if args.bias2 is not None:
+            args.bias = args.bias2
+        h2 = load_head(args, args.head2)
+        args.bias = bias
+        if H is not None:
+            H = np.asarray(H, dtype=np.float64)
+        eq = compare_heads(h1, h2, H, n_random=args.n_random, seed=args.seed)
+        names = (h1.meta.get("source"), h2.meta.get("source"))
+    if args.json:
+        print_json({"first": names[0], "second": names[1], **eq.to_dict()})
+    else:
+        print(f"{names[0]}  vs  {names[1]}")
         print(eq.verdict)
     return 0 if eq.equivalent else 1
