@@ -230,6 +230,17 @@ def translation_for_cosine(
     CosineConstruction
         With the translated head, the cosine recomputed in float64 and the equivalence check.
         Raises UnembedError if the recomputed cosine misses the target by more than 1e-9.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> head = Head(np.array([[1.0, 1.0], [-1.0, 1.0], [0.0, 3.0]]), labels=["cat", "dog", "car"])
+    >>> res = translation_for_cosine(head, "cat", "dog", -1.0)
+    >>> res.c, round(res.cosine_before, 6), res.cosine_after
+    (array([ 0., -1.]), 0.0, -1.0)
+    >>> res.equivalence.equivalent, res.equivalence.max_abs_dp < 1e-15
+    (True, True)
     """
     tau = check_in_range(target, "target", "translation_for_cosine", -1.0, 1.0)
     _require_translation(head, "translation_for_cosine")

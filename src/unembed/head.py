@@ -78,6 +78,17 @@ class Head:
     strict : bool
         Refuse all-zero rows and identical rows (default). Real checkpoints with padding rows
         can pass ``strict=False``; ``degenerate`` then lists what was found.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> head = Head(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]), labels=["cat", "dog", "car"])
+    >>> head
+    Head(V=3, d=2, link='softmax', dtype=float64)
+    >>> head.probs([[2.0, 0.0]]).round(3)
+    array([[0.867, 0.117, 0.016]])
+    >>> head.index("dog"), head.index("#2")
+    (1, 2)
     """
 
     W: NDArray[np.float64]

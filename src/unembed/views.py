@@ -181,7 +181,19 @@ def cosine(
     weights: ArrayLike | None = None, reference: Literal["set", "all"] = "all",
 ) -> float:
     """Cosine of labels a and b under one view (float64). For ``differences`` the reference
-    set is the whole head by default."""
+    set is the whole head by default.
+
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> head = Head(np.array([[2.0, 1.0], [1.0, 2.0], [0.0, 0.5]]), strict=False)
+    >>> round(cosine(head, 0, 1, "raw"), 6)
+    0.8
+    >>> moved = head.translate([-1.5, -1.5])            # same probabilities
+    >>> round(cosine(moved, 0, 1, "raw"), 6)
+    -1.0
+    >>> round(cosine(head, 0, 1, "centered"), 6), round(cosine(moved, 0, 1, "centered"), 6)
+    (-0.164399, -0.164399)
+    """
     check_view(view, "cosine")
     i, j = head.index(a), head.index(b)
     if view == "differences":
