@@ -23,28 +23,11 @@ from typing import Any
 import numpy as np
 
 from unembed._checks import fail
+from unembed._json import jsonable
 from unembed.audit import AuditResult
 from unembed.behaviour import MEASURE_TITLES, MEASURES
 
 __all__ = ["jsonable", "render_html", "summary_lines", "write_index", "write_report"]
-
-
-def jsonable(x: Any) -> Any:
-    """Plain JSON types; NaN and infinities become null (strict JSON)."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (float, np.floating)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
 
 
 # ---------------------------------------------------------------------------- plots

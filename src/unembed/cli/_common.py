@@ -8,8 +8,7 @@ import math
 import sys
 from typing import Any
 
-import numpy as np
-
+from unembed._json import jsonable
 from unembed.head import Head
 
 
@@ -92,27 +91,8 @@ def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:
     )
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if math.isfinite(v) else str(v)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if hasattr(x, "to_dict"):
-        return _jsonable(x.to_dict())
-    return x
-
-
 def print_json(obj: Any) -> None:
-    json.dump(_jsonable(obj), sys.stdout, indent=2, ensure_ascii=False)
+    json.dump(jsonable(obj), sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
 
 
