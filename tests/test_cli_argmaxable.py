@@ -88,3 +88,25 @@ def test_argmaxable_on_a_model_directory(tiny_gemma2_dir: Path) -> None:
         h = want.witness(i)
         if h is not None:  # the soft-capped logits of the model's own head agree
             assert int(np.argmax(head.logits(h))) == i
+
+
+def test_radius_arch_uses_the_models_recorded_box(tiny_llama_dir: Path) -> None:
+    p = _run("argmaxable", "--model", str(tiny_llama_dir), "--radius", "arch", "--json",
+             "--workers", "1", "--narrowest", "1")
+    assert p.returncode == 0, p.stderr
+    hb = json.loads(p.stdout)["hidden_bound"]
+    assert hb["source"] == "architecture" and "RMSNorm" in hb["reason"]
+    assert "relaxation" in hb["meaning"] and len(hb["radii"]) == 16
+    q = _run("feasible", "--model", str(tiny_llama_dir), "--fold", "--argmax", "#3",
+             "--radius", "architecture")
+    assert q.returncode == 0, q.stderr
+    assert "architecture's box" in q.stdout and "claim: " in q.stdout
+    assert "|h|_inf <= 4" in q.stdout  # folded view, d = 16: |n_j| <= sqrt(16)
+
+
+def test_radius_arch_on_a_weight_file_is_one_line_error(tmp_path: Path) -> None:
+    wf = _planted(tmp_path)[0]
+    p = _run("argmaxable", str(wf), "--radius", "arch")
+    assert p.returncode == 2
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and "records no bound" in err and "W.npy" in err

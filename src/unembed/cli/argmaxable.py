@@ -12,10 +12,35 @@ def add_lp_args(p: argparse.ArgumentParser) -> None:
     """Options shared by the feasibility commands: bias, radius, tolerance."""
     p.add_argument("--no-bias", action="store_true",
                    help="drop the bias (the answer as |h| -> inf)")
-    p.add_argument("--radius", type=float, default=None, metavar="R",
-                   help="only hidden states with |h|_inf <= R (default: any h in R^d)")
+    p.add_argument("--radius", type=_radius, default=None, metavar="R|arch",
+                   help="only hidden states with |h|_inf <= R; 'arch': the box the model's "
+                   "architecture bounds h to (after a final LayerNorm/RMSNorm; a relaxation: "
+                   "'no' is proven for the model, 'yes' is a witness in the box); default: "
+                   "any h in R^d")
     p.add_argument("--rtol", type=float, default=1e-6,
                    help="margins below rtol x the largest row value count as no (default 1e-6)")
+
+
+def _radius(text: str) -> float | str:
+    """--radius: a number, or 'arch' / 'architecture' (checked by the library)."""
+    if text.strip().lower() in ("arch", "architecture"):
+        return "architecture"
+    try:
+        return float(text)
+    except ValueError:
+        return text  # the library names the bad value in its error
+
+
+def bound_lines(bound: dict[str, Any]) -> list[str]:
+    """The bound on h that was used and what the verdicts mean, for the text output."""
+    if bound.get("kind") != "box":
+        return [f"hidden states: {bound.get('meaning', 'any h in R^d')}"]
+    if bound.get("source") == "architecture":
+        out = [f"hidden states: the architecture's box |h_j| <= r_j, max r_j = "
+               f"{bound['radius']:.6g} ({bound.get('reason', '')})"]
+    else:
+        out = [f"hidden states: the box given, max half-width {bound['radius']:.6g}"]
+    return [*out, f"meaning: {bound['meaning']}"]
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -51,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
           f"{c['undecided']} undecided ({d['fast_pass']} settled by the fast pass, "
           f"{d['lp']} by LPs)")
     print(f"formulation: {d['formulation']}; tol = {d['tol']:.3g}")
+    for line in bound_lines(d["hidden_bound"]):
+        print(line)
     if d["unargmaxable"]:
         print("not argmaxable: " + ", ".join(repr(x) for x in d["unargmaxable"]))
     if d["undecided"]:

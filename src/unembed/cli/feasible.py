@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from unembed.cli._common import add_head_args, add_json_arg, load_head, print_json
-from unembed.cli.argmaxable import add_lp_args
+from unembed.cli.argmaxable import add_lp_args, bound_lines
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -83,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
 def _print(result: Any) -> None:
     from unembed.feasibility import CoTopMatrix, Enumeration
 
+    if isinstance(result, (Enumeration, CoTopMatrix)):
+        bound = (result.extra if isinstance(result, Enumeration) else
+                 {"hidden_bound": result.hidden_bound}).get("hidden_bound", {})
+        for line in bound_lines(bound):
+            print(line)
     if isinstance(result, Enumeration):
         print(f"{result.kind} of {list(result.labels)}: {result.n_feasible} feasible, "
               f"{result.n_infeasible} infeasible, {len(result.undecided)} undecided, of "
@@ -106,6 +111,9 @@ def _print(result: Any) -> None:
     print(f"{result.question} {list(result.labels)}: {result.status}   "
           f"margin {result.margin:.6g} (tol {result.tol:.3g}, by {result.method})")
     print(f"formulation: {result.formulation}")
+    for line in bound_lines(result.extra.get("hidden_bound", {}))[:1]:
+        print(line)
+    print(f"claim: {result.extra.get('claim', '')}")
     if result.certificate is not None:
         c = result.certificate.to_dict()
         pairs = ", ".join(f"{w:.3g} x ({p} - {n})" for (p, n), w in

@@ -10,21 +10,29 @@ S of labels every one of which must beat every label outside S, over the whole h
 Formulation (margins in the *unit form*)
 ----------------------------------------
 With G the row vectors (G_r = u_p - u_n), g their bias terms (b_p - b_n), E, e the equality
-rows, and R the box radius, the LP is::
+rows, and r in R^d the box (r_j = R for every j when a single radius R is given), the LP is::
 
     maximise t   over h in R^d, s, t
     subject to   G h + s g >= t          (every inequality row)
                  E h + s e  = 0          (every equality row)
-                 |h|_inf <= R
-                 s in [0, 1]  (``radius=None``)   or   s = 1  (``radius=R`` given)
+                 |h_j| <= r_j            (j = 1..d)
+                 s in [0, 1]  (``radius=None``, r = 1)   or   s = 1  (a bound given)
 
 * ``radius=None`` (the default) answers "for some h in R^d, with the bias": a hidden state h'
   satisfies the rows iff (h, s) = (h' / max(1, |h'|_inf), 1 / max(1, |h'|_inf)) does, with
   R = 1; s -> 0 is the limit |h'| -> inf, where the bias stops mattering. So the LP is bounded
   and still exact for unbounded h. Without a bias (or ``bias=False``) s plays no role: the
   problem is homogeneous and the unit box only fixes the scale.
-* ``radius=R`` answers "for some h with |h|_inf <= R, with the bias", for architectures that
-  bound h (a LayerNorm output has |n|_2 = sqrt(d) before its gain, so |n|_inf <= sqrt(d)).
+* ``radius=R`` answers "for some h with |h|_inf <= R, with the bias"; ``radius=r`` (an array
+  of shape (d,)) the same for the per-coordinate box |h_j| <= r_j.
+* ``radius="architecture"`` uses the box the head's source recorded in
+  ``head.meta["hidden_bound"]`` (see :func:`architecture_bound`): e.g. after a final RMSNorm
+  with gain g the normalised state n has |n|_2 <= sqrt(d), so the head's input h = g * n obeys
+  |h_j| <= |g_j| sqrt(d). That box contains every hidden state the model can produce, but not
+  every point of the box is reachable (n also lies on a sphere): it is a *relaxation*. So a
+  "no" is a proof about the model (no reachable h does it either), while a "yes" is a witness h
+  in the box that the model may or may not reach. Every result says so in its
+  ``hidden_bound`` entry (``to_dict()``).
 
 ``margin`` is the optimum t (or a witness's recomputed value of the left-hand side): in units of
 ``W h + b`` at the unit-form hidden state. The logit_scale (positive) and a soft-cap
@@ -35,17 +43,17 @@ exact arithmetic does not have: check such witnesses on ``W h + b``.)
 
 Tolerance and decisions (DESIGN.md section 4)
 ---------------------------------------------
-``tol = rtol * (2 R max_k |u_k - m|_1 + 2 max_k |b_k - mean b|)``: rtol times a bound on the
-largest value a row can take in the box (default rtol = 1e-6, above float32 rounding of stored
-weights, about 6e-8). For softmax heads u_k - m are the centered rows (m the mean row), so the
-tolerance, like every verdict, is unchanged by translating all rows or shifting the bias; for
-sigmoid heads (no such symmetry) the raw rows and bias are used.
+``tol = rtol * (2 max_k sum_j r_j |u_kj - m_j| + 2 max_k |b_k - mean b|)``: rtol times a bound
+on the largest value a row can take in the box (default rtol = 1e-6, above float32 rounding of
+stored weights, about 6e-8). For softmax heads u_k - m are the centered rows (m the mean row),
+so the tolerance, like every verdict, is unchanged by translating all rows or shifting the bias;
+for sigmoid heads (no such symmetry) the raw rows and bias are used.
 
 * "yes" only by a witness whose margin, recomputed in float64 from the head over *all* rows
   (every label of every group), exceeds tol; equalities must hold within tol.
 * "no" only by a certificate: convex weights lam >= 0 (sum 1) on some inequality rows and any
   weights nu on equality rows, taken from the LP's dual values, with
-  ``bound = R |G^T lam + E^T nu|_1 + max_s s (lam . g + nu . e) <= tol``. For every feasible
+  ``bound = sum_j r_j |G^T lam + E^T nu|_j + max_s s (lam . g + nu . e) <= tol``. For every feasible
   (h, s): min_r (G h + s g)_r <= lam . (G h + s g) + nu . (E h + s e) <= bound, so no hidden state
   has a margin above ``bound`` (in the unit form: a hidden state h' of any size has logit margin
   at most bound * max(1, |h'|_inf)). The bound is recomputed here from the head, not read from
@@ -92,7 +100,7 @@ class Certificate:
     bound : float
         Proven upper bound on the unit-form margin of every hidden state (<= tol for a "no").
     residual : float
-        R |G^T lam + E^T nu|_1: how far the weighted rows are from cancelling.
+        sum_j r_j |G^T lam + E^T nu|_j: how far the weighted rows are from cancelling.
     """
 
     rows: tuple[tuple[str | None, str | None], ...]
@@ -206,17 +214,32 @@ def make_problem(
 
 @dataclass(frozen=True, eq=False)
 class Space:
-    """The head's rows as the LP sees them: W (V, d) float64, the bias used, the box."""
+    """The head's rows as the LP sees them: W (V, d) float64, the bias used, the box.
+
+    ``radius`` is None (any h, unit form) or the largest half-width of the box; ``box`` (d,)
+    holds the per-coordinate half-widths r_j when they differ (None: r_j = radius for all j);
+    ``bound`` describes the bound for the results (see :func:`bound_info`).
+    """
 
     W: NDArray[np.float64]
     b: NDArray[np.float64]  # zeros when the bias is not used
     radius: float | None
     rtol: float
     centered: bool = True  # softmax: the scale is taken on centered rows (gauge invariant)
+    box: NDArray[np.float64] | None = None
+    bound: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def R(self) -> float:
-        return 1.0 if self.radius is None else float(self.radius)
+    def r(self) -> NDArray[np.float64]:
+        """The box's half-widths (d,): |h_j| <= r_j (all 1 in the unit form)."""
+        if self.box is not None:
+            return self.box
+        return np.full(self.W.shape[1], 1.0 if self.radius is None else float(self.radius))
+
+    def box_factor(self, H: NDArray[np.float64]) -> NDArray[np.float64]:
+        """max_j |h_j| / r_j per row of H (n, d) (or a scalar array for a vector): H divided
+        by it lies on the box's boundary."""
+        return np.asarray(np.abs(H / self.r).max(axis=-1, initial=0.0), dtype=np.float64)
 
     @property
     def tol(self) -> float:
@@ -225,7 +248,7 @@ class Space:
             W, b = self.W, self.b
             if self.centered:
                 W, b = W - W.mean(axis=0), b - b.mean()
-            scale = 2 * self.R * float(np.abs(W).sum(axis=1).max()) + 2 * float(
+            scale = 2 * float((np.abs(W) @ self.r).max()) + 2 * float(
                 np.abs(b).max(initial=0.0))
             cached = self.rtol * scale
             object.__setattr__(self, "_tol", cached)
@@ -235,7 +258,11 @@ class Space:
     def formulation(self) -> str:
         biased = bool(np.any(self.b != 0))
         if self.radius is not None:
-            return (f"max t s.t. rows >= t, |h|_inf <= {self.radius:g}"
+            box = (f"|h_j| <= r_j (per-coordinate box, r_j from {float(self.r.min()):g} to "
+                   f"{self.radius:g})" if self.box is not None and self.r.min() < self.radius
+                   else
+                   f"|h|_inf <= {self.radius:g}")
+            return (f"max t s.t. rows >= t, {box}"
                     + (", with the bias" if biased else ", no bias"))
         if biased:
             return ("max t s.t. rows(h) + s*bias >= t, |h|_inf <= 1, s in [0, 1]: "
@@ -243,16 +270,89 @@ class Space:
         return "max t s.t. rows >= t, |h|_inf <= 1: homogeneous, exact for every h in R^d"
 
 
-def make_space(head: Head, *, bias: bool, radius: float | None, rtol: float,
-               func: str) -> Space:
-    if radius is not None and not (np.isfinite(radius) and radius > 0):
+#: What the value of ``radius`` means, as said in every result's ``hidden_bound``.
+MEANING = {
+    "unbounded": "any hidden state h in R^d: 'yes' and 'no' are exact for every input",
+    "caller": "only hidden states in the box given: 'yes' (a witness in the box) and 'no' are "
+              "about the box, which may or may not be what the model can reach",
+    "architecture": "a box containing every hidden state the architecture can produce, but "
+                    "not all of it reachable (the normalised state also lies on a sphere): "
+                    "a relaxation. 'no' is a proof for the model (no reachable h does it "
+                    "either); 'yes' is a witness h in the box that the model may not reach",
+}
+
+Radius = float | str | NDArray[np.float64] | Sequence[float] | None
+
+
+def architecture_bound(head: Head, func: str) -> dict[str, Any]:
+    """The bound on the hidden state that the head's source recorded, checked.
+
+    Sources that know the architecture bounds h (a final LayerNorm / RMSNorm right before
+    the head) record ``head.meta["hidden_bound"] = {"kind": "box", "radius": max r_j,
+    "radii": r (d,), "reason": ...}``: every hidden state the model can produce has
+    |h_j| <= r_j. Raises an UnembedError naming the head's source when there is none.
+    """
+    where = str(head.meta.get("source") or "this head")
+    hb = head.meta.get("hidden_bound")
+    if not isinstance(hb, dict) or hb.get("kind") != "box":
+        kind = head.meta.get("family") or head.meta.get("kind") or "its source"
+        raise fail(f"The 'radius' argument of {func} is 'architecture', but {where} records "
+                   f"no bound on its hidden states ({kind}: no final LayerNorm/RMSNorm right "
+                   f"before the head is known); pass a number or None.")
+    if head.meta.get("equivalent") is False:
+        raise fail(f"The 'radius' argument of {func} is 'architecture', but this head (from "
+                   f"{where}) was changed by a map that is not a symmetry, so the recorded "
+                   f"bound on its hidden states no longer applies.")
+    radii = np.asarray(hb.get("radii", np.full(head.d, float(hb.get("radius", np.nan)))),
+                       dtype=np.float64)
+    if radii.shape != (head.d,) or not (np.isfinite(radii).all() and (radii > 0).all()):
+        raise fail(f"{where}: the recorded hidden_bound must have {head.d} positive finite "
+                   f"radii. Got shape {radii.shape} instead.")
+    return {**hb, "radii": radii}
+
+
+def resolve_radius(head: Head, radius: Radius, func: str
+                   ) -> tuple[float | None, NDArray[np.float64] | None, dict[str, Any]]:
+    """``radius`` as (largest half-width or None, per-coordinate box or None, description)."""
+    if radius is None:
+        return None, None, {"kind": "unbounded", "source": "none",
+                            "meaning": MEANING["unbounded"]}
+    if isinstance(radius, str):
+        if radius not in ("architecture", "arch"):
+            raise fail(f"The 'radius' argument of {func} must be a positive number, an array "
+                       f"of shape ({head.d},), 'architecture' or None. Got {radius!r} instead.")
+        hb = architecture_bound(head, func)
+        r = hb["radii"]
+        return float(r.max()), r, {
+            "kind": "box", "source": "architecture", "radius": float(r.max()),
+            "per_coordinate": True, "radii": r, "reason": str(hb.get("reason", "")),
+            "view": hb.get("view", head.meta.get("view")), "meaning": MEANING["architecture"]}
+    arr = np.asarray(radius, dtype=np.float64) if not np.isscalar(radius) else None
+    if arr is not None and arr.ndim == 1:
+        if arr.shape != (head.d,) or not (np.isfinite(arr).all() and (arr > 0).all()):
+            raise fail(f"The 'radius' argument of {func} must be positive finite with shape "
+                       f"({head.d},). Got shape {arr.shape} instead.")
+        return float(arr.max()), arr, {"kind": "box", "source": "caller",
+                                       "radius": float(arr.max()), "per_coordinate": True,
+                                       "radii": arr, "meaning": MEANING["caller"]}
+    try:
+        R = float(radius)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        R = np.nan
+    if not (np.isfinite(R) and R > 0):
         raise fail(f"The 'radius' argument of {func} must be a positive number or None. "
                    f"Got {radius!r} instead.")
+    return R, None, {"kind": "box", "source": "caller", "radius": R, "per_coordinate": False,
+                     "meaning": MEANING["caller"]}
+
+
+def make_space(head: Head, *, bias: bool, radius: Radius, rtol: float, func: str) -> Space:
+    R, box, info = resolve_radius(head, radius, func)
     if not (np.isfinite(rtol) and 0 < rtol < 1):
         raise fail(f"The 'rtol' argument of {func} must be in (0, 1). Got {rtol!r} instead.")
     b = head.bias if bias else np.zeros(head.n_labels)
-    return Space(head.W, np.asarray(b, dtype=np.float64), radius, float(rtol),
-                 centered=head.link == "softmax")
+    return Space(head.W, np.asarray(b, dtype=np.float64), R, float(rtol),
+                 centered=head.link == "softmax", box=box, bound=info)
 
 
 def _term(x: NDArray[np.float64], idx: NDArray[np.int64]) -> NDArray[Any]:
@@ -317,7 +417,7 @@ def check_candidate(sp: Space, pb: Problem, h_prime: NDArray[np.float64]
     h, s = unit_form(np.asarray(h_prime, dtype=np.float64), sp)
     m, r, _ = evaluate(sp, pb, h, s)
     tol = sp.tol
-    inside = sp.radius is None or float(np.abs(h).max(initial=0.0)) <= sp.R * (1 + 1e-12)
+    inside = sp.radius is None or float(sp.box_factor(h)) <= 1 + 1e-12
     return (m > tol and r <= tol and inside), m
 
 
@@ -341,7 +441,7 @@ def solve_lp(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[
     G, g = row_matrix(sp, P, N)
     E, e = row_matrix(sp, EP, EN)
     scale = max(sp.tol / sp.rtol, 1e-300)
-    R = sp.R
+    R = sp.r[None, :]
     # x = [h (d), s, t]; minimise -t.
     c = np.zeros(d + 2)
     c[-1] = -1.0
@@ -360,7 +460,8 @@ def solve_lp(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[
     nu = (np.asarray(res.eqlin.marginals, dtype=np.float64) if A_eq is not None
           else np.zeros(0))
     x = np.asarray(res.x, dtype=np.float64)
-    return LPResult(float(x[-1]) * scale + 0.0, x[:d] * R, float(x[d]), lam, nu, True)
+    h = np.clip(x[:d], -1.0, 1.0) * sp.r  # exactly in the box (HiGHS bounds hold to ~1e-10)
+    return LPResult(float(x[-1]) * scale + 0.0, h, float(x[d]), lam, nu, True)
 
 
 def certify(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[np.int64],
@@ -378,7 +479,7 @@ def certify(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[n
     best = (np.inf, np.inf, nu)
     for sign in (1.0, -1.0):  # any nu is valid; the solver's sign convention does not matter
         v = G.T @ lam + (E.T @ (sign * nu) if E.shape[0] else 0.0)
-        resid = sp.R * float(np.abs(v).sum())
+        resid = float(sp.r @ np.abs(v))
         off = float(lam @ g + ((sign * nu) @ e if E.shape[0] else 0.0))
         bound = resid + (max(0.0, off) if sp.radius is None else off)
         if bound < best[0]:
@@ -406,6 +507,30 @@ def _group_rows(sp: Space, S: NDArray[np.int64], z: NDArray[np.float64], k: int,
             if (int(a), int(c)) not in exclude]
 
 
+def claim(status: str, bound: dict[str, Any]) -> str:
+    """What a verdict proves about the model, given the bound on h it was decided under."""
+    src = bound.get("source", "none")
+    if status == "undecided":
+        return "undecided: neither a witness nor a certificate within the tolerance"
+    if src == "architecture":
+        return ("proven for the model: no hidden state in the architecture's box, so none the "
+                "model can produce, does it" if status == "no" else
+                "a hidden state in the architecture's box does it; the box is a relaxation, "
+                "so the model may not reach that state")
+    if src == "caller":
+        return ("no hidden state in the given box does it" if status == "no" else
+                "a hidden state in the given box does it")
+    return ("no hidden state in R^d does it" if status == "no" else
+            "a hidden state in R^d does it (the witness)")
+
+
+def with_bound(r: Feasibility, sp: Space) -> Feasibility:
+    """Record in ``r.extra`` the bound on h it was decided under and what its verdict means."""
+    r.extra["hidden_bound"] = sp.bound
+    r.extra["claim"] = claim(r.status, sp.bound)
+    return r
+
+
 def decide(
     head: Head,
     sp: Space,
@@ -421,7 +546,24 @@ def decide(
 
     With ``optimal=True`` a "yes" is returned only once the LP optimum over the generated rows
     is attained over all rows (so ``margin`` is the exact optimum, not just some witness's).
+    The result's ``extra`` says which bound on h was used (``hidden_bound``) and what the
+    verdict proves (``claim``).
     """
+    return with_bound(_decide(head, sp, pb, question=question, labels=labels, starts=starts,
+                              optimal=optimal, max_rounds=max_rounds), sp)
+
+
+def _decide(
+    head: Head,
+    sp: Space,
+    pb: Problem,
+    *,
+    question: str,
+    labels: tuple[str, ...],
+    starts: Sequence[NDArray[np.float64]],
+    optimal: bool,
+    max_rounds: int,
+) -> Feasibility:
     tol = sp.tol
     best_h: NDArray[np.float64] | None = None
     best_m = -np.inf

@@ -21,11 +21,13 @@ from unembed._checks import fail
 from unembed.feasibility._core import (
     RTOL,
     Feasibility,
+    Radius,
     Space,
     decide,
     make_problem,
     make_space,
     unit_form,
+    with_bound,
 )
 from unembed.head import Head, LabelRef
 
@@ -41,7 +43,7 @@ def _scaled(h: NDArray[np.float64], sp: Space) -> list[NDArray[np.float64]]:
         return []
     u = h / n
     if sp.radius is not None:
-        return [u * sp.R]
+        return [h / float(sp.box_factor(h))]
     if not np.any(sp.b != 0):
         return [u]
     return [u * k for k in (1.0, 1e2, 1e4, 1e7)]
@@ -72,16 +74,17 @@ def _weighted_start(W: NDArray[np.float64], idx: Sequence[int],
 
 # ---------------------------------------------------------------------------------- questions
 def is_argmaxable(
-    head: Head, label: LabelRef, *, bias: bool = True, radius: float | None = None,
+    head: Head, label: LabelRef, *, bias: bool = True, radius: Radius = None,
     rtol: float = RTOL,
 ) -> Feasibility:
     """Is ``label`` the strict argmax of the logits for some hidden state?
 
     LP: maximise t s.t. z_i - z_k >= t for every k != i, with h in the unit box and the bias
-    scaled by s in [0, 1] (``radius=None``: exact for every h in R^d), or |h|_inf <= radius with
-    the full bias (``radius=R``: for trunks that bound h). ``bias=False`` drops the bias (the
-    answer as |h| -> inf). Rows are generated lazily for large heads; the witness is checked
-    against every label. See :mod:`unembed.feasibility._core` for the decision rule.
+    scaled by s in [0, 1] (``radius=None``: exact for every h in R^d), or h in a box with the
+    full bias (for trunks that bound h). ``bias=False`` drops the bias (the answer as
+    |h| -> inf). Rows are generated lazily for large heads; the witness is checked against
+    every label. See :mod:`unembed.feasibility._core` for the decision rule. The other
+    questions take ``bias``, ``radius`` and ``rtol`` with the same meaning.
 
     Parameters
     ----------
@@ -89,6 +92,12 @@ def is_argmaxable(
         Any link; a soft-cap or logit scale does not change the answer (both are increasing).
     label : str or int
         The label ("#N" or an int for row N).
+    radius : None, float, array of shape (d,) or "architecture"
+        None: any h in R^d (exact). R: |h|_inf <= R. r (d,): |h_j| <= r_j. "architecture":
+        the box the head's source recorded in ``head.meta["hidden_bound"]`` (e.g. from a
+        final RMSNorm: |h_j| <= |g_j| sqrt(d)); it contains every hidden state the model can
+        produce but is a relaxation, so a "no" is a proof for the model and a "yes" a witness
+        in the box that the model may not reach (``extra["claim"]`` says which).
 
     Returns
     -------
@@ -115,7 +124,7 @@ def is_argmaxable(
 
 
 def can_be_top_two(
-    head: Head, a: LabelRef, b: LabelRef, *, bias: bool = True, radius: float | None = None,
+    head: Head, a: LabelRef, b: LabelRef, *, bias: bool = True, radius: Radius = None,
     rtol: float = RTOL,
 ) -> Feasibility:
     """Can labels ``a`` and ``b`` be the top two together: z_a = z_b > z_k + t for all others?
@@ -188,7 +197,7 @@ def _top_two_starts(head: Head, sp: Space, i: int, j: int) -> list[NDArray[np.fl
 
 def is_feasible_ranking(
     head: Head, labels: Sequence[LabelRef], *, top: bool = False, bias: bool = True,
-    radius: float | None = None, rtol: float = RTOL,
+    radius: Radius = None, rtol: float = RTOL,
 ) -> Feasibility:
     """Is z_{l1} > z_{l2} > ... > z_{lm} for some hidden state (other labels free)?
 
@@ -205,7 +214,7 @@ def is_feasible_ranking(
 
 
 def is_top_k_set(
-    head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: float | None = None,
+    head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: Radius = None,
     rtol: float = RTOL,
 ) -> Feasibility:
     """Are these k labels, in some order, the top k of all labels for some hidden state?"""
@@ -219,7 +228,7 @@ def is_top_k_set(
 
 def is_feasible_combination(
     head: Head, on: Sequence[LabelRef] = (), off: Sequence[LabelRef] = (), *, bias: bool = True,
-    radius: float | None = None, rtol: float = RTOL,
+    radius: Radius = None, rtol: float = RTOL,
 ) -> Feasibility:
     """Sigmoid heads: can the labels ``on`` all have z > 0 (p > 1/2) while ``off`` all have
     z < 0, for some hidden state? Other labels are free (each sigmoid label is on its own)."""
@@ -269,12 +278,15 @@ class CoTopMatrix:
     margin : ndarray of float64, shape (n, n)
         Unit-form margins (NaN on the diagonal).
     results : dict (i, j) -> Feasibility, for i < j
+    hidden_bound : dict
+        The bound on h the pairs were decided under (see ``Feasibility.extra``).
     """
 
     labels: tuple[str, ...]
     feasible: NDArray[np.bool_]
     margin: NDArray[np.float64]
     results: dict[tuple[int, int], Feasibility]
+    hidden_bound: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -284,11 +296,12 @@ class CoTopMatrix:
                        for row in self.margin],
             "status": {f"{self.labels[i]}|{self.labels[j]}": r.status
                        for (i, j), r in self.results.items()},
+            "hidden_bound": self.hidden_bound,
         }
 
 
 def co_top_matrix(
-    head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: float | None = None,
+    head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: Radius = None,
     rtol: float = RTOL,
 ) -> CoTopMatrix:
     """:func:`can_be_top_two` for every pair of ``labels`` (over the whole head).
@@ -308,7 +321,7 @@ def co_top_matrix(
         results[(a, b)] = r
         feas[a, b] = feas[b, a] = r.feasible
         marg[a, b] = marg[b, a] = r.margin
-    return CoTopMatrix(tuple(head.labels[i] for i in idx), feas, marg, results)
+    return CoTopMatrix(tuple(head.labels[i] for i in idx), feas, marg, results, sp.bound)
 
 
 # ---------------------------------------------------------------------------------- enumerations
@@ -393,7 +406,7 @@ def sample_states(sp: Space, n: int, seed: int) -> NDArray[np.float64]:
     if n <= 0:
         return np.zeros((0, d))
     if sp.radius is not None:
-        return rng.uniform(-sp.R, sp.R, size=(n, d))
+        return rng.uniform(-1.0, 1.0, size=(n, d)) * sp.r[None, :]
     H = rng.standard_normal((n, d))
     if np.any(sp.b != 0):
         typical = float(np.abs(sp.b).max()) / max(float(np.linalg.norm(sp.W, axis=1).mean()),
@@ -430,12 +443,12 @@ def _found(sp: Space, H: NDArray[np.float64], key: Any
 
 def _from_sample(kind: str, names: tuple[str, ...], m: float, h: NDArray[np.float64],
                  sp: Space) -> Feasibility:
-    return Feasibility(kind, names, "yes", m, sp.tol, np.asarray(h, np.float64), None,
-                       sp.formulation, "sample")
+    return with_bound(Feasibility(kind, names, "yes", m, sp.tol, np.asarray(h, np.float64),
+                                  None, sp.formulation, "sample"), sp)
 
 
 def enumerate_rankings(
-    head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: float | None = None,
+    head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: Radius = None,
     rtol: float = RTOL, samples: int = 2000, seed: int = 0,
 ) -> Enumeration:
     """All feasible orderings of up to 8 labels (within the set: other labels ignored).
@@ -476,8 +489,9 @@ def enumerate_rankings(
                 feasible.append(_from_sample("ranking", item, mg, h, sp))
             else:
                 r = lp_witness[prefix]
-                feasible.append(Feasibility("ranking", item, "yes", r.margin, r.tol, r.witness,
-                                            None, r.formulation, r.method, r.lp_solves))
+                feasible.append(with_bound(Feasibility(
+                    "ranking", item, "yes", r.margin, r.tol, r.witness, None, r.formulation,
+                    r.method, r.lp_solves), sp))
             return
         for q in rest:
             child = (*prefix, q)
@@ -499,7 +513,7 @@ def enumerate_rankings(
 
     visit(())
     return Enumeration("ranking", names, feasible, infeasible, undecided, math.factorial(m),
-                       solves, samples)
+                       solves, samples, {"hidden_bound": sp.bound})
 
 
 def _solve_every_ranking(sp: Space) -> NDArray[np.float64] | None:
@@ -520,13 +534,13 @@ def _solve_every_ranking(sp: Space) -> NDArray[np.float64] | None:
     H = np.asarray(np.linalg.lstsq(W, (scale * T - sp.b[None, :]).T, rcond=None)[0].T,
                    dtype=np.float64)
     if sp.radius is not None:
-        H = np.asarray(H * (sp.R / np.abs(H).max(axis=1, keepdims=True)), dtype=np.float64)
+        H = np.asarray(H / sp.box_factor(H)[:, None], dtype=np.float64)
     return H
 
 
 def enumerate_top_k_sets(
     head: Head, labels: Sequence[LabelRef], k: int, *, bias: bool = True,
-    radius: float | None = None, rtol: float = RTOL, samples: int = 2000, seed: int = 0,
+    radius: Radius = None, rtol: float = RTOL, samples: int = 2000, seed: int = 0,
 ) -> Enumeration:
     """All k-subsets of up to 8 labels that are the top k within the set for some hidden
     state (other labels ignored)."""
@@ -549,7 +563,7 @@ def enumerate_top_k_sets(
 
 
 def enumerate_combinations(
-    head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: float | None = None,
+    head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: Radius = None,
     rtol: float = RTOL, samples: int = 2000, seed: int = 0,
 ) -> Enumeration:
     """Sigmoid heads: all on/off patterns of up to 8 labels reachable by some hidden state."""
@@ -591,7 +605,7 @@ def _enumerate_items(sub: Head, sp: Space, kind: str, items: list[Any],
         solves += r.lp_solves
         {"yes": feasible, "no": infeasible, "undecided": undecided}[r.status].append(r)
     return Enumeration(kind, sub.labels, feasible, infeasible, undecided, len(items), solves,
-                       samples)
+                       samples, {"hidden_bound": sp.bound})
 
 
 def logits_at(head: Head, witness: NDArray[np.float64], *, bias: bool = True

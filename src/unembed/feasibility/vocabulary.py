@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 from unembed.feasibility._core import (
     RTOL,
     Feasibility,
+    Radius,
     Space,
     decide,
     make_problem,
@@ -69,6 +70,10 @@ class VocabularyResult:
         The argmaxable labels with the smallest exact margins.
     narrowest_exact : bool
         True when no other label can have a smaller margin than the last one listed.
+    hidden_bound : dict
+        The bound on h used: "kind" ("unbounded" or "box"), "source" ("none", "caller" or
+        "architecture"), "radius", "radii" (per-coordinate), "reason" and "meaning" (what a
+        "yes" and a "no" then prove about the model).
     """
 
     labels: tuple[str, ...]
@@ -80,6 +85,7 @@ class VocabularyResult:
     lp_results: dict[int, Feasibility]
     narrowest: list[Feasibility]
     narrowest_exact: bool
+    hidden_bound: dict[str, Any] = field(default_factory=dict)
     _recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = field(
         repr=False, default_factory=dict)
     _W: NDArray[np.float64] | None = field(repr=False, default=None)
@@ -111,6 +117,7 @@ class VocabularyResult:
             "undecided": self.undecided,
             "tol": self.tol,
             "formulation": self.formulation,
+            "hidden_bound": self.hidden_bound,
             "fast_pass": int((self.method == "fast").sum()),
             "lp": int((self.method == "lp").sum()),
             "narrowest": [{"label": r.labels[0], "margin": _optimum(r),
@@ -148,7 +155,7 @@ def _fast_block(W32: NDArray[np.float32], W: NDArray[np.float64], norms: NDArray
             break
         Hs = H[todo]
         inf = np.abs(Hs).max(axis=1)
-        k = (sp.R / inf) if sp.radius is not None else (1.0 / inf)
+        k = (1.0 / sp.box_factor(Hs)) if sp.radius is not None else (1.0 / inf)
         Hs = Hs * k[:, None]
         lab = idx[todo]
         r = rows[: todo.size]
@@ -197,10 +204,13 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(W: NDArray[np.float64], b: NDArray[np.float64], radius: float | None,
-                 rtol: float, labels: tuple[str, ...], centered: bool) -> None:
+                 rtol: float, labels: tuple[str, ...], centered: bool,
+                 box: NDArray[np.float64] | None = None,
+                 bound: dict[str, Any] | None = None) -> None:
     head = Head(W, b=b if np.any(b != 0) else None, labels=labels, strict=False)
     _WORKER["head"] = head
-    _WORKER["space"] = Space(head.W, b, radius, rtol, centered=centered)
+    _WORKER["space"] = Space(head.W, b, radius, rtol, centered=centered, box=box,
+                             bound=bound or {})
 
 
 def _lp_label(task: tuple[int, NDArray[np.float64] | None, bool]) -> Feasibility:
@@ -229,7 +239,7 @@ class _Runner:
         if self.workers <= 1 or (len(tasks) == 1 and self.ex is None):
             if not self.local:
                 _init_worker(self.head.W, self.sp.b, self.sp.radius, self.sp.rtol,
-                             self.head.labels, self.sp.centered)
+                             self.head.labels, self.sp.centered, self.sp.box, self.sp.bound)
                 self.local = True
             for t in tasks:
                 out[t[0]] = _lp_label(t)
@@ -239,7 +249,7 @@ class _Runner:
             self.ex = ProcessPoolExecutor(
                 max_workers=self.workers, initializer=_init_worker,
                 initargs=(self.head.W, self.sp.b, self.sp.radius, self.sp.rtol,
-                          self.head.labels, self.sp.centered))
+                          self.head.labels, self.sp.centered, self.sp.box, self.sp.bound))
         for t, r in zip(tasks, self.ex.map(_lp_label, tasks, chunksize=1)):
             out[t[0]] = r
             tick()
@@ -256,7 +266,7 @@ def argmaxable_all(
     head: Head,
     *,
     bias: bool = True,
-    radius: float | None = None,
+    radius: Radius = None,
     rtol: float = RTOL,
     steps: int = 6,
     block: int = 256,
@@ -271,8 +281,12 @@ def argmaxable_all(
     ----------
     head : Head
         Any link; (V, d) weights, bias used unless ``bias=False``.
-    radius : float, optional
-        None: some h in R^d (exact). A number R: |h|_inf <= R with the bias.
+    radius : None, float, array of shape (d,) or "architecture"
+        None: some h in R^d (exact). A number R: |h|_inf <= R with the bias; an array r:
+        |h_j| <= r_j; "architecture": the box recorded by the head's source in
+        ``head.meta["hidden_bound"]`` (a relaxation of what the model can reach: a "no" is
+        proven for the model, a "yes" is a witness in the box). ``hidden_bound`` in the
+        result says which.
     steps : int
         Reflection steps of the fast pass.
     block : int
@@ -335,7 +349,7 @@ def argmaxable_all(
     narrowest = [lp_results[i] for i in narrow_idx]
     keep = {i: rc for i, rc in recipes.items() if settled[i]}
     return VocabularyResult(head.labels, status, margin, method, sp.tol, sp.formulation,
-                            lp_results, narrowest, narrow_exact, keep, W)
+                            lp_results, narrowest, narrow_exact, sp.bound, keep, W)
 
 
 def _optimum(r: Feasibility) -> float:

@@ -27,7 +27,7 @@ from unembed.sources._torch import (
     to_f64,
     tolerance_for,
 )
-from unembed.sources.hf_lm import _transformers, read_config
+from unembed.sources.hf_lm import _transformers, norm_hidden_bound, read_config
 from unembed.sources.torch_module import find_output_linear
 
 __all__ = ["HFImageClassifier", "load_hf_vision"]
@@ -63,7 +63,9 @@ def _classifier_name(model: Any) -> str:
 class HFImageClassifier:
     """A HuggingFace image classifier (see :func:`load_hf_vision`).
 
-    ``head.meta`` has "source", "family", "view", "norm", "tied" (always False), "folded".
+    ``head.meta`` has "source", "family", "view", "norm", "tied" (always False), "folded",
+    and "hidden_bound" (the box every hidden state lies in) when a final norm feeds the
+    classifier (see :func:`unembed.sources.hf_lm.norm_hidden_bound`).
     """
 
     kind = "hf_vision"
@@ -120,7 +122,8 @@ class HFImageClassifier:
         if len(set(labels)) != len(labels):
             labels = tuple(f"{s} [#{i}]" if labels.index(s) != i else s
                            for i, s in enumerate(labels))
-        meta = {"source": str(self.path), "family": self.family, "view": self.view,
+        meta: dict[str, Any] = {
+                "source": str(self.path), "family": self.family, "view": self.view,
                 "norm": None if self.norm is None else self.norm.describe(),
                 "norm_kind": None if self.norm is None else self.norm.kind, "tied": False,
                 "folded": self.view == "folded", "layer": self.layer_name,
@@ -128,6 +131,10 @@ class HFImageClassifier:
                                   "cannot absorb every invertible A",
                 "null_space_reason": ("LayerNorm's normalised state sums to zero"
                                       if ns is not None else "none known")}
+        # the box holds when the norm's output is what the classifier reads: known families
+        # (raw view) or the folded view (h = n, checked against the logits by _check)
+        if self.norm is not None and (self.view == "folded" or VISION_NORMS.get(self.family)):
+            meta["hidden_bound"] = norm_hidden_bound(self.norm, self.view, self.dtype)
         return Head(W=W, b=b, labels=labels, link="softmax", reparam=False, null_space=ns,
                     dtype=self.dtype, meta=meta, strict=strict)
 
