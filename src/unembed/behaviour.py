@@ -466,7 +466,7 @@ def _summarise(z: NDArray[Any], link: str, top_k: int,
         if link == "softmax":
             m = vals[:, 0].numpy().astype(np.float64)
             if -_NO_SHIFT < float(zc.min()) and float(m.max()) < _NO_SHIFT:
-                np.exp(zc, out=e)
+                np.exp(zc, out=e, dtype=np.float64)  # the float64 loop, not float32's
                 sc = e.sum(axis=1)
                 lognorm[r0:r0 + step] = np.log(sc)
             else:
