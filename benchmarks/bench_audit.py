@@ -1,10 +1,12 @@
 """Audit overhead over the model's own forward passes, measured in one run on the same data.
 
-For each model: the baseline is the forward passes alone (``model.forward`` over every batch:
-hidden states and logits, as any evaluation loop runs them); the audit is ``unembed.audit.audit``
-on the same batches (its behaviour pass runs those forward passes itself, then the views, rank
-correlations, contradictions and the three claims; no HTML). Reported: seconds (best of
-``--repeat``) and the overhead ratio audit / forward - 1 (target: under 10%).
+For each model: the baseline is the forward passes alone over every batch, as any evaluation
+loop runs them: ``model.forward_native`` where the source has it (hidden states captured, the
+logits as the model computes them, float32, no float64 copy), else ``model.forward``; the
+audit is ``unembed.audit.audit`` on the same batches (its behaviour pass runs those forward
+passes itself, then the views, rank correlations, contradictions and the three claims; no
+HTML). Reported: seconds (best of ``--repeat``) and the overhead ratio audit / forward - 1
+(target: under 10%).
 
 Models (random weights where noted: timing does not depend on training):
 * ``demo-lm``: the demo's word-level transformer (V=2000, d=64, 2 layers), trained briefly,
@@ -14,6 +16,7 @@ Models (random weights where noted: timing does not depend on training):
 * ``digits-cnn``: the demo's CNN on the held-out digits.
 
     python benchmarks/bench_audit.py [--threads 2] [--repeat 3] [--gpt2-windows 16]
+        [--models demo-lm,gpt2-size,digits-cnn]
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ from unembed.sources.torch_module import TorchModuleModel
 
 
 def _forward_only(model: Any, data: Any, batch_size: int) -> float:
+    forward = getattr(model, "forward_native", model.forward)
     t0 = time.perf_counter()
     for batch in data.batches(batch_size):
-        model.forward(batch)
+        forward(batch)
     return time.perf_counter() - t0
 
 
@@ -79,25 +83,30 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--gpt2-windows", type=int, default=16)
+    ap.add_argument("--models", default="demo-lm,gpt2-size,digits-cnn")
     args = ap.parse_args()
+    which = set(args.models.split(","))
     rows = []
     with torch_threads(args.threads):
-        train, held = doc_topics_text()
-        lm, tok, _ = train_lm(train, held, steps=200)
-        m = DemoLM(lm, tok, source="demo lm")
-        rows.append(measure("demo-lm (V=2000, d=64)", m,
-                            _text_windows(held, tok, 32), 16, args.repeat))
-        torch.manual_seed(0)
-        big = TinyLM(50257, d=768, layers=12, heads=12, context=128)
-        gm = TorchModuleModel(big, head_name="head", source="gpt2-size")
-        ids = np.random.default_rng(0).integers(0, 50257, size=(args.gpt2_windows, 128))
-        rows.append(measure("gpt2-size (V=50257, d=768, 12 layers)", gm, ArrayInputs(ids), 4,
-                            args.repeat))
-        split = digits_split()
-        cnn, _ = train_digits_cnn(split, epochs=2)
-        rows.append(measure("digits-cnn (V=10, d=64)", digits_model(cnn, split.labels,
-                                                                   source="cnn"),
-                            ArrayInputs(split.x_test), 128, args.repeat))
+        if "demo-lm" in which:
+            train, held = doc_topics_text()
+            lm, tok, _ = train_lm(train, held, steps=200)
+            m = DemoLM(lm, tok, source="demo lm")
+            rows.append(measure("demo-lm (V=2000, d=64)", m,
+                                _text_windows(held, tok, 32), 16, args.repeat))
+        if "gpt2-size" in which:
+            torch.manual_seed(0)
+            big = TinyLM(50257, d=768, layers=12, heads=12, context=128)
+            gm = TorchModuleModel(big, head_name="head", source="gpt2-size")
+            ids = np.random.default_rng(0).integers(0, 50257, size=(args.gpt2_windows, 128))
+            rows.append(measure("gpt2-size (V=50257, d=768, 12 layers)", gm, ArrayInputs(ids),
+                                4, args.repeat))
+        if "digits-cnn" in which:
+            split = digits_split()
+            cnn, _ = train_digits_cnn(split, epochs=2)
+            rows.append(measure("digits-cnn (V=10, d=64)", digits_model(cnn, split.labels,
+                                                                       source="cnn"),
+                                ArrayInputs(split.x_test), 128, args.repeat))
     print(f"threads={args.threads} repeat={args.repeat} (best of)")
     print("streaming overhead = behaviour pass (forward passes + accumulators) / forward passes "
           "- 1;\nfixed = views, rank correlations, claims (once per audit, not per input); co-top "

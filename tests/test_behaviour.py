@@ -205,3 +205,26 @@ def test_collect_with_the_models_own_logits_agrees_with_the_head() -> None:
         np.testing.assert_allclose(own.matrices[m], exact.matrices[m], atol=1e-5, err_msg=m)
     with pytest.raises(UnembedError, match="'logits' argument of collect"):
         collect(model, ArrayInputs(x), logits="float16", progress=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("shift", [0.0, 650.0, -650.0])  # 0: exp(z) directly; else exp(z - max)
+@pytest.mark.parametrize("link", ["softmax", "sigmoid"])
+def test_summarise_float32_logits_equal_their_float64_widening(shift: float, link: str) -> None:
+    from unembed.behaviour import _summarise
+
+    z32 = (np.random.default_rng(7).normal(size=(37, 300)) * 4 + shift).astype(np.float32)
+    z64 = z32.astype(np.float64)  # exact
+    t32, t64 = LabelTally.empty(300), LabelTally.empty(300)
+    top32, ln32 = _summarise(z32, link, 4, t32)
+    top64, ln64 = _summarise(z64, link, 4, t64)
+    assert [sorted(r) for r in top32.tolist()] == [sorted(r) for r in top64.tolist()]
+    assert [sorted(r) for r in top32.tolist()] == [
+        sorted(r) for r in top_k_indices(z64, 4).tolist()]
+    np.testing.assert_array_equal(ln32, ln64)
+    np.testing.assert_array_equal(t32.sum_p, t64.sum_p)
+    np.testing.assert_array_equal(t32.argmax_count, np.bincount(z64.argmax(1), minlength=300))
+    lp = logits_to_log_probs(z64, link)  # type: ignore[arg-type]
+    np.testing.assert_allclose(t32.sum_p, np.exp(lp).sum(0), rtol=1e-12)
+    if link == "softmax":
+        np.testing.assert_allclose(z64[:, :3] - ln32[:, None], lp[:, :3], rtol=1e-13,
+                                   atol=1e-12)

@@ -416,40 +416,68 @@ def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
 
 
 # ---------------------------------------------------------------------------- collection
-def _summarise(z: NDArray[np.float64], link: str, top_k: int,
+#: Below this bound on |logit|, exp(z) in float64 neither overflows (even summed over 10^8
+#: labels) nor leaves the normal range, so the softmax needs no shift by the row maximum.
+_NO_SHIFT = 600.0
+
+
+def _summarise(z: NDArray[Any], link: str, top_k: int,
                tally: LabelTally) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """One batch of logits (n, V): add it to ``tally`` and return its top-k label indices
     (n, k) and, for softmax, the log-normaliser log sum_k exp(z_k) (n,) (zeros for sigmoid).
 
-    Few passes over the (n, V) array: a partition for the top k (whose largest entry is the
-    row maximum and the argmax), one exp, one row sum and one column sum. Rows go in chunks of
-    about 2**21 entries, so the temporaries stay small and are reused instead of being mapped
-    afresh for every batch. Log-probabilities of the label set follow from z and the
+    ``z`` may be float64 or the model's own float32: float32 widens exactly to float64, so the
+    top-k sets and argmaxes are those of the float64 logits, and every exp, sum and
+    log-normaliser is computed in float64 from the exact widened values (rows are widened
+    chunk by chunk, never as a whole (n, V) float64 copy).
+
+    Per chunk of rows (about 2**19 entries, so the float64 buffer stays in cache and is
+    reused): ``torch.topk`` for the top k (sorted: its first column is the row maximum and
+    the argmax), one exp written to the float64 buffer, one row sum and one weighted column
+    sum. When every logit of the chunk lies in (-600, 600), exp(z) is taken directly (no
+    shift by the row maximum: the same float64 rounding, one pass fewer); otherwise, as
+    always before, exp(z - max). Log-probabilities of the label set follow from z and the
     log-normaliser (:func:`_selected_log_probs`).
     """
+    import torch
+
+    if z.dtype == np.float16:
+        z = z.astype(np.float32)
+    elif z.dtype not in (np.float32, np.float64):
+        z = z.astype(np.float64)
+    if not (z.flags.c_contiguous and z.flags.writeable):
+        z = np.array(z, order="C")
     n, v = z.shape
     k = min(top_k, v)
     top = np.empty((n, k), dtype=np.int64)
     lognorm = np.zeros(n)
     sum_p = np.zeros(v)
     best = np.empty(n, dtype=np.int64)
-    step = max(1, (1 << 21) // max(v, 1))
+    step = max(1, (1 << 19) // max(v, 1))
+    buf = np.empty((min(step, n), v))
+    zt = torch.from_numpy(z)
     for r0 in range(0, n, step):
         zc = z[r0:r0 + step]
-        rows = np.arange(zc.shape[0])
-        tc = np.argpartition(zc, v - k, axis=1)[:, v - k:]
+        e = buf[: zc.shape[0]]
+        vals, ti = torch.topk(zt[r0:r0 + step], k, dim=1)
+        tc = ti.numpy()
         top[r0:r0 + step] = tc
-        bc = tc[rows, np.argmax(zc[rows[:, None], tc], axis=1)]
-        best[r0:r0 + step] = bc
+        best[r0:r0 + step] = tc[:, 0]
         if link == "softmax":
-            m = zc[rows, bc]
-            e = zc - m[:, None]
-            np.exp(e, out=e)
-            sc = e.sum(axis=1)
+            m = vals[:, 0].numpy().astype(np.float64)
+            if -_NO_SHIFT < float(zc.min()) and float(m.max()) < _NO_SHIFT:
+                np.exp(zc, out=e, dtype=np.float64)  # the float64 loop, not float32's
+                sc = e.sum(axis=1)
+                lognorm[r0:r0 + step] = np.log(sc)
+            else:
+                np.subtract(zc, m[:, None], out=e)
+                np.exp(e, out=e)
+                sc = e.sum(axis=1)
+                lognorm[r0:r0 + step] = m + np.log(sc)
             sum_p += (1.0 / sc) @ e
-            lognorm[r0:r0 + step] = m + np.log(sc)
         else:
-            e = np.logaddexp(0.0, -zc)
+            np.negative(zc, out=e)
+            np.logaddexp(0.0, e, out=e)
             np.negative(e, out=e)
             np.exp(e, out=e)
             sum_p += e.sum(axis=0)
@@ -457,13 +485,15 @@ def _summarise(z: NDArray[np.float64], link: str, top_k: int,
     return top, lognorm
 
 
-def _selected_log_probs(z_sel: NDArray[np.float64], lognorm: NDArray[np.float64],
+def _selected_log_probs(z_sel: NDArray[Any], lognorm: NDArray[np.float64],
                         link: str) -> NDArray[np.float64]:
-    """Log-probabilities (n, k) of some labels from their logits and the row log-normaliser."""
+    """Log-probabilities (n, k) float64 of some labels from their logits (float32 or float64,
+    widened exactly) and the row log-normaliser."""
+    z64 = np.asarray(z_sel, dtype=np.float64)
     if link == "softmax":
-        out: NDArray[np.float64] = z_sel - lognorm[:, None]
+        out: NDArray[np.float64] = z64 - lognorm[:, None]
         return out
-    return logits_to_log_probs(z_sel, "sigmoid")
+    return logits_to_log_probs(z64, "sigmoid")
 
 
 @dataclass
@@ -530,7 +560,9 @@ def collect(
         all V labels.
     logits : {"model", "head"}
         "model" (default): when the model has ``forward(inputs) -> (hidden, logits)``, its own
-        logits of the same pass are used (converted to float64): no second product with the
+        logits of the same pass are used (widened exactly to float64 chunk by chunk where
+        they are used; ``forward_native``, when the model has it, gives them in the model's
+        own precision without a whole (n, V) float64 copy): no second product with the
         (V, d) head. "head": the head's float64 logits of the hidden states. Predictions held
         while the label set is chosen get the chosen labels' logits from the head in float64
         either way; both agree to the model's float precision.
@@ -539,6 +571,10 @@ def collect(
         raise fail(f"The 'logits' argument of collect must be 'model' or 'head'. "
                    f"Got {logits!r} instead.")
     use_model = logits == "model" and callable(getattr(model, "forward", None))
+    # the model's own precision when it offers it: no (n, V) float64 copy per batch
+    forward: Any = getattr(model, "forward_native", None) if use_model else None
+    if not callable(forward):
+        forward = getattr(model, "forward", None)
     head: Head = model.head
     v = head.n_labels
     tally = LabelTally.empty(v)
@@ -586,8 +622,7 @@ def collect(
         task = bar.add_task("inputs", total=hint)
         for batch in data.batches(batch_size):
             if use_model:
-                h, z = model.forward(batch)
-                z = np.asarray(z, dtype=np.float64)
+                h, z = forward(batch)
             else:
                 h = model.hidden_states(batch)
                 z = head.logits(h)

@@ -46,6 +46,17 @@ def to_f64(t: Any) -> NDArray[np.float64]:
     return np.asarray(t.detach().to(torch.float64).cpu().numpy(), dtype=np.float64)
 
 
+def to_native(t: Any) -> NDArray[Any]:
+    """A floating tensor as a numpy array in its own precision (float32 or float64; float16 and
+    bfloat16 widened exactly to float32), without a copy where torch allows."""
+    import torch
+
+    t = t.detach()
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)
+    return np.asarray(t.cpu().numpy())
+
+
 def tolerance_for(dtype: str) -> float:
     """Relative tolerance for comparing a model's own computation (in ``dtype``) with the same
     computation in float64."""

@@ -34,6 +34,7 @@ from unembed.sources._torch import (
     norm_from_module,
     norm_matches,
     to_f64,
+    to_native,
     tolerance_for,
 )
 from unembed.sources.checkpoint import Checkpoint, tensor_to_numpy
@@ -400,6 +401,12 @@ class HFCausalLM:
     def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(hidden states (n, d), model logits (n, V)) in float64, one model pass per
         sequence batch; n is the total number of positions."""
+        h, z = self.forward_native(inputs)
+        return h, np.asarray(z, dtype=np.float64)
+
+    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[Any]]:
+        """As :meth:`forward`, but the logits (n, V) in the model's own precision (float32 or
+        float64; float16/bfloat16 widened exactly to float32), not copied to float64."""
         import torch
 
         model = self.model
@@ -412,7 +419,7 @@ class HFCausalLM:
                 continue
             with capture_inputs(self._modules()) as cap, torch.no_grad():
                 out = model(input_ids=torch.as_tensor(batch))
-            z = to_f64(out.logits).reshape(-1, self.head.n_labels)
+            z = to_native(out.logits).reshape(-1, self.head.n_labels)
             if self.view == "folded":
                 assert self.norm is not None
                 h = self.norm.normalise(to_f64(cap["norm"]))
@@ -422,6 +429,8 @@ class HFCausalLM:
             zs.append(z)
         if not hs:
             return np.zeros((0, self.head.d)), np.zeros((0, self.head.n_labels))
+        if len(zs) == 1:
+            return hs[0], zs[0]
         return np.concatenate(hs), np.concatenate(zs)
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:

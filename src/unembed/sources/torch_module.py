@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from unembed._checks import fail
 from unembed.head import Head, Link
-from unembed.sources._torch import capture_inputs, to_f64
+from unembed.sources._torch import capture_inputs, to_f64, to_native
 
 __all__ = ["TorchModuleModel", "find_output_linear"]
 
@@ -119,6 +119,14 @@ class TorchModuleModel:
     def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(hidden states (n, d), module output (n, V)), float64, flattened over leading
         dimensions."""
+        h, z = self.forward_native(inputs)
+        return h, np.asarray(z, dtype=np.float64)
+
+    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[Any]]:
+        """As :meth:`forward`, but the output (n, V) in the module's own precision (float32 or
+        float64; float16/bfloat16 widened exactly to float32), not copied to float64: widening
+        is exact, so consumers convert the rows they need (the behaviour pass, chunk by
+        chunk)."""
         import torch
 
         with capture_inputs({"head": self.layer}) as cap, torch.no_grad():
@@ -128,7 +136,7 @@ class TorchModuleModel:
                        f"{self.head.n_labels}). Got {type(y).__name__} "
                        f"{tuple(getattr(y, 'shape', ()))}.")
         return (to_f64(cap["head"]).reshape(-1, self.head.d),
-                to_f64(y).reshape(-1, self.head.n_labels))
+                to_native(y).reshape(-1, self.head.n_labels))
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
         """What the output Linear receives, (n, d) float64."""
