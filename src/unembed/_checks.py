@@ -17,13 +17,51 @@ from numpy.typing import NDArray
 class UnembedError(ValueError):
     """The one exception type of unembed: bad input, or a request the model does not allow.
 
-    The message is a single line naming the argument, file or label at fault.
+    The message is a single line naming the argument, file or label at fault. Two grammars:
+
+    * an argument of a function (:func:`arg_error`): ``The 'target' argument of
+      translation_for_cosine must be in [-1, 1]. Got 1.5 instead.`` The exception keeps
+      ``argument`` ("target"), ``function`` and ``requirement`` ("must be in [-1, 1]. Got 1.5
+      instead.") so that the command line can name its own option instead (``--target must be
+      in [-1, 1]. Got 1.5 instead.``);
+    * a file (:func:`file_error`): ``PATH: what is wrong with it.`` (``path`` kept).
+
+    Anything else (a label, a model that refuses a request) is one plain sentence (:func:`fail`).
     """
+
+    argument: str | None = None
+    function: str | None = None
+    requirement: str | None = None
+    path: str | None = None
 
 
 def fail(msg: str) -> UnembedError:
     """Build an :class:`UnembedError` (to be raised by the caller)."""
     return UnembedError(" ".join(msg.split()))
+
+
+_MISSING: Any = object()
+
+
+def arg_error(function: str, argument: str, requirement: str, got: Any = _MISSING) -> UnembedError:
+    """``The 'argument' argument of function <requirement>. Got <got> instead.``
+
+    ``requirement`` starts with a verb ("must be in [-1, 1]"); ``got`` is shown with ``repr``
+    when given.
+    """
+    req = " ".join(requirement.split()).rstrip(".") + "."
+    if got is not _MISSING:
+        req += f" Got {got!r} instead."
+    e = UnembedError(f"The {argument!r} argument of {function} {req}")
+    e.argument, e.function, e.requirement = argument, function, req
+    return e
+
+
+def file_error(path: Any, problem: str) -> UnembedError:
+    """``PATH: problem`` for a file or directory the user named (``problem`` one sentence)."""
+    e = UnembedError(f"{path}: " + " ".join(problem.split()))
+    e.path = str(path)
+    return e
 
 
 def check_matrix(
