@@ -6,10 +6,11 @@ import pytest
 
 import unembed.construct
 import unembed.head
+import unembed.moments
 import unembed.views
 
 
-@pytest.mark.parametrize("module", [unembed.head, unembed.construct, unembed.views])
+@pytest.mark.parametrize("module", [unembed.head, unembed.construct, unembed.views, unembed.moments])
 def test_docstring_examples(module):
     res = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted > 0
