@@ -1,65 +1,125 @@
 """The audit: what each similarity view of the label representations says about the model's
-behaviour on data, and the paper's three claims checked on this model. Plain result objects,
-no markup (:mod:`unembed.report` renders them).
+behaviour on data, and the paper's three claims checked on this model. Plain result objects
+(dataclasses, no markup: :mod:`unembed.report` renders them).
 
 For a label set of k labels and every pair (i, j):
 
-* every view of :data:`unembed.views.VIEWS` gives a cosine; every measure of
-  :data:`unembed.behaviour.MEASURES` gives a behavioural number from the data;
-* per view and measure: Spearman's rank correlation across pairs, and the pairs that contradict
-  the view most (low cosine with high co-probability; high cosine with low co-probability),
-  ranked by the gap between their percentile ranks;
+* every view (:data:`AUDIT_VIEWS`: those of :mod:`unembed.views` and ``logit``, the correlation
+  over the data of the two labels' centered logits, :func:`unembed.moments.logit_cosines`)
+  gives a cosine; every measure of :data:`unembed.behaviour.MEASURES` a behavioural number;
+* a view or measure whose values over the label set are constant up to float64 rounding
+  (:func:`unembed._stats.constant_reason`; e.g. the ``causal`` view of every head whose centered
+  rows have rank V - 1, such as any head with V <= d and rows in general position) gets no
+  statistic: every rank correlation, contradiction and plot of it is undefined, with the reason;
+* per view and measure: Spearman's rank correlation across pairs (undefined below 3 pairs), and
+  the contradicting pairs: cosine in the lowest quarter of the pairs with the measure in the
+  highest quarter, and the reverse, ranked by the gap between their percentile ranks (all of
+  them kept);
 * claim 1: the most and the least similar pairs (raw cosine) get an equivalent model in which
   their cosine is -1 and +1; the new head is compared with the old on the audit data's hidden
-  states (max |dp|);
-* claims 2 and 3: pairs whose centered (2) or centered-and-normalised (3) cosine is low (below
-  ``low_cosine``, or among the ``low_quantile`` least similar pairs of the label set) but which
-  the model makes likely together on some input of the data (both probabilities at least
-  ``likely`` there), with that input named.
+  states and on random hidden states at a scale where the softmax is not saturated;
+* claims 2 and 3: pairs whose centered (2) or centered-and-normalised (3) cosine is *negative*
+  but which the model makes likely together on some input of the data (both probabilities at
+  least ``likely`` there), most negative first, with that input named; three outcomes
+  (:data:`OUTCOMES`); beside them the model's own evidence, which needs no data: whether each
+  negative-cosine pair can be the top two labels together (a witness hidden state with
+  p_a = p_b near 1/2).
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import UnembedError, fail
+from unembed._stats import constant_reason, percentile_ranks, rounding_tolerance, spearman
 from unembed.behaviour import Behaviour, DataSource, collect
 from unembed.head import Head, LabelRef
-from unembed.views import VIEWS, similarity_matrix
+from unembed.moments import ParkDistance, logit_cosines, park_distance
+from unembed.views import VIEWS, causal_rank, similarity_matrix
 
 #: Above this many labels, claim 1 does not recompute the causal view of the translated head.
 CAUSAL_AFTER_MAX_LABELS = 4096
 #: Above this many labels, the audit decides co-top feasibility only when asked.
 CO_TOP_MAX_LABELS = 5000
+#: Without the co-top matrix, claims 2 and 3 decide this many of the most negative pairs.
+MODEL_EVIDENCE_PAIRS = 8
+#: Contradictions: the lowest / highest quarter of the pairs.
+QUARTER = 0.25
+#: An input is saturated when its largest probability is within this of 1.
+SATURATED = 1e-6
 
-__all__ = ["AuditResult", "Claim", "Contradiction", "PairCase", "RankCorrelation", "audit"]
+Outcome = Literal["shown", "not shown", "not testable"]
+#: The three outcomes of a claim on one model.
+OUTCOMES: tuple[str, ...] = ("shown", "not shown", "not testable")
+
+#: Every view of the audit, in report order.
+AUDIT_VIEWS: tuple[str, ...] = (*(v for v in VIEWS if v != "logit"), "logit")
+
+#: What each view is unchanged by (for softmax heads without a soft-cap; no view uses the bias,
+#: so a bias shift moves none of them).
+INVARIANCE: dict[str, str] = {
+    "raw": "nothing: a translation of the rows sets it to any value (claim 1)",
+    "centered": "translation; not null-space shifts, not reparametrisation",
+    "normalized": "translation; not null-space shifts, not reparametrisation",
+    "causal": "translation and reparametrisation (the whitening undoes A); not null-space "
+              "shifts",
+    "differences": "translation; not null-space shifts, not reparametrisation",
+    "logit": "translation, bias shift, null-space shifts and reparametrisation (S -> A S A^T): "
+             "every change of parameters that keeps the probabilities; a property of the "
+             "model and this data",
+}
+
+__all__ = [
+    "AUDIT_VIEWS",
+    "INVARIANCE",
+    "OUTCOMES",
+    "AuditInputs",
+    "AuditResult",
+    "Claim",
+    "ClaimOneDetails",
+    "Contradiction",
+    "PairCase",
+    "PairClaimDetails",
+    "RandomStateCheck",
+    "RankCorrelation",
+    "TopTwoEvidence",
+    "TranslationCase",
+    "audit",
+    "view_terms",
+]
 
 
+# ---------------------------------------------------------------------------- results
 @dataclass(frozen=True)
 class RankCorrelation:
-    """Spearman's rho between one view's cosines and one measure, over ``n_pairs`` pairs."""
+    """Spearman's rho between one view's cosines and one measure over ``n_pairs`` pairs; None
+    with ``reason`` when undefined (a constant view or measure, too few pairs). The p-value
+    treats the pairs as independent, which pairs sharing labels are not: a rough guide."""
 
     view: str
     measure: str
-    rho: float
-    p_value: float
+    rho: float | None
+    p_value: float | None
     n_pairs: int
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class Contradiction:
-    """A pair where a view and a measure disagree most: ``kind`` is "low cosine, high
-    co-probability" or "high cosine, low co-probability"; ranks are percentiles in [0, 1]."""
+    """A pair where a view and a measure disagree: ``kind`` "low" (cosine in the lowest
+    quarter of the label set's pairs, measure in the highest) or "high" (the reverse);
+    ``cosine_rank`` and ``value_rank`` are percentiles in [0, 1]."""
 
     view: str
     measure: str
-    kind: str
+    kind: Literal["low", "high"]
     a: str
     b: str
     cosine: float
@@ -68,15 +128,43 @@ class Contradiction:
     value_rank: float
 
 
+#: What each contradiction kind means, in words.
+CONTRADICTION_KINDS: dict[str, str] = {
+    "low": f"cosine in the lowest {100 * QUARTER:g}% of pairs, measure in the highest "
+           f"{100 * QUARTER:g}%",
+    "high": f"cosine in the highest {100 * QUARTER:g}% of pairs, measure in the lowest "
+            f"{100 * QUARTER:g}%",
+}
+
+
 @dataclass(frozen=True)
-class PairCase:
-    """One pair found in the data for claims 2 and 3: its cosines, its behaviour, and the input
-    where min(p_a, p_b) is largest (``witness``, with p_a and p_b there)."""
+class TopTwoEvidence:
+    """The model's own evidence on one pair, with no data: can a and b be the top two labels
+    together (:func:`unembed.feasibility.can_be_top_two`)? For "yes", ``p_a`` and ``p_b`` are
+    the probabilities at the hidden state ``scale`` along the witness (the tie kept, the other
+    labels pushed down), computed in float64 from the head."""
 
     a: str
     b: str
     cosine: float
-    cosines: dict[str, float]
+    status: str
+    margin: float
+    p_a: float | None = None
+    p_b: float | None = None
+    scale: float | None = None
+    hidden_state: list[float] | None = None
+
+
+@dataclass
+class PairCase:
+    """One pair found in the data for claims 2 and 3: its cosines (None where a view is
+    undefined), its behaviour, and the input where min(p_a, p_b) is largest (``witness``, with
+    p_a and p_b there)."""
+
+    a: str
+    b: str
+    cosine: float
+    cosines: dict[str, float | None]
     measures: dict[str, float]
     witness: int
     p_a: float
@@ -85,15 +173,119 @@ class PairCase:
 
 
 @dataclass
+class PairClaimDetails:
+    """Claims 2 and 3: ``cases`` are all negative-cosine pairs likely together on one input,
+    most negative first; ``model_evidence`` the top-two decisions of negative pairs (most
+    negative first; all of them when the co-top matrix was computed, else the
+    :data:`MODEL_EVIDENCE_PAIRS` most negative)."""
+
+    view: str
+    likely: float
+    pairs_total: int
+    pairs_negative: int
+    pairs_likely_together: int
+    largest_min_probability: float
+    cases: list[PairCase]
+    model_evidence: list[TopTwoEvidence]
+    model_evidence_of: int
+    model_evidence_note: str
+
+
+@dataclass
+class RandomStateCheck:
+    """Claim 1 on random hidden states at a scale where the softmax is not saturated: n states
+    N(0, I) / sqrt(d) times ``scale``; ``median_max_p`` their median largest probability."""
+
+    n: int
+    scale: float
+    median_max_p: float
+    saturated_share: float
+    max_abs_dp: float
+    max_abs_dlogp: float
+    tolerance: float
+    equivalent: bool
+
+
+@dataclass
+class TranslationCase:
+    """Claim 1 on one pair: the translation c, the raw cosine before and after, every view
+    before and after (None where undefined), and the equivalence on data and random states."""
+
+    which: str
+    a: str
+    b: str
+    target: float
+    cosine_before: float
+    refused: str | None = None
+    cosine_after: float | None = None
+    cosine_after_stored: float | None = None
+    translation_norm: float | None = None
+    translation: list[float] = field(default_factory=list)
+    method: str = ""
+    equivalence: dict[str, object] = field(default_factory=dict)
+    views_before: dict[str, float | None] = field(default_factory=dict)
+    views_after: dict[str, float | None] = field(default_factory=dict)
+    set_similarity_after_raw: list[list[float]] = field(default_factory=list)
+    probs_before_sample: list[list[float]] = field(default_factory=list)
+    probs_after_sample: list[list[float]] = field(default_factory=list)
+    max_abs_dp_all_labels_sample: float | None = None
+    random_states: RandomStateCheck | None = None
+
+
+@dataclass
+class ClaimOneDetails:
+    """Claim 1: the two pairs, how many data states verified it, and how saturated the
+    softmax is on them (``saturated_share``: inputs whose largest p is within
+    :data:`SATURATED` of 1; the data are called saturated when at least 90% are)."""
+
+    pairs: list[TranslationCase]
+    verified_on: int
+    saturated_share: float
+    saturated: bool
+
+
+@dataclass
 class Claim:
-    """One of the paper's claims on this model: ``shown`` says whether this run's numbers show
-    it, ``statement`` says what was checked, ``details`` holds the numbers."""
+    """One of the paper's claims on this model: ``outcome`` (one of :data:`OUTCOMES`) with
+    ``why`` in words, ``statement`` what was checked, ``details`` the numbers."""
 
     number: int
     title: str
     statement: str
-    shown: bool
-    details: dict[str, Any] = field(default_factory=dict)
+    outcome: Outcome
+    why: str
+    details: ClaimOneDetails | PairClaimDetails
+
+    @property
+    def shown(self) -> bool:
+        return self.outcome == "shown"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "title": self.title, "statement": self.statement,
+                "outcome": self.outcome, "shown": self.shown, "why": self.why,
+                "details": asdict(self.details)}
+
+
+@dataclass
+class AuditInputs:
+    """Every input of one audit: the files (None where not a file) and the options."""
+
+    model: str | None = None
+    bias: str | None = None
+    labels: str | None = None
+    data: str | None = None
+    options: dict[str, object] = field(default_factory=dict)
+    unembed_version: str = ""
+
+
+@dataclass
+class LogitViewInfo:
+    """The ``logit`` view's data and its distance from the causal view's assumption."""
+
+    source: str
+    n_states: int
+    park: ParkDistance | None
+    park_reason: str | None
 
 
 @dataclass
@@ -104,16 +296,30 @@ class AuditResult:
     labels: tuple[str, ...]
     behaviour: Behaviour
     similarities: dict[str, NDArray[np.float64]]
+    undefined_views: dict[str, str]
+    undefined_measures: dict[str, str]
     correlations: list[RankCorrelation]
     contradictions: list[Contradiction]
     claims: list[Claim]
     timings: dict[str, float]
+    inputs: AuditInputs = field(default_factory=AuditInputs)
+    logit: LogitViewInfo | None = None
     co_top: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def ranking(self) -> dict[str, list[RankCorrelation]]:
+        """Per measure, the views ordered by how well their cosines predict it here (rho,
+        largest first; undefined views last)."""
+        out: dict[str, list[RankCorrelation]] = {}
+        for me in self.behaviour.matrices:
+            rs = [r for r in self.correlations if r.measure == me]
+            out[me] = sorted(rs, key=lambda r: (r.rho is None, -(r.rho or 0.0)))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         b = self.behaviour
         return {
+            "inputs": asdict(self.inputs),
             "model": self.model,
             "data": {"n_predictions": b.n_predictions, "top_k": b.top_k,
                      "label_selection": b.selection},
@@ -121,70 +327,132 @@ class AuditResult:
             "label_mean_probability": b.tally.mean_p[b.idx].tolist(),
             "label_argmax_count": b.tally.argmax_count[b.idx].tolist(),
             "similarity": {v: m.tolist() for v, m in self.similarities.items()},
+            "views": {v: {"defined": v not in self.undefined_views,
+                          "reason": self.undefined_views.get(v),
+                          "invariant_under": INVARIANCE.get(v, "")}
+                      for v in self.similarities},
+            "logit_view": None if self.logit is None else {
+                "data": self.logit.source, "n_states": self.logit.n_states,
+                "park_distance": None if self.logit.park is None else self.logit.park.to_dict(),
+                "park_distance_reason": self.logit.park_reason},
             "behaviour": {m: x.tolist() for m, x in b.matrices.items()},
+            "measures": {m: {"defined": m not in self.undefined_measures,
+                             "reason": self.undefined_measures.get(m)}
+                         for m in b.matrices},
             "witness_input": b.pairs.best_at.tolist(),
             "witness_min_probability": b.pairs.best_min.tolist(),
             "witness_probability_of_row_label": b.pairs.best_p.tolist(),
             "rank_correlations": [asdict(r) for r in self.correlations],
+            "views_ranked": {m: [r.view for r in rs] for m, rs in self.ranking().items()},
+            "contradiction_kinds": CONTRADICTION_KINDS,
             "contradictions": [asdict(c) for c in self.contradictions],
-            "claims": [asdict(c) for c in self.claims],
+            "claims": [c.to_dict() for c in self.claims],
             "co_top": None if self.co_top is None else self.co_top.to_dict(),
             "timings_seconds": self.timings,
             **self.extra,
         }
 
 
+# ---------------------------------------------------------------------------- statistics
 def _pairs(k: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     return np.triu_indices(k, 1)
 
 
-def _percentile_ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    from scipy.stats import rankdata
+def view_terms(view: str, head: Head, n_states: int = 0) -> int:
+    """How many rounded operations one cosine of ``view`` accumulates (for
+    :func:`unembed._stats.rounding_tolerance`): d for a dot product of rows, V + d for the
+    causal view's whitening (an SVD or eigendecomposition of the rows), n + d for the logit
+    view (moments summed over n hidden states)."""
+    if view == "causal":
+        return head.n_labels + head.d
+    if view == "logit":
+        return n_states + head.d
+    return head.d
 
-    if x.size < 2:
-        return np.zeros_like(x)
-    out: NDArray[np.float64] = (rankdata(x) - 1) / (x.size - 1)
+
+def _view_reasons(head: Head, sims: Mapping[str, NDArray[np.float64]], n_states: int,
+                  preset: Mapping[str, str]) -> dict[str, str]:
+    out = dict(preset)
+    iu = _pairs(next(iter(sims.values())).shape[0])
+    for v, s in sims.items():
+        if v in out:
+            continue
+        why = constant_reason(s[iu], what=f"the {v} cosine over the label set",
+                              terms=view_terms(v, head, n_states), scale=1.0)
+        if v == "causal" and causal_rank(head) == head.n_labels - 1:
+            V = head.n_labels
+            off = s[iu]
+            spread = float(np.ptp(off[np.isfinite(off)])) if np.isfinite(off).any() else 0.0
+            tol = rounding_tolerance(off, terms=view_terms(v, head, n_states), scale=1.0)
+            why = (f"undefined: the centered rows have rank V - 1 = {V - 1}, so the whitened "
+                   f"rows are equiangular: every causal cosine is -1/(V - 1) = "
+                   f"{-1 / (V - 1):+.6f} (spread over the label set {spread:.1e}; float64 "
+                   f"rounding {tol:.1e})")
+        if why is not None:
+            out[v] = why
     return out
 
 
-def rank_correlations(similarities: dict[str, NDArray[np.float64]],
-                      measures: dict[str, NDArray[np.float64]]) -> list[RankCorrelation]:
-    """Spearman's rho across the pairs i < j of every view against every measure (pairs where
-    either value is NaN are left out)."""
-    from scipy.stats import spearmanr
+def _measure_reasons(beh: Behaviour) -> dict[str, str]:
+    out = {}
+    iu = _pairs(len(beh.labels))
+    for m, x in beh.matrices.items():
+        why = constant_reason(x[iu], what=f"the measure {m}", terms=beh.n_predictions)
+        if why is not None:
+            out[m] = why
+    return out
 
+
+def rank_correlations(similarities: Mapping[str, NDArray[np.float64]],
+                      measures: Mapping[str, NDArray[np.float64]], *,
+                      undefined_views: Mapping[str, str] | None = None,
+                      undefined_measures: Mapping[str, str] | None = None,
+                      terms: Mapping[str, int] | None = None,
+                      measure_terms: int = 1) -> list[RankCorrelation]:
+    """Spearman's rho across the pairs i < j of every view against every measure (pairs where
+    either value is NaN are left out); undefined with the reason for an undefined view or
+    measure, fewer than 3 pairs, or values constant up to rounding."""
+    uv, um = undefined_views or {}, undefined_measures or {}
     out = []
     for view, s in similarities.items():
         iu = _pairs(s.shape[0])
         for m, x in measures.items():
             a, b = s[iu], x[iu]
-            ok = np.isfinite(a) & np.isfinite(b)
-            if ok.sum() >= 3 and np.ptp(a[ok]) > 0 and np.ptp(b[ok]) > 0:
-                r = spearmanr(a[ok], b[ok])
-                rho, pv = float(r.statistic), float(r.pvalue)
-            else:
-                rho, pv = float("nan"), float("nan")
-            out.append(RankCorrelation(view, m, rho, pv, int(ok.sum())))
+            n = int((np.isfinite(a) & np.isfinite(b)).sum())
+            why = uv.get(view) or um.get(m)
+            if why is not None:
+                out.append(RankCorrelation(view, m, None, None, n, why))
+                continue
+            st = spearman(a, b, what_x=f"the {view} cosine", what_y=f"the measure {m}",
+                          terms_x=(terms or {}).get(view, 1), terms_y=measure_terms,
+                          scale_x=1.0)
+            out.append(RankCorrelation(view, m, st.rho, st.p_value, st.n_pairs, st.reason))
     return out
 
 
-def contradictions(similarities: dict[str, NDArray[np.float64]],
-                   measures: dict[str, NDArray[np.float64]], labels: Sequence[str], *,
-                   per_kind: int = 3) -> list[Contradiction]:
-    """Per view and measure, the ``per_kind`` pairs with the largest gap between the percentile
-    rank of the measure and that of the cosine, in each direction."""
+def contradictions(similarities: Mapping[str, NDArray[np.float64]],
+                   measures: Mapping[str, NDArray[np.float64]], labels: Sequence[str], *,
+                   undefined: Sequence[str] = ()) -> list[Contradiction]:
+    """Per defined view and measure, every pair in the two off quadrants of percentile ranks
+    (see :data:`CONTRADICTION_KINDS`), the largest gap between the two percentiles first."""
     out = []
     for view, s in similarities.items():
         iu = _pairs(s.shape[0])
         for m, x in measures.items():
+            if view in undefined or m in undefined:
+                continue
             a, b = s[iu], x[iu]
             ok = np.flatnonzero(np.isfinite(a) & np.isfinite(b))
-            if ok.size < 2:
+            if ok.size < 4:
                 continue
-            ra, rb = _percentile_ranks(a[ok]), _percentile_ranks(b[ok])
-            for kind, gap in (("low cosine, high co-probability", rb - ra),
-                              ("high cosine, low co-probability", ra - rb)):
-                for t in np.argsort(-gap, kind="stable")[:per_kind]:
+            ra, rb = percentile_ranks(a[ok]), percentile_ranks(b[ok])
+            quadrants: tuple[tuple[Literal["low", "high"], NDArray[np.bool_],
+                                   NDArray[np.float64]], ...] = (
+                ("low", (ra <= QUARTER) & (rb >= 1 - QUARTER), rb - ra),
+                ("high", (ra >= 1 - QUARTER) & (rb <= QUARTER), ra - rb))
+            for kind, sel, gap in quadrants:
+                idx = np.flatnonzero(sel)
+                for t in idx[np.argsort(-gap[idx], kind="stable")]:
                     q = ok[t]
                     i, j = int(iu[0][q]), int(iu[1][q])
                     out.append(Contradiction(view, m, kind, labels[i], labels[j], float(a[q]),
@@ -192,9 +460,39 @@ def contradictions(similarities: dict[str, NDArray[np.float64]],
     return out
 
 
-def _claim_one(head: Head, sims: dict[str, NDArray[np.float64]], idx: NDArray[np.int64],
-               hidden: NDArray[np.float64]) -> Claim:
+# ---------------------------------------------------------------------------- claim 1
+def unsaturated_states(head: Head, n: int = 256, *, seed: int = 0
+                       ) -> tuple[NDArray[np.float64], float, float]:
+    """n random hidden states N(0, I) / sqrt(d) times the scale (on a grid of powers of 2)
+    at which the median largest probability of ``head`` is closest to 1/2: states where the
+    softmax is not saturated, so that a change of probabilities would show. Returns the
+    states, the scale and that median."""
+    rng = np.random.default_rng([seed, 0xC1A1])
+    G = rng.standard_normal((n, head.d)) / np.sqrt(head.d)
+    probe = G[: min(n, 32)]
+    z0 = probe @ head.W.T
+    spread = float(np.std(z0 - z0.mean(axis=1, keepdims=True))) or 1.0
+    best = (np.inf, 1.0, 1.0)
+    for e in range(-24, 25):
+        s = 2.0 ** e / spread
+        p = head.probs(probe * s)
+        med = float(np.median(p.max(axis=1)))
+        best = min(best, (abs(med - 0.5), s, med))
+    _, s, med = best
+    return G * s, s, med
+
+
+def _pair_view(head: Head, a: int, b: int, view: str, beh: Behaviour) -> float:
+    if view == "logit" and beh.moments is not None:
+        return float(logit_cosines(head.W, beh.moments, [a, b])[0, 1])
+    return float(similarity_matrix(head, [a, b], view)[0, 1])
+
+
+def _claim_one(head: Head, sims: Mapping[str, NDArray[np.float64]], idx: NDArray[np.int64],
+               hidden: NDArray[np.float64], undefined: Mapping[str, str],
+               beh: Behaviour) -> Claim:
     from unembed.construct import translation_for_cosine
+    from unembed.equivalence import compare_heads
 
     labels = [head.labels[i] for i in idx]
     k = len(labels)
@@ -202,94 +500,183 @@ def _claim_one(head: Head, sims: dict[str, NDArray[np.float64]], idx: NDArray[np
     vals = sims["raw"][iu]
     # the causal view whitens all V rows (an SVD of the whole head): recomputed after the
     # translation only for heads small enough that this is cheap
-    after_views = [v for v in VIEWS if v != "differences"
+    after_views = [v for v in sims if v != "differences"
                    and (v != "causal" or head.n_labels <= CAUSAL_AFTER_MAX_LABELS)]
     hi, lo = int(np.argmax(vals)), int(np.argmin(vals))
     cases = []
-    shown = True
     # up to 1000 hidden states of the data, fewer for large vocabularies (about 10^7
     # probabilities compared per check)
     sample = hidden[: min(len(hidden), max(64, min(1000, 10_000_000 // head.n_labels)))]
+    saturated_share = (float(np.mean(1.0 - head.probs(sample).max(axis=1) <= SATURATED))
+                       if len(sample) and head.link == "softmax" else 0.0)
+    saturated = saturated_share >= 0.9
+    rand, scale, med = unsaturated_states(head)
+    ok_all, refusals = True, []
     for which, q, target in (("most similar", hi, -1.0), ("least similar", lo, 1.0)):
         qa, qb = int(iu[0][q]), int(iu[1][q])
         a, b = int(idx[qa]), int(idx[qb])
-        case: dict[str, Any] = {"which": which, "a": head.labels[a], "b": head.labels[b],
-                                "target": target, "cosine_before": float(vals[q])}
+        case = TranslationCase(which, head.labels[a], head.labels[b], target, float(vals[q]))
         try:
             res = translation_for_cosine(head, a, b, target,
                                          inputs=sample if len(sample) else None)
         except UnembedError as e:
-            case["refused"] = str(e)
-            shown = False
+            case.refused = str(e)
+            refusals.append(str(e))
             cases.append(case)
             continue
         eq = res.equivalence
-        sel = [head.labels[i] for i in idx]
-        case.update({
-            "cosine_after": res.cosine_after,
-            "cosine_after_stored_dtype": res.cosine_after_stored,
-            "translation_norm": float(np.linalg.norm(res.c)),
-            "translation": res.c.tolist(),
-            "method": res.method,
-            "equivalence": eq.to_dict(),
-            "views_before": {v: float(sims[v][qa, qb]) for v in after_views},
-            "views_after": {v: float(similarity_matrix(res.head, [a, b], v)[0, 1])
-                            for v in after_views},
-            "set_similarity_after_raw": similarity_matrix(res.head, sel, "raw").tolist(),
-        })
+
+        rq = compare_heads(head, res.head, rand)
+        case.cosine_after = res.cosine_after
+        case.cosine_after_stored = res.cosine_after_stored
+        case.translation_norm = float(np.linalg.norm(res.c))
+        case.translation = res.c.tolist()
+        case.method = res.method
+        case.equivalence = eq.to_dict()
+        case.views_before = {v: None if v in undefined else float(sims[v][qa, qb])
+                             for v in after_views}
+        case.views_after = {v: None if v in undefined else _pair_view(res.head, a, b, v, beh)
+                            for v in after_views}
+        case.set_similarity_after_raw = similarity_matrix(res.head, labels, "raw").tolist()
+        case.random_states = RandomStateCheck(rq.n_inputs, scale, med,
+                                              float(np.mean(1.0 - head.probs(rand).max(axis=1)
+                                                            <= SATURATED)),
+                                              rq.max_abs_dp, rq.max_abs_dlogp, rq.tolerance,
+                                              rq.equivalent)
         n_show = min(len(sample), 300)
         if n_show:
             pb = head.probs(sample[:n_show])
             pa = res.head.probs(sample[:n_show])
-            case["probs_before_sample"] = pb[:, [a, b]].tolist()
-            case["probs_after_sample"] = pa[:, [a, b]].tolist()
-            case["max_abs_dp_all_labels_sample"] = float(np.max(np.abs(pa - pb)))
-        shown = shown and bool(eq.equivalent) and abs(res.cosine_after - target) <= 1e-9
+            case.probs_before_sample = pb[:, [a, b]].tolist()
+            case.probs_after_sample = pa[:, [a, b]].tolist()
+            case.max_abs_dp_all_labels_sample = float(np.max(np.abs(pa - pb)))
+        ok_data = bool(eq.equivalent) or saturated
+        ok_all = (ok_all and ok_data and rq.equivalent
+                  and res.cosine_after is not None and abs(res.cosine_after - target) <= 1e-9)
         cases.append(case)
     statement = ("For the most similar pair (largest raw cosine in the label set) a translation "
                  "of every row gives cosine -1, and for the least similar pair cosine +1; the new "
-                 "heads give the same probabilities on the audit data's hidden states.")
+                 "heads give the same probabilities on the audit data's hidden states and on "
+                 f"{len(rand)} random hidden states at a scale where the softmax is not "
+                 f"saturated (median largest probability {med:.2f}).")
+    outcome: Outcome
+    if refusals:
+        outcome, why = "not testable", refusals[0]
+    elif ok_all:
+        outcome = "shown"
+        why = ("cosines reached their targets; same probabilities on the data and on random "
+               "hidden states")
+        if saturated:
+            why = (f"the softmax is saturated on the data ({100 * saturated_share:.0f}% of "
+                   f"inputs have a largest probability within {SATURATED:g} of 1, so max |dp| "
+                   f"there is near 0 whatever the head): the evidence is the random hidden "
+                   f"states, where max |dp| = "
+                   f"{max(c.random_states.max_abs_dp for c in cases if c.random_states):.1e}")
+    else:
+        outcome, why = "not shown", "a translated head changed the probabilities (see the table)"
     return Claim(1, "Raw cosine can be set to -1 or +1 without changing the model", statement,
-                 shown, {"pairs": cases, "verified_on": len(sample)})
+                 outcome, why, ClaimOneDetails(cases, len(sample), saturated_share, saturated))
 
 
-def _low_cosine_cases(view: str, beh: Behaviour, sims: dict[str, NDArray[np.float64]], *,
-                      low_cosine: float, low_quantile: float, likely: float, n_cases: int,
-                      number: int) -> Claim:
+# ---------------------------------------------------------------------------- claims 2 and 3
+def _toward_half(head: Head, i: int, j: int, w: NDArray[np.float64]
+                 ) -> tuple[float, float, float, NDArray[np.float64]]:
+    """Probabilities of labels i and j at h0 + t (w - h0), t = 1, 4, 16, ..., where h0 ties
+    z_i and z_j by the bias alone and the witness w ties them too: along that line the tie is
+    kept and, when the witness's direction makes i and j the top two, p_i = p_j -> 1/2. The t
+    with the largest min(p_i, p_j) is returned with both probabilities and the hidden state."""
+    W = head.W
+    delta = W[i] - W[j]
+    dd = float(delta @ delta)
+    b = head.bias
+    h0 = -(b[i] - b[j]) / dd * delta if dd > 0 else np.zeros(head.d)
+    ts = 4.0 ** np.arange(0, 32)
+    P = head.probs(h0 + ts[:, None] * (w - h0))
+    m = np.minimum(P[:, i], P[:, j])
+    t = int(np.argmax(m))
+    return float(P[t, i]), float(P[t, j]), float(ts[t]), h0 + ts[t] * (w - h0)
+
+
+def _model_evidence(head: Head, idx: NDArray[np.int64], labels: Sequence[str],
+                    s: NDArray[np.float64], neg: list[tuple[int, int]], co_top: Any,
+                    n_probs: int = 24) -> tuple[list[TopTwoEvidence], str]:
+    from unembed.feasibility import can_be_top_two
+
+    if co_top is not None:
+        todo = neg
+        note = "every negative-cosine pair, from the co-top decisions over all rows"
+    else:
+        todo = neg[:MODEL_EVIDENCE_PAIRS]
+        note = (f"the {len(todo)} most negative pairs (the co-top matrix of all pairs was not "
+                f"computed: --co-top)")
+    out = []
+    for n, (i, j) in enumerate(todo):
+        r = (co_top.results[(i, j)] if co_top is not None
+             else can_be_top_two(head, int(idx[i]), int(idx[j])))
+        ev = TopTwoEvidence(labels[i], labels[j], float(s[i, j]), r.status, float(r.margin))
+        if (r.status == "yes" and r.witness is not None and n < n_probs
+                and head.link == "softmax"):
+            pa, pb, t, h = _toward_half(head, int(idx[i]), int(idx[j]), r.witness)
+            ev = replace(ev, p_a=pa, p_b=pb, scale=t, hidden_state=h.tolist())
+        out.append(ev)
+    return out, note
+
+
+def _negative_pairs_claim(view: str, number: int, beh: Behaviour, head: Head,
+                          sims: Mapping[str, NDArray[np.float64]],
+                          undefined: Mapping[str, str], *, likely: float,
+                          co_top: Any) -> Claim:
     s = sims[view]
-    pairs = beh.pairs
+    best = beh.pairs.best_min
     k = s.shape[0]
     iu = _pairs(k)
-    vals = s[iu]
-    finite = vals[np.isfinite(vals)]
-    q = float(np.quantile(finite, low_quantile)) if finite.size else float("nan")
-    threshold = max(low_cosine, q) if finite.size else low_cosine
-    low = [(int(i), int(j)) for i, j in zip(*iu) if np.isfinite(s[i, j]) and s[i, j] <= threshold]
-    cand = [ij for ij in low if pairs.best_min[ij] >= likely]
-    cand.sort(key=lambda ij: (-pairs.best_min[ij], s[ij]))
-    cases = []
-    for i, j in cand[:n_cases]:
-        cases.append(asdict(PairCase(
-            beh.labels[i], beh.labels[j], float(s[i, j]),
-            {v: float(m[i, j]) for v, m in sims.items()},
-            {m: float(x[i, j]) for m, x in beh.matrices.items()},
-            int(pairs.best_at[i, j]), float(pairs.best_p[i, j]), float(pairs.best_p[j, i]))))
+    labels = beh.labels
+    neg = sorted(((int(i), int(j)) for i, j in zip(*iu) if s[i, j] < 0),
+                 key=lambda ij: (s[ij], -best[ij]))
+    together = int(np.sum(best[iu] >= likely))
+    largest = float(np.max(best[iu])) if iu[0].size else float("nan")
+    cand = [ij for ij in neg if best[ij] >= likely]
+    cases = [PairCase(labels[i], labels[j], float(s[i, j]),
+                      {v: None if v in undefined else float(m[i, j]) for v, m in sims.items()},
+                      {m: float(x[i, j]) for m, x in beh.matrices.items()},
+                      int(beh.pairs.best_at[i, j]), float(beh.pairs.best_p[i, j]),
+                      float(beh.pairs.best_p[j, i])) for i, j in cand]
+    evidence, note = ([], "") if view in undefined else _model_evidence(
+        head, beh.idx, labels, s, neg, co_top)
     what = {"centered": "centered", "normalized": "centered and length-normalised"}[view]
-    statement = (f"Pairs whose {what} cosine is low (below {low_cosine:g}, or among the "
-                 f"{100 * low_quantile:g}% least similar pairs of the label set: cosine <= "
-                 f"{threshold:.3f} here) that the model nevertheless makes likely together: on "
-                 f"some input of the data both labels have probability >= {likely:g}.")
-    title = {2: "Low centered cosine does not mean the labels are not likely together",
+    outcome: Outcome
+    if view in undefined:
+        outcome, why = "not testable", undefined[view]
+    elif not neg:
+        outcome, why = "not testable", (f"no pair of the label set has a negative {what} "
+                                        f"cosine")
+    elif cases:
+        c = cases[0]
+        outcome = "shown"
+        why = (f"{len(cases)} of the {len(neg)} negative-cosine pairs have an input where both "
+               f"labels have p >= {likely:g}; the most negative: {c.a!r} and {c.b!r}, cosine "
+               f"{c.cosine:+.3f}, p = {c.p_a:.3f} and {c.p_b:.3f} on one input")
+    elif together == 0:
+        outcome, why = "not testable", (
+            f"no two labels of the label set reach p >= {likely:g} together on any input of "
+            f"the data (the largest min(p_a, p_b) on one input is {largest:.3g})")
+    else:
+        outcome, why = "not shown", (
+            f"none of the {len(neg)} negative-cosine pairs has an input where both labels "
+            f"have p >= {likely:g} ({together} pairs with a non-negative cosine do)")
+    statement = (f"Pairs whose {what} cosine is negative that the model nevertheless makes "
+                 f"likely together: on some input of the data both labels have probability "
+                 f">= {likely:g}. Beside the data, the model's own evidence: whether a "
+                 f"negative-cosine pair can be the top two labels together at all (a witness "
+                 f"hidden state, no data needed).")
+    title = {2: "A negative centered cosine does not mean the labels are not likely together",
              3: "Nor after length normalisation"}[number]
-    return Claim(number, title, statement, bool(cases),
-                 {"view": view, "low_cosine": low_cosine, "low_quantile": low_quantile,
-                  "quantile_cosine": q, "threshold": threshold, "likely": likely,
-                  "pairs_below_threshold": len(low),
-                  "pairs_negative": int(np.sum(finite < 0)),
-                  "pairs_negative_found": sum(1 for ij in cand if s[ij] < 0),
-                  "pairs_found": len(cand), "pairs_total": int(iu[0].size), "cases": cases})
+    details = PairClaimDetails(view, likely, int(iu[0].size), len(neg), together, largest,
+                               cases, evidence, len(neg), note)
+    return Claim(number, title, statement, outcome, why, details)
 
 
+# ---------------------------------------------------------------------------- the audit
 def audit(
     model: Any,
     data: DataSource,
@@ -298,8 +685,6 @@ def audit(
     top_n: int = 40,
     top_k: int = 5,
     batch_size: int = 32,
-    low_cosine: float = 0.0,
-    low_quantile: float = 0.25,
     likely: float = 0.1,
     keep_hidden: int = 4096,
     progress: bool = True,
@@ -307,6 +692,7 @@ def audit(
     info: dict[str, Any] | None = None,
     logits: Literal["model", "head"] = "model",
     co_top: bool | None = None,
+    inputs: AuditInputs | None = None,
 ) -> AuditResult:
     """Audit a model on data: behaviour per pair, every view, rank correlations,
     contradictions and the three claims.
@@ -314,14 +700,15 @@ def audit(
     Parameters
     ----------
     model : LoadedModel
-        Its head (V, d) and ``hidden_states``; probabilities are the head's, in float64.
+        Its head (V, d) and ``hidden_states``; the analysed probabilities follow from the
+        model's own logits (float32 for most models, widened exactly) with every sum in float64
+        (see :func:`unembed.behaviour.collect`).
     data : DataSource
         From :func:`unembed.behaviour.open_data` (text windows, arrays).
     labels, top_n, top_k, batch_size, logits
         See :func:`unembed.behaviour.collect`.
-    low_cosine, low_quantile, likely : float
-        Claims 2 and 3: a pair counts when its cosine is below ``low_cosine`` or in the lowest
-        ``low_quantile`` of the label set's pairs, and both its labels reach probability
+    likely : float
+        Claims 2 and 3: a negative-cosine pair counts when both its labels reach probability
         ``likely`` on one input.
     info : dict, optional
         Extra facts about the model (training metrics) carried into the result.
@@ -330,49 +717,79 @@ def audit(
         whole head together (:func:`unembed.feasibility.co_top_matrix`: a property of the
         arrangement of all rows, with a witness or an LP certificate per pair). Default: only
         for heads of at most :data:`CO_TOP_MAX_LABELS` labels (the LPs grow with V).
+    inputs : AuditInputs, optional
+        The files the model and data came from, recorded in the result with the options.
     """
-    if not (0.0 <= low_quantile <= 1.0):
-        raise fail(f"The 'low_quantile' argument of audit must be in [0, 1]. "
-                   f"Got {low_quantile!r} instead.")
     if not (0.0 < likely <= 0.5):
         raise fail(f"The 'likely' argument of audit must be in (0, 0.5]. Got {likely!r} instead.")
+    from unembed import __version__
+
     head: Head = model.head
     t0 = time.perf_counter()
     beh = collect(model, data, labels=labels, top_n=top_n, top_k=top_k, batch_size=batch_size,
                   keep_hidden=keep_hidden, progress=progress, logits=logits)
     t1 = time.perf_counter()
     sel = [int(i) for i in beh.idx]
-    sims = {v: similarity_matrix(head, sel, v) for v in VIEWS}
-    corr = rank_correlations(sims, beh.matrices)
-    contra = contradictions(sims, beh.matrices, beh.labels)
+    sims = {v: similarity_matrix(head, sel, v) for v in AUDIT_VIEWS if v != "logit"}
+    preset: dict[str, str] = {}
+    logit_info = None
+    mom = beh.moments
+    if mom is not None and mom.n >= 2:
+        sims["logit"] = logit_cosines(head.W, mom, sel)
+        try:
+            park, park_why = park_distance(head.W, mom), None
+        except UnembedError as e:
+            park, park_why = None, f"undefined: {e}"
+        logit_info = LogitViewInfo(mom.source, mom.n, park, park_why)
+    else:
+        n_seen = 0 if mom is None else mom.n
+        sims["logit"] = np.full((len(sel), len(sel)), np.nan)
+        preset["logit"] = (f"undefined: the hidden-state covariance needs at least 2 states; "
+                           f"{n_seen} were seen")
+    n_states = 0 if mom is None else mom.n
+    undefined = _view_reasons(head, sims, n_states, preset)
+    undefined_m = _measure_reasons(beh)
+    terms = {v: view_terms(v, head, n_states) for v in sims}
+    corr = rank_correlations(sims, beh.matrices, undefined_views=undefined,
+                             undefined_measures=undefined_m, terms=terms,
+                             measure_terms=beh.n_predictions)
+    contra = contradictions(sims, beh.matrices, beh.labels,
+                            undefined=[*undefined, *undefined_m])
     t2 = time.perf_counter()
-    claim1 = _claim_one(head, sims, beh.idx, beh.hidden)
-    claims = [claim1] + [
-        _low_cosine_cases(v, beh, sims, low_cosine=low_cosine, low_quantile=low_quantile,
-                          likely=likely, n_cases=8, number=n)
-        for n, v in ((2, "centered"), (3, "normalized"))]
-    if describe:
-        wanted = sorted({c["witness"] for cl in claims[1:] for c in cl.details["cases"]})
-        texts = data.describe(wanted, model) if wanted else {}
-        for cl in claims[1:]:
-            for c in cl.details["cases"]:
-                c["witness_text"] = texts.get(c["witness"], "")
-    t3 = time.perf_counter()
     cot = None
     if co_top if co_top is not None else head.n_labels <= CO_TOP_MAX_LABELS:
         from unembed.feasibility import co_top_matrix
 
         cot = co_top_matrix(head, sel)
+    t3 = time.perf_counter()
+    claims = [_claim_one(head, sims, beh.idx, beh.hidden, undefined, beh)] + [
+        _negative_pairs_claim(v, n, beh, head, sims, undefined, likely=likely, co_top=cot)
+        for n, v in ((2, "centered"), (3, "normalized"))]
+    if describe:
+        pair_details = [cl.details for cl in claims if isinstance(cl.details, PairClaimDetails)]
+        wanted = sorted({c.witness for d in pair_details for c in d.cases[:20]})
+        texts = data.describe(wanted, model) if wanted else {}
+        for d in pair_details:
+            for c in d.cases:
+                c.witness_text = texts.get(c.witness, "")
     t4 = time.perf_counter()
     meta = {k: v for k, v in head.meta.items() if isinstance(v, (str, int, float, bool))}
     model_info = {"kind": getattr(model, "kind", type(model).__name__),
                   "n_labels": head.n_labels, "d": head.d, "link": head.link,
                   "dtype": head.dtype, "view": head.meta.get("view", "raw"), "meta": meta,
                   **(info or {})}
+    rec = AuditInputs() if inputs is None else inputs
+    rec.model = rec.model or (str(meta["source"]) if "source" in meta else None)
+    rec.options = {"labels": None if labels is None else [str(x) for x in labels],
+                   "top_n": top_n, "top_k": top_k, "batch_size": batch_size, "likely": likely,
+                   "keep_hidden": keep_hidden, "logits": logits, "co_top": co_top,
+                   "python": sys.version.split()[0], **rec.options}
+    rec.unembed_version = __version__
     return AuditResult(
         model=model_info, labels=beh.labels, behaviour=beh, similarities=sims,
+        undefined_views=undefined, undefined_measures=undefined_m,
         correlations=corr, contradictions=contra, claims=claims, co_top=cot,
-        timings={"behaviour": t1 - t0, "views": t2 - t1, "claims": t3 - t2,
-                 "co_top": t4 - t3, "total": t4 - t0},
+        inputs=rec, logit=logit_info,
+        timings={"behaviour": t1 - t0, "views": t2 - t1, "co_top": t3 - t2,
+                 "claims": t4 - t3, "total": t4 - t0},
     )
-

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from unembed._checks import fail
 from unembed.head import Head, LabelRef, logits_to_log_probs
+from unembed.moments import HiddenMoments
 
 __all__ = [
     "MEASURES",
@@ -516,6 +517,8 @@ class Behaviour:
         How many predictions (inputs x positions) were seen.
     selection : str
         How the label set was chosen.
+    moments : HiddenMoments
+        Mean and covariance of every hidden state seen (float64; the ``logit`` view).
     """
 
     labels: tuple[str, ...]
@@ -527,6 +530,7 @@ class Behaviour:
     n_predictions: int
     top_k: int
     selection: str
+    moments: HiddenMoments | None = None
 
 
 def collect(
@@ -596,6 +600,7 @@ def collect(
     hidden: list[NDArray[np.float64]] = []
     kept = 0
     seen = 0
+    moments = HiddenMoments(d=head.d, source="the audit data")
 
     def choose() -> PairStats:
         nonlocal selection
@@ -627,6 +632,7 @@ def collect(
                 h = model.hidden_states(batch)
                 z = head.logits(h)
             top, lognorm = _summarise(z, head.link, top_k, tally)
+            moments.update(h)
             if kept < keep_hidden:
                 hidden.append(h[: keep_hidden - kept])
                 kept += hidden[-1].shape[0]
@@ -654,4 +660,5 @@ def collect(
         n_predictions=seen,
         top_k=top_k,
         selection=selection,
+        moments=moments,
     )

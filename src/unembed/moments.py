@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from unembed._checks import arg_error, fail
 
-__all__ = ["HiddenMoments"]
+__all__ = ["HiddenMoments", "ParkDistance", "logit_cosines", "logit_covariance", "park_distance"]
 
 
 @dataclass
@@ -110,3 +111,109 @@ class HiddenMoments:
             )
         s = self.m2 / self.n
         return (s + s.T) / 2.0
+
+
+def _centered_rows(W: ArrayLike) -> NDArray[np.float64]:
+    w = np.asarray(W, dtype=np.float64)
+    if w.ndim != 2:
+        raise arg_error("logit_covariance", "W", "must have shape (V, d)", got=w.shape)
+    out: NDArray[np.float64] = w - w.mean(axis=0)
+    return out
+
+
+def logit_covariance(W: ArrayLike, moments: HiddenMoments,
+                     labels: Sequence[int] | None = None) -> NDArray[np.float64]:
+    """Cov over the data of the centered logits of some labels, (k, k) float64.
+
+    With l_i(h) = z_i(h) - mean_k z_k(h) over all V labels (the bias cancels from every
+    covariance), Cov(l_i, l_j) = (u_i - m)^T S (u_j - m), m the mean of all V rows of ``W``
+    (V, d) and S ``moments.covariance()``. ``labels`` are row indices (default: all V).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> W, H = rng.normal(size=(5, 3)), rng.normal(size=(200, 3))
+    >>> z = H @ W.T + rng.normal(size=5)             # any bias
+    >>> l = z - z.mean(axis=1, keepdims=True)
+    >>> K = logit_covariance(W, HiddenMoments.from_states(H), [0, 2, 4])
+    >>> bool(np.allclose(K, np.cov(l[:, [0, 2, 4]].T, ddof=0), rtol=0, atol=1e-12))
+    True
+    """
+    C = _centered_rows(W)
+    if C.shape[1] != moments.d:
+        raise arg_error("logit_covariance", "moments", f"must have d = {C.shape[1]}",
+                        got=moments.d)
+    sub = C if labels is None else C[np.asarray(labels, dtype=np.intp)]
+    K: NDArray[np.float64] = sub @ moments.covariance() @ sub.T
+    return (K + K.T) / 2.0
+
+
+def logit_cosines(W: ArrayLike, moments: HiddenMoments,
+                  labels: Sequence[int] | None = None) -> NDArray[np.float64]:
+    """The ``logit`` view: the correlation over the data of the labels' centered logits,
+    K_ij / sqrt(K_ii K_jj) with K = :func:`logit_covariance`; diagonal 1. A label whose centered
+    logit does not vary on the data (K_ii within float64 rounding of 0, relative to the largest
+    K_ii) has no correlation: its row and column are NaN.
+
+    Unchanged by translation of the rows (m moves with them), a bias shift (no bias enters), a
+    shift of rows in a null space of the hidden states (S has no variance there) and a
+    reparametrisation W -> W A^{-1}, h -> A h (S -> A S A^T): every transformation that keeps
+    the probabilities.
+    """
+    K = logit_covariance(W, moments, labels)
+    v = np.diag(K).copy()
+    d = int(np.asarray(W).shape[1])
+    tiny = v <= 16 * (d + moments.n) * np.finfo(np.float64).eps * max(float(v.max(initial=0)),
+                                                                        1e-300)
+    sd = np.sqrt(np.where(tiny, 1.0, v))
+    out = np.clip(K / np.outer(sd, sd), -1.0, 1.0)
+    out[tiny, :] = np.nan
+    out[:, tiny] = np.nan
+    np.fill_diagonal(out, 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class ParkDistance:
+    """How far the data's hidden-state covariance S is from Park et al.'s assumption
+    S ∝ Cov(rows)^{-1}, seen through the rows (see :func:`park_distance`)."""
+
+    distance: float
+    participation: float
+    rank: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"distance": self.distance, "participation": self.participation,
+                "rank": self.rank}
+
+
+def park_distance(W: ArrayLike, moments: HiddenMoments, *,
+                  rtol: float = 1e-10) -> ParkDistance:
+    """Distance of the data from the causal inner product's assumption, in [0, sqrt(2)].
+
+    C are the centered rows (V, d), K = C S C^T the covariance of the centered logits over the
+    data (the ``logit`` view's Gram matrix over all labels), and P the orthogonal projection of
+    R^V onto the range of C, of rank r. Under Park et al.'s assumption S = (C^T C / V)^+ (on
+    the rows' span), K = C (C^T C / V)^+ C^T = V P: the ``causal`` view's Gram matrix. So
+
+        distance = || K / |K|_F - P / |P|_F ||_F = sqrt(2 - 2 tr(K) / (sqrt(r) |K|_F))
+
+    is 0 exactly when the data meet the assumption (the ``logit`` and ``causal`` views then
+    agree) and grows to sqrt(2) as the centered logits' variance concentrates on one direction.
+    It is unchanged by scaling S or W, by translation and by reparametrisation (K and range(C)
+    are both invariant). ``participation`` = tr(K)^2 / |K|_F^2 / r in (0, 1] says the same as
+    the share of the r directions the data's centered logits effectively use (1: all alike).
+    Computed from (d, d) matrices, never (V, V).
+    """
+    C = _centered_rows(W)
+    M = C.T @ C
+    ev = np.linalg.eigvalsh((M + M.T) / 2.0)
+    r = int(np.sum(ev > rtol * max(float(ev.max(initial=0.0)), 1e-300)))
+    SM = moments.covariance() @ M
+    tr = float(np.trace(SM))
+    fro2 = float(np.sum(SM * SM.T))
+    if r == 0 or tr <= 0 or fro2 <= 0:
+        raise fail("The centered logits do not vary on the data (or all rows are equal); "
+                   "the distance from the causal inner product's assumption is undefined.")
+    cos = min(tr / (np.sqrt(r) * np.sqrt(fro2)), 1.0)
+    return ParkDistance(float(np.sqrt(max(2.0 - 2.0 * cos, 0.0))),
+                        float(tr * tr / fro2 / r), r)

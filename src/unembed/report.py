@@ -24,10 +24,28 @@ import numpy as np
 
 from unembed._checks import fail
 from unembed._json import jsonable
-from unembed.audit import AuditResult
+from unembed.audit import (
+    CONTRADICTION_KINDS,
+    INVARIANCE,
+    SATURATED,
+    AuditResult,
+    Claim,
+    ClaimOneDetails,
+    PairClaimDetails,
+    TranslationCase,
+)
 from unembed.behaviour import MEASURE_TITLES, MEASURES
 
-__all__ = ["jsonable", "render_html", "summary_lines", "write_index", "write_report"]
+__all__ = [
+    "jsonable",
+    "plot_before_after",
+    "plot_heatmaps",
+    "plot_scatter_grid",
+    "render_html",
+    "summary_lines",
+    "write_index",
+    "write_report",
+]
 
 
 # ---------------------------------------------------------------------------- plots
@@ -47,91 +65,131 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _scatter_grid(res: AuditResult) -> str:
+def _wrap(text: str, width: int = 34) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def plot_scatter_grid(res: AuditResult) -> Any:
+    """Cosine (x) against each behavioural measure (y) over the label set's pairs: one row per
+    measure, one column per view (every view of the audit). A view or measure without a
+    statistic (constant up to rounding, too few pairs) gets its reason instead of a scatter.
+    Returns a matplotlib figure."""
     plt = _plt()
     views = list(res.similarities)
     fig, axes = plt.subplots(len(MEASURES), len(views),
-                             figsize=(3.0 * len(views), 2.5 * len(MEASURES)), squeeze=False)
+                             figsize=(2.9 * len(views), 2.5 * len(MEASURES)), squeeze=False)
     k = len(res.labels)
     iu = np.triu_indices(k, 1)
-    rho = {(r.view, r.measure): r.rho for r in res.correlations}
+    rc = {(r.view, r.measure): r for r in res.correlations}
     for r, m in enumerate(MEASURES):
         y = res.behaviour.matrices[m][iu]
         for c, v in enumerate(views):
             ax = axes[r][c]
-            x = res.similarities[v][iu]
-            ax.scatter(x, y, s=6, alpha=0.6)
-            if m == "mean_min" and np.nanmin(y) > 0:
-                ax.set_yscale("log")
-            ax.set_title(f"{v}: rho = {rho.get((v, m), float('nan')):+.2f}", fontsize=9)
+            st = rc.get((v, m))
+            if st is None or st.rho is None:
+                why = (st.reason if st is not None and st.reason else "undefined")
+                ax.text(0.5, 0.5, _wrap(why), ha="center", va="center", fontsize=7,
+                        transform=ax.transAxes, color="#555")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(f"{v}: undefined", fontsize=9)
+            else:
+                x = res.similarities[v][iu]
+                ax.scatter(x, y, s=6, alpha=0.6)
+                if m == "mean_min" and np.nanmin(y) > 0:
+                    ax.set_yscale("log")
+                ax.set_title(f"{v}: rho = {st.rho:+.2f}", fontsize=9)
+                ax.tick_params(labelsize=7)
             if r == len(MEASURES) - 1:
                 ax.set_xlabel(f"{v} cosine", fontsize=8)
             if c == 0:
-                ax.set_ylabel(MEASURE_TITLES[m], fontsize=8)
-            ax.tick_params(labelsize=7)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.06, top=0.96, wspace=0.3, hspace=0.45)
-    return _png(fig)
+                ax.set_ylabel(_wrap(MEASURE_TITLES[m], 24), fontsize=8)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.06, top=0.96, wspace=0.3, hspace=0.45)
+    return fig
 
 
-def _heatmaps(res: AuditResult) -> str:
+def plot_heatmaps(res: AuditResult) -> Any:
+    """One heat map per view (cosines, -1 to 1) and per measure over the label set, three to a
+    row, large enough for 40 tick labels. Returns a matplotlib figure."""
     plt = _plt()
-    mats: list[tuple[str, Any, str, tuple[int, int] | None]] = [
-        (f"{v} cosine", res.similarities[v], "RdBu_r", (-1, 1)) for v in res.similarities]
-    mats += [(MEASURE_TITLES[m], res.behaviour.matrices[m], "viridis", None) for m in MEASURES]
-    cols = 5
+    mats: list[tuple[str, Any, str, tuple[int, int] | None]] = []
+    for v, m in res.similarities.items():
+        title = f"{v} cosine"
+        if v in res.undefined_views:
+            off = m[~np.eye(m.shape[0], dtype=bool)]
+            title += (f" (constant {float(np.nanmedian(off)):+.3f}: no information)"
+                      if np.isfinite(off).any() else " (undefined)")
+        mats.append((title, m, "RdBu_r", (-1, 1)))
+    mats += [(MEASURE_TITLES[me], res.behaviour.matrices[me], "viridis", None)
+             for me in MEASURES]
+    cols = 3
     rows = math.ceil(len(mats) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 4.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 6.0 * rows), squeeze=False)
     k = len(res.labels)
-    ticks = k <= 40
+    ticks = k <= 60
     for ax, (title, m, cmap, lim) in zip(axes.ravel(), mats):
         shown = np.where(np.eye(k, dtype=bool), np.nan, m) if lim is None else m
         im = ax.imshow(shown, cmap=cmap, vmin=None if lim is None else lim[0],
                        vmax=None if lim is None else lim[1], interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
         if ticks:
-            ax.set_xticks(range(k), res.labels, rotation=90, fontsize=6)
-            ax.set_yticks(range(k), res.labels, fontsize=6)
+            fs = 7 if k <= 40 else 5
+            ax.set_xticks(range(k), [repr(x) for x in res.labels], rotation=90, fontsize=fs)
+            ax.set_yticks(range(k), [repr(x) for x in res.labels], fontsize=fs)
         else:
             ax.set_xticks([])
             ax.set_yticks([])
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     for ax in axes.ravel()[len(mats):]:
         ax.axis("off")
-    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.08, top=0.94, wspace=0.45, hspace=0.4)
-    return _png(fig)
+    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.06, top=0.96, wspace=0.35, hspace=0.3)
+    return fig
 
 
-def _before_after(case: dict[str, Any]) -> str:
+def plot_before_after(case: TranslationCase) -> Any:
+    """Claim 1 on one pair: the pair's cosine under every view before and after the translation
+    (undefined views marked), and both labels' probabilities before against after on the data.
+    Returns a matplotlib figure."""
     plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    views = list(case["views_before"])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    views = list(case.views_before)
     x = np.arange(len(views))
-    a1.bar(x - 0.2, [case["views_before"][v] for v in views], 0.4, label="original")
-    a1.bar(x + 0.2, [case["views_after"][v] for v in views], 0.4, label="translated")
+    before = [case.views_before[v] for v in views]
+    after = [case.views_after.get(v) for v in views]
+    a1.bar(x - 0.2, [np.nan if b is None else b for b in before], 0.4, label="original")
+    a1.bar(x + 0.2, [np.nan if b is None else b for b in after], 0.4, label="translated")
+    for i, b in enumerate(before):
+        if b is None:
+            a1.text(i, 0.05, "undefined", rotation=90, ha="center", va="bottom", fontsize=7,
+                    color="#555")
     a1.set_xticks(x, views, fontsize=8)
     a1.set_ylim(-1.05, 1.05)
     a1.axhline(0, color="k", lw=0.5)
-    a1.set_title(f"cosine of {case['a']!r} and {case['b']!r} per view", fontsize=9)
+    a1.set_title(f"cosine of {case.a!r} and {case.b!r} per view", fontsize=9)
     a1.legend(fontsize=7)
-    pb = np.asarray(case.get("probs_before_sample", []))
-    pa = np.asarray(case.get("probs_after_sample", []))
+    pb = np.asarray(case.probs_before_sample)
+    pa = np.asarray(case.probs_after_sample)
     if pb.size:
         a2.scatter(pb.ravel(), pa.ravel(), s=6)
         a2.plot([0, 1], [0, 1], color="k", lw=0.5)
     a2.set_xlabel("p (original head)", fontsize=8)
     a2.set_ylabel("p (translated head)", fontsize=8)
+    dp = case.equivalence.get("max_abs_dp")
     a2.set_title(f"p of both labels on data inputs; max |dp| = "
-                 f"{case['equivalence']['max_abs_dp']:.1e}", fontsize=9)
+                 f"{_f(dp)}", fontsize=9)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
-    return _png(fig)
+    return fig
 
 
 # ---------------------------------------------------------------------------- html
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 7px;
-font-size:13px;text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}
-.ok{color:#070;font-weight:bold}.no{color:#b00;font-weight:bold}img{max-width:100%}
+table{border-collapse:collapse;margin:.5em 0 1.5em;max-width:100%}td,th{border:1px solid #ccc;
+padding:3px 7px;font-size:13px;text-align:right;overflow-wrap:anywhere}th{background:#f3f3f3}
+td.l,th.l{text-align:left}.ok{color:#070;font-weight:bold}.no{color:#b00;font-weight:bold}
+.nt{color:#8a6d00;font-weight:bold}img{max-width:100%}.wide{overflow-x:auto}
 code{background:#f5f5f5;padding:0 3px}.small{font-size:12px;color:#555}
 """
 
@@ -141,14 +199,23 @@ def _e(x: Any) -> str:
 
 
 def _f(x: Any, digits: int = 3) -> str:
+    """Numbers in one format: integers as they are, |x| in [1e-3, 1e5) with ``digits``
+    decimals, others in scientific notation; None and NaN as "n/a"."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
     if isinstance(x, (int, np.integer)):
         return str(int(x))
     v = float(x)
     if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
         return f"{v:.2e}"
     return f"{v:.{digits}f}"
+
+
+def _pair(a: str, b: str) -> str:
+    """A pair of labels, each quoted (tokens may contain spaces or slashes)."""
+    return f"{a!r} & {b!r}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 0) -> str:
@@ -159,143 +226,276 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 0) 
         tds = "".join(f"<td class='l'>{c}</td>" if i < left else f"<td>{c}</td>"
                       for i, c in enumerate(r))
         body.append(f"<tr>{tds}</tr>")
-    return f"<table><tr>{th}</tr>{''.join(body)}</table>"
+    return f"<div class='wide'><table><tr>{th}</tr>{''.join(body)}</table></div>"
 
 
-def _claim_html(cl: dict[str, Any]) -> str:
-    mark = "<span class='ok'>shown</span>" if cl["shown"] else "<span class='no'>not shown</span>"
-    out = [f"<h3>Claim {cl['number']}: {_e(cl['title'])} — {mark}</h3>",
-           f"<p>{_e(cl['statement'])}</p>"]
-    d = cl["details"]
-    if cl["number"] == 1:
-        rows = []
-        for c in d["pairs"]:
-            if "refused" in c:
-                rows.append([_e(c["which"]), _e(f"{c['a']} / {c['b']}"), _f(c["cosine_before"]),
-                             _f(c["target"]), "refused", _e(c["refused"]), "", ""])
-                continue
-            eq = c["equivalence"]
-            rows.append([_e(c["which"]), _e(f"{c['a']} / {c['b']}"), _f(c["cosine_before"], 6),
-                         _f(c["target"]), _f(c["cosine_after"], 12), _f(eq["max_abs_dp"]),
-                         _f(eq["max_abs_dlogp"]), _e(eq["verdict"].split(":")[0])])
-        out.append(_table(["pair", "labels", "raw cosine before", "target", "raw cosine after",
-                           "max |dp|", "max |dlog p|", "verdict"], rows, left=2))
-        out.append(f"<p class='small'>Verified on {d['verified_on']} hidden states of the audit "
-                   f"data (all labels compared). Translation-invariant views keep their values; "
-                   f"see the bars.</p>")
-        for c in d["pairs"]:
-            if "refused" not in c:
-                out.append(f"<img alt='before/after' src='data:image/png;base64,"
-                           f"{_before_after(c)}'>")
+def _shown_of(n: int, total: int, what: str) -> str:
+    return f"<p class='small'>{n} of {total} {what} shown; all {total} in audit.json.</p>"
+
+
+_MARK = {"shown": "<span class='ok'>shown</span>", "not shown": "<span class='no'>not shown</span>",
+         "not testable": "<span class='nt'>not testable here</span>"}
+#: Rows of a table in the page; the JSON keeps every row.
+TABLE_ROWS = 8
+
+
+def _claim_one_html(d: ClaimOneDetails) -> list[str]:
+    rows = []
+    out = []
+    for c in d.pairs:
+        if c.refused is not None:
+            rows.append([_e(c.which), _e(_pair(c.a, c.b)), _f(c.cosine_before, 6), _f(c.target),
+                         "refused", _e(c.refused), "", ""])
+            continue
+        eq = c.equivalence
+        rs = c.random_states
+        rows.append([_e(c.which), _e(_pair(c.a, c.b)), _f(c.cosine_before, 6), _f(c.target),
+                     _f(c.cosine_after, 12), _f(eq.get("max_abs_dp")),
+                     _f(None if rs is None else rs.max_abs_dp),
+                     _e(str(eq.get("verdict", "")).split(":")[0])])
+    out.append(_table(["pair", "labels", "raw cosine before", "target", "raw cosine after",
+                       "max |dp| on data", "max |dp| on random states", "verdict (data)"],
+                      rows, left=2))
+    rs0 = next((c.random_states for c in d.pairs if c.random_states is not None), None)
+    sat = (f" The softmax is saturated on the data: {100 * d.saturated_share:.0f}% of the inputs "
+           f"have a largest probability within {SATURATED:g} of 1, where any head that keeps "
+           f"the argmax gives max |dp| near 0; the random states are the evidence."
+           if d.saturated else
+           f" {100 * d.saturated_share:.0f}% of the data's inputs are saturated (largest "
+           f"probability within {SATURATED:g} of 1).")
+    rnd = ("" if rs0 is None else
+           f" Random states: {rs0.n} hidden states N(0, I)/sqrt(d) scaled by "
+           f"{_f(rs0.scale)}, where the median largest probability is {_f(rs0.median_max_p)} "
+           f"({100 * rs0.saturated_share:.0f}% saturated).")
+    out.append(f"<p class='small'>Verified on {d.verified_on} hidden states of the audit data "
+               f"(all labels compared).{_e(sat)}{_e(rnd)} Translation-invariant views keep "
+               f"their values; see the bars.</p>")
+    for c in d.pairs:
+        if c.refused is None:
+            out.append(f"<img alt='before/after' src='data:image/png;base64,"
+                       f"{_png(plot_before_after(c))}'>")
+    return out
+
+
+def _pair_claim_html(d: PairClaimDetails, undefined: dict[str, str]) -> list[str]:
+    out = [f"<p>{d.pairs_negative} of {d.pairs_total} pairs have a negative {_e(d.view)} "
+           f"cosine; {len(d.cases)} of them have an input where both labels have p &ge; "
+           f"{_f(d.likely)} ({d.pairs_likely_together} pairs of any cosine do; the largest "
+           f"min(p_a, p_b) on one input is {_f(d.largest_min_probability)}).</p>"]
+    if d.cases:
+        rows = [[_e(_pair(c.a, c.b)), _f(c.cosine), _f(c.p_a), _f(c.p_b),
+                 _f(c.measures["co_topk"]), _f(c.measures["corr_p"]),
+                 _e(c.witness_text) or str(c.witness)] for c in d.cases[:TABLE_ROWS]]
+        out.append("<p>The data's evidence, most negative cosine first:</p>")
+        out.append(_table(["labels", f"{d.view} cosine", "p_a at witness", "p_b at witness",
+                           "freq. both in top k", "corr(p_a, p_b)", "witness input"],
+                          rows, left=1))
+        out.append(_shown_of(min(TABLE_ROWS, len(d.cases)), len(d.cases), "pairs"))
+    if d.model_evidence:
+        ev = d.model_evidence
+        n_yes = sum(e.status == "yes" for e in ev)
+        n_no = sum(e.status == "no" for e in ev)
+        out.append(f"<p>The model's own evidence (no data): of {_e(d.model_evidence_note)} "
+                   f"({len(ev)} of {d.model_evidence_of} negative pairs), {n_yes} can be the top "
+                   f"two labels together (a witness hidden state; along it p_a = p_b approach "
+                   f"1/2), {n_no} cannot (a linear-programming certificate), "
+                   f"{len(ev) - n_yes - n_no} undecided.</p>")
+        rows = [[_e(_pair(e.a, e.b)), _f(e.cosine), _e(e.status), _f(e.margin), _f(e.p_a),
+                 _f(e.p_b)] for e in ev[:TABLE_ROWS]]
+        out.append(_table(["labels", f"{d.view} cosine", "can be the top two", "margin",
+                           "p_a at witness", "p_b at witness"], rows, left=1))
+        out.append(_shown_of(min(TABLE_ROWS, len(ev)), len(ev), "pairs"))
+    return out
+
+
+def _claim_html(cl: Claim, undefined: dict[str, str]) -> str:
+    out = [f"<h3>Claim {cl.number}: {_e(cl.title)} — {_MARK[cl.outcome]}</h3>",
+           f"<p>{_e(cl.statement)}</p>", f"<p><b>{_e(cl.outcome)}</b>: {_e(cl.why)}</p>"]
+    if isinstance(cl.details, ClaimOneDetails):
+        out += _claim_one_html(cl.details)
     else:
-        out.append(f"<p>{d['pairs_below_threshold']} of {d['pairs_total']} pairs have "
-                   f"{_e(d['view'])} cosine &le; {_f(d['threshold'])}; {d['pairs_found']} of "
-                   f"them have an input where both labels have p &ge; {_f(d['likely'])} "
-                   f"({d['pairs_negative_found']} of the {d['pairs_negative']} pairs with a "
-                   f"negative cosine).</p>")
-        rows = [[_e(f"{c['a']} / {c['b']}"), _f(c["cosine"]), _f(c["p_a"]), _f(c["p_b"]),
-                 _f(c["measures"]["co_topk"]), _f(c["measures"]["corr_p"]),
-                 _e(c.get("witness_text", "")) or str(c["witness"])]
-                for c in d["cases"]]
-        if rows:
-            out.append(_table(["labels", f"{d['view']} cosine", "p_a at witness",
-                               "p_b at witness", "freq. both in top k", "corr(p_a, p_b)",
-                               "witness input"], rows, left=1))
+        out += _pair_claim_html(cl.details, undefined)
     return "\n".join(out)
 
 
-def _co_top_html(d: dict[str, Any]) -> str:
-    ct = d["co_top"]
-    feas = np.asarray(ct["feasible"], dtype=bool)
+def _co_top_html(res: AuditResult) -> str:
+    ct = res.co_top
+    feas = np.asarray(ct.feasible, dtype=bool)
     k = feas.shape[0]
     iu = np.triu_indices(k, 1)
     n_yes = int(feas[iu].sum())
     out = ["<h2>Which pairs can be the top two together (the arrangement of all rows)</h2>",
            f"<p>{n_yes} of {iu[0].size} pairs of the label set can be the two most probable "
-           f"labels together for some hidden state (decided over all {d['model']['n_labels']} "
+           f"labels together for some hidden state (decided over all {res.model['n_labels']} "
            f"rows: a witness hidden state for each yes, a linear-programming certificate for "
            f"each no). Cosine does not decide this; a third label between two others can block "
            f"them.</p>"]
     no = [(int(i), int(j)) for i, j in zip(*iu) if not feas[i, j]]
     if no:
-        cen = np.asarray(d["similarity"]["centered"], dtype=float)
-        raw = np.asarray(d["similarity"]["raw"], dtype=float)
-        rows = [[_e(f"{ct['labels'][i]} / {ct['labels'][j]}"), _f(raw[i, j]), _f(cen[i, j]),
-                 _f(ct["margin"][i][j]), _e(ct["status"].get(f"{ct['labels'][i]}|"
-                                                             f"{ct['labels'][j]}", ""))]
-                for i, j in no[:30]]
+        cen = res.similarities["centered"]
+        raw = res.similarities["raw"]
+        rows = [[_e(_pair(ct.labels[i], ct.labels[j])), _f(raw[i, j]), _f(cen[i, j]),
+                 _f(ct.margin[i][j]), _e(ct.results[(i, j)].status)] for i, j in no[:30]]
         out.append(_table(["pair that can never be the top two", "raw cosine",
                            "centered cosine", "margin", "status"], rows, left=1))
+        out.append(_shown_of(min(30, len(no)), len(no), "pairs"))
     return "\n".join(out)
+
+
+_VIEW_TEXT = {
+    "raw": "cos(u_i, u_j) of the rows as stored",
+    "centered": "cosine of u_i - m, m the mean row",
+    "normalized": "centered rows scaled to unit length, centered again",
+    "causal": "Park et al.'s causal inner product: centered rows whitened by Cov(rows)^-1/2",
+    "differences": "min over third labels k of cos(u_i - u_k, u_j - u_k)",
+    "logit": "correlation over the data of the two labels' centered logits "
+             "z_i - mean_k z_k: the cosine of (u_i - m)^T S (u_j - m), S the hidden states' "
+             "covariance",
+}
+
+
+def _views_html(res: AuditResult) -> str:
+    rows = [[_e(v), _e(_VIEW_TEXT.get(v, "")), _e(INVARIANCE.get(v, "")),
+             _e(res.undefined_views.get(v, "defined"))] for v in res.similarities]
+    out = ["<h2>The views</h2>",
+           _table(["view", "what", "unchanged by", "status"], rows, left=4)]
+    lg = res.logit
+    if lg is not None:
+        park = lg.park
+        dist = (_e(lg.park_reason) if park is None else
+                f"{park.distance:.3f} (0: the data meet the assumption and the logit and causal "
+                f"views agree; sqrt(2) = 1.414: as far as possible), participation "
+                f"{park.participation:.3f} of rank {park.rank}")
+        out.append(
+            f"<p>The <code>logit</code> view is computed from the mean and covariance S of the "
+            f"{lg.n_states} hidden states of {_e(lg.source)}: it is a property of model and "
+            f"data together. Park et al.'s causal view is its special case S = Cov(rows)^-1 "
+            f"(an assumption about the data). How far this data is from that assumption: "
+            f"|K/|K| - P/|P||_F with K the covariance of the centered logits and P the "
+            f"projection onto the rows' span (the causal view's Gram matrix up to scale) = "
+            f"{dist}.</p>")
+    return "\n".join(out)
+
+
+def _use_html(res: AuditResult) -> str:
+    rows = []
+    for me, rs in res.ranking().items():
+        cells = [f"{_e(r.view)} ({r.rho:+.2f})" for r in rs if r.rho is not None]
+        und = [r.view for r in rs if r.rho is None]
+        rows.append([_e(MEASURE_TITLES[me]), " &gt; ".join(cells) or "none defined",
+                     _e(", ".join(und)) or "none"])
+    return ("<h2>What to use for this model</h2><p>The views ranked by how well their cosines "
+            "predict each behavioural measure here (Spearman's rho across the label set's "
+            "pairs, best first). Measured on this data and this label set: another data set "
+            "can rank them differently.</p>"
+            + _table(["measure", "views, best first (rho)", "no statistic (undefined)"], rows,
+                     left=3))
 
 
 def render_html(res: AuditResult, *, title: str = "unembed audit") -> str:
     """The audit as one self-contained HTML page."""
-    d = jsonable(res.to_dict())
-    m = d["model"]
+    m = res.model
+    b = res.behaviour
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
+             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
              f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"]
     facts = [["model", _e(m.get("meta", {}).get("source", m["kind"]))],
              ["labels (V) / hidden size (d)", f"{m['n_labels']} / {m['d']}"],
-             ["head view", _e(m["view"]) + " (raw: the rows as stored; folded: the final "
+             ["rows", _e(m["view"]) + " (raw: the rows as stored; folded: the final "
               "norm's gain folded in)"],
-             ["predictions analysed", str(d["data"]["n_predictions"])],
-             ["label set", _e(d["data"]["label_selection"])],
-             ["top k for co-occurrence", str(d["data"]["top_k"])]]
+             ["predictions analysed", str(b.n_predictions)],
+             ["label set", _e(b.selection)],
+             ["top k for co-occurrence", str(b.top_k)]]
     for key, val in m.items():
         if key not in ("kind", "n_labels", "d", "link", "dtype", "view", "meta"):
             facts.append([_e(key.replace("_", " ")), _e(_f(val) if isinstance(val, float)
                                                        else val)])
+    inp = res.inputs
+    for key, val in (("model file", inp.model), ("bias file", inp.bias),
+                     ("labels file", inp.labels), ("data file", inp.data),
+                     ("unembed version", inp.unembed_version)):
+        if val:
+            facts.append([_e(key), _e(val)])
     parts.append(_table(["", ""], facts, left=2))
+    parts.append(_views_html(res))
     parts.append("<h2>The paper's claims on this model</h2>")
-    parts.extend(_claim_html(c) for c in d["claims"])
+    parts.extend(_claim_html(c, res.undefined_views) for c in res.claims)
     parts.append("<h2>How well each view predicts behaviour (Spearman's rho across pairs)</h2>")
-    by = {(r["view"], r["measure"]): r for r in d["rank_correlations"]}
-    views = list(d["similarity"])
-    rows = [[_e(v)] + [_f(by[(v, me)]["rho"]) for me in MEASURES] for v in views]
+    by = {(r.view, r.measure): r for r in res.correlations}
+    rows = [[_e(v)] + [("undefined" if by[(v, me)].rho is None else _f(by[(v, me)].rho))
+                       for me in MEASURES] for v in res.similarities]
     parts.append(_table(["view"] + [MEASURE_TITLES[me] for me in MEASURES], rows, left=1))
-    parts.append(f"<img alt='scatter' src='data:image/png;base64,{_scatter_grid(res)}'>")
+    reasons = sorted({r.reason for r in res.correlations if r.rho is None and r.reason})
+    if reasons:
+        parts.append("<p class='small'>Undefined: " + "; ".join(_e(x) for x in reasons)
+                     + ".</p>")
+    parts.append("<p class='small'>p-values (in audit.json) treat the pairs as independent, "
+                 "which pairs sharing a label are not: read them as a rough guide.</p>")
+    parts.append(f"<img alt='scatter' src='data:image/png;base64,"
+                 f"{_png(plot_scatter_grid(res))}'>")
     parts.append("<h2>Pairs that contradict each view most (measure: mean of min(p_i, p_j))"
                  "</h2>")
-    rows = [[_e(c["view"]), _e(c["kind"]), _e(f"{c['a']} / {c['b']}"), _f(c["cosine"]),
-             _f(c["value"]), _f(c["cosine_rank"], 2), _f(c["value_rank"], 2)]
-            for c in d["contradictions"] if c["measure"] == "mean_min"]
+    rows = []
+    total = 0
+    for v in res.similarities:
+        for kind in ("low", "high"):
+            cs = [c for c in res.contradictions
+                  if c.view == v and c.measure == "mean_min" and c.kind == kind]
+            total += len(cs)
+            rows += [[_e(v), _e(CONTRADICTION_KINDS[kind]), _e(_pair(c.a, c.b)), _f(c.cosine),
+                      _f(c.value), _f(c.cosine_rank, 2), _f(c.value_rank, 2),
+                      f"{min(3, len(cs))} of {len(cs)}"] for c in cs[:3]]
     parts.append(_table(["view", "kind", "labels", "cosine", "mean min p", "cosine pct.",
-                         "behaviour pct."], rows, left=3))
-    if d.get("co_top"):
-        parts.append(_co_top_html(d))
+                         "behaviour pct.", "shown"], rows, left=3))
+    parts.append(f"<p class='small'>Percentiles among the label set's pairs; the largest gap "
+                 f"between the two first; {len(rows)} of {total} such pairs shown (every "
+                 f"measure's in audit.json). Views without a statistic have none.</p>")
+    if res.co_top is not None:
+        parts.append(_co_top_html(res))
     parts.append("<h2>Heat maps over the label set</h2>")
-    parts.append(f"<img alt='heat maps' src='data:image/png;base64,{_heatmaps(res)}'>")
+    parts.append(f"<img alt='heat maps' src='data:image/png;base64,"
+                 f"{_png(plot_heatmaps(res))}'>")
+    parts.append(_use_html(res))
     parts.append("<p class='small'>Every number above is in <code>audit.json</code> beside this "
-                 "page, with the full matrices.</p></body></html>")
+                 "page, with the full matrices and every input of this run.</p></body></html>")
     return "\n".join(parts)
 
 
 def summary_lines(res: AuditResult, *, name: str = "") -> list[str]:
-    """A short terminal summary: the data, the best view per measure, the three claims."""
-    d = res.to_dict()
-    out = [f"{name or d['model']['kind']}: {d['data']['n_predictions']} predictions, "
-           f"{len(res.labels)} labels ({d['data']['label_selection']})"]
+    """A short terminal summary: the data, each view's rank correlations, the three claims."""
+    b = res.behaviour
+    out = [f"{name or res.model['kind']}: {b.n_predictions} predictions, "
+           f"{len(res.labels)} labels ({b.selection})"]
+    for v, why in res.undefined_views.items():
+        out.append(f"  {v} view: {why}")
+    for me, why in res.undefined_measures.items():
+        out.append(f"  {me}: {why}")
     for me in MEASURES:
-        rs = [r for r in res.correlations if r.measure == me and math.isfinite(r.rho)]
-        if rs:
-            cells = ", ".join(f"{r.view} {r.rho:+.2f}" for r in rs)
-            out.append(f"  rank corr. with {MEASURE_TITLES[me]}: {cells}")
+        rs = [r for r in res.correlations if r.measure == me]
+        cells = ", ".join(f"{r.view} {r.rho:+.2f}" if r.rho is not None
+                          else f"{r.view} undefined" for r in rs)
+        out.append(f"  rank corr. with {MEASURE_TITLES[me]}: {cells}")
+    if res.logit is not None and res.logit.park is not None:
+        out.append(f"  logit view vs the causal view's assumption: distance "
+                   f"{res.logit.park.distance:.3f} (0 = meets it, max 1.414)")
     for cl in res.claims:
-        mark = "shown" if cl.shown else "NOT shown"
-        extra = ""
-        if cl.number == 1:
+        extra = cl.why
+        d = cl.details
+        if isinstance(d, ClaimOneDetails):
             extra = "; ".join(
-                f"{c['a']}/{c['b']}: {c['cosine_before']:+.3f} -> {c['cosine_after']:+.3f}, "
-                f"max |dp| {c['equivalence']['max_abs_dp']:.1e}" if "refused" not in c
-                else f"{c['a']}/{c['b']}: refused" for c in cl.details["pairs"])
-        else:
-            extra = f"{cl.details['pairs_found']} pairs"
-            if cl.details["cases"]:
-                c = cl.details["cases"][0]
-                extra += (f", e.g. {c['a']}/{c['b']}: cosine {c['cosine']:+.3f}, "
-                          f"p = {c['p_a']:.2f} and {c['p_b']:.2f} on one input")
-        out.append(f"  claim {cl.number} {mark}: {extra}")
+                f"{_pair(c.a, c.b)}: {c.cosine_before:+.3f} -> {c.cosine_after:+.3f}, max |dp| "
+                f"{_f(c.equivalence.get('max_abs_dp'))} (data), "
+                f"{_f(None if c.random_states is None else c.random_states.max_abs_dp)} "
+                f"(random states)" if c.refused is None and c.cosine_after is not None
+                else f"{_pair(c.a, c.b)}: refused" for c in d.pairs)
+            if d.saturated:
+                extra += "; softmax saturated on the data"
+        elif d.model_evidence:
+            ev = d.model_evidence
+            n_yes = sum(e.status == "yes" for e in ev)
+            extra += (f"; model: {n_yes} of {len(ev)} negative pairs decided can be the top "
+                      f"two together")
+        out.append(f"  claim {cl.number} {cl.outcome}: {extra}")
     return out
 
 

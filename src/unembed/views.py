@@ -19,10 +19,13 @@ One name per view, used alike in the API, the CLI (``--view``) and JSON:
     The causal inner product of Park, Choe & Veitch (2023): centered rows (uniform mean)
     whitened by the inverse covariance of the rows, Cov = C^T C / V with C the centered (V, d)
     matrix; cos(Cov^{-1/2} c_i, Cov^{-1/2} c_j). Cov is inverted on its range only: eigenvalues
-    below ``1e-10 * max eigenvalue`` are dropped (pseudo-inverse). When V <= d, or whenever the
-    rank of C is V - 1, the whitened rows are exactly equiangular: every pair has cosine
-    -1/(V - 1), so this view then carries no information about any pair; ``causal_rank``
-    reports the rank used. It is computed over the whole head (all V rows), not the label subset.
+    below ``1e-10 * max eigenvalue`` are dropped (pseudo-inverse). The whitened rows' Gram
+    matrix is V times the projection onto the range of C in R^V, so they are equiangular
+    (every pair at cosine -1/(V - 1), no information about any pair) exactly when C has rank
+    V - 1, its largest possible rank. That needs V - 1 <= d and is typical of heads with
+    V <= d, but V <= d does not imply it: rows confined to a lower-dimensional affine subspace
+    give rank < V - 1 and cosines that differ between pairs. ``causal_rank`` reports the rank
+    used. It is computed over the whole head (all V rows), not the label subset.
 ``differences``
     What decides softmax rankings (v2 of the paper) is the arrangement of the differences
     u_i - u_k. For a pair (i, j) this view gives min over the other labels k of the reference

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import asdict
 
-    from unembed.audit import audit
+    from unembed.audit import AuditInputs, audit
     from unembed.behaviour import open_data
     from unembed.report import summary_lines, write_report
 
@@ -78,13 +78,20 @@ def run(args: argparse.Namespace) -> int:
     res = audit(model, data, labels=args.label_set, top_n=args.top_n, top_k=args.top_k,
                 batch_size=args.batch_size, likely=args.likely,
                 progress=not args.no_progress and sys.stderr.isatty(),
-                logits="head" if args.head_logits else "model", co_top=args.co_top)
+                logits="head" if args.head_logits else "model", co_top=args.co_top,
+                inputs=AuditInputs(
+                    model=args.model, bias=args.bias, labels=args.labels, data=args.data,
+                    options={"fold": args.fold, "link": args.link, "softcap": args.softcap,
+                             "max_inputs": args.max_inputs, "window": args.window,
+                             "allow_degenerate": args.allow_degenerate,
+                             "trust_pickle": args.trust_pickle}))
     out = write_report(res, args.out, title=f"unembed audit: {res.model['meta'].get('source')}",
                        force=args.force)
     if args.json:
         print_json({"out": str(out), "report": str(out / "report.html"),
                     "json": str(out / "audit.json"),
-                    "claims": [{"number": c.number, "shown": c.shown} for c in res.claims],
+                    "claims": [{"number": c.number, "outcome": c.outcome, "shown": c.shown,
+                                "why": c.why} for c in res.claims],
                     "rank_correlations": [asdict(r) for r in res.correlations]})
         return 0
     print("\n".join(summary_lines(res)))

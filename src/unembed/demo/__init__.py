@@ -45,7 +45,7 @@ def run_demo(out: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
     ``quick`` trains for a fraction of the steps (seconds, for tests): the numbers are then
     those of barely trained models, and the report says so.
     """
-    from unembed.audit import audit
+    from unembed.audit import AuditInputs, audit
     from unembed.behaviour import ArrayInputs, DataSource, TextWindows
     from unembed.demo.data import digits_split, doc_topics_text
     from unembed.demo.models import DemoLM, digits_model, logreg_model
@@ -114,7 +114,10 @@ def run_demo(out: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
             info = {k: v for k, v in metrics[name].items() if not isinstance(v, dict)}
             audits[name] = audit(model, data, top_n=40, top_k=5,
                                  batch_size=16 if name == "lm" else 128, progress=progress,
-                                 info=info)
+                                 info=info, inputs=AuditInputs(
+                                     model=f"trained by unembed demo (seed {seed})",
+                                     data=("the held-out documentation topics" if name == "lm"
+                                           else "the held-out digits")))
         seconds["audits"] = time.perf_counter() - t_a
     seconds["total"] = time.perf_counter() - t_start
     sections = [
