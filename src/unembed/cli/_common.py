@@ -8,6 +8,7 @@ import math
 import sys
 from typing import Any
 
+from unembed._io import is_pickle
 from unembed._json import jsonable
 from unembed.head import Head
 
@@ -76,8 +77,7 @@ def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:
     target = spec if spec is not None else args.head
     if getattr(args, "model", None) is not None and spec is None:
         return load_model(args).head
-    if target is not None and (os.path.isdir(target) or str(target).endswith(
-            (".pkl", ".pickle", ".joblib"))):
+    if target is not None and (os.path.isdir(target) or is_pickle(target)):
         return load_model(args, target).head
     if target is None:
         return load_model(args).head
