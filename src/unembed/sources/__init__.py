@@ -119,6 +119,7 @@ def load(
     bias: str | os.PathLike[str] | None = None,
     softcap: float | None = None,
     strict: bool = True,
+    revision: str | None = None,
 ) -> Any:
     """Read the exact head of a model, whatever it is (see the table above).
 
@@ -141,6 +142,9 @@ def load(
         Weight files only (see :func:`load_head_file`).
     strict : bool
         Refuse heads with all-zero or identical rows.
+    revision : str, optional
+        Hub names (``ORG/NAME``, read from the local hub cache, see
+        :mod:`unembed.sources.hub_cache`): a branch, tag or commit hash (default "main").
 
     Returns
     -------
@@ -156,6 +160,14 @@ def load(
         return FileModel(source)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
+        from unembed.sources import hub_cache
+
+        snap = hub_cache.find(source, revision)
+        if snap is not None:
+            p = snap.path
+        elif revision is not None:
+            raise fail(f"{p}: --revision applies to hub names (ORG/NAME) read from the hub "
+                       f"cache, not to a local path.")
         if p.is_dir():
             if not (p / "config.json").is_file():
                 raise fail(f"{p}: a directory without config.json; expected a HuggingFace "
@@ -163,10 +175,10 @@ def load(
             if _hf_kind(p) == "hf_vision":
                 from unembed.sources.hf_vision import load_hf_vision
 
-                return load_hf_vision(p, fold=fold, strict=strict)
+                return hub_cache.mark(load_hf_vision(p, fold=fold, strict=strict), snap)
             from unembed.sources.hf_lm import load_hf_lm
 
-            return load_hf_lm(p, fold=fold, strict=strict)
+            return hub_cache.mark(load_hf_lm(p, fold=fold, strict=strict), snap)
         if fold:
             raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
                        f"no final norm).")
