@@ -2,15 +2,16 @@
 
 :func:`load` dispatches on what it is given:
 
-==========================================  =====================================  ===========
-given                                       read by                                kind
-==========================================  =====================================  ===========
-directory with ``config.json`` (causal LM)   :mod:`unembed.sources.hf_lm`           "hf_lm"
-directory with ``config.json`` (image cls.)  :mod:`unembed.sources.hf_vision`       "hf_vision"
-``torch.nn.Module``                          :mod:`unembed.sources.torch_module`    "torch"
-scikit-learn estimator, or ``.pkl`` file     :mod:`unembed.sources.sklearn`         "sklearn"
-weight file ``PATH[:TENSOR]``, or a Head     :mod:`unembed.sources.files`           "file"
-==========================================  =====================================  ===========
+==========================================  ===================================  ==================
+given                                       read by                              kind
+==========================================  ===================================  ==================
+directory with ``config.json`` (causal LM)   :mod:`unembed.sources.hf_lm`        "hf_lm"
+directory with ``config.json`` (image cls.)  :mod:`unembed.sources.hf_vision`    "hf_vision"
+TransformerLens ``HookedTransformer``        :mod:`unembed.sources.tlens`        "transformer_lens"
+``torch.nn.Module``                          :mod:`unembed.sources.torch_module`  "torch"
+scikit-learn estimator, or ``.pkl`` file     :mod:`unembed.sources.sklearn`      "sklearn"
+weight file ``PATH[:TENSOR]``, or a Head     :mod:`unembed.sources.files`        "file"
+==========================================  ===================================  ==================
 """
 
 from __future__ import annotations
@@ -190,6 +191,12 @@ def load(
                                         softcap=softcap, strict=strict))
     if isinstance(labels, (str, os.PathLike)):
         labels = read_labels(labels)
+    from unembed.sources.tlens import is_hooked_transformer
+
+    if is_hooked_transformer(source):
+        from unembed.sources.tlens import load_hooked_transformer
+
+        return load_hooked_transformer(source, strict=strict)
     if _is_module(source):
         from unembed.sources.torch_module import TorchModuleModel
 
