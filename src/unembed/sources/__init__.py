@@ -2,15 +2,16 @@
 
 :func:`load` dispatches on what it is given:
 
-==========================================  =====================================  ===========
-given                                       read by                                kind
-==========================================  =====================================  ===========
-directory with ``config.json`` (causal LM)   :mod:`unembed.sources.hf_lm`           "hf_lm"
-directory with ``config.json`` (image cls.)  :mod:`unembed.sources.hf_vision`       "hf_vision"
-``torch.nn.Module``                          :mod:`unembed.sources.torch_module`    "torch"
-scikit-learn estimator, or ``.pkl`` file     :mod:`unembed.sources.sklearn`         "sklearn"
-weight file ``PATH[:TENSOR]``, or a Head     :mod:`unembed.sources.files`           "file"
-==========================================  =====================================  ===========
+==========================================  ===================================  ==================
+given                                       read by                              kind
+==========================================  ===================================  ==================
+directory with ``config.json`` (causal LM)   :mod:`unembed.sources.hf_lm`        "hf_lm"
+directory with ``config.json`` (image cls.)  :mod:`unembed.sources.hf_vision`    "hf_vision"
+TransformerLens ``HookedTransformer``        :mod:`unembed.sources.tlens`        "transformer_lens"
+``torch.nn.Module``                          :mod:`unembed.sources.torch_module`  "torch"
+scikit-learn estimator, or ``.pkl`` file     :mod:`unembed.sources.sklearn`      "sklearn"
+weight file ``PATH[:TENSOR]``, or a Head     :mod:`unembed.sources.files`        "file"
+==========================================  ===================================  ==================
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from unembed._io import is_pickle
 from unembed.head import Head, Link
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
 
 __all__ = ["FileModel", "load", "load_head_file"]
-
-_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
 
 def load_head_file(
@@ -120,6 +120,7 @@ def load(
     bias: str | os.PathLike[str] | None = None,
     softcap: float | None = None,
     strict: bool = True,
+    revision: str | None = None,
 ) -> Any:
     """Read the exact head of a model, whatever it is (see the table above).
 
@@ -142,6 +143,9 @@ def load(
         Weight files only (see :func:`load_head_file`).
     strict : bool
         Refuse heads with all-zero or identical rows.
+    revision : str, optional
+        Hub names (``ORG/NAME``, read from the local hub cache, see
+        :mod:`unembed.sources.hub_cache`): a branch, tag or commit hash (default "main").
 
     Returns
     -------
@@ -157,6 +161,14 @@ def load(
         return FileModel(source)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
+        from unembed.sources import hub_cache
+
+        snap = hub_cache.find(source, revision)
+        if snap is not None:
+            p = snap.path
+        elif revision is not None:
+            raise fail(f"{p}: --revision applies to hub names (ORG/NAME) read from the hub "
+                       f"cache, not to a local path.")
         if p.is_dir():
             if not (p / "config.json").is_file():
                 raise fail(f"{p}: a directory without config.json; expected a HuggingFace "
@@ -164,14 +176,14 @@ def load(
             if _hf_kind(p) == "hf_vision":
                 from unembed.sources.hf_vision import load_hf_vision
 
-                return load_hf_vision(p, fold=fold, strict=strict)
+                return hub_cache.mark(load_hf_vision(p, fold=fold, strict=strict), snap)
             from unembed.sources.hf_lm import load_hf_lm
 
-            return load_hf_lm(p, fold=fold, strict=strict)
+            return hub_cache.mark(load_hf_lm(p, fold=fold, strict=strict), snap)
         if fold:
             raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
                        f"no final norm).")
-        if p.suffix.lower() in _PICKLE_SUFFIXES:
+        if is_pickle(p):
             from unembed.sources.sklearn import load_sklearn
 
             return load_sklearn(p, labels=labels, trust_pickle=trust_pickle, strict=strict)
@@ -179,6 +191,12 @@ def load(
                                         softcap=softcap, strict=strict))
     if isinstance(labels, (str, os.PathLike)):
         labels = read_labels(labels)
+    from unembed.sources.tlens import is_hooked_transformer
+
+    if is_hooked_transformer(source):
+        from unembed.sources.tlens import load_hooked_transformer
+
+        return load_hooked_transformer(source, strict=strict)
     if _is_module(source):
         from unembed.sources.torch_module import TorchModuleModel
 
