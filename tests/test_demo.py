@@ -67,6 +67,17 @@ def test_demo_cli_quick(tmp_path) -> None:
         for case in claim1["details"]["pairs"]:
             assert case["equivalence"]["max_abs_dp"] < 1e-9
             assert abs(case["cosine_after"] - case["target"]) < 1e-9
+        # V = 10 <= d = 64: the causal view is equiangular and gets no statistic, with the reason
+        small = name in ("cnn", "logreg")
+        assert audit["views"]["causal"]["defined"] is not small
+        if small:
+            assert "rank V - 1 = 9" in audit["views"]["causal"]["reason"]
+            assert all(r["rho"] is None and r["reason"] for r in audit["rank_correlations"]
+                       if r["view"] == "causal")
+        # claims 2 and 3: negative cosines only, three outcomes
+        for cl in audit["claims"][1:]:
+            assert cl["outcome"] in ("shown", "not shown", "not testable") and cl["why"]
+            assert all(c["cosine"] < 0 for c in cl["details"]["cases"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metrics"]["lm"]["heldout_perplexity"] < summary["metrics"]["lm"][
         "unigram_perplexity"]

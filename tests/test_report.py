@@ -77,6 +77,11 @@ def test_index_links_reports(written) -> None:
     _, out = written
     page = (out / "index.html").read_text()
     assert "href='one/report.html'" in page and "0.99" in page
+    # the page says what it shows: the claims, how to read a report, one row of verdicts per
+    # model; no preformatted dumps
+    assert "Raw cosine can be set to -1 or +1 without changing the model." in page
+    assert "How to read a report." in page and "<h2>Verdicts</h2>" in page
+    assert "<pre>" not in page
     summ = json.loads((out / "summary.json").read_text())
     assert summ["seconds"]["total"] == 1.5 and "one" in summ["audits"]
 
@@ -145,3 +150,26 @@ def test_tables_say_how_many_rows_they_show(result) -> None:
     total = sum(1 for c in result.contradictions if c.measure == "mean_min")
     assert f"of {total} such pairs shown" in page
     assert "cosine in the highest 25% of pairs, measure in the lowest 25%" in page
+
+
+def test_every_plot_is_a_public_function(result) -> None:
+    import matplotlib
+    import matplotlib.figure
+
+    import unembed
+    from unembed.behaviour import MEASURES
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    figs = [unembed.plot_scatter_grid(result), unembed.plot_heatmap(result, "logit"),
+            unembed.plot_heatmap(result, "mean_min"),
+            unembed.plot_before_after(result.claims[0].details.pairs[0])]
+    assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
+    # the scatter grid has a panel for every view (the logit view included) and measure
+    assert len(figs[0].axes) == len(MEASURES) * len(result.similarities)
+    assert "logit" in result.similarities
+    for f in figs:
+        plt.close(f)
+    with pytest.raises(UnembedError, match="'name' argument of plot_heatmap"):
+        unembed.plot_heatmap(result, "nope")

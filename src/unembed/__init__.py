@@ -36,7 +36,12 @@ from unembed.gauges import (
     translate,
 )
 from unembed.head import Head
-from unembed.report import write_report
+from unembed.report import (
+    plot_before_after,
+    plot_heatmap,
+    plot_scatter_grid,
+    write_report,
+)
 from unembed.sources import load, load_head_file
 from unembed.views import VIEWS, cosine, difference_cosine, similarity_matrix
 
@@ -71,6 +76,9 @@ __all__ = [
     "load",
     "load_head_file",
     "open_data",
+    "plot_before_after",
+    "plot_heatmap",
+    "plot_scatter_grid",
     "reparametrize",
     "shift_bias",
     "shift_in_null_space",

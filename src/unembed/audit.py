@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from unembed._checks import UnembedError, fail
 from unembed._stats import constant_reason, percentile_ranks, rounding_tolerance, spearman
 from unembed.behaviour import Behaviour, DataSource, collect
+from unembed.equivalence import Equivalence
 from unembed.head import Head, LabelRef
 from unembed.moments import ParkDistance, logit_cosines, park_distance
 from unembed.views import VIEWS, causal_rank, similarity_matrix
@@ -222,7 +223,8 @@ class TranslationCase:
     translation_norm: float | None = None
     translation: list[float] = field(default_factory=list)
     method: str = ""
-    equivalence: dict[str, object] = field(default_factory=dict)
+    equivalence: Equivalence | None = None
+    verdict: str = ""
     views_before: dict[str, float | None] = field(default_factory=dict)
     views_after: dict[str, float | None] = field(default_factory=dict)
     set_similarity_after_raw: list[list[float]] = field(default_factory=list)
@@ -532,7 +534,8 @@ def _claim_one(head: Head, sims: Mapping[str, NDArray[np.float64]], idx: NDArray
         case.translation_norm = float(np.linalg.norm(res.c))
         case.translation = res.c.tolist()
         case.method = res.method
-        case.equivalence = eq.to_dict()
+        case.equivalence = eq
+        case.verdict = eq.verdict
         case.views_before = {v: None if v in undefined else float(sims[v][qa, qb])
                              for v in after_views}
         case.views_after = {v: None if v in undefined else _pair_view(res.head, a, b, v, beh)
@@ -604,11 +607,11 @@ def _model_evidence(head: Head, idx: NDArray[np.int64], labels: Sequence[str],
 
     if co_top is not None:
         todo = neg
-        note = "every negative-cosine pair, from the co-top decisions over all rows"
+        note = "decided for every negative-cosine pair over all rows"
     else:
         todo = neg[:MODEL_EVIDENCE_PAIRS]
-        note = (f"the {len(todo)} most negative pairs (the co-top matrix of all pairs was not "
-                f"computed: --co-top)")
+        note = (f"decided for the {len(todo)} most negative of {len(neg)} pairs only; --co-top "
+                f"decides every pair")
     out = []
     for n, (i, j) in enumerate(todo):
         r = (co_top.results[(i, j)] if co_top is not None
@@ -747,6 +750,8 @@ def audit(
         preset["logit"] = (f"undefined: the hidden-state covariance needs at least 2 states; "
                            f"{n_seen} were seen")
     n_states = 0 if mom is None else mom.n
+    if mom is not None and inputs is not None and inputs.data:
+        mom.source = inputs.data
     undefined = _view_reasons(head, sims, n_states, preset)
     undefined_m = _measure_reasons(beh)
     terms = {v: view_terms(v, head, n_states) for v in sims}

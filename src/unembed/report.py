@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from unembed._checks import arg_error
 from unembed._io import atomic_write
 from unembed._json import jsonable
 from unembed.audit import (
@@ -37,7 +38,7 @@ from unembed.behaviour import MEASURE_TITLES, MEASURES
 __all__ = [
     "jsonable",
     "plot_before_after",
-    "plot_heatmaps",
+    "plot_heatmap",
     "plot_scatter_grid",
     "render_html",
     "summary_lines",
@@ -56,9 +57,9 @@ def _plt() -> Any:
     return plt
 
 
-def _png(fig: Any) -> str:
+def _png(fig: Any, dpi: int = 72) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72)
+    fig.savefig(buf, format="png", dpi=dpi)
     _plt().close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -108,41 +109,42 @@ def plot_scatter_grid(res: AuditResult) -> Any:
     return fig
 
 
-def plot_heatmaps(res: AuditResult) -> Any:
-    """One heat map per view (cosines, -1 to 1) and per measure over the label set, three to a
-    row, large enough for 40 tick labels. Returns a matplotlib figure."""
+def plot_heatmap(res: AuditResult, name: str) -> Any:
+    """The heat map of one view's cosines (``name`` a view: -1 to 1) or one measure (``name`` a
+    measure of :data:`unembed.behaviour.MEASURES`) over the label set, with every label as a
+    quoted tick (legible up to about 40 labels). Returns a matplotlib figure."""
     plt = _plt()
-    mats: list[tuple[str, Any, str, tuple[int, int] | None]] = []
-    for v, m in res.similarities.items():
-        title = f"{v} cosine"
-        if v in res.undefined_views:
+    if name in res.similarities:
+        m = res.similarities[name]
+        title, cmap, lim = f"{name} cosine", "RdBu_r", (-1.0, 1.0)
+        if name in res.undefined_views:
             off = m[~np.eye(m.shape[0], dtype=bool)]
             title += (f" (constant {float(np.nanmedian(off)):+.3f}: no information)"
                       if np.isfinite(off).any() else " (undefined)")
-        mats.append((title, m, "RdBu_r", (-1, 1)))
-    mats += [(MEASURE_TITLES[me], res.behaviour.matrices[me], "viridis", None)
-             for me in MEASURES]
-    cols = 3
-    rows = math.ceil(len(mats) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 6.0 * rows), squeeze=False)
+    elif name in res.behaviour.matrices:
+        m = res.behaviour.matrices[name]
+        title, cmap, lim = MEASURE_TITLES[name], "viridis", None
+        if name in res.undefined_measures:
+            title += " (constant)"
+    else:
+        raise arg_error("plot_heatmap", "name", "must be a view or a measure of the audit",
+                        got=name)
     k = len(res.labels)
-    ticks = k <= 60
-    for ax, (title, m, cmap, lim) in zip(axes.ravel(), mats):
-        shown = np.where(np.eye(k, dtype=bool), np.nan, m) if lim is None else m
-        im = ax.imshow(shown, cmap=cmap, vmin=None if lim is None else lim[0],
-                       vmax=None if lim is None else lim[1], interpolation="nearest")
-        ax.set_title(title, fontsize=10)
-        if ticks:
-            fs = 7 if k <= 40 else 5
-            ax.set_xticks(range(k), [repr(x) for x in res.labels], rotation=90, fontsize=fs)
-            ax.set_yticks(range(k), [repr(x) for x in res.labels], fontsize=fs)
-        else:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    for ax in axes.ravel()[len(mats):]:
-        ax.axis("off")
-    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.06, top=0.96, wspace=0.35, hspace=0.3)
+    fig, ax = plt.subplots(figsize=(6.4, 6.0))
+    shown = np.where(np.eye(k, dtype=bool), np.nan, m) if lim is None else m
+    im = ax.imshow(shown, cmap=cmap, vmin=None if lim is None else lim[0],
+                   vmax=None if lim is None else lim[1], interpolation="nearest")
+    ax.set_title(title, fontsize=10)
+    if k <= 60:
+        fs = 8 if k <= 25 else 6.5 if k <= 40 else 5
+        ticks = [repr(x) for x in res.labels]
+        ax.set_xticks(range(k), ticks, rotation=90, fontsize=fs)
+        ax.set_yticks(range(k), ticks, fontsize=fs)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.subplots_adjust(left=0.15, right=0.88, bottom=0.15, top=0.94)
     return fig
 
 
@@ -174,7 +176,7 @@ def plot_before_after(case: TranslationCase) -> Any:
         a2.plot([0, 1], [0, 1], color="k", lw=0.5)
     a2.set_xlabel("p (original head)", fontsize=8)
     a2.set_ylabel("p (translated head)", fontsize=8)
-    dp = case.equivalence.get("max_abs_dp")
+    dp = None if case.equivalence is None else case.equivalence.max_abs_dp
     a2.set_title(f"p of both labels on data inputs; max |dp| = "
                  f"{_f(dp)}", fontsize=9)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
@@ -185,10 +187,12 @@ def plot_before_after(case: TranslationCase) -> Any:
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em;max-width:100%}td,th{border:1px solid #ccc;
-padding:3px 7px;font-size:13px;text-align:right;overflow-wrap:anywhere}th{background:#f3f3f3}
+padding:3px 7px;font-size:13px;text-align:right;overflow-wrap:break-word}th{background:#f3f3f3}
 td.l,th.l{text-align:left}.ok{color:#070;font-weight:bold}.no{color:#b00;font-weight:bold}
 .nt{color:#8a6d00;font-weight:bold}img{max-width:100%}.wide{overflow-x:auto}
 code{background:#f5f5f5;padding:0 3px}.small{font-size:12px;color:#555}
+.grid{display:flex;flex-wrap:wrap;gap:8px}img.cell{width:580px;max-width:100%}
+.ok,.no,.nt{white-space:nowrap}
 """
 
 
@@ -224,7 +228,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 0) 
         tds = "".join(f"<td class='l'>{c}</td>" if i < left else f"<td>{c}</td>"
                       for i, c in enumerate(r))
         body.append(f"<tr>{tds}</tr>")
-    return f"<div class='wide'><table><tr>{th}</tr>{''.join(body)}</table></div>"
+    head = f"<tr>{th}</tr>" if any(header) else ""
+    return f"<div class='wide'><table>{head}{''.join(body)}</table></div>"
 
 
 def _shown_of(n: int, total: int, what: str) -> str:
@@ -248,9 +253,9 @@ def _claim_one_html(d: ClaimOneDetails) -> list[str]:
         eq = c.equivalence
         rs = c.random_states
         rows.append([_e(c.which), _e(_pair(c.a, c.b)), _f(c.cosine_before, 6), _f(c.target),
-                     _f(c.cosine_after, 12), _f(eq.get("max_abs_dp")),
+                     _f(c.cosine_after, 12), _f(None if eq is None else eq.max_abs_dp),
                      _f(None if rs is None else rs.max_abs_dp),
-                     _e(str(eq.get("verdict", "")).split(":")[0])])
+                     _e(c.verdict.split(":")[0])])
     out.append(_table(["pair", "labels", "raw cosine before", "target", "raw cosine after",
                        "max |dp| on data", "max |dp| on random states", "verdict (data)"],
                       rows, left=2))
@@ -293,10 +298,10 @@ def _pair_claim_html(d: PairClaimDetails, undefined: dict[str, str]) -> list[str
         ev = d.model_evidence
         n_yes = sum(e.status == "yes" for e in ev)
         n_no = sum(e.status == "no" for e in ev)
-        out.append(f"<p>The model's own evidence (no data): of {_e(d.model_evidence_note)} "
-                   f"({len(ev)} of {d.model_evidence_of} negative pairs), {n_yes} can be the top "
-                   f"two labels together (a witness hidden state; along it p_a = p_b approach "
-                   f"1/2), {n_no} cannot (a linear-programming certificate), "
+        out.append(f"<p>The model's own evidence, no data needed ({_e(d.model_evidence_note)}): "
+                   f"{n_yes} of {len(ev)} negative-cosine pairs can be the top two labels "
+                   f"together (a witness hidden state; along it p_a = p_b approach 1/2), "
+                   f"{n_no} cannot (a linear-programming certificate), "
                    f"{len(ev) - n_yes - n_no} undecided.</p>")
         rows = [[_e(_pair(e.a, e.b)), _f(e.cosine), _e(e.status), _f(e.margin), _f(e.p_a),
                  _f(e.p_b)] for e in ev[:TABLE_ROWS]]
@@ -450,9 +455,11 @@ def render_html(res: AuditResult, *, title: str = "unembed audit") -> str:
                  f"measure's in audit.json). Views without a statistic have none.</p>")
     if res.co_top is not None:
         parts.append(_co_top_html(res))
-    parts.append("<h2>Heat maps over the label set</h2>")
-    parts.append(f"<img alt='heat maps' src='data:image/png;base64,"
-                 f"{_png(plot_heatmaps(res))}'>")
+    parts.append("<h2>Heat maps over the label set</h2><div class='grid'>")
+    parts.extend(f"<img class='cell' alt='heat map: {_e(n)}' src='data:image/png;base64,"
+                 f"{_png(plot_heatmap(res, n), dpi=100)}'>"
+                 for n in [*res.similarities, *MEASURES])
+    parts.append("</div>")
     parts.append(_use_html(res))
     parts.append("<p class='small'>Every number above is in <code>audit.json</code> beside this "
                  "page, with the full matrices and every input of this run.</p></body></html>")
@@ -482,7 +489,7 @@ def summary_lines(res: AuditResult, *, name: str = "") -> list[str]:
         if isinstance(d, ClaimOneDetails):
             extra = "; ".join(
                 f"{_pair(c.a, c.b)}: {c.cosine_before:+.3f} -> {c.cosine_after:+.3f}, max |dp| "
-                f"{_f(c.equivalence.get('max_abs_dp'))} (data), "
+                f"{_f(None if c.equivalence is None else c.equivalence.max_abs_dp)} (data), "
                 f"{_f(None if c.random_states is None else c.random_states.max_abs_dp)} "
                 f"(random states)" if c.refused is None and c.cosine_after is not None
                 else f"{_pair(c.a, c.b)}: refused" for c in d.pairs)
@@ -511,26 +518,83 @@ def write_report(res: AuditResult, out: str | os.PathLike[str], *, title: str = 
                         directory=True)
 
 
+_INTRO = """
+<p>A classifier turns a hidden state h into logits z = U h + b; row u_i of U is label i's
+representation (its <i>unembedding</i>), and people compare labels by the cosine of two rows.
+These reports check, on each model and its held-out data, what that cosine does and does not say
+about the model's probabilities (Nielsen &amp; Grivas, arXiv 2603.29488).</p>
+<ol>
+<li><b>Raw cosine can be set to -1 or +1 without changing the model.</b> Adding the same vector
+to every row changes no probability of a softmax classifier; it moves the cosine of any pair to
+any value in [-1, 1].</li>
+<li><b>A negative centered cosine does not mean the labels are not likely together.</b>
+Centering removes that translation, but whether two labels are probable together depends on the
+arrangement of all rows, not on the angle between two of them.</li>
+<li><b>Nor after length normalisation.</b> Scaling the centered rows to unit length keeps the
+same blind spot: pairs at a negative cosine can still share the top of the distribution.</li>
+</ol>
+<p><b>How to read a report.</b> Each report lists the <i>views</i> (ways of comparing two rows)
+and what each is unchanged by; then each claim with its outcome: <span class='ok'>shown</span>
+(this model and data show it), <span class='no'>not shown</span> (the data hold no such pair),
+or <span class='nt'>not testable here</span> (with the reason). Then how well each view's
+cosine predicts behaviour on the data (Spearman's rho over pairs of labels; "undefined", with
+the reason, where a view or measure is constant), the pairs that contradict each view, heat
+maps, and the views ranked for this model. Every number is in <code>audit.json</code>.</p>
+"""
+
+
+def _verdicts_table(results: dict[str, AuditResult], headings: dict[str, str]) -> str:
+    rows = []
+    for name, res in results.items():
+        cells = [f"<a href='{_e(name)}/report.html' title='{_e(headings.get(name, name))}'>"
+                 f"{_e(name)}</a>",
+                 f"{res.model['n_labels']} / {res.model['d']}"]
+        cells += [_MARK[c.outcome] for c in res.claims]
+        cells.append(_e(", ".join(res.undefined_views)) or "none")
+        best = res.ranking().get("mean_min", [])
+        top = next((r for r in best if r.rho is not None), None)
+        cells.append("n/a" if top is None else f"{_e(top.view)} ({top.rho:+.2f})")
+        park = None if res.logit is None else res.logit.park
+        cells.append("n/a" if park is None else _f(park.distance))
+        rows.append(cells)
+    return (_table(["model", "V / d", "claim 1", "claim 2", "claim 3", "no statistic",
+                    "best view (rho)", "causal gap"], rows, left=1)
+            + "<p class='small'><i>No statistic</i>: views constant over the label set (no "
+              "rank correlation is computed for them). <i>Best view</i>: the view whose cosine "
+              "ranks the pairs most like the mean of min(p_i, p_j) on the data. <i>Causal "
+              "gap</i>: how far the data's hidden-state covariance is from the causal view's "
+              "assumption (0 to 1.414; 0: the logit and causal views agree).</p>")
+
+
 def write_index(out: str | os.PathLike[str], title: str, sections: Sequence[dict[str, Any]],
                 results: dict[str, AuditResult], extra: dict[str, Any], *,
                 force: bool = False) -> Path:
-    """A directory with one report per result (``out/NAME/``), an ``index.html`` linking them
-    with each section's facts, and ``summary.json`` with ``extra`` and every audit."""
+    """A directory with one report per result (``out/NAME/``), an ``index.html`` that says
+    what the reader is looking at (the paper's claims, how to read a report, one row of
+    verdicts per model) and links the reports with each section's facts, and ``summary.json``
+    with ``extra`` and every audit."""
 
     def write(d: Path) -> None:
         for name, res in results.items():
             (d / name).mkdir()
             _write_files(res, d / name, f"{title}: {name}")
         body = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
-                f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"]
+                f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+                f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>", _INTRO,
+                "<h2>Verdicts</h2>",
+                _verdicts_table(results, {s["name"]: s["heading"] for s in sections})]
         for s in sections:
             body.append(f"<h2><a href='{_e(s['name'])}/report.html'>{_e(s['heading'])}</a></h2>")
             body.append(f"<p>{_e(s.get('text', ''))}</p>")
-            if s.get("facts"):
-                body.append(_table(["", ""], [[_e(k), _e(v)] for k, v in s["facts"]], left=2))
+            facts = [[_e(k), _e(v)] for k, v in s.get("facts", [])]
             if s["name"] in results:
-                lines = summary_lines(results[s["name"]], name=s["name"])
-                body.append("<pre>" + _e("\n".join(lines)) + "</pre>")
+                res = results[s["name"]]
+                b = res.behaviour
+                facts.append(["predictions analysed", f"{b.n_predictions} ({_e(b.selection)})"])
+                facts += [[f"claim {c.number}: {_MARK[c.outcome]}", _e(c.why)]
+                          for c in res.claims]
+            if facts:
+                body.append(_table(["", ""], facts, left=2))
         body.append("<p class='small'>Numbers: <code>summary.json</code> here and "
                     "<code>NAME/audit.json</code> per model.</p></body></html>")
         (d / "index.html").write_text("\n".join(body), encoding="utf-8")
