@@ -40,6 +40,14 @@ def test_audit_hf_checkpoint_on_text(tiny_gpt2_dir: Path, tmp_path: Path) -> Non
     ids = model.tokenize(TEXT.replace("\n", ""))  # about as many tokens as the windows hold
     assert d["data"]["n_predictions"] % 8 == 0 and d["data"]["n_predictions"] <= len(ids) + 64
     assert len(d["labels"]) == 12
+    # every input of the run is recorded
+    inp = d["inputs"]
+    assert inp["model"] == str(tiny_gpt2_dir) and inp["data"] == str(data)
+    assert inp["bias"] is None and inp["labels"] is None and inp["unembed_version"]
+    assert inp["options"]["window"] == 8 and inp["options"]["top_n"] == 12
+    assert inp["options"]["likely"] == 0.02
+    assert d["logit_view"]["data"] == str(data) and d["logit_view"]["n_states"] == \
+        d["data"]["n_predictions"]
     np.testing.assert_allclose(np.asarray(d["similarity"]["raw"], dtype=float),
                                similarity_matrix(model.head, d["labels"], "raw"), atol=1e-12)
     claim1 = d["claims"][0]

@@ -737,6 +737,8 @@ def audit(
     preset: dict[str, str] = {}
     logit_info = None
     mom = beh.moments
+    if mom is not None and inputs is not None and inputs.data:
+        mom.source = inputs.data
     if mom is not None and mom.n >= 2:
         sims["logit"] = logit_cosines(head.W, mom, sel)
         try:
@@ -750,8 +752,6 @@ def audit(
         preset["logit"] = (f"undefined: the hidden-state covariance needs at least 2 states; "
                            f"{n_seen} were seen")
     n_states = 0 if mom is None else mom.n
-    if mom is not None and inputs is not None and inputs.data:
-        mom.source = inputs.data
     undefined = _view_reasons(head, sims, n_states, preset)
     undefined_m = _measure_reasons(beh)
     terms = {v: view_terms(v, head, n_states) for v in sims}
