@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._io import atomic_output
 from unembed.equivalence import Equivalence, compare_logits
 from unembed.head import Head
 
@@ -92,39 +93,10 @@ def _check_same_shape(model: Any, head: Head) -> None:
         raise fail("export_model: the new head's link or soft-cap differs from the model's.")
 
 
-def _prepare_target(out: str | os.PathLike[str], force: bool) -> tuple[Path, Path]:
-    outp = Path(out)
-    if outp.exists() and not force:
-        raise fail(f"{outp}: already exists; pass --force (force=True) to replace it.")
-    if not outp.parent.is_dir():
-        raise fail(f"{outp.parent}: no such directory for the output.")
-    tmp = outp.with_name(f".{outp.name}.tmp-{os.getpid()}")
-    _remove(tmp)
-    return outp, tmp
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
-    elif p.exists() or p.is_symlink():
-        p.unlink()
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp``; an old ``out`` is moved aside first and removed last."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    _remove(old)
-
-
-def _finish(tmp: Path, out: Path, eq: Equivalence, what: str) -> None:
+def _finish(eq: Equivalence, out: Path, what: str) -> None:
     if not eq.equivalent:
-        _remove(tmp)
-        raise fail(f"export_model: the written {what} is not equivalent to the original "
-                   f"({eq.verdict}); nothing was written to {out}.")
-    _move_into_place(tmp, out)
+        raise fail(f"{out}: not written: the {what} is not equivalent to the original "
+                   f"({eq.verdict}).")
 
 
 def _unfold(model: Any, head: Head) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -134,8 +106,8 @@ def _unfold(model: Any, head: Head) -> tuple[NDArray[np.float64], NDArray[np.flo
     norm = model.norm
     g = norm.gain
     if np.any(g == 0):
-        raise fail("export_model: the final norm has zero gains, so folded rows cannot be "
-                   "unfolded; export from the raw view.")
+        raise fail("The final norm has zero gains, so folded rows cannot be unfolded; export "
+                   "from the raw view (without fold=True).")
     U = head.W / g[None, :]
     b = head.bias - (U @ norm.shift if norm.shift is not None else 0.0)
     return U, np.asarray(b, dtype=np.float64)
@@ -155,8 +127,8 @@ def _bias_to_write(model: Any, head: Head, b_new: NDArray[np.float64], has_bias:
             notes.append(f"a uniform logit shift of {float(delta.mean()):.6g} was dropped "
                          f"(softmax ignores it; the output layer has no bias)")
         return None
-    raise fail(f"export_model: the new head needs a different bias per label (spread "
-               f"{spread:.3g}), but the model's output layer has no bias.")
+    raise fail(f"The new head needs a different bias per label (spread {spread:.3g}), but "
+               f"the model's output layer has no bias, so it cannot be written.")
 
 
 def _tensor(a: NDArray[np.float64], dtype: Any) -> Any:
@@ -170,7 +142,7 @@ def _tensor(a: NDArray[np.float64], dtype: Any) -> Any:
 def _copy_side_files(src: Path, dst: Path) -> None:
     """Tokenizer and other non-weight files of ``src`` not already written into ``dst``."""
     for f in src.iterdir():
-        if not f.is_file() or (dst / f.name).exists():
+        if f.is_symlink() or not f.is_file() or (dst / f.name).exists():
             continue
         if f.suffix in _WEIGHT_SUFFIXES or f.name.endswith(".index.json"):
             continue
@@ -199,23 +171,19 @@ def _export_hf(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
     if b_write is not None:
         layer.bias = torch.nn.Parameter(_tensor(b_write, dtype),
                                         requires_grad=False)
-    try:
-        step(f"writing {tmp.name}")
-        loaded.save_pretrained(str(tmp))
-        del loaded
-        _copy_side_files(model.path, tmp)
-        step("re-reading the written model")
-        reread = model.reopen(tmp)
-        step("running both models on the same inputs")
-        x = model.random_inputs(n_sequences, length, seed=seed) if inputs is None else inputs
-        z_old = model.model_logits(x)
-        z_new = reread.model_logits(x)
-    except BaseException:
-        _remove(tmp)
-        raise
+    step(f"writing {tmp.name}")
+    loaded.save_pretrained(str(tmp))
+    del loaded
+    _copy_side_files(model.path, tmp)
+    step("re-reading the written model")
+    reread = model.reopen(tmp)
+    step("running both models on the same inputs")
+    x = model.random_inputs(n_sequences, length, seed=seed) if inputs is None else inputs
+    z_old = model.model_logits(x)
+    z_new = reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
     new_head = reread.head
-    _finish(tmp, out, eq, "model")
+    _finish(eq, out, "model")
     return ExportResult(out=out, kind=model.kind, head=new_head, equivalence=eq, untied=untied,
                         notes=tuple(notes))
 
@@ -236,32 +204,28 @@ def _export_torch(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
         if b_write is not None:
             new_layer.bias.copy_(_tensor(b_write, dtype))
     state = {k: v.detach().clone().contiguous() for k, v in new_module.state_dict().items()}
-    try:
-        if out.suffix == ".safetensors":
-            from safetensors.torch import save_file
+    if out.suffix == ".safetensors":
+        from safetensors.torch import save_file
 
-            save_file(state, str(tmp))
-            from safetensors.torch import load_file
+        save_file(state, str(tmp))
+        from safetensors.torch import load_file
 
-            reread_state = load_file(str(tmp))
-        else:
-            torch.save(state, tmp)
-            reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
-        check_module = copy.deepcopy(model.module)
-        check_module.load_state_dict(reread_state)
-        reread = model.with_module(check_module)
-        if inputs is None:
-            notes.append("no inputs given: verified on random hidden states fed to the "
-                         "output layer")
-            h = _random_hidden_for(model.head, seed)
-            z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
-        else:
-            z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
-    except BaseException:
-        _remove(tmp)
-        raise
+        reread_state = load_file(str(tmp))
+    else:
+        torch.save(state, tmp)
+        reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
+    check_module = copy.deepcopy(model.module)
+    check_module.load_state_dict(reread_state)
+    reread = model.with_module(check_module)
+    if inputs is None:
+        notes.append("no inputs given: verified on random hidden states fed to the "
+                     "output layer")
+        h = _random_hidden_for(model.head, seed)
+        z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
+    else:
+        z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
-    _finish(tmp, out, eq, "state dict")
+    _finish(eq, out, "state dict")
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=tuple(notes))
 
@@ -278,19 +242,15 @@ def _export_sklearn(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
     import pickle
 
     est = model.with_head(head)
-    try:
-        with open(tmp, "wb") as fh:
-            pickle.dump(est, fh)
-        with open(tmp, "rb") as fh:
-            reread_est = pickle.load(fh)
-        reread = model.with_estimator(reread_est)
-        x = model.random_inputs(256, seed=seed) if inputs is None else inputs
-        z_old, z_new = model.model_logits(x), reread.model_logits(x)
-    except BaseException:
-        _remove(tmp)
-        raise
+    with open(tmp, "wb") as fh:
+        pickle.dump(est, fh)
+    with open(tmp, "rb") as fh:
+        reread_est = pickle.load(fh)
+    reread = model.with_estimator(reread_est)
+    x = model.random_inputs(256, seed=seed) if inputs is None else inputs
+    z_old, z_new = model.model_logits(x), reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
-    _finish(tmp, out, eq, "estimator")
+    _finish(eq, out, "estimator")
     notes: tuple[str, ...] = () if inputs is not None else (
         "verified on random standard-normal features",)
     if model.structure == "binary":
@@ -328,17 +288,22 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
         Raises UnembedError (and writes nothing) when the written model is not equivalent.
     """
     kind = getattr(model, "kind", None)
-    if kind not in ("hf_lm", "hf_vision", "torch", "sklearn"):
+    if kind not in ("hf_lm", "hf_vision", "hf_classifier", "torch", "sklearn"):
         raise fail(f"export_model: cannot export a model of kind {kind!r}; weight files are "
                    f"written with unembed.sources.files.write_like.")
     _check_same_shape(model, head)
-    outp, tmp = _prepare_target(out, force)
-    if kind in ("hf_lm", "hf_vision"):
-        with _progress(progress) as step:
-            return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed, step)
-    if kind == "torch":
-        return _export_torch(model, head, outp, tmp, inputs, seed)
-    if outp.suffix.lower() not in (".pkl", ".pickle", ".joblib"):
+    outp = Path(out)
+    if kind == "sklearn" and outp.suffix.lower() not in (".pkl", ".pickle", ".joblib"):
         raise fail(f"{outp}: a scikit-learn estimator is written as a pickle; use a .pkl "
                    f"suffix.")
-    return _export_sklearn(model, head, outp, tmp, inputs, seed)
+    if kind == "torch" and outp.suffix.lower() not in (".safetensors", ".pt", ".pth", ".bin"):
+        raise fail(f"{outp}: a torch module's state dict is written as .safetensors or .pt.")
+    hf = kind in ("hf_lm", "hf_vision", "hf_classifier")
+    with atomic_output(outp, force=force, kind="dir" if hf else "file") as tmp:
+        if hf:
+            with _progress(progress) as step:
+                return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed,
+                                  step)
+        if kind == "torch":
+            return _export_torch(model, head, outp, tmp, inputs, seed)
+        return _export_sklearn(model, head, outp, tmp, inputs, seed)

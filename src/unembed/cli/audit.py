@@ -19,7 +19,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "check the paper's three claims on this model. Writes DIR/report.html and "
         "DIR/audit.json.",
     )
-    add_head_args(p, positional=None)
+    add_head_args(p)
     p.add_argument("--data", required=True, metavar="FILE",
                    help="inputs: .txt / .jsonl ('text' field) for language models, .npy for "
                         "arrays (images (n, ...) or features (n, d))")
@@ -51,7 +51,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
                           "programs over all rows; default: only when V <= 5000)")
     cot.add_argument("--no-co-top", dest="co_top", action="store_const", const=False,
                      help="skip those decisions")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_arg(p)
     return p
 
@@ -67,12 +66,14 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import asdict
 
+    from unembed._io import check_output
     from unembed.audit import audit
     from unembed.behaviour import open_data
     from unembed.report import summary_lines, write_report
 
     for name in ("top_n", "top_k", "max_inputs", "batch_size", "window"):
         _check_positive(name.replace("_", "-"), getattr(args, name))
+    check_output(args.out, force=args.force)  # before any work
     model = load_model(args)
     data = open_data(args.data, model, window=args.window, max_inputs=args.max_inputs)
     res = audit(model, data, labels=args.label_set, top_n=args.top_n, top_k=args.top_k,
