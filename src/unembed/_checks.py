@@ -163,14 +163,9 @@ def check_in_range(value: float, name: str, func: str, lo: float, hi: float) -> 
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise fail(
-            f"The {name!r} argument of {func} must be a number in [{lo:g}, {hi:g}]. "
-            f"Got {value!r} instead."
-        ) from None
+        raise arg_error(func, name, f"must be a number in [{lo:g}, {hi:g}]", got=value) from None
     if not (lo <= v <= hi):
-        raise fail(
-            f"The {name!r} argument of {func} must be in [{lo:g}, {hi:g}]. Got {value!r} instead."
-        )
+        raise arg_error(func, name, f"must be in [{lo:g}, {hi:g}]", got=value)
     return v
 
 

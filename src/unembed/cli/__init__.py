@@ -105,7 +105,24 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
     assert sub is not None
     args = sub.parse_intermixed_args(argv[1:])
     args.command = argv[0]
+    _place_positionals(sub, args)
     return args
+
+
+def _place_positionals(sub: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """With ``--model PATH`` the head is not a positional: what argparse put in HEAD is the
+    command's next positional (``unembed cosine --model DIR A B``)."""
+    extra: tuple[str, ...] = getattr(args, "_positionals", ())
+    if extra and getattr(args, "model", None) is not None and args.head is not None:
+        vals = [v for v in [args.head, *(getattr(args, n) for n in extra)] if v is not None]
+        if len(vals) > len(extra):
+            sub.error(f"unrecognized arguments: {' '.join(vals[len(extra):])}")
+        for n in extra:
+            setattr(args, n, vals.pop(0) if vals else None)
+        args.head = None
+    missing = [n.upper() for n in getattr(args, "_required", ()) if getattr(args, n) is None]
+    if missing:
+        sub.error(f"the following arguments are required: {', '.join(missing)}")
 
 
 # ------------------------------------------------------------------------------ error text

@@ -29,6 +29,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     add_head_args(p)
     p.add_argument("head2", metavar="HEAD2", nargs="?",
                    help="the second weight file (PATH or PATH:TENSOR)")
+    p.set_defaults(_positionals=("head2",), _required=())
     p.add_argument("--model2", metavar="PATH",
                    help="the second model, compared with --model end to end on the same inputs")
     p.add_argument("--bias2", metavar="FILE", help="bias of HEAD2 (default: --bias)")
