@@ -308,7 +308,8 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
 
     Parameters
     ----------
-    model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn")
+    model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn",
+        "spacy": a pipeline directory, "transformer_lens": a state dict file)
     head : Head of shape (V, d)
         The new head, in the same view as ``model.head`` (raw or folded).
     out : path
@@ -328,6 +329,16 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
         Raises UnembedError (and writes nothing) when the written model is not equivalent.
     """
     kind = getattr(model, "kind", None)
+    if kind in ("spacy", "transformer_lens"):
+        _check_same_shape(model, head)
+        outp, tmp = _prepare_target(out, force)
+        if kind == "spacy":
+            from unembed.sources.spacy_pipeline import export_spacy
+
+            return export_spacy(model, head, outp, tmp, inputs, seed)
+        from unembed.sources.tlens import export_tl
+
+        return export_tl(model, head, outp, tmp, inputs, seed)
     if kind not in ("hf_lm", "hf_vision", "torch", "sklearn"):
         raise fail(f"export_model: cannot export a model of kind {kind!r}; weight files are "
                    f"written with unembed.sources.files.write_like.")

@@ -41,7 +41,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,6 +50,9 @@ from numpy.typing import NDArray
 from unembed._checks import fail
 from unembed.head import Head
 from unembed.sources._torch import FinalNorm, to_f64, tolerance_for
+
+if TYPE_CHECKING:
+    from unembed.export import ExportResult
 
 __all__ = ["TLModel", "TLProcessing", "detect_processing", "is_hooked_transformer",
            "load_hooked_transformer"]
@@ -353,3 +357,44 @@ def load_hooked_transformer(model: Any, *, strict: bool = True) -> TLModel:
             warnings.warn(note, UserWarning, stacklevel=2)
     out.forward(out.random_inputs(2, min(6, int(cfg.n_ctx)), seed=0))  # verify now
     return out
+
+
+def export_tl(model: TLModel, head: Head, out: Path, tmp: Path, inputs: Any,
+              seed: int) -> ExportResult:
+    """Write the HookedTransformer's state dict with W_U, b_U from ``head`` (``.safetensors``,
+    or ``.pt`` via ``torch.save``), re-read it (``weights_only=True``) into a copy of the
+    model, compare both on ``inputs`` (token ids or texts; default: random token ids) and move
+    it to ``out`` only when equivalent (see :func:`unembed.export.export_model`)."""
+    import copy
+
+    import torch
+
+    from unembed.equivalence import compare_logits
+    from unembed.export import ExportResult, _finish, _remove
+
+    new = model.with_head(head)
+    state = {k: v.detach().clone().contiguous() for k, v in new.model.state_dict().items()}
+    notes: list[str] = []
+    try:
+        if out.suffix == ".safetensors":
+            from safetensors.torch import load_file, save_file
+
+            save_file(state, str(tmp))
+            reread_state = load_file(str(tmp))
+        else:
+            torch.save(state, tmp)
+            reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
+        check = copy.deepcopy(model.model)
+        check.load_state_dict(reread_state)
+        reread = TLModel(check, strict=head.strict)
+        if inputs is None:
+            notes.append("verified on 8 random sequences of 16 token ids")
+            inputs = model.random_inputs(8, min(16, int(model.model.cfg.n_ctx)), seed=seed)
+        z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
+    except BaseException:
+        _remove(tmp)
+        raise
+    eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
+    _finish(tmp, out, eq, "state dict")
+    return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
+                        notes=tuple(notes))
