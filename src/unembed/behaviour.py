@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._progress import progress_bars
 from unembed.head import Head, LabelRef, logits_to_log_probs
 
 __all__ = [
@@ -619,17 +620,13 @@ def collect(
         held.clear()
         return chosen
 
-    from rich import progress as rp
     from threadpoolctl import threadpool_limits
 
     hint = data.size_hint()
     # The accumulators multiply small (n, k) matrices: one BLAS thread does that fastest, and
     # BLAS threads spinning beside the model's own threads (torch) slow both down many times.
-    columns = (rp.TextColumn("behaviour"), rp.BarColumn(), rp.MofNCompleteColumn(),
-               rp.TimeElapsedColumn())
-    with threadpool_limits(1, user_api="blas"), rp.Progress(
-            *columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task("inputs", total=hint)
+    with threadpool_limits(1, user_api="blas"), progress_bars(progress) as bar:
+        task = bar.add("behaviour", total=hint)
         for batch in data.batches(batch_size):
             if use_model:
                 h, z = forward(batch)

@@ -8,6 +8,7 @@ import math
 import sys
 from typing import Any
 
+from unembed._io import is_pickle
 from unembed._json import jsonable
 from unembed.head import Head
 
@@ -88,8 +89,8 @@ def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:
     from unembed.sources.hub_cache import find as find_in_hub_cache
 
     revision = getattr(args, "revision", None)
-    if target is not None and (os.path.isdir(target) or str(target).endswith(
-            (".pkl", ".pickle", ".joblib")) or find_in_hub_cache(target, revision)):
+    if target is not None and (os.path.isdir(target) or is_pickle(target)
+                               or find_in_hub_cache(target, revision)):
         return load_model(args, target).head
     if target is None:
         return load_model(args).head

@@ -20,12 +20,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from unembed._io import is_pickle
 from unembed.head import Head, Link
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
 
 __all__ = ["FileModel", "load", "load_head_file"]
-
-_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
 
 def load_head_file(
@@ -192,7 +191,7 @@ def load(
         if fold:
             raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
                        f"no final norm).")
-        if p.suffix.lower() in _PICKLE_SUFFIXES:
+        if is_pickle(p):
             from unembed.sources.sklearn import load_sklearn
 
             return load_sklearn(p, labels=labels, trust_pickle=trust_pickle, strict=strict)

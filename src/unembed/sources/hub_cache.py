@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from unembed._checks import fail
+from unembed._io import PICKLE_SUFFIXES
 
 if TYPE_CHECKING:
     from unembed.sources.base import LoadedModel
@@ -121,8 +122,8 @@ def resolve(repo_id: str, revision: str | None = None, *,
 
 
 #: Suffixes of the files unembed reads: a missing ``head.npy`` is a missing file, not a hub name.
-_FILE_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".bin", ".safetensors", ".pkl", ".pickle",
-                  ".joblib", ".json", ".txt", ".jsonl", ".csv", ".h5", ".ckpt")
+_FILE_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".bin", ".safetensors", *PICKLE_SUFFIXES,
+                  ".json", ".txt", ".jsonl", ".csv", ".h5", ".ckpt")
 
 
 def find(source: str | os.PathLike[str], revision: str | None = None) -> HubSnapshot | None:
