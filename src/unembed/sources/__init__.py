@@ -42,6 +42,10 @@ def load_head_file(
     The returned head's ``meta["file"]`` holds the :class:`MatrixFile` it came from, so that an
     equivalent head can be written back in the same format and dtype.
     """
+    from unembed.sources import fasttext_model
+
+    if os.path.isfile(weights) and fasttext_model.read_header(weights) is not None:
+        raise fasttext_model.refusal(weights)
     mf: MatrixFile = read_tensor(weights, ndim=2)
     b = None
     if bias is not None:
@@ -199,8 +203,12 @@ def load(
                                         softcap=softcap, strict=strict))
     if isinstance(labels, (str, os.PathLike)):
         labels = read_labels(labels)
+    from unembed.sources.fasttext_model import is_fasttext_model, refusal
     from unembed.sources.spacy_pipeline import is_spacy_language
     from unembed.sources.tlens import is_hooked_transformer
+
+    if is_fasttext_model(source):
+        raise refusal(source)
 
     if is_spacy_language(source):
         from unembed.sources.spacy_pipeline import load_spacy

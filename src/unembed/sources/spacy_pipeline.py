@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._tolerance import tolerance
 from unembed.head import Head, logits_to_log_probs
 
 if TYPE_CHECKING:
@@ -204,7 +205,7 @@ class SpacyTagger:
         if self.normalizes:
             mine = logits_to_log_probs(mine, "softmax")
         err = float(np.abs(mine - z).max())
-        tol = 2e-4 * (1.0 + float(np.abs(z).max()))
+        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max()))
         if not err <= tol:
             raise fail(f"{self.source}: the tagger's scores are not softmax(W h + b) of its "
                        f"tok2vec output (max difference {err:.3g} > {tol:.3g}); cannot read "
@@ -349,32 +350,26 @@ def load_spacy(source: Any, *, component: str | None = None, strict: bool = True
 def export_spacy(model: SpacyTagger, head: Head, out: Path, tmp: Path, inputs: Any,
                  seed: int) -> ExportResult:
     """Write the pipeline with the tagger's W, b replaced by ``head``'s to the directory
-    ``tmp`` (``nlp.to_disk``), re-read it with ``spacy.load``, compare it with the original on
-    ``inputs`` (texts; default: random hidden states fed to both Softmax layers), and move it
-    to ``out`` only when equivalent (see :func:`unembed.export.export_model`)."""
+    ``tmp`` (``nlp.to_disk``), re-read it with ``spacy.load`` and compare it with the original
+    on ``inputs`` (texts; default: random hidden states fed to both Softmax layers); raises
+    unless equivalent (:func:`unembed.export.export_model` moves ``tmp`` to ``out``)."""
     import spacy
 
     from unembed.equivalence import compare_logits, random_hidden
-    from unembed.export import ExportResult, _finish, _remove
+    from unembed.export import ExportResult, _require_equivalent
 
     notes: list[str] = []
     new = model.with_head(head)
-    try:
-        new.nlp.to_disk(tmp)
-        reread = SpacyTagger(spacy.load(tmp), model.component, source=str(out),
-                             strict=head.strict)
-        if inputs is None:
-            notes.append("no inputs given: verified on random hidden states fed to the "
-                         "tagger's Softmax layer")
-            h = random_hidden(model.head, 256, seed=seed)
-            z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
-        else:
-            z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
-    except BaseException:
-        _remove(tmp)
-        raise
+    new.nlp.to_disk(tmp)
+    reread = SpacyTagger(spacy.load(tmp), model.component, source=str(out), strict=head.strict)
+    if inputs is None:
+        notes.append("no inputs given: verified on random hidden states fed to the tagger's "
+                     "Softmax layer")
+        h = random_hidden(model.head, 256, seed=seed)
+        z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
+    else:
+        z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
     eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
-    _finish(tmp, out, eq, "spaCy pipeline")
-    reread.source = str(out)
+    _require_equivalent(eq, out, "spaCy pipeline")
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=tuple(notes))

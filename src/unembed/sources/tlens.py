@@ -48,8 +48,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._tolerance import tolerance
 from unembed.head import Head
-from unembed.sources._torch import FinalNorm, to_f64, tolerance_for
+from unembed.sources._torch import FinalNorm, to_f64
 
 if TYPE_CHECKING:
     from unembed.export import ExportResult
@@ -307,7 +308,7 @@ class TLModel:
 
     def _check(self, h: NDArray[np.float64], z: NDArray[np.float64]) -> None:
         err = float(np.abs(self.head.logits(h) - z).max()) if z.size else 0.0
-        tol = tolerance_for(self.dtype) * (1.0 + float(np.abs(z).max() if z.size else 0.0))
+        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max() if z.size else 0.0))
         if not err <= tol:
             raise fail(f"{self.head.meta['source']}: the model's logits are not "
                        f"head.logits(h) at unembed.hook_in (max difference {err:.3g} > "
@@ -363,38 +364,34 @@ def export_tl(model: TLModel, head: Head, out: Path, tmp: Path, inputs: Any,
               seed: int) -> ExportResult:
     """Write the HookedTransformer's state dict with W_U, b_U from ``head`` (``.safetensors``,
     or ``.pt`` via ``torch.save``), re-read it (``weights_only=True``) into a copy of the
-    model, compare both on ``inputs`` (token ids or texts; default: random token ids) and move
-    it to ``out`` only when equivalent (see :func:`unembed.export.export_model`)."""
+    model and compare both on ``inputs`` (token ids or texts; default: random token ids); raises
+    unless equivalent (:func:`unembed.export.export_model` moves ``tmp`` to ``out``)."""
     import copy
 
     import torch
 
     from unembed.equivalence import compare_logits
-    from unembed.export import ExportResult, _finish, _remove
+    from unembed.export import ExportResult, _require_equivalent
 
     new = model.with_head(head)
     state = {k: v.detach().clone().contiguous() for k, v in new.model.state_dict().items()}
     notes: list[str] = []
-    try:
-        if out.suffix == ".safetensors":
-            from safetensors.torch import load_file, save_file
+    if out.suffix == ".safetensors":
+        from safetensors.torch import load_file, save_file
 
-            save_file(state, str(tmp))
-            reread_state = load_file(str(tmp))
-        else:
-            torch.save(state, tmp)
-            reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
-        check = copy.deepcopy(model.model)
-        check.load_state_dict(reread_state)
-        reread = TLModel(check, strict=head.strict)
-        if inputs is None:
-            notes.append("verified on 8 random sequences of 16 token ids")
-            inputs = model.random_inputs(8, min(16, int(model.model.cfg.n_ctx)), seed=seed)
-        z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
-    except BaseException:
-        _remove(tmp)
-        raise
+        save_file(state, str(tmp))
+        reread_state = load_file(str(tmp))
+    else:
+        torch.save(state, tmp)
+        reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
+    check = copy.deepcopy(model.model)
+    check.load_state_dict(reread_state)
+    reread = TLModel(check, strict=head.strict)
+    if inputs is None:
+        notes.append("verified on 8 random sequences of 16 token ids")
+        inputs = model.random_inputs(8, min(16, int(model.model.cfg.n_ctx)), seed=seed)
+    z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
     eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
-    _finish(tmp, out, eq, "state dict")
+    _require_equivalent(eq, out, "state dict")
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=tuple(notes))
