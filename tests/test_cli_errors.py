@@ -124,29 +124,19 @@ def test_unwritable_out_as_root_is_still_one_line(tmp_path: Path,
     assert code == 2 and "no such directory for the output" in err
 
 
-def test_stale_temporaries_of_dead_runs_are_cleaned(tmp_path: Path) -> None:
-    from unembed._io import atomic_output
-
+def test_stale_temporaries_of_dead_runs_are_cleaned(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """What a killed export left beside --out is removed by the next run to that --out."""
+    w = _head(tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
-    stale_dir = tmp_path / f".model.tmp-{dead}"
-    stale_dir.mkdir()
-    (stale_dir / "model.safetensors").write_bytes(b"half")
-    stale_file = tmp_path / f".x.npy.tmp-{dead}"
-    stale_file.write_bytes(b"half")
-    alive = tmp_path / f".y.tmp-{os.getppid()}"
-    alive.mkdir()
-    with atomic_output(tmp_path / "out", force=False, kind="dir") as tmp:
-        (tmp / "a.txt").write_text("a")
-    assert not stale_dir.exists() and not stale_file.exists() and alive.exists()
-    assert (tmp_path / "out" / "a.txt").read_text() == "a"
-    with pytest.raises(RuntimeError), atomic_output(tmp_path / "out", force=True,
-                                                    kind="dir") as tmp:
-        (tmp / "b.txt").write_text("b")
-        raise RuntimeError("killed half way")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".y.tmp-" + str(os.getppid()),
-                                                                 "out"])
+    stale = tmp_path / f".new.npy.unembed-tmp-{dead}"
+    stale.write_bytes(b"half")
+    code, _, err = _run(capsys, "counterexample", w, "--pair", "#1", "#2", "--target", "0.3",
+                        "--out", tmp_path / "new.npy")
+    assert code == 0, err
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["W.npy", "labels.txt", "new.npy"]
 
 
 def _children(pid: int) -> set[int]:

@@ -46,7 +46,7 @@ def test_existing_target_needs_force_and_is_left_whole(tmp_path, W):
     np.save(tmp_path / "w.npy", W)
     h = load_head_file(tmp_path / "w.npy")
     (tmp_path / "out.npy").write_bytes(b"precious")
-    with pytest.raises(UnembedError, match="already exists; pass force=True"):
+    with pytest.raises(UnembedError, match="already exists; pass --force \\(force=True\\)"):
         write_head_like(h, tmp_path / "out.npy")
     assert (tmp_path / "out.npy").read_bytes() == b"precious"
     write_head_like(h, tmp_path / "out.npy", force=True)

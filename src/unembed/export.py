@@ -24,8 +24,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
-from unembed._io import atomic_output
+from unembed._io import atomic_target, is_pickle
+from unembed._progress import progress_bars
 from unembed.equivalence import Equivalence, compare_logits
 from unembed.head import Head
 
@@ -67,21 +67,6 @@ class ExportResult:
 Step = Callable[[str], None]
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Step]:
-    """``step(text)`` shows what the export is doing (a transient rich spinner on stderr)."""
-    if not enabled:
-        yield lambda _text: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("export", total=None)
-        yield lambda text: bar.update(task, description=text)
-
-
 def _check_same_shape(model: Any, head: Head) -> None:
     old: Head = model.head
     if head.W.shape != old.W.shape:
@@ -93,10 +78,12 @@ def _check_same_shape(model: Any, head: Head) -> None:
         raise fail("export_model: the new head's link or soft-cap differs from the model's.")
 
 
-def _finish(eq: Equivalence, out: Path, what: str) -> None:
+def _require_equivalent(eq: Equivalence, out: Path, what: str) -> None:
+    """Raise (so that the temporary is removed and ``out`` left as it was) unless the written
+    result is equivalent."""
     if not eq.equivalent:
-        raise fail(f"{out}: not written: the {what} is not equivalent to the original "
-                   f"({eq.verdict}).")
+        raise fail(f"export_model: the written {what} is not equivalent to the original "
+                   f"({eq.verdict}); nothing was written to {out}.")
 
 
 def _unfold(model: Any, head: Head) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -183,7 +170,7 @@ def _export_hf(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
     z_new = reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
     new_head = reread.head
-    _finish(eq, out, "model")
+    _require_equivalent(eq, out, "model")
     return ExportResult(out=out, kind=model.kind, head=new_head, equivalence=eq, untied=untied,
                         notes=tuple(notes))
 
@@ -225,7 +212,7 @@ def _export_torch(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
     else:
         z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
-    _finish(eq, out, "state dict")
+    _require_equivalent(eq, out, "state dict")
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=tuple(notes))
 
@@ -250,7 +237,7 @@ def _export_sklearn(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
     x = model.random_inputs(256, seed=seed) if inputs is None else inputs
     z_old, z_new = model.model_logits(x), reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
-    _finish(eq, out, "estimator")
+    _require_equivalent(eq, out, "estimator")
     notes: tuple[str, ...] = () if inputs is not None else (
         "verified on random standard-normal features",)
     if model.structure == "binary":
@@ -268,7 +255,8 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
 
     Parameters
     ----------
-    model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn")
+    model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn",
+        "spacy": a pipeline directory, "transformer_lens": a state dict file)
     head : Head of shape (V, d)
         The new head, in the same view as ``model.head`` (raw or folded).
     out : path
@@ -288,22 +276,27 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
         Raises UnembedError (and writes nothing) when the written model is not equivalent.
     """
     kind = getattr(model, "kind", None)
-    if kind not in ("hf_lm", "hf_vision", "hf_classifier", "torch", "sklearn"):
+    if kind not in ("hf_lm", "hf_vision", "hf_classifier", "torch", "sklearn", "spacy",
+                    "transformer_lens"):
         raise fail(f"export_model: cannot export a model of kind {kind!r}; weight files are "
                    f"written with unembed.sources.files.write_like.")
     _check_same_shape(model, head)
     outp = Path(out)
-    if kind == "sklearn" and outp.suffix.lower() not in (".pkl", ".pickle", ".joblib"):
+    if kind == "sklearn" and not is_pickle(outp):
         raise fail(f"{outp}: a scikit-learn estimator is written as a pickle; use a .pkl "
                    f"suffix.")
-    if kind == "torch" and outp.suffix.lower() not in (".safetensors", ".pt", ".pth", ".bin"):
-        raise fail(f"{outp}: a torch module's state dict is written as .safetensors or .pt.")
-    hf = kind in ("hf_lm", "hf_vision", "hf_classifier")
-    with atomic_output(outp, force=force, kind="dir" if hf else "file") as tmp:
-        if hf:
-            with _progress(progress) as step:
-                return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed,
-                                  step)
+    with atomic_target(outp, force=force) as tmp, progress_bars(progress) as bars:
+        if kind in ("hf_lm", "hf_vision", "hf_classifier"):
+            step = bars.step("export")
+            return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed, step)
         if kind == "torch":
             return _export_torch(model, head, outp, tmp, inputs, seed)
+        if kind == "spacy":
+            from unembed.sources.spacy_pipeline import export_spacy
+
+            return export_spacy(model, head, outp, tmp, inputs, seed)
+        if kind == "transformer_lens":
+            from unembed.sources.tlens import export_tl
+
+            return export_tl(model, head, outp, tmp, inputs, seed)
         return _export_sklearn(model, head, outp, tmp, inputs, seed)

@@ -22,13 +22,20 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
                         "(.pkl); or give it as --model PATH")
     p.add_argument("--model", metavar="PATH",
                    help="the same as HEAD: a weight file, a local HuggingFace directory "
-                        "(causal LM, text or image classifier) or a pickled scikit-learn "
-                        "estimator (.pkl, needs --trust-pickle)")
+                        "(causal LM, text or image classifier), a hub name ORG/NAME read from "
+                        "the local hub cache (never downloaded), a spaCy pipeline directory, or "
+                        "a pickled scikit-learn estimator (.pkl, needs --trust-pickle)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="run the Python code a HuggingFace directory names (auto_map); only "
                         "for directories you trust (default: such a directory is refused)")
     p.add_argument("--unique-labels", action="store_true",
                    help="rename repeated labels instead of refusing them: sr, sr -> sr, sr#2")
+    p.add_argument("--component", metavar="NAME",
+                   help="with a spaCy pipeline: the tagger component to read (default: the "
+                        "only one)")
+    p.add_argument("--revision", metavar="REV",
+                   help="with a hub name: the branch, tag or commit hash in the hub cache "
+                        "(default: main)")
     p.add_argument("--fold", action="store_true",
                    help="with --model: fold the final norm's gain (and shift) into the head "
                         "(the 'folded' view; default: the raw stored rows)")
@@ -84,6 +91,8 @@ def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
         strict=not args.allow_degenerate,
         trust_remote_code=getattr(args, "trust_remote_code", False),
         unique_labels=getattr(args, "unique_labels", False),
+        revision=getattr(args, "revision", None),
+        head_name=getattr(args, "component", None),
     )
 
 

@@ -66,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import asdict
 
-    from unembed._io import check_output
+    from unembed._io import check_target
     from unembed.audit import audit
     from unembed.behaviour import open_data
     from unembed.report import summary_lines, write_report
 
     for name in ("top_n", "top_k", "max_inputs", "batch_size", "window"):
         _check_positive(name.replace("_", "-"), getattr(args, name))
-    check_output(args.out, force=args.force)  # before any work
+    check_target(args.out, force=args.force)  # before any work
     model = load_model(args)
     data = open_data(args.data, model, window=args.window, max_inputs=args.max_inputs)
     res = audit(model, data, labels=args.label_set, top_n=args.top_n, top_k=args.top_k,

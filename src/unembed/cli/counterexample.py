@@ -106,10 +106,10 @@ def run_model(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from unembed._io import check_output
+    from unembed._io import check_target
 
     source = head_source(args)
-    check_output(args.out, force=args.force)  # before any work
+    check_target(args.out, force=args.force)  # before any work
     if not _is_weight_file(source):
         args.model, args.head = source, None
         return run_model(args)
@@ -153,4 +153,6 @@ def run(args: argparse.Namespace) -> int:
 def _is_weight_file(spec: str) -> bool:
     import os
 
-    return not (os.path.isdir(spec) or spec.endswith((".pkl", ".pickle", ".joblib")))
+    from unembed._io import is_pickle
+
+    return not (os.path.isdir(spec) or is_pickle(spec))

@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
     def log(s: str) -> None:
         print(s, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    from unembed._io import check_output
+    from unembed._io import check_target
 
-    check_output(args.out, force=args.force)  # before any work
+    check_target(args.out, force=args.force)  # before any work
     res = run_demo(args.out, quick=args.quick, seed=args.seed, threads=args.threads,
                    force=args.force, progress=sys.stderr.isatty(), log=log)
     if args.json:
