@@ -57,7 +57,7 @@ def test_errors_are_one_line_with_exit_codes_and_json(tmp_path: Path,
         (["cosine", w, "a"], "the following arguments are required: B"),
         (["cosine", w, "#1", "#99"], "index 99 is out of range"),
         (["inspect", tmp_path / "nope.npy"], "nope.npy: no such file"),
-        (["inspect", w, "--top", "x"], "--top: invalid int value"),
+        (["inspect", w, "--top", "x"], "--top: must be a positive integer"),
         (["feasible", w, "--enumerate", "#1", "#2", "--kind", "nope"], "--kind"),
         (["bogus"], "invalid choice"),
     ]
@@ -85,6 +85,10 @@ def test_errors_speak_the_command_line(tmp_path: Path,
     code, _, err = _run(capsys, "counterexample", w, "--pair", "#1", "#2", "--target", "2",
                         "--out", tmp_path / "new.npy")
     assert code == 2 and "--target" in err and "translation_for_cosine" not in err
+    code, _, err = _run(capsys, "feasible", w, "--ranking", "#1", "#1")
+    assert code == 2 and "--ranking names '1' more than once" in err
+    code, _, err = _run(capsys, "inspect", w, "--top", "-3")
+    assert code == 2 and "--top: must be at least 1" in err
     dup = tmp_path / "dup.txt"
     dup.write_text("\n".join(["sr", "hr"] + [f"t{i}" for i in range(2, 11)] + ["sr"]) + "\n")
     code, _, err = _run(capsys, "cosine", w, "--labels", dup, "sr", "hr")

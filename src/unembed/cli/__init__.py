@@ -126,25 +126,34 @@ def _place_positionals(sub: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 # ------------------------------------------------------------------------------ error text
-def option_names(p: argparse.ArgumentParser | None) -> dict[str, str]:
-    """dest -> the option that sets it (``force`` -> ``--force``)."""
+#: library arguments that are not the option of the same name (``labels`` of a function is a
+#: list of labels, ``--labels`` a labels file): mapped only by a command's own ``_arg_options``
+_NOT_OPTIONS = frozenset({"labels", "label", "head", "model", "inputs", "h", "W", "b"})
+
+
+def option_names(p: argparse.ArgumentParser | None,
+                 args: argparse.Namespace | None = None) -> dict[str, str]:
+    """library argument -> the option that sets it (``force`` -> ``--force``)."""
     out: dict[str, str] = {}
     for a in p._actions if p is not None else []:
         longs = [o for o in a.option_strings if o.startswith("--")]
-        if longs and a.dest not in out:
+        if longs and a.dest not in out and a.dest not in _NOT_OPTIONS:
             out[a.dest] = longs[0]
+    out.update(getattr(args, "_arg_options", None) or {})
     return out
 
 
 _FUNC_PREFIX = re.compile(r"^(?:[a-z]+_[a-z_]+|load|export|read)(?:\.[a-z_]+)?: ")
 _KWARG = re.compile(r"\b([a-z][a-z_]*)=(True|False|None|\d+(?:\.\d+)?|'[^']*')")
+_NAMED = re.compile(r"^The '([a-z_]+)' (?:argument|option) ")
 _OF_FUNC = re.compile(r"^(The '[^']+' argument) of [A-Za-z_][\w.]* ")
 
 
-def render(e: UnembedError, p: argparse.ArgumentParser | None) -> str:
+def render(e: UnembedError, p: argparse.ArgumentParser | None,
+           args: argparse.Namespace | None = None) -> str:
     """The message of ``e`` as the command line says it: the option instead of the library
     argument, no Python function names, no ``name=True``."""
-    opts = option_names(p)
+    opts = option_names(p, args)
     if e.argument is not None and e.requirement is not None:
         opt = opts.get(e.argument.replace("-", "_"))
         msg = f"{opt} {e.requirement}" if opt else f"The {e.argument!r} argument {e.requirement}"
@@ -161,6 +170,12 @@ def render(e: UnembedError, p: argparse.ArgumentParser | None) -> str:
     msg = _KWARG.sub(kwarg, msg)
     msg = re.sub(r"(--[\w-]+) \(\1\)", r"\1", msg)  # "--force (--force)" -> "--force"
     msg = _OF_FUNC.sub(r"\1 ", msg)
+
+    def named(m: re.Match[str]) -> str:
+        opt = opts.get(m.group(1))
+        return f"{opt} " if opt else m.group(0)
+
+    msg = _NAMED.sub(named, msg)
     msg = _FUNC_PREFIX.sub("", msg)
     return msg
 
@@ -221,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = "--json" in argv
     command = argv[0] if argv and argv[0] in COMMANDS else None
     parser: argparse.ArgumentParser | None = None
+    args: argparse.Namespace | None = None
     try:
         with _signals():
             parser = build_parser()
@@ -230,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(command, f"{e} (see '{e.prog} --help')", 2, as_json)
     except UnembedError as e:
         sub = subparser(parser, command) if parser is not None and command else None
-        return _report(command, render(e, sub), 2, as_json)
+        return _report(command, render(e, sub, args), 2, as_json)
     except KeyboardInterrupt:
         _stop_children()
         print("unembed: interrupted", file=sys.stderr)

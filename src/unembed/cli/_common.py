@@ -53,6 +53,18 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
                    help="accept all-zero and identical rows (padding rows of real checkpoints)")
 
 
+def positive_int(text: str) -> int:
+    """An option value that must be an integer >= 1 (argparse names the option on error)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer. Got {text!r} "
+                                         f"instead") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1. Got {v} instead")
+    return v
+
+
 def add_json_arg(p: argparse.ArgumentParser, *, progress: bool = True) -> None:
     """--json (one JSON object on stdout; errors too) and --no-progress."""
     p.add_argument("--json", action="store_true",

@@ -18,6 +18,7 @@ from unembed.cli._common import (
     head_source,
     load_head,
     load_model,
+    positive_int,
     print_json,
 )
 
@@ -40,7 +41,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="what to verify on: hidden states (n, d) .npy for a weight file; with "
                         "--model, token ids / images / features as .npy, or a text file (one "
                         "text per line) for a language model (default: random ones)")
-    p.add_argument("-n", "--n-random", type=int, default=1024)
+    p.add_argument("-n", "--n-random", type=positive_int, default=1024)
     p.add_argument("--seed", type=int, default=0)
     add_json_arg(p)
     return p

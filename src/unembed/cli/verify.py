@@ -14,6 +14,7 @@ from unembed.cli._common import (
     head_source,
     load_head,
     load_model,
+    positive_int,
     print_json,
 )
 from unembed.equivalence import compare_heads, compare_models
@@ -36,7 +37,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--inputs", metavar="FILE",
                    help=".npy: hidden states (n, d) for heads; for models what they take "
                         "(token ids (n, T), pixel arrays, features). Default: random ones")
-    p.add_argument("-n", "--n-random", type=int, default=1024,
+    p.add_argument("-n", "--n-random", type=positive_int, default=1024,
                    help="number of random hidden states (default 1024; 8 sequences of 16 "
                         "tokens or 8 inputs for models)")
     p.add_argument("--seed", type=int, default=0)

@@ -62,6 +62,9 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if not p.is_dir():
         raise file_error(p, "not a directory.")
+    if not (p / "config.json").exists() and not (p / "config.json").is_symlink():
+        raise file_error(p, "a directory without config.json; expected a HuggingFace model "
+                            "directory.")
     try:
         entries = sorted(p.iterdir())
     except OSError as e:
@@ -75,10 +78,6 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
             continue  # a dangling link or a vanished file: refused if something reads it
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             raise file_error(entry, "not a regular file (a device, pipe or socket); refused.")
-    cfg = p / "config.json"
-    if not cfg.exists():
-        raise file_error(p, "a directory without config.json; expected a HuggingFace model "
-                            "directory.")
     return p
 
 
