@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._checks import check_in_range, fail
+from unembed._checks import arg_error, check_in_range, fail
 from unembed.equivalence import Equivalence, compare_heads
 from unembed.gauges import symmetries
 from unembed.head import Head, LabelRef
@@ -54,8 +54,8 @@ def _cos(u: NDArray[np.float64], v: NDArray[np.float64]) -> float:
 def _require_translation(head: Head, func: str) -> None:
     sym = symmetries(head)["translation"]
     if not sym.holds:
-        raise fail(f"{func}: translation is not a symmetry of this head ({sym.reason}); no "
-                   f"translation gives an equivalent model.")
+        raise fail(f"Translation is not a symmetry of this head ({sym.reason}); no translation "
+                   f"gives an equivalent model.")
 
 
 def _stored(head: Head) -> Head:
@@ -166,8 +166,9 @@ def _solve_pair(ui: NDArray[np.float64], uj: NDArray[np.float64], tau: float
         return s * delta - ui, (f"closed form, target +1: s = {s:g} (no least-norm translation: "
                                 f"the infimum puts a row at zero)")
     if ui.shape[0] < 2:
-        raise fail(f"translation_for_cosine: a target strictly inside (-1, 1) needs d >= 2; "
-                   f"this head has d = {ui.shape[0]}, where every cosine is -1 or +1.")
+        raise arg_error("translation_for_cosine", "target",
+                        f"must be -1 or +1 on this head: a target strictly inside (-1, 1) needs "
+                        f"d >= 2, and this head has d = {ui.shape[0]}", got=tau)
     if pn > 1e-12 * max(1.0, float(np.linalg.norm(ui))):
         e = p / pn
     else:  # any unit vector orthogonal to delta
@@ -247,18 +248,19 @@ def translation_for_cosine(
     _require_translation(head, "translation_for_cosine")
     i, j = head.index(a, argument="label a"), head.index(b, argument="label b")
     if i == j:
-        raise fail(f"translation_for_cosine: the pair must be two different labels. Got "
-                   f"{head.labels[i]!r} twice.")
+        raise arg_error("translation_for_cosine", "b",
+                        "must name another label than 'a' (the pair must be two different "
+                        "labels)", got=head.labels[j])
     ui, uj = head.W[i], head.W[j]
     if np.array_equal(ui, uj):
-        raise fail(f"translation_for_cosine: labels {head.labels[i]!r} and {head.labels[j]!r} "
-                   f"have identical rows; no translation changes their cosine (it stays 1).")
+        raise fail(f"Labels {head.labels[i]!r} and {head.labels[j]!r} have identical rows; no "
+                   f"translation changes their cosine (it stays 1).")
     c, method = _solve_pair(ui, uj, tau)
     new = head.translate(c)
     after = _cos(new.W[i], new.W[j])
     if abs(after - tau) > COSINE_TOL:
-        raise fail(f"translation_for_cosine: the recomputed cosine {after!r} misses the target "
-                   f"{tau!r} by more than {COSINE_TOL:g} (rows too ill-conditioned).")
+        raise fail(f"The recomputed cosine {after!r} misses the target {tau!r} by more than "
+                   f"{COSINE_TOL:g} (rows too ill-conditioned).")
     stored = _stored(new)
     return CosineConstruction(
         labels=(head.labels[i], head.labels[j]),
@@ -303,7 +305,7 @@ def translation_for_all_pairs(
     (or the first axis): every pairwise cosine of the translated rows is >= 1 - eps."""
     eps = check_in_range(eps, "eps", "translation_for_all_pairs", 0.0, 2.0)
     if eps <= 0:
-        raise fail("The 'eps' argument of translation_for_all_pairs must be > 0. Got 0 instead.")
+        raise arg_error("translation_for_all_pairs", "eps", "must be > 0", got=eps)
     _require_translation(head, "translation_for_all_pairs")
     m = head.W.mean(axis=0)
     e = m / np.linalg.norm(m) if np.linalg.norm(m) > 0 else np.eye(head.d)[0]
@@ -316,7 +318,8 @@ def translation_for_all_pairs(
     theta = float(np.arccos(cos_to_e).max())
     bound = float(np.cos(min(2 * theta, np.pi)))
     if bound < 1 - eps:
-        raise fail(f"translation_for_all_pairs: the proven bound {bound!r} misses 1 - eps.")
+        raise fail(f"The proven lower bound {bound!r} on every pairwise cosine misses "
+                   f"1 - eps = {1 - eps!r}.")
     return AllPairsConstruction(eps, c, new, bound,
                                 compare_heads(head, new, inputs, n_random=n_random, seed=seed))
 
@@ -379,19 +382,20 @@ def translation_for_cosines(
     the probabilities; with A, the new head is compared on A h.
     """
     if not targets:
-        raise fail("The 'targets' argument of translation_for_cosines must name at least one "
-                   "pair.")
+        raise arg_error("translation_for_cosines", "targets", "must name at least one pair")
     _require_translation(head, "translation_for_cosines")
     if reparametrize and not symmetries(head)["reparametrization"].holds:
-        raise fail("translation_for_cosines: reparametrize=True, but reparametrization is not "
-                   f"known to be a symmetry of this head "
-                   f"({symmetries(head)['reparametrization'].reason}).")
+        raise arg_error("translation_for_cosines", "reparametrize",
+                        f"must be False for this head: reparametrization is not known to be a "
+                        f"symmetry of it ({symmetries(head)['reparametrization'].reason})",
+                        got=True)
     pairs: list[tuple[int, int, float]] = []
     for (a, b), t in targets.items():
         i, j = head.index(a), head.index(b)
         if i == j:
-            raise fail(f"translation_for_cosines: pair ({head.labels[i]!r}, {head.labels[i]!r}) "
-                       f"is one label twice.")
+            raise arg_error("translation_for_cosines", "targets",
+                            "must name pairs of two different labels",
+                            got=(head.labels[i], head.labels[j]))
         pairs.append((i, j, check_in_range(t, "target", "translation_for_cosines", -1, 1)))
     import torch
 
