@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -402,6 +402,14 @@ class ArrayInputs:
         return out
 
 
+@runtime_checkable
+class OpensOwnText(Protocol):
+    """A model that turns a text file into its own data source (spaCy: texts, not ids)."""
+
+    def open_text(self, path: str | os.PathLike[str], *,
+                  max_inputs: int | None = None) -> DataSource: ...
+
+
 def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
               max_inputs: int | None = None) -> DataSource:
     """A data source for ``model`` from a file: ``.npy`` arrays for image classifiers and
@@ -410,6 +418,8 @@ def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
     p = Path(path)
     if p.suffix.lower() == ".npy":
         return ArrayInputs(p, max_inputs=max_inputs)
+    if isinstance(model, OpensOwnText):  # models that read text themselves (spaCy)
+        return model.open_text(p, max_inputs=max_inputs)
     if not callable(getattr(model, "tokenize", None)):
         raise fail(f"{p}: a text file needs a language model with a tokenizer; this model "
                    f"({getattr(model, 'kind', type(model).__name__)}) takes arrays (.npy).")

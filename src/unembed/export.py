@@ -255,7 +255,8 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
 
     Parameters
     ----------
-    model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn")
+    model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn",
+        "spacy": a pipeline directory, "transformer_lens": a state dict file)
     head : Head of shape (V, d)
         The new head, in the same view as ``model.head`` (raw or folded).
     out : path
@@ -275,7 +276,7 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
         Raises UnembedError (and writes nothing) when the written model is not equivalent.
     """
     kind = getattr(model, "kind", None)
-    if kind not in ("hf_lm", "hf_vision", "torch", "sklearn"):
+    if kind not in ("hf_lm", "hf_vision", "torch", "sklearn", "spacy", "transformer_lens"):
         raise fail(f"export_model: cannot export a model of kind {kind!r}; weight files are "
                    f"written with unembed.sources.files.write_like.")
     _check_same_shape(model, head)
@@ -289,4 +290,12 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
             return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed, step)
         if kind == "torch":
             return _export_torch(model, head, outp, tmp, inputs, seed)
+        if kind == "spacy":
+            from unembed.sources.spacy_pipeline import export_spacy
+
+            return export_spacy(model, head, outp, tmp, inputs, seed)
+        if kind == "transformer_lens":
+            from unembed.sources.tlens import export_tl
+
+            return export_tl(model, head, outp, tmp, inputs, seed)
         return _export_sklearn(model, head, outp, tmp, inputs, seed)

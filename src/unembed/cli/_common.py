@@ -25,6 +25,9 @@ def add_head_args(p: argparse.ArgumentParser, *, positional: str | None = "head"
                         "(causal LM or image classifier), a hub name ORG/NAME read from the "
                         "local hub cache (never downloaded), a spaCy pipeline directory, or a "
                         "pickled scikit-learn estimator (.pkl, needs --trust-pickle)")
+    p.add_argument("--component", metavar="NAME",
+                   help="with a spaCy pipeline: the tagger component to read (default: the "
+                        "only one)")
     p.add_argument("--revision", metavar="REV",
                    help="with a hub name: the branch, tag or commit hash in the hub cache "
                         "(default: main)")
@@ -70,6 +73,7 @@ def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
         softcap=args.softcap,
         strict=not args.allow_degenerate,
         revision=getattr(args, "revision", None),
+        head_name=getattr(args, "component", None),
     )
 
 

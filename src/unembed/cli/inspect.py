@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  mean vector     |m| = {s.mean_vector_norm:.4g}, "
           f"{100 * s.mean_vector_share:.1f}% of the mean squared row norm")
     print(f"  causal rank     {s.causal_rank}")
+    for note in head.meta.get("notes", []):
+        print(f"  note            {note}")
     for k, v in s.degenerate.items():
         print(f"  degenerate      {k}: {v[:5]}")
     print("  symmetries (transformations that keep every probability):")
