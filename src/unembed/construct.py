@@ -1,4 +1,4 @@
-"""Equivalent heads with chosen cosines (DESIGN.md section 2).
+"""Equivalent heads with chosen cosines (docs/symmetries.md, "Translation").
 
 For a softmax head, translating every row by c changes no probability; these functions solve
 for the c that gives chosen raw cosines, then check the result before returning it: the cosine
@@ -15,8 +15,11 @@ w orthogonal to delta, and
 
 then c = s delta + w - u_i. Among all translations reaching the target, the one of least norm
 is found by minimising |c| over (s, |w|) on the target's level set (a one-dimensional search,
-refined to machine precision); where no least-norm translation exists (the infimum puts a row
-at zero, whose cosine is undefined) a safe interior choice is made and said in ``method``.
+refined to machine precision). It is not always the answer: where no least-norm translation
+exists (the infimum puts a row at zero, whose cosine is undefined), for targets in (-1, 1) where
+the least-norm point would bring a row closer to zero than |u_a - u_b| / 20, and where the
+search misses the target, a safe interior choice is made instead (the closed form with s in
+(0, 1) or s = 2 / -1, the least norm under that floor, or s = 1/2); ``method`` says which.
 """
 
 from __future__ import annotations
@@ -214,7 +217,11 @@ def translation_for_cosine(
     head: Head, a: LabelRef, b: LabelRef, target: float, *,
     inputs: ArrayLike | None = None, n_random: int = 256, seed: int = 0,
 ) -> CosineConstruction:
-    """The least-norm translation c (d,) that makes cos(u_a + c, u_b + c) = target exactly.
+    """A translation c (d,) that makes cos(u_a + c, u_b + c) = target exactly.
+
+    The translation of least norm where one exists. Where none does (the infimum would put a
+    row at zero, whose cosine is undefined) or the search for it misses, an interior choice is
+    made instead; ``method`` of the result says which (see the module docstring).
 
     Parameters
     ----------

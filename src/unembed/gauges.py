@@ -1,5 +1,5 @@
-"""Changes of parameters that change no probability (DESIGN.md section 2), and which of them
-hold for a given head.
+"""Changes of parameters that change no probability, and which of them hold for a given head
+(docs/symmetries.md has each one with its proof).
 
 ===================  =========================  ==============================================
 name                 parameters after           holds when
@@ -10,9 +10,26 @@ name                 parameters after           holds when
 ``null_space``       u_i + n_i, n_i . h = 0     a known subspace orthogonal to every h
 ===================  =========================  ==============================================
 
-Every function returns a new :class:`~unembed.head.Head`; none mutates. A transformation that
-is not a symmetry of the head raises :class:`UnembedError` with the reason, unless called
+:func:`translate`, :func:`shift_bias`, :func:`center` and :func:`shift_in_null_space` return a
+new :class:`~unembed.head.Head`; :func:`reparametrize` returns a pair ``(new_head, A)``, since
+the hidden states must become ``A h`` too. None mutates its input. A transformation that is not
+a symmetry of the head raises :class:`UnembedError` with the reason, unless called
 with ``force=True`` (the result is then marked ``meta["equivalent"] = False``).
+
+Examples
+--------
+>>> import numpy as np
+>>> from unembed import Head
+>>> head = Head(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]), reparam=True)
+>>> {k: s.holds for k, s in symmetries(head).items()}
+{'translation': True, 'bias_shift': True, 'reparametrization': True, 'null_space': None}
+>>> h = np.array([[0.3, -1.2], [2.0, 0.5]])
+>>> moved = translate(head, [5.0, -3.0])
+>>> bool(np.allclose(moved.probs(h), head.probs(h), rtol=0, atol=1e-15))
+True
+>>> new, A = reparametrize(head, [[2.0, 1.0], [0.0, 1.0]])   # a pair: h must become A h
+>>> bool(np.allclose(new.logits(h @ A.T), head.logits(h), rtol=0, atol=1e-12))
+True
 """
 
 from __future__ import annotations
@@ -70,7 +87,7 @@ def _shift_symmetry(head: Head, name: str, what: str) -> Symmetry:
 
 
 def symmetries(head: Head) -> dict[str, Symmetry]:
-    """Which transformations of DESIGN.md section 2 keep every probability of ``head``."""
+    """Which transformations of docs/symmetries.md keep every probability of ``head``."""
     out = {
         "translation": _shift_symmetry(head, "translation", "translating every row by c"),
         "bias_shift": _shift_symmetry(head, "bias_shift", "shifting every bias by beta"),

@@ -28,8 +28,13 @@ One name per view, used alike in the API, the CLI (``--view``) and JSON:
     u_i - u_k. For a pair (i, j) this view gives min over the other labels k of the reference
     set of cos(u_i - u_k, u_j - u_k): it is -1 when some k lies between i and j on a line, in
     which case i and j can never both beat k, so they can never be the top two together.
-    Translation-invariant. The reference set is the label set of the matrix (or the whole
-    head with ``reference="all"``).
+    Translation-invariant. The reference set of third labels: every other label of the head for
+    :func:`cosine` (``reference="all"``); the label set of the matrix for
+    :func:`similarity_matrix` by default (``reference="set"``: an upper bound on the head-wide
+    value, equal to it for the whole head, at 1/V of its cost; pass ``reference="all"`` for the
+    head-wide value).
+
+Which symmetries each view is invariant under, with proofs: docs/views.md.
 """
 
 from __future__ import annotations
