@@ -10,7 +10,19 @@ Figures (all float64, over n inputs and all V labels):
   pattern at 1/2 agrees (sigmoid)
 
 The verdict is "equivalent" when ``max_abs_dp`` is within a tolerance that follows the
-coarsest storage dtype involved (:data:`TOLERANCE`).
+coarsest storage dtype involved (:data:`TOLERANCE`; why these values: docs/feasibility.md,
+"Tolerances").
+
+Examples
+--------
+>>> import numpy as np
+>>> from unembed import Head
+>>> head = Head(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
+>>> eq = compare_heads(head, head.translate([3.0, -2.0]))     # same probabilities
+>>> eq.equivalent, eq.max_abs_dp < 1e-12, eq.n_inputs
+(True, True, 256)
+>>> compare_heads(head, head.with_weights(head.W * 2.0)).equivalent   # a sharper model
+False
 """
 
 from __future__ import annotations
