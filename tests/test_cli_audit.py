@@ -71,4 +71,4 @@ def test_audit_bad_data_is_one_line_error(tiny_gpt2_dir: Path, tmp_path: Path) -
     assert r.stderr.strip().count("\n") == 0 and "missing.txt: no such data file" in r.stderr
     r = _run("--model", str(tiny_gpt2_dir), "--data", str(tmp_path / "x.txt"), "--out",
              str(tmp_path / "o"), "--window", "0")
-    assert r.returncode == 2 and "'--window' option must be at least 1" in r.stderr
+    assert r.returncode == 2 and "--window: must be at least 1" in r.stderr

@@ -15,8 +15,8 @@ TransformerLens usually processes the weights when it loads a model
 ``process_weights_``), and each step changes what the rows are:
 
 * ``fold_ln``: the final norm's gain is multiplied into W_U (and its shift into b_U); the norm
-  becomes ``LNPre`` / ``RMSPre`` (no gain). The rows are then the *folded* rows (DESIGN.md
-  section 1), and the hidden state is the normalised state n. After a LayerNorm n sums to
+  becomes ``LNPre`` / ``RMSPre`` (no gain). The rows are then the *folded* rows
+  (docs/model.md), and the hidden state is the normalised state n. After a LayerNorm n sums to
   zero, so every row may move along the all-ones direction without changing a logit, and
   fold_ln moves each row there: it *projects the rows off that null-space direction*
   (each row sums to zero over d). Logits unchanged; cosines changed.
@@ -41,7 +41,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,6 +51,9 @@ from unembed._checks import fail
 from unembed._tolerance import tolerance
 from unembed.head import Head
 from unembed.sources._torch import FinalNorm, to_f64
+
+if TYPE_CHECKING:
+    from unembed.export import ExportResult
 
 __all__ = ["TLModel", "TLProcessing", "detect_processing", "is_hooked_transformer",
            "load_hooked_transformer"]
@@ -354,3 +358,40 @@ def load_hooked_transformer(model: Any, *, strict: bool = True) -> TLModel:
             warnings.warn(note, UserWarning, stacklevel=2)
     out.forward(out.random_inputs(2, min(6, int(cfg.n_ctx)), seed=0))  # verify now
     return out
+
+
+def export_tl(model: TLModel, head: Head, out: Path, tmp: Path, inputs: Any,
+              seed: int) -> ExportResult:
+    """Write the HookedTransformer's state dict with W_U, b_U from ``head`` (``.safetensors``,
+    or ``.pt`` via ``torch.save``), re-read it (``weights_only=True``) into a copy of the
+    model and compare both on ``inputs`` (token ids or texts; default: random token ids); raises
+    unless equivalent (:func:`unembed.export.export_model` moves ``tmp`` to ``out``)."""
+    import copy
+
+    import torch
+
+    from unembed.equivalence import compare_logits
+    from unembed.export import ExportResult, _require_equivalent
+
+    new = model.with_head(head)
+    state = {k: v.detach().clone().contiguous() for k, v in new.model.state_dict().items()}
+    notes: list[str] = []
+    if out.suffix == ".safetensors":
+        from safetensors.torch import load_file, save_file
+
+        save_file(state, str(tmp))
+        reread_state = load_file(str(tmp))
+    else:
+        torch.save(state, tmp)
+        reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
+    check = copy.deepcopy(model.model)
+    check.load_state_dict(reread_state)
+    reread = TLModel(check, strict=head.strict)
+    if inputs is None:
+        notes.append("verified on 8 random sequences of 16 token ids")
+        inputs = model.random_inputs(8, min(16, int(model.model.cfg.n_ctx)), seed=seed)
+    z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
+    eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
+    _require_equivalent(eq, out, "state dict")
+    return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
+                        notes=tuple(notes))
