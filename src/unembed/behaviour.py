@@ -569,8 +569,11 @@ def collect(
     Parameters
     ----------
     model : LoadedModel
-        ``hidden_states(batch) -> (n, d)``; the head's float64 log-probabilities of those states
-        are the probabilities analysed.
+        ``hidden_states(batch) -> (n, d)``. The probabilities analysed come from the model's
+        own logits (``logits="model"``, the default, when the model has ``forward``: in the
+        model's precision, float32 for most models, widened exactly to float64 where they are
+        used) or from the head's float64 logits of the hidden states (``logits="head"``); the
+        log-normaliser and every statistic are computed in float64 either way.
     data : DataSource
     top_k : int
         "Both in the top k" counts inputs where both labels are among the k most probable of

@@ -5,7 +5,8 @@ h is the output of the final norm, ``h = g * n + beta``. Two views of the same h
 
 * ``raw`` (default): W = U as stored, the hidden state is the final norm's output h.
 * ``folded``: W = U diag(g), b = U beta + b; the hidden state is n, the normalised state
-  *without* gain or shift (DESIGN.md section 1). Cosines of raw and folded rows differ.
+  *without* gain or shift (docs/model.md, "Final norms and folding"). Cosines of raw and
+  folded rows differ.
 
 Known families (read lazily: only the head's and the norm's tensors are loaded, memory-mapped)
 are in :data:`FAMILIES`; any other architecture goes through the model's output embeddings and
