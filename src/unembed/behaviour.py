@@ -22,12 +22,13 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._progress import progress_bars
 from unembed.head import Head, LabelRef, logits_to_log_probs
 
 __all__ = [
@@ -401,6 +402,14 @@ class ArrayInputs:
         return out
 
 
+@runtime_checkable
+class OpensOwnText(Protocol):
+    """A model that turns a text file into its own data source (spaCy: texts, not ids)."""
+
+    def open_text(self, path: str | os.PathLike[str], *,
+                  max_inputs: int | None = None) -> DataSource: ...
+
+
 def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
               max_inputs: int | None = None) -> DataSource:
     """A data source for ``model`` from a file: ``.npy`` arrays for image classifiers and
@@ -409,6 +418,8 @@ def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
     p = Path(path)
     if p.suffix.lower() == ".npy":
         return ArrayInputs(p, max_inputs=max_inputs)
+    if isinstance(model, OpensOwnText):  # models that read text themselves (spaCy)
+        return model.open_text(p, max_inputs=max_inputs)
     if not callable(getattr(model, "tokenize", None)):
         raise fail(f"{p}: a text file needs a language model with a tokenizer; this model "
                    f"({getattr(model, 'kind', type(model).__name__)}) takes arrays (.npy).")
@@ -609,17 +620,13 @@ def collect(
         held.clear()
         return chosen
 
-    from rich import progress as rp
     from threadpoolctl import threadpool_limits
 
     hint = data.size_hint()
     # The accumulators multiply small (n, k) matrices: one BLAS thread does that fastest, and
     # BLAS threads spinning beside the model's own threads (torch) slow both down many times.
-    columns = (rp.TextColumn("behaviour"), rp.BarColumn(), rp.MofNCompleteColumn(),
-               rp.TimeElapsedColumn())
-    with threadpool_limits(1, user_api="blas"), rp.Progress(
-            *columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task("inputs", total=hint)
+    with threadpool_limits(1, user_api="blas"), progress_bars(progress) as bar:
+        task = bar.add("behaviour", total=hint)
         for batch in data.batches(batch_size):
             if use_model:
                 h, z = forward(batch)

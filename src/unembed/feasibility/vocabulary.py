@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._progress import Bars, progress_bars
 from unembed.feasibility._core import (
     RTOL,
     Certificate,
@@ -349,13 +350,12 @@ def argmaxable_all(
     lower = np.full(V, -np.inf)
     scale = np.ones(V)
     recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = {}
-    bar = _Bars(progress)
     span = span_witnesses(sp)
     by_span = span.settled if span is not None else np.zeros(V, dtype=bool)
     if span is not None:
         lower[by_span] = span.margin[by_span]
     fast = np.flatnonzero(~by_span)
-    with bar:
+    with progress_bars(progress, transient=False) as bar:
         task = bar.add("fast pass (float32 blocks)", int(fast.size))
         for start in range(0, fast.size, block):
             idx = fast[start:start + block]
@@ -446,7 +446,7 @@ def _optimum(r: Feasibility) -> float:
     return float(r.extra.get("lp_optimum", r.margin))
 
 
-def _narrowest(runner: _Runner, bar: _Bars, W: NDArray[np.float64], lower: NDArray[np.float64],
+def _narrowest(runner: _Runner, bar: Bars, W: NDArray[np.float64], lower: NDArray[np.float64],
                settled: NDArray[np.bool_],
                recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]],
                lp_results: dict[int, Feasibility], n: int, budget: int
@@ -482,42 +482,6 @@ def _rebuild(W: NDArray[np.float64], i: int,
     for j, beta in zip(js.tolist(), betas.tolist()):
         h = h + beta * (W[i] - W[j])
     return h * sc
-
-
-class _Bars:
-    """rich progress bars on stderr, or nothing."""
-
-    def __init__(self, on: bool) -> None:
-        self.on = on
-        self.p: Any = None
-
-    def __enter__(self) -> _Bars:
-        if self.on:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.p = Progress(TextColumn("{task.description}"), BarColumn(),
-                              MofNCompleteColumn(), TimeElapsedColumn(),
-                              console=Console(stderr=True), transient=False)
-            self.p.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.p is not None:
-            self.p.__exit__(*exc)
-
-    def add(self, name: str, total: int) -> int:
-        return int(self.p.add_task(name, total=total)) if self.p is not None else 0
-
-    def advance(self, task: int, n: int) -> None:
-        if self.p is not None:
-            self.p.advance(task, n)
 
 
 __all__ = ["VocabularyResult", "argmaxable_all"]

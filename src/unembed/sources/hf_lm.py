@@ -26,6 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._tensors import tensor_to_numpy
+from unembed._tolerance import tolerance
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
@@ -35,9 +37,8 @@ from unembed.sources._torch import (
     norm_matches,
     to_f64,
     to_native,
-    tolerance_for,
 )
-from unembed.sources.checkpoint import Checkpoint, tensor_to_numpy
+from unembed.sources.checkpoint import Checkpoint
 
 __all__ = ["FAMILIES", "HFCausalLM", "LMFamily", "load_hf_lm", "norm_hidden_bound",
            "readable_labels"]
@@ -366,7 +367,7 @@ class HFCausalLM:
         h, z = self.forward(ids)
         mine = self.head.logits(h)
         err = float(np.abs(mine - z).max())
-        tol = tolerance_for(self.dtype) * (1.0 + float(np.abs(z).max()))
+        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max()))
         if not err <= tol:
             self._verified = False
             raise fail(f"{self.path}: the {self.family} model's logits are not "
