@@ -52,7 +52,7 @@ from unembed.feasibility._core import (
     make_space,
     with_bound,
 )
-from unembed.feasibility.questions import _scaled, identical_reason
+from unembed.feasibility.questions import identical_reason, scaled_starts
 from unembed.feasibility.span import SpanWitnesses, span_witnesses
 from unembed.head import Head, LabelRef
 
@@ -254,7 +254,7 @@ def _lp_label(task: tuple[int, NDArray[np.float64] | None, bool]) -> Feasibility
     i, start, optimal = task
     head: Head = _WORKER["head"]
     sp: Space = _WORKER["space"]
-    starts = [] if start is None else _scaled(start, sp)
+    starts = [] if start is None else scaled_starts(start, sp)
     return decide(head, sp, make_problem(groups=[[i]]), question="argmaxable",
                   labels=(head.labels[i],), starts=starts, optimal=optimal)
 
