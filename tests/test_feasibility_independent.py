@@ -288,3 +288,16 @@ def test_moderately_wide_head_needs_no_lp() -> None:
     for i in (0, 17, 29):
         z = head.logits(res.witness(i))[0]
         assert int(np.argmax(z)) == i
+
+
+def test_enumerations_say_what_their_witnesses_realise() -> None:
+    from unembed.feasibility import enumerate_rankings
+
+    head = Head(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]), b=np.array([0.0, 50.0, 0.0]))
+    for bias, want in ((True, "W h + b"), (False, "W h")):
+        e = enumerate_rankings(head, [0, 1, 2], bias=bias)
+        assert e.realises == want and e.to_dict()["realises"] == want
+        for r in e.feasible:
+            assert r.realises == want
+            z = head.W @ r.witness + (head.bias if want == "W h + b" else 0.0)
+            assert np.all(np.diff(z[head.indices(list(r.labels))]) < 0)

@@ -126,6 +126,10 @@ class Enumeration:
         Number of items (m!, C(m, k) or 2^m).
     lp_solves, samples : int
         Work done: LPs solved, random hidden states tried first.
+    extra : dict
+        ``hidden_bound``: the bound on h the items were decided under.
+    realises : {"W h + b", "W h"}
+        The logits every witness realises (see ``Feasibility.realises``).
     """
 
     kind: str
@@ -137,6 +141,7 @@ class Enumeration:
     lp_solves: int
     samples: int
     extra: dict[str, Any] = field(default_factory=dict)
+    realises: Realises = "W h + b"
 
     @property
     def items(self) -> list[tuple[str, ...]]:
@@ -161,6 +166,7 @@ class Enumeration:
             "n_undecided": len(self.undecided),
             "lp_solves": self.lp_solves,
             "samples": self.samples,
+            "realises": self.realises,
             "feasible": [{"items": list(r.labels), "margin": r.margin, "method": r.method,
                           "witness": None if r.witness is None else r.witness.tolist()}
                          for r in self.feasible],
@@ -300,7 +306,7 @@ def enumerate_rankings(
 
     visit(())
     return Enumeration("ranking", names, feasible, infeasible, undecided, math.factorial(m),
-                       solves, samples, {"hidden_bound": sp.bound, "realises": sp.realises})
+                       solves, samples, {"hidden_bound": sp.bound}, sp.realises)
 
 
 def _solve_every_ranking(sp: Space) -> NDArray[np.float64] | None:
@@ -392,7 +398,7 @@ def _enumerate_items(sub: Head, sp: Space, kind: str, items: list[Any],
         solves += r.lp_solves
         {"yes": feasible, "no": infeasible, "undecided": undecided}[r.status].append(r)
     return Enumeration(kind, sub.labels, feasible, infeasible, undecided, len(items), solves,
-                       samples, {"hidden_bound": sp.bound, "realises": sp.realises})
+                       samples, {"hidden_bound": sp.bound}, sp.realises)
 
 
 __all__ = [
