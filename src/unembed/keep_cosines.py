@@ -1,5 +1,5 @@
-"""Same cosines, different behaviour (v2 of the paper; DESIGN.md section 3, "The other
-direction").
+"""Same cosines, different behaviour (v2 of the paper; docs/feasibility.md, "Same cosines,
+different behaviour").
 
 Raw cosines are unchanged when rows are rescaled by positive factors a_k > 0
 (cos(a_i u_i, a_k u_k) = cos(u_i, u_k)); what a head can predict is not.
