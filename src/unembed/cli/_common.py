@@ -38,6 +38,18 @@ def add_head_args(p: argparse.ArgumentParser, *, positional: str | None = "head"
                    help="the logits pass through CAP * tanh(z / CAP)")
     p.add_argument("--allow-degenerate", action="store_true",
                    help="accept all-zero and identical rows (padding rows of real checkpoints)")
+    add_device_args(p)
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    """--device and --model-dtype: where and in what precision a torch model runs."""
+    p.add_argument("--device", default=None, metavar="DEV",
+                   help="where a torch model's forward passes run: cpu, cuda, cuda:1, mps "
+                        "(default: CUDA when present, else the CPU)")
+    p.add_argument("--model-dtype", default=None, metavar="DTYPE",
+                   help="dtype of a torch model's forward passes: float32, float16, bfloat16, "
+                        "float64 (default: the checkpoint's own; the head analysed is always "
+                        "the checkpoint's)")
 
 
 def add_json_arg(p: argparse.ArgumentParser) -> None:
@@ -64,6 +76,8 @@ def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
         link=args.link,
         softcap=args.softcap,
         strict=not args.allow_degenerate,
+        device=getattr(args, "device", None),
+        model_dtype=getattr(args, "model_dtype", None),
     )
 
 

@@ -120,6 +120,8 @@ def load(
     bias: str | os.PathLike[str] | None = None,
     softcap: float | None = None,
     strict: bool = True,
+    device: str | None = None,
+    model_dtype: str | None = None,
 ) -> Any:
     """Read the exact head of a model, whatever it is (see the table above).
 
@@ -142,6 +144,11 @@ def load(
         Weight files only (see :func:`load_head_file`).
     strict : bool
         Refuse heads with all-zero or identical rows.
+    device, model_dtype : str, optional
+        Torch-based sources: where the forward passes run ("cpu", "cuda", "cuda:1"; default
+        CUDA when present, else the CPU; a torch module given stays where it is unless a
+        device is named) and in what dtype ("float32", "bfloat16", ...; default the
+        checkpoint's). See :mod:`unembed.device`. Other sources run on the CPU in float64.
 
     Returns
     -------
@@ -164,10 +171,12 @@ def load(
             if _hf_kind(p) == "hf_vision":
                 from unembed.sources.hf_vision import load_hf_vision
 
-                return load_hf_vision(p, fold=fold, strict=strict)
+                return load_hf_vision(p, fold=fold, strict=strict, device=device,
+                                      model_dtype=model_dtype)
             from unembed.sources.hf_lm import load_hf_lm
 
-            return load_hf_lm(p, fold=fold, strict=strict)
+            return load_hf_lm(p, fold=fold, strict=strict, device=device,
+                              model_dtype=model_dtype)
         if fold:
             raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
                        f"no final norm).")
@@ -183,7 +192,8 @@ def load(
         from unembed.sources.torch_module import TorchModuleModel
 
         return TorchModuleModel(source, head_name=head_name, labels=labels, link=link,
-                                example_input=example_input, strict=strict)
+                                example_input=example_input, strict=strict, device=device,
+                                model_dtype=model_dtype)
     from unembed.sources.sklearn import is_sklearn_estimator, load_sklearn
 
     if is_sklearn_estimator(source):
@@ -193,8 +203,9 @@ def load(
 
 
 def _is_module(obj: Any) -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, torch.nn.Module)
+    """Whether ``obj`` is a torch module (without importing torch: a module object exists only
+    where torch has been imported)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)

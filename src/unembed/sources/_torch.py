@@ -57,6 +57,27 @@ def to_native(t: Any) -> NDArray[Any]:
     return np.asarray(t.cpu().numpy())
 
 
+def logits_out(t: Any) -> Any:
+    """A model's logits as the audit's streaming pass takes them: on the CPU a numpy array in
+    the model's own precision (:func:`to_native`, no copy); on an accelerator the tensor
+    itself, left on its device (the pass runs there, :mod:`unembed.kernels`)."""
+    t = t.detach()
+    return to_native(t) if t.device.type == "cpu" else t
+
+
+def as_f64(z: Any) -> NDArray[np.float64]:
+    """Logits from :func:`logits_out` (array or tensor) as a float64 numpy array."""
+    if isinstance(z, np.ndarray):
+        return np.asarray(z, dtype=np.float64)
+    return to_f64(z)
+
+
+def place(model: Any, device: Any, dtype: Any) -> Any:
+    """``model`` moved to ``device`` and cast to ``dtype`` (None: kept as it is)."""
+    model = model.to(device)
+    return model if dtype is None else model.to(dtype)
+
+
 def tolerance_for(dtype: str) -> float:
     """Relative tolerance for comparing a model's own computation (in ``dtype``) with the same
     computation in float64."""

@@ -29,12 +29,14 @@ from unembed._checks import fail
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
+    as_f64,
     capture_inputs,
     guess_norm_kinds,
+    logits_out,
     norm_from_module,
     norm_matches,
+    place,
     to_f64,
-    to_native,
     tolerance_for,
 )
 from unembed.sources.checkpoint import Checkpoint, tensor_to_numpy
@@ -228,8 +230,16 @@ class HFCausalLM:
     def __init__(self, path: Path, config: Any, *, fold: bool, strict: bool,
                  raw_W: NDArray[Any], raw_b: NDArray[Any] | None, dtype: str,
                  norm: FinalNorm | None, tied: bool, family: str, generic_model: Any = None,
-                 reparam: bool = False, reparam_reason: str = "") -> None:
+                 reparam: bool = False, reparam_reason: str = "", device: str | None = None,
+                 model_dtype: str | None = None) -> None:
+        from unembed.device import resolve_dtype_name
+
         self.path = path
+        #: where the forward passes run (None: CUDA when present, else the CPU) and in what
+        #: dtype (None: the checkpoint's); resolved when the model is first run
+        self.device_name = device
+        self.model_dtype = resolve_dtype_name(model_dtype)
+        self._device: Any = None
         self.config = config
         self.family = family
         self.tied = tied
@@ -325,8 +335,13 @@ class HFCausalLM:
     def model(self) -> Any:
         """The torch model (loaded on first use, in its stored dtype, eval mode), checked
         against the head."""
-        if self._model is None:
-            self._model = load_torch_lm(self.path)
+        if self._device is None:
+            from unembed.device import resolve_device, torch_dtype
+
+            self._device = resolve_device(self.device_name)
+            if self._model is None:
+                self._model = load_torch_lm(self.path, torch_dtype(self.model_dtype) or "auto")
+            self._model = place(self._model, self._device, torch_dtype(self.model_dtype))
         if not self._verified:
             self._check_against_model()
         return self._model
@@ -347,17 +362,20 @@ class HFCausalLM:
         if not isinstance(out, torch.nn.Linear):
             raise fail(f"{self.path}: the output layer is a {type(out).__name__}, not a Linear; "
                        f"this architecture cannot be handled exactly.")
-        live_w = out.weight.detach()
+        live_w = out.weight.detach().cpu()
+        stored = torch.from_numpy(np.ascontiguousarray(self.raw_W))
+        if self.model_dtype is not None and tuple(live_w.shape) == tuple(stored.shape):
+            stored = stored.to(live_w.dtype)  # the stored head rounded to the dtype it runs in
         if live_w.dtype in (torch.float16, torch.bfloat16):
-            live_w = live_w.float()
+            live_w, stored = live_w.float(), stored.float()
         if tuple(live_w.shape) != self.raw_W.shape or not np.array_equal(live_w.numpy(),
-                                                                           self.raw_W):
+                                                                           stored.numpy()):
             raise fail(f"{self.path}: the loaded model's output weight differs from the "
                        f"checkpoint's {self.family} head; cannot read this head exactly.")
         if self.norm is not None:
             mod = m.get_submodule(self.norm.name)
             live = norm_from_module(self.norm.name, mod, self.norm.kind)
-            if not np.array_equal(live.gain, self.norm.gain):
+            if self.model_dtype is None and not np.array_equal(live.gain, self.norm.gain):
                 raise fail(f"{self.path}: the final norm's gain in the loaded model differs "
                            f"from the checkpoint's.")
             self.norm = live  # now with eps
@@ -366,7 +384,7 @@ class HFCausalLM:
         h, z = self.forward(ids)
         mine = self.head.logits(h)
         err = float(np.abs(mine - z).max())
-        tol = tolerance_for(self.dtype) * (1.0 + float(np.abs(z).max()))
+        tol = tolerance_for(self.model_dtype or self.dtype) * (1.0 + float(np.abs(z).max()))
         if not err <= tol:
             self._verified = False
             raise fail(f"{self.path}: the {self.family} model's logits are not "
@@ -402,11 +420,13 @@ class HFCausalLM:
         """(hidden states (n, d), model logits (n, V)) in float64, one model pass per
         sequence batch; n is the total number of positions."""
         h, z = self.forward_native(inputs)
-        return h, np.asarray(z, dtype=np.float64)
+        return h, as_f64(z)
 
-    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[Any]]:
-        """As :meth:`forward`, but the logits (n, V) in the model's own precision (float32 or
-        float64; float16/bfloat16 widened exactly to float32), not copied to float64."""
+    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], Any]:
+        """As :meth:`forward`, but the logits (n, V) in the model's own precision, not copied
+        to float64: on the CPU a numpy array (float32 or float64; float16/bfloat16 widened
+        exactly to float32), on an accelerator the tensor on its device (one batch of logits
+        held there; the hidden states come to the host in float64)."""
         import torch
 
         model = self.model
@@ -418,8 +438,8 @@ class HFCausalLM:
             if batch.shape[1] == 0:
                 continue
             with capture_inputs(self._modules()) as cap, torch.no_grad():
-                out = model(input_ids=torch.as_tensor(batch))
-            z = to_native(out.logits).reshape(-1, self.head.n_labels)
+                out = model(input_ids=torch.as_tensor(batch, device=self._device))
+            z = logits_out(out.logits.reshape(-1, self.head.n_labels))
             if self.view == "folded":
                 assert self.norm is not None
                 h = self.norm.normalise(to_f64(cap["norm"]))
@@ -431,6 +451,10 @@ class HFCausalLM:
             return np.zeros((0, self.head.d)), np.zeros((0, self.head.n_labels))
         if len(zs) == 1:
             return hs[0], zs[0]
+        if not isinstance(zs[0], np.ndarray):
+            import torch
+
+            return np.concatenate(hs), torch.cat(zs)
         return np.concatenate(hs), np.concatenate(zs)
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
@@ -453,7 +477,8 @@ class HFCausalLM:
 
     def reopen(self, path: str | os.PathLike[str]) -> HFCausalLM:
         """The model saved at ``path``, read the same way (same view)."""
-        return load_hf_lm(path, fold=self.view == "folded", strict=self.head.strict)
+        return load_hf_lm(path, fold=self.view == "folded", strict=self.head.strict,
+                          device=self.device_name, model_dtype=self.model_dtype)
 
     def random_inputs(self, n: int, length: int, *, seed: int = 0) -> NDArray[np.int64]:
         """Token ids of shape (n, length) drawn uniformly from the vocabulary."""
@@ -496,7 +521,8 @@ _NO_REPARAM = "the module producing the hidden state is not a Linear that could 
 
 
 def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
-               strict: bool = True) -> HFCausalLM:
+               strict: bool = True, device: str | None = None,
+               model_dtype: str | None = None) -> HFCausalLM:
     """Read the head of a HuggingFace causal LM from a local directory.
 
     Parameters
@@ -510,6 +536,9 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
         "raw".
     strict : bool
         Refuse heads with all-zero or identical rows (see :class:`~unembed.head.Head`).
+    device, model_dtype : str, optional
+        Where the forward passes run and in what dtype (:mod:`unembed.device`; default: CUDA
+        when present, else the CPU; the checkpoint's dtype). The head is the checkpoint's.
 
     Returns
     -------
@@ -524,7 +553,8 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
     fam = FAMILIES.get(model_type)
     tied = bool(getattr(config, "tie_word_embeddings", False))
     if fam is None:
-        return _load_generic(p, config, fold=fold, strict=strict, tied=tied)
+        return _load_generic(p, config, fold=fold, strict=strict, tied=tied, device=device,
+                             model_dtype=model_dtype)
     reparam, reparam_reason = False, _NORM_REPARAM
     if model_type == "opt":
         fam, reparam, reparam_reason = _opt_norm(config, fam)
@@ -552,10 +582,11 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
         norm = FinalNorm(name=fam.norm, kind=fam.norm_kind, gain=gain, shift=shift)
     return HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=None, dtype=dtype,
                       norm=norm, tied=tied, family=model_type, reparam=reparam,
-                      reparam_reason=reparam_reason)
+                      reparam_reason=reparam_reason, device=device, model_dtype=model_dtype)
 
 
-def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool) -> HFCausalLM:
+def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool,
+                  device: str | None = None, model_dtype: str | None = None) -> HFCausalLM:
     """Any other architecture: the output embeddings must be a Linear; the final norm is a
     module named like one (``norm``, ``ln_f``, ``final_layer_norm``, ...) whose output is
     confirmed, by running the model, to be exactly what the head receives."""
@@ -578,7 +609,7 @@ def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool)
         "unknown for this architecture; not claimed")
     lm = HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=b, dtype=dtype,
                     norm=norm, tied=tied, family=f"{mt} (generic)", generic_model=model,
-                    reparam=False, reparam_reason=reason)
+                    reparam=False, reparam_reason=reason, device=device, model_dtype=model_dtype)
     _ = lm.model  # the model is loaded already: check its logits against the head now
     return lm
 
