@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -56,9 +57,10 @@ def add_json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
 
 
-def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
-    """The model (a LoadedModel) named by ``--model`` or the positional weight file; ``spec``
-    overrides both."""
+def model_loader(args: argparse.Namespace, spec: str | None = None) -> functools.partial[Any]:
+    """``load(...)`` of the model named by ``--model`` or the positional weight file, with the
+    options given, as a picklable call (``spec`` overrides both); workers of ``--engine ray``
+    run it themselves."""
     from unembed._checks import fail
     from unembed.sources import load
 
@@ -67,7 +69,8 @@ def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
         source = getattr(args, "head", None)
     if source is None:
         raise fail("name a head: a weight file HEAD, or --model PATH.")
-    return load(
+    return functools.partial(
+        load,
         source,
         fold=getattr(args, "fold", False),
         trust_pickle=getattr(args, "trust_pickle", False),
@@ -79,6 +82,38 @@ def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
         device=getattr(args, "device", None),
         model_dtype=getattr(args, "model_dtype", None),
     )
+
+
+def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
+    """The model (a LoadedModel) named by ``--model`` or the positional weight file; ``spec``
+    overrides both."""
+    return model_loader(args, spec)()
+
+
+def add_engine_args(p: argparse.ArgumentParser, *, workers_help: str) -> None:
+    """--engine, --address, --workers."""
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="'ray': spread the work over Ray workers (pip install 'unembed[ray]'; "
+                        "default: this machine's processes)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --engine ray: the cluster to join (default: start a local Ray)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help=workers_help)
+
+
+def ray_engine(args: argparse.Namespace) -> Any:
+    """The RayEngine the options ask for, or None for --engine local."""
+    if args.engine != "ray":
+        if args.address is not None:
+            from unembed._checks import fail
+
+            raise fail("--address needs --engine ray.")
+        return None
+    import os
+
+    from unembed.engine import RayEngine
+
+    return RayEngine(workers=args.workers or max(1, min(8, os.cpu_count() or 1)),
+                     address=args.address)
 
 
 def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:

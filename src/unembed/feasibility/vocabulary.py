@@ -25,10 +25,10 @@ form's bias weight) as large as the direction's margin allows; LPs use the exact
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,12 +38,16 @@ from unembed.feasibility._core import (
     Feasibility,
     Radius,
     Space,
+    check_candidate,
     decide,
     make_problem,
     make_space,
 )
 from unembed.feasibility.questions import _scaled
 from unembed.head import Head
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unembed.engine import RayEngine
 
 _EPS32 = 2.0**-24
 
@@ -222,29 +226,86 @@ def _lp_label(task: tuple[int, NDArray[np.float64] | None, bool]) -> Feasibility
                   labels=(head.labels[i],), starts=starts, optimal=optimal)
 
 
-class _Runner:
-    """Runs label LPs in this process or in one pool of worker processes (made on first use,
-    each worker given the head once)."""
+def _fast_unit(shared: tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64],
+                              Space, int], idx: NDArray[np.int64]
+               ) -> tuple[NDArray[np.float64], list[list[tuple[int, float]]],
+                          NDArray[np.float64], NDArray[np.int64]]:
+    """One block of the fast pass as a unit of work for an engine."""
+    W32, W, norms, sp, steps = shared
+    return _fast_block(W32, W, norms, sp, idx, steps)
 
-    def __init__(self, head: Head, sp: Space, workers: int) -> None:
+
+_UNIT_KEY: list[str] = []
+
+
+def _lp_unit(shared: tuple[Any, ...], task: tuple[int, NDArray[np.float64] | None, bool]
+             ) -> Feasibility:
+    """One label's LP as a unit of work for an engine (the worker builds the head once)."""
+    key, *initargs = shared
+    if _UNIT_KEY != [key]:
+        _init_worker(*initargs)
+        _UNIT_KEY[:] = [key]
+    return _lp_label(task)
+
+
+class _Runner:
+    """Runs label LPs in this process, in one pool of worker processes (made on first use,
+    each worker given the head once), or as units of an engine (every witness checked again
+    here)."""
+
+    def __init__(self, head: Head, sp: Space, workers: int,
+                 engine: RayEngine | None = None) -> None:
         self.head, self.sp, self.workers = head, sp, workers
         self.ex: ProcessPoolExecutor | None = None
         self.local = False
+        self.engine = engine
+        self._shared: tuple[Any, ...] | None = None
+
+    def _initargs(self) -> tuple[Any, ...]:
+        return (self.head.W, self.sp.b, self.sp.radius, self.sp.rtol, self.head.labels,
+                self.sp.centered, self.sp.box, self.sp.bound)
+
+    def _run_engine(self, engine: RayEngine,
+                    tasks: list[tuple[int, NDArray[np.float64] | None, bool]],
+                    tick: Callable[[], None]) -> dict[int, Feasibility]:
+        if self._shared is None:
+            import hashlib
+
+            key = hashlib.sha256(np.ascontiguousarray(self.head.W).tobytes()).hexdigest()
+            self._shared = (key, *self._initargs())
+        got = engine.map(_lp_unit, self._shared, tasks, tick)
+        out: dict[int, Feasibility] = {}
+        for t, r in zip(tasks, got):
+            i = t[0]
+            if r.status == "yes":
+                ok = r.witness is not None and check_candidate(
+                    self.sp, make_problem(groups=[[i]]), r.witness)[0]
+                if not ok:  # never trusted unchecked: decide it here instead
+                    r = self._local([t], lambda: None)[i]
+            out[i] = r
+        return out
+
+    def _local(self, tasks: list[tuple[int, NDArray[np.float64] | None, bool]],
+               tick: Callable[[], None]) -> dict[int, Feasibility]:
+        if not self.local:
+            _init_worker(*self._initargs())
+            self.local = True
+            _UNIT_KEY.clear()
+        out: dict[int, Feasibility] = {}
+        for t in tasks:
+            out[t[0]] = _lp_label(t)
+            tick()
+        return out
 
     def run(self, tasks: list[tuple[int, NDArray[np.float64] | None, bool]],
             tick: Callable[[], None]) -> dict[int, Feasibility]:
         out: dict[int, Feasibility] = {}
         if not tasks:
             return out
+        if self.engine is not None:
+            return self._run_engine(self.engine, tasks, tick)
         if self.workers <= 1 or (len(tasks) == 1 and self.ex is None):
-            if not self.local:
-                _init_worker(self.head.W, self.sp.b, self.sp.radius, self.sp.rtol,
-                             self.head.labels, self.sp.centered, self.sp.box, self.sp.bound)
-                self.local = True
-            for t in tasks:
-                out[t[0]] = _lp_label(t)
-                tick()
-            return out
+            return self._local(tasks, tick)
         if self.ex is None:
             self.ex = ProcessPoolExecutor(
                 max_workers=self.workers, initializer=_init_worker,
@@ -274,6 +335,7 @@ def argmaxable_all(
     n_narrowest: int = 10,
     narrowest_budget: int = 20,
     progress: bool = False,
+    engine: RayEngine | None = None,
 ) -> VocabularyResult:
     """Decide for every label of ``head`` whether it is argmaxable (see the module docstring).
 
@@ -297,6 +359,9 @@ def argmaxable_all(
         How many of the narrowest argmaxable labels to report with exact margins.
     progress : bool
         Show rich progress bars on stderr.
+    engine : RayEngine, optional
+        Run the fast pass's blocks and the LPs as units on Ray (:mod:`unembed.engine`):
+        the same verdicts; every LP witness is checked again in this process.
 
     Returns
     -------
@@ -316,9 +381,14 @@ def argmaxable_all(
     bar = _Bars(progress)
     with bar:
         task = bar.add("fast pass (float32 blocks)", V)
-        for start in range(0, V, block):
-            idx = np.arange(start, min(V, start + block))
-            low, rec, sc, _ = _fast_block(W32, W, norms, sp, idx, steps)
+        blocks = [np.arange(start, min(V, start + block)) for start in range(0, V, block)]
+        done: Iterable[tuple[NDArray[np.float64], list[list[tuple[int, float]]],
+                             NDArray[np.float64], NDArray[np.int64]]]
+        if engine is not None:
+            done = engine.map(_fast_unit, (W32, W, norms, sp, steps), blocks)
+        else:
+            done = (_fast_block(W32, W, norms, sp, idx, steps) for idx in blocks)
+        for idx, (low, rec, sc, _) in zip(blocks, done):
             lower[idx] = low
             scale[idx] = sc
             for a, i in enumerate(idx.tolist()):
@@ -327,10 +397,12 @@ def argmaxable_all(
             bar.advance(task, idx.size)
         settled = lower > sp.tol
         left = np.flatnonzero(~settled)
+        if engine is not None:
+            workers = engine.workers
         task = bar.add(f"exact LPs ({workers} workers)", int(left.size))
         tasks: list[tuple[int, NDArray[np.float64] | None, bool]] = [
             (int(i), _rebuild(W, int(i), recipes[int(i)]), True) for i in left]
-        runner = _Runner(head, sp, workers)
+        runner = _Runner(head, sp, workers, engine)
         try:
             lp_results = runner.run(tasks, lambda: bar.advance(task, 1))
             exact, narrow_exact = _narrowest(runner, bar, W, lower, settled, recipes,
