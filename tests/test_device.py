@@ -79,3 +79,26 @@ def test_cli_audit_with_device_and_dtype(tiny_gpt2_dir: Path, tmp_path: Path) ->
     rc = main(["audit", "--model", str(tiny_gpt2_dir), "--data", str(data), "--out",
                str(tmp_path / "r2"), "--device", "nosuchdevice", "--json", "--no-progress"])
     assert rc == 2
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_argmaxable_fast_pass_on_a_torch_device(bias: bool) -> None:
+    from unembed.feasibility import argmaxable_all
+    from unembed.head import Head
+
+    rng = np.random.default_rng(11)
+    W = rng.standard_normal((300, 6)).astype(np.float32).astype(np.float64)
+    for i in range(290, 300):  # inside the hull of three others: never the argmax
+        W[i] = rng.dirichlet(np.ones(3)) @ W[rng.choice(290, 3, replace=False)]
+    head = Head(W, b=rng.standard_normal(300) * 0.1 if bias else None)
+    ref = argmaxable_all(head, workers=1, n_narrowest=0)
+    dev = argmaxable_all(head, workers=1, n_narrowest=0, device="cpu")
+    np.testing.assert_array_equal(ref.status, dev.status)
+    if not bias:  # with a bias a row inside the hull can still win
+        assert {str(i) for i in range(290, 300)} <= set(dev.unargmaxable)
+    fast = np.flatnonzero(dev.method == "fast")
+    assert fast.size > 50
+    for i in fast.tolist():  # each fast-pass witness, checked in float64 from scratch
+        h = dev.witness(i)
+        z = W @ h + (head.b if bias else 0.0)
+        assert int(np.argmax(z)) == i and np.sort(z)[-1] > np.sort(z)[-2]

@@ -18,7 +18,7 @@ from unembed.accumulators import (
     PairStats,
     top_k_indices,
 )
-from unembed.data import ArrayInputs, DataSource, TextWindows, open_data
+from unembed.data import ArrayInputs, DataSource, OpensOwnText, TextWindows, open_data
 from unembed.streaming import Behaviour, collect
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Behaviour",
     "DataSource",
     "LabelTally",
+    "OpensOwnText",
     "PairStats",
     "TextWindows",
     "collect",

@@ -23,14 +23,15 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
 
-__all__ = ["ArrayInputs", "DataSource", "TextWindows", "open_data", "shard_batches"]
+__all__ = ["ArrayInputs", "DataSource", "OpensOwnText", "TextWindows", "open_data",
+           "shard_batches"]
 
 
 class DataSource(Protocol):
@@ -193,6 +194,14 @@ class ArrayInputs:
         return out
 
 
+@runtime_checkable
+class OpensOwnText(Protocol):
+    """A model that turns a text file into its own data source (spaCy: texts, not ids)."""
+
+    def open_text(self, path: str | os.PathLike[str], *,
+                  max_inputs: int | None = None) -> DataSource: ...
+
+
 def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
               max_inputs: int | None = None) -> DataSource:
     """A data source for ``model`` from a file: ``.npy`` arrays for image classifiers and
@@ -201,6 +210,8 @@ def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
     p = Path(path)
     if p.suffix.lower() == ".npy":
         return ArrayInputs(p, max_inputs=max_inputs)
+    if isinstance(model, OpensOwnText):  # models that read text themselves (spaCy)
+        return model.open_text(p, max_inputs=max_inputs)
     if not callable(getattr(model, "tokenize", None)):
         raise fail(f"{p}: a text file needs a language model with a tokenizer; this model "
                    f"({getattr(model, 'kind', type(model).__name__)}) takes arrays (.npy).")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from unembed._checks import arg_error, fail
+from unembed._progress import progress_bars
 from unembed.data import DataSource
 from unembed.head import Head, LabelRef
 from unembed.streaming import Behaviour, Partial, Selection, behaviour_of, run_shard, select_labels
@@ -175,9 +176,10 @@ class RayEngine:
         kw = {"top_k": top_k, "batch_size": batch_size, "keep_hidden": keep_hidden,
               "logits": logits}
         n = self.workers
-        with _Bar(progress, n) as tick:
+        with progress_bars(progress) as bars:
+            task = bars.add("behaviour (ray shards)", total=n)
             parts = self.map(_shard_unit, (key, load_model, open_data, sel, kw),
-                             [(w, n) for w in range(n)], tick)
+                             [(w, n) for w in range(n)], lambda: bars.advance(task))
         return behaviour_of(head, parts, sel, top_k=top_k, keep_hidden=keep_hidden)
 
 
@@ -198,26 +200,3 @@ def _picklable(obj: object) -> bool:
     except Exception:
         return False
     return True
-
-
-class _Bar:
-    """A progress bar over shards (rich, on stderr), or nothing."""
-
-    def __init__(self, on: bool, total: int) -> None:
-        self.on, self.total = on, total
-        self._p: Any = None
-
-    def __enter__(self) -> Callable[[], None]:
-        if not self.on:
-            return lambda: None
-        from rich import progress as rp
-
-        self._p = rp.Progress(rp.TextColumn("behaviour (ray shards)"), rp.BarColumn(),
-                              rp.MofNCompleteColumn(), rp.TimeElapsedColumn(), transient=True)
-        self._p.__enter__()
-        task = self._p.add_task("shards", total=self.total)
-        return lambda: self._p.advance(task, 1)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._p is not None:
-            self._p.__exit__(*exc)

@@ -22,6 +22,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from unembed._checks import check_hidden, fail
+from unembed._tolerance import TOLERANCES, coarsest
+from unembed._tolerance import tolerance as tolerance_of
 from unembed.head import Head, Link, logits_to_log_probs
 
 __all__ = [
@@ -34,23 +36,15 @@ __all__ = [
     "random_hidden",
 ]
 
-#: Tolerance on max |delta p| for a claim of equivalence, by the coarsest weight dtype.
-TOLERANCE: dict[str, float] = {
-    "float64": 1e-12,
-    "float32": 1e-4,
-    "float16": 1e-2,
-    "bfloat16": 3e-2,
-}
-_ORDER = ["float64", "float32", "float16", "bfloat16"]
+#: Tolerance on max |delta p| for a claim of equivalence, by the coarsest weight dtype (the
+#: ``probability`` column of :data:`unembed._tolerance.TOLERANCES`).
+TOLERANCE: dict[str, float] = {k: t.probability for k, t in TOLERANCES.items()}
 
 
 def tolerance_for(*dtypes: str) -> tuple[str, float]:
     """The coarsest of some dtypes and its tolerance on max |delta p|."""
-    known = [d for d in dtypes if d in TOLERANCE]
-    if not known:
-        return "float32", TOLERANCE["float32"]
-    worst = max(known, key=_ORDER.index)
-    return worst, TOLERANCE[worst]
+    worst = coarsest(*dtypes)
+    return worst, tolerance_of(worst).probability
 
 
 @dataclass(frozen=True)
@@ -102,7 +96,8 @@ def compare_logits(
         lp0, lq0 = logits_to_log_probs(-a, link), logits_to_log_probs(-b, link)
         kl = np.sum(p * (lp - lq) + (1 - p) * (lp0 - lq0), axis=1)
         agree = np.mean(np.all((a > 0) == (b > 0), axis=1))
-    dt, tol = (dtype, TOLERANCE.get(dtype, 1e-4)) if tolerance is None else (dtype, tolerance)
+    tol = tolerance_of(dtype).probability if tolerance is None else tolerance
+    dt = dtype
     dp = float(np.max(np.abs(p - q))) if p.size else 0.0
     return Equivalence(
         n_inputs=int(a.shape[0]),

@@ -24,8 +24,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._io import atomic_target, is_pickle
+from unembed._progress import progress_bars
 from unembed.equivalence import Equivalence, compare_logits
 from unembed.head import Head
 
@@ -66,21 +67,6 @@ class ExportResult:
 Step = Callable[[str], None]
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Step]:
-    """``step(text)`` shows what the export is doing (a transient rich spinner on stderr)."""
-    if not enabled:
-        yield lambda _text: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("export", total=None)
-        yield lambda text: bar.update(task, description=text)
-
-
 def _check_same_shape(model: Any, head: Head) -> None:
     old: Head = model.head
     if head.W.shape != old.W.shape:
@@ -92,39 +78,12 @@ def _check_same_shape(model: Any, head: Head) -> None:
         raise fail("export_model: the new head's link or soft-cap differs from the model's.")
 
 
-def _prepare_target(out: str | os.PathLike[str], force: bool) -> tuple[Path, Path]:
-    outp = Path(out)
-    if outp.exists() and not force:
-        raise fail(f"{outp}: already exists; pass --force (force=True) to replace it.")
-    if not outp.parent.is_dir():
-        raise fail(f"{outp.parent}: no such directory for the output.")
-    tmp = outp.with_name(f".{outp.name}.tmp-{os.getpid()}")
-    _remove(tmp)
-    return outp, tmp
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
-    elif p.exists() or p.is_symlink():
-        p.unlink()
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp``; an old ``out`` is moved aside first and removed last."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    _remove(old)
-
-
-def _finish(tmp: Path, out: Path, eq: Equivalence, what: str) -> None:
+def _require_equivalent(eq: Equivalence, out: Path, what: str) -> None:
+    """Raise (so that the temporary is removed and ``out`` left as it was) unless the written
+    result is equivalent."""
     if not eq.equivalent:
-        _remove(tmp)
         raise fail(f"export_model: the written {what} is not equivalent to the original "
                    f"({eq.verdict}); nothing was written to {out}.")
-    _move_into_place(tmp, out)
 
 
 def _unfold(model: Any, head: Head) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -199,23 +158,19 @@ def _export_hf(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
     if b_write is not None:
         layer.bias = torch.nn.Parameter(_tensor(b_write, dtype),
                                         requires_grad=False)
-    try:
-        step(f"writing {tmp.name}")
-        loaded.save_pretrained(str(tmp))
-        del loaded
-        _copy_side_files(model.path, tmp)
-        step("re-reading the written model")
-        reread = model.reopen(tmp)
-        step("running both models on the same inputs")
-        x = model.random_inputs(n_sequences, length, seed=seed) if inputs is None else inputs
-        z_old = model.model_logits(x)
-        z_new = reread.model_logits(x)
-    except BaseException:
-        _remove(tmp)
-        raise
+    step(f"writing {tmp.name}")
+    loaded.save_pretrained(str(tmp))
+    del loaded
+    _copy_side_files(model.path, tmp)
+    step("re-reading the written model")
+    reread = model.reopen(tmp)
+    step("running both models on the same inputs")
+    x = model.random_inputs(n_sequences, length, seed=seed) if inputs is None else inputs
+    z_old = model.model_logits(x)
+    z_new = reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
     new_head = reread.head
-    _finish(tmp, out, eq, "model")
+    _require_equivalent(eq, out, "model")
     return ExportResult(out=out, kind=model.kind, head=new_head, equivalence=eq, untied=untied,
                         notes=tuple(notes))
 
@@ -236,32 +191,28 @@ def _export_torch(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
         if b_write is not None:
             new_layer.bias.copy_(_tensor(b_write, dtype))
     state = {k: v.detach().clone().contiguous() for k, v in new_module.state_dict().items()}
-    try:
-        if out.suffix == ".safetensors":
-            from safetensors.torch import save_file
+    if out.suffix == ".safetensors":
+        from safetensors.torch import save_file
 
-            save_file(state, str(tmp))
-            from safetensors.torch import load_file
+        save_file(state, str(tmp))
+        from safetensors.torch import load_file
 
-            reread_state = load_file(str(tmp))
-        else:
-            torch.save(state, tmp)
-            reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
-        check_module = copy.deepcopy(model.module)
-        check_module.load_state_dict(reread_state)
-        reread = model.with_module(check_module)
-        if inputs is None:
-            notes.append("no inputs given: verified on random hidden states fed to the "
-                         "output layer")
-            h = _random_hidden_for(model.head, seed)
-            z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
-        else:
-            z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
-    except BaseException:
-        _remove(tmp)
-        raise
+        reread_state = load_file(str(tmp))
+    else:
+        torch.save(state, tmp)
+        reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
+    check_module = copy.deepcopy(model.module)
+    check_module.load_state_dict(reread_state)
+    reread = model.with_module(check_module)
+    if inputs is None:
+        notes.append("no inputs given: verified on random hidden states fed to the "
+                     "output layer")
+        h = _random_hidden_for(model.head, seed)
+        z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
+    else:
+        z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
-    _finish(tmp, out, eq, "state dict")
+    _require_equivalent(eq, out, "state dict")
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=tuple(notes))
 
@@ -278,19 +229,15 @@ def _export_sklearn(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
     import pickle
 
     est = model.with_head(head)
-    try:
-        with open(tmp, "wb") as fh:
-            pickle.dump(est, fh)
-        with open(tmp, "rb") as fh:
-            reread_est = pickle.load(fh)
-        reread = model.with_estimator(reread_est)
-        x = model.random_inputs(256, seed=seed) if inputs is None else inputs
-        z_old, z_new = model.model_logits(x), reread.model_logits(x)
-    except BaseException:
-        _remove(tmp)
-        raise
+    with open(tmp, "wb") as fh:
+        pickle.dump(est, fh)
+    with open(tmp, "rb") as fh:
+        reread_est = pickle.load(fh)
+    reread = model.with_estimator(reread_est)
+    x = model.random_inputs(256, seed=seed) if inputs is None else inputs
+    z_old, z_new = model.model_logits(x), reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
-    _finish(tmp, out, eq, "estimator")
+    _require_equivalent(eq, out, "estimator")
     notes: tuple[str, ...] = () if inputs is not None else (
         "verified on random standard-normal features",)
     if model.structure == "binary":
@@ -308,7 +255,8 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
 
     Parameters
     ----------
-    model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn")
+    model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn",
+        "spacy": a pipeline directory, "transformer_lens": a state dict file)
     head : Head of shape (V, d)
         The new head, in the same view as ``model.head`` (raw or folded).
     out : path
@@ -328,17 +276,26 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
         Raises UnembedError (and writes nothing) when the written model is not equivalent.
     """
     kind = getattr(model, "kind", None)
-    if kind not in ("hf_lm", "hf_vision", "torch", "sklearn"):
+    if kind not in ("hf_lm", "hf_vision", "torch", "sklearn", "spacy", "transformer_lens"):
         raise fail(f"export_model: cannot export a model of kind {kind!r}; weight files are "
                    f"written with unembed.sources.files.write_like.")
     _check_same_shape(model, head)
-    outp, tmp = _prepare_target(out, force)
-    if kind in ("hf_lm", "hf_vision"):
-        with _progress(progress) as step:
-            return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed, step)
-    if kind == "torch":
-        return _export_torch(model, head, outp, tmp, inputs, seed)
-    if outp.suffix.lower() not in (".pkl", ".pickle", ".joblib"):
+    outp = Path(out)
+    if kind == "sklearn" and not is_pickle(outp):
         raise fail(f"{outp}: a scikit-learn estimator is written as a pickle; use a .pkl "
                    f"suffix.")
-    return _export_sklearn(model, head, outp, tmp, inputs, seed)
+    with atomic_target(outp, force=force) as tmp, progress_bars(progress) as bars:
+        if kind in ("hf_lm", "hf_vision"):
+            step = bars.step("export")
+            return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed, step)
+        if kind == "torch":
+            return _export_torch(model, head, outp, tmp, inputs, seed)
+        if kind == "spacy":
+            from unembed.sources.spacy_pipeline import export_spacy
+
+            return export_spacy(model, head, outp, tmp, inputs, seed)
+        if kind == "transformer_lens":
+            from unembed.sources.tlens import export_tl
+
+            return export_tl(model, head, outp, tmp, inputs, seed)
+        return _export_sklearn(model, head, outp, tmp, inputs, seed)

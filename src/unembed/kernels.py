@@ -100,15 +100,17 @@ def summarise_numpy(z: NDArray[Any], link: str, top_k: int,
     ``z`` may be float64 or the model's own float32: float32 widens exactly to float64, so the
     top-k sets and argmaxes are those of the float64 logits, and every exp, sum and
     log-normaliser is computed in float64 from the exact widened values, chunk by chunk of
-    rows (about 2**19 entries: the float64 buffer stays in cache and is reused, never a whole
-    (n, V) float64 copy): one exp written to the buffer, one row sum and one weighted column
+    rows (about 2**19 entries: the chunk and the float64 buffer stay in cache and the buffer
+    is reused, never a whole (n, V) float64 copy): the top k, one exp written to the buffer,
+    one row sum and one weighted column
     sum (sum_i p_i = sum_i exp(z_i) / s_row). When every logit of the chunk lies in
     (-600, 600), exp(z) is taken directly (the same float64 rounding, one pass fewer);
     otherwise exp(z - max).
     """
     z = _as_float(z)
     n, v = z.shape
-    top, best = top_k_rows(z, top_k)
+    top = np.empty((n, min(top_k, v)), dtype=np.int64)
+    best = np.empty(n, dtype=np.int64)
     lognorm = np.zeros(n)
     sum_p = np.zeros(v)
     step = max(1, (1 << 19) // max(v, 1))
@@ -116,8 +118,10 @@ def summarise_numpy(z: NDArray[Any], link: str, top_k: int,
     for r0 in range(0, n, step):
         zc = z[r0:r0 + step]
         e = buf[: zc.shape[0]]
+        # the top k while the chunk is in cache
+        top[r0:r0 + step], best[r0:r0 + step] = top_k_rows(zc, top_k)
         if link == "softmax":
-            m = z[np.arange(r0, r0 + zc.shape[0]), best[r0:r0 + step]].astype(np.float64)
+            m = zc[np.arange(zc.shape[0]), best[r0:r0 + step]].astype(np.float64)
             if -NO_SHIFT < float(zc.min()) and float(m.max()) < NO_SHIFT:
                 np.exp(zc, out=e, dtype=np.float64)  # the float64 loop, not float32's
                 sc = e.sum(axis=1)

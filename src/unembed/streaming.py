@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._progress import progress_bars
 from unembed.accumulators import LabelTally, PairStats
 from unembed.data import DataSource, shard_batches
 from unembed.head import Head, LabelRef
@@ -247,26 +248,22 @@ def collect(
     idx, selection = _label_set(head, labels, top_n, top_k)
     stream = _Stream(model, idx=idx, top_k=top_k, keep_hidden=keep_hidden, logits=logits)
 
-    from rich import progress as rp
     from threadpoolctl import threadpool_limits
 
     hint = data.size_hint()
-    columns = (rp.TextColumn("behaviour"), rp.BarColumn(), rp.MofNCompleteColumn(),
-               rp.TimeElapsedColumn())
     # The accumulators multiply small (n, k) matrices: one BLAS thread does that fastest, and
     # BLAS threads spinning beside the model's own threads (torch) slow both down many times.
-    with threadpool_limits(1, user_api="blas"), rp.Progress(
-            *columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task("inputs", total=hint)
+    with threadpool_limits(1, user_api="blas"), progress_bars(progress) as bar:
+        task = bar.add("behaviour", total=hint)
         for b, offset, batch in shard_batches(data, batch_size):
             stream.feed(b, offset, batch)
             if stream.part.pairs is None and stream.held_n >= selection_predictions:
                 idx, selection = _chosen(stream.part.tally, top_n)
                 stream.choose(idx)
             bar.advance(task, len(batch))
-    if stream.part.pairs is None and stream.part.seen:
-        idx, selection = _chosen(stream.part.tally, top_n)
-        stream.choose(idx)
+        if stream.part.pairs is None and stream.part.seen:  # fewer predictions than asked
+            idx, selection = _chosen(stream.part.tally, top_n)
+            stream.choose(idx)
     return _behaviour(head, stream.part, selection, top_k, keep_hidden)
 
 
@@ -292,11 +289,14 @@ def select_labels(model: Any, data: DataSource, *, labels: Sequence[LabelRef] | 
     idx, text = _label_set(head, labels, top_n, top_k)
     if idx is not None:
         return Selection(idx, text, 0)
+    from threadpoolctl import threadpool_limits
+
     stream = _Stream(model, idx=None, top_k=top_k, keep_hidden=0, logits=logits)
-    for b, offset, batch in shard_batches(data, batch_size):
-        stream.feed(b, offset, batch)
-        if stream.held_n >= selection_predictions:
-            break
+    with threadpool_limits(1, user_api="blas"):
+        for b, offset, batch in shard_batches(data, batch_size):
+            stream.feed(b, offset, batch)
+            if stream.held_n >= selection_predictions:
+                break
     if stream.part.seen == 0:
         raise fail("The data gave no inputs (empty file, or fewer tokens than one window).")
     idx, text = _chosen(stream.part.tally, top_n)

@@ -9,6 +9,7 @@ import math
 import sys
 from typing import Any
 
+from unembed._io import is_pickle
 from unembed._json import jsonable
 from unembed.head import Head
 
@@ -22,8 +23,15 @@ def add_head_args(p: argparse.ArgumentParser, *, positional: str | None = "head"
                             "optional with --model")
     p.add_argument("--model", metavar="PATH",
                    help="a model instead of a weight file: a local HuggingFace directory "
-                        "(causal LM or image classifier) or a pickled scikit-learn estimator "
-                        "(.pkl, needs --trust-pickle)")
+                        "(causal LM or image classifier), a hub name ORG/NAME read from the "
+                        "local hub cache (never downloaded), a spaCy pipeline directory, or a "
+                        "pickled scikit-learn estimator (.pkl, needs --trust-pickle)")
+    p.add_argument("--component", metavar="NAME",
+                   help="with a spaCy pipeline: the tagger component to read (default: the "
+                        "only one)")
+    p.add_argument("--revision", metavar="REV",
+                   help="with a hub name: the branch, tag or commit hash in the hub cache "
+                        "(default: main)")
     p.add_argument("--fold", action="store_true",
                    help="with --model: fold the final norm's gain (and shift) into the head "
                         "(the 'folded' view; default: the raw stored rows)")
@@ -81,6 +89,8 @@ def model_loader(args: argparse.Namespace, spec: str | None = None) -> functools
         strict=not args.allow_degenerate,
         device=getattr(args, "device", None),
         model_dtype=getattr(args, "model_dtype", None),
+        revision=getattr(args, "revision", None),
+        head_name=getattr(args, "component", None),
     )
 
 
@@ -125,8 +135,11 @@ def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:
     target = spec if spec is not None else args.head
     if getattr(args, "model", None) is not None and spec is None:
         return load_model(args).head
-    if target is not None and (os.path.isdir(target) or str(target).endswith(
-            (".pkl", ".pickle", ".joblib"))):
+    from unembed.sources.hub_cache import find as find_in_hub_cache
+
+    revision = getattr(args, "revision", None)
+    if target is not None and (os.path.isdir(target) or is_pickle(target)
+                               or find_in_hub_cache(target, revision)):
         return load_model(args, target).head
     if target is None:
         return load_model(args).head

@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = argmaxable_all(head, bias=not args.no_bias, radius=args.radius, rtol=args.rtol,
                              workers=args.workers, n_narrowest=args.narrowest,
-                             progress=not args.json, engine=engine)
+                             progress=not args.json, engine=engine,
+                             device=args.device)
     finally:
         if engine is not None:
             engine.close()

@@ -147,4 +147,6 @@ def run(args: argparse.Namespace) -> int:
 def _is_weight_file(spec: str) -> bool:
     import os
 
-    return not (os.path.isdir(spec) or spec.endswith((".pkl", ".pickle", ".joblib")))
+    from unembed._io import is_pickle
+
+    return not (os.path.isdir(spec) or is_pickle(spec))

@@ -33,18 +33,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed._checks import fail
+from unembed._progress import Bars, progress_bars
+from unembed.device import resolve_device
 from unembed.feasibility._core import (
     RTOL,
+    Certificate,
     Feasibility,
     Radius,
+    Realises,
     Space,
+    certify,
     check_candidate,
     decide,
     make_problem,
     make_space,
+    with_bound,
 )
-from unembed.feasibility.questions import _scaled
-from unembed.head import Head
+from unembed.feasibility.questions import _scaled, identical_reason
+from unembed.head import Head, LabelRef
 
 if TYPE_CHECKING:  # pragma: no cover
     from unembed.engine import RayEngine
@@ -65,7 +72,7 @@ class VocabularyResult:
         Unit-form margin: a proven lower bound (fast pass), the LP's value (LP), or the exact
         optimum (labels in ``narrowest`` and every "no").
     method : ndarray of str, shape (V,)
-        "fast" or "lp".
+        "fast", "lp" or "identical" (see ``reasons``).
     tol : float
     formulation : str
     lp_results : dict label index -> Feasibility
@@ -78,6 +85,12 @@ class VocabularyResult:
         The bound on h used: "kind" ("unbounded" or "box"), "source" ("none", "caller" or
         "architecture"), "radius", "radii" (per-coordinate), "reason" and "meaning" (what a
         "yes" and a "no" then prove about the model).
+    realises : {"W h + b", "W h"}
+        The logits on which every witness makes its label the strict argmax (``"W h"`` only
+        for ``bias=False`` on a head with a bias).
+    reasons : dict label index -> str
+        Labels decided without an LP, with why: a row identical to another label's whose bias
+        is at least as large (method "identical"; such a label is never the strict argmax).
     """
 
     labels: tuple[str, ...]
@@ -90,9 +103,11 @@ class VocabularyResult:
     narrowest: list[Feasibility]
     narrowest_exact: bool
     hidden_bound: dict[str, Any] = field(default_factory=dict)
+    realises: Realises = "W h + b"
+    reasons: dict[int, str] = field(default_factory=dict)
     _recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = field(
         repr=False, default_factory=dict)
-    _W: NDArray[np.float64] | None = field(repr=False, default=None)
+    _head: Head | None = field(repr=False, default=None)
 
     @property
     def unargmaxable(self) -> list[str]:
@@ -103,14 +118,18 @@ class VocabularyResult:
     def undecided(self) -> list[str]:
         return [self.labels[i] for i in np.flatnonzero(self.status == "undecided")]
 
-    def witness(self, label: int | str) -> NDArray[np.float64] | None:
-        """A hidden state (d,) that makes the label the argmax (None unless "yes")."""
-        i = label if isinstance(label, int) else self.labels.index(label)
+    def witness(self, label: LabelRef) -> NDArray[np.float64] | None:
+        """A hidden state (d,) that makes the label the strict argmax of the logits named by
+        ``realises`` (None unless "yes"). ``label`` is resolved like :meth:`Head.index`: a
+        label string, an integer (numpy integers too) or "#N"."""
+        if self._head is None:
+            raise fail("This VocabularyResult holds no head to rebuild witnesses from.")
+        i = self._head.index(label)
         if i in self.lp_results:
             return self.lp_results[i].witness
-        if i not in self._recipes or self._W is None:
+        if i not in self._recipes:
             return None
-        return _rebuild(self._W, i, self._recipes[i])
+        return _rebuild(self._head.W, i, self._recipes[i])
 
     def to_dict(self) -> dict[str, Any]:
         counts = {k: int((self.status == k).sum()) for k in ("yes", "no", "undecided")}
@@ -122,6 +141,8 @@ class VocabularyResult:
             "tol": self.tol,
             "formulation": self.formulation,
             "hidden_bound": self.hidden_bound,
+            "realises": self.realises,
+            "reasons": {self.labels[i]: why for i, why in self.reasons.items()},
             "fast_pass": int((self.method == "fast").sum()),
             "lp": int((self.method == "lp").sum()),
             "narrowest": [{"label": r.labels[0], "margin": _optimum(r),
@@ -134,7 +155,88 @@ class VocabularyResult:
 
 
 # ---------------------------------------------------------------------------------- fast pass
-def _fast_block(W32: NDArray[np.float32], W: NDArray[np.float64], norms: NDArray[np.float64],
+class _Scores:
+    """The fast pass's float32 scores Z = fl32(H W^T) (n, V) of a block of starts, with the
+    bias and the rounding correction added in float32, in numpy or, on ``device``, in torch.
+
+    The two do the same IEEE float32 operations (one product, then separate multiplies and
+    adds), and the bound on the product's rounding, gamma_d |u_k| |h| with
+    gamma_d = d eps32 / (1 - d eps32), holds for any order of summation (a GPU's split or
+    fused sums included); torch's float32 products are kept at full float32 precision
+    (``set_float32_matmul_precision("highest")``: no TF32) while they run.
+    """
+
+    def __init__(self, W32: NDArray[np.float32], b32: NDArray[np.float32],
+                 n32: NDArray[np.float32], device: Any = None) -> None:
+        self.device = device
+        self.W32: Any
+        self.b32: Any
+        self.n32: Any
+        self.Z: Any = None
+        self.rr: Any = None
+        if device is None:
+            self.W32, self.b32, self.n32 = W32, b32, n32
+            return
+        import torch
+
+        self.W32 = torch.from_numpy(np.ascontiguousarray(W32)).to(device)
+        self.b32 = torch.from_numpy(b32).to(device)
+        self.n32 = torch.from_numpy(n32).to(device)
+
+    def _vec(self, x: NDArray[np.float64]) -> Any:
+        x32 = x.astype(np.float32)
+        if self.device is None:
+            return x32
+        import torch
+
+        return torch.from_numpy(x32).to(self.device)
+
+    def _host(self, t: Any) -> NDArray[np.float64]:
+        if self.device is None:
+            return np.asarray(t, dtype=np.float64)
+        return np.asarray(t.cpu().numpy(), dtype=np.float64)
+
+    def first(self, Hs: NDArray[np.float64], r: NDArray[np.int64], lab: NDArray[np.int64],
+              add_bias: bool, corr: NDArray[np.float64]
+              ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
+        """(fl32(u_lab . h) (n,), the strongest rival j (n,), its corrected score (n,))."""
+        if self.device is None:
+            Z = Hs.astype(np.float32) @ self.W32.T  # (n, V)
+        else:
+            import torch
+
+            old = torch.get_float32_matmul_precision()
+            torch.set_float32_matmul_precision("highest")
+            try:
+                Z = self._vec(Hs) @ self.W32.T
+            finally:
+                torch.set_float32_matmul_precision(old)
+        rr, ll = (r, lab) if self.device is None else (
+            self._index(r), self._index(lab))
+        zi = self._host(Z[rr, ll])
+        if add_bias:
+            Z += self.b32[None, :]
+        Z += self._vec(corr)[:, None] * self.n32[None, :]
+        Z[rr, ll] = -np.inf
+        j = Z.argmax(1)
+        zj = self._host(Z[rr, j])
+        self.Z, self.rr = Z, rr
+        return zi, self._host(j).astype(np.int64), zj
+
+    def with_bias(self, s: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """After :meth:`first`: add s_n b to each row; (the strongest rival, its score)."""
+        Z = self.Z
+        Z += self._vec(s)[:, None] * self.b32[None, :]
+        jb = Z.argmax(1)
+        return self._host(jb).astype(np.int64), self._host(Z[self.rr, jb])
+
+    def _index(self, a: NDArray[np.int64]) -> Any:
+        import torch
+
+        return torch.from_numpy(np.asarray(a, dtype=np.int64)).to(self.device)
+
+
+def _fast_block(scores: _Scores, W: NDArray[np.float64], norms: NDArray[np.float64],
                 sp: Space, idx: NDArray[np.int64], steps: int
                 ) -> tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                            NDArray[np.float64], NDArray[np.int64]]:
@@ -151,8 +253,6 @@ def _fast_block(W32: NDArray[np.float32], W: NDArray[np.float64], norms: NDArray
     rows = np.arange(idx.size)
     biased = bool(np.any(sp.b != 0))
     bmax = float(np.abs(sp.b).max(initial=0.0))
-    b32 = sp.b.astype(np.float32)
-    n32 = norms.astype(np.float32)
     nmax = float(norms.max())
     for step in range(steps + 1):
         if todo.size == 0:
@@ -165,24 +265,19 @@ def _fast_block(W32: NDArray[np.float32], W: NDArray[np.float64], norms: NDArray
         r = rows[: todo.size]
         hn = np.linalg.norm(Hs, axis=1)
         # all in float32, in place; every rounding is covered by `slack` and `ei` below
-        Z = Hs.astype(np.float32) @ W32.T  # (n, V)
-        zi = Z[r, lab].astype(np.float64)
+        add_bias = sp.radius is not None and biased
+        zi, j, zj = scores.first(Hs, r, lab, add_bias, gamma * (1 + 1e-5) * hn)
         ei = gamma * norms[lab] * hn
         slack = 2 * _EPS32 * (hn * nmax * (1 + gamma) + 2 * bmax) + 4 * _EPS32 * bmax
-        if sp.radius is not None and biased:
-            Z += b32[None, :]
+        if add_bias:
             zi = zi + sp.b[lab]
-        Z += (gamma * (1 + 1e-5) * hn).astype(np.float32)[:, None] * n32[None, :]
-        Z[r, lab] = -np.inf
-        j = np.argmax(Z, axis=1)
-        low = (zi - ei) - (Z[r, j].astype(np.float64) + slack)
+        low = (zi - ei) - (zj + slack)
         if sp.radius is None and biased:
             # unit form (Hs, s): pick s so that the bias costs at most a quarter of the
             # direction's margin per competitor, then recompute the bound with the bias in.
             s = np.clip(low / (4 * bmax), 0.0, 1.0)
-            Z += s.astype(np.float32)[:, None] * b32[None, :]
-            jb = np.argmax(Z, axis=1)
-            low = (zi - ei + s * sp.b[lab]) - (Z[r, jb].astype(np.float64) + slack)
+            _, zjb = scores.with_bias(s)
+            low = (zi - ei + s * sp.b[lab]) - (zjb + slack)
             k = k / np.where(s > 0, s, 1.0)
         lower[todo] = low
         scale[todo] = k
@@ -195,8 +290,11 @@ def _fast_block(W32: NDArray[np.float32], W: NDArray[np.float64], norms: NDArray
             a = todo[t]
             i, jj = int(idx[a]), int(j[t])
             delta = W[i] - W[jj]
+            dd = float(delta @ delta)
+            if dd == 0:  # an identical row: no hyperplane to reflect across (LP decides)
+                continue
             gap = float(delta @ H[a])
-            beta = -2 * gap / float(delta @ delta) if gap <= 0 else 1.0 / float(delta @ delta)
+            beta = -2 * gap / dd if gap <= 0 else 1.0 / dd
             H[a] = H[a] + beta * delta
             recipes[a].append((jj, beta))
         todo = todo[left]
@@ -230,9 +328,10 @@ def _fast_unit(shared: tuple[NDArray[np.float32], NDArray[np.float64], NDArray[n
                               Space, int], idx: NDArray[np.int64]
                ) -> tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                           NDArray[np.float64], NDArray[np.int64]]:
-    """One block of the fast pass as a unit of work for an engine."""
+    """One block of the fast pass as a unit of work for an engine (numpy, on the worker)."""
     W32, W, norms, sp, steps = shared
-    return _fast_block(W32, W, norms, sp, idx, steps)
+    scores = _Scores(W32, sp.b.astype(np.float32), norms.astype(np.float32))
+    return _fast_block(scores, W, norms, sp, idx, steps)
 
 
 _UNIT_KEY: list[str] = []
@@ -336,6 +435,7 @@ def argmaxable_all(
     narrowest_budget: int = 20,
     progress: bool = False,
     engine: RayEngine | None = None,
+    device: str | None = None,
 ) -> VocabularyResult:
     """Decide for every label of ``head`` whether it is argmaxable (see the module docstring).
 
@@ -362,6 +462,10 @@ def argmaxable_all(
     engine : RayEngine, optional
         Run the fast pass's blocks and the LPs as units on Ray (:mod:`unembed.engine`):
         the same verdicts; every LP witness is checked again in this process.
+    device : str, optional
+        Run the fast pass's float32 products on this torch device ("cpu", "cuda", ...; see
+        :mod:`unembed.device`) instead of numpy: the same float32 arithmetic and the same
+        proven bound. The LPs run on the CPU.
 
     Returns
     -------
@@ -378,8 +482,7 @@ def argmaxable_all(
     lower = np.full(V, -np.inf)
     scale = np.ones(V)
     recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = {}
-    bar = _Bars(progress)
-    with bar:
+    with progress_bars(progress, transient=False) as bar:
         task = bar.add("fast pass (float32 blocks)", V)
         blocks = [np.arange(start, min(V, start + block)) for start in range(0, V, block)]
         done: Iterable[tuple[NDArray[np.float64], list[list[tuple[int, float]]],
@@ -387,7 +490,9 @@ def argmaxable_all(
         if engine is not None:
             done = engine.map(_fast_unit, (W32, W, norms, sp, steps), blocks)
         else:
-            done = (_fast_block(W32, W, norms, sp, idx, steps) for idx in blocks)
+            dev = None if device is None else resolve_device(device)
+            scores = _Scores(W32, sp.b.astype(np.float32), norms.astype(np.float32), dev)
+            done = (_fast_block(scores, W, norms, sp, idx, steps) for idx in blocks)
         for idx, (low, rec, sc, _) in zip(blocks, done):
             lower[idx] = low
             scale[idx] = sc
@@ -396,7 +501,9 @@ def argmaxable_all(
                               np.array([x[1] for x in rec[a]]), float(sc[a]))
             bar.advance(task, idx.size)
         settled = lower > sp.tol
-        left = np.flatnonzero(~settled)
+        identical = _identical(head, sp)
+        settled[list(identical)] = False
+        left = np.setdiff1d(np.flatnonzero(~settled), list(identical))
         if engine is not None:
             workers = engine.workers
         task = bar.add(f"exact LPs ({workers} workers)", int(left.size))
@@ -410,18 +517,53 @@ def argmaxable_all(
         finally:
             runner.close()
     status = np.where(settled, "yes", "undecided").astype("<U9")
-    method = np.where(settled, "fast", "lp").astype("<U4")
+    method = np.where(settled, "fast", "lp").astype("<U9")
     margin = lower.copy()
+    reasons: dict[int, str] = {}
+    for i, r in identical.items():
+        lp_results[i] = r
+        method[i] = "identical"
+        reasons[i] = str(r.extra["reason"])
     for i, r in lp_results.items():
         status[i] = r.status
         margin[i] = r.margin
-        if not settled[i]:
+        if not settled[i] and i not in identical:
             method[i] = "lp"
     narrow_idx = sorted(exact, key=lambda i: exact[i])[:n_narrowest]
     narrowest = [lp_results[i] for i in narrow_idx]
     keep = {i: rc for i, rc in recipes.items() if settled[i]}
     return VocabularyResult(head.labels, status, margin, method, sp.tol, sp.formulation,
-                            lp_results, narrowest, narrow_exact, sp.bound, keep, W)
+                            lp_results, narrowest, narrow_exact, sp.bound, sp.realises,
+                            reasons, keep, head)
+
+
+def _identical(head: Head, sp: Space) -> dict[int, Feasibility]:
+    """Labels whose row equals another label's with a bias at least as large, each with its
+    "no": the single row z_i - z_j (weight 1) certifies margin <= s (b_i - b_j) <= 0."""
+    W = head.W
+    key = W @ np.random.default_rng(0x1D).standard_normal(head.d)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    out: dict[int, Feasibility] = {}
+    for t in np.flatnonzero(ks[1:] == ks[:-1]):
+        run = order[ks == ks[t]]
+        for i in run.tolist():
+            if i in out:
+                continue
+            same = run[np.all(W[run] == W[i], axis=1) & (run != i) & (sp.b[run] >= sp.b[i])]
+            if not same.size:
+                continue
+            j = int(same[0])
+            P, N = np.array([i]), np.array([j])
+            E = np.zeros(0, dtype=np.int64)
+            bound, resid, lam, nu = certify(sp, P, N, E, E, np.ones(1), np.zeros(0))
+            cert = Certificate(((head.labels[i], head.labels[j]),), lam, (), nu, bound, resid)
+            out[i] = with_bound(Feasibility(
+                "argmaxable", (head.labels[i],), "no", float(sp.b[i] - sp.b[j]) if
+                sp.radius is not None else min(0.0, float(sp.b[i] - sp.b[j])), sp.tol, None,
+                cert, sp.formulation, "identical", 0,
+                {"reason": identical_reason(head.labels[j])}), sp)
+    return out
 
 
 def _optimum(r: Feasibility) -> float:
@@ -429,7 +571,7 @@ def _optimum(r: Feasibility) -> float:
     return float(r.extra.get("lp_optimum", r.margin))
 
 
-def _narrowest(runner: _Runner, bar: _Bars, W: NDArray[np.float64], lower: NDArray[np.float64],
+def _narrowest(runner: _Runner, bar: Bars, W: NDArray[np.float64], lower: NDArray[np.float64],
                settled: NDArray[np.bool_],
                recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]],
                lp_results: dict[int, Feasibility], n: int, budget: int
@@ -465,42 +607,6 @@ def _rebuild(W: NDArray[np.float64], i: int,
     for j, beta in zip(js.tolist(), betas.tolist()):
         h = h + beta * (W[i] - W[j])
     return h * sc
-
-
-class _Bars:
-    """rich progress bars on stderr, or nothing."""
-
-    def __init__(self, on: bool) -> None:
-        self.on = on
-        self.p: Any = None
-
-    def __enter__(self) -> _Bars:
-        if self.on:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.p = Progress(TextColumn("{task.description}"), BarColumn(),
-                              MofNCompleteColumn(), TimeElapsedColumn(),
-                              console=Console(stderr=True), transient=False)
-            self.p.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.p is not None:
-            self.p.__exit__(*exc)
-
-    def add(self, name: str, total: int) -> int:
-        return int(self.p.add_task(name, total=total)) if self.p is not None else 0
-
-    def advance(self, task: int, n: int) -> None:
-        if self.p is not None:
-            self.p.advance(task, n)
 
 
 __all__ = ["VocabularyResult", "argmaxable_all"]

@@ -2,15 +2,17 @@
 
 :func:`load` dispatches on what it is given:
 
-==========================================  =====================================  ===========
-given                                       read by                                kind
-==========================================  =====================================  ===========
-directory with ``config.json`` (causal LM)   :mod:`unembed.sources.hf_lm`           "hf_lm"
-directory with ``config.json`` (image cls.)  :mod:`unembed.sources.hf_vision`       "hf_vision"
-``torch.nn.Module``                          :mod:`unembed.sources.torch_module`    "torch"
-scikit-learn estimator, or ``.pkl`` file     :mod:`unembed.sources.sklearn`         "sklearn"
-weight file ``PATH[:TENSOR]``, or a Head     :mod:`unembed.sources.files`           "file"
-==========================================  =====================================  ===========
+==========================================  ===================================  ==================
+given                                       read by                              kind
+==========================================  ===================================  ==================
+directory with ``config.json`` (causal LM)   :mod:`unembed.sources.hf_lm`        "hf_lm"
+directory with ``config.json`` (image cls.)  :mod:`unembed.sources.hf_vision`    "hf_vision"
+TransformerLens ``HookedTransformer``        :mod:`unembed.sources.tlens`        "transformer_lens"
+spaCy ``Language``, or a saved pipeline dir  :mod:`unembed.sources.spacy_pipeline` "spacy"
+``torch.nn.Module``                          :mod:`unembed.sources.torch_module`  "torch"
+scikit-learn estimator, or ``.pkl`` file     :mod:`unembed.sources.sklearn`      "sklearn"
+weight file ``PATH[:TENSOR]``, or a Head     :mod:`unembed.sources.files`        "file"
+==========================================  ===================================  ==================
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from unembed._io import is_pickle
 from unembed.head import Head, Link
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
 
 __all__ = ["FileModel", "load", "load_head_file"]
-
-_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
 
 def load_head_file(
@@ -41,6 +42,10 @@ def load_head_file(
     The returned head's ``meta["file"]`` holds the :class:`MatrixFile` it came from, so that an
     equivalent head can be written back in the same format and dtype.
     """
+    from unembed.sources import fasttext_model
+
+    if os.path.isfile(weights) and fasttext_model.read_header(weights) is not None:
+        raise fasttext_model.refusal(weights)
     mf: MatrixFile = read_tensor(weights, ndim=2)
     b = None
     if bias is not None:
@@ -120,6 +125,7 @@ def load(
     bias: str | os.PathLike[str] | None = None,
     softcap: float | None = None,
     strict: bool = True,
+    revision: str | None = None,
     device: str | None = None,
     model_dtype: str | None = None,
 ) -> Any:
@@ -135,7 +141,8 @@ def load(
     labels : list or labels file, optional
         Labels for torch modules, weight files and (to override classes_) estimators.
     head_name : str, optional
-        Torch modules: the dotted name of the output Linear (found when unambiguous).
+        Torch modules: the dotted name of the output Linear (found when unambiguous); spaCy
+        pipelines: the tagger component's name (found when there is one).
     link : {"softmax", "sigmoid"}
         Torch modules and weight files: how logits become probabilities.
     example_input : optional
@@ -144,6 +151,9 @@ def load(
         Weight files only (see :func:`load_head_file`).
     strict : bool
         Refuse heads with all-zero or identical rows.
+    revision : str, optional
+        Hub names (``ORG/NAME``, read from the local hub cache, see
+        :mod:`unembed.sources.hub_cache`): a branch, tag or commit hash (default "main").
     device, model_dtype : str, optional
         Torch-based sources: where the forward passes run ("cpu", "cuda", "cuda:1"; default
         CUDA when present, else the CPU; a torch module given stays where it is unless a
@@ -164,23 +174,38 @@ def load(
         return FileModel(source)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
+        from unembed.sources import hub_cache
+
+        snap = hub_cache.find(source, revision)
+        if snap is not None:
+            p = snap.path
+        elif revision is not None:
+            raise fail(f"{p}: --revision applies to hub names (ORG/NAME) read from the hub "
+                       f"cache, not to a local path.")
         if p.is_dir():
+            from unembed.sources.spacy_pipeline import is_spacy_dir
+
+            if is_spacy_dir(p):
+                from unembed.sources.spacy_pipeline import load_spacy
+
+                return load_spacy(p, component=head_name, strict=strict)
             if not (p / "config.json").is_file():
                 raise fail(f"{p}: a directory without config.json; expected a HuggingFace "
                            f"model directory.")
             if _hf_kind(p) == "hf_vision":
                 from unembed.sources.hf_vision import load_hf_vision
 
-                return load_hf_vision(p, fold=fold, strict=strict, device=device,
-                                      model_dtype=model_dtype)
+                return hub_cache.mark(load_hf_vision(p, fold=fold, strict=strict,
+                                                     device=device, model_dtype=model_dtype),
+                                      snap)
             from unembed.sources.hf_lm import load_hf_lm
 
-            return load_hf_lm(p, fold=fold, strict=strict, device=device,
-                              model_dtype=model_dtype)
+            return hub_cache.mark(load_hf_lm(p, fold=fold, strict=strict, device=device,
+                                             model_dtype=model_dtype), snap)
         if fold:
             raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
                        f"no final norm).")
-        if p.suffix.lower() in _PICKLE_SUFFIXES:
+        if is_pickle(p):
             from unembed.sources.sklearn import load_sklearn
 
             return load_sklearn(p, labels=labels, trust_pickle=trust_pickle, strict=strict)
@@ -188,6 +213,21 @@ def load(
                                         softcap=softcap, strict=strict))
     if isinstance(labels, (str, os.PathLike)):
         labels = read_labels(labels)
+    from unembed.sources.fasttext_model import is_fasttext_model, refusal
+    from unembed.sources.spacy_pipeline import is_spacy_language
+    from unembed.sources.tlens import is_hooked_transformer
+
+    if is_fasttext_model(source):
+        raise refusal(source)
+
+    if is_spacy_language(source):
+        from unembed.sources.spacy_pipeline import load_spacy
+
+        return load_spacy(source, component=head_name, strict=strict)
+    if is_hooked_transformer(source):
+        from unembed.sources.tlens import load_hooked_transformer
+
+        return load_hooked_transformer(source, strict=strict)
     if _is_module(source):
         from unembed.sources.torch_module import TorchModuleModel
 

@@ -1,5 +1,6 @@
 """Torch helpers shared by the torch-based sources: capturing what a module receives, final
-norms (their kind, gain and shift) and the tolerance a model's own precision allows."""
+norms (their kind, gain and shift). Tensor conversions live in :mod:`unembed._tensors`,
+tolerances in :mod:`unembed._tolerance`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._tensors import as_f64 as as_f64  # re-exported for the sources
+from unembed._tensors import logits_out as logits_out
+from unembed._tensors import to_f64 as to_f64
+from unembed._tensors import to_native as to_native
+from unembed._tolerance import tolerance
 
 NORM_KINDS = ("layernorm", "rmsnorm", "rmsnorm_1p")
 
@@ -39,49 +45,10 @@ def capture_inputs(modules: dict[str, Any]) -> Iterator[dict[str, Any]]:
             h.remove()
 
 
-def to_f64(t: Any) -> NDArray[np.float64]:
-    """A tensor as a float64 numpy array."""
-    import torch
-
-    return np.asarray(t.detach().to(torch.float64).cpu().numpy(), dtype=np.float64)
-
-
-def to_native(t: Any) -> NDArray[Any]:
-    """A floating tensor as a numpy array in its own precision (float32 or float64; float16 and
-    bfloat16 widened exactly to float32), without a copy where torch allows."""
-    import torch
-
-    t = t.detach()
-    if t.dtype not in (torch.float32, torch.float64):
-        t = t.to(torch.float32)
-    return np.asarray(t.cpu().numpy())
-
-
-def logits_out(t: Any) -> Any:
-    """A model's logits as the audit's streaming pass takes them: on the CPU a numpy array in
-    the model's own precision (:func:`to_native`, no copy); on an accelerator the tensor
-    itself, left on its device (the pass runs there, :mod:`unembed.kernels`)."""
-    t = t.detach()
-    return to_native(t) if t.device.type == "cpu" else t
-
-
-def as_f64(z: Any) -> NDArray[np.float64]:
-    """Logits from :func:`logits_out` (array or tensor) as a float64 numpy array."""
-    if isinstance(z, np.ndarray):
-        return np.asarray(z, dtype=np.float64)
-    return to_f64(z)
-
-
 def place(model: Any, device: Any, dtype: Any) -> Any:
     """``model`` moved to ``device`` and cast to ``dtype`` (None: kept as it is)."""
     model = model.to(device)
     return model if dtype is None else model.to(dtype)
-
-
-def tolerance_for(dtype: str) -> float:
-    """Relative tolerance for comparing a model's own computation (in ``dtype``) with the same
-    computation in float64."""
-    return {"float64": 1e-9, "float32": 2e-4, "float16": 2e-2, "bfloat16": 8e-2}.get(dtype, 2e-4)
 
 
 @dataclass(frozen=True)
@@ -163,4 +130,4 @@ def norm_matches(norm: FinalNorm, mod: Any, x: Any, dtype: str) -> bool:
         y = to_f64(mod(x))
     mine = norm.apply(norm.normalise(to_f64(x)))
     scale = 1.0 + float(np.abs(y).max())
-    return bool(np.abs(mine - y).max() <= tolerance_for(dtype) * scale * 10)
+    return bool(np.abs(mine - y).max() <= tolerance(dtype).logits * scale * 10)

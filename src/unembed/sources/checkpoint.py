@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._tensors import tensor_to_numpy
 
 __all__ = ["WEIGHT_FILES", "Checkpoint"]
 
@@ -30,18 +31,6 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
     "pytorch_model.bin",
 )
-
-
-def tensor_to_numpy(t: Any) -> tuple[NDArray[Any], str]:
-    """A torch tensor as a numpy array in its own precision (bfloat16 widened to float32,
-    exactly) plus the stored dtype's name."""
-    import torch
-
-    dtype = str(t.dtype).removeprefix("torch.")
-    t = t.detach().cpu()
-    if t.dtype == torch.bfloat16:
-        t = t.to(torch.float32)
-    return t.numpy(), dtype
 
 
 class Checkpoint:

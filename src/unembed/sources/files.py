@@ -19,6 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._io import atomic_write
+from unembed._tensors import tensor_to_numpy
 
 __all__ = ["MatrixFile", "read_labels", "read_tensor", "split_spec", "write_like"]
 
@@ -59,17 +61,6 @@ def _format_of(path: Path) -> str:
         return "safetensors"
     raise fail(f"{path}: unknown weight file type {ext or '(no suffix)'!r}; expected one of "
                f"{', '.join(SUFFIXES)}.")
-
-
-def _torch_to_numpy(t: Any) -> tuple[NDArray[Any], str]:
-    import torch
-
-    dtype = str(t.dtype).removeprefix("torch.")
-    if t.dtype == torch.bfloat16:
-        return t.detach().to(torch.float32).cpu().numpy(), dtype
-    if not t.dtype.is_floating_point:
-        return t.detach().cpu().numpy(), dtype
-    return t.detach().cpu().numpy(), dtype
 
 
 #: safetensors dtype codes -> the dtype names unembed records (torch's names).
@@ -184,13 +175,13 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
     if isinstance(obj, torch.Tensor):
         if tensor is not None:
             raise fail(f"{path}: holds a single tensor; drop the ':{tensor}' suffix.")
-        arr, dtype = _torch_to_numpy(obj)
+        arr, dtype = tensor_to_numpy(obj)
         return MatrixFile(arr, dtype, path, fmt, None)
     if isinstance(obj, dict):
         tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         shapes = {k: tuple(v.shape) for k, v in tensors.items()}
         name = _pick(list(tensors), tensor, path, shapes, ndim)
-        arr, dtype = _torch_to_numpy(tensors[name])
+        arr, dtype = tensor_to_numpy(tensors[name])
         return MatrixFile(arr, dtype, path, fmt, name)
     raise fail(f"{path}: holds a {type(obj).__name__}, not a tensor or a dict of tensors.")
 
@@ -224,26 +215,6 @@ def read_labels(path: str | os.PathLike[str]) -> list[str]:
     while lines and lines[-1] == "":
         lines.pop()
     return lines
-
-
-def _check_target(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise fail(f"{out}: already exists; pass --force (force=True) to replace it.")
-    if not out.parent.exists():
-        raise fail(f"{out.parent}: no such directory for the output.")
-
-
-def atomic_write(out: Path, write: Any, *, force: bool) -> None:
-    """Write through ``write(tmp_path)`` into a temp file beside ``out``, then move it into
-    place: the target is never left half-written."""
-    _check_target(out, force)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.PathLike[str], *,

@@ -26,6 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._tensors import tensor_to_numpy
+from unembed._tolerance import tolerance
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
@@ -37,9 +39,8 @@ from unembed.sources._torch import (
     norm_matches,
     place,
     to_f64,
-    tolerance_for,
 )
-from unembed.sources.checkpoint import Checkpoint, tensor_to_numpy
+from unembed.sources.checkpoint import Checkpoint
 
 __all__ = ["FAMILIES", "HFCausalLM", "LMFamily", "load_hf_lm", "norm_hidden_bound",
            "readable_labels"]
@@ -384,7 +385,7 @@ class HFCausalLM:
         h, z = self.forward(ids)
         mine = self.head.logits(h)
         err = float(np.abs(mine - z).max())
-        tol = tolerance_for(self.model_dtype or self.dtype) * (1.0 + float(np.abs(z).max()))
+        tol = tolerance(self.model_dtype or self.dtype).logits * (1.0 + float(np.abs(z).max()))
         if not err <= tol:
             self._verified = False
             raise fail(f"{self.path}: the {self.family} model's logits are not "
@@ -452,10 +453,8 @@ class HFCausalLM:
         if len(zs) == 1:
             return hs[0], zs[0]
         if not isinstance(zs[0], np.ndarray):
-            import torch
-
-            return np.concatenate(hs), torch.cat(zs)
-        return np.concatenate(hs), np.concatenate(zs)
+            return np.concatenate(hs), torch.cat([z for z in zs if isinstance(z, torch.Tensor)])
+        return np.concatenate(hs), np.concatenate([z for z in zs if isinstance(z, np.ndarray)])
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
         """Hidden states (n, d) the head consumes: the final norm's output (raw view) or its

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._tolerance import tolerance
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
@@ -28,7 +29,6 @@ from unembed.sources._torch import (
     norm_from_module,
     place,
     to_f64,
-    tolerance_for,
 )
 from unembed.sources.hf_lm import _transformers, norm_hidden_bound, read_config
 from unembed.sources.torch_module import find_output_linear
@@ -152,7 +152,7 @@ class HFImageClassifier:
     def _check(self) -> None:
         h, z = self.forward(self.random_inputs(2, seed=0))
         err = float(np.abs(self.head.logits(h) - z).max())
-        tol = tolerance_for(self.model_dtype or self.dtype) * (1.0 + float(np.abs(z).max()))
+        tol = tolerance(self.model_dtype or self.dtype).logits * (1.0 + float(np.abs(z).max()))
         if not err <= tol:
             raise fail(f"{self.path}: the {self.family} classifier's logits are not "
                        f"head.logits(hidden state) (max difference {err:.3g} > {tol:.3g}); "
