@@ -255,8 +255,9 @@ def collect(
     # BLAS threads spinning beside the model's own threads (torch) slow both down many times.
     with threadpool_limits(1, user_api="blas"), progress_bars(progress) as bar:
         task = bar.add("behaviour", total=hint)
-        for b, offset, batch in shard_batches(data, batch_size):
-            stream.feed(b, offset, batch)
+        for b, _, batch in shard_batches(data, batch_size):
+            # global indices count the predictions made (a row of token ids is many)
+            stream.feed(b, stream.part.seen, batch)
             if stream.part.pairs is None and stream.held_n >= selection_predictions:
                 idx, selection = _chosen(stream.part.tally, top_n)
                 stream.choose(idx)
@@ -293,8 +294,8 @@ def select_labels(model: Any, data: DataSource, *, labels: Sequence[LabelRef] | 
 
     stream = _Stream(model, idx=None, top_k=top_k, keep_hidden=0, logits=logits)
     with threadpool_limits(1, user_api="blas"):
-        for b, offset, batch in shard_batches(data, batch_size):
-            stream.feed(b, offset, batch)
+        for b, _, batch in shard_batches(data, batch_size):
+            stream.feed(b, stream.part.seen, batch)
             if stream.held_n >= selection_predictions:
                 break
     if stream.part.seen == 0:
@@ -314,9 +315,15 @@ def run_shard(model: Any, data: DataSource, selection: Selection, *, shard: int,
 
     stream = _Stream(model, idx=selection.idx, top_k=top_k, keep_hidden=keep_hidden,
                      logits=logits, head_batches=selection.head_batches)
+    per = data.predictions_per_input()
     with threadpool_limits(1, user_api="blas"):
         for b, offset, batch in shard_batches(data, batch_size, shard=shard, n_shards=n_shards):
-            stream.feed(b, offset, batch)
+            n = stream.feed(b, offset, batch)
+            if n != len(batch) * per:
+                raise fail(f"The data source says {per} prediction(s) per input, but the model "
+                           f"made {n} for {len(batch)} inputs; shards could not name inputs "
+                           f"by their global index. Use text data (windows) for language "
+                           f"models, or run without an engine.")
             if on_batch is not None:
                 on_batch(len(batch))
     return stream.part
