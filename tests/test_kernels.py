@@ -64,3 +64,16 @@ def test_torch_kernel_equals_the_numpy_kernel(link: str, shift: float) -> None:
     lp = logits_to_log_probs(z.astype(np.float64), link)  # type: ignore[arg-type]
     np.testing.assert_allclose(tt.sum_p, np.exp(lp).sum(axis=0), rtol=1e-11, atol=1e-300)
     np.testing.assert_allclose(tn.sum_p, tt.sum_p, rtol=1e-11, atol=1e-300)
+
+
+def test_unshifted_exp_with_far_negative_logits_equals_the_direct_softmax() -> None:
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((6, 5000)) * 3
+    z[:, :50] = -900.0  # exp underflows; so does the probability (row maxima >= 0)
+    z[:, 60] = np.abs(z[:, 60]) + 1.0
+    z32 = z.astype(np.float32)
+    tally = LabelTally.empty(5000)
+    _, ln = summarise_numpy(z32, "softmax", 5, tally)
+    lp = logits_to_log_probs(z32.astype(np.float64), "softmax")
+    np.testing.assert_allclose(ln, z32.astype(np.float64)[:, 0] - lp[:, 0], rtol=1e-14)
+    np.testing.assert_allclose(tally.sum_p, np.exp(lp).sum(axis=0), rtol=1e-12, atol=1e-300)

@@ -16,6 +16,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+# one local Ray for the whole module, in one test process (pytest -n: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("ray")
+
 from unembed.cli import main  # noqa: E402
 from unembed.data import TextWindows, open_data  # noqa: E402
 from unembed.engine import RayEngine, Sharded  # noqa: E402

@@ -103,9 +103,9 @@ def summarise_numpy(z: NDArray[Any], link: str, top_k: int,
     rows (about 2**19 entries: the chunk and the float64 buffer stay in cache and the buffer
     is reused, never a whole (n, V) float64 copy): the top k, one exp written to the buffer,
     one row sum and one weighted column
-    sum (sum_i p_i = sum_i exp(z_i) / s_row). When every logit of the chunk lies in
-    (-600, 600), exp(z) is taken directly (the same float64 rounding, one pass fewer);
-    otherwise exp(z - max).
+    sum (sum_i p_i = sum_i exp(z_i) / s_row). When every row maximum of the chunk lies in
+    [0, 600), or every logit in (-600, 600), exp(z) is taken directly (the same float64
+    rounding, one pass fewer); otherwise exp(z - max).
     """
     z = _as_float(z)
     n, v = z.shape
@@ -122,7 +122,11 @@ def summarise_numpy(z: NDArray[Any], link: str, top_k: int,
         top[r0:r0 + step], best[r0:r0 + step] = top_k_rows(zc, top_k)
         if link == "softmax":
             m = zc[np.arange(zc.shape[0]), best[r0:r0 + step]].astype(np.float64)
-            if -NO_SHIFT < float(zc.min()) and float(m.max()) < NO_SHIFT:
+            # exp(z) unshifted when it neither overflows nor underflows where exp(z - max)
+            # would not: every row maximum in [0, 600) (then exp(z_i) < 2^-1022 implies
+            # p_i < 2^-1022 too), else every logit in (-600, 600) (a pass more)
+            if float(m.max()) < NO_SHIFT and (float(m.min()) >= 0.0
+                                              or -NO_SHIFT < float(zc.min())):
                 np.exp(zc, out=e, dtype=np.float64)  # the float64 loop, not float32's
                 sc = e.sum(axis=1)
                 lognorm[r0:r0 + step] = np.log(sc)
