@@ -34,12 +34,11 @@ import numpy as np
 import torch
 
 from unembed.audit import audit
-from unembed.data import ArrayInputs, TextWindows
+from unembed.behaviour import ArrayInputs, TextWindows, collect
 from unembed.demo.data import digits_split, doc_topics_text
 from unembed.demo.models import DemoLM, TinyLM, digits_model
 from unembed.demo.training import torch_threads, train_digits_cnn, train_lm
 from unembed.sources.torch_module import TorchModuleModel
-from unembed.streaming import collect
 
 
 def _forward_only(model: Any, data: Any, batch_size: int) -> tuple[float, float]:
