@@ -10,6 +10,7 @@ from unembed.cli._common import (
     add_head_args,
     add_json_arg,
     load_head,
+    positive_int,
     print_json,
     ray_engine,
 )
@@ -62,7 +63,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     add_lp_args(p)
     add_engine_args(p, workers_help="processes for the LPs (with --engine ray: Ray workers for "
                                     "the fast pass and the LPs)")
-    p.add_argument("--narrowest", type=int, default=10, metavar="N",
+    p.add_argument("--narrowest", type=positive_int, default=10, metavar="N",
                    help="report the N argmaxable labels with the smallest margins")
     add_json_arg(p)
     return p
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = argmaxable_all(head, bias=not args.no_bias, radius=args.radius, rtol=args.rtol,
                              workers=args.workers, n_narrowest=args.narrowest,
-                             progress=not args.json, engine=engine,
+                             progress=not (args.json or args.no_progress), engine=engine,
                              device=args.device)
     finally:
         if engine is not None:

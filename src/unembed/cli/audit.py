@@ -11,6 +11,7 @@ from unembed.cli._common import (
     add_head_args,
     add_json_arg,
     model_loader,
+    positive_int,
     print_json,
     ray_engine,
 )
@@ -26,7 +27,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "check the paper's three claims on this model. Writes DIR/report.html and "
         "DIR/audit.json.",
     )
-    add_head_args(p, positional=None)
+    add_head_args(p)
     p.add_argument("--data", required=True, metavar="FILE",
                    help="inputs: .txt / .jsonl ('text' field) for language models, .npy for "
                         "arrays (images (n, ...) or features (n, d))")
@@ -35,16 +36,16 @@ def register(sub: Any) -> argparse.ArgumentParser:
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--label-set", nargs="+", metavar="LABEL",
                      help="audit these labels (names or '#N' for row N)")
-    sel.add_argument("--top-n", type=int, default=40, metavar="N",
+    sel.add_argument("--top-n", type=positive_int, default=40, metavar="N",
                      help="otherwise: the N labels of largest mean probability (all when V <= N; "
                           "default 40)")
-    p.add_argument("--top-k", type=int, default=5, metavar="K",
+    p.add_argument("--top-k", type=positive_int, default=5, metavar="K",
                    help="'both in the top k' counts inputs where both labels are among the K "
                         "most probable (default 5)")
-    p.add_argument("--max-inputs", type=int, default=None, metavar="N",
+    p.add_argument("--max-inputs", type=positive_int, default=None, metavar="N",
                    help="read at most N inputs (windows for text, rows for arrays)")
-    p.add_argument("--batch-size", type=int, default=16, metavar="B")
-    p.add_argument("--window", type=int, default=64, metavar="T",
+    p.add_argument("--batch-size", type=positive_int, default=16, metavar="B")
+    p.add_argument("--window", type=positive_int, default=64, metavar="T",
                    help="tokens per window for text data (default 64)")
     p.add_argument("--likely", type=float, default=0.1, metavar="P",
                    help="claims 2 and 3: both labels at least this probable on one input "
@@ -60,7 +61,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
                      help="skip those decisions")
     add_engine_args(p, workers_help="with --engine ray: shards of the data, one per worker "
                                     "(default: the CPU count, at most 8)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_arg(p)
     return p
 
@@ -77,18 +77,25 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import asdict
 
+    from unembed._checks import file_error
+    from unembed._io import check_target
     from unembed.audit import audit
-    from unembed.data import open_data
+    from unembed.data import ArrayInputs, open_data
     from unembed.report import summary_lines, write_report
 
     for name in ("top_n", "top_k", "max_inputs", "batch_size", "window", "workers"):
         _check_positive(name.replace("_", "-"), getattr(args, name))
+    check_target(args.out, force=args.force)  # before any work
     engine = ray_engine(args)
     loader = model_loader(args)
     model = loader()
     opener = functools.partial(open_data, args.data, window=args.window,
                                max_inputs=args.max_inputs)
     data = opener(model)
+    if model.kind == "file" and isinstance(data, ArrayInputs) and \
+            data.array.shape[1:] != (model.head.d,):
+        raise file_error(args.data, f"holds arrays of shape {data.array.shape}; this head "
+                                    f"takes hidden states of shape (n, {model.head.d}).")
     sharded = None
     if engine is not None:
         from unembed.engine import Sharded
