@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,6 +44,9 @@ from unembed.equivalence import Equivalence
 from unembed.head import Head, LabelRef
 from unembed.moments import ParkDistance, logit_cosines, park_distance
 from unembed.views import VIEWS, causal_rank, similarity_matrix
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unembed.engine import Sharded
 
 #: Above this many labels, claim 1 does not recompute the causal view of the translated head.
 CAUSAL_AFTER_MAX_LABELS = 4096
@@ -696,6 +699,7 @@ def audit(
     logits: Literal["model", "head"] = "model",
     co_top: bool | None = None,
     inputs: AuditInputs | None = None,
+    sharded: Sharded | None = None,
 ) -> AuditResult:
     """Audit a model on data: behaviour per pair, every view, rank correlations,
     contradictions and the three claims.
@@ -724,6 +728,10 @@ def audit(
         for heads of at most :data:`CO_TOP_MAX_LABELS` labels (the LPs grow with V).
     inputs : AuditInputs, optional
         The files the model and data came from, recorded in the result with the options.
+    sharded : Sharded, optional
+        Run the streaming pass in shards on an engine (:mod:`unembed.engine`; Ray): workers
+        load the model and open the data themselves, the driver merges their accumulators
+        (the same numbers: counts identical, sums and moments to float64 rounding).
     """
     if not (0.0 < likely <= 0.5):
         raise fail(f"The 'likely' argument of audit must be in (0, 0.5]. Got {likely!r} instead.")
@@ -731,8 +739,14 @@ def audit(
 
     head: Head = model.head
     t0 = time.perf_counter()
-    beh = collect(model, data, labels=labels, top_n=top_n, top_k=top_k, batch_size=batch_size,
-                  keep_hidden=keep_hidden, progress=progress, logits=logits)
+    if sharded is None:
+        beh = collect(model, data, labels=labels, top_n=top_n, top_k=top_k,
+                      batch_size=batch_size, keep_hidden=keep_hidden, progress=progress,
+                      logits=logits)
+    else:
+        beh = sharded.engine.collect(head, sharded.load_model, sharded.open_data, labels=labels,
+                                     top_n=top_n, top_k=top_k, batch_size=batch_size,
+                                     keep_hidden=keep_hidden, progress=progress, logits=logits)
     t1 = time.perf_counter()
     sel = [int(i) for i in beh.idx]
     sims = {v: similarity_matrix(head, sel, v) for v in AUDIT_VIEWS if v != "logit"}
