@@ -18,11 +18,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
-from unembed._tolerance import tolerance
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
     capture_inputs,
+    check_logits_equal,
     guess_norm_kinds,
     norm_from_module,
     to_f64,
@@ -138,12 +138,8 @@ class HFImageClassifier:
 
     def _check(self) -> None:
         h, z = self.forward(self.random_inputs(2, seed=0))
-        err = float(np.abs(self.head.logits(h) - z).max())
-        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max()))
-        if not err <= tol:
-            raise fail(f"{self.path}: the {self.family} classifier's logits are not "
-                       f"head.logits(hidden state) (max difference {err:.3g} > {tol:.3g}); "
-                       f"it cannot be handled exactly.")
+        check_logits_equal(self.path, f"the {self.family} classifier's logits",
+                           self.head.logits(h), z, self.dtype)
 
     # ------------------------------------------------------------------ LoadedModel
     def random_inputs(self, n: int, length: int = 0, *, seed: int = 0) -> NDArray[np.float32]:
