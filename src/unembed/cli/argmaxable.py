@@ -89,7 +89,13 @@ def run(args: argparse.Namespace) -> int:
     c = d["counts"]
     print(f"{head!r}: {c['yes']} argmaxable, {c['no']} not argmaxable, "
           f"{c['undecided']} undecided ({d['fast_pass']} settled by the fast pass, "
-          f"{d['lp']} by LPs)")
+          + (f"{d['span']} by the span theorem, " if d["span"] else "")
+          + f"{d['lp']} by LPs)")
+    print(f"witnesses realise: {d['realises']}")
+    for label, why in d["reasons"].items():
+        print(f"  {label!r}: {why}")
+    for note in d["notes"]:
+        print(f"note: {note}")
     print(f"formulation: {d['formulation']}; tol = {d['tol']:.3g}")
     for line in bound_lines(d["hidden_bound"]):
         print(line)

@@ -1,5 +1,9 @@
 """Which labels of a whole vocabulary are argmaxable: a fast pass, then exact LPs.
 
+0. Wide heads (V - 1 <= d, ``radius=None``): when the rows are affinely independent every
+   label is argmaxable, with a witness from one QR factorisation and no LP (the theorem and
+   its proof are in :mod:`unembed.feasibility.span`); each witness is re-checked in float64
+   and labels it does not settle go on to step 1.
 1. Fast pass (no LP). For every label i the start h = u_i - m (the centered row) and up to
    ``steps`` reflections across the hyperplane (u_i - u_j) . h = 0 of whichever label j beats i.
    All starts of a block of labels are tested against all V labels with one float32 matrix
@@ -50,7 +54,8 @@ from unembed.feasibility._core import (
     make_space,
     with_bound,
 )
-from unembed.feasibility.questions import _scaled, identical_reason
+from unembed.feasibility.questions import identical_reason, scaled_starts
+from unembed.feasibility.span import SpanWitnesses, span_witnesses
 from unembed.head import Head, LabelRef
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,7 +77,8 @@ class VocabularyResult:
         Unit-form margin: a proven lower bound (fast pass), the LP's value (LP), or the exact
         optimum (labels in ``narrowest`` and every "no").
     method : ndarray of str, shape (V,)
-        "fast", "lp" or "identical" (see ``reasons``).
+        "fast", "span" (V - 1 <= d and affinely independent rows: see
+        :mod:`unembed.feasibility.span`), "lp" or "identical" (see ``reasons``).
     tol : float
     formulation : str
     lp_results : dict label index -> Feasibility
@@ -91,6 +97,8 @@ class VocabularyResult:
     reasons : dict label index -> str
         Labels decided without an LP, with why: a row identical to another label's whose bias
         is at least as large (method "identical"; such a label is never the strict argmax).
+    notes : tuple of str
+        What else the reader needs to know (e.g. labels settled by the span theorem).
     """
 
     labels: tuple[str, ...]
@@ -105,8 +113,10 @@ class VocabularyResult:
     hidden_bound: dict[str, Any] = field(default_factory=dict)
     realises: Realises = "W h + b"
     reasons: dict[int, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
     _recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = field(
         repr=False, default_factory=dict)
+    _span: SpanWitnesses | None = field(repr=False, default=None)
     _head: Head | None = field(repr=False, default=None)
 
     @property
@@ -125,6 +135,8 @@ class VocabularyResult:
         if self._head is None:
             raise fail("This VocabularyResult holds no head to rebuild witnesses from.")
         i = self._head.index(label)
+        if self.method[i] == "span" and self._span is not None:
+            return self._span.witness(self._head.W, i)
         if i in self.lp_results:
             return self.lp_results[i].witness
         if i not in self._recipes:
@@ -143,6 +155,8 @@ class VocabularyResult:
             "hidden_bound": self.hidden_bound,
             "realises": self.realises,
             "reasons": {self.labels[i]: why for i, why in self.reasons.items()},
+            "notes": list(self.notes),
+            "span": int((self.method == "span").sum()),
             "fast_pass": int((self.method == "fast").sum()),
             "lp": int((self.method == "lp").sum()),
             "narrowest": [{"label": r.labels[0], "margin": _optimum(r),
@@ -319,7 +333,7 @@ def _lp_label(task: tuple[int, NDArray[np.float64] | None, bool]) -> Feasibility
     i, start, optimal = task
     head: Head = _WORKER["head"]
     sp: Space = _WORKER["space"]
-    starts = [] if start is None else _scaled(start, sp)
+    starts = [] if start is None else scaled_starts(start, sp)
     return decide(head, sp, make_problem(groups=[[i]]), question="argmaxable",
                   labels=(head.labels[i],), starts=starts, optimal=optimal)
 
@@ -482,9 +496,14 @@ def argmaxable_all(
     lower = np.full(V, -np.inf)
     scale = np.ones(V)
     recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = {}
+    span = span_witnesses(sp)
+    by_span = span.settled if span is not None else np.zeros(V, dtype=bool)
+    if span is not None:
+        lower[by_span] = span.margin[by_span]
+    fast = np.flatnonzero(~by_span)
     with progress_bars(progress, transient=False) as bar:
-        task = bar.add("fast pass (float32 blocks)", V)
-        blocks = [np.arange(start, min(V, start + block)) for start in range(0, V, block)]
+        task = bar.add("fast pass (float32 blocks)", int(fast.size))
+        blocks = [fast[start:start + block] for start in range(0, fast.size, block)]
         done: Iterable[tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                              NDArray[np.float64], NDArray[np.int64]]]
         if engine is not None:
@@ -504,6 +523,9 @@ def argmaxable_all(
         identical = _identical(head, sp)
         settled[list(identical)] = False
         left = np.setdiff1d(np.flatnonzero(~settled), list(identical))
+        # the narrowest-margin LPs refine fast-pass labels only (labels settled by the span
+        # theorem have V - 1 <= d: an LP in R^d for each would cost what the theorem saves)
+        refine = settled & ~by_span
         if engine is not None:
             workers = engine.workers
         task = bar.add(f"exact LPs ({workers} workers)", int(left.size))
@@ -512,12 +534,20 @@ def argmaxable_all(
         runner = _Runner(head, sp, workers, engine)
         try:
             lp_results = runner.run(tasks, lambda: bar.advance(task, 1))
-            exact, narrow_exact = _narrowest(runner, bar, W, lower, settled, recipes,
+            exact, narrow_exact = _narrowest(runner, bar, W, lower, refine, recipes,
                                              lp_results, n_narrowest, narrowest_budget)
         finally:
             runner.close()
     status = np.where(settled, "yes", "undecided").astype("<U9")
     method = np.where(settled, "fast", "lp").astype("<U9")
+    method[by_span] = "span"
+    notes: list[str] = []
+    if by_span.any():
+        narrow_exact = False
+        notes.append(f"{int(by_span.sum())} labels settled by the span theorem (V - 1 <= d, "
+                     "affinely independent rows: every label argmaxable, witnesses checked); "
+                     "their exact margins were not computed, so the narrowest list covers "
+                     "the other labels only")
     margin = lower.copy()
     reasons: dict[int, str] = {}
     for i, r in identical.items():
@@ -531,10 +561,10 @@ def argmaxable_all(
             method[i] = "lp"
     narrow_idx = sorted(exact, key=lambda i: exact[i])[:n_narrowest]
     narrowest = [lp_results[i] for i in narrow_idx]
-    keep = {i: rc for i, rc in recipes.items() if settled[i]}
+    keep = {i: rc for i, rc in recipes.items() if settled[i] and not by_span[i]}
     return VocabularyResult(head.labels, status, margin, method, sp.tol, sp.formulation,
                             lp_results, narrowest, narrow_exact, sp.bound, sp.realises,
-                            reasons, keep, head)
+                            reasons, tuple(notes), keep, span, head)
 
 
 def _identical(head: Head, sp: Space) -> dict[int, Feasibility]:
