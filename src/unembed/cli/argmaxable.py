@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     head = load_head(args)
     res = argmaxable_all(head, bias=not args.no_bias, radius=args.radius, rtol=args.rtol,
                          workers=args.workers, n_narrowest=args.narrowest,
-                         progress=not args.json)
+                         progress=not (args.json or args.no_progress))
     d = res.to_dict()
     if args.json:
         print_json(d)

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(s, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     res = run_demo(args.out, quick=args.quick, seed=args.seed, threads=args.threads,
-                   force=args.force, progress=sys.stderr.isatty(), log=log)
+                   force=args.force, progress=sys.stderr.isatty() and not args.no_progress, log=log)
     if args.json:
         print_json({"out": str(res.out), "index": str(res.out / "index.html"),
                     "metrics": res.metrics, "seconds": res.seconds,

@@ -17,6 +17,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="pairs to show per view (default 5)")
     p.add_argument("--max-labels", type=int, default=500,
                    help="search pairs among at most this many labels (a seeded sample)")
+    p.add_argument("--pairs", metavar="FILE",
+                   help="also write every pair of labels, one row per view (label_a, label_b, "
+                        "view, cosine) as .csv or .parquet (heads of at most --max-labels "
+                        "labels)")
+    p.add_argument("--force", action="store_true", help="replace an existing --pairs FILE")
     add_json_arg(p)
     return p
 
@@ -26,10 +31,21 @@ def run(args: argparse.Namespace) -> int:
 
     head = load_head(args)
     s = summarize(head, max_labels=args.max_labels, top=args.top)
+    if args.pairs:
+        from unembed._checks import fail
+        from unembed.tables import pair_table, write_pairs
+
+        if head.n_labels > args.max_labels:
+            raise fail(f"{args.pairs}: all pairs of {head.n_labels} labels would be "
+                       f"{head.n_labels * (head.n_labels - 1) // 2} rows per view; raise "
+                       f"--max-labels to {head.n_labels} to write them.")
+        s["pairs_file"] = str(write_pairs(pair_table(head), args.pairs, force=args.force))
     if args.json:
         print_json(s)
         return 0
     print(f"{s['head']}  from {s['source']}  (rows: {s['view_of_rows']})")
+    if s.get("pairs_file"):
+        print(f"  pairs written   {s['pairs_file']}")
     n = s["row_norms"]
     print(f"  row norms       min {n['min']:.4g}  median {n['median']:.4g}  max {n['max']:.4g}")
     print(f"  mean vector     |m| = {s['mean_vector_norm']:.4g}, "

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed import _reprs
 from unembed._checks import fail
 from unembed._tolerance import tolerance
 from unembed.head import Head, logits_to_log_probs
@@ -117,6 +118,8 @@ class SpacyTagger:
     """
 
     kind = "spacy"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
 
     def __init__(self, nlp: Any, component: str, *, source: str, strict: bool = True) -> None:
         self.nlp = nlp
