@@ -143,7 +143,7 @@ def test_inspect_counterexample_audit_go_through(tmp_path):
     m.process_weights_(fold_ln=True, center_writing_weights=True, center_unembed=True)
     lm = load(m)
     s = summarize(lm.head, max_labels=60)
-    assert s["view_of_rows"] == "folded" and s["pairs"]
+    assert s.view_of_rows == "folded" and s.pairs
     a, b = lm.head.labels[40], lm.head.labels[41]
     res = translation_for_cosine(lm.head, a, b, -0.9)
     new = lm.with_head(res.head)

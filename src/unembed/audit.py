@@ -253,7 +253,7 @@ def _claim_one(head: Head, sims: dict[str, NDArray[np.float64]], idx: NDArray[np
         sel = [head.labels[i] for i in idx]
         case.update({
             "cosine_after": res.cosine_after,
-            "cosine_after_stored_dtype": res.cosine_after_stored,
+            "cosine_after_stored": res.cosine_after_stored,
             "translation_norm": float(np.linalg.norm(res.c)),
             "translation": res.c.tolist(),
             "method": res.method,

@@ -22,7 +22,7 @@ at zero, whose cosine is undefined) a safe interior choice is made and said in `
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ __all__ = [
     "AllPairsConstruction",
     "CosineConstruction",
     "MultiConstruction",
+    "PairCosine",
     "translation_for_all_pairs",
     "translation_for_cosine",
     "translation_for_cosines",
@@ -321,21 +322,43 @@ def translation_for_all_pairs(
 
 
 @dataclass(frozen=True)
+class PairCosine:
+    """One pair of a multi-pair construction: its target, its raw cosine before, and the raw
+    cosine ``cosine_after`` recomputed in float64 from the new rows. ``reached`` says whether
+    that is within 1e-9 of the target (the same test as :attr:`CosineConstruction.reached`)."""
+
+    labels: tuple[str, str]
+    target: float
+    cosine_before: float
+    cosine_after: float
+
+    @property
+    def reached(self) -> bool:
+        return abs(self.cosine_after - self.target) <= COSINE_TOL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pair": list(self.labels), "target": self.target,
+                "cosine_before": self.cosine_before, "cosine_after": self.cosine_after,
+                "reached": self.reached}
+
+
+@dataclass(frozen=True)
 class MultiConstruction:
     """Several pairs' targets sought at once; what was reached is reported pair by pair."""
 
     c: NDArray[np.float64]
     A: NDArray[np.float64] | None
     head: Head
-    pairs: list[dict[str, Any]] = field(default_factory=list)
+    pairs: tuple[PairCosine, ...] = ()
     equivalence: Equivalence | None = None
 
     @property
     def max_error(self) -> float:
-        return max((abs(p["reached"] - p["target"]) for p in self.pairs), default=0.0)
+        """max over pairs of |cosine_after - target|."""
+        return max((abs(p.cosine_after - p.target) for p in self.pairs), default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pairs": self.pairs, "max_error": self.max_error,
+        return {"pairs": [p.to_dict() for p in self.pairs], "max_error": self.max_error,
                 "uses_reparametrization": self.A is not None,
                 "translation_norm": float(np.linalg.norm(self.c)),
                 "equivalence": None if self.equivalence is None else self.equivalence.to_dict()}
@@ -431,9 +454,7 @@ def translation_for_cosines(
         A = np.linalg.inv(M_np)
         new, _ = _reparam(new, A)
         h2 = H @ A.T
-    report = []
-    for i, j, t in pairs:
-        report.append({"pair": [head.labels[i], head.labels[j]], "target": t,
-                       "before": cosine(head, i, j), "reached": _cos(new.W[i], new.W[j])})
+    report = tuple(PairCosine((head.labels[i], head.labels[j]), t, cosine(head, i, j),
+                              _cos(new.W[i], new.W[j])) for i, j, t in pairs)
     return MultiConstruction(c=c_np, A=A, head=new, pairs=report,
                              equivalence=compare_heads(head, new, H, h2=h2))

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     head = load_head(args)
     s = summarize(head, max_labels=args.max_labels, top=args.top)
+    pairs_file = None
     if args.pairs:
         from unembed._checks import fail
         from unembed.tables import pair_table, write_pairs
@@ -39,31 +40,31 @@ def run(args: argparse.Namespace) -> int:
             raise fail(f"{args.pairs}: all pairs of {head.n_labels} labels would be "
                        f"{head.n_labels * (head.n_labels - 1) // 2} rows per view; raise "
                        f"--max-labels to {head.n_labels} to write them.")
-        s["pairs_file"] = str(write_pairs(pair_table(head), args.pairs, force=args.force))
+        pairs_file = str(write_pairs(pair_table(head), args.pairs, force=args.force))
     if args.json:
-        print_json(s)
+        print_json({**s.to_dict(), **({} if pairs_file is None else {"pairs_file": pairs_file})})
         return 0
-    print(f"{s['head']}  from {s['source']}  (rows: {s['view_of_rows']})")
-    if s.get("pairs_file"):
-        print(f"  pairs written   {s['pairs_file']}")
-    n = s["row_norms"]
-    print(f"  row norms       min {n['min']:.4g}  median {n['median']:.4g}  max {n['max']:.4g}")
-    print(f"  mean vector     |m| = {s['mean_vector_norm']:.4g}, "
-          f"{100 * s['mean_vector_share']:.1f}% of the mean squared row norm")
-    print(f"  causal rank     {s['causal_rank']}")
+    print(f"{s.head}  from {s.source}  (rows: {s.view_of_rows})")
+    if pairs_file is not None:
+        print(f"  pairs written   {pairs_file}")
+    n = s.row_norms
+    print(f"  row norms       min {n.min:.4g}  median {n.median:.4g}  max {n.max:.4g}")
+    print(f"  mean vector     |m| = {s.mean_vector_norm:.4g}, "
+          f"{100 * s.mean_vector_share:.1f}% of the mean squared row norm")
+    print(f"  causal rank     {s.causal_rank}")
     for note in head.meta.get("notes", []):
         print(f"  note            {note}")
-    for k, v in s["degenerate"].items():
+    for k, v in s.degenerate.items():
         print(f"  degenerate      {k}: {v[:5]}")
     print("  symmetries (transformations that keep every probability):")
-    for name, sym in s["symmetries"].items():
-        word = {True: "yes", False: "NO", None: "unknown"}[sym["holds"]]
-        print(f"    {name:<18} {word:<8} {sym['reason']}")
-    note = " (sampled labels)" if s["pairs_sampled"] else ""
-    for view, r in s["pairs"].items():
-        print(f"  {view} view{note}, {r['labels_searched']} labels:")
-        for side in ("most", "least"):
-            items = ", ".join(f"{p['pair'][0]!r}-{p['pair'][1]!r} {fmt(p['cosine'], 3)}"
-                              for p in r[side])
-            print(f"    {side:<5} {items}")
+    for name, sym in s.symmetries.items():
+        word = {True: "yes", False: "NO", None: "unknown"}[sym.holds]
+        print(f"    {name:<18} {word:<8} {sym.reason}")
+    note = " (sampled labels)" if s.pairs_sampled else ""
+    for view, r in s.pairs.items():
+        print(f"  {view} view{note}, {r.labels_searched} labels:")
+        for side, items in (("most", r.most), ("least", r.least)):
+            text = ", ".join(f"{p.labels[0]!r}-{p.labels[1]!r} {fmt(p.cosine, 3)}"
+                             for p in items)
+            print(f"    {side:<5} {text}")
     return 0

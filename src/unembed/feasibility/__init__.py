@@ -8,7 +8,7 @@ are written down in :mod:`unembed.feasibility._core`; the whole-vocabulary check
 :mod:`unembed.feasibility.vocabulary`.
 """
 
-from unembed.feasibility._core import RTOL, Certificate, Feasibility
+from unembed.feasibility._core import CLEAR, RTOL, Certificate, Feasibility, Realises
 from unembed.feasibility.questions import (
     CoTopMatrix,
     Enumeration,
@@ -26,11 +26,13 @@ from unembed.feasibility.questions import (
 from unembed.feasibility.vocabulary import VocabularyResult, argmaxable_all
 
 __all__ = [
+    "CLEAR",
     "RTOL",
     "Certificate",
     "CoTopMatrix",
     "Enumeration",
     "Feasibility",
+    "Realises",
     "VocabularyResult",
     "argmaxable_all",
     "can_be_top_two",
