@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import html
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,35 +62,52 @@ class PairTable:
     ----------
     columns : tuple of str
         Column names, in order.
-    data : dict of column -> list
-        The values (strings for labels and views, floats elsewhere; NaN where undefined).
+    data : dict of column -> 1-D array
+        float64 values (NaN where undefined), or, for the text columns named in
+        ``categories``, int32 codes into them.
+    categories : dict of column -> tuple of str
+        The strings of the coded columns (label_a, label_b: the labels; view: the views).
     """
 
     columns: tuple[str, ...]
-    data: Mapping[str, list[Any]]
+    data: Mapping[str, NDArray[Any]]
+    categories: Mapping[str, tuple[str, ...]]
 
     def __len__(self) -> int:
-        return len(self.data[self.columns[0]]) if self.columns else 0
+        return int(self.data[self.columns[0]].shape[0]) if self.columns else 0
 
-    def records(self) -> list[dict[str, Any]]:
-        """The rows as dicts (JSON-ready except NaN)."""
-        return [{c: self.data[c][i] for c in self.columns} for i in range(len(self))]
+    def column(self, name: str, limit: int | None = None) -> list[Any]:
+        """One column (its first ``limit`` values) as Python values (strings for the coded
+        columns)."""
+        values = self.data[name][:limit].tolist()
+        cats = self.categories.get(name)
+        return values if cats is None else [cats[i] for i in values]
+
+    def records(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The rows (the first ``limit``) as dicts of Python values (JSON-ready except NaN)."""
+        cols = [self.column(c, limit) for c in self.columns]
+        return [dict(zip(self.columns, row)) for row in zip(*cols)]
 
     def to_frame(self) -> pd.DataFrame:
-        """A pandas DataFrame with these columns (pandas imported here, not before)."""
-        return _pandas().DataFrame({c: self.data[c] for c in self.columns},
-                                   columns=list(self.columns))
+        """A pandas DataFrame with these columns, the text ones categorical (pandas imported
+        here, not before)."""
+        pd = _pandas()
+        out = {}
+        for c in self.columns:
+            cats = self.categories.get(c)
+            out[c] = (self.data[c] if cats is None else
+                      pd.Categorical.from_codes(self.data[c], categories=pd.Index(cats)))
+        return pd.DataFrame(out, columns=list(self.columns))
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write CSV (header row, floats in full precision, NaN as empty)."""
         p = Path(path)
+        cols = [self.column(c) for c in self.columns]
         with open(p, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(self.columns)
-            for i in range(len(self)):
-                w.writerow(["" if isinstance(v, float) and math.isnan(v) else
-                            (repr(v) if isinstance(v, float) else v)
-                            for v in (self.data[c][i] for c in self.columns)])
+            w.writerows([("" if v != v else repr(v)) if isinstance(v, float) else v
+                         for v in row] for row in zip(*cols))
         return p
 
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
@@ -116,19 +132,16 @@ class PairTable:
                    f"{p.suffix or '(none)'!r}.")
 
     def __repr__(self) -> str:
-        views = sorted(set(self.data.get("view", [])))
+        views = list(self.categories.get("view", ()))
         return (f"PairTable({len(self)} rows, views={views}, "
                 f"columns={list(self.columns)})")
 
     def _repr_html_(self, max_rows: int = 20) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
         body = []
-        for i in range(min(len(self), max_rows)):
-            cells = []
-            for c in self.columns:
-                v = self.data[c][i]
-                cells.append(f"<td>{v:+.4f}</td>" if isinstance(v, float) else
-                             f"<td>{html.escape(str(v))}</td>")
+        for row in self.records(max_rows):
+            cells = [f"<td>{v:+.4f}</td>" if isinstance(v, float) else
+                     f"<td>{html.escape(str(v))}</td>" for v in row.values()]
             body.append("<tr>" + "".join(cells) + "</tr>")
         more = (f"<p>… {len(self) - max_rows} more rows (.to_frame() for all)</p>"
                 if len(self) > max_rows else "")
@@ -141,23 +154,28 @@ def pairs_from_matrices(labels: Sequence[str], similarities: Mapping[str, NDArra
     """A pair table from (k, k) cosine matrices per view and, optionally, (k, k) measure
     matrices (one column each), over the upper triangle (a before b)."""
     k = len(labels)
-    iu_arr, ju_arr = np.triu_indices(k, 1)
-    iu, ju = [int(i) for i in iu_arr], [int(j) for j in ju_arr]
+    iu, ju = np.triu_indices(k, 1)
     meas = dict(measures or {})
-    cols: dict[str, list[Any]] = {"label_a": [], "label_b": [], "view": [], "cosine": []}
-    for m in meas:
-        cols[m] = []
-    for view, S in similarities.items():
+    n = iu.shape[0]
+    parts: dict[str, list[NDArray[Any]]] = {"label_a": [], "label_b": [], "view": [],
+                                            "cosine": [], **{m: [] for m in meas}}
+    for vi, (view, S) in enumerate(similarities.items()):
         S = np.asarray(S, dtype=np.float64)
         if S.shape != (k, k):
             raise fail(f"The {view!r} matrix has shape {S.shape}; expected ({k}, {k}).")
-        cols["label_a"].extend(labels[i] for i in iu)
-        cols["label_b"].extend(labels[j] for j in ju)
-        cols["view"].extend([view] * len(iu))
-        cols["cosine"].extend(float(x) for x in S[iu_arr, ju_arr])
+        parts["label_a"].append(iu.astype(np.int32))
+        parts["label_b"].append(ju.astype(np.int32))
+        parts["view"].append(np.full(n, vi, dtype=np.int32))
+        parts["cosine"].append(S[iu, ju])
         for m, M in meas.items():
-            cols[m].extend(float(x) for x in np.asarray(M, dtype=np.float64)[iu_arr, ju_arr])
-    return PairTable(columns=tuple(cols), data=cols)
+            parts[m].append(np.asarray(M, dtype=np.float64)[iu, ju])
+    coded = ("label_a", "label_b", "view")
+    cols = {c: (np.concatenate(v) if v else
+                np.zeros(0, dtype=np.int32 if c in coded else np.float64))
+            for c, v in parts.items()}
+    cats = {"label_a": tuple(labels), "label_b": tuple(labels),
+            "view": tuple(similarities)}
+    return PairTable(columns=tuple(cols), data=cols, categories=cats)
 
 
 def pair_table(head: Head, labels: Sequence[LabelRef] | None = None,
