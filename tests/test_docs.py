@@ -40,3 +40,24 @@ _MUST_HAVE = ["unembed.head", "unembed.construct", "unembed.views", "unembed.mom
 @pytest.mark.parametrize("name", _MUST_HAVE)
 def test_core_modules_have_examples(name: str) -> None:
     assert _examples(name), f"{name} lost its docstring examples"
+
+
+def test_doc_pages_cited_by_readme_and_docstrings_exist() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "shared/DESIGN.md" not in readme
+    cited = set(re.findall(r"\(docs/([a-z_]+\.md)", readme))
+    assert {"model.md", "symmetries.md", "views.md", "feasibility.md", "audit.md"} <= cited
+    for f in (root / "src" / "unembed").rglob("*.py"):
+        text = f.read_text(encoding="utf-8")
+        assert "DESIGN.md" not in text, f
+        cited |= set(re.findall(r"docs/([a-z_]+\.md)", text))
+    for page in sorted(cited):
+        assert (root / "docs" / page).is_file(), page
+    # every page links only to pages that exist
+    for page in (root / "docs").glob("*.md"):
+        for target in re.findall(r"\]\(([a-z_]+\.md)", page.read_text(encoding="utf-8")):
+            assert (root / "docs" / target).is_file(), (page.name, target)

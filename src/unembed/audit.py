@@ -340,7 +340,11 @@ def audit(
     Parameters
     ----------
     model : LoadedModel
-        Its head (V, d) and ``hidden_states``; probabilities are the head's, in float64.
+        Its head (V, d) and hidden states. By default (``logits="model"``) the probabilities
+        come from the model's own logits of the same forward pass, in the model's precision
+        (float32 for most models), widened exactly to float64 where they are used: the
+        log-normaliser, the log-probabilities and every statistic are float64.
+        ``logits="head"`` computes the logits in float64 from the hidden states instead.
     data : DataSource
         From :func:`unembed.behaviour.open_data` (text windows, arrays).
     labels, top_n, top_k, batch_size, logits

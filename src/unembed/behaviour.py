@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import fail, file_error
 from unembed._progress import progress_bars
 from unembed.head import Head, LabelRef, logits_to_log_probs
 
@@ -283,29 +283,36 @@ class TextWindows:
 
     def _chunks(self) -> Iterator[str]:
         for p in self.paths:
-            jsonl = p.suffix.lower() in (".jsonl", ".ndjson")
-            with open(p, encoding="utf-8") as fh:
-                buf: list[str] = []
-                size = 0
-                for lineno, line in enumerate(fh, 1):
-                    if jsonl:
-                        if not line.strip():
-                            continue
-                        try:
-                            rec = json.loads(line)
-                        except json.JSONDecodeError as e:
-                            raise fail(f"{p}: line {lineno} is not valid JSON ({e}).") from None
-                        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-                            raise fail(f"{p}: line {lineno} has no string field 'text'.")
-                        yield rec["text"]
+            try:
+                yield from self._file_chunks(p)
+            except UnicodeDecodeError as e:
+                raise file_error(p, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} near "
+                                    f"offset {e.start} of a chunk).") from None
+
+    def _file_chunks(self, p: Path) -> Iterator[str]:
+        jsonl = p.suffix.lower() in (".jsonl", ".ndjson")
+        with open(p, encoding="utf-8") as fh:
+            buf: list[str] = []
+            size = 0
+            for lineno, line in enumerate(fh, 1):
+                if jsonl:
+                    if not line.strip():
                         continue
-                    buf.append(line)
-                    size += len(line)
-                    if size > 8192 and not line.strip():
-                        yield "".join(buf)
-                        buf, size = [], 0
-                if buf:
+                    try:
+                        rec = json.loads(line)
+                    except (json.JSONDecodeError, RecursionError) as e:
+                        raise fail(f"{p}: line {lineno} is not valid JSON ({e}).") from None
+                    if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+                        raise fail(f"{p}: line {lineno} has no string field 'text'.")
+                    yield rec["text"]
+                    continue
+                buf.append(line)
+                size += len(line)
+                if size > 8192 and not line.strip():
                     yield "".join(buf)
+                    buf, size = [], 0
+            if buf:
+                yield "".join(buf)
 
     def _windows(self) -> Iterator[NDArray[np.int64]]:
         pending: list[int] = []
@@ -371,10 +378,9 @@ class ArrayInputs:
             p = Path(data)
             if not p.is_file():
                 raise fail(f"{p}: no such data file.")
-            try:
-                arr = np.load(p, mmap_mode="r", allow_pickle=False)
-            except Exception as e:
-                raise fail(f"{p}: not a readable .npy file ({type(e).__name__}: {e}).") from None
+            from unembed.sources.files import read_npy
+
+            arr = read_npy(p, mmap=True, numeric=True)
             self.name = str(p)
         else:
             arr = np.asarray(data)
@@ -566,8 +572,11 @@ def collect(
     Parameters
     ----------
     model : LoadedModel
-        ``hidden_states(batch) -> (n, d)``; the head's float64 log-probabilities of those states
-        are the probabilities analysed.
+        ``hidden_states(batch) -> (n, d)``. The probabilities analysed come from the model's
+        own logits (``logits="model"``, the default, when the model has ``forward``: in the
+        model's precision, float32 for most models, widened exactly to float64 where they are
+        used) or from the head's float64 logits of the hidden states (``logits="head"``); the
+        log-normaliser and every statistic are computed in float64 either way.
     data : DataSource
     top_k : int
         "Both in the top k" counts inputs where both labels are among the k most probable of

@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +37,12 @@ from unembed._io import atomic_target, is_pickle
 from unembed._progress import progress_bars
 from unembed.equivalence import Equivalence, compare_logits
 from unembed.head import Head
+from unembed.sources.base import (
+    HFExportable,
+    LoadedModel,
+    SklearnExportable,
+    TorchExportable,
+)
 
 __all__ = ["ExportResult", "export_model"]
 
@@ -67,7 +73,7 @@ class ExportResult:
 Step = Callable[[str], None]
 
 
-def _check_same_shape(model: Any, head: Head) -> None:
+def _check_same_shape(model: LoadedModel, head: Head) -> None:
     old: Head = model.head
     if head.W.shape != old.W.shape:
         raise fail(f"export_model: the new head has shape {head.W.shape}, the model's head "
@@ -86,21 +92,25 @@ def _require_equivalent(eq: Equivalence, out: Path, what: str) -> None:
                    f"({eq.verdict}); nothing was written to {out}.")
 
 
-def _unfold(model: Any, head: Head) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _unfold(model: HFExportable, head: Head) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The stored (raw) weight and bias that realise ``head`` given in the model's view."""
     if head.meta.get("view", "raw") != "folded":
         return np.array(head.W), np.array(head.bias)
     norm = model.norm
+    if norm is None:
+        raise fail("The head is in the folded view, but the model has no final norm to "
+                   "unfold it with.")
     g = norm.gain
     if np.any(g == 0):
-        raise fail("export_model: the final norm has zero gains, so folded rows cannot be "
-                   "unfolded; export from the raw view.")
+        raise fail("The final norm has zero gains, so folded rows cannot be unfolded; export "
+                   "from the raw view (without fold=True).")
     U = head.W / g[None, :]
     b = head.bias - (U @ norm.shift if norm.shift is not None else 0.0)
     return U, np.asarray(b, dtype=np.float64)
 
 
-def _bias_to_write(model: Any, head: Head, b_new: NDArray[np.float64], has_bias: bool,
+def _bias_to_write(model: HFExportable | TorchExportable | SklearnExportable, head: Head,
+                   b_new: NDArray[np.float64], has_bias: bool,
                    notes: list[str]) -> NDArray[np.float64] | None:
     """The output layer's new bias, or None when it has none and needs none."""
     if has_bias:
@@ -114,8 +124,8 @@ def _bias_to_write(model: Any, head: Head, b_new: NDArray[np.float64], has_bias:
             notes.append(f"a uniform logit shift of {float(delta.mean()):.6g} was dropped "
                          f"(softmax ignores it; the output layer has no bias)")
         return None
-    raise fail(f"export_model: the new head needs a different bias per label (spread "
-               f"{spread:.3g}), but the model's output layer has no bias.")
+    raise fail(f"The new head needs a different bias per label (spread {spread:.3g}), but "
+               f"the model's output layer has no bias, so it cannot be written.")
 
 
 def _tensor(a: NDArray[np.float64], dtype: Any) -> Any:
@@ -129,14 +139,14 @@ def _tensor(a: NDArray[np.float64], dtype: Any) -> Any:
 def _copy_side_files(src: Path, dst: Path) -> None:
     """Tokenizer and other non-weight files of ``src`` not already written into ``dst``."""
     for f in src.iterdir():
-        if not f.is_file() or (dst / f.name).exists():
+        if f.is_symlink() or not f.is_file() or (dst / f.name).exists():
             continue
         if f.suffix in _WEIGHT_SUFFIXES or f.name.endswith(".index.json"):
             continue
         shutil.copy2(f, dst / f.name)
 
 
-def _export_hf(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
+def _export_hf(model: HFExportable, head: Head, out: Path, tmp: Path, inputs: Any,
                n_sequences: int, length: int, seed: int, step: Step) -> ExportResult:
     import torch
 
@@ -176,7 +186,7 @@ def _export_hf(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
 
 
 # --------------------------------------------------------------------------- torch modules
-def _export_torch(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
+def _export_torch(model: TorchExportable, head: Head, out: Path, tmp: Path, inputs: Any,
                   seed: int) -> ExportResult:
     import torch
 
@@ -224,7 +234,7 @@ def _random_hidden_for(head: Head, seed: int) -> NDArray[np.float64]:
 
 
 # --------------------------------------------------------------------------- scikit-learn
-def _export_sklearn(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
+def _export_sklearn(model: SklearnExportable, head: Head, out: Path, tmp: Path, inputs: Any,
                     seed: int) -> ExportResult:
     import pickle
 
@@ -247,8 +257,8 @@ def _export_sklearn(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
                         notes=notes)
 
 
-def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: bool = False,
-                 inputs: Any = None, n_sequences: int = 8, length: int = 16,
+def export_model(model: LoadedModel, head: Head, out: str | os.PathLike[str], *,
+                 force: bool = False, inputs: Any = None, n_sequences: int = 8, length: int = 16,
                  seed: int = 0, progress: bool = False) -> ExportResult:
     """Write ``model`` with its head replaced by ``head`` (same shape, labels and view), in
     the model's own format, verified on inputs before it is moved into place.
@@ -275,8 +285,9 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
     ExportResult
         Raises UnembedError (and writes nothing) when the written model is not equivalent.
     """
-    kind = getattr(model, "kind", None)
-    if kind not in ("hf_lm", "hf_vision", "torch", "sklearn", "spacy", "transformer_lens"):
+    kind = model.kind
+    if kind not in ("hf_lm", "hf_vision", "hf_classifier", "torch", "sklearn", "spacy",
+                    "transformer_lens"):
         raise fail(f"export_model: cannot export a model of kind {kind!r}; weight files are "
                    f"written with unembed.sources.files.write_like.")
     _check_same_shape(model, head)
@@ -285,17 +296,18 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
         raise fail(f"{outp}: a scikit-learn estimator is written as a pickle; use a .pkl "
                    f"suffix.")
     with atomic_target(outp, force=force) as tmp, progress_bars(progress) as bars:
-        if kind in ("hf_lm", "hf_vision"):
+        if kind in ("hf_lm", "hf_vision", "hf_classifier"):
             step = bars.step("export")
-            return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed, step)
+            return _export_hf(cast(HFExportable, model), head, outp, tmp, inputs,
+                              n_sequences, length, seed, step)
         if kind == "torch":
-            return _export_torch(model, head, outp, tmp, inputs, seed)
+            return _export_torch(cast(TorchExportable, model), head, outp, tmp, inputs, seed)
         if kind == "spacy":
-            from unembed.sources.spacy_pipeline import export_spacy
+            from unembed.sources.spacy_pipeline import SpacyTagger, export_spacy
 
-            return export_spacy(model, head, outp, tmp, inputs, seed)
+            return export_spacy(cast(SpacyTagger, model), head, outp, tmp, inputs, seed)
         if kind == "transformer_lens":
-            from unembed.sources.tlens import export_tl
+            from unembed.sources.tlens import TLModel, export_tl
 
-            return export_tl(model, head, outp, tmp, inputs, seed)
-        return _export_sklearn(model, head, outp, tmp, inputs, seed)
+            return export_tl(cast(TLModel, model), head, outp, tmp, inputs, seed)
+        return _export_sklearn(cast(SklearnExportable, model), head, outp, tmp, inputs, seed)

@@ -28,8 +28,13 @@ One name per view, used alike in the API, the CLI (``--view``) and JSON:
     u_i - u_k. For a pair (i, j) this view gives min over the other labels k of the reference
     set of cos(u_i - u_k, u_j - u_k): it is -1 when some k lies between i and j on a line, in
     which case i and j can never both beat k, so they can never be the top two together.
-    Translation-invariant. The reference set is the label set of the matrix (or the whole
-    head with ``reference="all"``).
+    Translation-invariant. The reference set of third labels: every other label of the head for
+    :func:`cosine` (``reference="all"``); the label set of the matrix for
+    :func:`similarity_matrix` by default (``reference="set"``: an upper bound on the head-wide
+    value, equal to it for the whole head, at 1/V of its cost; pass ``reference="all"`` for the
+    head-wide value).
+
+Which symmetries each view is invariant under, with proofs: docs/views.md.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._checks import fail
+from unembed._checks import arg_error, fail
 from unembed.gauges import weighted_mean
 from unembed.head import Head, LabelRef
 
@@ -64,8 +69,7 @@ _EIG_RTOL = 1e-10
 
 def check_view(view: str, func: str = "similarity_matrix") -> str:
     if view not in VIEWS:
-        raise fail(f"The 'view' argument of {func} must be one of {', '.join(VIEWS)}. "
-                   f"Got {view!r} instead.")
+        raise arg_error(func, "view", f"must be one of {', '.join(VIEWS)}", got=view)
     return view
 
 
@@ -121,8 +125,9 @@ def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None) -> NDA
         return R - R.mean(axis=0)
     if view == "causal":
         return _causal_rows(head)[0]
-    raise fail("view_rows: the 'differences' view compares differences of rows, not rows; "
-               "use similarity_matrix or difference_cosine.")
+    raise arg_error("view_rows", "view", "must be a row-wise view (raw, centered, normalized, "
+                    "causal): 'differences' compares differences of rows, not rows; use "
+                    "similarity_matrix or difference_cosine", got=view)
 
 
 def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[np.float64]:
@@ -225,5 +230,7 @@ def difference_cosine(
     y = head.W[c] - head.W[d]
     nx, ny = np.linalg.norm(x), np.linalg.norm(y)
     if nx == 0 or ny == 0:
-        raise fail("difference_cosine: a pair of identical rows has no difference direction.")
+        same = pair1 if nx == 0 else pair2
+        raise fail(f"The pair {tuple(same)!r} has identical rows, so its difference has no "
+                   f"direction and its cosine is undefined.")
     return float(np.clip(x @ y / (nx * ny), -1.0, 1.0))

@@ -16,8 +16,10 @@ from unembed.cli._common import (
     add_json_arg,
     fixed_temperature,
     fmt,
+    head_source,
     load_head,
     load_model,
+    positive_int,
     print_json,
     scaled_inputs,
 )
@@ -45,7 +47,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="weight files: store the new head in this dtype (default: the input's; "
                         "e.g. float32 for a float16 head, whose rounding would otherwise move "
                         "the cosine)")
-    p.add_argument("-n", "--n-random", type=int, default=1024,
+    p.add_argument("-n", "--n-random", type=positive_int, default=1024,
                    help="random inputs to verify on when --inputs is not given (default 1024)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_json_arg(p)
@@ -63,7 +65,9 @@ def _model_inputs(path: str | None) -> Any:
         return read_tensor(path, ndim=2).array
     from pathlib import Path
 
-    lines = [t for t in Path(path).read_text(encoding="utf-8").splitlines() if t.strip()]
+    from unembed._checks import read_text
+
+    lines = [t for t in read_text(Path(path), "inputs file").splitlines() if t.strip()]
     return lines or np.zeros((0, 0), dtype=np.int64)
 
 
@@ -81,7 +85,7 @@ def run_model(args: argparse.Namespace) -> int:
                                  seed=args.seed)
     exported = export_model(model, res.head, args.out, force=args.force,
                             inputs=_model_inputs(args.inputs), seed=args.seed,
-                            progress=not args.no_progress)
+                            progress=not (args.json or args.no_progress))
     i, j = head.index(a), head.index(b)
     cos_written = cosine(exported.head, i, j)
     eq = exported.equivalence
@@ -110,9 +114,12 @@ def run_model(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    if args.model is not None or (args.head is not None and not _is_weight_file(args.head)):
-        if args.model is None:
-            args.model = args.head
+    from unembed._io import check_target
+
+    source = head_source(args)
+    check_target(args.out, force=args.force)  # before any work
+    if not _is_weight_file(source, args.revision):
+        args.model, args.head = source, None
         return run_model(args)
 
     from unembed.construct import translation_for_cosine
@@ -180,9 +187,10 @@ def _with_dtype(mf: Any, dtype: str) -> Any:
     return replace(mf, dtype=dtype)
 
 
-def _is_weight_file(spec: str) -> bool:
+def _is_weight_file(spec: str, revision: str | None = None) -> bool:
     import os
 
     from unembed._io import is_pickle
+    from unembed.sources.hub_cache import find
 
-    return not (os.path.isdir(spec) or is_pickle(spec))
+    return not (os.path.isdir(spec) or is_pickle(spec) or find(spec, revision) is not None)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, fmt, load_head, print_json
+from unembed.cli._common import (
+    add_head_args,
+    add_json_arg,
+    fmt,
+    load_head,
+    positive_int,
+    print_json,
+)
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -14,8 +21,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                                    "vector, which probability-preserving transformations hold, "
                                    "and the most and least similar pairs under each view.")
     add_head_args(p)
-    p.add_argument("--top", type=int, default=5, help="pairs to show per view (default 5)")
-    p.add_argument("--max-labels", type=int, default=500,
+    p.add_argument("--top", type=positive_int, default=5, help="pairs to show per view (default 5)")
+    p.add_argument("--max-labels", type=positive_int, default=500,
                    help="search pairs among at most this many labels (a seeded sample)")
     p.add_argument("--pairs", metavar="FILE",
                    help="also write every pair of labels, one row per view (label_a, label_b, "

@@ -1,5 +1,5 @@
 """What a head can predict, decided exactly: argmaxable labels, pairs that can be on top
-together, feasible rankings and top-k sets, sigmoid on/off combinations (DESIGN.md section 4).
+together, feasible rankings and top-k sets, sigmoid on/off combinations (docs/feasibility.md).
 
 Every answer is a :class:`Feasibility` (or a collection of them): "yes" with a witness hidden
 state that the head's own float64 logits confirm, "no" with a dual certificate whose bound is

@@ -41,7 +41,7 @@ verdict; margins are reported before them. (A witness of a biased head found in 
 s -> 0 can be large; the tanh of a soft-cap then saturates in float64 and may show ties that
 exact arithmetic does not have: check such witnesses on ``W h + b``.)
 
-Tolerance and decisions (DESIGN.md section 4)
+Tolerance and decisions (docs/feasibility.md)
 ---------------------------------------------
 ``tol = rtol * (2 max_k sum_j r_j |u_kj - m_j| + 2 max_k |b_k - mean b|)``: rtol times a bound
 on the largest value a row can take in the box (default rtol = 1e-6, above float32 rounding of

@@ -117,23 +117,40 @@ class FileModel:
         return self.head.logits(self.hidden_states(inputs))
 
 
-def _hf_kind(path: os.PathLike[str] | str) -> str:
+def _hf_kind(path: os.PathLike[str] | str, trust_remote_code: bool = False) -> str:
+    """What a HuggingFace directory is, from what its config.json says: "hf_vision",
+    "hf_classifier" (sequence or token classification) or "hf_lm"; anything else, or a
+    config naming architectures of different kinds, is refused with the reason."""
     from pathlib import Path
 
-    from unembed._checks import fail
+    from unembed._checks import file_error
+    from unembed.sources.hf_classifier import CLASSIFIER_SUFFIXES
     from unembed.sources.hf_lm import FAMILIES, read_config
 
-    config = read_config(Path(path))
+    config = read_config(Path(path), trust_remote_code=trust_remote_code)
     archs = [str(a) for a in (getattr(config, "architectures", None) or [])]
-    if any(a.endswith("ForImageClassification") for a in archs):
-        return "hf_vision"
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+    kinds = set()
+    for a in archs:
+        if a.endswith("ForImageClassification"):
+            kinds.add("hf_vision")
+        elif a.endswith(tuple(CLASSIFIER_SUFFIXES)):
+            kinds.add("hf_classifier")
+        elif a.endswith(("ForCausalLM", "LMHeadModel")):
+            kinds.add("hf_lm")
+        else:
+            kinds.add(f"other ({a})")
+    if len(kinds) > 1:
+        raise file_error(Path(path) / "config.json", f"names architectures of different kinds "
+                         f"({', '.join(archs)}); which one the weights are is not known.")
+    if kinds and next(iter(kinds)).startswith("hf_"):
+        return next(iter(kinds))
+    if not archs and getattr(config, "model_type", None) in FAMILIES:
         return "hf_lm"
-    if getattr(config, "model_type", None) in FAMILIES:
-        return "hf_lm"
-    raise fail(f"{path}: config.json names architectures {archs or 'none'}; unembed reads "
-               f"causal LMs (...ForCausalLM, ...LMHeadModel) and image classifiers "
-               f"(...ForImageClassification).")
+    raise file_error(Path(path) / "config.json", f"names architectures {archs or 'none'} "
+                     f"(model_type {getattr(config, 'model_type', None)!r}); unembed reads "
+                     f"causal LMs (...ForCausalLM, ...LMHeadModel), sequence and token "
+                     f"classifiers (...ForSequenceClassification, ...ForTokenClassification) "
+                     f"and image classifiers (...ForImageClassification).")
 
 
 def load(
@@ -148,6 +165,8 @@ def load(
     bias: str | os.PathLike[str] | None = None,
     softcap: float | None = None,
     strict: bool = True,
+    trust_remote_code: bool = False,
+    unique_labels: bool = False,
     revision: str | None = None,
     temperature: float | None = None,
 ) -> Any:
@@ -175,6 +194,11 @@ def load(
         Refuse heads with all-zero or identical rows.
     temperature : float, optional
         Weight files only: the model divides its scores by this T before the softmax.
+    trust_remote_code : bool
+        HuggingFace directories whose config names their own code (``auto_map``): run it.
+        Default False: such a directory is refused.
+    unique_labels : bool
+        Rename repeated labels ('sr', 'sr' -> 'sr', 'sr#2') instead of refusing them.
     revision : str, optional
         Hub names (``ORG/NAME``, read from the local hub cache, see
         :mod:`unembed.sources.hub_cache`): a branch, tag or commit hash (default "main").
@@ -194,6 +218,11 @@ def load(
                    f"{type(source).__name__} has its own logits.")
     if isinstance(source, Head):
         return FileModel(source)
+    if labels is not None and unique_labels:
+        from unembed._checks import unique_labels as make_unique
+
+        labels = list(make_unique(read_labels(labels) if isinstance(labels, (str, os.PathLike))
+                                  else labels))
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         from unembed.sources import hub_cache
@@ -214,16 +243,25 @@ def load(
                 from unembed.sources.spacy_pipeline import load_spacy
 
                 return load_spacy(p, component=head_name, strict=strict)
-            if not (p / "config.json").is_file():
-                raise fail(f"{p}: a directory without config.json; expected a HuggingFace "
-                           f"model directory.")
-            if _hf_kind(p) == "hf_vision":
+            from unembed.sources.hf_dir import check_model_dir
+
+            check_model_dir(p)
+            kind = _hf_kind(p, trust_remote_code)
+            if kind == "hf_vision":
                 from unembed.sources.hf_vision import load_hf_vision
 
-                return hub_cache.mark(load_hf_vision(p, fold=fold, strict=strict), snap)
+                return hub_cache.mark(load_hf_vision(p, fold=fold, strict=strict,
+                                                     trust_remote_code=trust_remote_code), snap)
+            if kind == "hf_classifier":
+                from unembed.sources.hf_classifier import load_hf_classifier
+
+                return hub_cache.mark(load_hf_classifier(p, fold=fold, strict=strict,
+                                                         trust_remote_code=trust_remote_code),
+                                      snap)
             from unembed.sources.hf_lm import load_hf_lm
 
-            return hub_cache.mark(load_hf_lm(p, fold=fold, strict=strict), snap)
+            return hub_cache.mark(load_hf_lm(p, fold=fold, strict=strict,
+                                             trust_remote_code=trust_remote_code), snap)
         if fold:
             raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
                        f"no final norm).")

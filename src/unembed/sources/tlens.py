@@ -15,8 +15,8 @@ TransformerLens usually processes the weights when it loads a model
 ``process_weights_``), and each step changes what the rows are:
 
 * ``fold_ln``: the final norm's gain is multiplied into W_U (and its shift into b_U); the norm
-  becomes ``LNPre`` / ``RMSPre`` (no gain). The rows are then the *folded* rows (DESIGN.md
-  section 1), and the hidden state is the normalised state n. After a LayerNorm n sums to
+  becomes ``LNPre`` / ``RMSPre`` (no gain). The rows are then the *folded* rows
+  (docs/model.md), and the hidden state is the normalised state n. After a LayerNorm n sums to
   zero, so every row may move along the all-ones direction without changing a logit, and
   fold_ln moves each row there: it *projects the rows off that null-space direction*
   (each row sums to zero over d). Logits unchanged; cosines changed.
