@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed import _reprs
 from unembed._checks import UnembedError, fail
 from unembed._tensors import tensor_to_numpy
 from unembed.head import Head
@@ -218,6 +219,8 @@ class HFCausalLM:
     """
 
     kind = "hf_lm"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
 
     def __init__(self, path: Path, config: Any, *, fold: bool, strict: bool,
                  raw_W: NDArray[Any], raw_b: NDArray[Any] | None, dtype: str,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed import _reprs
 from unembed._checks import fail
 from unembed.head import Head
 from unembed.sources._torch import (
@@ -68,6 +69,8 @@ class HFImageClassifier:
     """
 
     kind = "hf_vision"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
     tied = False
 
     def __init__(self, path: Path, *, fold: bool = False, strict: bool = True,
