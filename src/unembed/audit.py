@@ -46,7 +46,10 @@ from unembed.moments import ParkDistance, logit_cosines, park_distance
 from unembed.views import VIEWS, causal_rank, similarity_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from unembed.engine import Sharded
+    from unembed.tables import PairTable
 
 #: Above this many labels, claim 1 does not recompute the causal view of the translated head.
 CAUSAL_AFTER_MAX_LABELS = 4096
@@ -320,6 +323,27 @@ class AuditResult:
             rs = [r for r in self.correlations if r.measure == me]
             out[me] = sorted(rs, key=lambda r: (r.rho is None, -(r.rho or 0.0)))
         return out
+
+    def pair_table(self) -> PairTable:
+        """Every pair of the label set, one row per view: label_a, label_b, view, cosine and
+        each behavioural measure (long format; ``.to_frame()``, ``.write("pairs.csv")``)."""
+        from unembed.tables import pairs_from_matrices
+
+        return pairs_from_matrices(self.labels, self.similarities, self.behaviour.matrices)
+
+    def to_frame(self) -> pd.DataFrame:
+        """:meth:`pair_table` as a pandas DataFrame (pandas imported only here)."""
+        return self.pair_table().to_frame()
+
+    def __repr__(self) -> str:
+        shown = [c.number for c in self.claims if c.shown]
+        return (f"AuditResult({len(self.labels)} labels, {self.behaviour.n_predictions} "
+                f"predictions, views={list(self.similarities)}, claims shown={shown})")
+
+    def _repr_html_(self) -> str:
+        from unembed._reprs import audit_html
+
+        return audit_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         b = self.behaviour
