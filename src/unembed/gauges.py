@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from unembed._checks import check_vector, fail
-from unembed.head import Head
+from unembed.head import Head, owned
 
 __all__ = [
     "Symmetry",
@@ -121,7 +121,7 @@ def translate(head: Head, c: ArrayLike, *, force: bool = False) -> Head:
     """
     cc = check_vector(c, "c", head.d, where="translate")
     extra = _require(head, "translation", force, "translate")
-    return head.with_weights(head.W + cc[None, :], meta=extra)
+    return head.with_weights(owned(head.W + cc[None, :]), meta=extra)
 
 
 def shift_bias(head: Head, beta: float, *, force: bool = False) -> Head:
@@ -174,7 +174,7 @@ def reparametrize(
                    f"number of {cond:.3g}.")
     extra = _require(head, "reparametrization", force, "reparametrize")
     a_inv = np.linalg.inv(a)
-    new = head.with_weights(head.W @ a_inv, meta=extra)
+    new = head.with_weights(owned(head.W @ a_inv), meta=extra)
     if head.null_space is not None:
         new = replace(new, null_space=a_inv.T @ head.null_space)
     return new, a
@@ -192,4 +192,4 @@ def shift_in_null_space(head: Head, coeffs: ArrayLike) -> Head:
     if cf.shape != (head.n_labels, k):
         raise fail(f"The 'coeffs' argument of shift_in_null_space must have shape "
                    f"({head.n_labels}, {k}). Got shape {cf.shape} instead.")
-    return head.with_weights(head.W + cf @ head.null_space.T)
+    return head.with_weights(owned(head.W + cf @ head.null_space.T))

@@ -1,5 +1,9 @@
 """A summary of one head: shape, norms, how much of the rows is a shared mean vector, which
-symmetries hold, and the most and least similar pairs under each view."""
+symmetries hold, and the most and least similar pairs under each view.
+
+Memory: the whole-head figures come from the head's cached statistics (:class:`RowStats`,
+computed in row blocks); pairs are searched among at most ``max_labels`` labels, so nothing of
+size (V, d) or (V, V) is formed beyond the head itself."""
 
 from __future__ import annotations
 
@@ -39,9 +43,8 @@ def summarize(
     """Figures of a head (JSON-ready). Pairs are searched over all labels when V <=
     ``max_labels``, else over a seeded random sample of that size (said in the result);
     the ``differences`` view over at most ``max_labels_differences`` labels."""
-    W = head.W
-    norms = np.linalg.norm(W, axis=1)
-    m = W.mean(axis=0)
+    norms = head.stats.norms()  # whole-head statistics: computed once, in blocks, cached
+    m = head.stats.mean()
     mean_share = float(m @ m / np.mean(norms**2))
     rng = np.random.default_rng(seed)
     V = head.n_labels

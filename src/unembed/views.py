@@ -40,9 +40,10 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._checks import fail
+from unembed._blocks import row_blocks
+from unembed._checks import UnembedError, fail
 from unembed.gauges import weighted_mean
-from unembed.head import Head, LabelRef
+from unembed.head import Head, LabelRef, Whitening, _ZeroRow
 
 __all__ = [
     "VIEWS",
@@ -69,82 +70,132 @@ def check_view(view: str, func: str = "similarity_matrix") -> str:
     return view
 
 
+def _zero(label: str, what: str) -> UnembedError:
+    return fail(f"Label {label!r} has a zero vector in the {what} view; its cosine is "
+                f"undefined.")
+
+
 def _unit(x: NDArray[np.float64], what: str, labels: Sequence[str]) -> NDArray[np.float64]:
     n = np.linalg.norm(x, axis=1)
     tiny = n <= 1e-300
     if tiny.any():
-        i = int(np.flatnonzero(tiny)[0])
-        raise fail(f"Label {labels[i]!r} has a zero vector in the {what} view; its cosine is "
-                   f"undefined.")
+        raise _zero(labels[int(np.flatnonzero(tiny)[0])], what)
     return x / n[:, None]
 
 
-def _causal_rows(head: Head) -> tuple[NDArray[np.float64], int]:
-    cached = head.__dict__.get("_causal_rows")
-    if cached is not None:
-        return cached
-    W = head.W
-    C = W - W.mean(axis=0)
-    if W.shape[0] <= W.shape[1]:
-        # Few rows: the SVD of C is cheap and rank-revealing.
-        _, s, vt = np.linalg.svd(C, full_matrices=False)
-        ev, vecs = s**2 / W.shape[0], vt.T
-    else:
-        # Many rows (a vocabulary): eigen-decompose the (d, d) covariance C^T C / V.
-        ev, vecs = np.linalg.eigh(C.T @ C / W.shape[0])
-    keep = ev > _EIG_RTOL * (ev.max() if ev.size else 0.0)
-    r = int(keep.sum())
-    G = (C @ vecs[:, keep]) / np.sqrt(ev[keep])
-    object.__setattr__(head, "_causal_rows", (G, r))
-    return G, r
+def _causal(head: Head) -> Whitening:
+    return head.stats.whitening(_EIG_RTOL)
 
 
 def causal_rank(head: Head) -> int:
     """Rank of the row covariance used by the ``causal`` view (at most min(V - 1, d))."""
-    return _causal_rows(head)[1]
+    return _causal(head).rank
+
+
+def _center_of(head: Head, weights: ArrayLike | None) -> NDArray[np.float64]:
+    return head.stats.mean() if weights is None else weighted_mean(head.W, weights)
+
+
+def _unit_mean(head: Head, m: NDArray[np.float64], weights: ArrayLike | None
+               ) -> NDArray[np.float64]:
+    """(1/V) sum_k (u_k - m) / |u_k - m| (uniform mean of the unit centered rows), in blocks."""
+    try:
+        if weights is None:
+            return head.stats.unit_mean()
+        W = head.W
+        n = np.empty(W.shape[0])
+        for s, e in row_blocks(*W.shape):
+            C = W[s:e] - m
+            n[s:e] = np.sqrt(np.einsum("ij,ij->i", C, C))
+        zero = np.flatnonzero(n <= 1e-300)
+        if zero.size:
+            raise _ZeroRow(int(zero[0]))
+        return np.asarray(((1.0 / n) @ W - m * (1.0 / n).sum()) / n.size)
+    except _ZeroRow as z:
+        raise _zero(head.labels[z.index], "centered") from None
+
+
+def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | None
+             ) -> NDArray[np.float64]:
+    """The rows of labels ``idx`` (k, d') under a row view, from the head's cached statistics:
+    O(k d) beyond them, never a (V, d) temporary."""
+    W = head.W
+    if view == "raw":
+        return np.asarray(W[idx])
+    m = _center_of(head, weights)
+    if view == "centered":
+        return np.asarray(W[idx] - m)
+    if view == "normalized":
+        C = W[idx] - m
+        n = np.sqrt(np.einsum("ij,ij->i", C, C))
+        if (n <= 1e-300).any():
+            raise _zero(head.labels[int(idx[np.flatnonzero(n <= 1e-300)[0]])], "centered")
+        return np.asarray(C / n[:, None] - _unit_mean(head, m, weights))
+    if view == "causal":
+        cz = _causal(head)
+        if cz.rows is not None:
+            return np.asarray(cz.rows[idx])
+        assert cz.P is not None
+        return np.asarray((W[idx] - head.stats.mean()) @ cz.P)
+    raise fail("view_rows: the 'differences' view compares differences of rows, not rows; "
+               "use similarity_matrix or difference_cosine.")
 
 
 def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None) -> NDArray[np.float64]:
     """The rows (V, d') a row-wise view compares by cosine, in float64.
 
     ``weights`` (V,), summing to 1, set the centering of the ``centered`` view.
-    ``differences`` has no per-label rows; use :func:`similarity_matrix`.
+    ``differences`` has no per-label rows; use :func:`similarity_matrix`. This returns a new
+    (V, d') array (except for ``raw``); the other functions of this module never form it.
     """
     check_view(view, "view_rows")
-    W = head.W
     if view == "raw":
-        return W
-    if view == "centered":
-        return W - weighted_mean(W, weights)
-    if view == "normalized":
-        R = _unit(W - weighted_mean(W, weights), "centered", head.labels)
-        return R - R.mean(axis=0)
-    if view == "causal":
-        return _causal_rows(head)[0]
-    raise fail("view_rows: the 'differences' view compares differences of rows, not rows; "
-               "use similarity_matrix or difference_cosine.")
+        return head.W
+    if view == "differences":
+        raise fail("view_rows: the 'differences' view compares differences of rows, not rows; "
+                   "use similarity_matrix or difference_cosine.")
+    V, d = head.W.shape
+    blocks = [_rows_of(head, np.arange(s, e), view, weights) for s, e in row_blocks(V, d)]
+    return np.concatenate(blocks, axis=0)
 
 
 def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[np.float64]:
     """min over reference labels k (other than i, j) of cos(u_i - u_k, u_j - u_k), for every
-    pair of ``idx``: one (k, k) Gram matrix per reference label."""
+    pair of ``idx``, from inner products of centered rows c = u - m:
+
+        (c_i - c_k) . (c_j - c_k) = c_i . c_j - c_i . c_k - c_j . c_k + |c_k|^2,
+
+    one (|idx|, block) product per block of reference labels (O(|idx| |ref| d) in all, never a
+    Gram matrix per reference label)."""
     W = head.W
-    sub = W[idx]
-    k = len(idx)
+    m = head.stats.mean()
+    ix = np.asarray(idx, dtype=np.intp)
+    k = ix.size
+    Ci = W[ix] - m
+    Gii = Ci @ Ci.T
+    dii = np.diag(Gii).copy()
+    cn2 = head.stats.centered_norms() ** 2
     out = np.full((k, k), np.inf)
     pos = {r: a for a, r in enumerate(idx)}
-    for r in ref:
-        D = sub - W[r]
-        n = np.linalg.norm(D, axis=1)
-        ok = n > 0
-        D = D / np.where(ok, n, 1.0)[:, None]
-        G = D @ D.T
-        G[~ok, :] = np.inf
-        G[:, ~ok] = np.inf
-        if r in pos:  # the reference label itself is one of the pair: not a third label
-            G[pos[r], :] = np.inf
-            G[:, pos[r]] = np.inf
-        np.minimum(out, G, out=out)
+    refs = np.asarray(ref, dtype=np.intp)
+    step = max(1, min(4096, (1 << 22) // max(k * k, 1)))
+    for s in range(0, refs.size, step):
+        R = refs[s:s + step]
+        X = Ci @ (W[R] - m).T  # (k, r): c_i . c_k
+        nk = cn2[R]
+        d2 = dii[:, None] - 2 * X + nk[None, :]  # |c_i - c_k|^2
+        num = Gii[:, :, None] - X[:, None, :] - X[None, :, :] + nk[None, None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            den = np.sqrt(np.maximum(d2, 0.0))
+            cos = num / (den[:, None, :] * den[None, :, :])
+        bad = den <= 0
+        cos[bad[:, None, :] | bad[None, :, :]] = np.inf
+        for t, r in enumerate(R.tolist()):
+            a = pos.get(r)
+            if a is not None:  # the reference label itself is one of the pair
+                cos[a, :, t] = np.inf
+                cos[:, a, t] = np.inf
+        np.minimum(out, cos.min(axis=2), out=out)
     out[~np.isfinite(out)] = np.nan
     out = np.clip(out, -1.0, 1.0)
     np.fill_diagonal(out, 1.0)
@@ -169,7 +220,7 @@ def similarity_matrix(
     if view == "differences":
         ref = idx if reference == "set" else list(range(head.n_labels))
         return _differences_matrix(head, idx, ref)
-    rows = view_rows(head, view, weights=weights)[idx]
+    rows = _rows_of(head, np.asarray(idx, dtype=np.intp), view, weights)
     U = _unit(rows, view, [head.labels[i] for i in idx])
     S = np.clip(U @ U.T, -1.0, 1.0)
     np.fill_diagonal(S, 1.0)
@@ -197,22 +248,36 @@ def cosine(
     check_view(view, "cosine")
     i, j = head.index(a), head.index(b)
     if view == "differences":
-        others = np.setdiff1d(np.arange(head.n_labels), [i, j])
-        da, db = head.W[i] - head.W[others], head.W[j] - head.W[others]
-        na, nb = np.linalg.norm(da, axis=1), np.linalg.norm(db, axis=1)
-        ok = (na > 0) & (nb > 0)
-        if not ok.any():
-            return float("nan")
-        c = np.einsum("kd,kd->k", da[ok], db[ok]) / (na[ok] * nb[ok])
-        return float(np.clip(c.min(), -1.0, 1.0))
-    rows = view_rows(head, view, weights=weights)
-    u, v = rows[i], rows[j]
+        return _pair_differences(head, i, j)
+    u, v = _rows_of(head, np.array([i, j], dtype=np.intp), view, weights)
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     if nu == 0 or nv == 0:
         lab = head.labels[i] if nu == 0 else head.labels[j]
         raise fail(f"Label {lab!r} has a zero vector in the {view} view; its cosine is "
                    f"undefined.")
     return float(np.clip(u @ v / (nu * nv), -1.0, 1.0))
+
+
+def _pair_differences(head: Head, i: int, j: int) -> float:
+    """min over k != i, j of cos(u_i - u_k, u_j - u_k), from the differences themselves, in
+    blocks of k (O(V d) time, O(block) memory); NaN when no k has both differences nonzero."""
+    W = head.W
+    best = np.inf
+    for s, e in row_blocks(*W.shape):
+        blk = W[s:e]
+        da = W[i] - blk
+        db = W[j] - blk
+        na = np.sqrt(np.einsum("kd,kd->k", da, da))
+        nb = np.sqrt(np.einsum("kd,kd->k", db, db))
+        ok = (na > 0) & (nb > 0)
+        for k in (i, j):  # the pair itself is not a third label
+            if s <= k < e:
+                ok[k - s] = False
+        if ok.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                c = np.einsum("kd,kd->k", da, db) / (na * nb)
+            best = min(best, float(c[ok].min()))
+    return float("nan") if not np.isfinite(best) else float(np.clip(best, -1.0, 1.0))
 
 
 def difference_cosine(

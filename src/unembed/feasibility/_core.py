@@ -245,11 +245,16 @@ class Space:
     def tol(self) -> float:
         cached = self.__dict__.get("_tol")
         if cached is None:
+            from unembed._blocks import row_blocks
+
             W, b = self.W, self.b
+            m = W.mean(axis=0) if self.centered else np.zeros(W.shape[1])
             if self.centered:
-                W, b = W - W.mean(axis=0), b - b.mean()
-            scale = 2 * float((np.abs(W) @ self.r).max()) + 2 * float(
-                np.abs(b).max(initial=0.0))
+                b = b - b.mean()
+            r = self.r
+            top = max(float((np.abs(W[s:e] - m) @ r).max())  # in row blocks: no (V, d) copy
+                      for s, e in row_blocks(*W.shape))
+            scale = 2 * top + 2 * float(np.abs(b).max(initial=0.0))
             cached = self.rtol * scale
             object.__setattr__(self, "_tol", cached)
         return float(cached)

@@ -43,7 +43,7 @@ from unembed.feasibility._core import (
     make_space,
 )
 from unembed.feasibility.questions import _scaled
-from unembed.head import Head
+from unembed.head import Head, owned
 
 _EPS32 = 2.0**-24
 
@@ -130,15 +130,15 @@ class VocabularyResult:
 
 
 # ---------------------------------------------------------------------------------- fast pass
-def _fast_block(W32: NDArray[np.float32], W: NDArray[np.float64], norms: NDArray[np.float64],
-                sp: Space, idx: NDArray[np.int64], steps: int
+def _fast_block(W32: NDArray[np.floating], W: NDArray[np.float64], norms: NDArray[np.float64],
+                sp: Space, idx: NDArray[np.int64], steps: int, m: NDArray[np.float64]
                 ) -> tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                            NDArray[np.float64], NDArray[np.int64]]:
     """Starts + reflections for a block of labels. Returns (margin lower bounds, reflection
     recipes, scale factors to the unit box, the strongest competitor of each)."""
     d = W.shape[1]
     gamma = d * _EPS32 / (1 - d * _EPS32) + 2 * _EPS32
-    H = W[idx] - W.mean(axis=0)
+    H = W[idx] - m
     recipes: list[list[tuple[int, float]]] = [[] for _ in idx]
     lower = np.full(idx.size, -np.inf)
     scale = np.ones(idx.size)
@@ -161,7 +161,7 @@ def _fast_block(W32: NDArray[np.float32], W: NDArray[np.float64], norms: NDArray
         r = rows[: todo.size]
         hn = np.linalg.norm(Hs, axis=1)
         # all in float32, in place; every rounding is covered by `slack` and `ei` below
-        Z = Hs.astype(np.float32) @ W32.T  # (n, V)
+        Z = _times_rows32(Hs.astype(np.float32), W32)  # (n, V) in float32
         zi = Z[r, lab].astype(np.float64)
         ei = gamma * norms[lab] * hn
         slack = 2 * _EPS32 * (hn * nmax * (1 + gamma) + 2 * bmax) + 4 * _EPS32 * bmax
@@ -199,6 +199,18 @@ def _fast_block(W32: NDArray[np.float32], W: NDArray[np.float64], norms: NDArray
     return lower, recipes, scale, rival
 
 
+def _times_rows32(H32: NDArray[np.float32], W: NDArray[np.floating]) -> NDArray[np.float32]:
+    """H32 @ fl32(W)^T (n, V) in float32, W converted to float32 one row block at a time."""
+    from unembed._blocks import row_blocks
+
+    if W.dtype == np.float32:
+        return np.asarray(H32 @ W.T)
+    Z = np.empty((H32.shape[0], W.shape[0]), dtype=np.float32)
+    for s, e in row_blocks(W.shape[0], W.shape[1], 1 << 23):
+        np.matmul(H32, W[s:e].astype(np.float32).T, out=Z[:, s:e])
+    return Z
+
+
 # ---------------------------------------------------------------------------------- LP workers
 _WORKER: dict[str, Any] = {}
 
@@ -207,7 +219,9 @@ def _init_worker(W: NDArray[np.float64], b: NDArray[np.float64], radius: float |
                  rtol: float, labels: tuple[str, ...], centered: bool,
                  box: NDArray[np.float64] | None = None,
                  bound: dict[str, Any] | None = None) -> None:
-    head = Head(W, b=b if np.any(b != 0) else None, labels=labels, strict=False)
+    # owned(W): the head shares the caller's read-only rows (in a forked worker, the parent's
+    # pages), never a second copy of them.
+    head = Head(owned(W), b=b if np.any(b != 0) else None, labels=labels, strict=False)
     _WORKER["head"] = head
     _WORKER["space"] = Space(head.W, b, radius, rtol, centered=centered, box=box,
                              bound=bound or {})
@@ -308,8 +322,11 @@ def argmaxable_all(
     V = head.n_labels
     W = head.W
     workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    W32 = W.astype(np.float32)
-    norms = np.linalg.norm(W, axis=1)
+    # The fast pass multiplies in float32, converting W block by block (no float32 copy of
+    # the head: the conversion costs 1/block of the product).
+    W32: NDArray[np.floating] = W
+    norms = head.stats.norms()
+    m = head.stats.mean()
     lower = np.full(V, -np.inf)
     scale = np.ones(V)
     recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = {}
@@ -318,7 +335,7 @@ def argmaxable_all(
         task = bar.add("fast pass (float32 blocks)", V)
         for start in range(0, V, block):
             idx = np.arange(start, min(V, start + block))
-            low, rec, sc, _ = _fast_block(W32, W, norms, sp, idx, steps)
+            low, rec, sc, _ = _fast_block(W32, W, norms, sp, idx, steps, m)
             lower[idx] = low
             scale[idx] = sc
             for a, i in enumerate(idx.tolist()):
@@ -329,12 +346,12 @@ def argmaxable_all(
         left = np.flatnonzero(~settled)
         task = bar.add(f"exact LPs ({workers} workers)", int(left.size))
         tasks: list[tuple[int, NDArray[np.float64] | None, bool]] = [
-            (int(i), _rebuild(W, int(i), recipes[int(i)]), True) for i in left]
+            (int(i), _rebuild(W, int(i), recipes[int(i)], m), True) for i in left]
         runner = _Runner(head, sp, workers)
         try:
             lp_results = runner.run(tasks, lambda: bar.advance(task, 1))
             exact, narrow_exact = _narrowest(runner, bar, W, lower, settled, recipes,
-                                             lp_results, n_narrowest, narrowest_budget)
+                                             lp_results, n_narrowest, narrowest_budget, m)
         finally:
             runner.close()
     status = np.where(settled, "yes", "undecided").astype("<U9")
@@ -360,8 +377,8 @@ def _optimum(r: Feasibility) -> float:
 def _narrowest(runner: _Runner, bar: _Bars, W: NDArray[np.float64], lower: NDArray[np.float64],
                settled: NDArray[np.bool_],
                recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]],
-               lp_results: dict[int, Feasibility], n: int, budget: int
-               ) -> tuple[dict[int, float], bool]:
+               lp_results: dict[int, Feasibility], n: int, budget: int,
+               m: NDArray[np.float64]) -> tuple[dict[int, float], bool]:
     """Refine the smallest fast-pass bounds with LPs to optimality until the n smallest exact
     margins lie below every bound not refined (exact list), or the budget runs out."""
     exact = {i: _optimum(r) for i, r in lp_results.items() if r.status == "yes"}
@@ -376,7 +393,7 @@ def _narrowest(runner: _Runner, bar: _Bars, W: NDArray[np.float64], lower: NDArr
             return exact, False
         batch = pool[: max(1, runner.workers)]
         pool = pool[len(batch):]
-        got = runner.run([(i, _rebuild(W, i, recipes[i]), True) for i in batch],
+        got = runner.run([(i, _rebuild(W, i, recipes[i], m), True) for i in batch],
                          lambda: bar.advance(task, 1))
         spent += len(batch)
         for i, r in got.items():
@@ -386,10 +403,10 @@ def _narrowest(runner: _Runner, bar: _Bars, W: NDArray[np.float64], lower: NDArr
 
 
 def _rebuild(W: NDArray[np.float64], i: int,
-             recipe: tuple[NDArray[np.int64], NDArray[np.float64], float]
-             ) -> NDArray[np.float64]:
+             recipe: tuple[NDArray[np.int64], NDArray[np.float64], float],
+             m: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     js, betas, sc = recipe
-    h = W[i] - W.mean(axis=0)
+    h = W[i] - (W.mean(axis=0) if m is None else m)
     for j, beta in zip(js.tolist(), betas.tolist()):
         h = h + beta * (W[i] - W[j])
     return h * sc

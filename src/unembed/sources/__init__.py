@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from unembed.head import Head, Link
+from unembed.head import Head, Link, owned
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
 
 __all__ = ["FileModel", "load", "load_head_file"]
@@ -42,17 +42,21 @@ def load_head_file(
     equivalent head can be written back in the same format and dtype.
     """
     mf: MatrixFile = read_tensor(weights, ndim=2)
+    if len(mf.shape) != 2 or mf.dtype not in ("float64", "float32", "float16", "bfloat16"):
+        W: Any = mf.array  # the Head names what is wrong with it
+    else:
+        W = owned(mf.read_float64())  # one float64 copy, read in blocks
     b = None
     if bias is not None:
         bf = read_tensor(bias, ndim=1)
-        if bf.array.ndim != 1 or bf.array.shape[0] != mf.array.shape[0]:
+        if len(bf.shape) != 1 or bf.shape[0] != mf.shape[0]:
             raise_shape(bf, mf)
         b = bf.array
     labs: Any = None
     if labels is not None:
         labs = labels if isinstance(labels, list) else read_labels(labels)
     return Head(
-        W=mf.array,
+        W=W,
         b=b,
         labels=tuple(labs) if labs is not None else (),
         link=link,
@@ -67,8 +71,8 @@ def load_head_file(
 def raise_shape(bf: MatrixFile, mf: MatrixFile) -> None:
     from unembed._checks import fail
 
-    raise fail(f"{bf.path}: the bias has shape {bf.array.shape}, but the weights "
-               f"{mf.path} have {mf.array.shape[0]} rows; expected ({mf.array.shape[0]},).")
+    raise fail(f"{bf.path}: the bias has shape {bf.shape}, but the weights "
+               f"{mf.path} have {mf.shape[0]} rows; expected ({mf.shape[0]},).")
 
 
 class FileModel:
