@@ -237,13 +237,13 @@ def render_html(res: AuditResult, *, title: str = "unembed audit") -> str:
              f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"]
     facts = [["model", _e(m.get("meta", {}).get("source", m["kind"]))],
              ["labels (V) / hidden size (d)", f"{m['n_labels']} / {m['d']}"],
-             ["head view", _e(m["view"]) + " (raw: the rows as stored; folded: the final "
+             ["rows", _e(m["rows"]) + " (stored: the rows as stored; folded: the final "
               "norm's gain folded in)"],
              ["predictions analysed", str(d["data"]["n_predictions"])],
              ["label set", _e(d["data"]["label_selection"])],
              ["top k for co-occurrence", str(d["data"]["top_k"])]]
     for key, val in m.items():
-        if key not in ("kind", "n_labels", "d", "link", "dtype", "view", "meta"):
+        if key not in ("kind", "n_labels", "d", "link", "dtype", "rows", "meta"):
             facts.append([_e(key.replace("_", " ")), _e(_f(val) if isinstance(val, float)
                                                        else val)])
     parts.append(_table(["", ""], facts, left=2))

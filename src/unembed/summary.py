@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from unembed.gauges import symmetries
 from unembed.head import Head
-from unembed.views import VIEWS, causal_rank, similarity_matrix
+from unembed.views import VIEWS, causal_rank, identification, invariance, similarity_matrix
 
 __all__ = ["extreme_pairs", "summarize"]
 
@@ -60,7 +60,7 @@ def summarize(
     return {
         "head": repr(head),
         "source": head.meta.get("source"),
-        "view_of_rows": head.meta.get("view", "raw"),
+        "rows": head.rows,
         "n_labels": V,
         "d": head.d,
         "link": head.link,
@@ -74,6 +74,8 @@ def summarize(
         "causal_rank": causal_rank(head),
         "symmetries": {k: v.to_dict() for k, v in symmetries(head).items()},
         "degenerate": head.degenerate,
+        "rows_identified": identification(head),
+        "invariance": {view: invariance(head, view).to_dict() for view in VIEWS},
         "pairs_sampled": bool(idx.size < V),
         "pairs": pairs,
     }

@@ -1,20 +1,39 @@
 """Views of similarity between label representations, all in float64.
 
-One name per view, used alike in the API, the CLI (``--view``) and JSON:
+One name per view, used alike in the API, the CLI (``--view``) and JSON.
+
+Rows are identified first: every view but ``raw`` works on the rows projected off the head's
+known null space N (directions orthogonal to every reachable hidden state, e.g. 1/g after a
+LayerNorm with gain g; ``Head.null_space``), u -> u - N N^T u, since a row may move freely
+along N without changing any logit (TransformerLens projects its rows the same way). ``raw``
+is the rows as stored.
+
+Which symmetries of a head (:func:`unembed.gauges.symmetries`) a view is invariant under is
+:data:`INVARIANT_UNDER`; :func:`invariance` says it for one head (a symmetry that does not hold
+for the head is not claimed). On a soft-capped or sigmoid head translation is no symmetry: the
+``centered``, ``normalized``, ``causal`` and ``differences`` views still remove a translation,
+but no symmetry of that head stands behind them (the translation they remove changes
+probabilities), and :func:`invariance` says so.
+
+Every row view is also available on differences of rows, cos(u_a - u_b, u_c - u_d), with
+:func:`difference_cosine` (``view=...``): the concept directions of Park, Choe & Veitch
+(2023) are such differences under the causal inner product. Their code whitens uncentered
+rows (Cov^{-1/2} u); for a difference of rows the mean cancels, so that agrees with the
+centered definition used here only on differences, not on single rows.
 
 ``raw``
     cos(u_i, u_j) of the rows as stored. Not invariant under translation: for a softmax head it
     can be set to any value in [-1, 1] without changing a probability
-    (:func:`unembed.construct.translation_for_cosine`).
+    (:func:`unembed.construct.translation_for_cosine`). Invariant under bias shift only.
 ``centered``
     cos(u_i - m, u_j - m) with m = sum_k w_k u_k, weights summing to 1 (uniform by default).
-    Translation-invariant, but the weighting is a choice: different weights give different
-    values for the same model.
+    Invariant under translation, bias shift and null-space shifts; not under reparametrisation.
+    The weighting is a choice: different weights give different values for the same model.
 ``normalized``
     Centered rows scaled to unit length, then centered again at the mean of the unit rows:
     r_i = (u_i - m) / |u_i - m|, cos(r_i - mean(r), r_j - mean(r)). (Scaling alone leaves a
     cosine unchanged, so without the second centering this view would equal ``centered``.)
-    Translation-invariant.
+    Invariant under translation, bias shift and null-space shifts; not under reparametrisation.
 ``causal``
     The causal inner product of Park, Choe & Veitch (2023): centered rows (uniform mean)
     whitened by the inverse covariance of the rows, Cov = C^T C / V with C the centered (V, d)
@@ -23,18 +42,22 @@ One name per view, used alike in the API, the CLI (``--view``) and JSON:
     rank of C is V - 1, the whitened rows are exactly equiangular: every pair has cosine
     -1/(V - 1), so this view then carries no information about any pair; ``causal_rank``
     reports the rank used. It is computed over the whole head (all V rows), not the label subset.
+    Invariant under translation, bias shift, null-space shifts and reparametrisation (Cov
+    transforms with A, so c_i^T Cov^+ c_j does not change; exactly so when Cov has full rank).
 ``differences``
     What decides softmax rankings (v2 of the paper) is the arrangement of the differences
     u_i - u_k. For a pair (i, j) this view gives min over the other labels k of the reference
     set of cos(u_i - u_k, u_j - u_k): it is -1 when some k lies between i and j on a line, in
     which case i and j can never both beat k, so they can never be the top two together.
-    Translation-invariant. The reference set is the label set of the matrix (or the whole
-    head with ``reference="all"``).
+    Invariant under translation, bias shift and null-space shifts; not under reparametrisation.
+    The reference set is the label set of the matrix (or the whole head with
+    ``reference="all"``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -46,10 +69,14 @@ from unembed.gauges import weighted_mean
 from unembed.head import Head, LabelRef, Whitening, _ZeroRow
 
 __all__ = [
+    "INVARIANT_UNDER",
     "VIEWS",
+    "ViewInvariance",
     "causal_rank",
     "cosine",
     "difference_cosine",
+    "identification",
+    "invariance",
     "similarity_matrix",
     "view_rows",
 ]
@@ -61,6 +88,70 @@ TRANSLATION_INVARIANT: frozenset[str] = frozenset(
     {"centered", "normalized", "causal", "differences"}
 )
 _EIG_RTOL = 1e-10
+
+#: The symmetries (names of :func:`unembed.gauges.symmetries`) each view is invariant under.
+INVARIANT_UNDER: dict[str, frozenset[str]] = {
+    "raw": frozenset({"bias_shift"}),
+    "centered": frozenset({"translation", "bias_shift", "null_space"}),
+    "normalized": frozenset({"translation", "bias_shift", "null_space"}),
+    "causal": frozenset({"translation", "bias_shift", "null_space", "reparametrization"}),
+    "differences": frozenset({"translation", "bias_shift", "null_space"}),
+}
+
+
+@dataclass(frozen=True)
+class ViewInvariance:
+    """Which symmetries of one head a view is invariant under.
+
+    ``invariant_under`` lists the symmetries that hold for the head and leave the view's
+    cosines unchanged; ``not_invariant_under`` those that hold and can move them (so the view
+    can differ between two equivalent models); ``note`` says when no symmetry stands behind a
+    centering the view does (translation is not a symmetry of the head).
+    """
+
+    view: str
+    invariant_under: tuple[str, ...]
+    not_invariant_under: tuple[str, ...]
+    note: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"invariant_under": list(self.invariant_under),
+                "not_invariant_under": list(self.not_invariant_under), "note": self.note}
+
+
+def identification(head: Head) -> str:
+    """One sentence on how the rows were identified before the views (for reports)."""
+    if head.null_space is None:
+        return ("no direction orthogonal to every hidden state is known: rows used as given "
+                "(centered for every view but raw)")
+    return (f"projected off the {head.null_space.shape[1]}-dimensional null space "
+            f"({head.null_space_reason or 'given'}) before every view but raw")
+
+
+def invariance(head: Head, view: str) -> ViewInvariance:
+    """What :data:`INVARIANT_UNDER` means for this head: only symmetries that hold for it
+    (``symmetries(head)[name].holds``) are listed, and a view that centers rows on a head
+    without translation symmetry (soft-capped, sigmoid) says that no symmetry stands behind
+    it.
+
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> capped = Head(np.eye(3), softcap=30.0)
+    >>> invariance(capped, "centered").note.split(":")[0]
+    'no symmetry of this head stands behind this view'
+    """
+    from unembed.gauges import symmetries
+
+    check_view(view, "invariance")
+    syms = symmetries(head)
+    held = [n for n, s in syms.items() if s.holds]
+    inv = tuple(n for n in held if n in INVARIANT_UNDER[view])
+    notinv = tuple(n for n in held if n not in INVARIANT_UNDER[view])
+    note = None
+    if view != "raw" and not syms["translation"].holds:
+        note = ("no symmetry of this head stands behind this view: it removes a translation of "
+                f"the rows, which is not a symmetry here ({syms['translation'].reason})")
+    return ViewInvariance(view, inv, notinv, note)
 
 
 def check_view(view: str, func: str = "similarity_matrix") -> str:
@@ -105,12 +196,12 @@ def _unit_mean(head: Head, m: NDArray[np.float64], weights: ArrayLike | None
         W = head.W
         n = np.empty(W.shape[0])
         for s, e in row_blocks(*W.shape):
-            C = W[s:e] - m
+            C = head.stats.identify(W[s:e] - m)
             n[s:e] = np.sqrt(np.einsum("ij,ij->i", C, C))
         zero = np.flatnonzero(n <= 1e-300)
         if zero.size:
             raise _ZeroRow(int(zero[0]))
-        return np.asarray(((1.0 / n) @ W - m * (1.0 / n).sum()) / n.size)
+        return head.stats.identify(np.asarray(((1.0 / n) @ W - m * (1.0 / n).sum()) / n.size))
     except _ZeroRow as z:
         raise _zero(head.labels[z.index], "centered") from None
 
@@ -124,9 +215,9 @@ def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | 
         return np.asarray(W[idx])
     m = _center_of(head, weights)
     if view == "centered":
-        return np.asarray(W[idx] - m)
+        return head.stats.identify(np.asarray(W[idx] - m))
     if view == "normalized":
-        C = W[idx] - m
+        C = head.stats.identify(W[idx] - m)
         n = np.sqrt(np.einsum("ij,ij->i", C, C))
         if (n <= 1e-300).any():
             raise _zero(head.labels[int(idx[np.flatnonzero(n <= 1e-300)[0]])], "centered")
@@ -136,7 +227,7 @@ def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | 
         if cz.rows is not None:
             return np.asarray(cz.rows[idx])
         assert cz.P is not None
-        return np.asarray((W[idx] - head.stats.mean()) @ cz.P)
+        return np.asarray(head.stats.identify(W[idx] - head.stats.mean()) @ cz.P)
     raise fail("view_rows: the 'differences' view compares differences of rows, not rows; "
                "use similarity_matrix or difference_cosine.")
 
@@ -171,7 +262,7 @@ def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[n
     m = head.stats.mean()
     ix = np.asarray(idx, dtype=np.intp)
     k = ix.size
-    Ci = W[ix] - m
+    Ci = head.stats.identify(W[ix] - m)
     Gii = Ci @ Ci.T
     dii = np.diag(Gii).copy()
     cn2 = head.stats.centered_norms() ** 2
@@ -181,7 +272,7 @@ def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[n
     step = max(1, min(4096, (1 << 22) // max(k * k, 1)))
     for s in range(0, refs.size, step):
         R = refs[s:s + step]
-        X = Ci @ (W[R] - m).T  # (k, r): c_i . c_k
+        X = Ci @ head.stats.identify(W[R] - m).T  # (k, r): c_i . c_k
         nk = cn2[R]
         d2 = dii[:, None] - 2 * X + nk[None, :]  # |c_i - c_k|^2
         num = Gii[:, :, None] - X[:, None, :] - X[None, :, :] + nk[None, None, :]
@@ -265,8 +356,8 @@ def _pair_differences(head: Head, i: int, j: int) -> float:
     best = np.inf
     for s, e in row_blocks(*W.shape):
         blk = W[s:e]
-        da = W[i] - blk
-        db = W[j] - blk
+        da = head.stats.identify(W[i] - blk)
+        db = head.stats.identify(W[j] - blk)
         na = np.sqrt(np.einsum("kd,kd->k", da, da))
         nb = np.sqrt(np.einsum("kd,kd->k", db, db))
         ok = (na > 0) & (nb > 0)
@@ -281,13 +372,29 @@ def _pair_differences(head: Head, i: int, j: int) -> float:
 
 
 def difference_cosine(
-    head: Head, pair1: tuple[LabelRef, LabelRef], pair2: tuple[LabelRef, LabelRef]
+    head: Head, pair1: tuple[LabelRef, LabelRef], pair2: tuple[LabelRef, LabelRef],
+    view: str = "raw", *, weights: ArrayLike | None = None,
 ) -> float:
-    """cos(u_a - u_b, u_c - u_d) for pairs (a, b) and (c, d): translation-invariant."""
+    """cos(r_a - r_b, r_c - r_d) for pairs (a, b) and (c, d), with r the rows of a row view
+    (``raw``: u as stored; ``centered``: identified rows, where the centering cancels;
+    ``normalized``; ``causal``: Park et al.'s concept directions, whitened differences).
+    Every view of a difference is translation-invariant.
+
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> head = Head(np.array([[2.0, 1.0], [1.0, 2.0], [0.0, 0.5], [1.0, 0.0]]))
+    >>> round(difference_cosine(head, (0, 1), (2, 3)), 6)
+    -0.948683
+    """
+    if view == "differences":
+        raise fail("difference_cosine: the 'view' must be a row view (raw, centered, "
+                   "normalized, causal).")
+    check_view(view, "difference_cosine")
     a, b = head.indices(pair1)
     c, d = head.indices(pair2)
-    x = head.W[a] - head.W[b]
-    y = head.W[c] - head.W[d]
+    R = _rows_of(head, np.array([a, b, c, d], dtype=np.intp), view, weights)
+    x = R[0] - R[1]
+    y = R[2] - R[3]
     nx, ny = np.linalg.norm(x), np.linalg.norm(y)
     if nx == 0 or ny == 0:
         raise fail("difference_cosine: a pair of identical rows has no difference direction.")

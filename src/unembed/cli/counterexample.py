@@ -79,13 +79,13 @@ def run_model(args: argparse.Namespace) -> int:
     cos_written = cosine(exported.head, i, j)
     eq = exported.equivalence
     record = {**res.to_dict(), "out": str(exported.out), "cosine_written": cos_written,
-              "view": head.meta.get("view"), "export": exported.to_dict(),
+              "rows": head.rows, "export": exported.to_dict(),
               "verification": eq.to_dict()}
     if args.json:
         print_json(record)
     else:
         print(f"{head!r} from {head.meta.get('source')}: pair {res.labels[0]!r}, "
-              f"{res.labels[1]!r} ({head.meta.get('view', 'raw')} rows"
+              f"{res.labels[1]!r} ({head.rows} rows"
               f"{'; norm ' + str(head.meta['norm']) if head.meta.get('norm') else ''})")
         print(f"  cosine before   {fmt(res.cosine_before, 12)}")
         print(f"  cosine after    {fmt(res.cosine_after, 12)}   (target {args.target:+g}; "
@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
                               n_random=args.n_random, seed=args.seed)
     out = write_head_like(head, args.out, force=args.force, shift=c)
     # Verify what was written, not what was meant to be written.
-    source = head.meta["file"]
+    source = head.file
+    assert source is not None  # read from a weight file by load_head
     spec = str(out) + (f":{source.tensor}" if source.tensor else "")
     written = read_tensor(spec, ndim=2)
     i, j = res.indices

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(s)
         return 0
-    print(f"{s['head']}  from {s['source']}  (rows: {s['view_of_rows']})")
+    print(f"{s['head']}  from {s['source']}  (rows: {s['rows']})")
     n = s["row_norms"]
     print(f"  row norms       min {n['min']:.4g}  median {n['median']:.4g}  max {n['max']:.4g}")
     print(f"  mean vector     |m| = {s['mean_vector_norm']:.4g}, "
@@ -42,8 +42,15 @@ def run(args: argparse.Namespace) -> int:
         word = {True: "yes", False: "NO", None: "unknown"}[sym["holds"]]
         print(f"    {name:<18} {word:<8} {sym['reason']}")
     note = " (sampled labels)" if s["pairs_sampled"] else ""
+    print(f"  rows            {s['rows_identified']}")
     for view, r in s["pairs"].items():
-        print(f"  {view} view{note}, {r['labels_searched']} labels:")
+        inv = s["invariance"][view]
+        print(f"  {view} view{note}, {r['labels_searched']} labels; invariant under: "
+              f"{', '.join(inv['invariant_under']) or 'none'}"
+              + (f"; NOT under {', '.join(inv['not_invariant_under'])}"
+                 if inv["not_invariant_under"] else ""))
+        if inv["note"]:
+            print(f"    note: {inv['note']}")
         for side in ("most", "least"):
             items = ", ".join(f"{p['pair'][0]!r}-{p['pair'][1]!r} {fmt(p['cosine'], 3)}"
                               for p in r[side])

@@ -298,7 +298,7 @@ def argmaxable_all(
     radius : None, float, array of shape (d,) or "architecture"
         None: some h in R^d (exact). A number R: |h|_inf <= R with the bias; an array r:
         |h_j| <= r_j; "architecture": the box recorded by the head's source in
-        ``head.meta["hidden_bound"]`` (a relaxation of what the model can reach: a "no" is
+        ``head.hidden_bound`` (a relaxation of what the model can reach: a "no" is
         proven for the model, a "yes" is a witness in the box). ``hidden_bound`` in the
         result says which.
     steps : int

@@ -38,7 +38,7 @@ def load_head_file(
     """A head from a weight file spec (``PATH`` or ``PATH:TENSOR``) of shape (V, d), an
     optional bias file spec of shape (V,) and optional labels (a file or a list).
 
-    The returned head's ``meta["file"]`` holds the :class:`MatrixFile` it came from, so that an
+    The returned head's ``file`` holds the :class:`MatrixFile` it came from, so that an
     equivalent head can be written back in the same format and dtype.
     """
     mf: MatrixFile = read_tensor(weights, ndim=2)
@@ -63,8 +63,8 @@ def load_head_file(
         softcap=softcap,
         dtype=mf.dtype,
         strict=strict,
-        meta={"source": str(mf.path) + (f":{mf.tensor}" if mf.tensor else ""), "file": mf,
-              "view": "raw"},
+        meta={"source": str(mf.path) + (f":{mf.tensor}" if mf.tensor else "")},
+        file=mf,
     )
 
 

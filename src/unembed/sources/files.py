@@ -346,15 +346,28 @@ def atomic_write(out: Path, write: Any, *, force: bool) -> None:
 
 def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.PathLike[str], *,
                force: bool = False, shift: NDArray[np.float64] | None = None) -> Path:
-    """Write ``values`` in the format and dtype of ``source`` (the same tensor name; every other
-    tensor of a safetensors or state-dict file is copied unchanged). Atomic; an existing
+    """Write ``values`` in the format and dtype of ``source`` (the same tensor name; every
+    other tensor of a safetensors or state-dict file is copied unchanged; a tensor of a
+    sharded safetensors checkpoint is written as a copy of its shard, to a ``.safetensors``
+    path). Atomic; an existing
     ``out`` needs ``force``. With ``shift`` (d,), ``values + shift`` (every row moved by it)
     is written, block by block, without forming it: .npy and .safetensors files are written in
     row blocks (peak memory: one block), torch files whole."""
     outp = Path(out)
+    if source.format == "sharded" and source.raw is not None and \
+            outp.suffix.lower() == ".safetensors":
+        # The shard that holds the tensor, written with the tensor replaced (a .safetensors
+        # file that names the same tensor; the other shards are untouched and not copied).
+        if tuple(values.shape) != source.shape:
+            raise fail(f"{outp}: values of shape {values.shape} do not match the source "
+                       f"tensor's shape {source.shape}.")
+        atomic_write(outp, lambda tmp: _write_safetensors_in_place(source, tmp, values, shift),
+                     force=force)
+        return outp
     if source.format == "sharded":
-        raise fail(f"{source.path}: a tensor of a sharded checkpoint is not written back as a "
-                   f"file; export the whole model with --model DIR (export_model).")
+        raise fail(f"{outp}: a tensor of a sharded checkpoint is written as a .safetensors "
+                   f"file (its shard, with the tensor replaced); or export the whole model "
+                   f"with --model DIR (export_model).")
     if outp.suffix.lower() != source.path.suffix.lower():
         raise fail(f"{outp}: the output must have the input's suffix "
                    f"{source.path.suffix!r} (it is written in the input's format).")
@@ -452,8 +465,8 @@ def _needs_v2(header: dict[str, Any]) -> bool:
 def write_head_like(head: Any, out: str | os.PathLike[str], *, force: bool = False,
                     shift: NDArray[np.float64] | None = None) -> Path:
     """Write ``head.W`` to ``out`` in the format and dtype of the file the head's original was
-    read from (``head.meta["file"]``, set by :func:`unembed.sources.load_head_file`)."""
-    source = head.meta.get("file")
+    read from (``head.file``, set by :func:`unembed.sources.load_head_file`)."""
+    source = head.file
     if not isinstance(source, MatrixFile):
         raise fail("write_head_like: this head was not read from a weight file; nothing to write "
                    "it like.")
