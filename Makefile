@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps transformer_lens==3.9.0
 	touch $(STAMP)
 
 # Trains a CNN and a logistic regression on scikit-learn's digits and a transformer LM on the

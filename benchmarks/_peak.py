@@ -2,7 +2,9 @@
 
     python benchmarks/_peak.py [--deadline SECONDS] ARGV...
 
-prints one JSON line: {"rc", "seconds", "peak_rss", "baseline_rss"} (bytes). ``baseline_rss``
+prints one JSON line: {"rc", "seconds", "cpu_seconds", "peak_rss", "baseline_rss"} (bytes;
+``cpu_seconds``: user + system time of the command, which a shared machine does not
+inflate). ``baseline_rss``
 is the peak before the command starts (the interpreter with numpy, scipy and unembed's CLI
 imported); the test and the benchmark compare ``peak_rss - baseline_rss`` with the size of the
 float64 head. Output of the command itself goes to /dev/null. With ``--deadline`` the command
@@ -38,11 +40,14 @@ def main() -> None:
         signal.signal(signal.SIGALRM, signal.default_int_handler)
         argv = argv[2:]
     base = _maxrss()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         rc = cli(argv)
     dt = time.perf_counter() - t0
-    print(json.dumps({"rc": rc, "seconds": dt, "peak_rss": _maxrss(), "baseline_rss": base}))
+    cpu = time.process_time() - c0
+    print(json.dumps({"rc": rc, "seconds": dt, "cpu_seconds": cpu, "peak_rss": _maxrss(),
+                      "baseline_rss": base}))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Peak memory and time of every command on today's head shapes, against the file.
 
     python benchmarks/bench_memory.py [--shapes llama gemma] [--dir DIR] [--argmaxable SECONDS]
+        [--commands inspect cosine cosine-centered counterexample] [-n N]
 
 Builds (once, in blocks) a Llama-3-sized head, 128256 x 4096 float32 as one ``.npy`` (2.1 GB),
 and a Gemma-sized head, 256000 x 3584 bfloat16 in a two-shard safetensors checkpoint (1.8 GB),
 then runs ``inspect``, ``cosine`` (all views), ``counterexample`` (and ``argmaxable``, V^2 d
 work, with ``--argmaxable SECONDS`` as a deadline) each in a fresh process
 (``benchmarks/_peak.py``) and prints, per command: seconds, peak resident memory, peak / the
-float64 head (8 V d bytes; the bound is 1.5), and seconds / one pass over the file. The floor,
+float64 head (8 V d bytes; the bound is 1.5), and seconds / one pass over the file, wall and
+CPU (user + system: what a shared machine does not inflate). The floor,
 one pass over the file (read in 16 MiB blocks, the file in the page cache, as every command
 then finds it), is measured in the same run. Needs about 1.5 x 8 V d bytes of free memory
 (11 GiB for the Gemma shape) and twice the files' size on disk.
@@ -111,6 +113,11 @@ def main() -> None:
     ap.add_argument("--argmaxable", type=int, default=0, metavar="SECONDS",
                     help="also run argmaxable, interrupted after SECONDS (0: skip)")
     ap.add_argument("--keep", action="store_true", help="keep the files")
+    ap.add_argument("--commands", nargs="+",
+                    default=["inspect", "cosine", "cosine-centered", "counterexample"],
+                    choices=["inspect", "cosine", "cosine-centered", "counterexample"])
+    ap.add_argument("-n", type=int, default=1024,
+                    help="random hidden states counterexample verifies on (default 1024)")
     args = ap.parse_args()
     folder = Path(args.dir or tempfile.mkdtemp(prefix="unembed-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -128,24 +135,33 @@ def main() -> None:
             out = folder / "gemma_out.safetensors"
         head64 = 8 * V * d
         size = data.stat().st_size
+        t0, c0 = time.perf_counter(), time.process_time()
         floor = read_pass(data)
+        floor_cpu = max(time.process_time() - c0 - 0.0, 1e-3)
+        del t0
         print(f"\n{name}: {V} x {d}, file {size / 2**30:.2f} GiB, float64 head "
-              f"{head64 / 2**30:.2f} GiB, one pass over the file {floor:.2f} s")
-        cmds = {
+              f"{head64 / 2**30:.2f} GiB, one pass over the file {floor:.2f} s "
+              f"(CPU {floor_cpu:.2f} s)")
+        every = {
             "inspect": ["inspect", spec, "--json"],
-            "cosine (all views)": ["cosine", spec, "#5", "#9", "--json"],
+            "cosine": ["cosine", spec, "#5", "#9", "--json"],
+            "cosine-centered": ["cosine", spec, "#5", "#9", "--view", "centered", "--json"],
             "counterexample": ["counterexample", spec, "--pair", "#5", "#9", "--target",
-                               "-0.5", "--out", str(out), "--force", "--json"],
+                               "-0.5", "--out", str(out), "--force", "--json", "-n",
+                               str(args.n)],
         }
+        cmds = {k: every[k] for k in args.commands}
         if args.argmaxable:
             cmds["argmaxable"] = ["argmaxable", spec, "--json", "--workers", "1"]
         for label, argv in cmds.items():
             r = peak(argv, args.argmaxable if label == "argmaxable" else None)
             status = {0: "ok", 130: f"interrupted at {args.argmaxable} s"}.get(
                 int(r["rc"]), f"rc {r['rc']}")
-            print(f"  {label:<20} {r['seconds']:8.1f} s  ({r['seconds'] / floor:6.1f} x one "
-                  f"pass)  peak RSS {r['peak_rss'] / 2**30:6.2f} GiB  "
-                  f"({r['peak_rss'] / head64:.2f} x the float64 head)  {status}")
+            cpu = r.get("cpu_seconds", float("nan"))
+            print(f"  {label:<16} wall {r['seconds']:7.1f} s ({r['seconds'] / floor:6.1f} x one "
+                  f"pass)  CPU {cpu:7.1f} s ({cpu / floor_cpu:6.1f} x)  peak RSS "
+                  f"{r['peak_rss'] / 2**30:5.2f} GiB ({r['peak_rss'] / head64:.2f} x the float64 "
+                  f"head)  {status}", flush=True)
         if out.exists() and not args.keep:
             out.unlink()
     if not args.keep and args.dir is None:

@@ -106,14 +106,16 @@ def test_several_pairs_reached_where_possible_and_reported_honestly():
     res = translation_for_cosines(h, {(0, 1): 0.2, (2, 3): -0.3})
     assert res.max_error < 1e-8
     for p in res.pairs:
-        i, j = (h.index(x) for x in p["pair"])
+        i, j = (h.index(x) for x in p.labels)
         u, v = res.head.W[i], res.head.W[j]
-        assert abs(u @ v / np.linalg.norm(u) / np.linalg.norm(v) - p["reached"]) < 1e-12
+        assert abs(u @ v / np.linalg.norm(u) / np.linalg.norm(v) - p.cosine_after) < 1e-12
+        assert p.reached == (abs(p.cosine_after - p.target) <= 1e-9)
     assert res.equivalence is not None and res.equivalence.max_abs_dp <= 1e-12
     # Three labels pairwise at -1 is impossible in any geometry: reported, never claimed.
     bad = translation_for_cosines(h, {(0, 1): -1.0, (1, 2): -1.0, (0, 2): -1.0}, restarts=2)
     assert bad.max_error > 0.4
-    assert all(p["reached"] > -0.51 for p in bad.pairs)
+    assert all(p.cosine_after > -0.51 for p in bad.pairs)
+    assert not all(p.reached for p in bad.pairs)
 
 
 def test_several_pairs_with_reparametrization():

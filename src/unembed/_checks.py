@@ -201,14 +201,9 @@ def check_in_range(value: float, name: str, func: str, lo: float, hi: float) -> 
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise fail(
-            f"The {name!r} argument of {func} must be a number in [{lo:g}, {hi:g}]. "
-            f"Got {value!r} instead."
-        ) from None
+        raise arg_error(func, name, f"must be a number in [{lo:g}, {hi:g}]", got=value) from None
     if not (lo <= v <= hi):
-        raise fail(
-            f"The {name!r} argument of {func} must be in [{lo:g}, {hi:g}]. Got {value!r} instead."
-        )
+        raise arg_error(func, name, f"must be in [{lo:g}, {hi:g}]", got=value)
     return v
 
 
@@ -221,9 +216,141 @@ def check_labels(labels: Sequence[Any] | None, n: int, *, where: str = "") -> tu
     if len(out) != n:
         raise fail(f"The 'labels'{loc} must have {n} entries (one per row). Got {len(out)}.")
     if len(set(out)) != n:
-        seen: set[str] = set()
-        for x in out:
-            if x in seen:
-                raise fail(f"The 'labels'{loc} must be unique. {x!r} appears more than once.")
-            seen.add(x)
+        first: dict[str, int] = {}
+        for i, x in enumerate(out):
+            if x in first:
+                raise fail(f"The 'labels'{loc} must be unique. {x!r} appears more than once "
+                           f"(rows {first[x]} and {i}); pass unique_labels=True "
+                           f"(--unique-labels) to name repeats {x + '#2'!r}, ...")
+            first[x] = i
     return out
+
+
+def unique_labels(labels: Sequence[Any]) -> tuple[str, ...]:
+    """Labels made unique: the second 'sr' becomes 'sr#2', the third 'sr#3' (skipping any name
+    already taken), the first keeps its name.
+
+    >>> unique_labels(["sr", "hr", "sr", "sr"])
+    ('sr', 'hr', 'sr#2', 'sr#3')
+    """
+    out = [str(x) for x in labels]
+    taken = set(out)
+    count: dict[str, int] = {}
+    seen: set[str] = set()
+    for i, x in enumerate(out):
+        if x not in seen:
+            seen.add(x)
+            continue
+        n = count.get(x, 1)
+        while True:
+            n += 1
+            cand = f"{x}#{n}"
+            if cand not in taken:
+                break
+        count[x] = n
+        taken.add(cand)
+        out[i] = cand
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------------- reading files
+#: The most bytes a JSON or text side file of a model (config, index, labels) may hold.
+MAX_SIDE_FILE = 256 * 2**20
+
+
+def regular_file(path: Any, what: str = "file") -> Any:
+    """``path`` as a :class:`~pathlib.Path` to an existing regular file (not a device, FIFO or
+    directory: those can be read without end), else an UnembedError naming it."""
+    import stat
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise file_error(p, f"no such {what}.") from None
+    except OSError as e:
+        raise file_error(p, f"cannot read it ({e.strerror or type(e).__name__}).") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise file_error(p, f"is a directory; expected a {what}.")
+    if not stat.S_ISREG(st.st_mode):
+        raise file_error(p, f"is not a regular file (a device, pipe or socket); expected a "
+                            f"{what}.")
+    return p
+
+
+def read_bytes_bounded(path: Any, limit: int = MAX_SIDE_FILE, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes."""
+    p = regular_file(path, what)
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as e:
+        raise file_error(p, f"cannot read it ({e.strerror or type(e).__name__}).") from None
+    if len(data) > limit:
+        raise file_error(p, f"larger than {limit} bytes; not a {what} unembed reads.")
+    return data
+
+
+def decode_utf8(data: bytes, path: Any) -> str:
+    """``data`` decoded as UTF-8 (a leading BOM dropped), or an UnembedError naming the first
+    bad byte and its line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise file_error(path, f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
+                               f"{e.start}, line {line}).") from None
+
+
+def read_text(path: Any, what: str = "text file", limit: int = MAX_SIDE_FILE) -> str:
+    """A UTF-8 text file of at most ``limit`` bytes."""
+    return decode_utf8(read_bytes_bounded(path, limit, what), path)
+
+
+def read_json(path: Any, what: str = "JSON file", limit: int = MAX_SIDE_FILE) -> Any:
+    """A JSON file (UTF-8, at most ``limit`` bytes), parsed; invalid JSON is an UnembedError
+    saying where: ``PATH: invalid JSON at line 3 column 5 (Expecting ',' delimiter).``
+    NaN and Infinity, which JSON does not have, are refused too."""
+    import json
+
+    text = read_text(path, what, limit)
+
+    def bad_constant(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        return json.loads(text, parse_constant=bad_constant)
+    except json.JSONDecodeError as e:
+        raise file_error(path, f"invalid JSON at line {e.lineno} column {e.colno} "
+                               f"({e.msg}).") from None
+    except ValueError as e:
+        raise file_error(path, f"invalid JSON: {e} is not a JSON value.") from None
+    except RecursionError:
+        raise file_error(path, "invalid JSON: nested too deeply.") from None
+
+
+def inside(root: Any, name: str, what: str = "file") -> Any:
+    """``root / name`` for a file that a model directory names (an index's shard, ...), refused
+    unless it stays inside ``root``: no absolute path, no '..', no symbolic link that leads out
+    of the directory. Nothing is opened; the caller opens what this returns."""
+    import os
+    from pathlib import Path, PurePosixPath, PureWindowsPath
+
+    r = Path(root)
+    s = str(name)
+    if (not s or "\x00" in s or PurePosixPath(s).is_absolute() or PureWindowsPath(s).is_absolute()
+            or PureWindowsPath(s).drive or ".." in PurePosixPath(s.replace("\\", "/")).parts):
+        raise file_error(r, f"names the {what} {s!r}, which is not a path inside the "
+                            f"directory; refused.")
+    p = r / s
+    real = os.path.realpath(p)
+    allowed = [os.path.realpath(r)]
+    # a snapshot of the HuggingFace hub cache (models--ORG--NAME/snapshots/HASH) links its
+    # files into the same repository's blobs/ directory, and only there
+    if r.parent.name == "snapshots" and r.parent.parent.name.startswith("models--"):
+        allowed.append(os.path.realpath(r.parent.parent / "blobs"))
+    if not any(os.path.commonpath([a, real]) == a for a in allowed):
+        raise file_error(r, f"names the {what} {s!r}, which leads outside the directory "
+                            f"(through a symbolic link); refused.")
+    return p

@@ -227,7 +227,7 @@ def _claim_one(head: Head, sims: dict[str, NDArray[np.float64]], idx: NDArray[np
         sel = [head.labels[i] for i in idx]
         case.update({
             "cosine_after": res.cosine_after,
-            "cosine_after_stored_dtype": res.cosine_after_stored,
+            "cosine_after_stored": res.cosine_after_stored,
             "translation_norm": float(np.linalg.norm(res.c)),
             "translation": res.c.tolist(),
             "method": res.method,
@@ -314,7 +314,11 @@ def audit(
     Parameters
     ----------
     model : LoadedModel
-        Its head (V, d) and ``hidden_states``; probabilities are the head's, in float64.
+        Its head (V, d) and hidden states. By default (``logits="model"``) the probabilities
+        come from the model's own logits of the same forward pass, in the model's precision
+        (float32 for most models), widened exactly to float64 where they are used: the
+        log-normaliser, the log-probabilities and every statistic are float64.
+        ``logits="head"`` computes the logits in float64 from the hidden states instead.
     data : DataSource
         From :func:`unembed.behaviour.open_data` (text windows, arrays).
     labels, top_n, top_k, batch_size, logits

@@ -22,12 +22,13 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import fail, file_error
+from unembed._progress import progress_bars
 from unembed.head import Head, LabelRef, logits_to_log_probs
 
 __all__ = [
@@ -282,29 +283,36 @@ class TextWindows:
 
     def _chunks(self) -> Iterator[str]:
         for p in self.paths:
-            jsonl = p.suffix.lower() in (".jsonl", ".ndjson")
-            with open(p, encoding="utf-8") as fh:
-                buf: list[str] = []
-                size = 0
-                for lineno, line in enumerate(fh, 1):
-                    if jsonl:
-                        if not line.strip():
-                            continue
-                        try:
-                            rec = json.loads(line)
-                        except json.JSONDecodeError as e:
-                            raise fail(f"{p}: line {lineno} is not valid JSON ({e}).") from None
-                        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-                            raise fail(f"{p}: line {lineno} has no string field 'text'.")
-                        yield rec["text"]
+            try:
+                yield from self._file_chunks(p)
+            except UnicodeDecodeError as e:
+                raise file_error(p, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} near "
+                                    f"offset {e.start} of a chunk).") from None
+
+    def _file_chunks(self, p: Path) -> Iterator[str]:
+        jsonl = p.suffix.lower() in (".jsonl", ".ndjson")
+        with open(p, encoding="utf-8") as fh:
+            buf: list[str] = []
+            size = 0
+            for lineno, line in enumerate(fh, 1):
+                if jsonl:
+                    if not line.strip():
                         continue
-                    buf.append(line)
-                    size += len(line)
-                    if size > 8192 and not line.strip():
-                        yield "".join(buf)
-                        buf, size = [], 0
-                if buf:
+                    try:
+                        rec = json.loads(line)
+                    except (json.JSONDecodeError, RecursionError) as e:
+                        raise fail(f"{p}: line {lineno} is not valid JSON ({e}).") from None
+                    if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+                        raise fail(f"{p}: line {lineno} has no string field 'text'.")
+                    yield rec["text"]
+                    continue
+                buf.append(line)
+                size += len(line)
+                if size > 8192 and not line.strip():
                     yield "".join(buf)
+                    buf, size = [], 0
+            if buf:
+                yield "".join(buf)
 
     def _windows(self) -> Iterator[NDArray[np.int64]]:
         pending: list[int] = []
@@ -367,10 +375,9 @@ class ArrayInputs:
             p = Path(data)
             if not p.is_file():
                 raise fail(f"{p}: no such data file.")
-            try:
-                arr = np.load(p, mmap_mode="r", allow_pickle=False)
-            except Exception as e:
-                raise fail(f"{p}: not a readable .npy file ({type(e).__name__}: {e}).") from None
+            from unembed.sources.files import read_npy
+
+            arr = read_npy(p, mmap=True, numeric=True)
             self.name = str(p)
         else:
             arr = np.asarray(data)
@@ -401,6 +408,14 @@ class ArrayInputs:
         return out
 
 
+@runtime_checkable
+class OpensOwnText(Protocol):
+    """A model that turns a text file into its own data source (spaCy: texts, not ids)."""
+
+    def open_text(self, path: str | os.PathLike[str], *,
+                  max_inputs: int | None = None) -> DataSource: ...
+
+
 def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
               max_inputs: int | None = None) -> DataSource:
     """A data source for ``model`` from a file: ``.npy`` arrays for image classifiers and
@@ -409,6 +424,8 @@ def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
     p = Path(path)
     if p.suffix.lower() == ".npy":
         return ArrayInputs(p, max_inputs=max_inputs)
+    if isinstance(model, OpensOwnText):  # models that read text themselves (spaCy)
+        return model.open_text(p, max_inputs=max_inputs)
     if not callable(getattr(model, "tokenize", None)):
         raise fail(f"{p}: a text file needs a language model with a tokenizer; this model "
                    f"({getattr(model, 'kind', type(model).__name__)}) takes arrays (.npy).")
@@ -552,8 +569,11 @@ def collect(
     Parameters
     ----------
     model : LoadedModel
-        ``hidden_states(batch) -> (n, d)``; the head's float64 log-probabilities of those states
-        are the probabilities analysed.
+        ``hidden_states(batch) -> (n, d)``. The probabilities analysed come from the model's
+        own logits (``logits="model"``, the default, when the model has ``forward``: in the
+        model's precision, float32 for most models, widened exactly to float64 where they are
+        used) or from the head's float64 logits of the hidden states (``logits="head"``); the
+        log-normaliser and every statistic are computed in float64 either way.
     data : DataSource
     top_k : int
         "Both in the top k" counts inputs where both labels are among the k most probable of
@@ -609,17 +629,13 @@ def collect(
         held.clear()
         return chosen
 
-    from rich import progress as rp
     from threadpoolctl import threadpool_limits
 
     hint = data.size_hint()
     # The accumulators multiply small (n, k) matrices: one BLAS thread does that fastest, and
     # BLAS threads spinning beside the model's own threads (torch) slow both down many times.
-    columns = (rp.TextColumn("behaviour"), rp.BarColumn(), rp.MofNCompleteColumn(),
-               rp.TimeElapsedColumn())
-    with threadpool_limits(1, user_api="blas"), rp.Progress(
-            *columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task("inputs", total=hint)
+    with threadpool_limits(1, user_api="blas"), progress_bars(progress) as bar:
+        task = bar.add("behaviour", total=hint)
         for batch in data.batches(batch_size):
             if use_model:
                 h, z = forward(batch)

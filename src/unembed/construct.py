@@ -1,4 +1,4 @@
-"""Equivalent heads with chosen cosines (DESIGN.md section 2).
+"""Equivalent heads with chosen cosines (docs/symmetries.md, "Translation").
 
 For a softmax head, translating every row by c changes no probability; these functions solve
 for the c that gives chosen raw cosines, then check the result before returning it: the cosine
@@ -15,20 +15,23 @@ w orthogonal to delta, and
 
 then c = s delta + w - u_i. Among all translations reaching the target, the one of least norm
 is found by minimising |c| over (s, |w|) on the target's level set (a one-dimensional search,
-refined to machine precision); where no least-norm translation exists (the infimum puts a row
-at zero, whose cosine is undefined) a safe interior choice is made and said in ``method``.
+refined to machine precision). It is not always the answer: where no least-norm translation
+exists (the infimum puts a row at zero, whose cosine is undefined), for targets in (-1, 1) where
+the least-norm point would bring a row closer to zero than |u_a - u_b| / 20, and where the
+search misses the target, a safe interior choice is made instead (the closed form with s in
+(0, 1) or s = 2 / -1, the least norm under that floor, or s = 1/2); ``method`` says which.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._checks import check_in_range, fail
+from unembed._checks import arg_error, check_in_range, fail
 from unembed.equivalence import Equivalence, compare_heads
 from unembed.gauges import symmetries
 from unembed.head import Head, LabelRef
@@ -39,6 +42,7 @@ __all__ = [
     "CosineConstruction",
     "CosineTranslation",
     "MultiConstruction",
+    "PairCosine",
     "cosine_translation",
     "translation_for_all_pairs",
     "translation_for_cosine",
@@ -55,8 +59,8 @@ def _cos(u: NDArray[np.float64], v: NDArray[np.float64]) -> float:
 def _require_translation(head: Head, func: str) -> None:
     sym = symmetries(head)["translation"]
     if not sym.holds:
-        raise fail(f"{func}: translation is not a symmetry of this head ({sym.reason}); no "
-                   f"translation gives an equivalent model.")
+        raise fail(f"Translation is not a symmetry of this head ({sym.reason}); no translation "
+                   f"gives an equivalent model.")
 
 
 def _stored(head: Head) -> Head:
@@ -167,8 +171,9 @@ def _solve_pair(ui: NDArray[np.float64], uj: NDArray[np.float64], tau: float
         return s * delta - ui, (f"closed form, target +1: s = {s:g} (no least-norm translation: "
                                 f"the infimum puts a row at zero)")
     if ui.shape[0] < 2:
-        raise fail(f"translation_for_cosine: a target strictly inside (-1, 1) needs d >= 2; "
-                   f"this head has d = {ui.shape[0]}, where every cosine is -1 or +1.")
+        raise arg_error("translation_for_cosine", "target",
+                        f"must be -1 or +1 on this head: a target strictly inside (-1, 1) needs "
+                        f"d >= 2, and this head has d = {ui.shape[0]}", got=tau)
     if pn > 1e-12 * max(1.0, float(np.linalg.norm(ui))):
         e = p / pn
     else:  # any unit vector orthogonal to delta
@@ -214,7 +219,11 @@ def translation_for_cosine(
     head: Head, a: LabelRef, b: LabelRef, target: float, *,
     inputs: ArrayLike | None = None, n_random: int = 256, seed: int = 0,
 ) -> CosineConstruction:
-    """The least-norm translation c (d,) that makes cos(u_a + c, u_b + c) = target exactly.
+    """A translation c (d,) that makes cos(u_a + c, u_b + c) = target exactly.
+
+    The translation of least norm where one exists. Where none does (the infimum would put a
+    row at zero, whose cosine is undefined) or the search for it misses, an interior choice is
+    made instead; ``method`` of the result says which (see the module docstring).
 
     Parameters
     ----------
@@ -249,8 +258,8 @@ def translation_for_cosine(
     new = head.translate(t.c)
     after = _cos(new.W[i], new.W[j])
     if abs(after - t.target) > COSINE_TOL:
-        raise fail(f"translation_for_cosine: the recomputed cosine {after!r} misses the target "
-                   f"{t.target!r} by more than {COSINE_TOL:g} (rows too ill-conditioned).")
+        raise fail(f"The recomputed cosine {after!r} misses the target {t.target!r} by more "
+                   f"than {COSINE_TOL:g} (rows too ill-conditioned).")
     return CosineConstruction(
         labels=t.labels,
         target=t.target,
@@ -294,17 +303,18 @@ def cosine_translation(head: Head, a: LabelRef, b: LabelRef, target: float) -> C
     _require_translation(head, "translation_for_cosine")
     i, j = head.index(a, argument="label a"), head.index(b, argument="label b")
     if i == j:
-        raise fail(f"translation_for_cosine: the pair must be two different labels. Got "
-                   f"{head.labels[i]!r} twice.")
+        raise arg_error("translation_for_cosine", "b",
+                        "must name another label than 'a' (the pair must be two different "
+                        "labels)", got=head.labels[j])
     ui, uj = head.W[i], head.W[j]
     if np.array_equal(ui, uj):
-        raise fail(f"translation_for_cosine: labels {head.labels[i]!r} and {head.labels[j]!r} "
-                   f"have identical rows; no translation changes their cosine (it stays 1).")
+        raise fail(f"Labels {head.labels[i]!r} and {head.labels[j]!r} have identical rows; no "
+                   f"translation changes their cosine (it stays 1).")
     c, method = _solve_pair(ui, uj, tau)
     after = _cos(ui + c, uj + c)
     if abs(after - tau) > COSINE_TOL:
-        raise fail(f"translation_for_cosine: the recomputed cosine {after!r} misses the target "
-                   f"{tau!r} by more than {COSINE_TOL:g} (rows too ill-conditioned).")
+        raise fail(f"The recomputed cosine {after!r} misses the target {tau!r} by more than "
+                   f"{COSINE_TOL:g} (rows too ill-conditioned).")
     pair = _round_to(np.stack([ui + c, uj + c]), head.dtype)
     return CosineTranslation((head.labels[i], head.labels[j]), (i, j), tau, c,
                              cosine(head, i, j), after, _cos(pair[0], pair[1]), head.dtype,
@@ -356,7 +366,7 @@ def translation_for_all_pairs(
     (or the first axis): every pairwise cosine of the translated rows is >= 1 - eps."""
     eps = check_in_range(eps, "eps", "translation_for_all_pairs", 0.0, 2.0)
     if eps <= 0:
-        raise fail("The 'eps' argument of translation_for_all_pairs must be > 0. Got 0 instead.")
+        raise arg_error("translation_for_all_pairs", "eps", "must be > 0", got=eps)
     _require_translation(head, "translation_for_all_pairs")
     m = head.W.mean(axis=0)
     e = m / np.linalg.norm(m) if np.linalg.norm(m) > 0 else np.eye(head.d)[0]
@@ -369,9 +379,31 @@ def translation_for_all_pairs(
     theta = float(np.arccos(cos_to_e).max())
     bound = float(np.cos(min(2 * theta, np.pi)))
     if bound < 1 - eps:
-        raise fail(f"translation_for_all_pairs: the proven bound {bound!r} misses 1 - eps.")
+        raise fail(f"The proven lower bound {bound!r} on every pairwise cosine misses "
+                   f"1 - eps = {1 - eps!r}.")
     return AllPairsConstruction(eps, c, new, bound,
                                 compare_heads(head, new, inputs, n_random=n_random, seed=seed))
+
+
+@dataclass(frozen=True)
+class PairCosine:
+    """One pair of a multi-pair construction: its target, its raw cosine before, and the raw
+    cosine ``cosine_after`` recomputed in float64 from the new rows. ``reached`` says whether
+    that is within 1e-9 of the target (the same test as :attr:`CosineConstruction.reached`)."""
+
+    labels: tuple[str, str]
+    target: float
+    cosine_before: float
+    cosine_after: float
+
+    @property
+    def reached(self) -> bool:
+        return abs(self.cosine_after - self.target) <= COSINE_TOL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pair": list(self.labels), "target": self.target,
+                "cosine_before": self.cosine_before, "cosine_after": self.cosine_after,
+                "reached": self.reached}
 
 
 @dataclass(frozen=True)
@@ -381,15 +413,16 @@ class MultiConstruction:
     c: NDArray[np.float64]
     A: NDArray[np.float64] | None
     head: Head
-    pairs: list[dict[str, Any]] = field(default_factory=list)
+    pairs: tuple[PairCosine, ...] = ()
     equivalence: Equivalence | None = None
 
     @property
     def max_error(self) -> float:
-        return max((abs(p["reached"] - p["target"]) for p in self.pairs), default=0.0)
+        """max over pairs of |cosine_after - target|."""
+        return max((abs(p.cosine_after - p.target) for p in self.pairs), default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pairs": self.pairs, "max_error": self.max_error,
+        return {"pairs": [p.to_dict() for p in self.pairs], "max_error": self.max_error,
                 "uses_reparametrization": self.A is not None,
                 "translation_norm": float(np.linalg.norm(self.c)),
                 "equivalence": None if self.equivalence is None else self.equivalence.to_dict()}
@@ -410,19 +443,20 @@ def translation_for_cosines(
     the probabilities; with A, the new head is compared on A h.
     """
     if not targets:
-        raise fail("The 'targets' argument of translation_for_cosines must name at least one "
-                   "pair.")
+        raise arg_error("translation_for_cosines", "targets", "must name at least one pair")
     _require_translation(head, "translation_for_cosines")
     if reparametrize and not symmetries(head)["reparametrization"].holds:
-        raise fail("translation_for_cosines: reparametrize=True, but reparametrization is not "
-                   f"known to be a symmetry of this head "
-                   f"({symmetries(head)['reparametrization'].reason}).")
+        raise arg_error("translation_for_cosines", "reparametrize",
+                        f"must be False for this head: reparametrization is not known to be a "
+                        f"symmetry of it ({symmetries(head)['reparametrization'].reason})",
+                        got=True)
     pairs: list[tuple[int, int, float]] = []
     for (a, b), t in targets.items():
         i, j = head.index(a), head.index(b)
         if i == j:
-            raise fail(f"translation_for_cosines: pair ({head.labels[i]!r}, {head.labels[i]!r}) "
-                       f"is one label twice.")
+            raise arg_error("translation_for_cosines", "targets",
+                            "must name pairs of two different labels",
+                            got=(head.labels[i], head.labels[j]))
         pairs.append((i, j, check_in_range(t, "target", "translation_for_cosines", -1, 1)))
     import torch
 
@@ -485,9 +519,7 @@ def translation_for_cosines(
         A = np.linalg.inv(M_np)
         new, _ = _reparam(new, A)
         h2 = H @ A.T
-    report = []
-    for i, j, t in pairs:
-        report.append({"pair": [head.labels[i], head.labels[j]], "target": t,
-                       "before": cosine(head, i, j), "reached": _cos(new.W[i], new.W[j])})
+    report = tuple(PairCosine((head.labels[i], head.labels[j]), t, cosine(head, i, j),
+                              _cos(new.W[i], new.W[j])) for i, j, t in pairs)
     return MultiConstruction(c=c_np, A=A, head=new, pairs=report,
                              equivalence=compare_heads(head, new, H, h2=h2))

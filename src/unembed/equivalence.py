@@ -10,7 +10,19 @@ Figures (all float64, over n inputs and all V labels):
   pattern at 1/2 agrees (sigmoid)
 
 The verdict is "equivalent" when ``max_abs_dp`` is within a tolerance that follows the
-coarsest storage dtype involved (:data:`TOLERANCE`).
+coarsest storage dtype involved (:data:`TOLERANCE`; why these values: docs/feasibility.md,
+"Tolerances").
+
+Examples
+--------
+>>> import numpy as np
+>>> from unembed import Head
+>>> head = Head(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
+>>> eq = compare_heads(head, head.translate([3.0, -2.0]))     # same probabilities
+>>> eq.equivalent, eq.max_abs_dp < 1e-12, eq.n_inputs
+(True, True, 256)
+>>> compare_heads(head, head.with_weights(head.W * 2.0)).equivalent   # a sharper model
+False
 """
 
 from __future__ import annotations
@@ -22,7 +34,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._checks import check_hidden, fail
+from unembed._checks import arg_error, check_hidden
+from unembed._tolerance import TOLERANCES, coarsest
+from unembed._tolerance import tolerance as tolerance_of
 from unembed.head import Head, Link, logits_to_log_probs
 
 __all__ = [
@@ -35,23 +49,15 @@ __all__ = [
     "random_hidden",
 ]
 
-#: Tolerance on max |delta p| for a claim of equivalence, by the coarsest weight dtype.
-TOLERANCE: dict[str, float] = {
-    "float64": 1e-12,
-    "float32": 1e-4,
-    "float16": 1e-2,
-    "bfloat16": 3e-2,
-}
-_ORDER = ["float64", "float32", "float16", "bfloat16"]
+#: Tolerance on max |delta p| for a claim of equivalence, by the coarsest weight dtype (the
+#: ``probability`` column of :data:`unembed._tolerance.TOLERANCES`).
+TOLERANCE: dict[str, float] = {k: t.probability for k, t in TOLERANCES.items()}
 
 
 def tolerance_for(*dtypes: str) -> tuple[str, float]:
     """The coarsest of some dtypes and its tolerance on max |delta p|."""
-    known = [d for d in dtypes if d in TOLERANCE]
-    if not known:
-        return "float32", TOLERANCE["float32"]
-    worst = max(known, key=_ORDER.index)
-    return worst, TOLERANCE[worst]
+    worst = coarsest(*dtypes)
+    return worst, tolerance_of(worst).probability
 
 
 @dataclass(frozen=True)
@@ -90,10 +96,11 @@ def compare_logits(
     a = np.asarray(z1, dtype=np.float64)
     b = np.asarray(z2, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
-        raise fail(f"compare_logits: the two logit arrays must have the same shape (n, V). "
-                   f"Got {np.shape(z1)} and {np.shape(z2)}.")
+        raise arg_error("compare_logits", "z2", f"must have the same shape (n, V) as 'z1'. Got "
+                                                f"shapes {np.shape(z1)} and {np.shape(z2)} instead")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise fail("compare_logits: logits contain NaN or Inf.")
+        which = "z1" if not np.isfinite(a).all() else "z2"
+        raise arg_error("compare_logits", which, "must be finite (it contains NaN or Inf)")
     lp, lq = logits_to_log_probs(a, link), logits_to_log_probs(b, link)
     p, q = np.exp(lp), np.exp(lq)
     if link == "softmax":
@@ -103,7 +110,8 @@ def compare_logits(
         lp0, lq0 = logits_to_log_probs(-a, link), logits_to_log_probs(-b, link)
         kl = np.sum(p * (lp - lq) + (1 - p) * (lp0 - lq0), axis=1)
         agree = np.mean(np.all((a > 0) == (b > 0), axis=1))
-    dt, tol = (dtype, TOLERANCE.get(dtype, 1e-4)) if tolerance is None else (dtype, tolerance)
+    tol = tolerance_of(dtype).probability if tolerance is None else tolerance
+    dt = dtype
     dp = float(np.max(np.abs(p - q))) if p.size else 0.0
     return Equivalence(
         n_inputs=int(a.shape[0]),
@@ -154,14 +162,17 @@ def compare_heads(
     The tolerance follows the coarser storage dtype of the two heads.
     """
     if head1.n_labels != head2.n_labels:
-        raise fail(f"compare_heads: the heads have {head1.n_labels} and {head2.n_labels} labels.")
+        raise arg_error("compare_heads", "head2", f"must have as many labels as 'head1'. Got "
+                                                  f"{head1.n_labels} and {head2.n_labels} labels")
     if head1.link != head2.link:
-        raise fail(f"compare_heads: the heads have links {head1.link!r} and {head2.link!r}.")
+        raise arg_error("compare_heads", "head2", f"must have the link of 'head1'. Got links "
+                                                  f"{head1.link!r} and {head2.link!r}")
     H = random_hidden(head1, n_random, seed=seed) if h is None else check_hidden(h, head1.d)
     H2 = H if h2 is None else check_hidden(h2, head2.d, "h2")
     if H2.shape[1] != head2.d:
-        raise fail(f"compare_heads: the second head has d = {head2.d}, the hidden states "
-                   f"{H2.shape[1]}; pass h2.")
+        raise arg_error("compare_heads", "h2", f"must be given when the heads' d differ (hidden "
+                                               f"states of d = {H2.shape[1]}, 'head2' has d = "
+                                               f"{head2.d})")
     dt, tol = tolerance_for(head1.dtype, head2.dtype)
     # In chunks of inputs, so memory stays at chunk x V whatever n is.
     chunk = _chunk(head1.n_labels)
@@ -211,7 +222,7 @@ def merge_equivalences(parts: list[Equivalence]) -> Equivalence:
     """Combine the figures of checks on disjoint sets of inputs (max of maxima, weighted
     means); the tolerance and dtype of the first part are kept."""
     if not parts:
-        raise fail("merge_equivalences: nothing to merge.")
+        raise arg_error("merge_equivalences", "parts", "must hold at least one check", got=parts)
     n = sum(p.n_inputs for p in parts)
     dp = max(p.max_abs_dp for p in parts)
     return Equivalence(
@@ -240,13 +251,16 @@ def compare_models(
     """
     h1, h2 = model1.head, model2.head
     if h1.n_labels != h2.n_labels:
-        raise fail(f"compare_models: the models have {h1.n_labels} and {h2.n_labels} labels.")
+        raise arg_error("compare_models", "model2", f"must have as many labels as 'model1'. Got "
+                                                   f"{h1.n_labels} and {h2.n_labels} labels")
     if h1.link != h2.link:
-        raise fail(f"compare_models: the models have links {h1.link!r} and {h2.link!r}.")
+        raise arg_error("compare_models", "model2", f"must have the link of 'model1'. Got "
+                                                   f"links {h1.link!r} and {h2.link!r}")
     if inputs is None:
         make = getattr(model1, "random_inputs", None)
         if make is None:
-            raise fail("compare_models: this model cannot draw random inputs; pass inputs.")
+            raise arg_error("compare_models", "inputs",
+                            "must be given: this model cannot draw random inputs")
         try:
             inputs = make(n, length, seed=seed)
         except TypeError:

@@ -24,18 +24,25 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._io import atomic_target, is_pickle
+from unembed._progress import progress_bars
 from unembed.equivalence import Equivalence, compare_logits
 from unembed.head import Head
+from unembed.sources.base import (
+    HFExportable,
+    LoadedModel,
+    SklearnExportable,
+    TorchExportable,
+)
 
 __all__ = ["ExportResult", "export_model"]
 
@@ -66,22 +73,7 @@ class ExportResult:
 Step = Callable[[str], None]
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Step]:
-    """``step(text)`` shows what the export is doing (a transient rich spinner on stderr)."""
-    if not enabled:
-        yield lambda _text: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("export", total=None)
-        yield lambda text: bar.update(task, description=text)
-
-
-def _check_same_shape(model: Any, head: Head) -> None:
+def _check_same_shape(model: LoadedModel, head: Head) -> None:
     old: Head = model.head
     if head.W.shape != old.W.shape:
         raise fail(f"export_model: the new head has shape {head.W.shape}, the model's head "
@@ -92,56 +84,33 @@ def _check_same_shape(model: Any, head: Head) -> None:
         raise fail("export_model: the new head's link or soft-cap differs from the model's.")
 
 
-def _prepare_target(out: str | os.PathLike[str], force: bool) -> tuple[Path, Path]:
-    outp = Path(out)
-    if outp.exists() and not force:
-        raise fail(f"{outp}: already exists; pass --force (force=True) to replace it.")
-    if not outp.parent.is_dir():
-        raise fail(f"{outp.parent}: no such directory for the output.")
-    tmp = outp.with_name(f".{outp.name}.tmp-{os.getpid()}")
-    _remove(tmp)
-    return outp, tmp
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
-    elif p.exists() or p.is_symlink():
-        p.unlink()
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp``; an old ``out`` is moved aside first and removed last."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    _remove(old)
-
-
-def _finish(tmp: Path, out: Path, eq: Equivalence, what: str) -> None:
+def _require_equivalent(eq: Equivalence, out: Path, what: str) -> None:
+    """Raise (so that the temporary is removed and ``out`` left as it was) unless the written
+    result is equivalent."""
     if not eq.equivalent:
-        _remove(tmp)
         raise fail(f"export_model: the written {what} is not equivalent to the original "
                    f"({eq.verdict}); nothing was written to {out}.")
-    _move_into_place(tmp, out)
 
 
-def _unfold(model: Any, head: Head) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _unfold(model: HFExportable, head: Head) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The stored (raw) weight and bias that realise ``head`` given in the model's view."""
     if head.rows != "folded":
         return np.array(head.W), np.array(head.bias)
     norm = model.norm
+    if norm is None:
+        raise fail("The head is in the folded view, but the model has no final norm to "
+                   "unfold it with.")
     g = norm.gain
     if np.any(g == 0):
-        raise fail("export_model: the final norm has zero gains, so folded rows cannot be "
-                   "unfolded; export from the stored rows.")
+        raise fail("The final norm has zero gains, so folded rows cannot be unfolded; export "
+                   "from the stored rows (without fold=True).")
     U = head.W / g[None, :]
     b = head.bias - (U @ norm.shift if norm.shift is not None else 0.0)
     return U, np.asarray(b, dtype=np.float64)
 
 
-def _bias_to_write(model: Any, head: Head, b_new: NDArray[np.float64], has_bias: bool,
+def _bias_to_write(model: HFExportable | TorchExportable | SklearnExportable, head: Head,
+                   b_new: NDArray[np.float64], has_bias: bool,
                    notes: list[str]) -> NDArray[np.float64] | None:
     """The output layer's new bias, or None when it has none and needs none."""
     if has_bias:
@@ -155,8 +124,8 @@ def _bias_to_write(model: Any, head: Head, b_new: NDArray[np.float64], has_bias:
             notes.append(f"a uniform logit shift of {float(delta.mean()):.6g} was dropped "
                          f"(softmax ignores it; the output layer has no bias)")
         return None
-    raise fail(f"export_model: the new head needs a different bias per label (spread "
-               f"{spread:.3g}), but the model's output layer has no bias.")
+    raise fail(f"The new head needs a different bias per label (spread {spread:.3g}), but "
+               f"the model's output layer has no bias, so it cannot be written.")
 
 
 def _tensor(a: NDArray[np.float64], dtype: Any) -> Any:
@@ -170,14 +139,14 @@ def _tensor(a: NDArray[np.float64], dtype: Any) -> Any:
 def _copy_side_files(src: Path, dst: Path) -> None:
     """Tokenizer and other non-weight files of ``src`` not already written into ``dst``."""
     for f in src.iterdir():
-        if not f.is_file() or (dst / f.name).exists():
+        if f.is_symlink() or not f.is_file() or (dst / f.name).exists():
             continue
         if f.suffix in _WEIGHT_SUFFIXES or f.name.endswith(".index.json"):
             continue
         shutil.copy2(f, dst / f.name)
 
 
-def _export_hf(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
+def _export_hf(model: HFExportable, head: Head, out: Path, tmp: Path, inputs: Any,
                n_sequences: int, length: int, seed: int, step: Step) -> ExportResult:
     import torch
 
@@ -199,29 +168,25 @@ def _export_hf(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
     if b_write is not None:
         layer.bias = torch.nn.Parameter(_tensor(b_write, dtype),
                                         requires_grad=False)
-    try:
-        step(f"writing {tmp.name}")
-        loaded.save_pretrained(str(tmp))
-        del loaded
-        _copy_side_files(model.path, tmp)
-        step("re-reading the written model")
-        reread = model.reopen(tmp)
-        step("running both models on the same inputs")
-        x = model.random_inputs(n_sequences, length, seed=seed) if inputs is None else inputs
-        z_old = model.model_logits(x)
-        z_new = reread.model_logits(x)
-    except BaseException:
-        _remove(tmp)
-        raise
+    step(f"writing {tmp.name}")
+    loaded.save_pretrained(str(tmp))
+    del loaded
+    _copy_side_files(model.path, tmp)
+    step("re-reading the written model")
+    reread = model.reopen(tmp)
+    step("running both models on the same inputs")
+    x = model.random_inputs(n_sequences, length, seed=seed) if inputs is None else inputs
+    z_old = model.model_logits(x)
+    z_new = reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
     new_head = reread.head
-    _finish(tmp, out, eq, "model")
+    _require_equivalent(eq, out, "model")
     return ExportResult(out=out, kind=model.kind, head=new_head, equivalence=eq, untied=untied,
                         notes=tuple(notes))
 
 
 # --------------------------------------------------------------------------- torch modules
-def _export_torch(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
+def _export_torch(model: TorchExportable, head: Head, out: Path, tmp: Path, inputs: Any,
                   seed: int) -> ExportResult:
     import torch
 
@@ -236,32 +201,28 @@ def _export_torch(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
         if b_write is not None:
             new_layer.bias.copy_(_tensor(b_write, dtype))
     state = {k: v.detach().clone().contiguous() for k, v in new_module.state_dict().items()}
-    try:
-        if out.suffix == ".safetensors":
-            from safetensors.torch import save_file
+    if out.suffix == ".safetensors":
+        from safetensors.torch import save_file
 
-            save_file(state, str(tmp))
-            from safetensors.torch import load_file
+        save_file(state, str(tmp))
+        from safetensors.torch import load_file
 
-            reread_state = load_file(str(tmp))
-        else:
-            torch.save(state, tmp)
-            reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
-        check_module = copy.deepcopy(model.module)
-        check_module.load_state_dict(reread_state)
-        reread = model.with_module(check_module)
-        if inputs is None:
-            notes.append("no inputs given: verified on random hidden states fed to the "
-                         "output layer")
-            h = _random_hidden_for(model.head, seed)
-            z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
-        else:
-            z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
-    except BaseException:
-        _remove(tmp)
-        raise
+        reread_state = load_file(str(tmp))
+    else:
+        torch.save(state, tmp)
+        reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
+    check_module = copy.deepcopy(model.module)
+    check_module.load_state_dict(reread_state)
+    reread = model.with_module(check_module)
+    if inputs is None:
+        notes.append("no inputs given: verified on random hidden states fed to the "
+                     "output layer")
+        h = _random_hidden_for(model.head, seed)
+        z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
+    else:
+        z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
-    _finish(tmp, out, eq, "state dict")
+    _require_equivalent(eq, out, "state dict")
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=tuple(notes))
 
@@ -273,24 +234,20 @@ def _random_hidden_for(head: Head, seed: int) -> NDArray[np.float64]:
 
 
 # --------------------------------------------------------------------------- scikit-learn
-def _export_sklearn(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
+def _export_sklearn(model: SklearnExportable, head: Head, out: Path, tmp: Path, inputs: Any,
                     seed: int) -> ExportResult:
     import pickle
 
     est = model.with_head(head)
-    try:
-        with open(tmp, "wb") as fh:
-            pickle.dump(est, fh)
-        with open(tmp, "rb") as fh:
-            reread_est = pickle.load(fh)
-        reread = model.with_estimator(reread_est)
-        x = model.random_inputs(256, seed=seed) if inputs is None else inputs
-        z_old, z_new = model.model_logits(x), reread.model_logits(x)
-    except BaseException:
-        _remove(tmp)
-        raise
+    with open(tmp, "wb") as fh:
+        pickle.dump(est, fh)
+    with open(tmp, "rb") as fh:
+        reread_est = pickle.load(fh)
+    reread = model.with_estimator(reread_est)
+    x = model.random_inputs(256, seed=seed) if inputs is None else inputs
+    z_old, z_new = model.model_logits(x), reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
-    _finish(tmp, out, eq, "estimator")
+    _require_equivalent(eq, out, "estimator")
     notes: tuple[str, ...] = () if inputs is not None else (
         "verified on random standard-normal features",)
     if model.structure == "binary":
@@ -300,15 +257,16 @@ def _export_sklearn(model: Any, head: Head, out: Path, tmp: Path, inputs: Any,
                         notes=notes)
 
 
-def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: bool = False,
-                 inputs: Any = None, n_sequences: int = 8, length: int = 16,
+def export_model(model: LoadedModel, head: Head, out: str | os.PathLike[str], *,
+                 force: bool = False, inputs: Any = None, n_sequences: int = 8, length: int = 16,
                  seed: int = 0, progress: bool = False) -> ExportResult:
     """Write ``model`` with its head replaced by ``head`` (same shape, labels and view), in
     the model's own format, verified on inputs before it is moved into place.
 
     Parameters
     ----------
-    model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn")
+    model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn",
+        "spacy": a pipeline directory, "transformer_lens": a state dict file)
     head : Head of shape (V, d)
         The new head, in the same view as ``model.head`` (raw or folded).
     out : path
@@ -327,18 +285,29 @@ def export_model(model: Any, head: Head, out: str | os.PathLike[str], *, force: 
     ExportResult
         Raises UnembedError (and writes nothing) when the written model is not equivalent.
     """
-    kind = getattr(model, "kind", None)
-    if kind not in ("hf_lm", "hf_vision", "torch", "sklearn"):
+    kind = model.kind
+    if kind not in ("hf_lm", "hf_vision", "hf_classifier", "torch", "sklearn", "spacy",
+                    "transformer_lens"):
         raise fail(f"export_model: cannot export a model of kind {kind!r}; weight files are "
                    f"written with unembed.sources.files.write_like.")
     _check_same_shape(model, head)
-    outp, tmp = _prepare_target(out, force)
-    if kind in ("hf_lm", "hf_vision"):
-        with _progress(progress) as step:
-            return _export_hf(model, head, outp, tmp, inputs, n_sequences, length, seed, step)
-    if kind == "torch":
-        return _export_torch(model, head, outp, tmp, inputs, seed)
-    if outp.suffix.lower() not in (".pkl", ".pickle", ".joblib"):
+    outp = Path(out)
+    if kind == "sklearn" and not is_pickle(outp):
         raise fail(f"{outp}: a scikit-learn estimator is written as a pickle; use a .pkl "
                    f"suffix.")
-    return _export_sklearn(model, head, outp, tmp, inputs, seed)
+    with atomic_target(outp, force=force) as tmp, progress_bars(progress) as bars:
+        if kind in ("hf_lm", "hf_vision", "hf_classifier"):
+            step = bars.step("export")
+            return _export_hf(cast(HFExportable, model), head, outp, tmp, inputs,
+                              n_sequences, length, seed, step)
+        if kind == "torch":
+            return _export_torch(cast(TorchExportable, model), head, outp, tmp, inputs, seed)
+        if kind == "spacy":
+            from unembed.sources.spacy_pipeline import SpacyTagger, export_spacy
+
+            return export_spacy(cast(SpacyTagger, model), head, outp, tmp, inputs, seed)
+        if kind == "transformer_lens":
+            from unembed.sources.tlens import TLModel, export_tl
+
+            return export_tl(cast(TLModel, model), head, outp, tmp, inputs, seed)
+        return _export_sklearn(cast(SklearnExportable, model), head, outp, tmp, inputs, seed)

@@ -1,5 +1,5 @@
-"""Changes of parameters that change no probability (DESIGN.md section 2), and which of them
-hold for a given head.
+"""Changes of parameters that change no probability, and which of them hold for a given head
+(docs/symmetries.md has each one with its proof).
 
 ===================  =========================  ==============================================
 name                 parameters after           holds when
@@ -10,10 +10,27 @@ name                 parameters after           holds when
 ``null_space``       u_i + n_i, n_i . h = 0     a known subspace orthogonal to every h
 ===================  =========================  ==============================================
 
-Every function returns a new :class:`~unembed.head.Head`; none mutates. A transformation that
-is not a symmetry of the head raises :class:`UnembedError` with the reason, unless called
+``translate``, ``shift_bias``, ``center`` and ``shift_in_null_space`` return a
+new :class:`~unembed.head.Head`; :func:`reparametrize` returns a pair ``(new_head, A)``, since
+the hidden states must become ``A h`` too. None mutates its input. A transformation that is not
+a symmetry of the head raises :class:`UnembedError` with the reason, unless called
 with ``force=True`` (the result then says why in ``not_equivalent_because``, and its
 ``equivalent`` is False).
+
+Examples
+--------
+>>> import numpy as np
+>>> from unembed import Head
+>>> head = Head(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]), reparam=True)
+>>> {k: s.holds for k, s in symmetries(head).items()}
+{'translation': True, 'bias_shift': True, 'reparametrization': True, 'null_space': None}
+>>> h = np.array([[0.3, -1.2], [2.0, 0.5]])
+>>> moved = translate(head, [5.0, -3.0])
+>>> bool(np.allclose(moved.probs(h), head.probs(h), rtol=0, atol=1e-15))
+True
+>>> new, A = reparametrize(head, [[2.0, 1.0], [0.0, 1.0]])   # a pair: h must become A h
+>>> bool(np.allclose(new.logits(h @ A.T), head.logits(h), rtol=0, atol=1e-12))
+True
 """
 
 from __future__ import annotations
@@ -25,7 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from unembed._blocks import owned
-from unembed._checks import check_vector, fail
+from unembed._checks import arg_error, check_vector, fail
 
 if TYPE_CHECKING:  # gauges never imports head at run time: Head's methods import gauges
     from unembed.head import Head
@@ -75,7 +92,7 @@ def _shift_symmetry(head: Head, name: str, what: str) -> Symmetry:
 
 
 def symmetries(head: Head) -> dict[str, Symmetry]:
-    """Which transformations of DESIGN.md section 2 keep every probability of ``head``."""
+    """Which transformations of docs/symmetries.md keep every probability of ``head``."""
     out = {
         "translation": _shift_symmetry(head, "translation", "translating every row by c"),
         "bias_shift": _shift_symmetry(head, "bias_shift", "shifting every bias by beta"),
@@ -112,9 +129,8 @@ def _require(head: Head, name: str, force: bool, func: str) -> str | None:
     if sym.holds:
         return None
     if not force:
-        msg = (f"{func}: {name} is not a symmetry of this head ({sym.reason}). "
-               f"Pass force=True to build the non-equivalent head anyway.")
-        raise fail(msg)
+        raise fail(f"{name} is not a symmetry of this head ({sym.reason}); pass force=True "
+                   f"to build the non-equivalent head anyway.")
     return sym.reason
 
 
@@ -133,7 +149,7 @@ def translate(head: Head, c: ArrayLike, *, force: bool = False) -> Head:
 def shift_bias(head: Head, beta: float, *, force: bool = False) -> Head:
     """Add the same beta to every bias entry (a head without bias gets one)."""
     if not np.isfinite(beta):
-        raise fail(f"The 'beta' argument of shift_bias must be finite. Got {beta!r} instead.")
+        raise arg_error("shift_bias", "beta", "must be finite", got=beta)
     extra = _require(head, "bias_shift", force, "shift_bias")
     return head.with_weights(b=head.bias + float(beta), not_equivalent_because=extra)
 
@@ -155,8 +171,7 @@ def weighted_mean(W: NDArray[np.float64], weights: ArrayLike | None = None) -> N
     w = check_vector(weights, "weights", W.shape[0], where="center")
     total = w.sum()
     if abs(total - 1.0) > 1e-9:
-        raise fail(f"The 'weights' argument of center must sum to 1. Got a sum of {total!r} "
-                   f"instead.")
+        raise arg_error("center", "weights", f"must sum to 1. Got a sum of {total!r} instead")
     return np.asarray(w @ W, dtype=np.float64)
 
 
@@ -170,14 +185,14 @@ def reparametrize(
     """
     a = np.asarray(A, dtype=np.float64)
     if a.shape != (head.d, head.d):
-        raise fail(f"The 'A' argument of reparametrize must have shape ({head.d}, {head.d}). "
-                   f"Got shape {a.shape} instead.")
+        raise arg_error("reparametrize", "A", f"must have shape ({head.d}, {head.d}). Got "
+                                              f"shape {a.shape} instead")
     if not np.isfinite(a).all():
-        raise fail("The 'A' argument of reparametrize contains NaN or Inf.")
+        raise arg_error("reparametrize", "A", "must be finite (it contains NaN or Inf)")
     cond = np.linalg.cond(a)
     if not np.isfinite(cond) or cond > 1e12:
-        raise fail(f"The 'A' argument of reparametrize must be invertible. Got a condition "
-                   f"number of {cond:.3g}.")
+        raise arg_error("reparametrize", "A", f"must be invertible. Got a condition number of "
+                                              f"{cond:.3g} instead")
     extra = _require(head, "reparametrization", force, "reparametrize")
     a_inv = np.linalg.inv(a)
     new = head.with_weights(owned(head.W @ a_inv), not_equivalent_because=extra)
@@ -189,13 +204,13 @@ def reparametrize(
 def shift_in_null_space(head: Head, coeffs: ArrayLike) -> Head:
     """Move each row within the known null space: u_i -> u_i + N k_i, coeffs of shape (V, k)."""
     if head.null_space is None:
-        raise fail("shift_in_null_space: no subspace orthogonal to every hidden state is known "
-                   "for this head.")
+        raise fail("No subspace orthogonal to every hidden state is known for this head, so "
+                   "no row can be shifted within one.")
     k = head.null_space.shape[1]
     cf = np.asarray(coeffs, dtype=np.float64)
     if cf.ndim == 1 and k == 1:
         cf = cf[:, None]
     if cf.shape != (head.n_labels, k):
-        raise fail(f"The 'coeffs' argument of shift_in_null_space must have shape "
-                   f"({head.n_labels}, {k}). Got shape {cf.shape} instead.")
+        raise arg_error("shift_in_null_space", "coeffs", f"must have shape ({head.n_labels}, "
+                                                         f"{k}). Got shape {cf.shape} instead")
     return head.with_weights(owned(head.W + cf @ head.null_space.T))

@@ -8,7 +8,7 @@ A head maps a hidden state h in R^d to logits
 with ``W`` of shape (V, d) (row i is the unembedding of label i), ``b`` of shape (V,) or
 absent, a logit scale ``s`` (1 unless the model multiplies its logits) and an optional
 soft-cap. The ``link`` turns logits into probabilities: ``softmax`` (one label per input) or
-``sigmoid`` (each label on its own). See DESIGN.md section 1.
+``sigmoid`` (each label on its own). See docs/model.md.
 
 Weights are held in float64 for every computation; ``dtype`` records how they were stored, so
 that exports can write them back the same way.

@@ -14,15 +14,13 @@ import io
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unembed._checks import fail
+from unembed._io import atomic_write
 from unembed._json import jsonable
 from unembed.audit import AuditResult
 from unembed.behaviour import MEASURE_TITLES, MEASURES
@@ -299,30 +297,6 @@ def summary_lines(res: AuditResult, *, name: str = "") -> list[str]:
     return out
 
 
-def _replace_dir(out: Path, write: Any, *, force: bool) -> Path:
-    """Write into a temp directory beside ``out``, then move it into place."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise fail(f"{out}: already exists; pass --force (force=True) to replace it.")
-    parent = out.absolute().parent
-    if not parent.is_dir():
-        raise fail(f"{parent}: no such directory for the output.")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    try:
-        write(tmp)
-        if out.exists():
-            old = parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
 def _write_files(res: AuditResult, d: Path, title: str) -> None:
     (d / "audit.json").write_text(json.dumps(jsonable(res.to_dict()), indent=1),
                                   encoding="utf-8")
@@ -333,7 +307,8 @@ def write_report(res: AuditResult, out: str | os.PathLike[str], *, title: str = 
                  force: bool = False) -> Path:
     """Write ``out/report.html`` and ``out/audit.json`` (atomically: a temp directory moved into
     place; an existing ``out`` needs ``force``). Returns ``out``."""
-    return _replace_dir(Path(out), lambda d: _write_files(res, d, title), force=force)
+    return atomic_write(out, lambda d: _write_files(res, d, title), force=force,
+                        directory=True)
 
 
 def write_index(out: str | os.PathLike[str], title: str, sections: Sequence[dict[str, Any]],
@@ -363,4 +338,4 @@ def write_index(out: str | os.PathLike[str], title: str, sections: Sequence[dict
         (d / "summary.json").write_text(json.dumps(jsonable(allres), indent=1),
                                         encoding="utf-8")
 
-    return _replace_dir(Path(out), write, force=force)
+    return atomic_write(out, write, force=force, directory=True)

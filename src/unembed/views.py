@@ -50,8 +50,12 @@ centered definition used here only on differences, not on single rows.
     set of cos(u_i - u_k, u_j - u_k): it is -1 when some k lies between i and j on a line, in
     which case i and j can never both beat k, so they can never be the top two together.
     Invariant under translation, bias shift and null-space shifts; not under reparametrisation.
-    The reference set is the label set of the matrix (or the whole head with
-    ``reference="all"``).
+    The reference set of third labels: every other label of the head for :func:`cosine`
+    (``reference="all"``); the label set of the matrix for :func:`similarity_matrix` by default
+    (``reference="set"``: an upper bound on the head-wide value, equal to it for the whole head,
+    at 1/V of its cost; pass ``reference="all"`` for the head-wide value).
+
+Which symmetries each view is invariant under, with proofs: docs/views.md.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from unembed._blocks import row_blocks
-from unembed._checks import UnembedError, fail
+from unembed._checks import UnembedError, arg_error, fail
 from unembed.gauges import weighted_mean
 from unembed.head import Head, LabelRef, Whitening, _ZeroRow
 
@@ -156,8 +160,7 @@ def invariance(head: Head, view: str) -> ViewInvariance:
 
 def check_view(view: str, func: str = "similarity_matrix") -> str:
     if view not in VIEWS:
-        raise fail(f"The 'view' argument of {func} must be one of {', '.join(VIEWS)}. "
-                   f"Got {view!r} instead.")
+        raise arg_error(func, "view", f"must be one of {', '.join(VIEWS)}", got=view)
     return view
 
 
@@ -228,8 +231,9 @@ def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | 
             return np.asarray(cz.rows[idx])
         assert cz.P is not None
         return np.asarray(head.stats.identify(W[idx] - head.stats.mean()) @ cz.P)
-    raise fail("view_rows: the 'differences' view compares differences of rows, not rows; "
-               "use similarity_matrix or difference_cosine.")
+    raise arg_error("view_rows", "view", "must be a row-wise view (raw, centered, normalized, "
+                    "causal): 'differences' compares differences of rows, not rows; use "
+                    "similarity_matrix or difference_cosine", got=view)
 
 
 def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None) -> NDArray[np.float64]:
@@ -387,8 +391,8 @@ def difference_cosine(
     -0.948683
     """
     if view == "differences":
-        raise fail("difference_cosine: the 'view' must be a row view (raw, centered, "
-                   "normalized, causal).")
+        raise arg_error("difference_cosine", "view", "must be a row-wise view (raw, centered, "
+                        "normalized, causal)", got=view)
     check_view(view, "difference_cosine")
     a, b = head.indices(pair1)
     c, d = head.indices(pair2)
@@ -397,5 +401,7 @@ def difference_cosine(
     y = R[2] - R[3]
     nx, ny = np.linalg.norm(x), np.linalg.norm(y)
     if nx == 0 or ny == 0:
-        raise fail("difference_cosine: a pair of identical rows has no difference direction.")
+        same = pair1 if nx == 0 else pair2
+        raise fail(f"The pair {tuple(same)!r} has identical rows, so its difference has no "
+                   f"direction and its cosine is undefined.")
     return float(np.clip(x @ y / (nx * ny), -1.0, 1.0))

@@ -2,14 +2,25 @@
 
 Each command lives in its own module of this package with ``register(subparsers)`` and
 ``run(args) -> int``; :data:`COMMANDS` lists them in the order ``--help`` shows.
+
+Options and positional arguments may come in any order (``unembed cosine W.npy --labels L a
+b``). Whatever goes wrong ends in one line on stderr and a documented exit status
+(:data:`EXIT_CODES`), never a traceback; with ``--json`` the same message is also printed on
+stdout as ``{"error": ..., "exit_code": ...}``. Errors speak the command line: a library
+argument is shown as the option that sets it (``--force``, not ``force=True``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import re
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 from unembed._checks import UnembedError
 
@@ -24,17 +35,51 @@ COMMANDS: tuple[str, ...] = (
     "feasible",
 )
 
+#: exit status -> meaning (shown by ``unembed --help``)
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "a negative verdict (verify: not equivalent; counterexample: the written head is not "
+       "equivalent)",
+    2: "a usage or input error (bad option, unreadable or refused file, unknown label)",
+    3: "an internal error of unembed (a bug: please report it with the message)",
+    130: "interrupted (SIGINT or SIGTERM); worker processes are stopped too",
+    141: "the output pipe was closed (e.g. by head)",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+class UsageError(Exception):
+    """A command line that does not parse (raised instead of argparse's exit)."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are raised (one line, handled by :func:`main`)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.prog, message)
+
+
+def _epilog() -> str:
+    lines = ["exit status:"] + [f"  {k:<4} {v}" for k, v in EXIT_CODES.items()]
+    return "\n".join(lines)
+
+
+def build_parser() -> Parser:
     from unembed import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="unembed",
         description="What the cosine of two label representations does and does not say "
         "about a classifier's probabilities.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"unembed {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=Parser)
     for name in COMMANDS:
         mod = importlib.import_module(f"unembed.cli.{name}")
         p = mod.register(sub)
@@ -42,16 +87,168 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``unembed`` and ``python -m unembed``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
+    """The parser of command ``name``, or None."""
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser | None = action.choices.get(name)
+            return found
+    return None
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; a command's options and positionals may be intermixed."""
+    idx = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if idx is None or idx > 0 or argv[0] not in COMMANDS:
+        return parser.parse_args(argv)  # --help, --version, or a usage error
+    sub = subparser(parser, argv[0])
+    assert sub is not None
+    args = sub.parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    _place_positionals(sub, args)
+    return args
+
+
+def _place_positionals(sub: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """With ``--model PATH`` the head is not a positional: what argparse put in HEAD is the
+    command's next positional (``unembed cosine --model DIR A B``)."""
+    extra: tuple[str, ...] = getattr(args, "_positionals", ())
+    if extra and getattr(args, "model", None) is not None and args.head is not None:
+        vals = [v for v in [args.head, *(getattr(args, n) for n in extra)] if v is not None]
+        if len(vals) > len(extra):
+            sub.error(f"unrecognized arguments: {' '.join(vals[len(extra):])}")
+        for n in extra:
+            setattr(args, n, vals.pop(0) if vals else None)
+        args.head = None
+    missing = [n.upper() for n in getattr(args, "_required", ()) if getattr(args, n) is None]
+    if missing:
+        sub.error(f"the following arguments are required: {', '.join(missing)}")
+
+
+# ------------------------------------------------------------------------------ error text
+#: library arguments that are not the option of the same name (``labels`` of a function is a
+#: list of labels, ``--labels`` a labels file): mapped only by a command's own ``_arg_options``
+_NOT_OPTIONS = frozenset({"labels", "label", "head", "model", "inputs", "h", "W", "b"})
+
+
+def option_names(p: argparse.ArgumentParser | None,
+                 args: argparse.Namespace | None = None) -> dict[str, str]:
+    """library argument -> the option that sets it (``force`` -> ``--force``)."""
+    out: dict[str, str] = {}
+    for a in p._actions if p is not None else []:
+        longs = [o for o in a.option_strings if o.startswith("--")]
+        if longs and a.dest not in out and a.dest not in _NOT_OPTIONS:
+            out[a.dest] = longs[0]
+    out.update(getattr(args, "_arg_options", None) or {})
+    return out
+
+
+_FUNC_PREFIX = re.compile(r"^(?:[a-z]+_[a-z_]+|load|export|read)(?:\.[a-z_]+)?: ")
+_KWARG = re.compile(r"\b([a-z][a-z_]*)=(True|False|None|\d+(?:\.\d+)?|'[^']*')")
+_NAMED = re.compile(r"^The '([a-z_]+)' (?:argument|option) ")
+_OF_FUNC = re.compile(r"^(The '[^']+' argument) of [A-Za-z_][\w.]* ")
+
+
+def render(e: UnembedError, p: argparse.ArgumentParser | None,
+           args: argparse.Namespace | None = None) -> str:
+    """The message of ``e`` as the command line says it: the option instead of the library
+    argument, no Python function names, no ``name=True``."""
+    opts = option_names(p, args)
+    if e.argument is not None and e.requirement is not None:
+        opt = opts.get(e.argument.replace("-", "_"))
+        msg = f"{opt} {e.requirement}" if opt else f"The {e.argument!r} argument {e.requirement}"
+    else:
+        msg = str(e)
+
+    def kwarg(m: re.Match[str]) -> str:
+        name, value = m.group(1), m.group(2)
+        opt = opts.get(name)
+        if opt is None:
+            return m.group(0)
+        return opt if value in ("True", "False", "None") else f"{opt} {value.strip(chr(39))}"
+
+    msg = _KWARG.sub(kwarg, msg)
+    msg = re.sub(r"(--[\w-]+) \(\1\)", r"\1", msg)  # "--force (--force)" -> "--force"
+    msg = _OF_FUNC.sub(r"\1 ", msg)
+
+    def named(m: re.Match[str]) -> str:
+        opt = opts.get(m.group(1))
+        return f"{opt} " if opt else m.group(0)
+
+    msg = _NAMED.sub(named, msg)
+    msg = _FUNC_PREFIX.sub("", msg)
+    return msg
+
+
+# ------------------------------------------------------------------------------ signals
+def _stop_children() -> None:
+    """Terminate this process's worker processes (LP pools), then reap them."""
+    import multiprocessing
+
+    kids = multiprocessing.active_children()
+    for c in kids:
+        c.terminate()
+    for c in kids:
+        c.join(timeout=5)
+        if c.is_alive():
+            c.kill()
+
+
+@contextmanager
+def _signals() -> Iterator[None]:
+    """Within the block, SIGTERM (and SIGINT) stop the worker processes first and then raise
+    KeyboardInterrupt in the main thread, so that cleanup (temporary outputs) runs."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: Any) -> None:
+        _stop_children()
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return int(args._run(args))
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# ------------------------------------------------------------------------------ main
+def _report(command: str | None, msg: str, code: int, as_json: bool) -> int:
+    msg = " ".join(str(msg).split())
+    where = f"unembed {command}" if command else "unembed"
+    print(f"{where}: error: {msg}", file=sys.stderr)
+    if as_json:
+        try:
+            print(json.dumps({"error": msg, "exit_code": code}, ensure_ascii=False))
+        except BrokenPipeError:  # pragma: no cover
+            pass
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``unembed`` and ``python -m unembed``; returns the exit status
+    (:data:`EXIT_CODES`)."""
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    as_json = "--json" in argv
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    parser: argparse.ArgumentParser | None = None
+    args: argparse.Namespace | None = None
+    try:
+        with _signals():
+            parser = build_parser()
+            args = parse(parser, argv)
+            return int(args._run(args))
+    except UsageError as e:
+        return _report(command, f"{e} (see '{e.prog} --help')", 2, as_json)
     except UnembedError as e:
-        print(f"unembed {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        sub = subparser(parser, command) if parser is not None and command else None
+        return _report(command, render(e, sub, args), 2, as_json)
     except KeyboardInterrupt:
+        _stop_children()
         print("unembed: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -62,6 +259,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except SystemExit as e:  # --help, --version
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except MemoryError:
+        return _report(command, "out of memory.", 2, as_json)
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        return _report(command, f"{where}{e.strerror or type(e).__name__}.", 2, as_json)
+    except RecursionError:
+        return _report(command, "input nested too deeply.", 2, as_json)
+    except Exception as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return _report(command, f"internal error ({type(e).__name__}: {text}); this is a bug "
+                                f"in unembed, please report it.", 3, as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,17 +12,30 @@ from unembed._json import jsonable
 from unembed.head import Head
 
 
-def add_head_args(p: argparse.ArgumentParser, *, positional: str | None = "head") -> None:
-    """Options that name one head: a weight file spec (or --model), bias, labels, link."""
-    if positional:
-        p.add_argument(positional, metavar="HEAD", nargs="?",
-                       help="weight file of shape (V, d): PATH or PATH:TENSOR "
-                            "(.npy, .pt/.pth/.bin read with weights_only=True, .safetensors); "
-                            "optional with --model")
+def add_head_args(p: argparse.ArgumentParser) -> None:
+    """Options that name one head: HEAD or --model PATH (the same thing: a weight file spec,
+    a model directory or a pickled estimator), bias, labels, link."""
+    p.add_argument("head", metavar="HEAD", nargs="?",
+                   help="the head: a weight file of shape (V, d), PATH or PATH:TENSOR "
+                        "(.npy, .pt/.pth/.bin read with weights_only=True, .safetensors), a "
+                        "local HuggingFace model directory or a pickled scikit-learn estimator "
+                        "(.pkl); or give it as --model PATH")
     p.add_argument("--model", metavar="PATH",
-                   help="a model instead of a weight file: a local HuggingFace directory "
-                        "(causal LM or image classifier) or a pickled scikit-learn estimator "
-                        "(.pkl, needs --trust-pickle)")
+                   help="the same as HEAD: a weight file, a local HuggingFace directory "
+                        "(causal LM, text or image classifier), a hub name ORG/NAME read from "
+                        "the local hub cache (never downloaded), a spaCy pipeline directory, or "
+                        "a pickled scikit-learn estimator (.pkl, needs --trust-pickle)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the Python code a HuggingFace directory names (auto_map); only "
+                        "for directories you trust (default: such a directory is refused)")
+    p.add_argument("--unique-labels", action="store_true",
+                   help="rename repeated labels instead of refusing them: sr, sr -> sr, sr#2")
+    p.add_argument("--component", metavar="NAME",
+                   help="with a spaCy pipeline: the tagger component to read (default: the "
+                        "only one)")
+    p.add_argument("--revision", metavar="REV",
+                   help="with a hub name: the branch, tag or commit hash in the hub cache "
+                        "(default: main)")
     p.add_argument("--fold", action="store_true",
                    help="with --model: fold the final norm's gain (and shift) into the head "
                         "(the 'folded' view; default: the raw stored rows)")
@@ -40,23 +53,47 @@ def add_head_args(p: argparse.ArgumentParser, *, positional: str | None = "head"
                    help="accept all-zero and identical rows (padding rows of real checkpoints)")
 
 
-def add_json_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+def positive_int(text: str) -> int:
+    """An option value that must be an integer >= 1 (argparse names the option on error)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer. Got {text!r} "
+                                         f"instead") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1. Got {v} instead")
+    return v
+
+
+def add_json_arg(p: argparse.ArgumentParser, *, progress: bool = True) -> None:
+    """--json (one JSON object on stdout; errors too) and --no-progress."""
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object for scripts (an error prints "
+                        '{"error": ..., "exit_code": ...})')
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def head_source(args: argparse.Namespace) -> str:
+    """What names the head: HEAD or --model (one of them, not both)."""
+    from unembed._checks import fail
+
+    head, model = getattr(args, "head", None), getattr(args, "model", None)
+    if head is not None and model is not None and head != model:
+        raise fail(f"name the head once: HEAD ({head}) or --model ({model}), not both.")
+    source = model if model is not None else head
+    if source is None:
+        raise fail("name a head: HEAD (a weight file, model directory or .pkl), or "
+                   "--model PATH.")
+    return str(source)
 
 
 def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
-    """The model (a LoadedModel) named by ``--model`` or the positional weight file; ``spec``
-    overrides both."""
-    from unembed._checks import fail
+    """The model (a LoadedModel) named by HEAD or ``--model``; ``spec`` overrides both."""
     from unembed.sources import load
 
-    source = spec if spec is not None else getattr(args, "model", None)
-    if source is None:
-        source = getattr(args, "head", None)
-    if source is None:
-        raise fail("name a head: a weight file HEAD, or --model PATH.")
     return load(
-        source,
+        spec if spec is not None else head_source(args),
         fold=getattr(args, "fold", False),
         trust_pickle=getattr(args, "trust_pickle", False),
         labels=args.labels,
@@ -64,31 +101,17 @@ def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
         link=args.link,
         softcap=args.softcap,
         strict=not args.allow_degenerate,
+        trust_remote_code=getattr(args, "trust_remote_code", False),
+        unique_labels=getattr(args, "unique_labels", False),
+        revision=getattr(args, "revision", None),
+        head_name=getattr(args, "component", None),
     )
 
 
 def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:
-    """The head named by the parsed options (``spec`` overrides the positional file)."""
-    import os
-
-    from unembed.sources import load_head_file
-
-    target = spec if spec is not None else args.head
-    if getattr(args, "model", None) is not None and spec is None:
-        return load_model(args).head
-    if target is not None and (os.path.isdir(target) or str(target).endswith(
-            (".pkl", ".pickle", ".joblib"))):
-        return load_model(args, target).head
-    if target is None:
-        return load_model(args).head
-    return load_head_file(
-        target,
-        bias=args.bias,
-        labels=args.labels,
-        link=args.link,
-        softcap=args.softcap,
-        strict=not args.allow_degenerate,
-    )
+    """The head named by the parsed options (``spec`` overrides HEAD and --model)."""
+    head: Head = load_model(args, spec).head
+    return head
 
 
 def print_json(obj: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, load_head, print_json
+from unembed.cli._common import add_head_args, add_json_arg, load_head, positive_int, print_json
 
 
 def add_lp_args(p: argparse.ArgumentParser) -> None:
@@ -53,8 +53,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     )
     add_head_args(p)
     add_lp_args(p)
-    p.add_argument("--workers", type=int, default=None, help="processes for the LPs")
-    p.add_argument("--narrowest", type=int, default=10, metavar="N",
+    p.add_argument("--workers", type=positive_int, default=None, help="processes for the LPs")
+    p.add_argument("--narrowest", type=positive_int, default=10, metavar="N",
                    help="report the N argmaxable labels with the smallest margins")
     add_json_arg(p)
     return p
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     head = load_head(args)
     res = argmaxable_all(head, bias=not args.no_bias, radius=args.radius, rtol=args.rtol,
                          workers=args.workers, n_narrowest=args.narrowest,
-                         progress=not args.json)
+                         progress=not (args.json or args.no_progress))
     d = res.to_dict()
     if args.json:
         print_json(d)

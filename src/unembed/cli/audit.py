@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, load_model, print_json
+from unembed.cli._common import add_head_args, add_json_arg, load_model, positive_int, print_json
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "check the paper's three claims on this model. Writes DIR/report.html and "
         "DIR/audit.json.",
     )
-    add_head_args(p, positional=None)
+    add_head_args(p)
     p.add_argument("--data", required=True, metavar="FILE",
                    help="inputs: .txt / .jsonl ('text' field) for language models, .npy for "
                         "arrays (images (n, ...) or features (n, d))")
@@ -28,16 +28,16 @@ def register(sub: Any) -> argparse.ArgumentParser:
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--label-set", nargs="+", metavar="LABEL",
                      help="audit these labels (names or '#N' for row N)")
-    sel.add_argument("--top-n", type=int, default=40, metavar="N",
+    sel.add_argument("--top-n", type=positive_int, default=40, metavar="N",
                      help="otherwise: the N labels of largest mean probability (all when V <= N; "
                           "default 40)")
-    p.add_argument("--top-k", type=int, default=5, metavar="K",
+    p.add_argument("--top-k", type=positive_int, default=5, metavar="K",
                    help="'both in the top k' counts inputs where both labels are among the K "
                         "most probable (default 5)")
-    p.add_argument("--max-inputs", type=int, default=None, metavar="N",
+    p.add_argument("--max-inputs", type=positive_int, default=None, metavar="N",
                    help="read at most N inputs (windows for text, rows for arrays)")
-    p.add_argument("--batch-size", type=int, default=16, metavar="B")
-    p.add_argument("--window", type=int, default=64, metavar="T",
+    p.add_argument("--batch-size", type=positive_int, default=16, metavar="B")
+    p.add_argument("--window", type=positive_int, default=64, metavar="T",
                    help="tokens per window for text data (default 64)")
     p.add_argument("--likely", type=float, default=0.1, metavar="P",
                    help="claims 2 and 3: both labels at least this probable on one input "
@@ -51,7 +51,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
                           "programs over all rows; default: only when V <= 5000)")
     cot.add_argument("--no-co-top", dest="co_top", action="store_const", const=False,
                      help="skip those decisions")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_arg(p)
     return p
 
@@ -67,14 +66,21 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import asdict
 
+    from unembed._checks import file_error
+    from unembed._io import check_target
     from unembed.audit import audit
-    from unembed.behaviour import open_data
+    from unembed.behaviour import ArrayInputs, open_data
     from unembed.report import summary_lines, write_report
 
     for name in ("top_n", "top_k", "max_inputs", "batch_size", "window"):
         _check_positive(name.replace("_", "-"), getattr(args, name))
+    check_target(args.out, force=args.force)  # before any work
     model = load_model(args)
     data = open_data(args.data, model, window=args.window, max_inputs=args.max_inputs)
+    if model.kind == "file" and isinstance(data, ArrayInputs) and \
+            data.array.shape[1:] != (model.head.d,):
+        raise file_error(args.data, f"holds arrays of shape {data.array.shape}; this head "
+                                    f"takes hidden states of shape (n, {model.head.d}).")
     res = audit(model, data, labels=args.label_set, top_n=args.top_n, top_k=args.top_k,
                 batch_size=args.batch_size, likely=args.likely,
                 progress=not args.no_progress and sys.stderr.isatty(),

@@ -14,8 +14,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
                        description="Cosine of two labels' representations under one or all "
                                    "views (raw, centered, normalized, causal, differences).")
     add_head_args(p)
-    p.add_argument("a", metavar="A", help="first label (its string, or #N for row N)")
-    p.add_argument("b", metavar="B", help="second label")
+    p.add_argument("a", metavar="A", nargs="?", help="first label (its string, or #N for row N)")
+    p.add_argument("b", metavar="B", nargs="?", help="second label")
+    p.set_defaults(_positionals=("a", "b"), _required=("a", "b"))
     p.add_argument("--view", choices=VIEWS, action="append",
                    help="view(s) to show (default: all)")
     add_json_arg(p)

@@ -15,8 +15,10 @@ from unembed.cli._common import (
     add_head_args,
     add_json_arg,
     fmt,
+    head_source,
     load_head,
     load_model,
+    positive_int,
     print_json,
 )
 
@@ -39,7 +41,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="what to verify on: hidden states (n, d) .npy for a weight file; with "
                         "--model, token ids / images / features as .npy, or a text file (one "
                         "text per line) for a language model (default: random ones)")
-    p.add_argument("-n", "--n-random", type=int, default=1024)
+    p.add_argument("-n", "--n-random", type=positive_int, default=1024)
     p.add_argument("--seed", type=int, default=0)
     add_json_arg(p)
     return p
@@ -56,7 +58,9 @@ def _model_inputs(path: str | None) -> Any:
         return read_tensor(path, ndim=2).array
     from pathlib import Path
 
-    lines = [t for t in Path(path).read_text(encoding="utf-8").splitlines() if t.strip()]
+    from unembed._checks import read_text
+
+    lines = [t for t in read_text(Path(path), "inputs file").splitlines() if t.strip()]
     return lines or np.zeros((0, 0), dtype=np.int64)
 
 
@@ -74,7 +78,7 @@ def run_model(args: argparse.Namespace) -> int:
                                  seed=args.seed)
     exported = export_model(model, res.head, args.out, force=args.force,
                             inputs=_model_inputs(args.inputs), seed=args.seed,
-                            progress=True)
+                            progress=not (args.json or args.no_progress))
     i, j = head.index(a), head.index(b)
     cos_written = cosine(exported.head, i, j)
     eq = exported.equivalence
@@ -103,9 +107,12 @@ def run_model(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    if args.model is not None or (args.head is not None and not _is_weight_file(args.head)):
-        if args.model is None:
-            args.model = args.head
+    from unembed._io import check_target
+
+    source = head_source(args)
+    check_target(args.out, force=args.force)  # before any work
+    if not _is_weight_file(source):
+        args.model, args.head = source, None
         return run_model(args)
 
     from unembed.construct import cosine_translation
@@ -125,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
                               n_random=args.n_random, seed=args.seed)
     out = write_head_like(head, args.out, force=args.force, shift=c)
     # Verify what was written, not what was meant to be written.
-    source = head.file
-    assert source is not None  # read from a weight file by load_head
-    spec = str(out) + (f":{source.tensor}" if source.tensor else "")
+    mf = head.file
+    assert mf is not None  # read from a weight file by load_head
+    spec = str(out) + (f":{mf.tensor}" if mf.tensor else "")
     written = read_tensor(spec, ndim=2)
     i, j = res.indices
     pair = np.asarray(written._rows(i, i + 1)[0], dtype=np.float64), \
@@ -160,4 +167,6 @@ def run(args: argparse.Namespace) -> int:
 def _is_weight_file(spec: str) -> bool:
     import os
 
-    return not (os.path.isdir(spec) or spec.endswith((".pkl", ".pickle", ".joblib")))
+    from unembed._io import is_pickle
+
+    return not (os.path.isdir(spec) or is_pickle(spec))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from unembed.cli._common import add_json_arg, print_json
+from unembed.cli._common import add_json_arg, positive_int, print_json
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="train for a few seconds only (for tests; the models are then weak)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads (default 1: these models are too small to gain from "
                         "more, and extra threads spin against any other load)")
     add_json_arg(p)
@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     def log(s: str) -> None:
         print(s, file=sys.stderr if args.json else sys.stdout, flush=True)
 
+    from unembed._io import check_target
+
+    check_target(args.out, force=args.force)  # before any work
     res = run_demo(args.out, quick=args.quick, seed=args.seed, threads=args.threads,
                    force=args.force, progress=sys.stderr.isatty(), log=log)
     if args.json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, load_head, print_json
+from unembed.cli._common import add_head_args, add_json_arg, load_head, positive_int, print_json
 from unembed.cli.argmaxable import add_lp_args, bound_lines
 
 
@@ -37,7 +37,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--top", action="store_true", help="with --ranking: above all other labels")
     p.add_argument("--kind", choices=("rankings", "top-k-sets", "combinations"),
                    default="rankings", help="what --enumerate lists (default: rankings)")
-    p.add_argument("--k", type=int, default=None, help="set size for --kind top-k-sets")
+    p.add_argument("--k", type=positive_int, default=None, help="set size for --kind top-k-sets")
     add_lp_args(p)
     add_json_arg(p)
     return p
@@ -50,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if args.off and not args.on:
         raise fail("The '--off' option needs '--on' (at least one label on).")
     head = load_head(args)
+    question = next(o for o in ("argmax", "top_two", "ranking", "top_k_set", "on", "co_top",
+                                "enumerate") if getattr(args, o))
+    args._arg_options = {"labels": "--" + question.replace("_", "-"), "label": "--argmax"}
     kw: dict[str, Any] = {"bias": not args.no_bias, "radius": args.radius, "rtol": args.rtol}
     result: Any
     if args.argmax is not None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, fmt, load_head, print_json
+from unembed.cli._common import (
+    add_head_args,
+    add_json_arg,
+    fmt,
+    load_head,
+    positive_int,
+    print_json,
+)
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -14,8 +21,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                                    "vector, which probability-preserving transformations hold, "
                                    "and the most and least similar pairs under each view.")
     add_head_args(p)
-    p.add_argument("--top", type=int, default=5, help="pairs to show per view (default 5)")
-    p.add_argument("--max-labels", type=int, default=500,
+    p.add_argument("--top", type=positive_int, default=5, help="pairs to show per view (default 5)")
+    p.add_argument("--max-labels", type=positive_int, default=500,
                    help="search pairs among at most this many labels (a seeded sample)")
     add_json_arg(p)
     return p
@@ -27,32 +34,34 @@ def run(args: argparse.Namespace) -> int:
     head = load_head(args)
     s = summarize(head, max_labels=args.max_labels, top=args.top)
     if args.json:
-        print_json(s)
+        print_json(s.to_dict())
         return 0
-    print(f"{s['head']}  from {s['source']}  (rows: {s['rows']})")
-    n = s["row_norms"]
-    print(f"  row norms       min {n['min']:.4g}  median {n['median']:.4g}  max {n['max']:.4g}")
-    print(f"  mean vector     |m| = {s['mean_vector_norm']:.4g}, "
-          f"{100 * s['mean_vector_share']:.1f}% of the mean squared row norm")
-    print(f"  causal rank     {s['causal_rank']}")
-    for k, v in s["degenerate"].items():
+    print(f"{s.head}  from {s.source}  (rows: {s.rows})")
+    n = s.row_norms
+    print(f"  row norms       min {n.min:.4g}  median {n.median:.4g}  max {n.max:.4g}")
+    print(f"  mean vector     |m| = {s.mean_vector_norm:.4g}, "
+          f"{100 * s.mean_vector_share:.1f}% of the mean squared row norm")
+    print(f"  causal rank     {s.causal_rank}")
+    for note in head.meta.get("notes", []):
+        print(f"  note            {note}")
+    for k, v in s.degenerate.items():
         print(f"  degenerate      {k}: {v[:5]}")
     print("  symmetries (transformations that keep every probability):")
-    for name, sym in s["symmetries"].items():
-        word = {True: "yes", False: "NO", None: "unknown"}[sym["holds"]]
-        print(f"    {name:<18} {word:<8} {sym['reason']}")
-    note = " (sampled labels)" if s["pairs_sampled"] else ""
-    print(f"  rows            {s['rows_identified']}")
-    for view, r in s["pairs"].items():
-        inv = s["invariance"][view]
-        print(f"  {view} view{note}, {r['labels_searched']} labels; invariant under: "
-              f"{', '.join(inv['invariant_under']) or 'none'}"
-              + (f"; NOT under {', '.join(inv['not_invariant_under'])}"
-                 if inv["not_invariant_under"] else ""))
-        if inv["note"]:
-            print(f"    note: {inv['note']}")
-        for side in ("most", "least"):
-            items = ", ".join(f"{p['pair'][0]!r}-{p['pair'][1]!r} {fmt(p['cosine'], 3)}"
-                              for p in r[side])
-            print(f"    {side:<5} {items}")
+    for name, sym in s.symmetries.items():
+        word = {True: "yes", False: "NO", None: "unknown"}[sym.holds]
+        print(f"    {name:<18} {word:<8} {sym.reason}")
+    note = " (sampled labels)" if s.pairs_sampled else ""
+    print(f"  rows            {s.rows_identified}")
+    for view, r in s.pairs.items():
+        inv = s.invariance[view]
+        print(f"  {view} view{note}, {r.labels_searched} labels; invariant under: "
+              f"{', '.join(inv.invariant_under) or 'none'}"
+              + (f"; NOT under {', '.join(inv.not_invariant_under)}"
+                 if inv.not_invariant_under else ""))
+        if inv.note:
+            print(f"    note: {inv.note}")
+        for side, items in (("most", r.most), ("least", r.least)):
+            text = ", ".join(f"{p.labels[0]!r}-{p.labels[1]!r} {fmt(p.cosine, 3)}"
+                             for p in items)
+            print(f"    {side:<5} {text}")
     return 0

@@ -8,7 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from unembed.cli._common import add_head_args, add_json_arg, load_head, load_model, print_json
+from unembed.cli._common import (
+    add_head_args,
+    add_json_arg,
+    head_source,
+    load_head,
+    load_model,
+    positive_int,
+    print_json,
+)
 from unembed.equivalence import compare_heads, compare_models
 
 
@@ -19,16 +27,17 @@ def register(sub: Any) -> argparse.ArgumentParser:
                                    "inputs: max |dp|, max |dlog p|, mean KL, argmax agreement. "
                                    "Exit status 0 when equivalent within the dtype's "
                                    "tolerance, 1 when not.")
-    add_head_args(p, positional="head")
+    add_head_args(p)
     p.add_argument("head2", metavar="HEAD2", nargs="?",
                    help="the second weight file (PATH or PATH:TENSOR)")
+    p.set_defaults(_positionals=("head2",), _required=())
     p.add_argument("--model2", metavar="PATH",
                    help="the second model, compared with --model end to end on the same inputs")
     p.add_argument("--bias2", metavar="FILE", help="bias of HEAD2 (default: --bias)")
     p.add_argument("--inputs", metavar="FILE",
                    help=".npy: hidden states (n, d) for heads; for models what they take "
                         "(token ids (n, T), pixel arrays, features). Default: random ones")
-    p.add_argument("-n", "--n-random", type=int, default=1024,
+    p.add_argument("-n", "--n-random", type=positive_int, default=1024,
                    help="number of random hidden states (default 1024; 8 sequences of 16 "
                         "tokens or 8 inputs for models)")
     p.add_argument("--seed", type=int, default=0)
@@ -41,16 +50,20 @@ def run(args: argparse.Namespace) -> int:
 
     H = None
     if args.inputs:
-        H = np.load(args.inputs, allow_pickle=False) if str(args.inputs).endswith(".npy") \
-            else None
-        if H is None:
+        from unembed.sources.files import read_npy
+
+        if not str(args.inputs).endswith(".npy"):
             raise fail(f"{args.inputs}: --inputs must be an .npy file.")
+        H = read_npy(args.inputs, numeric=True)
     if args.model2 is not None:
-        if args.model is None:
-            raise fail("--model2 needs --model: the first of the two models.")
+        if args.head2 is not None:
+            raise fail("name the second model once: HEAD2 or --model2, not both.")
+        if args.model is None and args.head is None:
+            raise fail("--model2 needs --model (or HEAD): the first of the two models.")
+        first = head_source(args)
         m1, m2 = load_model(args), load_model(args, args.model2)
         eq = compare_models(m1, m2, H, n=min(args.n_random, 8), seed=args.seed)
-        names = (args.model, args.model2)
+        names: tuple[Any, Any] = (first, args.model2)
     else:
         if args.head2 is None:
             raise fail("name the second head: HEAD2, or --model and --model2 for two models.")

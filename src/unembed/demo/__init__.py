@@ -45,6 +45,7 @@ def run_demo(out: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
     ``quick`` trains for a fraction of the steps (seconds, for tests): the numbers are then
     those of barely trained models, and the report says so.
     """
+    from unembed._io import check_target
     from unembed.audit import audit
     from unembed.behaviour import ArrayInputs, DataSource, TextWindows
     from unembed.demo.data import digits_split, doc_topics_text
@@ -59,10 +60,7 @@ def run_demo(out: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
 
     say = log or (lambda s: None)
     outp = Path(out)
-    if outp.exists() and not force:
-        from unembed._checks import fail
-
-        raise fail(f"{outp}: already exists; pass --force to replace it.")
+    check_target(outp, force=force)  # refuse before training, not after
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
     metrics: dict[str, dict[str, Any]] = {}

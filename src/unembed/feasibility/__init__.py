@@ -1,5 +1,5 @@
 """What a head can predict, decided exactly: argmaxable labels, pairs that can be on top
-together, feasible rankings and top-k sets, sigmoid on/off combinations (DESIGN.md section 4).
+together, feasible rankings and top-k sets, sigmoid on/off combinations (docs/feasibility.md).
 
 Every answer is a :class:`Feasibility` (or a collection of them): "yes" with a witness hidden
 state that the head's own float64 logits confirm, "no" with a dual certificate whose bound is
@@ -8,7 +8,7 @@ are written down in :mod:`unembed.feasibility._core`; the whole-vocabulary check
 :mod:`unembed.feasibility.vocabulary`.
 """
 
-from unembed.feasibility._core import RTOL, Certificate, Feasibility
+from unembed.feasibility._core import CLEAR, RTOL, Certificate, Feasibility, Realises
 from unembed.feasibility.questions import (
     CoTopMatrix,
     Enumeration,
@@ -26,11 +26,13 @@ from unembed.feasibility.questions import (
 from unembed.feasibility.vocabulary import VocabularyResult, argmaxable_all
 
 __all__ = [
+    "CLEAR",
     "RTOL",
     "Certificate",
     "CoTopMatrix",
     "Enumeration",
     "Feasibility",
+    "Realises",
     "VocabularyResult",
     "argmaxable_all",
     "can_be_top_two",

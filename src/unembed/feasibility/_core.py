@@ -41,7 +41,7 @@ verdict; margins are reported before them. (A witness of a biased head found in 
 s -> 0 can be large; the tanh of a soft-cap then saturates in float64 and may show ties that
 exact arithmetic does not have: check such witnesses on ``W h + b``.)
 
-Tolerance and decisions (DESIGN.md section 4)
+Tolerance and decisions (docs/feasibility.md)
 ---------------------------------------------
 ``tol = rtol * (2 max_k sum_j r_j |u_kj - m_j| + 2 max_k |b_k - mean b|)``: rtol times a bound
 on the largest value a row can take in the box (default rtol = 1e-6, above float32 rounding of
@@ -59,13 +59,33 @@ for sigmoid heads (no such symmetry) the raw rows and bias are used.
   at most bound * max(1, |h'|_inf)). The bound is recomputed here from the head, not read from
   the solver. For "is label i argmaxable", lam says u_i ~ sum_k lam_k u_k: label i sits in the
   convex hull of its competitors.
-* Anything else is "undecided" (reported with both numbers).
+* Anything else is "undecided" (reported with both numbers). An LP optimum above
+  ``CLEAR * tol`` (CLEAR = 4) is never left undecided: with the bias and ``radius=None`` the
+  optimum may sit at s = 0 (the limit |h| -> inf), where an equality row (the tie of
+  :func:`~unembed.feasibility.can_be_top_two`) holds but breaks as soon as s > 0 if nothing
+  compensates the bias. The witness is then built from the optimum (h0, 0) and a point
+  (h1, s1), s1 > 0, that satisfies every equality exactly (h1 = s1 c, c the least-norm
+  solution of E c = -e): on the segment between them every equality still holds, and the
+  margin over all rows, a minimum of affine functions, is at least (1 - lam) m0 + lam m1; lam
+  is chosen so that it keeps half of m0. The witness h' = h / s is finally projected onto the
+  equalities (h' - E^+ (E h' + e)), so the ties hold in float64 to rounding, and re-checked
+  (when two rows are nearly identical that projection can move h' far: the unprojected h',
+  whose ties hold within tol in the unit form, is then taken).
+  "undecided" therefore means an optimum within a factor CLEAR of tol (or a certificate that
+  proves only a bound within that band).
+
+Which logits a witness realises
+-------------------------------
+Every result says it in ``realises``: ``"W h + b"`` (the bias used, or a head without one) or
+``"W h"`` (``bias=False`` on a head whose bias is not zero: the answer as |h| -> inf, where
+the bias stops mattering; the witness need not realise the ordering on ``W h + b``). The logit
+scale and soft-cap of ``head.logits`` are applied after these and change no ordering.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -76,6 +96,11 @@ from unembed.bounds import HiddenBound, checked_box
 from unembed.head import Head
 
 Status = Literal["yes", "no", "undecided"]
+#: The logits a witness realises: with the head's bias, or without it (``bias=False``).
+Realises = Literal["W h + b", "W h"]
+
+#: An LP optimum above CLEAR * tol is always answered "yes" with a witness.
+CLEAR = 4.0
 
 #: Default relative tolerance: margins below rtol * (largest possible row value) are "no".
 RTOL = 1e-6
@@ -150,6 +175,11 @@ class Feasibility:
         "start" (a cheap candidate already worked), "sample", "lp" or "lp+generation".
     lp_solves : int
         LPs solved for this answer.
+    extra : dict
+        ``hidden_bound`` and ``claim`` (what the verdict proves), ``lp_optimum``, ``reason``.
+    realises : {"W h + b", "W h"}
+        The logits on which the witness shows the answer (before logit scale and soft-cap):
+        ``"W h"`` only for ``bias=False`` on a head with a non-zero bias.
     """
 
     question: str
@@ -163,6 +193,7 @@ class Feasibility:
     method: str
     lp_solves: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    realises: Realises = "W h + b"
 
     @property
     def feasible(self) -> bool:
@@ -180,6 +211,7 @@ class Feasibility:
             "formulation": self.formulation,
             "method": self.method,
             "lp_solves": self.lp_solves,
+            "realises": self.realises,
             "witness": None if self.witness is None else self.witness.tolist(),
             "certificate": None if self.certificate is None else self.certificate.to_dict(),
             **self.extra,
@@ -229,6 +261,7 @@ class Space:
     centered: bool = True  # softmax: the scale is taken on centered rows (gauge invariant)
     box: NDArray[np.float64] | None = None
     bound: dict[str, Any] = field(default_factory=dict)
+    realises: Realises = "W h + b"
 
     @property
     def r(self) -> NDArray[np.float64]:
@@ -340,8 +373,9 @@ def make_space(head: Head, *, bias: bool, radius: Radius, rtol: float, func: str
     if not (np.isfinite(rtol) and 0 < rtol < 1):
         raise fail(f"The 'rtol' argument of {func} must be in (0, 1). Got {rtol!r} instead.")
     b = head.bias if bias else np.zeros(head.n_labels)
+    realises: Realises = "W h" if (not bias and np.any(head.bias != 0)) else "W h + b"
     return Space(head.W, np.asarray(b, dtype=np.float64), R, float(rtol),
-                 centered=head.link == "softmax", box=box, bound=info)
+                 centered=head.link == "softmax", box=box, bound=info, realises=realises)
 
 
 def _term(x: NDArray[np.float64], idx: NDArray[np.int64]) -> NDArray[Any]:
@@ -398,6 +432,73 @@ def finite_s(sp: Space, s: float, t: float) -> float:
         return 1.0 if sp.radius is not None else s
     gmax = 2 * float(np.abs(sp.b).max())
     return float(min(1.0, max(s, t / (4 * gmax))))
+
+
+def on_equalities(sp: Space, pb: Problem, hp: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Hidden state h' moved onto the equality rows: h' - E^+ (E h' + e), so every tie holds
+    on the logits ``W h' + b`` to rounding (kept unmoved if that would leave the box)."""
+    if not pb.EP.size:
+        return hp
+    E, e = row_matrix(sp, pb.EP, pb.EN)
+    if not np.any(E != 0):
+        return hp
+    q = hp - np.linalg.pinv(E) @ (E @ hp + e)
+    if sp.radius is not None and float(sp.box_factor(q)) > 1:
+        return hp
+    return np.asarray(q, dtype=np.float64)
+
+
+def lp_witness(sp: Space, pb: Problem, lp: LPResult
+               ) -> tuple[NDArray[np.float64], float, float, NDArray[np.float64]]:
+    """The hidden state h' that an LP solution stands for, with its unit-form margin over all
+    rows, its largest equality residual and the unit-form logits: (h', margin, residual, z).
+
+    Candidates (the first that passes is taken, else the one with the largest margin): the
+    LP's point with s raised to :func:`finite_s`; with the bias, ``radius=None`` and equality
+    rows also the segment construction of the module docstring, which keeps every equality
+    and at least half of the LP point's margin over all rows."""
+    tol = sp.tol
+    biased_unbounded = sp.radius is None and bool(np.any(sp.b != 0))
+    cands: list[tuple[NDArray[np.float64], float]] = [(lp.h, finite_s(sp, lp.s, lp.t))]
+    if biased_unbounded and pb.EP.size:
+        seg = _segment_point(sp, pb, lp)
+        if seg is not None:
+            cands.append(seg)
+    best: tuple[NDArray[np.float64], float, float, NDArray[np.float64]] | None = None
+    for h, s in cands:
+        raw = witness_of(h, s, sp)
+        # the projection first; unprojected if it fails (rows nearly identical: a tiny tie
+        # residual can need a large move of h)
+        for hp in (on_equalities(sp, pb, raw), raw) if pb.EP.size else (raw,):
+            m, r, z = evaluate(sp, pb, *unit_form(hp, sp))
+            if m > tol and r <= tol:
+                return hp, m, r, z
+            if best is None or m > best[1]:
+                best = (hp, m, r, z)
+    assert best is not None
+    return best
+
+
+def _segment_point(sp: Space, pb: Problem, lp: LPResult
+                   ) -> tuple[NDArray[np.float64], float] | None:
+    """(h, s) with s > 0 on the segment from the LP's (h0, s0) to a point (h1, s1) that keeps
+    every equality: lam chosen so the margin over all rows keeps half of the LP point's."""
+    m0 = evaluate(sp, pb, lp.h, lp.s)[0]
+    if not m0 > 0:
+        return None
+    E, e = row_matrix(sp, pb.EP, pb.EN)
+    c = -np.linalg.pinv(E) @ e
+    if np.abs(E @ c + e).max() > 1e-9 * max(1.0, float(np.abs(e).max())):
+        return None  # the ties cannot hold with the bias at any finite h
+    cmax = float(np.abs(c).max(initial=0.0))
+    s1 = 1.0 if cmax <= 1 else 1.0 / cmax
+    h1 = s1 * c
+    m1 = evaluate(sp, pb, h1, s1)[0]
+    lam = 1.0 if m1 >= m0 / 2 else (m0 / 2) / (m0 - m1)
+    s = (1 - lam) * lp.s + lam * s1
+    if not s > 0:
+        return None
+    return (1 - lam) * lp.h + lam * h1, float(s)
 
 
 def check_candidate(sp: Space, pb: Problem, h_prime: NDArray[np.float64]
@@ -514,10 +615,11 @@ def claim(status: str, bound: dict[str, Any]) -> str:
 
 
 def with_bound(r: Feasibility, sp: Space) -> Feasibility:
-    """Record in ``r.extra`` the bound on h it was decided under and what its verdict means."""
+    """Record in ``r.extra`` the bound on h it was decided under and what its verdict means,
+    and in ``r.realises`` which logits its witness realises."""
     r.extra["hidden_bound"] = sp.bound
     r.extra["claim"] = claim(r.status, sp.bound)
-    return r
+    return replace(r, realises=sp.realises)
 
 
 def decide(
@@ -595,15 +697,12 @@ def _decide(
             status: Status = "no" if bound <= tol else "undecided"
             return Feasibility(question, labels, status, lp.t, tol, None, cert,
                                sp.formulation, method, solves, {"lp_optimum": lp.t})
-        s_w = finite_s(sp, lp.s, lp.t)
-        m, r, z = evaluate(sp, pb, lp.h, s_w)
-        if optimal and s_w != lp.s:  # optimality is judged on the LP's own point
-            m_opt = evaluate(sp, pb, lp.h, lp.s)[0]
-        else:
-            m_opt = m
+        w, m, r, z = lp_witness(sp, pb, lp)
+        # optimality is judged on the LP's own point
+        m_opt = evaluate(sp, pb, lp.h, lp.s)[0] if optimal else m
         if m > tol and r <= tol and (not optimal or m_opt >= lp.t - 1e-9 * tol / sp.rtol):
-            return Feasibility(question, labels, "yes", m, tol, witness_of(lp.h, s_w, sp),
-                               None, sp.formulation, method, solves, {"lp_optimum": lp.t})
+            return Feasibility(question, labels, "yes", m, tol, w, None, sp.formulation,
+                               method, solves, {"lp_optimum": lp.t})
         grown = False
         for S in pb.groups:
             new = _group_rows(sp, S, z, _ADD_GROUP, active)
@@ -614,9 +713,8 @@ def _decide(
                 order.extend(new)
         if not grown:
             if m > tol and r <= tol:  # optimal requested but the LP could not close the gap
-                return Feasibility(question, labels, "yes", m, tol,
-                                   witness_of(lp.h, s_w, sp), None, sp.formulation, method,
-                                   solves, {"lp_optimum": lp.t})
+                return Feasibility(question, labels, "yes", m, tol, w, None, sp.formulation,
+                                   method, solves, {"lp_optimum": lp.t})
             break
     t = np.nan if lp is None or not lp.ok else lp.t
     return Feasibility(question, labels, "undecided", t, tol, None, None, sp.formulation, "lp",

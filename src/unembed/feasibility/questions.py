@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from unembed.feasibility._core import (
     RTOL,
     Feasibility,
     Radius,
+    Realises,
     Space,
     decide,
     make_problem,
@@ -59,10 +60,11 @@ def argmax_start(W: NDArray[np.float64], i: int, steps: int = 8) -> NDArray[np.f
         z[i] = -np.inf
         j = int(np.argmax(z))
         gap = zi - z[j]
-        if gap > 0:
-            break
         delta = W[i] - W[j]
-        h = h - 2 * gap / float(delta @ delta) * delta
+        dd = float(delta @ delta)
+        if gap > 0 or dd == 0:  # dd = 0: an identical row, no hyperplane to reflect across
+            break
+        h = h - 2 * gap / dd * delta
     return h
 
 
@@ -102,8 +104,11 @@ def is_argmaxable(
     Returns
     -------
     Feasibility
-        ``witness`` (d,) float64 makes ``label`` the argmax of ``head.logits``; for a "no",
-        ``certificate.weights`` are convex weights with u_label ~ sum_k w_k u_k.
+        ``witness`` (d,) float64 makes ``label`` the strict argmax of the logits named by
+        ``realises``: ``W h + b`` (the order of ``head.logits``), or ``W h`` for
+        ``bias=False`` on a head with a bias. For a "no", ``certificate.weights`` are convex
+        weights with u_label ~ sum_k w_k u_k; a row identical to another label's (with a bias
+        at most as large) is named in ``extra["reason"]``.
 
     Examples
     --------
@@ -119,8 +124,20 @@ def is_argmaxable(
     sp = make_space(head, bias=bias, radius=radius, rtol=rtol, func="is_argmaxable")
     i = head.index(label)
     pb = make_problem(groups=[[i]])
-    return decide(head, sp, pb, question="argmaxable", labels=(head.labels[i],),
-                  starts=_scaled(argmax_start(head.W, i), sp))
+    r = decide(head, sp, pb, question="argmaxable", labels=(head.labels[i],),
+               starts=_scaled(argmax_start(head.W, i), sp))
+    same = np.flatnonzero(np.all(head.W == head.W[i], axis=1) & (sp.b >= sp.b[i]))
+    same = same[same != i]
+    if same.size:
+        r.extra["reason"] = identical_reason(head.labels[int(same[0])])
+    return r
+
+
+def identical_reason(other: str) -> str:
+    """Why a label whose row equals ``other``'s (with a bias at most as large) is never the
+    strict argmax."""
+    return (f"its row is identical to that of {other!r}, whose bias is at least as large: "
+            f"z_label <= z_{other} at every hidden state, so it is never the strict argmax")
 
 
 def can_be_top_two(
@@ -131,7 +148,12 @@ def can_be_top_two(
 
     Then scaling the witness's direction drives p_a = p_b -> 1/2 (softmax, no soft-cap; a
     soft-cap bounds the logits, so the limit is then smaller). The tie is an equality row of
-    the LP (checked within tol); everything else as in :func:`is_argmaxable`.
+    the LP; the witness is projected onto it, so z_a = z_b holds on the logits it
+    ``realises`` to float64 rounding (and within tol in the unit form). An LP optimum above
+    ``CLEAR * tol`` is always a "yes" (see :mod:`unembed.feasibility._core`), also when it
+    is only reached as |h| -> inf. Identical rows u_a = u_b with different biases never tie:
+    "no", with the reason in ``extra["reason"]``. Everything else as in
+    :func:`is_argmaxable`.
 
     Examples
     --------
@@ -151,8 +173,16 @@ def can_be_top_two(
 
 
 def _top_two(head: Head, sp: Space, i: int, j: int) -> Feasibility:
+    labels = (head.labels[i], head.labels[j])
+    if sp.b[i] != sp.b[j] and np.array_equal(head.W[i], head.W[j]):
+        gap = float(sp.b[i] - sp.b[j])
+        return with_bound(Feasibility(
+            "top_two", labels, "no", -abs(gap), sp.tol, None, None, sp.formulation,
+            "identical rows", 0, {"reason": f"the rows of {labels[0]!r} and {labels[1]!r} "
+                                  f"are identical, so z_a - z_b = b_a - b_b = {gap:.6g} at "
+                                  f"every hidden state: they never tie"}), sp)
     pb = make_problem(eq=[(i, j)], groups=[[i, j]])
-    return decide(head, sp, pb, question="top_two", labels=(head.labels[i], head.labels[j]),
+    return decide(head, sp, pb, question="top_two", labels=labels,
                   starts=_top_two_starts(head, sp, i, j))
 
 
@@ -166,7 +196,7 @@ def top_two_start(W: NDArray[np.float64], i: int, j: int, steps: int = 8
     dd = float(delta @ delta)
 
     def proj(x: NDArray[np.float64]) -> NDArray[np.float64]:
-        return x - (delta @ x) / dd * delta
+        return x - (delta @ x) / dd * delta if dd > 0 else x  # identical rows always tie
 
     mid = 0.5 * (W[i] + W[j])
     h = proj(mid - W.mean(axis=0))
@@ -191,7 +221,7 @@ def _top_two_starts(head: Head, sp: Space, i: int, j: int) -> list[NDArray[np.fl
     delta = W[i] - W[j]
     dd = float(delta @ delta)
     h = top_two_start(W, i, j)
-    h0 = -(sp.b[i] - sp.b[j]) / dd * delta
+    h0 = -(sp.b[i] - sp.b[j]) / dd * delta if dd > 0 else np.zeros_like(delta)
     return [x + h0 for x in _scaled(h, sp)]
 
 
@@ -280,6 +310,8 @@ class CoTopMatrix:
     results : dict (i, j) -> Feasibility, for i < j
     hidden_bound : dict
         The bound on h the pairs were decided under (see ``Feasibility.extra``).
+    realises : {"W h + b", "W h"}
+        The logits every witness realises (see ``Feasibility.realises``).
     """
 
     labels: tuple[str, ...]
@@ -287,6 +319,7 @@ class CoTopMatrix:
     margin: NDArray[np.float64]
     results: dict[tuple[int, int], Feasibility]
     hidden_bound: dict[str, Any] = field(default_factory=dict)
+    realises: Realises = "W h + b"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -297,6 +330,7 @@ class CoTopMatrix:
             "status": {f"{self.labels[i]}|{self.labels[j]}": r.status
                        for (i, j), r in self.results.items()},
             "hidden_bound": self.hidden_bound,
+            "realises": self.realises,
         }
 
 
@@ -321,7 +355,8 @@ def co_top_matrix(
         results[(a, b)] = r
         feas[a, b] = feas[b, a] = r.feasible
         marg[a, b] = marg[b, a] = r.margin
-    return CoTopMatrix(tuple(head.labels[i] for i in idx), feas, marg, results, sp.bound)
+    return CoTopMatrix(tuple(head.labels[i] for i in idx), feas, marg, results, sp.bound,
+                       sp.realises)
 
 
 # ---------------------------------------------------------------------------------- enumerations
@@ -489,9 +524,7 @@ def enumerate_rankings(
                 feasible.append(_from_sample("ranking", item, mg, h, sp))
             else:
                 r = lp_witness[prefix]
-                feasible.append(with_bound(Feasibility(
-                    "ranking", item, "yes", r.margin, r.tol, r.witness, None, r.formulation,
-                    r.method, r.lp_solves), sp))
+                feasible.append(with_bound(replace(r, labels=item, extra={}), sp))
             return
         for q in rest:
             child = (*prefix, q)
@@ -503,9 +536,7 @@ def enumerate_rankings(
                 solves += r.lp_solves
                 if r.status != "yes":
                     covers = math.factorial(len(others))
-                    r = Feasibility(r.question, r.labels, r.status, r.margin, r.tol, None,
-                                    r.certificate, r.formulation, r.method, r.lp_solves,
-                                    {**r.extra, "covers": covers})
+                    r = replace(r, extra={**r.extra, "covers": covers})
                     (infeasible if r.status == "no" else undecided).append(r)
                     continue
                 lp_witness[child] = r
@@ -513,7 +544,7 @@ def enumerate_rankings(
 
     visit(())
     return Enumeration("ranking", names, feasible, infeasible, undecided, math.factorial(m),
-                       solves, samples, {"hidden_bound": sp.bound})
+                       solves, samples, {"hidden_bound": sp.bound, "realises": sp.realises})
 
 
 def _solve_every_ranking(sp: Space) -> NDArray[np.float64] | None:
@@ -605,7 +636,7 @@ def _enumerate_items(sub: Head, sp: Space, kind: str, items: list[Any],
         solves += r.lp_solves
         {"yes": feasible, "no": infeasible, "undecided": undecided}[r.status].append(r)
     return Enumeration(kind, sub.labels, feasible, infeasible, undecided, len(items), solves,
-                       samples, {"hidden_bound": sp.bound})
+                       samples, {"hidden_bound": sp.bound, "realises": sp.realises})
 
 
 def logits_at(head: Head, witness: NDArray[np.float64], *, bias: bool = True

@@ -33,17 +33,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed._checks import fail
+from unembed._progress import Bars, progress_bars
 from unembed.feasibility._core import (
     RTOL,
+    Certificate,
     Feasibility,
     Radius,
+    Realises,
     Space,
+    certify,
     decide,
     make_problem,
     make_space,
+    with_bound,
 )
-from unembed.feasibility.questions import _scaled
-from unembed.head import Head, owned
+from unembed.feasibility.questions import _scaled, identical_reason
+from unembed.head import Head, LabelRef, owned
 
 _EPS32 = 2.0**-24
 
@@ -61,7 +67,7 @@ class VocabularyResult:
         Unit-form margin: a proven lower bound (fast pass), the LP's value (LP), or the exact
         optimum (labels in ``narrowest`` and every "no").
     method : ndarray of str, shape (V,)
-        "fast" or "lp".
+        "fast", "lp" or "identical" (see ``reasons``).
     tol : float
     formulation : str
     lp_results : dict label index -> Feasibility
@@ -74,6 +80,12 @@ class VocabularyResult:
         The bound on h used: "kind" ("unbounded" or "box"), "source" ("none", "caller" or
         "architecture"), "radius", "radii" (per-coordinate), "reason" and "meaning" (what a
         "yes" and a "no" then prove about the model).
+    realises : {"W h + b", "W h"}
+        The logits on which every witness makes its label the strict argmax (``"W h"`` only
+        for ``bias=False`` on a head with a bias).
+    reasons : dict label index -> str
+        Labels decided without an LP, with why: a row identical to another label's whose bias
+        is at least as large (method "identical"; such a label is never the strict argmax).
     """
 
     labels: tuple[str, ...]
@@ -86,9 +98,11 @@ class VocabularyResult:
     narrowest: list[Feasibility]
     narrowest_exact: bool
     hidden_bound: dict[str, Any] = field(default_factory=dict)
+    realises: Realises = "W h + b"
+    reasons: dict[int, str] = field(default_factory=dict)
     _recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = field(
         repr=False, default_factory=dict)
-    _W: NDArray[np.float64] | None = field(repr=False, default=None)
+    _head: Head | None = field(repr=False, default=None)
 
     @property
     def unargmaxable(self) -> list[str]:
@@ -99,14 +113,18 @@ class VocabularyResult:
     def undecided(self) -> list[str]:
         return [self.labels[i] for i in np.flatnonzero(self.status == "undecided")]
 
-    def witness(self, label: int | str) -> NDArray[np.float64] | None:
-        """A hidden state (d,) that makes the label the argmax (None unless "yes")."""
-        i = label if isinstance(label, int) else self.labels.index(label)
+    def witness(self, label: LabelRef) -> NDArray[np.float64] | None:
+        """A hidden state (d,) that makes the label the strict argmax of the logits named by
+        ``realises`` (None unless "yes"). ``label`` is resolved like :meth:`Head.index`: a
+        label string, an integer (numpy integers too) or "#N"."""
+        if self._head is None:
+            raise fail("This VocabularyResult holds no head to rebuild witnesses from.")
+        i = self._head.index(label)
         if i in self.lp_results:
             return self.lp_results[i].witness
-        if i not in self._recipes or self._W is None:
+        if i not in self._recipes:
             return None
-        return _rebuild(self._W, i, self._recipes[i])
+        return _rebuild(self._head.W, i, self._recipes[i])
 
     def to_dict(self) -> dict[str, Any]:
         counts = {k: int((self.status == k).sum()) for k in ("yes", "no", "undecided")}
@@ -118,6 +136,8 @@ class VocabularyResult:
             "tol": self.tol,
             "formulation": self.formulation,
             "hidden_bound": self.hidden_bound,
+            "realises": self.realises,
+            "reasons": {self.labels[i]: why for i, why in self.reasons.items()},
             "fast_pass": int((self.method == "fast").sum()),
             "lp": int((self.method == "lp").sum()),
             "narrowest": [{"label": r.labels[0], "margin": _optimum(r),
@@ -191,8 +211,11 @@ def _fast_block(W32: NDArray[np.floating], W: NDArray[np.float64], norms: NDArra
             a = todo[t]
             i, jj = int(idx[a]), int(j[t])
             delta = W[i] - W[jj]
+            dd = float(delta @ delta)
+            if dd == 0:  # an identical row: no hyperplane to reflect across (LP decides)
+                continue
             gap = float(delta @ H[a])
-            beta = -2 * gap / float(delta @ delta) if gap <= 0 else 1.0 / float(delta @ delta)
+            beta = -2 * gap / dd if gap <= 0 else 1.0 / dd
             H[a] = H[a] + beta * delta
             recipes[a].append((jj, beta))
         todo = todo[left]
@@ -330,8 +353,7 @@ def argmaxable_all(
     lower = np.full(V, -np.inf)
     scale = np.ones(V)
     recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = {}
-    bar = _Bars(progress)
-    with bar:
+    with progress_bars(progress, transient=False) as bar:
         task = bar.add("fast pass (float32 blocks)", V)
         for start in range(0, V, block):
             idx = np.arange(start, min(V, start + block))
@@ -343,7 +365,9 @@ def argmaxable_all(
                               np.array([x[1] for x in rec[a]]), float(sc[a]))
             bar.advance(task, idx.size)
         settled = lower > sp.tol
-        left = np.flatnonzero(~settled)
+        identical = _identical(head, sp)
+        settled[list(identical)] = False
+        left = np.setdiff1d(np.flatnonzero(~settled), list(identical))
         task = bar.add(f"exact LPs ({workers} workers)", int(left.size))
         tasks: list[tuple[int, NDArray[np.float64] | None, bool]] = [
             (int(i), _rebuild(W, int(i), recipes[int(i)], m), True) for i in left]
@@ -355,18 +379,53 @@ def argmaxable_all(
         finally:
             runner.close()
     status = np.where(settled, "yes", "undecided").astype("<U9")
-    method = np.where(settled, "fast", "lp").astype("<U4")
+    method = np.where(settled, "fast", "lp").astype("<U9")
     margin = lower.copy()
+    reasons: dict[int, str] = {}
+    for i, r in identical.items():
+        lp_results[i] = r
+        method[i] = "identical"
+        reasons[i] = str(r.extra["reason"])
     for i, r in lp_results.items():
         status[i] = r.status
         margin[i] = r.margin
-        if not settled[i]:
+        if not settled[i] and i not in identical:
             method[i] = "lp"
     narrow_idx = sorted(exact, key=lambda i: exact[i])[:n_narrowest]
     narrowest = [lp_results[i] for i in narrow_idx]
     keep = {i: rc for i, rc in recipes.items() if settled[i]}
     return VocabularyResult(head.labels, status, margin, method, sp.tol, sp.formulation,
-                            lp_results, narrowest, narrow_exact, sp.bound, keep, W)
+                            lp_results, narrowest, narrow_exact, sp.bound, sp.realises,
+                            reasons, keep, head)
+
+
+def _identical(head: Head, sp: Space) -> dict[int, Feasibility]:
+    """Labels whose row equals another label's with a bias at least as large, each with its
+    "no": the single row z_i - z_j (weight 1) certifies margin <= s (b_i - b_j) <= 0."""
+    W = head.W
+    key = W @ np.random.default_rng(0x1D).standard_normal(head.d)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    out: dict[int, Feasibility] = {}
+    for t in np.flatnonzero(ks[1:] == ks[:-1]):
+        run = order[ks == ks[t]]
+        for i in run.tolist():
+            if i in out:
+                continue
+            same = run[np.all(W[run] == W[i], axis=1) & (run != i) & (sp.b[run] >= sp.b[i])]
+            if not same.size:
+                continue
+            j = int(same[0])
+            P, N = np.array([i]), np.array([j])
+            E = np.zeros(0, dtype=np.int64)
+            bound, resid, lam, nu = certify(sp, P, N, E, E, np.ones(1), np.zeros(0))
+            cert = Certificate(((head.labels[i], head.labels[j]),), lam, (), nu, bound, resid)
+            out[i] = with_bound(Feasibility(
+                "argmaxable", (head.labels[i],), "no", float(sp.b[i] - sp.b[j]) if
+                sp.radius is not None else min(0.0, float(sp.b[i] - sp.b[j])), sp.tol, None,
+                cert, sp.formulation, "identical", 0,
+                {"reason": identical_reason(head.labels[j])}), sp)
+    return out
 
 
 def _optimum(r: Feasibility) -> float:
@@ -374,7 +433,7 @@ def _optimum(r: Feasibility) -> float:
     return float(r.extra.get("lp_optimum", r.margin))
 
 
-def _narrowest(runner: _Runner, bar: _Bars, W: NDArray[np.float64], lower: NDArray[np.float64],
+def _narrowest(runner: _Runner, bar: Bars, W: NDArray[np.float64], lower: NDArray[np.float64],
                settled: NDArray[np.bool_],
                recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]],
                lp_results: dict[int, Feasibility], n: int, budget: int,
@@ -410,42 +469,6 @@ def _rebuild(W: NDArray[np.float64], i: int,
     for j, beta in zip(js.tolist(), betas.tolist()):
         h = h + beta * (W[i] - W[j])
     return h * sc
-
-
-class _Bars:
-    """rich progress bars on stderr, or nothing."""
-
-    def __init__(self, on: bool) -> None:
-        self.on = on
-        self.p: Any = None
-
-    def __enter__(self) -> _Bars:
-        if self.on:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.p = Progress(TextColumn("{task.description}"), BarColumn(),
-                              MofNCompleteColumn(), TimeElapsedColumn(),
-                              console=Console(stderr=True), transient=False)
-            self.p.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.p is not None:
-            self.p.__exit__(*exc)
-
-    def add(self, name: str, total: int) -> int:
-        return int(self.p.add_task(name, total=total)) if self.p is not None else 0
-
-    def advance(self, task: int, n: int) -> None:
-        if self.p is not None:
-            self.p.advance(task, n)
 
 
 __all__ = ["VocabularyResult", "argmaxable_all"]

@@ -2,15 +2,17 @@
 
 :func:`load` dispatches on what it is given:
 
-==========================================  =====================================  ===========
-given                                       read by                                kind
-==========================================  =====================================  ===========
-directory with ``config.json`` (causal LM)   :mod:`unembed.sources.hf_lm`           "hf_lm"
-directory with ``config.json`` (image cls.)  :mod:`unembed.sources.hf_vision`       "hf_vision"
-``torch.nn.Module``                          :mod:`unembed.sources.torch_module`    "torch"
-scikit-learn estimator, or ``.pkl`` file     :mod:`unembed.sources.sklearn`         "sklearn"
-weight file ``PATH[:TENSOR]``, or a Head     :mod:`unembed.sources.files`           "file"
-==========================================  =====================================  ===========
+==========================================  ===================================  ==================
+given                                       read by                              kind
+==========================================  ===================================  ==================
+directory with ``config.json`` (causal LM)   :mod:`unembed.sources.hf_lm`        "hf_lm"
+directory with ``config.json`` (image cls.)  :mod:`unembed.sources.hf_vision`    "hf_vision"
+TransformerLens ``HookedTransformer``        :mod:`unembed.sources.tlens`        "transformer_lens"
+spaCy ``Language``, or a saved pipeline dir  :mod:`unembed.sources.spacy_pipeline` "spacy"
+``torch.nn.Module``                          :mod:`unembed.sources.torch_module`  "torch"
+scikit-learn estimator, or ``.pkl`` file     :mod:`unembed.sources.sklearn`      "sklearn"
+weight file ``PATH[:TENSOR]``, or a Head     :mod:`unembed.sources.files`        "file"
+==========================================  ===================================  ==================
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from unembed._io import is_pickle
 from unembed.head import Head, Link, owned
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
 
 __all__ = ["FileModel", "load", "load_head_file"]
-
-_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
 
 def load_head_file(
@@ -41,6 +42,10 @@ def load_head_file(
     The returned head's ``file`` holds the :class:`MatrixFile` it came from, so that an
     equivalent head can be written back in the same format and dtype.
     """
+    from unembed.sources import fasttext_model
+
+    if os.path.isfile(weights) and fasttext_model.read_header(weights) is not None:
+        raise fasttext_model.refusal(weights)
     mf: MatrixFile = read_tensor(weights, ndim=2)
     if len(mf.shape) != 2 or mf.dtype not in ("float64", "float32", "float16", "bfloat16"):
         W: Any = mf.array  # the Head names what is wrong with it
@@ -93,23 +98,40 @@ class FileModel:
         return self.head.logits(self.hidden_states(inputs))
 
 
-def _hf_kind(path: os.PathLike[str] | str) -> str:
+def _hf_kind(path: os.PathLike[str] | str, trust_remote_code: bool = False) -> str:
+    """What a HuggingFace directory is, from what its config.json says: "hf_vision",
+    "hf_classifier" (sequence or token classification) or "hf_lm"; anything else, or a
+    config naming architectures of different kinds, is refused with the reason."""
     from pathlib import Path
 
-    from unembed._checks import fail
+    from unembed._checks import file_error
+    from unembed.sources.hf_classifier import CLASSIFIER_SUFFIXES
     from unembed.sources.hf_lm import FAMILIES, read_config
 
-    config = read_config(Path(path))
+    config = read_config(Path(path), trust_remote_code=trust_remote_code)
     archs = [str(a) for a in (getattr(config, "architectures", None) or [])]
-    if any(a.endswith("ForImageClassification") for a in archs):
-        return "hf_vision"
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+    kinds = set()
+    for a in archs:
+        if a.endswith("ForImageClassification"):
+            kinds.add("hf_vision")
+        elif a.endswith(tuple(CLASSIFIER_SUFFIXES)):
+            kinds.add("hf_classifier")
+        elif a.endswith(("ForCausalLM", "LMHeadModel")):
+            kinds.add("hf_lm")
+        else:
+            kinds.add(f"other ({a})")
+    if len(kinds) > 1:
+        raise file_error(Path(path) / "config.json", f"names architectures of different kinds "
+                         f"({', '.join(archs)}); which one the weights are is not known.")
+    if kinds and next(iter(kinds)).startswith("hf_"):
+        return next(iter(kinds))
+    if not archs and getattr(config, "model_type", None) in FAMILIES:
         return "hf_lm"
-    if getattr(config, "model_type", None) in FAMILIES:
-        return "hf_lm"
-    raise fail(f"{path}: config.json names architectures {archs or 'none'}; unembed reads "
-               f"causal LMs (...ForCausalLM, ...LMHeadModel) and image classifiers "
-               f"(...ForImageClassification).")
+    raise file_error(Path(path) / "config.json", f"names architectures {archs or 'none'} "
+                     f"(model_type {getattr(config, 'model_type', None)!r}); unembed reads "
+                     f"causal LMs (...ForCausalLM, ...LMHeadModel), sequence and token "
+                     f"classifiers (...ForSequenceClassification, ...ForTokenClassification) "
+                     f"and image classifiers (...ForImageClassification).")
 
 
 def load(
@@ -124,6 +146,9 @@ def load(
     bias: str | os.PathLike[str] | None = None,
     softcap: float | None = None,
     strict: bool = True,
+    trust_remote_code: bool = False,
+    unique_labels: bool = False,
+    revision: str | None = None,
 ) -> Any:
     """Read the exact head of a model, whatever it is (see the table above).
 
@@ -137,7 +162,8 @@ def load(
     labels : list or labels file, optional
         Labels for torch modules, weight files and (to override classes_) estimators.
     head_name : str, optional
-        Torch modules: the dotted name of the output Linear (found when unambiguous).
+        Torch modules: the dotted name of the output Linear (found when unambiguous); spaCy
+        pipelines: the tagger component's name (found when there is one).
     link : {"softmax", "sigmoid"}
         Torch modules and weight files: how logits become probabilities.
     example_input : optional
@@ -146,6 +172,14 @@ def load(
         Weight files only (see :func:`load_head_file`).
     strict : bool
         Refuse heads with all-zero or identical rows.
+    trust_remote_code : bool
+        HuggingFace directories whose config names their own code (``auto_map``): run it.
+        Default False: such a directory is refused.
+    unique_labels : bool
+        Rename repeated labels ('sr', 'sr' -> 'sr', 'sr#2') instead of refusing them.
+    revision : str, optional
+        Hub names (``ORG/NAME``, read from the local hub cache, see
+        :mod:`unembed.sources.hub_cache`): a branch, tag or commit hash (default "main").
 
     Returns
     -------
@@ -159,23 +193,51 @@ def load(
 
     if isinstance(source, Head):
         return FileModel(source)
+    if labels is not None and unique_labels:
+        from unembed._checks import unique_labels as make_unique
+
+        labels = list(make_unique(read_labels(labels) if isinstance(labels, (str, os.PathLike))
+                                  else labels))
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
+        from unembed.sources import hub_cache
+
+        snap = hub_cache.find(source, revision)
+        if snap is not None:
+            p = snap.path
+        elif revision is not None:
+            raise fail(f"{p}: --revision applies to hub names (ORG/NAME) read from the hub "
+                       f"cache, not to a local path.")
         if p.is_dir():
-            if not (p / "config.json").is_file():
-                raise fail(f"{p}: a directory without config.json; expected a HuggingFace "
-                           f"model directory.")
-            if _hf_kind(p) == "hf_vision":
+            from unembed.sources.spacy_pipeline import is_spacy_dir
+
+            if is_spacy_dir(p):
+                from unembed.sources.spacy_pipeline import load_spacy
+
+                return load_spacy(p, component=head_name, strict=strict)
+            from unembed.sources.hf_dir import check_model_dir
+
+            check_model_dir(p)
+            kind = _hf_kind(p, trust_remote_code)
+            if kind == "hf_vision":
                 from unembed.sources.hf_vision import load_hf_vision
 
-                return load_hf_vision(p, fold=fold, strict=strict)
+                return hub_cache.mark(load_hf_vision(p, fold=fold, strict=strict,
+                                                     trust_remote_code=trust_remote_code), snap)
+            if kind == "hf_classifier":
+                from unembed.sources.hf_classifier import load_hf_classifier
+
+                return hub_cache.mark(load_hf_classifier(p, fold=fold, strict=strict,
+                                                         trust_remote_code=trust_remote_code),
+                                      snap)
             from unembed.sources.hf_lm import load_hf_lm
 
-            return load_hf_lm(p, fold=fold, strict=strict)
+            return hub_cache.mark(load_hf_lm(p, fold=fold, strict=strict,
+                                             trust_remote_code=trust_remote_code), snap)
         if fold:
             raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
                        f"no final norm).")
-        if p.suffix.lower() in _PICKLE_SUFFIXES:
+        if is_pickle(p):
             from unembed.sources.sklearn import load_sklearn
 
             return load_sklearn(p, labels=labels, trust_pickle=trust_pickle, strict=strict)
@@ -183,6 +245,21 @@ def load(
                                         softcap=softcap, strict=strict))
     if isinstance(labels, (str, os.PathLike)):
         labels = read_labels(labels)
+    from unembed.sources.fasttext_model import is_fasttext_model, refusal
+    from unembed.sources.spacy_pipeline import is_spacy_language
+    from unembed.sources.tlens import is_hooked_transformer
+
+    if is_fasttext_model(source):
+        raise refusal(source)
+
+    if is_spacy_language(source):
+        from unembed.sources.spacy_pipeline import load_spacy
+
+        return load_spacy(source, component=head_name, strict=strict)
+    if is_hooked_transformer(source):
+        from unembed.sources.tlens import load_hooked_transformer
+
+        return load_hooked_transformer(source, strict=strict)
     if _is_module(source):
         from unembed.sources.torch_module import TorchModuleModel
 

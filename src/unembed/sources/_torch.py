@@ -1,5 +1,6 @@
 """Torch helpers shared by the torch-based sources: capturing what a module receives, final
-norms (their kind, gain and shift) and the tolerance a model's own precision allows."""
+norms (their kind, gain and shift). Tensor conversions live in :mod:`unembed._tensors`,
+tolerances in :mod:`unembed._tolerance`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._tensors import to_f64 as to_f64  # re-exported for the sources
+from unembed._tensors import to_native as to_native
+from unembed._tolerance import tolerance
 
 NORM_KINDS = ("layernorm", "rmsnorm", "rmsnorm_1p")
 
@@ -37,30 +41,6 @@ def capture_inputs(modules: dict[str, Any]) -> Iterator[dict[str, Any]]:
     finally:
         for h in handles:
             h.remove()
-
-
-def to_f64(t: Any) -> NDArray[np.float64]:
-    """A tensor as a float64 numpy array."""
-    import torch
-
-    return np.asarray(t.detach().to(torch.float64).cpu().numpy(), dtype=np.float64)
-
-
-def to_native(t: Any) -> NDArray[Any]:
-    """A floating tensor as a numpy array in its own precision (float32 or float64; float16 and
-    bfloat16 widened exactly to float32), without a copy where torch allows."""
-    import torch
-
-    t = t.detach()
-    if t.dtype not in (torch.float32, torch.float64):
-        t = t.to(torch.float32)
-    return np.asarray(t.cpu().numpy())
-
-
-def tolerance_for(dtype: str) -> float:
-    """Relative tolerance for comparing a model's own computation (in ``dtype``) with the same
-    computation in float64."""
-    return {"float64": 1e-9, "float32": 2e-4, "float16": 2e-2, "bfloat16": 8e-2}.get(dtype, 2e-4)
 
 
 @dataclass(frozen=True)
@@ -142,4 +122,4 @@ def norm_matches(norm: FinalNorm, mod: Any, x: Any, dtype: str) -> bool:
         y = to_f64(mod(x))
     mine = norm.apply(norm.normalise(to_f64(x)))
     scale = 1.0 + float(np.abs(y).max())
-    return bool(np.abs(mine - y).max() <= tolerance_for(dtype) * scale * 10)
+    return bool(np.abs(mine - y).max() <= tolerance(dtype).logits * scale * 10)

@@ -8,12 +8,15 @@ model's float precision. Analyses run the head themselves in float64 on those hi
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed.head import Head
+from unembed.sources._torch import FinalNorm
 
 
 @runtime_checkable
@@ -39,3 +42,106 @@ class LoadedModel(Protocol):
     def model_logits(self, inputs: Any) -> NDArray[np.float64]:
         """The model's own logits (n, V) for the same inputs, flattened the same way."""
         ...
+
+
+class HFExportable(LoadedModel, Protocol):
+    """A HuggingFace model that :func:`unembed.export.export_model` can write back: the
+    directory it came from, a fresh torch copy to modify, its output layer in that copy, and
+    how to read a written directory the same way (kinds "hf_lm", "hf_vision",
+    "hf_classifier")."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def dtype(self) -> str: ...
+
+    @property
+    def tied(self) -> bool: ...
+
+    @property
+    def norm(self) -> FinalNorm | None: ...
+
+    @property
+    def raw_b(self) -> NDArray[np.float64] | None: ...
+
+    def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
+        """Inputs the model takes (token ids or images), drawn at random."""
+        ...
+
+    def load_fresh(self) -> Any:
+        """A second, independent torch model (``torch.nn.Module``) to modify and save."""
+        ...
+
+    def output_layer(self, model: Any) -> Any:
+        """The output ``torch.nn.Linear`` of a torch model of this kind."""
+        ...
+
+    def reopen(self, path: str | os.PathLike[str]) -> HFExportable:
+        """The model saved at ``path``, read the same way (same view)."""
+        ...
+
+
+class TorchExportable(LoadedModel, Protocol):
+    """A torch module read through its output Linear (kind "torch")."""
+
+    @property
+    def dtype(self) -> str: ...
+
+    @property
+    def raw_b(self) -> NDArray[np.float64] | None: ...
+
+    @property
+    def module(self) -> Any: ...
+
+    @property
+    def layer(self) -> Any: ...
+
+    @property
+    def layer_name(self) -> str: ...
+
+    def layer_logits(self, h: Any) -> NDArray[np.float64]: ...
+
+    def with_module(self, module: Any) -> TorchExportable: ...
+
+
+class SklearnExportable(LoadedModel, Protocol):
+    """A scikit-learn linear classifier (kind "sklearn")."""
+
+    @property
+    def dtype(self) -> str: ...
+
+    @property
+    def raw_b(self) -> NDArray[np.float64] | None: ...
+
+    @property
+    def structure(self) -> str: ...
+
+    def random_inputs(self, n: int, *, seed: int = 0) -> NDArray[np.float64]: ...
+
+    def with_head(self, head: Head) -> Any: ...
+
+    def with_estimator(self, estimator: Any) -> SklearnExportable: ...
+
+
+if TYPE_CHECKING:  # mypy checks that each source has the interface export relies on
+    from unembed.sources.hf_classifier import HFTextClassifier
+    from unembed.sources.hf_lm import HFCausalLM
+    from unembed.sources.hf_vision import HFImageClassifier
+    from unembed.sources.sklearn import SklearnModel
+    from unembed.sources.torch_module import TorchModuleModel
+
+    def _lm(m: HFCausalLM) -> HFExportable:
+        return m
+
+    def _vision(m: HFImageClassifier) -> HFExportable:
+        return m
+
+    def _classifier(m: HFTextClassifier) -> HFExportable:
+        return m
+
+    def _torch(m: TorchModuleModel) -> TorchExportable:
+        return m
+
+    def _sklearn(m: SklearnModel) -> SklearnExportable:
+        return m

@@ -12,7 +12,6 @@ nothing is unpickled beyond tensors and plain containers.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import fail, file_error, inside, read_json, regular_file
+from unembed._tensors import tensor_to_numpy
 from unembed.sources.files import MatrixFile
 
 __all__ = ["WEIGHT_FILES", "Checkpoint"]
@@ -31,18 +31,6 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
     "pytorch_model.bin",
 )
-
-
-def tensor_to_numpy(t: Any) -> tuple[NDArray[Any], str]:
-    """A torch tensor as a numpy array in its own precision (bfloat16 widened to float32,
-    exactly) plus the stored dtype's name."""
-    import torch
-
-    dtype = str(t.dtype).removeprefix("torch.")
-    t = t.detach().cpu()
-    if t.dtype == torch.bfloat16:
-        t = t.to(torch.float32)
-    return t.numpy(), dtype
 
 
 class Checkpoint:
@@ -61,7 +49,7 @@ class Checkpoint:
         self.path = Path(path)
         self._handles: dict[str, Any] = {}
         self.shards_opened: set[str] = set()
-        found = [index] if index else [f for f in WEIGHT_FILES if (self.path / f).is_file()]
+        found = [index] if index else [f for f in WEIGHT_FILES if (self.path / f).exists()]
         if not found:
             raise fail(f"{self.path}: no weights found (expected one of "
                        f"{', '.join(WEIGHT_FILES)}).")
@@ -69,37 +57,54 @@ class Checkpoint:
         self.format = "pt" if found[0].startswith("pytorch_model") or found[0].endswith(
             ".bin") else "safetensors"
         if found[0].endswith(".index.json"):
-            try:
-                weight_map = json.loads((self.path / found[0]).read_text())["weight_map"]
-            except (json.JSONDecodeError, KeyError, OSError) as e:
-                raise fail(f"{self.path / found[0]}: not a readable checkpoint index "
-                           f"({type(e).__name__}: {e}).") from None
-            self.weight_map: dict[str, str] = {str(k): str(v) for k, v in weight_map.items()}
+            self.weight_map: dict[str, str] = self._read_index(found[0])
         else:
             self.weight_map = {k: found[0] for k in self._keys_of(found[0])}
+
+    def _read_index(self, name: str) -> dict[str, str]:
+        """``weight_map`` of an index file, checked: a JSON object whose ``weight_map`` maps
+        tensor names to shard files inside this directory, each of the index's format."""
+        file = inside(self.path, name, "index file")
+        obj = read_json(regular_file(file, "checkpoint index"), "checkpoint index")
+        wm = obj.get("weight_map") if isinstance(obj, dict) else None
+        if not isinstance(wm, dict) or not wm:
+            raise file_error(file, "not a checkpoint index: expected a JSON object with a "
+                                   "non-empty 'weight_map' object (tensor name -> shard file).")
+        suffix = ".bin" if self.format == "pt" else ".safetensors"
+        for k, v in wm.items():
+            if not isinstance(v, str) or not v.endswith(suffix):
+                raise file_error(file, f"the weight_map entry {k!r} must name a {suffix} "
+                                       f"shard file. Got {v!r} instead.")
+            inside(self.path, v, "shard")
+        return {str(k): v for k, v in wm.items()}
 
     def _open(self, shard: str) -> Any:
         if shard in self._handles:
             return self._handles[shard]
-        file = self.path / shard
-        if not file.is_file():
-            raise fail(f"{file}: shard named in {self.index_file} is missing.")
+        file = inside(self.path, shard, "shard")
+        if not file.exists():
+            raise file_error(file, f"shard named in {self.index_file} is missing.")
+        regular_file(file, "shard")
         self.shards_opened.add(shard)
         if self.format == "safetensors":
             from safetensors import SafetensorError, safe_open
 
+            from unembed.sources.files import check_safetensors
+
+            check_safetensors(file)
             try:
                 handle: Any = safe_open(str(file), framework="pt")
-            except (SafetensorError, OSError, RuntimeError) as e:
-                raise fail(f"{file}: not a readable safetensors file ({e}).") from None
+            except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+                raise file_error(file, f"not a readable safetensors file ({e}).") from None
         else:
             import torch
 
-            try:
-                handle = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-            except Exception as e:
-                raise fail(f"{file}: not a readable torch checkpoint ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}).") from None
+            from unembed.sources.files import torch_load
+
+            handle = torch_load(file, mmap=True)
+            if not isinstance(handle, dict) or not all(
+                    isinstance(v, torch.Tensor) for v in handle.values()):
+                raise file_error(file, "not a state dict (a dict of tensors).")
         self._handles[shard] = handle
         return handle
 
@@ -132,7 +137,11 @@ class Checkpoint:
     def _shard(self, name: str) -> str:
         if name not in self.weight_map:
             raise fail(f"{self.path}: the checkpoint holds no tensor named {name!r}.")
-        return self.weight_map[name]
+        shard = self.weight_map[name]
+        if name not in self._keys_of(shard):
+            raise file_error(self.path / shard, f"{self.index_file} says this shard holds "
+                                                 f"{name!r}, but it does not.")
+        return shard
 
     def get(self, name: str) -> tuple[NDArray[Any], str]:
         """One tensor as (array in stored precision, stored dtype name). Only its shard is

@@ -19,6 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._io import atomic_write
+from unembed._tensors import tensor_to_numpy
 
 __all__ = ["MatrixFile", "read_labels", "read_tensor", "split_spec", "write_like"]
 
@@ -183,17 +185,6 @@ def _format_of(path: Path) -> str:
                f"{', '.join(SUFFIXES)}.")
 
 
-def _torch_to_numpy(t: Any) -> tuple[NDArray[Any], str]:
-    import torch
-
-    dtype = str(t.dtype).removeprefix("torch.")
-    if t.dtype == torch.bfloat16:
-        return t.detach().to(torch.float32).cpu().numpy(), dtype
-    if not t.dtype.is_floating_point:
-        return t.detach().cpu().numpy(), dtype
-    return t.detach().cpu().numpy(), dtype
-
-
 def _pick(names: list[str], tensor: str | None, path: Path, shapes: dict[str, tuple[int, ...]],
           ndim: int) -> str:
     if tensor is not None:
@@ -210,15 +201,162 @@ def _pick(names: list[str], tensor: str | None, path: Path, shapes: dict[str, tu
                f"({', '.join(repr(n) for n in cands[:12])}); name one as {path}:NAME.")
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def read_npy(path: str | os.PathLike[str], *, mmap: bool = False,
+             numeric: bool = False) -> NDArray[Any]:
+    """An ``.npy`` file, checked before it is read: a regular file, a valid header, no pickled
+    objects, and exactly as many bytes after the header as its shape and dtype say (a file
+    that is shorter or longer than its header says is refused, not read in part). With
+    ``numeric``, only booleans, integers and floats are accepted (no structured, void or
+    string arrays). ``mmap`` memory-maps it read-only."""
+    from unembed._checks import file_error, regular_file
+
+    p = regular_file(path, ".npy file")
+    fmt = np.lib.format
+    try:
+        with open(p, "rb") as fh:
+            version = fmt.read_magic(fh)
+            if version == (1, 0):
+                shape, _fortran, dtype = fmt.read_array_header_1_0(fh)
+            elif version in ((2, 0), (3, 0)):
+                shape, _fortran, dtype = fmt.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = fh.tell()
+    except Exception as e:  # bad magic, bad header, truncated header
+        raise file_error(p, f"not a readable .npy file ({_first_line(e)}).") from None
+    if dtype.hasobject:
+        raise file_error(p, "holds Python objects (a pickle); only numeric arrays are read.")
+    if numeric and dtype.kind not in "biuf":
+        what = "structured or void" if dtype.kind == "V" else f"kind {dtype.kind!r}"
+        raise file_error(p, f"holds an array of dtype {dtype} ({what}); expected numbers.")
+    n = 1
+    for k in shape:
+        n *= int(k)
+    want = offset + n * dtype.itemsize
+    size = p.stat().st_size
+    if size != want:
+        raise file_error(p, f"its header says shape {tuple(shape)} of {dtype} ({want - offset} "
+                            f"bytes of data), but the file holds {size - offset}; truncated "
+                            f"or padded.")
+    try:
+        if mmap and n > 0:
+            return np.load(p, mmap_mode="r", allow_pickle=False)
+        return np.load(p, allow_pickle=False)
+    except Exception as e:
+        raise file_error(p, f"not a readable .npy file ({_first_line(e)}).") from None
+
+
+#: The most bytes a safetensors header may hold (the format's own limit).
+_MAX_ST_HEADER = 100 * 2**20
+
+
+def check_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a safetensors file's header before the library opens it: a regular
+    file, a JSON header of at most 100 MB, no tensor named twice (JSON would keep the last),
+    and every tensor's bytes inside the file. Returns the header."""
+    import struct
+
+    from unembed._checks import file_error, regular_file
+
+    p = regular_file(path, "safetensors file")
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise file_error(p, "not a readable safetensors file (shorter than its 8-byte header "
+                                "length).")
+        (n,) = struct.unpack("<Q", head)
+        if n > _MAX_ST_HEADER or 8 + n > size:
+            raise file_error(p, f"not a readable safetensors file (header length {n} for a file of "
+                                f"{size} bytes).")
+        raw = fh.read(n)
+    dupes: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in items:
+            if k in out:
+                dupes.append(k)
+            out[k] = v
+        return out
+
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=pairs)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise file_error(p, f"not a readable safetensors file (its header is not valid JSON: "
+                            f"{_first_line(e)}).") from None
+    if not isinstance(header, dict):
+        raise file_error(p, "not a readable safetensors file (its header is not a JSON object).")
+    if dupes:
+        raise file_error(p, f"its header names the tensor {dupes[0]!r} twice; refused (which "
+                            f"one is meant is not known).")
+    data = size - 8 - n
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        offs = v.get("data_offsets") if isinstance(v, dict) else None
+        if (not isinstance(offs, list) or len(offs) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offs)
+                or not 0 <= offs[0] <= offs[1] <= data):
+            raise file_error(p, f"the header's entry for {k!r} does not locate its bytes "
+                                f"inside the file ({data} bytes of data).")
+    return header
+
+
+def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)``: only tensors and plain containers are
+    unpickled. A zip checkpoint may be memory-mapped (``mmap``); a legacy (pre-1.6, non-zip)
+    checkpoint cannot be, and is read whole. Anything else is refused with the reason."""
+    import pickle
+    import re
+    import zipfile
+
+    import torch
+
+    from unembed._checks import file_error, regular_file
+
+    p = regular_file(path, "torch checkpoint")
+    with open(p, "rb") as fh:
+        magic = fh.read(2)
+    try:
+        is_zip = zipfile.is_zipfile(p)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise file_error(p, f"not a readable torch file (a damaged zip archive: "
+                            f"{_first_line(e)}).") from None
+    if not is_zip and magic[:1] != b"\x80":
+        raise file_error(p, "not a readable torch file (neither a torch zip archive nor a "
+                            "legacy pickle).")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True, mmap=mmap and is_zip)
+    except pickle.UnpicklingError as e:
+        m = re.search(r"Unsupported global: (?:GLOBAL )?(\S+)", str(e))
+        what = f" ({m.group(1)})" if m else ""
+        raise file_error(p, f"refused to unpickle: the file holds objects other than tensors "
+                            f"and plain containers{what}; unembed reads only tensors and plain "
+                            f"containers from torch files.") from None
+    except Exception as e:  # damaged archive, truncated pickle, bad storage
+        msg = _first_line(e)
+        if "weights_only" in msg or "pickle" in msg.lower():
+            msg = "damaged or not a checkpoint"
+        raise file_error(p, f"not a readable torch file ({type(e).__name__}: {msg}).") \
+            from None
+
+
 def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
     """Read one tensor from a weight file spec (``PATH`` or ``PATH:NAME``).
 
     Raises UnembedError naming the file when it is missing, truncated, not of the format its
     suffix says, or ambiguous (several candidate tensors and no name).
     """
+    from unembed._checks import regular_file
+
     path, tensor = split_spec(spec)
-    if not path.is_file():
-        raise fail(f"{path}: no such file.")
+    regular_file(path, "file")
     if path.name.endswith(".index.json"):
         from unembed.sources.checkpoint import read_indexed_tensor
 
@@ -229,48 +367,32 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
             raise fail(f"{path}: an .npy file holds one array; drop the ':{tensor}' suffix.")
         return _npy(path)
     if fmt == "safetensors":
+        check_safetensors(path)  # the file's own checks first (sizes vs header, ...)
         header = safetensors_header(path)
         names = list(header)
         name = _pick(names, tensor, path, {n: header[n]["shape"] for n in names}, ndim)
         return safetensors_tensor(path, name, header=header)
-    import pickle
-    import re
-    import zipfile
-
     import torch
 
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if not zipfile.is_zipfile(path) and magic[:1] != b"\x80":
-        raise fail(f"{path}: not a readable torch file (neither a torch zip archive nor a "
-                   f"legacy pickle).")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        m = re.search(r"Unsupported global: (?:GLOBAL )?(\S+)", str(e))
-        what = f" ({m.group(1)})" if m else ""
-        raise fail(f"{path}: refused to unpickle: the file holds objects other than tensors "
-                   f"and plain containers{what}, and only weights_only=True loading is done.") \
-            from None
-    except Exception as e:
-        raise fail(f"{path}: not a readable torch file ({type(e).__name__}: "
-                   f"{str(e).splitlines()[0] if str(e) else ''}).") from None
+    obj = torch_load(path)
     if isinstance(obj, torch.Tensor):
         if tensor is not None:
             raise fail(f"{path}: holds a single tensor; drop the ':{tensor}' suffix.")
-        arr, dtype = _torch_to_numpy(obj)
+        arr, dtype = tensor_to_numpy(obj)
         return MatrixFile(dtype, path, fmt, None, tuple(arr.shape), loaded=arr)
     if isinstance(obj, dict):
         tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         shapes = {k: tuple(v.shape) for k, v in tensors.items()}
         name = _pick(list(tensors), tensor, path, shapes, ndim)
-        arr, dtype = _torch_to_numpy(tensors[name])
+        arr, dtype = tensor_to_numpy(tensors[name])
         return MatrixFile(dtype, path, fmt, name, tuple(arr.shape), loaded=arr)
     raise fail(f"{path}: holds a {type(obj).__name__}, not a tensor or a dict of tensors.")
 
 
 def _npy(path: Path) -> MatrixFile:
-    """An .npy file's header (format, dtype, shape, data offset); values read on demand."""
+    """An .npy file's header (format, dtype, shape, data offset); values read on demand.
+    The file's checks are :func:`read_npy`'s (memory-mapped there, so nothing is read)."""
+    read_npy(path, mmap=True)
     try:
         with open(path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
@@ -296,15 +418,11 @@ def _npy(path: Path) -> MatrixFile:
 def read_labels(path: str | os.PathLike[str]) -> list[str]:
     """Labels from a file: JSON (a list, or a dict id -> label as HF's ``id2label``), or plain
     text with one label per line."""
+    from unembed._checks import read_json, read_text
+
     p = Path(path)
-    if not p.is_file():
-        raise fail(f"{p}: no such labels file.")
-    text = p.read_text(encoding="utf-8")
     if p.suffix.lower() == ".json":
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise fail(f"{p}: not valid JSON ({e}).") from None
+        obj = read_json(p, "labels file")
         if isinstance(obj, dict) and "id2label" in obj:
             obj = obj["id2label"]
         if isinstance(obj, dict):
@@ -318,30 +436,10 @@ def read_labels(path: str | os.PathLike[str]) -> list[str]:
         if isinstance(obj, list):
             return [str(x) for x in obj]
         raise fail(f"{p}: expected a JSON list of labels or a dict id -> label.")
-    lines = text.splitlines()
+    lines = read_text(p, "labels file").splitlines()
     while lines and lines[-1] == "":
         lines.pop()
     return lines
-
-
-def _check_target(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise fail(f"{out}: already exists; pass --force (force=True) to replace it.")
-    if not out.parent.exists():
-        raise fail(f"{out.parent}: no such directory for the output.")
-
-
-def atomic_write(out: Path, write: Any, *, force: bool) -> None:
-    """Write through ``write(tmp_path)`` into a temp file beside ``out``, then move it into
-    place: the target is never left half-written."""
-    _check_target(out, force)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.PathLike[str], *,
@@ -387,7 +485,7 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
     tdtype = getattr(torch, source.dtype)
     full = np.array(values, dtype=np.float64) if shift is None else values + shift
     new_t = torch.from_numpy(full).to(tdtype)
-    obj = torch.load(source.path, map_location="cpu", weights_only=True)
+    obj = torch_load(source.path)
     if isinstance(obj, dict):
         assert source.tensor is not None
         obj = dict(obj)

@@ -5,7 +5,8 @@ h is the output of the final norm, ``h = g * n + beta``. Two views of the same h
 
 * ``raw`` (default): W = U as stored, the hidden state is the final norm's output h.
 * ``folded``: W = U diag(g), b = U beta + b; the hidden state is n, the normalised state
-  *without* gain or shift (DESIGN.md section 1). Cosines of raw and folded rows differ.
+  *without* gain or shift (docs/model.md, "Final norms and folding"). Cosines of raw and
+  folded rows differ.
 
 Known families (read lazily: only the head's and the norm's tensors are loaded, memory-mapped)
 are in :data:`FAMILIES`; any other architecture goes through the model's output embeddings and
@@ -26,6 +27,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._tensors import tensor_to_numpy
+from unembed._tolerance import tolerance
 from unembed.bounds import HiddenBound, Rows, norm_box
 from unembed.head import Head
 from unembed.sources._torch import (
@@ -36,9 +39,15 @@ from unembed.sources._torch import (
     norm_matches,
     to_f64,
     to_native,
-    tolerance_for,
 )
-from unembed.sources.checkpoint import Checkpoint, tensor_to_numpy
+from unembed.sources.checkpoint import Checkpoint
+from unembed.sources.hf_dir import (
+    from_pretrained,
+    load_tokenizer,
+    run_model,
+    transformers_module,
+)
+from unembed.sources.hf_dir import read_config as _read_config
 
 __all__ = ["FAMILIES", "HFCausalLM", "LMFamily", "load_hf_lm", "norm_hidden_bound",
            "readable_labels"]
@@ -71,35 +80,18 @@ FAMILIES: dict[str, LMFamily] = {
                     "model.decoder.final_layer_norm", "layernorm"),
 }
 
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model",
-                    "sentencepiece.bpe.model", "vocab.txt", "tokenizer.tiktoken")
-
 _GENERIC_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f",
                        "final_norm")
 
 
 def _transformers() -> Any:
-    try:
-        import transformers
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise fail("reading a HuggingFace model needs the 'transformers' package "
-                   "(pip install 'unembed[hf]').") from None
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    return transformers
+    return transformers_module()
 
 
-def read_config(path: Path) -> Any:
-    """The model's config from ``path/config.json`` (local only; no remote code)."""
-    tf = _transformers()
-    if not (path / "config.json").is_file():
-        raise fail(f"{path}: no config.json; not a HuggingFace model directory.")
-    try:
-        return tf.AutoConfig.from_pretrained(str(path), local_files_only=True)
-    except (ValueError, KeyError, OSError) as e:
-        raise fail(f"{path}/config.json: transformers cannot read it without running the "
-                   f"model's own code (not done unless asked): "
-                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+def read_config(path: Path, *, trust_remote_code: bool = False) -> Any:
+    """The model's config from ``path/config.json``, validated before transformers reads it
+    (:func:`unembed.sources.hf_dir.read_config`; local only; no remote code unless asked)."""
+    return _read_config(Path(path), trust_remote_code=trust_remote_code)
 
 
 # --------------------------------------------------------------------------- labels
@@ -181,8 +173,10 @@ class HFCausalLM:
     def __init__(self, path: Path, config: Any, *, fold: bool, strict: bool,
                  raw_W: NDArray[Any], raw_b: NDArray[Any] | None, dtype: str,
                  norm: FinalNorm | None, tied: bool, family: str, generic_model: Any = None,
-                 reparam: bool = False, reparam_reason: str = "") -> None:
+                 reparam: bool = False, reparam_reason: str = "",
+                 trust_remote_code: bool = False) -> None:
         self.path = path
+        self.trust_remote_code = trust_remote_code
         self.config = config
         self.family = family
         self.tied = tied
@@ -257,14 +251,7 @@ class HFCausalLM:
     def tokenizer(self) -> Any:
         """The directory's tokenizer, or None when it has none (transformers would otherwise
         build an empty one from the config, with only its special tokens)."""
-        if not any((self.path / f).is_file() for f in _TOKENIZER_FILES):
-            return None
-        tf = _transformers()
-        try:
-            tok = tf.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-        except (OSError, ValueError, TypeError, KeyError):
-            return None
-        return tok if len(tok) > len(getattr(tok, "all_special_tokens", [])) else None
+        return load_tokenizer(self.path, trust_remote_code=self.trust_remote_code)
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (no special tokens added)."""
@@ -279,7 +266,7 @@ class HFCausalLM:
         """The torch model (loaded on first use, in its stored dtype, eval mode), checked
         against the head."""
         if self._model is None:
-            self._model = load_torch_lm(self.path)
+            self._model = load_torch_lm(self.path, trust_remote_code=self.trust_remote_code)
         if not self._verified:
             self._check_against_model()
         return self._model
@@ -319,7 +306,7 @@ class HFCausalLM:
         h, z = self.forward(ids)
         mine = self.head.logits(h)
         err = float(np.abs(mine - z).max())
-        tol = tolerance_for(self.dtype) * (1.0 + float(np.abs(z).max()))
+        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max()))
         if not err <= tol:
             self._verified = False
             raise fail(f"{self.path}: the {self.family} model's logits are not "
@@ -371,7 +358,7 @@ class HFCausalLM:
             if batch.shape[1] == 0:
                 continue
             with capture_inputs(self._modules()) as cap, torch.no_grad():
-                out = model(input_ids=torch.as_tensor(batch))
+                out = run_model(self.path, lambda b=batch: model(input_ids=torch.as_tensor(b)))
             z = to_native(out.logits).reshape(-1, self.head.n_labels)
             if self.view == "folded":
                 assert self.norm is not None
@@ -398,7 +385,7 @@ class HFCausalLM:
     # ------------------------------------------------------------------ for exports
     def load_fresh(self) -> Any:
         """A second, independent copy of the torch model (to be modified and saved)."""
-        return load_torch_lm(self.path)
+        return load_torch_lm(self.path, trust_remote_code=self.trust_remote_code)
 
     def output_layer(self, model: Any) -> Any:
         """The output Linear of a torch model of this family."""
@@ -406,7 +393,8 @@ class HFCausalLM:
 
     def reopen(self, path: str | os.PathLike[str]) -> HFCausalLM:
         """The model saved at ``path``, read the same way (same view)."""
-        return load_hf_lm(path, fold=self.view == "folded", strict=self.head.strict)
+        return load_hf_lm(path, fold=self.view == "folded", strict=self.head.strict,
+                          trust_remote_code=self.trust_remote_code)
 
     def random_inputs(self, n: int, length: int, *, seed: int = 0) -> NDArray[np.int64]:
         """Token ids of shape (n, length) drawn uniformly from the vocabulary."""
@@ -417,17 +405,12 @@ class HFCausalLM:
         return rng.integers(0, vocab, size=(n, length), dtype=np.int64)
 
 
-def load_torch_lm(path: Path, dtype: Any = "auto") -> Any:
-    """``AutoModelForCausalLM.from_pretrained(path)`` locally, in eval mode."""
+def load_torch_lm(path: Path, dtype: Any = "auto", *, trust_remote_code: bool = False) -> Any:
+    """``AutoModelForCausalLM.from_pretrained(path)`` locally, in eval mode; refused when a
+    weight is missing from the checkpoint (:func:`unembed.sources.hf_dir.from_pretrained`)."""
     tf = _transformers()
-    try:
-        model = tf.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
-                                                        dtype=dtype)
-    except (ValueError, KeyError, OSError) as e:
-        raise fail(f"{path}: transformers cannot load it as a causal LM: "
-                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    model.eval()
-    return model
+    return from_pretrained(tf.AutoModelForCausalLM, Path(path), "a causal LM",
+                           trust_remote_code=trust_remote_code, dtype=dtype)
 
 
 def _opt_norm(config: Any, fam: LMFamily) -> tuple[LMFamily, bool, str]:
@@ -449,7 +432,7 @@ _NO_REPARAM = "the module producing the hidden state is not a Linear that could 
 
 
 def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
-               strict: bool = True) -> HFCausalLM:
+               strict: bool = True, trust_remote_code: bool = False) -> HFCausalLM:
     """Read the head of a HuggingFace causal LM from a local directory.
 
     Parameters
@@ -472,12 +455,13 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
         and the final norm's tensors are read (memory-mapped) to build the head.
     """
     p = Path(path)
-    config = read_config(p)
+    config = read_config(p, trust_remote_code=trust_remote_code)
     model_type = str(getattr(config, "model_type", ""))
     fam = FAMILIES.get(model_type)
     tied = bool(getattr(config, "tie_word_embeddings", False))
     if fam is None:
-        return _load_generic(p, config, fold=fold, strict=strict, tied=tied)
+        return _load_generic(p, config, fold=fold, strict=strict, tied=tied,
+                             trust_remote_code=trust_remote_code)
     reparam, reparam_reason = False, _NORM_REPARAM
     if model_type == "opt":
         fam, reparam, reparam_reason = _opt_norm(config, fam)
@@ -488,6 +472,7 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
         raise fail(f"{p}: the {model_type} checkpoint has no tensor {want!r} "
                    f"({'tied' if tied else 'untied'} head).")
     W, dtype = ckpt.get(name)
+    _check_head_shape(p, config, name, W.shape, reparam and model_type == "opt")
     norm = None
     if fam.norm is not None and fam.norm_kind is not None:
         gname = ckpt.resolve(fam.norm + ".weight")
@@ -496,25 +481,49 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
                        f"{fam.norm + '.weight'!r}.")
         g, _ = ckpt.get(gname)
         gain = np.asarray(g, dtype=np.float64)
+        if gain.shape != (W.shape[1],):
+            raise fail(f"{p}: the final norm weight {gname!r} has shape {gain.shape}, but the "
+                       f"head {name!r} has {W.shape[1]} columns.")
         if fam.norm_kind == "rmsnorm_1p":
             gain = 1.0 + gain
         shift = None
         bname = ckpt.resolve(fam.norm + ".bias") if fam.norm_kind == "layernorm" else None
         if bname is not None:
             shift = np.asarray(ckpt.get(bname)[0], dtype=np.float64)
+            if shift.shape != gain.shape:
+                raise fail(f"{p}: the final norm bias {bname!r} has shape {shift.shape}; "
+                           f"expected {gain.shape}.")
         norm = FinalNorm(name=fam.norm, kind=fam.norm_kind, gain=gain, shift=shift)
     return HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=None, dtype=dtype,
                       norm=norm, tied=tied, family=model_type, reparam=reparam,
-                      reparam_reason=reparam_reason)
+                      reparam_reason=reparam_reason, trust_remote_code=trust_remote_code)
 
 
-def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool) -> HFCausalLM:
+def _check_head_shape(p: Path, config: Any, name: str, shape: tuple[int, ...],
+                      projected: bool) -> None:
+    """The head tensor must be (vocab_size, hidden size) as config.json says (OPT with
+    ``project_out``: word_embed_proj_dim columns); one line naming both numbers otherwise."""
+    if len(shape) != 2:
+        raise fail(f"{p}: the head tensor {name!r} has shape {shape}; expected a matrix.")
+    vocab = getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and shape[0] != vocab:
+        raise fail(f"{p}: config.json says vocab_size {vocab}, but the checkpoint's {name!r} "
+                   f"has {shape[0]} rows.")
+    key = "word_embed_proj_dim" if projected else "hidden_size"
+    d = getattr(config, key, None)
+    if isinstance(d, int) and shape[1] != d:
+        raise fail(f"{p}: config.json says {key} {d}, but the checkpoint's {name!r} has "
+                   f"{shape[1]} columns.")
+
+
+def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool,
+                  trust_remote_code: bool = False) -> HFCausalLM:
     """Any other architecture: the output embeddings must be a Linear; the final norm is a
     module named like one (``norm``, ``ln_f``, ``final_layer_norm``, ...) whose output is
     confirmed, by running the model, to be exactly what the head receives."""
     import torch
 
-    model = load_torch_lm(p)
+    model = load_torch_lm(p, trust_remote_code=trust_remote_code)
     out = model.get_output_embeddings()
     mt = getattr(config, "model_type", "?")
     if not isinstance(out, torch.nn.Linear):
@@ -531,7 +540,7 @@ def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool)
         "unknown for this architecture; not claimed")
     lm = HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=b, dtype=dtype,
                     norm=norm, tied=tied, family=f"{mt} (generic)", generic_model=model,
-                    reparam=False, reparam_reason=reason)
+                    reparam=False, reparam_reason=reason, trust_remote_code=trust_remote_code)
     _ = lm.model  # the model is loaded already: check its logits against the head now
     return lm
 

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._tolerance import tolerance
 from unembed.bounds import Rows
 from unembed.head import Head
 from unembed.sources._torch import (
@@ -26,8 +27,8 @@ from unembed.sources._torch import (
     guess_norm_kinds,
     norm_from_module,
     to_f64,
-    tolerance_for,
 )
+from unembed.sources.hf_dir import from_pretrained, run_model
 from unembed.sources.hf_lm import _transformers, norm_hidden_bound, read_config
 from unembed.sources.torch_module import find_output_linear
 
@@ -42,15 +43,10 @@ VISION_NORMS: dict[str, str | None] = {
 }
 
 
-def _load_torch(path: Path) -> Any:
+def _load_torch(path: Path, trust_remote_code: bool = False) -> Any:
     tf = _transformers()
-    try:
-        model = tf.AutoModelForImageClassification.from_pretrained(str(path),
-                                                                   local_files_only=True)
-    except (ValueError, KeyError, OSError) as e:
-        raise fail(f"{path}: transformers cannot load it as an image classifier: "
-                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    return model.eval()
+    return from_pretrained(tf.AutoModelForImageClassification, path, "an image classifier",
+                           trust_remote_code=trust_remote_code)
 
 
 def _classifier_name(model: Any) -> str:
@@ -72,12 +68,14 @@ class HFImageClassifier:
     kind = "hf_vision"
     tied = False
 
-    def __init__(self, path: Path, *, fold: bool = False, strict: bool = True) -> None:
+    def __init__(self, path: Path, *, fold: bool = False, strict: bool = True,
+                 trust_remote_code: bool = False) -> None:
         self.path = path
-        self.config = read_config(path)
+        self.trust_remote_code = trust_remote_code
+        self.config = read_config(path, trust_remote_code=trust_remote_code)
         self.family = str(getattr(self.config, "model_type", "?"))
         self.view = "folded" if fold else "raw"
-        self.model = _load_torch(path)
+        self.model = _load_torch(path, trust_remote_code)
         self.layer_name = _classifier_name(self.model)
         layer = self.model.get_submodule(self.layer_name)
         self.dtype = str(layer.weight.dtype).removeprefix("torch.")
@@ -144,7 +142,7 @@ class HFImageClassifier:
     def _check(self) -> None:
         h, z = self.forward(self.random_inputs(2, seed=0))
         err = float(np.abs(self.head.logits(h) - z).max())
-        tol = tolerance_for(self.dtype) * (1.0 + float(np.abs(z).max()))
+        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max()))
         if not err <= tol:
             raise fail(f"{self.path}: the {self.family} classifier's logits are not "
                        f"head.logits(hidden state) (max difference {err:.3g} > {tol:.3g}); "
@@ -169,7 +167,8 @@ class HFImageClassifier:
             assert self.norm is not None
             mods["norm"] = self.model.get_submodule(self.norm.name)
         with capture_inputs(mods) as cap, torch.no_grad():
-            out = self.model(pixel_values=x.to(mods["head"].weight.dtype))
+            out = run_model(self.path, lambda: self.model(
+                pixel_values=x.to(mods["head"].weight.dtype)))
         z = to_f64(out.logits)
         if self.view == "folded":
             assert self.norm is not None
@@ -192,21 +191,23 @@ class HFImageClassifier:
 
     # ------------------------------------------------------------------ for exports
     def load_fresh(self) -> Any:
-        return _load_torch(self.path)
+        return _load_torch(self.path, self.trust_remote_code)
 
     def output_layer(self, model: Any) -> Any:
         return model.get_submodule(self.layer_name)
 
     def reopen(self, path: str | os.PathLike[str]) -> HFImageClassifier:
         return HFImageClassifier(Path(path), fold=self.view == "folded",
-                                 strict=self.head.strict)
+                                 strict=self.head.strict,
+                                 trust_remote_code=self.trust_remote_code)
 
 
 def load_hf_vision(path: str | os.PathLike[str], *, fold: bool = False,
-                   strict: bool = True) -> HFImageClassifier:
+                   strict: bool = True, trust_remote_code: bool = False) -> HFImageClassifier:
     """Read the classifier head of a HuggingFace image classifier from a local directory.
 
     The returned model's ``head`` is (n_labels, d) float64 with ``id2label`` as labels; its
     hidden states are computed from images (n, C, H, W).
     """
-    return HFImageClassifier(Path(path), fold=fold, strict=strict)
+    return HFImageClassifier(Path(path), fold=fold, strict=strict,
+                             trust_remote_code=trust_remote_code)

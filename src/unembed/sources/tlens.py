@@ -1,0 +1,400 @@
+"""TransformerLens ``HookedTransformer`` models: the exact head and what its processing did.
+
+A HookedTransformer computes its logits as
+
+    z = cap * tanh((h W_U + b_U) / cap)      (``output_logits_soft_cap`` > 0)
+    z = h W_U + b_U                          (all others)
+
+with ``W_U`` of shape (d, V) and ``h`` the input of the ``unembed`` component (the hook point
+``unembed.hook_in``: the output of ``ln_final``). The head read here is ``W = W_U^T`` (V, d),
+``b = b_U``; the hidden states come through that hook, so ``head.logits(hidden_states(x))``
+is the model's own logits (checked on first use).
+
+TransformerLens usually processes the weights when it loads a model
+(``from_pretrained(..., fold_ln=True, center_writing_weights=True, center_unembed=True)``, or
+``process_weights_``), and each step changes what the rows are:
+
+* ``fold_ln``: the final norm's gain is multiplied into W_U (and its shift into b_U); the norm
+  becomes ``LNPre`` / ``RMSPre`` (no gain). The rows are then the *folded* rows
+  (docs/model.md), and the hidden state is the normalised state n. After a LayerNorm n sums to
+  zero, so every row may move along the all-ones direction without changing a logit, and
+  fold_ln moves each row there: it *projects the rows off that null-space direction*
+  (each row sums to zero over d). Logits unchanged; cosines changed.
+* ``center_unembed``: the mean row is subtracted from every row (W_U's columns average zero
+  over the vocabulary): a *translation*. Logits shift by the same amount for every label, so
+  softmax log-probabilities are unchanged; cosines change, which is the paper's point. With a
+  soft-capped head the translation is *not* a symmetry: a uniform shift does not survive the
+  tanh, so the processed model's log-probabilities differ from the original's.
+  TransformerLens 3.x refuses this in ``from_pretrained`` but ``process_weights_`` still does
+  it; unembed says so when it sees centred rows under a soft-cap.
+* ``center_writing_weights``: every weight writing to the residual stream has mean zero over
+  d_model. The following LayerNorm removes the mean anyway, so neither the head nor h changes.
+
+None of this is recorded on the model, so :func:`detect_processing` reads it off the weights
+(exact zero-mean checks up to the float precision) and the config (``normalization_type``).
+
+Supported: ``transformer_lens`` 3.x (``HookedTransformer``; tested with 3.9.0). Releases 4.x
+replace ``HookedTransformer`` with ``TransformerBridge``, which is not read here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from unembed._checks import fail
+from unembed._tolerance import tolerance
+from unembed.bounds import Rows
+from unembed.head import Head
+from unembed.sources._torch import FinalNorm, to_f64
+
+if TYPE_CHECKING:
+    from unembed.export import ExportResult
+
+__all__ = ["TLModel", "TLProcessing", "detect_processing", "is_hooked_transformer",
+           "load_hooked_transformer"]
+
+#: Relative size below which a mean counts as zero (float32 weights: TL's own centering
+#: leaves means of a few ulps of the entries).
+_ZERO_MEAN = 1e-5
+
+
+def is_hooked_transformer(obj: object) -> bool:
+    """Whether ``obj`` is a TransformerLens ``HookedTransformer`` (without importing
+    TransformerLens when it is not already imported)."""
+    import sys
+
+    mod = sys.modules.get("transformer_lens")
+    if mod is None:
+        return False
+    cls = mod.__dict__.get("HookedTransformer")
+    return cls is not None and isinstance(obj, cls)
+
+
+@dataclass(frozen=True)
+class TLProcessing:
+    """What TransformerLens's weight processing left in a model, read off its weights.
+
+    Attributes
+    ----------
+    normalization : str or None
+        ``cfg.normalization_type``: "LN", "LNPre", "RMS", "RMSPre" or None.
+    fold_ln : bool
+        The final norm has no gain (LNPre / RMSPre): any gain is in W_U (folded rows).
+    rows_off_ones : bool
+        Every row of W (V, d) sums to zero over d: projected off the all-ones direction, as
+        fold_ln leaves a LayerNorm model.
+    center_unembed : bool
+        W_U's mean over the vocabulary is zero: the rows were translated by minus their mean.
+    center_writing_weights : bool or None
+        The embeddings and every output matrix writing to the residual stream have mean zero
+        over d_model (None when the model has none of them).
+    softcap : float or None
+        ``cfg.output_logits_soft_cap`` when positive.
+    notes : tuple of str
+        What each of these means for the rows, in words.
+    """
+
+    normalization: str | None
+    fold_ln: bool
+    rows_off_ones: bool
+    center_unembed: bool
+    center_writing_weights: bool | None
+    softcap: float | None
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["notes"] = list(self.notes)
+        return d
+
+
+def _zero_mean(a: NDArray[np.float64], axis: int) -> bool:
+    scale = float(np.abs(a).max()) if a.size else 0.0
+    if scale == 0.0:
+        return True
+    return bool(np.abs(a.mean(axis=axis)).max() <= _ZERO_MEAN * scale)
+
+
+def detect_processing(model: Any) -> TLProcessing:
+    """Read which of fold_ln, center_unembed and center_writing_weights a HookedTransformer's
+    weights show (see the module docstring for what each means for the rows)."""
+    cfg = model.cfg
+    norm = cfg.normalization_type
+    W = to_f64(model.W_U).T  # (V, d)
+    cap = float(cfg.output_logits_soft_cap or -1.0)
+    softcap = cap if cap > 0 else None
+    fold_ln = norm in ("LNPre", "RMSPre")
+    off_ones = _zero_mean(W, axis=1)
+    centered = _zero_mean(W, axis=0)
+    writers = []
+    for name, p in model.named_parameters():
+        last = name.rsplit(".", 1)[-1]
+        if last in ("W_E", "W_pos", "W_O", "W_out", "b_O", "b_out"):
+            writers.append(to_f64(p))
+    cww: bool | None = (all(_zero_mean(w, axis=-1) for w in writers) if writers else None)
+    notes: list[str] = []
+    if fold_ln:
+        notes.append(f"final norm {norm} has no gain: the rows are the folded rows "
+                     f"(W_U diag(g)), and h is the normalised state")
+    if off_ones and norm in ("LN", "LNPre"):
+        notes.append("every row sums to zero over d: projected off the all-ones direction "
+                     "(the LayerNorm null space), as fold_ln leaves them; no logit changes, "
+                     "cosines do")
+    if centered:
+        notes.append("the rows average to zero over the labels (center_unembed): a "
+                     "translation of every row, which changes cosines"
+                     + ("" if softcap else " but no softmax probability"))
+    if centered and softcap:
+        notes.append(f"WARNING: centred rows under a logit soft-cap ({softcap:g}): "
+                     f"TransformerLens's center_unembed is not a symmetry of a soft-capped "
+                     f"head (a uniform shift does not survive cap * tanh(z / cap)), so if it "
+                     f"was applied this model's log-probabilities differ from the original "
+                     f"model's")
+    if cww:
+        notes.append("weights writing to the residual stream have mean zero over d_model "
+                     "(center_writing_weights): no effect on the head, nor on h after the "
+                     "final LayerNorm")
+    return TLProcessing(normalization=norm, fold_ln=fold_ln, rows_off_ones=off_ones,
+                        center_unembed=centered, center_writing_weights=cww, softcap=softcap,
+                        notes=tuple(notes))
+
+
+class TLModel:
+    """A HookedTransformer read by :func:`load_hooked_transformer`.
+
+    Attributes
+    ----------
+    head : Head
+        ``W = W_U^T`` (V, d), ``b = b_U``; ``meta["processing"]`` holds
+        :meth:`TLProcessing.to_dict`, ``head.rows`` is "folded" when the final norm has no
+        gain, else "raw".
+    kind : str
+        "transformer_lens".
+    processing : TLProcessing
+    """
+
+    kind = "transformer_lens"
+
+    def __init__(self, model: Any, *, strict: bool = True) -> None:
+        self.model = model
+        self.processing = detect_processing(model)
+        self.dtype = str(model.cfg.dtype).replace("torch.", "")
+        self.head = self._build_head(strict)
+        self._verified = False
+
+    # ------------------------------------------------------------------ the head
+    def _build_head(self, strict: bool) -> Head:
+        m, proc = self.model, self.processing
+        W = to_f64(m.W_U).T
+        b = to_f64(m.b_U)
+        d = W.shape[1]
+        norm = proc.normalization
+        ns: NDArray[np.float64] | None = None
+        ns_reason = "none known"
+        fnorm: FinalNorm | None = None
+        view = "folded" if proc.fold_ln else "raw"
+        if norm in ("LN", "LNPre"):
+            if norm == "LNPre":
+                gain, shift = np.ones(d), None
+            else:
+                gain, shift = to_f64(m.ln_final.w), to_f64(m.ln_final.b)
+            fnorm = FinalNorm(name="ln_final", kind="layernorm", gain=gain, shift=shift)
+            if norm == "LNPre":
+                ns = np.ones((d, 1))
+                ns_reason = ("LayerNormPre's output n = (x - mean x) / scale sums to zero, so "
+                             "it is orthogonal to the all-ones vector")
+            elif np.all(gain != 0):
+                inv = 1.0 / gain
+                const = float(inv @ shift) if shift is not None else 0.0
+                if abs(const) <= 1e-12 * float(np.abs(inv).sum()):
+                    ns = inv[:, None]
+                    ns_reason = "h = g * n + beta with sum(n) = 0 and (1/g) . beta = 0"
+                else:
+                    ns_reason = (f"(1/g) . h = (1/g) . beta = {const:.3g} for every input: "
+                                 f"moving rows along 1/g shifts each label's logit by its own "
+                                 f"constant, which the bias would have to absorb")
+        elif norm in ("RMS", "RMSPre"):
+            gain = np.ones(d) if norm == "RMSPre" else to_f64(m.ln_final.w)
+            fnorm = FinalNorm(name="ln_final", kind="rmsnorm", gain=gain, shift=None)
+        labels = self._labels(W.shape[0])
+        meta: dict[str, Any] = {
+            "source": f"TransformerLens HookedTransformer ({m.cfg.model_name})",
+            "family": "transformer_lens", "folded": proc.fold_ln,
+            "norm": norm, "norm_kind": None if fnorm is None else fnorm.kind,
+            "tied": False, "labels_from": "tokenizer" if labels else "row numbers",
+            "processing": proc.to_dict(), "notes": list(proc.notes),
+        }
+        rows: Rows = "folded" if view == "folded" else "stored"
+        bound = None
+        if fnorm is not None:
+            from unembed.sources.hf_lm import norm_hidden_bound
+
+            bound = norm_hidden_bound(fnorm, rows, self.dtype)
+        return Head(W=W, b=b, labels=labels or (), link="softmax", softcap=proc.softcap,
+                    null_space=ns, reparam=False, dtype=self.dtype, meta=meta, strict=strict,
+                    rows=rows, hidden_bound=bound, null_space_reason=ns_reason,
+                    reparam_reason="not claimed for TransformerLens models")
+
+    def _labels(self, n: int) -> tuple[str, ...] | None:
+        tok = self.tokenizer
+        if tok is None:
+            return None
+        from unembed.sources.hf_lm import readable_labels
+
+        return readable_labels(tok, n)
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer, or None."""
+        return self.model.tokenizer
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no BOS added)."""
+        if self.tokenizer is None:
+            raise fail("This TransformerLens model has no tokenizer, so text cannot be "
+                       "tokenized; pass token ids instead.")
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+    # ------------------------------------------------------------------ running the model
+    def _as_tokens(self, inputs: Any) -> Any:
+        import torch
+
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], str):
+            seqs = [self.tokenize(t) for t in inputs]
+            if len({len(s) for s in seqs}) != 1:
+                raise fail("Texts of different token lengths: pass them one at a time, or as "
+                           "token ids of shape (B, T).")
+            inputs = seqs
+        arr = np.asarray(inputs)
+        if arr.dtype.kind not in "iu":
+            raise fail(f"The 'inputs' argument must be text or integer token ids. Got dtype "
+                       f"{arr.dtype} instead.")
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2:
+            raise fail(f"The 'inputs' argument must have shape (T,) or (B, T). Got shape "
+                       f"{arr.shape} instead.")
+        v = int(self.model.cfg.d_vocab)
+        if arr.size and (arr.min() < 0 or arr.max() >= v):
+            raise fail(f"The 'inputs' token ids must be in [0, {v}). Got ids from "
+                       f"{arr.min()} to {arr.max()}.")
+        return torch.from_numpy(arr.astype(np.int64))
+
+    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(hidden states (n, d), the model's logits (n, V)) in float64, through the hook
+        ``unembed.hook_in``; n = B * T positions."""
+        import torch
+
+        tokens = self._as_tokens(inputs)
+        got: dict[str, Any] = {}
+
+        def grab(x: Any, hook: Any) -> Any:
+            got["h"] = x.detach()
+            return x
+
+        with torch.no_grad():
+            z = self.model.run_with_hooks(tokens, fwd_hooks=[("unembed.hook_in", grab)])
+        d, v = self.head.d, self.head.n_labels
+        h = to_f64(got["h"]).reshape(-1, d)
+        zz = to_f64(z).reshape(-1, v)
+        if not self._verified:
+            self._check(h, zz)
+        return h, zz
+
+    def _check(self, h: NDArray[np.float64], z: NDArray[np.float64]) -> None:
+        err = float(np.abs(self.head.logits(h) - z).max()) if z.size else 0.0
+        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max() if z.size else 0.0))
+        if not err <= tol:
+            raise fail(f"{self.head.meta['source']}: the model's logits are not "
+                       f"head.logits(h) at unembed.hook_in (max difference {err:.3g} > "
+                       f"{tol:.3g}); cannot read this head exactly.")
+        self._verified = True
+
+    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
+        """The input of the unembed (n, d), float64."""
+        return self.forward(inputs)[0]
+
+    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
+        """The model's own logits (n, V), float64."""
+        return self.forward(inputs)[1]
+
+    def random_inputs(self, n_sequences: int, length: int, *, seed: int = 0) -> Any:
+        """Token ids (n_sequences, length) drawn uniformly from the vocabulary."""
+        rng = np.random.default_rng(seed)
+        return rng.integers(0, int(self.model.cfg.d_vocab), size=(n_sequences, length))
+
+    def with_head(self, head: Head) -> TLModel:
+        """A copy of the model with W_U = head.W^T and b_U = head.b (same shape), read back."""
+        import copy
+
+        import torch
+
+        if head.W.shape != self.head.W.shape:
+            raise fail(f"The new head has shape {head.W.shape}; this model's is "
+                       f"{self.head.W.shape}.")
+        new = copy.deepcopy(self.model)
+        dt = new.W_U.dtype
+        with torch.no_grad():
+            new.unembed.W_U.copy_(torch.tensor(head.W.T, dtype=dt))
+            new.unembed.b_U.copy_(torch.tensor(head.bias, dtype=dt))
+        return TLModel(new, strict=head.strict)
+
+
+def load_hooked_transformer(model: Any, *, strict: bool = True) -> TLModel:
+    """Read a TransformerLens ``HookedTransformer``: the head ``W_U^T`` (V, d), ``b_U`` and
+    which weight processing was applied (see the module docstring). Models with a softcap and
+    centred rows get a warning note in ``head.meta["notes"]``."""
+    cfg = model.cfg
+    out = TLModel(model, strict=strict)
+    for note in out.processing.notes:
+        if note.startswith("WARNING"):
+            import warnings
+
+            warnings.warn(note, UserWarning, stacklevel=2)
+    out.forward(out.random_inputs(2, min(6, int(cfg.n_ctx)), seed=0))  # verify now
+    return out
+
+
+def export_tl(model: TLModel, head: Head, out: Path, tmp: Path, inputs: Any,
+              seed: int) -> ExportResult:
+    """Write the HookedTransformer's state dict with W_U, b_U from ``head`` (``.safetensors``,
+    or ``.pt`` via ``torch.save``), re-read it (``weights_only=True``) into a copy of the
+    model and compare both on ``inputs`` (token ids or texts; default: random token ids); raises
+    unless equivalent (:func:`unembed.export.export_model` moves ``tmp`` to ``out``)."""
+    import copy
+
+    import torch
+
+    from unembed.equivalence import compare_logits
+    from unembed.export import ExportResult, _require_equivalent
+
+    new = model.with_head(head)
+    state = {k: v.detach().clone().contiguous() for k, v in new.model.state_dict().items()}
+    notes: list[str] = []
+    if out.suffix == ".safetensors":
+        from safetensors.torch import load_file, save_file
+
+        save_file(state, str(tmp))
+        reread_state = load_file(str(tmp))
+    else:
+        torch.save(state, tmp)
+        reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
+    check = copy.deepcopy(model.model)
+    check.load_state_dict(reread_state)
+    reread = TLModel(check, strict=head.strict)
+    if inputs is None:
+        notes.append("verified on 8 random sequences of 16 token ids")
+        inputs = model.random_inputs(8, min(16, int(model.model.cfg.n_ctx)), seed=seed)
+    z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
+    eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
+    _require_equivalent(eq, out, "state dict")
+    return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
+                        notes=tuple(notes))

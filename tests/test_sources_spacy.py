@@ -1,0 +1,151 @@
+"""spaCy pipelines: a tiny tagger trained in-process, read exactly; parser/NER refused with
+the reason; the CLI's inspect, counterexample and audit on the saved pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from unembed import UnembedError, compare_logits, load, translation_for_cosine
+from unembed.cli import main
+
+TRAIN = [
+    ("the cat sat on the mat", ["DET", "NOUN", "VERB", "ADP", "DET", "NOUN"]),
+    ("a dog ran to the park", ["DET", "NOUN", "VERB", "ADP", "DET", "NOUN"]),
+    ("dogs bark loudly", ["NOUN", "VERB", "ADV"]),
+    ("the quick fox jumps over a lazy dog", ["DET", "ADJ", "NOUN", "VERB", "ADP", "DET",
+                                             "ADJ", "NOUN"]),
+]
+TEXTS = ["the cat ran to a park", "a quick dog sat", "dogs jump over the mat loudly"]
+
+
+def train_tagger(*, with_ner: bool = False, shared_tok2vec: bool = False):
+    """spacy.blank("en") + a tagger (own tok2vec, or listening to a shared one), trained for
+    a few updates on four sentences (seeded)."""
+    import spacy
+    from spacy.training import Example
+
+    spacy.util.fix_random_seed(0)
+    nlp = spacy.blank("en")
+    if shared_tok2vec:
+        nlp.add_pipe("tok2vec")
+        cfg = {"model": {"@architectures": "spacy.Tagger.v2", "nO": None,
+                         "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1",
+                                     "width": 96, "upstream": "*"}}}
+        nlp.add_pipe("tagger", config=cfg)
+    else:
+        nlp.add_pipe("tagger")
+    if with_ner:
+        nlp.add_pipe("ner")
+    exs = []
+    for text, tags in TRAIN:
+        ann = {"tags": tags}
+        if with_ner:
+            start = text.index(" ") + 1
+            ann["entities"] = [(start, text.index(" ", start), "ANIMAL")]
+        exs.append(Example.from_dict(nlp.make_doc(text), ann))
+    opt = nlp.initialize(lambda: exs)
+    for _ in range(4):
+        nlp.update(exs, sgd=opt)
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return train_tagger()
+
+
+@pytest.fixture(scope="module")
+def saved(nlp, tmp_path_factory):
+    path = tmp_path_factory.mktemp("spacy") / "pipeline"
+    nlp.to_disk(path)
+    return path
+
+
+def _independent(nlp, texts):
+    """The tagger's scores and its tok2vec output, recomputed by hand from the thinc layers'
+    parameters: z = h W^T + b per token, and the tags spaCy itself assigns."""
+    tagger = nlp.get_pipe("tagger")
+    softmax = tagger.model.layers[-1].layers[0]
+    W, b = softmax.get_param("W").astype(np.float64), softmax.get_param("b").astype(np.float64)
+    docs = [nlp.make_doc(t) for t in texts]
+    h = np.concatenate([np.asarray(a, dtype=np.float64)
+                        for a in tagger.model.layers[0].predict(docs)])
+    tags = [tok.tag_ for doc in nlp.pipe(texts) for tok in doc]
+    return h, h @ W.T + b, tags
+
+
+def test_tagger_head_is_exact(nlp):
+    m = load(nlp)
+    assert m.kind == "spacy" and m.head.labels == ("ADJ", "ADP", "ADV", "DET", "NOUN", "VERB")
+    h, z = m.forward(TEXTS)
+    h_ref, z_ref, tags = _independent(nlp, TEXTS)
+    assert np.abs(h - h_ref).max() < 1e-6
+    assert np.abs(z - z_ref).max() < 1e-5
+    assert np.abs(m.head.logits(h) - z).max() < 1e-5
+    # the head's argmax is the tag spaCy writes
+    assert [m.head.labels[i] for i in m.head.logits(h).argmax(1)] == tags
+
+
+def test_shared_tok2vec_listener(tmp_path):
+    nlp = train_tagger(shared_tok2vec=True)
+    m = load(nlp)
+    h, z = m.forward(TEXTS)
+    docs = list(nlp.pipe(TEXTS))
+    tensor = np.concatenate([np.asarray(d.tensor, dtype=np.float64) for d in docs])
+    assert np.abs(h - tensor).max() < 1e-6  # the hidden state is the shared doc.tensor
+    assert [m.head.labels[i] for i in z.argmax(1)] == [t.tag_ for d in docs for t in d]
+
+
+def test_ner_is_refused_with_the_reason():
+    nlp = train_tagger(with_ner=True)
+    with pytest.raises(UnembedError, match="transition-based.*masked out"):
+        load(nlp, head_name="ner")
+    assert load(nlp).head.meta["component"] == "tagger"
+
+
+def test_pipeline_without_tagger_is_refused():
+    import spacy
+
+    with pytest.raises(UnembedError, match="has no tagger.*sentencizer"):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("sentencizer")
+        load(nlp)
+
+
+def test_counterexample_keeps_every_tag(nlp, tmp_path):
+    from unembed.export import export_model
+
+    m = load(nlp)
+    res = translation_for_cosine(m.head, "NOUN", "VERB", 0.95)
+    ex = export_model(m, res.head, tmp_path / "out", inputs=TEXTS)
+    back = load(str(tmp_path / "out"))
+    i, j = back.head.index("NOUN"), back.head.index("VERB")
+    W = back.head.W
+    assert abs(W[i] @ W[j] / np.linalg.norm(W[i]) / np.linalg.norm(W[j]) - 0.95) < 1e-5
+    assert ex.equivalence.equivalent
+    assert compare_logits(m.model_logits(TEXTS), back.model_logits(TEXTS), "softmax",
+                          dtype="float32").equivalent
+    assert [t.tag_ for d in back.nlp.pipe(TEXTS) for t in d] == \
+        [t.tag_ for d in nlp.pipe(TEXTS) for t in d]
+
+
+def test_cli_inspect_counterexample_audit(saved, tmp_path, capsys):
+    assert main(["inspect", "--model", str(saved), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert "V=6" in info["head"] and info["view_of_rows"] == "raw"
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(TEXTS * 3) + "\n", encoding="utf-8")
+    rc = main(["counterexample", "--model", str(saved), "--pair", "DET", "NOUN",
+               "--target", "-0.5", "--out", str(tmp_path / "cx"), "--inputs", str(data)])
+    assert rc == 0
+    capsys.readouterr()
+    rc = main(["audit", "--model", str(saved), "--data", str(data), "--out",
+               str(tmp_path / "audit"), "--no-progress", "--json"])
+    assert rc == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert (tmp_path / "audit" / "report.html").is_file() and rec["claims"]
+    assert main(["inspect", "--model", str(saved), "--component", "parser"]) == 2
+    assert "no component 'parser'" in capsys.readouterr().err
