@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "audit",
     "inspect",
     "cosine",
+    "neighbours",
     "counterexample",
     "verify",
     "argmaxable",
