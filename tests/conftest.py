@@ -177,3 +177,30 @@ def tiny_vision_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str],
         return cache[family]
 
     return get
+
+
+def run_cli(*args: Any, cwd: Path | str | None = None) -> Any:
+    """``unembed ARGS`` in this process (``main(argv)``), as a user would run it in ``cwd``:
+    an object with ``returncode``, ``stdout`` and ``stderr`` like ``subprocess.run``'s."""
+    import contextlib
+    import io
+    import os
+    import warnings
+    from types import SimpleNamespace
+
+    from unembed.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        # warnings as a real process shows them (printed), not the suite's "error" filter
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            warnings.resetwarnings()
+            code = main([str(a) for a in args])
+    finally:
+        os.chdir(old)
+    assert "Traceback" not in err.getvalue()
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

@@ -210,7 +210,7 @@ def test_collect_with_the_models_own_logits_agrees_with_the_head() -> None:
 @pytest.mark.parametrize("shift", [0.0, 650.0, -650.0])  # 0: exp(z) directly; else exp(z - max)
 @pytest.mark.parametrize("link", ["softmax", "sigmoid"])
 def test_summarise_float32_logits_equal_their_float64_widening(shift: float, link: str) -> None:
-    from unembed.behaviour import _summarise
+    from unembed.kernels import summarise as _summarise
 
     z32 = (np.random.default_rng(7).normal(size=(37, 300)) * 4 + shift).astype(np.float32)
     z64 = z32.astype(np.float64)  # exact

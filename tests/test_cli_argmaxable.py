@@ -1,18 +1,19 @@
-"""End-to-end: ``unembed argmaxable`` and ``unembed feasible`` as subprocesses on weight files."""
+"""End-to-end: ``unembed argmaxable`` and ``unembed feasible`` in-process (``main(argv)``) on
+weight files."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from conftest import run_cli
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "unembed", *args], capture_output=True,
-                          text=True, timeout=300)
+
+def _run(*args: str) -> Any:
+    return run_cli(*args)
 
 
 def _planted(tmp_path: Path) -> tuple[Path, Path, list[str]]:

@@ -1,14 +1,14 @@
-"""``unembed audit`` end to end on a tiny local GPT-2 checkpoint and a text file (subprocess)."""
+"""``unembed audit`` end to end on a tiny local GPT-2 checkpoint and a text file (in-process)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from conftest import run_cli
 from unembed.sources import load
 from unembed.views import similarity_matrix
 
@@ -21,9 +21,8 @@ TEXT = "\n".join([
 ] * 6)
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "unembed", "audit", *args],
-                          capture_output=True, text=True, timeout=600)
+def _run(*args: str) -> Any:
+    return run_cli("audit", *args)
 
 
 def test_audit_hf_checkpoint_on_text(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
@@ -63,4 +62,4 @@ def test_audit_bad_data_is_one_line_error(tiny_gpt2_dir: Path, tmp_path: Path) -
     assert r.stderr.strip().count("\n") == 0 and "missing.txt: no such data file" in r.stderr
     r = _run("--model", str(tiny_gpt2_dir), "--data", str(tmp_path / "x.txt"), "--out",
              str(tmp_path / "o"), "--window", "0")
-    assert r.returncode == 2 and "'--window' option must be at least 1" in r.stderr
+    assert r.returncode == 2 and "--window: must be at least 1" in r.stderr

@@ -1,16 +1,16 @@
-"""End to end, as a user runs them: inspect, cosine, counterexample, verify (subprocesses)."""
+"""End to end, as a user runs them: inspect, cosine, counterexample, verify (in-process through
+``main(argv)``; tests/test_cli_smoke.py runs each command once as a real process)."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from conftest import run_cli
+
 
 def run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "unembed", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return run_cli(*args, cwd=cwd)
 
 
 @pytest.fixture

@@ -238,3 +238,66 @@ def test_vocabulary_witness_resolves_labels_like_the_head() -> None:
     res = argmaxable_all(head, workers=1)
     ws = [res.witness(x) for x in ("c", 2, np.int64(2), "#2")]
     assert all(w is not None and np.array_equal(w, ws[0]) for w in ws)
+
+
+# ---------------------------------------------------------------------------------- wide heads
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(3, 8), st.integers(0, 6),
+       st.sampled_from(["none", "large"]))
+def test_wide_heads_are_all_argmaxable_by_the_span_theorem(seed: int, V: int, extra: int,
+                                                           bias: str) -> None:
+    """V - 1 <= d with affinely independent rows (random rows are, almost surely): every label
+    argmaxable without an LP; the independent LP agrees and every witness is re-checked."""
+    rng = np.random.default_rng(seed)
+    d = V - 1 + extra
+    W = rng.standard_normal((V, d)) * 10.0 ** rng.uniform(-2, 2, size=(V, 1))
+    b = None if bias == "none" else 10.0 * rng.standard_normal(V)
+    head = Head(W, b=b)
+    res = argmaxable_all(head, workers=1)
+    assert list(res.method) == ["span"] * V and res.lp_results == {}
+    for i in range(V):
+        w = res.witness(i)
+        assert w is not None
+        z = head.W @ w + head.bias
+        assert int(np.argmax(z)) == i and np.sort(z)[-2] < z[i]
+        assert unit_optimum(head.W, head.bias, [i], False) > res.tol
+
+
+def test_wide_head_with_an_interior_row_falls_back_to_the_lps() -> None:
+    """Affinely dependent rows (a convex combination of three others) are not settled by the
+    theorem: the LPs decide, and the planted row is proven not argmaxable."""
+    rng = np.random.default_rng(8)
+    W = rng.standard_normal((6, 40))
+    W[0] = np.array([0.2, 0.3, 0.5]) @ W[1:4]
+    head = Head(W)
+    res = argmaxable_all(head, workers=1)
+    assert "span" not in set(res.method)
+    assert res.status[0] == "no"
+    assert unit_optimum(head.W, head.bias, [0], False) <= res.tol
+    assert all(res.status[i] == "yes" for i in range(1, 6))
+
+
+def test_moderately_wide_head_needs_no_lp() -> None:
+    rng = np.random.default_rng(9)
+    counts = rng.gamma(0.3, 1.0, size=(30, 3000)) + 1e-3
+    W = np.log(counts / counts.sum(axis=1, keepdims=True)).astype(np.float16)
+    head = Head(W, b=rng.standard_normal(30))
+    res = argmaxable_all(head, workers=1)
+    assert (res.method == "span").all() and res.to_dict()["span"] == 30
+    assert res.notes and not res.narrowest_exact
+    for i in (0, 17, 29):
+        z = head.logits(res.witness(i))[0]
+        assert int(np.argmax(z)) == i
+
+
+def test_enumerations_say_what_their_witnesses_realise() -> None:
+    from unembed.feasibility import enumerate_rankings
+
+    head = Head(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]), b=np.array([0.0, 50.0, 0.0]))
+    for bias, want in ((True, "W h + b"), (False, "W h")):
+        e = enumerate_rankings(head, [0, 1, 2], bias=bias)
+        assert e.realises == want and e.to_dict()["realises"] == want
+        for r in e.feasible:
+            assert r.realises == want
+            z = head.W @ r.witness + (head.bias if want == "W h + b" else 0.0)
+            assert np.all(np.diff(z[head.indices(list(r.labels))]) < 0)

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["dtype_name", "tensor_to_numpy", "to_f64", "to_native"]
+__all__ = ["as_f64", "dtype_name", "logits_out", "tensor_to_numpy", "to_f64", "to_native"]
 
 
 def dtype_name(t: torch.Tensor) -> str:
@@ -54,3 +54,18 @@ def to_f64(t: torch.Tensor) -> NDArray[np.float64]:
     import torch
 
     return np.asarray(t.detach().to(torch.float64).cpu().numpy(), dtype=np.float64)
+
+
+def logits_out(t: torch.Tensor) -> NDArray[np.floating] | torch.Tensor:
+    """A model's logits as the audit's streaming pass takes them: on the CPU a numpy array in
+    the model's own precision (:func:`to_native`, no copy); on an accelerator the tensor
+    itself, left on its device (the pass runs there, :mod:`unembed.kernels`)."""
+    t = t.detach()
+    return to_native(t) if t.device.type == "cpu" else t
+
+
+def as_f64(z: NDArray[np.floating] | torch.Tensor) -> NDArray[np.float64]:
+    """Logits from :func:`logits_out` (array or tensor) as a float64 numpy array."""
+    if isinstance(z, np.ndarray):
+        return np.asarray(z, dtype=np.float64)
+    return to_f64(z)

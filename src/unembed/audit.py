@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +32,9 @@ from unembed._checks import UnembedError, fail
 from unembed.behaviour import Behaviour, DataSource, collect
 from unembed.head import Head, LabelRef
 from unembed.views import VIEWS, similarity_matrix
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unembed.engine import Sharded
 
 #: Above this many labels, claim 1 does not recompute the causal view of the translated head.
 CAUSAL_AFTER_MAX_LABELS = 4096
@@ -307,6 +310,7 @@ def audit(
     info: dict[str, Any] | None = None,
     logits: Literal["model", "head"] = "model",
     co_top: bool | None = None,
+    sharded: Sharded | None = None,
 ) -> AuditResult:
     """Audit a model on data: behaviour per pair, every view, rank correlations,
     contradictions and the three claims.
@@ -334,6 +338,10 @@ def audit(
         whole head together (:func:`unembed.feasibility.co_top_matrix`: a property of the
         arrangement of all rows, with a witness or an LP certificate per pair). Default: only
         for heads of at most :data:`CO_TOP_MAX_LABELS` labels (the LPs grow with V).
+    sharded : Sharded, optional
+        Run the streaming pass in shards on an engine (:mod:`unembed.engine`; Ray): workers
+        load the model and open the data themselves, the driver merges their accumulators
+        (the same numbers: counts identical, sums and moments to float64 rounding).
     """
     if not (0.0 <= low_quantile <= 1.0):
         raise fail(f"The 'low_quantile' argument of audit must be in [0, 1]. "
@@ -342,8 +350,14 @@ def audit(
         raise fail(f"The 'likely' argument of audit must be in (0, 0.5]. Got {likely!r} instead.")
     head: Head = model.head
     t0 = time.perf_counter()
-    beh = collect(model, data, labels=labels, top_n=top_n, top_k=top_k, batch_size=batch_size,
-                  keep_hidden=keep_hidden, progress=progress, logits=logits)
+    if sharded is None:
+        beh = collect(model, data, labels=labels, top_n=top_n, top_k=top_k,
+                      batch_size=batch_size, keep_hidden=keep_hidden, progress=progress,
+                      logits=logits)
+    else:
+        beh = sharded.engine.collect(head, sharded.load_model, sharded.open_data, labels=labels,
+                                     top_n=top_n, top_k=top_k, batch_size=batch_size,
+                                     keep_hidden=keep_hidden, progress=progress, logits=logits)
     t1 = time.perf_counter()
     sel = [int(i) for i in beh.idx]
     sims = {v: similarity_matrix(head, sel, v) for v in VIEWS}

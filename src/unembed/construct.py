@@ -64,17 +64,21 @@ def _require_translation(head: Head, func: str) -> None:
 
 
 def _stored(head: Head) -> Head:
-    """The head as it would be after writing its weights in its storage dtype."""
+    """The head as it would be after writing its weights in its storage dtype (float16 and
+    float32 rounded by numpy; bfloat16, which numpy lacks, by torch: such a head came from a
+    torch checkpoint)."""
     if head.dtype in ("float64",):
         return head
-    try:
+    if head.dtype == "bfloat16":
         import torch
 
-        t = torch.from_numpy(np.array(head.W)).to(getattr(torch, head.dtype))
-        W = t.to(torch.float64).numpy()
-    except (ImportError, AttributeError):
-        W = head.W.astype(np.dtype(head.dtype)).astype(np.float64)
-    return head.with_weights(W)
+        t = torch.from_numpy(np.array(head.W)).to(torch.bfloat16)
+        return head.with_weights(t.to(torch.float64).numpy())
+    try:
+        dt = np.dtype(head.dtype)
+    except TypeError:
+        return head
+    return head.with_weights(head.W.astype(dt).astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -437,7 +441,8 @@ def translation_for_cosines(
     invertible A) so that several pairs reach their target raw cosines.
 
     Minimises sum over pairs of (cos(u_a' , u_b') - target)^2 with rows u' = (u + c) A^{-1}
-    by L-BFGS in float64 (torch autograd), from several starts. Not every set of targets is
+    by L-BFGS-B in float64 (SciPy, with the exact gradient), from several starts. Not every
+    set of targets is
     reachable by a translation (e.g. three labels pairwise at -1): the result reports target and
     reached value for every pair and never claims more. ``inputs`` / random hidden states check
     the probabilities; with A, the new head is compared on A h.
@@ -458,57 +463,61 @@ def translation_for_cosines(
                             "must name pairs of two different labels",
                             got=(head.labels[i], head.labels[j]))
         pairs.append((i, j, check_in_range(t, "target", "translation_for_cosines", -1, 1)))
-    import torch
+    from scipy.optimize import minimize
 
-    W = torch.from_numpy(np.array(head.W))
-    I = torch.tensor([p[0] for p in pairs])
-    J = torch.tensor([p[1] for p in pairs])
-    T = torch.tensor([p[2] for p in pairs], dtype=torch.float64)
+    W = np.asarray(head.W, dtype=np.float64)
+    I = np.array([p[0] for p in pairs])
+    J = np.array([p[1] for p in pairs])
+    T = np.array([p[2] for p in pairs], dtype=np.float64)
+    d, q = head.d, len(pairs)
+    rows0 = W[np.concatenate([I, J])]
     scale = float(np.linalg.norm(head.W, axis=1).mean())
-    gen = torch.Generator().manual_seed(seed)
-    best: tuple[float, Any, Any] | None = None
+    rng = np.random.default_rng(seed)
+    eye = np.eye(d)
+
+    def loss_grad(x: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        """L(c, M) = sum_p (cos(a_p, b_p) - t_p)^2 [+ 1e-4 |M^T M - I|_F^2] with a_p, b_p the
+        rows (u + c) M of the pair, and its exact gradient: d cos / da = b / (|a| |b|)
+        - cos a / |a|^2 (and the same for b), chained through a = (u + c) M."""
+        c = x[:d]
+        R0 = rows0 + c
+        M = x[d:].reshape(d, d) if reparametrize else None
+        R = R0 if M is None else R0 @ M
+        a, b = R[:q], R[q:]
+        na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+        cs = np.einsum("ij,ij->i", a, b) / (na * nb)
+        g = 2.0 * (cs - T)
+        ga = g[:, None] * (b / (na * nb)[:, None] - (cs / na**2)[:, None] * a)
+        gb = g[:, None] * (a / (na * nb)[:, None] - (cs / nb**2)[:, None] * b)
+        G = np.concatenate([ga, gb])  # dL/dR
+        val = float(np.sum((cs - T) ** 2))
+        if M is None:
+            return val, G.sum(axis=0)
+        E = M.T @ M - eye
+        val += 1e-4 * float(np.sum(E * E))
+        gM = R0.T @ G + 4e-4 * (M @ E)
+        return val, np.concatenate([G.sum(axis=0) @ M.T, gM.ravel()])
+
+    best: tuple[float, NDArray[np.float64], NDArray[np.float64] | None] | None = None
     for r in range(restarts):
-        c = (torch.randn(head.d, generator=gen, dtype=torch.float64) * scale * (r > 0))
-        c.requires_grad_(True)
-        params = [c]
-        M = None
+        c0 = rng.standard_normal(d) * scale * (r > 0)
+        x0 = c0
         if reparametrize:
-            M = torch.eye(head.d, dtype=torch.float64) + 0.1 * (r > 0) * torch.randn(
-                head.d, head.d, generator=gen, dtype=torch.float64) / np.sqrt(head.d)
-            M.requires_grad_(True)
-            params.append(M)
-        opt = torch.optim.LBFGS(params, max_iter=maxiter, tolerance_grad=1e-14,
-                                tolerance_change=1e-16, line_search_fn="strong_wolfe")
-
-        def rows(c: Any = c, M: Any = M) -> Any:
-            R = W[torch.cat([I, J])] + c
-            return R if M is None else R @ M
-
-        def loss_fn(c: Any = c, M: Any = M) -> Any:
-            R = rows(c, M)
-            a, b = R[: len(pairs)], R[len(pairs):]
-            cs = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
-            loss = ((cs - T) ** 2).sum()
-            if M is not None:  # keep A well conditioned
-                loss = loss + 1e-4 * ((M.T @ M - torch.eye(head.d, dtype=torch.float64)) ** 2).sum()
-            return loss
-
-        def closure(loss_fn: Any = loss_fn, opt: Any = opt) -> Any:
-            opt.zero_grad()
-            loss = loss_fn()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        val = float(loss_fn().detach())
+            M0 = eye + 0.1 * (r > 0) * rng.standard_normal((d, d)) / np.sqrt(d)
+            x0 = np.concatenate([c0, M0.ravel()])
+        res = minimize(loss_grad, x0, jac=True, method="L-BFGS-B",
+                       options={"maxiter": maxiter, "maxcor": 100, "ftol": 0.0, "gtol": 1e-14,
+                                "maxls": 50})
+        val = float(res.fun)
+        x = np.asarray(res.x, dtype=np.float64)
         if best is None or val < best[0]:
-            best = (val, c.detach().numpy().copy(), None if M is None else M.detach().numpy())
+            best = (val, x[:d].copy(), x[d:].reshape(d, d).copy() if reparametrize else None)
         if val < 1e-24:
             break
     assert best is not None
     _, c_np, M_np = best
     new = head.translate(c_np)
-    A = None
+    A: NDArray[np.float64] | None = None
     h2 = None
     from unembed.equivalence import random_hidden
 
@@ -516,7 +525,7 @@ def translation_for_cosines(
     if M_np is not None:
         from unembed.gauges import reparametrize as _reparam
 
-        A = np.linalg.inv(M_np)
+        A = np.asarray(np.linalg.inv(M_np), dtype=np.float64)
         new, _ = _reparam(new, A)
         h2 = H @ A.T
     report = tuple(PairCosine((head.labels[i], head.labels[j]), t, cosine(head, i, j),

@@ -32,7 +32,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError, fail, inside
 from unembed._io import atomic_target, is_pickle
 from unembed._progress import progress_bars
 from unembed.equivalence import Equivalence, compare_logits
@@ -139,8 +139,13 @@ def _tensor(a: NDArray[np.float64], dtype: Any) -> Any:
 def _copy_side_files(src: Path, dst: Path) -> None:
     """Tokenizer and other non-weight files of ``src`` not already written into ``dst``."""
     for f in src.iterdir():
-        if f.is_symlink() or not f.is_file() or (dst / f.name).exists():
+        if not f.is_file() or (dst / f.name).exists():
             continue
+        if f.is_symlink():
+            try:
+                inside(src, f.name)  # hub snapshots link into their blobs/; nothing else
+            except UnembedError:
+                continue
         if f.suffix in _WEIGHT_SUFFIXES or f.name.endswith(".index.json"):
             continue
         shutil.copy2(f, dst / f.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -51,6 +52,18 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
                    help="the logits pass through CAP * tanh(z / CAP)")
     p.add_argument("--allow-degenerate", action="store_true",
                    help="accept all-zero and identical rows (padding rows of real checkpoints)")
+    add_device_args(p)
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    """--device and --model-dtype: where and in what precision a torch model runs."""
+    p.add_argument("--device", default=None, metavar="DEV",
+                   help="where a torch model's forward passes run: cpu, cuda, cuda:1, mps "
+                        "(default: CUDA when present, else the CPU)")
+    p.add_argument("--model-dtype", default=None, metavar="DTYPE",
+                   help="dtype of a torch model's forward passes: float32, float16, bfloat16, "
+                        "float64 (default: the checkpoint's own; the head analysed is always "
+                        "the checkpoint's)")
 
 
 def positive_int(text: str) -> int:
@@ -88,11 +101,13 @@ def head_source(args: argparse.Namespace) -> str:
     return str(source)
 
 
-def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
-    """The model (a LoadedModel) named by HEAD or ``--model``; ``spec`` overrides both."""
+def model_loader(args: argparse.Namespace, spec: str | None = None) -> functools.partial[Any]:
+    """``load(...)`` of the model named by HEAD or ``--model`` (``spec`` overrides both), with
+    the options given, as a picklable call: workers of ``--engine ray`` run it themselves."""
     from unembed.sources import load
 
-    return load(
+    return functools.partial(
+        load,
         spec if spec is not None else head_source(args),
         fold=getattr(args, "fold", False),
         trust_pickle=getattr(args, "trust_pickle", False),
@@ -103,9 +118,42 @@ def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
         strict=not args.allow_degenerate,
         trust_remote_code=getattr(args, "trust_remote_code", False),
         unique_labels=getattr(args, "unique_labels", False),
+        device=getattr(args, "device", None),
+        model_dtype=getattr(args, "model_dtype", None),
         revision=getattr(args, "revision", None),
         head_name=getattr(args, "component", None),
     )
+
+
+def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
+    """The model (a LoadedModel) named by HEAD or ``--model``; ``spec`` overrides both."""
+    return model_loader(args, spec)()
+
+
+def add_engine_args(p: argparse.ArgumentParser, *, workers_help: str) -> None:
+    """--engine, --address, --workers."""
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="'ray': spread the work over Ray workers (pip install 'unembed[ray]'; "
+                        "default: this machine's processes)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --engine ray: the cluster to join (default: start a local Ray)")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N", help=workers_help)
+
+
+def ray_engine(args: argparse.Namespace) -> Any:
+    """The RayEngine the options ask for, or None for --engine local."""
+    if args.engine != "ray":
+        if args.address is not None:
+            from unembed._checks import fail
+
+            raise fail("--address needs --engine ray.")
+        return None
+    import os
+
+    from unembed.engine import RayEngine
+
+    return RayEngine(workers=args.workers or max(1, min(8, os.cpu_count() or 1)),
+                     address=args.address)
 
 
 def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, load_head, positive_int, print_json
+from unembed.cli._common import (
+    add_engine_args,
+    add_head_args,
+    add_json_arg,
+    load_head,
+    positive_int,
+    print_json,
+    ray_engine,
+)
 
 
 def add_lp_args(p: argparse.ArgumentParser) -> None:
@@ -53,7 +61,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     )
     add_head_args(p)
     add_lp_args(p)
-    p.add_argument("--workers", type=positive_int, default=None, help="processes for the LPs")
+    add_engine_args(p, workers_help="processes for the LPs (with --engine ray: Ray workers for "
+                                    "the fast pass and the LPs)")
     p.add_argument("--narrowest", type=positive_int, default=10, metavar="N",
                    help="report the N argmaxable labels with the smallest margins")
     add_json_arg(p)
@@ -64,9 +73,15 @@ def run(args: argparse.Namespace) -> int:
     from unembed.feasibility import argmaxable_all
 
     head = load_head(args)
-    res = argmaxable_all(head, bias=not args.no_bias, radius=args.radius, rtol=args.rtol,
-                         workers=args.workers, n_narrowest=args.narrowest,
-                         progress=not (args.json or args.no_progress))
+    engine = ray_engine(args)
+    try:
+        res = argmaxable_all(head, bias=not args.no_bias, radius=args.radius, rtol=args.rtol,
+                             workers=args.workers, n_narrowest=args.narrowest,
+                             progress=not (args.json or args.no_progress), engine=engine,
+                             device=args.device)
+    finally:
+        if engine is not None:
+            engine.close()
     d = res.to_dict()
     if args.json:
         print_json(d)
@@ -74,7 +89,13 @@ def run(args: argparse.Namespace) -> int:
     c = d["counts"]
     print(f"{head!r}: {c['yes']} argmaxable, {c['no']} not argmaxable, "
           f"{c['undecided']} undecided ({d['fast_pass']} settled by the fast pass, "
-          f"{d['lp']} by LPs)")
+          + (f"{d['span']} by the span theorem, " if d["span"] else "")
+          + f"{d['lp']} by LPs)")
+    print(f"witnesses realise: {d['realises']}")
+    for label, why in d["reasons"].items():
+        print(f"  {label!r}: {why}")
+    for note in d["notes"]:
+        print(f"note: {note}")
     print(f"formulation: {d['formulation']}; tol = {d['tol']:.3g}")
     for line in bound_lines(d["hidden_bound"]):
         print(line)

@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, load_model, positive_int, print_json
+from unembed.cli._common import (
+    add_engine_args,
+    add_head_args,
+    add_json_arg,
+    model_loader,
+    positive_int,
+    print_json,
+    ray_engine,
+)
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -51,6 +59,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                           "programs over all rows; default: only when V <= 5000)")
     cot.add_argument("--no-co-top", dest="co_top", action="store_const", const=False,
                      help="skip those decisions")
+    add_engine_args(p, workers_help="with --engine ray: shards of the data, one per worker "
+                                    "(default: the CPU count, at most 8)")
     add_json_arg(p)
     return p
 
@@ -63,28 +73,43 @@ def _check_positive(name: str, value: int | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import functools
     import sys
     from dataclasses import asdict
 
     from unembed._checks import file_error
     from unembed._io import check_target
     from unembed.audit import audit
-    from unembed.behaviour import ArrayInputs, open_data
+    from unembed.data import ArrayInputs, open_data
     from unembed.report import summary_lines, write_report
 
-    for name in ("top_n", "top_k", "max_inputs", "batch_size", "window"):
+    for name in ("top_n", "top_k", "max_inputs", "batch_size", "window", "workers"):
         _check_positive(name.replace("_", "-"), getattr(args, name))
     check_target(args.out, force=args.force)  # before any work
-    model = load_model(args)
-    data = open_data(args.data, model, window=args.window, max_inputs=args.max_inputs)
+    engine = ray_engine(args)
+    loader = model_loader(args)
+    model = loader()
+    opener = functools.partial(open_data, args.data, window=args.window,
+                               max_inputs=args.max_inputs)
+    data = opener(model)
     if model.kind == "file" and isinstance(data, ArrayInputs) and \
             data.array.shape[1:] != (model.head.d,):
         raise file_error(args.data, f"holds arrays of shape {data.array.shape}; this head "
                                     f"takes hidden states of shape (n, {model.head.d}).")
-    res = audit(model, data, labels=args.label_set, top_n=args.top_n, top_k=args.top_k,
-                batch_size=args.batch_size, likely=args.likely,
-                progress=not args.no_progress and sys.stderr.isatty(),
-                logits="head" if args.head_logits else "model", co_top=args.co_top)
+    sharded = None
+    if engine is not None:
+        from unembed.engine import Sharded
+
+        sharded = Sharded(engine, loader, opener)
+    try:
+        res = audit(model, data, labels=args.label_set, top_n=args.top_n, top_k=args.top_k,
+                    batch_size=args.batch_size, likely=args.likely,
+                    progress=not args.no_progress and sys.stderr.isatty(),
+                    logits="head" if args.head_logits else "model", co_top=args.co_top,
+                    sharded=sharded)
+    finally:
+        if engine is not None:
+            engine.close()
     out = write_report(res, args.out, title=f"unembed audit: {res.model['meta'].get('source')}",
                        force=args.force)
     if args.json:

@@ -31,10 +31,18 @@ def register(sub: Any) -> argparse.ArgumentParser:
                                    "changes), write it in the input's format and dtype, "
                                    "re-read it and verify the probabilities.")
     add_head_args(p)
-    p.add_argument("--pair", nargs=2, metavar=("A", "B"), required=True,
+    p.add_argument("--pair", nargs=2, metavar=("A", "B"),
                    help="the two labels (strings, or #N for row N)")
-    p.add_argument("--target", type=float, required=True, metavar="T",
+    p.add_argument("--target", type=float, metavar="T",
                    help="the cosine to reach, in [-1, 1]")
+    keep = p.add_argument_group("same cosines, different behaviour (v2)")
+    keep.add_argument("--keep-cosines", action="store_true",
+                      help="rescale rows by positive factors (every raw cosine unchanged) so "
+                           "that a behaviour is lost; with --unargmaxable or --not-top-two")
+    keep.add_argument("--unargmaxable", metavar="LABEL",
+                      help="the label that must no longer be the argmax")
+    keep.add_argument("--not-top-two", nargs=2, metavar=("A", "B"),
+                      help="the pair that must no longer lead together")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the new head")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--inputs", metavar="FILE",
@@ -107,6 +115,13 @@ def run_model(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    if args.keep_cosines or args.unargmaxable or args.not_top_two:
+        return run_keep_cosines(args)
+    if args.pair is None or args.target is None:
+        from unembed._checks import fail
+
+        raise fail("--pair A B and --target T are required (or --keep-cosines with "
+                   "--unargmaxable LABEL or --not-top-two A B).")
     from unembed._io import check_target
 
     source = head_source(args)
@@ -170,3 +185,52 @@ def _is_weight_file(spec: str) -> bool:
     from unembed._io import is_pickle
 
     return not (os.path.isdir(spec) or is_pickle(spec))
+
+
+def run_keep_cosines(args: argparse.Namespace) -> int:
+    """``--keep-cosines``: a head with the same raw cosines in which a label can no longer be
+    the argmax (or a pair can no longer lead together), with the LP before and after."""
+    from unembed._checks import fail
+    from unembed.keep_cosines import not_top_two_keeping_cosines, unargmaxable_keeping_cosines
+    from unembed.sources.files import write_head_like
+
+    if not args.keep_cosines or (args.unargmaxable is None) == (args.not_top_two is None):
+        raise fail("--keep-cosines needs exactly one of --unargmaxable LABEL and "
+                   "--not-top-two A B (and they need --keep-cosines).")
+    if args.pair is not None or args.target is not None:
+        raise fail("--keep-cosines takes no --pair or --target.")
+    from unembed._io import check_target
+
+    source = head_source(args)
+    if not _is_weight_file(source):
+        raise fail(f"--keep-cosines works on a weight file; {source} is a model.")
+    check_target(args.out, force=args.force)  # before any work
+    head = load_head(args)
+    res = (unargmaxable_keeping_cosines(head, args.unargmaxable) if args.unargmaxable
+           else not_top_two_keeping_cosines(head, *args.not_top_two))
+    out = write_head_like(res.head, args.out, force=args.force)
+    mf = head.file
+    assert mf is not None  # read from a weight file by load_head
+    written = load_head(args, str(out) + (f":{mf.tensor}" if mf.tensor else ""))
+    from unembed.feasibility import can_be_top_two, is_argmaxable
+
+    idx = [head.index(x) for x in res.labels]
+    after_written = (is_argmaxable(written, idx[0]) if res.question == "argmaxable"
+                     else can_be_top_two(written, idx[0], idx[1]))
+    record = {**res.to_dict(), "out": str(out), "after_written": after_written.to_dict()}
+    if args.json:
+        print_json(record)
+    else:
+        what = ("the argmax" if res.question == "argmaxable" else "the top two together")
+        cert = res.after.certificate
+        bound = f"certificate bound {cert.bound:.3g}" if cert is not None else "no certificate"
+        print(f"{head!r}: {', '.join(repr(x) for x in res.labels)} can be {what}: "
+              f"{res.before.status} before (margin {res.before.margin:.6g}), "
+              f"{res.after.status} after ({bound}, tol {res.after.tol:.3g})")
+        for k, v in record["scales"].items():
+            print(f"  row {k!r} scaled by {v:.12g}")
+        print(f"  largest change of a raw cosine: {res.cosine_change:.3g} (float64)")
+        print(f"  as written ({head.dtype}): {after_written.status} "
+              f"(margin {after_written.margin:.3g}, tol {after_written.tol:.3g})")
+        print(f"wrote {out}")
+    return 0 if after_written.status == "no" else 1

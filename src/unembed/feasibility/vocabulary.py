@@ -1,5 +1,9 @@
 """Which labels of a whole vocabulary are argmaxable: a fast pass, then exact LPs.
 
+0. Wide heads (V - 1 <= d, ``radius=None``): when the rows are affinely independent every
+   label is argmaxable, with a witness from one QR factorisation and no LP (the theorem and
+   its proof are in :mod:`unembed.feasibility.span`); each witness is re-checked in float64
+   and labels it does not settle go on to step 1.
 1. Fast pass (no LP). For every label i the start h = u_i - m (the centered row) and up to
    ``steps`` reflections across the hyperplane (u_i - u_j) . h = 0 of whichever label j beats i.
    All starts of a block of labels are tested against all V labels with one float32 matrix
@@ -25,16 +29,17 @@ form's bias weight) as large as the direction's margin allows; LPs use the exact
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
 from unembed._progress import Bars, progress_bars
+from unembed.device import resolve_device
 from unembed.feasibility._core import (
     RTOL,
     Certificate,
@@ -43,13 +48,18 @@ from unembed.feasibility._core import (
     Realises,
     Space,
     certify,
+    check_candidate,
     decide,
     make_problem,
     make_space,
     with_bound,
 )
-from unembed.feasibility.questions import _scaled, identical_reason
+from unembed.feasibility.questions import identical_reason, scaled_starts
+from unembed.feasibility.span import SpanWitnesses, span_witnesses
 from unembed.head import Head, LabelRef, owned
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unembed.engine import RayEngine
 
 _EPS32 = 2.0**-24
 
@@ -67,7 +77,8 @@ class VocabularyResult:
         Unit-form margin: a proven lower bound (fast pass), the LP's value (LP), or the exact
         optimum (labels in ``narrowest`` and every "no").
     method : ndarray of str, shape (V,)
-        "fast", "lp" or "identical" (see ``reasons``).
+        "fast", "span" (V - 1 <= d and affinely independent rows: see
+        :mod:`unembed.feasibility.span`), "lp" or "identical" (see ``reasons``).
     tol : float
     formulation : str
     lp_results : dict label index -> Feasibility
@@ -86,6 +97,8 @@ class VocabularyResult:
     reasons : dict label index -> str
         Labels decided without an LP, with why: a row identical to another label's whose bias
         is at least as large (method "identical"; such a label is never the strict argmax).
+    notes : tuple of str
+        What else the reader needs to know (e.g. labels settled by the span theorem).
     """
 
     labels: tuple[str, ...]
@@ -100,8 +113,10 @@ class VocabularyResult:
     hidden_bound: dict[str, Any] = field(default_factory=dict)
     realises: Realises = "W h + b"
     reasons: dict[int, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
     _recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = field(
         repr=False, default_factory=dict)
+    _span: SpanWitnesses | None = field(repr=False, default=None)
     _head: Head | None = field(repr=False, default=None)
 
     @property
@@ -120,6 +135,8 @@ class VocabularyResult:
         if self._head is None:
             raise fail("This VocabularyResult holds no head to rebuild witnesses from.")
         i = self._head.index(label)
+        if self.method[i] == "span" and self._span is not None:
+            return self._span.witness(self._head.W, i)
         if i in self.lp_results:
             return self.lp_results[i].witness
         if i not in self._recipes:
@@ -138,6 +155,8 @@ class VocabularyResult:
             "hidden_bound": self.hidden_bound,
             "realises": self.realises,
             "reasons": {self.labels[i]: why for i, why in self.reasons.items()},
+            "notes": list(self.notes),
+            "span": int((self.method == "span").sum()),
             "fast_pass": int((self.method == "fast").sum()),
             "lp": int((self.method == "lp").sum()),
             "narrowest": [{"label": r.labels[0], "margin": _optimum(r),
@@ -150,15 +169,96 @@ class VocabularyResult:
 
 
 # ---------------------------------------------------------------------------------- fast pass
-def _fast_block(W32: NDArray[np.floating], W: NDArray[np.float64], norms: NDArray[np.float64],
-                sp: Space, idx: NDArray[np.int64], steps: int, m: NDArray[np.float64]
+class _Scores:
+    """The fast pass's float32 scores Z = fl32(H W^T) (n, V) of a block of starts, with the
+    bias and the rounding correction added in float32, in numpy or, on ``device``, in torch.
+
+    The two do the same IEEE float32 operations (one product, then separate multiplies and
+    adds), and the bound on the product's rounding, gamma_d |u_k| |h| with
+    gamma_d = d eps32 / (1 - d eps32), holds for any order of summation (a GPU's split or
+    fused sums included); torch's float32 products are kept at full float32 precision
+    (``set_float32_matmul_precision("highest")``: no TF32) while they run.
+    """
+
+    def __init__(self, W32: NDArray[np.float32], b32: NDArray[np.float32],
+                 n32: NDArray[np.float32], device: Any = None) -> None:
+        self.device = device
+        self.W32: Any
+        self.b32: Any
+        self.n32: Any
+        self.Z: Any = None
+        self.rr: Any = None
+        if device is None:
+            self.W32, self.b32, self.n32 = W32, b32, n32
+            return
+        import torch
+
+        self.W32 = torch.from_numpy(np.ascontiguousarray(W32)).to(device)
+        self.b32 = torch.from_numpy(b32).to(device)
+        self.n32 = torch.from_numpy(n32).to(device)
+
+    def _vec(self, x: NDArray[np.float64]) -> Any:
+        x32 = x.astype(np.float32)
+        if self.device is None:
+            return x32
+        import torch
+
+        return torch.from_numpy(x32).to(self.device)
+
+    def _host(self, t: Any) -> NDArray[np.float64]:
+        if self.device is None:
+            return np.asarray(t, dtype=np.float64)
+        return np.asarray(t.cpu().numpy(), dtype=np.float64)
+
+    def first(self, Hs: NDArray[np.float64], r: NDArray[np.int64], lab: NDArray[np.int64],
+              add_bias: bool, corr: NDArray[np.float64]
+              ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
+        """(fl32(u_lab . h) (n,), the strongest rival j (n,), its corrected score (n,))."""
+        if self.device is None:
+            Z = Hs.astype(np.float32) @ self.W32.T  # (n, V)
+        else:
+            import torch
+
+            old = torch.get_float32_matmul_precision()
+            torch.set_float32_matmul_precision("highest")
+            try:
+                Z = self._vec(Hs) @ self.W32.T
+            finally:
+                torch.set_float32_matmul_precision(old)
+        rr, ll = (r, lab) if self.device is None else (
+            self._index(r), self._index(lab))
+        zi = self._host(Z[rr, ll])
+        if add_bias:
+            Z += self.b32[None, :]
+        Z += self._vec(corr)[:, None] * self.n32[None, :]
+        Z[rr, ll] = -np.inf
+        j = Z.argmax(1)
+        zj = self._host(Z[rr, j])
+        self.Z, self.rr = Z, rr
+        return zi, self._host(j).astype(np.int64), zj
+
+    def with_bias(self, s: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """After :meth:`first`: add s_n b to each row; (the strongest rival, its score)."""
+        Z = self.Z
+        Z += self._vec(s)[:, None] * self.b32[None, :]
+        jb = Z.argmax(1)
+        return self._host(jb).astype(np.int64), self._host(Z[self.rr, jb])
+
+    def _index(self, a: NDArray[np.int64]) -> Any:
+        import torch
+
+        return torch.from_numpy(np.asarray(a, dtype=np.int64)).to(self.device)
+
+
+def _fast_block(scores: _Scores, W: NDArray[np.float64], norms: NDArray[np.float64],
+                sp: Space, idx: NDArray[np.int64], steps: int
                 ) -> tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                            NDArray[np.float64], NDArray[np.int64]]:
     """Starts + reflections for a block of labels. Returns (margin lower bounds, reflection
     recipes, scale factors to the unit box, the strongest competitor of each)."""
     d = W.shape[1]
     gamma = d * _EPS32 / (1 - d * _EPS32) + 2 * _EPS32
-    H = W[idx] - m
+    H = W[idx] - W.mean(axis=0)
     recipes: list[list[tuple[int, float]]] = [[] for _ in idx]
     lower = np.full(idx.size, -np.inf)
     scale = np.ones(idx.size)
@@ -167,8 +267,6 @@ def _fast_block(W32: NDArray[np.floating], W: NDArray[np.float64], norms: NDArra
     rows = np.arange(idx.size)
     biased = bool(np.any(sp.b != 0))
     bmax = float(np.abs(sp.b).max(initial=0.0))
-    b32 = sp.b.astype(np.float32)
-    n32 = norms.astype(np.float32)
     nmax = float(norms.max())
     for step in range(steps + 1):
         if todo.size == 0:
@@ -181,24 +279,19 @@ def _fast_block(W32: NDArray[np.floating], W: NDArray[np.float64], norms: NDArra
         r = rows[: todo.size]
         hn = np.linalg.norm(Hs, axis=1)
         # all in float32, in place; every rounding is covered by `slack` and `ei` below
-        Z = _times_rows32(Hs.astype(np.float32), W32)  # (n, V) in float32
-        zi = Z[r, lab].astype(np.float64)
+        add_bias = sp.radius is not None and biased
+        zi, j, zj = scores.first(Hs, r, lab, add_bias, gamma * (1 + 1e-5) * hn)
         ei = gamma * norms[lab] * hn
         slack = 2 * _EPS32 * (hn * nmax * (1 + gamma) + 2 * bmax) + 4 * _EPS32 * bmax
-        if sp.radius is not None and biased:
-            Z += b32[None, :]
+        if add_bias:
             zi = zi + sp.b[lab]
-        Z += (gamma * (1 + 1e-5) * hn).astype(np.float32)[:, None] * n32[None, :]
-        Z[r, lab] = -np.inf
-        j = np.argmax(Z, axis=1)
-        low = (zi - ei) - (Z[r, j].astype(np.float64) + slack)
+        low = (zi - ei) - (zj + slack)
         if sp.radius is None and biased:
             # unit form (Hs, s): pick s so that the bias costs at most a quarter of the
             # direction's margin per competitor, then recompute the bound with the bias in.
             s = np.clip(low / (4 * bmax), 0.0, 1.0)
-            Z += s.astype(np.float32)[:, None] * b32[None, :]
-            jb = np.argmax(Z, axis=1)
-            low = (zi - ei + s * sp.b[lab]) - (Z[r, jb].astype(np.float64) + slack)
+            _, zjb = scores.with_bias(s)
+            low = (zi - ei + s * sp.b[lab]) - (zjb + slack)
             k = k / np.where(s > 0, s, 1.0)
         lower[todo] = low
         scale[todo] = k
@@ -222,18 +315,6 @@ def _fast_block(W32: NDArray[np.floating], W: NDArray[np.float64], norms: NDArra
     return lower, recipes, scale, rival
 
 
-def _times_rows32(H32: NDArray[np.float32], W: NDArray[np.floating]) -> NDArray[np.float32]:
-    """H32 @ fl32(W)^T (n, V) in float32, W converted to float32 one row block at a time."""
-    from unembed._blocks import row_blocks
-
-    if W.dtype == np.float32:
-        return np.asarray(H32 @ W.T)
-    Z = np.empty((H32.shape[0], W.shape[0]), dtype=np.float32)
-    for s, e in row_blocks(W.shape[0], W.shape[1], 1 << 23):
-        np.matmul(H32, W[s:e].astype(np.float32).T, out=Z[:, s:e])
-    return Z
-
-
 # ---------------------------------------------------------------------------------- LP workers
 _WORKER: dict[str, Any] = {}
 
@@ -254,34 +335,92 @@ def _lp_label(task: tuple[int, NDArray[np.float64] | None, bool]) -> Feasibility
     i, start, optimal = task
     head: Head = _WORKER["head"]
     sp: Space = _WORKER["space"]
-    starts = [] if start is None else _scaled(start, sp)
+    starts = [] if start is None else scaled_starts(start, sp)
     return decide(head, sp, make_problem(groups=[[i]]), question="argmaxable",
                   labels=(head.labels[i],), starts=starts, optimal=optimal)
 
 
-class _Runner:
-    """Runs label LPs in this process or in one pool of worker processes (made on first use,
-    each worker given the head once)."""
+def _fast_unit(shared: tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64],
+                              Space, int], idx: NDArray[np.int64]
+               ) -> tuple[NDArray[np.float64], list[list[tuple[int, float]]],
+                          NDArray[np.float64], NDArray[np.int64]]:
+    """One block of the fast pass as a unit of work for an engine (numpy, on the worker)."""
+    W32, W, norms, sp, steps = shared
+    scores = _Scores(W32, sp.b.astype(np.float32), norms.astype(np.float32))
+    return _fast_block(scores, W, norms, sp, idx, steps)
 
-    def __init__(self, head: Head, sp: Space, workers: int) -> None:
+
+_UNIT_KEY: list[str] = []
+
+
+def _lp_unit(shared: tuple[Any, ...], task: tuple[int, NDArray[np.float64] | None, bool]
+             ) -> Feasibility:
+    """One label's LP as a unit of work for an engine (the worker builds the head once)."""
+    key, *initargs = shared
+    if _UNIT_KEY != [key]:
+        _init_worker(*initargs)
+        _UNIT_KEY[:] = [key]
+    return _lp_label(task)
+
+
+class _Runner:
+    """Runs label LPs in this process, in one pool of worker processes (made on first use,
+    each worker given the head once), or as units of an engine (every witness checked again
+    here)."""
+
+    def __init__(self, head: Head, sp: Space, workers: int,
+                 engine: RayEngine | None = None) -> None:
         self.head, self.sp, self.workers = head, sp, workers
         self.ex: ProcessPoolExecutor | None = None
         self.local = False
+        self.engine = engine
+        self._shared: tuple[Any, ...] | None = None
+
+    def _initargs(self) -> tuple[Any, ...]:
+        return (self.head.W, self.sp.b, self.sp.radius, self.sp.rtol, self.head.labels,
+                self.sp.centered, self.sp.box, self.sp.bound)
+
+    def _run_engine(self, engine: RayEngine,
+                    tasks: list[tuple[int, NDArray[np.float64] | None, bool]],
+                    tick: Callable[[], None]) -> dict[int, Feasibility]:
+        if self._shared is None:
+            import hashlib
+
+            key = hashlib.sha256(np.ascontiguousarray(self.head.W).tobytes()).hexdigest()
+            self._shared = (key, *self._initargs())
+        got = engine.map(_lp_unit, self._shared, tasks, tick)
+        out: dict[int, Feasibility] = {}
+        for t, r in zip(tasks, got):
+            i = t[0]
+            if r.status == "yes":
+                ok = r.witness is not None and check_candidate(
+                    self.sp, make_problem(groups=[[i]]), r.witness)[0]
+                if not ok:  # never trusted unchecked: decide it here instead
+                    r = self._local([t], lambda: None)[i]
+            out[i] = r
+        return out
+
+    def _local(self, tasks: list[tuple[int, NDArray[np.float64] | None, bool]],
+               tick: Callable[[], None]) -> dict[int, Feasibility]:
+        if not self.local:
+            _init_worker(*self._initargs())
+            self.local = True
+            _UNIT_KEY.clear()
+        out: dict[int, Feasibility] = {}
+        for t in tasks:
+            out[t[0]] = _lp_label(t)
+            tick()
+        return out
 
     def run(self, tasks: list[tuple[int, NDArray[np.float64] | None, bool]],
             tick: Callable[[], None]) -> dict[int, Feasibility]:
         out: dict[int, Feasibility] = {}
         if not tasks:
             return out
+        if self.engine is not None:
+            return self._run_engine(self.engine, tasks, tick)
         if self.workers <= 1 or (len(tasks) == 1 and self.ex is None):
-            if not self.local:
-                _init_worker(self.head.W, self.sp.b, self.sp.radius, self.sp.rtol,
-                             self.head.labels, self.sp.centered, self.sp.box, self.sp.bound)
-                self.local = True
-            for t in tasks:
-                out[t[0]] = _lp_label(t)
-                tick()
-            return out
+            return self._local(tasks, tick)
         if self.ex is None:
             self.ex = ProcessPoolExecutor(
                 max_workers=self.workers, initializer=_init_worker,
@@ -311,6 +450,8 @@ def argmaxable_all(
     n_narrowest: int = 10,
     narrowest_budget: int = 20,
     progress: bool = False,
+    engine: RayEngine | None = None,
+    device: str | None = None,
 ) -> VocabularyResult:
     """Decide for every label of ``head`` whether it is argmaxable (see the module docstring).
 
@@ -334,6 +475,13 @@ def argmaxable_all(
         How many of the narrowest argmaxable labels to report with exact margins.
     progress : bool
         Show rich progress bars on stderr.
+    engine : RayEngine, optional
+        Run the fast pass's blocks and the LPs as units on Ray (:mod:`unembed.engine`):
+        the same verdicts; every LP witness is checked again in this process.
+    device : str, optional
+        Run the fast pass's float32 products on this torch device ("cpu", "cuda", ...; see
+        :mod:`unembed.device`) instead of numpy: the same float32 arithmetic and the same
+        proven bound. The LPs run on the CPU.
 
     Returns
     -------
@@ -345,19 +493,28 @@ def argmaxable_all(
     V = head.n_labels
     W = head.W
     workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    # The fast pass multiplies in float32, converting W block by block (no float32 copy of
-    # the head: the conversion costs 1/block of the product).
-    W32: NDArray[np.floating] = W
-    norms = head.stats.norms()
-    m = head.stats.mean()
+    W32 = W.astype(np.float32)
+    norms = head.stats.norms()  # cached, computed in blocks (no (V, d) temporary)
     lower = np.full(V, -np.inf)
     scale = np.ones(V)
     recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = {}
+    span = span_witnesses(sp)
+    by_span = span.settled if span is not None else np.zeros(V, dtype=bool)
+    if span is not None:
+        lower[by_span] = span.margin[by_span]
+    fast = np.flatnonzero(~by_span)
     with progress_bars(progress, transient=False) as bar:
-        task = bar.add("fast pass (float32 blocks)", V)
-        for start in range(0, V, block):
-            idx = np.arange(start, min(V, start + block))
-            low, rec, sc, _ = _fast_block(W32, W, norms, sp, idx, steps, m)
+        task = bar.add("fast pass (float32 blocks)", int(fast.size))
+        blocks = [fast[start:start + block] for start in range(0, fast.size, block)]
+        done: Iterable[tuple[NDArray[np.float64], list[list[tuple[int, float]]],
+                             NDArray[np.float64], NDArray[np.int64]]]
+        if engine is not None:
+            done = engine.map(_fast_unit, (W32, W, norms, sp, steps), blocks)
+        else:
+            dev = None if device is None else resolve_device(device)
+            scores = _Scores(W32, sp.b.astype(np.float32), norms.astype(np.float32), dev)
+            done = (_fast_block(scores, W, norms, sp, idx, steps) for idx in blocks)
+        for idx, (low, rec, sc, _) in zip(blocks, done):
             lower[idx] = low
             scale[idx] = sc
             for a, i in enumerate(idx.tolist()):
@@ -368,18 +525,31 @@ def argmaxable_all(
         identical = _identical(head, sp)
         settled[list(identical)] = False
         left = np.setdiff1d(np.flatnonzero(~settled), list(identical))
+        # the narrowest-margin LPs refine fast-pass labels only (labels settled by the span
+        # theorem have V - 1 <= d: an LP in R^d for each would cost what the theorem saves)
+        refine = settled & ~by_span
+        if engine is not None:
+            workers = engine.workers
         task = bar.add(f"exact LPs ({workers} workers)", int(left.size))
         tasks: list[tuple[int, NDArray[np.float64] | None, bool]] = [
-            (int(i), _rebuild(W, int(i), recipes[int(i)], m), True) for i in left]
-        runner = _Runner(head, sp, workers)
+            (int(i), _rebuild(W, int(i), recipes[int(i)]), True) for i in left]
+        runner = _Runner(head, sp, workers, engine)
         try:
             lp_results = runner.run(tasks, lambda: bar.advance(task, 1))
-            exact, narrow_exact = _narrowest(runner, bar, W, lower, settled, recipes,
-                                             lp_results, n_narrowest, narrowest_budget, m)
+            exact, narrow_exact = _narrowest(runner, bar, W, lower, refine, recipes,
+                                             lp_results, n_narrowest, narrowest_budget)
         finally:
             runner.close()
     status = np.where(settled, "yes", "undecided").astype("<U9")
     method = np.where(settled, "fast", "lp").astype("<U9")
+    method[by_span] = "span"
+    notes: list[str] = []
+    if by_span.any():
+        narrow_exact = False
+        notes.append(f"{int(by_span.sum())} labels settled by the span theorem (V - 1 <= d, "
+                     "affinely independent rows: every label argmaxable, witnesses checked); "
+                     "their exact margins were not computed, so the narrowest list covers "
+                     "the other labels only")
     margin = lower.copy()
     reasons: dict[int, str] = {}
     for i, r in identical.items():
@@ -393,10 +563,10 @@ def argmaxable_all(
             method[i] = "lp"
     narrow_idx = sorted(exact, key=lambda i: exact[i])[:n_narrowest]
     narrowest = [lp_results[i] for i in narrow_idx]
-    keep = {i: rc for i, rc in recipes.items() if settled[i]}
+    keep = {i: rc for i, rc in recipes.items() if settled[i] and not by_span[i]}
     return VocabularyResult(head.labels, status, margin, method, sp.tol, sp.formulation,
                             lp_results, narrowest, narrow_exact, sp.bound, sp.realises,
-                            reasons, keep, head)
+                            reasons, tuple(notes), keep, span, head)
 
 
 def _identical(head: Head, sp: Space) -> dict[int, Feasibility]:
@@ -436,8 +606,8 @@ def _optimum(r: Feasibility) -> float:
 def _narrowest(runner: _Runner, bar: Bars, W: NDArray[np.float64], lower: NDArray[np.float64],
                settled: NDArray[np.bool_],
                recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]],
-               lp_results: dict[int, Feasibility], n: int, budget: int,
-               m: NDArray[np.float64]) -> tuple[dict[int, float], bool]:
+               lp_results: dict[int, Feasibility], n: int, budget: int
+               ) -> tuple[dict[int, float], bool]:
     """Refine the smallest fast-pass bounds with LPs to optimality until the n smallest exact
     margins lie below every bound not refined (exact list), or the budget runs out."""
     exact = {i: _optimum(r) for i, r in lp_results.items() if r.status == "yes"}
@@ -452,7 +622,7 @@ def _narrowest(runner: _Runner, bar: Bars, W: NDArray[np.float64], lower: NDArra
             return exact, False
         batch = pool[: max(1, runner.workers)]
         pool = pool[len(batch):]
-        got = runner.run([(i, _rebuild(W, i, recipes[i], m), True) for i in batch],
+        got = runner.run([(i, _rebuild(W, i, recipes[i]), True) for i in batch],
                          lambda: bar.advance(task, 1))
         spent += len(batch)
         for i, r in got.items():
@@ -462,10 +632,10 @@ def _narrowest(runner: _Runner, bar: Bars, W: NDArray[np.float64], lower: NDArra
 
 
 def _rebuild(W: NDArray[np.float64], i: int,
-             recipe: tuple[NDArray[np.int64], NDArray[np.float64], float],
-             m: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+             recipe: tuple[NDArray[np.int64], NDArray[np.float64], float]
+             ) -> NDArray[np.float64]:
     js, betas, sc = recipe
-    h = W[i] - (W.mean(axis=0) if m is None else m)
+    h = W[i] - W.mean(axis=0)
     for j, beta in zip(js.tolist(), betas.tolist()):
         h = h + beta * (W[i] - W[j])
     return h * sc

@@ -149,6 +149,8 @@ def load(
     trust_remote_code: bool = False,
     unique_labels: bool = False,
     revision: str | None = None,
+    device: str | None = None,
+    model_dtype: str | None = None,
 ) -> Any:
     """Read the exact head of a model, whatever it is (see the table above).
 
@@ -180,6 +182,11 @@ def load(
     revision : str, optional
         Hub names (``ORG/NAME``, read from the local hub cache, see
         :mod:`unembed.sources.hub_cache`): a branch, tag or commit hash (default "main").
+    device, model_dtype : str, optional
+        Torch-based sources: where the forward passes run ("cpu", "cuda", "cuda:1"; default
+        CUDA when present, else the CPU; a torch module given stays where it is unless a
+        device is named) and in what dtype ("float32", "bfloat16", ...; default the
+        checkpoint's). See :mod:`unembed.device`. Other sources run on the CPU in float64.
 
     Returns
     -------
@@ -223,17 +230,21 @@ def load(
                 from unembed.sources.hf_vision import load_hf_vision
 
                 return hub_cache.mark(load_hf_vision(p, fold=fold, strict=strict,
-                                                     trust_remote_code=trust_remote_code), snap)
+                                                     trust_remote_code=trust_remote_code,
+                                                     device=device, model_dtype=model_dtype),
+                                      snap)
             if kind == "hf_classifier":
                 from unembed.sources.hf_classifier import load_hf_classifier
 
                 return hub_cache.mark(load_hf_classifier(p, fold=fold, strict=strict,
-                                                         trust_remote_code=trust_remote_code),
-                                      snap)
+                                                         trust_remote_code=trust_remote_code,
+                                                         device=device,
+                                                         model_dtype=model_dtype), snap)
             from unembed.sources.hf_lm import load_hf_lm
 
             return hub_cache.mark(load_hf_lm(p, fold=fold, strict=strict,
-                                             trust_remote_code=trust_remote_code), snap)
+                                             trust_remote_code=trust_remote_code,
+                                             device=device, model_dtype=model_dtype), snap)
         if fold:
             raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
                        f"no final norm).")
@@ -264,7 +275,8 @@ def load(
         from unembed.sources.torch_module import TorchModuleModel
 
         return TorchModuleModel(source, head_name=head_name, labels=labels, link=link,
-                                example_input=example_input, strict=strict)
+                                example_input=example_input, strict=strict, device=device,
+                                model_dtype=model_dtype)
     from unembed.sources.sklearn import is_sklearn_estimator, load_sklearn
 
     if is_sklearn_estimator(source):
@@ -274,8 +286,9 @@ def load(
 
 
 def _is_module(obj: Any) -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, torch.nn.Module)
+    """Whether ``obj`` is a torch module (without importing torch: a module object exists only
+    where torch has been imported)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)

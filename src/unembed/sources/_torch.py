@@ -13,7 +13,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
-from unembed._tensors import to_f64 as to_f64  # re-exported for the sources
+from unembed._tensors import as_f64 as as_f64  # re-exported for the sources
+from unembed._tensors import logits_out as logits_out
+from unembed._tensors import to_f64 as to_f64
 from unembed._tensors import to_native as to_native
 from unembed._tolerance import tolerance
 
@@ -41,6 +43,12 @@ def capture_inputs(modules: dict[str, Any]) -> Iterator[dict[str, Any]]:
     finally:
         for h in handles:
             h.remove()
+
+
+def place(model: Any, device: Any, dtype: Any) -> Any:
+    """``model`` moved to ``device`` and cast to ``dtype`` (None: kept as it is)."""
+    model = model.to(device)
+    return model if dtype is None else model.to(dtype)
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,49 @@ def _format_of(path: Path) -> str:
                f"{', '.join(SUFFIXES)}.")
 
 
+#: safetensors dtype codes -> the dtype names unembed records (torch's names).
+_ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+              "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+              "BOOL": "bool"}
+
+
+def _read_safetensors(path: Path, tensor: str | None,
+                      ndim: int) -> tuple[NDArray[Any], str, str]:
+    """One tensor of a safetensors file through its numpy API (no torch): (array, dtype name,
+    tensor name). bfloat16, which numpy lacks, is read as its 16-bit patterns and widened
+    exactly to float32 (the bits are the upper half of a float32's)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            names = list(f.keys())
+            slices = {n: f.get_slice(n) for n in names}
+            shapes = {n: tuple(sl.get_shape()) for n, sl in slices.items()}
+            name = _pick(names, tensor, path, shapes, ndim)
+            code = str(slices[name].get_dtype())
+            if code != "BF16":
+                return np.asarray(f.get_tensor(name)), _ST_DTYPES.get(code, code.lower()), name
+    except (SafetensorError, OSError, RuntimeError, ValueError, TypeError) as e:
+        raise fail(f"{path}: not a readable safetensors file ({_first_line(e)}).") from None
+    return _read_bf16(path, name, shapes[name]), "bfloat16", name
+
+
+def _read_bf16(path: Path, name: str, shape: tuple[int, ...]) -> NDArray[np.float32]:
+    """A bfloat16 tensor of a safetensors file, widened exactly to float32: the file is an
+    8-byte little-endian header length, a JSON header with each tensor's data offsets, and the
+    raw little-endian data."""
+    import struct
+
+    with open(path, "rb") as fh:
+        (hlen,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(hlen))
+        start, end = header[name]["data_offsets"]
+        fh.seek(8 + hlen + int(start))
+        raw = fh.read(int(end) - int(start))
+    bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+    return bits.view(np.float32).reshape(shape)
+
+
 def _pick(names: list[str], tensor: str | None, path: Path, shapes: dict[str, tuple[int, ...]],
           ndim: int) -> str:
     if tensor is not None:

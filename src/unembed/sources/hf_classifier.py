@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from unembed._checks import fail, file_error
 from unembed._tolerance import tolerance
 from unembed.head import Head, Link
-from unembed.sources._torch import capture_inputs, to_f64, to_native
+from unembed.sources._torch import capture_inputs, place, to_f64, to_native
 from unembed.sources.hf_dir import (
     from_pretrained,
     load_tokenizer,
@@ -81,9 +81,14 @@ class HFTextClassifier:
     view = "raw"
 
     def __init__(self, path: Path, *, fold: bool = False, strict: bool = True,
-                 trust_remote_code: bool = False) -> None:
+                 trust_remote_code: bool = False, device: str | None = None,
+                 model_dtype: str | None = None) -> None:
+        from unembed.device import resolve_device, resolve_dtype_name, torch_dtype
+
         self.path = path
         self.trust_remote_code = trust_remote_code
+        self.device_name = device
+        self.model_dtype = resolve_dtype_name(model_dtype)
         self.config = read_config(path, trust_remote_code=trust_remote_code)
         task = task_of(self.config)
         if task is None:
@@ -108,6 +113,9 @@ class HFTextClassifier:
         self.raw_W = to_f64(layer.weight)
         self.raw_b = None if layer.bias is None else to_f64(layer.bias)
         self.head = self._build_head(strict)
+        # the head is the checkpoint's (read above); the forward passes run where asked
+        self._device = resolve_device(device)
+        self.model = place(self.model, self._device, torch_dtype(self.model_dtype))
         self._check()
 
     def _load(self) -> Any:
@@ -136,7 +144,7 @@ class HFTextClassifier:
     def _check(self) -> None:
         h, z = self.forward(self.random_inputs(2, 6, seed=0))
         err = float(np.abs(self.head.logits(h) - z).max())
-        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max()))
+        tol = tolerance(self.model_dtype or self.dtype).logits * (1.0 + float(np.abs(z).max()))
         if not err <= tol:
             raise file_error(self.path, f"the {self.family} classifier's logits are not "
                                         f"head.logits(hidden state) (max difference {err:.3g} > "
@@ -205,7 +213,7 @@ class HFTextClassifier:
             try:
                 with capture_inputs({"head": layer}) as cap, torch.no_grad():
                     out = run_model(self.path, lambda ids=ids: self.model(
-                        input_ids=torch.as_tensor(ids[None, :])))
+                        input_ids=torch.as_tensor(ids[None, :], device=self._device)))
             finally:
                 handle.remove()
             x, y, z = cap["head"], outs["y"].detach(), out.logits.detach()
@@ -225,7 +233,7 @@ class HFTextClassifier:
             zs.append(to_native(zz))
         if not hs:
             return np.zeros((0, self.head.d)), np.zeros((0, self.head.n_labels))
-        return np.concatenate(hs), np.concatenate(zs)
+        return np.concatenate(hs), np.concatenate(zs)  # host copies: the batches are texts
 
     def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(hidden states (n, d), logits (n, V)), float64."""
@@ -249,13 +257,16 @@ class HFTextClassifier:
 
     def reopen(self, path: str | os.PathLike[str]) -> HFTextClassifier:
         return HFTextClassifier(Path(path), strict=self.head.strict,
-                                trust_remote_code=self.trust_remote_code)
+                                trust_remote_code=self.trust_remote_code,
+                                device=self.device_name, model_dtype=self.model_dtype)
 
 
 def load_hf_classifier(path: str | os.PathLike[str], *, fold: bool = False,
-                       strict: bool = True,
-                       trust_remote_code: bool = False) -> HFTextClassifier:
+                       strict: bool = True, trust_remote_code: bool = False,
+                       device: str | None = None,
+                       model_dtype: str | None = None) -> HFTextClassifier:
     """Read the classifier head of a HuggingFace sequence or token classifier from a local
     directory (see the module docstring)."""
     return HFTextClassifier(Path(path), fold=fold, strict=strict,
-                            trust_remote_code=trust_remote_code)
+                            trust_remote_code=trust_remote_code, device=device,
+                            model_dtype=model_dtype)

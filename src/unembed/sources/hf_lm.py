@@ -33,12 +33,14 @@ from unembed.bounds import HiddenBound, Rows, norm_box
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
+    as_f64,
     capture_inputs,
     guess_norm_kinds,
+    logits_out,
     norm_from_module,
     norm_matches,
+    place,
     to_f64,
-    to_native,
 )
 from unembed.sources.checkpoint import Checkpoint
 from unembed.sources.hf_dir import (
@@ -174,9 +176,17 @@ class HFCausalLM:
                  raw_W: NDArray[Any], raw_b: NDArray[Any] | None, dtype: str,
                  norm: FinalNorm | None, tied: bool, family: str, generic_model: Any = None,
                  reparam: bool = False, reparam_reason: str = "",
-                 trust_remote_code: bool = False) -> None:
+                 trust_remote_code: bool = False, device: str | None = None,
+                 model_dtype: str | None = None) -> None:
+        from unembed.device import resolve_dtype_name
+
         self.path = path
         self.trust_remote_code = trust_remote_code
+        #: where the forward passes run (None: CUDA when present, else the CPU) and in what
+        #: dtype (None: the checkpoint's); resolved when the model is first run
+        self.device_name = device
+        self.model_dtype = resolve_dtype_name(model_dtype)
+        self._device: Any = None
         self.config = config
         self.family = family
         self.tied = tied
@@ -265,8 +275,14 @@ class HFCausalLM:
     def model(self) -> Any:
         """The torch model (loaded on first use, in its stored dtype, eval mode), checked
         against the head."""
-        if self._model is None:
-            self._model = load_torch_lm(self.path, trust_remote_code=self.trust_remote_code)
+        if self._device is None:
+            from unembed.device import resolve_device, torch_dtype
+
+            self._device = resolve_device(self.device_name)
+            if self._model is None:
+                self._model = load_torch_lm(self.path, torch_dtype(self.model_dtype) or "auto",
+                                            trust_remote_code=self.trust_remote_code)
+            self._model = place(self._model, self._device, torch_dtype(self.model_dtype))
         if not self._verified:
             self._check_against_model()
         return self._model
@@ -287,17 +303,20 @@ class HFCausalLM:
         if not isinstance(out, torch.nn.Linear):
             raise fail(f"{self.path}: the output layer is a {type(out).__name__}, not a Linear; "
                        f"this architecture cannot be handled exactly.")
-        live_w = out.weight.detach()
+        live_w = out.weight.detach().cpu()
+        stored = torch.from_numpy(np.ascontiguousarray(self.raw_W))
+        if self.model_dtype is not None and tuple(live_w.shape) == tuple(stored.shape):
+            stored = stored.to(live_w.dtype)  # the stored head rounded to the dtype it runs in
         if live_w.dtype in (torch.float16, torch.bfloat16):
-            live_w = live_w.float()
+            live_w, stored = live_w.float(), stored.float()
         if tuple(live_w.shape) != self.raw_W.shape or not np.array_equal(live_w.numpy(),
-                                                                           self.raw_W):
+                                                                           stored.numpy()):
             raise fail(f"{self.path}: the loaded model's output weight differs from the "
                        f"checkpoint's {self.family} head; cannot read this head exactly.")
         if self.norm is not None:
             mod = m.get_submodule(self.norm.name)
             live = norm_from_module(self.norm.name, mod, self.norm.kind)
-            if not np.array_equal(live.gain, self.norm.gain):
+            if self.model_dtype is None and not np.array_equal(live.gain, self.norm.gain):
                 raise fail(f"{self.path}: the final norm's gain in the loaded model differs "
                            f"from the checkpoint's.")
             self.norm = live  # now with eps
@@ -306,7 +325,7 @@ class HFCausalLM:
         h, z = self.forward(ids)
         mine = self.head.logits(h)
         err = float(np.abs(mine - z).max())
-        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max()))
+        tol = tolerance(self.model_dtype or self.dtype).logits * (1.0 + float(np.abs(z).max()))
         if not err <= tol:
             self._verified = False
             raise fail(f"{self.path}: the {self.family} model's logits are not "
@@ -342,11 +361,13 @@ class HFCausalLM:
         """(hidden states (n, d), model logits (n, V)) in float64, one model pass per
         sequence batch; n is the total number of positions."""
         h, z = self.forward_native(inputs)
-        return h, np.asarray(z, dtype=np.float64)
+        return h, as_f64(z)
 
-    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[Any]]:
-        """As :meth:`forward`, but the logits (n, V) in the model's own precision (float32 or
-        float64; float16/bfloat16 widened exactly to float32), not copied to float64."""
+    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], Any]:
+        """As :meth:`forward`, but the logits (n, V) in the model's own precision, not copied
+        to float64: on the CPU a numpy array (float32 or float64; float16/bfloat16 widened
+        exactly to float32), on an accelerator the tensor on its device (one batch of logits
+        held there; the hidden states come to the host in float64)."""
         import torch
 
         model = self.model
@@ -358,8 +379,9 @@ class HFCausalLM:
             if batch.shape[1] == 0:
                 continue
             with capture_inputs(self._modules()) as cap, torch.no_grad():
-                out = run_model(self.path, lambda b=batch: model(input_ids=torch.as_tensor(b)))
-            z = to_native(out.logits).reshape(-1, self.head.n_labels)
+                out = run_model(self.path, lambda b=batch: model(
+                    input_ids=torch.as_tensor(b, device=self._device)))
+            z = logits_out(out.logits.reshape(-1, self.head.n_labels))
             if self.view == "folded":
                 assert self.norm is not None
                 h = self.norm.normalise(to_f64(cap["norm"]))
@@ -371,7 +393,9 @@ class HFCausalLM:
             return np.zeros((0, self.head.d)), np.zeros((0, self.head.n_labels))
         if len(zs) == 1:
             return hs[0], zs[0]
-        return np.concatenate(hs), np.concatenate(zs)
+        if not isinstance(zs[0], np.ndarray):
+            return np.concatenate(hs), torch.cat([z for z in zs if isinstance(z, torch.Tensor)])
+        return np.concatenate(hs), np.concatenate([z for z in zs if isinstance(z, np.ndarray)])
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
         """Hidden states (n, d) the head consumes: the final norm's output (raw view) or its
@@ -394,7 +418,8 @@ class HFCausalLM:
     def reopen(self, path: str | os.PathLike[str]) -> HFCausalLM:
         """The model saved at ``path``, read the same way (same view)."""
         return load_hf_lm(path, fold=self.view == "folded", strict=self.head.strict,
-                          trust_remote_code=self.trust_remote_code)
+                          trust_remote_code=self.trust_remote_code,
+                          device=self.device_name, model_dtype=self.model_dtype)
 
     def random_inputs(self, n: int, length: int, *, seed: int = 0) -> NDArray[np.int64]:
         """Token ids of shape (n, length) drawn uniformly from the vocabulary."""
@@ -432,7 +457,8 @@ _NO_REPARAM = "the module producing the hidden state is not a Linear that could 
 
 
 def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
-               strict: bool = True, trust_remote_code: bool = False) -> HFCausalLM:
+               strict: bool = True, trust_remote_code: bool = False,
+               device: str | None = None, model_dtype: str | None = None) -> HFCausalLM:
     """Read the head of a HuggingFace causal LM from a local directory.
 
     Parameters
@@ -446,6 +472,9 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
         "raw".
     strict : bool
         Refuse heads with all-zero or identical rows (see :class:`~unembed.head.Head`).
+    device, model_dtype : str, optional
+        Where the forward passes run and in what dtype (:mod:`unembed.device`; default: CUDA
+        when present, else the CPU; the checkpoint's dtype). The head is the checkpoint's.
 
     Returns
     -------
@@ -461,7 +490,8 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
     tied = bool(getattr(config, "tie_word_embeddings", False))
     if fam is None:
         return _load_generic(p, config, fold=fold, strict=strict, tied=tied,
-                             trust_remote_code=trust_remote_code)
+                             trust_remote_code=trust_remote_code, device=device,
+                             model_dtype=model_dtype)
     reparam, reparam_reason = False, _NORM_REPARAM
     if model_type == "opt":
         fam, reparam, reparam_reason = _opt_norm(config, fam)
@@ -496,7 +526,8 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
         norm = FinalNorm(name=fam.norm, kind=fam.norm_kind, gain=gain, shift=shift)
     return HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=None, dtype=dtype,
                       norm=norm, tied=tied, family=model_type, reparam=reparam,
-                      reparam_reason=reparam_reason, trust_remote_code=trust_remote_code)
+                      reparam_reason=reparam_reason, trust_remote_code=trust_remote_code,
+                      device=device, model_dtype=model_dtype)
 
 
 def _check_head_shape(p: Path, config: Any, name: str, shape: tuple[int, ...],
@@ -517,7 +548,8 @@ def _check_head_shape(p: Path, config: Any, name: str, shape: tuple[int, ...],
 
 
 def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool,
-                  trust_remote_code: bool = False) -> HFCausalLM:
+                  trust_remote_code: bool = False, device: str | None = None,
+                  model_dtype: str | None = None) -> HFCausalLM:
     """Any other architecture: the output embeddings must be a Linear; the final norm is a
     module named like one (``norm``, ``ln_f``, ``final_layer_norm``, ...) whose output is
     confirmed, by running the model, to be exactly what the head receives."""
@@ -540,7 +572,8 @@ def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool,
         "unknown for this architecture; not claimed")
     lm = HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=b, dtype=dtype,
                     norm=norm, tied=tied, family=f"{mt} (generic)", generic_model=model,
-                    reparam=False, reparam_reason=reason, trust_remote_code=trust_remote_code)
+                    reparam=False, reparam_reason=reason, trust_remote_code=trust_remote_code,
+                    device=device, model_dtype=model_dtype)
     _ = lm.model  # the model is loaded already: check its logits against the head now
     return lm
 

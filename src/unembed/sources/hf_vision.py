@@ -23,9 +23,12 @@ from unembed.bounds import Rows
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
+    as_f64,
     capture_inputs,
     guess_norm_kinds,
+    logits_out,
     norm_from_module,
+    place,
     to_f64,
 )
 from unembed.sources.hf_dir import from_pretrained, run_model
@@ -69,9 +72,14 @@ class HFImageClassifier:
     tied = False
 
     def __init__(self, path: Path, *, fold: bool = False, strict: bool = True,
-                 trust_remote_code: bool = False) -> None:
+                 trust_remote_code: bool = False, device: str | None = None,
+                 model_dtype: str | None = None) -> None:
+        from unembed.device import resolve_device, resolve_dtype_name, torch_dtype
+
         self.path = path
         self.trust_remote_code = trust_remote_code
+        self.device_name = device
+        self.model_dtype = resolve_dtype_name(model_dtype)
         self.config = read_config(path, trust_remote_code=trust_remote_code)
         self.family = str(getattr(self.config, "model_type", "?"))
         self.view = "folded" if fold else "raw"
@@ -86,6 +94,9 @@ class HFImageClassifier:
             raise fail(f"{path}: the {self.family} classifier has no final norm right before "
                        f"its classifier, so there is no gain to fold; use the raw view.")
         self.head = self._build_head(strict)
+        # the head is the checkpoint's (read above); the forward passes run where asked
+        self._device = resolve_device(device)
+        self.model = place(self.model, self._device, torch_dtype(self.model_dtype))
         self._check()
 
     def _find_norm(self) -> FinalNorm | None:
@@ -142,7 +153,7 @@ class HFImageClassifier:
     def _check(self) -> None:
         h, z = self.forward(self.random_inputs(2, seed=0))
         err = float(np.abs(self.head.logits(h) - z).max())
-        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max()))
+        tol = tolerance(self.model_dtype or self.dtype).logits * (1.0 + float(np.abs(z).max()))
         if not err <= tol:
             raise fail(f"{self.path}: the {self.family} classifier's logits are not "
                        f"head.logits(hidden state) (max difference {err:.3g} > {tol:.3g}); "
@@ -159,9 +170,15 @@ class HFImageClassifier:
 
     def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(hidden states (n, d), logits (n, V)) for images (n, C, H, W), float64."""
+        h, z = self.forward_native(inputs)
+        return h, as_f64(z)
+
+    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], Any]:
+        """As :meth:`forward`, the logits in the model's own precision (a numpy array on the
+        CPU, the tensor on an accelerator; see :func:`unembed.sources._torch.logits_out`)."""
         import torch
 
-        x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        x = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=self._device)
         mods = {"head": self.model.get_submodule(self.layer_name)}
         if self.view == "folded":
             assert self.norm is not None
@@ -169,7 +186,7 @@ class HFImageClassifier:
         with capture_inputs(mods) as cap, torch.no_grad():
             out = run_model(self.path, lambda: self.model(
                 pixel_values=x.to(mods["head"].weight.dtype)))
-        z = to_f64(out.logits)
+        z = logits_out(out.logits)
         if self.view == "folded":
             assert self.norm is not None
             xn = to_f64(cap["norm"])
@@ -199,15 +216,19 @@ class HFImageClassifier:
     def reopen(self, path: str | os.PathLike[str]) -> HFImageClassifier:
         return HFImageClassifier(Path(path), fold=self.view == "folded",
                                  strict=self.head.strict,
-                                 trust_remote_code=self.trust_remote_code)
+                                 trust_remote_code=self.trust_remote_code,
+                                 device=self.device_name, model_dtype=self.model_dtype)
 
 
 def load_hf_vision(path: str | os.PathLike[str], *, fold: bool = False,
-                   strict: bool = True, trust_remote_code: bool = False) -> HFImageClassifier:
+                   strict: bool = True, trust_remote_code: bool = False,
+                   device: str | None = None, model_dtype: str | None = None
+                   ) -> HFImageClassifier:
     """Read the classifier head of a HuggingFace image classifier from a local directory.
 
     The returned model's ``head`` is (n_labels, d) float64 with ``id2label`` as labels; its
     hidden states are computed from images (n, C, H, W).
     """
     return HFImageClassifier(Path(path), fold=fold, strict=strict,
-                             trust_remote_code=trust_remote_code)
+                             trust_remote_code=trust_remote_code, device=device,
+                             model_dtype=model_dtype)

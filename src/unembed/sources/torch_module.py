@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from unembed._checks import fail
 from unembed.head import Head, Link
-from unembed.sources._torch import capture_inputs, to_f64, to_native
+from unembed.sources._torch import as_f64, capture_inputs, logits_out, place, to_f64
 
 __all__ = ["TorchModuleModel", "find_output_linear"]
 
@@ -32,7 +32,7 @@ def _as_tensor(x: Any, like: Any) -> Any:
     if isinstance(x, torch.Tensor):
         return x
     arr = np.asarray(x)
-    t = torch.from_numpy(np.array(arr))
+    t = torch.from_numpy(np.array(arr)).to(like.device)
     return t.to(like.dtype) if arr.dtype.kind == "f" else t
 
 
@@ -101,7 +101,8 @@ class TorchModuleModel:
 
     def __init__(self, module: Any, *, head_name: str | None = None, labels: Any = None,
                  link: Link = "softmax", example_input: Any = None, strict: bool = True,
-                 source: str | None = None) -> None:
+                 source: str | None = None, device: str | None = None,
+                 model_dtype: str | None = None) -> None:
         self.module = module.eval()
         self.layer_name = find_output_linear(module, head_name, example_input)
         self.layer = module.get_submodule(self.layer_name)
@@ -115,14 +116,22 @@ class TorchModuleModel:
                 "folded": False}
         self.head = Head(W=W, b=self.raw_b, labels=tuple(labels) if labels is not None else (),
                          link=link, reparam=None, dtype=self.dtype, meta=meta, strict=strict)
+        # the head is the module's as given (read above); its forward passes run on
+        # ``device`` in ``model_dtype`` when named (the module is moved: torch's .to() is
+        # in place for modules), else where and as the module is
+        if device is not None or model_dtype is not None:
+            from unembed.device import resolve_device, torch_dtype
+
+            dev = resolve_device(device) if device is not None else self.layer.weight.device
+            place(self.module, dev, torch_dtype(model_dtype))
 
     def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(hidden states (n, d), module output (n, V)), float64, flattened over leading
         dimensions."""
         h, z = self.forward_native(inputs)
-        return h, np.asarray(z, dtype=np.float64)
+        return h, as_f64(z)
 
-    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[Any]]:
+    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], Any]:
         """As :meth:`forward`, but the output (n, V) in the module's own precision (float32 or
         float64; float16/bfloat16 widened exactly to float32), not copied to float64: widening
         is exact, so consumers convert the rows they need (the behaviour pass, chunk by
@@ -136,7 +145,7 @@ class TorchModuleModel:
                        f"{self.head.n_labels}). Got {type(y).__name__} "
                        f"{tuple(getattr(y, 'shape', ()))}.")
         return (to_f64(cap["head"]).reshape(-1, self.head.d),
-                to_native(y).reshape(-1, self.head.n_labels))
+                logits_out(y.reshape(-1, self.head.n_labels)))
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
         """What the output Linear receives, (n, d) float64."""

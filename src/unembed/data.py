@@ -1,0 +1,242 @@
+"""Where an audit's inputs come from: re-iterable batches of model inputs read from files.
+
+* :class:`TextWindows`: text files (plain text, or JSON lines with a "text" field) tokenised by
+  the model's tokenizer into non-overlapping windows; every position is one prediction.
+* :class:`ArrayInputs`: rows of an ``.npy`` array (memory-mapped) or of an array in memory.
+* :func:`open_data` picks one for a file and a model.
+
+Every source yields the same batches in the same order each time it is iterated, so a run can be
+split by batch number (batch ``b`` holds inputs ``b * batch_size`` onwards): a worker that takes
+batches ``b`` with ``b % n_shards == shard`` sees exactly the inputs a single pass would give it.
+
+>>> import numpy as np
+>>> src = ArrayInputs(np.arange(10.0).reshape(5, 2))
+>>> [b.shape for b in src.batches(2)]
+[(2, 2), (2, 2), (1, 2)]
+>>> [(b, offset) for b, offset, _ in shard_batches(src, 2, shard=1, n_shards=2)]
+[(1, 2)]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from unembed._checks import fail, file_error
+
+__all__ = ["ArrayInputs", "DataSource", "OpensOwnText", "TextWindows", "open_data",
+           "shard_batches"]
+
+
+class DataSource(Protocol):
+    """Re-iterable batches of model inputs, with a short text for any input index."""
+
+    def batches(self, batch_size: int) -> Iterator[Any]: ...
+
+    def predictions_per_input(self) -> int: ...
+
+    def describe(self, indices: Sequence[int], model: Any) -> dict[int, str]: ...
+
+    def size_hint(self) -> int | None: ...
+
+
+def _take(it: Iterable[Any], limit: int | None) -> Iterator[Any]:
+    for i, x in enumerate(it):
+        if limit is not None and i >= limit:
+            return
+        yield x
+
+
+class TextWindows:
+    """Text files (plain text, or JSON lines with a "text" field) tokenised by the model's
+    tokenizer into non-overlapping windows of ``window`` tokens; every position of a window is
+    one prediction (n = windows x window). Files are read in chunks: memory does not grow with
+    their length.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]],
+                 tokenize: Callable[[str], Sequence[int]], *, window: int,
+                 max_inputs: int | None = None) -> None:
+        if window < 1:
+            raise fail(f"The 'window' argument must be at least 1. Got {window} instead.")
+        self.paths = [Path(p) for p in paths]
+        for p in self.paths:
+            if not p.is_file():
+                raise fail(f"{p}: no such data file.")
+        self.tokenize = tokenize
+        self.window = window
+        self.max_inputs = max_inputs
+
+    def _chunks(self) -> Iterator[str]:
+        for p in self.paths:
+            try:
+                yield from self._file_chunks(p)
+            except UnicodeDecodeError as e:
+                raise file_error(p, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} near "
+                                    f"offset {e.start} of a chunk).") from None
+
+    def _file_chunks(self, p: Path) -> Iterator[str]:
+        jsonl = p.suffix.lower() in (".jsonl", ".ndjson")
+        with open(p, encoding="utf-8") as fh:
+            buf: list[str] = []
+            size = 0
+            for lineno, line in enumerate(fh, 1):
+                if jsonl:
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                    except (json.JSONDecodeError, RecursionError) as e:
+                        raise fail(f"{p}: line {lineno} is not valid JSON ({e}).") from None
+                    if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+                        raise fail(f"{p}: line {lineno} has no string field 'text'.")
+                    yield rec["text"]
+                    continue
+                buf.append(line)
+                size += len(line)
+                if size > 8192 and not line.strip():
+                    yield "".join(buf)
+                    buf, size = [], 0
+            if buf:
+                yield "".join(buf)
+
+    def _windows(self) -> Iterator[NDArray[np.int64]]:
+        pending: list[int] = []
+        for text in self._chunks():
+            pending.extend(self.tokenize(text))
+            while len(pending) >= self.window:
+                yield np.asarray(pending[: self.window], dtype=np.int64)
+                del pending[: self.window]
+
+    def batches(self, batch_size: int) -> Iterator[NDArray[np.int64]]:
+        """Token ids (B, window), at most ``max_inputs`` windows in all."""
+        buf: list[NDArray[np.int64]] = []
+        for w in _take(self._windows(), self.max_inputs):
+            buf.append(w)
+            if len(buf) == batch_size:
+                yield np.stack(buf)
+                buf = []
+        if buf:
+            yield np.stack(buf)
+
+    def predictions_per_input(self) -> int:
+        return self.window
+
+    def size_hint(self) -> int | None:
+        return self.max_inputs
+
+    def describe(self, indices: Sequence[int], model: Any) -> dict[int, str]:
+        """For prediction i: the window's tokens up to position i and the next one in brackets."""
+        want = {int(i) // self.window: [] for i in indices}  # type: dict[int, list[int]]
+        for i in indices:
+            want[int(i) // self.window].append(int(i))
+        labels = model.head.labels
+        tok = getattr(model, "tokenizer", None)
+
+        def decode(ids: Any) -> str:
+            if tok is not None and callable(getattr(tok, "decode", None)):
+                return str(tok.decode([int(x) for x in ids]))
+            return " ".join(labels[int(x)] for x in ids)
+
+        out: dict[int, str] = {}
+        for wi, w in enumerate(_take(self._windows(), self.max_inputs)):
+            for i in want.get(wi, []):
+                t = i % self.window
+                ctx = decode(w[max(0, t - 11): t + 1])
+                nxt = decode(w[t + 1: t + 2]) if t + 1 < len(w) else "(end of window)"
+                out[i] = f"window {wi}, position {t}: …{ctx!r} ⟶ next: {nxt!r}"
+            if len(out) == len(set(int(i) for i in indices)):
+                break
+        return out
+
+
+class ArrayInputs:
+    """Rows of an array (an .npy file, memory-mapped, or an array in memory): images (n, ...)
+    or feature matrices (n, d); one prediction per row."""
+
+    def __init__(self, data: str | os.PathLike[str] | NDArray[Any], *,
+                 max_inputs: int | None = None, targets: Sequence[str] | None = None,
+                 name: str | None = None) -> None:
+        if isinstance(data, (str, os.PathLike)):
+            p = Path(data)
+            if not p.is_file():
+                raise fail(f"{p}: no such data file.")
+            from unembed.sources.files import read_npy
+
+            arr = read_npy(p, mmap=True, numeric=True)
+            self.name = str(p)
+        else:
+            arr = np.asarray(data)
+            self.name = "array"
+        if arr.ndim < 2 or arr.shape[0] == 0:
+            raise fail(f"The data {self.name} must have shape (n, ...) with n >= 1. "
+                       f"Got shape {arr.shape} instead.")
+        self.array = arr if max_inputs is None else arr[:max_inputs]
+        self.targets = targets
+        if name is not None:
+            self.name = name
+
+    def batches(self, batch_size: int) -> Iterator[NDArray[Any]]:
+        for s in range(0, self.array.shape[0], batch_size):
+            yield np.asarray(self.array[s:s + batch_size])
+
+    def predictions_per_input(self) -> int:
+        return 1
+
+    def size_hint(self) -> int | None:
+        return int(self.array.shape[0])
+
+    def describe(self, indices: Sequence[int], model: Any) -> dict[int, str]:
+        out = {}
+        for i in indices:
+            tgt = f" (true label {self.targets[int(i)]})" if self.targets is not None else ""
+            out[int(i)] = f"row {int(i)} of {self.name}{tgt}"
+        return out
+
+
+@runtime_checkable
+class OpensOwnText(Protocol):
+    """A model that turns a text file into its own data source (spaCy: texts, not ids)."""
+
+    def open_text(self, path: str | os.PathLike[str], *,
+                  max_inputs: int | None = None) -> DataSource: ...
+
+
+def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
+              max_inputs: int | None = None) -> DataSource:
+    """A data source for ``model`` from a file: ``.npy`` arrays for image classifiers and
+    feature-matrix models; text (``.txt`` or anything else) or ``.jsonl`` for language models
+    (needs ``model.tokenize``)."""
+    p = Path(path)
+    if p.suffix.lower() == ".npy":
+        return ArrayInputs(p, max_inputs=max_inputs)
+    if isinstance(model, OpensOwnText):  # models that read text themselves (spaCy)
+        return model.open_text(p, max_inputs=max_inputs)
+    if not callable(getattr(model, "tokenize", None)):
+        raise fail(f"{p}: a text file needs a language model with a tokenizer; this model "
+                   f"({getattr(model, 'kind', type(model).__name__)}) takes arrays (.npy).")
+    return TextWindows([p], model.tokenize, window=window, max_inputs=max_inputs)
+
+
+
+
+def shard_batches(data: DataSource, batch_size: int, *, shard: int = 0,
+                  n_shards: int = 1) -> Iterator[tuple[int, int, Any]]:
+    """(batch number, offset, batch) for the batches ``b`` of ``data.batches(batch_size)`` with
+    ``b % n_shards == shard``, in order; ``offset`` is the global index of the batch's first
+    prediction (every batch before it counted, ``len(batch) x predictions_per_input()``
+    predictions each). The other batches are read, to stay in step, but not returned."""
+    if not 0 <= shard < n_shards:
+        raise fail(f"The 'shard' argument must be in [0, {n_shards}). Got {shard} instead.")
+    per = data.predictions_per_input()
+    offset = 0
+    for b, batch in enumerate(data.batches(batch_size)):
+        if b % n_shards == shard:
+            yield b, offset, batch
+        offset += len(batch) * per

@@ -1,0 +1,202 @@
+"""Past one process: the audit's streaming pass and the argmaxability checks on Ray.
+
+Ray is imported only here, and only when a :class:`RayEngine` is used (``--engine ray``):
+without it nothing of Ray is loaded. ``RayEngine(workers=N)`` starts a local Ray with N CPUs
+when none is running (and stops it afterwards); ``address=`` joins a running cluster
+(``ray start --head`` on one machine, ``ray start --address=HEAD:6379`` on the others;
+docs/ray.md).
+
+Work units are plain functions of this module, run as Ray tasks that Ray retries when their
+worker dies (``max_retries``): a unit's result reaches the driver only when the unit has
+finished, so a unit re-run after a crash is counted once.
+
+* The audit (:meth:`RayEngine.collect`): every worker loads the model itself (the loader the
+  driver passes: the same path and options) and opens the data itself (the same file path:
+  on a cluster, a path every node can read). The label set is chosen first, from the first
+  predictions, exactly as a single pass chooses it (:func:`unembed.streaming.select_labels`);
+  then worker ``w`` of ``N`` runs the batches ``b`` with ``b % N == w``
+  (:func:`unembed.streaming.run_shard`) and returns its accumulators; the driver merges them.
+* ``argmaxable`` (:func:`unembed.feasibility.argmaxable_all` with ``engine=``): blocks of
+  labels for the fast pass and single-label LPs are units; the head goes to the object store
+  once; every witness of an LP is checked again on the driver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from unembed._checks import arg_error, fail
+from unembed._progress import progress_bars
+from unembed.data import DataSource
+from unembed.head import Head, LabelRef
+from unembed.streaming import Behaviour, Partial, Selection, behaviour_of, run_shard, select_labels
+
+__all__ = ["RayEngine", "Sharded"]
+
+S = TypeVar("S")
+T = TypeVar("T")
+R = TypeVar("R")
+
+ModelLoader = Callable[[], Any]
+DataOpener = Callable[[Any], DataSource]
+
+#: Per worker process: models loaded by a loader (keyed by the loader's pickle digest), so a
+#: worker that runs several units loads its model once.
+_MODELS: dict[str, Any] = {}
+
+
+def _model(key: str, load_model: ModelLoader) -> Any:
+    if key not in _MODELS:
+        _MODELS.clear()
+        _MODELS[key] = load_model()
+    return _MODELS[key]
+
+
+def _select_unit(shared: tuple[str, ModelLoader, DataOpener, dict[str, Any]],
+                 _item: int) -> Selection:
+    key, load_model, open_data, kw = shared
+    model = _model(key, load_model)
+    return select_labels(model, open_data(model), **kw)
+
+
+def _shard_unit(shared: tuple[str, ModelLoader, DataOpener, Selection, dict[str, Any]],
+                item: tuple[int, int]) -> Partial:
+    key, load_model, open_data, sel, kw = shared
+    shard, n_shards = item
+    model = _model(key, load_model)
+    return run_shard(model, open_data(model), sel, shard=shard, n_shards=n_shards, **kw)
+
+
+def _call(fn: Callable[[S, T], R], shared: S, item: T) -> R:
+    return fn(shared, item)
+
+
+@dataclass
+class RayEngine:
+    """Ray as the engine: ``workers`` units in flight (one per worker), on a local Ray started
+    for the purpose (``address=None``, none running) or on the cluster at ``address``.
+
+    ``gpus_per_worker`` reserves GPUs for each unit (a worker's model then runs on the GPU Ray
+    assigns it); ``max_retries`` is how often a unit whose worker died is run again.
+    """
+
+    workers: int = 2
+    address: str | None = None
+    gpus_per_worker: float = 0.0
+    max_retries: int = 3
+    _started: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise arg_error("RayEngine", "workers", "must be at least 1", got=self.workers)
+        if self.max_retries < 0:
+            raise arg_error("RayEngine", "max_retries", "must be at least 0",
+                            got=self.max_retries)
+
+    # ------------------------------------------------------------------------ ray itself
+    def _ray(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise fail("--engine ray needs the 'ray' package (pip install 'unembed[ray]').") \
+                from None
+        if not ray.is_initialized():
+            try:
+                if self.address is None:
+                    ray.init(num_cpus=self.workers, include_dashboard=False,
+                             log_to_driver=False)
+                else:
+                    ray.init(address=self.address, include_dashboard=False,
+                             log_to_driver=False)
+            except ConnectionError as e:
+                raise fail(f"cannot reach the Ray cluster at {self.address!r}: {e}") from None
+            self._started = True
+        return ray
+
+    def close(self) -> None:
+        """Stop the local Ray this engine started (a cluster joined is left running)."""
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+    def __enter__(self) -> RayEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def map(self, fn: Callable[[S, T], R], shared: S, items: Sequence[T],
+            tick: Callable[[], None] | None = None) -> list[R]:
+        """``[fn(shared, item) for item in items]``, one Ray task per item (``shared`` put in
+        the object store once), results in the order of ``items``."""
+        ray = self._ray()
+        remote = ray.remote(num_cpus=1, num_gpus=self.gpus_per_worker,
+                            max_retries=self.max_retries, retry_exceptions=False)(_call)
+        ref = ray.put(shared)
+        pending = {remote.remote(fn, ref, item): i for i, item in enumerate(items)}
+        out: dict[int, R] = {}
+        from ray.exceptions import RayTaskError
+
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for d in done:
+                i = pending.pop(d)
+                try:
+                    out[i] = ray.get(d)
+                except RayTaskError as e:  # the unit raised: show the library's own error
+                    cause = e.cause if isinstance(e.cause, Exception) else e
+                    raise cause from None
+                if tick is not None:
+                    tick()
+        return [out[i] for i in range(len(items))]
+
+    # ------------------------------------------------------------------------ the audit
+    def collect(self, head: Head, load_model: ModelLoader, open_data: DataOpener, *,
+                labels: Sequence[LabelRef] | None = None, top_n: int = 40, top_k: int = 5,
+                batch_size: int = 32, keep_hidden: int = 4096,
+                selection_predictions: int = 8192, progress: bool = True,
+                logits: Literal["model", "head"] = "model") -> Behaviour:
+        """:func:`unembed.streaming.collect` in ``workers`` shards: the same label set, counts
+        and witnesses, sums and moments equal up to float64 rounding.
+
+        ``load_model()`` must give, on every worker, the model ``head`` belongs to;
+        ``open_data(model)`` the same data source (same file, window, limit).
+        """
+        key = hashlib.sha256(pickle.dumps(load_model)).hexdigest() if _picklable(
+            load_model) else str(id(load_model))
+        sel = self.map(_select_unit, (key, load_model, open_data, {
+            "labels": labels, "top_n": top_n, "top_k": top_k, "batch_size": batch_size,
+            "selection_predictions": selection_predictions, "logits": logits}), [0])[0]
+        kw = {"top_k": top_k, "batch_size": batch_size, "keep_hidden": keep_hidden,
+              "logits": logits}
+        n = self.workers
+        with progress_bars(progress) as bars:
+            task = bars.add("behaviour (ray shards)", total=n)
+            parts = self.map(_shard_unit, (key, load_model, open_data, sel, kw),
+                             [(w, n) for w in range(n)], lambda: bars.advance(task))
+        return behaviour_of(head, parts, sel, top_k=top_k, keep_hidden=keep_hidden)
+
+
+@dataclass(frozen=True)
+class Sharded:
+    """An audit's streaming pass on an engine: how every worker loads the model and opens the
+    data (both picklable: a ``functools.partial`` of :func:`unembed.sources.load` and of
+    :func:`unembed.data.open_data` with the paths and options)."""
+
+    engine: RayEngine
+    load_model: ModelLoader
+    open_data: DataOpener
+
+
+def _picklable(obj: object) -> bool:
+    try:
+        pickle.dumps(obj)
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,119 @@
+"""Wide heads (V - 1 <= d): every label argmaxable without an LP when the rows are affinely
+independent.
+
+Theorem. Let the head have V labels with rows u_1, ..., u_V in R^d and any bias b, and let the
+rows be affinely independent: the V - 1 differences u_k - u_V (k < V) are linearly
+independent (which needs V - 1 <= d). Then every label i is the strict argmax of
+z(h) = W h + b for some h in R^d.
+
+Proof. Stack the differences as the rows of D, shape (V - 1, d); it has full row rank V - 1,
+so D h = y has a solution for every y in R^{V-1}. Fix M > 0 and take
+y_k = M [k = i] - M [i = V] - (b_k - b_V). Then for every k < V
+
+    z_k - z_V = (u_k - u_V) . h + b_k - b_V = y_k + b_k - b_V = M [k = i] - M [i = V],
+
+so z_i - z_k = M for every k != i (for i < V: z_i - z_V = M and z_k - z_V = 0 for the other
+k; for i = V: z_k - z_V = -M for every k). QED. Conversely, V - 1 > d rows are always
+affinely dependent, and an affinely dependent set can contain a row inside the hull of the
+others, so then the LPs decide.
+
+Computation: the least-norm solution is h = D^T a with (D D^T) a = y, solved with the
+Cholesky factor L of the Gram matrix D D^T (one O(V^2 d) product, then O(V^2) per label); a
+witness is rebuilt from the V - 1 numbers a (kept per label). Affine
+independence is not assumed from the factorisation: every witness's margin over all labels is
+recomputed in float64 as z = (W D^T) a + b minus a bound on its distance from W h + b for
+the float64 witness h = a D (the rounding of W D^T, of h and of the small product:
+gamma_{d+V} (|w_k| sum_j |a_j| |d_j| + sum_j |(W D^T)_kj| |a_j|), gamma_n = 2 n eps64), and a
+label counts as settled only when that lower bound on its unit-form margin (divided by
+max(1, |h|_inf)) exceeds the tolerance, like every other "yes" (see
+:mod:`unembed.feasibility._core`). Labels that fail (rows nearly dependent) go on to the
+usual fast pass and LPs.
+
+Only for ``radius=None`` (h anywhere in R^d): with a bounded h the margin M may need an h
+outside the box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.linalg import solve_triangular
+
+from unembed.feasibility._core import Space
+
+_BLOCK = 256  # witnesses formed per block (block x d float64 in memory)
+_EPS64 = 2.0**-53
+
+
+@dataclass(frozen=True, eq=False)
+class SpanWitnesses:
+    """Witnesses h_i = coef[i] @ D for the labels settled by the theorem.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (V, V - 1)
+        The coefficients a of each label's witness on the differences u_k - u_V.
+    margin : ndarray of shape (V,)
+        Unit-form margins recomputed in float64 from the head (-inf where not settled).
+    settled : ndarray of bool, shape (V,)
+        margin > tol.
+    """
+
+    coef: NDArray[np.float64]
+    margin: NDArray[np.float64]
+    settled: NDArray[np.bool_]
+
+    def witness(self, W: NDArray[np.float64], i: int) -> NDArray[np.float64]:
+        """The hidden state of label i (d,), float64."""
+        return np.asarray(self.coef[i] @ (W[:-1] - W[-1]), dtype=np.float64)
+
+
+def span_witnesses(sp: Space) -> SpanWitnesses | None:
+    """Witnesses for every label from the theorem of the module docstring, each re-checked;
+    None when it does not apply (V - 1 > d, or a bounded h)."""
+    W, b = sp.W, sp.b
+    V, d = W.shape
+    if sp.radius is not None or V < 2 or V - 1 > d:
+        return None
+    D = W[:-1] - W[-1]
+    c = b[:-1] - b[-1]
+    P = W @ D.T  # (V, V - 1): the one O(V^2 d) product
+    G = P[:-1] - P[-1]  # = D D^T
+    G = 0.5 * (G + G.T)
+    try:
+        L = np.linalg.cholesky(G)
+    except np.linalg.LinAlgError:
+        return None  # numerically dependent: let the LPs decide
+    diag = np.abs(np.diag(L))
+    if not diag.size or diag.min() <= 1e-7 * diag.max():
+        return None
+    M = 1.0 + 2.0 * float(np.abs(c).max(initial=0.0))
+    Y = -np.repeat(c[:, None], V, axis=1)  # column i: the target for label i
+    Y[np.arange(V - 1), np.arange(V - 1)] += M
+    Y[:, V - 1] -= M
+    A = solve_triangular(L, solve_triangular(L, Y, lower=True), trans="T", lower=True)
+    coef = np.ascontiguousarray(A.T)  # (V, V - 1)
+    # logits at every witness h_i = coef[i] @ D: Z = coef @ P^T + b, with a bound on how far
+    # that is from the float64 W h_i (the rounding of P, of h_i and of the small product)
+    gamma = 2 * (d + V) * _EPS64 / (1 - (d + V) * _EPS64)
+    wn = np.linalg.norm(W, axis=1)
+    dn = np.linalg.norm(D, axis=1)
+    Z = coef @ P.T + b[None, :]  # (V witnesses, V labels)
+    err = gamma * (np.abs(coef) @ dn)[:, None] * wn[None, :] + gamma * (np.abs(coef)
+                                                                        @ np.abs(P).T)
+    H_inf = np.empty(V)
+    for start in range(0, V, _BLOCK):
+        H_inf[start:start + _BLOCK] = np.abs(coef[start:start + _BLOCK] @ D).max(axis=1)
+    k = np.maximum(1.0, H_inf)
+    r = np.arange(V)
+    zi = Z[r, r] - err[r, r]
+    Z = Z + err
+    Z[r, r] = -np.inf
+    margin = (zi - Z.max(axis=1)) / k
+    tol = sp.tol
+    return SpanWitnesses(coef, margin, margin > tol)
+
+
+__all__ = ["SpanWitnesses", "span_witnesses"]

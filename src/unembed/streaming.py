@@ -1,0 +1,341 @@
+"""The audit's streaming pass: a model over a data source, once, into mergeable accumulators.
+
+:func:`collect` runs the model batch by batch (with a progress bar; memory set by the batch
+size and the label count, not by the data's length), summarises each batch of logits
+(:mod:`unembed.kernels`) into a :class:`~unembed.accumulators.LabelTally` over all V labels
+and a :class:`~unembed.accumulators.PairStats` over the label set.
+
+The same pass split over workers (:mod:`unembed.engine`) uses the pieces below:
+:func:`select_labels` (the label set from the first predictions) and :func:`run_shard` (the
+batches ``b`` with ``b % n_shards == shard``), whose :class:`Partial` results merge to what
+:func:`collect` gives: counts, argmaxes, top-k sets and witnesses identical, sums and moments
+equal up to float64 rounding of the order of summation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from unembed._checks import fail
+from unembed._progress import progress_bars
+from unembed.accumulators import LabelTally, PairStats
+from unembed.data import DataSource, shard_batches
+from unembed.head import Head, LabelRef
+from unembed.kernels import selected_log_probs, summarise, take_columns
+
+__all__ = ["Behaviour", "Partial", "collect", "run_shard", "select_labels"]
+
+
+@dataclass
+class Behaviour:
+    """What :func:`collect` found.
+
+    Attributes
+    ----------
+    labels : tuple of str
+        The label set (k labels) in matrix order; ``idx`` their rows in the head.
+    matrices : dict of measure -> (k, k) float64
+        One matrix per :data:`~unembed.accumulators.MEASURES` entry.
+    tally : LabelTally
+        Over all V labels and all inputs.
+    pairs : PairStats
+        The raw accumulator (for merging and witnesses).
+    hidden : (m, d) float64
+        The hidden states of the first m predictions (m <= ``keep_hidden``), for verification.
+    n_predictions : int
+        How many predictions (inputs x positions) were seen.
+    selection : str
+        How the label set was chosen.
+    """
+
+    labels: tuple[str, ...]
+    idx: NDArray[np.int64]
+    matrices: dict[str, NDArray[np.float64]]
+    tally: LabelTally
+    pairs: PairStats
+    hidden: NDArray[np.float64]
+    n_predictions: int
+    top_k: int
+    selection: str
+
+
+Forward = Callable[[Any], tuple[NDArray[np.float64], object]]
+
+
+def _forward(model: Any, logits: str) -> Forward:
+    """(hidden states (n, d) float64, logits (n, V)) of a batch: the model's own logits (in its
+    own precision where it offers them, possibly a tensor on its device) or the head's."""
+    if logits not in ("model", "head"):
+        raise fail(f"The 'logits' argument of collect must be 'model' or 'head'. "
+                   f"Got {logits!r} instead.")
+    head: Head = model.head
+    if logits == "model":
+        for name in ("forward_native", "forward"):
+            f = getattr(model, name, None)
+            if callable(f):
+                return f
+
+    def via_head(batch: Any) -> tuple[NDArray[np.float64], object]:
+        h = model.hidden_states(batch)
+        return h, head.logits(h)
+
+    return via_head
+
+
+@dataclass
+class Partial:
+    """What a pass over some of the batches gives; :meth:`merge` joins disjoint ones.
+
+    ``hidden`` holds (offset, states) for the predictions with global index below
+    ``keep_hidden``; ``batches`` counts the batches seen.
+    """
+
+    tally: LabelTally
+    pairs: PairStats | None
+    hidden: list[tuple[int, NDArray[np.float64]]] = field(default_factory=list)
+    seen: int = 0
+    batches: int = 0
+
+    def merge(self, other: Partial) -> Partial:
+        pairs = (self.pairs if other.pairs is None else other.pairs if self.pairs is None
+                 else self.pairs.merge(other.pairs))
+        return Partial(self.tally.merge(other.tally), pairs, self.hidden + other.hidden,
+                       self.seen + other.seen, self.batches + other.batches)
+
+    def hidden_states(self, d: int, keep: int) -> NDArray[np.float64]:
+        """The first ``keep`` hidden states in input order."""
+        parts = [h for _, h in sorted(self.hidden, key=lambda t: t[0])]
+        return np.concatenate(parts)[:keep] if parts else np.zeros((0, d))
+
+
+class _Stream:
+    """The per-batch work, shared by the single pass and the shards.
+
+    Batches numbered below ``head_batches`` take the label set's log-probabilities from the
+    head's float64 logits of their hidden states (as the predictions held while the label set
+    is chosen do in a single pass), the others from the model's own logits.
+    """
+
+    def __init__(self, model: Any, *, idx: NDArray[np.int64] | None, top_k: int,
+                 keep_hidden: int, logits: str, head_batches: int = 0) -> None:
+        self.head: Head = model.head
+        self.forward = _forward(model, logits)
+        self.top_k = top_k
+        self.keep_hidden = keep_hidden
+        self.head_batches = head_batches
+        self.part = Partial(LabelTally.empty(self.head.n_labels),
+                            None if idx is None else PairStats(idx, top_k))
+        self.held: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64],
+                              int]] = []
+        self.held_n = 0
+        self._sub: Head | None = None
+
+    def feed(self, b: int, offset: int, batch: Any) -> int:
+        h, z = self.forward(batch)
+        top, lognorm = summarise(z, self.head.link, self.top_k, self.part.tally)
+        n = int(top.shape[0])
+        if offset < self.keep_hidden:
+            self.part.hidden.append((offset, np.asarray(h[: self.keep_hidden - offset])))
+        pairs = self.part.pairs
+        if pairs is None:
+            self.held.append((h, lognorm, top, offset))
+            self.held_n += n
+        elif b < self.head_batches:
+            pairs.update_selected(selected_log_probs(self.sub(pairs).logits(h), lognorm,
+                                                     self.head.link), top, offset)
+        else:
+            pairs.update_selected(selected_log_probs(take_columns(z, pairs.idx), lognorm,
+                                                     self.head.link), top, offset)
+        self.part.seen += n
+        self.part.batches += 1
+        return n
+
+    def sub(self, pairs: PairStats) -> Head:
+        if self._sub is None:
+            self._sub = self.head.subset([int(i) for i in pairs.idx])
+        return self._sub
+
+    def choose(self, idx: NDArray[np.int64]) -> None:
+        """Fix the label set and feed it the held predictions (head logits, float64)."""
+        pairs = PairStats(idx, self.top_k)
+        self.part.pairs = pairs
+        sub = self.sub(pairs)
+        for h, lognorm, top, off in self.held:
+            pairs.update_selected(selected_log_probs(sub.logits(h), lognorm, self.head.link),
+                                  top, off)
+        self.held.clear()
+
+
+def _label_set(head: Head, labels: Sequence[LabelRef] | None, top_n: int, top_k: int
+               ) -> tuple[NDArray[np.int64] | None, str]:
+    if top_k < 1:
+        raise fail(f"The 'top_k' argument of collect must be at least 1. Got {top_k} instead.")
+    if labels is not None:
+        idx = head.indices(list(labels), argument="labels")
+        if len(set(idx)) != len(idx) or len(idx) < 2:
+            raise fail("The 'labels' argument must name at least 2 distinct labels.")
+        return np.asarray(idx, dtype=np.int64), f"{len(idx)} labels given by the caller"
+    if head.n_labels <= top_n:
+        return np.arange(head.n_labels, dtype=np.int64), f"all {head.n_labels} labels"
+    return None, ""
+
+
+def _chosen(tally: LabelTally, top_n: int) -> tuple[NDArray[np.int64], str]:
+    return (np.asarray(sorted(tally.top(top_n)), dtype=np.int64),
+            f"the {top_n} labels of largest mean probability over the first {tally.n} "
+            f"predictions")
+
+
+def _behaviour(head: Head, part: Partial, selection: str, top_k: int,
+               keep_hidden: int) -> Behaviour:
+    if part.seen == 0:
+        raise fail("The data gave no inputs (empty file, or fewer tokens than one window).")
+    assert part.pairs is not None
+    pairs = part.pairs
+    return Behaviour(
+        labels=tuple(head.labels[i] for i in pairs.idx), idx=pairs.idx,
+        matrices=pairs.matrices(), tally=part.tally, pairs=pairs,
+        hidden=part.hidden_states(head.d, keep_hidden), n_predictions=part.seen, top_k=top_k,
+        selection=selection)
+
+
+def collect(
+    model: Any,
+    data: DataSource,
+    *,
+    labels: Sequence[LabelRef] | None = None,
+    top_n: int = 40,
+    top_k: int = 5,
+    batch_size: int = 32,
+    keep_hidden: int = 4096,
+    selection_predictions: int = 8192,
+    progress: bool = True,
+    logits: Literal["model", "head"] = "model",
+) -> Behaviour:
+    """Stream ``model`` over ``data`` once and accumulate behaviour per pair of labels.
+
+    The label set is ``labels`` when given, every label when V <= ``top_n``, otherwise the
+    ``top_n`` labels of largest mean probability over the first ``selection_predictions``
+    predictions (their hidden states are held until the set is chosen, then every prediction,
+    those included, feeds the pair statistics: one forward pass in all).
+
+    Parameters
+    ----------
+    model : LoadedModel
+        ``hidden_states(batch) -> (n, d)``; the head's float64 log-probabilities of those states
+        are the probabilities analysed.
+    data : DataSource
+    top_k : int
+        "Both in the top k" counts inputs where both labels are among the k most probable of
+        all V labels.
+    logits : {"model", "head"}
+        "model" (default): when the model has ``forward(inputs) -> (hidden, logits)``, its own
+        logits of the same pass are used: the model's own precision (float32 for most
+        checkpoints) widened exactly to float64 where they are used, so top-k sets and
+        argmaxes are the model's own, and p = exp(z - log-normaliser) is computed in float64
+        from those logits (``forward_native``, when the model has it, gives them without a
+        whole (n, V) float64 copy, on the model's device). "head": the head's float64 logits
+        of the hidden states. Predictions held while the label set is chosen get the chosen
+        labels' logits from the head in float64 either way; both agree to the model's float
+        precision.
+    """
+    head: Head = model.head
+    idx, selection = _label_set(head, labels, top_n, top_k)
+    stream = _Stream(model, idx=idx, top_k=top_k, keep_hidden=keep_hidden, logits=logits)
+
+    from threadpoolctl import threadpool_limits
+
+    hint = data.size_hint()
+    # The accumulators multiply small (n, k) matrices: one BLAS thread does that fastest, and
+    # BLAS threads spinning beside the model's own threads (torch) slow both down many times.
+    with threadpool_limits(1, user_api="blas"), progress_bars(progress) as bar:
+        task = bar.add("behaviour", total=hint)
+        for b, _, batch in shard_batches(data, batch_size):
+            # global indices count the predictions made (a row of token ids is many)
+            stream.feed(b, stream.part.seen, batch)
+            if stream.part.pairs is None and stream.held_n >= selection_predictions:
+                idx, selection = _chosen(stream.part.tally, top_n)
+                stream.choose(idx)
+            bar.advance(task, len(batch))
+        if stream.part.pairs is None and stream.part.seen:  # fewer predictions than asked
+            idx, selection = _chosen(stream.part.tally, top_n)
+            stream.choose(idx)
+    return _behaviour(head, stream.part, selection, top_k, keep_hidden)
+
+
+# ------------------------------------------------------------------------------ in shards
+@dataclass(frozen=True)
+class Selection:
+    """The label set of a run in shards: its rows, how it was chosen, and how many leading
+    batches were held while choosing it (they take the head's logits, as in one pass)."""
+
+    idx: NDArray[np.int64]
+    text: str
+    head_batches: int
+
+
+def select_labels(model: Any, data: DataSource, *, labels: Sequence[LabelRef] | None = None,
+                  top_n: int = 40, top_k: int = 5, batch_size: int = 32,
+                  selection_predictions: int = 8192,
+                  logits: Literal["model", "head"] = "model") -> Selection:
+    """The label set :func:`collect` would choose, and the batches it holds while choosing
+    (the first batches until ``selection_predictions`` predictions are seen; none when the
+    set is given or every label is in it)."""
+    head: Head = model.head
+    idx, text = _label_set(head, labels, top_n, top_k)
+    if idx is not None:
+        return Selection(idx, text, 0)
+    from threadpoolctl import threadpool_limits
+
+    stream = _Stream(model, idx=None, top_k=top_k, keep_hidden=0, logits=logits)
+    with threadpool_limits(1, user_api="blas"):
+        for b, _, batch in shard_batches(data, batch_size):
+            stream.feed(b, stream.part.seen, batch)
+            if stream.held_n >= selection_predictions:
+                break
+    if stream.part.seen == 0:
+        raise fail("The data gave no inputs (empty file, or fewer tokens than one window).")
+    idx, text = _chosen(stream.part.tally, top_n)
+    return Selection(idx, text, stream.part.batches)
+
+
+def run_shard(model: Any, data: DataSource, selection: Selection, *, shard: int, n_shards: int,
+              top_k: int = 5, batch_size: int = 32, keep_hidden: int = 4096,
+              logits: Literal["model", "head"] = "model",
+              on_batch: Callable[[int], None] | None = None) -> Partial:
+    """The batches ``b`` with ``b % n_shards == shard``, accumulated over ``selection``'s label
+    set. Partials of all shards merged (:meth:`Partial.merge`) give :func:`collect`'s
+    numbers; :func:`behaviour_of` turns them into a :class:`Behaviour`."""
+    from threadpoolctl import threadpool_limits
+
+    stream = _Stream(model, idx=selection.idx, top_k=top_k, keep_hidden=keep_hidden,
+                     logits=logits, head_batches=selection.head_batches)
+    per = data.predictions_per_input()
+    with threadpool_limits(1, user_api="blas"):
+        for b, offset, batch in shard_batches(data, batch_size, shard=shard, n_shards=n_shards):
+            n = stream.feed(b, offset, batch)
+            if n != len(batch) * per:
+                raise fail(f"The data source says {per} prediction(s) per input, but the model "
+                           f"made {n} for {len(batch)} inputs; shards could not name inputs "
+                           f"by their global index. Use text data (windows) for language "
+                           f"models, or run without an engine.")
+            if on_batch is not None:
+                on_batch(len(batch))
+    return stream.part
+
+
+def behaviour_of(head: Head, parts: Iterable[Partial], selection: Selection, *, top_k: int,
+                 keep_hidden: int) -> Behaviour:
+    """The :class:`Behaviour` of merged shard results (merged in the order given)."""
+    it = iter(parts)
+    total = next(it)
+    for p in it:
+        total = total.merge(p)
+    if total.pairs is None:
+        total.pairs = PairStats(selection.idx, top_k)
+    return _behaviour(head, total, selection.text, top_k, keep_hidden)

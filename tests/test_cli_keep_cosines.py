@@ -1,0 +1,48 @@
+"""``unembed counterexample --keep-cosines``, in-process through ``main(argv)``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_feasibility_independent import unit_optimum
+from unembed.cli import main
+
+
+def cosines(W: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(W, axis=1)
+    return (W @ W.T) / np.outer(n, n)
+
+
+def test_unargmaxable_head_is_written_with_the_same_cosines(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    W = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0], [2.0, 3.0]])
+    src, out = tmp_path / "W.npy", tmp_path / "new.npy"
+    np.save(src, W)
+    assert main(["counterexample", str(src), "--keep-cosines", "--unargmaxable", "#3",
+                 "--out", str(out), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["before"]["status"] == "yes" and rec["after_written"]["status"] == "no"
+    new = np.load(out)
+    assert np.abs(cosines(new) - cosines(W)).max() <= 1e-12
+    assert unit_optimum(W, np.zeros(4), [3], False) > 0.1
+    assert unit_optimum(new, np.zeros(4), [3], False) <= rec["after"]["tol"]
+
+
+def test_impossible_and_misused_keep_cosines_exit_2_with_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    W = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, -0.5]])
+    src = tmp_path / "W.npy"
+    np.save(src, W)
+    out = tmp_path / "new.npy"
+    assert main(["counterexample", str(src), "--keep-cosines", "--unargmaxable", "#2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "outside the cone" in err and "\n" not in err and not out.exists()
+    assert main(["counterexample", str(src), "--keep-cosines", "--out", str(out)]) == 2
+    assert "exactly one of" in capsys.readouterr().err
+    assert main(["counterexample", str(src), "--out", str(out)]) == 2
+    assert "--pair A B and --target T are required" in capsys.readouterr().err

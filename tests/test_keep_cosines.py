@@ -1,0 +1,127 @@
+"""Same cosines, different behaviour: every construction is checked by an independent LP (the
+box LP of tests/test_feasibility_independent.py), raw cosines recomputed here in float64, and
+sigmoid sign patterns compared across rotations and rescalings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from test_feasibility_independent import unit_optimum
+from unembed import Head, UnembedError
+from unembed.feasibility import enumerate_combinations
+from unembed.keep_cosines import not_top_two_keeping_cosines, unargmaxable_keeping_cosines
+
+
+def cosines(W: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(W, axis=1)
+    return (W @ W.T) / np.outer(n, n)
+
+
+def cone_head(seed: int, bias: bool) -> tuple[Head, int]:
+    """Rows on a shifted sphere plus one row = a positive (not convex) combination of three
+    others: in their cone, outside their hull, so argmaxable until rescaled."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((12, 4)) + 2.0
+    W[0] = 1.7 * (rng.dirichlet(np.ones(3)) @ W[1:4])
+    b = 0.01 * rng.standard_normal(12) if bias else None
+    if b is not None:
+        b[0] = b[1:4].min() - 0.01  # a bias the combination can absorb
+    return Head(W, b=b), 0
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.booleans())
+def test_label_made_unargmaxable_with_the_same_cosines(seed: int, bias: bool) -> None:
+    head, i = cone_head(seed, bias)
+    r = unargmaxable_keeping_cosines(head, i)
+    assert np.abs(cosines(r.head.W) - cosines(head.W)).max() <= 1e-12
+    assert np.all(r.scales > 0) and np.array_equal(r.head.bias, head.bias)
+    assert r.before.status == "yes" and r.after.status == "no" and r.changed
+    # the independent LP: clearly argmaxable before, not after
+    assert unit_optimum(head.W, head.bias, [i], False) > r.before.tol
+    assert unit_optimum(r.head.W, r.head.bias, [i], False) <= r.after.tol * (1 + 1e-6)
+    # the combination it names is exact: a_i u_i = sum mu_k u_k, weights convex
+    mu = np.array(list(r.weights.values()))
+    rows = r.head.W[r.head.indices(list(r.weights))]
+    assert np.isclose(mu.sum(), 1.0) and np.allclose(mu @ rows, r.head.W[i], atol=1e-8)
+
+
+def test_outside_the_cone_is_impossible_and_says_why() -> None:
+    W = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0], [3.0, -0.5]])
+    head = Head(W[[0, 1, 3]])  # (3, -0.5) is outside the cone of (1, 0), (0, 1)
+    with pytest.raises(UnembedError, match="outside the cone"):
+        unargmaxable_keeping_cosines(head, 2)
+
+
+def test_a_bias_that_lifts_the_label_is_named() -> None:
+    W = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    head = Head(W, b=np.array([0.0, 0.0, 5.0]))
+    with pytest.raises(UnembedError, match="bias keeps"):
+        unargmaxable_keeping_cosines(head, 2)
+
+
+def test_pair_made_unable_to_lead_together_with_the_same_cosines() -> None:
+    """Row 2 = u_0 + u_1 lies beyond the segment of rows 0 and 1 (they can lead together
+    where their logits are negative); doubling both puts it at their midpoint."""
+    rng = np.random.default_rng(4)
+    W = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [-1.0, -1.0, -1.0]])
+    Q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    head = Head(3.0 * W @ Q)
+    r = not_top_two_keeping_cosines(head, 0, 1)
+    assert np.abs(cosines(r.head.W) - cosines(head.W)).max() <= 1e-12
+    assert r.before.status == "yes" and r.after.status == "no"
+    assert unit_optimum(head.W, head.bias, [0, 1], True) > r.before.tol
+    assert unit_optimum(r.head.W, r.head.bias, [0, 1], True) <= r.after.tol * (1 + 1e-6)
+
+
+def test_pair_construction_refuses_a_bias_and_the_impossible() -> None:
+    W = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, -1.0, -1.0]])
+    with pytest.raises(UnembedError, match="bias"):
+        not_top_two_keeping_cosines(Head(W, b=np.ones(4)), 0, 1)
+    with pytest.raises(UnembedError, match="Impossible"):
+        not_top_two_keeping_cosines(Head(W), 0, 1)  # the others' hull misses the plane
+
+
+# ---------------------------------------------------------------------------------- sigmoid
+def patterns(head: Head) -> set[tuple[str, ...]]:
+    e = enumerate_combinations(head, list(range(head.n_labels)), samples=500)
+    assert not e.undecided
+    return set(e.items)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.booleans())
+def test_sigmoid_patterns_are_fixed_by_the_gram_matrix_and_bias(seed: int, bias: bool) -> None:
+    """A rotation keeps the Gram matrix (cosines and norms): the feasible on/off patterns are
+    the same, and each witness, rotated, realises its pattern on the rotated head."""
+    rng = np.random.default_rng(seed)
+    V, d = 5, 3
+    W = rng.standard_normal((V, d))
+    b = rng.standard_normal(V) if bias else None
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    head = Head(W, b=b, link="sigmoid")
+    rot = Head(W @ Q, b=b, link="sigmoid")
+    assert np.allclose(rot.W @ rot.W.T, head.W @ head.W.T)
+    assert patterns(head) == patterns(rot)
+    for r in enumerate_combinations(head, list(range(V)), samples=200).feasible:
+        z = rot.W @ (Q.T @ r.witness) + rot.bias
+        want = np.array([s.startswith("+") for s in r.labels])
+        assert np.array_equal(z > 0, want)
+
+
+def test_sigmoid_rescaling_keeps_patterns_without_bias_but_not_with_one() -> None:
+    """Without a bias positive factors keep every sign of u_k . h: the cosines decide. With a
+    bias the norms matter too: rows along one direction with thresholds -b_k / |u_k| reorder."""
+    rng = np.random.default_rng(2)
+    W = rng.standard_normal((5, 3))
+    a = np.exp(rng.standard_normal(5))
+    assert patterns(Head(W, link="sigmoid")) == patterns(Head(W * a[:, None], link="sigmoid"))
+    U = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])  # every cosine 1
+    b = -np.ones(3)
+    before = patterns(Head(U, b=b, link="sigmoid"))
+    after = patterns(Head(U * np.array([4.0, 1.0, 1.0])[:, None], b=b, link="sigmoid"))
+    assert np.allclose(cosines(U * np.array([4.0, 1.0, 1.0])[:, None]), cosines(U))
+    assert before != after and ("+0", "-1", "-2") in after
