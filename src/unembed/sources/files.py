@@ -94,6 +94,11 @@ _NAME_OF_ST = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bf
                "BOOL": "bool"}
 
 
+def _storage_name(storage: str) -> str:
+    """The dtype name of a raw storage code ("bf16" or a numpy dtype string)."""
+    return "bfloat16" if storage == "bf16" else np.dtype(storage).name
+
+
 def _widened(storage: str) -> np.dtype[Any]:
     return np.dtype(np.float32) if storage == "bf16" else np.dtype(storage)
 
@@ -519,7 +524,8 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
         atomic_write(outp, lambda tmp: write_npy_blocks(tmp, values, np.dtype(source.dtype),
                                                         shift), force=force)
         return outp
-    if source.format == "safetensors" and source.raw is not None:
+    if source.format == "safetensors" and source.raw is not None and \
+            _storage_name(source.raw[2]) == source.dtype:
         atomic_write(outp, lambda tmp: _write_safetensors_in_place(source, tmp, values, shift),
                      force=force)
         return outp
@@ -528,6 +534,18 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
     tdtype = getattr(torch, source.dtype)
     full = np.array(values, dtype=np.float64) if shift is None else values + shift
     new_t = torch.from_numpy(full).to(tdtype)
+    if source.format == "safetensors":  # another dtype than stored: the file is rewritten
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        with safe_open(str(source.path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            metadata = f.metadata()
+        assert source.tensor is not None
+        tensors[source.tensor] = new_t
+        atomic_write(outp, lambda tmp: save_file(tensors, str(tmp), metadata=metadata),
+                     force=force)
+        return outp
     obj = torch_load(source.path)
     if isinstance(obj, dict):
         assert source.tensor is not None
