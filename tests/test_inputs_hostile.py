@@ -337,3 +337,23 @@ def test_unique_labels() -> None:
     W = np.random.default_rng(0).standard_normal((3, 2))
     with pytest.raises(UnembedError, match="--unique-labels"):
         Head(W, labels=["sr", "hr", "sr"])
+
+
+def test_files_named_by_tokenizer_config_or_an_index_transformers_would_follow(
+        tiny_gpt2_dir: Path, tiny_llama_dir: Path, tmp_path: Path) -> None:
+    """Paths that transformers itself would open (tokenizer files named in
+    tokenizer_config.json, shards of an index) are checked before transformers runs."""
+    from unembed.sources.hf_dir import from_pretrained, transformers_module
+
+    d = _copy(tiny_gpt2_dir, tmp_path / "d")
+    tc = json.loads((d / "tokenizer_config.json").read_text())
+    (d / "tokenizer_config.json").write_text(json.dumps({**tc, "vocab_file": "/etc/passwd"}))
+    with pytest.raises(UnembedError, match="'vocab_file' names '/etc/passwd'"):
+        load(d)
+    s = tmp_path / "s"
+    wm = _sharded(tiny_llama_dir, s)
+    (s / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {**wm, "lm_head.weight": "../elsewhere.safetensors"}}))
+    tf = transformers_module()
+    with pytest.raises(UnembedError, match="not a path inside the directory"):
+        from_pretrained(tf.AutoModelForCausalLM, s, "a causal LM")

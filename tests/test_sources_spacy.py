@@ -21,7 +21,8 @@ TRAIN = [
 TEXTS = ["the cat ran to a park", "a quick dog sat", "dogs jump over the mat loudly"]
 
 
-def train_tagger(*, with_ner: bool = False, shared_tok2vec: bool = False):
+def train_tagger(*, with_ner: bool = False, shared_tok2vec: bool = False,
+                 v1: bool = False):
     """spacy.blank("en") + a tagger (own tok2vec, or listening to a shared one), trained for
     a few updates on four sentences (seeded)."""
     import spacy
@@ -35,6 +36,12 @@ def train_tagger(*, with_ner: bool = False, shared_tok2vec: bool = False):
                          "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1",
                                      "width": 96, "upstream": "*"}}}
         nlp.add_pipe("tagger", config=cfg)
+    elif v1:  # the older architecture: its Softmax returns probabilities
+        t2v = {"@architectures": "spacy.HashEmbedCNN.v2", "pretrained_vectors": None,
+               "width": 32, "depth": 2, "embed_size": 500, "window_size": 1,
+               "maxout_pieces": 2, "subword_features": True}
+        nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v1",
+                                                 "nO": None, "tok2vec": t2v}})
     else:
         nlp.add_pipe("tagger")
     if with_ner:
@@ -87,6 +94,20 @@ def test_tagger_head_is_exact(nlp):
     assert np.abs(m.head.logits(h) - z).max() < 1e-5
     # the head's argmax is the tag spaCy writes
     assert [m.head.labels[i] for i in m.head.logits(h).argmax(1)] == tags
+
+
+def test_tagger_v1_returns_probabilities_and_is_read_too():
+    nlp = train_tagger(v1=True)
+    m = load(nlp)
+    assert m.head.meta["outputs"] == "probabilities"
+    h, z = m.forward(TEXTS)
+    h_ref, z_ref, tags = _independent(nlp, TEXTS)
+    assert np.abs(h - h_ref).max() < 1e-6
+    p_ref = np.exp(z_ref - z_ref.max(1, keepdims=True))
+    p_ref /= p_ref.sum(1, keepdims=True)
+    assert np.abs(m.head.probs(h) - p_ref).max() < 1e-6
+    assert np.abs(np.exp(z) - p_ref).max() < 1e-5  # the layer's own output, probabilities
+    assert [m.head.labels[i] for i in z.argmax(1)] == tags
 
 
 def test_shared_tok2vec_listener(tmp_path):

@@ -34,7 +34,10 @@ from unembed.head import Head, LabelRef
 from unembed.views import VIEWS, similarity_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from unembed.engine import Sharded
+    from unembed.tables import PairTable
 
 #: Above this many labels, claim 1 does not recompute the causal view of the translated head.
 CAUSAL_AFTER_MAX_LABELS = 4096
@@ -113,6 +116,27 @@ class AuditResult:
     timings: dict[str, float]
     co_top: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def pair_table(self) -> PairTable:
+        """Every pair of the label set, one row per view: label_a, label_b, view, cosine and
+        each behavioural measure (long format; ``.to_frame()``, ``.write("pairs.csv")``)."""
+        from unembed.tables import pairs_from_matrices
+
+        return pairs_from_matrices(self.labels, self.similarities, self.behaviour.matrices)
+
+    def to_frame(self) -> pd.DataFrame:
+        """:meth:`pair_table` as a pandas DataFrame (pandas imported only here)."""
+        return self.pair_table().to_frame()
+
+    def __repr__(self) -> str:
+        shown = [c.number for c in self.claims if c.shown]
+        return (f"AuditResult({len(self.labels)} labels, {self.behaviour.n_predictions} "
+                f"predictions, views={list(self.similarities)}, claims shown={shown})")
+
+    def _repr_html_(self) -> str:
+        from unembed._reprs import audit_html
+
+        return audit_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         b = self.behaviour

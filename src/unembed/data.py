@@ -129,7 +129,10 @@ class TextWindows:
         return self.window
 
     def size_hint(self) -> int | None:
-        return self.max_inputs
+        """None: the number of windows is unknown until the whole text is tokenized
+        (``max_inputs`` is only a cap), so the progress bar counts without a total rather
+        than stopping short of a false one."""
+        return None
 
     def describe(self, indices: Sequence[int], model: Any) -> dict[int, str]:
         """For prediction i: the window's tokens up to position i and the next one in brackets."""

@@ -263,6 +263,12 @@ class Head:
 
         return center(self, weights, force=force)
 
+    def _repr_html_(self) -> str:
+        """A table for notebooks: shape, link, dtype, rows, source, labels, row norms."""
+        from unembed._reprs import head_html
+
+        return head_html(self)
+
     def __repr__(self) -> str:
         extra = []
         if self.b is not None:

@@ -227,8 +227,10 @@ def collect(
     Parameters
     ----------
     model : LoadedModel
-        ``hidden_states(batch) -> (n, d)``; the head's float64 log-probabilities of those states
-        are the probabilities analysed.
+        ``hidden_states(batch) -> (n, d)``. The probabilities analysed come from the model's
+        own logits by default (``logits="model"``, below) or from the head's float64 logits of
+        those hidden states (``logits="head"``); the log-normaliser and every statistic are
+        float64 either way.
     data : DataSource
     top_k : int
         "Both in the top k" counts inputs where both labels are among the k most probable of

@@ -67,6 +67,48 @@ def _epilog() -> str:
     return "\n".join(lines)
 
 
+#: One worked example per command, shown at the end of its ``--help``.
+EXAMPLES: dict[str, str] = {
+    "demo": "unembed demo --out demo-report --quick",
+    "audit": "unembed audit --model openai-community/gpt2 --data notes.txt --out gpt2-audit\n"
+             "  unembed audit --model W.npy --bias b.npy --data H.npy --out my-audit "
+             "--pairs pairs.csv",
+    "inspect": "unembed inspect --model openai-community/gpt2 --revision main\n"
+               "  unembed inspect W.npy --labels labels.txt --pairs pairs.parquet",
+    "cosine": "unembed cosine W.npy --labels labels.txt cat dog --view raw --view centered",
+    "counterexample": "unembed counterexample W.npy --labels labels.txt --pair cat dog "
+                      "--target -1 --out W_new.npy",
+    "verify": "unembed verify W.npy W_new.npy --inputs H.npy",
+    "argmaxable": "unembed argmaxable W.npy --labels labels.txt --radius arch",
+    "feasible": "unembed feasible W.npy --labels labels.txt --top-two cat dog",
+}
+
+
+def _finish_command(name: str, p: argparse.ArgumentParser) -> None:
+    """Every command: an example at the end of its help, and ``--no-progress``."""
+    example = EXAMPLES.get(name)
+    if example:
+        p.epilog = f"example:\n  {example}"
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
+    if "--no-progress" not in p._option_string_actions:
+        p.add_argument("--no-progress", action="store_true",
+                       help="no progress bars or spinners (they are off anyway when stderr "
+                            "is not a terminal)")
+
+
+def _unknown_command(argv: Sequence[str]) -> str | None:
+    """The error for a first argument that is neither an option nor a command, with the
+    closest commands."""
+    import difflib
+
+    if not argv or argv[0].startswith("-") or argv[0] in COMMANDS:
+        return None
+    near = difflib.get_close_matches(argv[0], COMMANDS, n=2, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
+    return (f"invalid choice: {argv[0]!r} is not a command.{hint} Commands: "
+            f"{', '.join(COMMANDS)} (see 'unembed --help').")
+
+
 def build_parser() -> Parser:
     from unembed import __version__
 
@@ -83,6 +125,7 @@ def build_parser() -> Parser:
     for name in COMMANDS:
         mod = importlib.import_module(f"unembed.cli.{name}")
         p = mod.register(sub)
+        _finish_command(name, p)
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -237,6 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in COMMANDS else None
     parser: argparse.ArgumentParser | None = None
     args: argparse.Namespace | None = None
+    if not argv:  # bare ``unembed``: the help, not an error
+        build_parser().print_help()
+        return 0
+    unknown = _unknown_command(argv)
+    if unknown is not None:
+        return _report(None, unknown, 2, as_json)
     try:
         with _signals():
             parser = build_parser()

@@ -50,6 +50,10 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
                    help="how logits become probabilities (default: softmax)")
     p.add_argument("--softcap", type=float, default=None, metavar="CAP",
                    help="the logits pass through CAP * tanh(z / CAP)")
+    p.add_argument("--temperature", metavar="T|FILE",
+                   help="weight-file heads: the model divides its scores by a temperature "
+                        "before the softmax: a number T > 0, or a .npy file of one T per "
+                        "input row (with --data / --inputs H.npy)")
     p.add_argument("--allow-degenerate", action="store_true",
                    help="accept all-zero and identical rows (padding rows of real checkpoints)")
     add_device_args(p)
@@ -101,6 +105,61 @@ def head_source(args: argparse.Namespace) -> str:
     return str(source)
 
 
+def fixed_temperature(args: argparse.Namespace) -> float | None:
+    """``--temperature T`` as a number (None when absent or a per-input file)."""
+    t = getattr(args, "temperature", None)
+    if t is None:
+        return None
+    try:
+        value = float(t)
+    except ValueError:
+        return None
+    if not (0 < value < float("inf")):
+        from unembed._checks import fail
+
+        raise fail(f"--temperature must be a positive number or a .npy file. Got {t!r} "
+                   f"instead.")
+    return value
+
+
+def per_input_temperature(args: argparse.Namespace, n: int) -> Any:
+    """``--temperature FILE``: one positive T per input row, shape (n,) float64; None when
+    the option is absent or a number."""
+    t = getattr(args, "temperature", None)
+    if t is None or fixed_temperature(args) is not None:
+        return None
+    import numpy as np
+
+    from unembed._checks import fail
+    from unembed.sources.files import read_tensor
+
+    arr = np.asarray(read_tensor(t, ndim=1).array, dtype=np.float64).reshape(-1)
+    if arr.shape[0] != n:
+        raise fail(f"{t}: {arr.shape[0]} temperatures for {n} input rows; expected one per "
+                   f"row.")
+    if not np.all(np.isfinite(arr) & (arr > 0)):
+        raise fail(f"{t}: every temperature must be a positive finite number.")
+    return arr
+
+
+def scaled_inputs(args: argparse.Namespace, H: Any, head: Head) -> Any:
+    """Hidden states H (n, d) with ``--temperature FILE`` applied: z = (W h + b) / T is
+    W (h / T) exactly when the head has no bias; with a bias the per-input T is not one head
+    and is refused."""
+    import numpy as np
+
+    T = per_input_temperature(args, int(np.asarray(H).shape[0]))
+    if T is None:
+        return H
+    if head.b is not None and np.any(head.b != 0):
+        from unembed._checks import fail
+
+        raise fail(f"{args.temperature}: a per-input temperature with a bias is not one head "
+                   f"(the bias would be divided by a different T for each input); fold the "
+                   f"bias into the weights or give a fixed --temperature.")
+    return np.asarray(H, dtype=np.float64) / T[:, None]
+
+
 def model_loader(args: argparse.Namespace, spec: str | None = None) -> functools.partial[Any]:
     """``load(...)`` of the model named by HEAD or ``--model`` (``spec`` overrides both), with
     the options given, as a picklable call: workers of ``--engine ray`` run it themselves."""
@@ -122,7 +181,13 @@ def model_loader(args: argparse.Namespace, spec: str | None = None) -> functools
         model_dtype=getattr(args, "model_dtype", None),
         revision=getattr(args, "revision", None),
         head_name=getattr(args, "component", None),
+        **_temperature_kw(args),
     )
+
+
+def _temperature_kw(args: argparse.Namespace) -> dict[str, float]:
+    t = fixed_temperature(args)
+    return {} if t is None else {"temperature": t}
 
 
 def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:

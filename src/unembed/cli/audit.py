@@ -10,11 +10,17 @@ from unembed.cli._common import (
     add_engine_args,
     add_head_args,
     add_json_arg,
+    fixed_temperature,
     model_loader,
     positive_int,
     print_json,
     ray_engine,
+    scaled_inputs,
 )
+
+
+def per_input_temperature_given(args: argparse.Namespace) -> bool:
+    return args.temperature is not None and fixed_temperature(args) is None
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -32,7 +38,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="inputs: .txt / .jsonl ('text' field) for language models, .npy for "
                         "arrays (images (n, ...) or features (n, d))")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR (and --pairs FILE) if they exist")
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--label-set", nargs="+", metavar="LABEL",
                      help="audit these labels (names or '#N' for row N)")
@@ -44,7 +51,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                         "most probable (default 5)")
     p.add_argument("--max-inputs", type=positive_int, default=None, metavar="N",
                    help="read at most N inputs (windows for text, rows for arrays)")
-    p.add_argument("--batch-size", type=positive_int, default=16, metavar="B")
+    p.add_argument("--batch-size", type=positive_int, default=16, metavar="B",
+                   help="inputs per model call (default 16)")
     p.add_argument("--window", type=positive_int, default=64, metavar="T",
                    help="tokens per window for text data (default 64)")
     p.add_argument("--likely", type=float, default=0.1, metavar="P",
@@ -59,6 +67,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
                           "programs over all rows; default: only when V <= 5000)")
     cot.add_argument("--no-co-top", dest="co_top", action="store_const", const=False,
                      help="skip those decisions")
+    p.add_argument("--pairs", metavar="FILE",
+                   help="also write every pair of the label set, one row per view (label_a, "
+                        "label_b, view, cosine and each behavioural measure) as .csv or "
+                        ".parquet")
     add_engine_args(p, workers_help="with --engine ray: shards of the data, one per worker "
                                     "(default: the CPU count, at most 8)")
     add_json_arg(p)
@@ -96,6 +108,19 @@ def run(args: argparse.Namespace) -> int:
             data.array.shape[1:] != (model.head.d,):
         raise file_error(args.data, f"holds arrays of shape {data.array.shape}; this head "
                                     f"takes hidden states of shape (n, {model.head.d}).")
+    if per_input_temperature_given(args):
+        import numpy as np
+
+        from unembed._checks import fail
+
+        if not isinstance(data, ArrayInputs):
+            raise fail(f"{args.temperature}: a per-input temperature needs hidden states as "
+                       f"--data H.npy.")
+        if engine is not None:
+            raise fail(f"{args.temperature}: a per-input temperature is applied on this "
+                       f"machine; run without --engine ray.")
+        data = ArrayInputs(scaled_inputs(args, np.asarray(data.array), model.head),
+                           name=f"{data.name} / T from {args.temperature}")
     sharded = None
     if engine is not None:
         from unembed.engine import Sharded
@@ -112,12 +137,20 @@ def run(args: argparse.Namespace) -> int:
             engine.close()
     out = write_report(res, args.out, title=f"unembed audit: {res.model['meta'].get('source')}",
                        force=args.force)
+    pairs = None
+    if args.pairs:
+        from unembed.tables import write_pairs
+
+        pairs = write_pairs(res.pair_table(), args.pairs, force=args.force)
     if args.json:
         print_json({"out": str(out), "report": str(out / "report.html"),
+                    "pairs": None if pairs is None else str(pairs),
                     "json": str(out / "audit.json"),
                     "claims": [{"number": c.number, "shown": c.shown} for c in res.claims],
                     "rank_correlations": [asdict(r) for r in res.correlations]})
         return 0
     print("\n".join(summary_lines(res)))
     print(f"report: {out / 'report.html'}")
+    if pairs is not None:
+        print(f"pairs: {pairs}")
     return 0

@@ -14,12 +14,14 @@ from typing import Any
 from unembed.cli._common import (
     add_head_args,
     add_json_arg,
+    fixed_temperature,
     fmt,
     head_source,
     load_head,
     load_model,
     positive_int,
     print_json,
+    scaled_inputs,
 )
 
 
@@ -49,8 +51,13 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="what to verify on: hidden states (n, d) .npy for a weight file; with "
                         "--model, token ids / images / features as .npy, or a text file (one "
                         "text per line) for a language model (default: random ones)")
-    p.add_argument("-n", "--n-random", type=positive_int, default=1024)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"),
+                   help="weight files: store the new head in this dtype (default: the input's; "
+                        "e.g. float32 for a float16 head, whose rounding would otherwise move "
+                        "the cosine)")
+    p.add_argument("-n", "--n-random", type=positive_int, default=1024,
+                   help="random inputs to verify on when --inputs is not given (default 1024)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_json_arg(p)
     return p
 
@@ -126,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = head_source(args)
     check_target(args.out, force=args.force)  # before any work
-    if not _is_weight_file(source):
+    if not _is_weight_file(source, args.revision):
         args.model, args.head = source, None
         return run_model(args)
 
@@ -139,10 +146,23 @@ def run(args: argparse.Namespace) -> int:
     H = None
     if args.inputs:
         H = np.asarray(read_tensor(args.inputs, ndim=2).array, dtype=np.float64)
+        H = scaled_inputs(args, H, head)
+    elif args.temperature is not None and fixed_temperature(args) is None:
+        from unembed._checks import fail
+
+        raise fail(f"{args.temperature}: a per-input temperature needs the inputs it belongs "
+                   f"to (--inputs H.npy).")
     a, b = args.pair
     res = translation_for_cosine(head, a, b, args.target, inputs=H, n_random=args.n_random,
                                  seed=args.seed)
-    out = write_head_like(res.head, args.out, force=args.force)
+    new_head = res.head
+    if args.dtype:
+        new_head.meta["file"] = _with_dtype(head.meta["file"], args.dtype)
+    out = write_head_like(new_head, args.out, force=args.force)
+    if head.meta.get("labels_from", "row numbers") != "row numbers":
+        from unembed.sources.sidecar import write_labels
+
+        write_labels(head, out)
     # Verify what was written, not what was meant to be written.
     written = load_head(args, str(out) + (f":{head.meta['file'].tensor}"
                                           if head.meta["file"].tensor else ""))
@@ -159,19 +179,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"  cosine after    {fmt(res.cosine_after, 12)}   (target {args.target:+g}; "
               f"recomputed in float64)")
         print(f"  cosine written  {fmt(cos_written, 12)}   (re-read from {out}, "
-              f"stored as {head.dtype})")
+              f"stored as {written.dtype})")
         print(f"  translation     |c| = {np.linalg.norm(res.c):.6g}; {res.method}")
         print(f"  {eq.verdict}")
         print(f"wrote {out}")
     return 0 if eq.equivalent else 1
 
 
-def _is_weight_file(spec: str) -> bool:
+def _with_dtype(mf: Any, dtype: str) -> Any:
+    """The weight file description ``mf`` with another storage dtype (for ``--dtype``)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from unembed._checks import fail
+
+    if mf.format == "npy":
+        if dtype == "bfloat16":
+            raise fail(f"{mf.path}: .npy cannot store bfloat16; use float32 or a .safetensors "
+                       f"file.")
+        return replace(mf, array=np.asarray(mf.array).astype(dtype), dtype=dtype)
+    return replace(mf, dtype=dtype)
+
+
+def _is_weight_file(spec: str, revision: str | None = None) -> bool:
     import os
 
     from unembed._io import is_pickle
+    from unembed.sources.hub_cache import find
 
-    return not (os.path.isdir(spec) or is_pickle(spec))
+    return not (os.path.isdir(spec) or is_pickle(spec) or find(spec, revision) is not None)
 
 
 def run_keep_cosines(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_target(args.out, force=args.force)  # before any work
     res = run_demo(args.out, quick=args.quick, seed=args.seed, threads=args.threads,
-                   force=args.force, progress=sys.stderr.isatty(), log=log)
+                   force=args.force, progress=sys.stderr.isatty() and not args.no_progress, log=log)
     if args.json:
         print_json({"out": str(res.out), "index": str(res.out / "index.html"),
                     "metrics": res.metrics, "seconds": res.seconds,

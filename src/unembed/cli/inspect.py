@@ -24,6 +24,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--top", type=positive_int, default=5, help="pairs to show per view (default 5)")
     p.add_argument("--max-labels", type=positive_int, default=500,
                    help="search pairs among at most this many labels (a seeded sample)")
+    p.add_argument("--pairs", metavar="FILE",
+                   help="also write every pair of labels, one row per view (label_a, label_b, "
+                        "view, cosine) as .csv or .parquet (heads of at most --max-labels "
+                        "labels)")
+    p.add_argument("--force", action="store_true", help="replace an existing --pairs FILE")
     add_json_arg(p)
     return p
 
@@ -33,10 +38,22 @@ def run(args: argparse.Namespace) -> int:
 
     head = load_head(args)
     s = summarize(head, max_labels=args.max_labels, top=args.top)
+    pairs_file = None
+    if args.pairs:
+        from unembed._checks import fail
+        from unembed.tables import pair_table, write_pairs
+
+        if head.n_labels > args.max_labels:
+            raise fail(f"{args.pairs}: all pairs of {head.n_labels} labels would be "
+                       f"{head.n_labels * (head.n_labels - 1) // 2} rows per view; raise "
+                       f"--max-labels to {head.n_labels} to write them.")
+        pairs_file = str(write_pairs(pair_table(head), args.pairs, force=args.force))
     if args.json:
-        print_json(s.to_dict())
+        print_json({**s.to_dict(), **({} if pairs_file is None else {"pairs_file": pairs_file})})
         return 0
     print(f"{s.head}  from {s.source}  (rows: {s.view_of_rows})")
+    if pairs_file is not None:
+        print(f"  pairs written   {pairs_file}")
     n = s.row_norms
     print(f"  row norms       min {n.min:.4g}  median {n.median:.4g}  max {n.max:.4g}")
     print(f"  mean vector     |m| = {s.mean_vector_norm:.4g}, "

@@ -40,7 +40,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("-n", "--n-random", type=positive_int, default=1024,
                    help="number of random hidden states (default 1024; 8 sequences of 16 "
                         "tokens or 8 inputs for models)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed for the random inputs (default 0)")
     add_json_arg(p)
     return p
 

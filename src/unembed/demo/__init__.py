@@ -74,7 +74,8 @@ def run_demo(out: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
         targets = [str(int(y)) for y in split.y_test]
 
         say("training the digits CNN ...")
-        cnn, m_cnn = train_digits_cnn(split, epochs=3 if quick else 25, seed=seed)
+        cnn, m_cnn = train_digits_cnn(split, epochs=3 if quick else 25, seed=seed,
+                                      progress=progress)
         say(f"  held-out accuracy {m_cnn['heldout_accuracy']:.4f} "
             f"({m_cnn['train_seconds']:.1f} s)")
         say("training the logistic regression ...")
@@ -84,7 +85,7 @@ def run_demo(out: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
         say("training the language model ...")
         lm, tok, m_lm = train_lm(train_text, held_text, seed=seed,
                                  steps=40 if quick else 2000,
-                                 vocab=500 if quick else 2000)
+                                 vocab=500 if quick else 2000, progress=progress)
         say(f"  held-out perplexity {m_lm['heldout_perplexity']:.1f} vs unigram "
             f"{m_lm['unigram_perplexity']:.1f} ({m_lm['train_seconds']:.1f} s)")
         seconds["training"] = time.perf_counter() - t_start

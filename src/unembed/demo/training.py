@@ -36,8 +36,11 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def train_digits_cnn(split: DigitsSplit, *, epochs: int = 25, batch_size: int = 32,
-                     seed: int = 0) -> tuple[DigitsCNN, dict[str, Any]]:
-    """Adam on cross-entropy, ``epochs`` passes over the training digits in seeded order."""
+                     seed: int = 0, progress: bool = False) -> tuple[DigitsCNN, dict[str, Any]]:
+    """Adam on cross-entropy, ``epochs`` passes over the training digits in seeded order
+    (``progress``: a bar of epochs on a terminal)."""
+    from unembed._progress import progress_bars
+
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -46,14 +49,17 @@ def train_digits_cnn(split: DigitsSplit, *, epochs: int = 25, batch_size: int = 
     x = torch.from_numpy(split.x_train)
     y = torch.from_numpy(split.y_train)
     model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=gen)
-        for s in range(0, len(x), batch_size):
-            idx = perm[s:s + batch_size]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    with progress_bars(progress) as bars:
+        task = bars.add("training the digits CNN (epochs)", total=epochs)
+        for _ in range(epochs):
+            perm = torch.randperm(len(x), generator=gen)
+            for s in range(0, len(x), batch_size):
+                idx = perm[s:s + batch_size]
+                loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            bars.advance(task)
     model.eval()
     with torch.inference_mode():
         pred = model(torch.from_numpy(split.x_test)).argmax(-1).numpy()
@@ -82,8 +88,10 @@ def _windows(ids: NDArray[np.int64], length: int) -> NDArray[np.int64]:
 
 def train_lm(train_text: str, heldout_text: str, *, vocab: int = 2000, context: int = 32,
              d: int = 64, layers: int = 2, steps: int = 600, batch_size: int = 32,
-             seed: int = 0) -> tuple[TinyLM, WordTokenizer, dict[str, Any]]:
-    """Next-word prediction with AdamW on random windows of the training text.
+             seed: int = 0, progress: bool = False
+             ) -> tuple[TinyLM, WordTokenizer, dict[str, Any]]:
+    """Next-word prediction with AdamW on random windows of the training text
+    (``progress``: a bar of steps on a terminal).
 
     Returns the model, its tokenizer and metrics: held-out perplexity of the model and of the
     unigram distribution of the training text (the baseline a model without context reaches).
@@ -100,15 +108,22 @@ def train_lm(train_text: str, heldout_text: str, *, vocab: int = 2000, context: 
                                                 pct_start=0.1)
     model.train()
     offsets = torch.arange(context + 1)
-    for _ in range(steps):
-        starts = torch.randint(0, len(train_ids) - context - 1, (batch_size,), generator=gen)
-        chunk = train_ids[starts[:, None] + offsets]
-        logits = model(chunk[:, :-1])
-        loss = nn.functional.cross_entropy(logits.reshape(-1, len(tok)), chunk[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
+    from unembed._progress import progress_bars
+
+    with progress_bars(progress) as bars:
+        task = bars.add("training the language model (steps)", total=steps)
+        for _ in range(steps):
+            starts = torch.randint(0, len(train_ids) - context - 1, (batch_size,),
+                                   generator=gen)
+            chunk = train_ids[starts[:, None] + offsets]
+            logits = model(chunk[:, :-1])
+            loss = nn.functional.cross_entropy(logits.reshape(-1, len(tok)),
+                                               chunk[:, 1:].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            bars.advance(task)
     model.eval()
     held = torch.from_numpy(_windows(held_ids, context))
     xs = held[:-1].reshape(-1, context)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from unembed import _reprs
 from unembed._io import is_pickle
 from unembed.head import Head, Link
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
@@ -35,14 +36,19 @@ def load_head_file(
     link: Link = "softmax",
     softcap: float | None = None,
     strict: bool = True,
+    temperature: float | None = None,
 ) -> Head:
     """A head from a weight file spec (``PATH`` or ``PATH:TENSOR``) of shape (V, d), an
-    optional bias file spec of shape (V,) and optional labels (a file or a list).
+    optional bias file spec of shape (V,) and optional labels (a file, a tokenizer directory
+    or a list; default: ``NAME.labels.json`` beside the weight file when there is one, see
+    :mod:`unembed.sources.sidecar`). ``temperature`` T > 0: the model divides its scores by T
+    before the softmax (the head's ``logit_scale`` is 1 / T).
 
     The returned head's ``meta["file"]`` holds the :class:`MatrixFile` it came from, so that an
     equivalent head can be written back in the same format and dtype.
     """
     from unembed.sources import fasttext_model
+    from unembed.sources.sidecar import find_labels, read_labels_spec
 
     if os.path.isfile(weights) and fasttext_model.read_header(weights) is not None:
         raise fasttext_model.refusal(weights)
@@ -54,8 +60,21 @@ def load_head_file(
             raise_shape(bf, mf)
         b = bf.array
     labs: Any = None
+    labels_from = "row numbers"
     if labels is not None:
-        labs = labels if isinstance(labels, list) else read_labels(labels)
+        labs = labels if isinstance(labels, list) else read_labels_spec(labels, mf.array.shape[0])
+        labels_from = "the caller" if isinstance(labels, list) else str(labels)
+    else:
+        labs = find_labels(weights)
+        if labs is not None:
+            from unembed.sources.sidecar import labels_path
+
+            labels_from = str(labels_path(weights))
+    if temperature is not None and not (temperature > 0 and temperature < float("inf")):
+        from unembed._checks import arg_error
+
+        raise arg_error("load_head_file", "temperature", "must be a positive number",
+                        got=temperature)
     return Head(
         W=mf.array,
         b=b,
@@ -64,8 +83,10 @@ def load_head_file(
         softcap=softcap,
         dtype=mf.dtype,
         strict=strict,
+        logit_scale=1.0 if temperature is None else 1.0 / temperature,
         meta={"source": str(mf.path) + (f":{mf.tensor}" if mf.tensor else ""), "file": mf,
-              "view": "raw"},
+              "view": "raw", "labels_from": labels_from,
+              **({} if temperature is None else {"temperature": temperature})},
     )
 
 
@@ -80,6 +101,8 @@ class FileModel:
     """A bare head (a weight file or a :class:`Head`): its inputs are hidden states (n, d)."""
 
     kind = "file"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
 
     def __init__(self, head: Head) -> None:
         self.head = head
@@ -145,6 +168,7 @@ def load(
     trust_remote_code: bool = False,
     unique_labels: bool = False,
     revision: str | None = None,
+    temperature: float | None = None,
     device: str | None = None,
     model_dtype: str | None = None,
 ) -> Any:
@@ -170,6 +194,8 @@ def load(
         Weight files only (see :func:`load_head_file`).
     strict : bool
         Refuse heads with all-zero or identical rows.
+    temperature : float, optional
+        Weight files only: the model divides its scores by this T before the softmax.
     trust_remote_code : bool
         HuggingFace directories whose config names their own code (``auto_map``): run it.
         Default False: such a directory is refused.
@@ -194,6 +220,9 @@ def load(
 
     from unembed._checks import fail
 
+    if temperature is not None and not isinstance(source, (str, os.PathLike)):
+        raise fail(f"load: a temperature applies to weight files; a "
+                   f"{type(source).__name__} has its own logits.")
     if isinstance(source, Head):
         return FileModel(source)
     if labels is not None and unique_labels:
@@ -211,6 +240,9 @@ def load(
         elif revision is not None:
             raise fail(f"{p}: --revision applies to hub names (ORG/NAME) read from the hub "
                        f"cache, not to a local path.")
+        if temperature is not None and (p.is_dir() or is_pickle(p)):
+            raise fail(f"{p}: --temperature applies to weight files; this model has its own "
+                       f"logits.")
         if p.is_dir():
             from unembed.sources.spacy_pipeline import is_spacy_dir
 
@@ -249,7 +281,8 @@ def load(
 
             return load_sklearn(p, labels=labels, trust_pickle=trust_pickle, strict=strict)
         return FileModel(load_head_file(p, bias=bias, labels=labels, link=link,
-                                        softcap=softcap, strict=strict))
+                                        softcap=softcap, strict=strict,
+                                        temperature=temperature))
     if isinstance(labels, (str, os.PathLike)):
         labels = read_labels(labels)
     from unembed.sources.fasttext_model import is_fasttext_model, refusal

@@ -131,3 +131,15 @@ def norm_matches(norm: FinalNorm, mod: Any, x: Any, dtype: str) -> bool:
     mine = norm.apply(norm.normalise(to_f64(x)))
     scale = 1.0 + float(np.abs(y).max())
     return bool(np.abs(mine - y).max() <= tolerance(dtype).logits * scale * 10)
+
+
+def check_logits_equal(where: object, what: str, mine: NDArray[np.float64],
+                       z: NDArray[np.float64], dtype: str) -> None:
+    """Refuse a model whose own logits ``z`` are not the head's logits ``mine`` =
+    head.logits(hidden states) on the same inputs, within the tolerance of the model's dtype
+    (relative to the largest logit): the head read would not be the model's."""
+    err = float(np.abs(mine - z).max()) if z.size else 0.0
+    tol = tolerance(dtype).logits * (1.0 + (float(np.abs(z).max()) if z.size else 0.0))
+    if not err <= tol:
+        raise fail(f"{where}: {what} are not head.logits(hidden state) (max difference "
+                   f"{err:.3g} > {tol:.3g}); this architecture cannot be handled exactly.")

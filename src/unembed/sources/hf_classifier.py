@@ -23,9 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail, file_error
-from unembed._tolerance import tolerance
 from unembed.head import Head, Link
-from unembed.sources._torch import capture_inputs, place, to_f64, to_native
+from unembed.sources._torch import capture_inputs, check_logits_equal, place, to_f64, to_native
 from unembed.sources.hf_dir import (
     from_pretrained,
     load_tokenizer,
@@ -144,12 +143,8 @@ class HFTextClassifier:
 
     def _check(self) -> None:
         h, z = self.forward(self.random_inputs(2, 6, seed=0))
-        err = float(np.abs(self.head.logits(h) - z).max())
-        tol = tolerance(self.model_dtype or self.dtype).logits * (1.0 + float(np.abs(z).max()))
-        if not err <= tol:
-            raise file_error(self.path, f"the {self.family} classifier's logits are not "
-                                        f"head.logits(hidden state) (max difference {err:.3g} > "
-                                        f"{tol:.3g}); it cannot be handled exactly.")
+        check_logits_equal(self.path, f"the {self.family} classifier's logits",
+                           self.head.logits(h), z, self.model_dtype or self.dtype)
 
     # ------------------------------------------------------------------ inputs
     @cached_property

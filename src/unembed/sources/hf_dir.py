@@ -185,6 +185,7 @@ def from_pretrained(auto_cls: Any, path: Path, what: str, *, trust_remote_code: 
     """``auto_cls.from_pretrained(path)`` locally, in eval mode, refused when any weight of
     the model is missing from the checkpoint (it would be initialised at random) or when
     transformers cannot build it (one line, never its traceback)."""
+    check_weight_files(path)
     try:
         model, info = auto_cls.from_pretrained(str(path), local_files_only=True,
                                                trust_remote_code=trust_remote_code,
@@ -228,6 +229,7 @@ def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
     build an empty one from the config, with only its special tokens) or it cannot be read."""
     if not any((path / f).is_file() for f in _TOKENIZER_FILES):
         return None
+    check_tokenizer_config(path)
     tf = transformers_module()
     try:
         tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True,
@@ -235,3 +237,33 @@ def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
     except Exception:  # a damaged or foreign tokenizer: labels become row numbers
         return None
     return tok if len(tok) > len(getattr(tok, "all_special_tokens", [])) else None
+
+
+def check_weight_files(path: Path) -> None:
+    """Every shard index of the directory (which transformers would follow) names only shard
+    files inside it (:class:`~unembed.sources.checkpoint.Checkpoint` checks each entry)."""
+    from unembed.sources.checkpoint import WEIGHT_FILES, Checkpoint
+
+    for name in WEIGHT_FILES:
+        if name.endswith(".index.json") and ((path / name).exists() or
+                                             (path / name).is_symlink()):
+            Checkpoint(path, index=name)
+
+
+def check_tokenizer_config(path: Path) -> None:
+    """``tokenizer_config.json`` may name the tokenizer's files (``vocab_file``,
+    ``tokenizer_file``, ...), which transformers then opens as given (an absolute path, or a
+    path relative to the working directory, not to the model directory); a saved tokenizer
+    names none, so any such name is refused before anything is opened."""
+    file = path / "tokenizer_config.json"
+    if not (file.exists() or file.is_symlink()):
+        return
+    cfg = read_json(inside(path, "tokenizer_config.json", "tokenizer config"),
+                    "tokenizer config")
+    if not isinstance(cfg, dict):
+        raise file_error(file, "must hold a JSON object.")
+    for k, v in cfg.items():
+        if not k.endswith(("_file", "_files")) or v is None:
+            continue
+        raise file_error(file, f"the field {k!r} names {v!r}, which transformers would open "
+                               f"as given rather than as a file of this directory; refused.")

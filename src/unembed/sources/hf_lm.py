@@ -26,14 +26,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed import _reprs
+from unembed._checks import UnembedError, fail
 from unembed._tensors import tensor_to_numpy
-from unembed._tolerance import tolerance
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
     as_f64,
     capture_inputs,
+    check_logits_equal,
     guess_norm_kinds,
     logits_out,
     norm_from_module,
@@ -218,6 +219,8 @@ class HFCausalLM:
     """
 
     kind = "hf_lm"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
 
     def __init__(self, path: Path, config: Any, *, fold: bool, strict: bool,
                  raw_W: NDArray[Any], raw_b: NDArray[Any] | None, dtype: str,
@@ -370,14 +373,12 @@ class HFCausalLM:
         self._verified = True
         ids = self.random_inputs(2, 6, seed=0)
         h, z = self.forward(ids)
-        mine = self.head.logits(h)
-        err = float(np.abs(mine - z).max())
-        tol = tolerance(self.model_dtype or self.dtype).logits * (1.0 + float(np.abs(z).max()))
-        if not err <= tol:
+        try:
+            check_logits_equal(self.path, f"the {self.family} model's logits",
+                               self.head.logits(h), z, self.model_dtype or self.dtype)
+        except UnembedError:
             self._verified = False
-            raise fail(f"{self.path}: the {self.family} model's logits are not "
-                       f"head.logits(hidden state) (max difference {err:.3g} > {tol:.3g}); "
-                       f"this architecture cannot be handled exactly.")
+            raise
 
     def as_ids(self, inputs: Any) -> list[NDArray[np.int64]]:
         """Inputs as a list of 1-D token id arrays: text, a list of texts, or ids of shape

@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed import _reprs
 from unembed._checks import fail
-from unembed._tolerance import tolerance
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
     as_f64,
     capture_inputs,
+    check_logits_equal,
     guess_norm_kinds,
     logits_out,
     norm_from_module,
@@ -68,6 +69,8 @@ class HFImageClassifier:
     """
 
     kind = "hf_vision"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
     tied = False
 
     def __init__(self, path: Path, *, fold: bool = False, strict: bool = True,
@@ -149,12 +152,8 @@ class HFImageClassifier:
 
     def _check(self) -> None:
         h, z = self.forward(self.random_inputs(2, seed=0))
-        err = float(np.abs(self.head.logits(h) - z).max())
-        tol = tolerance(self.model_dtype or self.dtype).logits * (1.0 + float(np.abs(z).max()))
-        if not err <= tol:
-            raise fail(f"{self.path}: the {self.family} classifier's logits are not "
-                       f"head.logits(hidden state) (max difference {err:.3g} > {tol:.3g}); "
-                       f"it cannot be handled exactly.")
+        check_logits_equal(self.path, f"the {self.family} classifier's logits",
+                           self.head.logits(h), z, self.model_dtype or self.dtype)
 
     # ------------------------------------------------------------------ LoadedModel
     def random_inputs(self, n: int, length: int = 0, *, seed: int = 0) -> NDArray[np.float32]:

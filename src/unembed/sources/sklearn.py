@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed import _reprs
 from unembed._checks import fail
 from unembed.head import Head
 
@@ -83,6 +84,8 @@ class SklearnModel:
     """
 
     kind = "sklearn"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
 
     def __init__(self, estimator: Any, *, labels: Any = None, source: str = "estimator",
                  strict: bool = True) -> None:

@@ -8,7 +8,8 @@ For each token, with h in R^d the tok2vec output at that token,
 with ``W`` (nO, d) and ``b`` (nO,) the Softmax layer's parameters, ``T`` its
 ``softmax_temperature`` (1 unless configured) and row i belonging to ``tagger.labels[i]`` (the
 tagger writes ``labels[argmax z]``). At inference spaCy's Softmax_v2 returns z itself
-(``normalize_outputs=False``); the older ``spacy.Tagger.v1`` layer returns p. The head read here
+(``normalize_outputs=False``); the older ``spacy.Tagger.v1`` layer returns p (then the model's
+logits are taken as log p: the same softmax). The head read here
 is ``W``, ``b`` with ``logit_scale = 1 / T``; the hidden states are the tok2vec outputs
 (one row per token, flattened over documents), computed by running the components before the
 tagger (so a tagger listening to a shared ``tok2vec`` component gets that component's output)
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed import _reprs
 from unembed._checks import fail
 from unembed._tolerance import tolerance
 from unembed.head import Head, logits_to_log_probs
@@ -117,6 +119,8 @@ class SpacyTagger:
     """
 
     kind = "spacy"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
 
     def __init__(self, nlp: Any, component: str, *, source: str, strict: bool = True) -> None:
         self.nlp = nlp
@@ -133,7 +137,8 @@ class SpacyTagger:
         assert last is not None
         self.out = out
         self.last: Any = last
-        self.normalizes = "softmax_normalize" not in out.attrs  # Softmax v1: returns p
+        # Softmax (v1) and Softmax_v2 with normalize_outputs=True return p at inference
+        self.normalizes = bool(out.attrs.get("softmax_normalize", True))
         temperature = float(out.attrs.get("softmax_temperature", 1.0))
         W = np.asarray(out.get_param("W"))
         b = np.asarray(out.get_param("b"))
@@ -145,7 +150,7 @@ class SpacyTagger:
         meta = {"source": f"{source} (component {component!r})", "family": "spacy tagger",
                 "component": component, "view": "raw", "architecture": model.name[-40:],
                 "softmax_temperature": temperature,
-                "outputs": "probabilities (Softmax v1)" if self.normalizes else "logits",
+                "outputs": "probabilities" if self.normalizes else "logits",
                 "labels_from": f"the {component!r} component",
                 "reparam_reason": "spaCy's tok2vec ends in a residual sum (x + f(x)), not in "
                                   "an affine map that could absorb an invertible A",

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed import _reprs
 from unembed._checks import fail
 from unembed._tolerance import tolerance
 from unembed.head import Head
@@ -179,6 +180,8 @@ class TLModel:
     """
 
     kind = "transformer_lens"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
 
     def __init__(self, model: Any, *, strict: bool = True) -> None:
         self.model = model

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed import _reprs
 from unembed._checks import fail
 from unembed.head import Head, Link
 from unembed.sources._torch import as_f64, capture_inputs, logits_out, place, to_f64
@@ -98,6 +99,8 @@ class TorchModuleModel:
     """
 
     kind = "torch"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
 
     def __init__(self, module: Any, *, head_name: str | None = None, labels: Any = None,
                  link: Link = "softmax", example_input: Any = None, strict: bool = True,

@@ -1,0 +1,87 @@
+"""Readable ``repr`` and notebook ``_repr_html_`` for heads, loaded models and audit results.
+
+Plain HTML (a small table, escaped text, no scripts or styles beyond inline ones), so Jupyter,
+VS Code and GitHub previews all render it.
+
+Examples
+--------
+>>> import numpy as np
+>>> from unembed import Head, load
+>>> m = load(Head(np.eye(3), labels=["a", "b", "c"]))
+>>> model_repr(m)
+"FileModel(kind='file', head=Head(V=3, d=3, link='softmax', dtype=float64), source=None)"
+>>> "<table" in head_html(m.head)
+True
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+
+__all__ = ["audit_html", "head_html", "model_html", "model_repr"]
+
+
+def _rows(items: list[tuple[str, Any]]) -> str:
+    return "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                   f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+                   for k, v in items if v is not None and v != "")
+
+
+def _labels_preview(labels: tuple[str, ...], n: int = 8) -> str:
+    shown = ", ".join(repr(x) for x in labels[:n])
+    return shown + (f", … ({len(labels)} in all)" if len(labels) > n else "")
+
+
+def head_html(head: Any) -> str:
+    """An HTML table: shape, link, dtype, rows (stored or folded), source, bias, soft-cap,
+    labels, row norms, notes."""
+    norms = np.linalg.norm(head.W, axis=1)
+    items: list[tuple[str, Any]] = [
+        ("shape", f"V = {head.n_labels} labels × d = {head.d}"),
+        ("link", head.link),
+        ("stored as", head.dtype),
+        ("rows", head.meta.get("view", "raw")),
+        ("source", head.meta.get("source")),
+        ("bias", "yes" if head.b is not None else "no"),
+        ("soft-cap", head.softcap),
+        ("logit scale", head.logit_scale if head.logit_scale != 1.0 else None),
+        ("labels", _labels_preview(head.labels)),
+        ("row norms", f"min {norms.min():.4g}, median {np.median(norms):.4g}, "
+                      f"max {norms.max():.4g}"),
+    ]
+    for note in head.meta.get("notes", []):
+        items.append(("note", note))
+    return f"<div><b>{html.escape(repr(head))}</b><table>{_rows(items)}</table></div>"
+
+
+def model_repr(model: Any) -> str:
+    """``ClassName(kind=..., head=Head(...), source=...)``."""
+    head = model.head
+    return (f"{type(model).__name__}(kind={model.kind!r}, head={head!r}, "
+            f"source={head.meta.get('source')!r})")
+
+
+def model_html(model: Any) -> str:
+    """The head's table under a title naming the model's kind."""
+    return (f"<div><b>{html.escape(type(model).__name__)}</b> (kind "
+            f"<code>{html.escape(str(model.kind))}</code>){head_html(model.head)}</div>")
+
+
+def audit_html(result: Any) -> str:
+    """The audit's claims (shown or not) and its strongest rank correlations."""
+    claims = "".join(
+        f"<tr><td>{c.number}</td><td>{'shown' if c.shown else 'not shown'}</td>"
+        f"<td style='text-align:left'>{html.escape(c.title)}</td></tr>" for c in result.claims)
+    corr = sorted(result.correlations, key=lambda r: -abs(r.rho)
+                  if r.rho == r.rho else 0.0)[:6]
+    rows = "".join(f"<tr><td>{html.escape(r.view)}</td><td>{html.escape(r.measure)}</td>"
+                   f"<td>{r.rho:+.3f}</td><td>{r.n_pairs}</td></tr>" for r in corr)
+    b = result.behaviour
+    return (f"<div><b>AuditResult</b>: {len(result.labels)} labels, {b.n_predictions} "
+            f"predictions ({html.escape(b.selection)})"
+            f"<table><tr><th>claim</th><th>on this model</th><th></th></tr>{claims}</table>"
+            f"<table><tr><th>view</th><th>measure</th><th>Spearman ρ</th><th>pairs</th></tr>"
+            f"{rows}</table><p>.pair_table().to_frame() for every pair</p></div>")

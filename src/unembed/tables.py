@@ -1,0 +1,217 @@
+"""Labelled tables: similarity matrices as data frames and long-format pair tables.
+
+A pair table has one row per unordered pair of labels (a, b) with a before b in the label set,
+and per similarity view: ``label_a, label_b, view, cosine`` plus one column per behavioural
+measure when the pairs come from an audit (the measures do not depend on the view, so they
+repeat across a pair's rows). This is the "long" (tidy) layout that pandas, polars, R and
+spreadsheets group and plot directly.
+
+pandas is optional: it is imported only by :meth:`PairTable.to_frame`,
+:func:`similarity_frame` and :meth:`PairTable.to_parquet` (which also needs pyarrow).
+
+Examples
+--------
+>>> import numpy as np
+>>> from unembed import Head
+>>> head = Head(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]), labels=["cat", "dog", "car"])
+>>> t = pair_table(head, views=("raw",))
+>>> len(t), t.columns
+(3, ('label_a', 'label_b', 'view', 'cosine'))
+>>> t.records()[0]
+{'label_a': 'cat', 'label_b': 'dog', 'view': 'raw', 'cosine': 0.0}
+>>> round(t.records()[1]["cosine"], 4)
+-0.7071
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from unembed._checks import fail
+from unembed.head import Head, LabelRef
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PairTable", "pair_table", "pairs_from_matrices", "similarity_frame", "write_pairs"]
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise fail("pandas is needed for data frames: pip install 'unembed[frame]' "
+                   "(or use .records() / .to_csv()).") from None
+    return pandas
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """Rows (label_a, label_b, view, cosine, measures...) as parallel columns.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        Column names, in order.
+    data : dict of column -> 1-D array
+        float64 values (NaN where undefined), or, for the text columns named in
+        ``categories``, int32 codes into them.
+    categories : dict of column -> tuple of str
+        The strings of the coded columns (label_a, label_b: the labels; view: the views).
+    """
+
+    columns: tuple[str, ...]
+    data: Mapping[str, NDArray[Any]]
+    categories: Mapping[str, tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return int(self.data[self.columns[0]].shape[0]) if self.columns else 0
+
+    def column(self, name: str, limit: int | None = None) -> list[Any]:
+        """One column (its first ``limit`` values) as Python values (strings for the coded
+        columns)."""
+        values = self.data[name][:limit].tolist()
+        cats = self.categories.get(name)
+        return values if cats is None else [cats[i] for i in values]
+
+    def records(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The rows (the first ``limit``) as dicts of Python values (JSON-ready except NaN)."""
+        cols = [self.column(c, limit) for c in self.columns]
+        return [dict(zip(self.columns, row)) for row in zip(*cols)]
+
+    def to_frame(self) -> pd.DataFrame:
+        """A pandas DataFrame with these columns, the text ones categorical (pandas imported
+        here, not before)."""
+        pd = _pandas()
+        out = {}
+        for c in self.columns:
+            cats = self.categories.get(c)
+            out[c] = (self.data[c] if cats is None else
+                      pd.Categorical.from_codes(self.data[c], categories=pd.Index(cats)))
+        return pd.DataFrame(out, columns=list(self.columns))
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write CSV (header row, floats in full precision, NaN as empty)."""
+        p = Path(path)
+        cols = [self.column(c) for c in self.columns]
+        with open(p, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(self.columns)
+            w.writerows([("" if v != v else repr(v)) if isinstance(v, float) else v
+                         for v in row] for row in zip(*cols))
+        return p
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> Path:
+        """Write Parquet (needs pandas and pyarrow)."""
+        p = Path(path)
+        try:
+            self.to_frame().to_parquet(p, index=False)
+        except ImportError as e:
+            raise fail(f"{p}: writing Parquet needs pyarrow ({e}); write .csv instead.") \
+                from None
+        return p
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``.csv`` or ``.parquet``, chosen by the suffix."""
+        p = Path(path)
+        suffix = p.suffix.lower()
+        if suffix == ".csv":
+            return self.to_csv(p)
+        if suffix in (".parquet", ".pq"):
+            return self.to_parquet(p)
+        raise fail(f"{p}: a pair table is written as .csv or .parquet; got suffix "
+                   f"{p.suffix or '(none)'!r}.")
+
+    def __repr__(self) -> str:
+        views = list(self.categories.get("view", ()))
+        return (f"PairTable({len(self)} rows, views={views}, "
+                f"columns={list(self.columns)})")
+
+    def _repr_html_(self, max_rows: int = 20) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = []
+        for row in self.records(max_rows):
+            cells = [f"<td>{v:+.4f}</td>" if isinstance(v, float) else
+                     f"<td>{html.escape(str(v))}</td>" for v in row.values()]
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        more = (f"<p>… {len(self) - max_rows} more rows (.to_frame() for all)</p>"
+                if len(self) > max_rows else "")
+        return (f"<div><b>PairTable</b>: {len(self)} rows<table><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>{more}</div>")
+
+
+def pairs_from_matrices(labels: Sequence[str], similarities: Mapping[str, NDArray[np.float64]],
+                        measures: Mapping[str, NDArray[np.float64]] | None = None) -> PairTable:
+    """A pair table from (k, k) cosine matrices per view and, optionally, (k, k) measure
+    matrices (one column each), over the upper triangle (a before b)."""
+    k = len(labels)
+    iu, ju = np.triu_indices(k, 1)
+    meas = dict(measures or {})
+    n = iu.shape[0]
+    parts: dict[str, list[NDArray[Any]]] = {"label_a": [], "label_b": [], "view": [],
+                                            "cosine": [], **{m: [] for m in meas}}
+    for vi, (view, S) in enumerate(similarities.items()):
+        S = np.asarray(S, dtype=np.float64)
+        if S.shape != (k, k):
+            raise fail(f"The {view!r} matrix has shape {S.shape}; expected ({k}, {k}).")
+        parts["label_a"].append(iu.astype(np.int32))
+        parts["label_b"].append(ju.astype(np.int32))
+        parts["view"].append(np.full(n, vi, dtype=np.int32))
+        parts["cosine"].append(S[iu, ju])
+        for m, M in meas.items():
+            parts[m].append(np.asarray(M, dtype=np.float64)[iu, ju])
+    coded = ("label_a", "label_b", "view")
+    cols = {c: (np.concatenate(v) if v else
+                np.zeros(0, dtype=np.int32 if c in coded else np.float64))
+            for c, v in parts.items()}
+    cats = {"label_a": tuple(labels), "label_b": tuple(labels),
+            "view": tuple(similarities)}
+    return PairTable(columns=tuple(cols), data=cols, categories=cats)
+
+
+def pair_table(head: Head, labels: Sequence[LabelRef] | None = None,
+               views: Sequence[str] | None = None) -> PairTable:
+    """Every pair of ``labels`` (default: all) under each view (default: every view of
+    :data:`unembed.views.VIEWS`), one row per pair and view: label_a, label_b, view, cosine."""
+    from unembed.views import VIEWS, similarity_matrix
+
+    idx = list(range(head.n_labels)) if labels is None else head.indices(labels)
+    names = [head.labels[i] for i in idx]
+    sims = {v: similarity_matrix(head, idx, v) for v in (views or VIEWS)}
+    return pairs_from_matrices(names, sims)
+
+
+def similarity_frame(head: Head, labels: Sequence[LabelRef] | None = None,
+                     view: str = "raw") -> pd.DataFrame:
+    """:func:`unembed.views.similarity_matrix` as a pandas DataFrame indexed and columned by
+    the labels."""
+    from unembed.views import similarity_matrix
+
+    idx = list(range(head.n_labels)) if labels is None else head.indices(labels)
+    names = [head.labels[i] for i in idx]
+    pd = _pandas()
+    return pd.DataFrame(similarity_matrix(head, idx, view), index=pd.Index(names, name="label"),
+                        columns=pd.Index(names, name=f"{view} cosine"))
+
+
+def write_pairs(table: PairTable, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write ``table`` to ``path`` (.csv or .parquet) atomically; an existing file needs
+    ``force`` (--force)."""
+    from unembed._io import atomic_write
+
+    p = Path(path)
+    if p.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise fail(f"{p}: a pair table is written as .csv or .parquet; got suffix "
+                   f"{p.suffix or '(none)'!r}.")
+    suffix = p.suffix.lower()
+    return atomic_write(p, lambda tmp: table.to_csv(tmp) if suffix == ".csv" else
+                        table.to_parquet(tmp), force=force)
