@@ -44,7 +44,6 @@ from numpy.typing import NDArray
 
 from unembed import _reprs
 from unembed._checks import fail
-from unembed._tolerance import tolerance
 from unembed.head import Head, logits_to_log_probs
 
 if TYPE_CHECKING:
@@ -208,12 +207,10 @@ class SpacyTagger:
         mine = self.head.logits(h)
         if self.normalizes:
             mine = logits_to_log_probs(mine, "softmax")
-        err = float(np.abs(mine - z).max())
-        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max()))
-        if not err <= tol:
-            raise fail(f"{self.source}: the tagger's scores are not softmax(W h + b) of its "
-                       f"tok2vec output (max difference {err:.3g} > {tol:.3g}); cannot read "
-                       f"this head exactly.")
+        from unembed.sources._torch import check_logits_equal
+
+        check_logits_equal(self.source, "the tagger's scores (of its tok2vec output)", mine, z,
+                           self.dtype)
         self._verified = True
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:

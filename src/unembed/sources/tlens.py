@@ -49,10 +49,9 @@ from numpy.typing import NDArray
 
 from unembed import _reprs
 from unembed._checks import fail
-from unembed._tolerance import tolerance
 from unembed.bounds import Rows
 from unembed.head import Head
-from unembed.sources._torch import FinalNorm, to_f64
+from unembed.sources._torch import FinalNorm, check_logits_equal, to_f64
 
 if TYPE_CHECKING:
     from unembed.export import ExportResult
@@ -313,12 +312,8 @@ class TLModel:
         return h, zz
 
     def _check(self, h: NDArray[np.float64], z: NDArray[np.float64]) -> None:
-        err = float(np.abs(self.head.logits(h) - z).max()) if z.size else 0.0
-        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max() if z.size else 0.0))
-        if not err <= tol:
-            raise fail(f"{self.head.meta['source']}: the model's logits are not "
-                       f"head.logits(h) at unembed.hook_in (max difference {err:.3g} > "
-                       f"{tol:.3g}); cannot read this head exactly.")
+        check_logits_equal(self.head.meta["source"], "the logits at unembed.hook_out",
+                           self.head.logits(h), z, self.dtype)
         self._verified = True
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
