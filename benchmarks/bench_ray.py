@@ -42,7 +42,8 @@ def build(path: Path, text: str) -> Path:
     tok.train_from_iterator(text.splitlines(), trainer)
     fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
                                       bos_token="<|endoftext|>")
-    cfg = tf.GPT2Config(vocab_size=len(fast), n_embd=256, n_layer=4, n_head=4, n_positions=256)
+    cfg = tf.GPT2Config(vocab_size=len(fast), n_embd=256, n_layer=4, n_head=4, n_positions=256,
+                        bos_token_id=0, eos_token_id=0)
     torch.manual_seed(0)
     tf.GPT2LMHeadModel(cfg).save_pretrained(path)
     fast.save_pretrained(path)

@@ -174,7 +174,7 @@ def test_sigterm_stops_the_lp_workers(tmp_path: Path) -> None:
         assert p.poll() is None and len(kids) >= 2, "the LP workers never started"
         time.sleep(0.5)
         p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=60)
+        _, err = p.communicate(timeout=120)
         assert p.returncode == 130, err
         assert "Traceback" not in err and "interrupted" in err
         for k in kids:

@@ -40,7 +40,7 @@ def test_lm_export_reloads_with_plain_transformers(tiny_lm_dir, tmp_path, family
     config = json.loads((out / "config.json").read_text())
     assert config.get("tie_word_embeddings", False) is False
     # the re-read head has the chosen cosine in the same view
-    assert r.head.meta["view"] == m.head.meta["view"]
+    assert r.head.rows == m.head.rows
     assert abs(cosine(r.head, a, b) + 1.0) < 1e-6
     # plain transformers loads it, and every log-probability agrees with the original
     ids = np.random.default_rng(5).integers(0, m.head.n_labels, size=(3, 11))
@@ -172,7 +172,7 @@ def test_cli_counterexample_model_directory(tiny_gpt2_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)
     assert abs(rec["cosine_written"] + 1) < 1e-6 and rec["verification"]["equivalent"]
-    assert rec["export"]["untied"] is True and rec["view"] == "raw"
+    assert rec["export"]["untied"] is True and rec["rows"] == "stored"
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 2 and "already exists" in again.stderr
     insp = subprocess.run([sys.executable, "-m", "unembed", "cosine", "--model", str(out),

@@ -36,8 +36,8 @@ def _expected_radii(lm: object, fold: bool) -> np.ndarray:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_recorded_bound_contains_the_models_hidden_states(tiny_lm_dir, family, fold):
     lm = unembed.load(tiny_lm_dir(family), fold=fold)
-    hb = lm.head.meta["hidden_bound"]
-    assert hb["kind"] == "box" and hb["view"] == ("folded" if fold else "raw")
+    hb = lm.head.hidden_bound.to_dict()
+    assert hb["kind"] == "box" and hb["rows"] == ("folded" if fold else "stored")
     r = hb["radii"]
     np.testing.assert_allclose(r, _expected_radii(lm, fold), rtol=1e-6)
     assert hb["radius"] == pytest.approx(r.max())
@@ -56,17 +56,17 @@ def test_recorded_bound_contains_the_models_hidden_states(tiny_lm_dir, family, f
 
 
 def test_resnet_has_no_bound_and_vit_has_one(tiny_vision_dir):
-    assert "hidden_bound" not in unembed.load(tiny_vision_dir("resnet")).head.meta
+    assert unembed.load(tiny_vision_dir("resnet")).head.hidden_bound is None
     vit = unembed.load(tiny_vision_dir("vit"))
     H = vit.hidden_states(vit.random_inputs(3, seed=2))
-    assert (np.abs(H) <= vit.head.meta["hidden_bound"]["radii"]).all()
+    assert (np.abs(H) <= vit.head.hidden_bound.radii).all()
 
 
 @pytest.mark.parametrize("fold", [False, True])
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_argmaxable_all_under_the_architecture_box(tiny_lm_dir, family, fold):
     head = unembed.load(tiny_lm_dir(family), fold=fold).head
-    r = head.meta["hidden_bound"]["radii"]
+    r = head.hidden_bound.radii
     res = argmaxable_all(head, radius="architecture", workers=1, n_narrowest=2)
     assert res.hidden_bound["source"] == "architecture"
     np.testing.assert_array_equal(res.hidden_bound["radii"], r)
@@ -96,7 +96,7 @@ def test_a_row_inside_the_hull_is_no_with_a_certificate_in_the_box(tiny_llama_di
     assert r.extra["claim"].startswith("proven for the model")
     yes = is_argmaxable(planted, 3, radius="architecture")
     assert yes.status == "yes" and "relaxation" in yes.extra["claim"]
-    assert (np.abs(yes.witness) <= planted.meta["hidden_bound"]["radii"] * (1 + 1e-12)).all()
+    assert (np.abs(yes.witness) <= planted.hidden_bound.radii * (1 + 1e-12)).all()
     assert int(np.argmax(planted.logits(yes.witness))) == 3
     ranking = is_feasible_ranking(planted, [3, 9], radius="architecture")
     assert ranking.to_dict()["hidden_bound"]["source"] == "architecture"

@@ -81,7 +81,7 @@ def test_sigmoid_refuses_translation_with_reason():
     with pytest.raises(UnembedError, match="bias_shift is not a symmetry"):
         shift_bias(h, 1.0)
     forced = translate(h, np.ones(3), force=True)
-    assert forced.meta["equivalent"] is False
+    assert forced.equivalent is False and "sigmoid link" in forced.not_equivalent_because
     assert compare_heads(h, forced).max_abs_dp > 1e-3
 
 

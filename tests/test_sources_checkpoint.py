@@ -60,7 +60,7 @@ before = status("VmRSS")
 what = sys.argv[2]
 if what == "head":
     m = load_hf_lm(sys.argv[1], fold=True)
-    extra = {"shape": list(m.head.W.shape), "view": m.head.meta["view"]}
+    extra = {"shape": list(m.head.W.shape), "rows": m.head.rows}
 else:  # read one large tensor, to show the measurement sees real reads
     arr, _ = Checkpoint(sys.argv[1]).get("model.layers.0.mlp.big_2")
     extra = {"sum": float(arr.sum())}
@@ -85,7 +85,7 @@ def test_sharded_head_is_read_without_the_large_tensors(tmp_path):
 
     big = BIG_MB * 2**20
     head = _child(tmp_path / "ckpt", "head")
-    assert head["shape"] == [512, 64] and head["view"] == "folded"
+    assert head["shape"] == [512, 64] and head["rows"] == "folded"
     # the head and its float64 copies are well under a megabyte each; the two large
     # tensors would add 2 * BIG_MB
     assert head["peak_delta"] < big / 4, (
@@ -145,4 +145,4 @@ def test_index_file_as_a_weight_spec(tmp_path):
     with pytest.raises(UnembedError, match="expected 1 dimensions"):
         read_tensor(f"{idx}:model.x", ndim=1)
     with pytest.raises(UnembedError, match="export the whole model"):
-        write_like(head.meta["file"], head.W, tmp_path / "out.json")
+        write_like(head.file, head.W, tmp_path / "out.json")

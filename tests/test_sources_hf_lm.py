@@ -30,7 +30,7 @@ def test_head_logits_equal_model_logits(tiny_lm_dir, family, fold):
     m = load_hf_lm(tiny_lm_dir(family), fold=fold)
     meta = m.head.meta
     assert meta["family"] == family
-    assert meta["view"] == ("folded" if fold else "raw") and meta["folded"] is fold
+    assert m.head.rows == ("folded" if fold else "stored") and meta["folded"] is fold
     assert meta["tied"] is TIED[family]
     assert meta["norm_kind"] == NORM[family]
     assert m.kind == "hf_lm" and m.head.dtype == "float32" and m.head.W.dtype == np.float64
@@ -94,7 +94,7 @@ def _cached_folded_gpt2(path: Path):
 def test_raw_layernorm_null_space_needs_zero_shift(tiny_gpt2_dir, tmp_path):
     raw = load_hf_lm(tiny_gpt2_dir)
     assert raw.head.null_space is None
-    assert "bias would have to absorb" in raw.head.meta["null_space_reason"]
+    assert "bias would have to absorb" in raw.head.null_space_reason
     # with the shift set to zero, 1/g is orthogonal to every reachable h
     import torch
     import transformers as tf
@@ -119,7 +119,7 @@ def test_raw_layernorm_null_space_needs_zero_shift(tiny_gpt2_dir, tmp_path):
 def test_rmsnorm_has_no_null_space_and_norm_is_not_a_general_reparam(tiny_llama_dir):
     m = load_hf_lm(tiny_llama_dir)
     assert m.head.null_space is None
-    assert m.head.reparam is False and "diagonal" in m.head.meta["reparam_reason"]
+    assert m.head.reparam is False and "diagonal" in m.head.reparam_reason
 
 
 def test_labels_are_readable_unique_tokens(tiny_gpt2_dir):

@@ -13,7 +13,7 @@ from unembed import UnembedError, load
 def test_classifier_head_equals_model_logits(tiny_vision_dir, family, norm):
     m = load(tiny_vision_dir(family))
     assert m.kind == "hf_vision" and m.head.labels[:2] == ("class_a", "class_b")
-    assert m.head.meta["norm_kind"] == norm and m.head.meta["view"] == "raw"
+    assert m.head.meta["norm_kind"] == norm and m.head.rows == "stored"
     x = m.random_inputs(3, seed=1)
     z = m.model_logits(x)
     np.testing.assert_allclose(m.head.logits(m.hidden_states(x)), z, atol=1e-5)

@@ -156,7 +156,7 @@ def test_counterexample_keeps_every_tag(nlp, tmp_path):
 def test_cli_inspect_counterexample_audit(saved, tmp_path, capsys):
     assert main(["inspect", "--model", str(saved), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert "V=6" in info["head"] and info["view_of_rows"] == "raw"
+    assert "V=6" in info["head"] and info["rows"] == "stored"
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(TEXTS * 3) + "\n", encoding="utf-8")
     rc = main(["counterexample", "--model", str(saved), "--pair", "DET", "NOUN",

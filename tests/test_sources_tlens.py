@@ -63,7 +63,7 @@ def test_head_is_W_U_and_logits_match(tmp_path, norm):
 
     m = build_tl(tmp_path, norm=norm)
     lm = load(m)
-    assert lm.kind == "transformer_lens" and lm.head.meta["view"] == "raw"
+    assert lm.kind == "transformer_lens" and lm.head.rows == "stored"
     assert np.array_equal(lm.head.W, m.W_U.detach().double().numpy().T)
     assert np.array_equal(lm.head.b, m.b_U.detach().double().numpy())
     ids = _ids(m.cfg.d_vocab)
@@ -100,7 +100,7 @@ def test_processing_is_detected_and_its_meaning_for_the_rows(tmp_path):
     p = after.processing
     assert p.normalization == "LNPre" and p.fold_ln and p.rows_off_ones and p.center_unembed
     assert p.center_writing_weights
-    assert after.head.meta["view"] == "folded" and len(after.head.meta["notes"]) == 4
+    assert after.head.rows == "folded" and len(after.head.meta["notes"]) == 4
     # what the processing means for the rows, recomputed independently from the raw rows:
     # fold the gain, project each row off the all-ones vector, subtract the mean row
     Wf = W0 * g
@@ -143,7 +143,7 @@ def test_inspect_counterexample_audit_go_through(tmp_path):
     m.process_weights_(fold_ln=True, center_writing_weights=True, center_unembed=True)
     lm = load(m)
     s = summarize(lm.head, max_labels=60)
-    assert s.view_of_rows == "folded" and s.pairs
+    assert s.rows == "folded" and s.pairs
     a, b = lm.head.labels[40], lm.head.labels[41]
     res = translation_for_cosine(lm.head, a, b, -0.9)
     new = lm.with_head(res.head)

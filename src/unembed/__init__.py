@@ -36,6 +36,7 @@ from unembed.gauges import (
     translate,
 )
 from unembed.head import Head
+from unembed.neighbours import neighbours
 from unembed.report import (
     plot_before_after,
     plot_heatmap,
@@ -43,7 +44,7 @@ from unembed.report import (
     write_report,
 )
 from unembed.sources import load, load_head_file
-from unembed.views import VIEWS, cosine, difference_cosine, similarity_matrix
+from unembed.views import VIEWS, cosine, difference_cosine, invariance, similarity_matrix
 
 __version__ = "0.1.0"
 
@@ -69,12 +70,14 @@ __all__ = [
     "enumerate_rankings",
     "enumerate_top_k_sets",
     "export_model",
+    "invariance",
     "is_argmaxable",
     "is_feasible_combination",
     "is_feasible_ranking",
     "is_top_k_set",
     "load",
     "load_head_file",
+    "neighbours",
     "open_data",
     "plot_before_after",
     "plot_heatmap",

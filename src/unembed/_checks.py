@@ -64,12 +64,10 @@ def file_error(path: Any, problem: str) -> UnembedError:
     return e
 
 
-def check_matrix(
-    x: Any, name: str, *, where: str = "", allow_zero_rows: bool = False
-) -> NDArray[np.floating]:
-    """Check a weight matrix of shape (V, d): 2-D, real, finite, no zero rows, no two
-    identical rows. Returns it as a float array in its own dtype (float16/bfloat16 promoted to
-    float32, integers refused)."""
+def check_matrix_shape(x: Any, name: str, *, where: str = "") -> NDArray[Any]:
+    """Check the dtype and shape of a weight matrix (V, d) without reading its values: 2-D,
+    floating point, at least 2 rows and 1 column. Returns ``np.asarray(x)`` (a memory map
+    stays a memory map)."""
     loc = f" of {where}" if where else ""
     arr = np.asarray(x)
     if arr.dtype.kind not in "f":
@@ -83,23 +81,63 @@ def check_matrix(
         raise fail(f"The {name!r}{loc} must have at least 2 label rows. Got {arr.shape[0]}.")
     if arr.shape[1] < 1:
         raise fail(f"The {name!r}{loc} must have at least 1 column. Got shape {arr.shape}.")
+    return arr
+
+
+class MatrixScan:
+    """Validation of a weight matrix block by block (no (V, d) temporary): NaN/Inf entries
+    (their count and the first one) and all-zero rows. Feed blocks in row order with
+    :meth:`add`, then :meth:`finish` raises the first problem found."""
+
+    def __init__(self, name: str, *, where: str = "", allow_zero_rows: bool = False) -> None:
+        self.name, self.where, self.allow_zero_rows = name, where, allow_zero_rows
+        self.n_bad = 0
+        self.first_bad: tuple[int, int] | None = None
+        self.zero_rows: list[int] = []
+
+    def add(self, start: int, block: NDArray[np.floating]) -> None:
+        finite = np.isfinite(block)
+        if not finite.all():
+            self.n_bad += int((~finite).sum())
+            if self.first_bad is None:
+                r, c = np.argwhere(~finite)[0]
+                self.first_bad = (start + int(r), int(c))
+        zero = np.flatnonzero(~np.any(block != 0, axis=1))
+        if zero.size:
+            self.zero_rows.extend((start + zero).tolist())
+
+    def finish(self) -> list[int]:
+        """Raise on NaN/Inf (and on zero rows unless allowed); return the zero rows."""
+        loc = f" of {self.where}" if self.where else ""
+        if self.first_bad is not None:
+            r, c = self.first_bad
+            raise fail(
+                f"The {self.name!r}{loc} contains NaN or Inf ({self.n_bad} entries; "
+                f"first at row {r}, column {c})."
+            )
+        if self.zero_rows and not self.allow_zero_rows:
+            raise fail(
+                f"The {self.name!r}{loc} has {len(self.zero_rows)} all-zero row(s) (first: row "
+                f"{self.zero_rows[0]}); a zero row has no direction, so its cosine is undefined."
+            )
+        return self.zero_rows
+
+
+def check_matrix(
+    x: Any, name: str, *, where: str = "", allow_zero_rows: bool = False
+) -> NDArray[np.floating]:
+    """Check a weight matrix of shape (V, d): 2-D, real, finite, no zero rows (unless
+    allowed). Returns it as a float array in its own dtype (float16 promoted to float32,
+    integers refused). Values are scanned in row blocks."""
+    from unembed._blocks import row_blocks
+
+    arr = check_matrix_shape(x, name, where=where)
     if arr.dtype == np.float16:
         arr = arr.astype(np.float32)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        r, c = np.argwhere(~finite)[0]
-        raise fail(
-            f"The {name!r}{loc} contains NaN or Inf ({int((~finite).sum())} entries; "
-            f"first at row {r}, column {c})."
-        )
-    if not allow_zero_rows:
-        zero = ~np.any(arr != 0, axis=1)
-        if zero.any():
-            rows = np.flatnonzero(zero)
-            raise fail(
-                f"The {name!r}{loc} has {rows.size} all-zero row(s) (first: row {rows[0]}); "
-                f"a zero row has no direction, so its cosine is undefined."
-            )
+    scan = MatrixScan(name, where=where, allow_zero_rows=allow_zero_rows)
+    for s, e in row_blocks(arr.shape[0], arr.shape[1]):
+        scan.add(s, arr[s:e])
+    scan.finish()
     return arr
 
 

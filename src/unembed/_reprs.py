@@ -49,7 +49,7 @@ def head_html(head: Any) -> str:
         ("shape", f"V = {head.n_labels} labels × d = {head.d}"),
         ("link", head.link),
         ("stored as", head.dtype),
-        ("rows", head.meta.get("view", "raw")),
+        ("rows", head.rows),
         ("source", head.meta.get("source")),
         ("bias", "yes" if head.b is not None else "no"),
         ("soft-cap", head.softcap),

@@ -821,7 +821,7 @@ def audit(
     meta = {k: v for k, v in head.meta.items() if isinstance(v, (str, int, float, bool))}
     model_info = {"kind": getattr(model, "kind", type(model).__name__),
                   "n_labels": head.n_labels, "d": head.d, "link": head.link,
-                  "dtype": head.dtype, "view": head.meta.get("view", "raw"), "meta": meta,
+                  "dtype": head.dtype, "rows": head.rows, "meta": meta,
                   **(info or {})}
     rec = AuditInputs() if inputs is None else inputs
     rec.model = rec.model or (str(meta["source"]) if "source" in meta else None)

@@ -40,8 +40,10 @@ from unembed.views import cosine
 __all__ = [
     "AllPairsConstruction",
     "CosineConstruction",
+    "CosineTranslation",
     "MultiConstruction",
     "PairCosine",
+    "cosine_translation",
     "translation_for_all_pairs",
     "translation_for_cosine",
     "translation_for_cosines",
@@ -255,6 +257,52 @@ def translation_for_cosine(
     >>> res.equivalence.equivalent, res.equivalence.max_abs_dp < 1e-15
     (True, True)
     """
+    t = cosine_translation(head, a, b, target)
+    i, j = head.index(a, argument="label a"), head.index(b, argument="label b")
+    new = head.translate(t.c)
+    after = _cos(new.W[i], new.W[j])
+    if abs(after - t.target) > COSINE_TOL:
+        raise fail(f"The recomputed cosine {after!r} misses the target {t.target!r} by more "
+                   f"than {COSINE_TOL:g} (rows too ill-conditioned).")
+    return CosineConstruction(
+        labels=t.labels,
+        target=t.target,
+        c=t.c,
+        head=new,
+        cosine_before=t.cosine_before,
+        cosine_after=after,
+        cosine_after_stored=t.cosine_after_stored,
+        equivalence=compare_heads(head, new, inputs, n_random=n_random, seed=seed),
+        method=t.method,
+    )
+
+
+@dataclass(frozen=True)
+class CosineTranslation:
+    """The translation c (d,) that puts one pair's raw cosine at a target, without the
+    translated head: O(d) memory (what a command on a large head writes block by block).
+    ``cosine_after`` is recomputed in float64 from the two translated rows,
+    ``cosine_after_stored`` after rounding them to the storage dtype."""
+
+    labels: tuple[str, str]
+    indices: tuple[int, int]
+    target: float
+    c: NDArray[np.float64]
+    cosine_before: float
+    cosine_after: float
+    cosine_after_stored: float
+    stored_dtype: str
+    method: str
+
+    @property
+    def reached(self) -> bool:
+        return abs(self.cosine_after - self.target) <= COSINE_TOL
+
+
+def cosine_translation(head: Head, a: LabelRef, b: LabelRef, target: float) -> CosineTranslation:
+    """The least-norm translation of :func:`translation_for_cosine`, checked on the pair's two
+    rows only (O(d)); raises UnembedError when the recomputed cosine misses the target by more
+    than 1e-9."""
     tau = check_in_range(target, "target", "translation_for_cosine", -1.0, 1.0)
     _require_translation(head, "translation_for_cosine")
     i, j = head.index(a, argument="label a"), head.index(b, argument="label b")
@@ -267,23 +315,29 @@ def translation_for_cosine(
         raise fail(f"Labels {head.labels[i]!r} and {head.labels[j]!r} have identical rows; no "
                    f"translation changes their cosine (it stays 1).")
     c, method = _solve_pair(ui, uj, tau)
-    new = head.translate(c)
-    after = _cos(new.W[i], new.W[j])
+    after = _cos(ui + c, uj + c)
     if abs(after - tau) > COSINE_TOL:
         raise fail(f"The recomputed cosine {after!r} misses the target {tau!r} by more than "
                    f"{COSINE_TOL:g} (rows too ill-conditioned).")
-    stored = _stored(new)
-    return CosineConstruction(
-        labels=(head.labels[i], head.labels[j]),
-        target=tau,
-        c=c,
-        head=new,
-        cosine_before=cosine(head, i, j),
-        cosine_after=after,
-        cosine_after_stored=_cos(stored.W[i], stored.W[j]),
-        equivalence=compare_heads(head, new, inputs, n_random=n_random, seed=seed),
-        method=method,
-    )
+    pair = _round_to(np.stack([ui + c, uj + c]), head.dtype)
+    return CosineTranslation((head.labels[i], head.labels[j]), (i, j), tau, c,
+                             cosine(head, i, j), after, _cos(pair[0], pair[1]), head.dtype,
+                             method)
+
+
+def _round_to(x: NDArray[np.float64], dtype: str) -> NDArray[np.float64]:
+    """Values as they are after being stored in ``dtype`` (float64 again)."""
+    if dtype == "float64":
+        return x
+    if dtype == "bfloat16":
+        from unembed.sources.files import to_storage
+
+        bits = to_storage(x, "bf16").astype(np.uint32) << np.uint32(16)
+        return bits.view(np.float32).astype(np.float64)
+    try:
+        return x.astype(np.dtype(dtype)).astype(np.float64)
+    except TypeError:
+        return x
 
 
 @dataclass(frozen=True)

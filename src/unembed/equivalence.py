@@ -27,6 +27,7 @@ False
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -130,11 +131,25 @@ def random_hidden(head: Head, n: int = 256, *, seed: int = 0) -> NDArray[np.floa
     tested too)."""
     rng = np.random.default_rng([seed, 0x5EED])  # not the stream a user's seed 0 gives
     H = rng.standard_normal((n, head.d)) / np.sqrt(head.d)
-    z = H @ head.W.T
-    spread = float(np.std(z - z.mean(axis=1, keepdims=True)))
+    # spread = std over all entries of z - rowmean(z), z = H W^T, in chunks of inputs (never
+    # an (n, V) matrix): Welford-free since each chunk's sums are exact enough in float64.
+    total, total2, count = 0.0, 0.0, 0
+    for s in range(0, n, _chunk(head.n_labels)):
+        z = H[s:s + _chunk(head.n_labels)] @ head.W.T
+        z -= z.mean(axis=1, keepdims=True)
+        total += float(z.sum())
+        total2 += float(np.einsum("ij,ij->", z, z))
+        count += z.size
+    mean = total / max(count, 1)
+    spread = float(np.sqrt(max(total2 / max(count, 1) - mean * mean, 0.0)))
     H *= 3.0 / spread if spread > 0 else 1.0
     H[: n // 4] *= 10.0
     return H
+
+
+def _chunk(V: int) -> int:
+    """Inputs per chunk so that one (chunk, V) float64 array is about 16 MiB."""
+    return max(1, int(2**21 // max(V, 1)))
 
 
 def compare_heads(
@@ -160,12 +175,46 @@ def compare_heads(
                                                f"{head2.d})")
     dt, tol = tolerance_for(head1.dtype, head2.dtype)
     # In chunks of inputs, so memory stays at chunk x V whatever n is.
-    chunk = max(1, int(2**24 // max(head1.n_labels, 1)))
+    chunk = _chunk(head1.n_labels)
     parts = [
         compare_logits(head1.logits(H[s:s + chunk]), head2.logits(H2[s:s + chunk]), head1.link,
                        dtype=dt, tolerance=tol)
         for s in range(0, H.shape[0], chunk)
     ]
+    return merge_equivalences(parts)
+
+
+def compare_head_rows(
+    head: Head, rows: Callable[[int, int], NDArray[Any]], dtype: str, h: ArrayLike | None = None,
+    *, n_random: int = 256, seed: int = 0, b: NDArray[np.float64] | None = None,
+) -> Equivalence:
+    """Compare ``head`` with a second head given by its rows, read block by block:
+    ``rows(start, stop)`` returns rows start..stop (any float dtype) of a (V, d) matrix that
+    has ``head``'s bias (or ``b``), link, logit scale and soft-cap. Used to verify a head
+    written to a file without reading it whole: memory is O(chunk x V + block), whatever V is.
+    ``dtype`` is the second head's storage dtype (for the tolerance).
+    """
+    from unembed._blocks import row_blocks
+
+    H = random_hidden(head, n_random, seed=seed) if h is None else check_hidden(h, head.d)
+    dt, tol = tolerance_for(head.dtype, dtype)
+    bias = head.b if b is None else b
+    # (chunk, V) arrays of about V d / 32 entries (at least 2^20): a dozen of them live at once
+    # in compare_logits, so they stay a fraction of the head; each chunk reads `rows` once.
+    chunk = max(1, max(2**20, head.n_labels * head.d // 32) // max(head.n_labels, 1))
+    parts = []
+    for s in range(0, H.shape[0], chunk):
+        Hc = H[s:s + chunk]
+        z2 = np.empty((Hc.shape[0], head.n_labels))
+        for a, e in row_blocks(head.n_labels, head.d):
+            z2[:, a:e] = Hc @ np.asarray(rows(a, e), dtype=np.float64).T
+        if bias is not None:
+            z2 += bias
+        if head.logit_scale != 1.0:
+            z2 *= head.logit_scale
+        if head.softcap is not None:
+            z2 = head.softcap * np.tanh(z2 / head.softcap)
+        parts.append(compare_logits(head.logits(Hc), z2, head.link, dtype=dt, tolerance=tol))
     return merge_equivalences(parts)
 
 

@@ -66,7 +66,7 @@ class ExportResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "kind": self.kind, "untied": self.untied,
-                "view": self.head.meta.get("view"), "notes": list(self.notes),
+                "rows": self.head.rows, "notes": list(self.notes),
                 "equivalence": self.equivalence.to_dict()}
 
 
@@ -94,7 +94,7 @@ def _require_equivalent(eq: Equivalence, out: Path, what: str) -> None:
 
 def _unfold(model: HFExportable, head: Head) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The stored (raw) weight and bias that realise ``head`` given in the model's view."""
-    if head.meta.get("view", "raw") != "folded":
+    if head.rows != "folded":
         return np.array(head.W), np.array(head.bias)
     norm = model.norm
     if norm is None:
@@ -103,7 +103,7 @@ def _unfold(model: HFExportable, head: Head) -> tuple[NDArray[np.float64], NDArr
     g = norm.gain
     if np.any(g == 0):
         raise fail("The final norm has zero gains, so folded rows cannot be unfolded; export "
-                   "from the raw view (without fold=True).")
+                   "from the stored rows (without fold=True).")
     U = head.W / g[None, :]
     b = head.bias - (U @ norm.shift if norm.shift is not None else 0.0)
     return U, np.asarray(b, dtype=np.float64)

@@ -10,11 +10,12 @@ name                 parameters after           holds when
 ``null_space``       u_i + n_i, n_i . h = 0     a known subspace orthogonal to every h
 ===================  =========================  ==============================================
 
-:func:`translate`, :func:`shift_bias`, :func:`center` and :func:`shift_in_null_space` return a
+``translate``, ``shift_bias``, ``center`` and ``shift_in_null_space`` return a
 new :class:`~unembed.head.Head`; :func:`reparametrize` returns a pair ``(new_head, A)``, since
 the hidden states must become ``A h`` too. None mutates its input. A transformation that is not
 a symmetry of the head raises :class:`UnembedError` with the reason, unless called
-with ``force=True`` (the result is then marked ``meta["equivalent"] = False``).
+with ``force=True`` (the result then says why in ``not_equivalent_because``, and its
+``equivalent`` is False).
 
 Examples
 --------
@@ -35,12 +36,16 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from unembed._blocks import owned
 from unembed._checks import arg_error, check_vector, fail
-from unembed.head import Head
+
+if TYPE_CHECKING:  # gauges never imports head at run time: Head's methods import gauges
+    from unembed.head import Head
 
 __all__ = [
     "Symmetry",
@@ -98,8 +103,7 @@ def symmetries(head: Head) -> dict[str, Symmetry]:
                        "invertible A (W A^{-1} applied to A h gives the same logits)")
     elif head.reparam is False:
         rep = Symmetry("reparametrization", False,
-                       str(head.meta.get("reparam_reason",
-                                         "the hidden state cannot be replaced by A h")))
+                       head.reparam_reason or "the hidden state cannot be replaced by A h")
     else:
         rep = Symmetry("reparametrization", None,
                        "holds only if the module producing h ends in an affine map that can "
@@ -109,7 +113,7 @@ def symmetries(head: Head) -> dict[str, Symmetry]:
         out["null_space"] = Symmetry("null_space", True,
                                      f"every reachable h is orthogonal to a known "
                                      f"{head.null_space.shape[1]}-dimensional subspace "
-                                     f"({head.meta.get('null_space_reason', 'given')}); rows "
+                                     f"({head.null_space_reason or 'given'}); rows "
                                      f"may move within it")
     else:
         out["null_space"] = Symmetry("null_space", None,
@@ -118,14 +122,16 @@ def symmetries(head: Head) -> dict[str, Symmetry]:
     return out
 
 
-def _require(head: Head, name: str, force: bool, func: str) -> dict[str, object]:
+def _require(head: Head, name: str, force: bool, func: str) -> str | None:
+    """None when ``name`` is a symmetry of the head; else raise, or with ``force`` return why
+    the result will not be equivalent."""
     sym = symmetries(head)[name]
     if sym.holds:
-        return {}
+        return None
     if not force:
         raise fail(f"{name} is not a symmetry of this head ({sym.reason}); pass force=True "
                    f"to build the non-equivalent head anyway.")
-    return {"equivalent": False, "not_equivalent_because": sym.reason}
+    return sym.reason
 
 
 def translate(head: Head, c: ArrayLike, *, force: bool = False) -> Head:
@@ -137,7 +143,7 @@ def translate(head: Head, c: ArrayLike, *, force: bool = False) -> Head:
     """
     cc = check_vector(c, "c", head.d, where="translate")
     extra = _require(head, "translation", force, "translate")
-    return head.with_weights(head.W + cc[None, :], meta=extra)
+    return head.with_weights(owned(head.W + cc[None, :]), not_equivalent_because=extra)
 
 
 def shift_bias(head: Head, beta: float, *, force: bool = False) -> Head:
@@ -145,7 +151,7 @@ def shift_bias(head: Head, beta: float, *, force: bool = False) -> Head:
     if not np.isfinite(beta):
         raise arg_error("shift_bias", "beta", "must be finite", got=beta)
     extra = _require(head, "bias_shift", force, "shift_bias")
-    return head.with_weights(b=head.bias + float(beta), meta=extra)
+    return head.with_weights(b=head.bias + float(beta), not_equivalent_because=extra)
 
 
 def center(head: Head, weights: ArrayLike | None = None, *, force: bool = False) -> Head:
@@ -189,7 +195,7 @@ def reparametrize(
                                               f"{cond:.3g} instead")
     extra = _require(head, "reparametrization", force, "reparametrize")
     a_inv = np.linalg.inv(a)
-    new = head.with_weights(head.W @ a_inv, meta=extra)
+    new = head.with_weights(owned(head.W @ a_inv), not_equivalent_because=extra)
     if head.null_space is not None:
         new = replace(new, null_space=a_inv.T @ head.null_space)
     return new, a
@@ -207,4 +213,4 @@ def shift_in_null_space(head: Head, coeffs: ArrayLike) -> Head:
     if cf.shape != (head.n_labels, k):
         raise arg_error("shift_in_null_space", "coeffs", f"must have shape ({head.n_labels}, "
                                                          f"{k}). Got shape {cf.shape} instead")
-    return head.with_weights(head.W + cf @ head.null_space.T)
+    return head.with_weights(owned(head.W + cf @ head.null_space.T))

@@ -19,24 +19,213 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from unembed._blocks import _Owned, owned, row_blocks
 from unembed._checks import (
+    MatrixScan,
     check_hidden,
     check_labels,
-    check_matrix,
+    check_matrix_shape,
     check_vector,
     fail,
     find_identical_rows,
 )
+from unembed.bounds import HiddenBound, Rows
+
+if TYPE_CHECKING:  # a type only: unembed.sources.files never imports this module
+    from unembed.sources.files import MatrixFile
 
 Link = Literal["softmax", "sigmoid"]
 LabelRef = int | str
 
-__all__ = ["Head", "LabelRef", "Link"]
+__all__ = ["Head", "LabelRef", "Link", "RowStats", "Whitening"]
+
+
+def _as_float(W: ArrayLike) -> NDArray[Any]:
+    """W as an array (kept as is when already floating: a handed-over array stays handed
+    over); anything else converted to float64."""
+    a = np.asanyarray(W)
+    return a if a.dtype.kind == "f" else np.asarray(W, dtype=np.float64)
+
+
+def _float64_rows(raw: NDArray[Any], scan: MatrixScan, handed: bool) -> NDArray[np.float64]:
+    """One float64 C-contiguous copy of ``raw`` (any float dtype, a memory map included),
+    made and validated block by block: no full-size temporary of any other dtype. An array
+    handed over with :func:`owned` is validated and kept as it is."""
+    if handed and raw.dtype == np.float64 and raw.flags.c_contiguous:
+        w64: NDArray[np.float64] = raw.view(np.ndarray)
+        for s, e in row_blocks(*w64.shape):
+            scan.add(s, w64[s:e])
+        return w64
+    w64 = np.empty(raw.shape, dtype=np.float64)
+    for s, e in row_blocks(*raw.shape):
+        blk = w64[s:e]
+        blk[...] = raw[s:e]
+        scan.add(s, blk)
+    return w64
+
+
+class RowStats:
+    """Whole-head statistics of the rows u_1..u_V of a head, computed once, in row blocks, and
+    kept with the head (a Head never changes, so neither do they).
+
+    * ``mean()`` m = (1/V) sum_k u_k, shape (d,); ``norms()`` |u_k|, shape (V,) (rows as
+      stored)
+    * ``identify(X)``: X projected off the head's known null space N (d, k) (directions
+      orthogonal to every reachable hidden state, along which rows move freely):
+      X - (X N) N^T. The centered statistics below are of the *identified* centered rows
+      c_k = P (u_k - m), P = I - N N^T, so that moving rows within the null space changes none
+      of them (with no null space known, P = I):
+    * ``centered_norms()`` |c_k|, shape (V,)
+    * ``unit_mean()`` (1/V) sum_k c_k / |c_k|, shape (d,) (the ``normalized`` view)
+    * ``covariance()`` Cov = (1/V) sum_k c_k c_k^T, shape (d, d)
+    * ``centered_gram()`` c_i . c_j, shape (V, V), for heads with few labels
+
+    Each pass walks the rows in blocks (:func:`unembed._blocks.row_blocks`): memory beyond the
+    head is O(block + d^2 + V).
+    """
+
+    def __init__(self, W: NDArray[np.float64], null_space: NDArray[np.float64] | None = None
+                 ) -> None:
+        self._W = W
+        self._N = null_space
+        self._mean: NDArray[np.float64] | None = None
+        self._norms: NDArray[np.float64] | None = None
+        self._cnorms: NDArray[np.float64] | None = None
+        self._unit_mean: NDArray[np.float64] | None = None
+        self._cov: NDArray[np.float64] | None = None
+        self._cgram: NDArray[np.float64] | None = None
+        self._whitening: Whitening | None = None
+
+    def mean(self) -> NDArray[np.float64]:
+        if self._mean is None:
+            W = self._W
+            total = np.zeros(W.shape[1])
+            for s, e in row_blocks(*W.shape):
+                total += W[s:e].sum(axis=0)
+            self._mean = _ro(total / W.shape[0])
+        return self._mean
+
+    def identify(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Rows X (..., d) projected off the known null space (X itself when none is known)."""
+        if self._N is None:
+            return X
+        return np.asarray(X - (X @ self._N) @ self._N.T)
+
+    def _norm_pass(self) -> None:
+        W, m = self._W, self.mean()
+        norms = np.empty(W.shape[0])
+        cnorms = np.empty(W.shape[0])
+        for s, e in row_blocks(*W.shape):
+            B = W[s:e]
+            norms[s:e] = np.sqrt(np.einsum("ij,ij->i", B, B))
+            C = self.identify(B - m)
+            cnorms[s:e] = np.sqrt(np.einsum("ij,ij->i", C, C))
+        self._norms, self._cnorms = _ro(norms), _ro(cnorms)
+
+    def norms(self) -> NDArray[np.float64]:
+        if self._norms is None:
+            self._norm_pass()
+        assert self._norms is not None
+        return self._norms
+
+    def centered_norms(self) -> NDArray[np.float64]:
+        if self._cnorms is None:
+            self._norm_pass()
+        assert self._cnorms is not None
+        return self._cnorms
+
+    def unit_mean(self) -> NDArray[np.float64]:
+        """(1/V) sum_k (u_k - m) / |u_k - m|; raises naming the first label whose centered
+        row is zero (its direction is undefined)."""
+        if self._unit_mean is None:
+            n = self.centered_norms()
+            zero = np.flatnonzero(n <= 1e-300)
+            if zero.size:
+                raise _ZeroRow(int(zero[0]))
+            inv = 1.0 / n
+            # sum_k (u_k - m) / n_k = sum_k u_k / n_k - m sum_k 1 / n_k
+            um = (inv @ self._W - self.mean() * inv.sum()) / n.size
+            self._unit_mean = _ro(self.identify(um))  # P is linear: the mean of P-rows
+        return self._unit_mean
+
+    def covariance(self) -> NDArray[np.float64]:
+        if self._cov is None:
+            W, m = self._W, self.mean()
+            cov = np.zeros((W.shape[1], W.shape[1]))
+            for s, e in row_blocks(*W.shape):
+                C = self.identify(W[s:e] - m)
+                cov += C.T @ C
+            cov /= W.shape[0]
+            self._cov = _ro((cov + cov.T) / 2)
+        return self._cov
+
+    def centered_gram(self) -> NDArray[np.float64]:
+        """(V, V) Gram matrix of the centered rows, in column blocks (no (V, d) temporary)."""
+        if self._cgram is None:
+            W, m = self._W, self.mean()
+            V, d = W.shape
+            G = np.zeros((V, V))
+            k = 0 if self._N is None else self._N.shape[1]
+            CN = np.zeros((V, k))
+            for s, e in row_blocks(d, V):  # blocks of columns
+                C = W[:, s:e] - m[s:e]
+                G += C @ C.T
+                if self._N is not None:
+                    CN += C @ self._N[s:e]
+            G -= CN @ CN.T  # (P c_i) . (P c_j) = c_i . c_j - (N^T c_i) . (N^T c_j)
+            self._cgram = _ro((G + G.T) / 2)
+        return self._cgram
+
+    def whitening(self, rtol: float) -> Whitening:
+        """Cov^{-1/2} on the eigenvectors with eigenvalue > rtol * the largest (see
+        :class:`Whitening`)."""
+        if self._whitening is not None and self._whitening.rtol == rtol:
+            return self._whitening
+        V, d = self._W.shape
+        if V <= d:
+            # C = U S Vt, Cov = Vt^T S^2 Vt / V, so C Cov^{-1/2} = sqrt(V) U Vt on the range:
+            # in the basis Vt, the rows sqrt(V) U. C C^T = U S^2 U^T has eigenvalues V Cov's.
+            ev, U = np.linalg.eigh(self.centered_gram())
+            ev = ev / V
+            keep = ev > rtol * (ev.max() if ev.size else 0.0)
+            out = Whitening(None, _ro(np.sqrt(V) * U[:, keep]), int(keep.sum()), rtol)
+        else:
+            ev, vecs = np.linalg.eigh(self.covariance())
+            keep = ev > rtol * (ev.max() if ev.size else 0.0)
+            out = Whitening(_ro(vecs[:, keep] / np.sqrt(ev[keep])), None, int(keep.sum()), rtol)
+        self._whitening = out
+        return out
+
+
+@dataclass(frozen=True)
+class Whitening:
+    """The whitening of the ``causal`` view (:mod:`unembed.views`): Cov^{-1/2} on its range.
+    For V > d a map ``P`` (d, r) with causal rows (u_i - m) P; for V <= d the causal rows
+    themselves (``rows``, (V, r)), from the centered Gram. ``rank`` r: the eigenvalues kept
+    (those above ``rtol`` times the largest)."""
+
+    P: NDArray[np.float64] | None
+    rows: NDArray[np.float64] | None
+    rank: int
+    rtol: float
+
+
+class _ZeroRow(Exception):
+    """Internal: the centered row of label ``index`` is zero."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+def _ro(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    a.setflags(write=False)
+    return a
 
 
 def _frozen(a: NDArray[Any]) -> NDArray[Any]:
@@ -73,8 +262,21 @@ class Head:
     dtype : str
         The dtype the weights were stored in ("float32", "bfloat16", ...).
     meta : dict
-        Provenance: source, final norm, whether its gain is folded in ("view": "raw" or
-        "folded"), whether the head is tied to the input embedding, ...
+        Descriptive provenance for people (source, family, final norm, tied, ...); no module
+        reads a contract from it: those are the typed fields below.
+    rows : {"stored", "folded"}
+        The rows as stored in the checkpoint, or with the final norm's gain folded in.
+    hidden_bound : HiddenBound, optional
+        A box containing every hidden state the model can produce (recorded by sources that
+        know a final norm; read by ``radius="architecture"``, :mod:`unembed.bounds`).
+    reparam_reason, null_space_reason : str, optional
+        Why ``reparam`` is False / where ``null_space`` comes from (said by ``symmetries``).
+    not_equivalent_because : str, optional
+        Set when the head was made by a transformation that is not a symmetry (``force=True``):
+        why it is not the same classifier as the one it came from. ``equivalent`` is then False.
+    file : MatrixFile, optional
+        The weight file the rows were read from (so that an equivalent head can be written back
+        in the same format and dtype).
     strict : bool
         Refuse all-zero rows and identical rows (default). Real checkpoints with padding rows
         can pass ``strict=False``; ``degenerate`` then lists what was found.
@@ -102,16 +304,26 @@ class Head:
     dtype: str = "float64"
     meta: dict[str, Any] = field(default_factory=dict)
     strict: bool = True
+    rows: Rows = "stored"
+    hidden_bound: HiddenBound | None = None
+    reparam_reason: str | None = None
+    null_space_reason: str | None = None
+    not_equivalent_because: str | None = None
+    file: MatrixFile | None = field(default=None, repr=False)
     degenerate: dict[str, list[Any]] = field(default_factory=dict, init=False)
+    stats: RowStats = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         where = str(self.meta.get("source", "")) or ""
-        raw = np.asarray(self.W)
+        handed = type(self.W) is _Owned
+        raw = check_matrix_shape(self.W, "W", where=where)
         if raw.dtype.kind == "f" and self.dtype == "float64" and raw.dtype != np.float64:
             object.__setattr__(self, "dtype", str(raw.dtype))
-        w = check_matrix(raw, "W", where=where, allow_zero_rows=not self.strict)
-        # One float64 copy, owned and read-only (the caller's array is never aliased).
-        w64 = np.array(w, dtype=np.float64, order="C", copy=True)
+        # One float64 copy, owned and read-only (the caller's array is never aliased, except
+        # one handed over with `owned`), converted and validated block by block.
+        scan = MatrixScan("W", where=where, allow_zero_rows=not self.strict)
+        w64 = _float64_rows(raw, scan, handed)
+        zero_rows = scan.finish()
         w64.setflags(write=False)
         v, d = w64.shape
         object.__setattr__(self, "W", w64)
@@ -121,6 +333,9 @@ class Head:
         if self.link not in ("softmax", "sigmoid"):
             raise fail(f"The 'link' argument of Head must be 'softmax' or 'sigmoid'. "
                        f"Got {self.link!r} instead.")
+        if self.rows not in ("stored", "folded"):
+            raise fail(f"The 'rows' argument of Head must be 'stored' or 'folded'. "
+                       f"Got {self.rows!r} instead.")
         if self.softcap is not None and not (np.isfinite(self.softcap) and self.softcap > 0):
             raise fail(f"The 'softcap' argument of Head must be a positive number. "
                        f"Got {self.softcap!r} instead.")
@@ -137,9 +352,8 @@ class Head:
             q, _ = np.linalg.qr(ns)
             object.__setattr__(self, "null_space", _frozen(q))
         degenerate: dict[str, list[Any]] = {}
-        zero = np.flatnonzero(~np.any(w64 != 0, axis=1))
-        if zero.size:
-            degenerate["zero_rows"] = [self.labels[i] for i in zero]
+        if zero_rows:
+            degenerate["zero_rows"] = [self.labels[i] for i in zero_rows]
         same = find_identical_rows(w64)
         if same is not None:
             i, j = same
@@ -153,8 +367,14 @@ class Head:
             degenerate["identical_rows"] = [[self.labels[i], self.labels[j]]]
         object.__setattr__(self, "degenerate", degenerate)
         object.__setattr__(self, "meta", dict(self.meta))
+        object.__setattr__(self, "stats", RowStats(w64, self.null_space))
 
     # ------------------------------------------------------------------ shape and labels
+    @property
+    def equivalent(self) -> bool:
+        """False when the head was made by a transformation that is not a symmetry."""
+        return self.not_equivalent_because is None
+
     @property
     def n_labels(self) -> int:
         """V, the number of labels (rows)."""
@@ -228,16 +448,18 @@ class Head:
     # ------------------------------------------------------------------ new heads
     def with_weights(
         self, W: ArrayLike | None = None, b: ArrayLike | Literal["keep"] | None = "keep",
-        meta: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None, *, not_equivalent_because: str | None = None,
     ) -> Head:
         """A new head with other weights (and bias), the same labels, link and known
-        structure; ``meta`` entries are added to a copy of this head's."""
+        structure; ``meta`` entries are added to a copy of this head's. A new head made by a
+        transformation that is not a symmetry says why in ``not_equivalent_because``."""
         new_b = self.b if isinstance(b, str) else (None if b is None else np.asarray(b, float))
         return replace(
             self,
-            W=np.asarray(self.W if W is None else W, dtype=np.float64),
+            W=owned(self.W) if W is None else _as_float(W),
             b=new_b,
             meta={**self.meta, **(meta or {})},
+            not_equivalent_because=not_equivalent_because or self.not_equivalent_because,
         )
 
     def subset(self, labels: Sequence[LabelRef]) -> Head:
@@ -275,8 +497,8 @@ class Head:
             extra.append("bias")
         if self.softcap is not None:
             extra.append(f"softcap={self.softcap:g}")
-        if self.meta.get("view"):
-            extra.append(f"view={self.meta['view']}")
+        if self.rows != "stored":
+            extra.append(f"rows={self.rows}")
         tail = (", " + ", ".join(extra)) if extra else ""
         return f"Head(V={self.n_labels}, d={self.d}, link={self.link!r}, dtype={self.dtype}{tail})"
 

@@ -404,13 +404,13 @@ def render_html(res: AuditResult, *, title: str = "unembed audit") -> str:
              f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"]
     facts = [["model", _e(m.get("meta", {}).get("source", m["kind"]))],
              ["labels (V) / hidden size (d)", f"{m['n_labels']} / {m['d']}"],
-             ["rows", _e(m["view"]) + " (raw: the rows as stored; folded: the final "
+             ["rows", _e(m["rows"]) + " (stored: the rows as stored; folded: the final "
               "norm's gain folded in)"],
              ["predictions analysed", str(b.n_predictions)],
              ["label set", _e(b.selection)],
              ["top k for co-occurrence", str(b.top_k)]]
     for key, val in m.items():
-        if key not in ("kind", "n_labels", "d", "link", "dtype", "view", "meta"):
+        if key not in ("kind", "n_labels", "d", "link", "dtype", "rows", "meta"):
             facts.append([_e(key.replace("_", " ")), _e(_f(val) if isinstance(val, float)
                                                        else val)])
     inp = res.inputs

@@ -1,5 +1,9 @@
 """A summary of one head: shape, norms, how much of the rows is a shared mean vector, which
-symmetries hold, and the most and least similar pairs under each view."""
+symmetries hold, and the most and least similar pairs under each view.
+
+Memory: the whole-head figures come from the head's cached statistics (:class:`RowStats`,
+computed in row blocks); pairs are searched among at most ``max_labels`` labels, so nothing of
+size (V, d) or (V, V) is formed beyond the head itself."""
 
 from __future__ import annotations
 
@@ -11,7 +15,14 @@ from numpy.typing import NDArray
 
 from unembed.gauges import Symmetry, symmetries
 from unembed.head import Head
-from unembed.views import VIEWS, causal_rank, similarity_matrix
+from unembed.views import (
+    VIEWS,
+    ViewInvariance,
+    causal_rank,
+    identification,
+    invariance,
+    similarity_matrix,
+)
 
 __all__ = ["ExtremePairs", "HeadSummary", "PairSimilarity", "RowNorms", "extreme_pairs",
            "summarize"]
@@ -58,12 +69,15 @@ class HeadSummary:
     ``mean_vector_share`` is |m|^2 / mean_i |u_i|^2 with m the mean row: the share of the rows'
     squared length that is one vector shared by all labels (which translation can set freely).
     ``pairs`` maps each view to its extreme pairs; ``pairs_sampled`` says whether they were
-    searched among a seeded sample of the labels.
+    searched among a seeded sample of the labels. ``rows`` says whether the rows are stored or
+    folded; ``rows_identified`` how they were identified (projected off the known null space)
+    before the views; ``invariance`` which symmetries of this head each view is invariant
+    under.
     """
 
     head: str
     source: str | None
-    view_of_rows: str
+    rows: str
     n_labels: int
     d: int
     link: str
@@ -76,6 +90,8 @@ class HeadSummary:
     causal_rank: int
     symmetries: dict[str, Symmetry]
     degenerate: dict[str, list[Any]]
+    rows_identified: str
+    invariance: dict[str, ViewInvariance]
     pairs_sampled: bool
     pairs: dict[str, ExtremePairs]
 
@@ -84,6 +100,7 @@ class HeadSummary:
         d["row_norms"] = asdict(self.row_norms)
         d["symmetries"] = {k: v.to_dict() for k, v in self.symmetries.items()}
         d["pairs"] = {k: v.to_dict() for k, v in self.pairs.items()}
+        d["invariance"] = {k: v.to_dict() for k, v in self.invariance.items()}
         return d
 
 
@@ -126,9 +143,8 @@ def summarize(
     >>> s.to_dict()["pairs"]["raw"]["most"][0]["pair"]
     ['a', 'c']
     """
-    W = head.W
-    norms = np.linalg.norm(W, axis=1)
-    m = W.mean(axis=0)
+    norms = head.stats.norms()  # whole-head statistics: computed once, in blocks, cached
+    m = head.stats.mean()
     mean_share = float(m @ m / np.mean(norms**2))
     rng = np.random.default_rng(seed)
     V = head.n_labels
@@ -144,7 +160,7 @@ def summarize(
     return HeadSummary(
         head=repr(head),
         source=head.meta.get("source"),
-        view_of_rows=head.meta.get("view", "raw"),
+        rows=head.rows,
         n_labels=V,
         d=head.d,
         link=head.link,
@@ -157,6 +173,8 @@ def summarize(
         causal_rank=causal_rank(head),
         symmetries=symmetries(head),
         degenerate=head.degenerate,
+        rows_identified=identification(head),
+        invariance={view: invariance(head, view) for view in VIEWS},
         pairs_sampled=bool(idx.size < V),
         pairs=pairs,
     )

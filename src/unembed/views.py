@@ -1,20 +1,39 @@
 """Views of similarity between label representations, all in float64.
 
-One name per view, used alike in the API, the CLI (``--view``) and JSON:
+One name per view, used alike in the API, the CLI (``--view``) and JSON.
+
+Rows are identified first: every view but ``raw`` works on the rows projected off the head's
+known null space N (directions orthogonal to every reachable hidden state, e.g. 1/g after a
+LayerNorm with gain g; ``Head.null_space``), u -> u - N N^T u, since a row may move freely
+along N without changing any logit (TransformerLens projects its rows the same way). ``raw``
+is the rows as stored.
+
+Which symmetries of a head (:func:`unembed.gauges.symmetries`) a view is invariant under is
+:data:`INVARIANT_UNDER`; :func:`invariance` says it for one head (a symmetry that does not hold
+for the head is not claimed). On a soft-capped or sigmoid head translation is no symmetry: the
+``centered``, ``normalized``, ``causal`` and ``differences`` views still remove a translation,
+but no symmetry of that head stands behind them (the translation they remove changes
+probabilities), and :func:`invariance` says so.
+
+Every row view is also available on differences of rows, cos(u_a - u_b, u_c - u_d), with
+:func:`difference_cosine` (``view=...``): the concept directions of Park, Choe & Veitch
+(2023) are such differences under the causal inner product. Their code whitens uncentered
+rows (Cov^{-1/2} u); for a difference of rows the mean cancels, so that agrees with the
+centered definition used here only on differences, not on single rows.
 
 ``raw``
     cos(u_i, u_j) of the rows as stored. Not invariant under translation: for a softmax head it
     can be set to any value in [-1, 1] without changing a probability
-    (:func:`unembed.construct.translation_for_cosine`).
+    (:func:`unembed.construct.translation_for_cosine`). Invariant under bias shift only.
 ``centered``
     cos(u_i - m, u_j - m) with m = sum_k w_k u_k, weights summing to 1 (uniform by default).
-    Translation-invariant, but the weighting is a choice: different weights give different
-    values for the same model.
+    Invariant under translation, bias shift and null-space shifts; not under reparametrisation.
+    The weighting is a choice: different weights give different values for the same model.
 ``normalized``
     Centered rows scaled to unit length, then centered again at the mean of the unit rows:
     r_i = (u_i - m) / |u_i - m|, cos(r_i - mean(r), r_j - mean(r)). (Scaling alone leaves a
     cosine unchanged, so without the second centering this view would equal ``centered``.)
-    Translation-invariant.
+    Invariant under translation, bias shift and null-space shifts; not under reparametrisation.
 ``causal``
     The causal inner product of Park, Choe & Veitch (2023): centered rows (uniform mean)
     whitened by the inverse covariance of the rows, Cov = C^T C / V with C the centered (V, d)
@@ -26,16 +45,18 @@ One name per view, used alike in the API, the CLI (``--view``) and JSON:
     V <= d, but V <= d does not imply it: rows confined to a lower-dimensional affine subspace
     give rank < V - 1 and cosines that differ between pairs. ``causal_rank`` reports the rank
     used. It is computed over the whole head (all V rows), not the label subset.
+    Invariant under translation, bias shift, null-space shifts and reparametrisation (Cov
+    transforms with A, so c_i^T Cov^+ c_j does not change; exactly so when Cov has full rank).
 ``differences``
     What decides softmax rankings (v2 of the paper) is the arrangement of the differences
     u_i - u_k. For a pair (i, j) this view gives min over the other labels k of the reference
     set of cos(u_i - u_k, u_j - u_k): it is -1 when some k lies between i and j on a line, in
     which case i and j can never both beat k, so they can never be the top two together.
-    Translation-invariant. The reference set of third labels: every other label of the head for
-    :func:`cosine` (``reference="all"``); the label set of the matrix for
-    :func:`similarity_matrix` by default (``reference="set"``: an upper bound on the head-wide
-    value, equal to it for the whole head, at 1/V of its cost; pass ``reference="all"`` for the
-    head-wide value).
+    Invariant under translation, bias shift and null-space shifts; not under reparametrisation.
+    The reference set of third labels: every other label of the head for :func:`cosine`
+    (``reference="all"``); the label set of the matrix for :func:`similarity_matrix` by default
+    (``reference="set"``: an upper bound on the head-wide value, equal to it for the whole head,
+    at 1/V of its cost; pass ``reference="all"`` for the head-wide value).
 
 Which symmetries each view is invariant under, with proofs: docs/views.md.
 """
@@ -43,20 +64,26 @@ Which symmetries each view is invariant under, with proofs: docs/views.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._checks import arg_error, fail
+from unembed._blocks import row_blocks
+from unembed._checks import UnembedError, arg_error, fail
 from unembed.gauges import weighted_mean
-from unembed.head import Head, LabelRef
+from unembed.head import Head, LabelRef, Whitening, _ZeroRow
 
 __all__ = [
+    "INVARIANT_UNDER",
     "VIEWS",
+    "ViewInvariance",
     "causal_rank",
     "cosine",
     "difference_cosine",
+    "identification",
+    "invariance",
     "similarity_matrix",
     "view_rows",
 ]
@@ -69,6 +96,70 @@ TRANSLATION_INVARIANT: frozenset[str] = frozenset(
 )
 _EIG_RTOL = 1e-10
 
+#: The symmetries (names of :func:`unembed.gauges.symmetries`) each view is invariant under.
+INVARIANT_UNDER: dict[str, frozenset[str]] = {
+    "raw": frozenset({"bias_shift"}),
+    "centered": frozenset({"translation", "bias_shift", "null_space"}),
+    "normalized": frozenset({"translation", "bias_shift", "null_space"}),
+    "causal": frozenset({"translation", "bias_shift", "null_space", "reparametrization"}),
+    "differences": frozenset({"translation", "bias_shift", "null_space"}),
+}
+
+
+@dataclass(frozen=True)
+class ViewInvariance:
+    """Which symmetries of one head a view is invariant under.
+
+    ``invariant_under`` lists the symmetries that hold for the head and leave the view's
+    cosines unchanged; ``not_invariant_under`` those that hold and can move them (so the view
+    can differ between two equivalent models); ``note`` says when no symmetry stands behind a
+    centering the view does (translation is not a symmetry of the head).
+    """
+
+    view: str
+    invariant_under: tuple[str, ...]
+    not_invariant_under: tuple[str, ...]
+    note: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"invariant_under": list(self.invariant_under),
+                "not_invariant_under": list(self.not_invariant_under), "note": self.note}
+
+
+def identification(head: Head) -> str:
+    """One sentence on how the rows were identified before the views (for reports)."""
+    if head.null_space is None:
+        return ("no direction orthogonal to every hidden state is known: rows used as given "
+                "(centered for every view but raw)")
+    return (f"projected off the {head.null_space.shape[1]}-dimensional null space "
+            f"({head.null_space_reason or 'given'}) before every view but raw")
+
+
+def invariance(head: Head, view: str) -> ViewInvariance:
+    """What :data:`INVARIANT_UNDER` means for this head: only symmetries that hold for it
+    (``symmetries(head)[name].holds``) are listed, and a view that centers rows on a head
+    without translation symmetry (soft-capped, sigmoid) says that no symmetry stands behind
+    it.
+
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> capped = Head(np.eye(3), softcap=30.0)
+    >>> invariance(capped, "centered").note.split(":")[0]
+    'no symmetry of this head stands behind this view'
+    """
+    from unembed.gauges import symmetries
+
+    check_view(view, "invariance")
+    syms = symmetries(head)
+    held = [n for n, s in syms.items() if s.holds]
+    inv = tuple(n for n in held if n in INVARIANT_UNDER[view])
+    notinv = tuple(n for n in held if n not in INVARIANT_UNDER[view])
+    note = None
+    if view != "raw" and not syms["translation"].holds:
+        note = ("no symmetry of this head stands behind this view: it removes a translation of "
+                f"the rows, which is not a symmetry here ({syms['translation'].reason})")
+    return ViewInvariance(view, inv, notinv, note)
+
 
 def check_view(view: str, func: str = "similarity_matrix") -> str:
     if view not in VIEWS:
@@ -76,83 +167,133 @@ def check_view(view: str, func: str = "similarity_matrix") -> str:
     return view
 
 
+def _zero(label: str, what: str) -> UnembedError:
+    return fail(f"Label {label!r} has a zero vector in the {what} view; its cosine is "
+                f"undefined.")
+
+
 def _unit(x: NDArray[np.float64], what: str, labels: Sequence[str]) -> NDArray[np.float64]:
     n = np.linalg.norm(x, axis=1)
     tiny = n <= 1e-300
     if tiny.any():
-        i = int(np.flatnonzero(tiny)[0])
-        raise fail(f"Label {labels[i]!r} has a zero vector in the {what} view; its cosine is "
-                   f"undefined.")
+        raise _zero(labels[int(np.flatnonzero(tiny)[0])], what)
     return x / n[:, None]
 
 
-def _causal_rows(head: Head) -> tuple[NDArray[np.float64], int]:
-    cached = head.__dict__.get("_causal_rows")
-    if cached is not None:
-        return cached
-    W = head.W
-    C = W - W.mean(axis=0)
-    if W.shape[0] <= W.shape[1]:
-        # Few rows: the SVD of C is cheap and rank-revealing.
-        _, s, vt = np.linalg.svd(C, full_matrices=False)
-        ev, vecs = s**2 / W.shape[0], vt.T
-    else:
-        # Many rows (a vocabulary): eigen-decompose the (d, d) covariance C^T C / V.
-        ev, vecs = np.linalg.eigh(C.T @ C / W.shape[0])
-    keep = ev > _EIG_RTOL * (ev.max() if ev.size else 0.0)
-    r = int(keep.sum())
-    G = (C @ vecs[:, keep]) / np.sqrt(ev[keep])
-    object.__setattr__(head, "_causal_rows", (G, r))
-    return G, r
+def _causal(head: Head) -> Whitening:
+    return head.stats.whitening(_EIG_RTOL)
 
 
 def causal_rank(head: Head) -> int:
     """Rank of the row covariance used by the ``causal`` view (at most min(V - 1, d))."""
-    return _causal_rows(head)[1]
+    return _causal(head).rank
+
+
+def _center_of(head: Head, weights: ArrayLike | None) -> NDArray[np.float64]:
+    return head.stats.mean() if weights is None else weighted_mean(head.W, weights)
+
+
+def _unit_mean(head: Head, m: NDArray[np.float64], weights: ArrayLike | None
+               ) -> NDArray[np.float64]:
+    """(1/V) sum_k (u_k - m) / |u_k - m| (uniform mean of the unit centered rows), in blocks."""
+    try:
+        if weights is None:
+            return head.stats.unit_mean()
+        W = head.W
+        n = np.empty(W.shape[0])
+        for s, e in row_blocks(*W.shape):
+            C = head.stats.identify(W[s:e] - m)
+            n[s:e] = np.sqrt(np.einsum("ij,ij->i", C, C))
+        zero = np.flatnonzero(n <= 1e-300)
+        if zero.size:
+            raise _ZeroRow(int(zero[0]))
+        return head.stats.identify(np.asarray(((1.0 / n) @ W - m * (1.0 / n).sum()) / n.size))
+    except _ZeroRow as z:
+        raise _zero(head.labels[z.index], "centered") from None
+
+
+def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | None
+             ) -> NDArray[np.float64]:
+    """The rows of labels ``idx`` (k, d') under a row view, from the head's cached statistics:
+    O(k d) beyond them, never a (V, d) temporary."""
+    W = head.W
+    if view == "raw":
+        return np.asarray(W[idx])
+    m = _center_of(head, weights)
+    if view == "centered":
+        return head.stats.identify(np.asarray(W[idx] - m))
+    if view == "normalized":
+        C = head.stats.identify(W[idx] - m)
+        n = np.sqrt(np.einsum("ij,ij->i", C, C))
+        if (n <= 1e-300).any():
+            raise _zero(head.labels[int(idx[np.flatnonzero(n <= 1e-300)[0]])], "centered")
+        return np.asarray(C / n[:, None] - _unit_mean(head, m, weights))
+    if view == "causal":
+        cz = _causal(head)
+        if cz.rows is not None:
+            return np.asarray(cz.rows[idx])
+        assert cz.P is not None
+        return np.asarray(head.stats.identify(W[idx] - head.stats.mean()) @ cz.P)
+    raise arg_error("view_rows", "view", "must be a row-wise view (raw, centered, normalized, "
+                    "causal): 'differences' compares differences of rows, not rows; use "
+                    "similarity_matrix or difference_cosine", got=view)
 
 
 def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None) -> NDArray[np.float64]:
     """The rows (V, d') a row-wise view compares by cosine, in float64.
 
     ``weights`` (V,), summing to 1, set the centering of the ``centered`` view.
-    ``differences`` has no per-label rows; use :func:`similarity_matrix`.
+    ``differences`` has no per-label rows; use :func:`similarity_matrix`. This returns a new
+    (V, d') array (except for ``raw``); the other functions of this module never form it.
     """
     check_view(view, "view_rows")
-    W = head.W
     if view == "raw":
-        return W
-    if view == "centered":
-        return W - weighted_mean(W, weights)
-    if view == "normalized":
-        R = _unit(W - weighted_mean(W, weights), "centered", head.labels)
-        return R - R.mean(axis=0)
-    if view == "causal":
-        return _causal_rows(head)[0]
-    raise arg_error("view_rows", "view", "must be a row-wise view (raw, centered, normalized, "
-                    "causal): 'differences' compares differences of rows, not rows; use "
-                    "similarity_matrix or difference_cosine", got=view)
+        return head.W
+    if view == "differences":
+        raise fail("view_rows: the 'differences' view compares differences of rows, not rows; "
+                   "use similarity_matrix or difference_cosine.")
+    V, d = head.W.shape
+    blocks = [_rows_of(head, np.arange(s, e), view, weights) for s, e in row_blocks(V, d)]
+    return np.concatenate(blocks, axis=0)
 
 
 def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[np.float64]:
     """min over reference labels k (other than i, j) of cos(u_i - u_k, u_j - u_k), for every
-    pair of ``idx``: one (k, k) Gram matrix per reference label."""
+    pair of ``idx``, from inner products of centered rows c = u - m:
+
+        (c_i - c_k) . (c_j - c_k) = c_i . c_j - c_i . c_k - c_j . c_k + |c_k|^2,
+
+    one (|idx|, block) product per block of reference labels (O(|idx| |ref| d) in all, never a
+    Gram matrix per reference label)."""
     W = head.W
-    sub = W[idx]
-    k = len(idx)
+    m = head.stats.mean()
+    ix = np.asarray(idx, dtype=np.intp)
+    k = ix.size
+    Ci = head.stats.identify(W[ix] - m)
+    Gii = Ci @ Ci.T
+    dii = np.diag(Gii).copy()
+    cn2 = head.stats.centered_norms() ** 2
     out = np.full((k, k), np.inf)
     pos = {r: a for a, r in enumerate(idx)}
-    for r in ref:
-        D = sub - W[r]
-        n = np.linalg.norm(D, axis=1)
-        ok = n > 0
-        D = D / np.where(ok, n, 1.0)[:, None]
-        G = D @ D.T
-        G[~ok, :] = np.inf
-        G[:, ~ok] = np.inf
-        if r in pos:  # the reference label itself is one of the pair: not a third label
-            G[pos[r], :] = np.inf
-            G[:, pos[r]] = np.inf
-        np.minimum(out, G, out=out)
+    refs = np.asarray(ref, dtype=np.intp)
+    step = max(1, min(4096, (1 << 22) // max(k * k, 1)))
+    for s in range(0, refs.size, step):
+        R = refs[s:s + step]
+        X = Ci @ head.stats.identify(W[R] - m).T  # (k, r): c_i . c_k
+        nk = cn2[R]
+        d2 = dii[:, None] - 2 * X + nk[None, :]  # |c_i - c_k|^2
+        num = Gii[:, :, None] - X[:, None, :] - X[None, :, :] + nk[None, None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            den = np.sqrt(np.maximum(d2, 0.0))
+            cos = num / (den[:, None, :] * den[None, :, :])
+        bad = den <= 0
+        cos[bad[:, None, :] | bad[None, :, :]] = np.inf
+        for t, r in enumerate(R.tolist()):
+            a = pos.get(r)
+            if a is not None:  # the reference label itself is one of the pair
+                cos[a, :, t] = np.inf
+                cos[:, a, t] = np.inf
+        np.minimum(out, cos.min(axis=2), out=out)
     out[~np.isfinite(out)] = np.nan
     out = np.clip(out, -1.0, 1.0)
     np.fill_diagonal(out, 1.0)
@@ -177,7 +318,7 @@ def similarity_matrix(
     if view == "differences":
         ref = idx if reference == "set" else list(range(head.n_labels))
         return _differences_matrix(head, idx, ref)
-    rows = view_rows(head, view, weights=weights)[idx]
+    rows = _rows_of(head, np.asarray(idx, dtype=np.intp), view, weights)
     U = _unit(rows, view, [head.labels[i] for i in idx])
     S = np.clip(U @ U.T, -1.0, 1.0)
     np.fill_diagonal(S, 1.0)
@@ -205,16 +346,8 @@ def cosine(
     check_view(view, "cosine")
     i, j = head.index(a), head.index(b)
     if view == "differences":
-        others = np.setdiff1d(np.arange(head.n_labels), [i, j])
-        da, db = head.W[i] - head.W[others], head.W[j] - head.W[others]
-        na, nb = np.linalg.norm(da, axis=1), np.linalg.norm(db, axis=1)
-        ok = (na > 0) & (nb > 0)
-        if not ok.any():
-            return float("nan")
-        c = np.einsum("kd,kd->k", da[ok], db[ok]) / (na[ok] * nb[ok])
-        return float(np.clip(c.min(), -1.0, 1.0))
-    rows = view_rows(head, view, weights=weights)
-    u, v = rows[i], rows[j]
+        return _pair_differences(head, i, j)
+    u, v = _rows_of(head, np.array([i, j], dtype=np.intp), view, weights)
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     if nu == 0 or nv == 0:
         lab = head.labels[i] if nu == 0 else head.labels[j]
@@ -223,14 +356,52 @@ def cosine(
     return float(np.clip(u @ v / (nu * nv), -1.0, 1.0))
 
 
+def _pair_differences(head: Head, i: int, j: int) -> float:
+    """min over k != i, j of cos(u_i - u_k, u_j - u_k), from the differences themselves, in
+    blocks of k (O(V d) time, O(block) memory); NaN when no k has both differences nonzero."""
+    W = head.W
+    best = np.inf
+    for s, e in row_blocks(*W.shape):
+        blk = W[s:e]
+        da = head.stats.identify(W[i] - blk)
+        db = head.stats.identify(W[j] - blk)
+        na = np.sqrt(np.einsum("kd,kd->k", da, da))
+        nb = np.sqrt(np.einsum("kd,kd->k", db, db))
+        ok = (na > 0) & (nb > 0)
+        for k in (i, j):  # the pair itself is not a third label
+            if s <= k < e:
+                ok[k - s] = False
+        if ok.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                c = np.einsum("kd,kd->k", da, db) / (na * nb)
+            best = min(best, float(c[ok].min()))
+    return float("nan") if not np.isfinite(best) else float(np.clip(best, -1.0, 1.0))
+
+
 def difference_cosine(
-    head: Head, pair1: tuple[LabelRef, LabelRef], pair2: tuple[LabelRef, LabelRef]
+    head: Head, pair1: tuple[LabelRef, LabelRef], pair2: tuple[LabelRef, LabelRef],
+    view: str = "raw", *, weights: ArrayLike | None = None,
 ) -> float:
-    """cos(u_a - u_b, u_c - u_d) for pairs (a, b) and (c, d): translation-invariant."""
+    """cos(r_a - r_b, r_c - r_d) for pairs (a, b) and (c, d), with r the rows of a row view
+    (``raw``: u as stored; ``centered``: identified rows, where the centering cancels;
+    ``normalized``; ``causal``: Park et al.'s concept directions, whitened differences).
+    Every view of a difference is translation-invariant.
+
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> head = Head(np.array([[2.0, 1.0], [1.0, 2.0], [0.0, 0.5], [1.0, 0.0]]))
+    >>> round(difference_cosine(head, (0, 1), (2, 3)), 6)
+    -0.948683
+    """
+    if view == "differences":
+        raise arg_error("difference_cosine", "view", "must be a row-wise view (raw, centered, "
+                        "normalized, causal)", got=view)
+    check_view(view, "difference_cosine")
     a, b = head.indices(pair1)
     c, d = head.indices(pair2)
-    x = head.W[a] - head.W[b]
-    y = head.W[c] - head.W[d]
+    R = _rows_of(head, np.array([a, b, c, d], dtype=np.intp), view, weights)
+    x = R[0] - R[1]
+    y = R[2] - R[3]
     nx, ny = np.linalg.norm(x), np.linalg.norm(y)
     if nx == 0 or ny == 0:
         same = pair1 if nx == 0 else pair2

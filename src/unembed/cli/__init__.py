@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "audit",
     "inspect",
     "cosine",
+    "neighbours",
     "counterexample",
     "verify",
     "argmaxable",
@@ -248,13 +249,24 @@ def _signals() -> Iterator[None]:
         return
 
     def handler(_signum: int, _frame: Any) -> None:
+        # cleanup runs as the exception unwinds; should it hang (a pool waiting on a worker
+        # that was stopped), the process still ends with 130 within a few seconds
+        import os
+
+        watchdog = threading.Timer(10.0, lambda: os._exit(130))
+        watchdog.daemon = True
+        watchdog.start()
+        watchdogs.append(watchdog)
         _stop_children()
         raise KeyboardInterrupt
 
+    watchdogs: list[threading.Timer] = []
     old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
+        for w in watchdogs:  # unwinding finished: no need to force the exit
+            w.cancel()
         for s, h in old.items():
             signal.signal(s, h)
 

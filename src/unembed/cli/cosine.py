@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from unembed.cli._common import add_head_args, add_json_arg, fmt, load_head, print_json
-from unembed.views import TRANSLATION_INVARIANT, VIEWS, cosine
+from unembed.views import TRANSLATION_INVARIANT, VIEWS, cosine, identification, invariance
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -30,11 +30,17 @@ def run(args: argparse.Namespace) -> int:
     values = {v: cosine(head, i, j, v) for v in views}
     if args.json:
         print_json({"pair": [head.labels[i], head.labels[j]], "head": repr(head),
-                    "view_of_rows": head.meta.get("view", "raw"), "cosine": values,
-                    "translation_invariant": {v: v in TRANSLATION_INVARIANT for v in views}})
+                    "rows": head.rows, "cosine": values,
+                    "translation_invariant": {v: v in TRANSLATION_INVARIANT for v in views},
+                    "invariance": {v: invariance(head, v).to_dict() for v in views},
+                    "rows_identified": identification(head)})
         return 0
     print(f"{head!r}: cosine of {head.labels[i]!r} and {head.labels[j]!r}")
     for v in views:
         note = "" if v in TRANSLATION_INVARIANT else "  (changes under translation)"
+        inv = invariance(head, v)
+        if inv.note:
+            note += "  (no symmetry of this head stands behind it)"
         print(f"  {v:<12} {fmt(values[v])}{note}")
+    print(f"  rows: {identification(head)}")
     return 0

@@ -98,13 +98,13 @@ def run_model(args: argparse.Namespace) -> int:
     cos_written = cosine(exported.head, i, j)
     eq = exported.equivalence
     record = {**res.to_dict(), "out": str(exported.out), "cosine_written": cos_written,
-              "view": head.meta.get("view"), "export": exported.to_dict(),
+              "rows": head.rows, "export": exported.to_dict(),
               "verification": eq.to_dict()}
     if args.json:
         print_json(record)
     else:
         print(f"{head!r} from {head.meta.get('source')}: pair {res.labels[0]!r}, "
-              f"{res.labels[1]!r} ({head.meta.get('view', 'raw')} rows"
+              f"{res.labels[1]!r} ({head.rows} rows"
               f"{'; norm ' + str(head.meta['norm']) if head.meta.get('norm') else ''})")
         print(f"  cosine before   {fmt(res.cosine_before, 12)}")
         print(f"  cosine after    {fmt(res.cosine_after, 12)}   (target {args.target:+g}; "
@@ -120,6 +120,8 @@ def run_model(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     import numpy as np
 
     if args.keep_cosines or args.unargmaxable or args.not_top_two:
@@ -137,10 +139,9 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.head = source, None
         return run_model(args)
 
-    from unembed.construct import translation_for_cosine
-    from unembed.equivalence import compare_heads
+    from unembed.construct import cosine_translation
+    from unembed.equivalence import compare_head_rows
     from unembed.sources.files import read_tensor, write_head_like
-    from unembed.views import cosine
 
     head = load_head(args)
     H = None
@@ -153,24 +154,48 @@ def run(args: argparse.Namespace) -> int:
         raise fail(f"{args.temperature}: a per-input temperature needs the inputs it belongs "
                    f"to (--inputs H.npy).")
     a, b = args.pair
-    res = translation_for_cosine(head, a, b, args.target, inputs=H, n_random=args.n_random,
-                                 seed=args.seed)
-    new_head = res.head
-    if args.dtype:
-        new_head.meta["file"] = _with_dtype(head.meta["file"], args.dtype)
-    out = write_head_like(new_head, args.out, force=args.force)
+    if args.dtype and args.dtype != head.dtype:
+        # another storage dtype: the translated head is built whole and written in that dtype
+        from unembed.construct import translation_for_cosine
+
+        full = translation_for_cosine(head, a, b, args.target, inputs=H,
+                                      n_random=args.n_random, seed=args.seed)
+        assert head.file is not None
+        new_head = replace(full.head, file=_with_dtype(head.file, args.dtype))
+        res = cosine_translation(head, a, b, args.target)
+        c = res.c
+        equiv = full.equivalence
+        out = write_head_like(new_head, args.out, force=args.force)
+    else:
+        # Large heads: the translation is O(d); the translated rows W + c are written block
+        # by block, and what was written is re-read block by block: never a second (V, d) copy.
+        res = cosine_translation(head, a, b, args.target)
+        c = res.c
+        equiv = compare_head_rows(head, lambda s, e: head.W[s:e] + c, "float64", H,
+                                  n_random=args.n_random, seed=args.seed)
+        out = write_head_like(head, args.out, force=args.force, shift=c)
     if head.meta.get("labels_from", "row numbers") != "row numbers":
         from unembed.sources.sidecar import write_labels
 
         write_labels(head, out)
     # Verify what was written, not what was meant to be written.
-    written = load_head(args, str(out) + (f":{head.meta['file'].tensor}"
-                                          if head.meta["file"].tensor else ""))
-    i, j = head.index(a), head.index(b)
-    cos_written = cosine(written, i, j)
-    eq = compare_heads(head, written, H, n_random=args.n_random, seed=args.seed)
-    record = {**res.to_dict(), "out": str(out), "cosine_written": cos_written,
-              "verification": eq.to_dict()}
+    mf = head.file
+    assert mf is not None  # read from a weight file by load_head
+    spec = str(out) + (f":{mf.tensor}" if mf.tensor else "")
+    written = read_tensor(spec, ndim=2)
+    i, j = res.indices
+    pair = np.asarray(written._rows(i, i + 1)[0], dtype=np.float64), \
+        np.asarray(written._rows(j, j + 1)[0], dtype=np.float64)
+    cos_written = float(np.clip(pair[0] @ pair[1] / (np.linalg.norm(pair[0])
+                                                     * np.linalg.norm(pair[1])), -1.0, 1.0))
+    eq = compare_head_rows(head, written._rows, written.dtype, H, n_random=args.n_random,
+                           seed=args.seed)
+    record = {"pair": list(res.labels), "target": res.target,
+              "cosine_before": res.cosine_before, "cosine_after": res.cosine_after,
+              "cosine_after_stored": res.cosine_after_stored, "stored_dtype": res.stored_dtype,
+              "reached": res.reached, "translation_norm": float(np.linalg.norm(c)),
+              "method": res.method, "equivalence": equiv.to_dict(), "out": str(out),
+              "cosine_written": cos_written, "verification": eq.to_dict()}
     if args.json:
         print_json(record)
     else:
@@ -180,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
               f"recomputed in float64)")
         print(f"  cosine written  {fmt(cos_written, 12)}   (re-read from {out}, "
               f"stored as {written.dtype})")
-        print(f"  translation     |c| = {np.linalg.norm(res.c):.6g}; {res.method}")
+        print(f"  translation     |c| = {np.linalg.norm(c):.6g}; {res.method}")
         print(f"  {eq.verdict}")
         print(f"wrote {out}")
     return 0 if eq.equivalent else 1
@@ -190,15 +215,11 @@ def _with_dtype(mf: Any, dtype: str) -> Any:
     """The weight file description ``mf`` with another storage dtype (for ``--dtype``)."""
     from dataclasses import replace
 
-    import numpy as np
-
     from unembed._checks import fail
 
-    if mf.format == "npy":
-        if dtype == "bfloat16":
-            raise fail(f"{mf.path}: .npy cannot store bfloat16; use float32 or a .safetensors "
-                       f"file.")
-        return replace(mf, array=np.asarray(mf.array).astype(dtype), dtype=dtype)
+    if mf.format == "npy" and dtype == "bfloat16":
+        raise fail(f"{mf.path}: .npy cannot store bfloat16; use float32 or a .safetensors "
+                   f"file.")
     return replace(mf, dtype=dtype)
 
 
@@ -233,8 +254,9 @@ def run_keep_cosines(args: argparse.Namespace) -> int:
     res = (unargmaxable_keeping_cosines(head, args.unargmaxable) if args.unargmaxable
            else not_top_two_keeping_cosines(head, *args.not_top_two))
     out = write_head_like(res.head, args.out, force=args.force)
-    written = load_head(args, str(out) + (f":{head.meta['file'].tensor}"
-                                          if head.meta["file"].tensor else ""))
+    mf = head.file
+    assert mf is not None  # read from a weight file by load_head
+    written = load_head(args, str(out) + (f":{mf.tensor}" if mf.tensor else ""))
     from unembed.feasibility import can_be_top_two, is_argmaxable
 
     idx = [head.index(x) for x in res.labels]

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**s.to_dict(), **({} if pairs_file is None else {"pairs_file": pairs_file})})
         return 0
-    print(f"{s.head}  from {s.source}  (rows: {s.view_of_rows})")
+    print(f"{s.head}  from {s.source}  (rows: {s.rows})")
     if pairs_file is not None:
         print(f"  pairs written   {pairs_file}")
     n = s.row_norms
@@ -68,8 +68,15 @@ def run(args: argparse.Namespace) -> int:
         word = {True: "yes", False: "NO", None: "unknown"}[sym.holds]
         print(f"    {name:<18} {word:<8} {sym.reason}")
     note = " (sampled labels)" if s.pairs_sampled else ""
+    print(f"  rows            {s.rows_identified}")
     for view, r in s.pairs.items():
-        print(f"  {view} view{note}, {r.labels_searched} labels:")
+        inv = s.invariance[view]
+        print(f"  {view} view{note}, {r.labels_searched} labels; invariant under: "
+              f"{', '.join(inv.invariant_under) or 'none'}"
+              + (f"; NOT under {', '.join(inv.not_invariant_under)}"
+                 if inv.not_invariant_under else ""))
+        if inv.note:
+            print(f"    note: {inv.note}")
         for side, items in (("most", r.most), ("least", r.least)):
             text = ", ".join(f"{p.labels[0]!r}-{p.labels[1]!r} {fmt(p.cosine, 3)}"
                              for p in items)

@@ -26,12 +26,12 @@ rows, and r in R^d the box (r_j = R for every j when a single radius R is given)
 * ``radius=R`` answers "for some h with |h|_inf <= R, with the bias"; ``radius=r`` (an array
   of shape (d,)) the same for the per-coordinate box |h_j| <= r_j.
 * ``radius="architecture"`` uses the box the head's source recorded in
-  ``head.meta["hidden_bound"]`` (see :func:`architecture_bound`): e.g. after a final RMSNorm
-  with gain g the normalised state n has |n|_2 <= sqrt(d), so the head's input h = g * n obeys
-  |h_j| <= |g_j| sqrt(d). That box contains every hidden state the model can produce, but not
-  every point of the box is reachable (n also lies on a sphere): it is a *relaxation*. So a
-  "no" is a proof about the model (no reachable h does it either), while a "yes" is a witness h
-  in the box that the model may or may not reach. Every result says so in its
+  ``head.hidden_bound`` (:func:`architecture_bound`, :mod:`unembed.bounds`): e.g. after a
+  final RMSNorm with gain g the normalised state n has |n|_2 <= sqrt(d), so the head's input
+  h = g * n obeys |h_j| <= |g_j| sqrt(d). That box contains every hidden state the model can
+  produce, but not every point of the box is reachable (n also lies on a sphere): it is a
+  *relaxation*. So a "no" is a proof about the model (no reachable h does it either), while a
+  "yes" is a witness h in the box that the model may or may not reach. Every result says so in its
   ``hidden_bound`` entry (``to_dict()``).
 
 ``margin`` is the optimum t (or a witness's recomputed value of the left-hand side): in units of
@@ -92,6 +92,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed.bounds import HiddenBound, checked_box
 from unembed.head import Head
 
 Status = Literal["yes", "no", "undecided"]
@@ -278,11 +279,16 @@ class Space:
     def tol(self) -> float:
         cached = self.__dict__.get("_tol")
         if cached is None:
+            from unembed._blocks import row_blocks
+
             W, b = self.W, self.b
+            m = W.mean(axis=0) if self.centered else np.zeros(W.shape[1])
             if self.centered:
-                W, b = W - W.mean(axis=0), b - b.mean()
-            scale = 2 * float((np.abs(W) @ self.r).max()) + 2 * float(
-                np.abs(b).max(initial=0.0))
+                b = b - b.mean()
+            r = self.r
+            top = max(float((np.abs(W[s:e] - m) @ r).max())  # in row blocks: no (V, d) copy
+                      for s, e in row_blocks(*W.shape))
+            scale = 2 * top + 2 * float(np.abs(b).max(initial=0.0))
             cached = self.rtol * scale
             object.__setattr__(self, "_tol", cached)
         return float(cached)
@@ -317,31 +323,14 @@ MEANING = {
 Radius = float | str | NDArray[np.float64] | Sequence[float] | None
 
 
-def architecture_bound(head: Head, func: str) -> dict[str, Any]:
-    """The bound on the hidden state that the head's source recorded, checked.
-
-    Sources that know the architecture bounds h (a final LayerNorm / RMSNorm right before
-    the head) record ``head.meta["hidden_bound"] = {"kind": "box", "radius": max r_j,
-    "radii": r (d,), "reason": ...}``: every hidden state the model can produce has
-    |h_j| <= r_j. Raises an UnembedError naming the head's source when there is none.
-    """
+def architecture_bound(head: Head, func: str) -> HiddenBound:
+    """The bound on the hidden state that the head's source recorded (``head.hidden_bound``,
+    see :mod:`unembed.bounds`), checked. Raises an UnembedError naming the head's source when
+    there is none."""
     where = str(head.meta.get("source") or "this head")
-    hb = head.meta.get("hidden_bound")
-    if not isinstance(hb, dict) or hb.get("kind") != "box":
-        kind = head.meta.get("family") or head.meta.get("kind") or "its source"
-        raise fail(f"The 'radius' argument of {func} is 'architecture', but {where} records "
-                   f"no bound on its hidden states ({kind}: no final LayerNorm/RMSNorm right "
-                   f"before the head is known); pass a number or None.")
-    if head.meta.get("equivalent") is False:
-        raise fail(f"The 'radius' argument of {func} is 'architecture', but this head (from "
-                   f"{where}) was changed by a map that is not a symmetry, so the recorded "
-                   f"bound on its hidden states no longer applies.")
-    radii = np.asarray(hb.get("radii", np.full(head.d, float(hb.get("radius", np.nan)))),
-                       dtype=np.float64)
-    if radii.shape != (head.d,) or not (np.isfinite(radii).all() and (radii > 0).all()):
-        raise fail(f"{where}: the recorded hidden_bound must have {head.d} positive finite "
-                   f"radii. Got shape {radii.shape} instead.")
-    return {**hb, "radii": radii}
+    family = str(head.meta.get("family") or head.meta.get("kind") or "its source")
+    return checked_box(head.hidden_bound, head.d, equivalent=head.equivalent, where=where,
+                       family=family, func=func)
 
 
 def resolve_radius(head: Head, radius: Radius, func: str
@@ -355,11 +344,11 @@ def resolve_radius(head: Head, radius: Radius, func: str
             raise fail(f"The 'radius' argument of {func} must be a positive number, an array "
                        f"of shape ({head.d},), 'architecture' or None. Got {radius!r} instead.")
         hb = architecture_bound(head, func)
-        r = hb["radii"]
+        r = hb.radii
         return float(r.max()), r, {
             "kind": "box", "source": "architecture", "radius": float(r.max()),
-            "per_coordinate": True, "radii": r, "reason": str(hb.get("reason", "")),
-            "view": hb.get("view", head.meta.get("view")), "meaning": MEANING["architecture"]}
+            "per_coordinate": True, "radii": r, "reason": hb.reason,
+            "rows": hb.rows, "meaning": MEANING["architecture"]}
     arr = np.asarray(radius, dtype=np.float64) if not np.isscalar(radius) else None
     if arr is not None and arr.ndim == 1:
         if arr.shape != (head.d,) or not (np.isfinite(arr).all() and (arr > 0).all()):

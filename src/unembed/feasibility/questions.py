@@ -91,7 +91,7 @@ def is_argmaxable(
         The label ("#N" or an int for row N).
     radius : None, float, array of shape (d,) or "architecture"
         None: any h in R^d (exact). R: |h|_inf <= R. r (d,): |h_j| <= r_j. "architecture":
-        the box the head's source recorded in ``head.meta["hidden_bound"]`` (e.g. from a
+        the box the head's source recorded in ``head.hidden_bound`` (e.g. from a
         final RMSNorm: |h_j| <= |g_j| sqrt(d)); it contains every hidden state the model can
         produce but is a relaxation, so a "no" is a proof for the model and a "yes" a witness
         in the box that the model may not reach (``extra["claim"]`` says which).

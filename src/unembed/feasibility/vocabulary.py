@@ -56,7 +56,7 @@ from unembed.feasibility._core import (
 )
 from unembed.feasibility.questions import identical_reason, scaled_starts
 from unembed.feasibility.span import SpanWitnesses, span_witnesses
-from unembed.head import Head, LabelRef
+from unembed.head import Head, LabelRef, owned
 
 if TYPE_CHECKING:  # pragma: no cover
     from unembed.engine import RayEngine
@@ -323,7 +323,9 @@ def _init_worker(W: NDArray[np.float64], b: NDArray[np.float64], radius: float |
                  rtol: float, labels: tuple[str, ...], centered: bool,
                  box: NDArray[np.float64] | None = None,
                  bound: dict[str, Any] | None = None) -> None:
-    head = Head(W, b=b if np.any(b != 0) else None, labels=labels, strict=False)
+    # owned(W): the head shares the caller's read-only rows (in a forked worker, the parent's
+    # pages), never a second copy of them.
+    head = Head(owned(W), b=b if np.any(b != 0) else None, labels=labels, strict=False)
     _WORKER["head"] = head
     _WORKER["space"] = Space(head.W, b, radius, rtol, centered=centered, box=box,
                              bound=bound or {})
@@ -460,7 +462,7 @@ def argmaxable_all(
     radius : None, float, array of shape (d,) or "architecture"
         None: some h in R^d (exact). A number R: |h|_inf <= R with the bias; an array r:
         |h_j| <= r_j; "architecture": the box recorded by the head's source in
-        ``head.meta["hidden_bound"]`` (a relaxation of what the model can reach: a "no" is
+        ``head.hidden_bound`` (a relaxation of what the model can reach: a "no" is
         proven for the model, a "yes" is a witness in the box). ``hidden_bound`` in the
         result says which.
     steps : int
@@ -492,7 +494,7 @@ def argmaxable_all(
     W = head.W
     workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     W32 = W.astype(np.float32)
-    norms = np.linalg.norm(W, axis=1)
+    norms = head.stats.norms()  # cached, computed in blocks (no (V, d) temporary)
     lower = np.full(V, -np.inf)
     scale = np.ones(V)
     recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = {}

@@ -22,7 +22,7 @@ from typing import Any
 
 from unembed import _reprs
 from unembed._io import is_pickle
-from unembed.head import Head, Link
+from unembed.head import Head, Link, owned
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
 
 __all__ = ["FileModel", "load", "load_head_file"]
@@ -44,7 +44,7 @@ def load_head_file(
     :mod:`unembed.sources.sidecar`). ``temperature`` T > 0: the model divides its scores by T
     before the softmax (the head's ``logit_scale`` is 1 / T).
 
-    The returned head's ``meta["file"]`` holds the :class:`MatrixFile` it came from, so that an
+    The returned head's ``file`` holds the :class:`MatrixFile` it came from, so that an
     equivalent head can be written back in the same format and dtype.
     """
     from unembed.sources import fasttext_model
@@ -53,10 +53,14 @@ def load_head_file(
     if os.path.isfile(weights) and fasttext_model.read_header(weights) is not None:
         raise fasttext_model.refusal(weights)
     mf: MatrixFile = read_tensor(weights, ndim=2)
+    if len(mf.shape) != 2 or mf.dtype not in ("float64", "float32", "float16", "bfloat16"):
+        W: Any = mf.array  # the Head names what is wrong with it
+    else:
+        W = owned(mf.read_float64())  # one float64 copy, read in blocks
     b = None
     if bias is not None:
         bf = read_tensor(bias, ndim=1)
-        if bf.array.ndim != 1 or bf.array.shape[0] != mf.array.shape[0]:
+        if len(bf.shape) != 1 or bf.shape[0] != mf.shape[0]:
             raise_shape(bf, mf)
         b = bf.array
     labs: Any = None
@@ -76,7 +80,7 @@ def load_head_file(
         raise arg_error("load_head_file", "temperature", "must be a positive number",
                         got=temperature)
     return Head(
-        W=mf.array,
+        W=W,
         b=b,
         labels=tuple(labs) if labs is not None else (),
         link=link,
@@ -84,17 +88,18 @@ def load_head_file(
         dtype=mf.dtype,
         strict=strict,
         logit_scale=1.0 if temperature is None else 1.0 / temperature,
-        meta={"source": str(mf.path) + (f":{mf.tensor}" if mf.tensor else ""), "file": mf,
-              "view": "raw", "labels_from": labels_from,
+        meta={"source": str(mf.path) + (f":{mf.tensor}" if mf.tensor else ""),
+              "labels_from": labels_from,
               **({} if temperature is None else {"temperature": temperature})},
+        file=mf,
     )
 
 
 def raise_shape(bf: MatrixFile, mf: MatrixFile) -> None:
     from unembed._checks import fail
 
-    raise fail(f"{bf.path}: the bias has shape {bf.array.shape}, but the weights "
-               f"{mf.path} have {mf.array.shape[0]} rows; expected ({mf.array.shape[0]},).")
+    raise fail(f"{bf.path}: the bias has shape {bf.shape}, but the weights "
+               f"{mf.path} have {mf.shape[0]} rows; expected ({mf.shape[0]},).")
 
 
 class FileModel:

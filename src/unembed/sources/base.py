@@ -26,7 +26,7 @@ class LoadedModel(Protocol):
     Attributes
     ----------
     head : Head
-        The exact head; ``head.meta["view"]`` says "raw" or "folded" (final norm's gain in W).
+        The exact head; ``head.rows`` says "stored" or "folded" (final norm's gain in W).
     kind : str
         "hf_lm", "hf_vision", "torch", "sklearn" or "file".
     """

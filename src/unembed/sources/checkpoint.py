@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from unembed._checks import fail, file_error, inside, read_json, regular_file
 from unembed._tensors import tensor_to_numpy
+from unembed.sources.files import MatrixFile
 
 __all__ = ["WEIGHT_FILES", "Checkpoint"]
 
@@ -153,11 +154,15 @@ class Checkpoint:
 
 
 def read_indexed_tensor(index: str | os.PathLike[str], tensor: str | None,
-                        ndim: int = 2) -> tuple[NDArray[Any], str, str]:
+                        ndim: int = 2) -> MatrixFile:
     """One tensor of a sharded checkpoint named by its index file
-    (``model.safetensors.index.json:lm_head.weight``): (array, stored dtype, name). Without a
-    name, the only tensor of ``ndim`` dimensions whose name ends in ``lm_head.weight`` or
-    ``embed_out.weight`` is taken. Only that tensor's shard is opened."""
+    (``model.safetensors.index.json:lm_head.weight``), as a :class:`MatrixFile` whose values
+    are read on demand (safetensors shards: from the shard's header, block by block, no torch;
+    ``.bin`` shards: loaded by torch). Without a name, the only tensor of ``ndim`` dimensions
+    whose name ends in ``lm_head.weight`` or ``embed_out.weight`` is taken. Only that tensor's
+    shard is opened."""
+    from unembed.sources.files import safetensors_tensor
+
     p = Path(index)
     ck = Checkpoint(p.parent, index=p.name)
     if tensor is None:
@@ -167,9 +172,12 @@ def read_indexed_tensor(index: str | os.PathLike[str], tensor: str | None,
             raise fail(f"{p}: name the tensor as {p}:NAME (found "
                        f"{', '.join(repr(c) for c in cands) or 'no output layer'}).")
         tensor = cands[0]
-    arr, dtype = ck.get(tensor)
-    if arr.ndim != ndim:
-        raise fail(f"{p}: the tensor {tensor!r} has shape {arr.shape}; expected {ndim} "
+    shape = ck.shape(tensor)
+    if len(shape) != ndim:
+        raise fail(f"{p}: the tensor {tensor!r} has shape {shape}; expected {ndim} "
                    f"dimensions.")
-    return arr, dtype, tensor
-
+    if ck.format == "safetensors":
+        return safetensors_tensor(ck.path / ck._shard(tensor), tensor, shape_path=p,
+                                  fmt="sharded")
+    arr, dtype = ck.get(tensor)
+    return MatrixFile(dtype, p, "sharded", tensor, tuple(arr.shape), loaded=arr)

@@ -27,15 +27,142 @@ __all__ = ["MatrixFile", "read_labels", "read_tensor", "split_spec", "write_like
 SUFFIXES = (".npy", ".pt", ".pth", ".bin", ".safetensors")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MatrixFile:
-    """One tensor read from a file: its values, stored dtype, format and name inside the file."""
+    """One tensor of a file: where it is, its stored dtype and shape, and how to read it.
 
-    array: NDArray[Any]
+    ``.npy`` and ``.safetensors`` tensors are not read when the file is opened: their values
+    are read on demand, either all at once (:attr:`array`, for small tensors: a bias, inputs)
+    or into one float64 array block by block (:meth:`read_float64`, for heads: no full-size
+    intermediate in the stored dtype). Torch pickles (``.pt``) are loaded whole by torch.
+    """
+
     dtype: str
     path: Path
-    format: str  # "npy" | "pt" | "safetensors"
+    format: str  # "npy" | "pt" | "safetensors" | "sharded"
     tensor: str | None
+    shape: tuple[int, ...]
+    #: where the raw bytes are: (file, byte offset, numpy storage dtype, Fortran order) for
+    #: npy/safetensors/sharded tensors; None when the values are already loaded.
+    raw: tuple[Path, int, str, bool] | None = None
+    loaded: NDArray[Any] | None = None
+
+    @property
+    def array(self) -> NDArray[Any]:
+        """The whole tensor in its stored precision (bfloat16 widened exactly to float32)."""
+        if self.loaded is not None:
+            return self.loaded
+        assert self.raw is not None
+        if len(self.shape) == 2:
+            from unembed._blocks import row_blocks
+
+            out = np.empty(self.shape, dtype=_widened(self.raw[2]))
+            for s, e in row_blocks(*self.shape):
+                out[s:e] = self._rows(s, e)
+            return out
+        data = _read_raw(self.raw, self.shape, 0, int(np.prod(self.shape, dtype=np.int64)))
+        return data.reshape(self.shape)
+
+    def _rows(self, start: int, stop: int) -> NDArray[Any]:
+        """Rows start..stop of a matrix, read from the file (stored precision, bfloat16 widened)."""
+        assert self.raw is not None and len(self.shape) == 2
+        d = self.shape[1]
+        if self.raw[3]:  # Fortran order: read through a memory map (rare)
+            mm = np.load(self.raw[0], mmap_mode="r", allow_pickle=False)
+            return np.array(mm[start:stop])
+        return _read_raw(self.raw, self.shape, start * d, (stop - start) * d).reshape(-1, d)
+
+    def read_float64(self) -> NDArray[np.float64]:
+        """The matrix as one float64 C-contiguous array, read block by block (each block of rows
+        read from the file into a small buffer and converted in place): peak memory is the
+        float64 array plus one block. File pages are read, not mapped, so they do not count
+        towards this process's resident memory."""
+        from unembed._blocks import row_blocks
+
+        if self.raw is None or len(self.shape) != 2:
+            return np.array(self.array, dtype=np.float64)
+        out = np.empty(self.shape, dtype=np.float64)
+        for s, e in row_blocks(*self.shape):
+            out[s:e] = self._rows(s, e)
+        return out
+
+
+_NP_OF_ST = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "bf16", "I64": "<i8",
+             "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+_NAME_OF_ST = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+               "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+               "BOOL": "bool"}
+
+
+def _storage_name(storage: str) -> str:
+    """The dtype name of a raw storage code ("bf16" or a numpy dtype string)."""
+    return "bfloat16" if storage == "bf16" else np.dtype(storage).name
+
+
+def _widened(storage: str) -> np.dtype[Any]:
+    return np.dtype(np.float32) if storage == "bf16" else np.dtype(storage)
+
+
+def _read_raw(raw: tuple[Path, int, str, bool], shape: tuple[int, ...], first: int,
+              count: int) -> NDArray[Any]:
+    """``count`` consecutive elements from element ``first`` of a raw little-endian tensor;
+    bfloat16 is widened exactly to float32 (its 16 bits are the top half of a float32)."""
+    path, offset, storage, _ = raw
+    item = 2 if storage == "bf16" else np.dtype(storage).itemsize
+    with open(path, "rb") as fh:
+        fh.seek(offset + first * item)
+        if storage == "bf16":
+            buf = np.empty(count, dtype="<u2")
+            n = fh.readinto(buf.data.cast("B"))
+            if n != count * item:
+                raise fail(f"{path}: truncated (the tensor's data ends early).")
+            return (buf.astype("<u4") << 16).view(np.float32)
+        out = np.empty(count, dtype=np.dtype(storage))
+        n = fh.readinto(out.data.cast("B"))
+        if n != count * item:
+            raise fail(f"{path}: truncated (the tensor's data ends early).")
+        return out.astype(out.dtype.newbyteorder("="), copy=False)
+
+
+def safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
+    """The tensors of a safetensors file, read from its JSON header only (no torch): name ->
+    {"dtype", "shape", "offset" (absolute, bytes)}. Raises naming the file when the header is
+    not one."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if not 2 <= n <= min(size - 8, 1 << 28):
+                raise ValueError(f"header length {n} does not fit a file of {size} bytes")
+            header = json.loads(fh.read(n).decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        out: dict[str, dict[str, Any]] = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            st, shape, (a, b) = info["dtype"], tuple(int(x) for x in info["shape"]), \
+                info["data_offsets"]
+            if st not in _NP_OF_ST:
+                raise ValueError(f"tensor {name!r} has unsupported dtype {st}")
+            item = 2 if st == "BF16" else np.dtype(_NP_OF_ST[st]).itemsize
+            if int(b) - int(a) != int(np.prod(shape, dtype=np.int64)) * item or \
+                    8 + n + int(b) > size:
+                raise ValueError(f"tensor {name!r} has data offsets that do not fit")
+            out[str(name)] = {"dtype": st, "shape": shape, "offset": 8 + n + int(a)}
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, OSError) as e:
+        raise fail(f"{path}: not a readable safetensors file ({e}).") from None
+    return out
+
+
+def safetensors_tensor(path: Path, name: str, shape_path: Path | None = None,
+                       fmt: str = "safetensors",
+                       header: dict[str, dict[str, Any]] | None = None) -> MatrixFile:
+    """One tensor of a safetensors file as a lazily read :class:`MatrixFile`."""
+    info = (header or safetensors_header(path))[name]
+    st = info["dtype"]
+    return MatrixFile(_NAME_OF_ST[st], shape_path or path, fmt, name, info["shape"],
+                      raw=(path, info["offset"], _NP_OF_ST[st], False))
 
 
 def split_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
@@ -281,18 +408,18 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
     if path.name.endswith(".index.json"):
         from unembed.sources.checkpoint import read_indexed_tensor
 
-        arr, dtype, name = read_indexed_tensor(path, tensor, ndim)
-        return MatrixFile(arr, dtype, path, "sharded", name)
+        return read_indexed_tensor(path, tensor, ndim)
     fmt = _format_of(path)
     if fmt == "npy":
         if tensor is not None:
             raise fail(f"{path}: an .npy file holds one array; drop the ':{tensor}' suffix.")
-        arr = read_npy(path)
-        return MatrixFile(arr, str(arr.dtype), path, fmt, None)
+        return _npy(path)
     if fmt == "safetensors":
-        check_safetensors(path)
-        arr, dtype, name = _read_safetensors(path, tensor, ndim)
-        return MatrixFile(arr, dtype, path, fmt, name)
+        check_safetensors(path)  # the file's own checks first (sizes vs header, ...)
+        header = safetensors_header(path)
+        names = list(header)
+        name = _pick(names, tensor, path, {n: header[n]["shape"] for n in names}, ndim)
+        return safetensors_tensor(path, name, header=header)
     import torch
 
     obj = torch_load(path)
@@ -300,14 +427,40 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
         if tensor is not None:
             raise fail(f"{path}: holds a single tensor; drop the ':{tensor}' suffix.")
         arr, dtype = tensor_to_numpy(obj)
-        return MatrixFile(arr, dtype, path, fmt, None)
+        return MatrixFile(dtype, path, fmt, None, tuple(arr.shape), loaded=arr)
     if isinstance(obj, dict):
         tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         shapes = {k: tuple(v.shape) for k, v in tensors.items()}
         name = _pick(list(tensors), tensor, path, shapes, ndim)
         arr, dtype = tensor_to_numpy(tensors[name])
-        return MatrixFile(arr, dtype, path, fmt, name)
+        return MatrixFile(dtype, path, fmt, name, tuple(arr.shape), loaded=arr)
     raise fail(f"{path}: holds a {type(obj).__name__}, not a tensor or a dict of tensors.")
+
+
+def _npy(path: Path) -> MatrixFile:
+    """An .npy file's header (format, dtype, shape, data offset); values read on demand.
+    The file's checks are :func:`read_npy`'s (memory-mapped there, so nothing is read)."""
+    read_npy(path, mmap=True)
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read(fh, max_header_size=1 << 20)
+            offset = fh.tell()
+        size = path.stat().st_size
+        if dtype.hasobject:
+            raise ValueError("the array holds Python objects (would need unpickling)")
+        if dtype.kind not in "fiub" or dtype.fields is not None:
+            raise ValueError(f"unsupported dtype {dtype}")
+        if offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > size:
+            raise ValueError(f"the file holds {size - offset} bytes of data for an array of "
+                             f"shape {shape} and dtype {dtype}")
+    except Exception as e:  # truncated, pickled or not an .npy at all
+        raise fail(f"{path}: not a readable .npy file ({type(e).__name__}: {e}).") from None
+    return MatrixFile(str(dtype.newbyteorder("=")), path, "npy", None,
+                      tuple(int(x) for x in shape),
+                      raw=(path, offset, dtype.str, bool(fortran and len(shape) > 1)))
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[str]:
@@ -338,34 +491,50 @@ def read_labels(path: str | os.PathLike[str]) -> list[str]:
 
 
 def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.PathLike[str], *,
-               force: bool = False) -> Path:
-    """Write ``values`` in the format and dtype of ``source`` (the same tensor name; every other
-    tensor of a safetensors or state-dict file is copied unchanged). Atomic; an existing
-    ``out`` needs ``force``."""
+               force: bool = False, shift: NDArray[np.float64] | None = None) -> Path:
+    """Write ``values`` in the format and dtype of ``source`` (the same tensor name; every
+    other tensor of a safetensors or state-dict file is copied unchanged; a tensor of a
+    sharded safetensors checkpoint is written as a copy of its shard, to a ``.safetensors``
+    path). Atomic; an existing
+    ``out`` needs ``force``. With ``shift`` (d,), ``values + shift`` (every row moved by it)
+    is written, block by block, without forming it: .npy and .safetensors files are written in
+    row blocks (peak memory: one block), torch files whole."""
     outp = Path(out)
+    if source.format == "sharded" and source.raw is not None and \
+            outp.suffix.lower() == ".safetensors":
+        # The shard that holds the tensor, written with the tensor replaced (a .safetensors
+        # file that names the same tensor; the other shards are untouched and not copied).
+        if tuple(values.shape) != source.shape:
+            raise fail(f"{outp}: values of shape {values.shape} do not match the source "
+                       f"tensor's shape {source.shape}.")
+        atomic_write(outp, lambda tmp: _write_safetensors_in_place(source, tmp, values, shift),
+                     force=force)
+        return outp
     if source.format == "sharded":
-        raise fail(f"{source.path}: a tensor of a sharded checkpoint is not written back as a "
-                   f"file; export the whole model with --model DIR (export_model).")
+        raise fail(f"{outp}: a tensor of a sharded checkpoint is written as a .safetensors "
+                   f"file (its shard, with the tensor replaced); or export the whole model "
+                   f"with --model DIR (export_model).")
     if outp.suffix.lower() != source.path.suffix.lower():
         raise fail(f"{outp}: the output must have the input's suffix "
                    f"{source.path.suffix!r} (it is written in the input's format).")
-    if values.shape != source.array.shape:
+    if tuple(values.shape) != source.shape:
         raise fail(f"{outp}: values of shape {values.shape} do not match the source tensor's "
-                   f"shape {source.array.shape}.")
+                   f"shape {source.shape}.")
     if source.format == "npy":
-        arr = values.astype(source.array.dtype)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.save(fh, arr)
-
-        atomic_write(outp, write, force=force)
+        atomic_write(outp, lambda tmp: write_npy_blocks(tmp, values, np.dtype(source.dtype),
+                                                        shift), force=force)
+        return outp
+    if source.format == "safetensors" and source.raw is not None and \
+            _storage_name(source.raw[2]) == source.dtype:
+        atomic_write(outp, lambda tmp: _write_safetensors_in_place(source, tmp, values, shift),
+                     force=force)
         return outp
     import torch
 
     tdtype = getattr(torch, source.dtype)
-    new_t = torch.from_numpy(np.array(values, dtype=np.float64)).to(tdtype)
-    if source.format == "safetensors":
+    full = np.array(values, dtype=np.float64) if shift is None else values + shift
+    new_t = torch.from_numpy(full).to(tdtype)
+    if source.format == "safetensors":  # another dtype than stored: the file is rewritten
         from safetensors import safe_open
         from safetensors.torch import save_file
 
@@ -388,11 +557,76 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
     return outp
 
 
-def write_head_like(head: Any, out: str | os.PathLike[str], *, force: bool = False) -> Path:
+def to_storage(x: NDArray[np.float64], storage: str) -> NDArray[Any]:
+    """float64 values in a raw storage dtype (numpy's, or "bf16": float32 rounded to the nearest
+    bfloat16, ties to even, as torch rounds), as the bytes to write."""
+    if storage != "bf16":
+        return np.ascontiguousarray(x, dtype=np.dtype(storage))
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> \
+        np.uint32(16)
+    return rounded.astype("<u2")
+
+
+def _write_safetensors_in_place(source: MatrixFile, tmp: Path, values: NDArray[np.float64],
+                                shift: NDArray[np.float64] | None) -> None:
+    """Copy the source file (every other tensor and the header unchanged: same dtype and shape,
+    so the same offsets), then overwrite this tensor's bytes block by block."""
+    import shutil
+
+    from unembed._blocks import row_blocks
+
+    assert source.raw is not None
+    path, offset, storage, _ = source.raw
+    shutil.copyfile(path, tmp)
+    item = 2 if storage == "bf16" else np.dtype(storage).itemsize
+    with open(tmp, "r+b") as fh:
+        if values.ndim != 2:
+            fh.seek(offset)
+            fh.write(to_storage(values if shift is None else values + shift, storage).tobytes())
+            return
+        d = values.shape[1]
+        for s, e in row_blocks(*values.shape):
+            blk = values[s:e] if shift is None else values[s:e] + shift
+            fh.seek(offset + s * d * item)
+            fh.write(to_storage(blk, storage).tobytes())
+
+
+def write_npy_blocks(path: Path, values: NDArray[np.float64], dtype: np.dtype[Any],
+                     shift: NDArray[np.float64] | None = None) -> None:
+    """Write ``values`` (+ ``shift`` on every row, if given) as an .npy of ``dtype``, block by
+    block (no full-size temporary in the target dtype)."""
+    from unembed._blocks import row_blocks
+
+    with open(path, "wb") as fh:
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                  "shape": tuple(values.shape)}
+        np.lib.format.write_array_header_2_0(fh, header) if _needs_v2(header) else \
+            np.lib.format.write_array_header_1_0(fh, header)
+        if values.ndim != 2:
+            fh.write(np.ascontiguousarray(values, dtype=dtype).tobytes())
+            return
+        for s, e in row_blocks(*values.shape):
+            blk = values[s:e] if shift is None else values[s:e] + shift
+            fh.write(np.ascontiguousarray(blk, dtype=dtype).tobytes())
+
+
+def _needs_v2(header: dict[str, Any]) -> bool:
+    import io
+
+    try:
+        np.lib.format.write_array_header_1_0(io.BytesIO(), header)
+    except ValueError:
+        return True
+    return False
+
+
+def write_head_like(head: Any, out: str | os.PathLike[str], *, force: bool = False,
+                    shift: NDArray[np.float64] | None = None) -> Path:
     """Write ``head.W`` to ``out`` in the format and dtype of the file the head's original was
-    read from (``head.meta["file"]``, set by :func:`unembed.sources.load_head_file`)."""
-    source = head.meta.get("file")
+    read from (``head.file``, set by :func:`unembed.sources.load_head_file`)."""
+    source = head.file
     if not isinstance(source, MatrixFile):
         raise fail("write_head_like: this head was not read from a weight file; nothing to write "
                    "it like.")
-    return write_like(source, head.W, out, force=force)
+    return write_like(source, head.W, out, force=force, shift=shift)

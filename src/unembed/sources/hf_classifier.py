@@ -133,13 +133,12 @@ class HFTextClassifier:
                            for i, s in enumerate(labels))
         meta: dict[str, Any] = {
             "source": str(self.path), "family": self.family, "task": self.task,
-            "view": "raw", "norm": None, "norm_kind": None, "tied": False, "folded": False,
-            "layer": self.layer_name, "labels_from": "id2label",
-            "reparam_reason": "the classifier's input leaves a pooling, activation or norm "
-                              "layer, which cannot absorb every invertible A",
-            "null_space_reason": "none known"}
+            "norm": None, "norm_kind": None, "tied": False, "folded": False,
+            "layer": self.layer_name, "labels_from": "id2label"}
         return Head(W=self.raw_W, b=self.raw_b, labels=labels, link=self.link, reparam=False,
-                    dtype=self.dtype, meta=meta, strict=strict)
+                    dtype=self.dtype, meta=meta, strict=strict,
+                    reparam_reason="the classifier's input leaves a pooling, activation or "
+                                   "norm layer, which cannot absorb every invertible A")
 
     def _check(self) -> None:
         h, z = self.forward(self.random_inputs(2, 6, seed=0))

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from unembed import _reprs
 from unembed._checks import UnembedError, fail
 from unembed._tensors import tensor_to_numpy
+from unembed.bounds import HiddenBound, Rows, norm_box
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
@@ -143,58 +144,10 @@ def readable_labels(tokenizer: Any, n_rows: int) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- bound on h
-#: Unit roundoff of the dtypes a model may compute its final norm in.
-_UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11,
-                  "bfloat16": 2.0**-8}
-
-
-def norm_hidden_bound(norm: FinalNorm, view: str, dtype: str) -> dict[str, Any]:
-    """The box that contains every hidden state a final norm can hand to the head.
-
-    The normalised state n of RMSNorm has |n|_2 = sqrt(d) sqrt(ms / (ms + eps)) <= sqrt(d), so
-    |n_j| <= sqrt(d); LayerNorm's also has sum(n) = 0, so |n_j| <= sqrt(d - 1) (the largest
-    coordinate of a zero-sum vector of norm sqrt(d)). Hence, with gain g (``1 + weight`` for
-    Gemma) and shift beta:
-
-    * raw view (h = g * n + beta): |h_j| <= |g_j| c + |beta_j|;
-    * folded view (h = n): |h_j| <= c;
-
-    with c = sqrt(d) (RMSNorm) or sqrt(d - 1) (LayerNorm), each enlarged by a relative
-    4 u (u the unit roundoff of the model's dtype; 1e-12 in the folded view, where n is
-    recomputed in float64) for the rounding of the computed state.
-
-    Returns
-    -------
-    dict
-        ``{"kind": "box", "radius": max r_j, "radii": r (d,) float64, "reason": str,
-        "view": view, "norm": kind}``, as stored in ``head.meta["hidden_bound"]``. The box is
-        a relaxation: n also lies on a sphere, so not every point of it is reachable.
-    """
-    d = norm.gain.shape[0]
-    layer = norm.kind == "layernorm"
-    c = float(np.sqrt(d - 1 if layer and d > 1 else d))
-    what = ("LayerNorm: |n|_2 <= sqrt(d) and sum(n) = 0, so |n_j| <= sqrt(d-1)" if layer else
-            "RMSNorm: |n|_2 <= sqrt(d), so |n_j| <= sqrt(d)")
-    gain = "(1 + weight)" if norm.kind == "rmsnorm_1p" else "g"
-    if view == "folded":
-        slack = 1e-12
-        radii = np.full(d, c * (1 + slack))
-        reason = f"final {what}; folded view h = n: |h_j| <= {c:.6g}"
-    else:
-        slack = 4 * _UNIT_ROUNDOFF.get(dtype, 2.0**-24)
-        shift = np.zeros(d) if norm.shift is None else np.abs(norm.shift)
-        radii = (np.abs(norm.gain) * c + shift) * (1 + slack)
-        reason = (f"final {what}; raw view h = {gain} * n"
-                  + (" + beta: |h_j| <= |g_j| sqrt(d-1) + |beta_j|" if layer else
-                     ": |h_j| <= |g_j| sqrt(d)"))
-        if not np.all(radii > 0):  # a zero gain pins h_j = beta_j = 0: keep the box open
-            radii = np.maximum(radii, c * 1e-12)
-    reason += (f" (enlarged by a relative {slack:.2g} for rounding: n recomputed in float64)"
-               if view == "folded" else
-               f" (enlarged by a relative {slack:.2g} for rounding in {dtype})")
-    radii.setflags(write=False)
-    return {"kind": "box", "radius": float(radii.max()), "radii": radii, "reason": reason,
-            "view": view, "norm": norm.kind}
+def norm_hidden_bound(norm: FinalNorm, rows: Rows, dtype: str) -> HiddenBound:
+    """The box that contains every hidden state a final norm can hand to the head (see
+    :func:`unembed.bounds.norm_box`): recorded on the head as ``Head.hidden_bound``."""
+    return norm_box(norm.kind, norm.gain, norm.shift, rows, dtype)
 
 
 # --------------------------------------------------------------------------- the model
@@ -247,6 +200,7 @@ class HFCausalLM:
         self.raw_W = np.asarray(raw_W)
         self.raw_b = None if raw_b is None else np.asarray(raw_b, dtype=np.float64)
         self.view = "folded" if fold else "raw"
+        self.rows: Rows = "folded" if fold else "stored"
         if fold and norm is None:
             raise fail(f"{path}: the {family} model has no final norm right before its head, "
                        f"so there is no gain to fold; use the raw view.")
@@ -290,18 +244,17 @@ class HFCausalLM:
                                  f"constant, which the bias would have to absorb")
         labels = self._labels(W.shape[0])
         meta: dict[str, Any] = {
-            "source": str(self.path), "family": self.family, "view": self.view,
+            "source": str(self.path), "family": self.family,
             "norm": None if norm is None else norm.describe(),
             "norm_kind": None if norm is None else norm.kind,
             "tied": self.tied, "folded": self.view == "folded",
             "labels_from": "tokenizer" if labels else "row numbers",
-            "null_space_reason": ns_reason, "reparam_reason": reparam_reason,
         }
-        if norm is not None:
-            meta["hidden_bound"] = norm_hidden_bound(norm, self.view, self.dtype)
+        bound = None if norm is None else norm_hidden_bound(norm, self.rows, self.dtype)
         return Head(W=W, b=b, labels=labels or (), link="softmax", softcap=softcap,
                     logit_scale=scale, reparam=reparam, null_space=ns, dtype=self.dtype,
-                    meta=meta, strict=strict)
+                    meta=meta, strict=strict, rows=self.rows, hidden_bound=bound,
+                    reparam_reason=reparam_reason or None, null_space_reason=ns_reason)
 
     def _labels(self, n: int) -> tuple[str, ...] | None:
         tok = self.tokenizer

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from unembed import _reprs
 from unembed._checks import fail
+from unembed.bounds import Rows
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
@@ -63,9 +64,9 @@ def _classifier_name(model: Any) -> str:
 class HFImageClassifier:
     """A HuggingFace image classifier (see :func:`load_hf_vision`).
 
-    ``head.meta`` has "source", "family", "view", "norm", "tied" (always False), "folded",
-    and "hidden_bound" (the box every hidden state lies in) when a final norm feeds the
-    classifier (see :func:`unembed.sources.hf_lm.norm_hidden_bound`).
+    ``head.meta`` has "source", "family", "norm", "tied" (always False), "folded";
+    ``head.rows`` is "stored" or "folded", and ``head.hidden_bound`` the box every hidden state
+    lies in when a final norm feeds the classifier (see :func:`unembed.bounds.norm_box`).
     """
 
     kind = "hf_vision"
@@ -135,20 +136,22 @@ class HFImageClassifier:
             labels = tuple(f"{s} [#{i}]" if labels.index(s) != i else s
                            for i, s in enumerate(labels))
         meta: dict[str, Any] = {
-                "source": str(self.path), "family": self.family, "view": self.view,
+                "source": str(self.path), "family": self.family,
                 "norm": None if self.norm is None else self.norm.describe(),
                 "norm_kind": None if self.norm is None else self.norm.kind, "tied": False,
-                "folded": self.view == "folded", "layer": self.layer_name,
-                "reparam_reason": "the hidden state leaves a norm or a pooling layer, which "
-                                  "cannot absorb every invertible A",
-                "null_space_reason": ("LayerNorm's normalised state sums to zero"
-                                      if ns is not None else "none known")}
+                "folded": self.view == "folded", "layer": self.layer_name}
+        rows: Rows = "folded" if self.view == "folded" else "stored"
+        bound = None
         # the box holds when the norm's output is what the classifier reads: known families
         # (raw view) or the folded view (h = n, checked against the logits by _check)
         if self.norm is not None and (self.view == "folded" or VISION_NORMS.get(self.family)):
-            meta["hidden_bound"] = norm_hidden_bound(self.norm, self.view, self.dtype)
+            bound = norm_hidden_bound(self.norm, rows, self.dtype)
         return Head(W=W, b=b, labels=labels, link="softmax", reparam=False, null_space=ns,
-                    dtype=self.dtype, meta=meta, strict=strict)
+                    dtype=self.dtype, meta=meta, strict=strict, rows=rows, hidden_bound=bound,
+                    reparam_reason="the hidden state leaves a norm or a pooling layer, which "
+                                   "cannot absorb every invertible A",
+                    null_space_reason=("LayerNorm's normalised state sums to zero"
+                                       if ns is not None else None))
 
     def _check(self) -> None:
         h, z = self.forward(self.random_inputs(2, seed=0))

@@ -96,14 +96,14 @@ class SklearnModel:
         self.structure = structure
         self.dtype = "float64"
         self.raw_b = b
-        meta = {"source": source, "family": type(estimator).__name__, "view": "raw",
-                "norm": None, "tied": False, "folded": False, "structure": structure,
-                "reparam_reason": "the hidden state is the input features themselves"}
+        meta = {"source": source, "family": type(estimator).__name__,
+                "norm": None, "tied": False, "folded": False, "structure": structure}
         if note:
             meta["note"] = note
         self.head = Head(W=W, b=b, labels=tuple(labels) if labels is not None else
                          default_labels, link=link, reparam=False, dtype=self.dtype,
-                         meta=meta, strict=strict)
+                         meta=meta, strict=strict,
+                         reparam_reason="the hidden state is the input features themselves")
 
     def _read(self, est: Any) -> tuple[NDArray[np.float64], NDArray[np.float64], Any, str,
                                        tuple[str, ...], str]:

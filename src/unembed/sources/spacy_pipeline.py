@@ -44,7 +44,6 @@ from numpy.typing import NDArray
 
 from unembed import _reprs
 from unembed._checks import fail
-from unembed._tolerance import tolerance
 from unembed.head import Head, logits_to_log_probs
 
 if TYPE_CHECKING:
@@ -148,18 +147,17 @@ class SpacyTagger:
                        f"output layer has {W.shape[0]} rows.")
         self.dtype = str(W.dtype)
         meta = {"source": f"{source} (component {component!r})", "family": "spacy tagger",
-                "component": component, "view": "raw", "architecture": model.name[-40:],
+                "component": component, "architecture": model.name[-40:],
                 "softmax_temperature": temperature,
                 "outputs": "probabilities" if self.normalizes else "logits",
                 "labels_from": f"the {component!r} component",
-                "reparam_reason": "spaCy's tok2vec ends in a residual sum (x + f(x)), not in "
-                                  "an affine map that could absorb an invertible A",
                 "notes": [f"hidden state: the tok2vec output at each token (d = {W.shape[1]})"],
                 "spacy_version": _spacy_version()}
         self.head = Head(W=W, b=b, labels=labels, link="softmax",
                          logit_scale=1.0 / temperature, reparam=False, dtype=self.dtype,
-                         meta=meta,
-                         strict=strict)
+                         meta=meta, strict=strict,
+                         reparam_reason="spaCy's tok2vec ends in a residual sum (x + f(x)), not "
+                                        "in an affine map that could absorb an invertible A")
         self._verified = False
 
     # ------------------------------------------------------------------ running the model
@@ -209,12 +207,10 @@ class SpacyTagger:
         mine = self.head.logits(h)
         if self.normalizes:
             mine = logits_to_log_probs(mine, "softmax")
-        err = float(np.abs(mine - z).max())
-        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max()))
-        if not err <= tol:
-            raise fail(f"{self.source}: the tagger's scores are not softmax(W h + b) of its "
-                       f"tok2vec output (max difference {err:.3g} > {tol:.3g}); cannot read "
-                       f"this head exactly.")
+        from unembed.sources._torch import check_logits_equal
+
+        check_logits_equal(self.source, "the tagger's scores (of its tok2vec output)", mine, z,
+                           self.dtype)
         self._verified = True
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:

@@ -49,9 +49,9 @@ from numpy.typing import NDArray
 
 from unembed import _reprs
 from unembed._checks import fail
-from unembed._tolerance import tolerance
+from unembed.bounds import Rows
 from unembed.head import Head
-from unembed.sources._torch import FinalNorm, to_f64
+from unembed.sources._torch import FinalNorm, check_logits_equal, to_f64
 
 if TYPE_CHECKING:
     from unembed.export import ExportResult
@@ -172,7 +172,7 @@ class TLModel:
     ----------
     head : Head
         ``W = W_U^T`` (V, d), ``b = b_U``; ``meta["processing"]`` holds
-        :meth:`TLProcessing.to_dict`, ``meta["view"]`` is "folded" when the final norm has no
+        :meth:`TLProcessing.to_dict`, ``head.rows`` is "folded" when the final norm has no
         gain, else "raw".
     kind : str
         "transformer_lens".
@@ -227,19 +227,21 @@ class TLModel:
         labels = self._labels(W.shape[0])
         meta: dict[str, Any] = {
             "source": f"TransformerLens HookedTransformer ({m.cfg.model_name})",
-            "family": "transformer_lens", "view": view, "folded": proc.fold_ln,
+            "family": "transformer_lens", "folded": proc.fold_ln,
             "norm": norm, "norm_kind": None if fnorm is None else fnorm.kind,
             "tied": False, "labels_from": "tokenizer" if labels else "row numbers",
             "processing": proc.to_dict(), "notes": list(proc.notes),
-            "null_space_reason": ns_reason,
-            "reparam_reason": "not claimed for TransformerLens models",
         }
+        rows: Rows = "folded" if view == "folded" else "stored"
+        bound = None
         if fnorm is not None:
             from unembed.sources.hf_lm import norm_hidden_bound
 
-            meta["hidden_bound"] = norm_hidden_bound(fnorm, view, self.dtype)
+            bound = norm_hidden_bound(fnorm, rows, self.dtype)
         return Head(W=W, b=b, labels=labels or (), link="softmax", softcap=proc.softcap,
-                    null_space=ns, reparam=False, dtype=self.dtype, meta=meta, strict=strict)
+                    null_space=ns, reparam=False, dtype=self.dtype, meta=meta, strict=strict,
+                    rows=rows, hidden_bound=bound, null_space_reason=ns_reason,
+                    reparam_reason="not claimed for TransformerLens models")
 
     def _labels(self, n: int) -> tuple[str, ...] | None:
         tok = self.tokenizer
@@ -310,12 +312,8 @@ class TLModel:
         return h, zz
 
     def _check(self, h: NDArray[np.float64], z: NDArray[np.float64]) -> None:
-        err = float(np.abs(self.head.logits(h) - z).max()) if z.size else 0.0
-        tol = tolerance(self.dtype).logits * (1.0 + float(np.abs(z).max() if z.size else 0.0))
-        if not err <= tol:
-            raise fail(f"{self.head.meta['source']}: the model's logits are not "
-                       f"head.logits(h) at unembed.hook_in (max difference {err:.3g} > "
-                       f"{tol:.3g}); cannot read this head exactly.")
+        check_logits_equal(self.head.meta["source"], "the logits at unembed.hook_out",
+                           self.head.logits(h), z, self.dtype)
         self._verified = True
 
     def hidden_states(self, inputs: Any) -> NDArray[np.float64]:

@@ -115,7 +115,7 @@ class TorchModuleModel:
         W = to_f64(self.layer.weight)
         self.raw_b = None if self.layer.bias is None else to_f64(self.layer.bias)
         meta = {"source": self._args["source"], "family": type(module).__name__,
-                "layer": self.layer_name, "view": "raw", "norm": None, "tied": False,
+                "layer": self.layer_name, "norm": None, "tied": False,
                 "folded": False}
         self.head = Head(W=W, b=self.raw_b, labels=tuple(labels) if labels is not None else (),
                          link=link, reparam=None, dtype=self.dtype, meta=meta, strict=strict)

@@ -1,0 +1,175 @@
+"""Peak memory and time of every command on today's head shapes, against the file.
+
+    python benchmarks/bench_memory.py [--shapes llama gemma] [--dir DIR] [--argmaxable SECONDS]
+        [--commands inspect cosine cosine-centered counterexample] [-n N]
+
+Builds (once, in blocks) a Llama-3-sized head, 128256 x 4096 float32 as one ``.npy`` (2.1 GB),
+and a Gemma-sized head, 256000 x 3584 bfloat16 in a two-shard safetensors checkpoint (1.8 GB),
+then runs ``inspect``, ``cosine`` (all views), ``counterexample`` (and ``argmaxable``, V^2 d
+work, with ``--argmaxable SECONDS`` as a deadline) each in a fresh process
+(``benchmarks/_peak.py``) and prints, per command: seconds, peak resident memory, peak / the
+float64 head (8 V d bytes; the bound is 1.5), and seconds / one pass over the file, wall and
+CPU (user + system: what a shared machine does not inflate). The floor,
+one pass over the file (read in 16 MiB blocks, the file in the page cache, as every command
+then finds it), is measured in the same run. Needs about 1.5 x 8 V d bytes of free memory
+(11 GiB for the Gemma shape) and twice the files' size on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHAPES = {"llama": (128256, 4096), "gemma": (256000, 3584)}
+PEAK = Path(__file__).resolve().parent / "_peak.py"
+
+
+def _rows(V: int, d: int, seed: int, step: int = 4096):
+    rng = np.random.default_rng(seed)
+    mean = rng.standard_normal(d, dtype=np.float32) * 0.5
+    for s in range(0, V, step):
+        e = min(V, s + step)
+        yield (rng.standard_normal((e - s, d), dtype=np.float32) * 0.05 + mean)
+
+
+def make_npy(path: Path, V: int, d: int) -> None:
+    if path.exists():
+        return
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": "<f4", "fortran_order": False, "shape": (V, d)})
+        for blk in _rows(V, d, 0):
+            fh.write(blk.tobytes())
+
+
+def make_bf16_checkpoint(folder: Path, V: int, d: int) -> Path:
+    """Two shards: the embedding's first rows in one, lm_head.weight (bfloat16) in the other."""
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        return index
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def header(tensors: dict[str, tuple[int, ...]]) -> bytes:
+        h, off = {}, 0
+        for k, shape in tensors.items():
+            n = int(np.prod(shape)) * 2
+            h[k] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [off, off + n]}
+            off += n
+        b = json.dumps(h).encode()
+        b += b" " * (-len(b) % 8)
+        return struct.pack("<Q", len(b)) + b
+
+    small = folder / "model-00001-of-00002.safetensors"
+    with open(small, "wb") as fh:
+        fh.write(header({"model.embed_tokens.weight": (64, d)}))
+        fh.write(np.zeros((64, d), dtype=np.uint16).tobytes())
+    big = folder / "model-00002-of-00002.safetensors"
+    with open(big, "wb") as fh:
+        fh.write(header({"lm_head.weight": (V, d)}))
+        for blk in _rows(V, d, 1):
+            fh.write((blk.view(np.uint32) >> 16).astype(np.uint16).tobytes())
+    index.write_text(json.dumps({"weight_map": {
+        "model.embed_tokens.weight": small.name, "lm_head.weight": big.name}}))
+    return index
+
+
+def read_pass(path: Path) -> float:
+    """Seconds for one pass over the file in 16 MiB reads (after a warming pass)."""
+    buf = bytearray(1 << 24)
+    for timed in (False, True):
+        t0 = time.perf_counter()
+        with open(path, "rb", buffering=0) as fh:
+            while fh.readinto(buf):
+                pass
+        if timed:
+            return time.perf_counter() - t0
+    return 0.0
+
+
+def peak(argv: list[str], deadline: int | None = None) -> dict[str, float]:
+    pre = ["--deadline", str(deadline)] if deadline else []
+    r = subprocess.run([sys.executable, str(PEAK), *pre, *argv], capture_output=True,
+                       text=True)
+    lines = r.stdout.strip().splitlines()
+    if not lines:
+        return {"rc": r.returncode, "seconds": float("nan"), "peak_rss": float("nan"),
+                "baseline_rss": float("nan"), "error": r.stderr[-500:]}
+    out: dict[str, float] = json.loads(lines[-1])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shapes", nargs="+", default=["llama", "gemma"], choices=list(SHAPES))
+    ap.add_argument("--dir", default=None)
+    ap.add_argument("--argmaxable", type=int, default=0, metavar="SECONDS",
+                    help="also run argmaxable, interrupted after SECONDS (0: skip)")
+    ap.add_argument("--keep", action="store_true", help="keep the files")
+    ap.add_argument("--commands", nargs="+",
+                    default=["inspect", "cosine", "cosine-centered", "counterexample"],
+                    choices=["inspect", "cosine", "cosine-centered", "counterexample"])
+    ap.add_argument("-n", type=int, default=1024,
+                    help="random hidden states counterexample verifies on (default 1024)")
+    args = ap.parse_args()
+    folder = Path(args.dir or tempfile.mkdtemp(prefix="unembed-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in args.shapes:
+        V, d = SHAPES[name]
+        if name == "llama":
+            data = folder / "llama_W.npy"
+            make_npy(data, V, d)
+            spec = str(data)
+            out = folder / "llama_out.npy"
+        else:
+            index = make_bf16_checkpoint(folder / "gemma", V, d)
+            data = folder / "gemma" / "model-00002-of-00002.safetensors"
+            spec = f"{index}:lm_head.weight"
+            out = folder / "gemma_out.safetensors"
+        head64 = 8 * V * d
+        size = data.stat().st_size
+        t0, c0 = time.perf_counter(), time.process_time()
+        floor = read_pass(data)
+        floor_cpu = max(time.process_time() - c0 - 0.0, 1e-3)
+        del t0
+        print(f"\n{name}: {V} x {d}, file {size / 2**30:.2f} GiB, float64 head "
+              f"{head64 / 2**30:.2f} GiB, one pass over the file {floor:.2f} s "
+              f"(CPU {floor_cpu:.2f} s)")
+        every = {
+            "inspect": ["inspect", spec, "--json"],
+            "cosine": ["cosine", spec, "#5", "#9", "--json"],
+            "cosine-centered": ["cosine", spec, "#5", "#9", "--view", "centered", "--json"],
+            "counterexample": ["counterexample", spec, "--pair", "#5", "#9", "--target",
+                               "-0.5", "--out", str(out), "--force", "--json", "-n",
+                               str(args.n)],
+        }
+        cmds = {k: every[k] for k in args.commands}
+        if args.argmaxable:
+            cmds["argmaxable"] = ["argmaxable", spec, "--json", "--workers", "1"]
+        for label, argv in cmds.items():
+            r = peak(argv, args.argmaxable if label == "argmaxable" else None)
+            status = {0: "ok", 130: f"interrupted at {args.argmaxable} s"}.get(
+                int(r["rc"]), f"rc {r['rc']}")
+            cpu = r.get("cpu_seconds", float("nan"))
+            print(f"  {label:<16} wall {r['seconds']:7.1f} s ({r['seconds'] / floor:6.1f} x one "
+                  f"pass)  CPU {cpu:7.1f} s ({cpu / floor_cpu:6.1f} x)  peak RSS "
+                  f"{r['peak_rss'] / 2**30:5.2f} GiB ({r['peak_rss'] / head64:.2f} x the float64 "
+                  f"head)  {status}", flush=True)
+        if out.exists() and not args.keep:
+            out.unlink()
+    if not args.keep and args.dir is None:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

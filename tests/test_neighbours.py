@@ -1,0 +1,66 @@
+"""Neighbours over the whole vocabulary: exact top-k (checked against a full similarity matrix
+sorted independently), ties by label index, blocks of any size, the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from unembed import Head
+from unembed.cli import main
+from unembed.neighbours import nearest, neighbours
+
+
+def _brute(U: np.ndarray, q: int, k: int) -> list[tuple[int, float]]:
+    """Full cosine row of q, sorted by (-cosine, index) with Python's sort."""
+    n = np.linalg.norm(U, axis=1)
+    c = (U @ U[q]) / (n * n[q])
+    pairs = sorted((-float(c[j]), j) for j in range(len(U)) if j != q)
+    return [(j, -v) for v, j in pairs[:k]]
+
+
+@pytest.mark.parametrize("view", ["raw", "centered", "normalized", "causal"])
+@pytest.mark.parametrize("block", [3, 7, None])
+def test_top_k_is_exact_against_the_full_matrix(view, block):
+    rng = np.random.default_rng(5)
+    head = Head(rng.standard_normal((40, 6)) + 0.5)
+    from unembed.views import view_rows
+
+    R = view_rows(head, view)  # the view's rows, formed whole (an independent path)
+    q = np.arange(0, 40, 3)
+    bi, bv = nearest(head, q, k=5, view=view, block=block)
+    for a, i in enumerate(q):
+        want = _brute(R, int(i), 5)
+        assert bi[a].tolist() == [j for j, _ in want]
+        np.testing.assert_allclose(bv[a], [c for _, c in want], atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [2, 3, None])
+def test_ties_are_broken_by_label_index(block):
+    # cosines with label 0 ([1, 0]): rows 3, 1, 2 all 0 exactly, row 4 is 1/sqrt(2)
+    W = np.array([[1.0, 0.0], [0.0, 2.0], [0.0, -1.0], [0.0, 3.0], [1.0, 1.0], [-1.0, 0.0]])
+    head = Head(W)
+    bi, bv = nearest(head, np.array([0]), k=3, view="raw", block=block)
+    assert bi[0].tolist() == [4, 1, 2] and bv[0][1] == 0.0 and bv[0][2] == 0.0
+
+
+def test_api_and_command_line(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((30, 4))
+    np.save(tmp_path / "W.npy", W)
+    head = Head(W)
+    api = neighbours(head, ["#3", "7"], k=4, view="centered")
+    assert list(api) == ["3", "7"] and len(api["3"]) == 4
+    assert main(["neighbours", str(tmp_path / "W.npy"), "#3", "7", "-k", "4", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["neighbours"]
+    assert got["3"] == [n.to_dict() for n in api["3"]]
+    out = tmp_path / "all.jsonl"
+    assert main(["neighbours", str(tmp_path / "W.npy"), "--all", "--out", str(out), "-k", "2",
+                 "--view", "raw"]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == 30 and all(len(x["neighbours"]) == 2 for x in lines)
+    assert main(["neighbours", str(tmp_path / "W.npy"), "--all", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["neighbours", str(tmp_path / "W.npy"), "nope"]) == 2
