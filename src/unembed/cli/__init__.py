@@ -77,6 +77,8 @@ EXAMPLES: dict[str, str] = {
     "inspect": "unembed inspect --model openai-community/gpt2 --revision main\n"
                "  unembed inspect W.npy --labels labels.txt --pairs pairs.parquet",
     "cosine": "unembed cosine W.npy --labels labels.txt cat dog --view raw --view centered",
+    "neighbours": "unembed neighbours W.npy --labels labels.txt cat dog -k 10 --view causal\n"
+                  "  unembed neighbours W.npy --all --out nn.jsonl -k 10",
     "counterexample": "unembed counterexample W.npy --labels labels.txt --pair cat dog "
                       "--target -1 --out W_new.npy",
     "verify": "unembed verify W.npy W_new.npy --inputs H.npy",
