@@ -84,7 +84,6 @@ EXAMPLES: dict[str, str] = {
     "verify": "unembed verify W.npy W_new.npy --inputs H.npy",
     "argmaxable": "unembed argmaxable W.npy --labels labels.txt --radius arch",
     "feasible": "unembed feasible W.npy --labels labels.txt --top-two cat dog",
-    "neighbours": "unembed neighbours --model openai-community/gpt2 \" dog\"",
 }
 
 
