@@ -43,7 +43,7 @@ from unembed.behaviour import Behaviour, DataSource, collect
 from unembed.equivalence import Equivalence
 from unembed.head import Head, LabelRef
 from unembed.moments import ParkDistance, logit_cosines, park_distance
-from unembed.views import VIEWS, causal_rank, similarity_matrix
+from unembed.views import INVARIANT_UNDER, VIEWS, causal_rank, similarity_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -69,19 +69,26 @@ OUTCOMES: tuple[str, ...] = ("shown", "not shown", "not testable")
 #: Every view of the audit, in report order.
 AUDIT_VIEWS: tuple[str, ...] = (*(v for v in VIEWS if v != "logit"), "logit")
 
-#: What each view is unchanged by (for softmax heads without a soft-cap; no view uses the bias,
-#: so a bias shift moves none of them).
+_SYMMETRY_WORDS = {"translation": "translation", "bias_shift": "bias shift",
+                   "null_space": "null-space shifts", "reparametrization": "reparametrisation"}
+
+
+def _invariance_text(names: frozenset[str]) -> str:
+    yes = [w for k, w in _SYMMETRY_WORDS.items() if k in names]
+    no = [w for k, w in _SYMMETRY_WORDS.items() if k not in names]
+    return ", ".join(yes) + ("" if not no else "; not " + ", not ".join(no))
+
+
+#: What each view is unchanged by (:data:`unembed.views.INVARIANT_UNDER`, for a softmax head
+#: without a soft-cap; :func:`unembed.views.invariance` says it for one head), and the logit
+#: view: every change of parameters that keeps the probabilities.
 INVARIANCE: dict[str, str] = {
-    "raw": "nothing: a translation of the rows sets it to any value (claim 1)",
-    "centered": "translation; not null-space shifts, not reparametrisation",
-    "normalized": "translation; not null-space shifts, not reparametrisation",
-    "causal": "translation and reparametrisation (the whitening undoes A); not null-space "
-              "shifts",
-    "differences": "translation; not null-space shifts, not reparametrisation",
+    **{v: _invariance_text(names) for v, names in INVARIANT_UNDER.items()},
     "logit": "translation, bias shift, null-space shifts and reparametrisation (S -> A S A^T): "
              "every change of parameters that keeps the probabilities; a property of the "
              "model and this data",
 }
+INVARIANCE["raw"] += " (a translation of the rows sets it to any value: claim 1)"
 
 __all__ = [
     "AUDIT_VIEWS",
