@@ -170,3 +170,14 @@ def test_cli_inspect_counterexample_audit(saved, tmp_path, capsys):
     assert (tmp_path / "audit" / "report.html").is_file() and rec["claims"]
     assert main(["inspect", "--model", str(saved), "--component", "parser"]) == 2
     assert "no component 'parser'" in capsys.readouterr().err
+
+
+def test_an_explicit_accelerator_is_refused_not_ignored(nlp, saved):
+    """spaCy runs its own forward passes: --device cuda would silently stay on the CPU."""
+    import unembed
+    from unembed import UnembedError
+
+    for source in (nlp, saved):
+        with pytest.raises(UnembedError, match="--device cuda applies to torch models"):
+            unembed.load(source, device="cuda")
+        assert unembed.load(source, device="cpu").head.W.shape[0] >= 2

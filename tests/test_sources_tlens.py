@@ -165,3 +165,11 @@ def test_wrong_inputs_are_one_line_errors(tmp_path):
     lm = load(build_tl(tmp_path))
     with pytest.raises(UnembedError, match=r"token ids must be in \[0, 300\)"):
         lm.model_logits(np.array([[0, 999]]))
+
+
+def test_an_explicit_accelerator_is_refused_not_ignored(tmp_path):
+    """The HookedTransformer runs where the user put it: --device cuda is refused, not ignored."""
+    m = build_tl(tmp_path)
+    with pytest.raises(UnembedError, match="--device cuda applies to torch models"):
+        load(m, device="cuda")
+    assert load(m, device="cpu").head.W.shape == (m.cfg.d_vocab, m.cfg.d_model)

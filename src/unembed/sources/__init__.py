@@ -254,6 +254,7 @@ def load(
             if is_spacy_dir(p):
                 from unembed.sources.spacy_pipeline import load_spacy
 
+                _cpu_only(device, f"{p} (a spaCy pipeline)")
                 return load_spacy(p, component=head_name, strict=strict)
             from unembed.sources.hf_dir import check_model_dir
 
@@ -300,10 +301,12 @@ def load(
     if is_spacy_language(source):
         from unembed.sources.spacy_pipeline import load_spacy
 
+        _cpu_only(device, "a spaCy pipeline")
         return load_spacy(source, component=head_name, strict=strict)
     if is_hooked_transformer(source):
         from unembed.sources.tlens import load_hooked_transformer
 
+        _cpu_only(device, "a TransformerLens model (move it with model.to(device) first)")
         return load_hooked_transformer(source, strict=strict)
     if _is_module(source):
         from unembed.sources.torch_module import TorchModuleModel
@@ -317,6 +320,16 @@ def load(
         return load_sklearn(source, labels=labels, strict=strict)
     raise fail(f"load: cannot read a head from a {type(source).__name__}; expected a path, a "
                f"torch nn.Module, a scikit-learn estimator or a Head.")
+
+
+def _cpu_only(device: str | None, what: str) -> None:
+    """Refuse an explicit accelerator for a source that runs where its library runs it: the
+    forward passes would silently stay on the CPU otherwise."""
+    if device is not None and device != "cpu":
+        from unembed._checks import fail
+
+        raise fail(f"--device {device} applies to torch models unembed runs itself; {what} "
+                   f"runs on the CPU here.")
 
 
 def _is_module(obj: Any) -> bool:
