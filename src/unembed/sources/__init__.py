@@ -23,6 +23,7 @@ from typing import Any
 from unembed import _reprs
 from unembed._io import is_pickle
 from unembed.head import Head, Link, owned
+from unembed.sources.base import LoadedModel
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
 
 __all__ = ["FileModel", "load", "load_head_file"]
@@ -176,7 +177,7 @@ def load(
     temperature: float | None = None,
     device: str | None = None,
     model_dtype: str | None = None,
-) -> Any:
+) -> LoadedModel:
     """Read the exact head of a model, whatever it is (see the table above).
 
     Parameters
