@@ -84,7 +84,7 @@ def _check_same_shape(model: LoadedModel, head: Head) -> None:
         raise fail("export_model: the new head's link or soft-cap differs from the model's.")
 
 
-def _require_equivalent(eq: Equivalence, out: Path, what: str) -> None:
+def require_equivalent(eq: Equivalence, out: Path, what: str) -> None:
     """Raise (so that the temporary is removed and ``out`` left as it was) unless the written
     result is equivalent."""
     if not eq.equivalent:
@@ -185,7 +185,7 @@ def _export_hf(model: HFExportable, head: Head, out: Path, tmp: Path, inputs: An
     z_new = reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
     new_head = reread.head
-    _require_equivalent(eq, out, "model")
+    require_equivalent(eq, out, "model")
     return ExportResult(out=out, kind=model.kind, head=new_head, equivalence=eq, untied=untied,
                         notes=tuple(notes))
 
@@ -205,17 +205,7 @@ def _export_torch(model: TorchExportable, head: Head, out: Path, tmp: Path, inpu
         new_layer.weight.copy_(_tensor(head.W, dtype))
         if b_write is not None:
             new_layer.bias.copy_(_tensor(b_write, dtype))
-    state = {k: v.detach().clone().contiguous() for k, v in new_module.state_dict().items()}
-    if out.suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        save_file(state, str(tmp))
-        from safetensors.torch import load_file
-
-        reread_state = load_file(str(tmp))
-    else:
-        torch.save(state, tmp)
-        reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
+    reread_state = write_state_dict(new_module, tmp, out.suffix)
     check_module = copy.deepcopy(model.module)
     check_module.load_state_dict(reread_state)
     reread = model.with_module(check_module)
@@ -227,9 +217,25 @@ def _export_torch(model: TorchExportable, head: Head, out: Path, tmp: Path, inpu
     else:
         z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
-    _require_equivalent(eq, out, "state dict")
+    require_equivalent(eq, out, "state dict")
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=tuple(notes))
+
+
+def write_state_dict(module: Any, tmp: Path, suffix: str) -> dict[str, Any]:
+    """Write a torch module's state dict to ``tmp`` (safetensors for a ``.safetensors``
+    ``suffix``, else ``torch.save``) and return what reading it back safely gives
+    (``weights_only=True``): exports verify the file, not the object they wrote from."""
+    import torch
+
+    state = {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file, save_file
+
+        save_file(state, str(tmp))
+        return dict(load_file(str(tmp)))
+    torch.save(state, tmp)
+    return dict(torch.load(tmp, map_location="cpu", weights_only=True))
 
 
 def _random_hidden_for(head: Head, seed: int) -> NDArray[np.float64]:
@@ -252,7 +258,7 @@ def _export_sklearn(model: SklearnExportable, head: Head, out: Path, tmp: Path, 
     x = model.random_inputs(256, seed=seed) if inputs is None else inputs
     z_old, z_new = model.model_logits(x), reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
-    _require_equivalent(eq, out, "estimator")
+    require_equivalent(eq, out, "estimator")
     notes: tuple[str, ...] = () if inputs is not None else (
         "verified on random standard-normal features",)
     if model.structure == "binary":

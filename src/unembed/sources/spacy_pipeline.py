@@ -357,7 +357,7 @@ def export_spacy(model: SpacyTagger, head: Head, out: Path, tmp: Path, inputs: A
     import spacy
 
     from unembed.equivalence import compare_logits, random_hidden
-    from unembed.export import ExportResult, _require_equivalent
+    from unembed.export import ExportResult, require_equivalent
 
     notes: list[str] = []
     new = model.with_head(head)
@@ -371,6 +371,6 @@ def export_spacy(model: SpacyTagger, head: Head, out: Path, tmp: Path, inputs: A
     else:
         z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
     eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
-    _require_equivalent(eq, out, "spaCy pipeline")
+    require_equivalent(eq, out, "spaCy pipeline")
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=tuple(notes))

@@ -369,22 +369,12 @@ def export_tl(model: TLModel, head: Head, out: Path, tmp: Path, inputs: Any,
     unless equivalent (:func:`unembed.export.export_model` moves ``tmp`` to ``out``)."""
     import copy
 
-    import torch
-
     from unembed.equivalence import compare_logits
-    from unembed.export import ExportResult, _require_equivalent
+    from unembed.export import ExportResult, require_equivalent, write_state_dict
 
     new = model.with_head(head)
-    state = {k: v.detach().clone().contiguous() for k, v in new.model.state_dict().items()}
     notes: list[str] = []
-    if out.suffix == ".safetensors":
-        from safetensors.torch import load_file, save_file
-
-        save_file(state, str(tmp))
-        reread_state = load_file(str(tmp))
-    else:
-        torch.save(state, tmp)
-        reread_state = torch.load(tmp, map_location="cpu", weights_only=True)
+    reread_state = write_state_dict(new.model, tmp, out.suffix)
     check = copy.deepcopy(model.model)
     check.load_state_dict(reread_state)
     reread = TLModel(check, strict=head.strict)
@@ -393,6 +383,6 @@ def export_tl(model: TLModel, head: Head, out: Path, tmp: Path, inputs: Any,
         inputs = model.random_inputs(8, min(16, int(model.model.cfg.n_ctx)), seed=seed)
     z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
     eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
-    _require_equivalent(eq, out, "state dict")
+    require_equivalent(eq, out, "state dict")
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=tuple(notes))
