@@ -57,6 +57,7 @@ that reason).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -425,12 +426,17 @@ def official_name(name: str) -> str:
 
 def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = True,
                     center_writing_weights: bool = True, center_unembed: bool = True,
-                    dtype: str | None = None, strict: bool = True) -> TLModel:
+                    dtype: str | None = None, strict: bool = True,
+                    labels: str | os.PathLike[str] | None = None,
+                    unique_labels: bool = False) -> TLModel:
     """``HookedTransformer.from_pretrained(name, fold_ln=..., center_writing_weights=...,
     center_unembed=..., dtype=...)`` from the local hub cache only (see the module docstring),
     read as :func:`load_hooked_transformer` reads it. The defaults are TransformerLens's own;
     ``head.meta["transformer_lens"]`` records the name, the official name, the version and
     the processing asked for (:attr:`TLModel.processing` is what the weights show).
+
+    ``labels`` (a labels file or a tokenizer directory) renames the rows (see
+    :func:`unembed.sources.sidecar.relabel`).
 
     A name TransformerLens does not know, a name missing from the hub cache and a checkpoint
     TransformerLens cannot convert are one-line errors; nothing is downloaded.
@@ -477,6 +483,10 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
                                          "dtype": dtype or "float32", **kw}
     out.head.meta["source"] = (f"TransformerLens {official} from the hub cache "
                                f"({snap.repo_id}@{snap.revision}, {snap.path})")
+    if labels is not None:
+        from unembed.sources.sidecar import relabel
+
+        relabel(out, labels, unique=unique_labels)
     return out
 
 
