@@ -176,3 +176,14 @@ def test_cli_inspect_counterexample_audit(saved, tmp_path, capsys):
     assert rec["report"].endswith("report.html")
     assert main(["inspect", "--model", str(saved)]) == 2
     assert "several transition-based components (parser, ner)" in capsys.readouterr().err
+
+
+def test_feasibility_answers_say_they_are_over_all_moves(saved, capsys):
+    """argmaxable / feasible on a masked-argmax component answer over all moves and say so."""
+    assert main(["argmaxable", "--model", str(saved), "--component", "ner", "--json",
+                 "--no-progress"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any("moves valid in each state" in n for n in notes)
+    assert main(["feasible", "--model", str(saved), "--component", "ner", "--top-two",
+                 "B-ORG", "O"]) == 0
+    assert "these answers are over all moves" in capsys.readouterr().out
