@@ -65,6 +65,7 @@ def test_labels_replace_a_model_directory_s_own(tiny_gpt2_dir, tmp_path):
     m = load(tiny_gpt2_dir, labels=str(f))
     assert list(m.head.labels) == names
     assert np.array_equal(m.head.W, own.head.W)  # only the names changed
+    assert list(load(tiny_gpt2_dir, labels=names).head.labels) == names  # a list too
 
 
 def test_repeated_tokens_with_unique_labels(tmp_path, tok_dir):

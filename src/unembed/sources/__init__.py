@@ -236,22 +236,20 @@ def load(
 
         labels = list(make_unique(labels))
     spec = labels if isinstance(labels, (str, os.PathLike)) else None
-    if spec is not None or (labels is not None and not isinstance(source, (str, os.PathLike))
-                            and not _takes_labels(source)):
-        # labels a model reads itself: the model first, then its rows renamed (a labels
-        # file or a tokenizer directory is read for the head's row count)
-        from unembed.sources.sidecar import relabel
+    if labels is not None:
+        # a weight file reads --labels itself (a file, a tokenizer directory or a list); so do
+        # torch modules and estimators given a list. Every other model is read first and its
+        # rows renamed (a labels file or tokenizer directory is read for its row count).
+        from unembed.sources.sidecar import read_labels_spec, relabel
 
-        if isinstance(source, (str, os.PathLike)) and _is_weight_file(source, revision):
+        is_path = isinstance(source, (str, os.PathLike))
+        if is_path and _is_weight_file(source, revision):
             if spec is not None and unique_labels:
-                from unembed.sources.sidecar import read_labels_spec
-
                 n = read_tensor(source, ndim=2).shape[0]
-                labels = read_labels_spec(spec, n)
-                return load(source, fold=fold, labels=labels, bias=bias, link=link,
-                            softcap=softcap, strict=strict, unique_labels=True,
-                            temperature=temperature)
-        else:
+                return load(source, labels=list(read_labels_spec(spec, n)), bias=bias,
+                            link=link, softcap=softcap, strict=strict, unique_labels=True,
+                            temperature=temperature, fold=fold)
+        elif spec is not None or not (is_pickle(source) if is_path else _takes_labels(source)):
             model = load(source, fold=fold, trust_pickle=trust_pickle, head_name=head_name,
                          link=link, example_input=example_input, bias=bias, softcap=softcap,
                          strict=strict, trust_remote_code=trust_remote_code, revision=revision,
