@@ -147,10 +147,10 @@ def test_collect_small_head_uses_all_labels_and_given_labels() -> None:
     model = _Linear(5)
     x = np.random.default_rng(2).normal(size=(20, 6))
     assert collect(model, ArrayInputs(x), progress=False).idx.tolist() == [0, 1, 2, 3, 4]
-    beh = collect(model, ArrayInputs(x), labels=["3", "#1"], progress=False)
+    beh = collect(model, ArrayInputs(x), label_set=["3", "#1"], progress=False)
     assert beh.idx.tolist() == [3, 1]
     with pytest.raises(UnembedError, match="Unknown labels 'zz'"):
-        collect(model, ArrayInputs(x), labels=["zz", "1"], progress=False)
+        collect(model, ArrayInputs(x), label_set=["zz", "1"], progress=False)
 
 
 def test_text_windows_stream_plain_text_and_jsonl(tmp_path) -> None:

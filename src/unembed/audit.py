@@ -39,10 +39,11 @@ from numpy.typing import NDArray
 
 from unembed._checks import UnembedError, fail
 from unembed._stats import constant_reason, percentile_ranks, rounding_tolerance, spearman
-from unembed.behaviour import Behaviour, DataSource, collect
+from unembed.behaviour import Behaviour, DataSource
 from unembed.equivalence import Equivalence
 from unembed.head import Head, LabelRef
 from unembed.moments import ParkDistance, logit_cosines, park_distance
+from unembed.streaming import PassOptions, collect_with, label_selection
 from unembed.views import INVARIANT_UNDER, VIEWS, causal_rank, similarity_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -718,7 +719,7 @@ def audit(
     model: Any,
     data: DataSource,
     *,
-    labels: Sequence[LabelRef] | None = None,
+    label_set: Sequence[LabelRef] | None = None,
     top_n: int = 40,
     top_k: int = 5,
     batch_size: int = 32,
@@ -731,6 +732,7 @@ def audit(
     co_top: bool | None = None,
     inputs: AuditInputs | None = None,
     sharded: Sharded | None = None,
+    labels: Sequence[LabelRef] | None = None,
 ) -> AuditResult:
     """Audit a model on data: behaviour per pair, every view, rank correlations,
     contradictions and the three claims.
@@ -745,8 +747,12 @@ def audit(
         ``logits="head"`` computes the logits in float64 from the hidden states instead.
     data : DataSource
         From :func:`unembed.behaviour.open_data` (text windows, arrays).
-    labels, top_n, top_k, batch_size, logits
-        See :func:`unembed.behaviour.collect`.
+    label_set, top_n, top_k, batch_size, logits
+        See :func:`unembed.behaviour.collect`: the pair statistics are kept for
+        ``label_set`` (label names or ``"#N"``; ``--label-set``) when given, else the
+        ``top_n`` labels of largest mean probability (all when V <= ``top_n``). ``labels`` is
+        the deprecated spelling of ``label_set`` (a DeprecationWarning): everywhere else
+        ``labels`` means the names of a head's rows.
     likely : float
         Claims 2 and 3: a negative-cosine pair counts when both its labels reach probability
         ``likely`` on one input.
@@ -770,14 +776,13 @@ def audit(
 
     head: Head = model.head
     t0 = time.perf_counter()
+    choice = label_selection(label_set, top_n, 8192, labels=labels, where="audit")
+    opts = PassOptions(top_k, batch_size, keep_hidden, logits)
     if sharded is None:
-        beh = collect(model, data, labels=labels, top_n=top_n, top_k=top_k,
-                      batch_size=batch_size, keep_hidden=keep_hidden, progress=progress,
-                      logits=logits)
+        beh = collect_with(model, data, choice, opts, progress=progress)
     else:
-        beh = sharded.engine.collect(head, sharded.load_model, sharded.open_data, labels=labels,
-                                     top_n=top_n, top_k=top_k, batch_size=batch_size,
-                                     keep_hidden=keep_hidden, progress=progress, logits=logits)
+        beh = sharded.engine.collect_selected(head, sharded.load_model, sharded.open_data,
+                                              choice, opts, progress=progress)
     t1 = time.perf_counter()
     sel = [int(i) for i in beh.idx]
     sims = {v: similarity_matrix(head, sel, v) for v in AUDIT_VIEWS if v != "logit"}

@@ -7,10 +7,13 @@ import functools
 import json
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unembed._json import jsonable
 from unembed.head import Head
+
+if TYPE_CHECKING:
+    from unembed.sources.base import LoadedModel
 
 
 def add_head_args(p: argparse.ArgumentParser) -> None:
@@ -160,7 +163,8 @@ def scaled_inputs(args: argparse.Namespace, H: Any, head: Head) -> Any:
     return np.asarray(H, dtype=np.float64) / T[:, None]
 
 
-def model_loader(args: argparse.Namespace, spec: str | None = None) -> functools.partial[Any]:
+def model_loader(args: argparse.Namespace,
+                 spec: str | None = None) -> functools.partial[LoadedModel]:
     """``load(...)`` of the model named by HEAD or ``--model`` (``spec`` overrides both), with
     the options given, as a picklable call: workers of ``--engine ray`` run it themselves."""
     from unembed.sources import load
@@ -190,8 +194,10 @@ def _temperature_kw(args: argparse.Namespace) -> dict[str, float]:
     return {} if t is None else {"temperature": t}
 
 
-def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
-    """The model (a LoadedModel) named by HEAD or ``--model``; ``spec`` overrides both."""
+def load_model(args: argparse.Namespace, spec: str | None = None) -> LoadedModel:
+    """The model named by HEAD or ``--model``; ``spec`` overrides both. What a command needs
+    beyond :class:`~unembed.sources.base.LoadedModel` it narrows to explicitly (an export:
+    :func:`unembed.sources.base.check_exportable`)."""
     return model_loader(args, spec)()
 
 
@@ -223,8 +229,7 @@ def ray_engine(args: argparse.Namespace) -> Any:
 
 def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:
     """The head named by the parsed options (``spec`` overrides HEAD and --model)."""
-    head: Head = load_model(args, spec).head
-    return head
+    return load_model(args, spec).head
 
 
 def print_json(obj: Any) -> None:

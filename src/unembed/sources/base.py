@@ -15,8 +15,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed._checks import UnembedError, fail
 from unembed.head import Head
 from unembed.sources._torch import FinalNorm
+
+if TYPE_CHECKING:
+    from unembed.sources.spacy_pipeline import SpacyTagger
+    from unembed.sources.tlens import TLModel
 
 
 @runtime_checkable
@@ -122,6 +127,83 @@ class SklearnExportable(LoadedModel, Protocol):
     def with_head(self, head: Head) -> Any: ...
 
     def with_estimator(self, estimator: Any) -> SklearnExportable: ...
+
+
+#: the kinds :func:`unembed.export.export_model` writes back, each checked by its class
+EXPORT_KINDS = ("hf_lm", "hf_vision", "hf_classifier", "torch", "sklearn", "spacy",
+                "transformer_lens")
+
+
+def not_exportable(model: LoadedModel, where: object) -> UnembedError:
+    """The one refusal of a model that cannot be written back, naming ``where`` (the file or
+    the function the user called) and what the model is."""
+    what = ("a weight file (a bare head; its rows are written in the file's own format, "
+            "e.g. by unembed counterexample HEAD)" if model.kind == "file"
+            else f"a {type(model).__name__} of kind {model.kind!r}")
+    return fail(f"{where}: {what} cannot be written back as a model; models are written back "
+                f"from HuggingFace directories, torch modules, scikit-learn estimators, spaCy "
+                f"pipelines and TransformerLens models.")
+
+
+def as_hf(model: LoadedModel, where: object) -> HFExportable:
+    """``model`` as a HuggingFace model export can write (checked by its class)."""
+    if model.kind in ("hf_lm", "hf_vision", "hf_classifier"):
+        from unembed.sources.hf_lm import HFCausalLM
+        from unembed.sources.torch_base import HFClassifierSource
+
+        if isinstance(model, HFCausalLM | HFClassifierSource):
+            return model
+    raise not_exportable(model, where)
+
+
+def as_torch(model: LoadedModel, where: object) -> TorchExportable:
+    """``model`` as a torch module export can write (checked by its class)."""
+    if model.kind == "torch":
+        from unembed.sources.torch_module import TorchModuleModel
+
+        if isinstance(model, TorchModuleModel):
+            return model
+    raise not_exportable(model, where)
+
+
+def as_sklearn(model: LoadedModel, where: object) -> SklearnExportable:
+    """``model`` as a scikit-learn estimator export can write (checked by its class)."""
+    if model.kind == "sklearn":
+        from unembed.sources.sklearn import SklearnModel
+
+        if isinstance(model, SklearnModel):
+            return model
+    raise not_exportable(model, where)
+
+
+def as_spacy(model: LoadedModel, where: object) -> SpacyTagger:
+    """``model`` as a spaCy pipeline export can write (checked by its class)."""
+    if model.kind == "spacy":
+        from unembed.sources.spacy_pipeline import SpacyTagger
+
+        if isinstance(model, SpacyTagger):
+            return model
+    raise not_exportable(model, where)
+
+
+def as_tl(model: LoadedModel, where: object) -> TLModel:
+    """``model`` as a TransformerLens model export can write (checked by its class)."""
+    if model.kind == "transformer_lens":
+        from unembed.sources.tlens import TLModel
+
+        if isinstance(model, TLModel):
+            return model
+    raise not_exportable(model, where)
+
+
+def check_exportable(model: LoadedModel, where: object) -> None:
+    """Refuse, before any work, a model :func:`unembed.export.export_model` cannot write."""
+    narrow = {"hf_lm": as_hf, "hf_vision": as_hf, "hf_classifier": as_hf, "torch": as_torch,
+              "sklearn": as_sklearn, "spacy": as_spacy, "transformer_lens": as_tl}.get(
+                  model.kind)
+    if narrow is None:
+        raise not_exportable(model, where)
+    narrow(model, where)
 
 
 if TYPE_CHECKING:  # mypy checks that each source has the interface export relies on
