@@ -7,6 +7,7 @@ import functools
 import json
 import math
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from unembed._json import jsonable
@@ -71,6 +72,28 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
                    help="dtype of a torch model's forward passes: float32, float16, bfloat16, "
                         "float64 (default: the checkpoint's own; the head analysed is always "
                         "the checkpoint's)")
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: stores into the new option's ``dest`` and says on stderr
+    that it is deprecated (hidden from ``--help``)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str,
+                 **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"{parser.prog}: {option_string} is deprecated; use {self.new}.", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_alias(p: argparse.ArgumentParser | argparse._ActionsContainer, old: str,
+                         new: str, dest: str, **kw: Any) -> None:
+    """``old`` as a hidden, deprecated spelling of the option ``new`` (same ``dest``, nargs
+    and metavar given in ``kw``): it still works and warns on stderr."""
+    p.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new, **kw)
 
 
 def positive_int(text: str) -> int:

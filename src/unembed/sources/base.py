@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -129,6 +129,8 @@ class SklearnExportable(LoadedModel, Protocol):
     def with_estimator(self, estimator: Any) -> SklearnExportable: ...
 
 
+_M = TypeVar("_M")
+
 #: the kinds :func:`unembed.export.export_model` writes back, each checked by its class
 EXPORT_KINDS = ("hf_lm", "hf_vision", "hf_classifier", "torch", "sklearn", "spacy",
                 "transformer_lens")
@@ -145,55 +147,48 @@ def not_exportable(model: LoadedModel, where: object) -> UnembedError:
                 f"pipelines and TransformerLens models.")
 
 
+def _narrow(model: LoadedModel, where: object, cls: type[_M]) -> _M:
+    if isinstance(model, cls):
+        return model
+    raise not_exportable(model, where)
+
+
 def as_hf(model: LoadedModel, where: object) -> HFExportable:
     """``model`` as a HuggingFace model export can write (checked by its class)."""
-    if model.kind in ("hf_lm", "hf_vision", "hf_classifier"):
-        from unembed.sources.hf_lm import HFCausalLM
-        from unembed.sources.torch_base import HFClassifierSource
+    from unembed.sources.hf_lm import HFCausalLM
+    from unembed.sources.torch_base import HFClassifierSource
 
-        if isinstance(model, HFCausalLM | HFClassifierSource):
-            return model
-    raise not_exportable(model, where)
+    if isinstance(model, HFCausalLM):
+        return model
+    return _narrow(model, where, HFClassifierSource)
 
 
 def as_torch(model: LoadedModel, where: object) -> TorchExportable:
     """``model`` as a torch module export can write (checked by its class)."""
-    if model.kind == "torch":
-        from unembed.sources.torch_module import TorchModuleModel
+    from unembed.sources.torch_module import TorchModuleModel
 
-        if isinstance(model, TorchModuleModel):
-            return model
-    raise not_exportable(model, where)
+    return _narrow(model, where, TorchModuleModel)
 
 
 def as_sklearn(model: LoadedModel, where: object) -> SklearnExportable:
     """``model`` as a scikit-learn estimator export can write (checked by its class)."""
-    if model.kind == "sklearn":
-        from unembed.sources.sklearn import SklearnModel
+    from unembed.sources.sklearn import SklearnModel
 
-        if isinstance(model, SklearnModel):
-            return model
-    raise not_exportable(model, where)
+    return _narrow(model, where, SklearnModel)
 
 
 def as_spacy(model: LoadedModel, where: object) -> SpacyTagger:
     """``model`` as a spaCy pipeline export can write (checked by its class)."""
-    if model.kind == "spacy":
-        from unembed.sources.spacy_pipeline import SpacyTagger
+    from unembed.sources.spacy_pipeline import SpacyTagger
 
-        if isinstance(model, SpacyTagger):
-            return model
-    raise not_exportable(model, where)
+    return _narrow(model, where, SpacyTagger)
 
 
 def as_tl(model: LoadedModel, where: object) -> TLModel:
     """``model`` as a TransformerLens model export can write (checked by its class)."""
-    if model.kind == "transformer_lens":
-        from unembed.sources.tlens import TLModel
+    from unembed.sources.tlens import TLModel
 
-        if isinstance(model, TLModel):
-            return model
-    raise not_exportable(model, where)
+    return _narrow(model, where, TLModel)
 
 
 def check_exportable(model: LoadedModel, where: object) -> None:
