@@ -20,7 +20,7 @@ from unembed.head import Head
 from unembed.sources._torch import FinalNorm
 
 if TYPE_CHECKING:
-    from unembed.sources.spacy_pipeline import SpacyTagger
+    from unembed.sources.spacy_pipeline import SpacyComponent
     from unembed.sources.tlens import TLModel
 
 
@@ -177,11 +177,14 @@ def as_sklearn(model: LoadedModel, where: object) -> SklearnExportable:
     return _narrow(model, where, SklearnModel)
 
 
-def as_spacy(model: LoadedModel, where: object) -> SpacyTagger:
-    """``model`` as a spaCy pipeline export can write (checked by its class)."""
-    from unembed.sources.spacy_pipeline import SpacyTagger
+def as_spacy(model: LoadedModel, where: object) -> SpacyComponent:
+    """``model`` as a spaCy pipeline component export can write (a tagger, or a parser's or
+    NER's action layer; checked by its class)."""
+    from unembed.sources.spacy_pipeline import SpacyTagger, SpacyTransition
 
-    return _narrow(model, where, SpacyTagger)
+    if isinstance(model, SpacyTagger):
+        return model
+    return _narrow(model, where, SpacyTransition)
 
 
 def as_tl(model: LoadedModel, where: object) -> TLModel:
