@@ -20,6 +20,7 @@ from unembed.behaviour import (
     top_k_indices,
 )
 from unembed.head import Head, logits_to_log_probs
+from unembed.sources.base import HeadModel
 
 
 def _log_probs(n: int, v: int, seed: int) -> np.ndarray:
@@ -103,7 +104,7 @@ def test_top_k_indices_and_tally_top() -> None:
         t.update(np.zeros((2, 4)))
 
 
-class _Linear:
+class _Linear(HeadModel):
     """A real (if tiny) model: a fixed random feature map then a head."""
 
     kind = "test"

@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from unembed.engine import Sharded
+    from unembed.sources.base import LoadedModel
     from unembed.tables import PairTable
 
 #: Above this many labels, claim 1 does not recompute the causal view of the translated head.
@@ -716,7 +717,7 @@ def _negative_pairs_claim(view: str, number: int, beh: Behaviour, head: Head,
 
 # ---------------------------------------------------------------------------- the audit
 def audit(
-    model: Any,
+    model: LoadedModel,
     data: DataSource,
     *,
     label_set: Sequence[LabelRef] | None = None,
@@ -831,7 +832,7 @@ def audit(
                 c.witness_text = texts.get(c.witness, "")
     t4 = time.perf_counter()
     meta = {k: v for k, v in head.meta.items() if isinstance(v, (str, int, float, bool))}
-    model_info = {"kind": getattr(model, "kind", type(model).__name__),
+    model_info = {"kind": model.kind,
                   "n_labels": head.n_labels, "d": head.d, "link": head.link,
                   "dtype": head.dtype, "rows": head.rows, "meta": meta,
                   **(info or {})}

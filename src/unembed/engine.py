@@ -27,7 +27,7 @@ import hashlib
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from unembed._checks import arg_error, fail
 from unembed._progress import progress_bars
@@ -45,21 +45,24 @@ from unembed.streaming import (
     select_labels,
 )
 
+if TYPE_CHECKING:
+    from unembed.sources.base import LoadedModel
+
 __all__ = ["RayEngine", "Sharded"]
 
 S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
 
-ModelLoader = Callable[[], Any]
-DataOpener = Callable[[Any], DataSource]
+ModelLoader = Callable[[], "LoadedModel"]
+DataOpener = Callable[["LoadedModel"], DataSource]
 
 #: Per worker process: models loaded by a loader (keyed by the loader's pickle digest), so a
 #: worker that runs several units loads its model once.
-_MODELS: dict[str, Any] = {}
+_MODELS: dict[str, LoadedModel] = {}
 
 
-def _model(key: str, load_model: ModelLoader) -> Any:
+def _model(key: str, load_model: ModelLoader) -> LoadedModel:
     if key not in _MODELS:
         _MODELS.clear()
         _MODELS[key] = load_model()

@@ -262,7 +262,7 @@ def _export_sklearn(model: SklearnExportable, head: Head, out: Path, tmp: Path, 
     with open(tmp, "rb") as fh:
         reread_est = pickle.load(fh)
     reread = model.with_estimator(reread_est)
-    x = model.random_inputs(256, seed=seed) if inputs is None else inputs
+    x = model.random_inputs(256, 0, seed=seed) if inputs is None else inputs
     z_old, z_new = model.model_logits(x), reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
     require_equivalent(eq, out, "estimator")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +28,9 @@ from unembed.data import DataSource, shard_batches
 from unembed.head import Head, LabelRef
 from unembed.kernels import selected_log_probs, summarise, take_columns
 from unembed.moments import HiddenMoments
+
+if TYPE_CHECKING:
+    from unembed.sources.base import LoadedModel
 
 __all__ = ["Behaviour", "LabelSelection", "Partial", "PassOptions", "collect", "collect_with",
            "label_selection", "run_shard", "select_labels"]
@@ -72,7 +75,7 @@ class Behaviour:
 Forward = Callable[[Any], tuple[NDArray[np.float64], object]]
 
 
-def _forward(model: Any, logits: str) -> Forward:
+def _forward(model: LoadedModel, logits: str) -> Forward:
     """(hidden states (n, d) float64, logits (n, V)) of a batch: the model's own logits (in its
     own precision where it offers them, possibly a tensor on its device) or the head's."""
     if logits not in ("model", "head"):
@@ -80,10 +83,11 @@ def _forward(model: Any, logits: str) -> Forward:
                    f"Got {logits!r} instead.")
     head: Head = model.head
     if logits == "model":
-        for name in ("forward_native", "forward"):
-            f = getattr(model, name, None)
-            if callable(f):
-                return f
+        from unembed.sources.torch_base import TorchSource
+
+        # torch models hand their logits over in their own precision (a tensor on an
+        # accelerator): no (n, V) float64 copy per batch
+        return model.forward_native if isinstance(model, TorchSource) else model.forward
 
     def via_head(batch: Any) -> tuple[NDArray[np.float64], object]:
         h = model.hidden_states(batch)
@@ -130,7 +134,7 @@ class _Stream:
     is chosen do in a single pass), the others from the model's own logits.
     """
 
-    def __init__(self, model: Any, *, idx: NDArray[np.int64] | None, top_k: int,
+    def __init__(self, model: LoadedModel, *, idx: NDArray[np.int64] | None, top_k: int,
                  keep_hidden: int, logits: str, head_batches: int = 0) -> None:
         self.head: Head = model.head
         self.forward = _forward(model, logits)
@@ -276,7 +280,7 @@ def _behaviour(head: Head, part: Partial, selection: str, top_k: int,
 
 
 def collect(
-    model: Any,
+    model: LoadedModel,
     data: DataSource,
     *,
     label_set: Sequence[LabelRef] | None = None,
@@ -324,7 +328,7 @@ def collect(
                         PassOptions(top_k, batch_size, keep_hidden, logits), progress=progress)
 
 
-def collect_with(model: Any, data: DataSource, choice: LabelSelection, opts: PassOptions, *,
+def collect_with(model: LoadedModel, data: DataSource, choice: LabelSelection, opts: PassOptions, *,
                  progress: bool = True) -> Behaviour:
     """:func:`collect` with the label selection and the pass options as objects."""
     head: Head = model.head
@@ -364,7 +368,7 @@ class Selection:
     head_batches: int
 
 
-def select_labels(model: Any, data: DataSource, choice: LabelSelection, *, top_k: int = 5,
+def select_labels(model: LoadedModel, data: DataSource, choice: LabelSelection, *, top_k: int = 5,
                   batch_size: int = 32, logits: Literal["model", "head"] = "model"
                   ) -> Selection:
     """The label set :func:`collect` would choose, and the batches it holds while choosing
@@ -389,8 +393,8 @@ def select_labels(model: Any, data: DataSource, choice: LabelSelection, *, top_k
     return Selection(idx, text, stream.part.batches)
 
 
-def run_shard(model: Any, data: DataSource, selection: Selection, *, shard: int, n_shards: int,
-              top_k: int = 5, batch_size: int = 32, keep_hidden: int = 4096,
+def run_shard(model: LoadedModel, data: DataSource, selection: Selection, *, shard: int,
+              n_shards: int, top_k: int = 5, batch_size: int = 32, keep_hidden: int = 4096,
               logits: Literal["model", "head"] = "model",
               on_batch: Callable[[int], None] | None = None) -> Partial:
     """The batches ``b`` with ``b % n_shards == shard``, accumulated over ``selection``'s label

@@ -48,6 +48,60 @@ class LoadedModel(Protocol):
         """The model's own logits (n, V) for the same inputs, flattened the same way."""
         ...
 
+    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(hidden states (n, d), logits (n, V)) of one pass, float64: the model's own
+        logits where it computes them itself (torch, TransformerLens, spaCy); the head's
+        where the head is the whole model (weight files, scikit-learn's linear models)."""
+        ...
+
+    def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
+        """n inputs the model takes, drawn at random (token ids of ``length`` tokens for
+        language models, images, features); refused (UnembedError) by a model whose inputs
+        have no distribution to draw from (a bare head's hidden states, a pipeline's texts)."""
+        ...
+
+
+class HeadModel:
+    """Defaults for a :class:`LoadedModel` whose head is the whole model (a weight file, a
+    linear scikit-learn model, a model of your own): :meth:`forward` is the hidden states with
+    the head's float64 logits of them; :meth:`random_inputs` is refused. Subclass it and
+    give ``head``, ``kind`` and ``hidden_states``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> class Tanh(HeadModel):
+    ...     kind = "mine"
+    ...     def __init__(self):
+    ...         self.head = Head(np.eye(2), labels=["a", "b"])
+    ...     def hidden_states(self, x):
+    ...         return np.tanh(np.asarray(x, dtype=np.float64))
+    >>> h, z = Tanh().forward([[0.0, 1.0]])
+    >>> bool(np.allclose(z, np.tanh([[0.0, 1.0]])))
+    True
+    """
+
+    head: Head
+    kind: str
+
+    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
+        raise NotImplementedError
+
+    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
+        """The head's logits (n, V), float64: the head is the whole model."""
+        return self.head.logits(self.hidden_states(inputs))
+
+    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(the hidden states, the head's logits of them), float64."""
+        h = self.hidden_states(inputs)
+        return h, self.head.logits(h)
+
+    def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
+        """Refused: nothing says how this model's inputs are distributed."""
+        raise fail(f"a {type(self).__name__} model cannot draw random inputs; pass the "
+                   f"inputs.")
+
 
 class HFExportable(LoadedModel, Protocol):
     """A HuggingFace model that :func:`unembed.export.export_model` can write back: the
@@ -69,10 +123,6 @@ class HFExportable(LoadedModel, Protocol):
 
     @property
     def raw_b(self) -> NDArray[np.float64] | None: ...
-
-    def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
-        """Inputs the model takes (token ids or images), drawn at random."""
-        ...
 
     def load_fresh(self) -> Any:
         """A second, independent torch model (``torch.nn.Module``) to modify and save."""
@@ -121,8 +171,6 @@ class SklearnExportable(LoadedModel, Protocol):
 
     @property
     def structure(self) -> str: ...
-
-    def random_inputs(self, n: int, *, seed: int = 0) -> NDArray[np.float64]: ...
 
     def with_head(self, head: Head) -> Any: ...
 

@@ -158,6 +158,11 @@ class TorchModuleModel(TorchSource):
                        f"{tuple(getattr(y, 'shape', ()))}.")
         return h, logits_out(y.reshape(-1, self.head.n_labels))
 
+    def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
+        """Refused: what a module takes is its own (shapes, dtypes, meaning)."""
+        raise fail(f"a {self.family} module cannot draw random inputs (what it takes is its "
+                   f"own); pass the inputs.")
+
     def layer_logits(self, h: Any) -> NDArray[np.float64]:
         """The output Linear itself applied to hidden states h (n, d), float64 result."""
         import torch
