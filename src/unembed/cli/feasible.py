@@ -10,6 +10,7 @@ from unembed.cli._common import (
     add_head_args,
     add_json_arg,
     load_head,
+    masked_note,
     positive_int,
     print_json,
 )
@@ -84,10 +85,13 @@ def run(args: argparse.Namespace) -> int:
             result = f.enumerate_top_k_sets(head, args.enumerate, args.k, **kw)
         else:
             result = f.enumerate_combinations(head, args.enumerate, **kw)
+    masked = masked_note(head)
     if args.json:
-        print_json(result)
+        print_json(result if masked is None else {**result.to_dict(), "note": masked})
         return 0
     _print(result)
+    if masked is not None:
+        print(f"note: {masked}")
     return 0
 
 

@@ -86,7 +86,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -108,6 +108,9 @@ _HIGHS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1
 _FULL_GROUP = 1024  # groups with at most this many outside labels start with all of them
 _START_GROUP = 64  # otherwise: the strongest competitors at the start point
 _ADD_GROUP = 32  # most violated rows added per member of S and generation round
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 # ---------------------------------------------------------------------------------- results
@@ -199,6 +202,12 @@ class Feasibility:
     def feasible(self) -> bool:
         """True only for a "yes" backed by a witness."""
         return self.status == "yes"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row as a pandas DataFrame (:func:`unembed.tables.feasibility_table`)."""
+        from unembed.tables import feasibility_table
+
+        return feasibility_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         return {
