@@ -49,7 +49,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
-from unembed.feasibility import RTOL, Feasibility, can_be_top_two, is_argmaxable
+from unembed.feasibility import Feasibility, can_be_top_two, is_argmaxable
 from unembed.head import Head, LabelRef
 
 __all__ = ["KeepCosines", "not_top_two_keeping_cosines", "unargmaxable_keeping_cosines"]
@@ -130,7 +130,7 @@ def _solve(c: NDArray[np.float64], A_eq: NDArray[np.float64], b_eq: NDArray[np.f
     return None if res.status != 0 or res.x is None else np.asarray(res.x, dtype=np.float64)
 
 
-def unargmaxable_keeping_cosines(head: Head, label: LabelRef, *, rtol: float = RTOL
+def unargmaxable_keeping_cosines(head: Head, label: LabelRef, *, rtol: float | None = None
                                  ) -> KeepCosines:
     """Rescale the row of ``label`` so that it can no longer be the argmax, every raw cosine
     unchanged (see the module docstring for the construction and when it is impossible).
@@ -191,7 +191,7 @@ def unargmaxable_keeping_cosines(head: Head, label: LabelRef, *, rtol: float = R
     return res
 
 
-def not_top_two_keeping_cosines(head: Head, a: LabelRef, b: LabelRef, *, rtol: float = RTOL
+def not_top_two_keeping_cosines(head: Head, a: LabelRef, b: LabelRef, *, rtol: float | None = None
                                 ) -> KeepCosines:
     """Rescale the rows of ``a`` and ``b`` so that they can no longer be the top two together,
     every raw cosine unchanged (heads without a bias; see the module docstring).

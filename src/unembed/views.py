@@ -307,8 +307,11 @@ def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[n
 
         (c_i - c_k) . (c_j - c_k) = c_i . c_j - c_i . c_k - c_j . c_k + |c_k|^2,
 
-    one (|idx|, block) product per block of reference labels (O(|idx| |ref| d) in all, never a
-    Gram matrix per reference label)."""
+    so every difference cosine comes from one Gram matrix of the centered rows involved: when
+    the reference set lies in ``idx`` (``reference="set"``) the (|idx|, |idx|) Gram matrix
+    C C^T is all there is (one O(|idx|^2 d) product, then O(|idx|^3) arithmetic); otherwise one
+    (|idx|, block) product per block of reference labels (O(|idx| |ref| d) in all). Never a
+    Gram matrix per reference label."""
     W = head.W
     m = head.stats.mean()
     ix = np.asarray(idx, dtype=np.intp)
@@ -316,15 +319,21 @@ def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[n
     Ci = head.stats.identify(W[ix] - m)
     Gii = Ci @ Ci.T
     dii = np.diag(Gii).copy()
-    cn2 = head.stats.centered_norms() ** 2
-    out = np.full((k, k), np.inf)
     pos = {r: a for a, r in enumerate(idx)}
+    inside = all(r in pos for r in ref)
+    cn2 = dii if inside else head.stats.centered_norms() ** 2
+    out = np.full((k, k), np.inf)
     refs = np.asarray(ref, dtype=np.intp)
     step = max(1, min(4096, (1 << 22) // max(k * k, 1)))
     for s in range(0, refs.size, step):
         R = refs[s:s + step]
-        X = Ci @ head.stats.identify(W[R] - m).T  # (k, r): c_i . c_k
-        nk = cn2[R]
+        if inside:
+            at = np.array([pos[r] for r in R.tolist()], dtype=np.intp)
+            X = Gii[:, at]  # c_i . c_k from the one Gram matrix
+            nk = dii[at]
+        else:
+            X = Ci @ head.stats.identify(W[R] - m).T  # (k, r): c_i . c_k
+            nk = cn2[R]
         d2 = dii[:, None] - 2 * X + nk[None, :]  # |c_i - c_k|^2
         num = Gii[:, :, None] - X[:, None, :] - X[None, :, :] + nk[None, None, :]
         with np.errstate(divide="ignore", invalid="ignore"):

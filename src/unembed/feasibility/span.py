@@ -31,6 +31,40 @@ usual fast pass and LPs.
 
 Only for ``radius=None`` (h anywhere in R^d): with a bounded h the margin M may need an h
 outside the box.
+
+LPs in the rows' span (wide heads, affinely dependent or not)
+-------------------------------------------------------------
+When the theorem above does not settle a label (rows affinely dependent, or nearly so) the
+LPs decide, and for V << d they need not be solved in R^d.
+
+Theorem (reduction). Let S = span{u_1, ..., u_V} in R^d have dimension r <= V and an
+orthonormal basis Q (d, r), and M = W Q (V, r) the rows' coordinates. For every h in R^d,
+W h = M (Q^T h): each row u_k lies in S, so u_k . (h - Q Q^T h) = 0. Every LP of
+:mod:`unembed.feasibility._core` constrains h only through W h (rows z_p - z_n, signed logits
++z_p or -z_n, ties z_p = z_n, each plus the bias times s), so for ``radius=None`` a
+(h, s) satisfies a set of rows iff (y, s) = (Q^T h, s) satisfies the same rows written with M,
+and every (y, s) gives h = Q y. Hence "some h in R^d with margin > 0" holds iff "some y in
+R^r with margin > 0" does: the verdicts are the same, and the LP has r + 2 variables instead
+of d + 2. (With a box |h_j| <= r_j the box constrains h itself, not only Q^T h: not covered,
+and not used.) QED.
+
+How it is used (:func:`span_basis`, :meth:`unembed.feasibility._core.Space.span`): for
+``radius=None`` and 2 V <= d, Q comes from a QR factorisation of W^T (one O(V^2 d) pass) and
+each LP is solved over y in the unit box |y|_inf <= 1 (any bounded normalisation of the
+homogeneous problem gives the same verdict). The reduction only *proposes*; nothing is taken
+on trust from a rounded Q:
+
+* its point is lifted back, h = Q y, scaled into R^d's unit form (h, s) / max(1, |h|_inf), and
+  a "yes" needs that witness's margin, recomputed in float64 from the head in R^d over all
+  rows, above the tolerance, exactly like any other witness;
+* its dual weights lam (one per row, as in R^d) are a certificate only if the bound
+  ``sum_j |G^T lam|_j + max(0, lam . g)`` recomputed from the head in R^d is below the
+  tolerance (G^T lam is a combination of rows, in S, so a y-space certificate is one in R^d
+  up to rounding).
+
+Margins: the witness's R^d unit-form margin is at most the R^d LP's optimum (the unit box of
+R^d allows h with components outside S that shrink |h|_inf), so for the narrowest-margin
+refinement the margins found in the span are lower bounds, and the list is not called exact.
 """
 
 from __future__ import annotations
@@ -45,6 +79,42 @@ from unembed.feasibility._core import Space
 
 _BLOCK = 256  # witnesses formed per block (block x d float64 in memory)
 _EPS64 = 2.0**-53
+
+
+@dataclass(frozen=True, eq=False)
+class SpanBasis:
+    """An orthonormal basis Q = W^T A (d, r) of the rows' span, kept as A (V, r), and the
+    rows' coordinates M = W Q (V, r), from the Gram matrix W W^T = U diag(lam) U^T:
+    A = U_r diag(lam_r)^{-1/2}, M = U_r diag(lam_r)^{1/2} (eigenvalues below 1e-12 of the
+    largest dropped: directions the rows do not span beyond rounding). See the module
+    docstring: Q's rounding is harmless, every answer is checked in R^d."""
+
+    W: NDArray[np.float64]
+    A: NDArray[np.float64]
+    coords: NDArray[np.float64]
+
+    def lift(self, y: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The hidden state h = Q y = W^T (A y) (d,) of span coordinates y (r,)."""
+        return np.asarray((self.A @ y) @ self.W, dtype=np.float64)
+
+
+def span_basis(W: NDArray[np.float64]) -> SpanBasis:
+    """:class:`SpanBasis` of the rows of W (V, d): one V x V Gram matrix (O(V^2 d)), its
+    eigendecomposition, nothing of size (d, r) kept.
+
+    >>> import numpy as np
+    >>> W = np.random.default_rng(0).normal(size=(3, 50))
+    >>> b = span_basis(W)
+    >>> y = np.array([0.5, -1.0, 2.0])
+    >>> bool(np.allclose(W @ b.lift(y), b.coords @ y, atol=1e-12))
+    True
+    """
+    G = W @ W.T
+    lam, U = np.linalg.eigh(0.5 * (G + G.T))
+    keep = lam > 1e-12 * max(float(lam.max(initial=0.0)), 1e-300)
+    lam, U = lam[keep], U[:, keep]
+    root = np.sqrt(lam)
+    return SpanBasis(W, np.ascontiguousarray(U / root), np.ascontiguousarray(U * root))
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,4 +186,4 @@ def span_witnesses(sp: Space) -> SpanWitnesses | None:
     return SpanWitnesses(coef, margin, margin > tol)
 
 
-__all__ = ["SpanWitnesses", "span_witnesses"]
+__all__ = ["SpanBasis", "SpanWitnesses", "span_basis", "span_witnesses"]
