@@ -120,17 +120,18 @@ def test_shared_tok2vec_listener(tmp_path):
     assert [m.head.labels[i] for i in z.argmax(1)] == [t.tag_ for d in docs for t in d]
 
 
-def test_ner_is_refused_with_the_reason():
+def test_a_tagger_is_preferred_and_ner_is_read_when_named():
     nlp = train_tagger(with_ner=True)
-    with pytest.raises(UnembedError, match="transition-based.*masked out"):
-        load(nlp, head_name="ner")
     assert load(nlp).head.meta["component"] == "tagger"
+    # (test_sources_spacy_transition.py checks what is read from a parser and an NER)
+    ner = load(nlp, head_name="ner")
+    assert ner.head.meta["masked_argmax"] and "U-ANIMAL" in ner.head.labels
 
 
 def test_pipeline_without_tagger_is_refused():
     import spacy
 
-    with pytest.raises(UnembedError, match="has no tagger.*sentencizer"):
+    with pytest.raises(UnembedError, match="no component unembed reads.*sentencizer"):
         nlp = spacy.blank("en")
         nlp.add_pipe("sentencizer")
         load(nlp)

@@ -314,9 +314,9 @@ def export_model(model: LoadedModel, head: Head, out: str | os.PathLike[str], *,
         if kind == "torch":
             return _export_torch(cast(TorchExportable, model), head, outp, tmp, inputs, seed)
         if kind == "spacy":
-            from unembed.sources.spacy_pipeline import SpacyTagger, export_spacy
+            from unembed.sources.spacy_pipeline import SpacyComponent, export_spacy
 
-            return export_spacy(cast(SpacyTagger, model), head, outp, tmp, inputs, seed)
+            return export_spacy(cast(SpacyComponent, model), head, outp, tmp, inputs, seed)
         if kind == "transformer_lens":
             from unembed.sources.tlens import TLModel, export_tl
 

@@ -32,8 +32,8 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unique-labels", action="store_true",
                    help="rename repeated labels instead of refusing them: sr, sr -> sr, sr#2")
     p.add_argument("--component", metavar="NAME",
-                   help="with a spaCy pipeline: the tagger component to read (default: the "
-                        "only one)")
+                   help="with a spaCy pipeline: the component to read: a tagger, parser or "
+                        "ner (default: the only tagger; without one, the only parser or ner)")
     p.add_argument("--revision", metavar="REV",
                    help="with a hub name: the branch, tag or commit hash in the hub cache "
                         "(default: main)")
@@ -57,6 +57,25 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-degenerate", action="store_true",
                    help="accept all-zero and identical rows (padding rows of real checkpoints)")
     add_device_args(p)
+    add_tl_args(p)
+
+
+def add_tl_args(p: argparse.ArgumentParser) -> None:
+    """--as transformer-lens and TransformerLens's from_pretrained processing switches."""
+    p.add_argument("--as", dest="read_as", choices=("transformer-lens",), default=None,
+                   help="read --model NAME as TransformerLens reads it: "
+                        "HookedTransformer.from_pretrained(NAME) from the local hub cache "
+                        "(a name from TransformerLens 3.x's model table, e.g. gpt2-small; "
+                        "never downloaded), with its default processing (fold_ln, "
+                        "center_writing_weights, center_unembed)")
+    p.add_argument("--no-fold-ln", action="store_true",
+                   help="with --as transformer-lens: fold_ln=False (keep the final LayerNorm's "
+                        "gain out of W_U: the stored rows)")
+    p.add_argument("--no-center-unembed", action="store_true",
+                   help="with --as transformer-lens: center_unembed=False (do not subtract the "
+                        "mean row from W_U)")
+    p.add_argument("--no-center-writing-weights", action="store_true",
+                   help="with --as transformer-lens: center_writing_weights=False")
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
@@ -165,6 +184,16 @@ def model_loader(args: argparse.Namespace, spec: str | None = None) -> functools
     the options given, as a picklable call: workers of ``--engine ray`` run it themselves."""
     from unembed.sources import load
 
+    if getattr(args, "read_as", None) == "transformer-lens":
+        return _tl_loader(args, spec)
+    tl_only = [o for o, dest in (("--no-fold-ln", "no_fold_ln"),
+                                 ("--no-center-unembed", "no_center_unembed"),
+                                 ("--no-center-writing-weights", "no_center_writing_weights"))
+               if getattr(args, dest, False)]
+    if tl_only:
+        from unembed._checks import fail
+
+        raise fail(f"{tl_only[0]} applies with --as transformer-lens.")
     return functools.partial(
         load,
         spec if spec is not None else head_source(args),
@@ -183,6 +212,38 @@ def model_loader(args: argparse.Namespace, spec: str | None = None) -> functools
         head_name=getattr(args, "component", None),
         **_temperature_kw(args),
     )
+
+
+def _tl_loader(args: argparse.Namespace, spec: str | None) -> functools.partial[Any]:
+    """``load_pretrained(NAME, ...)`` for ``--as transformer-lens``; options that mean nothing
+    for a TransformerLens model are refused, not ignored."""
+    from unembed._checks import fail
+    from unembed.sources.tlens import load_pretrained
+
+    given = [(o, v) for o, v in (("--fold", getattr(args, "fold", False)),
+                                 ("--bias", args.bias), ("--softcap", args.softcap),
+                                 ("--temperature", getattr(args, "temperature", None)),
+                                 ("--trust-pickle", getattr(args, "trust_pickle", False)),
+                                 ("--trust-remote-code", getattr(args, "trust_remote_code",
+                                                                 False)),
+                                 ("--component", getattr(args, "component", None)))
+             if v not in (None, False)]
+    if args.link != "softmax":
+        given.append(("--link", args.link))
+    if given:
+        why = (" (TransformerLens folds the final norm by default: fold_ln; --no-fold-ln turns "
+               "it off)" if given[0][0] == "--fold" else "")
+        raise fail(f"{given[0][0]} does not apply with --as transformer-lens{why}.")
+    device = getattr(args, "device", None)
+    if device is not None and device != "cpu":
+        raise fail(f"--device {device}: with --as transformer-lens the model runs on the CPU "
+                   f"here.")
+    return functools.partial(
+        load_pretrained, spec if spec is not None else head_source(args),
+        revision=getattr(args, "revision", None),
+        fold_ln=not args.no_fold_ln, center_unembed=not args.no_center_unembed,
+        center_writing_weights=not args.no_center_writing_weights,
+        dtype=getattr(args, "model_dtype", None), strict=not args.allow_degenerate)
 
 
 def _temperature_kw(args: argparse.Namespace) -> dict[str, float]:

@@ -15,20 +15,56 @@ is ``W``, ``b`` with ``logit_scale = 1 / T``; the hidden states are the tok2vec 
 tagger (so a tagger listening to a shared ``tok2vec`` component gets that component's output)
 and then every layer of the tagger's model but the last.
 
+Transition-based ``parser`` and ``ner`` (:class:`SpacyTransition`; spaCy 3.8's
+``spacy.TransitionBasedParser.v1/v2``, a ``TransitionModel`` of ``tok2vec``, ``lower``
+(``PrecomputableAffine``) and ``upper`` (a thinc ``Linear``)). For each parser state s, spaCy
+sums the lower layer's precomputed features of the state's ``nF`` context tokens (a learned
+padding vector for absent ones), adds the lower bias and takes the maxout over ``nP`` pieces:
+that state vector h(s) in R^nH is the input of the upper layer, and
+
+    z(s) = W h(s) + b,       W = upper.W (nO, nH), b = upper.b (nO,)
+
+scores the ``nO`` moves, row i belonging to the move ``moves.get_class_name(i)`` ("L-nsubj",
+"R-dobj", "S", "D", "B-ROOT" for the parser; "B-ORG", "I-ORG", "L-ORG", "U-ORG", "O" for NER).
+The head read is that W, b; the hidden states are h(s) for every state of the greedy parse of
+the inputs (one prediction per transition, computed with spaCy's own step model:
+``get_token_ids``, ``state2vec``, then ``transition_states``), and the parse they produce is
+checked to be the one spaCy's ``predict`` (its C loop) produces.
+
+What is and is not covered there:
+
+* spaCy never computes a softmax at parse time: it takes the argmax of z(s) *over the moves
+  valid in s* (invalid moves are skipped, not scored lower). Translating every row by c, or
+  shifting every bias by the same amount, adds one number to every score of a state, so it
+  keeps every masked argmax and every softmax restricted to the valid moves: the symmetry
+  claims hold per state, whatever the mask. The probabilities unembed reports are
+  softmax(z(s)) over *all* moves read: the distribution spaCy's training loss normalises over
+  (``cpu_log_loss``), which the parse itself never uses. Answers about which moves can be the
+  argmax or the top two (``argmaxable``, ``feasible``) are over all moves: a move that is never
+  the argmax over all moves can still be chosen in states where the moves beating it are
+  invalid, so "not argmaxable" does not mean "never chosen by the parser".
+* moves never seen in training ("unseen classes") get the batch's minimum score instead of
+  W h + b (and their rows stay at the zero initialisation): they are left out of the head,
+  and named in ``head.meta["unseen_moves"]``.
+* refused, with the reason: beam search (``beam_width`` > 1: which states are scored depends
+  on the beam), ``use_upper = false`` (the scores are the lower layer's maxout output: no
+  linear layer over a hidden state), and ``maxout_pieces = 1`` (spaCy 3.8's greedy C loop feeds
+  the upper layer the state vector as is, its Python step model the ReLU of it: two different
+  hidden states).
+* reparametrization is not claimed: h(s) is a maxout, not the output of an affine map that
+  could absorb an invertible A.
+
 What is not read, and why (each refused with this reason):
 
-* ``parser``, ``ner`` (transition-based): the action layer scores the *moves* of a parser state
-  from a hidden vector built from several tokens of that state, and moves invalid in the state
-  are masked out before the argmax (their scores replaced by a large negative number): the
-  probabilities are those of a state-dependent subset of rows, and there is no per-token hidden
-  state to audit. Not claimed.
 * ``morphologizer``, ``senter``, ``textcat``, ``spancat`` and others: their output layers map
   rows to labels in their own ways (feature bundles, sentence starts, independent sigmoids over
   spans); not read yet.
 * a hierarchical softmax (fastText's ``loss='hs'``) has no row per label at all (see
   :mod:`unembed.sources.fasttext_model`).
 
-Supported: spaCy 3.8 (thinc 8.3), ``spacy.Tagger.v1`` and ``v2``.
+Supported: spaCy 3.8 (thinc 8.3), ``spacy.Tagger.v1`` and ``v2``, ``parser`` and ``ner`` with
+``spacy.TransitionBasedParser.v1`` / ``v2`` (greedy, ``use_upper = true``, ``maxout_pieces``
+>= 2: spaCy's defaults for CPU pipelines).
 """
 
 from __future__ import annotations
@@ -49,10 +85,13 @@ from unembed.head import Head, logits_to_log_probs
 if TYPE_CHECKING:
     from unembed.export import ExportResult
 
-__all__ = ["SpacyTagger", "SpacyTexts", "is_spacy_dir", "is_spacy_language", "load_spacy"]
+__all__ = ["SpacyComponent", "SpacyTagger", "SpacyTexts", "SpacyTransition", "is_spacy_dir",
+           "is_spacy_language", "load_spacy"]
 
-_READ = ("tagger",)
-_TRANSITION = ("parser", "ner", "beam_parser", "beam_ner")
+_TAGGERS = ("tagger",)
+_TRANSITION = ("parser", "ner")
+_BEAM = ("beam_parser", "beam_ner")
+_READ = _TAGGERS + _TRANSITION
 
 
 def is_spacy_dir(path: Path) -> bool:
@@ -80,30 +119,77 @@ def _pick_component(nlp: Any, component: str | None, where: str) -> str:
             raise fail(f"{where}: no component {component!r} in the pipeline (it has "
                        f"{', '.join(names) or 'none'}).")
         fac = _factory(nlp, component)
-        if fac in _TRANSITION:
-            raise fail(f"{where}: component {component!r} ({fac}) is transition-based: its "
-                       f"action layer scores the moves of a parser state from several tokens "
-                       f"at once, with the moves invalid in that state masked out before the "
-                       f"argmax, so it has no per-token head whose probabilities are "
-                       f"softmax(W h + b); unembed reads taggers ({', '.join(_READ)}).")
+        if fac in _BEAM:
+            raise fail(f"{where}: component {component!r} ({fac}) parses with beam search: "
+                       f"which parser states are scored depends on the beam, so there is no "
+                       f"one hidden state per decision; unembed reads greedy parsers and NER "
+                       f"(beam_width 1).")
         if fac not in _READ:
             raise fail(f"{where}: component {component!r} ({fac}) is not read by unembed: its "
                        f"output layer maps rows to labels in its own way; unembed reads "
-                       f"taggers ({', '.join(_READ)}).")
+                       f"{', '.join(_READ)}.")
         return component
-    found = [n for n in names if _factory(nlp, n) in _READ]
+    found = [n for n in names if _factory(nlp, n) in _TAGGERS]
     if not found:
         have = ", ".join(f"{n} ({_factory(nlp, n)})" for n in names) or "none"
-        raise fail(f"{where}: the pipeline has no tagger (components: {have}); unembed reads "
-                   f"the softmax of taggers; transition-based parser and NER action layers "
-                   f"are masked per parser state and are not read.")
+        trans = [n for n in names if _factory(nlp, n) in _TRANSITION]
+        if len(trans) == 1:
+            return trans[0]
+        if trans:
+            raise fail(f"{where}: the pipeline has no tagger and several transition-based "
+                       f"components ({', '.join(trans)}); name one (component=... / "
+                       f"--component).")
+        raise fail(f"{where}: the pipeline has no component unembed reads (components: "
+                   f"{have}); unembed reads {', '.join(_READ)}.")
     if len(found) > 1:
         raise fail(f"{where}: the pipeline has several taggers ({', '.join(found)}); name "
                    f"one (component=... / --component).")
     return found[0]
 
 
-class SpacyTagger:
+class _Pipe:
+    """What every component read from a pipeline shares: running the components before it,
+    and the audit's texts."""
+
+    nlp: Any
+    component: str
+
+    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        raise NotImplementedError
+
+    def docs(self, inputs: Any) -> list[Any]:
+        """Texts (a string or a list of strings) or Docs, run through the components before
+        this one."""
+        from spacy.tokens import Doc
+
+        if isinstance(inputs, (str, Doc)):
+            inputs = [inputs]
+        if not isinstance(inputs, (list, tuple)) or not all(isinstance(x, (str, Doc))
+                                                            for x in inputs):
+            raise fail("The 'inputs' argument of a spaCy component must be text, a list of texts "
+                       "or spaCy Docs.")
+        docs = [x if isinstance(x, Doc) else self.nlp.make_doc(x) for x in inputs]
+        for name, proc in self.nlp.pipeline:
+            if name == self.component:
+                break
+            docs = list(proc.pipe(docs))
+        return docs
+
+    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
+        """The hidden states (n, d), float64: one row per prediction."""
+        return self.forward(inputs)[0]
+
+    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
+        """The component's own scores (n, V), float64."""
+        return self.forward(inputs)[1]
+
+    def open_text(self, path: str | os.PathLike[str], *, max_inputs: int | None = None
+                  ) -> SpacyTexts:
+        """Audit data: one text per line (``.txt``) or JSON lines with a "text" field."""
+        return SpacyTexts(Path(path), self, max_inputs=max_inputs)
+
+
+class SpacyTagger(_Pipe):
     """A spaCy tagger's head (see the module docstring).
 
     Attributes
@@ -160,25 +246,6 @@ class SpacyTagger:
                                         "in an affine map that could absorb an invertible A")
         self._verified = False
 
-    # ------------------------------------------------------------------ running the model
-    def docs(self, inputs: Any) -> list[Any]:
-        """Texts (a string or a list of strings) or Docs, run through the components before
-        the tagger."""
-        from spacy.tokens import Doc
-
-        if isinstance(inputs, (str, Doc)):
-            inputs = [inputs]
-        if not isinstance(inputs, (list, tuple)) or not all(isinstance(x, (str, Doc))
-                                                            for x in inputs):
-            raise fail("The 'inputs' argument of a spaCy tagger must be text, a list of texts "
-                       "or spaCy Docs.")
-        docs = [x if isinstance(x, Doc) else self.nlp.make_doc(x) for x in inputs]
-        for name, proc in self.nlp.pipeline:
-            if name == self.component:
-                break
-            docs = list(proc.pipe(docs))
-        return docs
-
     def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(hidden states (n, d), the tagger's logits (n, V)) in float64, one row per token;
         the logits are those the tagger computes (for Softmax v1, the log of its
@@ -213,14 +280,6 @@ class SpacyTagger:
                            self.dtype)
         self._verified = True
 
-    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
-        """The tok2vec output at every token (n, d), float64."""
-        return self.forward(inputs)[0]
-
-    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
-        """The tagger's own scores (n, V), float64."""
-        return self.forward(inputs)[1]
-
     def layer_logits(self, h: NDArray[np.float64]) -> NDArray[np.float64]:
         """The Softmax layer itself run on hidden states (n, d) (for Softmax v1: the log of
         its probabilities), float64."""
@@ -228,11 +287,6 @@ class SpacyTagger:
         if self.normalizes:
             return np.log(y)
         return y * self.head.logit_scale
-
-    def open_text(self, path: str | os.PathLike[str], *, max_inputs: int | None = None
-                  ) -> SpacyTexts:
-        """Audit data: one text per line (``.txt``) or JSON lines with a "text" field."""
-        return SpacyTexts(Path(path), self, max_inputs=max_inputs)
 
     def with_head(self, head: Head) -> SpacyTagger:
         """A copy of the pipeline whose tagger has W = head.W, b = head.b (same shape)."""
@@ -250,6 +304,189 @@ class SpacyTagger:
         return SpacyTagger(nlp, self.component, source=self.source, strict=head.strict)
 
 
+class SpacyTransition(_Pipe):
+    """A spaCy parser's or NER's action layer (see the module docstring): the upper Linear's
+    rows for the moves seen in training, and the state vector at its input for every
+    transition of the greedy parse.
+
+    Attributes
+    ----------
+    head : Head
+        ``W`` (n_moves, nH), ``b``; labels are the move names.
+    kind : str
+        "spacy".
+    nlp : spacy.Language
+    component : str
+    moves : tuple of int
+        The rows of the upper layer the head holds (the seen moves), in order.
+    """
+
+    kind = "spacy"
+    __repr__ = _reprs.model_repr
+    _repr_html_ = _reprs.model_html
+
+    def __init__(self, nlp: Any, component: str, *, source: str, strict: bool = True) -> None:
+        self.nlp = nlp
+        self.component = component
+        self.source = source
+        pipe = nlp.get_pipe(component)
+        where = f"{source}: component {component!r}"
+        model = pipe.model
+        if int(pipe.cfg.get("beam_width", 1)) != 1:
+            raise fail(f"{where} parses with beam search (beam_width "
+                       f"{pipe.cfg.get('beam_width')}): which states are scored depends on the "
+                       f"beam, so there is no one hidden state per decision; not read.")
+        if model.name != "parser_model" or not model.attrs.get("has_upper", False):
+            raise fail(f"{where} has no upper layer (use_upper = false): its action scores are "
+                       f"the lower layer's maxout output itself, not a linear layer over a "
+                       f"hidden state; not read.")
+        lower, upper = model.get_ref("lower"), model.get_ref("upper")
+        n_pieces = int(lower.get_dim("nP")) if lower.has_dim("nP") else 1
+        if n_pieces < 2:
+            raise fail(f"{where} has maxout_pieces = 1: spaCy 3.8's greedy parse feeds the upper "
+                       f"layer the summed features as they are, its Python step model (beam "
+                       f"search, training) their ReLU, so the hidden state is not one thing; "
+                       f"not read.")
+        if upper.name != "linear" or not upper.has_param("W"):
+            raise fail(f"{where}: the upper layer is {upper.name!r}, not a thinc Linear; cannot "
+                       f"read its head exactly.")
+        self.upper = upper
+        W = np.asarray(upper.get_param("W"))
+        b = np.asarray(upper.get_param("b"))
+        n_moves = int(pipe.moves.n_moves)
+        if W.shape[0] != n_moves:
+            raise fail(f"{where} has {n_moves} moves but its upper layer has {W.shape[0]} "
+                       f"rows.")
+        unseen = sorted(int(i) for i in model.attrs.get("unseen_classes", ()))
+        self.moves = tuple(i for i in range(n_moves) if i not in set(unseen))
+        names = [str(pipe.moves.get_class_name(i)) for i in range(n_moves)]
+        idx = list(self.moves)
+        self.dtype = str(W.dtype)
+        factory = _factory(nlp, component)
+        notes = [
+            f"hidden state: the state vector of each parser state (the maxout over "
+            f"{n_pieces} pieces of the lower layer's features of its "
+            f"{int(lower.get_dim('nF'))} context tokens; d = {W.shape[1]}), one per "
+            f"transition of the greedy parse",
+            "spaCy takes the argmax of W h + b over the moves valid in each state: translation "
+            "and bias shift keep it (and every softmax over the valid moves); probabilities "
+            "here are the softmax over all moves read (the one spaCy's training loss uses), "
+            "and 'argmaxable' / 'top two' answers are over all moves, not over each state's "
+            "valid moves",
+        ]
+        if unseen:
+            notes.append(f"{len(unseen)} moves never seen in training are left out (spaCy "
+                         f"gives them the batch's minimum score, not W h + b): "
+                         f"{', '.join(names[i] for i in unseen[:10])}")
+        meta = {"source": f"{source} (component {component!r})",
+                "family": f"spacy {factory} action layer", "component": component,
+                "architecture": "TransitionModel (tok2vec, lower, upper)",
+                "labels_from": f"the {component!r} component's moves",
+                "masked_argmax": True, "unseen_moves": [names[i] for i in unseen],
+                "notes": notes, "spacy_version": _spacy_version()}
+        self.head = Head(W=W[idx], b=b[idx], labels=tuple(names[i] for i in idx),
+                         link="softmax", reparam=False, dtype=self.dtype, meta=meta,
+                         strict=strict,
+                         reparam_reason="the state vector is a maxout of summed features, not "
+                                        "the output of an affine map that could absorb an "
+                                        "invertible A")
+        self._verified = False
+
+    def walk(self, docs: list[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                             NDArray[np.intp], list[Any]]:
+        """The greedy parse of ``docs`` with spaCy's step model: (state vectors (n, nH),
+        scores (n, n_moves) of every move, the doc index of each row, the final states); rows
+        are in document order, each document's in transition order."""
+        pipe = self.nlp.get_pipe(self.component)
+        batch = pipe.moves.init_batch(docs)
+        step = pipe.model.predict(docs)
+        alive = [(i, s) for i, s in enumerate(batch) if not s.is_final()]
+        hs: list[NDArray[Any]] = []
+        zs: list[NDArray[Any]] = []
+        owner: list[int] = []
+        try:
+            while alive:
+                states = [s for _, s in alive]
+                ids = step.get_token_ids(states)
+                vec = np.asarray(step.state2vec.predict(ids))
+                scores = np.ascontiguousarray(step.vec2scores.predict(vec), dtype=np.float32)
+                scores[:, step._class_mask == 0] = np.nanmin(scores)
+                hs.append(vec)
+                zs.append(scores)
+                owner.extend(i for i, _ in alive)
+                pipe.transition_states(states, scores)
+                alive = [(i, s) for i, s in alive if not s.is_final()]
+        finally:
+            step.clear_memory()
+        nh, nm = self.upper.get_param("W").shape[1], self.upper.get_param("W").shape[0]
+        h = np.concatenate(hs).astype(np.float64) if hs else np.zeros((0, nh))
+        z = np.concatenate(zs).astype(np.float64) if zs else np.zeros((0, nm))
+        order = np.argsort(np.asarray(owner, dtype=np.intp), kind="stable")
+        return h[order], z[order], np.asarray(owner, dtype=np.intp)[order], batch
+
+    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(state vectors (n, nH), the action layer's scores of the moves read (n, V)),
+        float64, one row per transition of the greedy parse of ``inputs`` (texts or Docs)."""
+        docs = self.docs(inputs)
+        h, z, _, batch = self.walk(docs)
+        z = z[:, list(self.moves)]
+        if not self._verified and len(h):
+            self._check(docs, h, z, batch)
+        return h, z
+
+    def n_predictions(self, text: str) -> int:
+        """How many transitions the greedy parse of ``text`` takes."""
+        return int(self.walk(self.docs([text]))[0].shape[0])
+
+    def _check(self, docs: list[Any], h: NDArray[np.float64], z: NDArray[np.float64],
+               batch: list[Any]) -> None:
+        from unembed.sources._torch import check_logits_equal
+
+        check_logits_equal(self.source, "the action layer's scores (of its state vectors)",
+                           self.head.logits(h), z, self.dtype)
+        # the parse these scores lead to is the one spaCy's own (C) greedy loop produces
+        pipe = self.nlp.get_pipe(self.component)
+        mine = [d.copy() for d in docs]
+        theirs = [d.copy() for d in docs]
+        pipe.set_annotations(mine, batch)
+        pipe.set_annotations(theirs, pipe.predict([d.copy() for d in docs]))
+        attrs = ["HEAD", "DEP", "ENT_IOB", "ENT_TYPE"]
+        for a, t in zip(mine, theirs, strict=True):
+            if not np.array_equal(a.to_array(attrs), t.to_array(attrs)):
+                raise fail(f"{self.source}: the parse from the scores read here differs from "
+                           f"the one spaCy's component {self.component!r} produces (on "
+                           f"{a.text[:60]!r}); refused rather than read wrongly.")
+        self._verified = True
+
+    def layer_logits(self, h: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The upper layer itself run on state vectors (n, nH): its scores of the moves read."""
+        y = np.asarray(self.upper.predict(np.asarray(h, dtype=np.float32)), dtype=np.float64)
+        return y[:, list(self.moves)]
+
+    def with_head(self, head: Head) -> SpacyTransition:
+        """A copy of the pipeline whose upper layer has the rows of the moves read replaced by
+        ``head.W``, ``head.b`` (same shape; the unseen moves' rows unchanged)."""
+        import copy
+
+        if head.W.shape != self.head.W.shape:
+            raise fail(f"The new head has shape {head.W.shape}; this action layer's is "
+                       f"{self.head.W.shape}.")
+        nlp = copy.deepcopy(self.nlp)
+        upper = nlp.get_pipe(self.component).model.get_ref("upper")
+        dt = np.dtype(self.dtype)
+        W = np.array(upper.get_param("W"), dtype=dt)
+        b = np.array(upper.get_param("b"), dtype=dt)
+        W[list(self.moves)] = head.W
+        b[list(self.moves)] = head.bias
+        upper.set_param("W", np.ascontiguousarray(W))
+        upper.set_param("b", np.ascontiguousarray(b))
+        return SpacyTransition(nlp, self.component, source=self.source, strict=head.strict)
+
+
+#: What :func:`load_spacy` returns.
+SpacyComponent = SpacyTagger | SpacyTransition
+
+
 def _spacy_version() -> str:
     import spacy
 
@@ -260,7 +497,7 @@ class SpacyTexts:
     """Texts for a spaCy tagger's audit: one per line (blank lines skipped) or JSON lines with
     a "text" field; every token of a text is one prediction."""
 
-    def __init__(self, path: Path, model: SpacyTagger, *, max_inputs: int | None = None) -> None:
+    def __init__(self, path: Path, model: _Pipe, *, max_inputs: int | None = None) -> None:
         if not path.is_file():
             raise fail(f"{path}: no such data file.")
         self.path = path
@@ -310,6 +547,16 @@ class SpacyTexts:
         want = sorted({int(i) for i in indices})
         out: dict[int, str] = {}
         seen = 0
+        if isinstance(self.model, SpacyTransition):
+            for ti, text in enumerate(self.texts()):
+                n = self.model.n_predictions(text)
+                for i in want:
+                    if seen <= i < seen + n:
+                        out[i] = f"text {ti}, transition {i - seen}: {text[:160]!r}"
+                seen += n
+                if len(out) == len(want):
+                    break
+            return out
         for ti, text in enumerate(self.texts()):
             doc = self.model.nlp.make_doc(text)
             for i in want:
@@ -325,10 +572,10 @@ class SpacyTexts:
 
 
 def load_spacy(source: Any, *, component: str | None = None, strict: bool = True
-               ) -> SpacyTagger:
-    """Read the tagger of a spaCy pipeline: a ``Language`` object or a saved pipeline
-    directory (``nlp.to_disk``; read with ``spacy.load``, no pickle). ``component`` names the
-    tagger when there are several."""
+               ) -> SpacyComponent:
+    """Read a tagger, parser or NER of a spaCy pipeline: a ``Language`` object or a saved
+    pipeline directory (``nlp.to_disk``; read with ``spacy.load``, no pickle). ``component``
+    names it (default: the only tagger; without a tagger, the only parser or NER)."""
     if isinstance(source, (str, os.PathLike)):
         import spacy
 
@@ -342,13 +589,17 @@ def load_spacy(source: Any, *, component: str | None = None, strict: bool = True
     else:
         nlp, where = source, f"spaCy pipeline {source.meta.get('name', '')!s}".strip()
     name = _pick_component(nlp, component, where)
-    out = SpacyTagger(nlp, name, source=where, strict=strict)
+    out: SpacyComponent
+    if _factory(nlp, name) in _TRANSITION:
+        out = SpacyTransition(nlp, name, source=where, strict=strict)
+    else:
+        out = SpacyTagger(nlp, name, source=where, strict=strict)
     probe = out.forward(["the cat sat on the mat"])  # verify now
     del probe
     return out
 
 
-def export_spacy(model: SpacyTagger, head: Head, out: Path, tmp: Path, inputs: Any,
+def export_spacy(model: SpacyComponent, head: Head, out: Path, tmp: Path, inputs: Any,
                  seed: int) -> ExportResult:
     """Write the pipeline with the tagger's W, b replaced by ``head``'s to the directory
     ``tmp`` (``nlp.to_disk``), re-read it with ``spacy.load`` and compare it with the original
@@ -362,10 +613,10 @@ def export_spacy(model: SpacyTagger, head: Head, out: Path, tmp: Path, inputs: A
     notes: list[str] = []
     new = model.with_head(head)
     new.nlp.to_disk(tmp)
-    reread = SpacyTagger(spacy.load(tmp), model.component, source=str(out), strict=head.strict)
+    reread = type(model)(spacy.load(tmp), model.component, source=str(out), strict=head.strict)
     if inputs is None:
-        notes.append("no inputs given: verified on random hidden states fed to the tagger's "
-                     "Softmax layer")
+        notes.append("no inputs given: verified on random hidden states fed to the "
+                     "component's output layer")
         h = random_hidden(model.head, 256, seed=seed)
         z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
     else:

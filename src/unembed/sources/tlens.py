@@ -33,8 +33,26 @@ TransformerLens usually processes the weights when it loads a model
 None of this is recorded on the model, so :func:`detect_processing` reads it off the weights
 (exact zero-mean checks up to the float precision) and the config (``normalization_type``).
 
+Two ways in:
+
+* a ``HookedTransformer`` object (``unembed.load(model)``), whatever the user did to it;
+* a model name from TransformerLens's model table (``gpt2``, ``gpt2-small``, ``pythia-70m``,
+  ...), read from the local HuggingFace hub cache the way ``HookedTransformer.from_pretrained``
+  reads it there once downloaded (:func:`load_pretrained`; CLI: ``--model gpt2 --as
+  transformer-lens``), with TransformerLens's own processing defaults (fold_ln,
+  center_writing_weights, center_unembed all True) unless turned off. Never a download: the
+  snapshot is resolved by :mod:`unembed.sources.hub_cache` first, the HuggingFace model is read
+  from it (``local_files_only``), and TransformerLens converts it (``hf_model=``) with every
+  HuggingFace call it makes told ``local_files_only=True``.
+
+Not read: a saved ``state_dict`` of a HookedTransformer (it holds no config, and
+TransformerLens 3.x has no file format that does), and a local HuggingFace directory given
+with ``--as transformer-lens`` (``from_pretrained`` takes only names from its table; the same
+directory is read exactly without ``--as``, as a HuggingFace causal LM).
+
 Supported: ``transformer_lens`` 3.x (``HookedTransformer``; tested with 3.9.0). Releases 4.x
-replace ``HookedTransformer`` with ``TransformerBridge``, which is not read here.
+replace ``HookedTransformer`` with ``TransformerBridge``, which is not read here (refused with
+that reason).
 """
 
 from __future__ import annotations
@@ -57,7 +75,7 @@ if TYPE_CHECKING:
     from unembed.export import ExportResult
 
 __all__ = ["TLModel", "TLProcessing", "detect_processing", "is_hooked_transformer",
-           "load_hooked_transformer"]
+           "load_hooked_transformer", "load_pretrained"]
 
 #: Relative size below which a mean counts as zero (float32 weights: TL's own centering
 #: leaves means of a few ulps of the entries).
@@ -358,6 +376,107 @@ def load_hooked_transformer(model: Any, *, strict: bool = True) -> TLModel:
 
             warnings.warn(note, UserWarning, stacklevel=2)
     out.forward(out.random_inputs(2, min(6, int(cfg.n_ctx)), seed=0))  # verify now
+    return out
+
+
+def tl_version() -> str:
+    """The installed transformer_lens version (its module has no ``__version__``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("transformer_lens")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _transformer_lens() -> Any:
+    """The ``transformer_lens`` module, refused with the reason when it is missing or has no
+    ``HookedTransformer`` (4.x)."""
+    try:
+        import transformer_lens
+    except ImportError:
+        raise fail("reading a model as TransformerLens needs transformer_lens 3.x: pip install "
+                   "'unembed[lens]' and transformer_lens==3.9.0 (--no-deps).") from None
+    version = tl_version()
+    if "HookedTransformer" not in transformer_lens.__dict__:
+        raise fail(f"transformer_lens {version} has no HookedTransformer (4.x replaced it by "
+                   f"TransformerBridge); unembed reads TransformerLens 3.x (tested: 3.9.0).")
+    return transformer_lens
+
+
+def official_name(name: str) -> str:
+    """TransformerLens's official name for a model name or alias (``gpt2-small`` -> ``gpt2``);
+    a name it does not know is refused with the closest names in its table."""
+    import difflib
+
+    from transformer_lens import loading_from_pretrained as loading
+
+    aliases = loading.make_model_alias_map()
+    found = aliases.get(name.lower())
+    if found is None:
+        near = difflib.get_close_matches(name.lower(), list(aliases), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(repr(aliases[n]) for n in near)}?" if near else ""
+        raise fail(f"{name}: not a model name TransformerLens knows (from_pretrained takes "
+                   f"only the {len(loading.OFFICIAL_MODEL_NAMES)} models of its table, or "
+                   f"their aliases).{hint} A local HuggingFace directory is read without "
+                   f"--as transformer-lens.")
+    return str(found)
+
+
+def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = True,
+                    center_writing_weights: bool = True, center_unembed: bool = True,
+                    dtype: str | None = None, strict: bool = True) -> TLModel:
+    """``HookedTransformer.from_pretrained(name, fold_ln=..., center_writing_weights=...,
+    center_unembed=..., dtype=...)`` from the local hub cache only (see the module docstring),
+    read as :func:`load_hooked_transformer` reads it. The defaults are TransformerLens's own;
+    ``head.meta["transformer_lens"]`` records the name, the official name, the version and
+    the processing asked for (:attr:`TLModel.processing` is what the weights show).
+
+    A name TransformerLens does not know, a name missing from the hub cache and a checkpoint
+    TransformerLens cannot convert are one-line errors; nothing is downloaded.
+    """
+    import contextlib
+    import io
+    import warnings
+
+    from unembed.sources import hub_cache
+    from unembed.sources.hf_dir import from_pretrained, load_tokenizer, transformers_module
+
+    tl = _transformer_lens()
+    if Path(name).exists():
+        raise fail(f"{name}: a local path; --as transformer-lens takes a model name from "
+                   f"TransformerLens's table (read from the hub cache), since its "
+                   f"from_pretrained takes nothing else. Without --as, the directory is read "
+                   f"exactly as a HuggingFace model.")
+    official = official_name(name)
+    snap = hub_cache.resolve(official, revision)
+    tf = transformers_module()
+    hf_model = from_pretrained(tf.AutoModelForCausalLM, snap.path, "a causal LM")
+    tok = load_tokenizer(snap.path)
+    kw: dict[str, Any] = {"fold_ln": fold_ln, "center_writing_weights": center_writing_weights,
+                          "center_unembed": center_unembed}
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            # from_pretrained warns that it is deprecated in favour of 4.x's bridge, and prints
+            # "Loaded pretrained model ..." on stdout (which belongs to --json): both dropped
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = tl.HookedTransformer.from_pretrained(
+                official, hf_model=hf_model, tokenizer=tok, device="cpu",
+                dtype=dtype or "float32", cache_dir=str(snap.cache_dir), local_files_only=True,
+                revision=snap.commit, **kw)
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as e:
+        text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise fail(f"{name}: TransformerLens {tl_version()} cannot build it from the hub "
+                   f"cache ({snap.path}) ({type(e).__name__}: {text}).") from None
+    model.eval()
+    out = hub_cache.mark(load_hooked_transformer(model, strict=strict), snap)
+    out.head.meta["transformer_lens"] = {"name": name, "official_name": official,
+                                         "version": tl_version(),
+                                         "dtype": dtype or "float32", **kw}
+    out.head.meta["source"] = (f"TransformerLens {official} from the hub cache "
+                               f"({snap.repo_id}@{snap.revision}, {snap.path})")
     return out
 
 

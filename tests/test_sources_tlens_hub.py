@@ -1,0 +1,188 @@
+"""TransformerLens models by name from the command line: ``--model gpt2 --as transformer-lens``
+reads ``HookedTransformer.from_pretrained("gpt2")`` from the local hub cache, never the network.
+
+The cache holds a tiny GPT-2 under TransformerLens's official name ``gpt2`` (the layout
+huggingface_hub writes); the independent reference for every answer is the HuggingFace model of
+the same snapshot run by transformers, and the weight processing recomputed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SENTENCES
+from unembed import UnembedError, compare_logits
+from unembed.cli import main
+from unembed.sources.tlens import load_pretrained
+
+COMMIT = "c" * 40
+
+
+@pytest.fixture(scope="module")
+def tl_cache(tmp_path_factory):
+    """A hub cache holding ``models--gpt2`` (a tiny GPT-2 with the shared tokenizer; its
+    config.json carries n_ctx as the real gpt2's does, which TransformerLens reads)."""
+    from conftest import build_lm_dir
+    from test_sources_hub_cache import _add_snapshot
+
+    src = build_lm_dir(tmp_path_factory.mktemp("gpt2_src"), "gpt2", n_ctx=64)
+    root = tmp_path_factory.mktemp("tl_home") / "hub"
+    repo = root / "models--gpt2"
+    snap = _add_snapshot(repo, COMMIT, src)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    return root, snap
+
+
+@pytest.fixture
+def in_cache(tl_cache, monkeypatch):
+    root, snap = tl_cache
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return root, snap
+
+
+def _hf(snap: Path):
+    import transformers as tf
+
+    m = tf.AutoModelForCausalLM.from_pretrained(str(snap), local_files_only=True)
+    return m.eval()
+
+
+def _hf_log_probs(hf, ids: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        z = hf(torch.from_numpy(ids)).logits.double()
+    return torch.log_softmax(z, -1).reshape(-1, z.shape[-1]).numpy()
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def test_by_name_with_transformer_lens_defaults(in_cache):
+    """gpt2-small (an alias) -> the snapshot of gpt2; rows are the HF rows folded, projected off
+    the ones vector and centred (TransformerLens's defaults), and the model's probabilities are
+    the HuggingFace model's."""
+    _, snap = in_cache
+    lm = load_pretrained("gpt2-small")
+    assert lm.kind == "transformer_lens" and lm.head.rows == "folded"
+    p = lm.processing
+    assert p.fold_ln and p.rows_off_ones and p.center_unembed and p.center_writing_weights
+    meta = lm.head.meta
+    assert meta["hub"]["commit"] == COMMIT and meta["transformer_lens"]["official_name"] == "gpt2"
+    assert meta["transformer_lens"]["version"].startswith("3.")
+    hf = _hf(snap)
+    W = hf.lm_head.weight.detach().double().numpy()  # (V, d), tied to wte
+    g = hf.transformer.ln_f.weight.detach().double().numpy()
+    Wf = W * g
+    Wf = Wf - Wf.mean(axis=1, keepdims=True)
+    Wf = Wf - Wf.mean(axis=0, keepdims=True)
+    assert np.abs(lm.head.W - Wf).max() < 1e-5
+    ids = np.random.default_rng(0).integers(0, W.shape[0], size=(3, 9))
+    h, z = lm.forward(ids)
+    ref = _hf_log_probs(hf, ids)
+    assert np.abs(_log_softmax(lm.head.logits(h)) - ref).max() < 1e-4
+    assert compare_logits(ref, z, "softmax", dtype="float32").equivalent
+
+
+def test_processing_switched_off_gives_the_stored_rows(in_cache):
+    _, snap = in_cache
+    lm = load_pretrained("gpt2", fold_ln=False, center_unembed=False,
+                         center_writing_weights=False)
+    p = lm.processing
+    assert not (p.fold_ln or p.center_unembed or p.center_writing_weights)
+    assert lm.head.rows == "stored" and p.normalization == "LN"
+    hf = _hf(snap)
+    assert np.array_equal(lm.head.W, hf.lm_head.weight.detach().double().numpy())
+
+
+def test_names_and_options_are_checked_before_anything_loads(in_cache, tmp_path):
+    root, _ = in_cache
+    with pytest.raises(UnembedError, match="not a model name TransformerLens knows.*'gpt2'"):
+        load_pretrained("gpt-2")
+    with pytest.raises(UnembedError) as e:
+        load_pretrained("gpt2-medium")  # in TransformerLens's table, not in this cache
+    assert str(root / "models--gpt2-medium") in str(e.value) and "never downloads" in str(e.value)
+    with pytest.raises(UnembedError, match="a local path"):
+        load_pretrained(str(tmp_path))
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--fold"], "--fold does not apply with --as transformer-lens"),
+    (["--bias", "b.npy"], "--bias does not apply"),
+    (["--device", "cuda"], "runs on the CPU here"),
+])
+def test_cli_refuses_options_that_mean_nothing_here(in_cache, capsys, extra, message):
+    assert main(["inspect", "--model", "gpt2", "--as", "transformer-lens", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_processing_switches_need_as(capsys, tmp_path):
+    np.save(tmp_path / "W.npy", np.eye(3))
+    assert main(["inspect", str(tmp_path / "W.npy"), "--no-center-unembed"]) == 2
+    assert "--no-center-unembed applies with --as transformer-lens" in capsys.readouterr().err
+
+
+def test_cli_inspect_neighbours_counterexample_audit(in_cache, tmp_path, capsys):
+    _, snap = in_cache
+    tl = ["--model", "gpt2", "--as", "transformer-lens"]
+    assert main(["inspect", *tl, "--no-fold-ln", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["rows"] == "stored"
+    assert main(["neighbours", *tl, "#5", "-k", "3", "--view", "centered", "--json"]) == 0
+    (got_nb,) = json.loads(capsys.readouterr().out)["neighbours"].values()
+    # independent: the default processing's rows (folded, off ones, centred) from the HF
+    # weights; the centered view of already centred rows is their plain cosine
+    hf = _hf(snap)
+    Wf = hf.lm_head.weight.detach().double().numpy() * \
+        hf.transformer.ln_f.weight.detach().double().numpy()
+    Wf = Wf - Wf.mean(axis=1, keepdims=True)
+    Wf = Wf - Wf.mean(axis=0, keepdims=True)
+    U = Wf / np.linalg.norm(Wf, axis=1, keepdims=True)
+    cos = U @ U[5]
+    cos[5] = -np.inf
+    top = np.argsort(-cos)[:3]
+    assert np.allclose([n["cosine"] for n in got_nb], cos[top], atol=1e-5)
+    out = tmp_path / "W_U.safetensors"
+    assert main(["counterexample", *tl, "--pair", "#5", "#6", "--target", "-1", "--out",
+                 str(out), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert out.is_file() and rec["equivalence"]["equivalent"]
+    # independent: the written state dict's W_U, read with safetensors, has the two rows at -1
+    from safetensors.numpy import load_file
+
+    W = load_file(str(out))["unembed.W_U"].astype(np.float64).T
+    cos = W[5] @ W[6] / np.linalg.norm(W[5]) / np.linalg.norm(W[6])
+    assert abs(cos + 1) < 1e-5
+    data = tmp_path / "notes.txt"
+    data.write_text("\n".join(SENTENCES * 3), encoding="utf-8")
+    assert main(["audit", *tl, "--data", str(data), "--out", str(tmp_path / "aud"),
+                 "--top-n", "10", "--no-progress", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    audit = json.loads(Path(res["json"]).read_text())
+    assert audit["data"]["n_predictions"] > 0
+
+
+def test_subprocess_smoke(tl_cache, tmp_path):
+    """The installed command, in a fresh process, offline: stdout is exactly one JSON object
+    (TransformerLens's own "Loaded pretrained model" line does not leak into it)."""
+    root, _ = tl_cache
+    env = {**os.environ, "HF_HUB_CACHE": str(root), "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-m", "unembed", "inspect", "--model", "gpt2-small",
+                        "--as", "transformer-lens", "--json", "--no-progress"],
+                       capture_output=True, text=True, env=env, timeout=240, check=False)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["rows"] == "folded" and "Traceback" not in r.stderr
