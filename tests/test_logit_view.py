@@ -103,6 +103,18 @@ def test_logit_view_unchanged_by_every_symmetry(net, change: str) -> None:
     before = logit_cosines(W, HiddenMoments.from_states(H))
     after = logit_cosines(W2, HiddenMoments.from_states(H2))
     np.testing.assert_allclose(after, before, atol=1e-9)
+    # the same through the views API and the neighbours, on the heads read from the models
+    from unembed.neighbours import neighbours
+    from unembed.views import similarity_matrix
+
+    h1, h2 = _head_of(m), _head_of(new)
+    d1, d2 = HiddenMoments.from_states(H), HiddenMoments.from_states(H2)
+    np.testing.assert_allclose(similarity_matrix(h2, view="logit", data=d2),
+                               similarity_matrix(h1, view="logit", data=d1), atol=1e-9)
+    n1 = neighbours(h1, None, k=3, view="logit", data=d1)
+    n2 = neighbours(h2, None, k=3, view="logit", data=d2)
+    for lab in n1:
+        assert [x.index for x in n1[lab]] == [x.index for x in n2[lab]]
     # the Euclidean views do move under the symmetries that change the rows (the test can fail):
     # the raw cosine under translation, the centered one under the other two
     def cos(w: np.ndarray, center: bool) -> np.ndarray:

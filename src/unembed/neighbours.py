@@ -15,9 +15,10 @@ The top k is exact in float64, found in two steps per block of labels:
    the float32 dot product in any summation order: gamma_d (1 + u)^2 with
    sum_i |a_i b_i| <= 1; the float64 value's own rounding below 2^-40);
 2. a label can be among the k best only if c32 >= L - delta, where L is a lower bound on the
-   k-th best float64 cosine so far (the k-th best re-scored value, or the block's k-th float32
-   value minus delta); exactly those candidates are re-scored in float64 (a dot product of the
-   float64 unit rows) and merged with the best so far by (-cosine, label index).
+   k-th best float64 cosine so far (the k-th best re-scored value, or, in the first block, the
+   smallest of the float32 maxima of k disjoint column strips minus delta: k distinct labels
+   at least that good); exactly those candidates are re-scored in float64 (a dot product of
+   the float64 unit rows) and merged with the best so far by (-cosine, label index).
 
 So the answer is the float64 top k with ties broken by label index, at the price of a float32
 product. A label whose row is zero in the view (or, for ``logit``, whose centered logit does
@@ -119,6 +120,19 @@ def _merge(best_i: NDArray[np.intp], best_v: NDArray[np.float64], r: NDArray[np.
     return out_i, out_v
 
 
+def _kth_lower(S: NDArray[np.float32], k: int) -> NDArray[np.float64]:
+    """A lower bound on the k-th largest value of each row of S (q, b), k <= b: the smallest
+    of the maxima of k disjoint column strips (k distinct entries, so at most the k-th
+    largest); exact by partition for rows where a strip holds no finite value."""
+    b = S.shape[1]
+    w = b // k
+    low = S[:, :k * w].reshape(S.shape[0], k, w).max(axis=2).min(axis=1).astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(low))
+    if bad.size:
+        low[bad] = np.partition(S[bad], b - k, axis=1)[:, b - k]
+    return low
+
+
 def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "centered",
             weights: ArrayLike | None = None, block: int | None = None,
             data: LogitRows | None = None,
@@ -140,33 +154,36 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
     k = int(min(k, V - 1))
     Q = _unit_rows(head, queries, view, weights, data)
     q = Q.shape[0]
-    Q32 = np.nan_to_num(Q, nan=0.0).astype(np.float32)
+    qbad = np.flatnonzero(np.isnan(Q[:, 0]))  # a row without direction is NaN throughout
+    Q32 = Q.astype(np.float32)
+    Q32[qbad] = 0.0
     width = Q.shape[1]
     delta = _delta(width)
     best_i = np.full((q, k), -1, dtype=np.intp)
     best_v = np.full((q, k), -np.inf)
     step = block or max(k + 1, min(8192, (1 << 23) // max(q, 1)))
-    qbad = np.isnan(Q).any(axis=1)
     for s, e in row_blocks(V, 1, 8 * step):
         B = _unit_rows(head, np.arange(s, e), view, weights, data)
-        bad = np.isnan(B).any(axis=1)
-        S = Q32 @ np.nan_to_num(B, nan=0.0).astype(np.float32).T  # (q, b) float32
-        S[:, bad] = -np.inf
-        S[qbad, :] = -np.inf
+        bad = np.flatnonzero(np.isnan(B[:, 0]))
+        B32 = B.astype(np.float32)
+        B32[bad] = 0.0
+        S = Q32 @ B32.T  # (q, b) float32
+        if bad.size:
+            S[:, bad] = -np.inf
+        if qbad.size:
+            S[qbad, :] = -np.inf
         own = (queries >= s) & (queries < e)
         S[np.flatnonzero(own), queries[own] - s] = -np.inf  # a label is not its own neighbour
         low = best_v[:, -1].copy()  # the k-th best float64 cosine so far (-inf: not k yet)
         if not np.isfinite(low).all():
-            kk = min(k, e - s)
-            kth = np.partition(S, (e - s) - kk, axis=1)[:, (e - s) - kk].astype(np.float64)
-            low = np.maximum(low, kth - delta)
+            low = np.maximum(low, _kth_lower(S, min(k, e - s)) - delta)
         r, c = np.nonzero(S >= np.maximum(low - delta, -2.0)[:, None])  # never a -inf
         if not r.size:
             continue
         v = np.empty(r.size)
-        for a in range(0, r.size, 1 << 15):  # float64 re-score of the candidates only
-            ra, ca = r[a:a + (1 << 15)], c[a:a + (1 << 15)]
-            v[a:a + ra.size] = np.einsum("ij,ij->i", Q[ra], B[ca])
+        for a in range(0, r.size, 1 << 13):  # float64 re-score of the candidates only
+            ra, ca = r[a:a + (1 << 13)], c[a:a + (1 << 13)]
+            v[a:a + ra.size] = (Q[ra] * B[ca]).sum(axis=1)
         best_i, best_v = _merge(best_i, best_v, r, c + s, v, k)
     best_i = np.where(np.isfinite(best_v), best_i, -1)
     best_v = np.where(np.isfinite(best_v), np.clip(best_v, -1.0, 1.0), np.nan)

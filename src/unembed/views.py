@@ -301,6 +301,38 @@ def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None,
     return np.concatenate(blocks, axis=0)
 
 
+def _wide(head: Head, k: int) -> bool:
+    """Is the head's (V, V) centered Gram matrix (cached, O(V^2 d) once) the cheapest way to
+    the inner products of k of its centered rows? (V <= d and k >= V / 2.)"""
+    V, d = head.W.shape
+    return V <= d and 2 * k >= V
+
+
+def _gram_cosines(head: Head, ix: NDArray[np.intp], view: str) -> NDArray[np.float64]:
+    """``centered`` and ``normalized`` cosines of labels ``ix`` from the head's centered Gram
+    matrix Gc = C C^T (identified rows): centered Gc_ij / sqrt(Gc_ii Gc_jj); normalized the
+    same on J (D Gc D) J, D = diag(1 / |c_i|), J = I - 1 1^T / V (the unit rows, centered at
+    their mean over all V labels)."""
+    Gc = head.stats.centered_gram()
+    n = np.sqrt(np.maximum(np.diag(Gc), 0.0))
+    zero = np.flatnonzero(n <= 1e-300)
+    if view == "normalized":
+        if zero.size:
+            raise _zero(head.labels[int(zero[0])], "centered")
+        Gr = Gc / np.outer(n, n)
+        mu = Gr.mean(axis=1)
+        G = Gr[np.ix_(ix, ix)] - mu[ix][:, None] - mu[ix][None, :] + mu.mean()
+    else:
+        G = Gc[np.ix_(ix, ix)]
+    g = np.sqrt(np.maximum(np.diag(G), 0.0))
+    bad = np.flatnonzero(g <= 1e-300 * max(float(g.max(initial=0.0)), 1.0))
+    if bad.size:
+        raise _zero(head.labels[int(ix[bad[0]])], view)
+    S = np.clip(G / np.outer(g, g), -1.0, 1.0)
+    np.fill_diagonal(S, 1.0)
+    return S
+
+
 def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[np.float64]:
     """min over reference labels k (other than i, j) of cos(u_i - u_k, u_j - u_k), for every
     pair of ``idx``, from inner products of centered rows c = u - m:
@@ -316,11 +348,14 @@ def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[n
     m = head.stats.mean()
     ix = np.asarray(idx, dtype=np.intp)
     k = ix.size
-    Ci = head.stats.identify(W[ix] - m)
-    Gii = Ci @ Ci.T
-    dii = np.diag(Gii).copy()
     pos = {r: a for a, r in enumerate(idx)}
     inside = all(r in pos for r in ref)
+    if inside and _wide(head, k):  # the head's one (cached) centered Gram matrix
+        Gii = head.stats.centered_gram()[np.ix_(ix, ix)]
+    else:
+        Ci = head.stats.identify(W[ix] - m)
+        Gii = Ci @ Ci.T
+    dii = np.diag(Gii).copy()
     cn2 = dii if inside else head.stats.centered_norms() ** 2
     out = np.full((k, k), np.inf)
     refs = np.asarray(ref, dtype=np.intp)
@@ -393,6 +428,8 @@ def similarity_matrix(
             S = np.clip((rows / n[:, None]) @ (rows / n[:, None]).T, -1.0, 1.0)
         np.fill_diagonal(S, 1.0)
         return S
+    if view in ("centered", "normalized") and weights is None and _wide(head, len(idx)):
+        return _gram_cosines(head, np.asarray(idx, dtype=np.intp), view)
     rows = _rows_of(head, np.asarray(idx, dtype=np.intp), view, weights)
     U = _unit(rows, view, [head.labels[i] for i in idx])
     S = np.clip(U @ U.T, -1.0, 1.0)

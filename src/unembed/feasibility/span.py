@@ -19,7 +19,11 @@ others, so then the LPs decide.
 
 Computation: the least-norm solution is h = D^T a with (D D^T) a = y, solved with the
 Cholesky factor L of the Gram matrix D D^T (one O(V^2 d) product, then O(V^2) per label); a
-witness is rebuilt from the V - 1 numbers a (kept per label). Affine
+witness is rebuilt from the V - 1 numbers a (kept per label). M is chosen per label so that the
+witness leaves the unit box (h_i = M h1_i + h0, M >= 1000 (1 + |h0|_inf) / |h1_i|_inf): its
+unit-form margin M / max(1, |h_i|_inf) is then within 0.1% of its supremum 1 / |h1_i|_inf
+instead of being capped by M, and |h_i|_inf is bounded by M |h1_i|_inf + |h0|_inf (plus
+rounding), a divisor at least the true one. Affine
 independence is not assumed from the factorisation: every witness's margin over all labels is
 recomputed in float64 as z = (W D^T) a + b minus a bound on its distance from W h + b for
 the float64 witness h = a D (the rounding of W D^T, of h and of the small product:
@@ -159,12 +163,22 @@ def span_witnesses(sp: Space) -> SpanWitnesses | None:
     diag = np.abs(np.diag(L))
     if not diag.size or diag.min() <= 1e-7 * diag.max():
         return None
-    M = 1.0 + 2.0 * float(np.abs(c).max(initial=0.0))
-    Y = -np.repeat(c[:, None], V, axis=1)  # column i: the target for label i
-    Y[np.arange(V - 1), np.arange(V - 1)] += M
-    Y[:, V - 1] -= M
+    # h_i = M_i h1_i + h0: h1_i for the target pattern with M = 1 and no bias, h0 for -c
+    Y1 = np.zeros((V - 1, V))
+    Y1[np.arange(V - 1), np.arange(V - 1)] = 1.0
+    Y1[:, V - 1] = -1.0
+    Y = np.c_[Y1, -c]
     A = solve_triangular(L, solve_triangular(L, Y, lower=True), trans="T", lower=True)
-    coef = np.ascontiguousarray(A.T)  # (V, V - 1)
+    A1, a0 = A[:, :V].T, A[:, V]
+    h1 = np.empty(V)
+    for start in range(0, V, _BLOCK):
+        h1[start:start + _BLOCK] = np.abs(A1[start:start + _BLOCK] @ D).max(axis=1)
+    h0 = float(np.abs(a0 @ D).max(initial=0.0))
+    # M_i large enough that the witness leaves the unit box: its unit-form margin
+    # M_i / max(1, |h_i|_inf) is then near its supremum 1 / |h1_i|_inf, not capped by M_i
+    M0 = 1.0 + 2.0 * float(np.abs(c).max(initial=0.0))
+    Mi = np.maximum(M0, 1e3 * (1.0 + h0) / np.maximum(h1, 1e-300))
+    coef = np.ascontiguousarray(Mi[:, None] * A1 + a0[None, :])  # (V, V - 1)
     # logits at every witness h_i = coef[i] @ D: Z = coef @ P^T + b, with a bound on how far
     # that is from the float64 W h_i (the rounding of P, of h_i and of the small product)
     gamma = 2 * (d + V) * _EPS64 / (1 - (d + V) * _EPS64)
@@ -173,9 +187,8 @@ def span_witnesses(sp: Space) -> SpanWitnesses | None:
     Z = coef @ P.T + b[None, :]  # (V witnesses, V labels)
     err = gamma * (np.abs(coef) @ dn)[:, None] * wn[None, :] + gamma * (np.abs(coef)
                                                                         @ np.abs(P).T)
-    H_inf = np.empty(V)
-    for start in range(0, V, _BLOCK):
-        H_inf[start:start + _BLOCK] = np.abs(coef[start:start + _BLOCK] @ D).max(axis=1)
+    # |h_i|_inf <= M_i |h1_i|_inf + |h0|_inf (+ rounding): a divisor at least the true one
+    H_inf = (Mi * h1 + h0) * (1 + gamma) + gamma * (np.abs(coef) @ dn)
     k = np.maximum(1.0, H_inf)
     r = np.arange(V)
     zi = Z[r, r] - err[r, r]
