@@ -60,8 +60,6 @@ def _same(a: Any, b: Any, path: str = "") -> None:
         assert a == b and type(a) is type(b), path
 
 
-# the report's plots warn about tokens that are control characters (a report matter, not Ray's)
-@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
 def test_cli_audit_on_ray_writes_the_local_numbers(local_ray: Any, tiny_gpt2_dir: Path,
                                                    tmp_path: Path) -> None:
     data = tmp_path / "t.txt"

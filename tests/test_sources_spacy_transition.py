@@ -86,7 +86,9 @@ def _by_hand(nlp, name, texts):
         h = pre.max(axis=2)
         z = h @ Wu.T + bu
         rows.extend((i, h[k], z[k]) for k, (i, _) in enumerate(alive))
-        pipe.transition_states(states, np.ascontiguousarray(z, dtype=np.float32))
+        decide = z.copy()  # spaCy gives moves unseen in training the batch's minimum score
+        decide[:, sorted(pipe.model.attrs["unseen_classes"])] = z.min()
+        pipe.transition_states(states, np.ascontiguousarray(decide, dtype=np.float32))
         alive = [(i, s) for i, s in alive if not s.is_final()]
     rows.sort(key=lambda r: r[0])  # document order (stable: transition order within)
     annotated = [d.copy() for d in docs]
@@ -176,3 +178,34 @@ def test_cli_inspect_counterexample_audit(saved, tmp_path, capsys):
     assert rec["report"].endswith("report.html")
     assert main(["inspect", "--model", str(saved)]) == 2
     assert "several transition-based components (parser, ner)" in capsys.readouterr().err
+
+
+def test_feasibility_answers_say_they_are_over_all_moves(saved, capsys):
+    """argmaxable / feasible on a masked-argmax component answer over all moves and say so."""
+    assert main(["argmaxable", "--model", str(saved), "--component", "ner", "--json",
+                 "--no-progress"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any("moves valid in each state" in n for n in notes)
+    assert main(["feasible", "--model", str(saved), "--component", "ner", "--top-two",
+                 "B-ORG", "O"]) == 0
+    assert "these answers are over all moves" in capsys.readouterr().out
+
+
+def test_moves_added_after_training_are_left_out_and_named():
+    """A label added after training gives moves spaCy never scores with W h + b (they get the
+    batch minimum): they are not rows of the head, and the parse is still spaCy's."""
+    nlp = train_pipeline()
+    ner = nlp.get_pipe("ner")
+    n_before = ner.moves.n_moves
+    ner.add_label("PRODUCT")
+    unseen = sorted(ner.model.attrs["unseen_classes"])
+    assert unseen and ner.moves.n_moves > n_before
+    m = load(nlp, head_name="ner")
+    names = [ner.moves.get_class_name(i) for i in unseen]
+    assert m.head.meta["unseen_moves"] == names
+    assert not set(names) & set(m.head.labels) and m.head.n_labels == ner.moves.n_moves - len(
+        unseen)
+    h, z = m.forward(TEXTS)
+    h_ref, z_ref, _ = _by_hand(nlp, "ner", TEXTS)
+    keep = [i for i in range(ner.moves.n_moves) if i not in unseen]
+    assert np.abs(h - h_ref).max() < 1e-4 and np.abs(z - z_ref[:, keep]).max() < 1e-4

@@ -186,3 +186,104 @@ def test_subprocess_smoke(tl_cache, tmp_path):
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     assert got["rows"] == "folded" and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------- TransformerLens's own format
+NEEL = "NeelNanda/GELU_1L512W_C4_Code"  # TransformerLens's official name for "gelu-1l"
+
+
+def _neel_model(tok_name: str | None):
+    """A tiny HookedTransformer in the layout of TransformerLens's own-format models, with
+    every parameter perturbed (so LayerNorms have real gains), and its config.json."""
+    import warnings
+
+    import torch
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg_json = {"d_model": 16, "n_layers": 1, "d_mlp": 32, "d_head": 8, "n_heads": 2,
+                "n_ctx": 32, "d_vocab": 300, "tokenizer_name": tok_name, "act_fn": "gelu",
+                "attn_only": False, "normalization_type": "LN"}
+    cfg = HookedTransformerConfig(**{k: v for k, v in cfg_json.items()
+                                     if k != "tokenizer_name"}, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m = HookedTransformer(cfg)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+    return m.eval(), cfg_json
+
+
+@pytest.fixture(scope="module")
+def neel_cache(tmp_path_factory):
+    """A hub cache with NEEL (config.json + model_final.pth) and its tokenizer repository."""
+    import torch
+
+    from conftest import make_tokenizer
+    from test_sources_hub_cache import _add_snapshot
+
+    root = tmp_path_factory.mktemp("neel_home") / "hub"
+    src = tmp_path_factory.mktemp("neel_src")
+    m, cfg_json = _neel_model("tiny-org/tok")
+    (src / "config.json").write_text(json.dumps(cfg_json))
+    torch.save(m.state_dict(), src / "model_final.pth")
+    for repo_id, files in ((NEEL, src), ("tiny-org/tok", None)):
+        repo = root / ("models--" + repo_id.replace("/", "--"))
+        if files is None:
+            files = tmp_path_factory.mktemp("tok_src")
+            make_tokenizer().save_pretrained(files)
+        _add_snapshot(repo, COMMIT, files)
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(COMMIT)
+    return root, m
+
+
+def test_own_format_model_by_alias(neel_cache, monkeypatch):
+    import torch
+
+    root, original = neel_cache
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    lm = load_pretrained("gelu-1l")
+    assert lm.head.meta["transformer_lens"]["official_name"] == NEEL
+    assert lm.processing.fold_ln and lm.processing.center_unembed
+    # the tokenizer came from the cache too: row i is token i of its vocabulary
+    tok_json = next((root / "models--tiny-org--tok" / "snapshots" / COMMIT)
+                    .glob("tokenizer.json"))
+    vocab = json.loads(tok_json.read_text())["model"]["vocab"]
+    word = next(t for t in sorted(vocab) if t.startswith("Ġ") and len(t) > 2)
+    assert lm.head.labels[vocab[word]] == " " + word[1:]
+    # independent: the saved (unprocessed) model's own log-probs, and its rows processed by hand
+    ids = np.random.default_rng(2).integers(0, 300, size=(2, 9))
+    with torch.no_grad():
+        ref = torch.log_softmax(original(torch.from_numpy(ids)).double(), -1)
+    ref = ref.reshape(-1, 300).numpy()
+    h, z = lm.forward(ids)
+    assert np.abs(_log_softmax(lm.head.logits(h)) - ref).max() < 1e-4
+    assert np.abs(_log_softmax(z) - ref).max() < 1e-4
+    W = original.W_U.detach().double().numpy().T * original.ln_final.w.detach().double().numpy()
+    W = W - W.mean(axis=1, keepdims=True)
+    W = W - W.mean(axis=0, keepdims=True)
+    assert np.abs(lm.head.W - W).max() < 1e-5
+
+
+def test_own_format_state_dict_is_never_unpickled(neel_cache, tmp_path, monkeypatch):
+    """A *final.pth holding more than tensors is refused (TransformerLens would unpickle it);
+    without the tokenizer in the cache the rows are numbered and that is said."""
+    import shutil
+
+    import torch
+
+    root, _ = neel_cache
+    other = tmp_path / "hub"
+    shutil.copytree(root, other, symlinks=True)
+    snap = other / ("models--" + NEEL.replace("/", "--")) / "snapshots" / COMMIT
+    shutil.rmtree(other / "models--tiny-org--tok")
+    monkeypatch.setenv("HF_HUB_CACHE", str(other))
+    lm = load_pretrained("gelu-1l", fold_ln=False)
+    assert any("not in the hub cache" in n for n in lm.head.meta["notes"])
+    assert lm.head.labels[:3] == ("0", "1", "2") and lm.head.rows == "stored"
+    (snap / "model_final.pth").unlink()
+    torch.save({"W": torch.zeros(2), "f": Path("x")}, snap / "model_final.pth")
+    with pytest.raises(UnembedError, match="weights_only=True"):
+        load_pretrained("gelu-1l")

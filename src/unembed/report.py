@@ -9,6 +9,7 @@ claim 1.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -64,6 +65,36 @@ def _png(fig: Any, dpi: int = 72) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+@functools.cache
+def _font_codepoints() -> frozenset[int]:
+    """The code points the plots' font (matplotlib's default sans-serif, found as matplotlib
+    finds it) has glyphs for."""
+    from matplotlib import font_manager, ft2font
+
+    path = font_manager.findfont(font_manager.FontProperties())
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def plot_text(label: str) -> str:
+    r"""A label as a plot shows it: quoted like ``repr`` (control characters escaped), every
+    character the plots' font has no glyph for written as its escape (``\u4e2d``), so that
+    matplotlib never draws an empty box or warns "Glyph missing", and ``$`` escaped so that no
+    label is read as mathtext.
+
+    >>> print(plot_text("cat"), plot_text("\x07"), plot_text("$5"))
+    'cat' '\x07' '\$5'
+    """
+    have = _font_codepoints()
+    out = []
+    for ch in repr(label):
+        o = ord(ch)
+        if o < 128 or o in have:
+            out.append(ch)
+        else:
+            out.append(f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}")
+    return "".join(out).replace("$", r"\$")
+
+
 def _wrap(text: str, width: int = 34) -> str:
     import textwrap
 
@@ -112,7 +143,7 @@ def plot_scatter_grid(res: AuditResult) -> Any:
 def plot_heatmap(res: AuditResult, name: str) -> Any:
     """The heat map of one view's cosines (``name`` a view: -1 to 1) or one measure (``name`` a
     measure of :data:`unembed.behaviour.MEASURES`) over the label set, with every label as a
-    quoted tick (legible up to about 40 labels). Returns a matplotlib figure."""
+    quoted tick (:func:`plot_text`; legible up to about 40 labels). Returns a matplotlib figure."""
     plt = _plt()
     if name in res.similarities:
         m = res.similarities[name]
@@ -137,7 +168,7 @@ def plot_heatmap(res: AuditResult, name: str) -> Any:
     ax.set_title(title, fontsize=10)
     if k <= 60:
         fs = 8 if k <= 25 else 6.5 if k <= 40 else 5
-        ticks = [repr(x) for x in res.labels]
+        ticks = [plot_text(x) for x in res.labels]
         ax.set_xticks(range(k), ticks, rotation=90, fontsize=fs)
         ax.set_yticks(range(k), ticks, fontsize=fs)
     else:
@@ -167,7 +198,7 @@ def plot_before_after(case: TranslationCase) -> Any:
     a1.set_xticks(x, views, fontsize=8)
     a1.set_ylim(-1.05, 1.05)
     a1.axhline(0, color="k", lw=0.5)
-    a1.set_title(f"cosine of {case.a!r} and {case.b!r} per view", fontsize=9)
+    a1.set_title(f"cosine of {plot_text(case.a)} and {plot_text(case.b)} per view", fontsize=9)
     a1.legend(fontsize=7)
     pb = np.asarray(case.probs_before_sample)
     pa = np.asarray(case.probs_after_sample)

@@ -42,7 +42,10 @@ from unembed.head import Head, LabelRef
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PairTable", "pair_table", "pairs_from_matrices", "similarity_frame", "write_pairs"]
+    from unembed.feasibility import CoTopMatrix, Enumeration, Feasibility, VocabularyResult
+
+__all__ = ["PairTable", "co_top_table", "enumeration_table", "feasibility_table", "pair_table",
+           "pairs_from_matrices", "similarity_frame", "vocabulary_table", "write_pairs"]
 
 
 def _pandas() -> Any:
@@ -215,3 +218,87 @@ def write_pairs(table: PairTable, path: str | os.PathLike[str], *, force: bool =
     suffix = p.suffix.lower()
     return atomic_write(p, lambda tmp: table.to_csv(tmp) if suffix == ".csv" else
                         table.to_parquet(tmp), force=force)
+
+
+# ------------------------------------------------------------------ feasibility results
+def _coded(values: Sequence[str]) -> tuple[NDArray[np.int32], tuple[str, ...]]:
+    cats = tuple(dict.fromkeys(values))
+    index = {c: i for i, c in enumerate(cats)}
+    return np.array([index[v] for v in values], dtype=np.int32), cats
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
+           text: Sequence[str]) -> PairTable:
+    """A table of ``rows`` (dicts): the ``text`` columns coded as categories, the others
+    float64 (None -> NaN) or int64 / bool as given."""
+    data: dict[str, NDArray[Any]] = {}
+    cats: dict[str, tuple[str, ...]] = {}
+    for c in columns:
+        vals = [r[c] for r in rows]
+        if c in text:
+            data[c], cats[c] = _coded([str(v) for v in vals])
+        elif vals and all(isinstance(v, (bool, np.bool_)) for v in vals):
+            data[c] = np.array(vals, dtype=bool)
+        elif vals and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                          for v in vals):
+            data[c] = np.array(vals, dtype=np.int64)
+        else:
+            data[c] = np.array([np.nan if v is None else float(v) for v in vals],
+                               dtype=np.float64)
+    return PairTable(tuple(columns), data, cats)
+
+
+def _item(labels: Sequence[str], question: str) -> str:
+    """The labels a result is about, as one unambiguous string: a ranking "'a' > 'b'", a set
+    or sign pattern "'a', 'b'" (each label quoted, so no label can fake a separator)."""
+    sep = " > " if question == "ranking" else ", "
+    return sep.join(repr(x) for x in labels)
+
+
+def feasibility_table(result: Feasibility) -> PairTable:
+    """One row: ``question, labels, status, feasible, margin, tol, method, lp_solves,
+    realises`` (``labels`` quoted and joined as in :func:`enumeration_table`).
+
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> from unembed.feasibility import can_be_top_two
+    >>> r = can_be_top_two(Head(np.array([[1.0, 0], [0, 1.0], [-1.0, -1.0]]), labels="abc"),
+    ...                    "a", "b")
+    >>> feasibility_table(r).records()[0]["status"]
+    'yes'
+    """
+    row = {"question": result.question, "labels": _item(result.labels, result.question),
+           "status": result.status, "feasible": result.feasible, "margin": result.margin,
+           "tol": result.tol, "method": result.method, "lp_solves": int(result.lp_solves),
+           "realises": result.realises}
+    return _table([row], list(row), ("question", "labels", "status", "method", "realises"))
+
+
+def vocabulary_table(result: VocabularyResult) -> PairTable:
+    """One row per label: ``label, status, margin, method`` (status "yes" / "no" /
+    "undecided"; margin as :class:`~unembed.feasibility.VocabularyResult` defines it)."""
+    rows = [{"label": lab, "status": str(result.status[i]), "margin": float(result.margin[i]),
+             "method": str(result.method[i])} for i, lab in enumerate(result.labels)]
+    return _table(rows, ("label", "status", "margin", "method"), ("label", "status", "method"))
+
+
+def co_top_table(result: CoTopMatrix) -> PairTable:
+    """One row per unordered pair (a before b in the label set): ``label_a, label_b, status,
+    feasible, margin`` (whether the two can be the top two of the whole head together)."""
+    rows = [{"label_a": result.labels[i], "label_b": result.labels[j], "status": r.status,
+             "feasible": bool(r.feasible), "margin": r.margin}
+            for (i, j), r in sorted(result.results.items())]
+    return _table(rows, ("label_a", "label_b", "status", "feasible", "margin"),
+                  ("label_a", "label_b", "status"))
+
+
+def enumeration_table(result: Enumeration) -> PairTable:
+    """One row per item decided: ``item, status, margin, covers, method``. ``item`` is the
+    ranking ("'a' > 'b' > 'c'"), the top-k set or the sign pattern ("'+a', '-b'"), each label
+    quoted; ``covers`` is how many items a row decides (a "no" for a ranking prefix rules out
+    every ranking that starts with it; 1 otherwise)."""
+    rows = [{"item": _item(r.labels, result.kind), "status": r.status, "margin": r.margin,
+             "covers": int(r.extra.get("covers", 1)), "method": r.method}
+            for r in [*result.feasible, *result.infeasible, *result.undecided]]
+    return _table(rows, ("item", "status", "margin", "covers", "method"),
+                  ("item", "status", "method"))

@@ -112,6 +112,24 @@ def _unknown_command(argv: Sequence[str]) -> str | None:
             f"{', '.join(COMMANDS)} (see 'unembed --help').")
 
 
+def _unknown_option(sub: argparse.ArgumentParser | None, message: str) -> str | None:
+    """For argparse's "unrecognized arguments: ..." naming an option: one sentence naming the
+    first unknown option and the closest options of the command (None otherwise)."""
+    import difflib
+
+    prefix = "unrecognized arguments: "
+    if sub is None or not message.startswith(prefix):
+        return None
+    unknown = [t.split("=", 1)[0] for t in message[len(prefix):].split()
+               if t.startswith("--")]
+    if not unknown:
+        return None
+    known = sorted(o[2:] for o in sub._option_string_actions if o.startswith("--"))
+    near = difflib.get_close_matches(unknown[0][2:], known, n=2, cutoff=0.6)
+    hint = f" Did you mean {' or '.join('--' + n for n in near)}?" if near else ""
+    return f"unknown option {unknown[0]} for '{sub.prog}'.{hint}"
+
+
 def build_parser() -> Parser:
     from unembed import __version__
 
@@ -306,7 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parse(parser, argv)
             return int(args._run(args))
     except UsageError as e:
-        return _report(command, f"{e} (see '{e.prog} --help')", 2, as_json)
+        sub = subparser(parser, command) if parser is not None and command else None
+        msg = _unknown_option(sub, str(e)) or str(e)
+        return _report(command, f"{msg} (see '{e.prog} --help')", 2, as_json)
     except UnembedError as e:
         sub = subparser(parser, command) if parser is not None and command else None
         return _report(command, render(e, sub, args), 2, as_json)

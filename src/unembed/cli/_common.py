@@ -44,8 +44,10 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
                    help="allow unpickling --model FILE (a pickle can run code: only for files "
                         "you trust)")
     p.add_argument("--bias", metavar="FILE", help="bias file of shape (V,): PATH or PATH:TENSOR")
-    p.add_argument("--labels", metavar="FILE",
-                   help="labels: one per line, or a JSON list / id2label dict")
+    p.add_argument("--labels", metavar="FILE|DIR",
+                   help="labels: a file (one per line, or a JSON list / id2label dict) or a "
+                        "tokenizer directory (row i is token i); for a model with labels of its "
+                        "own, these replace them")
     p.add_argument("--link", choices=("softmax", "sigmoid"), default="softmax",
                    help="how logits become probabilities (default: softmax)")
     p.add_argument("--softcap", type=float, default=None, metavar="CAP",
@@ -243,7 +245,8 @@ def _tl_loader(args: argparse.Namespace, spec: str | None) -> functools.partial[
         revision=getattr(args, "revision", None),
         fold_ln=not args.no_fold_ln, center_unembed=not args.no_center_unembed,
         center_writing_weights=not args.no_center_writing_weights,
-        dtype=getattr(args, "model_dtype", None), strict=not args.allow_degenerate)
+        dtype=getattr(args, "model_dtype", None), strict=not args.allow_degenerate,
+        labels=args.labels, unique_labels=getattr(args, "unique_labels", False))
 
 
 def _temperature_kw(args: argparse.Namespace) -> dict[str, float]:
@@ -286,6 +289,17 @@ def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:
     """The head named by the parsed options (``spec`` overrides HEAD and --model)."""
     head: Head = load_model(args, spec).head
     return head
+
+
+def masked_note(head: Head) -> str | None:
+    """For a head whose model takes the argmax over a per-input subset of labels (spaCy's
+    parser and NER: the moves valid in each state), what a feasibility answer over all labels
+    does and does not say; None for every other head."""
+    if not head.meta.get("masked_argmax"):
+        return None
+    return ("this component takes the argmax over the moves valid in each state; these "
+            "answers are over all moves: a move that is never the argmax over all moves can "
+            "still be chosen in states where the moves beating it are invalid")
 
 
 def print_json(obj: Any) -> None:

@@ -10,6 +10,7 @@ from unembed.cli._common import (
     add_head_args,
     add_json_arg,
     load_head,
+    masked_note,
     positive_int,
     print_json,
     ray_engine,
@@ -85,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         if engine is not None:
             engine.close()
     d = res.to_dict()
+    masked = masked_note(head)
+    if masked is not None:
+        d["notes"] = [*d["notes"], masked]
     if args.json:
         print_json(d)
         return 0

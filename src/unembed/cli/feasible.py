@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, load_head, positive_int, print_json
+from unembed.cli._common import (
+    add_head_args,
+    add_json_arg,
+    load_head,
+    masked_note,
+    positive_int,
+    print_json,
+)
 from unembed.cli.argmaxable import add_lp_args, bound_lines
 
 
@@ -76,10 +83,13 @@ def run(args: argparse.Namespace) -> int:
             result = f.enumerate_top_k_sets(head, args.enumerate, args.k, **kw)
         else:
             result = f.enumerate_combinations(head, args.enumerate, **kw)
+    masked = masked_note(head)
     if args.json:
-        print_json(result)
+        print_json(result if masked is None else {**result.to_dict(), "note": masked})
         return 0
     _print(result)
+    if masked is not None:
+        print(f"note: {masked}")
     return 0
 
 

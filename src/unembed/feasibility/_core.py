@@ -117,6 +117,9 @@ _FULL_GROUP = 1024  # groups with at most this many outside labels start with al
 _START_GROUP = 64  # otherwise: the strongest competitors at the start point
 _ADD_GROUP = 32  # most violated rows added per member of S and generation round
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 # ---------------------------------------------------------------------------------- results
 @dataclass(frozen=True, eq=False)
@@ -207,6 +210,12 @@ class Feasibility:
     def feasible(self) -> bool:
         """True only for a "yes" backed by a witness."""
         return self.status == "yes"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row as a pandas DataFrame (:func:`unembed.tables.feasibility_table`)."""
+        from unembed.tables import feasibility_table
+
+        return feasibility_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         return {

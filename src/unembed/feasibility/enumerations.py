@@ -9,7 +9,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +29,9 @@ from unembed.feasibility.questions import decide_top_two, distinct_labels
 from unembed.head import Head, LabelRef
 
 _MAX_ENUM = 8
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 # ---------------------------------------------------------------------------------- co-top
@@ -56,6 +59,12 @@ class CoTopMatrix:
     results: dict[tuple[int, int], Feasibility]
     hidden_bound: dict[str, Any] = field(default_factory=dict)
     realises: Realises = "W h + b"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per pair as a pandas DataFrame (:func:`unembed.tables.co_top_table`)."""
+        from unembed.tables import co_top_table
+
+        return co_top_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +163,12 @@ class Enumeration:
     @property
     def n_infeasible(self) -> int:
         return int(sum(r.extra.get("covers", 1) for r in self.infeasible))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per item as a pandas DataFrame (:func:`unembed.tables.enumeration_table`)."""
+        from unembed.tables import enumeration_table
+
+        return enumeration_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         return {

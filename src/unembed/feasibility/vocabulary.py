@@ -62,6 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _EPS32 = 2.0**-24
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 @dataclass(frozen=True, eq=False)
 class VocabularyResult:
@@ -146,6 +149,12 @@ class VocabularyResult:
         if i not in self._recipes:
             return None
         return _rebuild(self._head.W, i, self._recipes[i])
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per label as a pandas DataFrame (:func:`unembed.tables.vocabulary_table`)."""
+        from unembed.tables import vocabulary_table
+
+        return vocabulary_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         counts = {k: int((self.status == k).sum()) for k in ("yes", "no", "undecided")}

@@ -231,11 +231,31 @@ def load(
                    f"{type(source).__name__} has its own logits.")
     if isinstance(source, Head):
         return FileModel(source)
-    if labels is not None and unique_labels:
+    if labels is not None and unique_labels and not isinstance(labels, (str, os.PathLike)):
         from unembed._checks import unique_labels as make_unique
 
-        labels = list(make_unique(read_labels(labels) if isinstance(labels, (str, os.PathLike))
-                                  else labels))
+        labels = list(make_unique(labels))
+    spec = labels if isinstance(labels, (str, os.PathLike)) else None
+    if labels is not None:
+        # a weight file reads --labels itself (a file, a tokenizer directory or a list); so do
+        # torch modules and estimators given a list. Every other model is read first and its
+        # rows renamed (a labels file or tokenizer directory is read for its row count).
+        from unembed.sources.sidecar import read_labels_spec, relabel
+
+        is_path = isinstance(source, (str, os.PathLike))
+        if is_path and _is_weight_file(source, revision):
+            if spec is not None and unique_labels:
+                n = read_tensor(source, ndim=2).shape[0]
+                return load(source, labels=list(read_labels_spec(spec, n)), bias=bias,
+                            link=link, softcap=softcap, strict=strict, unique_labels=True,
+                            temperature=temperature, fold=fold)
+        elif spec is not None or not (is_pickle(source) if is_path else _takes_labels(source)):
+            model = load(source, fold=fold, trust_pickle=trust_pickle, head_name=head_name,
+                         link=link, example_input=example_input, bias=bias, softcap=softcap,
+                         strict=strict, trust_remote_code=trust_remote_code, revision=revision,
+                         temperature=temperature, device=device, model_dtype=model_dtype)
+            return relabel(model, spec if spec is not None else list(labels),
+                           unique=unique_labels)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         from unembed.sources import hub_cache
@@ -321,6 +341,29 @@ def load(
         return load_sklearn(source, labels=labels, strict=strict)
     raise fail(f"load: cannot read a head from a {type(source).__name__}; expected a path, a "
                f"torch nn.Module, a scikit-learn estimator or a Head.")
+
+
+def _is_weight_file(source: str | os.PathLike[str], revision: str | None) -> bool:
+    """Whether a path source is read as a weight file (not a directory, hub name or pickle)."""
+    from pathlib import Path
+
+    from unembed.sources import hub_cache
+
+    if not os.path.exists(source) and hub_cache.looks_like_repo_id(os.fspath(source)) and \
+            hub_cache.find(source, revision) is not None:
+        return False
+    p = Path(source)
+    return not p.is_dir() and not is_pickle(p)
+
+
+def _takes_labels(source: Any) -> bool:
+    """Sources whose own loader takes a list of labels (torch modules, scikit-learn
+    estimators); spaCy pipelines and TransformerLens models are renamed after reading."""
+    from unembed.sources.spacy_pipeline import is_spacy_language
+    from unembed.sources.tlens import is_hooked_transformer
+
+    return not (is_spacy_language(source) or is_hooked_transformer(source)
+                or isinstance(source, Head))
 
 
 def _cpu_only(device: str | None, what: str) -> None:

@@ -25,11 +25,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from unembed._checks import fail
 
-__all__ = ["find_labels", "labels_path", "read_labels_spec", "write_labels"]
+if TYPE_CHECKING:
+    from unembed.sources.base import LoadedModel
+
+_M = TypeVar("_M", bound="LoadedModel")
+
+__all__ = ["find_labels", "labels_path", "read_labels_spec", "relabel", "write_labels"]
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model",
                     "spiece.model", "vocab.txt")
@@ -90,3 +95,21 @@ def read_labels_spec(spec: str | os.PathLike[str], n_rows: int) -> list[str]:
     from unembed.sources.files import read_labels
 
     return read_labels(p)
+
+
+def relabel(model: _M, spec: str | os.PathLike[str] | list[str], *,
+            unique: bool = False) -> _M:
+    """``model`` with its head's labels replaced by ``--labels``: a labels file or a tokenizer
+    directory (read for the head's V rows), or a list; ``unique`` renames repeats
+    ('sr', 'sr' -> 'sr', 'sr#2'). A count that does not match the rows is refused by the Head."""
+    from dataclasses import replace
+
+    head = model.head
+    labs = list(spec) if isinstance(spec, list) else read_labels_spec(spec, head.n_labels)
+    if unique:
+        from unembed._checks import unique_labels
+
+        labs = list(unique_labels(labs))
+    where = "the caller" if isinstance(spec, list) else str(spec)
+    model.head = replace(head, labels=tuple(labs), meta={**head.meta, "labels_from": where})
+    return model

@@ -45,6 +45,13 @@ Two ways in:
   from it (``local_files_only``), and TransformerLens converts it (``hf_model=``) with every
   HuggingFace call it makes told ``local_files_only=True``.
 
+Models TransformerLens keeps in its own format (``NeelNanda/...``, ``ArthurConmy/...``,
+``Baidicoot/...``: the toy models ``gelu-1l``, ``attn-only-2l``, ``solu-1l``, ...; a
+``config.json`` of a ``HookedTransformerConfig`` and a ``*final.pth`` state dict) are built as
+``from_pretrained`` builds them, except that the state dict is read with ``weights_only=True``
+(TransformerLens itself unpickles it with ``weights_only=False``) and the tokenizer is taken
+from the hub cache only (without it the labels are row numbers, said in the notes).
+
 Not read: a saved ``state_dict`` of a HookedTransformer (it holds no config, and
 TransformerLens 3.x has no file format that does), and a local HuggingFace directory given
 with ``--as transformer-lens`` (``from_pretrained`` takes only names from its table; the same
@@ -57,6 +64,7 @@ that reason).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -66,7 +74,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed import _reprs
-from unembed._checks import fail
+from unembed._checks import UnembedError, fail
 from unembed.bounds import Rows
 from unembed.head import Head
 from unembed.sources._torch import FinalNorm, check_logits_equal, to_f64
@@ -425,12 +433,17 @@ def official_name(name: str) -> str:
 
 def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = True,
                     center_writing_weights: bool = True, center_unembed: bool = True,
-                    dtype: str | None = None, strict: bool = True) -> TLModel:
+                    dtype: str | None = None, strict: bool = True,
+                    labels: str | os.PathLike[str] | None = None,
+                    unique_labels: bool = False) -> TLModel:
     """``HookedTransformer.from_pretrained(name, fold_ln=..., center_writing_weights=...,
     center_unembed=..., dtype=...)`` from the local hub cache only (see the module docstring),
     read as :func:`load_hooked_transformer` reads it. The defaults are TransformerLens's own;
     ``head.meta["transformer_lens"]`` records the name, the official name, the version and
     the processing asked for (:attr:`TLModel.processing` is what the weights show).
+
+    ``labels`` (a labels file or a tokenizer directory) renames the rows (see
+    :func:`unembed.sources.sidecar.relabel`).
 
     A name TransformerLens does not know, a name missing from the hub cache and a checkpoint
     TransformerLens cannot convert are one-line errors; nothing is downloaded.
@@ -450,21 +463,27 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
                    f"exactly as a HuggingFace model.")
     official = official_name(name)
     snap = hub_cache.resolve(official, revision)
-    tf = transformers_module()
-    hf_model = from_pretrained(tf.AutoModelForCausalLM, snap.path, "a causal LM")
-    tok = load_tokenizer(snap.path)
     kw: dict[str, Any] = {"fold_ln": fold_ln, "center_writing_weights": center_writing_weights,
                           "center_unembed": center_unembed}
+    notes: list[str] = []
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             # from_pretrained warns that it is deprecated in favour of 4.x's bridge, and prints
             # "Loaded pretrained model ..." on stdout (which belongs to --json): both dropped
             warnings.simplefilter("ignore", DeprecationWarning)
-            model = tl.HookedTransformer.from_pretrained(
-                official, hf_model=hf_model, tokenizer=tok, device="cpu",
-                dtype=dtype or "float32", cache_dir=str(snap.cache_dir), local_files_only=True,
-                revision=snap.commit, **kw)
-    except (KeyboardInterrupt, SystemExit, MemoryError):
+            # its own-format config reader json.load(open(...))s without closing the file
+            warnings.simplefilter("ignore", ResourceWarning)
+            if official.startswith(_TL_FORMAT_ORGS):
+                model = _from_tl_format(tl, official, snap, kw, dtype or "float32", notes)
+            else:
+                tf = transformers_module()
+                hf_model = from_pretrained(tf.AutoModelForCausalLM, snap.path, "a causal LM")
+                tok = load_tokenizer(snap.path)
+                model = tl.HookedTransformer.from_pretrained(
+                    official, hf_model=hf_model, tokenizer=tok, device="cpu",
+                    dtype=dtype or "float32", cache_dir=str(snap.cache_dir),
+                    local_files_only=True, revision=snap.commit, **kw)
+    except (KeyboardInterrupt, SystemExit, MemoryError, UnembedError):
         raise
     except Exception as e:
         text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
@@ -477,7 +496,69 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
                                          "dtype": dtype or "float32", **kw}
     out.head.meta["source"] = (f"TransformerLens {official} from the hub cache "
                                f"({snap.repo_id}@{snap.revision}, {snap.path})")
+    out.head.meta["notes"] = [*out.head.meta.get("notes", []), *notes]
+    if labels is not None:
+        from unembed.sources.sidecar import relabel
+
+        relabel(out, labels, unique=unique_labels)
     return out
+
+
+#: Organisations whose models TransformerLens stores in its own format (config.json of a
+#: HookedTransformerConfig, a ``*final.pth`` state dict) instead of HuggingFace's.
+_TL_FORMAT_ORGS = ("NeelNanda/", "ArthurConmy/", "Baidicoot/")
+
+
+def _from_tl_format(tl: Any, official: str, snap: Any, kw: dict[str, Any], dtype: str,
+                    notes: list[str]) -> Any:
+    """A model of TransformerLens's own format from its snapshot, as ``from_pretrained``
+    builds it, except that the state dict is read with ``weights_only=True`` (TransformerLens
+    itself unpickles it with ``weights_only=False``) and its tokenizer only from the hub
+    cache (without it the labels are row numbers)."""
+    import torch
+    from transformer_lens import loading_from_pretrained as loading
+
+    from unembed.sources import hub_cache
+    from unembed.sources.hf_dir import load_tokenizer
+
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+    cfg = loading.get_pretrained_model_config(
+        official, fold_ln=kw["fold_ln"], device="cpu", dtype=torch_dtype,
+        cache_dir=str(snap.cache_dir), local_files_only=True, revision=snap.commit)
+    finals = sorted(p for p in snap.path.iterdir() if p.name.endswith("final.pth"))
+    if not finals:
+        raise fail(f"{snap.path}: no *final.pth state dict in the snapshot (TransformerLens "
+                   f"reads its own-format models from that file).")
+    try:
+        sd = torch.load(finals[0], map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise fail(f"{finals[0]}: not a state dict of tensors readable with weights_only=True "
+                   f"({type(e).__name__}); unembed does not unpickle it.") from None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise fail(f"{finals[0]}: not a state dict of tensors.")
+    sd = {k: v.to(torch_dtype) for k, v in sd.items()}
+    if cfg.original_architecture == "neel-solu-old":
+        sd = loading.convert_neel_solu_old_weights(sd, cfg)
+    elif cfg.original_architecture == "mingpt":
+        sd = loading.convert_mingpt_weights(sd, cfg)
+    if cfg.positional_embedding_type == "shortformer":
+        # what from_pretrained does: no processing for shortformer models
+        kw.update(fold_ln=False, center_unembed=False, center_writing_weights=False)
+    tok = None
+    if cfg.tokenizer_name:
+        try:
+            tok = load_tokenizer(hub_cache.resolve(cfg.tokenizer_name).path)
+        except UnembedError:
+            tok = None
+        if tok is None:
+            notes.append(f"its tokenizer {cfg.tokenizer_name} is not in the hub cache: labels "
+                         f"are row numbers and inputs must be token ids")
+            cfg.tokenizer_name = None
+    model = tl.HookedTransformer(cfg, tok, move_to_device=False)
+    model.load_and_process_state_dict(sd, fold_value_biases=True, **kw)
+    return model
 
 
 def export_tl(model: TLModel, head: Head, out: Path, tmp: Path, inputs: Any,
