@@ -83,6 +83,7 @@ from unembed._checks import UnembedError, fail
 from unembed.bounds import Rows
 from unembed.head import Head
 from unembed.sources._torch import FinalNorm, check_logits_equal, to_f64
+from unembed.sources.torch_base import head_through_norm
 
 if TYPE_CHECKING:
     from unembed.export import ExportResult
@@ -228,33 +229,18 @@ class TLModel:
         b = to_f64(m.b_U)
         d = W.shape[1]
         norm = proc.normalization
-        ns: NDArray[np.float64] | None = None
-        ns_reason = "none known"
         fnorm: FinalNorm | None = None
-        view = "folded" if proc.fold_ln else "raw"
+        rows: Rows = "folded" if proc.fold_ln else "stored"
         if norm in ("LN", "LNPre"):
-            if norm == "LNPre":
-                gain, shift = np.ones(d), None
-            else:
-                gain, shift = to_f64(m.ln_final.w), to_f64(m.ln_final.b)
+            gain, shift = ((np.ones(d), None) if norm == "LNPre"
+                           else (to_f64(m.ln_final.w), to_f64(m.ln_final.b)))
             fnorm = FinalNorm(name="ln_final", kind="layernorm", gain=gain, shift=shift)
-            if norm == "LNPre":
-                ns = np.ones((d, 1))
-                ns_reason = ("LayerNormPre's output n = (x - mean x) / scale sums to zero, so "
-                             "it is orthogonal to the all-ones vector")
-            elif np.all(gain != 0):
-                inv = 1.0 / gain
-                const = float(inv @ shift) if shift is not None else 0.0
-                if abs(const) <= 1e-12 * float(np.abs(inv).sum()):
-                    ns = inv[:, None]
-                    ns_reason = "h = g * n + beta with sum(n) = 0 and (1/g) . beta = 0"
-                else:
-                    ns_reason = (f"(1/g) . h = (1/g) . beta = {const:.3g} for every input: "
-                                 f"moving rows along 1/g shifts each label's logit by its own "
-                                 f"constant, which the bias would have to absorb")
         elif norm in ("RMS", "RMSPre"):
             gain = np.ones(d) if norm == "RMSPre" else to_f64(m.ln_final.w)
             fnorm = FinalNorm(name="ln_final", kind="rmsnorm", gain=gain, shift=None)
+        # the folded rows' gain is 1 (LNPre / RMSPre: any gain is in W_U already), so folding
+        # leaves W and b as they are; the null space and the box are the shared ones
+        nh = head_through_norm(W, b, fnorm, rows, self.dtype)
         labels = self._labels(W.shape[0])
         meta: dict[str, Any] = {
             "source": f"TransformerLens HookedTransformer ({m.cfg.model_name})",
@@ -263,15 +249,10 @@ class TLModel:
             "tied": False, "labels_from": "tokenizer" if labels else "row numbers",
             "processing": proc.to_dict(), "notes": list(proc.notes),
         }
-        rows: Rows = "folded" if view == "folded" else "stored"
-        bound = None
-        if fnorm is not None:
-            from unembed.sources.hf_lm import norm_hidden_bound
-
-            bound = norm_hidden_bound(fnorm, rows, self.dtype)
-        return Head(W=W, b=b, labels=labels or (), link="softmax", softcap=proc.softcap,
-                    null_space=ns, reparam=False, dtype=self.dtype, meta=meta, strict=strict,
-                    rows=rows, hidden_bound=bound, null_space_reason=ns_reason,
+        return Head(W=nh.W, b=nh.b, labels=labels or (), link="softmax", softcap=proc.softcap,
+                    null_space=nh.null_space, reparam=False, dtype=self.dtype, meta=meta,
+                    strict=strict, rows=rows, hidden_bound=nh.hidden_bound,
+                    null_space_reason=nh.null_space_reason,
                     reparam_reason="not claimed for TransformerLens models")
 
     def _labels(self, n: int) -> tuple[str, ...] | None:
