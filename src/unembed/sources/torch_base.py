@@ -135,7 +135,7 @@ def refuse_fold(where: object, what: str, head: str = "head") -> UnembedError:
     """The one refusal of ``fold=True`` for a model without a final norm before its head
     (``head``: what the model calls it, "head" or "classifier")."""
     return fail(f"{where}: {what} has no final norm right before its {head}, so there is no "
-                f"gain to fold; use the raw view.")
+                f"gain to fold; use the stored rows.")
 
 
 def id2label_labels(config: Any, n: int) -> tuple[str, ...]:
@@ -181,11 +181,6 @@ class TorchSource:
 
     __repr__ = _reprs.model_repr
     _repr_html_ = _reprs.model_html
-
-    @property
-    def view(self) -> str:
-        """"folded" or "raw" (the rows' name on the command line's ``--fold``)."""
-        return "folded" if self.rows == "folded" else "raw"
 
     # ------------------------------------------------------------------ to provide
     def _where(self) -> object:
