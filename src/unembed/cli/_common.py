@@ -72,8 +72,9 @@ def add_tl_args(p: argparse.ArgumentParser) -> None:
                    help="read --model NAME as TransformerLens reads it: "
                         "HookedTransformer.from_pretrained(NAME) from the local hub cache "
                         "(a name from TransformerLens 3.x's model table, e.g. gpt2-small; "
-                        "never downloaded), with its default processing (fold_ln, "
-                        "center_writing_weights, center_unembed)")
+                        "never downloaded) or a local HuggingFace directory it converts, "
+                        "with its default processing (fold_ln, center_writing_weights, "
+                        "center_unembed)")
     p.add_argument("--no-fold-ln", action="store_true",
                    help="with --as transformer-lens: fold_ln=False (keep the final LayerNorm's "
                         "gain out of W_U: the stored rows)")
