@@ -209,3 +209,24 @@ def test_moves_added_after_training_are_left_out_and_named():
     h_ref, z_ref, _ = _by_hand(nlp, "ner", TEXTS)
     keep = [i for i in range(ner.moves.n_moves) if i not in unseen]
     assert np.abs(h - h_ref).max() < 1e-4 and np.abs(z - z_ref[:, keep]).max() < 1e-4
+
+
+def test_cli_neighbours_of_a_move(saved, capsys):
+    """neighbours on the parser's action layer: the moves whose centred rows are closest,
+    recomputed from the upper layer's parameters read with spacy.load."""
+    import spacy
+
+    assert main(["neighbours", "--model", str(saved), "--component", "parser", "L-nsubj",
+                 "-k", "3", "--view", "centered", "--json"]) == 0
+    (got,) = json.loads(capsys.readouterr().out)["neighbours"].values()
+    pipe = spacy.load(saved).get_pipe("parser")
+    W = pipe.model.get_ref("upper").get_param("W").astype(np.float64)
+    names = [pipe.moves.get_class_name(i) for i in range(pipe.moves.n_moves)]
+    C = W - W.mean(axis=0)
+    U = C / np.linalg.norm(C, axis=1, keepdims=True)
+    i = names.index("L-nsubj")
+    cos = U @ U[i]
+    cos[i] = -np.inf
+    top = np.argsort(-cos)[:3]
+    assert [n["label"] for n in got] == [names[j] for j in top]
+    assert np.allclose([n["cosine"] for n in got], cos[top], atol=1e-9)

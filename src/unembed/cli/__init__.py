@@ -75,7 +75,9 @@ EXAMPLES: dict[str, str] = {
              "  unembed audit --model W.npy --bias b.npy --data H.npy --out my-audit "
              "--pairs pairs.csv",
     "inspect": "unembed inspect --model openai-community/gpt2 --revision main\n"
-               "  unembed inspect W.npy --labels labels.txt --pairs pairs.parquet",
+               "  unembed inspect W.npy --labels labels.txt --pairs pairs.parquet\n"
+               "  unembed inspect --model gpt2-small --as transformer-lens --no-center-unembed\n"
+               "  unembed inspect --model en_pipeline/ --component parser",
     "cosine": "unembed cosine W.npy --labels labels.txt cat dog --view raw --view centered",
     "neighbours": "unembed neighbours W.npy --labels labels.txt cat dog -k 10 --view causal\n"
                   "  unembed neighbours W.npy --all --out nn.jsonl -k 10\n"

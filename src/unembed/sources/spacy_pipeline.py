@@ -179,6 +179,11 @@ class _Pipe:
         """The hidden states (n, d), float64: one row per prediction."""
         return self.forward(inputs)[0]
 
+    def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
+        """Refused: a pipeline takes texts, and random texts would say nothing."""
+        raise fail(f"a spaCy {self.component} takes texts and cannot draw random inputs; "
+                   f"pass the inputs.")
+
     def model_logits(self, inputs: Any) -> NDArray[np.float64]:
         """The component's own scores (n, V), float64."""
         return self.forward(inputs)[1]
