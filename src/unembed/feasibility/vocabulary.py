@@ -479,6 +479,9 @@ def argmaxable_all(
         ``head.hidden_bound`` (a relaxation of what the model can reach: a "no" is
         proven for the model, a "yes" is a witness in the box). ``hidden_bound`` in the
         result says which.
+    rtol : float, optional
+        Margins below rtol times the largest row value count as no; default by the head's
+        storage dtype (:func:`unembed.feasibility._core.default_rtol`), said in ``rtol``.
     steps : int
         Reflection steps of the fast pass.
     block : int
