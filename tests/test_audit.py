@@ -15,6 +15,7 @@ from unembed.behaviour import ArrayInputs
 from unembed.demo.data import digits_split
 from unembed.demo.models import logreg_model
 from unembed.demo.training import train_digits_logreg
+from unembed.sources.base import HeadModel
 from unembed.views import VIEWS, cosine, similarity_matrix
 
 
@@ -169,7 +170,7 @@ def test_audit_refuses_bad_likely(logreg_audit) -> None:
         audit(model, ArrayInputs(x), likely=0.9, progress=False)
 
 
-class _Planted:
+class _Planted(HeadModel):
     """Label 'mid' is the midpoint of 'a' and 'b': a and b can never be the top two."""
 
     kind = "test"

@@ -20,6 +20,7 @@ from unembed.behaviour import (
     top_k_indices,
 )
 from unembed.head import Head, logits_to_log_probs
+from unembed.sources.base import HeadModel
 
 
 def _log_probs(n: int, v: int, seed: int) -> np.ndarray:
@@ -103,7 +104,7 @@ def test_top_k_indices_and_tally_top() -> None:
         t.update(np.zeros((2, 4)))
 
 
-class _Linear:
+class _Linear(HeadModel):
     """A real (if tiny) model: a fixed random feature map then a head."""
 
     kind = "test"
@@ -147,10 +148,10 @@ def test_collect_small_head_uses_all_labels_and_given_labels() -> None:
     model = _Linear(5)
     x = np.random.default_rng(2).normal(size=(20, 6))
     assert collect(model, ArrayInputs(x), progress=False).idx.tolist() == [0, 1, 2, 3, 4]
-    beh = collect(model, ArrayInputs(x), labels=["3", "#1"], progress=False)
+    beh = collect(model, ArrayInputs(x), label_set=["3", "#1"], progress=False)
     assert beh.idx.tolist() == [3, 1]
     with pytest.raises(UnembedError, match="Unknown labels 'zz'"):
-        collect(model, ArrayInputs(x), labels=["zz", "1"], progress=False)
+        collect(model, ArrayInputs(x), label_set=["zz", "1"], progress=False)
 
 
 def test_text_windows_stream_plain_text_and_jsonl(tmp_path) -> None:

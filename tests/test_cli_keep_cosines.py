@@ -46,3 +46,21 @@ def test_impossible_and_misused_keep_cosines_exit_2_with_one_line(
     assert "exactly one of" in capsys.readouterr().err
     assert main(["counterexample", str(src), "--out", str(out)]) == 2
     assert "--pair A B and --target T are required" in capsys.readouterr().err
+
+
+def test_not_top_two_with_a_bias_is_written_with_certificates(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    W = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [-1.0, -1.0, -1.0]])
+    b = np.array([0.1, -0.2, 0.5, 0.3])
+    src, bias, out = tmp_path / "W.npy", tmp_path / "b.npy", tmp_path / "new.npy"
+    np.save(src, W)
+    np.save(bias, b)
+    assert main(["counterexample", str(src), "--bias", str(bias), "--keep-cosines",
+                 "--not-top-two", "#0", "#1", "--out", str(out), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["before"]["status"] == "yes" and rec["after_written"]["status"] == "no"
+    assert rec["after_written"]["certificate"]["bound"] <= rec["after_written"]["tol"]
+    new = np.load(out)
+    assert np.abs(cosines(new) - cosines(W)).max() <= 1e-12
+    assert unit_optimum(W, b, [0, 1], True) > 1e-3
+    assert unit_optimum(new, b, [0, 1], True) <= rec["after_written"]["tol"] * (1 + 1e-6)

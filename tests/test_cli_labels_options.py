@@ -113,3 +113,18 @@ def test_mistyped_option_with_json(capsys):
     assert main(["cosine", "W.npy", "a", "b", "--veiw", "raw", "--json"]) == 2
     rec = json.loads(capsys.readouterr().out)
     assert rec["exit_code"] == 2 and "Did you mean --view?" in rec["error"]
+
+
+def test_every_help_example_parses():
+    """Each example line in the commands' help is a command line the parser accepts."""
+    import shlex
+
+    from unembed.cli import EXAMPLES, parse
+
+    parser = build_parser()
+    for name, text in EXAMPLES.items():
+        for line in text.splitlines():
+            argv = shlex.split(line.strip())
+            assert argv[:2] == ["unembed", name], line
+            args = parse(parser, argv[1:])
+            assert args.command == name

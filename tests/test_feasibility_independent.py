@@ -301,3 +301,39 @@ def test_enumerations_say_what_their_witnesses_realise() -> None:
             assert r.realises == want
             z = head.W @ r.witness + (head.bias if want == "W h + b" else 0.0)
             assert np.all(np.diff(z[head.indices(list(r.labels))]) < 0)
+
+
+# ---------------------------------------------------------------------------------- wide heads
+@st.composite
+def wide_heads(draw: st.DrawFn) -> Head:
+    """V << d (2 V <= d: the LPs are solved in the rows' span), rows affinely dependent: one
+    a convex combination of three others, one an affine (not convex) combination."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    V = draw(st.integers(5, 8))
+    d = draw(st.integers(2 * V, 40))
+    bias = draw(st.sampled_from(["none", "large"]))
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((V, d))
+    W[0] = rng.dirichlet(np.ones(3)) @ W[1:4]  # inside the hull: never the argmax
+    W[-1] = 1.5 * W[1] - 0.5 * W[2]  # on their line, outside the segment
+    b = None if bias == "none" else 10.0 ** rng.uniform(-1, 1) * rng.standard_normal(V)
+    return Head(W, b=b)
+
+
+@QUICK
+@given(wide_heads(), st.booleans())
+def test_wide_heads_lps_in_the_span_agree_with_the_lp_in_r_d(head: Head, bias: bool) -> None:
+    seen = set()
+    for i in range(head.n_labels):
+        r = is_argmaxable(head, i, bias=bias)
+        seen.add(r.status)
+        check_against_independent(head, r, [i], bias=bias, tie=False)
+        check_complete(head, r, [i], bias=bias, tie=False)
+        if r.lp_solves:
+            assert "span" in r.extra["lp_space"]
+    for a, c in [(0, 1), (1, 2), (2, head.n_labels - 1)]:
+        r = can_be_top_two(head, a, c, bias=bias)
+        check_against_independent(head, r, [a, c], bias=bias, tie=True)
+        check_complete(head, r, [a, c], bias=bias, tie=True)
+    if not bias or not np.any(head.bias != 0):
+        assert "no" in seen  # the planted row

@@ -197,7 +197,7 @@ def test_fuzz_command_line(corpus: Path, tmp_path: Path,
              "--radius", "-1", "arch", "--target", "0.5", "--pair", "--out",
              str(tmp_path / "o.npy"), "--labels", "--bias", "--link", "sigmoid", "--no-bias",
              "--softcap", "0", "--force", "--model", "--data", "--enumerate", "--kind",
-             "rankings", "--argmax", "--top-two", "--workers", "1", "-n", "4"]
+             "rankings", "--argmaxable", "--top-two", "--workers", "1", "-n", "4"]
     for _ in range(60):
         cmd = rng.choice(["inspect", "cosine", "counterexample", "verify", "argmaxable",
                           "feasible", "audit"])

@@ -77,12 +77,42 @@ def test_pair_made_unable_to_lead_together_with_the_same_cosines() -> None:
     assert unit_optimum(r.head.W, r.head.bias, [0, 1], True) <= r.after.tol * (1 + 1e-6)
 
 
-def test_pair_construction_refuses_a_bias_and_the_impossible() -> None:
+def test_pair_construction_says_when_it_is_impossible() -> None:
     W = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, -1.0, -1.0]])
-    with pytest.raises(UnembedError, match="bias"):
+    with pytest.raises(UnembedError, match="Impossible"):
         not_top_two_keeping_cosines(Head(W, b=np.ones(4)), 0, 1)
     with pytest.raises(UnembedError, match="Impossible"):
         not_top_two_keeping_cosines(Head(W), 0, 1)  # the others' hull misses the plane
+
+
+@pytest.mark.parametrize("b2", [0.5, 0.05, -0.05])
+def test_pair_made_unable_to_lead_together_with_a_bias_kept(b2: float) -> None:
+    """Row 2 = u_0 + u_1 again, now with a bias: on the tie z_0 = z_1 = t, the combination
+    z_2 = alpha z_0' + beta z_1' + ... carries b_2 - x b_0 - (1 - x) b_1, which must be >= 0;
+    the LPs before and after are checked by the independent box LP."""
+    rng = np.random.default_rng(4)
+    W = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [-1.0, -1.0, -1.0]])
+    Q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    b = np.array([0.1, -0.2, b2, 0.3])
+    head = Head(3.0 * W @ Q, b=b)
+    assert unit_optimum(head.W, b, [0, 1], True) > 1e-3  # they lead together before
+    r = not_top_two_keeping_cosines(head, 0, 1)
+    assert np.abs(cosines(r.head.W) - cosines(head.W)).max() <= 1e-12
+    assert np.array_equal(r.head.bias, b) and np.all(r.scales > 0)
+    assert r.before.status == "yes" and r.after.status == "no"
+    assert r.after.certificate is not None and r.after.certificate.bound <= r.after.tol
+    assert unit_optimum(r.head.W, b, [0, 1], True) <= r.after.tol * (1 + 1e-6)
+    assert r.weights["bias_slack"] >= 0
+
+
+def test_pair_with_a_bias_that_holds_the_tie_up_is_impossible() -> None:
+    """The only combination on the plane of rows 0 and 1 is row 2 (= u_0 + u_1), whose bias
+    is too low whatever the factors: s = b_2 - x b_0 - (1 - x) b_1 < 0 for every x in (0, 1)."""
+    W = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [-1.0, -1.0, -1.0]])
+    head = Head(W, b=np.array([0.0, 0.0, -1.0, 0.0]))
+    with pytest.raises(UnembedError, match="Impossible by rescaling these two rows with the "
+                                           "bias kept"):
+        not_top_two_keeping_cosines(head, 0, 1)
 
 
 # ---------------------------------------------------------------------------------- sigmoid

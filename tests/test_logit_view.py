@@ -103,6 +103,18 @@ def test_logit_view_unchanged_by_every_symmetry(net, change: str) -> None:
     before = logit_cosines(W, HiddenMoments.from_states(H))
     after = logit_cosines(W2, HiddenMoments.from_states(H2))
     np.testing.assert_allclose(after, before, atol=1e-9)
+    # the same through the views API and the neighbours, on the heads read from the models
+    from unembed.neighbours import neighbours
+    from unembed.views import similarity_matrix
+
+    h1, h2 = _head_of(m), _head_of(new)
+    d1, d2 = HiddenMoments.from_states(H), HiddenMoments.from_states(H2)
+    np.testing.assert_allclose(similarity_matrix(h2, view="logit", data=d2),
+                               similarity_matrix(h1, view="logit", data=d1), atol=1e-9)
+    n1 = neighbours(h1, None, k=3, view="logit", data=d1)
+    n2 = neighbours(h2, None, k=3, view="logit", data=d2)
+    for lab in n1:
+        assert [x.index for x in n1[lab]] == [x.index for x in n2[lab]]
     # the Euclidean views do move under the symmetries that change the rows (the test can fail):
     # the raw cosine under translation, the centered one under the other two
     def cos(w: np.ndarray, center: bool) -> np.ndarray:
@@ -143,3 +155,98 @@ def test_park_distance_against_v_by_v_formula(net) -> None:
     H2, W2, _ = _state(new, x)
     assert park_distance(W2, HiddenMoments.from_states(H2)).distance == pytest.approx(
         pd.distance, abs=1e-9)
+
+
+# ------------------------------------------------------------ the logit view everywhere
+def _head_of(m: _Net):
+    from unembed import Head
+
+    return Head(m.head.weight.detach().numpy().copy(), b=m.head.bias.detach().numpy().copy())
+
+
+def test_views_cosine_matrix_and_neighbours_under_the_logit_view(net) -> None:
+    """cosine, similarity_matrix and neighbours with view="logit" against np.corrcoef of the
+    torch model's own centered logits on the same inputs."""
+    from unembed.neighbours import neighbours
+    from unembed.views import cosine, similarity_matrix
+
+    m, x = net
+    H, _, z = _state(m, x)
+    want = np.corrcoef((z - z.mean(axis=1, keepdims=True)).T)
+    head = _head_of(m)
+    mom = HiddenMoments.from_states(H, source="x")
+    np.testing.assert_allclose(similarity_matrix(head, view="logit", data=mom), want,
+                               atol=1e-10)
+    assert cosine(head, 2, 5, "logit", data=mom) == pytest.approx(want[2, 5], abs=1e-10)
+    for lab, ns in neighbours(head, None, k=3, view="logit", data=mom).items():
+        i = head.index(lab)
+        order = sorted((j for j in range(V) if j != i), key=lambda j: (-want[i, j], j))[:3]
+        assert [n.index for n in ns] == order
+        np.testing.assert_allclose([n.cosine for n in ns], want[i, order], atol=1e-10)
+    # the hidden states themselves work as data too (moments streamed from them)
+    got = neighbours(head, [0], k=3, view="logit", data=H)
+    assert got == neighbours(head, [0], k=3, view="logit", data=mom)
+
+
+def test_logit_view_without_data_is_a_one_line_error(net) -> None:
+    from unembed._checks import UnembedError
+    from unembed.neighbours import neighbours
+    from unembed.views import cosine, similarity_matrix
+
+    head = _head_of(net[0])
+    for call in (lambda: cosine(head, 0, 1, "logit"),
+                 lambda: similarity_matrix(head, view="logit"),
+                 lambda: neighbours(head, [0], view="logit"),
+                 lambda: neighbours(head, [0], view="coprob")):
+        with pytest.raises(UnembedError, match="'data' argument .* must be given") as e:
+            call()
+        assert "\n" not in str(e.value)
+
+
+def test_constant_centered_logit_has_no_logit_cosine() -> None:
+    """A label whose centered logit is constant on the data (here: every label's row is the
+    same plus a multiple of a direction the data never varies along)."""
+    from unembed import Head
+    from unembed._checks import UnembedError
+    from unembed.views import cosine, similarity_matrix
+
+    rng = np.random.default_rng(0)
+    H = np.c_[rng.standard_normal((100, 2)), np.full(100, 3.0)]  # no variance along e_3
+    W = np.c_[rng.standard_normal((4, 2)), np.zeros(4)]
+    W[1, :2] = W[[0, 2, 3], :2].sum(axis=0) / 3  # the centered row of label 1 is along e_3
+    W[1, 2] = 1.0
+    head = Head(W)
+    mom = HiddenMoments.from_states(H, source="H")
+    S = similarity_matrix(head, view="logit", data=mom)
+    assert np.isnan(S[1, [0, 2, 3]]).all() and np.isfinite(S[0, 2])
+    with pytest.raises(UnembedError, match="does not vary on the data"):
+        cosine(head, 0, 1, "logit", data=mom)
+
+
+def _coprob_dense(P: np.ndarray) -> np.ndarray:
+    """The co-probability matrix formed whole: cosines of the probability columns."""
+    G = P.T @ P
+    n = np.sqrt(np.diag(G))
+    return G / np.outer(n, n)
+
+
+def test_coprob_neighbours_against_the_dense_matrix(net) -> None:
+    from unembed.neighbours import neighbours
+
+    m, x = net
+    H, _, z = _state(m, x)
+    P = torch.softmax(torch.from_numpy(z), 1).numpy()  # the torch model's probabilities
+    C = _coprob_dense(P)
+    head = _head_of(m)
+    batches = lambda: (H[s:s + 37] for s in range(0, len(H), 37))  # noqa: E731
+    for data in (H, batches):
+        got = neighbours(head, None, k=4, view="coprob", data=data)
+        for lab, ns in got.items():
+            i = head.index(lab)
+            order = sorted((j for j in range(V) if j != i), key=lambda j: (-C[i, j], j))[:4]
+            assert [n.index for n in ns] == order
+            np.testing.assert_allclose([n.cosine for n in ns], C[i, order], atol=1e-12)
+    from unembed._checks import UnembedError
+
+    with pytest.raises(UnembedError, match="hidden states themselves"):
+        neighbours(head, [0], view="coprob", data=HiddenMoments.from_states(H))

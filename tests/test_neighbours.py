@@ -64,3 +64,20 @@ def test_api_and_command_line(tmp_path, capsys):
     assert main(["neighbours", str(tmp_path / "W.npy"), "--all", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["neighbours", str(tmp_path / "W.npy"), "nope"]) == 2
+
+
+@pytest.mark.parametrize("block", [5, None])
+def test_float32_products_cannot_reorder_what_float64_separates(block):
+    """Rows within 1e-6 of one direction: their cosines with it differ by about 1e-12, far
+    below float32's resolution (the bound delta is about 1e-6 here), so the order comes from
+    the float64 re-score of every candidate the bound keeps."""
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal(16)
+    W = np.vstack([base, base + 1e-6 * rng.standard_normal((30, 16)),
+                   rng.standard_normal((20, 16))])
+    head = Head(W)
+    bi, bv = nearest(head, np.array([0, 3]), k=12, view="raw", block=block)
+    for a, q in enumerate([0, 3]):
+        want = _brute(W, q, 12)
+        assert bi[a].tolist() == [j for j, _ in want]
+        np.testing.assert_allclose(bv[a], [c for _, c in want], atol=1e-15)

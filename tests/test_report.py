@@ -15,9 +15,10 @@ from unembed.audit import audit
 from unembed.behaviour import ArrayInputs
 from unembed.head import Head
 from unembed.report import jsonable, render_html, summary_lines, write_index, write_report
+from unembed.sources.base import HeadModel
 
 
-class _Model:
+class _Model(HeadModel):
     """A fixed random tanh feature map and a softmax head over 6 labels; ``gain`` scales the
     hidden states (a large gain saturates the softmax)."""
 

@@ -11,11 +11,12 @@ from unembed.audit import audit
 from unembed.behaviour import ArrayInputs
 from unembed.head import Head
 from unembed.report import plot_before_after, plot_heatmap, plot_text
+from unembed.sources.base import HeadModel
 
 LABELS = ("\x07bell", "中文", "$x$", "a\\u4e2d", "tab\there", "plain")
 
 
-class _Model:
+class _Model(HeadModel):
     kind = "test"
 
     def __init__(self) -> None:

@@ -81,6 +81,7 @@ def test_by_name_with_transformer_lens_defaults(in_cache):
     meta = lm.head.meta
     assert meta["hub"]["commit"] == COMMIT and meta["transformer_lens"]["official_name"] == "gpt2"
     assert meta["transformer_lens"]["version"].startswith("3.")
+    assert any("checked against the HuggingFace model" in n for n in meta["notes"])
     hf = _hf(snap)
     W = hf.lm_head.weight.detach().double().numpy()  # (V, d), tied to wte
     g = hf.transformer.ln_f.weight.detach().double().numpy()
@@ -113,8 +114,8 @@ def test_names_and_options_are_checked_before_anything_loads(in_cache, tmp_path)
     with pytest.raises(UnembedError) as e:
         load_pretrained("gpt2-medium")  # in TransformerLens's table, not in this cache
     assert str(root / "models--gpt2-medium") in str(e.value) and "never downloads" in str(e.value)
-    with pytest.raises(UnembedError, match="a local path"):
-        load_pretrained(str(tmp_path))
+    with pytest.raises(UnembedError, match="this is neither"):
+        load_pretrained(str(tmp_path))  # a directory without config.json
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -172,6 +173,34 @@ def test_cli_inspect_neighbours_counterexample_audit(in_cache, tmp_path, capsys)
     res = json.loads(capsys.readouterr().out)
     audit = json.loads(Path(res["json"]).read_text())
     assert audit["data"]["n_predictions"] > 0
+
+
+def test_local_directory_converted_and_checked(tl_cache, capsys):
+    """A fine-tuned model in a local directory, the way TransformerLens's own converters read a
+    path; its conversion is checked against the HuggingFace model before it is read."""
+    _, snap = tl_cache
+    lm = load_pretrained(str(snap))
+    assert lm.processing.fold_ln and lm.processing.center_unembed
+    assert lm.head.meta["transformer_lens"]["official_name"] is None
+    assert any("checked against the HuggingFace model" in n for n in lm.head.meta["notes"])
+    hf = _hf(snap)
+    ids = np.random.default_rng(5).integers(0, lm.head.n_labels, size=(2, 7))
+    h, _ = lm.forward(ids)
+    assert np.abs(_log_softmax(lm.head.logits(h)) - _hf_log_probs(hf, ids)).max() < 1e-4
+    assert main(["inspect", "--model", str(snap), "--as", "transformer-lens", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == "folded"
+    with pytest.raises(UnembedError, match="--revision applies to hub names"):
+        load_pretrained(str(snap), revision="main")
+
+
+def test_labels_rename_a_transformer_lens_model(in_cache, tmp_path, capsys):
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"t{i}\n" for i in range(300)), encoding="utf-8")
+    lm = load_pretrained("gpt2", labels=str(names))
+    assert lm.head.labels[:2] == ("t0", "t1") and lm.head.meta["labels_from"] == str(names)
+    assert main(["neighbours", "--model", "gpt2", "--as", "transformer-lens", "--labels",
+                 str(names), "t7", "-k", "1", "--json"]) == 0
+    assert "t7" in json.loads(capsys.readouterr().out)["neighbours"]
 
 
 def test_subprocess_smoke(tl_cache, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from unembed import UnembedError
 from unembed.data import ArrayInputs, open_data
 from unembed.sources import load
-from unembed.streaming import behaviour_of, collect, run_shard, select_labels
+from unembed.streaming import LabelSelection, behaviour_of, collect, run_shard, select_labels
 
 TEXT = "the cat sat on the mat and the dog sat on the cat. a dog ran to the park.\n" * 12
 
@@ -26,8 +26,8 @@ def test_three_shards_merge_to_one_pass(tiny_gpt2_dir: Path, tmp_path: Path,
     kw = {"top_k": 3, "batch_size": 2, "keep_hidden": 30}
     one = collect(model, open_data(data, model, window=6), top_n=8,
                   selection_predictions=30, progress=False, **kw)
-    sel = select_labels(model, open_data(data, model, window=6), top_n=8, top_k=3,
-                        batch_size=2, selection_predictions=30)
+    sel = select_labels(model, open_data(data, model, window=6),
+                        LabelSelection(top_n=8, predictions=30), top_k=3, batch_size=2)
     assert sel.head_batches == 3  # 12 predictions a batch: 3 batches reach 30
     parts = [run_shard(model, open_data(data, model, window=6), sel, shard=s, n_shards=3, **kw)
              for s in order]
@@ -52,8 +52,8 @@ def test_three_shards_merge_to_one_pass(tiny_gpt2_dir: Path, tmp_path: Path,
 def test_shards_refuse_rows_of_token_ids(tiny_gpt2_dir: Path) -> None:
     model = load(tiny_gpt2_dir)
     ids = np.random.default_rng(0).integers(0, 50, size=(4, 5))
-    sel = select_labels(model, ArrayInputs(ids), top_n=5, batch_size=2,
-                        selection_predictions=10)
+    sel = select_labels(model, ArrayInputs(ids), LabelSelection(top_n=5, predictions=10),
+                        batch_size=2)
     with pytest.raises(UnembedError, match="1 prediction\\(s\\) per input, but the model made 10"):
         run_shard(model, ArrayInputs(ids), sel, shard=0, n_shards=2, batch_size=2)
     # one pass counts the predictions it makes: witnesses index positions, not rows

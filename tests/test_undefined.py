@@ -10,6 +10,7 @@ from unembed._stats import constant_reason, rounding_tolerance, spearman
 from unembed.audit import audit
 from unembed.behaviour import ArrayInputs
 from unembed.head import Head
+from unembed.sources.base import HeadModel
 from unembed.views import causal_rank, similarity_matrix
 
 
@@ -50,7 +51,7 @@ def test_causal_view_equiangular_exactly_when_rank_is_v_minus_1() -> None:
         assert all((r.rho is None) is undefined for r in rs)
 
 
-class _Identity:
+class _Identity(HeadModel):
     kind = "test"
 
     def __init__(self, head: Head) -> None:

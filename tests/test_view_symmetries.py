@@ -14,7 +14,14 @@ import pytest
 from unembed import Head
 from unembed.equivalence import compare_heads
 from unembed.gauges import reparametrize, shift_bias, shift_in_null_space, symmetries, translate
-from unembed.views import INVARIANT_UNDER, VIEWS, difference_cosine, invariance, similarity_matrix
+from unembed.moments import HiddenMoments
+from unembed.views import (
+    ALL_VIEWS,
+    INVARIANT_UNDER,
+    difference_cosine,
+    invariance,
+    similarity_matrix,
+)
 
 
 def _head(V: int, d: int, seed: int) -> Head:
@@ -54,11 +61,14 @@ def test_every_view_claim_holds_both_ways(V, d, seed):
         new, A = _apply(head, name, rng)
         eq = compare_heads(head, new, H, h2=None if A is None else H @ A.T)
         assert eq.max_abs_dp < 1e-12, f"{name} is not a symmetry here: {eq.verdict}"
-        for view in VIEWS:
+        # the logit view's data: the same inputs' hidden states, for each model
+        data = HiddenMoments.from_states(H, source="H")
+        data_new = HiddenMoments.from_states(H if A is None else H @ A.T, source="H")
+        for view in ALL_VIEWS:
             if view == "causal" and V <= d:
                 continue  # equiangular whatever the head: nothing to move (tested elsewhere)
-            a = similarity_matrix(head, labels, view)
-            b = similarity_matrix(new, labels, view)
+            a = similarity_matrix(head, labels, view, data=data)
+            b = similarity_matrix(new, labels, view, data=data_new)
             moved = float(np.nanmax(np.abs(a - b)))
             if name in invariance(head, view).invariant_under:
                 assert moved < 1e-7, f"{view} moved by {moved:.3g} under {name}"
@@ -70,14 +80,14 @@ def test_every_view_claim_holds_both_ways(V, d, seed):
 def test_soft_capped_head_says_no_symmetry_stands_behind_centering():
     rng = np.random.default_rng(3)
     capped = Head(rng.standard_normal((6, 3)), softcap=30.0)
-    for view in VIEWS:
+    for view in ALL_VIEWS:
         inv = invariance(capped, view)
         assert "translation" not in inv.invariant_under
         if view == "raw":
             assert inv.note is None
         else:
             assert inv.note is not None and "soft-capped" in inv.note
-    assert set(INVARIANT_UNDER) == set(VIEWS)
+    assert set(INVARIANT_UNDER) == set(ALL_VIEWS)
 
 
 def test_rows_are_identified_before_any_view():
@@ -94,9 +104,10 @@ def test_rows_are_identified_before_any_view():
 def test_difference_cosine_under_each_row_view_is_translation_invariant():
     head = _head(10, 4, 2)
     moved = translate(head, np.array([5.0, -3.0, 1.0, 2.0]))
-    for view in ("raw", "centered", "normalized", "causal"):
-        a = difference_cosine(head, (0, 1), (2, 3), view)
-        b = difference_cosine(moved, (0, 1), (2, 3), view)
+    data = HiddenMoments.from_states(np.random.default_rng(4).standard_normal((40, 4)))
+    for view in ("raw", "centered", "normalized", "causal", "logit"):
+        a = difference_cosine(head, (0, 1), (2, 3), view, data=data)
+        b = difference_cosine(moved, (0, 1), (2, 3), view, data=data)
         assert abs(a - b) < 1e-9, view
     # under the causal view it is Park et al.'s whitened concept-direction cosine
     C = head.W - head.W.mean(axis=0)

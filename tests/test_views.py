@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unembed import Head, UnembedError
+from unembed.moments import HiddenMoments
 from unembed.views import (
     TRANSLATION_INVARIANT,
     VIEWS,
@@ -23,9 +24,10 @@ def test_invariant_views_do_not_move_under_translation(V, d, seed, scale):
     h = Head(rng.standard_normal((V, d)))
     moved = h.translate(rng.standard_normal(d) * scale)
     labels = list(range(min(V, 8)))
+    data = HiddenMoments.from_states(rng.standard_normal((50, d)), source="random")
     for view in TRANSLATION_INVARIANT:
-        a = similarity_matrix(h, labels, view)
-        b = similarity_matrix(moved, labels, view)
+        a = similarity_matrix(h, labels, view, data=data)
+        b = similarity_matrix(moved, labels, view, data=data)
         np.testing.assert_allclose(a, b, atol=1e-7, err_msg=view)
 
 

@@ -20,8 +20,18 @@ One table, one row per dtype, two columns for the two different questions unembe
     norm is checked the same way with ten times this bound (its output is normalised by a
     computed statistic, one more rounding).
 
-The two columns differ on purpose: the first decides a claim about probabilities, the second
-refuses a model that is not what it was read as. A dtype not in the table is treated as
+``lp_rtol`` (relative, the default ``rtol`` of every feasibility LP, :mod:`unembed.feasibility`)
+    A margin below ``rtol`` times the largest value a row can take in the unit box is not a
+    "yes". Rounding the weights to the dtype (unit roundoff u) moves a row's value at any h in
+    the unit box by at most u sum_j |u_kj|, at most u/2 of that scale, so a row that is a
+    convex combination of others, then rounded, sticks out of their hull by up to u/2 of it:
+    ``lp_rtol`` is 8 u for float16 and bfloat16 (16x that), and 1e-6 for float32 and float64
+    (16x float32's u/2 = 3e-8; for float64 the LP solver's own tolerances, about 1e-9 after
+    scaling, are the limit, not the storage).
+
+The columns differ on purpose: the first decides a claim about probabilities, the second
+refuses a model that is not what it was read as, the third says which margins the storage
+dtype can tell from zero. A dtype not in the table is treated as
 float32 (the precision in which every supported source computes by default).
 
 Examples
@@ -31,6 +41,8 @@ Examples
 >>> coarsest("float32", "bfloat16", "float64")
 'bfloat16'
 >>> tolerance("int8") == tolerance("float32")
+True
+>>> tolerance("float16").lp_rtol == 8 * 2.0**-11
 True
 """
 
@@ -49,14 +61,16 @@ class Tolerance:
     probability: float
     #: relative bound (times 1 + max |z|) on the model's logits against the float64 head's
     logits: float
+    #: the default relative tolerance of the feasibility LPs for heads stored in this dtype
+    lp_rtol: float = 1e-6
 
 
 #: One row per storage dtype, finest first.
 TOLERANCES: dict[str, Tolerance] = {
     "float64": Tolerance(probability=1e-12, logits=1e-9),
     "float32": Tolerance(probability=1e-4, logits=2e-4),
-    "float16": Tolerance(probability=1e-2, logits=2e-2),
-    "bfloat16": Tolerance(probability=3e-2, logits=8e-2),
+    "float16": Tolerance(probability=1e-2, logits=2e-2, lp_rtol=8 * 2.0**-11),
+    "bfloat16": Tolerance(probability=3e-2, logits=8e-2, lp_rtol=8 * 2.0**-8),
 }
 
 _DEFAULT = "float32"

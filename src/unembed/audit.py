@@ -39,16 +39,18 @@ from numpy.typing import NDArray
 
 from unembed._checks import UnembedError, fail
 from unembed._stats import constant_reason, percentile_ranks, rounding_tolerance, spearman
-from unembed.behaviour import Behaviour, DataSource, collect
+from unembed.behaviour import Behaviour, DataSource
 from unembed.equivalence import Equivalence
 from unembed.head import Head, LabelRef
 from unembed.moments import ParkDistance, logit_cosines, park_distance
+from unembed.streaming import PassOptions, collect_with, label_selection
 from unembed.views import INVARIANT_UNDER, VIEWS, causal_rank, similarity_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from unembed.engine import Sharded
+    from unembed.sources.base import LoadedModel
     from unembed.tables import PairTable
 
 #: Above this many labels, claim 1 does not recompute the causal view of the translated head.
@@ -715,10 +717,10 @@ def _negative_pairs_claim(view: str, number: int, beh: Behaviour, head: Head,
 
 # ---------------------------------------------------------------------------- the audit
 def audit(
-    model: Any,
+    model: LoadedModel,
     data: DataSource,
     *,
-    labels: Sequence[LabelRef] | None = None,
+    label_set: Sequence[LabelRef] | None = None,
     top_n: int = 40,
     top_k: int = 5,
     batch_size: int = 32,
@@ -731,6 +733,7 @@ def audit(
     co_top: bool | None = None,
     inputs: AuditInputs | None = None,
     sharded: Sharded | None = None,
+    labels: Sequence[LabelRef] | None = None,
 ) -> AuditResult:
     """Audit a model on data: behaviour per pair, every view, rank correlations,
     contradictions and the three claims.
@@ -745,8 +748,12 @@ def audit(
         ``logits="head"`` computes the logits in float64 from the hidden states instead.
     data : DataSource
         From :func:`unembed.behaviour.open_data` (text windows, arrays).
-    labels, top_n, top_k, batch_size, logits
-        See :func:`unembed.behaviour.collect`.
+    label_set, top_n, top_k, batch_size, logits
+        See :func:`unembed.behaviour.collect`: the pair statistics are kept for
+        ``label_set`` (label names or ``"#N"``; ``--label-set``) when given, else the
+        ``top_n`` labels of largest mean probability (all when V <= ``top_n``). ``labels`` is
+        the deprecated spelling of ``label_set`` (a DeprecationWarning): everywhere else
+        ``labels`` means the names of a head's rows.
     likely : float
         Claims 2 and 3: a negative-cosine pair counts when both its labels reach probability
         ``likely`` on one input.
@@ -770,14 +777,13 @@ def audit(
 
     head: Head = model.head
     t0 = time.perf_counter()
+    choice = label_selection(label_set, top_n, 8192, labels=labels, where="audit")
+    opts = PassOptions(top_k, batch_size, keep_hidden, logits)
     if sharded is None:
-        beh = collect(model, data, labels=labels, top_n=top_n, top_k=top_k,
-                      batch_size=batch_size, keep_hidden=keep_hidden, progress=progress,
-                      logits=logits)
+        beh = collect_with(model, data, choice, opts, progress=progress)
     else:
-        beh = sharded.engine.collect(head, sharded.load_model, sharded.open_data, labels=labels,
-                                     top_n=top_n, top_k=top_k, batch_size=batch_size,
-                                     keep_hidden=keep_hidden, progress=progress, logits=logits)
+        beh = sharded.engine.collect_selected(head, sharded.load_model, sharded.open_data,
+                                              choice, opts, progress=progress)
     t1 = time.perf_counter()
     sel = [int(i) for i in beh.idx]
     sims = {v: similarity_matrix(head, sel, v) for v in AUDIT_VIEWS if v != "logit"}
@@ -826,7 +832,7 @@ def audit(
                 c.witness_text = texts.get(c.witness, "")
     t4 = time.perf_counter()
     meta = {k: v for k, v in head.meta.items() if isinstance(v, (str, int, float, bool))}
-    model_info = {"kind": getattr(model, "kind", type(model).__name__),
+    model_info = {"kind": model.kind,
                   "n_labels": head.n_labels, "d": head.d, "link": head.link,
                   "dtype": head.dtype, "rows": head.rows, "meta": meta,
                   **(info or {})}

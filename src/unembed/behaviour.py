@@ -19,7 +19,7 @@ from unembed.accumulators import (
     top_k_indices,
 )
 from unembed.data import ArrayInputs, DataSource, OpensOwnText, TextWindows, open_data
-from unembed.streaming import Behaviour, collect
+from unembed.streaming import Behaviour, LabelSelection, collect
 
 __all__ = [
     "MEASURES",
@@ -27,6 +27,7 @@ __all__ = [
     "ArrayInputs",
     "Behaviour",
     "DataSource",
+    "LabelSelection",
     "LabelTally",
     "OpensOwnText",
     "PairStats",

@@ -27,13 +27,26 @@ import hashlib
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from unembed._checks import arg_error, fail
 from unembed._progress import progress_bars
 from unembed.data import DataSource
 from unembed.head import Head, LabelRef
-from unembed.streaming import Behaviour, Partial, Selection, behaviour_of, run_shard, select_labels
+from unembed.streaming import (
+    Behaviour,
+    LabelSelection,
+    Partial,
+    PassOptions,
+    Selection,
+    behaviour_of,
+    label_selection,
+    run_shard,
+    select_labels,
+)
+
+if TYPE_CHECKING:
+    from unembed.sources.base import LoadedModel
 
 __all__ = ["RayEngine", "Sharded"]
 
@@ -41,34 +54,37 @@ S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
 
-ModelLoader = Callable[[], Any]
-DataOpener = Callable[[Any], DataSource]
+ModelLoader = Callable[[], "LoadedModel"]
+DataOpener = Callable[["LoadedModel"], DataSource]
 
 #: Per worker process: models loaded by a loader (keyed by the loader's pickle digest), so a
 #: worker that runs several units loads its model once.
-_MODELS: dict[str, Any] = {}
+_MODELS: dict[str, LoadedModel] = {}
 
 
-def _model(key: str, load_model: ModelLoader) -> Any:
+def _model(key: str, load_model: ModelLoader) -> LoadedModel:
     if key not in _MODELS:
         _MODELS.clear()
         _MODELS[key] = load_model()
     return _MODELS[key]
 
 
-def _select_unit(shared: tuple[str, ModelLoader, DataOpener, dict[str, Any]],
+def _select_unit(shared: tuple[str, ModelLoader, DataOpener, LabelSelection, PassOptions],
                  _item: int) -> Selection:
-    key, load_model, open_data, kw = shared
+    key, load_model, open_data, choice, opts = shared
     model = _model(key, load_model)
-    return select_labels(model, open_data(model), **kw)
+    return select_labels(model, open_data(model), choice, top_k=opts.top_k,
+                         batch_size=opts.batch_size, logits=opts.logits)
 
 
-def _shard_unit(shared: tuple[str, ModelLoader, DataOpener, Selection, dict[str, Any]],
+def _shard_unit(shared: tuple[str, ModelLoader, DataOpener, Selection, PassOptions],
                 item: tuple[int, int]) -> Partial:
-    key, load_model, open_data, sel, kw = shared
+    key, load_model, open_data, sel, opts = shared
     shard, n_shards = item
     model = _model(key, load_model)
-    return run_shard(model, open_data(model), sel, shard=shard, n_shards=n_shards, **kw)
+    return run_shard(model, open_data(model), sel, shard=shard, n_shards=n_shards,
+                     top_k=opts.top_k, batch_size=opts.batch_size,
+                     keep_hidden=opts.keep_hidden, logits=opts.logits)
 
 
 def _call(fn: Callable[[S, T], R], shared: S, item: T) -> R:
@@ -158,29 +174,36 @@ class RayEngine:
 
     # ------------------------------------------------------------------------ the audit
     def collect(self, head: Head, load_model: ModelLoader, open_data: DataOpener, *,
-                labels: Sequence[LabelRef] | None = None, top_n: int = 40, top_k: int = 5,
+                label_set: Sequence[LabelRef] | None = None, top_n: int = 40, top_k: int = 5,
                 batch_size: int = 32, keep_hidden: int = 4096,
                 selection_predictions: int = 8192, progress: bool = True,
-                logits: Literal["model", "head"] = "model") -> Behaviour:
-        """:func:`unembed.streaming.collect` in ``workers`` shards: the same label set, counts
-        and witnesses, sums and moments equal up to float64 rounding.
+                logits: Literal["model", "head"] = "model",
+                labels: Sequence[LabelRef] | None = None) -> Behaviour:
+        """:func:`unembed.streaming.collect` (the same arguments) in ``workers`` shards: the
+        same label set, counts and witnesses, sums and moments equal up to float64 rounding.
 
         ``load_model()`` must give, on every worker, the model ``head`` belongs to;
         ``open_data(model)`` the same data source (same file, window, limit).
         """
+        choice = label_selection(label_set, top_n, selection_predictions, labels=labels,
+                                 where="RayEngine.collect")
+        return self.collect_selected(head, load_model, open_data, choice,
+                                     PassOptions(top_k, batch_size, keep_hidden, logits),
+                                     progress=progress)
+
+    def collect_selected(self, head: Head, load_model: ModelLoader, open_data: DataOpener,
+                         choice: LabelSelection, opts: PassOptions, *,
+                         progress: bool = True) -> Behaviour:
+        """:meth:`collect` with the label selection and the pass options as objects."""
         key = hashlib.sha256(pickle.dumps(load_model)).hexdigest() if _picklable(
             load_model) else str(id(load_model))
-        sel = self.map(_select_unit, (key, load_model, open_data, {
-            "labels": labels, "top_n": top_n, "top_k": top_k, "batch_size": batch_size,
-            "selection_predictions": selection_predictions, "logits": logits}), [0])[0]
-        kw = {"top_k": top_k, "batch_size": batch_size, "keep_hidden": keep_hidden,
-              "logits": logits}
+        sel = self.map(_select_unit, (key, load_model, open_data, choice, opts), [0])[0]
         n = self.workers
         with progress_bars(progress) as bars:
             task = bars.add("behaviour (ray shards)", total=n)
-            parts = self.map(_shard_unit, (key, load_model, open_data, sel, kw),
+            parts = self.map(_shard_unit, (key, load_model, open_data, sel, opts),
                              [(w, n) for w in range(n)], lambda: bars.advance(task))
-        return behaviour_of(head, parts, sel, top_k=top_k, keep_hidden=keep_hidden)
+        return behaviour_of(head, parts, sel, top_k=opts.top_k, keep_hidden=opts.keep_hidden)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -38,6 +38,9 @@ from unembed._checks import arg_error, check_hidden
 from unembed._tolerance import TOLERANCES, coarsest
 from unembed._tolerance import tolerance as tolerance_of
 from unembed.head import Head, Link, logits_to_log_probs
+
+if TYPE_CHECKING:
+    from unembed.sources.base import LoadedModel
 
 __all__ = [
     "TOLERANCE",
@@ -238,7 +241,8 @@ def merge_equivalences(parts: list[Equivalence]) -> Equivalence:
 
 
 def compare_models(
-    model1: Any, model2: Any, inputs: Any = None, *, n: int = 8, length: int = 16,
+    model1: LoadedModel, model2: LoadedModel, inputs: Any = None, *, n: int = 8,
+    length: int = 16,
     seed: int = 0,
 ) -> Equivalence:
     """Compare two loaded models (:func:`unembed.load`) on the same inputs, end to end: each
@@ -249,7 +253,10 @@ def compare_models(
     ``model1.random_inputs`` (sequences of ``length`` tokens for language models). The
     tolerance follows the coarser storage dtype of the two heads.
     """
-    h1, h2 = model1.head, model2.head
+    from unembed.sources.base import require_loaded
+
+    h1 = require_loaded(model1, "compare_models").head
+    h2 = require_loaded(model2, "compare_models").head
     if h1.n_labels != h2.n_labels:
         raise arg_error("compare_models", "model2", f"must have as many labels as 'model1'. Got "
                                                    f"{h1.n_labels} and {h2.n_labels} labels")
@@ -257,14 +264,7 @@ def compare_models(
         raise arg_error("compare_models", "model2", f"must have the link of 'model1'. Got "
                                                    f"links {h1.link!r} and {h2.link!r}")
     if inputs is None:
-        make = getattr(model1, "random_inputs", None)
-        if make is None:
-            raise arg_error("compare_models", "inputs",
-                            "must be given: this model cannot draw random inputs")
-        try:
-            inputs = make(n, length, seed=seed)
-        except TypeError:
-            inputs = make(n, seed=seed)
+        inputs = model1.random_inputs(n, length, seed=seed)
     dt, tol = tolerance_for(h1.dtype, h2.dtype)
     return compare_logits(model1.model_logits(inputs), model2.model_logits(inputs), h1.link,
                           dtype=dt, tolerance=tol)

@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,10 +38,17 @@ from unembed._progress import progress_bars
 from unembed.equivalence import Equivalence, compare_logits
 from unembed.head import Head
 from unembed.sources.base import (
+    EXPORT_KINDS,
     HFExportable,
     LoadedModel,
     SklearnExportable,
     TorchExportable,
+    as_hf,
+    as_sklearn,
+    as_spacy,
+    as_tl,
+    as_torch,
+    not_exportable,
 )
 
 __all__ = ["ExportResult", "export_model"]
@@ -255,7 +262,7 @@ def _export_sklearn(model: SklearnExportable, head: Head, out: Path, tmp: Path, 
     with open(tmp, "rb") as fh:
         reread_est = pickle.load(fh)
     reread = model.with_estimator(reread_est)
-    x = model.random_inputs(256, seed=seed) if inputs is None else inputs
+    x = model.random_inputs(256, 0, seed=seed) if inputs is None else inputs
     z_old, z_new = model.model_logits(x), reread.model_logits(x)
     eq = compare_logits(z_old, z_new, head.link, dtype=model.dtype)
     require_equivalent(eq, out, "estimator")
@@ -297,10 +304,8 @@ def export_model(model: LoadedModel, head: Head, out: str | os.PathLike[str], *,
         Raises UnembedError (and writes nothing) when the written model is not equivalent.
     """
     kind = model.kind
-    if kind not in ("hf_lm", "hf_vision", "hf_classifier", "torch", "sklearn", "spacy",
-                    "transformer_lens"):
-        raise fail(f"export_model: cannot export a model of kind {kind!r}; weight files are "
-                   f"written with unembed.sources.files.write_like.")
+    if kind not in EXPORT_KINDS:
+        raise not_exportable(model, "export_model")
     _check_same_shape(model, head)
     outp = Path(out)
     if kind == "sklearn" and not is_pickle(outp):
@@ -309,16 +314,18 @@ def export_model(model: LoadedModel, head: Head, out: str | os.PathLike[str], *,
     with atomic_target(outp, force=force) as tmp, progress_bars(progress) as bars:
         if kind in ("hf_lm", "hf_vision", "hf_classifier"):
             step = bars.step("export")
-            return _export_hf(cast(HFExportable, model), head, outp, tmp, inputs,
+            return _export_hf(as_hf(model, "export_model"), head, outp, tmp, inputs,
                               n_sequences, length, seed, step)
         if kind == "torch":
-            return _export_torch(cast(TorchExportable, model), head, outp, tmp, inputs, seed)
+            return _export_torch(as_torch(model, "export_model"), head, outp, tmp, inputs,
+                                 seed)
         if kind == "spacy":
-            from unembed.sources.spacy_pipeline import SpacyComponent, export_spacy
+            from unembed.sources.spacy_pipeline import export_spacy
 
-            return export_spacy(cast(SpacyComponent, model), head, outp, tmp, inputs, seed)
+            return export_spacy(as_spacy(model, "export_model"), head, outp, tmp, inputs, seed)
         if kind == "transformer_lens":
-            from unembed.sources.tlens import TLModel, export_tl
+            from unembed.sources.tlens import export_tl
 
-            return export_tl(cast(TLModel, model), head, outp, tmp, inputs, seed)
-        return _export_sklearn(cast(SklearnExportable, model), head, outp, tmp, inputs, seed)
+            return export_tl(as_tl(model, "export_model"), head, outp, tmp, inputs, seed)
+        return _export_sklearn(as_sklearn(model, "export_model"), head, outp, tmp, inputs,
+                               seed)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._blocks import _Owned, owned, row_blocks, rows_per_block
+from unembed._blocks import _Owned, block_gram, owned, row_blocks, rows_per_block
 from unembed._checks import (
     MatrixScan,
     check_hidden,
@@ -177,16 +177,12 @@ class RowStats:
         """(V, V) Gram matrix of the centered rows, in column blocks (no (V, d) temporary)."""
         if self._cgram is None:
             W, m = self._W, self.mean()
-            V, d = W.shape
-            G = np.zeros((V, V))
-            k = 0 if self._N is None else self._N.shape[1]
-            CN = np.zeros((V, k))
-            for s, e in row_blocks(d, V):  # blocks of columns
-                C = W[:, s:e] - m[s:e]
-                G += C @ C.T
-                if self._N is not None:
-                    CN += C @ self._N[s:e]
-            G -= CN @ CN.T  # (P c_i) . (P c_j) = c_i . c_j - (N^T c_i) . (N^T c_j)
+            G = block_gram(W, m)  # pairs of row blocks
+            if self._N is not None:
+                CN = np.empty((W.shape[0], self._N.shape[1]))
+                for s, e in row_blocks(*W.shape):
+                    CN[s:e] = (W[s:e] - m) @ self._N
+                G -= CN @ CN.T  # (P c_i) . (P c_j) = c_i . c_j - (N^T c_i) . (N^T c_j)
             self._cgram = _ro((G + G.T) / 2)
         return self._cgram
 

@@ -36,8 +36,25 @@ then z_i = z_j <= max_k z_k there: the pair never leads together. With the other
 fixed, one LP finds convex mu and free p, q with sum_k mu_k u_k = p u_i + q u_j and
 max(p, q) > 0; then a_i, a_j > 0 with p / a_i + q / a_j = 1 exist (both positive: a = 2p, 2q;
 one positive, say p: a_j = 1, a_i = p / (1 - q)). When the LP finds none, the plane of u_i and
-u_j misses the hull of the others in that way: impossible by rescaling these two rows. With a
-bias this construction is refused (the bias term of the tie depends on the factors).
+u_j misses the hull of the others in that way: impossible by rescaling these two rows.
+
+Pairs with a bias (the bias kept). Write the combination in the new rows: with
+alpha = x a_i, beta = y a_j and x + y = 1, sum_k mu_k u_k = alpha u_i + beta u_j. On the tie
+z_i = z_j = t every new logit satisfies a_i u_i . h = t - b_i and a_j u_j . h = t - b_j, so
+
+    sum_k mu_k z_k = x (t - b_i) + y (t - b_j) + sum_k mu_k b_k = t + s,
+    s = sum_k mu_k b_k - x b_i - (1 - x) b_j,
+
+and s >= 0 means max_k z_k >= t on the whole tie set: the pair never leads together. The
+factors a_i = alpha / x > 0 and a_j = beta / (1 - x) > 0 need alpha, x of one sign and beta,
+1 - x of one sign: three cases, x in (0, 1) (alpha, beta > 0), x > 1 (alpha > 0 > beta) and
+x < 0 (alpha < 0 < beta), plus x = 1, beta = 0 (and x = 0, alpha = 0), where the other factor
+stays 1. For fixed x each case is linear in (mu, alpha, beta, s): one LP per case maximises s
+(margins of 1e-6 keep the signs strict); a case with s >= 0 gives the factors. When no case
+has s >= 0, no convex combination of the other rows on the plane of u_i and u_j carries enough
+bias to hold the tie down: for every choice of positive factors (the bias unchanged) some
+combination condition fails, and the construction says so (it does not claim the pair can
+then still lead together for every rescaling; the LP before and after decides each head).
 """
 
 from __future__ import annotations
@@ -49,7 +66,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
-from unembed.feasibility import RTOL, Feasibility, can_be_top_two, is_argmaxable
+from unembed.feasibility import Feasibility, can_be_top_two, is_argmaxable
 from unembed.head import Head, LabelRef
 
 __all__ = ["KeepCosines", "not_top_two_keeping_cosines", "unargmaxable_keeping_cosines"]
@@ -130,7 +147,7 @@ def _solve(c: NDArray[np.float64], A_eq: NDArray[np.float64], b_eq: NDArray[np.f
     return None if res.status != 0 or res.x is None else np.asarray(res.x, dtype=np.float64)
 
 
-def unargmaxable_keeping_cosines(head: Head, label: LabelRef, *, rtol: float = RTOL
+def unargmaxable_keeping_cosines(head: Head, label: LabelRef, *, rtol: float | None = None
                                  ) -> KeepCosines:
     """Rescale the row of ``label`` so that it can no longer be the argmax, every raw cosine
     unchanged (see the module docstring for the construction and when it is impossible).
@@ -191,10 +208,11 @@ def unargmaxable_keeping_cosines(head: Head, label: LabelRef, *, rtol: float = R
     return res
 
 
-def not_top_two_keeping_cosines(head: Head, a: LabelRef, b: LabelRef, *, rtol: float = RTOL
+def not_top_two_keeping_cosines(head: Head, a: LabelRef, b: LabelRef, *, rtol: float | None = None
                                 ) -> KeepCosines:
     """Rescale the rows of ``a`` and ``b`` so that they can no longer be the top two together,
-    every raw cosine unchanged (heads without a bias; see the module docstring).
+    every raw cosine unchanged and the bias kept (see the module docstring for both cases, with
+    and without a bias, and when it is impossible).
 
     Examples
     --------
@@ -210,10 +228,6 @@ def not_top_two_keeping_cosines(head: Head, a: LabelRef, b: LabelRef, *, rtol: f
         raise fail(f"The two labels must differ. Got "
                    f"{head.labels[i]!r} twice.")
     names = (head.labels[i], head.labels[j])
-    if np.any(head.bias != 0):
-        raise fail("Refused for a head with a bias: on the tie z_a = z_b the bias "
-                   "term p b_a + q b_b of the combination depends on the factors chosen, "
-                   "which this construction does not search.")
     before = can_be_top_two(head, i, j, rtol=rtol)
     if before.status != "yes":
         raise fail(f"{names[0]!r} and {names[1]!r} already cannot lead together "
@@ -222,6 +236,8 @@ def not_top_two_keeping_cosines(head: Head, a: LabelRef, b: LabelRef, *, rtol: f
     others = np.array([k for k in range(head.n_labels) if k not in (i, j)], dtype=np.int64)
     if others.size == 0:
         raise fail("The head has only these two labels; they always lead together.")
+    if np.any(head.bias != 0):
+        return _not_top_two_biased(head, i, j, others, before, rtol)
     scale = max(float(np.abs(W).max()), 1e-300)
     n = others.size
     # variables: mu (n) >= 0 with sum 1, p, q in [-1e6, 1e6]; sum mu_k u_k - p u_i - q u_j = 0
@@ -259,9 +275,76 @@ def not_top_two_keeping_cosines(head: Head, a: LabelRef, b: LabelRef, *, rtol: f
     keep = np.flatnonzero(mu > 1e-12)
     weights = {head.labels[int(others[k])]: float(mu[k]) for k in keep}
     weights.update({f"p:{names[0]}": p / ai, f"q:{names[1]}": q / aj})
+    return _verified_pair(head, new, scales, names, before, after, weights, i, j)
+
+
+def _verified_pair(head: Head, new: Head, scales: NDArray[np.float64], names: tuple[str, str],
+                   before: Feasibility, after: Feasibility, weights: dict[str, float],
+                   i: int, j: int) -> KeepCosines:
     res = KeepCosines(new, "top_two", names, scales, before, after,
-                      _cosine_change(W, W2, np.array([i, j])), weights)
+                      _cosine_change(head.W, new.W, np.array([i, j])), weights)
     if after.status != "no":
         raise fail(f"The rescaled head was not verified: the LP says {after.status!r} "
                    f"(margin {after.margin:.3g}, tol {after.tol:.3g}).")
     return res
+
+
+_EPS = 1e-6  # strict signs in the pair LPs with a bias
+
+
+def _not_top_two_biased(head: Head, i: int, j: int, others: NDArray[np.int64],
+                        before: Feasibility, rtol: float | None) -> KeepCosines:
+    """The pair construction with a bias (module docstring): one LP per sign case."""
+    W, b = head.W, head.bias
+    names = (head.labels[i], head.labels[j])
+    scale = max(float(np.abs(W).max()), 1e-300)
+    n = others.size
+    big = 1e6
+    # variables: mu (n), alpha, beta, x, s. Rows: sum mu u_k - alpha u_i - beta u_j = 0,
+    # sum mu = 1; s - mu.b + x (b_i - b_j) <= -b_j  (s <= mu.b - x b_i - (1 - x) b_j).
+    A_eq = np.vstack([
+        np.hstack([W[others].T, -W[i][:, None], -W[j][:, None], np.zeros((head.d, 2))])
+        / scale,
+        np.r_[np.ones(n), 0.0, 0.0, 0.0, 0.0][None, :]])
+    b_eq = np.r_[np.zeros(head.d), 1.0]
+    A_ub = np.r_[-b[others], 0.0, 0.0, b[i] - b[j], 1.0][None, :]
+    b_ub = np.array([-b[j]])
+    bmax = float(np.abs(b).max())
+    s_cap = (0.0, 2 * bmax + 1.0)  # s >= 0 is what is asked; capped so the LP is bounded
+    cases: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = [
+        ((_EPS, big), (_EPS, big), (_EPS, 1 - _EPS)),  # alpha, beta > 0, x in (0, 1)
+        ((_EPS, big), (-big, -_EPS), (1 + _EPS, big)),  # x > 1
+        ((-big, -_EPS), (_EPS, big), (-big, -_EPS)),  # x < 0
+        ((_EPS, big), (0.0, 0.0), (1.0, 1.0)),  # beta = 0, x = 1: row j's factor free
+        ((0.0, 0.0), (_EPS, big), (0.0, 0.0)),  # alpha = 0, x = 0
+    ]
+    c = np.zeros(n + 4)
+    c[-1] = -1.0  # maximise s
+    best: NDArray[np.float64] | None = None
+    for ab, bb, xb in cases:
+        bounds: list[tuple[float | None, float | None]] = [(0.0, None)] * n + [ab, bb, xb,
+                                                                             s_cap]
+        got = _solve(c, A_eq, b_eq, A_ub, b_ub, bounds)
+        if got is not None and (best is None or got[-1] > best[-1]):
+            best = got
+    if best is None:
+        raise fail(f"Impossible by rescaling these two rows with the bias kept: no convex "
+                   f"combination of the other rows equal to alpha u_a + beta u_b (signs "
+                   f"allowing positive factors) has sum_k mu_k b_k >= x b_a + (1 - x) b_b, "
+                   f"so on the tie z_{names[0]} = z_{names[1]} the others' logits are never "
+                   f"forced up to it by such a combination.")
+    mu, alpha, beta, x = best[:n], float(best[n]), float(best[n + 1]), float(best[n + 2])
+    ai = alpha / x if x != 0 else 1.0
+    aj = beta / (1.0 - x) if x != 1 else 1.0
+    scales = np.ones(head.n_labels)
+    scales[i], scales[j] = ai, aj
+    new = head.with_weights(W * scales[:, None],
+                            meta={"construction": f"keep-cosines: {names[0]!r} and "
+                                                  f"{names[1]!r} never lead together (bias "
+                                                  f"kept)"})
+    after = can_be_top_two(new, i, j, rtol=rtol)
+    keep = np.flatnonzero(mu > 1e-12)
+    weights = {head.labels[int(others[k])]: float(mu[k]) for k in keep}
+    weights.update({f"x:{names[0]}": x, f"1-x:{names[1]}": 1.0 - x,
+                    "bias_slack": float(best[-1])})
+    return _verified_pair(head, new, scales, names, before, after, weights, i, j)

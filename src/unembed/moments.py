@@ -20,7 +20,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +28,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from unembed._checks import arg_error, fail
 
-__all__ = ["HiddenMoments", "ParkDistance", "logit_cosines", "logit_covariance", "park_distance"]
+__all__ = ["HiddenMoments", "LogitRows", "ParkDistance", "logit_cosines", "logit_covariance",
+           "logit_rows", "park_distance", "stream_moments"]
 
 
 @dataclass
@@ -113,6 +114,86 @@ class HiddenMoments:
         return (s + s.T) / 2.0
 
 
+def stream_moments(batches: Iterable[ArrayLike], *, d: int, source: str,
+                   tick: Callable[[int], None] | None = None) -> HiddenMoments:
+    """Moments of batches (n_b, d) of hidden states, streamed: memory O(d^2 + one batch)
+    whatever the data's length (what the audit accumulates in its pass). ``tick(n)`` is
+    called after each batch with its number of states (progress)."""
+    out = HiddenMoments(d=d, source=source)
+    for batch in batches:
+        h = np.asarray(batch)
+        out.update(h)
+        if tick is not None:
+            tick(int(h.shape[0]))
+    return out
+
+
+def _tiny(v: NDArray[np.float64], d: int, n: int, top: float) -> NDArray[np.bool_]:
+    """Variances of centered logits within float64 rounding of 0, relative to ``top``."""
+    out: NDArray[np.bool_] = v <= 16 * (d + n) * np.finfo(np.float64).eps * max(top, 1e-300)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class LogitRows:
+    """The ``logit`` view as a row view: rows r_i = F^T (u_i - m) with S = F F^T the data's
+    hidden-state covariance (F from its eigendecomposition, eigenvalues <= 0 dropped) and m
+    the mean row, so that r_i . r_j = (u_i - m)^T S (u_j - m) = Cov(l_i, l_j) and the cosine
+    of two rows is the correlation over the data of the two labels' centered logits.
+
+    ``tiny`` (V,) marks labels whose centered logit does not vary on the data (variance within
+    float64 rounding of 0 relative to the largest over all V labels): their rows are NaN (no
+    correlation). ``source`` and ``n`` name the data.
+    """
+
+    mean: NDArray[np.float64]
+    F: NDArray[np.float64]
+    tiny: NDArray[np.bool_]
+    source: str
+    n: int
+
+    def rows(self, W: NDArray[np.floating], idx: NDArray[np.intp]) -> NDArray[np.float64]:
+        """The rows (k, r) of labels ``idx`` (NaN for labels without variance)."""
+        R = np.asarray((np.asarray(W[idx], dtype=np.float64) - self.mean) @ self.F)
+        R[self.tiny[idx]] = np.nan
+        return R
+
+    def data(self) -> dict[str, object]:
+        """What names the data in JSON: its source and number of hidden states."""
+        return {"source": self.source, "n": self.n}
+
+
+def logit_rows(W: NDArray[np.floating], moments: HiddenMoments, *,
+               mean: NDArray[np.float64] | None = None, block: int = 4096) -> LogitRows:
+    """:class:`LogitRows` of a head's rows ``W`` (V, d) over ``moments`` (one pass over W in
+    row blocks; ``mean`` the rows' mean when already known).
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> W, H = rng.normal(size=(5, 3)), rng.normal(size=(200, 3))
+    >>> lr = logit_rows(W, HiddenMoments.from_states(H, source="H"))
+    >>> R = lr.rows(W, np.arange(5))
+    >>> U = R / np.linalg.norm(R, axis=1, keepdims=True)
+    >>> bool(np.allclose(U @ U.T, logit_cosines(W, HiddenMoments.from_states(H)), atol=1e-12))
+    True
+    """
+    V, d = W.shape
+    if d != moments.d:
+        raise arg_error("logit_rows", "moments", f"must have d = {d} (the head's)",
+                        got=moments.d)
+    S = moments.covariance()
+    ev, Q = np.linalg.eigh(S)
+    keep = ev > 0
+    F = Q[:, keep] * np.sqrt(ev[keep])
+    m = np.asarray(W.mean(axis=0), dtype=np.float64) if mean is None else mean
+    v = np.empty(V)
+    for s in range(0, V, block):
+        R = (np.asarray(W[s:s + block], dtype=np.float64) - m) @ F
+        v[s:s + block] = np.einsum("ij,ij->i", R, R)
+    tiny = _tiny(v, d, moments.n, float(v.max(initial=0.0)))
+    return LogitRows(m, F, tiny, moments.source, moments.n)
+
+
 def _centered_rows(W: ArrayLike) -> NDArray[np.float64]:
     w = np.asarray(W, dtype=np.float64)
     if w.ndim != 2:
@@ -161,9 +242,7 @@ def logit_cosines(W: ArrayLike, moments: HiddenMoments,
     """
     K = logit_covariance(W, moments, labels)
     v = np.diag(K).copy()
-    d = int(np.asarray(W).shape[1])
-    tiny = v <= 16 * (d + moments.n) * np.finfo(np.float64).eps * max(float(v.max(initial=0)),
-                                                                        1e-300)
+    tiny = _tiny(v, int(np.asarray(W).shape[1]), moments.n, float(v.max(initial=0)))
     sd = np.sqrt(np.where(tiny, 1.0, v))
     out = np.clip(K / np.outer(sd, sd), -1.0, 1.0)
     out[tiny, :] = np.nan

@@ -1,19 +1,46 @@
-"""The k nearest labels of a label over the whole vocabulary, under each row view.
+"""The k nearest labels of a label over the whole vocabulary, under each row view, or by
+co-probability over data.
 
-For query labels q and every label j != q, the cosine cos(r_q, r_j) of the view's rows
-(:mod:`unembed.views`: ``raw``, ``centered``, ``normalized``, ``causal``; rows identified off
-the head's known null space for every view but ``raw``) is computed by blocked matrix products
-in float64: the unit rows of one block of labels at a time times the unit query rows, so memory
-is O(queries x block + queries x k), never V x V. The top k is exact: within a block the k
-largest are found by partition, candidates are merged across blocks by a stable sort on the
-cosine (every earlier block's labels come first), so ties are broken by label index; a block
-whose k-th value is tied beyond k is sorted whole. A label whose row is zero in the view has no
-cosine and is never a neighbour.
+Row views (:mod:`unembed.views`: ``raw``, ``centered``, ``normalized``, ``causal``; rows
+identified off the head's known null space for every view but ``raw``; and ``logit`` with
+``data``, the correlation over the data of two labels' centered logits): for query labels q and
+every label j != q, the cosine cos(r_q, r_j) of the view's rows, in blocked matrix products, so
+memory is O(queries x block + queries x k), never V x V.
+
+The top k is exact in float64, found in two steps per block of labels:
+
+1. the unit rows are rounded to float32 and multiplied in float32; for unit vectors a, b in
+   R^d the float32 cosine c32 differs from the float64 one c64 by at most
+   delta = (d + 3) u (1 + 2^-10) + 2^-40, u = 2^-24 (rounding of each unit row: 2u + u^2;
+   the float32 dot product in any summation order: gamma_d (1 + u)^2 with
+   sum_i |a_i b_i| <= 1; the float64 value's own rounding below 2^-40);
+2. a label can be among the k best only if c32 >= L - delta, where L is a lower bound on the
+   k-th best float64 cosine so far (the k-th best re-scored value, or, in the first block, the
+   smallest of the float32 maxima of k disjoint column strips minus delta: k distinct labels
+   at least that good); exactly those candidates are re-scored in float64 (a dot product of
+   the float64 unit rows) and merged with the best so far by (-cosine, label index).
+
+So the answer is the float64 top k with ties broken by label index, at the price of a float32
+product. A label whose row is zero in the view (or, for ``logit``, whose centered logit does
+not vary on the data) has no cosine and is never a neighbour.
+
+``coprob`` (needs hidden states): the co-probability of labels i and j over the data
+x_1..x_n, the cosine of their probability columns,
+
+    coprob(i, j) = sum_t p_i(x_t) p_j(x_t) / sqrt(sum_t p_i(x_t)^2 sum_t p_j(x_t)^2)  in [0, 1]
+
+(p = softmax of the head's logits, or each label's sigmoid for a sigmoid head): 1 when the two
+labels' probabilities are proportional across the data, 0 when they are never likely on the
+same input. Computed from the (n, V) probabilities in row blocks: for q query labels one pass
+accumulating sum_t p_t p_t[Q]^T (V x q) and sum_t p_t^2 (V); for every label (``labels=None``)
+one such pass per block of labels, so memory stays O(block V + V k), never V x V. A label
+whose probability is 0 on every input in float64 has no co-probability and is never a
+neighbour.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,16 +49,29 @@ from numpy.typing import ArrayLike, NDArray
 from unembed._blocks import row_blocks
 from unembed._checks import arg_error
 from unembed.head import Head, LabelRef
+from unembed.moments import HiddenMoments, LogitRows
 
-__all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "nearest", "neighbours"]
+__all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "coprob_nearest", "nearest", "neighbours"]
 
-#: The views neighbours are computed under (the row views).
-NEIGHBOUR_VIEWS: tuple[str, ...] = ("raw", "centered", "normalized", "causal")
+#: The views neighbours are computed under (the row views, and ``coprob`` with data).
+NEIGHBOUR_VIEWS: tuple[str, ...] = ("raw", "centered", "normalized", "causal", "logit",
+                                    "coprob")
+_ROW = ("raw", "centered", "normalized", "causal", "logit")
+
+#: Hidden states: an (n, d) array (memory-mapped is fine) or a callable giving, each time it is
+#: called, the same batches (n_b, d) of them again.
+HiddenStates = NDArray[np.floating] | Callable[[], Iterable[NDArray[np.floating]]]
+#: What the data-driven views take: hidden-state moments (``logit``), prepared logit rows, or
+#: the hidden states themselves (either view).
+NeighbourData = HiddenMoments | LogitRows | HiddenStates
+
+_U32 = 2.0 ** -24
 
 
 @dataclass(frozen=True)
 class Neighbour:
-    """One neighbour: its label, row index and cosine (float64)."""
+    """One neighbour: its label, row index and cosine (float64; for ``coprob`` the
+    co-probability, the cosine of the two labels' probability columns)."""
 
     label: str
     index: int
@@ -41,11 +81,11 @@ class Neighbour:
         return {"label": self.label, "cosine": self.cosine}
 
 
-def _unit_rows(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | None
-               ) -> NDArray[np.float64]:
+def _unit_rows(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | None,
+               data: LogitRows | None = None) -> NDArray[np.float64]:
     from unembed.views import _rows_of
 
-    R = _rows_of(head, idx, view, weights)
+    R = _rows_of(head, idx, view, weights, data)
     n = np.sqrt(np.einsum("ij,ij->i", R, R))
     with np.errstate(divide="ignore", invalid="ignore"):
         U = R / n[:, None]
@@ -53,58 +93,175 @@ def _unit_rows(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike 
     return np.asarray(U)
 
 
+def _delta(d: int) -> float:
+    """Bound on |float32 cosine - float64 cosine| of unit rows of width d (module docstring)."""
+    return (d + 3) * _U32 * (1 + 2.0 ** -10) + 2.0 ** -40
+
+
+def _merge(best_i: NDArray[np.intp], best_v: NDArray[np.float64], r: NDArray[np.intp],
+           c: NDArray[np.intp], v: NDArray[np.float64], k: int
+           ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """The k best of each row of (best_i, best_v) and the candidates (row r, label c, value
+    v), by (-value, label index)."""
+    q = best_i.shape[0]
+    rows = np.concatenate([np.repeat(np.arange(q), best_i.shape[1]), r])
+    lab = np.concatenate([best_i.ravel(), c])
+    val = np.concatenate([best_v.ravel(), v])
+    lab_key = np.where(lab < 0, np.iinfo(np.intp).max, lab)
+    order = np.lexsort((lab_key, -val, rows))
+    rows, lab, val = rows[order], lab[order], val[order]
+    start = np.searchsorted(rows, np.arange(q))
+    rank = np.arange(rows.size) - start[rows]
+    keep = rank < k
+    out_i = np.full((q, k), -1, dtype=np.intp)
+    out_v = np.full((q, k), -np.inf)
+    out_i[rows[keep], rank[keep]] = lab[keep]
+    out_v[rows[keep], rank[keep]] = val[keep]
+    return out_i, out_v
+
+
+def _kth_lower(S: NDArray[np.float32], k: int) -> NDArray[np.float64]:
+    """A lower bound on the k-th largest value of each row of S (q, b), k <= b: the smallest
+    of the maxima of k disjoint column strips (k distinct entries, so at most the k-th
+    largest); exact by partition for rows where a strip holds no finite value."""
+    b = S.shape[1]
+    w = b // k
+    low = S[:, :k * w].reshape(S.shape[0], k, w).max(axis=2).min(axis=1).astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(low))
+    if bad.size:
+        low[bad] = np.partition(S[bad], b - k, axis=1)[:, b - k]
+    return low
+
+
 def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "centered",
-            weights: ArrayLike | None = None, block: int | None = None
+            weights: ArrayLike | None = None, block: int | None = None,
+            data: LogitRows | None = None,
             ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     """Indices (q, k) and cosines (q, k) of the k nearest labels of each query label (itself
-    excluded), best first, ties by label index; -1 / NaN where fewer than k labels have a
-    cosine."""
-    if view not in NEIGHBOUR_VIEWS:
-        raise arg_error("neighbours", "view", f"must be one of {', '.join(NEIGHBOUR_VIEWS)} "
-                        f"(a row view)", got=view)
+    excluded) under a row view, best first, ties by label index; -1 / NaN where fewer than k
+    labels have a cosine. ``data``: the ``logit`` view's rows (:func:`unembed.views.logit_data`).
+    """
+    if view not in _ROW:
+        raise arg_error("neighbours", "view", f"must be one of {', '.join(_ROW)} (a row "
+                        f"view)", got=view)
+    if view == "logit":
+        from unembed.views import logit_data
+
+        data = logit_data(head, data, "neighbours")
     V = head.n_labels
     if not (isinstance(k, (int, np.integer)) and 1 <= k):
         raise arg_error("neighbours", "k", "must be a positive integer", got=k)
     k = int(min(k, V - 1))
-    Q = _unit_rows(head, queries, view, weights)
+    Q = _unit_rows(head, queries, view, weights, data)
     q = Q.shape[0]
-    best_i = np.full((q, 0), -1, dtype=np.intp)
-    best_v = np.full((q, 0), -np.inf)
+    qbad = np.flatnonzero(np.isnan(Q[:, 0]))  # a row without direction is NaN throughout
+    Q32 = Q.astype(np.float32)
+    Q32[qbad] = 0.0
+    width = Q.shape[1]
+    delta = _delta(width)
+    best_i = np.full((q, k), -1, dtype=np.intp)
+    best_v = np.full((q, k), -np.inf)
     step = block or max(k + 1, min(8192, (1 << 23) // max(q, 1)))
-    rows = np.arange(q)[:, None]
     for s, e in row_blocks(V, 1, 8 * step):
-        idx = np.arange(s, e)
-        B = _unit_rows(head, idx, view, weights)
-        S = Q @ B.T  # (q, b) float64
-        S[np.isnan(S)] = -np.inf
+        B = _unit_rows(head, np.arange(s, e), view, weights, data)
+        bad = np.flatnonzero(np.isnan(B[:, 0]))
+        B32 = B.astype(np.float32)
+        B32[bad] = 0.0
+        S = Q32 @ B32.T  # (q, b) float32
+        if bad.size:
+            S[:, bad] = -np.inf
+        if qbad.size:
+            S[qbad, :] = -np.inf
         own = (queries >= s) & (queries < e)
         S[np.flatnonzero(own), queries[own] - s] = -np.inf  # a label is not its own neighbour
-        kk = min(k, e - s)
-        if kk < e - s:
-            part = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
-            part.sort(axis=1)  # by label index, for the stable merge below
-            kth = S[rows, part].min(axis=1)
-            tied = np.flatnonzero((S >= kth[:, None]).sum(axis=1) > kk)
-            for t in tied:  # ties at the k-th value: the lowest indices win
-                order = np.argsort(-S[t], kind="stable")[:kk]
-                part[t] = np.sort(order)
-        else:
-            part = np.broadcast_to(np.arange(e - s), (q, e - s)).copy()
-        cand_i = np.concatenate([best_i, part + s], axis=1)
-        cand_v = np.concatenate([best_v, S[rows, part]], axis=1)
-        order = np.argsort(-cand_v, axis=1, kind="stable")[:, :k]
-        best_i = np.take_along_axis(cand_i, order, axis=1)
-        best_v = np.take_along_axis(cand_v, order, axis=1)
+        low = best_v[:, -1].copy()  # the k-th best float64 cosine so far (-inf: not k yet)
+        if not np.isfinite(low).all():
+            low = np.maximum(low, _kth_lower(S, min(k, e - s)) - delta)
+        r, c = np.nonzero(S >= np.maximum(low - delta, -2.0)[:, None])  # never a -inf
+        if not r.size:
+            continue
+        v = np.empty(r.size)
+        for a in range(0, r.size, 1 << 13):  # float64 re-score of the candidates only
+            ra, ca = r[a:a + (1 << 13)], c[a:a + (1 << 13)]
+            v[a:a + ra.size] = (Q[ra] * B[ca]).sum(axis=1)
+        best_i, best_v = _merge(best_i, best_v, r, c + s, v, k)
     best_i = np.where(np.isfinite(best_v), best_i, -1)
     best_v = np.where(np.isfinite(best_v), np.clip(best_v, -1.0, 1.0), np.nan)
     return best_i, best_v
 
 
+def _states(data: NeighbourData, d: int) -> Callable[[], Iterator[NDArray[np.float64]]]:
+    """Re-iterable batches of hidden states (n_b, d) float64, in row blocks."""
+    if isinstance(data, (HiddenMoments, LogitRows)):
+        raise arg_error("neighbours", "data", "must be the hidden states themselves for the "
+                        "coprob view (an (n, d) array or batches of them), not their moments")
+    if callable(data):
+        src: Callable[[], Iterable[NDArray[np.floating]]] = data
+    else:
+        arr = data
+        if arr.ndim != 2 or arr.shape[1] != d:
+            raise arg_error("neighbours", "data", f"must have shape (n, {d})", got=arr.shape)
+        def src() -> Iterable[NDArray[np.floating]]:
+            return (arr[s:s + 4096] for s in range(0, arr.shape[0], 4096))
+
+    def gen() -> Iterator[NDArray[np.float64]]:
+        for h in src():
+            yield np.asarray(h, dtype=np.float64)
+
+    return gen
+
+
+def _prob_blocks(head: Head, states: Callable[[], Iterator[NDArray[np.float64]]]
+                 ) -> Iterator[NDArray[np.float64]]:
+    """The probabilities (m, V) of the data, m rows at a time (m V about 2^22 floats)."""
+    m = max(1, (1 << 22) // head.n_labels)
+    for H in states():
+        for s in range(0, H.shape[0], m):
+            yield head.probs(H[s:s + m])
+
+
+def coprob_nearest(head: Head, queries: NDArray[np.intp], data: NeighbourData, *,
+                   k: int = 10) -> tuple[NDArray[np.intp], NDArray[np.float64], int]:
+    """The k labels most likely together with each query label over the data (module
+    docstring): indices (q, k), co-probabilities (q, k) and the number of hidden states; -1 /
+    NaN where fewer than k labels have one. One pass over the data per call (memory
+    O(block V + V q): call it with query blocks)."""
+    V = head.n_labels
+    if not (isinstance(k, (int, np.integer)) and 1 <= k):
+        raise arg_error("neighbours", "k", "must be a positive integer", got=k)
+    k = int(min(k, V - 1))
+    states = _states(data, head.d)
+    q = queries.size
+    acc = np.zeros((V, q))
+    sq = np.zeros(V)
+    n = 0
+    for P in _prob_blocks(head, states):
+        acc += P.T @ P[:, queries]
+        sq += np.einsum("ij,ij->j", P, P)
+        n += P.shape[0]
+    if n == 0:
+        raise arg_error("neighbours", "data", "must hold at least one hidden state", got=0)
+    nr = np.sqrt(sq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        C = (acc / nr[:, None] / nr[queries][None, :]).T  # (q, V)
+    C[:, ~(nr > 0)] = -np.inf
+    C[~(nr[queries] > 0), :] = -np.inf
+    C[np.arange(q), queries] = -np.inf
+    C[np.isnan(C)] = -np.inf
+    order = np.argsort(-C, axis=1, kind="stable")[:, :k]  # ties by label index
+    val = np.take_along_axis(C, order, axis=1)
+    ok = np.isfinite(val)
+    return (np.where(ok, order, -1), np.where(ok, np.clip(val, 0.0, 1.0), np.nan), n)
+
+
 def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int = 10,
-               view: str = "centered", weights: ArrayLike | None = None
+               view: str = "centered", weights: ArrayLike | None = None,
+               data: NeighbourData | None = None,
                ) -> dict[str, list[Neighbour]]:
     """The k nearest labels of each of ``labels`` (default: every label) over the whole
-    vocabulary under one row view; see the module docstring.
+    vocabulary under one view; see the module docstring. ``data``: for ``logit`` hidden-state
+    moments (:class:`~unembed.moments.HiddenMoments`) or the hidden states (n, d); for
+    ``coprob`` the hidden states (an array or a callable giving their batches anew).
 
     >>> import numpy as np
     >>> from unembed import Head
@@ -113,13 +270,32 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
     >>> [(n.label, round(n.cosine, 3)) for n in neighbours(head, ["cat"], k=2, view="raw")["cat"]]
     [('kitten', 0.994), ('car', 0.0)]
     """
+    if view not in NEIGHBOUR_VIEWS:
+        raise arg_error("neighbours", "view", f"must be one of {', '.join(NEIGHBOUR_VIEWS)}",
+                        got=view)
     idx = np.arange(head.n_labels) if labels is None else np.asarray(
         head.indices(labels), dtype=np.intp)
+    lr: LogitRows | None = None
+    if view == "logit":
+        from unembed.views import logit_data
+
+        if data is not None and not isinstance(data, (HiddenMoments, LogitRows)):
+            from unembed.moments import stream_moments
+
+            data = stream_moments(_states(data, head.d)(), d=head.d, source="hidden states")
+        lr = logit_data(head, data, "neighbours")
+    elif view == "coprob" and data is None:
+        raise arg_error("neighbours", "data", "must be given for the coprob view (hidden "
+                        "states: co-probability is measured over data)")
     out: dict[str, list[Neighbour]] = {}
-    chunk = 4096
+    chunk = 4096 if view != "coprob" else max(k + 1, min(4096, (1 << 22) // head.n_labels))
     for s in range(0, idx.size, chunk):
         qi = idx[s:s + chunk]
-        bi, bv = nearest(head, qi, k=k, view=view, weights=weights)
+        if view == "coprob":
+            assert data is not None
+            bi, bv, _ = coprob_nearest(head, qi, data, k=k)
+        else:
+            bi, bv = nearest(head, qi, k=k, view=view, weights=weights, data=lr)
         for a, i in enumerate(qi.tolist()):
             out[head.labels[i]] = [Neighbour(head.labels[j], int(j), float(c))
                                    for j, c in zip(bi[a].tolist(), bv[a].tolist()) if j >= 0]

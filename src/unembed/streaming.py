@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,7 +29,11 @@ from unembed.head import Head, LabelRef
 from unembed.kernels import selected_log_probs, summarise, take_columns
 from unembed.moments import HiddenMoments
 
-__all__ = ["Behaviour", "Partial", "collect", "run_shard", "select_labels"]
+if TYPE_CHECKING:
+    from unembed.sources.base import LoadedModel
+
+__all__ = ["Behaviour", "LabelSelection", "Partial", "PassOptions", "collect", "collect_with",
+           "label_selection", "run_shard", "select_labels"]
 
 
 @dataclass
@@ -71,7 +75,7 @@ class Behaviour:
 Forward = Callable[[Any], tuple[NDArray[np.float64], object]]
 
 
-def _forward(model: Any, logits: str) -> Forward:
+def _forward(model: LoadedModel, logits: str) -> Forward:
     """(hidden states (n, d) float64, logits (n, V)) of a batch: the model's own logits (in its
     own precision where it offers them, possibly a tensor on its device) or the head's."""
     if logits not in ("model", "head"):
@@ -79,10 +83,11 @@ def _forward(model: Any, logits: str) -> Forward:
                    f"Got {logits!r} instead.")
     head: Head = model.head
     if logits == "model":
-        for name in ("forward_native", "forward"):
-            f = getattr(model, name, None)
-            if callable(f):
-                return f
+        from unembed.sources.torch_base import TorchSource
+
+        # torch models hand their logits over in their own precision (a tensor on an
+        # accelerator): no (n, V) float64 copy per batch
+        return model.forward_native if isinstance(model, TorchSource) else model.forward
 
     def via_head(batch: Any) -> tuple[NDArray[np.float64], object]:
         h = model.hidden_states(batch)
@@ -129,7 +134,7 @@ class _Stream:
     is chosen do in a single pass), the others from the model's own logits.
     """
 
-    def __init__(self, model: Any, *, idx: NDArray[np.int64] | None, top_k: int,
+    def __init__(self, model: LoadedModel, *, idx: NDArray[np.int64] | None, top_k: int,
                  keep_hidden: int, logits: str, head_batches: int = 0) -> None:
         self.head: Head = model.head
         self.forward = _forward(model, logits)
@@ -182,24 +187,83 @@ class _Stream:
         self.held.clear()
 
 
-def _label_set(head: Head, labels: Sequence[LabelRef] | None, top_n: int, top_k: int
-               ) -> tuple[NDArray[np.int64] | None, str]:
+@dataclass(frozen=True)
+class LabelSelection:
+    """Which labels the pair statistics are kept for (the *label set*; ``--label-set`` and
+    ``--top-n`` on the command line): ``label_set`` when given (names or ``"#N"``; at least 2
+    distinct labels); else every label when V <= ``top_n``; else the ``top_n`` labels of
+    largest mean probability over the first ``predictions`` predictions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> head = Head(np.eye(4), labels=["a", "b", "c", "d"])
+    >>> LabelSelection(label_set=("c", "#0")).fixed(head)
+    (array([2, 0]), '2 labels given by the caller')
+    >>> LabelSelection(top_n=2).fixed(head)  # more labels than top_n: chosen from the data
+    (None, '')
+    """
+
+    label_set: tuple[LabelRef, ...] | None = None
+    top_n: int = 40
+    predictions: int = 8192
+
+    def fixed(self, head: Head) -> tuple[NDArray[np.int64] | None, str]:
+        """The label set when it does not depend on the data (given, or every label), with
+        how it was chosen; (None, "") when it is chosen from the first predictions."""
+        if self.label_set is not None:
+            idx = head.indices(list(self.label_set), argument="labels")
+            if len(set(idx)) != len(idx) or len(idx) < 2:
+                raise fail("The 'label_set' argument must name at least 2 distinct labels.")
+            return np.asarray(idx, dtype=np.int64), f"{len(idx)} labels given by the caller"
+        if head.n_labels <= self.top_n:
+            return np.arange(head.n_labels, dtype=np.int64), f"all {head.n_labels} labels"
+        return None, ""
+
+    def chosen(self, tally: LabelTally) -> tuple[NDArray[np.int64], str]:
+        """The ``top_n`` labels of largest mean probability in ``tally``."""
+        return (np.asarray(sorted(tally.top(self.top_n)), dtype=np.int64),
+                f"the {self.top_n} labels of largest mean probability over the first "
+                f"{tally.n} predictions")
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    """How the streaming pass runs the model, besides the label set: "both in the top k"
+    (``top_k``), inputs per model call, hidden states kept for verification, and whose logits
+    give the probabilities ("model": the model's own; "head": the head's, float64)."""
+
+    top_k: int = 5
+    batch_size: int = 32
+    keep_hidden: int = 4096
+    logits: Literal["model", "head"] = "model"
+
+
+def label_selection(label_set: Sequence[LabelRef] | None, top_n: int,
+                    selection_predictions: int, *, labels: Sequence[LabelRef] | None = None,
+                    where: str = "collect") -> LabelSelection:
+    """The :class:`LabelSelection` of the keyword arguments :func:`collect`,
+    :func:`unembed.audit.audit` and :meth:`unembed.engine.RayEngine.collect` share;
+    ``labels=`` is the deprecated spelling of ``label_set=`` (a DeprecationWarning)."""
+    if labels is not None:
+        import warnings
+
+        warnings.warn(f"The 'labels' argument of {where} is deprecated; use 'label_set' (the "
+                      f"same list of label names or '#N'). 'labels' names label names of a "
+                      f"head everywhere else (load(labels=...), --labels FILE).",
+                      DeprecationWarning, stacklevel=3)
+        if label_set is not None:
+            raise fail(f"{where}: pass the label set once, as 'label_set' (not also as the "
+                       f"deprecated 'labels').")
+        label_set = labels
+    return LabelSelection(None if label_set is None else tuple(label_set), top_n,
+                          selection_predictions)
+
+
+def _check_top_k(top_k: int) -> None:
     if top_k < 1:
         raise fail(f"The 'top_k' argument of collect must be at least 1. Got {top_k} instead.")
-    if labels is not None:
-        idx = head.indices(list(labels), argument="labels")
-        if len(set(idx)) != len(idx) or len(idx) < 2:
-            raise fail("The 'labels' argument must name at least 2 distinct labels.")
-        return np.asarray(idx, dtype=np.int64), f"{len(idx)} labels given by the caller"
-    if head.n_labels <= top_n:
-        return np.arange(head.n_labels, dtype=np.int64), f"all {head.n_labels} labels"
-    return None, ""
-
-
-def _chosen(tally: LabelTally, top_n: int) -> tuple[NDArray[np.int64], str]:
-    return (np.asarray(sorted(tally.top(top_n)), dtype=np.int64),
-            f"the {top_n} labels of largest mean probability over the first {tally.n} "
-            f"predictions")
 
 
 def _behaviour(head: Head, part: Partial, selection: str, top_k: int,
@@ -216,10 +280,10 @@ def _behaviour(head: Head, part: Partial, selection: str, top_k: int,
 
 
 def collect(
-    model: Any,
+    model: LoadedModel,
     data: DataSource,
     *,
-    labels: Sequence[LabelRef] | None = None,
+    label_set: Sequence[LabelRef] | None = None,
     top_n: int = 40,
     top_k: int = 5,
     batch_size: int = 32,
@@ -227,13 +291,15 @@ def collect(
     selection_predictions: int = 8192,
     progress: bool = True,
     logits: Literal["model", "head"] = "model",
+    labels: Sequence[LabelRef] | None = None,
 ) -> Behaviour:
     """Stream ``model`` over ``data`` once and accumulate behaviour per pair of labels.
 
-    The label set is ``labels`` when given, every label when V <= ``top_n``, otherwise the
-    ``top_n`` labels of largest mean probability over the first ``selection_predictions``
-    predictions (their hidden states are held until the set is chosen, then every prediction,
-    those included, feeds the pair statistics: one forward pass in all).
+    The label set is ``label_set`` when given (``labels`` is its deprecated spelling), every
+    label when V <= ``top_n``, otherwise the ``top_n`` labels of largest mean probability over
+    the first ``selection_predictions`` predictions (their hidden states are held until the
+    set is chosen, then every prediction, those included, feeds the pair statistics: one
+    forward pass in all); see :class:`LabelSelection`.
 
     Parameters
     ----------
@@ -257,9 +323,21 @@ def collect(
         labels' logits from the head in float64 either way; both agree to the model's float
         precision.
     """
-    head: Head = model.head
-    idx, selection = _label_set(head, labels, top_n, top_k)
-    stream = _Stream(model, idx=idx, top_k=top_k, keep_hidden=keep_hidden, logits=logits)
+    return collect_with(model, data, label_selection(label_set, top_n, selection_predictions,
+                                                     labels=labels),
+                        PassOptions(top_k, batch_size, keep_hidden, logits), progress=progress)
+
+
+def collect_with(model: LoadedModel, data: DataSource, choice: LabelSelection, opts: PassOptions, *,
+                 progress: bool = True) -> Behaviour:
+    """:func:`collect` with the label selection and the pass options as objects."""
+    from unembed.sources.base import require_loaded
+
+    head: Head = require_loaded(model, "collect").head
+    top_k, keep_hidden = opts.top_k, opts.keep_hidden
+    _check_top_k(top_k)
+    idx, selection = choice.fixed(head)
+    stream = _Stream(model, idx=idx, top_k=top_k, keep_hidden=keep_hidden, logits=opts.logits)
 
     from threadpoolctl import threadpool_limits
 
@@ -268,15 +346,15 @@ def collect(
     # BLAS threads spinning beside the model's own threads (torch) slow both down many times.
     with threadpool_limits(1, user_api="blas"), progress_bars(progress) as bar:
         task = bar.add("behaviour", total=hint)
-        for b, _, batch in shard_batches(data, batch_size):
+        for b, _, batch in shard_batches(data, opts.batch_size):
             # global indices count the predictions made (a row of token ids is many)
             stream.feed(b, stream.part.seen, batch)
-            if stream.part.pairs is None and stream.held_n >= selection_predictions:
-                idx, selection = _chosen(stream.part.tally, top_n)
+            if stream.part.pairs is None and stream.held_n >= choice.predictions:
+                idx, selection = choice.chosen(stream.part.tally)
                 stream.choose(idx)
             bar.advance(task, len(batch))
         if stream.part.pairs is None and stream.part.seen:  # fewer predictions than asked
-            idx, selection = _chosen(stream.part.tally, top_n)
+            idx, selection = choice.chosen(stream.part.tally)
             stream.choose(idx)
     return _behaviour(head, stream.part, selection, top_k, keep_hidden)
 
@@ -292,15 +370,17 @@ class Selection:
     head_batches: int
 
 
-def select_labels(model: Any, data: DataSource, *, labels: Sequence[LabelRef] | None = None,
-                  top_n: int = 40, top_k: int = 5, batch_size: int = 32,
-                  selection_predictions: int = 8192,
-                  logits: Literal["model", "head"] = "model") -> Selection:
+def select_labels(model: LoadedModel, data: DataSource, choice: LabelSelection, *, top_k: int = 5,
+                  batch_size: int = 32, logits: Literal["model", "head"] = "model"
+                  ) -> Selection:
     """The label set :func:`collect` would choose, and the batches it holds while choosing
-    (the first batches until ``selection_predictions`` predictions are seen; none when the
-    set is given or every label is in it)."""
-    head: Head = model.head
-    idx, text = _label_set(head, labels, top_n, top_k)
+    (the first batches until ``choice.predictions`` predictions are seen; none when the set
+    is given or every label is in it)."""
+    from unembed.sources.base import require_loaded
+
+    head: Head = require_loaded(model, "select_labels").head
+    _check_top_k(top_k)
+    idx, text = choice.fixed(head)
     if idx is not None:
         return Selection(idx, text, 0)
     from threadpoolctl import threadpool_limits
@@ -309,16 +389,16 @@ def select_labels(model: Any, data: DataSource, *, labels: Sequence[LabelRef] | 
     with threadpool_limits(1, user_api="blas"):
         for b, _, batch in shard_batches(data, batch_size):
             stream.feed(b, stream.part.seen, batch)
-            if stream.held_n >= selection_predictions:
+            if stream.held_n >= choice.predictions:
                 break
     if stream.part.seen == 0:
         raise fail("The data gave no inputs (empty file, or fewer tokens than one window).")
-    idx, text = _chosen(stream.part.tally, top_n)
+    idx, text = choice.chosen(stream.part.tally)
     return Selection(idx, text, stream.part.batches)
 
 
-def run_shard(model: Any, data: DataSource, selection: Selection, *, shard: int, n_shards: int,
-              top_k: int = 5, batch_size: int = 32, keep_hidden: int = 4096,
+def run_shard(model: LoadedModel, data: DataSource, selection: Selection, *, shard: int,
+              n_shards: int, top_k: int = 5, batch_size: int = 32, keep_hidden: int = 4096,
               logits: Literal["model", "head"] = "model",
               on_batch: Callable[[int], None] | None = None) -> Partial:
     """The batches ``b`` with ``b % n_shards == shard``, accumulated over ``selection``'s label

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from unembed.gauges import Symmetry, symmetries
 from unembed.head import Head
+from unembed.moments import HiddenMoments
 from unembed.views import (
     VIEWS,
     ViewInvariance,
@@ -94,6 +95,7 @@ class HeadSummary:
     invariance: dict[str, ViewInvariance]
     pairs_sampled: bool
     pairs: dict[str, ExtremePairs]
+    data: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -124,11 +126,12 @@ def extreme_pairs(S: NDArray[np.float64], labels: list[str], k: int = 5
 
 def summarize(
     head: Head, *, max_labels: int = 500, max_labels_differences: int = 150, top: int = 5,
-    seed: int = 0,
+    seed: int = 0, data: HiddenMoments | None = None,
 ) -> HeadSummary:
     """Figures of a head. Pairs are searched over all labels when V <= ``max_labels``, else
     over a seeded random sample of that size (said in the result); the ``differences`` view
-    over at most ``max_labels_differences`` labels.
+    over at most ``max_labels_differences`` labels. With ``data`` (hidden-state moments) the
+    ``logit`` view's pairs too, and ``data`` names them in the result.
 
     Examples
     --------
@@ -152,9 +155,10 @@ def summarize(
     idx_d = idx if idx.size <= max_labels_differences else np.sort(
         rng.choice(idx, max_labels_differences, replace=False))
     pairs: dict[str, ExtremePairs] = {}
-    for view in VIEWS:
+    views = [*VIEWS, *(["logit"] if data is not None else [])]
+    for view in views:
         sel = idx_d if view == "differences" else idx
-        S = similarity_matrix(head, sel.tolist(), view)
+        S = similarity_matrix(head, sel.tolist(), view, data=data)
         most, least = extreme_pairs(S, [head.labels[i] for i in sel], top)
         pairs[view] = ExtremePairs(int(sel.size), most, least)
     return HeadSummary(
@@ -174,7 +178,8 @@ def summarize(
         symmetries=symmetries(head),
         degenerate=head.degenerate,
         rows_identified=identification(head),
-        invariance={view: invariance(head, view) for view in VIEWS},
+        invariance={view: invariance(head, view) for view in views},
         pairs_sampled=bool(idx.size < V),
         pairs=pairs,
+        data=None if data is None else {"source": data.source, "n_hidden_states": data.n},
     )

@@ -58,6 +58,18 @@ centered definition used here only on differences, not on single rows.
     (``reference="set"``: an upper bound on the head-wide value, equal to it for the whole head,
     at 1/V of its cost; pass ``reference="all"`` for the head-wide value).
 
+``logit`` (needs data: ``data=`` a :class:`~unembed.moments.HiddenMoments` of hidden states)
+    The inner product the model's behaviour defines: with S the covariance of the hidden states
+    h over the data and l_i(h) = z_i(h) - mean_k z_k(h) the centered logits,
+    cos_logit(i, j) = (u_i - m)^T S (u_j - m) / sqrt(...), m the mean row: the correlation
+    across the data of the two labels' centered logits (:class:`~unembed.moments.LogitRows`;
+    never an (n, V) matrix: from the streamed first two moments of h). Invariant under
+    translation, bias shift, null-space shifts and reparametrisation (S -> A S A^T): every
+    transformation that keeps the probabilities. A property of model *and* data: results of
+    the command line name the data. A label whose centered logit does not vary on the data has
+    no correlation (NaN in a matrix; an error for one pair). Without data: an error. The hidden
+    states must be the head's inputs as loaded (z = W h + b for these rows).
+
 Which symmetries each view is invariant under, with proofs: docs/views.md.
 """
 
@@ -70,14 +82,18 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._blocks import row_blocks
+from unembed._blocks import block_gram, row_blocks
 from unembed._checks import UnembedError, arg_error, fail
 from unembed.gauges import weighted_mean
 from unembed.head import Head, LabelRef, Whitening, _ZeroRow
+from unembed.moments import HiddenMoments, LogitRows, logit_rows
 
 __all__ = [
+    "ALL_VIEWS",
+    "DATA_VIEWS",
     "INVARIANT_UNDER",
     "VIEWS",
+    "ViewData",
     "ViewInvariance",
     "causal_rank",
     "cosine",
@@ -88,12 +104,18 @@ __all__ = [
     "view_rows",
 ]
 
-View = Literal["raw", "centered", "normalized", "causal", "differences"]
+View = Literal["raw", "centered", "normalized", "causal", "differences", "logit"]
+#: The views computed from the head alone.
 VIEWS: tuple[str, ...] = ("raw", "centered", "normalized", "causal", "differences")
-ROW_VIEWS: tuple[str, ...] = ("raw", "centered", "normalized", "causal")
+#: The views that need data (hidden states) besides the head.
+DATA_VIEWS: tuple[str, ...] = ("logit",)
+ALL_VIEWS: tuple[str, ...] = (*VIEWS, *DATA_VIEWS)
+ROW_VIEWS: tuple[str, ...] = ("raw", "centered", "normalized", "causal", "logit")
 TRANSLATION_INVARIANT: frozenset[str] = frozenset(
-    {"centered", "normalized", "causal", "differences"}
+    {"centered", "normalized", "causal", "differences", "logit"}
 )
+#: The data of the ``logit`` view: hidden-state moments, or the rows prepared from them.
+ViewData = HiddenMoments | LogitRows
 _EIG_RTOL = 1e-10
 
 #: The symmetries (names of :func:`unembed.gauges.symmetries`) each view is invariant under.
@@ -103,6 +125,7 @@ INVARIANT_UNDER: dict[str, frozenset[str]] = {
     "normalized": frozenset({"translation", "bias_shift", "null_space"}),
     "causal": frozenset({"translation", "bias_shift", "null_space", "reparametrization"}),
     "differences": frozenset({"translation", "bias_shift", "null_space"}),
+    "logit": frozenset({"translation", "bias_shift", "null_space", "reparametrization"}),
 }
 
 
@@ -162,9 +185,23 @@ def invariance(head: Head, view: str) -> ViewInvariance:
 
 
 def check_view(view: str, func: str = "similarity_matrix") -> str:
-    if view not in VIEWS:
-        raise arg_error(func, "view", f"must be one of {', '.join(VIEWS)}", got=view)
+    if view not in ALL_VIEWS:
+        raise arg_error(func, "view", f"must be one of {', '.join(ALL_VIEWS)}", got=view)
     return view
+
+
+def logit_data(head: Head, data: ViewData | None, func: str) -> LogitRows:
+    """The ``logit`` view's rows for this head from ``data`` (an error naming the argument
+    when there is none: the view is a property of model and data)."""
+    if data is None:
+        raise arg_error(func, "data", "must be given for the logit view (it needs hidden "
+                        "states: the correlation of centered logits over data)")
+    if isinstance(data, LogitRows):
+        if data.F.shape[0] != head.d or data.tiny.shape != (head.n_labels,):
+            raise arg_error(func, "data", f"must be prepared for this head ({head.n_labels} "
+                            f"x {head.d})")
+        return data
+    return logit_rows(head.W, data, mean=head.stats.mean())
 
 
 def _zero(label: str, what: str) -> UnembedError:
@@ -212,13 +249,16 @@ def _unit_mean(head: Head, m: NDArray[np.float64], weights: ArrayLike | None
         raise _zero(head.labels[z.index], "centered") from None
 
 
-def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | None
-             ) -> NDArray[np.float64]:
+def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | None,
+             data: ViewData | None = None) -> NDArray[np.float64]:
     """The rows of labels ``idx`` (k, d') under a row view, from the head's cached statistics:
-    O(k d) beyond them, never a (V, d) temporary."""
+    O(k d) beyond them, never a (V, d) temporary. ``logit`` rows of labels without variance on
+    the data are NaN."""
     W = head.W
     if view == "raw":
         return np.asarray(W[idx])
+    if view == "logit":
+        return logit_data(head, data, "similarity_matrix").rows(W, idx)
     m = _center_of(head, weights)
     if view == "centered":
         return head.stats.identify(np.asarray(W[idx] - m))
@@ -235,11 +275,12 @@ def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | 
         assert cz.P is not None
         return np.asarray(head.stats.identify(W[idx] - head.stats.mean()) @ cz.P)
     raise arg_error("view_rows", "view", "must be a row-wise view (raw, centered, normalized, "
-                    "causal): 'differences' compares differences of rows, not rows; use "
+                    "causal, logit): 'differences' compares differences of rows, not rows; use "
                     "similarity_matrix or difference_cosine", got=view)
 
 
-def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None) -> NDArray[np.float64]:
+def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None,
+              data: ViewData | None = None) -> NDArray[np.float64]:
     """The rows (V, d') a row-wise view compares by cosine, in float64.
 
     ``weights`` (V,), summing to 1, set the centering of the ``centered`` view.
@@ -253,8 +294,43 @@ def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None) -> NDA
         raise fail("view_rows: the 'differences' view compares differences of rows, not rows; "
                    "use similarity_matrix or difference_cosine.")
     V, d = head.W.shape
-    blocks = [_rows_of(head, np.arange(s, e), view, weights) for s, e in row_blocks(V, d)]
+    if view == "logit":
+        data = logit_data(head, data, "view_rows")
+    blocks = [_rows_of(head, np.arange(s, e), view, weights, data)
+              for s, e in row_blocks(V, d)]
     return np.concatenate(blocks, axis=0)
+
+
+def _wide(head: Head, k: int) -> bool:
+    """Is the head's (V, V) centered Gram matrix (cached, O(V^2 d) once) the cheapest way to
+    the inner products of k of its centered rows? (V <= d and k >= V / 2.)"""
+    V, d = head.W.shape
+    return V <= d and 2 * k >= V
+
+
+def _gram_cosines(head: Head, ix: NDArray[np.intp], view: str) -> NDArray[np.float64]:
+    """``centered`` and ``normalized`` cosines of labels ``ix`` from the head's centered Gram
+    matrix Gc = C C^T (identified rows): centered Gc_ij / sqrt(Gc_ii Gc_jj); normalized the
+    same on J (D Gc D) J, D = diag(1 / |c_i|), J = I - 1 1^T / V (the unit rows, centered at
+    their mean over all V labels)."""
+    Gc = head.stats.centered_gram()
+    n = np.sqrt(np.maximum(np.diag(Gc), 0.0))
+    zero = np.flatnonzero(n <= 1e-300)
+    if view == "normalized":
+        if zero.size:
+            raise _zero(head.labels[int(zero[0])], "centered")
+        Gr = Gc / np.outer(n, n)
+        mu = Gr.mean(axis=1)
+        G = Gr[np.ix_(ix, ix)] - mu[ix][:, None] - mu[ix][None, :] + mu.mean()
+    else:
+        G = Gc[np.ix_(ix, ix)]
+    g = np.sqrt(np.maximum(np.diag(G), 0.0))
+    bad = np.flatnonzero(g <= 1e-300 * max(float(g.max(initial=0.0)), 1.0))
+    if bad.size:
+        raise _zero(head.labels[int(ix[bad[0]])], view)
+    S = np.clip(G / np.outer(g, g), -1.0, 1.0)
+    np.fill_diagonal(S, 1.0)
+    return S
 
 
 def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[np.float64]:
@@ -263,24 +339,36 @@ def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[n
 
         (c_i - c_k) . (c_j - c_k) = c_i . c_j - c_i . c_k - c_j . c_k + |c_k|^2,
 
-    one (|idx|, block) product per block of reference labels (O(|idx| |ref| d) in all, never a
-    Gram matrix per reference label)."""
+    so every difference cosine comes from one Gram matrix of the centered rows involved: when
+    the reference set lies in ``idx`` (``reference="set"``) the (|idx|, |idx|) Gram matrix
+    C C^T is all there is (one O(|idx|^2 d) product, then O(|idx|^3) arithmetic); otherwise one
+    (|idx|, block) product per block of reference labels (O(|idx| |ref| d) in all). Never a
+    Gram matrix per reference label."""
     W = head.W
     m = head.stats.mean()
     ix = np.asarray(idx, dtype=np.intp)
     k = ix.size
-    Ci = head.stats.identify(W[ix] - m)
-    Gii = Ci @ Ci.T
-    dii = np.diag(Gii).copy()
-    cn2 = head.stats.centered_norms() ** 2
-    out = np.full((k, k), np.inf)
     pos = {r: a for a, r in enumerate(idx)}
+    inside = all(r in pos for r in ref)
+    if inside and _wide(head, k):  # the head's one (cached) centered Gram matrix
+        Gii = head.stats.centered_gram()[np.ix_(ix, ix)]
+    else:
+        Ci = head.stats.identify(W[ix] - m)
+        Gii = Ci @ Ci.T
+    dii = np.diag(Gii).copy()
+    cn2 = dii if inside else head.stats.centered_norms() ** 2
+    out = np.full((k, k), np.inf)
     refs = np.asarray(ref, dtype=np.intp)
     step = max(1, min(4096, (1 << 22) // max(k * k, 1)))
     for s in range(0, refs.size, step):
         R = refs[s:s + step]
-        X = Ci @ head.stats.identify(W[R] - m).T  # (k, r): c_i . c_k
-        nk = cn2[R]
+        if inside:
+            at = np.array([pos[r] for r in R.tolist()], dtype=np.intp)
+            X = Gii[:, at]  # c_i . c_k from the one Gram matrix
+            nk = dii[at]
+        else:
+            X = Ci @ head.stats.identify(W[R] - m).T  # (k, r): c_i . c_k
+            nk = cn2[R]
         d2 = dii[:, None] - 2 * X + nk[None, :]  # |c_i - c_k|^2
         num = Gii[:, :, None] - X[:, None, :] - X[None, :, :] + nk[None, None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -307,17 +395,50 @@ def similarity_matrix(
     *,
     weights: ArrayLike | None = None,
     reference: Literal["set", "all"] = "set",
+    data: ViewData | None = None,
 ) -> NDArray[np.float64]:
     """Cosine matrix of shape (k, k) over a label set (default: all labels), float64.
 
     For ``differences`` the diagonal is 1 and an entry is NaN when the reference set has no
     third label. ``weights`` apply to ``centered``/``normalized`` (over all V labels).
+    ``data`` (hidden-state moments) is what the ``logit`` view needs; there a label whose
+    centered logit does not vary on the data has a NaN row and column.
+
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> from unembed.moments import HiddenMoments
+    >>> rng = np.random.default_rng(0)
+    >>> head, H = Head(rng.normal(size=(4, 3))), rng.normal(size=(500, 3))
+    >>> z = H @ head.W.T
+    >>> l = z - z.mean(axis=1, keepdims=True)               # centered logits over the data
+    >>> S = similarity_matrix(head, view="logit", data=HiddenMoments.from_states(H))
+    >>> bool(np.allclose(S, np.corrcoef(l.T), atol=1e-12))
+    True
     """
     check_view(view)
     idx = list(range(head.n_labels)) if labels is None else head.indices(labels)
     if view == "differences":
         ref = idx if reference == "set" else list(range(head.n_labels))
         return _differences_matrix(head, idx, ref)
+    if view == "logit":
+        rows = logit_data(head, data, "similarity_matrix").rows(head.W, np.asarray(idx,
+                                                                                 np.intp))
+        n = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+        with np.errstate(invalid="ignore"):
+            S = np.clip((rows / n[:, None]) @ (rows / n[:, None]).T, -1.0, 1.0)
+        np.fill_diagonal(S, 1.0)
+        return S
+    if view in ("centered", "normalized") and weights is None and _wide(head, len(idx)):
+        return _gram_cosines(head, np.asarray(idx, dtype=np.intp), view)
+    if view == "raw" and _wide(head, len(idx)):  # one Gram matrix of the rows, no copies
+        ix = np.asarray(idx, dtype=np.intp)
+        G = block_gram(head.W)[np.ix_(ix, ix)]
+        n = np.sqrt(np.diag(G))
+        if (n <= 1e-300).any():
+            raise _zero(head.labels[int(ix[np.flatnonzero(n <= 1e-300)[0]])], view)
+        S = np.clip(G / np.outer(n, n), -1.0, 1.0)
+        np.fill_diagonal(S, 1.0)
+        return S
     rows = _rows_of(head, np.asarray(idx, dtype=np.intp), view, weights)
     U = _unit(rows, view, [head.labels[i] for i in idx])
     S = np.clip(U @ U.T, -1.0, 1.0)
@@ -328,9 +449,10 @@ def similarity_matrix(
 def cosine(
     head: Head, a: LabelRef, b: LabelRef, view: str = "raw", *,
     weights: ArrayLike | None = None, reference: Literal["set", "all"] = "all",
+    data: ViewData | None = None,
 ) -> float:
     """Cosine of labels a and b under one view (float64). For ``differences`` the reference
-    set is the whole head by default.
+    set is the whole head by default; ``logit`` needs ``data`` (hidden-state moments).
 
     >>> import numpy as np
     >>> from unembed import Head
@@ -347,7 +469,14 @@ def cosine(
     i, j = head.index(a), head.index(b)
     if view == "differences":
         return _pair_differences(head, i, j)
-    u, v = _rows_of(head, np.array([i, j], dtype=np.intp), view, weights)
+    if view == "logit":
+        data = logit_data(head, data, "cosine")
+        for k in (i, j):
+            if data.tiny[k]:
+                raise fail(f"Label {head.labels[k]!r}: its centered logit does not vary on "
+                           f"the data ({data.source or 'hidden states'}, n = {data.n}); its "
+                           f"logit cosine is undefined.")
+    u, v = _rows_of(head, np.array([i, j], dtype=np.intp), view, weights, data)
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     if nu == 0 or nv == 0:
         lab = head.labels[i] if nu == 0 else head.labels[j]
@@ -380,11 +509,12 @@ def _pair_differences(head: Head, i: int, j: int) -> float:
 
 def difference_cosine(
     head: Head, pair1: tuple[LabelRef, LabelRef], pair2: tuple[LabelRef, LabelRef],
-    view: str = "raw", *, weights: ArrayLike | None = None,
+    view: str = "raw", *, weights: ArrayLike | None = None, data: ViewData | None = None,
 ) -> float:
     """cos(r_a - r_b, r_c - r_d) for pairs (a, b) and (c, d), with r the rows of a row view
     (``raw``: u as stored; ``centered``: identified rows, where the centering cancels;
-    ``normalized``; ``causal``: Park et al.'s concept directions, whitened differences).
+    ``normalized``; ``causal``: Park et al.'s concept directions, whitened differences;
+    ``logit`` with ``data``: the correlation over the data of z_a - z_b and z_c - z_d).
     Every view of a difference is translation-invariant.
 
     >>> import numpy as np
@@ -395,11 +525,14 @@ def difference_cosine(
     """
     if view == "differences":
         raise arg_error("difference_cosine", "view", "must be a row-wise view (raw, centered, "
-                        "normalized, causal)", got=view)
+                        "normalized, causal, logit)", got=view)
     check_view(view, "difference_cosine")
     a, b = head.indices(pair1)
     c, d = head.indices(pair2)
-    R = _rows_of(head, np.array([a, b, c, d], dtype=np.intp), view, weights)
+    if view == "logit":
+        lr = logit_data(head, data, "difference_cosine")
+        data = LogitRows(lr.mean, lr.F, np.zeros_like(lr.tiny), lr.source, lr.n)
+    R = _rows_of(head, np.array([a, b, c, d], dtype=np.intp), view, weights, data)
     x = R[0] - R[1]
     y = R[2] - R[3]
     nx, ny = np.linalg.norm(x), np.linalg.norm(y)

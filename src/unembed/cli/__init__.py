@@ -75,10 +75,13 @@ EXAMPLES: dict[str, str] = {
              "  unembed audit --model W.npy --bias b.npy --data H.npy --out my-audit "
              "--pairs pairs.csv",
     "inspect": "unembed inspect --model openai-community/gpt2 --revision main\n"
-               "  unembed inspect W.npy --labels labels.txt --pairs pairs.parquet",
+               "  unembed inspect W.npy --labels labels.txt --pairs pairs.parquet\n"
+               "  unembed inspect --model gpt2-small --as transformer-lens --no-center-unembed\n"
+               "  unembed inspect --model en_pipeline/ --component parser",
     "cosine": "unembed cosine W.npy --labels labels.txt cat dog --view raw --view centered",
     "neighbours": "unembed neighbours W.npy --labels labels.txt cat dog -k 10 --view causal\n"
-                  "  unembed neighbours W.npy --all --out nn.jsonl -k 10",
+                  "  unembed neighbours W.npy --all --out nn.jsonl -k 10\n"
+                  "  unembed neighbours W.npy cat -k 10 --view logit --data H.npy",
     "counterexample": "unembed counterexample W.npy --labels labels.txt --pair cat dog "
                       "--target -1 --out W_new.npy",
     "verify": "unembed verify W.npy W_new.npy --inputs H.npy",
@@ -273,7 +276,12 @@ def _signals() -> Iterator[None]:
         # that was stopped), the process still ends with 130 within a few seconds
         import os
 
-        watchdog = threading.Timer(10.0, lambda: os._exit(130))
+        def force_exit() -> None:
+            # the same last line as an interrupt that unwinds in time (stderr, unbuffered)
+            os.write(2, b"unembed: interrupted\n")
+            os._exit(130)
+
+        watchdog = threading.Timer(10.0, force_exit)
         watchdog.daemon = True
         watchdog.start()
         watchdogs.append(watchdog)

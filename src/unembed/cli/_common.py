@@ -7,10 +7,14 @@ import functools
 import json
 import math
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from unembed._json import jsonable
 from unembed.head import Head
+
+if TYPE_CHECKING:
+    from unembed.sources.base import LoadedModel
 
 
 def add_head_args(p: argparse.ArgumentParser) -> None:
@@ -32,8 +36,9 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unique-labels", action="store_true",
                    help="rename repeated labels instead of refusing them: sr, sr -> sr, sr#2")
     p.add_argument("--component", metavar="NAME",
-                   help="with a spaCy pipeline: the component to read: a tagger, parser or "
-                        "ner (default: the only tagger; without one, the only parser or ner)")
+                   help="with a spaCy pipeline: the component to read: tagger, morphologizer, "
+                        "senter, parser or ner (default: the only tagger; without one, the only "
+                        "other component of these)")
     p.add_argument("--revision", metavar="REV",
                    help="with a hub name: the branch, tag or commit hash in the hub cache "
                         "(default: main)")
@@ -68,8 +73,9 @@ def add_tl_args(p: argparse.ArgumentParser) -> None:
                    help="read --model NAME as TransformerLens reads it: "
                         "HookedTransformer.from_pretrained(NAME) from the local hub cache "
                         "(a name from TransformerLens 3.x's model table, e.g. gpt2-small; "
-                        "never downloaded), with its default processing (fold_ln, "
-                        "center_writing_weights, center_unembed)")
+                        "never downloaded) or a local HuggingFace directory it converts, "
+                        "with its default processing (fold_ln, center_writing_weights, "
+                        "center_unembed)")
     p.add_argument("--no-fold-ln", action="store_true",
                    help="with --as transformer-lens: fold_ln=False (keep the final LayerNorm's "
                         "gain out of W_U: the stored rows)")
@@ -89,6 +95,28 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
                    help="dtype of a torch model's forward passes: float32, float16, bfloat16, "
                         "float64 (default: the checkpoint's own; the head analysed is always "
                         "the checkpoint's)")
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: stores into the new option's ``dest`` and says on stderr
+    that it is deprecated (hidden from ``--help``)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str,
+                 **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"{parser.prog}: {option_string} is deprecated; use {self.new}.", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_alias(p: argparse.ArgumentParser | argparse._ActionsContainer, old: str,
+                         new: str, dest: str, **kw: Any) -> None:
+    """``old`` as a hidden, deprecated spelling of the option ``new`` (same ``dest``, nargs
+    and metavar given in ``kw``): it still works and warns on stderr."""
+    p.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new, **kw)
 
 
 def positive_int(text: str) -> int:
@@ -181,7 +209,8 @@ def scaled_inputs(args: argparse.Namespace, H: Any, head: Head) -> Any:
     return np.asarray(H, dtype=np.float64) / T[:, None]
 
 
-def model_loader(args: argparse.Namespace, spec: str | None = None) -> functools.partial[Any]:
+def model_loader(args: argparse.Namespace,
+                 spec: str | None = None) -> functools.partial[LoadedModel]:
     """``load(...)`` of the model named by HEAD or ``--model`` (``spec`` overrides both), with
     the options given, as a picklable call: workers of ``--engine ray`` run it themselves."""
     from unembed.sources import load
@@ -254,8 +283,10 @@ def _temperature_kw(args: argparse.Namespace) -> dict[str, float]:
     return {} if t is None else {"temperature": t}
 
 
-def load_model(args: argparse.Namespace, spec: str | None = None) -> Any:
-    """The model (a LoadedModel) named by HEAD or ``--model``; ``spec`` overrides both."""
+def load_model(args: argparse.Namespace, spec: str | None = None) -> LoadedModel:
+    """The model named by HEAD or ``--model``; ``spec`` overrides both. What a command needs
+    beyond :class:`~unembed.sources.base.LoadedModel` it narrows to explicitly (an export:
+    :func:`unembed.sources.base.check_exportable`)."""
     return model_loader(args, spec)()
 
 
@@ -287,8 +318,7 @@ def ray_engine(args: argparse.Namespace) -> Any:
 
 def load_head(args: argparse.Namespace, spec: str | None = None) -> Head:
     """The head named by the parsed options (``spec`` overrides HEAD and --model)."""
-    head: Head = load_model(args, spec).head
-    return head
+    return load_model(args, spec).head
 
 
 def masked_note(head: Head) -> str | None:

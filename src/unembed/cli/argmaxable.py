@@ -26,8 +26,10 @@ def add_lp_args(p: argparse.ArgumentParser) -> None:
                    "architecture bounds h to (after a final LayerNorm/RMSNorm; a relaxation: "
                    "'no' is proven for the model, 'yes' is a witness in the box); default: "
                    "any h in R^d")
-    p.add_argument("--rtol", type=float, default=1e-6,
-                   help="margins below rtol x the largest row value count as no (default 1e-6)")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="margins below rtol x the largest row value count as no (default: by "
+                        "the head's storage dtype, 1e-6 for float32/float64, 2^-8 for "
+                        "float16, 2^-5 for bfloat16)")
 
 
 def _radius(text: str) -> float | str:

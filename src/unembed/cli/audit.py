@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
         sharded = Sharded(engine, loader, opener)
     try:
-        res = audit(model, data, labels=args.label_set, top_n=args.top_n, top_k=args.top_k,
+        res = audit(model, data, label_set=args.label_set, top_n=args.top_n, top_k=args.top_k,
                     batch_size=args.batch_size, likely=args.likely,
                     progress=not args.no_progress and sys.stderr.isatty(),
                     logits="head" if args.head_logits else "model", co_top=args.co_top,

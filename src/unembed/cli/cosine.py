@@ -5,32 +5,53 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, fmt, load_head, print_json
-from unembed.views import TRANSLATION_INVARIANT, VIEWS, cosine, identification, invariance
+from unembed.cli._common import add_head_args, add_json_arg, fmt, load_model, print_json
+from unembed.cli._data import add_data_args, needs_data, view_data
+from unembed.views import (
+    ALL_VIEWS,
+    TRANSLATION_INVARIANT,
+    VIEWS,
+    cosine,
+    identification,
+    invariance,
+)
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("cosine", help="cosine of two labels under each view",
                        description="Cosine of two labels' representations under one or all "
-                                   "views (raw, centered, normalized, causal, differences).")
+                                   "views (raw, centered, normalized, causal, differences; "
+                                   "logit with --data: the correlation of the two labels' "
+                                   "centered logits over the data).")
     add_head_args(p)
     p.add_argument("a", metavar="A", nargs="?", help="first label (its string, or #N for row N)")
     p.add_argument("b", metavar="B", nargs="?", help="second label")
     p.set_defaults(_positionals=("a", "b"), _required=("a", "b"))
-    p.add_argument("--view", choices=VIEWS, action="append",
-                   help="view(s) to show (default: all)")
+    p.add_argument("--view", choices=ALL_VIEWS, action="append",
+                   help="view(s) to show (default: all; logit only with --data)")
+    add_data_args(p)
     add_json_arg(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    head = load_head(args)
+    from unembed._checks import fail
+
+    if args.view and "logit" in args.view and args.data is None:
+        raise fail(needs_data("logit"))
+    model = load_model(args)
+    head = model.head
     i, j = head.index(args.a, argument="label A"), head.index(args.b, argument="label B")
-    views = args.view or list(VIEWS)
-    values = {v: cosine(head, i, j, v) for v in views}
+    spec = view_data(args, model)
+    views = args.view or [*VIEWS, *(["logit"] if spec is not None else [])]
+    if spec is not None and "logit" not in views:
+        raise fail("--data is used by the logit view only; add --view logit.")
+    data = None if spec is None else spec.moments(not (args.json or args.no_progress))
+    values = {v: cosine(head, i, j, v, data=data) for v in views}
+    named = {} if spec is None else {"data": spec.record()}
     if args.json:
         print_json({"pair": [head.labels[i], head.labels[j]], "head": repr(head),
-                    "rows": head.rows, "cosine": values,
+                    "rows": head.rows, "cosine": values, **named,
                     "translation_invariant": {v: v in TRANSLATION_INVARIANT for v in views},
                     "invariance": {v: invariance(head, v).to_dict() for v in views},
                     "rows_identified": identification(head)})
@@ -41,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         inv = invariance(head, v)
         if inv.note:
             note += "  (no symmetry of this head stands behind it)"
+        if v == "logit" and spec is not None:
+            note += f"  (on {spec.source}, {spec.n} hidden states)"
         print(f"  {v:<12} {fmt(values[v])}{note}")
     print(f"  rows: {identification(head)}")
     return 0

@@ -84,9 +84,11 @@ def run_model(args: argparse.Namespace) -> int:
 
     from unembed.construct import translation_for_cosine
     from unembed.export import export_model
+    from unembed.sources.base import check_exportable
     from unembed.views import cosine
 
     model = load_model(args)
+    check_exportable(model, head_source(args))  # before any work
     head = model.head
     a, b = args.pair
     res = translation_for_cosine(head, a, b, args.target, n_random=args.n_random,

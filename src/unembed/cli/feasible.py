@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from unembed.cli._common import (
+    add_deprecated_alias,
     add_head_args,
     add_json_arg,
     load_head,
@@ -26,7 +27,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     )
     add_head_args(p)
     q = p.add_mutually_exclusive_group(required=True)
-    q.add_argument("--argmax", metavar="A", help="can label A be the argmax?")
+    q.add_argument("--argmaxable", metavar="A", help="can label A be the argmax?")
+    add_deprecated_alias(q, "--argmax", "--argmaxable", "argmaxable", metavar="A")
     q.add_argument("--top-two", nargs=2, metavar=("A", "B"),
                    help="can A and B be the top two together (tied, all others below)?")
     q.add_argument("--ranking", nargs="+", metavar="L",
@@ -57,13 +59,13 @@ def run(args: argparse.Namespace) -> int:
     if args.off and not args.on:
         raise fail("The '--off' option needs '--on' (at least one label on).")
     head = load_head(args)
-    question = next(o for o in ("argmax", "top_two", "ranking", "top_k_set", "on", "co_top",
+    question = next(o for o in ("argmaxable", "top_two", "ranking", "top_k_set", "on", "co_top",
                                 "enumerate") if getattr(args, o))
-    args._arg_options = {"labels": "--" + question.replace("_", "-"), "label": "--argmax"}
+    args._arg_options = {"labels": "--" + question.replace("_", "-"), "label": "--argmaxable"}
     kw: dict[str, Any] = {"bias": not args.no_bias, "radius": args.radius, "rtol": args.rtol}
     result: Any
-    if args.argmax is not None:
-        result = f.is_argmaxable(head, args.argmax, **kw)
+    if args.argmaxable is not None:
+        result = f.is_argmaxable(head, args.argmaxable, **kw)
     elif args.top_two:
         result = f.can_be_top_two(head, *args.top_two, **kw)
     elif args.ranking:

@@ -9,10 +9,11 @@ from unembed.cli._common import (
     add_head_args,
     add_json_arg,
     fmt,
-    load_head,
+    load_model,
     positive_int,
     print_json,
 )
+from unembed.cli._data import add_data_args, view_data
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -29,6 +30,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                         "view, cosine) as .csv or .parquet (heads of at most --max-labels "
                         "labels)")
     p.add_argument("--force", action="store_true", help="replace an existing --pairs FILE")
+    add_data_args(p)
     add_json_arg(p)
     return p
 
@@ -36,8 +38,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from unembed.summary import summarize
 
-    head = load_head(args)
-    s = summarize(head, max_labels=args.max_labels, top=args.top)
+    model = load_model(args)
+    head = model.head
+    spec = view_data(args, model)
+    data = None if spec is None else spec.moments(not (args.json or args.no_progress))
+    s = summarize(head, max_labels=args.max_labels, top=args.top, data=data)
     pairs_file = None
     if args.pairs:
         from unembed._checks import fail
@@ -69,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"    {name:<18} {word:<8} {sym.reason}")
     note = " (sampled labels)" if s.pairs_sampled else ""
     print(f"  rows            {s.rows_identified}")
+    if s.data is not None:
+        print(f"  data            {s.data['source']} ({s.data['n_hidden_states']} hidden "
+              f"states: the logit view)")
     for view, r in s.pairs.items():
         inv = s.invariance[view]
         print(f"  {view} view{note}, {r.labels_searched} labels; invariant under: "

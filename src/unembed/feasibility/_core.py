@@ -44,7 +44,8 @@ exact arithmetic does not have: check such witnesses on ``W h + b``.)
 Tolerance and decisions (docs/feasibility.md)
 ---------------------------------------------
 ``tol = rtol * (2 max_k sum_j r_j |u_kj - m_j| + 2 max_k |b_k - mean b|)``: rtol times a bound
-on the largest value a row can take in the box (default rtol = 1e-6, above float32 rounding of
+on the largest value a row can take in the box (default rtol: the head's storage dtype's
+``lp_rtol`` of :mod:`unembed._tolerance`, 1e-6 for float32 and float64, above float32 rounding of
 stored weights, about 6e-8). For softmax heads u_k - m are the centered rows (m the mean row),
 so the tolerance, like every verdict, is unchanged by translating all rows or shifting the bias;
 for sigmoid heads (no such symmetry) the raw rows and bias are used.
@@ -95,12 +96,19 @@ from unembed._checks import fail
 from unembed.bounds import HiddenBound, checked_box
 from unembed.head import Head
 
+if TYPE_CHECKING:
+    from unembed.feasibility.span import SpanBasis
+
 Status = Literal["yes", "no", "undecided"]
 #: The logits a witness realises: with the head's bias, or without it (``bias=False``).
 Realises = Literal["W h + b", "W h"]
 
 #: An LP optimum above CLEAR * tol is always answered "yes" with a witness.
 CLEAR = 4.0
+
+#: LPs of wide heads (radius None, 2 V <= d) are solved in the rows' span (benchmarks set it
+#: False to time the LPs in R^d).
+SPAN_LPS = True
 
 #: Default relative tolerance: margins below rtol * (largest possible row value) are "no".
 RTOL = 1e-6
@@ -271,6 +279,7 @@ class Space:
     box: NDArray[np.float64] | None = None
     bound: dict[str, Any] = field(default_factory=dict)
     realises: Realises = "W h + b"
+    rtol_from: str = "given"  # where rtol came from (said in every result)
 
     @property
     def r(self) -> NDArray[np.float64]:
@@ -301,6 +310,20 @@ class Space:
             cached = self.rtol * scale
             object.__setattr__(self, "_tol", cached)
         return float(cached)
+
+    @property
+    def span(self) -> SpanBasis | None:
+        """The rows' span as an orthonormal basis when the LPs are solved there (``radius``
+        None and 2 V <= d; see :mod:`unembed.feasibility.span`), else None."""
+        if "_span" not in self.__dict__:
+            from unembed.feasibility.span import span_basis
+
+            V, d = self.W.shape
+            basis = (span_basis(self.W) if SPAN_LPS and self.radius is None and 2 * V <= d
+                     else None)
+            object.__setattr__(self, "_span", basis)
+        out: SpanBasis | None = self.__dict__["_span"]
+        return out
 
     @property
     def formulation(self) -> str:
@@ -377,14 +400,33 @@ def resolve_radius(head: Head, radius: Radius, func: str
                      "meaning": MEANING["caller"]}
 
 
-def make_space(head: Head, *, bias: bool, radius: Radius, rtol: float, func: str) -> Space:
+def default_rtol(head: Head, rtol: float | None) -> tuple[float, str]:
+    """(rtol, where it came from): ``rtol`` as given, or by default the ``lp_rtol`` of the
+    head's storage dtype (:mod:`unembed._tolerance`), so that a float16 head's rows rounded
+    onto a hull do not count as sticking out of it.
+
+    >>> import numpy as np
+    >>> default_rtol(Head(np.eye(3, dtype=np.float16)), None)
+    (0.00390625, 'default for storage dtype float16')
+    """
+    if rtol is not None:
+        return float(rtol), "given"
+    from unembed._tolerance import tolerance
+
+    return tolerance(head.dtype).lp_rtol, f"default for storage dtype {head.dtype}"
+
+
+def make_space(head: Head, *, bias: bool, radius: Radius, rtol: float | None,
+               func: str) -> Space:
     R, box, info = resolve_radius(head, radius, func)
-    if not (np.isfinite(rtol) and 0 < rtol < 1):
+    value, source = default_rtol(head, rtol)
+    if not (np.isfinite(value) and 0 < value < 1):
         raise fail(f"The 'rtol' argument of {func} must be in (0, 1). Got {rtol!r} instead.")
     b = head.bias if bias else np.zeros(head.n_labels)
     realises: Realises = "W h" if (not bias and np.any(head.bias != 0)) else "W h + b"
-    return Space(head.W, np.asarray(b, dtype=np.float64), R, float(rtol),
-                 centered=head.link == "softmax", box=box, bound=info, realises=realises)
+    return Space(head.W, np.asarray(b, dtype=np.float64), R, value,
+                 centered=head.link == "softmax", box=box, bound=info, realises=realises,
+                 rtol_from=source)
 
 
 def _term(x: NDArray[np.float64], idx: NDArray[np.int64]) -> NDArray[Any]:
@@ -533,9 +575,18 @@ class LPResult:
 
 def solve_lp(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[np.int64],
              EN: NDArray[np.int64]) -> LPResult:
-    """Solve the margin LP on the given rows with HiGHS (rows scaled to O(1) first)."""
+    """Solve the margin LP on the given rows with HiGHS (rows scaled to O(1) first).
+
+    When the Space has a ``span`` (wide heads, ``radius=None``) the LP is solved over the
+    coordinates y of h in the rows' span (dimension r <= V) and its point is lifted back to
+    R^d, h = Q y scaled into the unit box; the duals are those of the rows, as in R^d. Every
+    witness and certificate is then checked on the head in R^d as always (the reduction only
+    proposes; :mod:`unembed.feasibility.span` proves why nothing is lost)."""
     from scipy.optimize import linprog
 
+    basis = sp.span
+    if basis is not None:
+        return _solve_in_span(sp, basis, P, N, EP, EN)
     d = sp.W.shape[1]
     G, g = row_matrix(sp, P, N)
     E, e = row_matrix(sp, EP, EN)
@@ -561,6 +612,41 @@ def solve_lp(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[
     x = np.asarray(res.x, dtype=np.float64)
     h = np.clip(x[:d], -1.0, 1.0) * sp.r  # exactly in the box (HiGHS bounds hold to ~1e-10)
     return LPResult(float(x[-1]) * scale + 0.0, h, float(x[d]), lam, nu, True)
+
+
+def _solve_in_span(sp: Space, basis: SpanBasis, P: NDArray[np.int64], N: NDArray[np.int64],
+                   EP: NDArray[np.int64], EN: NDArray[np.int64]) -> LPResult:
+    """The margin LP over y in R^r (|y|_inf <= 1), rows M[p] - M[n] with M = W Q the rows'
+    coordinates; its point lifted to (h, s) = (Q y, s) / max(1, |Q y|_inf), a point of the
+    R^d LP with margin t / max(1, |Q y|_inf)."""
+    from scipy.optimize import linprog
+
+    M = basis.coords
+    r = M.shape[1]
+    G, g = _term(M, P) - _term(M, N), _term(sp.b, P) - _term(sp.b, N)
+    E, e = _term(M, EP) - _term(M, EN), _term(sp.b, EP) - _term(sp.b, EN)
+    scale = max(2 * float(np.abs(M - M.mean(axis=0)).sum(axis=1).max(initial=0.0))
+                + 2 * float(np.abs(sp.b - sp.b.mean()).max(initial=0.0)), 1e-300)
+    c = np.zeros(r + 2)
+    c[-1] = -1.0
+    A_ub = np.hstack([-G / scale, -g[:, None] / scale, np.ones((G.shape[0], 1))])
+    A_eq = np.hstack([E / scale, e[:, None] / scale, np.zeros((E.shape[0], 1))]) \
+        if E.shape[0] else None
+    bounds = [(-1.0, 1.0)] * r + [(0.0, 1.0), (None, None)]
+    res = linprog(c, A_ub=A_ub, b_ub=np.zeros(G.shape[0]), A_eq=A_eq,
+                  b_eq=np.zeros(E.shape[0]) if A_eq is not None else None, bounds=bounds,
+                  method="highs", options=_HIGHS)
+    d = sp.W.shape[1]
+    if res.status != 0 or res.x is None:
+        return LPResult(np.nan, np.zeros(d), 1.0, np.zeros(G.shape[0]), np.zeros(E.shape[0]),
+                        False)
+    lam = -np.asarray(res.ineqlin.marginals, dtype=np.float64)
+    nu = (np.asarray(res.eqlin.marginals, dtype=np.float64) if A_eq is not None
+          else np.zeros(0))
+    x = np.asarray(res.x, dtype=np.float64)
+    h = basis.lift(np.clip(x[:r], -1.0, 1.0))
+    k = max(1.0, float(np.abs(h).max(initial=0.0)))
+    return LPResult(float(x[-1]) * scale / k + 0.0, h / k, float(x[r]) / k, lam, nu, True)
 
 
 def certify(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[np.int64],
@@ -628,6 +714,10 @@ def with_bound(r: Feasibility, sp: Space) -> Feasibility:
     and in ``r.realises`` which logits its witness realises."""
     r.extra["hidden_bound"] = sp.bound
     r.extra["claim"] = claim(r.status, sp.bound)
+    r.extra["rtol"] = {"value": sp.rtol, "from": sp.rtol_from}
+    if r.lp_solves and sp.span is not None:
+        r.extra["lp_space"] = (f"the rows' span (dimension {sp.span.coords.shape[1]} of "
+                               f"{sp.W.shape[1]}); witness and certificate checked in R^d")
     return replace(r, realises=sp.realises)
 
 

@@ -16,7 +16,6 @@ from numpy.typing import NDArray
 
 from unembed._checks import fail
 from unembed.feasibility._core import (
-    RTOL,
     Feasibility,
     Radius,
     Realises,
@@ -82,7 +81,7 @@ class CoTopMatrix:
 
 def co_top_matrix(
     head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: Radius = None,
-    rtol: float = RTOL,
+    rtol: float | None = None,
 ) -> CoTopMatrix:
     """:func:`can_be_top_two` for every pair of ``labels`` (over the whole head).
 
@@ -252,7 +251,7 @@ def _from_sample(kind: str, names: tuple[str, ...], m: float, h: NDArray[np.floa
 
 def enumerate_rankings(
     head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: Radius = None,
-    rtol: float = RTOL, samples: int = 2000, seed: int = 0,
+    rtol: float | None = None, samples: int = 2000, seed: int = 0,
 ) -> Enumeration:
     """All feasible orderings of up to 8 labels (within the set: other labels ignored).
 
@@ -348,7 +347,7 @@ def _solve_every_ranking(sp: Space) -> NDArray[np.float64] | None:
 
 def enumerate_top_k_sets(
     head: Head, labels: Sequence[LabelRef], k: int, *, bias: bool = True,
-    radius: Radius = None, rtol: float = RTOL, samples: int = 2000, seed: int = 0,
+    radius: Radius = None, rtol: float | None = None, samples: int = 2000, seed: int = 0,
 ) -> Enumeration:
     """All k-subsets of up to 8 labels that are the top k within the set for some hidden
     state (other labels ignored)."""
@@ -372,7 +371,7 @@ def enumerate_top_k_sets(
 
 def enumerate_combinations(
     head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: Radius = None,
-    rtol: float = RTOL, samples: int = 2000, seed: int = 0,
+    rtol: float | None = None, samples: int = 2000, seed: int = 0,
 ) -> Enumeration:
     """Sigmoid heads: all on/off patterns of up to 8 labels reachable by some hidden state."""
     func = "enumerate_combinations"

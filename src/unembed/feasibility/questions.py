@@ -17,7 +17,6 @@ from numpy.typing import NDArray
 
 from unembed._checks import fail
 from unembed.feasibility._core import (
-    RTOL,
     Feasibility,
     Radius,
     Space,
@@ -72,7 +71,7 @@ def _weighted_start(W: NDArray[np.float64], idx: Sequence[int],
 # ---------------------------------------------------------------------------------- questions
 def is_argmaxable(
     head: Head, label: LabelRef, *, bias: bool = True, radius: Radius = None,
-    rtol: float = RTOL,
+    rtol: float | None = None,
 ) -> Feasibility:
     """Is ``label`` the strict argmax of the logits for some hidden state?
 
@@ -95,6 +94,10 @@ def is_argmaxable(
         final RMSNorm: |h_j| <= |g_j| sqrt(d)); it contains every hidden state the model can
         produce but is a relaxation, so a "no" is a proof for the model and a "yes" a witness
         in the box that the model may not reach (``extra["claim"]`` says which).
+    rtol : float, optional
+        Margins below rtol times the largest value a row can take count as no. Default: the
+        head's storage dtype's ``lp_rtol`` (:mod:`unembed._tolerance`: 1e-6 for float32 and
+        float64, 2^-8 for float16, 2^-5 for bfloat16); ``extra["rtol"]`` says which was used.
 
     Returns
     -------
@@ -137,7 +140,7 @@ def identical_reason(other: str) -> str:
 
 def can_be_top_two(
     head: Head, a: LabelRef, b: LabelRef, *, bias: bool = True, radius: Radius = None,
-    rtol: float = RTOL,
+    rtol: float | None = None,
 ) -> Feasibility:
     """Can labels ``a`` and ``b`` be the top two together: z_a = z_b > z_k + t for all others?
 
@@ -223,7 +226,7 @@ def _top_two_starts(head: Head, sp: Space, i: int, j: int) -> list[NDArray[np.fl
 
 def is_feasible_ranking(
     head: Head, labels: Sequence[LabelRef], *, top: bool = False, bias: bool = True,
-    radius: Radius = None, rtol: float = RTOL,
+    radius: Radius = None, rtol: float | None = None,
 ) -> Feasibility:
     """Is z_{l1} > z_{l2} > ... > z_{lm} for some hidden state (other labels free)?
 
@@ -241,7 +244,7 @@ def is_feasible_ranking(
 
 def is_top_k_set(
     head: Head, labels: Sequence[LabelRef], *, bias: bool = True, radius: Radius = None,
-    rtol: float = RTOL,
+    rtol: float | None = None,
 ) -> Feasibility:
     """Are these k labels, in some order, the top k of all labels for some hidden state?"""
     sp = make_space(head, bias=bias, radius=radius, rtol=rtol, func="is_top_k_set")
@@ -254,7 +257,7 @@ def is_top_k_set(
 
 def is_feasible_combination(
     head: Head, on: Sequence[LabelRef] = (), off: Sequence[LabelRef] = (), *, bias: bool = True,
-    radius: Radius = None, rtol: float = RTOL,
+    radius: Radius = None, rtol: float | None = None,
 ) -> Feasibility:
     """Sigmoid heads: can the labels ``on`` all have z > 0 (p > 1/2) while ``off`` all have
     z < 0, for some hidden state? Other labels are free (each sigmoid label is on its own)."""

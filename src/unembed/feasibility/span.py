@@ -19,7 +19,11 @@ others, so then the LPs decide.
 
 Computation: the least-norm solution is h = D^T a with (D D^T) a = y, solved with the
 Cholesky factor L of the Gram matrix D D^T (one O(V^2 d) product, then O(V^2) per label); a
-witness is rebuilt from the V - 1 numbers a (kept per label). Affine
+witness is rebuilt from the V - 1 numbers a (kept per label). M is chosen per label so that the
+witness leaves the unit box (h_i = M h1_i + h0, M >= 1000 (1 + |h0|_inf) / |h1_i|_inf): its
+unit-form margin M / max(1, |h_i|_inf) is then within 0.1% of its supremum 1 / |h1_i|_inf
+instead of being capped by M, and |h_i|_inf is bounded by M |h1_i|_inf + |h0|_inf (plus
+rounding), a divisor at least the true one. Affine
 independence is not assumed from the factorisation: every witness's margin over all labels is
 recomputed in float64 as z = (W D^T) a + b minus a bound on its distance from W h + b for
 the float64 witness h = a D (the rounding of W D^T, of h and of the small product:
@@ -31,6 +35,40 @@ usual fast pass and LPs.
 
 Only for ``radius=None`` (h anywhere in R^d): with a bounded h the margin M may need an h
 outside the box.
+
+LPs in the rows' span (wide heads, affinely dependent or not)
+-------------------------------------------------------------
+When the theorem above does not settle a label (rows affinely dependent, or nearly so) the
+LPs decide, and for V << d they need not be solved in R^d.
+
+Theorem (reduction). Let S = span{u_1, ..., u_V} in R^d have dimension r <= V and an
+orthonormal basis Q (d, r), and M = W Q (V, r) the rows' coordinates. For every h in R^d,
+W h = M (Q^T h): each row u_k lies in S, so u_k . (h - Q Q^T h) = 0. Every LP of
+:mod:`unembed.feasibility._core` constrains h only through W h (rows z_p - z_n, signed logits
++z_p or -z_n, ties z_p = z_n, each plus the bias times s), so for ``radius=None`` a
+(h, s) satisfies a set of rows iff (y, s) = (Q^T h, s) satisfies the same rows written with M,
+and every (y, s) gives h = Q y. Hence "some h in R^d with margin > 0" holds iff "some y in
+R^r with margin > 0" does: the verdicts are the same, and the LP has r + 2 variables instead
+of d + 2. (With a box |h_j| <= r_j the box constrains h itself, not only Q^T h: not covered,
+and not used.) QED.
+
+How it is used (:func:`span_basis`, :meth:`unembed.feasibility._core.Space.span`): for
+``radius=None`` and 2 V <= d, Q comes from a QR factorisation of W^T (one O(V^2 d) pass) and
+each LP is solved over y in the unit box |y|_inf <= 1 (any bounded normalisation of the
+homogeneous problem gives the same verdict). The reduction only *proposes*; nothing is taken
+on trust from a rounded Q:
+
+* its point is lifted back, h = Q y, scaled into R^d's unit form (h, s) / max(1, |h|_inf), and
+  a "yes" needs that witness's margin, recomputed in float64 from the head in R^d over all
+  rows, above the tolerance, exactly like any other witness;
+* its dual weights lam (one per row, as in R^d) are a certificate only if the bound
+  ``sum_j |G^T lam|_j + max(0, lam . g)`` recomputed from the head in R^d is below the
+  tolerance (G^T lam is a combination of rows, in S, so a y-space certificate is one in R^d
+  up to rounding).
+
+Margins: the witness's R^d unit-form margin is at most the R^d LP's optimum (the unit box of
+R^d allows h with components outside S that shrink |h|_inf), so for the narrowest-margin
+refinement the margins found in the span are lower bounds, and the list is not called exact.
 """
 
 from __future__ import annotations
@@ -45,6 +83,42 @@ from unembed.feasibility._core import Space
 
 _BLOCK = 256  # witnesses formed per block (block x d float64 in memory)
 _EPS64 = 2.0**-53
+
+
+@dataclass(frozen=True, eq=False)
+class SpanBasis:
+    """An orthonormal basis Q = W^T A (d, r) of the rows' span, kept as A (V, r), and the
+    rows' coordinates M = W Q (V, r), from the Gram matrix W W^T = U diag(lam) U^T:
+    A = U_r diag(lam_r)^{-1/2}, M = U_r diag(lam_r)^{1/2} (eigenvalues below 1e-12 of the
+    largest dropped: directions the rows do not span beyond rounding). See the module
+    docstring: Q's rounding is harmless, every answer is checked in R^d."""
+
+    W: NDArray[np.float64]
+    A: NDArray[np.float64]
+    coords: NDArray[np.float64]
+
+    def lift(self, y: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The hidden state h = Q y = W^T (A y) (d,) of span coordinates y (r,)."""
+        return np.asarray((self.A @ y) @ self.W, dtype=np.float64)
+
+
+def span_basis(W: NDArray[np.float64]) -> SpanBasis:
+    """:class:`SpanBasis` of the rows of W (V, d): one V x V Gram matrix (O(V^2 d)), its
+    eigendecomposition, nothing of size (d, r) kept.
+
+    >>> import numpy as np
+    >>> W = np.random.default_rng(0).normal(size=(3, 50))
+    >>> b = span_basis(W)
+    >>> y = np.array([0.5, -1.0, 2.0])
+    >>> bool(np.allclose(W @ b.lift(y), b.coords @ y, atol=1e-12))
+    True
+    """
+    G = W @ W.T
+    lam, U = np.linalg.eigh(0.5 * (G + G.T))
+    keep = lam > 1e-12 * max(float(lam.max(initial=0.0)), 1e-300)
+    lam, U = lam[keep], U[:, keep]
+    root = np.sqrt(lam)
+    return SpanBasis(W, np.ascontiguousarray(U / root), np.ascontiguousarray(U * root))
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,12 +163,22 @@ def span_witnesses(sp: Space) -> SpanWitnesses | None:
     diag = np.abs(np.diag(L))
     if not diag.size or diag.min() <= 1e-7 * diag.max():
         return None
-    M = 1.0 + 2.0 * float(np.abs(c).max(initial=0.0))
-    Y = -np.repeat(c[:, None], V, axis=1)  # column i: the target for label i
-    Y[np.arange(V - 1), np.arange(V - 1)] += M
-    Y[:, V - 1] -= M
+    # h_i = M_i h1_i + h0: h1_i for the target pattern with M = 1 and no bias, h0 for -c
+    Y1 = np.zeros((V - 1, V))
+    Y1[np.arange(V - 1), np.arange(V - 1)] = 1.0
+    Y1[:, V - 1] = -1.0
+    Y = np.c_[Y1, -c]
     A = solve_triangular(L, solve_triangular(L, Y, lower=True), trans="T", lower=True)
-    coef = np.ascontiguousarray(A.T)  # (V, V - 1)
+    A1, a0 = A[:, :V].T, A[:, V]
+    h1 = np.empty(V)
+    for start in range(0, V, _BLOCK):
+        h1[start:start + _BLOCK] = np.abs(A1[start:start + _BLOCK] @ D).max(axis=1)
+    h0 = float(np.abs(a0 @ D).max(initial=0.0))
+    # M_i large enough that the witness leaves the unit box: its unit-form margin
+    # M_i / max(1, |h_i|_inf) is then near its supremum 1 / |h1_i|_inf, not capped by M_i
+    M0 = 1.0 + 2.0 * float(np.abs(c).max(initial=0.0))
+    Mi = np.maximum(M0, 1e3 * (1.0 + h0) / np.maximum(h1, 1e-300))
+    coef = np.ascontiguousarray(Mi[:, None] * A1 + a0[None, :])  # (V, V - 1)
     # logits at every witness h_i = coef[i] @ D: Z = coef @ P^T + b, with a bound on how far
     # that is from the float64 W h_i (the rounding of P, of h_i and of the small product)
     gamma = 2 * (d + V) * _EPS64 / (1 - (d + V) * _EPS64)
@@ -103,9 +187,8 @@ def span_witnesses(sp: Space) -> SpanWitnesses | None:
     Z = coef @ P.T + b[None, :]  # (V witnesses, V labels)
     err = gamma * (np.abs(coef) @ dn)[:, None] * wn[None, :] + gamma * (np.abs(coef)
                                                                         @ np.abs(P).T)
-    H_inf = np.empty(V)
-    for start in range(0, V, _BLOCK):
-        H_inf[start:start + _BLOCK] = np.abs(coef[start:start + _BLOCK] @ D).max(axis=1)
+    # |h_i|_inf <= M_i |h1_i|_inf + |h0|_inf (+ rounding): a divisor at least the true one
+    H_inf = (Mi * h1 + h0) * (1 + gamma) + gamma * (np.abs(coef) @ dn)
     k = np.maximum(1.0, H_inf)
     r = np.arange(V)
     zi = Z[r, r] - err[r, r]
@@ -116,4 +199,4 @@ def span_witnesses(sp: Space) -> SpanWitnesses | None:
     return SpanWitnesses(coef, margin, margin > tol)
 
 
-__all__ = ["SpanWitnesses", "span_witnesses"]
+__all__ = ["SpanBasis", "SpanWitnesses", "span_basis", "span_witnesses"]

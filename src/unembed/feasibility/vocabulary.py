@@ -41,7 +41,6 @@ from unembed._checks import fail
 from unembed._progress import Bars, progress_bars
 from unembed.device import resolve_device
 from unembed.feasibility._core import (
-    RTOL,
     Certificate,
     Feasibility,
     Radius,
@@ -85,6 +84,7 @@ class VocabularyResult:
         "fast", "span" (V - 1 <= d and affinely independent rows: see
         :mod:`unembed.feasibility.span`), "lp" or "identical" (see ``reasons``).
     tol : float
+        ``rtol`` times the largest value a row can take (see ``rtol``).
     formulation : str
     lp_results : dict label index -> Feasibility
         Every label decided by an LP, with its witness or certificate.
@@ -104,6 +104,9 @@ class VocabularyResult:
         is at least as large (method "identical"; such a label is never the strict argmax).
     notes : tuple of str
         What else the reader needs to know (e.g. labels settled by the span theorem).
+    rtol : dict
+        ``{"value": rtol, "from": "given" | "default for storage dtype D"}``: by default the
+        relative tolerance follows the head's storage dtype (:mod:`unembed._tolerance`).
     """
 
     labels: tuple[str, ...]
@@ -123,6 +126,7 @@ class VocabularyResult:
         repr=False, default_factory=dict)
     _span: SpanWitnesses | None = field(repr=False, default=None)
     _head: Head | None = field(repr=False, default=None)
+    rtol: dict[str, Any] = field(default_factory=dict)
 
     @property
     def unargmaxable(self) -> list[str]:
@@ -162,6 +166,7 @@ class VocabularyResult:
             "unargmaxable": self.unargmaxable,
             "undecided": self.undecided,
             "tol": self.tol,
+            "rtol": self.rtol,
             "formulation": self.formulation,
             "hidden_bound": self.hidden_bound,
             "realises": self.realises,
@@ -505,7 +510,7 @@ def argmaxable_all(
     *,
     bias: bool = True,
     radius: Radius = None,
-    rtol: float = RTOL,
+    rtol: float | None = None,
     steps: int = 6,
     block: int = 256,
     workers: int | None = None,
@@ -527,6 +532,9 @@ def argmaxable_all(
         ``head.hidden_bound`` (a relaxation of what the model can reach: a "no" is
         proven for the model, a "yes" is a witness in the box). ``hidden_bound`` in the
         result says which.
+    rtol : float, optional
+        Margins below rtol times the largest row value count as no; default by the head's
+        storage dtype (:func:`unembed.feasibility._core.default_rtol`), said in ``rtol``.
     steps : int
         Reflection steps of the fast pass.
     block : int
@@ -612,6 +620,11 @@ def argmaxable_all(
                      "affinely independent rows: every label argmaxable, witnesses checked); "
                      "their exact margins were not computed, so the narrowest list covers "
                      "the other labels only")
+    if narrow_exact and exact and sp.span is not None:
+        narrow_exact = False
+        notes.append("LPs solved in the rows' span (2 V <= d): their margins are the lifted "
+                     "witnesses' margins in R^d, lower bounds on the R^d optima, so the "
+                     "narrowest list is not called exact")
     margin = lower.copy()
     reasons: dict[int, str] = {}
     for i, r in identical.items():
@@ -626,9 +639,12 @@ def argmaxable_all(
     narrow_idx = sorted(exact, key=lambda i: exact[i])[:n_narrowest]
     narrowest = [lp_results[i] for i in narrow_idx]
     keep = {i: rc for i, rc in recipes.items() if settled[i] and not by_span[i]}
+    rtol_info = {"value": sp.rtol, "from": sp.rtol_from}
+    for r in lp_results.values():  # LPs in worker processes knew the value, not its origin
+        r.extra["rtol"] = rtol_info
     return VocabularyResult(head.labels, status, margin, method, sp.tol, sp.formulation,
                             lp_results, narrowest, narrow_exact, sp.bound, sp.realises,
-                            reasons, tuple(notes), keep, span, head)
+                            reasons, tuple(notes), keep, span, head, rtol=rtol_info)
 
 
 def _identical(head: Head, sp: Space) -> dict[int, Feasibility]:

@@ -23,7 +23,7 @@ from typing import Any
 from unembed import _reprs
 from unembed._io import is_pickle
 from unembed.head import Head, Link, owned
-from unembed.sources.base import LoadedModel
+from unembed.sources.base import HeadModel, LoadedModel
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
 
 __all__ = ["FileModel", "load", "load_head_file"]
@@ -103,7 +103,7 @@ def raise_shape(bf: MatrixFile, mf: MatrixFile) -> None:
                f"{mf.path} have {mf.shape[0]} rows; expected ({mf.shape[0]},).")
 
 
-class FileModel:
+class FileModel(HeadModel):
     """A bare head (a weight file or a :class:`Head`): its inputs are hidden states (n, d)."""
 
     kind = "file"
@@ -119,8 +119,13 @@ class FileModel:
 
         return check_hidden(inputs, self.head.d, "inputs")
 
-    def model_logits(self, inputs: Any) -> Any:
-        return self.head.logits(self.hidden_states(inputs))
+    def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
+        """Refused: a bare head takes hidden states, and nothing says how they are
+        distributed."""
+        from unembed._checks import fail
+
+        raise fail("a bare head takes hidden states (n, d) and cannot draw random inputs; "
+                   "pass the inputs.")
 
 
 def _hf_kind(path: os.PathLike[str] | str, trust_remote_code: bool = False) -> str:

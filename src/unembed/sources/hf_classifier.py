@@ -7,7 +7,7 @@ its prediction from (sequence classifiers built on decoders read the last token:
 is found by matching the Linear's output with the model's logits exactly, never assumed).
 
 Such a directory is never read as a language model: its token embedding is not its head.
-Only the raw view exists (the layers between the trunk's final norm and the classifier are
+Only the stored rows exist (the layers between the trunk's final norm and the classifier are
 not a norm's gain). A regression model (one output, ``problem_type: regression``) has no
 labels and is refused.
 """
@@ -24,14 +24,14 @@ from numpy.typing import NDArray
 
 from unembed._checks import fail, file_error
 from unembed.head import Head, Link
-from unembed.sources._torch import capture_inputs, check_logits_equal, place, to_f64, to_native
+from unembed.sources._torch import capture_inputs, to_f64, to_native
 from unembed.sources.hf_dir import (
     from_pretrained,
     load_tokenizer,
-    read_config,
     run_model,
     transformers_module,
 )
+from unembed.sources.torch_base import HFClassifierSource, refuse_fold
 
 __all__ = ["CLASSIFIER_SUFFIXES", "HFTextClassifier", "load_hf_classifier"]
 
@@ -62,8 +62,10 @@ def _classifier_name(model: Any, n_labels: int, path: Path) -> str:
     return cands[0]
 
 
-class HFTextClassifier:
-    """A HuggingFace sequence or token classifier (see :func:`load_hf_classifier`).
+class HFTextClassifier(HFClassifierSource):
+    """A HuggingFace sequence or token classifier (see :func:`load_hf_classifier`); the shared
+    parts (the classifier Linear, labels, the forward wrappers and the logits check) are
+    :class:`~unembed.sources.torch_base.HFClassifierSource`'s.
 
     Attributes
     ----------
@@ -75,47 +77,24 @@ class HFTextClassifier:
     """
 
     kind = "hf_classifier"
-    tied = False
-    norm = None
-    view = "raw"
+    task: str
+    link: Link
 
-    def __init__(self, path: Path, *, fold: bool = False, strict: bool = True,
-                 trust_remote_code: bool = False, device: str | None = None,
-                 model_dtype: str | None = None) -> None:
-        from unembed.device import resolve_device, resolve_dtype_name, torch_dtype
-
-        self.path = path
-        self.trust_remote_code = trust_remote_code
-        self.device_name = device
-        self.model_dtype = resolve_dtype_name(model_dtype)
-        self.config = read_config(path, trust_remote_code=trust_remote_code)
+    def _setup(self) -> None:
         task = task_of(self.config)
         if task is None:
-            raise file_error(path, "config.json names no sequence or token classification "
-                                   "architecture.")
+            raise file_error(self.path, "config.json names no sequence or token "
+                                        "classification architecture.")
         self.task = task
-        self.family = str(getattr(self.config, "model_type", "?"))
-        if fold:
-            raise file_error(path, f"a {self.family} {task} classifier has no final norm right "
-                                   f"before its classifier, so there is no gain to fold; use "
-                                   f"the raw view.")
+        self.noun = f"{task} classifier"
+        if self.rows == "folded":
+            raise refuse_fold(self.path, f"a {self.family} {task} classifier", "classifier")
         problem = getattr(self.config, "problem_type", None)
-        n_labels = int(getattr(self.config, "num_labels", 0))
-        if problem == "regression" or n_labels < 2:
-            raise file_error(path, f"a regression model ({n_labels} output) has no labels to "
-                                   f"read a head from.")
-        self.link: Link = "sigmoid" if problem == "multi_label_classification" else "softmax"
-        self.model = self._load()
-        self.layer_name = _classifier_name(self.model, n_labels, path)
-        layer = self.model.get_submodule(self.layer_name)
-        self.dtype = str(layer.weight.dtype).removeprefix("torch.")
-        self.raw_W = to_f64(layer.weight)
-        self.raw_b = None if layer.bias is None else to_f64(layer.bias)
-        self.head = self._build_head(strict)
-        # the head is the checkpoint's (read above); the forward passes run where asked
-        self._device = resolve_device(device)
-        self.model = place(self.model, self._device, torch_dtype(self.model_dtype))
-        self._check()
+        self.n_outputs = int(getattr(self.config, "num_labels", 0))
+        if problem == "regression" or self.n_outputs < 2:
+            raise file_error(self.path, f"a regression model ({self.n_outputs} output) has no "
+                                        f"labels to read a head from.")
+        self.link = "sigmoid" if problem == "multi_label_classification" else "softmax"
 
     def _load(self) -> Any:
         tf = transformers_module()
@@ -124,26 +103,15 @@ class HFTextClassifier:
         return from_pretrained(auto, self.path, f"a {self.task} classifier",
                                trust_remote_code=self.trust_remote_code)
 
-    def _build_head(self, strict: bool) -> Head:
-        id2label = getattr(self.config, "id2label", None) or {}
-        n = self.raw_W.shape[0]
-        labels = tuple(str(id2label.get(i, id2label.get(str(i), i))) for i in range(n))
-        if len(set(labels)) != len(labels):
-            labels = tuple(f"{s} [#{i}]" if labels.index(s) != i else s
-                           for i, s in enumerate(labels))
-        meta: dict[str, Any] = {
-            "source": str(self.path), "family": self.family, "task": self.task,
-            "norm": None, "norm_kind": None, "tied": False, "folded": False,
-            "layer": self.layer_name, "labels_from": "id2label"}
-        return Head(W=self.raw_W, b=self.raw_b, labels=labels, link=self.link, reparam=False,
-                    dtype=self.dtype, meta=meta, strict=strict,
-                    reparam_reason="the classifier's input leaves a pooling, activation or "
-                                   "norm layer, which cannot absorb every invertible A")
+    def _find_layer(self) -> str:
+        return _classifier_name(self.model, self.n_outputs, self.path)
 
-    def _check(self) -> None:
-        h, z = self.forward(self.random_inputs(2, 6, seed=0))
-        check_logits_equal(self.path, f"the {self.family} classifier's logits",
-                           self.head.logits(h), z, self.model_dtype or self.dtype)
+    def _build_head(self, strict: bool) -> Head:
+        return self._classifier_head(
+            strict, link=self.link,
+            reparam_reason="the classifier's input leaves a pooling, activation or norm "
+                           "layer, which cannot absorb every invertible A",
+            meta={"task": self.task, "labels_from": "id2label"})
 
     # ------------------------------------------------------------------ inputs
     @cached_property
@@ -193,67 +161,38 @@ class HFTextClassifier:
         return rng.integers(0, v, size=(n, max(1, length)), dtype=np.int64)
 
     # ------------------------------------------------------------------ running
-    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[Any]]:
-        """(hidden states (n, d) float64, logits (n, V) in the model's precision): one row
-        per text (sequence classifiers) or per token (token classifiers). Texts are run one
-        at a time (no padding, so no padding token is assumed)."""
+    def _batches(self, inputs: Any) -> list[NDArray[np.int64]]:
+        # texts are run one at a time (no padding, so no padding token is assumed)
+        return self.as_ids(inputs)
+
+    def _run_batch(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.float64], Any]:
+        """One row per text (sequence classifiers) or per token (token classifiers)."""
         import torch
 
-        layer = self.model.get_submodule(self.layer_name)
-        hs, zs = [], []
-        for ids in self.as_ids(inputs):
-            outs: dict[str, Any] = {}
-            handle = layer.register_forward_hook(
-                lambda _m, _a, o, outs=outs: outs.__setitem__("y", o))
-            try:
-                with capture_inputs({"head": layer}) as cap, torch.no_grad():
-                    out = run_model(self.path, lambda ids=ids: self.model(
-                        input_ids=torch.as_tensor(ids[None, :], device=self._device)))
-            finally:
-                handle.remove()
-            x, y, z = cap["head"], outs["y"].detach(), out.logits.detach()
-            if self.task == "token" or x.dim() == 2:
-                h, zz = x.reshape(-1, x.shape[-1]), z.reshape(-1, z.shape[-1])
-            else:  # (1, T, d) through the Linear, then one position read: find which
-                hits = [t for t in range(y.shape[1]) if torch.equal(y[0, t], z[0])]
-                if not hits:
-                    raise file_error(self.path, "the classifier's logits are not its Linear's "
-                                                "output at any one position; cannot be "
-                                                "handled exactly.")
-                h, zz = x[0, hits[-1]][None, :], z
-            if h.shape[0] != zz.shape[0]:
-                raise file_error(self.path, "the classifier's inputs and the model's logits "
-                                            "do not line up; cannot be handled exactly.")
-            hs.append(to_f64(h))
-            zs.append(to_native(zz))
-        if not hs:
-            return np.zeros((0, self.head.d)), np.zeros((0, self.head.n_labels))
-        return np.concatenate(hs), np.concatenate(zs)  # host copies: the batches are texts
-
-    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(hidden states (n, d), logits (n, V)), float64."""
-        h, z = self.forward_native(inputs)
-        return h, np.asarray(z, dtype=np.float64)
-
-    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
-        """What the classifier Linear receives, (n, d) float64."""
-        return self.forward(inputs)[0]
-
-    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
-        """The model's own logits (n, V), float64."""
-        return self.forward(inputs)[1]
-
-    # ------------------------------------------------------------------ for exports
-    def load_fresh(self) -> Any:
-        return self._load()
-
-    def output_layer(self, model: Any) -> Any:
-        return model.get_submodule(self.layer_name)
-
-    def reopen(self, path: str | os.PathLike[str]) -> HFTextClassifier:
-        return HFTextClassifier(Path(path), strict=self.head.strict,
-                                trust_remote_code=self.trust_remote_code,
-                                device=self.device_name, model_dtype=self.model_dtype)
+        layer = self._head_module()
+        outs: dict[str, Any] = {}
+        handle = layer.register_forward_hook(
+            lambda _m, _a, o: outs.__setitem__("y", o))
+        try:
+            with capture_inputs({"head": layer}) as cap, torch.no_grad():
+                out = run_model(self.path, lambda: self.model(
+                    input_ids=torch.as_tensor(ids[None, :], device=self._device)))
+        finally:
+            handle.remove()
+        x, y, z = cap["head"], outs["y"].detach(), out.logits.detach()
+        if self.task == "token" or x.dim() == 2:
+            h, zz = x.reshape(-1, x.shape[-1]), z.reshape(-1, z.shape[-1])
+        else:  # (1, T, d) through the Linear, then one position read: find which
+            hits = [t for t in range(y.shape[1]) if torch.equal(y[0, t], z[0])]
+            if not hits:
+                raise file_error(self.path, "the classifier's logits are not its Linear's "
+                                            "output at any one position; cannot be handled "
+                                            "exactly.")
+            h, zz = x[0, hits[-1]][None, :], z
+        if h.shape[0] != zz.shape[0]:
+            raise file_error(self.path, "the classifier's inputs and the model's logits do not "
+                                        "line up; cannot be handled exactly.")
+        return to_f64(h), to_native(zz)  # host copies: the batches are single texts
 
 
 def load_hf_classifier(path: str | os.PathLike[str], *, fold: bool = False,

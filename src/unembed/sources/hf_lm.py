@@ -1,12 +1,14 @@
 """HuggingFace causal language models from a local directory: the exact LM head.
 
 The logits of a causal LM are ``z = U h + b`` (then ``cap * tanh(z / cap)`` for Gemma 2), where
-h is the output of the final norm, ``h = g * n + beta``. Two views of the same head:
+h is the output of the final norm, ``h = g * n + beta``. Two sets of rows for the same head
+(``head.rows``):
 
-* ``raw`` (default): W = U as stored, the hidden state is the final norm's output h.
-* ``folded``: W = U diag(g), b = U beta + b; the hidden state is n, the normalised state
-  *without* gain or shift (docs/model.md, "Final norms and folding"). Cosines of raw and
-  folded rows differ.
+* ``"stored"`` (default): W = U as stored, the hidden state is the final norm's output h.
+* ``"folded"`` (``fold=True``): W = U diag(g), b = U beta + b; the hidden state is n, the
+  normalised state *without* gain or shift (docs/model.md, "Final norms and folding"; one rule
+  for every torch source, :func:`unembed.sources.torch_base.head_through_norm`). Cosines of
+  stored and folded rows differ.
 
 Known families (read lazily: only the head's and the norm's tensors are loaded, memory-mapped)
 are in :data:`FAMILIES`; any other architecture goes through the model's output embeddings and
@@ -26,21 +28,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed import _reprs
-from unembed._checks import UnembedError, fail
+from unembed._checks import fail
 from unembed._tensors import tensor_to_numpy
-from unembed.bounds import HiddenBound, Rows, norm_box
 from unembed.head import Head
 from unembed.sources._torch import (
     FinalNorm,
-    as_f64,
     capture_inputs,
-    check_logits_equal,
     guess_norm_kinds,
     logits_out,
     norm_from_module,
     norm_matches,
-    place,
     to_f64,
 )
 from unembed.sources.checkpoint import Checkpoint
@@ -51,6 +48,12 @@ from unembed.sources.hf_dir import (
     transformers_module,
 )
 from unembed.sources.hf_dir import read_config as _read_config
+from unembed.sources.torch_base import (
+    TorchSource,
+    head_through_norm,
+    norm_hidden_bound,
+    refuse_fold,
+)
 
 __all__ = ["FAMILIES", "HFCausalLM", "LMFamily", "load_hf_lm", "norm_hidden_bound",
            "readable_labels"]
@@ -143,28 +146,23 @@ def readable_labels(tokenizer: Any, n_rows: int) -> tuple[str, ...]:
     return tuple(out)
 
 
-# --------------------------------------------------------------------------- bound on h
-def norm_hidden_bound(norm: FinalNorm, rows: Rows, dtype: str) -> HiddenBound:
-    """The box that contains every hidden state a final norm can hand to the head (see
-    :func:`unembed.bounds.norm_box`): recorded on the head as ``Head.hidden_bound``."""
-    return norm_box(norm.kind, norm.gain, norm.shift, rows, dtype)
-
-
 # --------------------------------------------------------------------------- the model
-class HFCausalLM:
-    """A HuggingFace causal LM read from a local directory (see :func:`load_hf_lm`).
+class HFCausalLM(TorchSource):
+    """A HuggingFace causal LM read from a local directory (see :func:`load_hf_lm`); the
+    shared parts (final-norm folding, the forward wrappers and the logits check) are
+    :class:`~unembed.sources.torch_base.TorchSource`'s.
 
     Attributes
     ----------
     head : Head
-        The exact head in the requested view; ``meta`` has "source", "family", "view",
-        "norm", "tied", "folded", and "hidden_bound" (the box every hidden state of the
-        view lies in, see :func:`norm_hidden_bound`) when there is a final norm.
+        The exact head in the requested rows; ``meta`` has "source", "family", "norm",
+        "tied", "folded"; ``head.hidden_bound`` is the box every hidden state of those rows
+        lies in when there is a final norm (see :func:`norm_hidden_bound`).
     kind : str
         "hf_lm".
     raw_W : ndarray of shape (V, d)
-        The output weight as stored (the raw view's W; float16 and bfloat16 widened exactly to
-        float32), kept for exports.
+        The output weight as stored (the stored rows' W; float16 and bfloat16 widened exactly
+        to float32), kept for exports.
     raw_b : ndarray of shape (V,) or None
         The output layer's bias, if any.
     norm : FinalNorm or None
@@ -172,8 +170,6 @@ class HFCausalLM:
     """
 
     kind = "hf_lm"
-    __repr__ = _reprs.model_repr
-    _repr_html_ = _reprs.model_html
 
     def __init__(self, path: Path, config: Any, *, fold: bool, strict: bool,
                  raw_W: NDArray[Any], raw_b: NDArray[Any] | None, dtype: str,
@@ -181,15 +177,7 @@ class HFCausalLM:
                  reparam: bool = False, reparam_reason: str = "",
                  trust_remote_code: bool = False, device: str | None = None,
                  model_dtype: str | None = None) -> None:
-        from unembed.device import resolve_dtype_name
-
-        self.path = path
-        self.trust_remote_code = trust_remote_code
-        #: where the forward passes run (None: CUDA when present, else the CPU) and in what
-        #: dtype (None: the checkpoint's); resolved when the model is first run
-        self.device_name = device
-        self.model_dtype = resolve_dtype_name(model_dtype)
-        self._device: Any = None
+        self._hf_options(path, trust_remote_code, device, model_dtype)
         self.config = config
         self.family = family
         self.tied = tied
@@ -199,13 +187,11 @@ class HFCausalLM:
         # copy of a vocabulary-sized matrix is made once, by the Head
         self.raw_W = np.asarray(raw_W)
         self.raw_b = None if raw_b is None else np.asarray(raw_b, dtype=np.float64)
-        self.view = "folded" if fold else "raw"
-        self.rows: Rows = "folded" if fold else "stored"
+        self.rows = "folded" if fold else "stored"
         if fold and norm is None:
-            raise fail(f"{path}: the {family} model has no final norm right before its head, "
-                       f"so there is no gain to fold; use the raw view.")
+            raise refuse_fold(path, f"the {family} model")
         self._model = generic_model
-        self._verified = False
+        self._weights_checked = False
         self.head = self._build_head(strict, reparam, reparam_reason)
 
     # ------------------------------------------------------------------ the head
@@ -218,43 +204,21 @@ class HFCausalLM:
             scale = float(cfg.logit_scale)
         if isinstance(getattr(cfg, "logits_scaling", None), (int, float)):
             scale = 1.0 / float(cfg.logits_scaling)
-        W, b = self.raw_W, self.raw_b
-        ns: NDArray[np.float64] | None = None
-        ns_reason = "none known"
         norm = self.norm
-        if self.view == "folded":
-            assert norm is not None
-            W = self.raw_W * norm.gain[None, :]
-            if norm.shift is not None:
-                b = self.raw_W @ norm.shift + (0.0 if b is None else b)
-            if norm.kind == "layernorm":
-                ns = np.ones((W.shape[1], 1))
-                ns_reason = ("LayerNorm's normalised state n sums to zero, so it is orthogonal "
-                             "to the all-ones vector")
-        elif norm is not None and norm.kind == "layernorm":
-            if np.all(norm.gain != 0):
-                inv = 1.0 / norm.gain
-                const = 0.0 if norm.shift is None else float(inv @ norm.shift)
-                if abs(const) <= 1e-12 * float(np.abs(inv).sum()):
-                    ns = inv[:, None]
-                    ns_reason = "h = g * n + beta with sum(n) = 0 and (1/g) . beta = 0"
-                else:
-                    ns_reason = (f"(1/g) . h = (1/g) . beta = {const:.3g} for every input: "
-                                 f"moving rows along 1/g shifts each label's logit by its own "
-                                 f"constant, which the bias would have to absorb")
-        labels = self._labels(W.shape[0])
+        nh = head_through_norm(self.raw_W, self.raw_b, norm, self.rows, self.dtype)
+        labels = self._labels(nh.W.shape[0])
         meta: dict[str, Any] = {
             "source": str(self.path), "family": self.family,
             "norm": None if norm is None else norm.describe(),
             "norm_kind": None if norm is None else norm.kind,
-            "tied": self.tied, "folded": self.view == "folded",
+            "tied": self.tied, "folded": self.rows == "folded",
             "labels_from": "tokenizer" if labels else "row numbers",
         }
-        bound = None if norm is None else norm_hidden_bound(norm, self.rows, self.dtype)
-        return Head(W=W, b=b, labels=labels or (), link="softmax", softcap=softcap,
-                    logit_scale=scale, reparam=reparam, null_space=ns, dtype=self.dtype,
-                    meta=meta, strict=strict, rows=self.rows, hidden_bound=bound,
-                    reparam_reason=reparam_reason or None, null_space_reason=ns_reason)
+        return Head(W=nh.W, b=nh.b, labels=labels or (), link="softmax", softcap=softcap,
+                    logit_scale=scale, reparam=reparam, null_space=nh.null_space,
+                    dtype=self.dtype, meta=meta, strict=strict, rows=self.rows,
+                    hidden_bound=nh.hidden_bound, reparam_reason=reparam_reason or None,
+                    null_space_reason=nh.null_space_reason)
 
     def _labels(self, n: int) -> tuple[str, ...] | None:
         tok = self.tokenizer
@@ -277,28 +241,34 @@ class HFCausalLM:
     @property
     def model(self) -> Any:
         """The torch model (loaded on first use, in its stored dtype, eval mode), checked
-        against the head."""
-        if self._device is None:
-            from unembed.device import resolve_device, torch_dtype
+        against the head: its weights against the checkpoint's, its logits on random token
+        ids against ``head.logits`` (:meth:`TorchSource.check_batch`)."""
+        model = self._torch_model()
+        if not self._verified:
+            self.forward(self.random_inputs(2, 6, seed=0))
+        return model
 
-            self._device = resolve_device(self.device_name)
+    def _where(self) -> object:
+        return self.path
+
+    def _torch_model(self) -> Any:
+        """The torch model, loaded and placed on first use, its weights checked against the
+        checkpoint's head and final norm."""
+        if self._device is None:
+            from unembed.device import torch_dtype
+
             if self._model is None:
                 self._model = load_torch_lm(self.path, torch_dtype(self.model_dtype) or "auto",
                                             trust_remote_code=self.trust_remote_code)
-            self._model = place(self._model, self._device, torch_dtype(self.model_dtype))
-        if not self._verified:
-            self._check_against_model()
+            self._model = self._place(self._model, self.device_name)
+        if not self._weights_checked:
+            self._check_weights()
         return self._model
 
-    def _modules(self) -> dict[str, Any]:
-        m = self._model
-        mods = {"head": m.get_output_embeddings()}
-        if self.view == "folded":
-            assert self.norm is not None
-            mods["norm"] = m.get_submodule(self.norm.name)
-        return mods
+    def _head_module(self) -> Any:
+        return self._model.get_output_embeddings()
 
-    def _check_against_model(self) -> None:
+    def _check_weights(self) -> None:
         import torch
 
         m = self._model
@@ -323,15 +293,7 @@ class HFCausalLM:
                 raise fail(f"{self.path}: the final norm's gain in the loaded model differs "
                            f"from the checkpoint's.")
             self.norm = live  # now with eps
-        self._verified = True
-        ids = self.random_inputs(2, 6, seed=0)
-        h, z = self.forward(ids)
-        try:
-            check_logits_equal(self.path, f"the {self.family} model's logits",
-                               self.head.logits(h), z, self.model_dtype or self.dtype)
-        except UnembedError:
-            self._verified = False
-            raise
+        self._weights_checked = True
 
     def as_ids(self, inputs: Any) -> list[NDArray[np.int64]]:
         """Inputs as a list of 1-D token id arrays: text, a list of texts, or ids of shape
@@ -358,54 +320,21 @@ class HFCausalLM:
                        f"{arr.min()} to {arr.max()}.")
         return list(arr)
 
-    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(hidden states (n, d), model logits (n, V)) in float64, one model pass per
-        sequence batch; n is the total number of positions."""
-        h, z = self.forward_native(inputs)
-        return h, as_f64(z)
-
-    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], Any]:
-        """As :meth:`forward`, but the logits (n, V) in the model's own precision, not copied
-        to float64: on the CPU a numpy array (float32 or float64; float16/bfloat16 widened
-        exactly to float32), on an accelerator the tensor on its device (one batch of logits
-        held there; the hidden states come to the host in float64)."""
-        import torch
-
-        model = self.model
-        hs, zs = [], []
+    def _batches(self, inputs: Any) -> list[NDArray[np.int64]]:
+        """Sequences of one length in one batch (B, T); of different lengths one by one (no
+        padding, so no padding token is assumed); empty ones skipped."""
         seqs = self.as_ids(inputs)
         same = len({len(s) for s in seqs}) == 1
         batches = [np.stack(seqs)] if same else [s[None, :] for s in seqs]
-        for batch in batches:
-            if batch.shape[1] == 0:
-                continue
-            with capture_inputs(self._modules()) as cap, torch.no_grad():
-                out = run_model(self.path, lambda b=batch: model(
-                    input_ids=torch.as_tensor(b, device=self._device)))
-            z = logits_out(out.logits.reshape(-1, self.head.n_labels))
-            if self.view == "folded":
-                assert self.norm is not None
-                h = self.norm.normalise(to_f64(cap["norm"]))
-            else:
-                h = to_f64(cap["head"])
-            hs.append(h.reshape(-1, self.head.d))
-            zs.append(z)
-        if not hs:
-            return np.zeros((0, self.head.d)), np.zeros((0, self.head.n_labels))
-        if len(zs) == 1:
-            return hs[0], zs[0]
-        if not isinstance(zs[0], np.ndarray):
-            return np.concatenate(hs), torch.cat([z for z in zs if isinstance(z, torch.Tensor)])
-        return np.concatenate(hs), np.concatenate([z for z in zs if isinstance(z, np.ndarray)])
+        return [b for b in batches if b.shape[1] > 0]
 
-    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
-        """Hidden states (n, d) the head consumes: the final norm's output (raw view) or its
-        normalised state without gain and shift (folded view); float64."""
-        return self.forward(inputs)[0]
+    def _run_batch(self, batch: NDArray[np.int64]) -> tuple[NDArray[np.float64], Any]:
+        import torch
 
-    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
-        """The model's own logits (n, V), float64."""
-        return self.forward(inputs)[1]
+        model = self._torch_model()
+        h, out = self._captured(lambda: run_model(self.path, lambda: model(
+            input_ids=torch.as_tensor(batch, device=self._device))))
+        return h, logits_out(out.logits.reshape(-1, self.head.n_labels))
 
     # ------------------------------------------------------------------ for exports
     def load_fresh(self) -> Any:
@@ -417,8 +346,8 @@ class HFCausalLM:
         return model.get_output_embeddings()
 
     def reopen(self, path: str | os.PathLike[str]) -> HFCausalLM:
-        """The model saved at ``path``, read the same way (same view)."""
-        return load_hf_lm(path, fold=self.view == "folded", strict=self.head.strict,
+        """The model saved at ``path``, read the same way (same rows)."""
+        return load_hf_lm(path, fold=self.rows == "folded", strict=self.head.strict,
                           trust_remote_code=self.trust_remote_code,
                           device=self.device_name, model_dtype=self.model_dtype)
 
@@ -469,8 +398,8 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
         ``pytorch_model.bin``) and, ideally, the tokenizer (labels are its tokens; without one
         they are row numbers).
     fold : bool
-        Fold the final norm's gain (and shift) into the head (the "folded" view); default
-        "raw".
+        Fold the final norm's gain (and shift) into the head (``head.rows`` "folded");
+        default: the stored rows.
     strict : bool
         Refuse heads with all-zero or identical rows (see :class:`~unembed.head.Head`).
     device, model_dtype : str, optional
@@ -568,7 +497,7 @@ def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool,
     norm = _find_generic_norm(model, out, dtype)
     if fold and norm is None:
         raise fail(f"{p}: no final norm could be confirmed right before the head of the "
-                   f"{mt!r} architecture, so there is no gain to fold; use the raw view.")
+                   f"{mt!r} architecture, so there is no gain to fold; use the stored rows.")
     reason = _NORM_REPARAM if norm is not None else (
         "unknown for this architecture; not claimed")
     lm = HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=b, dtype=dtype,

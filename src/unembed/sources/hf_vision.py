@@ -1,11 +1,11 @@
 """HuggingFace image classifiers from a local directory (ViT, ResNet, ConvNeXt, ...): the
 classifier Linear and ``id2label``.
 
-Views as for language models (:mod:`unembed.sources.hf_lm`): ``raw`` reads the classifier as
-stored, with the hidden state it receives; ``folded`` folds the final LayerNorm (ViT's
+Rows as for language models (:mod:`unembed.sources.hf_lm`): "stored" reads the classifier as
+stored, with the hidden state it receives; "folded" folds the final LayerNorm (ViT's
 ``vit.layernorm``, taken at the [CLS] position; ConvNeXt's ``convnext.layernorm`` on the pooled
 features) into the rows. ResNet has no norm right before its classifier (the pooled features
-pass through ReLU and average pooling), so it has only the raw view.
+pass through ReLU and average pooling), so it has only its stored rows.
 """
 
 from __future__ import annotations
@@ -17,23 +17,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed import _reprs
-from unembed._checks import fail
-from unembed.bounds import Rows
 from unembed.head import Head
-from unembed.sources._torch import (
-    FinalNorm,
-    as_f64,
-    capture_inputs,
-    check_logits_equal,
-    guess_norm_kinds,
-    logits_out,
-    norm_from_module,
-    place,
-    to_f64,
-)
+from unembed.sources._torch import FinalNorm, guess_norm_kinds, logits_out, norm_from_module
 from unembed.sources.hf_dir import from_pretrained, run_model
-from unembed.sources.hf_lm import _transformers, norm_hidden_bound, read_config
+from unembed.sources.hf_lm import _transformers
+from unembed.sources.torch_base import HFClassifierSource
 from unembed.sources.torch_module import find_output_linear
 
 __all__ = ["HFImageClassifier", "load_hf_vision"]
@@ -47,12 +35,6 @@ VISION_NORMS: dict[str, str | None] = {
 }
 
 
-def _load_torch(path: Path, trust_remote_code: bool = False) -> Any:
-    tf = _transformers()
-    return from_pretrained(tf.AutoModelForImageClassification, path, "an image classifier",
-                           trust_remote_code=trust_remote_code)
-
-
 def _classifier_name(model: Any) -> str:
     import torch
 
@@ -61,8 +43,10 @@ def _classifier_name(model: Any) -> str:
     return cands[0] if len(cands) == 1 else find_output_linear(model)
 
 
-class HFImageClassifier:
-    """A HuggingFace image classifier (see :func:`load_hf_vision`).
+class HFImageClassifier(HFClassifierSource):
+    """A HuggingFace image classifier (see :func:`load_hf_vision`); the shared parts (the
+    classifier Linear, labels, final-norm folding, the forward wrappers and the logits check)
+    are :class:`~unembed.sources.torch_base.HFClassifierSource`'s.
 
     ``head.meta`` has "source", "family", "norm", "tied" (always False), "folded";
     ``head.rows`` is "stored" or "folded", and ``head.hidden_bound`` the box every hidden state
@@ -70,37 +54,14 @@ class HFImageClassifier:
     """
 
     kind = "hf_vision"
-    __repr__ = _reprs.model_repr
-    _repr_html_ = _reprs.model_html
-    tied = False
 
-    def __init__(self, path: Path, *, fold: bool = False, strict: bool = True,
-                 trust_remote_code: bool = False, device: str | None = None,
-                 model_dtype: str | None = None) -> None:
-        from unembed.device import resolve_device, resolve_dtype_name, torch_dtype
+    def _load(self) -> Any:
+        tf = _transformers()
+        return from_pretrained(tf.AutoModelForImageClassification, self.path,
+                               "an image classifier", trust_remote_code=self.trust_remote_code)
 
-        self.path = path
-        self.trust_remote_code = trust_remote_code
-        self.device_name = device
-        self.model_dtype = resolve_dtype_name(model_dtype)
-        self.config = read_config(path, trust_remote_code=trust_remote_code)
-        self.family = str(getattr(self.config, "model_type", "?"))
-        self.view = "folded" if fold else "raw"
-        self.model = _load_torch(path, trust_remote_code)
-        self.layer_name = _classifier_name(self.model)
-        layer = self.model.get_submodule(self.layer_name)
-        self.dtype = str(layer.weight.dtype).removeprefix("torch.")
-        self.raw_W = to_f64(layer.weight)
-        self.raw_b = None if layer.bias is None else to_f64(layer.bias)
-        self.norm = self._find_norm()
-        if fold and self.norm is None:
-            raise fail(f"{path}: the {self.family} classifier has no final norm right before "
-                       f"its classifier, so there is no gain to fold; use the raw view.")
-        self.head = self._build_head(strict)
-        # the head is the checkpoint's (read above); the forward passes run where asked
-        self._device = resolve_device(device)
-        self.model = place(self.model, self._device, torch_dtype(self.model_dtype))
-        self._check()
+    def _find_layer(self) -> str:
+        return _classifier_name(self.model)
 
     def _find_norm(self) -> FinalNorm | None:
         name = VISION_NORMS.get(self.family, "")
@@ -121,44 +82,15 @@ class HFImageClassifier:
         return None
 
     def _build_head(self, strict: bool) -> Head:
-        W, b = self.raw_W, self.raw_b
-        ns = None
-        if self.view == "folded":
-            assert self.norm is not None
-            W = self.raw_W * self.norm.gain[None, :]
-            if self.norm.shift is not None:
-                b = self.raw_W @ self.norm.shift + (0.0 if b is None else b)
-            if self.norm.kind == "layernorm":
-                ns = np.ones((W.shape[1], 1))
-        id2label = getattr(self.config, "id2label", None) or {}
-        labels = tuple(str(id2label.get(i, id2label.get(str(i), i))) for i in range(W.shape[0]))
-        if len(set(labels)) != len(labels):
-            labels = tuple(f"{s} [#{i}]" if labels.index(s) != i else s
-                           for i, s in enumerate(labels))
-        meta: dict[str, Any] = {
-                "source": str(self.path), "family": self.family,
-                "norm": None if self.norm is None else self.norm.describe(),
-                "norm_kind": None if self.norm is None else self.norm.kind, "tied": False,
-                "folded": self.view == "folded", "layer": self.layer_name}
-        rows: Rows = "folded" if self.view == "folded" else "stored"
-        bound = None
-        # the box holds when the norm's output is what the classifier reads: known families
-        # (raw view) or the folded view (h = n, checked against the logits by _check)
-        if self.norm is not None and (self.view == "folded" or VISION_NORMS.get(self.family)):
-            bound = norm_hidden_bound(self.norm, rows, self.dtype)
-        return Head(W=W, b=b, labels=labels, link="softmax", reparam=False, null_space=ns,
-                    dtype=self.dtype, meta=meta, strict=strict, rows=rows, hidden_bound=bound,
-                    reparam_reason="the hidden state leaves a norm or a pooling layer, which "
-                                   "cannot absorb every invertible A",
-                    null_space_reason=("LayerNorm's normalised state sums to zero"
-                                       if ns is not None else None))
+        # the norm's output is what the classifier reads in the known families (the box and
+        # the null space hold there); elsewhere only the folded rows, whose hidden state is
+        # the captured n itself (checked against the logits on the first batch)
+        return self._classifier_head(
+            strict, link="softmax", norm_feeds_head=bool(VISION_NORMS.get(self.family)),
+            reparam_reason="the hidden state leaves a norm or a pooling layer, which cannot "
+                           "absorb every invertible A", meta={})
 
-    def _check(self) -> None:
-        h, z = self.forward(self.random_inputs(2, seed=0))
-        check_logits_equal(self.path, f"the {self.family} classifier's logits",
-                           self.head.logits(h), z, self.model_dtype or self.dtype)
-
-    # ------------------------------------------------------------------ LoadedModel
+    # ------------------------------------------------------------------ running
     def random_inputs(self, n: int, length: int = 0, *, seed: int = 0) -> NDArray[np.float32]:
         """n random images (n, C, H, W), standard normal (``length`` is ignored)."""
         size = getattr(self.config, "image_size", 64)
@@ -167,56 +99,21 @@ class HFImageClassifier:
         rng = np.random.default_rng(seed)
         return rng.standard_normal((n, ch, size, size)).astype(np.float32)
 
-    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(hidden states (n, d), logits (n, V)) for images (n, C, H, W), float64."""
-        h, z = self.forward_native(inputs)
-        return h, as_f64(z)
+    def _batches(self, inputs: Any) -> list[NDArray[np.float32]]:
+        return [np.asarray(inputs, dtype=np.float32)]
 
-    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], Any]:
-        """As :meth:`forward`, the logits in the model's own precision (a numpy array on the
-        CPU, the tensor on an accelerator; see :func:`unembed.sources._torch.logits_out`)."""
+    def _norm_position(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        # a token sequence (n, T, d): the classifier reads position 0 ([CLS])
+        return x[:, 0, :] if x.ndim == 3 else x
+
+    def _run_batch(self, batch: NDArray[np.float32]) -> tuple[NDArray[np.float64], Any]:
         import torch
 
-        x = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=self._device)
-        mods = {"head": self.model.get_submodule(self.layer_name)}
-        if self.view == "folded":
-            assert self.norm is not None
-            mods["norm"] = self.model.get_submodule(self.norm.name)
-        with capture_inputs(mods) as cap, torch.no_grad():
-            out = run_model(self.path, lambda: self.model(
-                pixel_values=x.to(mods["head"].weight.dtype)))
-        z = logits_out(out.logits)
-        if self.view == "folded":
-            assert self.norm is not None
-            xn = to_f64(cap["norm"])
-            if xn.ndim == 3:  # token sequence: the classifier reads position 0 ([CLS])
-                xn = xn[:, 0, :]
-            h = self.norm.normalise(xn.reshape(-1, self.head.d))
-        else:
-            h = to_f64(cap["head"]).reshape(-1, self.head.d)
-        return h, z
-
-    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
-        """What the head consumes: the classifier's input (raw) or the normalised state
-        without gain and shift (folded), (n, d) float64."""
-        return self.forward(inputs)[0]
-
-    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
-        """The model's own logits (n, V), float64."""
-        return self.forward(inputs)[1]
-
-    # ------------------------------------------------------------------ for exports
-    def load_fresh(self) -> Any:
-        return _load_torch(self.path, self.trust_remote_code)
-
-    def output_layer(self, model: Any) -> Any:
-        return model.get_submodule(self.layer_name)
-
-    def reopen(self, path: str | os.PathLike[str]) -> HFImageClassifier:
-        return HFImageClassifier(Path(path), fold=self.view == "folded",
-                                 strict=self.head.strict,
-                                 trust_remote_code=self.trust_remote_code,
-                                 device=self.device_name, model_dtype=self.model_dtype)
+        x = torch.as_tensor(batch, device=self._device)
+        dtype = self._head_module().weight.dtype
+        h, out = self._captured(lambda: run_model(self.path, lambda: self.model(
+            pixel_values=x.to(dtype))))
+        return h, logits_out(out.logits)
 
 
 def load_hf_vision(path: str | os.PathLike[str], *, fold: bool = False,

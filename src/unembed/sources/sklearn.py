@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from unembed import _reprs
 from unembed._checks import fail
 from unembed.head import Head
+from unembed.sources.base import HeadModel
 
 __all__ = ["SklearnModel", "is_sklearn_estimator", "load_sklearn", "read_pickle"]
 
@@ -70,7 +71,7 @@ def _binary_rows(est: Any, name: str) -> tuple[NDArray[np.float64], float]:
     return coef[0], float(np.ravel(getattr(est, "intercept_", [0.0]))[0])
 
 
-class SklearnModel:
+class SklearnModel(HeadModel):
     """A fitted scikit-learn linear classifier as a head over its input features.
 
     Attributes
@@ -169,8 +170,8 @@ class SklearnModel:
             return np.stack([-f / 2, f / 2], axis=1)
         return f
 
-    def random_inputs(self, n: int, *, seed: int = 0) -> NDArray[np.float64]:
-        """n standard-normal feature vectors (n, d)."""
+    def random_inputs(self, n: int, length: int = 0, *, seed: int = 0) -> NDArray[np.float64]:
+        """n standard-normal feature vectors (n, d) (``length`` is ignored)."""
         return np.random.default_rng(seed).standard_normal((n, self.head.d))
 
     # ------------------------------------------------------------------ for exports

@@ -33,7 +33,7 @@ TransformerLens usually processes the weights when it loads a model
 None of this is recorded on the model, so :func:`detect_processing` reads it off the weights
 (exact zero-mean checks up to the float precision) and the config (``normalization_type``).
 
-Two ways in:
+Ways in:
 
 * a ``HookedTransformer`` object (``unembed.load(model)``), whatever the user did to it;
 * a model name from TransformerLens's model table (``gpt2``, ``gpt2-small``, ``pythia-70m``,
@@ -43,19 +43,24 @@ Two ways in:
   center_writing_weights, center_unembed all True) unless turned off. Never a download: the
   snapshot is resolved by :mod:`unembed.sources.hub_cache` first, the HuggingFace model is read
   from it (``local_files_only``), and TransformerLens converts it (``hf_model=``) with every
-  HuggingFace call it makes told ``local_files_only=True``.
+  HuggingFace call it makes told ``local_files_only=True``;
+* a local HuggingFace directory (a fine-tuned model of an architecture TransformerLens
+  converts: ``--model DIR --as transformer-lens``), built as ``from_pretrained`` builds a model
+  (its config and state-dict converters take a local path; ``from_pretrained`` itself takes
+  only names), with the same guards on the processing;
+* models TransformerLens keeps in its own format (``NeelNanda/...``, ``ArthurConmy/...``,
+  ``Baidicoot/...``: the toy models ``gelu-1l``, ``attn-only-2l``, ``solu-1l``, ...; a
+  ``config.json`` of a ``HookedTransformerConfig`` and a ``*final.pth`` state dict), built as
+  ``from_pretrained`` builds them, except that the state dict is read with ``weights_only=True``
+  (TransformerLens itself unpickles it with ``weights_only=False``) and the tokenizer is taken
+  from the hub cache only (without it the labels are row numbers, said in the notes).
 
-Models TransformerLens keeps in its own format (``NeelNanda/...``, ``ArthurConmy/...``,
-``Baidicoot/...``: the toy models ``gelu-1l``, ``attn-only-2l``, ``solu-1l``, ...; a
-``config.json`` of a ``HookedTransformerConfig`` and a ``*final.pth`` state dict) are built as
-``from_pretrained`` builds them, except that the state dict is read with ``weights_only=True``
-(TransformerLens itself unpickles it with ``weights_only=False``) and the tokenizer is taken
-from the hub cache only (without it the labels are row numbers, said in the notes).
+Every conversion from a HuggingFace model is checked against that model: the converted model's
+probabilities on random token ids must equal the HuggingFace model's (within the dtype's
+tolerance), or the model is refused rather than read.
 
 Not read: a saved ``state_dict`` of a HookedTransformer (it holds no config, and
-TransformerLens 3.x has no file format that does), and a local HuggingFace directory given
-with ``--as transformer-lens`` (``from_pretrained`` takes only names from its table; the same
-directory is read exactly without ``--as``, as a HuggingFace causal LM).
+TransformerLens 3.x has no file format that does).
 
 Supported: ``transformer_lens`` 3.x (``HookedTransformer``; tested with 3.9.0). Releases 4.x
 replace ``HookedTransformer`` with ``TransformerBridge``, which is not read here (refused with
@@ -78,6 +83,7 @@ from unembed._checks import UnembedError, fail
 from unembed.bounds import Rows
 from unembed.head import Head
 from unembed.sources._torch import FinalNorm, check_logits_equal, to_f64
+from unembed.sources.torch_base import head_through_norm
 
 if TYPE_CHECKING:
     from unembed.export import ExportResult
@@ -223,33 +229,18 @@ class TLModel:
         b = to_f64(m.b_U)
         d = W.shape[1]
         norm = proc.normalization
-        ns: NDArray[np.float64] | None = None
-        ns_reason = "none known"
         fnorm: FinalNorm | None = None
-        view = "folded" if proc.fold_ln else "raw"
+        rows: Rows = "folded" if proc.fold_ln else "stored"
         if norm in ("LN", "LNPre"):
-            if norm == "LNPre":
-                gain, shift = np.ones(d), None
-            else:
-                gain, shift = to_f64(m.ln_final.w), to_f64(m.ln_final.b)
+            gain, shift = ((np.ones(d), None) if norm == "LNPre"
+                           else (to_f64(m.ln_final.w), to_f64(m.ln_final.b)))
             fnorm = FinalNorm(name="ln_final", kind="layernorm", gain=gain, shift=shift)
-            if norm == "LNPre":
-                ns = np.ones((d, 1))
-                ns_reason = ("LayerNormPre's output n = (x - mean x) / scale sums to zero, so "
-                             "it is orthogonal to the all-ones vector")
-            elif np.all(gain != 0):
-                inv = 1.0 / gain
-                const = float(inv @ shift) if shift is not None else 0.0
-                if abs(const) <= 1e-12 * float(np.abs(inv).sum()):
-                    ns = inv[:, None]
-                    ns_reason = "h = g * n + beta with sum(n) = 0 and (1/g) . beta = 0"
-                else:
-                    ns_reason = (f"(1/g) . h = (1/g) . beta = {const:.3g} for every input: "
-                                 f"moving rows along 1/g shifts each label's logit by its own "
-                                 f"constant, which the bias would have to absorb")
         elif norm in ("RMS", "RMSPre"):
             gain = np.ones(d) if norm == "RMSPre" else to_f64(m.ln_final.w)
             fnorm = FinalNorm(name="ln_final", kind="rmsnorm", gain=gain, shift=None)
+        # the folded rows' gain is 1 (LNPre / RMSPre: any gain is in W_U already), so folding
+        # leaves W and b as they are; the null space and the box are the shared ones
+        nh = head_through_norm(W, b, fnorm, rows, self.dtype)
         labels = self._labels(W.shape[0])
         meta: dict[str, Any] = {
             "source": f"TransformerLens HookedTransformer ({m.cfg.model_name})",
@@ -258,15 +249,10 @@ class TLModel:
             "tied": False, "labels_from": "tokenizer" if labels else "row numbers",
             "processing": proc.to_dict(), "notes": list(proc.notes),
         }
-        rows: Rows = "folded" if view == "folded" else "stored"
-        bound = None
-        if fnorm is not None:
-            from unembed.sources.hf_lm import norm_hidden_bound
-
-            bound = norm_hidden_bound(fnorm, rows, self.dtype)
-        return Head(W=W, b=b, labels=labels or (), link="softmax", softcap=proc.softcap,
-                    null_space=ns, reparam=False, dtype=self.dtype, meta=meta, strict=strict,
-                    rows=rows, hidden_bound=bound, null_space_reason=ns_reason,
+        return Head(W=nh.W, b=nh.b, labels=labels or (), link="softmax", softcap=proc.softcap,
+                    null_space=nh.null_space, reparam=False, dtype=self.dtype, meta=meta,
+                    strict=strict, rows=rows, hidden_bound=nh.hidden_bound,
+                    null_space_reason=nh.null_space_reason,
                     reparam_reason="not claimed for TransformerLens models")
 
     def _labels(self, n: int) -> tuple[str, ...] | None:
@@ -456,16 +442,26 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
     from unembed.sources.hf_dir import from_pretrained, load_tokenizer, transformers_module
 
     tl = _transformer_lens()
-    if Path(name).exists():
-        raise fail(f"{name}: a local path; --as transformer-lens takes a model name from "
-                   f"TransformerLens's table (read from the hub cache), since its "
-                   f"from_pretrained takes nothing else. Without --as, the directory is read "
-                   f"exactly as a HuggingFace model.")
-    official = official_name(name)
-    snap = hub_cache.resolve(official, revision)
+    local = Path(name)
+    snap = None
+    official: str | None = None
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise fail(f"{name}: --as transformer-lens takes a model name from "
+                       f"TransformerLens's table (read from the hub cache) or a local "
+                       f"HuggingFace model directory (config.json) of an architecture it "
+                       f"converts; this is neither.")
+        if revision is not None:
+            raise fail(f"{name}: --revision applies to hub names, not to a local directory.")
+        where = local
+    else:
+        official = official_name(name)
+        snap = hub_cache.resolve(official, revision)
+        where = snap.path
     kw: dict[str, Any] = {"fold_ln": fold_ln, "center_writing_weights": center_writing_weights,
                           "center_unembed": center_unembed}
     notes: list[str] = []
+    hf_model = None
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             # from_pretrained warns that it is deprecated in favour of 4.x's bridge, and prints
@@ -473,35 +469,111 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
             warnings.simplefilter("ignore", DeprecationWarning)
             # its own-format config reader json.load(open(...))s without closing the file
             warnings.simplefilter("ignore", ResourceWarning)
-            if official.startswith(_TL_FORMAT_ORGS):
+            if snap is not None and official is not None and \
+                    official.startswith(_TL_FORMAT_ORGS):
                 model = _from_tl_format(tl, official, snap, kw, dtype or "float32", notes)
             else:
+                import torch
+
                 tf = transformers_module()
-                hf_model = from_pretrained(tf.AutoModelForCausalLM, snap.path, "a causal LM")
-                tok = load_tokenizer(snap.path)
-                model = tl.HookedTransformer.from_pretrained(
-                    official, hf_model=hf_model, tokenizer=tok, device="cpu",
-                    dtype=dtype or "float32", cache_dir=str(snap.cache_dir),
-                    local_files_only=True, revision=snap.commit, **kw)
+                # float32 whatever the checkpoint's dtype: TransformerLens casts to ``dtype``
+                # itself, and this copy is also the reference its conversion is checked on
+                hf_model = from_pretrained(tf.AutoModelForCausalLM, where, "a causal LM",
+                                           dtype=torch.float32)
+                tok = load_tokenizer(where)
+                if snap is not None:
+                    model = tl.HookedTransformer.from_pretrained(
+                        official, hf_model=hf_model, tokenizer=tok, device="cpu",
+                        dtype=dtype or "float32", cache_dir=str(snap.cache_dir),
+                        local_files_only=True, revision=snap.commit, **kw)
+                else:
+                    model = _from_local_dir(tl, where, hf_model, tok, kw, dtype or "float32",
+                                            notes)
     except (KeyboardInterrupt, SystemExit, MemoryError, UnembedError):
         raise
     except Exception as e:
         text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise fail(f"{name}: TransformerLens {tl_version()} cannot build it from the hub "
-                   f"cache ({snap.path}) ({type(e).__name__}: {text}).") from None
+        raise fail(f"{name}: TransformerLens {tl_version()} cannot build it from {where} "
+                   f"({type(e).__name__}: {text}).") from None
     model.eval()
-    out = hub_cache.mark(load_hooked_transformer(model, strict=strict), snap)
+    if hf_model is not None:
+        notes.append(_check_against_hf(name, model, hf_model, dtype or "float32"))
+    out = load_hooked_transformer(model, strict=strict)
+    if snap is not None:
+        hub_cache.mark(out, snap)
+        out.head.meta["source"] = (f"TransformerLens {official} from the hub cache "
+                                   f"({snap.repo_id}@{snap.revision}, {snap.path})")
+    else:
+        out.head.meta["source"] = f"TransformerLens conversion of {where}"
     out.head.meta["transformer_lens"] = {"name": name, "official_name": official,
                                          "version": tl_version(),
                                          "dtype": dtype or "float32", **kw}
-    out.head.meta["source"] = (f"TransformerLens {official} from the hub cache "
-                               f"({snap.repo_id}@{snap.revision}, {snap.path})")
     out.head.meta["notes"] = [*out.head.meta.get("notes", []), *notes]
     if labels is not None:
         from unembed.sources.sidecar import relabel
 
         relabel(out, labels, unique=unique_labels)
     return out
+
+
+def _from_local_dir(tl: Any, path: Path, hf_model: Any, tok: Any, kw: dict[str, Any],
+                    dtype: str, notes: list[str]) -> Any:
+    """A HookedTransformer from a local HuggingFace directory, built the way
+    ``from_pretrained`` builds one (its config and state-dict converters take a local path;
+    ``from_pretrained`` itself takes only names): the same guards on the processing
+    (shortformer, post-norm, soft-cap), the same processing."""
+    import torch
+    from transformer_lens import loading_from_pretrained as loading
+    from transformer_lens.utilities.activation_functions import softcap_enabled
+    from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
+
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+    cfg = loading.get_pretrained_model_config(
+        str(path), hf_cfg=hf_model.config.to_dict(), fold_ln=kw["fold_ln"], device="cpu",
+        dtype=torch_dtype, local_files_only=True)
+    if cfg.positional_embedding_type == "shortformer":
+        kw.update(fold_ln=False, center_unembed=False, center_writing_weights=False)
+    if cfg.original_architecture in POST_NORM_ARCHITECTURES:
+        kw.update(fold_ln=False, center_writing_weights=False)
+    if kw["center_unembed"] and softcap_enabled(cfg.output_logits_soft_cap):
+        kw["center_unembed"] = False
+        notes.append("center_unembed not applied: the logits are soft-capped (as "
+                     "from_pretrained refuses it)")
+    state_dict = loading.get_pretrained_state_dict(str(path), cfg, hf_model, dtype=torch_dtype)
+    if tok is None:
+        cfg.tokenizer_name = None
+        notes.append("the directory has no tokenizer: labels are row numbers and inputs must "
+                     "be token ids")
+    model = tl.HookedTransformer(cfg, tok, move_to_device=False)
+    model.load_and_process_state_dict(state_dict, fold_value_biases=True, **kw)
+    return model
+
+
+def _check_against_hf(name: str, model: Any, hf_model: Any, dtype: str) -> str:
+    """The converted model's probabilities against the HuggingFace model's on random token
+    ids (TransformerLens converts the weights by architecture: a conversion that does not
+    reproduce the model is refused, not read); returns the note saying so."""
+    import torch
+
+    from unembed.equivalence import compare_logits
+
+    v = int(model.cfg.d_vocab)
+    ids = torch.from_numpy(np.random.default_rng(0).integers(
+        0, v, size=(2, min(8, int(model.cfg.n_ctx)))))
+    with torch.no_grad():
+        z_tl = to_f64(model(ids))
+        z_hf = to_f64(hf_model(ids).logits)
+    if z_tl.shape != z_hf.shape:
+        raise fail(f"{name}: TransformerLens's conversion has logits of shape "
+                   f"{tuple(z_tl.shape)}, the HuggingFace model {tuple(z_hf.shape)}; refused.")
+    eq = compare_logits(z_hf.reshape(-1, v), z_tl.reshape(-1, v), "softmax", dtype=dtype)
+    if not eq.equivalent:
+        raise fail(f"{name}: TransformerLens's conversion does not reproduce the HuggingFace "
+                   f"model's probabilities ({eq.verdict}); refused rather than read wrongly.")
+    return (f"TransformerLens's conversion checked against the HuggingFace model on "
+            f"{ids.shape[0] * ids.shape[1]} positions: max |dp| = {eq.max_abs_dp:.2g}")
 
 
 #: Organisations whose models TransformerLens stores in its own format (config.json of a

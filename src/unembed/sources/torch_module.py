@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed import _reprs
 from unembed._checks import fail
 from unembed.head import Head, Link
-from unembed.sources._torch import as_f64, capture_inputs, logits_out, place, to_f64
+from unembed.sources._torch import logits_out, to_f64
+from unembed.sources.torch_base import TorchSource
 
 __all__ = ["TorchModuleModel", "find_output_linear"]
 
@@ -85,8 +85,12 @@ def find_output_linear(module: Any, head_name: str | None = None,
                f"head_name= (--head-name).")
 
 
-class TorchModuleModel:
-    """A torch module read through its output Linear.
+class TorchModuleModel(TorchSource):
+    """A torch module read through its output Linear; the forward wrappers and the logits
+    check are :class:`~unembed.sources.torch_base.TorchSource`'s: the first batch run is
+    refused unless the module's output is the head's logits of what the Linear received
+    (a module that ends in a softmax, or adds anything after its Linear, is not read as if it
+    did not).
 
     Attributes
     ----------
@@ -99,8 +103,6 @@ class TorchModuleModel:
     """
 
     kind = "torch"
-    __repr__ = _reprs.model_repr
-    _repr_html_ = _reprs.model_html
 
     def __init__(self, module: Any, *, head_name: str | None = None, labels: Any = None,
                  link: Link = "softmax", example_input: Any = None, strict: bool = True,
@@ -110,11 +112,12 @@ class TorchModuleModel:
         self.layer_name = find_output_linear(module, head_name, example_input)
         self.layer = module.get_submodule(self.layer_name)
         self.dtype = str(self.layer.weight.dtype).removeprefix("torch.")
-        self._args = {"labels": labels, "link": link, "strict": strict,
-                      "source": source or f"{type(module).__name__}.{self.layer_name}"}
+        self.family = type(module).__name__
+        self._source = source or f"{type(module).__name__}.{self.layer_name}"
+        self._labels, self._link, self._strict = labels, link, strict
         W = to_f64(self.layer.weight)
         self.raw_b = None if self.layer.bias is None else to_f64(self.layer.bias)
-        meta = {"source": self._args["source"], "family": type(module).__name__,
+        meta = {"source": self._source, "family": self.family,
                 "layer": self.layer_name, "norm": None, "tied": False,
                 "folded": False}
         self.head = Head(W=W, b=self.raw_b, labels=tuple(labels) if labels is not None else (),
@@ -122,41 +125,43 @@ class TorchModuleModel:
         # the head is the module's as given (read above); its forward passes run on
         # ``device`` in ``model_dtype`` when named (the module is moved: torch's .to() is
         # in place for modules), else where and as the module is
+        if model_dtype is not None:
+            from unembed.device import resolve_dtype_name
+
+            self.model_dtype = resolve_dtype_name(model_dtype)
         if device is not None or model_dtype is not None:
-            from unembed.device import resolve_device, torch_dtype
+            self._place(self.module, device if device is not None
+                        else str(self.layer.weight.device))
 
-            dev = resolve_device(device) if device is not None else self.layer.weight.device
-            place(self.module, dev, torch_dtype(model_dtype))
+    def _where(self) -> object:
+        return self._source
 
-    def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(hidden states (n, d), module output (n, V)), float64, flattened over leading
-        dimensions."""
-        h, z = self.forward_native(inputs)
-        return h, as_f64(z)
+    def _torch_model(self) -> Any:
+        return self.module
 
-    def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], Any]:
-        """As :meth:`forward`, but the output (n, V) in the module's own precision (float32 or
-        float64; float16/bfloat16 widened exactly to float32), not copied to float64: widening
-        is exact, so consumers convert the rows they need (the behaviour pass, chunk by
-        chunk)."""
+    def _head_module(self) -> Any:
+        return self.layer
+
+    def _batches(self, inputs: Any) -> list[Any]:
+        return [inputs]
+
+    def _run_batch(self, inputs: Any) -> tuple[NDArray[np.float64], Any]:
+        """What the Linear receives and the module's output, flattened over leading
+        dimensions; the output in the module's own precision (float32 or float64;
+        float16/bfloat16 widened exactly to float32)."""
         import torch
 
-        with capture_inputs({"head": self.layer}) as cap, torch.no_grad():
-            y = _call(self.module, inputs, self.layer.weight)
+        h, y = self._captured(lambda: _call(self.module, inputs, self.layer.weight))
         if not isinstance(y, torch.Tensor) or y.shape[-1] != self.head.n_labels:
             raise fail(f"the module's output must be a tensor of logits (..., "
                        f"{self.head.n_labels}). Got {type(y).__name__} "
                        f"{tuple(getattr(y, 'shape', ()))}.")
-        return (to_f64(cap["head"]).reshape(-1, self.head.d),
-                logits_out(y.reshape(-1, self.head.n_labels)))
+        return h, logits_out(y.reshape(-1, self.head.n_labels))
 
-    def hidden_states(self, inputs: Any) -> NDArray[np.float64]:
-        """What the output Linear receives, (n, d) float64."""
-        return self.forward(inputs)[0]
-
-    def model_logits(self, inputs: Any) -> NDArray[np.float64]:
-        """The module's output, (n, V) float64."""
-        return self.forward(inputs)[1]
+    def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
+        """Refused: what a module takes is its own (shapes, dtypes, meaning)."""
+        raise fail(f"a {self.family} module cannot draw random inputs (what it takes is its "
+                   f"own); pass the inputs.")
 
     def layer_logits(self, h: Any) -> NDArray[np.float64]:
         """The output Linear itself applied to hidden states h (n, d), float64 result."""
@@ -166,4 +171,6 @@ class TorchModuleModel:
             return to_f64(self.layer(_as_tensor(np.asarray(h), self.layer.weight)))
 
     def with_module(self, module: Any) -> TorchModuleModel:
-        return TorchModuleModel(module, head_name=self.layer_name, **self._args)
+        """The same reading (output Linear, labels, link) of another module."""
+        return TorchModuleModel(module, head_name=self.layer_name, labels=self._labels,
+                                link=self._link, strict=self._strict, source=self._source)

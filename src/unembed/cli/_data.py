@@ -1,0 +1,92 @@
+"""``--data`` for the views that need data besides the head (``logit``; ``coprob`` for
+neighbours): hidden states read from a file or streamed through the loaded model, as the audit
+does, and a record naming them for every result."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from unembed.cli._common import positive_int
+from unembed.moments import HiddenMoments
+from unembed.sources.base import LoadedModel
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """--data FILE (with --max-inputs, --batch-size, --window)."""
+    p.add_argument("--data", metavar="FILE",
+                   help="data for the logit (and coprob) views: with a weight-file head a .npy "
+                        "of hidden states (n, d), the head's inputs; with a model its inputs "
+                        "(text / .jsonl for language models, .npy arrays), streamed through "
+                        "the model as in the audit")
+    p.add_argument("--max-inputs", type=positive_int, default=None, metavar="N",
+                   help="with --data: read at most N inputs")
+    p.add_argument("--batch-size", type=positive_int, default=16, metavar="B",
+                   help="with --data: inputs per model call (default 16)")
+    p.add_argument("--window", type=positive_int, default=64, metavar="T",
+                   help="with --data text: tokens per window (default 64)")
+
+
+@dataclass
+class DataSpec:
+    """The data a command's data views use: re-iterable hidden-state batches, their name, and
+    how many hidden states the last complete pass gave (``n``)."""
+
+    source: str
+    stream: Callable[[], Iterable[NDArray[np.float64]]]
+    d: int
+    n: int = 0
+
+    def batches(self) -> Iterable[NDArray[np.float64]]:
+        """One pass over the hidden states (counted in ``n`` when it completes)."""
+        seen = 0
+        for h in self.stream():
+            seen += int(h.shape[0])
+            yield h
+        self.n = seen
+
+    def record(self) -> dict[str, object]:
+        """How JSON names the data a result came from."""
+        return {"source": self.source, "n_hidden_states": self.n}
+
+    def moments(self, progress: bool) -> HiddenMoments:
+        """The hidden states' streamed moments (one pass, a progress bar)."""
+        from unembed._progress import progress_bars
+        from unembed.moments import stream_moments
+
+        with progress_bars(progress) as bar:
+            task = bar.add(f"hidden states of {self.source}", None)
+            return stream_moments(self.batches(), d=self.d, source=self.source,
+                                  tick=lambda n: bar.advance(task, n))
+
+
+def view_data(args: argparse.Namespace, model: LoadedModel) -> DataSpec | None:
+    """The ``--data`` of the parsed options for this model (None without it); refused with the
+    file's name when its arrays do not fit the model."""
+    if args.data is None:
+        return None
+    from unembed._checks import file_error
+    from unembed.data import ArrayInputs, open_data
+
+    data = open_data(args.data, model, window=args.window, max_inputs=args.max_inputs)
+    d = model.head.d
+    if model.kind == "file" and isinstance(data, ArrayInputs) and data.array.shape[1:] != (d,):
+        raise file_error(args.data, f"holds arrays of shape {data.array.shape}; this head "
+                                    f"takes hidden states of shape (n, {d}).")
+    bs = args.batch_size
+
+    def batches() -> Iterable[NDArray[np.float64]]:
+        for b in data.batches(bs):
+            yield np.asarray(model.hidden_states(b), dtype=np.float64)
+
+    return DataSpec(str(args.data), batches, d)
+
+
+def needs_data(view: str) -> str:
+    """The one-line error of a data view asked for without ``--data``."""
+    return (f"The {view} view needs data: pass --data FILE (hidden states (n, d) as .npy for "
+            f"a weight-file head, or the model's inputs).")
