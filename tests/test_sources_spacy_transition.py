@@ -177,7 +177,7 @@ def test_cli_inspect_counterexample_audit(saved, tmp_path, capsys):
     assert audit["data"]["n_predictions"] == len(h)  # one prediction per transition
     assert rec["report"].endswith("report.html")
     assert main(["inspect", "--model", str(saved)]) == 2
-    assert "several transition-based components (parser, ner)" in capsys.readouterr().err
+    assert "several components unembed reads (parser, ner)" in capsys.readouterr().err
 
 
 def test_feasibility_answers_say_they_are_over_all_moves(saved, capsys):
@@ -230,3 +230,66 @@ def test_cli_neighbours_of_a_move(saved, capsys):
     top = np.argsort(-cos)[:3]
     assert [n["label"] for n in got] == [names[j] for j in top]
     assert np.allclose([n["cosine"] for n in got], cos[top], atol=1e-9)
+
+
+# ------------------------------------------------------------ morphologizer and senter
+MORPH = [
+    ("the cat sees dogs", ["POS=DET", "Number=Sing|POS=NOUN", "Number=Sing|POS=VERB",
+                           "Number=Plur|POS=NOUN"], [1, 0, 0, 0]),
+    ("dogs see a cat . the end", ["Number=Plur|POS=NOUN", "Number=Plur|POS=VERB", "POS=DET",
+                                  "Number=Sing|POS=NOUN", "POS=PUNCT", "POS=DET",
+                                  "Number=Sing|POS=NOUN"], [1, 0, 0, 0, 0, 1, 0]),
+]
+
+
+@pytest.fixture(scope="module")
+def morph_nlp():
+    import spacy
+    from spacy.training import Example
+
+    spacy.util.fix_random_seed(0)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("morphologizer")
+    nlp.add_pipe("senter")
+    exs = []
+    for text, morphs, starts in MORPH:
+        doc = nlp.make_doc(text)
+        pos = [dict(f.split("=") for f in m.split("|"))["POS"] for m in morphs]
+        feats = ["|".join(f for f in m.split("|") if not f.startswith("POS=")) for m in morphs]
+        exs.append(Example.from_dict(doc, {"pos": pos, "morphs": feats,
+                                           "sent_starts": starts}))
+    opt = nlp.initialize(lambda: exs)
+    for _ in range(15):
+        nlp.update(exs, sgd=opt)
+    return nlp
+
+
+def test_morphologizer_rows_are_feature_bundles(morph_nlp):
+    texts = ["the dogs see a cat", "a cat sees the dog ."]
+    m = load(morph_nlp, head_name="morphologizer")
+    pipe = morph_nlp.get_pipe("morphologizer")
+    assert m.head.labels == pipe.labels and m.head.meta["family"] == "spacy morphologizer"
+    h, z = m.forward(texts)
+    # independent: the Softmax layer's parameters by hand, and what spaCy writes per token
+    soft = pipe.model.layers[-1].layers[0]
+    W, b = soft.get_param("W").astype(np.float64), soft.get_param("b").astype(np.float64)
+    assert np.abs(z - (h @ W.T + b)).max() < 1e-4
+    for i, tok in enumerate(t for d in morph_nlp.pipe(texts) for t in d):
+        feats = dict(f.split("=") for f in m.head.labels[int(z[i].argmax())].split("|"))
+        assert feats == {**tok.morph.to_dict(), "POS": tok.pos_}
+
+
+def test_senter_rows_are_inside_and_start(morph_nlp):
+    texts = ["the cat sees dogs . the end", "dogs see a cat"]
+    m = load(morph_nlp, head_name="senter")
+    assert m.head.labels == ("I", "S")
+    _, z = m.forward(texts)
+    guess = iter(m.head.labels[int(k)] for k in z.argmax(1))
+    for doc in morph_nlp.pipe(texts):
+        for j, tok in enumerate(doc):
+            label = next(guess)
+            if j > 0:  # a doc's first token starts a sentence whatever the scores
+                assert (label == "S") == bool(tok.is_sent_start)
+    # the default component is the only tagger-like one when there is no tagger: refused here
+    with pytest.raises(UnembedError, match="several components unembed reads"):
+        load(morph_nlp)

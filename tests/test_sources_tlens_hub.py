@@ -193,6 +193,16 @@ def test_local_directory_converted_and_checked(tl_cache, capsys):
         load_pretrained(str(snap), revision="main")
 
 
+def test_labels_rename_a_transformer_lens_model(in_cache, tmp_path, capsys):
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"t{i}\n" for i in range(300)), encoding="utf-8")
+    lm = load_pretrained("gpt2", labels=str(names))
+    assert lm.head.labels[:2] == ("t0", "t1") and lm.head.meta["labels_from"] == str(names)
+    assert main(["neighbours", "--model", "gpt2", "--as", "transformer-lens", "--labels",
+                 str(names), "t7", "-k", "1", "--json"]) == 0
+    assert "t7" in json.loads(capsys.readouterr().out)["neighbours"]
+
+
 def test_subprocess_smoke(tl_cache, tmp_path):
     """The installed command, in a fresh process, offline: stdout is exactly one JSON object
     (TransformerLens's own "Loaded pretrained model" line does not leak into it)."""

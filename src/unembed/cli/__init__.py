@@ -276,7 +276,12 @@ def _signals() -> Iterator[None]:
         # that was stopped), the process still ends with 130 within a few seconds
         import os
 
-        watchdog = threading.Timer(10.0, lambda: os._exit(130))
+        def force_exit() -> None:
+            # the same last line as an interrupt that unwinds in time (stderr, unbuffered)
+            os.write(2, b"unembed: interrupted\n")
+            os._exit(130)
+
+        watchdog = threading.Timer(10.0, force_exit)
         watchdog.daemon = True
         watchdog.start()
         watchdogs.append(watchdog)

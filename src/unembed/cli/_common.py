@@ -36,8 +36,9 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unique-labels", action="store_true",
                    help="rename repeated labels instead of refusing them: sr, sr -> sr, sr#2")
     p.add_argument("--component", metavar="NAME",
-                   help="with a spaCy pipeline: the component to read: a tagger, parser or "
-                        "ner (default: the only tagger; without one, the only parser or ner)")
+                   help="with a spaCy pipeline: the component to read: tagger, morphologizer, "
+                        "senter, parser or ner (default: the only tagger; without one, the only "
+                        "other component of these)")
     p.add_argument("--revision", metavar="REV",
                    help="with a hub name: the branch, tag or commit hash in the hub cache "
                         "(default: main)")

@@ -1,4 +1,5 @@
-"""spaCy pipelines: the softmax output layer of a tagger, exactly, with its labels.
+"""spaCy pipelines: the output layers of taggers, morphologizers, sentence recognizers,
+parsers and NER, exactly, with their labels.
 
 A spaCy ``tagger`` (architecture ``spacy.Tagger.v2``) is ``chain(tok2vec, with_array(Softmax_v2))``.
 For each token, with h in R^d the tok2vec output at that token,
@@ -56,13 +57,19 @@ What is and is not covered there:
 
 What is not read, and why (each refused with this reason):
 
-* ``morphologizer``, ``senter``, ``textcat``, ``spancat`` and others: their output layers map
-  rows to labels in their own ways (feature bundles, sentence starts, independent sigmoids over
-  spans); not read yet.
+* ``textcat``, ``textcat_multilabel``, ``spancat``, ``entity_linker`` and others: their output
+  layers map rows to labels in their own ways (document-level ensembles, independent sigmoids
+  over spans, candidate ranking); not read yet.
 * a hierarchical softmax (fastText's ``loss='hs'``) has no row per label at all (see
   :mod:`unembed.sources.fasttext_model`).
 
-Supported: spaCy 3.8 (thinc 8.3), ``spacy.Tagger.v1`` and ``v2``, ``parser`` and ``ner`` with
+The ``morphologizer`` (labels: feature bundles such as ``POS=NOUN|Number=Sing``) and the
+``senter`` (labels ``I``, ``S``: inside a sentence, sentence start) have the tagger's
+architecture and are read the same way (row i is ``pipe.labels[i]``, the one spaCy writes for
+an argmax at i).
+
+Supported: spaCy 3.8 (thinc 8.3), ``spacy.Tagger.v1`` and ``v2`` (``tagger``,
+``morphologizer``, ``senter``), ``parser`` and ``ner`` with
 ``spacy.TransitionBasedParser.v1`` / ``v2`` (greedy, ``use_upper = true``, ``maxout_pieces``
 >= 2: spaCy's defaults for CPU pipelines).
 """
@@ -88,7 +95,9 @@ if TYPE_CHECKING:
 __all__ = ["SpacyComponent", "SpacyTagger", "SpacyTexts", "SpacyTransition", "is_spacy_dir",
            "is_spacy_language", "load_spacy"]
 
-_TAGGERS = ("tagger",)
+#: Components whose model is spaCy's Tagger architecture (tok2vec, then a Softmax layer with
+#: one row per ``pipe.labels`` entry, the label written being that of the argmax row).
+_TAGGERS = ("tagger", "morphologizer", "senter")
 _TRANSITION = ("parser", "ner")
 _BEAM = ("beam_parser", "beam_ner")
 _READ = _TAGGERS + _TRANSITION
@@ -129,22 +138,18 @@ def _pick_component(nlp: Any, component: str | None, where: str) -> str:
                        f"output layer maps rows to labels in its own way; unembed reads "
                        f"{', '.join(_READ)}.")
         return component
-    found = [n for n in names if _factory(nlp, n) in _TAGGERS]
-    if not found:
-        have = ", ".join(f"{n} ({_factory(nlp, n)})" for n in names) or "none"
-        trans = [n for n in names if _factory(nlp, n) in _TRANSITION]
-        if len(trans) == 1:
-            return trans[0]
-        if trans:
-            raise fail(f"{where}: the pipeline has no tagger and several transition-based "
-                       f"components ({', '.join(trans)}); name one (component=... / "
-                       f"--component).")
-        raise fail(f"{where}: the pipeline has no component unembed reads (components: "
-                   f"{have}); unembed reads {', '.join(_READ)}.")
-    if len(found) > 1:
-        raise fail(f"{where}: the pipeline has several taggers ({', '.join(found)}); name "
-                   f"one (component=... / --component).")
-    return found[0]
+    # default: the only tagger; else the only one of the other components read
+    have = ", ".join(f"{n} ({_factory(nlp, n)})" for n in names) or "none"
+    for group, what in ((("tagger",), "taggers"),
+                        (_TAGGERS[1:] + _TRANSITION, "components unembed reads")):
+        found = [n for n in names if _factory(nlp, n) in group]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise fail(f"{where}: the pipeline has several {what} ({', '.join(found)}); name "
+                       f"one (component=... / --component).")
+    raise fail(f"{where}: the pipeline has no component unembed reads (components: "
+               f"{have}); unembed reads {', '.join(_READ)}.")
 
 
 class _Pipe:
@@ -222,7 +227,7 @@ class SpacyTagger(_Pipe):
         out = last.layers[0] if last is not None and last.name.startswith("with_array") \
             and last.layers else last
         if out is None or out.name != "softmax" or not out.has_param("W"):
-            raise fail(f"{source}: the tagger {component!r} does not end in a Softmax layer "
+            raise fail(f"{source}: the component {component!r} does not end in a Softmax layer "
                        f"(its model is {model.name[-80:]!r}); cannot read its head exactly.")
         assert last is not None
         self.out = out
@@ -234,10 +239,11 @@ class SpacyTagger(_Pipe):
         b = np.asarray(out.get_param("b"))
         labels = tuple(str(x) for x in pipe.labels)
         if W.shape[0] != len(labels):
-            raise fail(f"{source}: the tagger {component!r} has {len(labels)} labels but its "
+            raise fail(f"{source}: the component {component!r} has {len(labels)} labels but its "
                        f"output layer has {W.shape[0]} rows.")
         self.dtype = str(W.dtype)
-        meta = {"source": f"{source} (component {component!r})", "family": "spacy tagger",
+        meta = {"source": f"{source} (component {component!r})",
+                "family": f"spacy {_factory(nlp, component)}",
                 "component": component, "architecture": model.name[-40:],
                 "softmax_temperature": temperature,
                 "outputs": "probabilities" if self.normalizes else "logits",
