@@ -153,30 +153,37 @@ def _children(pid: int) -> set[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
-def test_sigterm_stops_the_lp_workers(tmp_path: Path) -> None:
-    """A real process, a real signal: after SIGTERM to `unembed argmaxable`, its worker
-    processes are gone and it exits with 130."""
+@pytest.mark.parametrize("to_group", [False, True], ids=["sigterm-to-cli", "sigint-to-group"])
+def test_sigterm_stops_the_lp_workers(tmp_path: Path, to_group: bool) -> None:
+    """A real process, a real signal: after SIGTERM to `unembed argmaxable` (or SIGINT to its
+    whole process group, as Ctrl-C in a terminal sends it), its worker processes are gone, it
+    exits with 130 and one line, and no process (the CLI or a worker) prints a traceback. The
+    signal goes as soon as the workers exist: a worker just forked, still running the
+    parent's handler, must end as quietly as one deep in an LP."""
     rng = np.random.default_rng(0)
     V, d = 4000, 8
     W = rng.standard_normal((V, d)) * rng.uniform(0.2, 1.0, size=(V, 1))
     np.save(tmp_path / "W.npy", W)
     p = subprocess.Popen([sys.executable, "-m", "unembed", "argmaxable", str(tmp_path / "W.npy"),
                           "--workers", "2", "--no-progress"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         kids: set[int] = set()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and p.poll() is None:
+        while p.poll() is None:  # an event (the workers exist), not a time
             kids = _children(p.pid)
             if len(kids) >= 2:
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
         assert p.poll() is None and len(kids) >= 2, "the LP workers never started"
-        time.sleep(0.5)
-        p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=120)
+        if to_group:
+            os.killpg(p.pid, signal.SIGINT)
+        else:
+            p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=300)
         assert p.returncode == 130, err
-        assert "Traceback" not in err and "interrupted" in err
+        assert "Traceback" not in err and "Error" not in err, err
+        assert err.strip().splitlines()[-1] == "unembed: interrupted", err
+        assert err.count("unembed: interrupted") == 1, err
         for k in kids:
             assert not Path(f"/proc/{k}").exists() or "Z" in _state(k), f"worker {k} survived"
     finally:

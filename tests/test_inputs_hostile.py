@@ -283,6 +283,40 @@ def test_duplicate_tensor_names_in_safetensors_header(tmp_path: Path) -> None:
         read_tensor(tmp_path / "far.safetensors")
 
 
+def test_legacy_torch_storage_larger_than_its_file(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A legacy torch file whose storage declares more elements than the file holds: one
+    line naming the file, the counts and the bytes (never torch's unfilled "%ld"), from the
+    API and from the CLI (exit 2, no traceback)."""
+    from unembed.cli import main
+
+    W = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    torch.save({"w": W}, tmp_path / "ok.pt", _use_new_zipfile_serialization=False)
+    raw = (tmp_path / "ok.pt").read_bytes()
+    # the legacy layout ends with: int64 element count, then the 12 x 4 bytes of W
+    at = len(raw) - 48 - 8
+    assert struct.unpack("<q", raw[at:at + 8]) == (12,)
+    assert raw[at + 8:] == W.numpy().tobytes()
+    big = raw[:at] + struct.pack("<q", 12 * 10**9) + raw[at + 8:]
+    (tmp_path / "big.pt").write_bytes(big)
+    (tmp_path / "short.pt").write_bytes(raw[:-8])
+    with pytest.raises(UnembedError) as e:
+        read_tensor(tmp_path / "big.pt")
+    msg = str(e.value)
+    assert "%" not in msg and "\n" not in msg
+    assert msg.startswith(f"{tmp_path / 'big.pt'}: ") and "12 elements" in msg
+    assert "12000000000" in msg
+    with pytest.raises(UnembedError) as e:
+        read_tensor(tmp_path / "short.pt")
+    assert "12 elements of 4 bytes" in str(e.value) and "only 40 bytes" in str(e.value)
+    np.testing.assert_array_equal(read_tensor(tmp_path / "ok.pt").array, W.numpy())
+    for name in ("big.pt", "short.pt"):
+        code = main(["inspect", str(tmp_path / name)])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert name in err and "elements" in err and "Traceback" not in err, err
+
+
 def test_npy_whose_header_disagrees_with_its_size(tmp_path: Path) -> None:
     W = np.random.default_rng(0).standard_normal((5, 3))
     np.save(tmp_path / "w.npy", W)

@@ -271,10 +271,19 @@ def _signals() -> Iterator[None]:
         yield
         return
 
-    def handler(_signum: int, _frame: Any) -> None:
+    import os
+
+    owner = os.getpid()
+
+    def handler(signum: int, _frame: Any) -> None:
+        if os.getpid() != owner:
+            # a forked worker that has not yet installed its own handlers inherited this
+            # one: it ends at once and quietly (no KeyboardInterrupt, no traceback)
+            os._exit(128 + signum)
+        if watchdogs:  # a second signal while unwinding: already on the way out
+            return
         # cleanup runs as the exception unwinds; should it hang (a pool waiting on a worker
         # that was stopped), the process still ends with 130 within a few seconds
-        import os
 
         def force_exit() -> None:
             # the same last line as an interrupt that unwinds in time (stderr, unbuffered)

@@ -29,8 +29,11 @@ form's bias weight) as large as the direction's margin allows; LPs use the exact
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import signal
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -398,6 +401,36 @@ def _init_worker(W: NDArray[np.float64], b: NDArray[np.float64], radius: float |
                              bound=bound or {})
 
 
+def _init_pool_worker(*initargs: Any) -> None:
+    """Initializer of a pool worker process: SIGINT is ignored (the parent, which sees it
+    too, stops the workers) and SIGTERM ends the worker at once, so that an interrupted run
+    never prints a worker's traceback; then the head as in :func:`_init_worker`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform != "win32":  # blocked by the parent while it forked (_forking)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    _init_worker(*initargs)
+
+
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextmanager
+def _forking() -> Iterator[None]:
+    """SIGINT and SIGTERM held back while the pool forks its workers: a handler that raises
+    KeyboardInterrupt inside the interpreter's at-fork hooks would be printed and lost, and
+    a worker inherits the mask, so that it sees no signal before its initializer has put its
+    own handlers in place (:func:`_init_pool_worker`). A held signal arrives right after."""
+    if sys.platform == "win32":
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _lp_label(task: tuple[int, NDArray[np.float64] | None, bool]) -> Feasibility:
     i, start, optimal = task
     head: Head = _WORKER["head"]
@@ -490,10 +523,11 @@ class _Runner:
             return self._local(tasks, tick)
         if self.ex is None:
             self.ex = ProcessPoolExecutor(
-                max_workers=self.workers, initializer=_init_worker,
-                initargs=(self.head.W, self.sp.b, self.sp.radius, self.sp.rtol,
-                          self.head.labels, self.sp.centered, self.sp.box, self.sp.bound))
-        for t, r in zip(tasks, self.ex.map(_lp_label, tasks, chunksize=1)):
+                max_workers=self.workers, initializer=_init_pool_worker,
+                initargs=self._initargs())
+        with _forking():  # the workers are forked on the first submission (map submits all)
+            results = self.ex.map(_lp_label, tasks, chunksize=1)
+        for t, r in zip(tasks, results):
             out[t[0]] = r
             tick()
         return out
