@@ -117,3 +117,38 @@ def test_inspect_shows_the_logit_view_with_data(tmp_path: Path) -> None:
     assert "logit" in got["invariance"]
     r = run_cli("inspect", str(w), "--json")
     assert "logit" not in json.loads(r.stdout)["pairs"]
+
+
+def test_inspect_pairs_file_holds_the_logit_view_naming_its_data(tmp_path: Path) -> None:
+    """`inspect --pairs FILE --data H`: the logit rows of the long table are the correlations
+    across H of the centered logits (np.corrcoef), each naming H; without --data there is no
+    logit row and no data column."""
+    import csv
+
+    w, h, W, H = _files(tmp_path)
+    z = H @ W.T
+    want = np.corrcoef((z - z.mean(axis=1, keepdims=True)).T)
+    out = tmp_path / "pairs.csv"
+    r = run_cli("inspect", str(w), "--data", str(h), "--pairs", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["pairs_file"] == str(out)
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    logit = [row for row in rows if row["view"] == "logit"]
+    assert len(logit) == 12 * 11 // 2
+    assert {row["data"] for row in logit} == {str(h)}
+    assert {row["data"] for row in rows if row["view"] != "logit"} == {""}
+    assert {row["view"] for row in rows} == {"raw", "centered", "normalized", "causal",
+                                             "differences", "logit"}
+    labels = [str(i) for i in range(12)]  # a weight file without labels: its row numbers
+    seen = set()
+    for row in logit:
+        a, b = labels.index(row["label_a"]), labels.index(row["label_b"])
+        seen.add((min(a, b), max(a, b)))
+        assert abs(float(row["cosine"]) - want[a, b]) < 1e-10, row
+    assert len(seen) == 66
+    r = run_cli("inspect", str(w), "--pairs", str(tmp_path / "plain.csv"))
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "plain.csv", newline="") as fh:
+        plain = list(csv.DictReader(fh))
+    assert "data" not in plain[0] and all(row["view"] != "logit" for row in plain)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from unembed.feasibility import CoTopMatrix, Enumeration, Feasibility, VocabularyResult
+    from unembed.views import ViewData
 
 __all__ = ["PairTable", "co_top_table", "enumeration_table", "feasibility_table", "pair_table",
            "pairs_from_matrices", "similarity_frame", "vocabulary_table", "write_pairs"]
@@ -182,15 +183,25 @@ def pairs_from_matrices(labels: Sequence[str], similarities: Mapping[str, NDArra
 
 
 def pair_table(head: Head, labels: Sequence[LabelRef] | None = None,
-               views: Sequence[str] | None = None) -> PairTable:
+               views: Sequence[str] | None = None, data: ViewData | None = None) -> PairTable:
     """Every pair of ``labels`` (default: all) under each view (default: every view of
-    :data:`unembed.views.VIEWS`), one row per pair and view: label_a, label_b, view, cosine."""
+    :data:`unembed.views.VIEWS`, and ``logit`` when ``data`` is given), one row per pair and
+    view: label_a, label_b, view, cosine. With the logit view, a ``data`` column names its
+    data (``data.source``) on the logit rows and is empty on the others: the logit cosine
+    of labels i, j is the correlation across the data of their centered logits."""
     from unembed.views import VIEWS, similarity_matrix
 
     idx = list(range(head.n_labels)) if labels is None else head.indices(labels)
     names = [head.labels[i] for i in idx]
-    sims = {v: similarity_matrix(head, idx, v) for v in (views or VIEWS)}
-    return pairs_from_matrices(names, sims)
+    chosen = tuple(views) if views else (*VIEWS, *(("logit",) if data is not None else ()))
+    sims = {v: similarity_matrix(head, idx, v, data=data) for v in chosen}
+    table = pairs_from_matrices(names, sims)
+    if data is None or "logit" not in sims:
+        return table
+    logit = chosen.index("logit")
+    codes = (table.data["view"] == logit).astype(np.int32)  # 1: a logit row
+    return PairTable(columns=(*table.columns, "data"), data={**table.data, "data": codes},
+                     categories={**table.categories, "data": ("", data.source)})
 
 
 def similarity_frame(head: Head, labels: Sequence[LabelRef] | None = None,

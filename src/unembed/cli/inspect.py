@@ -28,7 +28,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--pairs", metavar="FILE",
                    help="also write every pair of labels, one row per view (label_a, label_b, "
                         "view, cosine) as .csv or .parquet (heads of at most --max-labels "
-                        "labels)")
+                        "labels); with --data also the logit view's rows, the data named in a "
+                        "'data' column")
     p.add_argument("--force", action="store_true", help="replace an existing --pairs FILE")
     add_data_args(p)
     add_json_arg(p)
@@ -52,13 +53,15 @@ def run(args: argparse.Namespace) -> int:
             raise fail(f"{args.pairs}: all pairs of {head.n_labels} labels would be "
                        f"{head.n_labels * (head.n_labels - 1) // 2} rows per view; raise "
                        f"--max-labels to {head.n_labels} to write them.")
-        pairs_file = str(write_pairs(pair_table(head), args.pairs, force=args.force))
+        pairs_file = str(write_pairs(pair_table(head, data=data), args.pairs,
+                                     force=args.force))
     if args.json:
         print_json({**s.to_dict(), **({} if pairs_file is None else {"pairs_file": pairs_file})})
         return 0
     print(f"{s.head}  from {s.source}  (rows: {s.rows})")
     if pairs_file is not None:
-        print(f"  pairs written   {pairs_file}")
+        on = "" if data is None else f" (with the logit view on {data.source})"
+        print(f"  pairs written   {pairs_file}{on}")
     n = s.row_norms
     print(f"  row norms       min {n.min:.4g}  median {n.median:.4g}  max {n.max:.4g}")
     print(f"  mean vector     |m| = {s.mean_vector_norm:.4g}, "
