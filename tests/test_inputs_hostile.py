@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 
 from unembed import load
 from unembed._checks import UnembedError, unique_labels
-from unembed.sources.files import read_labels, read_tensor
+from unembed.sources.files import read_labels, read_tensor, torch_load
 
 
 def _cfg(d: Path) -> dict[str, Any]:
@@ -310,7 +311,21 @@ def test_legacy_torch_storage_larger_than_its_file(tmp_path: Path,
         read_tensor(tmp_path / "short.pt")
     assert "12 elements of 4 bytes" in str(e.value) and "only 40 bytes" in str(e.value)
     np.testing.assert_array_equal(read_tensor(tmp_path / "ok.pt").array, W.numpy())
-    for name in ("big.pt", "short.pt"):
+    # a zip checkpoint whose tensor claims 600 x 4 elements of a 12-element record
+    torch.save({"w": W}, tmp_path / "zip.pt")
+    with zipfile.ZipFile(tmp_path / "zip.pt") as zin, \
+            zipfile.ZipFile(tmp_path / "zipbig.pt", "w") as zout:
+        for info in zin.infolist():
+            blob = zin.read(info)
+            if info.filename.endswith("data.pkl"):
+                assert blob.count(b"K\x03K\x04") == 1  # BININT1 3, BININT1 4: the shape
+                blob = blob.replace(b"K\x03K\x04", b"MX\x02K\x04")  # BININT2 600
+            zout.writestr(info, blob)
+    for mmap in (False, True):
+        with pytest.raises(UnembedError, match=r"zipbig\.pt: .*(record|elements)") as e:
+            torch_load(tmp_path / "zipbig.pt", mmap=mmap)
+        assert "resiz" not in str(e.value) and "%" not in str(e.value)
+    for name in ("big.pt", "short.pt", "zipbig.pt"):
         code = main(["inspect", str(tmp_path / name)])
         err = capsys.readouterr().err
         assert code == 2 and len(err.strip().splitlines()) == 1, err

@@ -482,6 +482,8 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
         msg = _first_line(e)
         if "%ld" in msg:  # a C format string torch did not fill in: keep the words only
             msg = msg.split("%ld")[0].rstrip(" :").removesuffix(" expected").rstrip(" :")
+        if "storage that is not resizable" in msg:  # a memory-mapped zip record too short
+            msg = "a tensor declares more elements than its storage record holds"
         if "weights_only" in msg or "pickle" in msg.lower():
             msg = "damaged or not a checkpoint"
         raise file_error(p, f"not a readable torch file ({type(e).__name__}: {msg}).") \
