@@ -1,24 +1,31 @@
 """Peak memory and time of every command on today's head shapes, against the file.
 
     python benchmarks/bench_memory.py [--shapes llama gemma] [--dir DIR] [--argmaxable SECONDS]
-        [--commands inspect cosine cosine-centered counterexample] [-n N]
+        [--commands cosine-centered cosine-causal cosine inspect counterexample
+                    counterexample-dtype] [-n N] [--fast-blocks K]
 
 Builds (once, in blocks) a Llama-3-sized head, 128256 x 4096 float32 as one ``.npy`` (2.1 GB),
 and a Gemma-sized head, 256000 x 3584 bfloat16 in a two-shard safetensors checkpoint (1.8 GB),
-then runs ``inspect``, ``cosine`` (all views), ``counterexample`` (and ``argmaxable``, V^2 d
-work, with ``--argmaxable SECONDS`` as a deadline) each in a fresh process
-(``benchmarks/_peak.py``) and prints, per command: seconds, peak resident memory, peak / the
-float64 head (8 V d bytes; the bound is 1.5), and seconds / one pass over the file, wall and
-CPU (user + system: what a shared machine does not inflate). The floor,
-one pass over the file (read in 16 MiB blocks, the file in the page cache, as every command
-then finds it), is measured in the same run. Needs about 1.5 x 8 V d bytes of free memory
-(11 GiB for the Gemma shape) and twice the files' size on disk.
+then runs ``cosine`` (one view, the causal view, every view), ``inspect``, ``counterexample``
+(in the file's dtype and with ``--dtype``: float16 for the Llama file, float32 for the Gemma
+shard) and ``argmaxable`` (V^2 d work: with ``--argmaxable SECONDS`` as a deadline), each in a
+fresh process (``benchmarks/_peak.py``), and prints, per command: seconds, peak resident
+memory, peak / the float64 head (8 V d bytes; the bound is 1.5), seconds / one pass over the
+file, wall and CPU (user + system: what a shared machine does not inflate), and the load
+average. The floor, one pass over the file (read in 16 MiB blocks, the file in the page cache,
+as every command then finds it), is measured in the same run. ``--fast-blocks K`` times
+argmaxable's fast pass on K blocks of 256 labels spread over the vocabulary (a fresh process;
+its peak RSS is absolute, the interpreter included) and extrapolates it to the V / 256 blocks
+of the whole vocabulary. ``--shapes small`` (32000 x 1024) checks the harness in seconds.
+Needs about 1.5 x 8 V d bytes of free memory (10 GiB for the Gemma shape) and twice the
+files' size on disk.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -28,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-SHAPES = {"llama": (128256, 4096), "gemma": (256000, 3584)}
+SHAPES = {"llama": (128256, 4096), "gemma": (256000, 3584), "small": (32000, 1024)}
 PEAK = Path(__file__).resolve().parent / "_peak.py"
 
 
@@ -94,6 +101,41 @@ def read_pass(path: Path) -> float:
     return 0.0
 
 
+_FAST_RATE = """
+import json, resource, sys, time
+import numpy as np
+from unembed.feasibility._core import make_space
+from unembed.feasibility.vocabulary import _fast_block, _Scores
+from unembed.sources import load_head_file
+head = load_head_file(sys.argv[1])
+V = head.n_labels
+sp = make_space(head, bias=True, radius=None, rtol=1e-6, func="bench")
+mean, norms = head.stats.mean(), head.stats.norms()
+scores = _Scores(head.W, sp.b.astype(np.float32), norms.astype(np.float32))
+c0, t0 = time.process_time(), time.perf_counter()
+k = int(sys.argv[2])
+settled = 0
+for start in np.linspace(0, V - 256, k).astype(int):
+    low, *_ = _fast_block(scores, head.W, mean, norms, sp, np.arange(start, start + 256), 6)
+    settled += int((low > sp.tol).sum())
+print(json.dumps({"seconds": (time.perf_counter() - t0) / k,
+                  "cpu_seconds": (time.process_time() - c0) / k, "settled": settled,
+                  "labels": 256 * k,
+                  "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def fast_rate(spec: str, blocks: int) -> dict[str, float]:
+    """argmaxable's fast pass on ``blocks`` blocks of 256 labels spread over the vocabulary,
+    in a fresh process: seconds per block (to extrapolate to V / 256 blocks)."""
+    r = subprocess.run([sys.executable, "-c", _FAST_RATE, spec, str(blocks)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return {"error": r.stderr[-500:]}  # type: ignore[dict-item]
+    out: dict[str, float] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
+
+
 def peak(argv: list[str], deadline: int | None = None) -> dict[str, float]:
     pre = ["--deadline", str(deadline)] if deadline else []
     r = subprocess.run([sys.executable, str(PEAK), *pre, *argv], capture_output=True,
@@ -114,8 +156,13 @@ def main() -> None:
                     help="also run argmaxable, interrupted after SECONDS (0: skip)")
     ap.add_argument("--keep", action="store_true", help="keep the files")
     ap.add_argument("--commands", nargs="+",
-                    default=["inspect", "cosine", "cosine-centered", "counterexample"],
-                    choices=["inspect", "cosine", "cosine-centered", "counterexample"])
+                    default=["cosine-centered", "cosine-causal", "cosine", "inspect",
+                             "counterexample", "counterexample-dtype"],
+                    choices=["inspect", "cosine", "cosine-centered", "cosine-causal",
+                             "counterexample", "counterexample-dtype"])
+    ap.add_argument("--fast-blocks", type=int, default=0, metavar="K",
+                    help="also time argmaxable's fast pass on K blocks of 256 labels and "
+                    "extrapolate to the vocabulary (0: skip)")
     ap.add_argument("-n", type=int, default=1024,
                     help="random hidden states counterexample verifies on (default 1024)")
     args = ap.parse_args()
@@ -123,16 +170,18 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in args.shapes:
         V, d = SHAPES[name]
-        if name == "llama":
-            data = folder / "llama_W.npy"
+        if name in ("llama", "small"):
+            data = folder / f"{name}_W.npy"
             make_npy(data, V, d)
             spec = str(data)
-            out = folder / "llama_out.npy"
+            out = folder / f"{name}_out.npy"
+            other = "float16"
         else:
             index = make_bf16_checkpoint(folder / "gemma", V, d)
             data = folder / "gemma" / "model-00002-of-00002.safetensors"
             spec = f"{index}:lm_head.weight"
             out = folder / "gemma_out.safetensors"
+            other = "float32"
         head64 = 8 * V * d
         size = data.stat().st_size
         t0, c0 = time.perf_counter(), time.process_time()
@@ -146,9 +195,13 @@ def main() -> None:
             "inspect": ["inspect", spec, "--json"],
             "cosine": ["cosine", spec, "#5", "#9", "--json"],
             "cosine-centered": ["cosine", spec, "#5", "#9", "--view", "centered", "--json"],
+            "cosine-causal": ["cosine", spec, "#5", "#9", "--view", "causal", "--json"],
             "counterexample": ["counterexample", spec, "--pair", "#5", "#9", "--target",
                                "-0.5", "--out", str(out), "--force", "--json", "-n",
                                str(args.n)],
+            "counterexample-dtype": ["counterexample", spec, "--pair", "#5", "#9", "--target",
+                                     "-0.5", "--out", str(out), "--force", "--json", "-n",
+                                     str(args.n), "--dtype", other],
         }
         cmds = {k: every[k] for k in args.commands}
         if args.argmaxable:
@@ -158,10 +211,25 @@ def main() -> None:
             status = {0: "ok", 130: f"interrupted at {args.argmaxable} s"}.get(
                 int(r["rc"]), f"rc {r['rc']}")
             cpu = r.get("cpu_seconds", float("nan"))
-            print(f"  {label:<16} wall {r['seconds']:7.1f} s ({r['seconds'] / floor:6.1f} x one "
+            load = os.getloadavg()[0]
+            print(f"  {label:<20} wall {r['seconds']:7.1f} s ({r['seconds'] / floor:6.1f} x one "
                   f"pass)  CPU {cpu:7.1f} s ({cpu / floor_cpu:6.1f} x)  peak RSS "
                   f"{r['peak_rss'] / 2**30:5.2f} GiB ({r['peak_rss'] / head64:.2f} x the float64 "
-                  f"head)  {status}", flush=True)
+                  f"head)  {status}  load {load:.1f}", flush=True)
+            if label.startswith("counterexample") and out.exists():
+                out.unlink()
+        if args.fast_blocks:
+            r = fast_rate(spec, args.fast_blocks)
+            if "error" in r:
+                print(f"  fast pass: failed: {r['error']}")
+            else:
+                nb = V / 256
+                print(f"  argmaxable fast pass: {r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} "
+                      f"s CPU per block of 256 labels ({int(r['settled'])} of "
+                      f"{int(r['labels'])} settled); x {nb:.0f} blocks = {r['seconds'] * nb:.0f} "
+                      f"s wall, {r['cpu_seconds'] * nb:.0f} s CPU for the vocabulary; peak RSS "
+                      f"{r['peak_rss'] / 2**30:.2f} GiB ({r['peak_rss'] / head64:.2f} x)  "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)
         if out.exists() and not args.keep:
             out.unlink()
     if not args.keep and args.dir is None:

@@ -1,6 +1,7 @@
 """Every label's top-10 neighbours on a GPT-2-sized head, against the matrix-product floor.
 
     python benchmarks/bench_neighbours.py [--V 50257] [--d 768] [--view centered] [--repeat 2]
+                                          [--no-sklearn]
 
 The floor, measured in the same run: the same float64 products of unit rows, query chunk by
 label block (what a float64 all-pairs search must compute), with nothing kept; and the same
@@ -28,6 +29,7 @@ def main() -> None:
     ap.add_argument("--view", default="centered")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn's timing")
     args = ap.parse_args()
     from unembed import Head
     from unembed.neighbours import _unit_rows, neighbours
@@ -50,26 +52,35 @@ def main() -> None:
     def ours() -> None:
         neighbours(head, None, k=args.k, view=args.view)
 
-    def best(f) -> float:
-        ts = []
+    cpu: dict[str, float] = {}
+
+    def best(f, name: str = "") -> float:
+        ts, cs = [], []
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             f()
             ts.append(time.perf_counter() - t0)
+            cs.append(time.process_time() - c0)
+        cpu[name] = min(cs)
         return min(ts)
 
     import os
 
     load0 = os.getloadavg()[0]
-    t_floor = best(floor_of(U))
-    t_floor32 = best(floor_of(U.astype(np.float32)))
-    t_ours = best(ours)
+    t_floor = best(floor_of(U), "floor64")
+    t_floor32 = best(floor_of(U.astype(np.float32)), "floor32")
+    t_ours = best(ours, "ours")
     print(f"{args.V} x {args.d}, every label's top-{args.k} ({args.view} view), exact float64 "
           f"(load average {load0:.2f} before, {os.getloadavg()[0]:.2f} after)")
     print(f"  float64 matrix-product floor  {t_floor:8.2f} s")
     print(f"  float32 matrix-product floor  {t_floor32:8.2f} s")
     print(f"  unembed neighbours            {t_ours:8.2f} s   ({t_ours / t_floor:.2f} x the "
           f"float64 floor, {t_ours / t_floor32:.2f} x the float32 floor)")
+    print(f"  CPU seconds (all threads): floor64 {cpu['floor64']:.1f}, floor32 "
+          f"{cpu['floor32']:.1f}, unembed {cpu['ours']:.1f} ({cpu['ours'] / cpu['floor64']:.2f} "
+          f"x the float64 floor)")
+    if args.no_sklearn:
+        return
     try:
         from sklearn.neighbors import NearestNeighbors
     except ImportError:

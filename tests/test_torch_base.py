@@ -267,3 +267,36 @@ def test_export_refuses_what_it_cannot_write_in_one_line(tmp_path: Path, capsys:
     with pytest.raises(UnembedError, match="^export_model: a weight file"):
         export_model(load(Head(np.eye(3))), Head(np.eye(3)), tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_model_of_ones_own_is_checked_where_it_enters() -> None:
+    """A plain object with only a head and hidden states is refused in one line naming what
+    it lacks; the same object on HeadModel runs, with the head's logits as its own."""
+    from unembed import Head
+    from unembed.behaviour import ArrayInputs, collect
+    from unembed.sources.base import HeadModel
+
+    head = Head(np.random.default_rng(0).normal(size=(4, 3)), labels=list("abcd"))
+
+    class Plain:
+        kind = "mine"
+
+        def __init__(self) -> None:
+            self.head = head
+
+        def hidden_states(self, x: Any) -> np.ndarray:
+            return np.asarray(x, dtype=np.float64)
+
+    class Mine(Plain, HeadModel):
+        pass
+
+    x = np.random.default_rng(1).normal(size=(12, 3))
+    with pytest.raises(UnembedError, match=r"^collect: a Plain is not a loaded model \(it has "
+                                           r"no model_logits, forward, random_inputs\)"):
+        collect(Plain(), ArrayInputs(x), progress=False)
+    beh = collect(Mine(), ArrayInputs(x), progress=False)
+    z = x @ head.W.T  # independent: the argmax counts of the logits
+    np.testing.assert_array_equal(beh.tally.argmax_count,
+                                  np.bincount(z.argmax(axis=1), minlength=4))
+    with pytest.raises(UnembedError, match="Mine model cannot draw random inputs"):
+        Mine().random_inputs(2, 0)

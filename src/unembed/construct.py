@@ -325,6 +325,15 @@ def cosine_translation(head: Head, a: LabelRef, b: LabelRef, target: float) -> C
                              method)
 
 
+def stored_cosine(head: Head, pair: tuple[int, int], c: NDArray[np.float64], dtype: str
+                  ) -> float:
+    """The cosine of the pair's translated rows u + c as they are after being stored in
+    ``dtype`` (each rounded to it, then compared in float64)."""
+    i, j = pair
+    rows = _round_to(np.stack([head.W[i] + c, head.W[j] + c]), dtype)
+    return _cos(rows[0], rows[1])
+
+
 def _round_to(x: NDArray[np.float64], dtype: str) -> NDArray[np.float64]:
     """Values as they are after being stored in ``dtype`` (float64 again)."""
     if dtype == "float64":

@@ -53,6 +53,31 @@ def _take(it: Iterable[Any], limit: int | None) -> Iterator[Any]:
         yield x
 
 
+#: Characters a plain-text data file is read in at most (one piece of a longer line).
+_PIECE = 1 << 20
+#: The longest JSON line read (characters); a longer one is refused.
+_MAX_JSON_LINE = 1 << 27
+
+
+def _json_texts(p: Path, fh: Any) -> Iterator[str]:
+    """The "text" field of each JSON line (blank lines skipped)."""
+    lineno = 0
+    while line := fh.readline(_MAX_JSON_LINE + 1):
+        lineno += 1
+        if len(line) > _MAX_JSON_LINE:
+            raise fail(f"{p}: line {lineno} is longer than {_MAX_JSON_LINE} characters; "
+                       f"refused (one JSON record per line is expected).")
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise fail(f"{p}: line {lineno} is not valid JSON ({e}).") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+            raise fail(f"{p}: line {lineno} has no string field 'text'.")
+        yield rec["text"]
+
+
 class TextWindows:
     """Text files (plain text, or JSON lines with a "text" field) tokenised by the model's
     tokenizer into non-overlapping windows of ``window`` tokens; every position of a window is
@@ -82,25 +107,29 @@ class TextWindows:
                                     f"offset {e.start} of a chunk).") from None
 
     def _file_chunks(self, p: Path) -> Iterator[str]:
+        """Pieces of the file's text, read line by line in pieces of at most :data:`_PIECE`
+        characters: a plain-text chunk ends at a blank line after 8192 characters, or at a line
+        end after :data:`_PIECE`; a longer line is cut at its last whitespace before that many
+        characters (mid-word only when a piece has none), so memory stays O(_PIECE) whatever the
+        file. A JSON line is parsed whole, up to :data:`_MAX_JSON_LINE` characters."""
         jsonl = p.suffix.lower() in (".jsonl", ".ndjson")
         with open(p, encoding="utf-8") as fh:
+            if jsonl:
+                yield from _json_texts(p, fh)
+                return
             buf: list[str] = []
             size = 0
-            for lineno, line in enumerate(fh, 1):
-                if jsonl:
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                    except (json.JSONDecodeError, RecursionError) as e:
-                        raise fail(f"{p}: line {lineno} is not valid JSON ({e}).") from None
-                    if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-                        raise fail(f"{p}: line {lineno} has no string field 'text'.")
-                    yield rec["text"]
+            while line := fh.readline(_PIECE):
+                if len(line) == _PIECE and not line.endswith("\n"):  # part of a longer line
+                    cut = max(line.rfind(" "), line.rfind("\t")) + 1
+                    cut = cut or len(line)
+                    buf.append(line[:cut])
+                    yield "".join(buf)
+                    buf, size = [line[cut:]], len(line) - cut
                     continue
                 buf.append(line)
                 size += len(line)
-                if size > 8192 and not line.strip():
+                if (size > 8192 and not line.strip()) or size > _PIECE:
                     yield "".join(buf)
                     buf, size = [], 0
             if buf:

@@ -253,7 +253,10 @@ def compare_models(
     ``model1.random_inputs`` (sequences of ``length`` tokens for language models). The
     tolerance follows the coarser storage dtype of the two heads.
     """
-    h1, h2 = model1.head, model2.head
+    from unembed.sources.base import require_loaded
+
+    h1 = require_loaded(model1, "compare_models").head
+    h2 = require_loaded(model2, "compare_models").head
     if h1.n_labels != h2.n_labels:
         raise arg_error("compare_models", "model2", f"must have as many labels as 'model1'. Got "
                                                    f"{h1.n_labels} and {h2.n_labels} labels")

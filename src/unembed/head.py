@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._blocks import _Owned, owned, row_blocks
+from unembed._blocks import _Owned, block_gram, owned, row_blocks, rows_per_block
 from unembed._checks import (
     MatrixScan,
     check_hidden,
@@ -154,30 +154,35 @@ class RowStats:
         return self._unit_mean
 
     def covariance(self) -> NDArray[np.float64]:
+        """Cov = (1/V) sum_k c_k c_k^T, accumulated in place by BLAS's symmetric rank-k update
+        (SYRK: the upper triangle only, V d^2 / 2 multiply-adds in all) over blocks of up to
+        2048 centered rows (64 MiB at most, and at most an eighth of the rows), then mirrored."""
         if self._cov is None:
+            from scipy.linalg.blas import dsyrk
+
             W, m = self._W, self.mean()
-            cov = np.zeros((W.shape[1], W.shape[1]))
-            for s, e in row_blocks(*W.shape):
-                C = self.identify(W[s:e] - m)
-                cov += C.T @ C
-            cov /= W.shape[0]
-            self._cov = _ro((cov + cov.T) / 2)
+            V, d = W.shape
+            rows = max(rows_per_block(d), min(2048, rows_per_block(d, 1 << 26), V // 8))
+            cov = np.zeros((d, d), order="F")
+            for s in range(0, V, rows):
+                C = self.identify(W[s:s + rows] - m)  # (k, d), C-ordered: C.T is Fortran
+                cov = dsyrk(1.0, C.T, beta=1.0, c=cov, trans=0, overwrite_c=1)
+            cov = np.triu(cov)
+            cov += np.triu(cov, 1).T
+            cov /= V
+            self._cov = _ro(np.ascontiguousarray(cov))
         return self._cov
 
     def centered_gram(self) -> NDArray[np.float64]:
         """(V, V) Gram matrix of the centered rows, in column blocks (no (V, d) temporary)."""
         if self._cgram is None:
             W, m = self._W, self.mean()
-            V, d = W.shape
-            G = np.zeros((V, V))
-            k = 0 if self._N is None else self._N.shape[1]
-            CN = np.zeros((V, k))
-            for s, e in row_blocks(d, V):  # blocks of columns
-                C = W[:, s:e] - m[s:e]
-                G += C @ C.T
-                if self._N is not None:
-                    CN += C @ self._N[s:e]
-            G -= CN @ CN.T  # (P c_i) . (P c_j) = c_i . c_j - (N^T c_i) . (N^T c_j)
+            G = block_gram(W, m)  # pairs of row blocks
+            if self._N is not None:
+                CN = np.empty((W.shape[0], self._N.shape[1]))
+                for s, e in row_blocks(*W.shape):
+                    CN[s:e] = (W[s:e] - m) @ self._N
+                G -= CN @ CN.T  # (P c_i) . (P c_j) = c_i . c_j - (N^T c_i) . (N^T c_j)
             self._cgram = _ro((G + G.T) / 2)
         return self._cgram
 

@@ -331,7 +331,9 @@ def collect(
 def collect_with(model: LoadedModel, data: DataSource, choice: LabelSelection, opts: PassOptions, *,
                  progress: bool = True) -> Behaviour:
     """:func:`collect` with the label selection and the pass options as objects."""
-    head: Head = model.head
+    from unembed.sources.base import require_loaded
+
+    head: Head = require_loaded(model, "collect").head
     top_k, keep_hidden = opts.top_k, opts.keep_hidden
     _check_top_k(top_k)
     idx, selection = choice.fixed(head)
@@ -374,7 +376,9 @@ def select_labels(model: LoadedModel, data: DataSource, choice: LabelSelection, 
     """The label set :func:`collect` would choose, and the batches it holds while choosing
     (the first batches until ``choice.predictions`` predictions are seen; none when the set
     is given or every label is in it)."""
-    head: Head = model.head
+    from unembed.sources.base import require_loaded
+
+    head: Head = require_loaded(model, "select_labels").head
     _check_top_k(top_k)
     idx, text = choice.fixed(head)
     if idx is not None:

@@ -82,7 +82,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._blocks import row_blocks
+from unembed._blocks import block_gram, row_blocks
 from unembed._checks import UnembedError, arg_error, fail
 from unembed.gauges import weighted_mean
 from unembed.head import Head, LabelRef, Whitening, _ZeroRow
@@ -430,6 +430,15 @@ def similarity_matrix(
         return S
     if view in ("centered", "normalized") and weights is None and _wide(head, len(idx)):
         return _gram_cosines(head, np.asarray(idx, dtype=np.intp), view)
+    if view == "raw" and _wide(head, len(idx)):  # one Gram matrix of the rows, no copies
+        ix = np.asarray(idx, dtype=np.intp)
+        G = block_gram(head.W)[np.ix_(ix, ix)]
+        n = np.sqrt(np.diag(G))
+        if (n <= 1e-300).any():
+            raise _zero(head.labels[int(ix[np.flatnonzero(n <= 1e-300)[0]])], view)
+        S = np.clip(G / np.outer(n, n), -1.0, 1.0)
+        np.fill_diagonal(S, 1.0)
+        return S
     rows = _rows_of(head, np.asarray(idx, dtype=np.intp), view, weights)
     U = _unit(rows, view, [head.labels[i] for i in idx])
     S = np.clip(U @ U.T, -1.0, 1.0)

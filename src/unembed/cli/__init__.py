@@ -80,7 +80,8 @@ EXAMPLES: dict[str, str] = {
                "  unembed inspect --model en_pipeline/ --component parser",
     "cosine": "unembed cosine W.npy --labels labels.txt cat dog --view raw --view centered",
     "neighbours": "unembed neighbours W.npy --labels labels.txt cat dog -k 10 --view causal\n"
-                  "  unembed neighbours W.npy --all --out nn.jsonl -k 10",
+                  "  unembed neighbours W.npy --all --out nn.jsonl -k 10\n"
+                  "  unembed neighbours W.npy cat -k 10 --view logit --data H.npy",
     "counterexample": "unembed counterexample W.npy --labels labels.txt --pair cat dog "
                       "--target -1 --out W_new.npy",
     "verify": "unembed verify W.npy W_new.npy --inputs H.npy",

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
     from unembed.construct import cosine_translation
     from unembed.equivalence import compare_head_rows
-    from unembed.sources.files import read_tensor, write_head_like
+    from unembed.sources.files import read_tensor, write_like
 
     head = load_head(args)
     H = None
@@ -156,26 +156,22 @@ def run(args: argparse.Namespace) -> int:
         raise fail(f"{args.temperature}: a per-input temperature needs the inputs it belongs "
                    f"to (--inputs H.npy).")
     a, b = args.pair
+    # Large heads: the translation is O(d); the translated rows W + c are verified and written
+    # block by block (in --dtype when given), and what was written is re-read block by block:
+    # never a second (V, d) copy.
+    res = cosine_translation(head, a, b, args.target)
+    c = res.c
+    equiv = compare_head_rows(head, lambda s, e: head.W[s:e] + c, "float64", H,
+                              n_random=args.n_random, seed=args.seed)
+    assert head.file is not None  # read from a weight file by load_head
+    like = head.file
     if args.dtype and args.dtype != head.dtype:
-        # another storage dtype: the translated head is built whole and written in that dtype
-        from unembed.construct import translation_for_cosine
+        from unembed.construct import stored_cosine
 
-        full = translation_for_cosine(head, a, b, args.target, inputs=H,
-                                      n_random=args.n_random, seed=args.seed)
-        assert head.file is not None
-        new_head = replace(full.head, file=_with_dtype(head.file, args.dtype))
-        res = cosine_translation(head, a, b, args.target)
-        c = res.c
-        equiv = full.equivalence
-        out = write_head_like(new_head, args.out, force=args.force)
-    else:
-        # Large heads: the translation is O(d); the translated rows W + c are written block
-        # by block, and what was written is re-read block by block: never a second (V, d) copy.
-        res = cosine_translation(head, a, b, args.target)
-        c = res.c
-        equiv = compare_head_rows(head, lambda s, e: head.W[s:e] + c, "float64", H,
-                                  n_random=args.n_random, seed=args.seed)
-        out = write_head_like(head, args.out, force=args.force, shift=c)
+        like = _with_dtype(head.file, args.dtype)
+        res = replace(res, stored_dtype=args.dtype,
+                      cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
+    out = write_like(like, head.W, args.out, force=args.force, shift=c)
     if head.meta.get("labels_from", "row numbers") != "row numbers":
         from unembed.sources.sidecar import write_labels
 

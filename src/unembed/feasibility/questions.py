@@ -94,6 +94,10 @@ def is_argmaxable(
         final RMSNorm: |h_j| <= |g_j| sqrt(d)); it contains every hidden state the model can
         produce but is a relaxation, so a "no" is a proof for the model and a "yes" a witness
         in the box that the model may not reach (``extra["claim"]`` says which).
+    rtol : float, optional
+        Margins below rtol times the largest value a row can take count as no. Default: the
+        head's storage dtype's ``lp_rtol`` (:mod:`unembed._tolerance`: 1e-6 for float32 and
+        float64, 2^-8 for float16, 2^-5 for bfloat16); ``extra["rtol"]`` says which was used.
 
     Returns
     -------

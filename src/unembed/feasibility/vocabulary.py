@@ -61,6 +61,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from unembed.engine import RayEngine
 
 _EPS32 = 2.0**-24
+#: At most this many bytes (and 1024 rows) of W are rounded to float32 at a time by the fast pass.
+_W32_BLOCK_BYTES = 1 << 24
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,7 +150,7 @@ class VocabularyResult:
             return self.lp_results[i].witness
         if i not in self._recipes:
             return None
-        return _rebuild(self._head.W, i, self._recipes[i])
+        return _rebuild(self._head.W, self._head.stats.mean(), i, self._recipes[i])
 
     def to_frame(self) -> pd.DataFrame:
         """One row per label as a pandas DataFrame (:func:`unembed.tables.vocabulary_table`)."""
@@ -192,24 +194,40 @@ class _Scores:
     gamma_d = d eps32 / (1 - d eps32), holds for any order of summation (a GPU's split or
     fused sums included); torch's float32 products are kept at full float32 precision
     (``set_float32_matmul_precision("highest")``: no TF32) while they run.
+
+    Memory: on the host (numpy, or torch on the CPU) no float32 copy of W is kept: each product
+    rounds W to float32 in blocks of at most 1024 rows (and :data:`_W32_BLOCK_BYTES`) into one
+    buffer and writes those columns of Z, so the fast pass adds O(n V + block) to the float64
+    head, not half of it again. The values are the same fl32(u_k) as a whole float32 copy's.
+    On another device (a GPU) a float32 copy of W is made there once, filled block by block.
     """
 
-    def __init__(self, W32: NDArray[np.float32], b32: NDArray[np.float32],
+    def __init__(self, W: NDArray[np.float64], b32: NDArray[np.float32],
                  n32: NDArray[np.float32], device: Any = None) -> None:
         self.device = device
-        self.W32: Any
+        self.W = W
+        self.W32: Any = None  # the device-resident float32 rows (another device only)
         self.b32: Any
         self.n32: Any
         self.Z: Any = None
         self.rr: Any = None
+        V, d = W.shape
+        self._step = max(1, min(1024, _W32_BLOCK_BYTES // (4 * max(d, 1))))
+        self._buf = np.empty((min(V, self._step), d), dtype=np.float32)
         if device is None:
-            self.W32, self.b32, self.n32 = W32, b32, n32
+            self.b32, self.n32 = b32, n32
             return
         import torch
 
-        self.W32 = torch.from_numpy(np.ascontiguousarray(W32)).to(device)
         self.b32 = torch.from_numpy(b32).to(device)
         self.n32 = torch.from_numpy(n32).to(device)
+        if device.type != "cpu":
+            self.W32 = torch.empty((V, d), dtype=torch.float32, device=device)
+            for s in range(0, V, self._step):
+                e = min(V, s + self._step)
+                blk = self._buf[: e - s]
+                blk[...] = W[s:e]
+                self.W32[s:e] = torch.from_numpy(blk).to(device)
 
     def _vec(self, x: NDArray[np.float64]) -> Any:
         x32 = x.astype(np.float32)
@@ -224,19 +242,49 @@ class _Scores:
             return np.asarray(t, dtype=np.float64)
         return np.asarray(t.cpu().numpy(), dtype=np.float64)
 
+    def _product(self, H32: Any) -> Any:
+        """fl32(H32 fl32(W)^T), (n, V): W rounded to float32 one block of rows at a time."""
+        if self.W32 is not None:
+            return H32 @ self.W32.T
+        V = self.W.shape[0]
+        Z: Any
+        if self.device is None:
+            Z = np.empty((H32.shape[0], V), dtype=np.float32)
+        else:
+            import torch
+
+            Z = torch.empty((H32.shape[0], V), dtype=torch.float32)
+        T = np.empty((min(V, self._step), H32.shape[0]), dtype=np.float32)
+        for s in range(0, V, self._step):
+            e = min(V, s + self._step)
+            blk = self._buf[: e - s]
+            blk[...] = self.W[s:e]  # the same rounding as W.astype(np.float32)
+            if self.device is None:
+                # (rows, n) then transposed into Z: BLAS runs faster this way round than
+                # writing the (n, rows) strided block of Z directly
+                t = T[: e - s]
+                np.matmul(blk, H32.T, out=t)
+                Z[:, s:e] = t.T
+            else:
+                import torch
+
+                Z[:, s:e] = H32 @ torch.from_numpy(blk).T
+        return Z
+
     def first(self, Hs: NDArray[np.float64], r: NDArray[np.int64], lab: NDArray[np.int64],
               add_bias: bool, corr: NDArray[np.float64]
               ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
         """(fl32(u_lab . h) (n,), the strongest rival j (n,), its corrected score (n,))."""
+        self.Z = None  # the previous block's scores go before this block's are made
         if self.device is None:
-            Z = Hs.astype(np.float32) @ self.W32.T  # (n, V)
+            Z = self._product(Hs.astype(np.float32))  # (n, V)
         else:
             import torch
 
             old = torch.get_float32_matmul_precision()
             torch.set_float32_matmul_precision("highest")
             try:
-                Z = self._vec(Hs) @ self.W32.T
+                Z = self._product(self._vec(Hs))
             finally:
                 torch.set_float32_matmul_precision(old)
         rr, ll = (r, lab) if self.device is None else (
@@ -244,7 +292,9 @@ class _Scores:
         zi = self._host(Z[rr, ll])
         if add_bias:
             Z += self.b32[None, :]
-        Z += self._vec(corr)[:, None] * self.n32[None, :]
+        c32 = self._vec(corr)[:, None]
+        for s in range(0, Z.shape[1], self._step):  # no (n, V) temporary
+            Z[:, s:s + self._step] += c32 * self.n32[None, s:s + self._step]
         Z[rr, ll] = -np.inf
         j = Z.argmax(1)
         zj = self._host(Z[rr, j])
@@ -254,7 +304,9 @@ class _Scores:
     def with_bias(self, s: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """After :meth:`first`: add s_n b to each row; (the strongest rival, its score)."""
         Z = self.Z
-        Z += self._vec(s)[:, None] * self.b32[None, :]
+        s32 = self._vec(s)[:, None]
+        for t in range(0, Z.shape[1], self._step):
+            Z[:, t:t + self._step] += s32 * self.b32[None, t:t + self._step]
         jb = Z.argmax(1)
         return self._host(jb).astype(np.int64), self._host(Z[self.rr, jb])
 
@@ -264,15 +316,16 @@ class _Scores:
         return torch.from_numpy(np.asarray(a, dtype=np.int64)).to(self.device)
 
 
-def _fast_block(scores: _Scores, W: NDArray[np.float64], norms: NDArray[np.float64],
-                sp: Space, idx: NDArray[np.int64], steps: int
+def _fast_block(scores: _Scores, W: NDArray[np.float64], mean: NDArray[np.float64],
+                norms: NDArray[np.float64], sp: Space, idx: NDArray[np.int64], steps: int
                 ) -> tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                            NDArray[np.float64], NDArray[np.int64]]:
     """Starts + reflections for a block of labels. Returns (margin lower bounds, reflection
-    recipes, scale factors to the unit box, the strongest competitor of each)."""
+    recipes, scale factors to the unit box, the strongest competitor of each). ``mean``: the
+    rows' mean (the head's cached one; :func:`_rebuild` starts from the same)."""
     d = W.shape[1]
     gamma = d * _EPS32 / (1 - d * _EPS32) + 2 * _EPS32
-    H = W[idx] - W.mean(axis=0)
+    H = W[idx] - mean
     recipes: list[list[tuple[int, float]]] = [[] for _ in idx]
     lower = np.full(idx.size, -np.inf)
     scale = np.ones(idx.size)
@@ -354,14 +407,14 @@ def _lp_label(task: tuple[int, NDArray[np.float64] | None, bool]) -> Feasibility
                   labels=(head.labels[i],), starts=starts, optimal=optimal)
 
 
-def _fast_unit(shared: tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64],
+def _fast_unit(shared: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
                               Space, int], idx: NDArray[np.int64]
                ) -> tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                           NDArray[np.float64], NDArray[np.int64]]:
     """One block of the fast pass as a unit of work for an engine (numpy, on the worker)."""
-    W32, W, norms, sp, steps = shared
-    scores = _Scores(W32, sp.b.astype(np.float32), norms.astype(np.float32))
-    return _fast_block(scores, W, norms, sp, idx, steps)
+    W, mean, norms, sp, steps = shared
+    scores = _Scores(W, sp.b.astype(np.float32), norms.astype(np.float32))
+    return _fast_block(scores, W, mean, norms, sp, idx, steps)
 
 
 _UNIT_KEY: list[str] = []
@@ -479,6 +532,9 @@ def argmaxable_all(
         ``head.hidden_bound`` (a relaxation of what the model can reach: a "no" is
         proven for the model, a "yes" is a witness in the box). ``hidden_bound`` in the
         result says which.
+    rtol : float, optional
+        Margins below rtol times the largest row value count as no; default by the head's
+        storage dtype (:func:`unembed.feasibility._core.default_rtol`), said in ``rtol``.
     steps : int
         Reflection steps of the fast pass.
     block : int
@@ -507,8 +563,8 @@ def argmaxable_all(
     V = head.n_labels
     W = head.W
     workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    W32 = W.astype(np.float32)
-    norms = head.stats.norms()  # cached, computed in blocks (no (V, d) temporary)
+    # cached, computed in blocks; no float32 copy of W either (see _Scores)
+    mean, norms = head.stats.mean(), head.stats.norms()
     lower = np.full(V, -np.inf)
     scale = np.ones(V)
     recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]] = {}
@@ -523,11 +579,11 @@ def argmaxable_all(
         done: Iterable[tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                              NDArray[np.float64], NDArray[np.int64]]]
         if engine is not None:
-            done = engine.map(_fast_unit, (W32, W, norms, sp, steps), blocks)
+            done = engine.map(_fast_unit, (W, mean, norms, sp, steps), blocks)
         else:
             dev = None if device is None else resolve_device(device)
-            scores = _Scores(W32, sp.b.astype(np.float32), norms.astype(np.float32), dev)
-            done = (_fast_block(scores, W, norms, sp, idx, steps) for idx in blocks)
+            scores = _Scores(W, sp.b.astype(np.float32), norms.astype(np.float32), dev)
+            done = (_fast_block(scores, W, mean, norms, sp, idx, steps) for idx in blocks)
         for idx, (low, rec, sc, _) in zip(blocks, done):
             lower[idx] = low
             scale[idx] = sc
@@ -546,11 +602,11 @@ def argmaxable_all(
             workers = engine.workers
         task = bar.add(f"exact LPs ({workers} workers)", int(left.size))
         tasks: list[tuple[int, NDArray[np.float64] | None, bool]] = [
-            (int(i), _rebuild(W, int(i), recipes[int(i)]), True) for i in left]
+            (int(i), _rebuild(W, mean, int(i), recipes[int(i)]), True) for i in left]
         runner = _Runner(head, sp, workers, engine)
         try:
             lp_results = runner.run(tasks, lambda: bar.advance(task, 1))
-            exact, narrow_exact = _narrowest(runner, bar, W, lower, refine, recipes,
+            exact, narrow_exact = _narrowest(runner, bar, W, mean, lower, refine, recipes,
                                              lp_results, n_narrowest, narrowest_budget)
         finally:
             runner.close()
@@ -625,8 +681,8 @@ def _optimum(r: Feasibility) -> float:
     return float(r.extra.get("lp_optimum", r.margin))
 
 
-def _narrowest(runner: _Runner, bar: Bars, W: NDArray[np.float64], lower: NDArray[np.float64],
-               settled: NDArray[np.bool_],
+def _narrowest(runner: _Runner, bar: Bars, W: NDArray[np.float64], mean: NDArray[np.float64],
+               lower: NDArray[np.float64], settled: NDArray[np.bool_],
                recipes: dict[int, tuple[NDArray[np.int64], NDArray[np.float64], float]],
                lp_results: dict[int, Feasibility], n: int, budget: int
                ) -> tuple[dict[int, float], bool]:
@@ -644,7 +700,7 @@ def _narrowest(runner: _Runner, bar: Bars, W: NDArray[np.float64], lower: NDArra
             return exact, False
         batch = pool[: max(1, runner.workers)]
         pool = pool[len(batch):]
-        got = runner.run([(i, _rebuild(W, i, recipes[i]), True) for i in batch],
+        got = runner.run([(i, _rebuild(W, mean, i, recipes[i]), True) for i in batch],
                          lambda: bar.advance(task, 1))
         spent += len(batch)
         for i, r in got.items():
@@ -653,11 +709,13 @@ def _narrowest(runner: _Runner, bar: Bars, W: NDArray[np.float64], lower: NDArra
                 lp_results[i] = r
 
 
-def _rebuild(W: NDArray[np.float64], i: int,
+def _rebuild(W: NDArray[np.float64], mean: NDArray[np.float64], i: int,
              recipe: tuple[NDArray[np.int64], NDArray[np.float64], float]
              ) -> NDArray[np.float64]:
+    """The fast pass's witness for label i, with the same float64 operations as
+    :func:`_fast_block` (so its proven margin holds for exactly this h)."""
     js, betas, sc = recipe
-    h = W[i] - W.mean(axis=0)
+    h = W[i] - mean
     for j, beta in zip(js.tolist(), betas.tolist()):
         h = h + beta * (W[i] - W[j])
     return h * sc

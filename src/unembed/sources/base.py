@@ -61,6 +61,19 @@ class LoadedModel(Protocol):
         ...
 
 
+def require_loaded(model: object, where: str) -> LoadedModel:
+    """``model`` as a :class:`LoadedModel`, checked once where it enters (``where``: the
+    function); a one-line refusal naming what it lacks otherwise (a model of your own:
+    subclass :class:`HeadModel`)."""
+    if isinstance(model, LoadedModel):
+        return model
+    missing = [m for m in ("head", "kind", "hidden_states", "model_logits", "forward",
+                           "random_inputs") if not hasattr(model, m)]
+    raise fail(f"{where}: a {type(model).__name__} is not a loaded model (it has no "
+               f"{', '.join(missing)}); read models with unembed.load, or subclass "
+               f"unembed.sources.base.HeadModel.")
+
+
 class HeadModel:
     """Defaults for a :class:`LoadedModel` whose head is the whole model (a weight file, a
     linear scikit-learn model, a model of your own): :meth:`forward` is the hidden states with

@@ -507,7 +507,7 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
         if tuple(values.shape) != source.shape:
             raise fail(f"{outp}: values of shape {values.shape} do not match the source "
                        f"tensor's shape {source.shape}.")
-        atomic_write(outp, lambda tmp: _write_safetensors_in_place(source, tmp, values, shift),
+        atomic_write(outp, lambda tmp: _write_safetensors_blocks(source, tmp, values, shift),
                      force=force)
         return outp
     if source.format == "sharded":
@@ -525,8 +525,8 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
                                                         shift), force=force)
         return outp
     if source.format == "safetensors" and source.raw is not None and \
-            _storage_name(source.raw[2]) == source.dtype:
-        atomic_write(outp, lambda tmp: _write_safetensors_in_place(source, tmp, values, shift),
+            source.dtype in _ST_OF_NAME:
+        atomic_write(outp, lambda tmp: _write_safetensors_blocks(source, tmp, values, shift),
                      force=force)
         return outp
     import torch
@@ -566,6 +566,83 @@ def to_storage(x: NDArray[np.float64], storage: str) -> NDArray[Any]:
     rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> \
         np.uint32(16)
     return rounded.astype("<u2")
+
+
+#: Floating dtype names -> safetensors codes (what a head may be written as).
+_ST_OF_NAME = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+
+
+def _write_safetensors_blocks(source: MatrixFile, tmp: Path, values: NDArray[np.float64],
+                              shift: NDArray[np.float64] | None) -> None:
+    """The source's safetensors file (a shard, for a sharded checkpoint) with this tensor's
+    values replaced, stored as ``source.dtype``: in place when that is its stored dtype, else
+    retyped (a new header; every other tensor copied unchanged)."""
+    assert source.raw is not None
+    if _storage_name(source.raw[2]) == source.dtype:
+        _write_safetensors_in_place(source, tmp, values, shift)
+    else:
+        _write_safetensors_retyped(source, tmp, values, shift)
+
+
+def _write_safetensors_retyped(source: MatrixFile, tmp: Path, values: NDArray[np.float64],
+                               shift: NDArray[np.float64] | None) -> None:
+    """Write the source's safetensors file with this tensor stored as ``source.dtype``: a new
+    header (this tensor's dtype and the data offsets after it changed; metadata and order
+    kept), every other tensor's bytes copied in 16 MiB pieces, this tensor written block by
+    block of rows: memory O(block), whatever the file's size."""
+    import struct
+
+    from unembed._blocks import row_blocks
+
+    assert source.raw is not None and source.tensor is not None
+    path = source.raw[0]
+    code = _ST_OF_NAME[source.dtype]
+    storage = _NP_OF_ST[code]
+    item = 2 if storage == "bf16" else np.dtype(storage).itemsize
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n).decode("utf-8"))
+    base = 8 + n
+    tensors = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
+                     key=lambda kv: int(kv[1]["data_offsets"][0]))
+    new: dict[str, Any] = {}
+    if "__metadata__" in header:
+        new["__metadata__"] = header["__metadata__"]
+    plan: list[tuple[int | None, int]] = []  # (source byte offset or None: this tensor, size)
+    off = 0
+    for k, v in tensors:
+        a, b = (int(x) for x in v["data_offsets"])
+        if k == source.tensor:
+            size = int(np.prod(values.shape, dtype=np.int64)) * item
+            new[k] = {**v, "dtype": code, "data_offsets": [off, off + size]}
+            plan.append((None, size))
+        else:
+            size = b - a
+            new[k] = {**v, "data_offsets": [off, off + size]}
+            plan.append((base + a, size))
+        off += size
+    hb = json.dumps(new, separators=(",", ":")).encode("utf-8")
+    hb += b" " * (-len(hb) % 8)
+    with open(path, "rb") as src, open(tmp, "wb") as out:
+        out.write(struct.pack("<Q", len(hb)) + hb)
+        for where, size in plan:
+            if where is not None:
+                src.seek(where)
+                left = size
+                while left:
+                    piece = src.read(min(left, 1 << 24))
+                    if not piece:
+                        raise fail(f"{path}: truncated (a tensor's data ends early).")
+                    out.write(piece)
+                    left -= len(piece)
+                continue
+            if values.ndim != 2:
+                out.write(to_storage(values if shift is None else values + shift,
+                                     storage).tobytes())
+                continue
+            for s, e in row_blocks(*values.shape):
+                blk = values[s:e] if shift is None else values[s:e] + shift
+                out.write(to_storage(blk, storage).tobytes())
 
 
 def _write_safetensors_in_place(source: MatrixFile, tmp: Path, values: NDArray[np.float64],

@@ -7,7 +7,7 @@ its prediction from (sequence classifiers built on decoders read the last token:
 is found by matching the Linear's output with the model's logits exactly, never assumed).
 
 Such a directory is never read as a language model: its token embedding is not its head.
-Only the raw view exists (the layers between the trunk's final norm and the classifier are
+Only the stored rows exist (the layers between the trunk's final norm and the classifier are
 not a norm's gain). A regression model (one output, ``problem_type: regression``) has no
 labels and is refused.
 """

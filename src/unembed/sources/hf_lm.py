@@ -1,12 +1,14 @@
 """HuggingFace causal language models from a local directory: the exact LM head.
 
 The logits of a causal LM are ``z = U h + b`` (then ``cap * tanh(z / cap)`` for Gemma 2), where
-h is the output of the final norm, ``h = g * n + beta``. Two views of the same head:
+h is the output of the final norm, ``h = g * n + beta``. Two sets of rows for the same head
+(``head.rows``):
 
-* ``raw`` (default): W = U as stored, the hidden state is the final norm's output h.
-* ``folded``: W = U diag(g), b = U beta + b; the hidden state is n, the normalised state
-  *without* gain or shift (docs/model.md, "Final norms and folding"). Cosines of raw and
-  folded rows differ.
+* ``"stored"`` (default): W = U as stored, the hidden state is the final norm's output h.
+* ``"folded"`` (``fold=True``): W = U diag(g), b = U beta + b; the hidden state is n, the
+  normalised state *without* gain or shift (docs/model.md, "Final norms and folding"; one rule
+  for every torch source, :func:`unembed.sources.torch_base.head_through_norm`). Cosines of
+  stored and folded rows differ.
 
 Known families (read lazily: only the head's and the norm's tensors are loaded, memory-mapped)
 are in :data:`FAMILIES`; any other architecture goes through the model's output embeddings and
@@ -396,8 +398,8 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
         ``pytorch_model.bin``) and, ideally, the tokenizer (labels are its tokens; without one
         they are row numbers).
     fold : bool
-        Fold the final norm's gain (and shift) into the head (the "folded" view); default
-        "raw".
+        Fold the final norm's gain (and shift) into the head (``head.rows`` "folded");
+        default: the stored rows.
     strict : bool
         Refuse heads with all-zero or identical rows (see :class:`~unembed.head.Head`).
     device, model_dtype : str, optional
@@ -495,7 +497,7 @@ def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool,
     norm = _find_generic_norm(model, out, dtype)
     if fold and norm is None:
         raise fail(f"{p}: no final norm could be confirmed right before the head of the "
-                   f"{mt!r} architecture, so there is no gain to fold; use the raw view.")
+                   f"{mt!r} architecture, so there is no gain to fold; use the stored rows.")
     reason = _NORM_REPARAM if norm is not None else (
         "unknown for this architecture; not claimed")
     lm = HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=b, dtype=dtype,

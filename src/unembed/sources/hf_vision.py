@@ -1,11 +1,11 @@
 """HuggingFace image classifiers from a local directory (ViT, ResNet, ConvNeXt, ...): the
 classifier Linear and ``id2label``.
 
-Views as for language models (:mod:`unembed.sources.hf_lm`): ``raw`` reads the classifier as
-stored, with the hidden state it receives; ``folded`` folds the final LayerNorm (ViT's
+Rows as for language models (:mod:`unembed.sources.hf_lm`): "stored" reads the classifier as
+stored, with the hidden state it receives; "folded" folds the final LayerNorm (ViT's
 ``vit.layernorm``, taken at the [CLS] position; ConvNeXt's ``convnext.layernorm`` on the pooled
 features) into the rows. ResNet has no norm right before its classifier (the pooled features
-pass through ReLU and average pooling), so it has only the raw view.
+pass through ReLU and average pooling), so it has only its stored rows.
 """
 
 from __future__ import annotations

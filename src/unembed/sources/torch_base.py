@@ -135,7 +135,7 @@ def refuse_fold(where: object, what: str, head: str = "head") -> UnembedError:
     """The one refusal of ``fold=True`` for a model without a final norm before its head
     (``head``: what the model calls it, "head" or "classifier")."""
     return fail(f"{where}: {what} has no final norm right before its {head}, so there is no "
-                f"gain to fold; use the raw view.")
+                f"gain to fold; use the stored rows.")
 
 
 def id2label_labels(config: Any, n: int) -> tuple[str, ...]:
@@ -150,6 +150,10 @@ def id2label_labels(config: Any, n: int) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- the base
+#: how many predictions of the first batch are checked against the head
+_CHECK_ROWS = 64
+
+
 class TorchSource:
     """What every torch-based source shares: a torch model whose output Linear is the head.
 
@@ -177,11 +181,6 @@ class TorchSource:
 
     __repr__ = _reprs.model_repr
     _repr_html_ = _reprs.model_html
-
-    @property
-    def view(self) -> str:
-        """"folded" or "raw" (the rows' name on the command line's ``--fold``)."""
-        return "folded" if self.rows == "folded" else "raw"
 
     # ------------------------------------------------------------------ to provide
     def _where(self) -> object:
@@ -255,8 +254,8 @@ class TorchSource:
         return h.reshape(-1, self.head.d), out
 
     def check_batch(self, h: NDArray[np.float64], z: Any) -> None:
-        """Refuse the model (once, on its first batch) when its logits ``z`` are not
-        ``head.logits(h)`` within the tolerance of the dtype it runs in
+        """Refuse the model (once, on its first batch: its first 64 predictions) when its
+        logits ``z`` are not ``head.logits(h)`` within the tolerance of the dtype it runs in
         (:func:`unembed.sources._torch.check_logits_equal`)."""
         if self._verified or not len(h):
             return
@@ -264,8 +263,9 @@ class TorchSource:
             raise fail(f"{self._where()}: {h.shape[0]} hidden states reached the head but the "
                        f"model gave {z.shape[0]} rows of logits; this architecture cannot be "
                        f"handled exactly.")
-        check_logits_equal(self._where(), self._what(), self.head.logits(h), as_f64(z),
-                           self.model_dtype or self.dtype)
+        k = min(len(h), _CHECK_ROWS)  # a few rows: never a whole batch's (n, V) float64 copy
+        check_logits_equal(self._where(), self._what(), self.head.logits(h[:k]),
+                           as_f64(z[:k]), self.model_dtype or self.dtype)
         self._verified = True
 
     def forward_native(self, inputs: Any) -> tuple[NDArray[np.float64], Any]:
