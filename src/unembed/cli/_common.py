@@ -325,7 +325,7 @@ def masked_note(head: Head) -> str | None:
     """For a head whose model takes the argmax over a per-input subset of labels (spaCy's
     parser and NER: the moves valid in each state), what a feasibility answer over all labels
     does and does not say; None for every other head."""
-    if not head.meta.get("masked_argmax"):
+    if not head.masked_argmax:
         return None
     return ("this component takes the argmax over the moves valid in each state; these "
             "answers are over all moves: a move that is never the argmax over all moves can "

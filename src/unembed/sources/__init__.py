@@ -90,9 +90,9 @@ def load_head_file(
         strict=strict,
         logit_scale=1.0 if temperature is None else 1.0 / temperature,
         meta={"source": str(mf.path) + (f":{mf.tensor}" if mf.tensor else ""),
-              "labels_from": labels_from,
               **({} if temperature is None else {"temperature": temperature})},
         file=mf,
+        labels_from=labels_from,
     )
 
 
