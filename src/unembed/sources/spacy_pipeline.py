@@ -91,6 +91,7 @@ from unembed.head import Head, logits_to_log_probs
 
 if TYPE_CHECKING:
     from unembed.export import ExportResult
+    from unembed.sources.base import LoadedModel
 
 __all__ = ["SpacyComponent", "SpacyTagger", "SpacyTexts", "SpacyTransition", "is_spacy_dir",
            "is_spacy_language", "load_spacy"]
@@ -552,7 +553,7 @@ class SpacyTexts:
     def size_hint(self) -> int | None:
         return sum(1 for _ in self.texts())
 
-    def describe(self, indices: Sequence[int], model: Any) -> dict[int, str]:
+    def describe(self, indices: Sequence[int], model: LoadedModel) -> dict[int, str]:
         """For prediction i: the text it is in, with the token in brackets."""
         want = sorted({int(i) for i in indices})
         out: dict[int, str] = {}
