@@ -293,3 +293,30 @@ def test_senter_rows_are_inside_and_start(morph_nlp):
     # the default component is the only tagger-like one when there is no tagger: refused here
     with pytest.raises(UnembedError, match="several components unembed reads"):
         load(morph_nlp)
+
+
+def test_parser_listening_to_a_shared_tok2vec():
+    """en_core_web_sm's layout: the parser reads a shared tok2vec component's output; reading
+    it runs that component first (the first-use check compares the parse with spaCy's)."""
+    import spacy
+    from spacy.training import Example
+
+    spacy.util.fix_random_seed(0)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("tok2vec")
+    nlp.add_pipe("parser", config={"min_action_freq": 1, "model": {
+        "@architectures": "spacy.TransitionBasedParser.v2", "state_type": "parser",
+        "extra_state_tokens": False, "hidden_width": 32, "maxout_pieces": 2, "use_upper": True,
+        "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": 96,
+                    "upstream": "*"}}})
+    exs = [Example.from_dict(nlp.make_doc(t), {"heads": h, "deps": d})
+           for t, h, d, _ in TRAIN]
+    opt = nlp.initialize(lambda: exs)
+    for _ in range(20):
+        nlp.update(exs, sgd=opt)
+    m = load(nlp)  # the only component read
+    h, z = m.forward(TEXTS)
+    upper = nlp.get_pipe("parser").model.get_ref("upper")
+    W, b = upper.get_param("W").astype(np.float64), upper.get_param("b").astype(np.float64)
+    assert h.shape[1] == 32 and np.abs(z - (h @ W.T + b)).max() < 1e-4
+    assert m._verified

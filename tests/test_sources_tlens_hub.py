@@ -316,3 +316,13 @@ def test_own_format_state_dict_is_never_unpickled(neel_cache, tmp_path, monkeypa
     torch.save({"W": torch.zeros(2), "f": Path("x")}, snap / "model_final.pth")
     with pytest.raises(UnembedError, match="weights_only=True"):
         load_pretrained("gelu-1l")
+
+
+def test_model_dtype_bfloat16(in_cache):
+    """--model-dtype bfloat16: TransformerLens and the reference HuggingFace model both in
+    bfloat16, the conversion checked at bfloat16's tolerance; the head is the bfloat16 weights."""
+    lm = load_pretrained("gpt2", dtype="bfloat16", center_unembed=False)
+    assert lm.dtype == "bfloat16" and lm.head.dtype == "bfloat16"
+    assert any("checked against the HuggingFace model" in n for n in lm.head.meta["notes"])
+    with pytest.raises(UnembedError, match="not a torch dtype"):
+        load_pretrained("gpt2", dtype="float13")

@@ -262,8 +262,8 @@ def feasibility_table(result: Feasibility) -> PairTable:
     >>> import numpy as np
     >>> from unembed import Head
     >>> from unembed.feasibility import can_be_top_two
-    >>> r = can_be_top_two(Head(np.array([[1.0, 0], [0, 1.0], [-1.0, -1.0]]), labels="abc"),
-    ...                    "a", "b")
+    >>> head = Head(np.array([[1.0, 0], [0, 1.0], [-1.0, -1.0]]), labels=["a", "b", "c"])
+    >>> r = can_be_top_two(head, "a", "b")
     >>> feasibility_table(r).records()[0]["status"]
     'yes'
     """

@@ -477,10 +477,14 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
                 import torch
 
                 tf = transformers_module()
-                # float32 whatever the checkpoint's dtype: TransformerLens casts to ``dtype``
-                # itself, and this copy is also the reference its conversion is checked on
+                # in the dtype asked for, as from_pretrained loads it itself (a 7B model in
+                # float32 beside its bfloat16 conversion would double the memory); this copy
+                # is also the reference the conversion is checked on, at that dtype's tolerance
+                torch_dtype = getattr(torch, dtype or "float32", None)
+                if not isinstance(torch_dtype, torch.dtype):
+                    raise fail(f"--model-dtype {dtype}: not a torch dtype.")
                 hf_model = from_pretrained(tf.AutoModelForCausalLM, where, "a causal LM",
-                                           dtype=torch.float32)
+                                           dtype=torch_dtype)
                 tok = load_tokenizer(where)
                 if snap is not None:
                     model = tl.HookedTransformer.from_pretrained(
