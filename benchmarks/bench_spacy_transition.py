@@ -56,7 +56,7 @@ def main() -> None:
     rng = np.random.default_rng(1)
     words = [f"w{i}" for i in range(500)]
     texts = [" ".join(rng.choice(words, 20)) for _ in range(1000)]
-    m = load(nlp, head_name="parser")
+    m = load(nlp, component="parser")
     n = m.hidden_states(texts[:10]).shape[0]  # warm-up (and the first-use check)
     batches = [texts[i:i + 100] for i in range(0, len(texts), 100)]
     ours = best(lambda: [m.hidden_states(b) for b in batches])

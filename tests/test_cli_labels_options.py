@@ -47,7 +47,7 @@ def pkl(tmp_path_factory):
 def test_a_tokenizer_directory_names_the_rows_of_an_estimator(pkl, tok_dir):
     m = load(str(pkl), trust_pickle=True, labels=str(tok_dir))
     want = _readable(tok_dir, 3)
-    assert list(m.head.labels) == want and m.head.meta["labels_from"] == str(tok_dir)
+    assert list(m.head.labels) == want and m.head.labels_from == str(tok_dir)
 
 
 def test_a_labels_file_names_the_rows_of_an_estimator(pkl, tmp_path):

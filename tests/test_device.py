@@ -57,7 +57,7 @@ def test_torch_module_moves_only_when_asked() -> None:
     from unembed.demo.models import TinyLM
 
     lm = TinyLM(50, d=8, layers=1, heads=2, context=16)
-    m = load(lm, head_name="head", device="cpu", model_dtype="float64")
+    m = load(lm, component="head", device="cpu", model_dtype="float64")
     assert lm.head.weight.dtype == torch.float64
     x = np.random.default_rng(0).integers(0, 50, size=(2, 5))
     h, z = m.forward(x)

@@ -111,7 +111,7 @@ def test_vision_export(tiny_vision_dir, tmp_path, family):
 def test_torch_state_dict_export(tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 5))
-    m = load(net, head_name="2")
+    m = load(net, component="2")
     res = translation_for_cosine(m.head, "0", "1", -1.0)
     x = torch.randn(20, 6)
     for suffix in (".safetensors", ".pt"):
@@ -128,7 +128,7 @@ def test_torch_state_dict_export(tmp_path):
         with torch.no_grad():
             p0, p1 = torch.softmax(net(x), -1), torch.softmax(user(x), -1)
         assert float((p0 - p1).abs().max()) < 1e-5
-        assert abs(cosine(load(user, head_name="2").head, 0, 1) + 1) < 1e-6
+        assert abs(cosine(load(user, component="2").head, 0, 1) + 1) < 1e-6
     r = export_model(m, res.head, tmp_path / "sd2.pt")
     assert "random hidden states" in r.notes[0]
 

@@ -254,7 +254,7 @@ def test_texts_of_different_lengths_and_a_directory_without_tokenizer(tiny_gpt2_
         (tmp_path / f).write_bytes((tiny_gpt2_dir / f).read_bytes())
     bare = load_hf_lm(tmp_path)
     assert bare.head.labels[:3] == ("0", "1", "2")
-    assert bare.head.meta["labels_from"] == "row numbers"
+    assert bare.head.labels_from == "row numbers"
     with pytest.raises(UnembedError, match="no tokenizer"):
         bare.tokenize("the cat")
     np.testing.assert_array_equal(bare.head.W, m.head.W)

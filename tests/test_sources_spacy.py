@@ -124,8 +124,8 @@ def test_a_tagger_is_preferred_and_ner_is_read_when_named():
     nlp = train_tagger(with_ner=True)
     assert load(nlp).head.meta["component"] == "tagger"
     # (test_sources_spacy_transition.py checks what is read from a parser and an NER)
-    ner = load(nlp, head_name="ner")
-    assert ner.head.meta["masked_argmax"] and "U-ANIMAL" in ner.head.labels
+    ner = load(nlp, component="ner")
+    assert ner.head.masked_argmax and "U-ANIMAL" in ner.head.labels
 
 
 def test_pipeline_without_tagger_is_refused():

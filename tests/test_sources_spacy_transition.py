@@ -98,7 +98,7 @@ def _by_hand(nlp, name, texts):
 
 @pytest.mark.parametrize("name", ["parser", "ner"])
 def test_action_layer_and_state_vectors_are_exact(nlp, name):
-    m = load(nlp, head_name=name)
+    m = load(nlp, component=name)
     pipe = nlp.get_pipe(name)
     assert m.kind == "spacy" and m.head.labels == tuple(
         pipe.moves.get_class_name(i) for i in range(pipe.moves.n_moves))
@@ -126,7 +126,7 @@ def test_translation_keeps_every_masked_decision(nlp, tmp_path):
 
     from unembed.export import export_model
 
-    m = load(nlp, head_name="parser")
+    m = load(nlp, component="parser")
     res = translation_for_cosine(m.head, "L-nsubj", "R-dobj", -0.9)
     ex = export_model(m, res.head, tmp_path / "out", inputs=TEXTS)
     assert ex.equivalence.equivalent
@@ -156,7 +156,7 @@ def test_what_is_not_read_is_refused_with_the_reason(factory, config, message):
     nlp = spacy.blank("en")
     nlp.add_pipe(factory, name="tb", config=config)
     with pytest.raises(UnembedError, match=message):
-        load(nlp, head_name="tb")
+        load(nlp, component="tb")
 
 
 def test_cli_inspect_counterexample_audit(saved, tmp_path, capsys):
@@ -200,7 +200,7 @@ def test_moves_added_after_training_are_left_out_and_named():
     ner.add_label("PRODUCT")
     unseen = sorted(ner.model.attrs["unseen_classes"])
     assert unseen and ner.moves.n_moves > n_before
-    m = load(nlp, head_name="ner")
+    m = load(nlp, component="ner")
     names = [ner.moves.get_class_name(i) for i in unseen]
     assert m.head.meta["unseen_moves"] == names
     assert not set(names) & set(m.head.labels) and m.head.n_labels == ner.moves.n_moves - len(
@@ -266,7 +266,7 @@ def morph_nlp():
 
 def test_morphologizer_rows_are_feature_bundles(morph_nlp):
     texts = ["the dogs see a cat", "a cat sees the dog ."]
-    m = load(morph_nlp, head_name="morphologizer")
+    m = load(morph_nlp, component="morphologizer")
     pipe = morph_nlp.get_pipe("morphologizer")
     assert m.head.labels == pipe.labels and m.head.meta["family"] == "spacy morphologizer"
     h, z = m.forward(texts)
@@ -281,7 +281,7 @@ def test_morphologizer_rows_are_feature_bundles(morph_nlp):
 
 def test_senter_rows_are_inside_and_start(morph_nlp):
     texts = ["the cat sees dogs . the end", "dogs see a cat"]
-    m = load(morph_nlp, head_name="senter")
+    m = load(morph_nlp, component="senter")
     assert m.head.labels == ("I", "S")
     _, z = m.forward(texts)
     guess = iter(m.head.labels[int(k)] for k in z.argmax(1))

@@ -197,7 +197,7 @@ def test_labels_rename_a_transformer_lens_model(in_cache, tmp_path, capsys):
     names = tmp_path / "names.txt"
     names.write_text("".join(f"t{i}\n" for i in range(300)), encoding="utf-8")
     lm = load_pretrained("gpt2", labels=str(names))
-    assert lm.head.labels[:2] == ("t0", "t1") and lm.head.meta["labels_from"] == str(names)
+    assert lm.head.labels[:2] == ("t0", "t1") and lm.head.labels_from == str(names)
     assert main(["neighbours", "--model", "gpt2", "--as", "transformer-lens", "--labels",
                  str(names), "t7", "-k", "1", "--json"]) == 0
     assert "t7" in json.loads(capsys.readouterr().out)["neighbours"]

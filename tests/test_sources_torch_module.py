@@ -20,8 +20,8 @@ def test_output_linear_given_by_name_or_example_input():
     with pytest.raises(UnembedError, match="2 Linear layers"):
         load(net)
     with pytest.raises(UnembedError, match="not a Linear"):
-        load(net, head_name="1")
-    by_name = load(net, head_name="2", labels=list("abcde"))
+        load(net, component="1")
+    by_name = load(net, component="2", labels=list("abcde"))
     found = load(net, example_input=x)
     assert by_name.kind == "torch" and by_name.layer_name == found.layer_name == "2"
     assert by_name.head.labels == tuple("abcde") and by_name.head.b is not None
@@ -50,6 +50,6 @@ def test_single_linear_and_sequence_outputs_are_flattened():
 
 def test_half_precision_weights_analysed_in_float64():
     net = _net().to(torch.float16)
-    m = load(net, head_name="2")
+    m = load(net, component="2")
     assert m.head.dtype == "float16" and m.head.W.dtype == np.float64
     np.testing.assert_array_equal(m.head.W, net[2].weight.detach().double().numpy())

@@ -26,6 +26,8 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from unembed.audit import AuditResult
+    from unembed.head import Head
+    from unembed.sources.base import LoadedModel
 
 __all__ = ["audit_html", "head_html", "model_html", "model_repr"]
 
@@ -41,7 +43,7 @@ def _labels_preview(labels: tuple[str, ...], n: int = 8) -> str:
     return shown + (f", … ({len(labels)} in all)" if len(labels) > n else "")
 
 
-def head_html(head: Any) -> str:
+def head_html(head: Head) -> str:
     """An HTML table: shape, link, dtype, rows (stored or folded), source, bias, soft-cap,
     labels, row norms, notes."""
     norms = np.linalg.norm(head.W, axis=1)
@@ -63,14 +65,14 @@ def head_html(head: Any) -> str:
     return f"<div><b>{html.escape(repr(head))}</b><table>{_rows(items)}</table></div>"
 
 
-def model_repr(model: Any) -> str:
+def model_repr(model: LoadedModel) -> str:
     """``ClassName(kind=..., head=Head(...), source=...)``."""
     head = model.head
     return (f"{type(model).__name__}(kind={model.kind!r}, head={head!r}, "
             f"source={head.meta.get('source')!r})")
 
 
-def model_html(model: Any) -> str:
+def model_html(model: LoadedModel) -> str:
     """The head's table under a title naming the model's kind."""
     return (f"<div><b>{html.escape(type(model).__name__)}</b> (kind "
             f"<code>{html.escape(str(model.kind))}</code>){head_html(model.head)}</div>")

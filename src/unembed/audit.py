@@ -834,7 +834,8 @@ def audit(
     meta = {k: v for k, v in head.meta.items() if isinstance(v, (str, int, float, bool))}
     model_info = {"kind": model.kind,
                   "n_labels": head.n_labels, "d": head.d, "link": head.link,
-                  "dtype": head.dtype, "rows": head.rows, "meta": meta,
+                  "dtype": head.dtype, "rows": head.rows, "labels_from": head.labels_from,
+                  "meta": meta,
                   **(info or {})}
     rec = AuditInputs() if inputs is None else inputs
     rec.model = rec.model or (str(meta["source"]) if "source" in meta else None)

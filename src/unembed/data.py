@@ -23,15 +23,18 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail, file_error
 
-__all__ = ["ArrayInputs", "DataSource", "OpensOwnText", "TextWindows", "open_data",
-           "shard_batches"]
+if TYPE_CHECKING:  # a type only: reading data never imports the model sources
+    from unembed.sources.base import LoadedModel
+
+__all__ = ["ArrayInputs", "DataSource", "Decoder", "DecodingTextModel", "OpensOwnText",
+           "TextModel", "TextWindows", "open_data", "shard_batches"]
 
 
 class DataSource(Protocol):
@@ -41,7 +44,7 @@ class DataSource(Protocol):
 
     def predictions_per_input(self) -> int: ...
 
-    def describe(self, indices: Sequence[int], model: Any) -> dict[int, str]: ...
+    def describe(self, indices: Sequence[int], model: LoadedModel) -> dict[int, str]: ...
 
     def size_hint(self) -> int | None: ...
 
@@ -163,16 +166,16 @@ class TextWindows:
         than stopping short of a false one."""
         return None
 
-    def describe(self, indices: Sequence[int], model: Any) -> dict[int, str]:
+    def describe(self, indices: Sequence[int], model: LoadedModel) -> dict[int, str]:
         """For prediction i: the window's tokens up to position i and the next one in brackets."""
         want = {int(i) // self.window: [] for i in indices}  # type: dict[int, list[int]]
         for i in indices:
             want[int(i) // self.window].append(int(i))
         labels = model.head.labels
-        tok = getattr(model, "tokenizer", None)
+        tok = model.tokenizer if isinstance(model, DecodingTextModel) else None
 
         def decode(ids: Any) -> str:
-            if tok is not None and callable(getattr(tok, "decode", None)):
+            if tok is not None:
                 return str(tok.decode([int(x) for x in ids]))
             return " ".join(labels[int(x)] for x in ids)
 
@@ -224,7 +227,7 @@ class ArrayInputs:
     def size_hint(self) -> int | None:
         return int(self.array.shape[0])
 
-    def describe(self, indices: Sequence[int], model: Any) -> dict[int, str]:
+    def describe(self, indices: Sequence[int], model: LoadedModel) -> dict[int, str]:
         out = {}
         for i in indices:
             tgt = f" (true label {self.targets[int(i)]})" if self.targets is not None else ""
@@ -240,19 +243,43 @@ class OpensOwnText(Protocol):
                   max_inputs: int | None = None) -> DataSource: ...
 
 
-def open_data(path: str | os.PathLike[str], model: Any, *, window: int = 64,
+class Decoder(Protocol):
+    """A tokenizer's way back: the text of some token ids."""
+
+    def decode(self, ids: list[int]) -> str: ...
+
+
+@runtime_checkable
+class TextModel(Protocol):
+    """A model that reads text as token ids (the HF language models and classifiers,
+    TransformerLens, the demo LM): ``tokenize`` gives a text's token ids (no special tokens
+    added; refused with a one-line reason when the model has no tokenizer)."""
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+
+@runtime_checkable
+class DecodingTextModel(TextModel, Protocol):
+    """A :class:`TextModel` whose ``tokenizer`` also decodes ids back into text (None when
+    the model has none): audit reports quote its inputs in its own text, not as labels."""
+
+    @property
+    def tokenizer(self) -> Decoder | None: ...
+
+
+def open_data(path: str | os.PathLike[str], model: LoadedModel, *, window: int = 64,
               max_inputs: int | None = None) -> DataSource:
     """A data source for ``model`` from a file: ``.npy`` arrays for image classifiers and
-    feature-matrix models; text (``.txt`` or anything else) or ``.jsonl`` for language models
-    (needs ``model.tokenize``)."""
+    feature-matrix models; text (``.txt`` or anything else) or ``.jsonl`` for a
+    :class:`TextModel` (or a model that opens its own text, :class:`OpensOwnText`)."""
     p = Path(path)
     if p.suffix.lower() == ".npy":
         return ArrayInputs(p, max_inputs=max_inputs)
     if isinstance(model, OpensOwnText):  # models that read text themselves (spaCy)
         return model.open_text(p, max_inputs=max_inputs)
-    if not callable(getattr(model, "tokenize", None)):
+    if not isinstance(model, TextModel):
         raise fail(f"{p}: a text file needs a language model with a tokenizer; this model "
-                   f"({getattr(model, 'kind', type(model).__name__)}) takes arrays (.npy).")
+                   f"({model.kind}) takes arrays (.npy).")
     return TextWindows([p], model.tokenize, window=window, max_inputs=max_inputs)
 
 

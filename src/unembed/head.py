@@ -282,6 +282,14 @@ class Head:
     file : MatrixFile, optional
         The weight file the rows were read from (so that an equivalent head can be written back
         in the same format and dtype).
+    labels_from : str, optional
+        Where the labels came from (a tokenizer, ``id2label``, a sidecar file, ...). Left out,
+        it is "row numbers" when ``labels`` is not given (the labels are "0".."V-1") and
+        "the caller" when it is. Exports write a labels sidecar unless it is "row numbers".
+    masked_argmax : bool
+        True when the model takes its argmax over a per-input subset of the labels (spaCy's
+        parser and NER: the moves valid in each state), so that answers over all labels are
+        answers about a different decision rule; said next to every feasibility answer.
     strict : bool
         Refuse all-zero rows and identical rows (default). Real checkpoints with padding rows
         can pass ``strict=False``; ``degenerate`` then lists what was found.
@@ -315,6 +323,8 @@ class Head:
     null_space_reason: str | None = None
     not_equivalent_because: str | None = None
     file: MatrixFile | None = field(default=None, repr=False)
+    labels_from: str | None = None
+    masked_argmax: bool = False
     degenerate: dict[str, list[Any]] = field(default_factory=dict, init=False)
     stats: RowStats = field(init=False, repr=False, compare=False)
 
@@ -334,6 +344,8 @@ class Head:
         object.__setattr__(self, "W", w64)
         if self.b is not None:
             object.__setattr__(self, "b", _frozen(check_vector(self.b, "b", v, where=where)))
+        if self.labels_from is None:
+            object.__setattr__(self, "labels_from", "the caller" if self.labels else "row numbers")
         object.__setattr__(self, "labels", check_labels(self.labels or None, v, where=where))
         if self.link not in ("softmax", "sigmoid"):
             raise fail(f"The 'link' argument of Head must be 'softmax' or 'sigmoid'. "

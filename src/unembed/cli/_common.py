@@ -240,8 +240,8 @@ def model_loader(args: argparse.Namespace,
         device=getattr(args, "device", None),
         model_dtype=getattr(args, "model_dtype", None),
         revision=getattr(args, "revision", None),
-        head_name=getattr(args, "component", None),
-        **_temperature_kw(args),
+        component=getattr(args, "component", None),
+        temperature=fixed_temperature(args),
     )
 
 
@@ -276,11 +276,6 @@ def _tl_loader(args: argparse.Namespace, spec: str | None) -> functools.partial[
         center_writing_weights=not args.no_center_writing_weights,
         dtype=getattr(args, "model_dtype", None), strict=not args.allow_degenerate,
         labels=args.labels, unique_labels=getattr(args, "unique_labels", False))
-
-
-def _temperature_kw(args: argparse.Namespace) -> dict[str, float]:
-    t = fixed_temperature(args)
-    return {} if t is None else {"temperature": t}
 
 
 def load_model(args: argparse.Namespace, spec: str | None = None) -> LoadedModel:
@@ -325,7 +320,7 @@ def masked_note(head: Head) -> str | None:
     """For a head whose model takes the argmax over a per-input subset of labels (spaCy's
     parser and NER: the moves valid in each state), what a feasibility answer over all labels
     does and does not say; None for every other head."""
-    if not head.meta.get("masked_argmax"):
+    if not head.masked_argmax:
         return None
     return ("this component takes the argmax over the moves valid in each state; these "
             "answers are over all moves: a move that is never the argmax over all moves can "

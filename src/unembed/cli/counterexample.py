@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
     out = write_like(like, head.W, args.out, force=args.force, shift=c)
-    if head.meta.get("labels_from", "row numbers") != "row numbers":
+    if head.labels_from != "row numbers":
         from unembed.sources.sidecar import write_labels
 
         write_labels(head, out)

@@ -90,9 +90,9 @@ def load_head_file(
         strict=strict,
         logit_scale=1.0 if temperature is None else 1.0 / temperature,
         meta={"source": str(mf.path) + (f":{mf.tensor}" if mf.tensor else ""),
-              "labels_from": labels_from,
               **({} if temperature is None else {"temperature": temperature})},
         file=mf,
+        labels_from=labels_from,
     )
 
 
@@ -170,7 +170,7 @@ def load(
     fold: bool = False,
     trust_pickle: bool = False,
     labels: Any = None,
-    head_name: str | None = None,
+    component: str | None = None,
     link: Link = "softmax",
     example_input: Any = None,
     bias: str | os.PathLike[str] | None = None,
@@ -182,6 +182,7 @@ def load(
     temperature: float | None = None,
     device: str | None = None,
     model_dtype: str | None = None,
+    head_name: str | None = None,
 ) -> LoadedModel:
     """Read the exact head of a model, whatever it is (see the table above).
 
@@ -194,9 +195,11 @@ def load(
         Allow unpickling a scikit-learn estimator file (it can run code).
     labels : list or labels file, optional
         Labels for torch modules, weight files and (to override classes_) estimators.
-    head_name : str, optional
-        Torch modules: the dotted name of the output Linear (found when unambiguous); spaCy
-        pipelines: the tagger component's name (found when there is one).
+    component : str, optional
+        The named part of the model that holds the head: spaCy pipelines: the component
+        (tagger, morphologizer, senter, parser, ner; the CLI's ``--component``; found when
+        there is one); torch modules: the dotted name of the output Linear (found when
+        unambiguous).
     link : {"softmax", "sigmoid"}
         Torch modules and weight files: how logits become probabilities.
     example_input : optional
@@ -220,6 +223,8 @@ def load(
         CUDA when present, else the CPU; a torch module given stays where it is unless a
         device is named) and in what dtype ("float32", "bfloat16", ...; default the
         checkpoint's). See :mod:`unembed.device`. Other sources run on the CPU in float64.
+    head_name : str, optional
+        The deprecated spelling of ``component`` (a DeprecationWarning).
 
     Returns
     -------
@@ -231,6 +236,16 @@ def load(
 
     from unembed._checks import fail
 
+    if head_name is not None:
+        import warnings
+
+        warnings.warn("The 'head_name' argument of load is deprecated; use 'component' (the "
+                      "CLI's --component: a spaCy component, or a torch module's output "
+                      "Linear).", DeprecationWarning, stacklevel=2)
+        if component is not None:
+            raise fail("load: name the component once, as 'component' (not also as the "
+                       "deprecated 'head_name').")
+        component = head_name
     if temperature is not None and not isinstance(source, (str, os.PathLike)):
         raise fail(f"load: a temperature applies to weight files; a "
                    f"{type(source).__name__} has its own logits.")
@@ -255,7 +270,7 @@ def load(
                             link=link, softcap=softcap, strict=strict, unique_labels=True,
                             temperature=temperature, fold=fold)
         elif spec is not None or not (is_pickle(source) if is_path else _takes_labels(source)):
-            model = load(source, fold=fold, trust_pickle=trust_pickle, head_name=head_name,
+            model = load(source, fold=fold, trust_pickle=trust_pickle, component=component,
                          link=link, example_input=example_input, bias=bias, softcap=softcap,
                          strict=strict, trust_remote_code=trust_remote_code, revision=revision,
                          temperature=temperature, device=device, model_dtype=model_dtype)
@@ -281,7 +296,7 @@ def load(
                 from unembed.sources.spacy_pipeline import load_spacy
 
                 _cpu_only(device, f"{p} (a spaCy pipeline)")
-                return load_spacy(p, component=head_name, strict=strict)
+                return load_spacy(p, component=component, strict=strict)
             from unembed.sources.hf_dir import check_model_dir
 
             check_model_dir(p)
@@ -328,7 +343,7 @@ def load(
         from unembed.sources.spacy_pipeline import load_spacy
 
         _cpu_only(device, "a spaCy pipeline")
-        return load_spacy(source, component=head_name, strict=strict)
+        return load_spacy(source, component=component, strict=strict)
     if is_hooked_transformer(source):
         from unembed.sources.tlens import load_hooked_transformer
 
@@ -337,7 +352,7 @@ def load(
     if _is_module(source):
         from unembed.sources.torch_module import TorchModuleModel
 
-        return TorchModuleModel(source, head_name=head_name, labels=labels, link=link,
+        return TorchModuleModel(source, head_name=component, labels=labels, link=link,
                                 example_input=example_input, strict=strict, device=device,
                                 model_dtype=model_dtype)
     from unembed.sources.sklearn import is_sklearn_estimator, load_sklearn

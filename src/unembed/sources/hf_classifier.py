@@ -111,7 +111,7 @@ class HFTextClassifier(HFClassifierSource):
             strict, link=self.link,
             reparam_reason="the classifier's input leaves a pooling, activation or norm "
                            "layer, which cannot absorb every invertible A",
-            meta={"task": self.task, "labels_from": "id2label"})
+            meta={"task": self.task})
 
     # ------------------------------------------------------------------ inputs
     @cached_property

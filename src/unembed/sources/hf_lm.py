@@ -212,13 +212,13 @@ class HFCausalLM(TorchSource):
             "norm": None if norm is None else norm.describe(),
             "norm_kind": None if norm is None else norm.kind,
             "tied": self.tied, "folded": self.rows == "folded",
-            "labels_from": "tokenizer" if labels else "row numbers",
         }
         return Head(W=nh.W, b=nh.b, labels=labels or (), link="softmax", softcap=softcap,
                     logit_scale=scale, reparam=reparam, null_space=nh.null_space,
                     dtype=self.dtype, meta=meta, strict=strict, rows=self.rows,
                     hidden_bound=nh.hidden_bound, reparam_reason=reparam_reason or None,
-                    null_space_reason=nh.null_space_reason)
+                    null_space_reason=nh.null_space_reason,
+                    labels_from="tokenizer" if labels else "row numbers")
 
     def _labels(self, n: int) -> tuple[str, ...] | None:
         tok = self.tokenizer

@@ -111,5 +111,5 @@ def relabel(model: _M, spec: str | os.PathLike[str] | list[str], *,
 
         labs = list(unique_labels(labs))
     where = "the caller" if isinstance(spec, list) else str(spec)
-    model.head = replace(head, labels=tuple(labs), meta={**head.meta, "labels_from": where})
+    model.head = replace(head, labels=tuple(labs), labels_from=where)
     return model

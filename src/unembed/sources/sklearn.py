@@ -104,6 +104,7 @@ class SklearnModel(HeadModel):
         self.head = Head(W=W, b=b, labels=tuple(labels) if labels is not None else
                          default_labels, link=link, reparam=False, dtype=self.dtype,
                          meta=meta, strict=strict,
+                         labels_from="the caller" if labels is not None else "classes_",
                          reparam_reason="the hidden state is the input features themselves")
 
     def _read(self, est: Any) -> tuple[NDArray[np.float64], NDArray[np.float64], Any, str,

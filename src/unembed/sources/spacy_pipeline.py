@@ -91,6 +91,7 @@ from unembed.head import Head, logits_to_log_probs
 
 if TYPE_CHECKING:
     from unembed.export import ExportResult
+    from unembed.sources.base import LoadedModel
 
 __all__ = ["SpacyComponent", "SpacyTagger", "SpacyTexts", "SpacyTransition", "is_spacy_dir",
            "is_spacy_language", "load_spacy"]
@@ -247,12 +248,11 @@ class SpacyTagger(_Pipe):
                 "component": component, "architecture": model.name[-40:],
                 "softmax_temperature": temperature,
                 "outputs": "probabilities" if self.normalizes else "logits",
-                "labels_from": f"the {component!r} component",
                 "notes": [f"hidden state: the tok2vec output at each token (d = {W.shape[1]})"],
                 "spacy_version": _spacy_version()}
         self.head = Head(W=W, b=b, labels=labels, link="softmax",
                          logit_scale=1.0 / temperature, reparam=False, dtype=self.dtype,
-                         meta=meta, strict=strict,
+                         meta=meta, strict=strict, labels_from=f"the {component!r} component",
                          reparam_reason="spaCy's tok2vec ends in a residual sum (x + f(x)), not "
                                         "in an affine map that could absorb an invertible A")
         self._verified = False
@@ -392,12 +392,12 @@ class SpacyTransition(_Pipe):
         meta = {"source": f"{source} (component {component!r})",
                 "family": f"spacy {factory} action layer", "component": component,
                 "architecture": "TransitionModel (tok2vec, lower, upper)",
-                "labels_from": f"the {component!r} component's moves",
-                "masked_argmax": True, "unseen_moves": [names[i] for i in unseen],
+                "unseen_moves": [names[i] for i in unseen],
                 "notes": notes, "spacy_version": _spacy_version()}
         self.head = Head(W=W[idx], b=b[idx], labels=tuple(names[i] for i in idx),
                          link="softmax", reparam=False, dtype=self.dtype, meta=meta,
-                         strict=strict,
+                         strict=strict, masked_argmax=True,
+                         labels_from=f"the {component!r} component's moves",
                          reparam_reason="the state vector is a maxout of summed features, not "
                                         "the output of an affine map that could absorb an "
                                         "invertible A")
@@ -553,7 +553,7 @@ class SpacyTexts:
     def size_hint(self) -> int | None:
         return sum(1 for _ in self.texts())
 
-    def describe(self, indices: Sequence[int], model: Any) -> dict[int, str]:
+    def describe(self, indices: Sequence[int], model: LoadedModel) -> dict[int, str]:
         """For prediction i: the text it is in, with the token in brackets."""
         want = sorted({int(i) for i in indices})
         out: dict[int, str] = {}

@@ -246,14 +246,15 @@ class TLModel:
             "source": f"TransformerLens HookedTransformer ({m.cfg.model_name})",
             "family": "transformer_lens", "folded": proc.fold_ln,
             "norm": norm, "norm_kind": None if fnorm is None else fnorm.kind,
-            "tied": False, "labels_from": "tokenizer" if labels else "row numbers",
+            "tied": False,
             "processing": proc.to_dict(), "notes": list(proc.notes),
         }
         return Head(W=nh.W, b=nh.b, labels=labels or (), link="softmax", softcap=proc.softcap,
                     null_space=nh.null_space, reparam=False, dtype=self.dtype, meta=meta,
                     strict=strict, rows=rows, hidden_bound=nh.hidden_bound,
                     null_space_reason=nh.null_space_reason,
-                    reparam_reason="not claimed for TransformerLens models")
+                    reparam_reason="not claimed for TransformerLens models",
+                    labels_from="tokenizer" if labels else "row numbers")
 
     def _labels(self, n: int) -> tuple[str, ...] | None:
         tok = self.tokenizer

@@ -385,7 +385,7 @@ class HFClassifierSource(TorchSource):
         return Head(W=nh.W, b=nh.b, labels=id2label_labels(self.config, nh.W.shape[0]),
                     link=link, reparam=False, null_space=nh.null_space, dtype=self.dtype,
                     meta=meta, strict=strict, rows=self.rows, hidden_bound=nh.hidden_bound,
-                    reparam_reason=reparam_reason,
+                    reparam_reason=reparam_reason, labels_from="id2label",
                     null_space_reason=None if nh.null_space is None else nh.null_space_reason)
 
     # ------------------------------------------------------------------ for exports

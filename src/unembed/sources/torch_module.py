@@ -1,9 +1,9 @@
 """Any torch ``nn.Module`` whose output layer is a ``Linear``: its weight and bias as a head.
 
-The output layer is named by the caller (``head_name="classifier.2"``) or found when that is
-unambiguous: the module has a single Linear, or, given an example input, exactly one Linear
-produces the module's output. Labels come from the caller. The hidden state is what the Linear
-receives; nothing is assumed about the layers before it (``reparam`` is unknown).
+The output layer is named by the caller (``load(module, component="classifier.2")``) or found
+when that is unambiguous: the module has a single Linear, or, given an example input, exactly
+one Linear produces the module's output. Labels come from the caller. The hidden state is what
+the Linear receives; nothing is assumed about the layers before it (``reparam`` is unknown).
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ def find_output_linear(module: Any, head_name: str | None = None,
         try:
             sub = module.get_submodule(head_name)
         except AttributeError:
-            raise fail(f"The 'head_name' {head_name!r} names no submodule of this "
+            raise fail(f"The component {head_name!r} names no submodule of this "
                        f"{type(module).__name__}; its Linear layers are "
                        f"{', '.join(repr(n) for n in lin) or 'none'}.") from None
         if not isinstance(sub, torch.nn.Linear):
-            raise fail(f"The 'head_name' {head_name!r} is a {type(sub).__name__}, not a Linear.")
+            raise fail(f"The component {head_name!r} is a {type(sub).__name__}, not a Linear.")
         return head_name
     if len(lin) == 1:
         return next(iter(lin))
@@ -82,7 +82,7 @@ def find_output_linear(module: Any, head_name: str | None = None,
             return hits[0]
     raise fail(f"this {type(module).__name__} has {len(lin)} Linear layers "
                f"({', '.join(repr(n) for n in list(lin)[:8])}); name the output layer with "
-               f"head_name= (--head-name).")
+               f"load(..., component=NAME).")
 
 
 class TorchModuleModel(TorchSource):
