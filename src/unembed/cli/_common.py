@@ -131,6 +131,17 @@ def positive_int(text: str) -> int:
     return v
 
 
+def add_stream_args(p: argparse.ArgumentParser, when: str = "") -> None:
+    """--max-inputs, --batch-size and --window: how data are streamed through a model (the
+    audit's data and the data views' ``--data``); ``when`` prefixes each help text."""
+    p.add_argument("--max-inputs", type=positive_int, default=None, metavar="N",
+                   help=f"{when}read at most N inputs (windows for text, rows for arrays)")
+    p.add_argument("--batch-size", type=positive_int, default=16, metavar="B",
+                   help=f"{when}inputs per model call (default 16)")
+    p.add_argument("--window", type=positive_int, default=64, metavar="T",
+                   help=f"{when}tokens per window for text data (default 64)")
+
+
 def add_json_arg(p: argparse.ArgumentParser, *, progress: bool = True) -> None:
     """--json (one JSON object on stdout; errors too) and --no-progress."""
     p.add_argument("--json", action="store_true",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed.cli._common import positive_int
+from unembed.cli._common import add_stream_args
 from unembed.moments import HiddenMoments
 from unembed.sources.base import LoadedModel
 
@@ -23,13 +23,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
                         "of hidden states (n, d), the head's inputs; with a model its inputs "
                         "(text / .jsonl for language models, .npy arrays), streamed through "
                         "the model as in the audit")
-    p.add_argument("--max-inputs", type=positive_int, default=None, metavar="N",
-                   help="with --data: read at most N inputs")
-    p.add_argument("--batch-size", type=positive_int, default=16, metavar="B",
-                   help="with --data: inputs per model call (default 16)")
-    p.add_argument("--window", type=positive_int, default=64, metavar="T",
-                   help="with --data text: tokens per window (default 64)")
-
+    add_stream_args(p, when="with --data: ")
 
 @dataclass
 class DataSpec:

@@ -10,6 +10,7 @@ from unembed.cli._common import (
     add_engine_args,
     add_head_args,
     add_json_arg,
+    add_stream_args,
     fixed_temperature,
     head_source,
     model_loader,
@@ -50,12 +51,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=positive_int, default=5, metavar="K",
                    help="'both in the top k' counts inputs where both labels are among the K "
                         "most probable (default 5)")
-    p.add_argument("--max-inputs", type=positive_int, default=None, metavar="N",
-                   help="read at most N inputs (windows for text, rows for arrays)")
-    p.add_argument("--batch-size", type=positive_int, default=16, metavar="B",
-                   help="inputs per model call (default 16)")
-    p.add_argument("--window", type=positive_int, default=64, metavar="T",
-                   help="tokens per window for text data (default 64)")
+    add_stream_args(p)
     p.add_argument("--likely", type=float, default=0.1, metavar="P",
                    help="claims 2 and 3: both labels at least this probable on one input "
                         "(default 0.1)")
