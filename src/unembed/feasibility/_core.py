@@ -582,8 +582,6 @@ def solve_lp(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[
     R^d, h = Q y scaled into the unit box; the duals are those of the rows, as in R^d. Every
     witness and certificate is then checked on the head in R^d as always (the reduction only
     proposes; :mod:`unembed.feasibility.span` proves why nothing is lost)."""
-    from scipy.optimize import linprog
-
     basis = sp.span
     if basis is not None:
         return _solve_in_span(sp, basis, P, N, EP, EN)
@@ -592,26 +590,40 @@ def solve_lp(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[
     E, e = row_matrix(sp, EP, EN)
     scale = max(sp.tol / sp.rtol, 1e-300)
     R = sp.r[None, :]
-    # x = [h (d), s, t]; minimise -t.
-    c = np.zeros(d + 2)
-    c[-1] = -1.0
-    A_ub = np.hstack([-G * (R / scale), -g[:, None] / scale, np.ones((G.shape[0], 1))])
-    A_eq = np.hstack([E * (R / scale), e[:, None] / scale, np.zeros((E.shape[0], 1))]) \
-        if E.shape[0] else None
     s_bounds = (0.0, 1.0) if sp.radius is None else (1.0, 1.0)
-    bounds = [(-1.0, 1.0)] * d + [s_bounds, (None, None)]
+    out = _margin_lp(G * (R / scale), g / scale, E * (R / scale), e / scale, s_bounds)
+    if out is None:
+        return LPResult(np.nan, np.zeros(d), 1.0, np.zeros(G.shape[0]), np.zeros(E.shape[0]),
+                        False)
+    x, lam, nu = out
+    h = np.clip(x[:d], -1.0, 1.0) * sp.r  # exactly in the box (HiGHS bounds hold to ~1e-10)
+    return LPResult(float(x[-1]) * scale + 0.0, h, float(x[d]), lam, nu, True)
+
+
+def _margin_lp(G: NDArray[np.float64], g: NDArray[np.float64], E: NDArray[np.float64],
+               e: NDArray[np.float64], s_bounds: tuple[float, float]
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None:
+    """The margin LP in x = [y (n), s, t], already scaled: maximise t subject to
+    G y + g s >= t on every row, E y + e s = 0, |y|_inf <= 1, s in ``s_bounds``. Returns
+    (x, lam, nu), lam the rows' duals (>= 0) and nu the equalities', or None when HiGHS finds
+    no optimum."""
+    from scipy.optimize import linprog
+
+    n = G.shape[1]
+    c = np.zeros(n + 2)
+    c[-1] = -1.0
+    A_ub = np.hstack([-G, -g[:, None], np.ones((G.shape[0], 1))])
+    A_eq = np.hstack([E, e[:, None], np.zeros((E.shape[0], 1))]) if E.shape[0] else None
+    bounds = [(-1.0, 1.0)] * n + [s_bounds, (None, None)]
     res = linprog(c, A_ub=A_ub, b_ub=np.zeros(G.shape[0]), A_eq=A_eq,
                   b_eq=np.zeros(E.shape[0]) if A_eq is not None else None, bounds=bounds,
                   method="highs", options=_HIGHS)
     if res.status != 0 or res.x is None:
-        return LPResult(np.nan, np.zeros(d), 1.0, np.zeros(G.shape[0]), np.zeros(E.shape[0]),
-                        False)
+        return None
     lam = -np.asarray(res.ineqlin.marginals, dtype=np.float64)
     nu = (np.asarray(res.eqlin.marginals, dtype=np.float64) if A_eq is not None
           else np.zeros(0))
-    x = np.asarray(res.x, dtype=np.float64)
-    h = np.clip(x[:d], -1.0, 1.0) * sp.r  # exactly in the box (HiGHS bounds hold to ~1e-10)
-    return LPResult(float(x[-1]) * scale + 0.0, h, float(x[d]), lam, nu, True)
+    return np.asarray(res.x, dtype=np.float64), lam, nu
 
 
 def _solve_in_span(sp: Space, basis: SpanBasis, P: NDArray[np.int64], N: NDArray[np.int64],
@@ -619,31 +631,18 @@ def _solve_in_span(sp: Space, basis: SpanBasis, P: NDArray[np.int64], N: NDArray
     """The margin LP over y in R^r (|y|_inf <= 1), rows M[p] - M[n] with M = W Q the rows'
     coordinates; its point lifted to (h, s) = (Q y, s) / max(1, |Q y|_inf), a point of the
     R^d LP with margin t / max(1, |Q y|_inf)."""
-    from scipy.optimize import linprog
-
     M = basis.coords
     r = M.shape[1]
     G, g = _term(M, P) - _term(M, N), _term(sp.b, P) - _term(sp.b, N)
     E, e = _term(M, EP) - _term(M, EN), _term(sp.b, EP) - _term(sp.b, EN)
     scale = max(2 * float(np.abs(M - M.mean(axis=0)).sum(axis=1).max(initial=0.0))
                 + 2 * float(np.abs(sp.b - sp.b.mean()).max(initial=0.0)), 1e-300)
-    c = np.zeros(r + 2)
-    c[-1] = -1.0
-    A_ub = np.hstack([-G / scale, -g[:, None] / scale, np.ones((G.shape[0], 1))])
-    A_eq = np.hstack([E / scale, e[:, None] / scale, np.zeros((E.shape[0], 1))]) \
-        if E.shape[0] else None
-    bounds = [(-1.0, 1.0)] * r + [(0.0, 1.0), (None, None)]
-    res = linprog(c, A_ub=A_ub, b_ub=np.zeros(G.shape[0]), A_eq=A_eq,
-                  b_eq=np.zeros(E.shape[0]) if A_eq is not None else None, bounds=bounds,
-                  method="highs", options=_HIGHS)
+    out = _margin_lp(G / scale, g / scale, E / scale, e / scale, (0.0, 1.0))
     d = sp.W.shape[1]
-    if res.status != 0 or res.x is None:
+    if out is None:
         return LPResult(np.nan, np.zeros(d), 1.0, np.zeros(G.shape[0]), np.zeros(E.shape[0]),
                         False)
-    lam = -np.asarray(res.ineqlin.marginals, dtype=np.float64)
-    nu = (np.asarray(res.eqlin.marginals, dtype=np.float64) if A_eq is not None
-          else np.zeros(0))
-    x = np.asarray(res.x, dtype=np.float64)
+    x, lam, nu = out
     h = basis.lift(np.clip(x[:r], -1.0, 1.0))
     k = max(1.0, float(np.abs(h).max(initial=0.0)))
     return LPResult(float(x[-1]) * scale / k + 0.0, h / k, float(x[r]) / k, lam, nu, True)
