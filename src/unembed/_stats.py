@@ -26,7 +26,29 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["RankStatistic", "constant_reason", "rounding_tolerance", "spearman"]
+__all__ = ["RankStatistic", "constant_reason", "merge_moments", "rounding_tolerance", "spearman"]
+
+
+def merge_moments(na: int, mean_a: NDArray[np.float64], m2_a: NDArray[np.float64], nb: int,
+                  mean_b: NDArray[np.float64], m2_b: NDArray[np.float64]
+                  ) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]:
+    """Count, mean and centered scatter (sum of outer products of centered rows) of two sets
+    of rows together, from each set's own (Chan, Golub and LeVeque's pairwise update):
+    with n = na + nb and delta = mean_b - mean_a,
+    mean = mean_a + delta nb / n and M2 = M2_a + M2_b + delta delta^T na nb / n.
+
+    >>> x = np.arange(12.0).reshape(6, 2) ** 1.5
+    >>> a, b = x[:2], x[2:]
+    >>> sa = (a - a.mean(0)).T @ (a - a.mean(0)); sb = (b - b.mean(0)).T @ (b - b.mean(0))
+    >>> n, m, m2 = merge_moments(2, a.mean(0), sa, 4, b.mean(0), sb)
+    >>> bool(np.allclose(m2, (x - x.mean(0)).T @ (x - x.mean(0)))), n
+    (True, 6)
+    """
+    n = na + nb
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (nb / n)
+    m2 = m2_a + m2_b + np.outer(delta, delta) * (na * nb / n)
+    return n, mean, m2
 
 EPS = float(np.finfo(np.float64).eps)
 #: Safety factor on the rounding bound terms * eps * scale.

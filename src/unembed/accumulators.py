@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
+from unembed._stats import merge_moments
 
 __all__ = ["MEASURES", "MEASURE_TITLES", "LabelTally", "PairMoments", "PairStats", "top_k_indices"]
 
@@ -116,11 +117,8 @@ class PairMoments:
             return o
         if o.n == 0:
             return self
-        n = self.n + o.n
-        delta = o.mean - self.mean
-        mean = self.mean + delta * (o.n / n)
-        com = self.comoment + o.comoment + np.outer(delta, delta) * (self.n * o.n / n)
-        return PairMoments(n, mean, com)
+        return PairMoments(*merge_moments(self.n, self.mean, self.comoment, o.n, o.mean,
+                                          o.comoment))
 
     def correlation(self) -> NDArray[np.float64]:
         sd = np.sqrt(np.diag(self.comoment))

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from unembed._checks import arg_error, fail
+from unembed._stats import merge_moments
 
 __all__ = ["HiddenMoments", "LogitRows", "ParkDistance", "logit_cosines", "logit_covariance",
            "logit_rows", "park_distance", "stream_moments"]
@@ -96,12 +97,7 @@ class HiddenMoments:
     def _combine(self, nb: int, mb: NDArray[np.float64], m2b: NDArray[np.float64]) -> None:
         if nb == 0:
             return
-        na = self.n
-        n = na + nb
-        delta = mb - self.mean
-        self.mean = self.mean + delta * (nb / n)
-        self.m2 = self.m2 + m2b + np.outer(delta, delta) * (na * nb / n)
-        self.n = n
+        self.n, self.mean, self.m2 = merge_moments(self.n, self.mean, self.m2, nb, mb, m2b)
 
     def covariance(self) -> NDArray[np.float64]:
         """The population covariance S = M2 / n (d, d); at least 2 states are needed."""
