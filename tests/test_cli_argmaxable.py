@@ -111,3 +111,33 @@ def test_radius_arch_on_a_weight_file_is_one_line_error(tmp_path: Path) -> None:
     assert p.returncode == 2
     err = p.stderr.strip()
     assert len(err.splitlines()) == 1 and "records no bound" in err and "W.npy" in err
+
+
+def test_sketch_and_narrowest_budget_options(tmp_path: Path) -> None:
+    """--sketch RANK gives the verdicts of --sketch 0 (every rival computed) and says so in
+    the JSON; --narrowest-budget 0 runs no LP to optimality; bad values are one line, exit 2."""
+    rng = np.random.default_rng(1)
+    V, d = 600, 48
+    W = rng.standard_normal((V, 4)) @ rng.standard_normal((4, d)) + rng.standard_normal((V, d))
+    for i in range(5):  # convex combinations: not argmaxable
+        W[i] = rng.dirichlet(np.ones(3)) @ W[rng.choice(np.arange(10, V), 3, replace=False)]
+    wf = tmp_path / "W.npy"
+    np.save(wf, W)
+    got = {}
+    for rank in ("0", "12"):
+        p = _run("argmaxable", str(wf), "--json", "--workers", "1", "--sketch", rank,
+                 "--narrowest-budget", "0")
+        assert p.returncode == 0, p.stderr
+        got[rank] = json.loads(p.stdout)
+    assert got["0"]["sketch"] == {"rank": 0, "chosen": "off (sketch=0)", "tried": {},
+                                  "exact_share": None}
+    sk = got["12"]["sketch"]
+    assert sk["rank"] == 12 and sk["chosen"] == "given" and 0 < sk["exact_share"] < 1
+    assert sorted(got["0"]["unargmaxable"]) == sorted(got["12"]["unargmaxable"])
+    assert {str(i) for i in range(5)} <= set(got["12"]["unargmaxable"])
+    assert got["12"]["counts"] == got["0"]["counts"]
+    assert not got["12"]["narrowest_exact"]  # no LP to optimality was allowed
+    for bad in (["--sketch", "-1"], ["--narrowest-budget", "x"]):
+        p = _run("argmaxable", str(wf), *bad)
+        assert p.returncode == 2 and "Traceback" not in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and bad[0] in p.stderr

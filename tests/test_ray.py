@@ -164,3 +164,9 @@ def test_argmaxable_on_ray_gives_the_local_verdicts(local_ray: Any, tmp_path: Pa
     assert [r["label"] for r in loc["narrowest"]] == [r["label"] for r in rem["narrowest"]]
     for a, b in zip(loc["narrowest"], rem["narrowest"]):
         assert a["margin"] == pytest.approx(b["margin"], rel=1e-9, abs=1e-12)
+    # the fast pass's sketch travels to the workers: the same verdicts through it
+    assert main([*args, "--engine", "ray", "--workers", "2", "--sketch", "2"]) == 0
+    sk = json.loads(capsys.readouterr().out)
+    assert sk["sketch"]["rank"] == 2 and sk["sketch"]["exact_share"] is None
+    assert sorted(sk["unargmaxable"]) == sorted(loc["unargmaxable"])
+    assert sk["counts"] == loc["counts"]

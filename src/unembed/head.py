@@ -173,6 +173,10 @@ class RowStats:
             self._cov = _ro(np.ascontiguousarray(cov))
         return self._cov
 
+    def cached_covariance(self) -> NDArray[np.float64] | None:
+        """:meth:`covariance` if it was computed already, else None (computes nothing)."""
+        return self._cov
+
     def centered_gram(self) -> NDArray[np.float64]:
         """(V, V) Gram matrix of the centered rows, in column blocks (no (V, d) temporary)."""
         if self._cgram is None:

@@ -119,16 +119,25 @@ def add_deprecated_alias(p: argparse.ArgumentParser | argparse._ActionsContainer
     p.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new, **kw)
 
 
-def positive_int(text: str) -> int:
-    """An option value that must be an integer >= 1 (argparse names the option on error)."""
+def _int_at_least(text: str, low: int, kind: str) -> int:
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer. Got {text!r} "
+        raise argparse.ArgumentTypeError(f"must be a {kind} integer. Got {text!r} "
                                          f"instead") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1. Got {v} instead")
+    if v < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}. Got {v} instead")
     return v
+
+
+def positive_int(text: str) -> int:
+    """An option value that must be an integer >= 1 (argparse names the option on error)."""
+    return _int_at_least(text, 1, "positive")
+
+
+def non_negative_int(text: str) -> int:
+    """An option value that must be an integer >= 0 (argparse names the option on error)."""
+    return _int_at_least(text, 0, "non-negative")
 
 
 def add_stream_args(p: argparse.ArgumentParser, when: str = "") -> None:

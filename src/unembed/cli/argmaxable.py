@@ -11,6 +11,7 @@ from unembed.cli._common import (
     add_json_arg,
     load_head,
     masked_note,
+    non_negative_int,
     positive_int,
     print_json,
     ray_engine,
@@ -68,6 +69,14 @@ def register(sub: Any) -> argparse.ArgumentParser:
                                     "the fast pass and the LPs)")
     p.add_argument("--narrowest", type=positive_int, default=10, metavar="N",
                    help="report the N argmaxable labels with the smallest margins")
+    p.add_argument("--narrowest-budget", type=non_negative_int, default=20, metavar="K",
+                   help="at most K LPs to optimality for the narrowest margins (default 20; "
+                   "each costs seconds to tens of seconds on a 4096-wide head; 0: none)")
+    p.add_argument("--sketch", type=non_negative_int, default=None, metavar="RANK",
+                   help="rank of the fast pass's sketch, which bounds the rivals of each "
+                   "label and computes only the close ones exactly (default: chosen on the "
+                   "first block; 0: none, every rival computed, V^2 d work, and each "
+                   "fast-pass margin is its witness's own)")
     add_json_arg(p)
     return p
 
@@ -80,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = argmaxable_all(head, bias=not args.no_bias, radius=args.radius, rtol=args.rtol,
                              workers=args.workers, n_narrowest=args.narrowest,
+                             narrowest_budget=args.narrowest_budget, sketch=args.sketch,
                              progress=not (args.json or args.no_progress), engine=engine,
                              device=args.device)
     finally:

@@ -57,6 +57,13 @@ from unembed.feasibility._core import (
     with_bound,
 )
 from unembed.feasibility.questions import identical_reason, scaled_starts
+from unembed.feasibility.sketch import (
+    Sketch,
+    choose_rank,
+    covariance32,
+    principal_basis,
+    rank_ladder,
+)
 from unembed.feasibility.span import SpanWitnesses, span_witnesses
 from unembed.head import Head, LabelRef, owned
 
@@ -67,8 +74,48 @@ _EPS32 = 2.0**-24
 #: At most this many bytes (and 1024 rows) of W are rounded to float32 at a time by the fast pass.
 _W32_BLOCK_BYTES = 1 << 24
 
+
+def _down32(x: NDArray[np.float64]) -> NDArray[np.float32]:
+    """x (float64) rounded to float32 downwards, after a step down of 2^-50 |x| for the
+    float64 rounding of x itself (every result <= x's exact value)."""
+    x = x - np.abs(x) * 2.0**-50
+    y = x.astype(np.float32)
+    high = y.astype(np.float64) > x
+    y[high] = np.nextafter(y[high], np.float32(-np.inf))
+    return y
+
 if TYPE_CHECKING:
     import pandas as pd
+
+
+@dataclass(frozen=True)
+class SketchInfo:
+    """How the fast pass bounded each label's rivals (:mod:`unembed.feasibility.sketch`).
+
+    Attributes
+    ----------
+    rank : int
+        The sketch's rank; 0 when every rival was computed (no sketch).
+    chosen : str
+        Why that rank: "given", "cheapest on the first block", "no rank paid on the first
+        block", "head too small to need one", "off on this device".
+    tried : dict rank -> float
+        Per rank tried on the first block: the share of a sample of rows whose bound reached
+        some label's own logit (each such row is computed exactly).
+    exact_share : float or None
+        The share of all (label, rival) logits computed exactly in the fast pass (None when
+        its blocks ran on Ray workers, which do not report it).
+    """
+
+    rank: int
+    chosen: str
+    tried: dict[int, float] = field(default_factory=dict)
+    exact_share: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "chosen": self.chosen,
+                "tried": {str(k): v for k, v in self.tried.items()},
+                "exact_share": self.exact_share}
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +157,10 @@ class VocabularyResult:
     rtol : dict
         ``{"value": rtol, "from": "given" | "default for storage dtype D"}``: by default the
         relative tolerance follows the head's storage dtype (:mod:`unembed._tolerance`).
+    sketch : SketchInfo
+        How the fast pass bounded the rivals. With a sketch, the margin of a "fast" label is
+        a proven lower bound that can lie well below its witness's own margin (a rival left
+        out counts with its bound), so the narrowest list ranks labels by those bounds.
     """
 
     labels: tuple[str, ...]
@@ -130,6 +181,7 @@ class VocabularyResult:
     _span: SpanWitnesses | None = field(repr=False, default=None)
     _head: Head | None = field(repr=False, default=None)
     rtol: dict[str, Any] = field(default_factory=dict)
+    sketch: SketchInfo = field(default_factory=lambda: SketchInfo(0, "not run"))
 
     @property
     def unargmaxable(self) -> list[str]:
@@ -181,6 +233,7 @@ class VocabularyResult:
             "narrowest": [{"label": r.labels[0], "margin": _optimum(r),
                            "witness_margin": r.margin} for r in self.narrowest],
             "narrowest_exact": self.narrowest_exact,
+            "sketch": self.sketch.to_dict(),
             "certificates": {self.labels[i]: r.certificate.to_dict()
                              for i, r in self.lp_results.items()
                              if r.status == "no" and r.certificate is not None},
@@ -206,7 +259,8 @@ class _Scores:
     """
 
     def __init__(self, W: NDArray[np.float64], b32: NDArray[np.float32],
-                 n32: NDArray[np.float32], device: Any = None) -> None:
+                 n32: NDArray[np.float32], device: Any = None,
+                 sketch: Sketch | None = None) -> None:
         self.device = device
         self.W = W
         self.W32: Any = None  # the device-resident float32 rows (another device only)
@@ -214,6 +268,13 @@ class _Scores:
         self.n32: Any
         self.Z: Any = None
         self.rr: Any = None
+        # with a sketch (host only): rivals bounded through it, exact products for the rest
+        self.sketch = sketch if device is None else None
+        self.J: NDArray[np.int64] | None = None  # the rows of Z (None: all V)
+        self.Y: NDArray[np.float32] | None = None  # the bounds of the other rows
+        self.add: NDArray[np.float64] | None = None
+        self.nu: NDArray[np.float64] | None = None
+        self.pairs = [0, 0]  # (rival logits computed exactly, rival logits in all)
         V, d = W.shape
         self._step = max(1, min(1024, _W32_BLOCK_BYTES // (4 * max(d, 1))))
         self._buf = np.empty((min(V, self._step), d), dtype=np.float32)
@@ -245,10 +306,19 @@ class _Scores:
             return np.asarray(t, dtype=np.float64)
         return np.asarray(t.cpu().numpy(), dtype=np.float64)
 
-    def _product(self, H32: Any) -> Any:
-        """fl32(H32 fl32(W)^T), (n, V): W rounded to float32 one block of rows at a time."""
+    def _product(self, H32: Any, J: NDArray[np.int64] | None = None) -> Any:
+        """fl32(H32 fl32(W)^T), (n, V): W rounded to float32 one block of rows at a time
+        (only the rows J, (n, len(J)), when given: host only)."""
         if self.W32 is not None:
             return H32 @ self.W32.T
+        if J is not None:
+            ZJ = np.empty((H32.shape[0], J.size), dtype=np.float32)
+            for s in range(0, J.size, self._step):
+                rows = J[s:s + self._step]
+                blk = self._buf[: rows.size]
+                blk[...] = self.W[rows]
+                ZJ[:, s:s + rows.size] = (blk @ H32.T).T
+            return ZJ
         V = self.W.shape[0]
         Z: Any
         if self.device is None:
@@ -274,11 +344,30 @@ class _Scores:
                 Z[:, s:e] = H32 @ torch.from_numpy(blk).T
         return Z
 
+    def own(self, Hs: NDArray[np.float64], lab: NDArray[np.int64]) -> NDArray[np.float64]:
+        """fl32(u_lab . h) (n,): each label's own logit at its witness, in float32 (the fast
+        pass's bound on the rounding holds for any order of summation)."""
+        own32 = np.einsum("ij,ij->i", Hs.astype(np.float32), self.W[lab].astype(np.float32))
+        return np.asarray(own32, dtype=np.float64)
+
     def first(self, Hs: NDArray[np.float64], r: NDArray[np.int64], lab: NDArray[np.int64],
-              add_bias: bool, corr: NDArray[np.float64]
-              ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
-        """(fl32(u_lab . h) (n,), the strongest rival j (n,), its corrected score (n,))."""
-        self.Z = None  # the previous block's scores go before this block's are made
+              add_bias: bool, corr: NDArray[np.float64], cut: NDArray[np.float64],
+              unit_b: NDArray[np.float64] | None
+              ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """(the strongest rival j (n,), an upper bound on its logit (n,)): the corrected
+        float32 score of j, or, with a sketch, the larger of that and the sketch's bound on
+        every rival it left out. A rival is left out only when its proven bound lies below
+        ``cut`` (and, for the unit form's bias, ``unit_b`` being the labels' own biases, when
+        its bound plus s b_j lies below cut + s b_i for every s in [0, 1]): it cannot then
+        make the label fail, and a failing label's strongest rival is always computed
+        exactly."""
+        self.Z = self.Y = self.J = self.add = self.nu = None  # the previous block's go first
+        if self.sketch is not None:
+            got = self._first_sketched(Hs, r, lab, add_bias, corr, cut, unit_b)
+            if got is not None:
+                return got
+        self.pairs[0] += Hs.shape[0] * self.W.shape[0]
+        self.pairs[1] += Hs.shape[0] * self.W.shape[0]
         if self.device is None:
             Z = self._product(Hs.astype(np.float32))  # (n, V)
         else:
@@ -292,7 +381,6 @@ class _Scores:
                 torch.set_float32_matmul_precision(old)
         rr, ll = (r, lab) if self.device is None else (
             self._index(r), self._index(lab))
-        zi = self._host(Z[rr, ll])
         if add_bias:
             Z += self.b32[None, :]
         c32 = self._vec(corr)[:, None]
@@ -302,16 +390,75 @@ class _Scores:
         j = Z.argmax(1)
         zj = self._host(Z[rr, j])
         self.Z, self.rr = Z, rr
-        return zi, self._host(j).astype(np.int64), zj
+        return self._host(j).astype(np.int64), zj
+
+    def _first_sketched(self, Hs: NDArray[np.float64], r: NDArray[np.int64],
+                        lab: NDArray[np.int64], add_bias: bool, corr: NDArray[np.float64],
+                        cut: NDArray[np.float64], unit_b: NDArray[np.float64] | None
+                        ) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
+        """:meth:`first` through the sketch; None when it would leave out less than half of
+        the rows (the direct product is then as cheap)."""
+        assert self.sketch is not None
+        V = self.W.shape[0]
+        n = Hs.shape[0]
+        Y, add, mag = self.sketch.bounds(Hs)  # u_j . h_i <= Y_ij + add_i
+        if not np.all((mag > 2.0**-100) & (mag < 2.0**100)):
+            return None  # far from float32's range: the direct product (its own bound)
+        Y[r, lab] = -np.inf
+        bmax = float(np.abs(self.b32).max(initial=0.0))
+        # float32 additions of the bias (s b_j, s in [0, 1]) to Y: at most this much rounding
+        nu = 2.0**-22 * (mag + 2 * bmax) * (1 + 1e-6) + 2.0**-146
+        step = self._step * 4
+        if add_bias:
+            for s in range(0, V, step):
+                Y[:, s:s + step] += self.b32[None, s:s + step]
+            add = add + nu
+        thr = _down32(cut - add)
+        thr1 = None if unit_b is None else _down32(cut + unit_b - add - nu)
+        keep = np.zeros(V, dtype=bool)
+        for s in range(0, V, step):
+            y = Y[:, s:s + step]
+            k = (y >= thr[:, None]).any(axis=0)
+            if thr1 is not None:
+                k |= ((y + self.b32[None, s:s + step]) >= thr1[:, None]).any(axis=0)
+            keep[s:s + step] = k
+        keep[lab] = True
+        J = np.flatnonzero(keep)
+        if J.size > V // 2:
+            return None
+        ZJ = self._product(Hs.astype(np.float32), J)
+        if add_bias:
+            ZJ += self.b32[None, J]
+        ZJ += corr.astype(np.float32)[:, None] * self.n32[None, J]
+        ZJ[r, np.searchsorted(J, lab)] = -np.inf
+        jJ = ZJ.argmax(1)
+        zJ = ZJ[r, jJ].astype(np.float64)
+        for s in range(0, J.size, step):  # the rows computed exactly need no bound
+            Y[:, J[s:s + step]] = -np.inf
+        zj = np.maximum(zJ, Y.max(axis=1).astype(np.float64) + add)
+        self.Z, self.rr, self.J, self.Y, self.add, self.nu = ZJ, r, J, Y, add, nu
+        self.pairs[0] += n * J.size
+        self.pairs[1] += n * V
+        return J[jJ].astype(np.int64), zj
 
     def with_bias(self, s: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """After :meth:`first`: add s_n b to each row; (the strongest rival, its score)."""
+        """After :meth:`first`: add s_n b to each row; (the strongest rival, an upper bound on
+        its score)."""
         Z = self.Z
         s32 = self._vec(s)[:, None]
+        b = self.b32 if self.J is None else self.b32[self.J]
         for t in range(0, Z.shape[1], self._step):
-            Z[:, t:t + self._step] += s32 * self.b32[None, t:t + self._step]
+            Z[:, t:t + self._step] += s32 * b[None, t:t + self._step]
         jb = Z.argmax(1)
-        return self._host(jb).astype(np.int64), self._host(Z[self.rr, jb])
+        zjb = self._host(Z[self.rr, jb])
+        if self.J is None:
+            return self._host(jb).astype(np.int64), zjb
+        assert self.Y is not None and self.add is not None and self.nu is not None
+        Y = self.Y
+        for t in range(0, Y.shape[1], self._step * 4):
+            Y[:, t:t + self._step * 4] += s32 * self.b32[None, t:t + self._step * 4]
+        ub = Y.max(axis=1).astype(np.float64) + self.add + self.nu
+        return self.J[jb].astype(np.int64), np.maximum(zjb, ub)
 
     def _index(self, a: NDArray[np.int64]) -> Any:
         import torch
@@ -350,13 +497,21 @@ def _fast_block(scores: _Scores, W: NDArray[np.float64], mean: NDArray[np.float6
         hn = np.linalg.norm(Hs, axis=1)
         # all in float32, in place; every rounding is covered by `slack` and `ei` below
         add_bias = sp.radius is not None and biased
-        zi, j, zj = scores.first(Hs, r, lab, add_bias, gamma * (1 + 1e-5) * hn)
+        unit_bias = sp.radius is None and biased
+        zi = scores.own(Hs, lab)
         ei = gamma * norms[lab] * hn
-        slack = 2 * _EPS32 * (hn * nmax * (1 + gamma) + 2 * bmax) + 4 * _EPS32 * bmax
+        # (+ underflow: a float32 product or rounding may lose up to 2^-150 besides its
+        # relative error; 2 d + 8 of them enter a corrected score)
+        slack = (2 * _EPS32 * (hn * nmax * (1 + gamma) + 2 * bmax) + 4 * _EPS32 * bmax
+                 + (2 * d + 8) * 2.0**-149)
         if add_bias:
             zi = zi + sp.b[lab]
+        # a rival whose score stays below the cut cannot make the label fail
+        cut = (zi - ei) - slack - sp.tol
+        j, zj = scores.first(Hs, r, lab, add_bias, gamma * (1 + 1e-5) * hn, cut,
+                             sp.b[lab] if unit_bias else None)
         low = (zi - ei) - (zj + slack)
-        if sp.radius is None and biased:
+        if unit_bias:
             # unit form (Hs, s): pick s so that the bias costs at most a quarter of the
             # direction's margin per competitor, then recompute the bound with the bias in.
             s = np.clip(low / (4 * bmax), 0.0, 1.0)
@@ -441,12 +596,12 @@ def _lp_label(task: tuple[int, NDArray[np.float64] | None, bool]) -> Feasibility
 
 
 def _fast_unit(shared: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
-                              Space, int], idx: NDArray[np.int64]
+                              Space, int, Sketch | None], idx: NDArray[np.int64]
                ) -> tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                           NDArray[np.float64], NDArray[np.int64]]:
     """One block of the fast pass as a unit of work for an engine (numpy, on the worker)."""
-    W, mean, norms, sp, steps = shared
-    scores = _Scores(W, sp.b.astype(np.float32), norms.astype(np.float32))
+    W, mean, norms, sp, steps, sketch = shared
+    scores = _Scores(W, sp.b.astype(np.float32), norms.astype(np.float32), sketch=sketch)
     return _fast_block(scores, W, mean, norms, sp, idx, steps)
 
 
@@ -553,6 +708,7 @@ def argmaxable_all(
     progress: bool = False,
     engine: RayEngine | None = None,
     device: str | None = None,
+    sketch: int | None = None,
 ) -> VocabularyResult:
     """Decide for every label of ``head`` whether it is argmaxable (see the module docstring).
 
@@ -586,6 +742,13 @@ def argmaxable_all(
         Run the fast pass's float32 products on this torch device ("cpu", "cuda", ...; see
         :mod:`unembed.device`) instead of numpy: the same float32 arithmetic and the same
         proven bound. The LPs run on the CPU.
+    sketch : int, optional
+        The fast pass on the host bounds rivals through a rank-k sketch of the rows
+        (:mod:`unembed.feasibility.sketch`) and computes exactly only those whose bound
+        reaches the label's cut. None: k chosen on the first block of labels by measured cost
+        among :func:`~unembed.feasibility.sketch.rank_ladder` (no sketch on small heads or
+        when none pays); 0: no sketch (every rival computed, V^2 d work); k > 0: that rank.
+        The verdicts are proven either way.
 
     Returns
     -------
@@ -607,16 +770,23 @@ def argmaxable_all(
     if span is not None:
         lower[by_span] = span.margin[by_span]
     fast = np.flatnonzero(~by_span)
+    notes: list[str] = []
+    scores: _Scores | None = None
     with progress_bars(progress, transient=False) as bar:
-        task = bar.add("fast pass (float32 blocks)", int(fast.size))
         blocks = [fast[start:start + block] for start in range(0, fast.size, block)]
+        sk = None
+        info = SketchInfo(0, "off on this device" if device is not None else
+                          "off (sketch=0)" if sketch == 0 else "no fast pass")
+        if device is None and blocks and sketch != 0:
+            sk, info = _choose_sketch(head, blocks[0], block, sketch, bar)
+        task = bar.add("fast pass (float32 blocks)", int(fast.size))
         done: Iterable[tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                              NDArray[np.float64], NDArray[np.int64]]]
         if engine is not None:
-            done = engine.map(_fast_unit, (W, mean, norms, sp, steps), blocks)
+            done = engine.map(_fast_unit, (W, mean, norms, sp, steps, sk), blocks)
         else:
             dev = None if device is None else resolve_device(device)
-            scores = _Scores(W, sp.b.astype(np.float32), norms.astype(np.float32), dev)
+            scores = _Scores(W, sp.b.astype(np.float32), norms.astype(np.float32), dev, sk)
             done = (_fast_block(scores, W, mean, norms, sp, idx, steps) for idx in blocks)
         for idx, (low, rec, sc, _) in zip(blocks, done):
             lower[idx] = low
@@ -647,7 +817,17 @@ def argmaxable_all(
     status = np.where(settled, "yes", "undecided").astype("<U9")
     method = np.where(settled, "fast", "lp").astype("<U9")
     method[by_span] = "span"
-    notes: list[str] = []
+    if info.rank:
+        share = (scores.pairs[0] / scores.pairs[1] if scores is not None and scores.pairs[1]
+                 else None)
+        info = SketchInfo(info.rank, info.chosen, info.tried, share)
+        notes.append(
+            f"fast pass: rivals bounded through a rank-{info.rank} sketch of the rows' top "
+            "principal directions ("
+            + (f"{100 * share:.2g}% of the rival logits computed exactly" if share is not None
+               else "blocks on Ray workers") + "); a fast-pass margin is then a proven lower "
+            "bound that may lie well below its witness's own margin, and the narrowest list "
+            "ranks labels by those bounds (--sketch 0 for witnesses' own margins)")
     if by_span.any():
         narrow_exact = False
         notes.append(f"{int(by_span.sum())} labels settled by the span theorem (V - 1 <= d, "
@@ -678,7 +858,43 @@ def argmaxable_all(
         r.extra["rtol"] = rtol_info
     return VocabularyResult(head.labels, status, margin, method, sp.tol, sp.formulation,
                             lp_results, narrowest, narrow_exact, sp.bound, sp.realises,
-                            reasons, tuple(notes), keep, span, head, rtol=rtol_info)
+                            reasons, tuple(notes), keep, span, head, rtol=rtol_info,
+                            sketch=info)
+
+
+def _choose_sketch(head: Head, first: NDArray[np.int64], block: int, rank: int | None,
+                   bar: Bars) -> tuple[Sketch | None, SketchInfo]:
+    """The fast pass's sketch (:mod:`unembed.feasibility.sketch`): the rows' top principal
+    directions (from the head's covariance when cached, else a float32 one), then the rank:
+    ``rank`` when given, else the cheapest of the ladder, measured on the first block of
+    witnesses against a sample of the rows (no sketch when no rank pays, or on heads too
+    small to need one); then the coefficients of every row at that rank."""
+    V, d = head.W.shape
+    ranks = rank_ladder(V, d, block) if rank is None else (int(rank),)
+    if not ranks:
+        return None, SketchInfo(0, "head too small to need one")
+    task = bar.add("fast pass: sketch (covariance, basis, rank, coefficients)", 4)
+    W, mean = head.W, head.stats.mean()
+    cov = head.stats.cached_covariance()
+    if cov is None:
+        cov = covariance32(W, mean)
+    bar.advance(task, 1)
+    P = principal_basis(cov, max(ranks))
+    bar.advance(task, 1)
+    if rank is not None:
+        q, info = P.shape[1], SketchInfo(P.shape[1], "given")
+    else:
+        H = W[first] - mean
+        H /= np.maximum(np.abs(H).max(axis=1), 1e-300)[:, None]
+        own = np.einsum("ij,ij->i", H, W[first])
+        q, share = choose_rank(W, mean, P, ranks, H, own, first)
+        if not q:
+            return None, SketchInfo(0, "no rank paid on the first block", share)
+        info = SketchInfo(q, "cheapest on the first block", share)
+    bar.advance(task, 1)
+    sk = Sketch.build(W, mean, P[:, :q])
+    bar.advance(task, 1)
+    return sk, info
 
 
 def _identical(head: Head, sp: Space) -> dict[int, Feasibility]:
@@ -755,4 +971,4 @@ def _rebuild(W: NDArray[np.float64], mean: NDArray[np.float64], i: int,
     return h * sc
 
 
-__all__ = ["VocabularyResult", "argmaxable_all"]
+__all__ = ["SketchInfo", "VocabularyResult", "argmaxable_all"]
