@@ -3,8 +3,9 @@ which one pair's cosine is T, written in the input's format and dtype, then veri
 
 With ``--model DIR`` (or a pickled estimator) the whole model is written to ``--out`` in its
 own format (:func:`unembed.export.export_model`): a HuggingFace directory that
-``from_pretrained`` loads, or a pickled estimator; both models are run on inputs before the
-command reports success."""
+``from_pretrained`` loads, a pickled estimator, or (``--as transformer-lens``) a state dict with
+its config ``NAME.tl_config.json`` beside it, which ``unembed verify --model2`` reads back; both
+models are run on inputs before the command reports success."""
 
 from __future__ import annotations
 
