@@ -284,7 +284,7 @@ def _tl_loader(args: argparse.Namespace, spec: str | None) -> functools.partial[
     from unembed.sources.tlens import STATE_DICT_SUFFIXES
 
     source = spec if spec is not None else head_source(args)
-    if os.path.isfile(source) or source.lower().endswith(STATE_DICT_SUFFIXES):
+    if os.path.isfile(source) or source.endswith(STATE_DICT_SUFFIXES):
         return _tl_file_loader(args, source)
     return functools.partial(
         load_pretrained, spec if spec is not None else head_source(args),

@@ -662,7 +662,7 @@ def check_state_dict_target(out: Path, *, force: bool) -> None:
     from unembed._checks import file_error
     from unembed._io import check_target
 
-    if out.suffix.lower() not in STATE_DICT_SUFFIXES:
+    if out.suffix not in STATE_DICT_SUFFIXES:
         raise file_error(out, f"a TransformerLens model is written as a state dict: use a "
                               f"{' or '.join(STATE_DICT_SUFFIXES[:2])} suffix.")
     check_target(config_path(out), force=force)
@@ -740,7 +740,7 @@ def _read_state_dict(path: Path, suffix: str) -> dict[str, Any]:
 
     from unembed._checks import file_error
 
-    if suffix.lower() == ".safetensors":
+    if suffix == ".safetensors":
         from safetensors.torch import load_file
 
         from unembed.sources.files import check_safetensors
@@ -830,7 +830,7 @@ def load_state_dict_file(path: str | os.PathLike[str], *, dtype: str | None = No
     from unembed._checks import file_error, regular_file
 
     p = regular_file(path, "state dict")
-    if p.suffix.lower() not in STATE_DICT_SUFFIXES:
+    if p.suffix not in STATE_DICT_SUFFIXES:
         raise file_error(p, f"not a state dict file ({', '.join(STATE_DICT_SUFFIXES)}).")
     out = _load_written(p, p.suffix, config_path(p), dtype=dtype, strict=strict,
                         tokenizer=None, find_tokenizer=True)
