@@ -526,9 +526,10 @@ def test_counterexample_refuses_before_it_writes(in_cache, written, tmp_path, ca
     capsys.readouterr()
 
 
-def test_a_state_dict_is_read_as_written(in_cache, written, capsys):
+def test_a_state_dict_is_read_as_written(in_cache, written, tmp_path, capsys):
     """Processing switches and --revision mean nothing for a state dict file: refused; without
-    --as transformer-lens the file says what it is."""
+    --as transformer-lens the file says what it is; a written state dict is a model again: a
+    second counterexample from it verifies against the original gpt2."""
     for extra, option in ((["--no-fold-ln"], "--no-fold-ln"), (["--revision", "main"],
                                                                 "--revision")):
         assert main(["inspect", "--model", str(written), "--as", "transformer-lens",
@@ -541,3 +542,13 @@ def test_a_state_dict_is_read_as_written(in_cache, written, capsys):
     assert main(["inspect", "--model", str(written), "--as", "transformer-lens", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["rows"] == "folded"
+    again = tmp_path / "again.pt"
+    as_tl = ["--model", str(written), "--as", "transformer-lens"]
+    assert main(["counterexample", *as_tl, "--pair", "#7", "#8", "--target", "0.5", "--out",
+                 str(again), "--no-progress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verification"]["equivalent"]
+    assert main(["verify", *TL, "--model2", str(again)]) == 0
+    assert "EQUIVALENT" in capsys.readouterr().out
+    assert main(["counterexample", *as_tl, "--keep-cosines", "--unargmaxable", "#7", "--out",
+                 str(tmp_path / "k.pt")]) == 2
+    assert "--keep-cosines works on a weight file" in capsys.readouterr().err
