@@ -173,3 +173,40 @@ def test_an_explicit_accelerator_is_refused_not_ignored(tmp_path):
     with pytest.raises(UnembedError, match="--device cuda applies to torch models"):
         load(m, device="cuda")
     assert load(m, device="cpu").head.W.shape == (m.cfg.d_vocab, m.cfg.d_model)
+
+
+def test_exported_state_dict_reads_back_with_its_config(tmp_path):
+    """export_model writes the state dict and its config; load_state_dict_file reads the pair
+    back as written (no processing): the original model's probabilities (torch, independently),
+    the translated rows, and the labels from the tokenizer the config names."""
+    import torch
+
+    from unembed.export import export_model
+    from unembed.sources.tlens import config_path, load_state_dict_file
+
+    m = build_tl(tmp_path, norm="RMS", seed=2)
+    m.process_weights_(fold_ln=True, center_writing_weights=True, center_unembed=True)
+    lm = load(m)
+    a, b = lm.head.labels[40], lm.head.labels[41]
+    res = translation_for_cosine(lm.head, a, b, 0.5)
+    out = tmp_path / "rms.pt"
+    export_model(lm, res.head, out)
+    assert config_path(out).is_file()
+    back = load_state_dict_file(out)
+    assert back.processing.normalization == "RMSPre" and back.head.rows == "folded"
+    assert back.head.labels == lm.head.labels
+    ids = _ids(m.cfg.d_vocab, seed=4)
+    ref = torch.log_softmax(torch.from_numpy(_torch_logits(m, ids)), -1).numpy()
+    got = torch.log_softmax(torch.from_numpy(back.model_logits(ids)), -1).numpy()
+    assert np.abs(got - ref).max() < 1e-5
+    W0 = m.W_U.detach().double().numpy().T
+    assert np.abs(back.head.W - (W0 + res.c)).max() < 1e-6
+    i, j = back.head.index(a), back.head.index(b)
+    W = back.head.W
+    assert abs(W[i] @ W[j] / np.linalg.norm(W[i]) / np.linalg.norm(W[j]) - 0.5) < 1e-5
+    bf = load_state_dict_file(out, dtype="bfloat16")
+    assert bf.head.dtype == "bfloat16"
+    assert compare_logits(ref, bf.model_logits(ids), "softmax", dtype="bfloat16").equivalent
+    config_path(out).unlink()
+    with pytest.raises(UnembedError, match="holds no architecture.*rms.tl_config.json"):
+        load_state_dict_file(out)

@@ -326,3 +326,229 @@ def test_model_dtype_bfloat16(in_cache):
     assert any("checked against the HuggingFace model" in n for n in lm.head.meta["notes"])
     with pytest.raises(UnembedError, match="not a torch dtype"):
         load_pretrained("gpt2", dtype="float13")
+
+
+# ---------------------------------------------------------------- state dicts written by counterexample
+TL = ["--model", "gpt2", "--as", "transformer-lens"]
+
+
+@pytest.fixture(scope="module")
+def written(tl_cache, tmp_path_factory):
+    """``counterexample --model gpt2 --as transformer-lens --out neg.safetensors``, once: the
+    state dict and its config beside it (pair #5, #6 at cosine -1)."""
+    root, _ = tl_cache
+    out = tmp_path_factory.mktemp("tl_written") / "neg.safetensors"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_CACHE", str(root))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        assert main(["counterexample", *TL, "--pair", "#5", "#6", "--target", "-1", "--out",
+                     str(out), "--no-progress", "--json"]) == 0
+    return out
+
+
+def _by_hand(state_dict: Path, config: Path):
+    """The two files as a TransformerLens user loads them, without unembed:
+    ``HookedTransformer(HookedTransformerConfig.from_dict(cfg))`` and ``load_state_dict``."""
+    import warnings
+
+    import torch
+    from safetensors.torch import load_file
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    fields = json.loads(config.read_text())["config"]
+    fields.update(dtype=getattr(torch, fields["dtype"]), tokenizer_name=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m = HookedTransformer(HookedTransformerConfig.from_dict(fields))
+    sd = (load_file(str(state_dict)) if state_dict.suffix == ".safetensors"
+          else torch.load(state_dict, weights_only=True))
+    m.load_state_dict(sd)
+    return m.eval()
+
+
+def _tl_log_probs(m, ids: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        z = m(torch.from_numpy(ids)).double()
+    return torch.log_softmax(z, -1).reshape(-1, z.shape[-1]).numpy()
+
+
+def _pair(d: Path, stem: str, sd: dict, config: dict) -> Path:
+    """A state dict ``d/stem.safetensors`` and the config ``d/stem.tl_config.json``."""
+    from safetensors.torch import save_file
+
+    save_file(sd, str(d / f"{stem}.safetensors"))
+    (d / f"{stem}.tl_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return d / f"{stem}.safetensors"
+
+
+def test_verify_reads_what_counterexample_wrote(in_cache, written, tmp_path, capsys):
+    """verify --model gpt2 --as transformer-lens --model2 OUT: equivalent, on the inputs given;
+    independently, the two files loaded by TransformerLens by hand give the HuggingFace model's
+    probabilities, and the written rows are the processed rows translated, the pair at -1."""
+    _, snap = in_cache
+    config = written.with_name("neg.tl_config.json")
+    assert sorted(p.name for p in written.parent.iterdir()) == [written.name, config.name]
+    ids = np.random.default_rng(7).integers(0, 300, size=(4, 12))
+    np.save(tmp_path / "ids.npy", ids)
+    assert main(["verify", *TL, "--model2", str(written), "--inputs", str(tmp_path / "ids.npy"),
+                 "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["equivalent"] and rec["n_inputs"] == 48 and rec["dtype"] == "float32"
+    assert rec["max_abs_dp"] <= 1e-4 and rec["second"] == str(written)
+    hand = _by_hand(written, config)
+    got, ref = _tl_log_probs(hand, ids), _hf_log_probs(_hf(snap), ids)
+    assert np.abs(got - ref).max() < 1e-4
+    assert np.abs(np.exp(got) - np.exp(ref)).max() < 1e-5
+    W = hand.W_U.detach().double().numpy().T
+    assert abs(W[5] @ W[6] / np.linalg.norm(W[5]) / np.linalg.norm(W[6]) + 1) < 1e-5
+    hf = _hf(snap)
+    Wf = hf.lm_head.weight.detach().double().numpy() * \
+        hf.transformer.ln_f.weight.detach().double().numpy()
+    Wf = Wf - Wf.mean(axis=1, keepdims=True)
+    Wf = Wf - Wf.mean(axis=0, keepdims=True)
+    shift = W - Wf  # one translation c for every row
+    assert np.abs(shift - shift.mean(axis=0)).max() < 1e-5 and np.linalg.norm(shift[0]) > 1e-2
+    # and in the other order, random inputs: the state dict as the first model
+    assert main(["verify", "--model", str(written), "--as", "transformer-lens", "--model2",
+                 "gpt2"]) == 0
+    assert "EQUIVALENT" in capsys.readouterr().out
+
+
+def test_verify_says_not_equivalent_when_the_weights_differ(in_cache, written, tmp_path,
+                                                            capsys):
+    """A state dict with W_U scaled by 3 (a sharper model), its config unchanged: exit 1, and
+    max |dp| is the one of the HuggingFace model against the tampered files loaded by hand."""
+    from safetensors.torch import load_file
+
+    _, snap = in_cache
+    sd = load_file(str(written))
+    sd["unembed.W_U"] = sd["unembed.W_U"] * 3
+    config = json.loads(written.with_name("neg.tl_config.json").read_text())
+    sharp = _pair(tmp_path, "sharp", sd, config)
+    ids = np.random.default_rng(8).integers(0, 300, size=(3, 10))
+    np.save(tmp_path / "ids.npy", ids)
+    assert main(["verify", *TL, "--model2", str(sharp), "--inputs", str(tmp_path / "ids.npy"),
+                 "--json"]) == 1
+    rec = json.loads(capsys.readouterr().out)
+    assert not rec["equivalent"] and rec["n_inputs"] == 30
+    p_hf = np.exp(_hf_log_probs(_hf(snap), ids))
+    p_sharp = np.exp(_tl_log_probs(_by_hand(sharp, sharp.with_name("sharp.tl_config.json")),
+                                   ids))
+    dp = np.abs(p_hf - p_sharp).max()
+    assert dp > 1e-2 and abs(rec["max_abs_dp"] - dp) < 1e-5
+
+
+def _tamper(config: dict, case: str) -> object:
+    c = json.loads(json.dumps(config))
+    if case == "d_vocab":
+        c["config"]["d_vocab"] = 301
+        c["config"]["d_vocab_out"] = 301
+    elif case == "normalization":
+        c["config"]["normalization_type"] = "LN"
+    elif case == "dtype":
+        c["config"]["dtype"] = "float16"
+    elif case == "foreign":
+        return c["config"]  # a bare HookedTransformerConfig dict: not ours, no "format"
+    elif case == "unknown field":
+        c["config"]["n_wings"] = 2
+    elif case == "missing field":
+        del c["config"]["d_vocab"]
+    return c
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("missing", "a TransformerLens state dict holds no architecture, and its config "
+                "bad.tl_config.json"),
+    ("d_vocab", "does not fit its config bad.tl_config.json: 'embed.W_E' has shape (300, 16) "
+                "in the state dict, (301, 16) in the config's model"),
+    ("normalization", "does not fit its config bad.tl_config.json: the config's model has "
+                      "'blocks.0.ln1.w', which the state dict lacks"),
+    ("dtype", "is stored as float32, the config says float16"),
+    ("foreign", "not a config unembed wrote beside a TransformerLens state dict"),
+    ("unknown field", "not a HookedTransformerConfig TransformerLens"),
+    ("missing field", "its config lacks the field 'd_vocab'"),
+    ("not json", "invalid JSON"),
+])
+def test_verify_refuses_a_state_dict_without_its_config(in_cache, written, tmp_path, capsys,
+                                                       case, message):
+    """The config missing, foreign or disagreeing with the weights: one line naming the file,
+    exit 2, nothing on stdout, nothing written."""
+    import shutil
+
+    bad = tmp_path / "bad.safetensors"
+    shutil.copy(written, bad)
+    config = json.loads(written.with_name("neg.tl_config.json").read_text())
+    cfile = tmp_path / "bad.tl_config.json"
+    if case == "not json":
+        cfile.write_text("{\"format\": ", encoding="utf-8")
+    elif case != "missing":
+        cfile.write_text(json.dumps(_tamper(config, case)), encoding="utf-8")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    assert main(["verify", *TL, "--model2", str(bad)]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err.count("\n") == 1 and "Traceback" not in cap.err
+    assert cap.err.startswith("unembed verify: error: ") and message in cap.err
+    assert str(tmp_path) in cap.err
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir()) == before
+    assert main(["verify", *TL, "--model2", str(bad), "--json"]) == 2
+    err = json.loads(capsys.readouterr().out)
+    assert err["exit_code"] == 2 and message in err["error"]
+
+
+def test_counterexample_refuses_before_it_writes(in_cache, written, tmp_path, capsys):
+    """An existing config at the target (without --force) or a suffix that is no state dict
+    format: one line, exit 2, nothing written; with --force both files are replaced, as .pt."""
+    cfile = tmp_path / "neg.tl_config.json"
+    cfile.write_text("mine\n", encoding="utf-8")
+    args = ["counterexample", *TL, "--pair", "#5", "#6", "--target", "-1", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "neg.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{cfile}: already exists; pass --force" in err
+    assert main([*args, "--out", str(tmp_path / "neg.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "written as a state dict: use a .safetensors or .pt" in err
+    assert [p.name for p in tmp_path.iterdir()] == [cfile.name]
+    assert cfile.read_text() == "mine\n"
+    assert main([*args, "--out", str(tmp_path / "neg.pt"), "--force", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert any("neg.tl_config.json" in n for n in rec["export"]["notes"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["neg.pt", cfile.name]
+    assert json.loads(cfile.read_text())["config"]["d_vocab"] == 300
+    # the .pt and the .safetensors written from the same model hold the same weights
+    import torch
+    from safetensors.torch import load_file
+
+    a, b = torch.load(tmp_path / "neg.pt", weights_only=True), load_file(str(written))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert main(["verify", *TL, "--model2", str(tmp_path / "neg.pt")]) == 0
+    capsys.readouterr()
+
+
+def test_a_state_dict_is_read_as_written(in_cache, written, tmp_path, capsys):
+    """Processing switches and --revision mean nothing for a state dict file: refused; without
+    --as transformer-lens the file says what it is; a written state dict is a model again: a
+    second counterexample from it verifies against the original gpt2."""
+    for extra, option in ((["--no-fold-ln"], "--no-fold-ln"), (["--revision", "main"],
+                                                                "--revision")):
+        assert main(["inspect", "--model", str(written), "--as", "transformer-lens",
+                     *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{option} does not apply to a state dict file" in err
+    assert main(["inspect", str(written)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "read the model with --as transformer-lens" in err
+    assert main(["inspect", "--model", str(written), "--as", "transformer-lens", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["rows"] == "folded"
+    again = tmp_path / "again.pt"
+    as_tl = ["--model", str(written), "--as", "transformer-lens"]
+    assert main(["counterexample", *as_tl, "--pair", "#7", "#8", "--target", "0.5", "--out",
+                 str(again), "--no-progress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verification"]["equivalent"]
+    assert main(["verify", *TL, "--model2", str(again)]) == 0
+    assert "EQUIVALENT" in capsys.readouterr().out
+    assert main(["counterexample", *as_tl, "--keep-cosines", "--unargmaxable", "#7", "--out",
+                 str(tmp_path / "k.pt")]) == 2
+    assert "--keep-cosines works on a weight file" in capsys.readouterr().err

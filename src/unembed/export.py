@@ -11,6 +11,9 @@ view (e.g. the translated head of :func:`unembed.construct.translation_for_cosin
   ignores it) and otherwise must fit the output layer's own bias.
 * torch modules: a state dict (``.safetensors``, or ``.pt`` via ``torch.save``) with the
   output Linear's weight (and bias) replaced.
+* TransformerLens models: the HookedTransformer's state dict (W_U, b_U replaced) and, beside
+  it, its config ``NAME.tl_config.json`` (a state dict holds no architecture), re-read from
+  the two files as :func:`unembed.sources.tlens.load_state_dict_file` reads them.
 * scikit-learn: the estimator with ``coef_`` / ``intercept_`` replaced, pickled.
 
 Every export is written into a temporary path beside the target, re-read from there, run on
@@ -229,19 +232,30 @@ def _export_torch(model: TorchExportable, head: Head, out: Path, tmp: Path, inpu
                         notes=tuple(notes))
 
 
-def write_state_dict(module: Any, tmp: Path, suffix: str) -> dict[str, Any]:
-    """Write a torch module's state dict to ``tmp`` (safetensors for a ``.safetensors``
-    ``suffix``, else ``torch.save``) and return what reading it back safely gives
-    (``weights_only=True``): exports verify the file, not the object they wrote from."""
+def save_state_dict(module: Any, tmp: Path, suffix: str) -> None:
+    """Write a torch module's state dict to ``tmp``: safetensors for a ``.safetensors``
+    ``suffix``, else ``torch.save``."""
     import torch
 
     state = {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
     if suffix == ".safetensors":
-        from safetensors.torch import load_file, save_file
+        from safetensors.torch import save_file
 
         save_file(state, str(tmp))
+    else:
+        torch.save(state, tmp)
+
+
+def write_state_dict(module: Any, tmp: Path, suffix: str) -> dict[str, Any]:
+    """:func:`save_state_dict`, then return what reading it back safely gives
+    (``weights_only=True``): exports verify the file, not the object they wrote from."""
+    import torch
+
+    save_state_dict(module, tmp, suffix)
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
         return dict(load_file(str(tmp)))
-    torch.save(state, tmp)
     return dict(torch.load(tmp, map_location="cpu", weights_only=True))
 
 
@@ -284,7 +298,9 @@ def export_model(model: LoadedModel, head: Head, out: str | os.PathLike[str], *,
     Parameters
     ----------
     model : a model from :func:`unembed.load` (kind "hf_lm", "hf_vision", "torch", "sklearn",
-        "spacy": a pipeline directory, "transformer_lens": a state dict file)
+        "spacy": a pipeline directory, "transformer_lens": a state dict file and its config
+        ``NAME.tl_config.json`` beside it, read back by
+        :func:`unembed.sources.tlens.load_state_dict_file`)
     head : Head of shape (V, d)
         The new head, in the same view as ``model.head`` (raw or folded).
     out : path
@@ -311,6 +327,10 @@ def export_model(model: LoadedModel, head: Head, out: str | os.PathLike[str], *,
     if kind == "sklearn" and not is_pickle(outp):
         raise fail(f"{outp}: a scikit-learn estimator is written as a pickle; use a .pkl "
                    f"suffix.")
+    if kind == "transformer_lens":
+        from unembed.sources.tlens import check_state_dict_target
+
+        check_state_dict_target(outp, force=force)  # and its config beside it
     with atomic_target(outp, force=force) as tmp, progress_bars(progress) as bars:
         if kind in ("hf_lm", "hf_vision", "hf_classifier"):
             step = bars.step("export")
@@ -326,6 +346,7 @@ def export_model(model: LoadedModel, head: Head, out: str | os.PathLike[str], *,
         if kind == "transformer_lens":
             from unembed.sources.tlens import export_tl
 
-            return export_tl(as_tl(model, "export_model"), head, outp, tmp, inputs, seed)
+            return export_tl(as_tl(model, "export_model"), head, outp, tmp, inputs, seed,
+                             force=force)
         return _export_sklearn(as_sklearn(model, "export_model"), head, outp, tmp, inputs,
                                seed)

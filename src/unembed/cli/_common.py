@@ -6,6 +6,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -289,6 +290,11 @@ def _tl_loader(args: argparse.Namespace, spec: str | None) -> functools.partial[
     if device is not None and device != "cpu":
         raise fail(f"--device {device}: with --as transformer-lens the model runs on the CPU "
                    f"here.")
+    from unembed.sources.tlens import STATE_DICT_SUFFIXES
+
+    source = spec if spec is not None else head_source(args)
+    if os.path.isfile(source) or source.endswith(STATE_DICT_SUFFIXES):
+        return _tl_file_loader(args, source)
     return functools.partial(
         load_pretrained, spec if spec is not None else head_source(args),
         revision=getattr(args, "revision", None),
@@ -296,6 +302,25 @@ def _tl_loader(args: argparse.Namespace, spec: str | None) -> functools.partial[
         center_writing_weights=not args.no_center_writing_weights,
         dtype=getattr(args, "model_dtype", None), strict=not args.allow_degenerate,
         labels=args.labels, unique_labels=getattr(args, "unique_labels", False))
+
+
+def _tl_file_loader(args: argparse.Namespace, path: str) -> functools.partial[Any]:
+    """``load_state_dict_file(PATH, ...)``: a state dict (with its config beside it) is read as
+    written, so the processing switches and --revision are refused, not ignored."""
+    from unembed._checks import fail
+    from unembed.sources.tlens import load_state_dict_file
+
+    for option, dest in (("--no-fold-ln", "no_fold_ln"),
+                         ("--no-center-unembed", "no_center_unembed"),
+                         ("--no-center-writing-weights", "no_center_writing_weights"),
+                         ("--revision", "revision")):
+        if getattr(args, dest, None) not in (None, False):
+            raise fail(f"{option} does not apply to a state dict file ({path}): it is read as "
+                       f"written, and its processing is read off its weights.")
+    return functools.partial(
+        load_state_dict_file, path, dtype=getattr(args, "model_dtype", None),
+        strict=not args.allow_degenerate, labels=args.labels,
+        unique_labels=getattr(args, "unique_labels", False))
 
 
 def load_model(args: argparse.Namespace, spec: str | None = None) -> LoadedModel:

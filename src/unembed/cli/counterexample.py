@@ -3,8 +3,9 @@ which one pair's cosine is T, written in the input's format and dtype, then veri
 
 With ``--model DIR`` (or a pickled estimator) the whole model is written to ``--out`` in its
 own format (:func:`unembed.export.export_model`): a HuggingFace directory that
-``from_pretrained`` loads, or a pickled estimator; both models are run on inputs before the
-command reports success."""
+``from_pretrained`` loads, a pickled estimator, or (``--as transformer-lens``) a state dict with
+its config ``NAME.tl_config.json`` beside it, which ``unembed verify --model2`` reads back; both
+models are run on inputs before the command reports success."""
 
 from __future__ import annotations
 
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = head_source(args)
     check_target(args.out, force=args.force)  # before any work
-    if not _is_weight_file(source, args.revision):
+    if _reads_model(args, source):
         args.model, args.head = source, None
         return run_model(args)
 
@@ -221,6 +222,14 @@ def _with_dtype(mf: Any, dtype: str) -> Any:
     return replace(mf, dtype=dtype)
 
 
+def _reads_model(args: argparse.Namespace, source: str) -> bool:
+    """Whether ``source`` is read as a whole model (written back in its own format) rather
+    than as a weight file: a directory, a pickle, a hub name, or anything read with
+    ``--as transformer-lens`` (a TransformerLens state dict is a model, not one tensor)."""
+    return (args.read_as == "transformer-lens"
+            or not _is_weight_file(source, args.revision))
+
+
 def _is_weight_file(spec: str, revision: str | None = None) -> bool:
     import os
 
@@ -245,7 +254,7 @@ def run_keep_cosines(args: argparse.Namespace) -> int:
     from unembed._io import check_target
 
     source = head_source(args)
-    if not _is_weight_file(source):
+    if _reads_model(args, source):
         raise fail(f"--keep-cosines works on a weight file; {source} is a model.")
     check_target(args.out, force=args.force)  # before any work
     head = load_head(args)

@@ -32,7 +32,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="the second weight file (PATH or PATH:TENSOR)")
     p.set_defaults(_positionals=("head2",), _required=())
     p.add_argument("--model2", metavar="PATH",
-                   help="the second model, compared with --model end to end on the same inputs")
+                   help="the second model, compared with --model end to end on the same "
+                        "inputs (with --as transformer-lens: also a state dict that "
+                        "counterexample wrote, its NAME.tl_config.json beside it)")
     p.add_argument("--bias2", metavar="FILE", help="bias of HEAD2 (default: --bias)")
     p.add_argument("--inputs", metavar="FILE",
                    help=".npy: hidden states (n, d) for heads; for models what they take "

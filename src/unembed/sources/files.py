@@ -245,6 +245,12 @@ def _pick(names: list[str], tensor: str | None, path: Path, shapes: dict[str, tu
     if len(cands) == 1:
         return cands[0]
     kind = "matrix" if ndim == 2 else "vector"
+    from unembed.sources.tlens import config_path
+
+    if config_path(path).is_file():  # written by an export of a TransformerLens model
+        raise fail(f"{path}: a TransformerLens state dict ({config_path(path).name}, its "
+                   f"config, is beside it): read the model with --as transformer-lens, or "
+                   f"name one of its {len(cands)} {kind} tensors as {path}:NAME.")
     raise fail(f"{path}: holds {len(cands)} {kind} tensors "
                f"({', '.join(repr(n) for n in cands[:12])}); name one as {path}:NAME.")
 

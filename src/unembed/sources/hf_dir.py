@@ -32,7 +32,7 @@ __all__ = ["check_model_dir", "config_dict", "from_pretrained", "load_tokenizer"
 #: config fields that, when present, must be positive integers (null not allowed)
 _POSITIVE_INTS = ("vocab_size", "hidden_size", "n_embd", "d_model", "num_hidden_layers",
                   "n_layer", "num_attention_heads", "n_head", "max_position_embeddings",
-                  "n_positions", "num_labels", "num_channels", "image_size", "patch_size")
+                  "n_positions", "num_labels", "num_channels", "patch_size")
 #: config fields that may be null, else positive integers
 _OPTIONAL_INTS = ("head_dim", "intermediate_size", "n_inner", "num_key_value_heads",
                   "word_embed_proj_dim", "ffn_dim", "embedding_size")
@@ -108,6 +108,12 @@ def validate_config(raw: Any, file: Path, *, trust_remote_code: bool = False) ->
     for k in _POSITIVE_INTS:
         if k in raw and not (_is_int(raw[k]) and raw[k] >= 1):
             raise _bad(file, k, "a positive integer", raw[k])
+    if "image_size" in raw:  # square images, or (height, width)
+        size = raw["image_size"]
+        sides = size if isinstance(size, list) and len(size) == 2 else [size]
+        if not all(_is_int(v) and v >= 1 for v in sides):
+            raise _bad(file, "image_size", "a positive integer or a pair [height, width] of "
+                                           "them", size)
     for k in _OPTIONAL_INTS:
         if raw.get(k) is not None and not (_is_int(raw[k]) and raw[k] >= 1):
             raise _bad(file, k, "a positive integer or null", raw[k])

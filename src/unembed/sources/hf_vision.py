@@ -11,8 +11,10 @@ pass through ReLU and average pooling), so it has only its stored rows.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,7 +26,7 @@ from unembed.sources.hf_lm import _transformers
 from unembed.sources.torch_base import HFClassifierSource
 from unembed.sources.torch_module import find_output_linear
 
-__all__ = ["HFImageClassifier", "load_hf_vision"]
+__all__ = ["HFImageClassifier", "ImageInputs", "load_hf_vision"]
 
 #: model_type -> final norm module right before the classifier (None: there is none)
 VISION_NORMS: dict[str, str | None] = {
@@ -33,6 +35,91 @@ VISION_NORMS: dict[str, str | None] = {
     "convnext": "convnext.layernorm",
     "resnet": None,
 }
+
+
+#: The side of the random images for a config without ``image_size`` (convolutional families
+#: such as ResNet, RegNet, BiT take images of any size).
+ANY_SIZE = 64
+
+
+def _positive_int(v: object) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+@dataclass(frozen=True)
+class ImageInputs:
+    """The images an image classifier takes, (channels, height, width), read once from its
+    config when the model is read (:meth:`from_config`).
+
+    Examples
+    --------
+    >>> ImageInputs.from_config({"num_channels": 3, "image_size": 16}, Path("vit"))
+    ImageInputs(channels=3, height=16, width=16, size_from='image_size')
+    >>> ImageInputs.from_config({"num_channels": 1, "image_size": [32, 24]}, Path("d")).width
+    24
+    >>> ImageInputs.from_config({"num_channels": 3}, Path("resnet")).size_from
+    'none in the config (a model of any input size): 64 x 64'
+    >>> ImageInputs.from_config({"vision_config": {"num_channels": 3, "image_size": 8}},
+    ...                         Path("clip")).height
+    8
+    >>> ImageInputs.from_config({"image_size": 16}, Path("d"))
+    Traceback (most recent call last):
+    unembed._checks.UnembedError: d/config.json: ... has no num_channels ...
+    """
+
+    channels: int
+    height: int
+    width: int
+    #: where the size came from: "image_size", "vision_config.image_size", or none
+    size_from: str
+
+    @classmethod
+    def from_config(cls, fields: Mapping[str, object], where: Path) -> ImageInputs:
+        """From a config's fields (``config.to_dict()`` of the directory ``where``):
+
+        * ``num_channels``, a positive integer: required (refused, naming the field, when it
+          is missing or not one: the images' channels are not guessed);
+        * ``image_size``, an integer (square images) or a pair (height, width); a config
+          without it takes images of any size (:data:`ANY_SIZE` square); one that is neither
+          is refused.
+
+        A field missing at the top level is read from ``vision_config`` (CLIP, SigLIP).
+        """
+        from unembed._checks import file_error
+
+        cfg = where / "config.json"
+
+        def field(name: str) -> tuple[str, object] | None:
+            if name in fields:
+                return name, fields[name]
+            sub = fields.get("vision_config")
+            if isinstance(sub, Mapping) and name in sub:
+                return f"vision_config.{name}", sub[name]
+            return None
+
+        chan = field("num_channels")
+        if chan is None:
+            raise file_error(cfg, "the image classifier's config has no num_channels (nor its "
+                                  "vision_config): the channels of the images it takes are "
+                                  "not known; refused rather than guessed.")
+        chan_name, channels = chan
+        if not _positive_int(channels):
+            raise file_error(cfg, f"the image classifier's {chan_name} is {channels!r}, not a "
+                                  f"positive integer.")
+        size = field("image_size")
+        if size is None:
+            return cls(channels, ANY_SIZE, ANY_SIZE,
+                       f"none in the config (a model of any input size): {ANY_SIZE} x "
+                       f"{ANY_SIZE}")
+        name, v = size
+        if _positive_int(v):
+            return cls(channels, v, v, name)
+        if isinstance(v, (list, tuple)) and len(v) == 2:
+            h, w = v
+            if _positive_int(h) and _positive_int(w):
+                return cls(channels, h, w, name)
+        raise file_error(cfg, f"the image classifier's {name} is {v!r}, neither a positive "
+                              f"integer nor a pair (height, width) of them.")
 
 
 def _classifier_name(model: Any) -> str:
@@ -54,6 +141,11 @@ class HFImageClassifier(HFClassifierSource):
     """
 
     kind = "hf_vision"
+    #: the images it takes, read from the config before the model loads
+    images: ImageInputs
+
+    def _setup(self) -> None:
+        self.images = ImageInputs.from_config(self.config.to_dict(), self.path)
 
     def _load(self) -> Any:
         tf = _transformers()
@@ -92,12 +184,11 @@ class HFImageClassifier(HFClassifierSource):
 
     # ------------------------------------------------------------------ running
     def random_inputs(self, n: int, length: int = 0, *, seed: int = 0) -> NDArray[np.float32]:
-        """n random images (n, C, H, W), standard normal (``length`` is ignored)."""
-        size = getattr(self.config, "image_size", 64)
-        size = size if isinstance(size, int) else 64
-        ch = int(getattr(self.config, "num_channels", 3))
+        """n random images (n, C, H, W) of the shape the config gives (:attr:`images`),
+        standard normal (``length`` is ignored)."""
+        im = self.images
         rng = np.random.default_rng(seed)
-        return rng.standard_normal((n, ch, size, size)).astype(np.float32)
+        return rng.standard_normal((n, im.channels, im.height, im.width)).astype(np.float32)
 
     def _batches(self, inputs: Any) -> list[NDArray[np.float32]]:
         return [np.asarray(inputs, dtype=np.float32)]

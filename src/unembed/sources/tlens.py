@@ -59,8 +59,14 @@ Every conversion from a HuggingFace model is checked against that model: the con
 probabilities on random token ids must equal the HuggingFace model's (within the dtype's
 tolerance), or the model is refused rather than read.
 
-Not read: a saved ``state_dict`` of a HookedTransformer (it holds no config, and
-TransformerLens 3.x has no file format that does).
+* a state dict file with its config beside it (``NAME.safetensors`` or ``NAME.pt`` and
+  ``NAME.tl_config.json``), as :func:`unembed.export.export_model` writes a TransformerLens
+  model (``unembed counterexample ... --as transformer-lens``): :func:`load_state_dict_file`
+  (CLI: ``--model NAME.safetensors --as transformer-lens``), so that ``unembed verify`` can
+  compare what was written with the original.
+
+Not read: a ``state_dict`` saved without that config (it holds no architecture, and
+TransformerLens 3.x has no file format that does): refused with that reason.
 
 Supported: ``transformer_lens`` 3.x (``HookedTransformer``; tested with 3.9.0). Releases 4.x
 replace ``HookedTransformer`` with ``TransformerBridge``, which is not read here (refused with
@@ -88,8 +94,9 @@ from unembed.sources.torch_base import head_through_norm
 if TYPE_CHECKING:
     from unembed.export import ExportResult
 
-__all__ = ["TLModel", "TLProcessing", "detect_processing", "is_hooked_transformer",
-           "load_hooked_transformer", "load_pretrained"]
+__all__ = ["TLModel", "TLProcessing", "config_path", "detect_processing",
+           "is_hooked_transformer", "load_hooked_transformer", "load_pretrained",
+           "load_state_dict_file"]
 
 #: Relative size below which a mean counts as zero (float32 weights: TL's own centering
 #: leaves means of a few ulps of the entries).
@@ -447,6 +454,10 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
     snap = None
     official: str | None = None
     if local.exists():
+        if local.is_file():
+            raise fail(f"{name}: a file, not a model name or directory; a TransformerLens "
+                       f"state dict with its config {config_path(local).name} beside it is "
+                       f"read by load_state_dict_file.")
         if not (local / "config.json").is_file():
             raise fail(f"{name}: --as transformer-lens takes a model name from "
                        f"TransformerLens's table (read from the hub cache) or a local "
@@ -595,9 +606,6 @@ def _from_tl_format(tl: Any, official: str, snap: Any, kw: dict[str, Any], dtype
     import torch
     from transformer_lens import loading_from_pretrained as loading
 
-    from unembed.sources import hub_cache
-    from unembed.sources.hf_dir import load_tokenizer
-
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
         raise fail(f"--model-dtype {dtype}: not a torch dtype.")
@@ -623,43 +631,296 @@ def _from_tl_format(tl: Any, official: str, snap: Any, kw: dict[str, Any], dtype
     if cfg.positional_embedding_type == "shortformer":
         # what from_pretrained does: no processing for shortformer models
         kw.update(fold_ln=False, center_unembed=False, center_writing_weights=False)
-    tok = None
-    if cfg.tokenizer_name:
-        try:
-            tok = load_tokenizer(hub_cache.resolve(cfg.tokenizer_name).path)
-        except UnembedError:
-            tok = None
-        if tok is None:
-            notes.append(f"its tokenizer {cfg.tokenizer_name} is not in the hub cache: labels "
-                         f"are row numbers and inputs must be token ids")
-            cfg.tokenizer_name = None
+    tok = _named_tokenizer(cfg.tokenizer_name, notes)
+    if tok is None:
+        cfg.tokenizer_name = None
     model = tl.HookedTransformer(cfg, tok, move_to_device=False)
     model.load_and_process_state_dict(sd, fold_value_biases=True, **kw)
     return model
 
 
-def export_tl(model: TLModel, head: Head, out: Path, tmp: Path, inputs: Any,
-              seed: int) -> ExportResult:
-    """Write the HookedTransformer's state dict with W_U, b_U from ``head`` (``.safetensors``,
-    or ``.pt`` via ``torch.save``), re-read it (``weights_only=True``) into a copy of the
-    model and compare both on ``inputs`` (token ids or texts; default: random token ids); raises
-    unless equivalent (:func:`unembed.export.export_model` moves ``tmp`` to ``out``)."""
-    import copy
+# ---------------------------------------------------------------- state dicts and their config
+#: What the config file beside a written state dict says it is (its "format" field).
+CONFIG_FORMAT = "unembed: the HookedTransformerConfig of a TransformerLens state dict"
+#: Suffixes of the state dicts written and read here: safetensors, else ``torch.save``.
+STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
+
+def config_path(state_dict: str | os.PathLike[str]) -> Path:
+    """``dir/NAME.tl_config.json``, the config beside the state dict ``dir/NAME.EXT``.
+
+    >>> config_path("out/gpt2-neg.safetensors").as_posix()
+    'out/gpt2-neg.tl_config.json'
+    """
+    p = Path(state_dict)
+    return p.with_name(p.stem + ".tl_config.json")
+
+
+def check_state_dict_target(out: Path, *, force: bool) -> None:
+    """Refuse, before any work, a state dict target that could not be read back: a suffix that
+    names no state dict format, or a config beside it that exists (without ``force``)."""
+    from unembed._checks import file_error
+    from unembed._io import check_target
+
+    if out.suffix not in STATE_DICT_SUFFIXES:
+        raise file_error(out, f"a TransformerLens model is written as a state dict: use a "
+                              f"{' or '.join(STATE_DICT_SUFFIXES[:2])} suffix.")
+    check_target(config_path(out), force=force)
+
+
+def _config_value(v: object) -> object:
+    """A HookedTransformerConfig field as plain JSON (torch dtypes by name, NumPy scalars as
+    Python numbers)."""
+    import torch
+
+    if isinstance(v, torch.dtype):
+        return str(v).replace("torch.", "")
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, tuple):
+        return [_config_value(x) for x in v]
+    if isinstance(v, list):
+        return [_config_value(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _config_value(x) for k, x in v.items()}
+    return v
+
+
+def write_config(model: TLModel, path: Path) -> None:
+    """Write ``model``'s HookedTransformerConfig as JSON to ``path``: with the state dict it is
+    the whole model (``HookedTransformer(cfg)`` then ``load_state_dict``); the config records
+    the processing as it stands (``normalization_type`` "LNPre" after fold_ln). A model given
+    its tokenizer as an object has no ``tokenizer_name``; the tokenizer's own name or directory
+    is recorded then, so that the labels come back."""
+    import json
+
+    fields = {k: _config_value(v) for k, v in model.model.cfg.to_dict().items()}
+    if not fields.get("tokenizer_name") and model.tokenizer is not None:
+        fields["tokenizer_name"] = str(model.tokenizer.name_or_path or "") or None
+    record = {"format": CONFIG_FORMAT, "transformer_lens": tl_version(), "config": fields}
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+def _read_config(path: Path, tl: Any) -> tuple[Any, str]:
+    """The HookedTransformerConfig in ``path`` (written by :func:`write_config`) and the
+    TransformerLens version that wrote it; anything else is refused naming the file."""
+    import torch
+
+    from unembed._checks import file_error, read_json
+
+    record = read_json(path, "TransformerLens config")
+    if not isinstance(record, dict) or record.get("format") != CONFIG_FORMAT:
+        raise file_error(path, f"not a config unembed wrote beside a TransformerLens state dict "
+                               f"(its \"format\" is not {CONFIG_FORMAT!r}).")
+    fields = record.get("config")
+    if not isinstance(fields, dict):
+        raise file_error(path, "its \"config\" is not a JSON object of HookedTransformerConfig "
+                               "fields.")
+    for name in ("d_model", "d_vocab", "n_layers", "n_ctx", "dtype"):
+        if name not in fields:
+            raise file_error(path, f"its config lacks the field {name!r}.")
+    dtype = torch.__dict__.get(str(fields["dtype"]))
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise file_error(path, f"its config's dtype {fields['dtype']!r} is not a torch floating "
+                               f"dtype.")
+    fields = {**fields, "dtype": dtype, "device": "cpu", "n_devices": 1}
+    try:
+        cfg = tl.HookedTransformerConfig.from_dict(fields)
+    except Exception as e:
+        text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise file_error(path, f"not a HookedTransformerConfig TransformerLens {tl_version()} "
+                               f"accepts ({type(e).__name__}: {text}).") from None
+    return cfg, str(record.get("transformer_lens", "unknown"))
+
+
+def _read_state_dict(path: Path, suffix: str) -> dict[str, Any]:
+    """The tensors of a state dict file (safetensors by ``suffix``, else a torch file read with
+    ``weights_only=True``); anything but a flat dict of named tensors is refused."""
+    import torch
+
+    from unembed._checks import file_error
+
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        from unembed.sources.files import check_safetensors
+
+        check_safetensors(path)
+        try:
+            sd: object = load_file(str(path))
+        except Exception as e:
+            raise file_error(path, f"not a readable safetensors file ({type(e).__name__}).") \
+                from None
+    else:
+        from unembed.sources.files import torch_load
+
+        sd = torch_load(path)
+    if not isinstance(sd, dict) or not sd or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
+        raise file_error(path, "not a state dict (a flat dict of named tensors).")
+    return sd
+
+
+def _check_fits(path: Path, cpath: Path, sd: dict[str, Any], model: Any, declared: Any) -> None:
+    """Refuse a state dict that is not the config's model: a tensor missing or extra, of
+    another shape, or a parameter stored in another dtype than the config declares."""
+    from unembed._checks import file_error
+
+    want = model.state_dict()
+    params = {name for name, _ in model.named_parameters()}
+    problem = None
+    missing = [k for k in want if k not in sd]
+    extra = [k for k in sd if k not in want]
+    if missing:
+        problem = f"the config's model has {missing[0]!r}, which the state dict lacks"
+    elif extra:
+        problem = f"the state dict has {extra[0]!r}, which the config's model lacks"
+    else:
+        for k, t in want.items():
+            if tuple(sd[k].shape) != tuple(t.shape):
+                problem = (f"{k!r} has shape {tuple(sd[k].shape)} in the state dict, "
+                           f"{tuple(t.shape)} in the config's model")
+                break
+            if k in params and sd[k].dtype != declared:
+                problem = (f"{k!r} is stored as {str(sd[k].dtype).replace('torch.', '')}, the "
+                           f"config says {str(declared).replace('torch.', '')}")
+                break
+    if problem is not None:
+        raise file_error(path, f"does not fit its config {cpath.name}: {problem}; refused.")
+
+
+def _named_tokenizer(name: str | None, notes: list[str]) -> Any:
+    """The tokenizer a config names: an absolute directory, else a hub name read from the hub
+    cache only; None (and a note) when it is not there."""
+    if not name:
+        return None
+    from unembed.sources import hub_cache
+    from unembed.sources.hf_dir import load_tokenizer
+
+    local = Path(name)
+    try:
+        tok = load_tokenizer(local if local.is_absolute() and local.is_dir()
+                             else hub_cache.resolve(name).path)
+    except UnembedError:
+        tok = None
+    if tok is None:
+        notes.append(f"its tokenizer {name} is not in the hub cache: labels are row numbers "
+                     f"and inputs must be token ids")
+    return tok
+
+
+def load_state_dict_file(path: str | os.PathLike[str], *, dtype: str | None = None,
+                         strict: bool = True, labels: str | os.PathLike[str] | None = None,
+                         unique_labels: bool = False) -> TLModel:
+    """A HookedTransformer from a state dict file and the config beside it
+    (``NAME.tl_config.json``, see :func:`config_path`), as :func:`unembed.export.export_model`
+    writes a TransformerLens model (``unembed counterexample --model M --as transformer-lens
+    --out NAME.safetensors``); CLI: ``--model NAME.safetensors --as transformer-lens``.
+
+    The model is ``HookedTransformer(cfg)`` with the state dict loaded as written: no
+    processing is applied (the state dict is the processed model's; its processing is read off
+    the weights as for any model). The state dict is read with safetensors, or with
+    ``weights_only=True``; its tokenizer is the one the config names, from the hub cache only
+    (without it the labels are row numbers). ``dtype`` runs the model in another dtype.
+
+    Refused in one line naming the file: a missing or foreign config (a state dict holds no
+    architecture), and a state dict that does not fit it (a tensor missing or extra, another
+    shape, or parameters stored in another dtype than the config declares).
+    """
+    from unembed._checks import file_error, regular_file
+
+    p = regular_file(path, "state dict")
+    if p.suffix not in STATE_DICT_SUFFIXES:
+        raise file_error(p, f"not a state dict file ({', '.join(STATE_DICT_SUFFIXES)}).")
+    out = _load_written(p, p.suffix, config_path(p), dtype=dtype, strict=strict,
+                        tokenizer=None, find_tokenizer=True)
+    if labels is not None:
+        from unembed.sources.sidecar import relabel
+
+        relabel(out, labels, unique=unique_labels)
+    return out
+
+
+def _load_written(path: Path, suffix: str, cpath: Path, *, dtype: str | None, strict: bool,
+                  tokenizer: Any, find_tokenizer: bool) -> TLModel:
+    """:func:`load_state_dict_file` on a state dict whose format is named by ``suffix`` and
+    whose config is ``cpath`` (an export reads its temporaries back through this)."""
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    from unembed._checks import file_error
+
+    tl = _transformer_lens()
+    if not cpath.is_file():
+        raise file_error(path, f"a TransformerLens state dict holds no architecture, and its "
+                               f"config {cpath.name} (which unembed writes beside the state "
+                               f"dicts it exports) is not beside it; refused.")
+    cfg, written_with = _read_config(cpath, tl)
+    declared = cfg.dtype
+    if dtype is not None:
+        run = torch.__dict__.get(dtype)
+        if not isinstance(run, torch.dtype) or not run.is_floating_point:
+            raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+        cfg.dtype = run
+    sd = _read_state_dict(path, suffix)
+    notes: list[str] = []
+    if tokenizer is None and find_tokenizer:
+        tokenizer = _named_tokenizer(cfg.tokenizer_name, notes)
+    if tokenizer is None:
+        cfg.tokenizer_name = None  # else HookedTransformer would fetch it
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = tl.HookedTransformer(cfg, tokenizer, move_to_device=False)
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as e:
+        text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise file_error(cpath, f"TransformerLens {tl_version()} cannot build a model from this "
+                                f"config ({type(e).__name__}: {text}).") from None
+    _check_fits(path, cpath, sd, model, declared)
+    model.load_state_dict(sd, strict=True)
+    model.eval()
+    if written_with != tl_version():
+        notes.append(f"written with TransformerLens {written_with}, read with {tl_version()}")
+    out = load_hooked_transformer(model, strict=strict)
+    out.head.meta["source"] = f"TransformerLens state dict {path} (config {cpath.name})"
+    out.head.meta["transformer_lens"] = {"state_dict": str(path), "config": str(cpath),
+                                         "version": tl_version(), "written_with": written_with,
+                                         "dtype": str(cfg.dtype).replace("torch.", "")}
+    out.head.meta["notes"] = [*out.head.meta.get("notes", []), *notes]
+    return out
+
+
+def export_tl(model: TLModel, head: Head, out: Path, tmp: Path, inputs: Any, seed: int, *,
+              force: bool) -> ExportResult:
+    """Write the HookedTransformer's state dict with W_U, b_U from ``head`` (``.safetensors``,
+    or ``.pt`` via ``torch.save``) and its config beside it (:func:`config_path`), read both
+    back as :func:`load_state_dict_file` reads them (``unembed verify`` too) and compare the
+    re-read model with the original on ``inputs`` (token ids or texts; default: random token
+    ids); raises unless equivalent (:func:`unembed.export.export_model` moves ``tmp`` to
+    ``out``; the config is moved into place here, just before)."""
+    from unembed._io import atomic_target
     from unembed.equivalence import compare_logits
-    from unembed.export import ExportResult, require_equivalent, write_state_dict
+    from unembed.export import ExportResult, require_equivalent, save_state_dict
 
     new = model.with_head(head)
-    notes: list[str] = []
-    reread_state = write_state_dict(new.model, tmp, out.suffix)
-    check = copy.deepcopy(model.model)
-    check.load_state_dict(reread_state)
-    reread = TLModel(check, strict=head.strict)
-    if inputs is None:
-        notes.append("verified on 8 random sequences of 16 token ids")
-        inputs = model.random_inputs(8, min(16, int(model.model.cfg.n_ctx)), seed=seed)
-    z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
-    eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
-    require_equivalent(eq, out, "state dict")
+    cpath = config_path(out)
+    notes: list[str] = [f"its config is written beside it: {cpath.name} (a state dict holds "
+                        f"no architecture)"]
+    save_state_dict(new.model, tmp, out.suffix)
+    with atomic_target(cpath, force=force) as ctmp:
+        write_config(new, ctmp)
+        reread = _load_written(tmp, out.suffix, ctmp, dtype=None, strict=head.strict,
+                               tokenizer=model.tokenizer, find_tokenizer=False)
+        if inputs is None:
+            notes.append("verified on 8 random sequences of 16 token ids")
+            inputs = model.random_inputs(8, min(16, int(model.model.cfg.n_ctx)), seed=seed)
+        z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
+        eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
+        require_equivalent(eq, out, "state dict")
     return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
                         notes=tuple(notes))
