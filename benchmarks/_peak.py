@@ -1,8 +1,11 @@
 """Run one ``unembed`` command in this process and print its peak resident memory and time.
 
-    python benchmarks/_peak.py [--deadline SECONDS] ARGV...
+    python benchmarks/_peak.py [--stdout FILE] [--deadline SECONDS] ARGV...
 
-prints one JSON line: {"rc", "seconds", "cpu_seconds", "peak_rss", "baseline_rss"} (bytes;
+prints one JSON line: {"rc", "seconds", "cpu_seconds", "peak_rss", "baseline_rss",
+"children_peak_rss", "children_cpu_seconds"} (bytes; the children: the largest peak of a
+worker process (LP workers are forked: their resident pages include the parent's rows they
+share, not copies) and the CPU seconds of all of them;
 ``cpu_seconds``: user + system time of the command, which a shared machine does not
 inflate). ``baseline_rss``
 is the peak before the command starts (the interpreter with numpy, scipy and unembed's CLI
@@ -33,6 +36,9 @@ def main() -> None:
     from unembed.cli import main as cli
 
     argv = sys.argv[1:]
+    out_path = os.devnull
+    if argv[:1] == ["--stdout"]:
+        out_path, argv = argv[1], argv[2:]
     if argv[:1] == ["--deadline"]:
         import signal
 
@@ -42,12 +48,14 @@ def main() -> None:
     base = _maxrss()
     c0 = time.process_time()
     t0 = time.perf_counter()
-    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+    with open(out_path, "w") as null, contextlib.redirect_stdout(null):
         rc = cli(argv)
     dt = time.perf_counter() - t0
     cpu = time.process_time() - c0
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(json.dumps({"rc": rc, "seconds": dt, "cpu_seconds": cpu, "peak_rss": _maxrss(),
-                      "baseline_rss": base}))
+                      "baseline_rss": base, "children_peak_rss": int(kids.ru_maxrss) * 1024,
+                      "children_cpu_seconds": kids.ru_utime + kids.ru_stime}))
 
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ Builds (once, in blocks) a Llama-3-sized head, 128256 x 4096 float32 as one ``.n
 and a Gemma-sized head, 256000 x 3584 bfloat16 in a two-shard safetensors checkpoint (1.8 GB),
 then runs ``cosine`` (one view, the causal view, every view), ``inspect``, ``counterexample``
 (in the file's dtype and with ``--dtype``: float16 for the Llama file, float32 for the Gemma
-shard) and ``argmaxable`` (V^2 d work: with ``--argmaxable SECONDS`` as a deadline), each in a
+shard) and ``argmaxable`` (with ``--argmaxable SECONDS`` as a deadline; its JSON summary:
+the sketch's rank and the share of rival logits computed exactly), each in a
 fresh process (``benchmarks/_peak.py``), and prints, per command: seconds, peak resident
 memory, peak / the float64 head (8 V d bytes; the bound is 1.5), seconds / one pass over the
 file, wall and CPU (user + system: what a shared machine does not inflate), and the load
 average. The floor, one pass over the file (read in 16 MiB blocks, the file in the page cache,
 as every command then finds it), is measured in the same run. ``--fast-blocks K`` times
-argmaxable's fast pass on K blocks of 256 labels spread over the vocabulary (a fresh process;
+argmaxable's fast pass without the sketch (every rival computed: the direct V^2 d pass, the
+baseline) on K blocks of 256 labels spread over the vocabulary (a fresh process;
 its peak RSS is absolute, the interpreter included) and extrapolates it to the V / 256 blocks
 of the whole vocabulary. ``--shapes small`` (32000 x 1024) checks the harness in seconds.
 Needs about 1.5 x 8 V d bytes of free memory (10 GiB for the Gemma shape) and twice the
@@ -136,8 +138,11 @@ def fast_rate(spec: str, blocks: int) -> dict[str, float]:
     return out
 
 
-def peak(argv: list[str], deadline: int | None = None) -> dict[str, float]:
+def peak(argv: list[str], deadline: int | None = None,
+         stdout: Path | None = None) -> dict[str, float]:
     pre = ["--deadline", str(deadline)] if deadline else []
+    if stdout is not None:
+        pre = ["--stdout", str(stdout), *pre]
     r = subprocess.run([sys.executable, str(PEAK), *pre, *argv], capture_output=True,
                        text=True)
     lines = r.stdout.strip().splitlines()
@@ -163,6 +168,8 @@ def main() -> None:
     ap.add_argument("--fast-blocks", type=int, default=0, metavar="K",
                     help="also time argmaxable's fast pass on K blocks of 256 labels and "
                     "extrapolate to the vocabulary (0: skip)")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="argmaxable's LP workers (default 2, the machine's cores)")
     ap.add_argument("-n", type=int, default=1024,
                     help="random hidden states counterexample verifies on (default 1024)")
     args = ap.parse_args()
@@ -202,9 +209,12 @@ def main() -> None:
         }
         cmds = {k: every[k] for k in args.commands}
         if args.argmaxable:
-            cmds["argmaxable"] = ["argmaxable", spec, "--json", "--workers", "1"]
+            cmds["argmaxable"] = ["argmaxable", spec, "--json", "--workers",
+                                  str(args.workers)]
         for label, argv in cmds.items():
-            r = peak(argv, args.argmaxable if label == "argmaxable" else None)
+            saved = folder / f"{name}_{label}.json"
+            r = peak(argv, args.argmaxable if label == "argmaxable" else None,
+                     saved if label == "argmaxable" else None)
             status = {0: "ok", 130: f"interrupted at {args.argmaxable} s"}.get(
                 int(r["rc"]), f"rc {r['rc']}")
             cpu = r.get("cpu_seconds", float("nan"))
@@ -213,6 +223,19 @@ def main() -> None:
                   f"pass)  CPU {cpu:7.1f} s ({cpu / floor_cpu:6.1f} x)  peak RSS "
                   f"{r['peak_rss'] / 2**30:5.2f} GiB ({r['peak_rss'] / head64:.2f} x the float64 "
                   f"head)  {status}  load {load:.1f}", flush=True)
+            if label == "argmaxable" and int(r["rc"]) == 0:
+                res = json.loads(saved.read_text())
+                sk = res["sketch"]
+                share = sk["exact_share"]
+                print(f"    {res['counts']}; fast pass {res['fast_pass']}, LPs {res['lp']}; sketch "
+                      f"rank {sk['rank']} ({sk['chosen']}; "
+                      + (f"{100 * share:.3g}% of rival logits exact" if share is not None
+                         else "share not counted") + f"); narrowest exact: "
+                      f"{res['narrowest_exact']}; LP workers: peak RSS "
+                      f"{r['children_peak_rss'] / 2**30:.2f} GiB each (shared rows included), "
+                      f"CPU {r['children_cpu_seconds']:.1f} s in all", flush=True)
+            if saved.exists():
+                saved.unlink()
             if label.startswith("counterexample") and out.exists():
                 out.unlink()
         if args.fast_blocks:
@@ -221,7 +244,8 @@ def main() -> None:
                 print(f"  fast pass: failed: {r['error']}")
             else:
                 nb = V / 256
-                print(f"  argmaxable fast pass: {r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} "
+                print(f"  argmaxable fast pass, every rival computed (--sketch 0, the direct "
+                      f"V^2 d pass): {r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} "
                       f"s CPU per block of 256 labels ({int(r['settled'])} of "
                       f"{int(r['labels'])} settled); x {nb:.0f} blocks = {r['seconds'] * nb:.0f} "
                       f"s wall, {r['cpu_seconds'] * nb:.0f} s CPU for the vocabulary; peak RSS "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from test_feasibility_independent import unit_optimum
@@ -36,6 +36,9 @@ def cone_head(seed: int, bias: bool) -> tuple[Head, int]:
 @given(st.integers(0, 2**32 - 1), st.booleans())
 def test_label_made_unargmaxable_with_the_same_cosines(seed: int, bias: bool) -> None:
     head, i = cone_head(seed, bias)
+    # the construction makes the label argmaxable almost always, not always (seed 558377:
+    # inside the hull of the other random rows): the independent LP says which
+    assume(unit_optimum(head.W, head.bias, [i], False) > 1e-3)
     r = unargmaxable_keeping_cosines(head, i)
     assert np.abs(cosines(r.head.W) - cosines(head.W)).max() <= 1e-12
     assert np.all(r.scales > 0) and np.array_equal(r.head.bias, head.bias)
