@@ -152,6 +152,12 @@ def test_rank_ladder_and_choice() -> None:
     ub[np.arange(64), np.arange(64)] = -np.inf
     reached = (ub >= own[:, None]).any(axis=0).mean()
     assert abs(reached - share[q]) < 0.05
+    # a cut lowered by the tolerance reaches more rows: with tol beyond every margin, all
+    _, loose = choose_rank(W, m, P, (16, 32, 64), H, own, np.arange(64), tol=1e9, sample=1000)
+    assert all(loose[k] == 1.0 for k in loose)
+    _, some = choose_rank(W, m, P, (16, 32, 64), H, own, np.arange(64), tol=float(np.median(
+        own)) * 0.05, sample=1000)
+    assert all(share[k] <= some[k] <= 1.0 for k in share)
     # isotropic rows whose norms spread over a factor of ~10: the residual bound |r_j| |rho| of
     # a long row reaches the logit of every short row's witness, at any rank tried
     W = rng.standard_normal((3000, 256)) * np.exp(0.6 * rng.standard_normal((3000, 1)))

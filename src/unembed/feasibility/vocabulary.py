@@ -778,7 +778,7 @@ def argmaxable_all(
         info = SketchInfo(0, "off on this device" if device is not None else
                           "off (sketch=0)" if sketch == 0 else "no fast pass")
         if device is None and blocks and sketch != 0:
-            sk, info = _choose_sketch(head, blocks[0], block, sketch, bar)
+            sk, info = _choose_sketch(head, sp.tol, blocks[0], block, sketch, bar)
         task = bar.add("fast pass (float32 blocks)", int(fast.size))
         done: Iterable[tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                              NDArray[np.float64], NDArray[np.int64]]]
@@ -862,8 +862,8 @@ def argmaxable_all(
                             sketch=info)
 
 
-def _choose_sketch(head: Head, first: NDArray[np.int64], block: int, rank: int | None,
-                   bar: Bars) -> tuple[Sketch | None, SketchInfo]:
+def _choose_sketch(head: Head, tol: float, first: NDArray[np.int64], block: int,
+                   rank: int | None, bar: Bars) -> tuple[Sketch | None, SketchInfo]:
     """The fast pass's sketch (:mod:`unembed.feasibility.sketch`): the rows' top principal
     directions (from the head's covariance when cached, else a float32 one), then the rank:
     ``rank`` when given, else the cheapest of the ladder, measured on the first block of
@@ -887,7 +887,7 @@ def _choose_sketch(head: Head, first: NDArray[np.int64], block: int, rank: int |
         H = W[first] - mean
         H /= np.maximum(np.abs(H).max(axis=1), 1e-300)[:, None]
         own = np.einsum("ij,ij->i", H, W[first])
-        q, share = choose_rank(W, mean, P, ranks, H, own, first)
+        q, share = choose_rank(W, mean, P, ranks, H, own, first, tol)
         if not q:
             return None, SketchInfo(0, "no rank paid on the first block", share)
         info = SketchInfo(q, "cheapest on the first block", share)
