@@ -240,10 +240,33 @@ def test_sketched_fast_pass_gives_the_direct_verdicts(bias: bool, radius: float 
 def test_default_sketch_engages_on_a_large_enough_head() -> None:
     head = structured_head(11, V=2400, d=128)
     res = argmaxable_all(head, workers=1, narrowest_budget=0, block=64)
-    assert res.sketch.chosen == "cheapest on the first block" and res.sketch.rank > 0
+    assert res.sketch.chosen == "cheapest on a sample block" and res.sketch.rank > 0
     assert set(res.sketch.tried) == set(rank_ladder(2400, 128, 64))
     direct = argmaxable_all(head, workers=1, narrowest_budget=0, block=64, sketch=0)
     np.testing.assert_array_equal(direct.status, res.status)
     assert not any("sketch" in n for n in direct.notes)
     small = argmaxable_all(structured_head(11, V=300, d=128), workers=1, narrowest_budget=0)
     assert small.sketch.rank == 0 and small.sketch.chosen == "head too small to need one"
+
+
+def test_rank_is_measured_across_the_vocabulary_not_on_its_first_rows() -> None:
+    """A vocabulary whose first 40 rows are a tight cluster near the mean (like BERT's
+    [unusedN] tokens): measured on the first rows no rank would pay; measured on runs of
+    labels drawn across the vocabulary, one does, and the verdicts are those of the direct
+    pass (the cluster's labels, inside the hull, by LPs)."""
+    head = structured_head(5, V=2400, d=128)
+    W = np.array(head.W)
+    rng = np.random.default_rng(9)
+    W[:40] = W.mean(axis=0) + 1e-3 * rng.standard_normal((40, 128))
+    head = Head(W, strict=False)
+    m = W.mean(axis=0)
+    P = principal_basis(np.cov(W.T, bias=True), 64)
+    first = np.arange(64)
+    H = W[first] - m
+    q_first, _ = choose_rank(W, m, P, (8, 16, 32, 64), H, np.einsum("ij,ij->i", H, W[first]),
+                             first)
+    assert q_first == 0
+    res = argmaxable_all(head, workers=1, narrowest_budget=0, block=64)
+    assert res.sketch.rank > 0 and res.sketch.chosen == "cheapest on a sample block"
+    direct = argmaxable_all(head, workers=1, narrowest_budget=0, block=64, sketch=0)
+    np.testing.assert_array_equal(direct.status, res.status)

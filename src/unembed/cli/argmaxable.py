@@ -74,8 +74,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    "each costs seconds to tens of seconds on a 4096-wide head; 0: none)")
     p.add_argument("--sketch", type=non_negative_int, default=None, metavar="RANK",
                    help="rank of the fast pass's sketch, which bounds the rivals of each "
-                   "label and computes only the close ones exactly (default: chosen on the "
-                   "first block; 0: none, every rival computed, V^2 d work, and each "
+                   "label and computes only the close ones exactly (default: chosen on a "
+                   "sample block of labels; 0: none, every rival computed, V^2 d work, and each "
                    "fast-pass margin is its witness's own)")
     add_json_arg(p)
     return p

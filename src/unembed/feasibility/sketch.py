@@ -274,14 +274,16 @@ class Sketch:
 def choose_rank(W: NDArray[np.float64], mean: NDArray[np.float64], P: NDArray[np.float64],
                 ranks: tuple[int, ...], H: NDArray[np.float64], own: NDArray[np.float64],
                 labels: NDArray[np.int64], tol: float = 0.0, sample: int = 8192,
-                seed: int = 0) -> tuple[int, dict[int, float]]:
+                seed: int = 0, groups: int = 1) -> tuple[int, dict[int, float]]:
     """The rank at which one block of witnesses H (their own logits ``own``, their labels
     ``labels``) costs least, measured on ``sample`` rows drawn at random (all rows when
     there are fewer): per rank q (the first q columns of P), the share u(q) of rows whose
     bound reaches some witness's cut, own logit - ``tol`` (the fast pass computes those
     exactly), and the cost q + 1.1 u(q) d per witness and row (the sketch's product, then the
-    exact one). Returns (q, {q: u(q)}), q = 0 when no rank beats the direct product (cost
-    d)."""
+    exact one). With ``groups`` > 1 the witnesses are that many runs of labels (H's rows cut
+    into equal consecutive parts) and u(q) is the median of the runs' shares: a run of odd
+    labels (a vocabulary's special tokens) costs its own block, not every block. Returns
+    (q, {q: u(q)}), q = 0 when no rank beats the direct product (cost d)."""
     V, d = W.shape
     rows = (np.arange(V) if V <= sample else
             np.sort(np.random.default_rng(seed).choice(V, sample, replace=False)))
@@ -292,7 +294,9 @@ def choose_rank(W: NDArray[np.float64], mean: NDArray[np.float64], P: NDArray[np
     for q in ranks:
         Y, add, _ = Sketch.build(W, mean, P[:, :q], rows).bounds(H)
         Y[np.flatnonzero(mine_ok), mine[mine_ok]] = -np.inf
-        share[q] = float((Y >= (own - tol - add)[:, None]).any(axis=0).mean())
+        hit = Y >= (own - tol - add)[:, None]
+        share[q] = float(np.median([part.any(axis=0).mean()
+                                    for part in np.array_split(hit, max(1, groups))]))
         cost = q + share[q] * d * 1.1
         if cost < best_cost:
             best, best_cost = q, cost

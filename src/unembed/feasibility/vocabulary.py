@@ -97,11 +97,12 @@ class SketchInfo:
     rank : int
         The sketch's rank; 0 when every rival was computed (no sketch).
     chosen : str
-        Why that rank: "given", "cheapest on the first block", "no rank paid on the first
-        block", "head too small to need one", "off on this device".
+        Why that rank: "given", "cheapest on a sample block", "no rank paid on a sample
+        block", "head too small to need one", "off on this device", "off (sketch=0)".
     tried : dict rank -> float
-        Per rank tried on the first block: the share of a sample of rows whose bound reached
-        some label's own logit (each such row is computed exactly).
+        Per rank tried on a block of labels drawn across the vocabulary: the share of a
+        sample of rows whose bound reached some label's cut (each such row is computed
+        exactly).
     exact_share : float or None
         The share of all (label, rival) logits computed exactly in the fast pass (None when
         its blocks ran on Ray workers, which do not report it).
@@ -745,7 +746,8 @@ def argmaxable_all(
     sketch : int, optional
         The fast pass on the host bounds rivals through a rank-k sketch of the rows
         (:mod:`unembed.feasibility.sketch`) and computes exactly only those whose bound
-        reaches the label's cut. None: k chosen on the first block of labels by measured cost
+        reaches the label's cut. None: k chosen on a block of labels drawn across the
+        vocabulary by measured cost
         among :func:`~unembed.feasibility.sketch.rank_ladder` (no sketch on small heads or
         when none pays); 0: no sketch (every rival computed, V^2 d work); k > 0: that rank.
         The verdicts are proven either way.
@@ -778,7 +780,10 @@ def argmaxable_all(
         info = SketchInfo(0, "off on this device" if device is not None else
                           "off (sketch=0)" if sketch == 0 else "no fast pass")
         if device is None and blocks and sketch != 0:
-            sk, info = _choose_sketch(head, sp.tol, blocks[0], block, sketch, bar)
+            # the rank is measured on runs of labels drawn across the vocabulary: the first
+            # rows of a real vocabulary are often special or unused tokens, unlike the rest
+            probe = _probe(fast, block)
+            sk, info = _choose_sketch(head, sp.tol, probe, block, sketch, bar)
         task = bar.add("fast pass (float32 blocks)", int(fast.size))
         done: Iterable[tuple[NDArray[np.float64], list[list[tuple[int, float]]],
                              NDArray[np.float64], NDArray[np.int64]]]
@@ -862,13 +867,28 @@ def argmaxable_all(
                             sketch=info)
 
 
+_PROBE_RUNS = 4
+
+
+def _probe(fast: NDArray[np.int64], block: int) -> NDArray[np.int64]:
+    """:data:`_PROBE_RUNS` runs of block / 4 consecutive labels of ``fast`` at random places
+    (seeded): what the sketch's rank is measured on (a block's cost is its run's union)."""
+    run = max(1, block // _PROBE_RUNS)
+    if fast.size <= run * _PROBE_RUNS:
+        return fast
+    starts = np.sort(np.random.default_rng(0x5C).choice(fast.size - run + 1, _PROBE_RUNS,
+                                                        replace=False))
+    return np.concatenate([fast[s:s + run] for s in starts])
+
+
 def _choose_sketch(head: Head, tol: float, first: NDArray[np.int64], block: int,
                    rank: int | None, bar: Bars) -> tuple[Sketch | None, SketchInfo]:
     """The fast pass's sketch (:mod:`unembed.feasibility.sketch`): the rows' top principal
     directions (from the head's covariance when cached, else a float32 one), then the rank:
-    ``rank`` when given, else the cheapest of the ladder, measured on the first block of
-    witnesses against a sample of the rows (no sketch when no rank pays, or on heads too
-    small to need one); then the coefficients of every row at that rank."""
+    ``rank`` when given, else the cheapest of the ladder, measured on one block of witnesses
+    (``first``: labels drawn across the vocabulary) against a sample of the rows (no sketch
+    when no rank pays, or on heads too small to need one); then the coefficients of every row
+    at that rank."""
     V, d = head.W.shape
     ranks = rank_ladder(V, d, block) if rank is None else (int(rank),)
     if not ranks:
@@ -887,10 +907,10 @@ def _choose_sketch(head: Head, tol: float, first: NDArray[np.int64], block: int,
         H = W[first] - mean
         H /= np.maximum(np.abs(H).max(axis=1), 1e-300)[:, None]
         own = np.einsum("ij,ij->i", H, W[first])
-        q, share = choose_rank(W, mean, P, ranks, H, own, first, tol)
+        q, share = choose_rank(W, mean, P, ranks, H, own, first, tol, groups=_PROBE_RUNS)
         if not q:
-            return None, SketchInfo(0, "no rank paid on the first block", share)
-        info = SketchInfo(q, "cheapest on the first block", share)
+            return None, SketchInfo(0, "no rank paid on a sample block", share)
+        info = SketchInfo(q, "cheapest on a sample block", share)
     bar.advance(task, 1)
     sk = Sketch.build(W, mean, P[:, :q])
     bar.advance(task, 1)
