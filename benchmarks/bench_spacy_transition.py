@@ -15,9 +15,9 @@ Run: ``.venv/bin/python benchmarks/bench_spacy_transition.py``.
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
+from bench_core import best_of  # benchmarks/ is on sys.path when run as a script
 
 
 def build(n_labels: int = 40):
@@ -40,15 +40,6 @@ def build(n_labels: int = 40):
     return nlp
 
 
-def best(f, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def main() -> None:
     from unembed import load
 
@@ -59,8 +50,8 @@ def main() -> None:
     m = load(nlp, component="parser")
     n = m.hidden_states(texts[:10]).shape[0]  # warm-up (and the first-use check)
     batches = [texts[i:i + 100] for i in range(0, len(texts), 100)]
-    ours = best(lambda: [m.hidden_states(b) for b in batches])
-    floor = best(lambda: list(nlp.pipe(texts, batch_size=100)))
+    ours = best_of(lambda: [m.hidden_states(b) for b in batches])
+    floor = best_of(lambda: list(nlp.pipe(texts, batch_size=100)))
     n = sum(m.hidden_states(b).shape[0] for b in batches)
     print(json.dumps({"texts": len(texts), "predictions": n, "unembed_seconds": round(ours, 3),
                       "spacy_pipe_seconds": round(floor, 3), "ratio": round(ours / floor, 2),

@@ -8,7 +8,7 @@ that what a pass allocates besides the head itself is O(block) (``rows_per_block
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -78,3 +78,35 @@ def owned(a: NDArray[np.float64]) -> NDArray[np.float64]:
     if a.dtype != np.float64 or not a.flags.c_contiguous:
         return a
     return a.view(_Owned)
+
+
+def centered_covariance(W: NDArray[np.floating], m: NDArray[np.float64],
+                        dtype: type[np.floating] = np.float64,
+                        transform: Callable[[NDArray[np.float64]], NDArray[np.float64]]
+                        | None = None) -> NDArray[np.float64]:
+    """(1/V) sum_k c_k c_k^T, c_k = transform(u_k - m), accumulated in place by BLAS's
+    symmetric rank-k update in ``dtype`` (DSYRK or SSYRK: the upper triangle only, V d^2 / 2
+    multiply-adds) over blocks of up to 2048 centered rows (64 MiB at most, and at most an
+    eighth of the rows), then mirrored; returned in float64.
+
+    >>> W = np.arange(12.0).reshape(4, 3) ** 2
+    >>> m = W.mean(axis=0)
+    >>> bool(np.allclose(centered_covariance(W, m), np.cov(W.T, bias=True)))
+    True
+    """
+    from scipy.linalg.blas import dsyrk, ssyrk
+
+    syrk = dsyrk if np.dtype(dtype) == np.float64 else ssyrk
+    V, d = W.shape
+    rows = max(rows_per_block(d), min(2048, rows_per_block(d, 1 << 26), V // 8))
+    md = m.astype(dtype)
+    cov = np.zeros((d, d), dtype=dtype, order="F")
+    for s in range(0, V, rows):
+        C = np.asarray(W[s:s + rows], dtype=dtype) - md  # (k, d), C-ordered: C.T is Fortran
+        if transform is not None:  # (in float64; no copy when dtype is float64)
+            C = transform(C.astype(np.float64, copy=False)).astype(dtype, copy=False)
+        cov = syrk(1.0, C.T, beta=1.0, c=cov, trans=0, overwrite_c=1)
+    out = np.triu(cov).astype(np.float64)
+    out += np.triu(out, 1).T
+    out /= V
+    return out

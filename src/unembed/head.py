@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._blocks import _Owned, block_gram, owned, row_blocks, rows_per_block
+from unembed._blocks import (
+    _Owned,
+    block_gram,
+    centered_covariance,
+    owned,
+    row_blocks,
+)
 from unembed._checks import (
     MatrixScan,
     check_hidden,
@@ -154,22 +160,10 @@ class RowStats:
         return self._unit_mean
 
     def covariance(self) -> NDArray[np.float64]:
-        """Cov = (1/V) sum_k c_k c_k^T, accumulated in place by BLAS's symmetric rank-k update
-        (SYRK: the upper triangle only, V d^2 / 2 multiply-adds in all) over blocks of up to
-        2048 centered rows (64 MiB at most, and at most an eighth of the rows), then mirrored."""
+        """Cov = (1/V) sum_k c_k c_k^T in float64, by blocked DSYRK
+        (:func:`unembed._blocks.centered_covariance`: V d^2 / 2 multiply-adds in all)."""
         if self._cov is None:
-            from scipy.linalg.blas import dsyrk
-
-            W, m = self._W, self.mean()
-            V, d = W.shape
-            rows = max(rows_per_block(d), min(2048, rows_per_block(d, 1 << 26), V // 8))
-            cov = np.zeros((d, d), order="F")
-            for s in range(0, V, rows):
-                C = self.identify(W[s:s + rows] - m)  # (k, d), C-ordered: C.T is Fortran
-                cov = dsyrk(1.0, C.T, beta=1.0, c=cov, trans=0, overwrite_c=1)
-            cov = np.triu(cov)
-            cov += np.triu(cov, 1).T
-            cov /= V
+            cov = centered_covariance(self._W, self.mean(), transform=self.identify)
             self._cov = _ro(np.ascontiguousarray(cov))
         return self._cov
 

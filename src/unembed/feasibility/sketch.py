@@ -79,7 +79,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._blocks import row_blocks
+from unembed._blocks import centered_covariance, row_blocks
 
 _EPS64 = 2.0**-53
 _EPS32 = 2.0**-24
@@ -117,21 +117,10 @@ def rank_ladder(V: int, d: int, block: int) -> tuple[int, ...]:
 
 
 def covariance32(W: NDArray[np.float64], mean: NDArray[np.float64]) -> NDArray[np.float64]:
-    """(1/V) sum_k (u_k - m)(u_k - m)^T accumulated in float32 by BLAS's SSYRK over row blocks
-    (half the time of the float64 one): only to *choose* the sketch's directions, which the
-    bound (*) does not rely on."""
-    from scipy.linalg.blas import ssyrk
-
-    V, d = W.shape
-    m32 = mean.astype(np.float32)
-    cov = np.zeros((d, d), dtype=np.float32, order="F")
-    for s, e in row_blocks(V, d, 1 << 25):
-        C = W[s:e].astype(np.float32)
-        C -= m32
-        cov = ssyrk(1.0, C.T, beta=1.0, c=cov, trans=0, overwrite_c=1)
-    out = np.triu(cov).astype(np.float64)
-    out += np.triu(out, 1).T
-    return out / V
+    """The rows' covariance accumulated in float32 (SSYRK, half the time of the float64 one:
+    :func:`unembed._blocks.centered_covariance`): only to *choose* the sketch's directions,
+    which the bound (*) does not rely on."""
+    return centered_covariance(W, mean, np.float32)
 
 
 def principal_basis(cov: NDArray[np.float64], k: int) -> NDArray[np.float64]:
@@ -212,7 +201,7 @@ class Sketch:
                    + 2 * g_k * s_n * c_n) * (1 + 1e-6)
             r2 = (na - 2 * np.einsum("ij,ij->i", s64, c) + np.einsum("ij,ij->i", s64, s64)
                   + err)
-            A[s:e, k] = _up32(np.sqrt(np.maximum(r2, 0.0)) * (1 + 4 * _EPS64))
+            A[s:e, k] = up32(np.sqrt(np.maximum(r2, 0.0)) * (1 + 4 * _EPS64))
             beta = ((_EPS64 * a_n + math.sqrt(k) * g_d * (1 + eps_P) * a_n
                      + _EPS32 * c_n + math.sqrt(k) * _TINY32 + eps_P * s_n) * (1 + 1e-6))
             s_max = max(s_max, float(s_n.max(initial=0.0)))
@@ -249,7 +238,7 @@ class Sketch:
         rho_n = (np.linalg.norm(rho, axis=1) * (1 + _gamma(d + 2, _EPS64))
                  + 2 * g_k * math.sqrt(k * (1 + self.eps_P)) * g_n) * (1 + 1e-6)
         rho_n[out] = 0.0
-        G[:, k] = _up32(rho_n)
+        G[:, k] = up32(rho_n)
         eta = (math.sqrt(k) * g_d * (1 + self.eps_P) * h_n + _EPS32 * g_n
                + math.sqrt(k) * _TINY32) * (1 + 1e-6)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
@@ -303,7 +292,7 @@ def choose_rank(W: NDArray[np.float64], mean: NDArray[np.float64], P: NDArray[np
     return best, share
 
 
-def _up32(x: NDArray[np.float64]) -> NDArray[np.float32]:
+def up32(x: NDArray[np.float64]) -> NDArray[np.float32]:
     """x rounded to float32, upwards (every result >= its input; inf past float32's range)."""
     with np.errstate(over="ignore"):
         y = x.astype(np.float32)
@@ -312,4 +301,15 @@ def _up32(x: NDArray[np.float64]) -> NDArray[np.float32]:
     return y
 
 
-__all__ = ["Sketch", "choose_rank", "covariance32", "principal_basis", "rank_ladder"]
+def down32(x: NDArray[np.float64]) -> NDArray[np.float32]:
+    """x (float64) rounded to float32 downwards, after a step down of 2^-50 |x| for the
+    float64 rounding of x itself (every result <= x's exact value)."""
+    x = x - np.abs(x) * 2.0**-50
+    y = x.astype(np.float32)
+    high = y.astype(np.float64) > x
+    y[high] = np.nextafter(y[high], np.float32(-np.inf))
+    return y
+
+
+__all__ = ["Sketch", "choose_rank", "covariance32", "down32", "principal_basis", "rank_ladder",
+           "up32"]

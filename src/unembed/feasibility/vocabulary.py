@@ -61,6 +61,7 @@ from unembed.feasibility.sketch import (
     Sketch,
     choose_rank,
     covariance32,
+    down32,
     principal_basis,
     rank_ladder,
 )
@@ -75,14 +76,6 @@ _EPS32 = 2.0**-24
 _W32_BLOCK_BYTES = 1 << 24
 
 
-def _down32(x: NDArray[np.float64]) -> NDArray[np.float32]:
-    """x (float64) rounded to float32 downwards, after a step down of 2^-50 |x| for the
-    float64 rounding of x itself (every result <= x's exact value)."""
-    x = x - np.abs(x) * 2.0**-50
-    y = x.astype(np.float32)
-    high = y.astype(np.float64) > x
-    y[high] = np.nextafter(y[high], np.float32(-np.inf))
-    return y
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -276,8 +269,10 @@ class _Scores:
         self.add: NDArray[np.float64] | None = None
         self.nu: NDArray[np.float64] | None = None
         self.pairs = [0, 0]  # (rival logits computed exactly, rival logits in all)
+        self._bmax = float(np.abs(b32).max(initial=0.0))
         V, d = W.shape
         self._step = max(1, min(1024, _W32_BLOCK_BYTES // (4 * max(d, 1))))
+        self._ystep = 4 * self._step  # columns of the sketch's bounds per elementwise pass
         self._buf = np.empty((min(V, self._step), d), dtype=np.float32)
         if device is None:
             self.b32, self.n32 = b32, n32
@@ -406,16 +401,15 @@ class _Scores:
         if not np.all((mag > 2.0**-100) & (mag < 2.0**100)):
             return None  # far from float32's range: the direct product (its own bound)
         Y[r, lab] = -np.inf
-        bmax = float(np.abs(self.b32).max(initial=0.0))
         # float32 additions of the bias (s b_j, s in [0, 1]) to Y: at most this much rounding
-        nu = 2.0**-22 * (mag + 2 * bmax) * (1 + 1e-6) + 2.0**-146
-        step = self._step * 4
+        nu = 2.0**-22 * (mag + 2 * self._bmax) * (1 + 1e-6) + 2.0**-146
+        step = self._ystep
         if add_bias:
             for s in range(0, V, step):
                 Y[:, s:s + step] += self.b32[None, s:s + step]
             add = add + nu
-        thr = _down32(cut - add)
-        thr1 = None if unit_b is None else _down32(cut + unit_b - add - nu)
+        thr = down32(cut - add)
+        thr1 = None if unit_b is None else down32(cut + unit_b - add - nu)
         keep = np.zeros(V, dtype=bool)
         for s in range(0, V, step):
             y = Y[:, s:s + step]
@@ -434,8 +428,7 @@ class _Scores:
         ZJ[r, np.searchsorted(J, lab)] = -np.inf
         jJ = ZJ.argmax(1)
         zJ = ZJ[r, jJ].astype(np.float64)
-        for s in range(0, J.size, step):  # the rows computed exactly need no bound
-            Y[:, J[s:s + step]] = -np.inf
+        Y[:, J] = -np.inf  # the rows computed exactly need no bound
         zj = np.maximum(zJ, Y.max(axis=1).astype(np.float64) + add)
         self.Z, self.rr, self.J, self.Y, self.add, self.nu = ZJ, r, J, Y, add, nu
         self.pairs[0] += n * J.size
@@ -455,9 +448,9 @@ class _Scores:
         if self.J is None:
             return self._host(jb).astype(np.int64), zjb
         assert self.Y is not None and self.add is not None and self.nu is not None
-        Y = self.Y
-        for t in range(0, Y.shape[1], self._step * 4):
-            Y[:, t:t + self._step * 4] += s32 * self.b32[None, t:t + self._step * 4]
+        Y, step = self.Y, self._ystep
+        for t in range(0, Y.shape[1], step):
+            Y[:, t:t + step] += s32 * self.b32[None, t:t + step]
         ub = Y.max(axis=1).astype(np.float64) + self.add + self.nu
         return self.J[jb].astype(np.int64), np.maximum(zjb, ub)
 
