@@ -822,7 +822,7 @@ def argmaxable_all(
         notes.append(
             f"fast pass: rivals bounded through a rank-{info.rank} sketch of the rows' top "
             "principal directions ("
-            + (f"{100 * share:.2g}% of the rival logits computed exactly" if share is not None
+            + (f"{100 * share:.3g}% of the rival logits computed exactly" if share is not None
                else "blocks on Ray workers") + "); a fast-pass margin is then a proven lower "
             "bound that may lie well below its witness's own margin, and the narrowest list "
             "ranks labels by those bounds (--sketch 0 for witnesses' own margins)")
