@@ -86,6 +86,7 @@ from numpy.typing import NDArray
 
 from unembed import _reprs
 from unembed._checks import UnembedError, fail
+from unembed._dependency_errors import reads_named_file
 from unembed.bounds import Rows
 from unembed.head import Head
 from unembed.sources._torch import FinalNorm, check_logits_equal, to_f64
@@ -425,6 +426,7 @@ def official_name(name: str) -> str:
     return str(found)
 
 
+@reads_named_file
 def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = True,
                     center_writing_weights: bool = True, center_unembed: bool = True,
                     dtype: str | None = None, strict: bool = True,
@@ -809,6 +811,7 @@ def _named_tokenizer(name: str | None, notes: list[str]) -> Any:
     return tok
 
 
+@reads_named_file
 def load_state_dict_file(path: str | os.PathLike[str], *, dtype: str | None = None,
                          strict: bool = True, labels: str | os.PathLike[str] | None = None,
                          unique_labels: bool = False) -> TLModel:
