@@ -725,6 +725,9 @@ def _read_config(path: Path, tl: Any) -> tuple[Any, str]:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise file_error(path, f"its config's dtype {fields['dtype']!r} is not a torch floating "
                                f"dtype.")
+    from unembed.sources.tl_config import check_fields
+
+    check_fields(path, fields, tl.HookedTransformerConfig)
     fields = {**fields, "dtype": dtype, "device": "cpu", "n_devices": 1}
     try:
         cfg = tl.HookedTransformerConfig.from_dict(fields)
@@ -869,6 +872,9 @@ def _load_written(path: Path, suffix: str, cpath: Path, *, dtype: str | None, st
             raise fail(f"--model-dtype {dtype}: not a torch dtype.")
         cfg.dtype = run
     sd = _read_state_dict(path, suffix)
+    from unembed.sources.tl_config import check_against_state_dict
+
+    check_against_state_dict(cpath, cfg, {k: tuple(v.shape) for k, v in sd.items()})
     notes: list[str] = []
     if tokenizer is None and find_tokenizer:
         tokenizer = _named_tokenizer(cfg.tokenizer_name, notes)
