@@ -180,6 +180,18 @@ def check_vector(x: Any, name: str, length: int, *, where: str = "") -> NDArray[
     return arr
 
 
+def check_finite_rows(arr: Any, where: str, start: int = 0) -> None:
+    """Refuse rows of ``arr`` (n, ...) holding NaN or Inf, naming ``where`` (a file) and the
+    first such row (counted from ``start``)."""
+    a = np.asarray(arr)
+    if a.dtype.kind not in "fc" or a.ndim == 0:
+        return
+    bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
+    if bad.size:
+        raise fail(f"{where}: row {start + int(bad[0])} contains NaN or Inf "
+                   f"({bad.size} such row(s) here); every input must be finite.")
+
+
 def check_hidden(h: Any, d: int, name: str = "h") -> NDArray[np.float64]:
     """Hidden states: shape (d,) or (n, d); returned as float64 of shape (n, d)."""
     arr = np.asarray(h, dtype=np.float64)

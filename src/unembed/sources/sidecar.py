@@ -89,6 +89,11 @@ def read_labels_spec(spec: str | os.PathLike[str], n_rows: int) -> list[str]:
             tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         except (OSError, ValueError, TypeError, KeyError) as e:
             raise fail(f"{p}: not a readable tokenizer ({type(e).__name__}).") from None
+        n_special = len(set(tok.all_special_tokens))
+        if len(tok) <= n_special:  # transformers builds one from the config alone
+            raise fail(f"{p}: the tokenizer has no vocabulary (only its {n_special} special "
+                       f"tokens); --labels takes a labels file or a tokenizer directory with "
+                       f"its vocabulary.")
         from unembed.sources.hf_lm import readable_labels
 
         return list(readable_labels(tok, n_rows))

@@ -523,6 +523,8 @@ class SpacyTexts:
     def __init__(self, path: Path, model: _Pipe, *, max_inputs: int | None = None) -> None:
         if not path.is_file():
             raise fail(f"{path}: no such data file.")
+        if path.stat().st_size == 0:
+            raise file_error(path, "an empty data file; it holds no text.")
         self.path = path
         self.model = model
         self.max_inputs = max_inputs

@@ -284,6 +284,10 @@ class TLModel:
                        "tokenized; pass token ids instead.")
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
+    def token_limits(self) -> tuple[int, int | None]:
+        """(vocabulary size d_vocab, most positions in one sequence n_ctx)."""
+        return int(self.model.cfg.d_vocab), int(self.model.cfg.n_ctx)
+
     # ------------------------------------------------------------------ running the model
     def _as_tokens(self, inputs: Any) -> Any:
         import torch
