@@ -783,7 +783,8 @@ def audit(
         beh = collect_with(model, data, choice, opts, progress=progress)
     else:
         beh = sharded.engine.collect_selected(head, sharded.load_model, sharded.open_data,
-                                              choice, opts, progress=progress)
+                                              choice, opts, progress=progress,
+                                              units=sharded.units)
     t1 = time.perf_counter()
     sel = [int(i) for i in beh.idx]
     sims = {v: similarity_matrix(head, sel, v) for v in AUDIT_VIEWS if v != "logit"}

@@ -334,6 +334,16 @@ def open_data(path: str | os.PathLike[str], model: LoadedModel, *, window: int =
 
 
 
+def max_batches(data: DataSource, batch_size: int, window: int) -> int | None:
+    """At most this many batches of ``batch_size`` in ``data`` (None: not known without
+    reading it): its size when it knows it; for text windows, one token per byte at most."""
+    if isinstance(data, TextWindows):
+        n_bytes = sum(p.stat().st_size for p in data.paths)
+        return max(1, -(-n_bytes // (window * batch_size)))
+    hint = data.size_hint()
+    return None if hint is None else max(1, -(-hint // batch_size))
+
+
 def shard_batches(data: DataSource, batch_size: int, *, shard: int = 0,
                   n_shards: int = 1) -> Iterator[tuple[int, int, Any]]:
     """(batch number, offset, batch) for the batches ``b`` of ``data.batches(batch_size)`` with

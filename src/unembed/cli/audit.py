@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from unembed._checks import file_error
     from unembed._io import check_target
     from unembed.audit import AuditInputs, audit
-    from unembed.data import ArrayInputs, open_data
+    from unembed.data import ArrayInputs, max_batches, open_data
     from unembed.report import summary_lines, write_report
 
     for name in ("top_n", "top_k", "max_inputs", "batch_size", "window", "workers"):
@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     if engine is not None:
         from unembed.engine import Sharded
 
-        sharded = Sharded(engine, loader, opener)
+        sharded = Sharded(engine, loader, opener,
+                          units=max_batches(data, args.batch_size, args.window))
     try:
         res = audit(model, data, label_set=args.label_set, top_n=args.top_n, top_k=args.top_k,
                     batch_size=args.batch_size, likely=args.likely,
@@ -142,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if engine is not None:
             engine.close()
+            for note in engine.notes:
+                print(f"unembed audit: note: {note}", file=sys.stderr)
     out = write_report(res, args.out, title=f"unembed audit: {res.model['meta'].get('source')}",
                        force=args.force)
     pairs = None
