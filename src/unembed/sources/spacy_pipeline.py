@@ -509,7 +509,8 @@ def _decoded(path: Path, fh: Any) -> Iterator[str]:
     naming the file and the line it is on."""
     n = 0
     try:
-        for n, line in enumerate(fh, 1):
+        for line in fh:
+            n += 1
             yield line
     except UnicodeDecodeError as e:
         raise file_error(path, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} on or after "
