@@ -104,10 +104,10 @@ INVARIANCE["raw"] += " (a translation of the rows sets it to any value: claim 1)
 
 __all__ = [
     "AUDIT_VIEWS",
+    "CONTRADICTION_KINDS",
     "INVARIANCE",
     "OUTCOMES",
     "Advice",
-    "CONTRADICTION_KINDS",
     "AuditInputs",
     "AuditResult",
     "Claim",
