@@ -11,19 +11,19 @@ For a label set of k labels and every pair (i, j):
   (:func:`unembed._stats.constant_reason`; e.g. the ``causal`` view of every head whose centered
   rows have rank V - 1, such as any head with V <= d and rows in general position) gets no
   statistic: every rank correlation, contradiction and plot of it is undefined, with the reason;
-* per view and measure: Spearman's rank correlation across pairs (undefined below 3 pairs), and
-  the contradicting pairs: cosine in the lowest quarter of the pairs with the measure in the
-  highest quarter, and the reverse, ranked by the gap between their percentile ranks (all of
-  them kept);
+* per view and measure: Spearman's rank correlation across pairs (undefined below 3 pairs) with
+  its label-permutation p-value, and the contradicting pairs (:mod:`unembed.contradictions`);
+* the advice (:mod:`unembed.advice`): per measure, the views invariant under every symmetry of
+  the head ranked by rho, a best view only beyond a label-bootstrap interval (else a tie), and
+  no ranking for a measure too few pairs carry;
 * claim 1: the most and the least similar pairs (raw cosine) get an equivalent model in which
   their cosine is -1 and +1; the new head is compared with the old on the audit data's hidden
   states and on random hidden states at a scale where the softmax is not saturated;
-* claims 2 and 3: pairs whose centered (2) or centered-and-normalised (3) cosine is *negative*
-  but which the model makes likely together on some input of the data (both probabilities at
-  least ``likely`` there), most negative first, with that input named; three outcomes
-  (:data:`OUTCOMES`); beside them the model's own evidence, which needs no data: whether each
-  negative-cosine pair can be the top two labels together (a witness hidden state with
-  p_a = p_b near 1/2).
+* claims 2 and 3 (:mod:`unembed.pair_claims`): pairs whose centered (2) or
+  centered-and-normalised (3) cosine is *negative* but which the model makes likely together on
+  some input of the data, graded by how negative that cosine is among the head's; beside them
+  the model's own evidence: whether each negative-cosine pair can be the top two labels
+  together within the region the data occupy.
 """
 
 from __future__ import annotations
@@ -82,12 +82,10 @@ SATURATED = 1e-6
 #: Every view of the audit, in report order.
 AUDIT_VIEWS: tuple[str, ...] = (*(v for v in VIEWS if v != "logit"), "logit")
 
-_SYMMETRY_WORDS = SYMMETRY_WORDS
-
 
 def _invariance_text(names: frozenset[str]) -> str:
-    yes = [w for k, w in _SYMMETRY_WORDS.items() if k in names]
-    no = [w for k, w in _SYMMETRY_WORDS.items() if k not in names]
+    yes = [w for k, w in SYMMETRY_WORDS.items() if k in names]
+    no = [w for k, w in SYMMETRY_WORDS.items() if k not in names]
     return ", ".join(yes) + ("" if not no else "; not " + ", not ".join(no))
 
 
