@@ -93,7 +93,7 @@ def _run_sh(b: Block, cwd: Path) -> None:
 def _run_python(b: Block, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(cwd)
     code = compile(b.code, b.where(), "exec")
-    exec(code, {"__name__": "__main__"})  # noqa: S102 - the page's own example, run as written
+    exec(code, {"__name__": "__main__"})  # the page's own example, run as written
 
 
 _RUNNABLE = [p for p in PAGES if any(b.lang in RUN for b in blocks(p))]
