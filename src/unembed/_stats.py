@@ -220,9 +220,10 @@ def label_permutation_test(S: ArrayLike, M: ArrayLike, rho: float) -> Permutatio
     perms, exact = _label_permutations(k)
     count = 0
     tol = 1e-12 * max(1.0, abs(rho))
+    flat = rs.ravel()
     for start in range(0, len(perms), 4096):
         P = perms[start:start + 4096]
-        vals = rs[P[:, iu[0]], P[:, iu[1]]]  # (b, n_pairs): S's ranks at the permuted pairs
+        vals = flat[P[:, iu[0]] * k + P[:, iu[1]]]  # (b, n_pairs): S's ranks, permuted pairs
         r = (vals @ rm) / denom  # the mean of vals is x's mean for every permutation
         count += int(np.sum(np.abs(r) >= abs(rho) - tol))
     n = len(perms)
@@ -292,10 +293,14 @@ def average_ranks(X: NDArray[np.float64]) -> NDArray[np.float64]:
 def _masked_rho(X: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
     """Spearman's rho of X[..., v, :] with y[..., :] over the entries finite in both (NaN
     where fewer than :data:`MIN_PAIRS` remain or a side is constant). X (b, m, n), y (b, n)."""
-    ok = np.isfinite(X) & np.isfinite(y)[:, None, :]
+    oy = np.isfinite(y)
+    ok = np.isfinite(X) & oy[:, None, :]
     Xm = np.where(ok, X, np.nan)
-    Ym = np.where(ok, y[:, None, :], np.nan)
-    rx, ry = average_ranks(Xm), average_ranks(Ym)  # NaN sort last: valid ranks are 1..n_ok
+    rx = average_ranks(Xm)  # NaN sort last: the valid entries' ranks are 1..n_ok
+    if bool(np.all(ok == oy[:, None, :])):  # the same entries for every view: rank y once
+        ry = np.broadcast_to(average_ranks(np.where(oy, y, np.nan))[:, None, :], X.shape)
+    else:
+        ry = average_ranks(np.where(ok, y[:, None, :], np.nan))
     cnt = ok.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mx = np.where(ok, rx, 0.0).sum(axis=-1) / cnt
