@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail, file_error, read_json, regular_file
-from unembed.sources._paths import contained
 from unembed._tensors import tensor_to_numpy
+from unembed.sources._paths import contained
 from unembed.sources.files import MatrixFile
 
 __all__ = ["WEIGHT_FILES", "Checkpoint"]
