@@ -111,7 +111,7 @@ def test_a_payload_in_a_torch_layer_never_runs(clean_pipeline: Path, tmp_path: P
     assert str(pipe) in str(e.value) and "\n" not in str(e.value)
     assert not marker.exists()
     code = main(["inspect", str(pipe)])
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "pickled objects" in err
     assert not marker.exists()

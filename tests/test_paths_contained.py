@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_sources_hub_cache import COMMIT_A, _add_snapshot
 from unembed import UnembedError, load
 from unembed.sources._paths import check_tree, contained, revision_name
-
-from test_sources_hub_cache import COMMIT_A, _add_snapshot
 
 SECRET = "root:x:0:0:root:/root:/bin/bash"
 
