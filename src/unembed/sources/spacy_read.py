@@ -111,10 +111,11 @@ def _reads_only_inside(root: Path) -> Iterator[None]:
 def _weights_only_torch(where: Path) -> Iterator[None]:
     """Every ``torch.load`` made ``weights_only=True`` and ``torch.jit.load`` refused, for the
     duration; ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` removed meanwhile."""
-    torch = sys.modules.get("torch")
-    if torch is None:  # thinc imports torch when it has it: no torch, no torch layers
+    if "torch" not in sys.modules:  # thinc imports torch when it has it: no torch layers
         yield
         return
+    import torch
+
     orig_load, orig_jit = torch.load, torch.jit.load
 
     def load(f: Any, map_location: Any = None, pickle_module: Any = None, *,
