@@ -80,18 +80,21 @@ def check_pipeline_files(path: Path) -> list[str]:
 
 
 def load_pipeline(path: Path) -> tuple[Any, list[str]]:
-    """``spacy.load(path)`` after :func:`check_pipeline_files`, with spaCy's warning about
-    another minor version turned into a note; what it still refuses is one line naming the
-    directory. Returns the pipeline and the notes."""
+    """:func:`unembed.sources.spacy_read.read_pipeline` (``spacy.load`` with its guards)
+    after :func:`check_pipeline_files`, with spaCy's warning about another minor version
+    turned into a note; what it still refuses is one line naming the directory. Returns the
+    pipeline and the notes."""
     import warnings
 
-    import spacy
+    from unembed.sources._paths import check_tree
+    from unembed.sources.spacy_read import read_pipeline
 
+    check_tree(path, "spaCy pipeline")  # nothing read through a link that leads out
     notes = check_pipeline_files(path)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"\[W095\]")  # in the notes instead
-            nlp = spacy.load(path)
+            nlp = read_pipeline(path)  # nothing outside path read, no pickled code run
     except (OSError, ValueError, KeyError) as e:
         text = " ".join(str(e).split())[:200]
         raise file_error(path, f"not a loadable spaCy pipeline ({type(e).__name__}: "
