@@ -163,7 +163,7 @@ def summarize(
         pairs[view] = ExtremePairs(int(sel.size), most, least)
     return HeadSummary(
         head=repr(head),
-        source=head.meta.get("source"),
+        source=head.source,
         rows=head.rows,
         n_labels=V,
         d=head.d,

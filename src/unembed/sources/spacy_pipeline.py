@@ -90,8 +90,7 @@ from unembed._checks import fail, file_error
 from unembed.head import Head, logits_to_log_probs
 
 if TYPE_CHECKING:
-    from unembed.export import ExportResult
-    from unembed.sources.base import LoadedModel
+    from unembed.model import LoadedModel
 
 __all__ = ["SpacyComponent", "SpacyTagger", "SpacyTexts", "SpacyTransition", "is_spacy_dir",
            "is_spacy_language", "load_spacy"]
@@ -243,8 +242,7 @@ class SpacyTagger(_Pipe):
             raise fail(f"{source}: the component {component!r} has {len(labels)} labels but its "
                        f"output layer has {W.shape[0]} rows.")
         self.dtype = str(W.dtype)
-        meta = {"source": f"{source} (component {component!r})",
-                "family": f"spacy {_factory(nlp, component)}",
+        meta = {"family": f"spacy {_factory(nlp, component)}",
                 "component": component, "architecture": model.name[-40:],
                 "softmax_temperature": temperature,
                 "outputs": "probabilities" if self.normalizes else "logits",
@@ -252,7 +250,8 @@ class SpacyTagger(_Pipe):
                 "spacy_version": _spacy_version()}
         self.head = Head(W=W, b=b, labels=labels, link="softmax",
                          logit_scale=1.0 / temperature, reparam=False, dtype=self.dtype,
-                         meta=meta, strict=strict, labels_from=f"the {component!r} component",
+                         meta=meta, source=f"{source} (component {component!r})",
+                         strict=strict, labels_from=f"the {component!r} component",
                          reparam_reason="spaCy's tok2vec ends in a residual sum (x + f(x)), not "
                                         "in an affine map that could absorb an invertible A")
         self._verified = False
@@ -389,13 +388,13 @@ class SpacyTransition(_Pipe):
             notes.append(f"{len(unseen)} moves never seen in training are left out (spaCy "
                          f"gives them the batch's minimum score, not W h + b): "
                          f"{', '.join(names[i] for i in unseen[:10])}")
-        meta = {"source": f"{source} (component {component!r})",
-                "family": f"spacy {factory} action layer", "component": component,
+        meta = {"family": f"spacy {factory} action layer", "component": component,
                 "architecture": "TransitionModel (tok2vec, lower, upper)",
                 "unseen_moves": [names[i] for i in unseen],
                 "notes": notes, "spacy_version": _spacy_version()}
         self.head = Head(W=W[idx], b=b[idx], labels=tuple(names[i] for i in idx),
                          link="softmax", reparam=False, dtype=self.dtype, meta=meta,
+                         source=f"{source} (component {component!r})",
                          strict=strict, masked_argmax=True,
                          labels_from=f"the {component!r} component's moves",
                          reparam_reason="the state vector is a maxout of summed features, not "
@@ -622,33 +621,6 @@ def load_spacy(source: Any, *, component: str | None = None, strict: bool = True
         out = SpacyTagger(nlp, name, source=where, strict=strict)
     probe = out.forward(["the cat sat on the mat"])  # verify now
     del probe
-    out.head.meta["notes"] = [*out.head.meta.get("notes", []), *notes]
+    if notes:
+        out.head = out.head.with_provenance(notes=notes)
     return out
-
-
-def export_spacy(model: SpacyComponent, head: Head, out: Path, tmp: Path, inputs: Any,
-                 seed: int) -> ExportResult:
-    """Write the pipeline with the tagger's W, b replaced by ``head``'s to the directory
-    ``tmp`` (``nlp.to_disk``), re-read it with ``spacy.load`` and compare it with the original
-    on ``inputs`` (texts; default: random hidden states fed to both Softmax layers); raises
-    unless equivalent (:func:`unembed.export.export_model` moves ``tmp`` to ``out``)."""
-    import spacy
-
-    from unembed.equivalence import compare_logits, random_hidden
-    from unembed.export import ExportResult, require_equivalent
-
-    notes: list[str] = []
-    new = model.with_head(head)
-    new.nlp.to_disk(tmp)
-    reread = type(model)(spacy.load(tmp), model.component, source=str(out), strict=head.strict)
-    if inputs is None:
-        notes.append("no inputs given: verified on random hidden states fed to the "
-                     "component's output layer")
-        h = random_hidden(model.head, 256, seed=seed)
-        z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
-    else:
-        z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
-    eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
-    require_equivalent(eq, out, "spaCy pipeline")
-    return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
-                        notes=tuple(notes))
