@@ -49,7 +49,7 @@ from numpy.typing import ArrayLike, NDArray
 from unembed._blocks import row_blocks
 from unembed._checks import arg_error
 from unembed.head import Head, LabelRef
-from unembed.moments import HiddenMoments, LogitRows
+from unembed.moments import HiddenMoments, LogitMoments, LogitRows
 
 __all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "coprob_nearest", "nearest", "neighbours"]
 
@@ -63,7 +63,7 @@ _ROW = ("raw", "centered", "normalized", "causal", "logit")
 HiddenStates = NDArray[np.floating] | Callable[[], Iterable[NDArray[np.floating]]]
 #: What the data-driven views take: hidden-state moments (``logit``), prepared logit rows, or
 #: the hidden states themselves (either view).
-NeighbourData = HiddenMoments | LogitRows | HiddenStates
+NeighbourData = HiddenMoments | LogitMoments | LogitRows | HiddenStates
 
 _U32 = 2.0 ** -24
 
@@ -192,7 +192,7 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
 
 def _states(data: NeighbourData, d: int) -> Callable[[], Iterator[NDArray[np.float64]]]:
     """Re-iterable batches of hidden states (n_b, d) float64, in row blocks."""
-    if isinstance(data, (HiddenMoments, LogitRows)):
+    if isinstance(data, (HiddenMoments, LogitMoments, LogitRows)):
         raise arg_error("neighbours", "data", "must be the hidden states themselves for the "
                         "coprob view (an (n, d) array or batches of them), not their moments")
     if callable(data):
@@ -279,10 +279,11 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
     if view == "logit":
         from unembed.views import logit_data
 
-        if data is not None and not isinstance(data, (HiddenMoments, LogitRows)):
+        if data is not None and not isinstance(data, (HiddenMoments, LogitMoments, LogitRows)):
             from unembed.moments import stream_moments
 
-            data = stream_moments(_states(data, head.d)(), d=head.d, source="hidden states")
+            data = stream_moments(_states(data, head.d)(), d=head.d, source="hidden states",
+                                  rows=head.W)
         lr = logit_data(head, data, "neighbours")
     elif view == "coprob" and data is None:
         raise arg_error("neighbours", "data", "must be given for the coprob view (hidden "

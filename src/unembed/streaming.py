@@ -27,7 +27,7 @@ from unembed.accumulators import LabelTally, PairStats
 from unembed.data import DataSource, shard_batches
 from unembed.head import Head, LabelRef
 from unembed.kernels import selected_log_probs, summarise, take_columns
-from unembed.moments import HiddenMoments
+from unembed.moments import Moments, merged, moments_for
 
 if TYPE_CHECKING:
     from unembed.sources.base import LoadedModel
@@ -56,8 +56,10 @@ class Behaviour:
         How many predictions (inputs x positions) were seen.
     selection : str
         How the label set was chosen.
-    moments : HiddenMoments or None
-        Mean and covariance (float64) of every hidden state seen: the ``logit`` view's data.
+    moments : HiddenMoments, LogitMoments or None
+        Mean and covariance (float64) of every hidden state seen, or for a head with fewer
+        labels than dimensions of its centered logits (:func:`unembed.moments.moments_for`,
+        the smaller): the ``logit`` view's data.
     """
 
     labels: tuple[str, ...]
@@ -69,7 +71,7 @@ class Behaviour:
     n_predictions: int
     top_k: int
     selection: str
-    moments: HiddenMoments | None = None
+    moments: Moments | None = None
 
 
 Forward = Callable[[Any], tuple[NDArray[np.float64], object]]
@@ -110,13 +112,13 @@ class Partial:
     hidden: list[tuple[int, NDArray[np.float64]]] = field(default_factory=list)
     seen: int = 0
     batches: int = 0
-    moments: HiddenMoments | None = None
+    moments: Moments | None = None
 
     def merge(self, other: Partial) -> Partial:
         pairs = (self.pairs if other.pairs is None else other.pairs if self.pairs is None
                  else self.pairs.merge(other.pairs))
         mom = (self.moments if other.moments is None else other.moments
-               if self.moments is None else self.moments.merge(other.moments))
+               if self.moments is None else merged(self.moments, other.moments))
         return Partial(self.tally.merge(other.tally), pairs, self.hidden + other.hidden,
                        self.seen + other.seen, self.batches + other.batches, mom)
 
@@ -143,7 +145,8 @@ class _Stream:
         self.head_batches = head_batches
         self.part = Partial(LabelTally.empty(self.head.n_labels),
                             None if idx is None else PairStats(idx, top_k),
-                            moments=HiddenMoments(d=self.head.d, source="the audit data"))
+                            moments=moments_for(self.head.W, source="the audit data",
+                                                mean=self.head.stats.mean()))
         self.held: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64],
                               int]] = []
         self.held_n = 0

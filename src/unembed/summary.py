@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from unembed.gauges import Symmetry, symmetries
 from unembed.head import Head
-from unembed.moments import HiddenMoments
+from unembed.moments import Moments
 from unembed.views import (
     VIEWS,
     ViewInvariance,
@@ -126,7 +126,7 @@ def extreme_pairs(S: NDArray[np.float64], labels: list[str], k: int = 5
 
 def summarize(
     head: Head, *, max_labels: int = 500, max_labels_differences: int = 150, top: int = 5,
-    seed: int = 0, data: HiddenMoments | None = None,
+    seed: int = 0, data: Moments | None = None,
 ) -> HeadSummary:
     """Figures of a head. Pairs are searched over all labels when V <= ``max_labels``, else
     over a seeded random sample of that size (said in the result); the ``differences`` view

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     views = args.view or [*VIEWS, *(["logit"] if spec is not None else [])]
     if spec is not None and "logit" not in views:
         raise fail("--data is used by the logit view only; add --view logit.")
-    data = None if spec is None else spec.moments(not (args.json or args.no_progress))
+    data = None if spec is None else spec.moments(not (args.json or args.no_progress), head.W)
     values = {v: cosine(head, i, j, v, data=data) for v in views}
     named = {} if spec is None else {"data": spec.record()}
     if args.json:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args)
     head = model.head
     spec = view_data(args, model)
-    data = None if spec is None else spec.moments(not (args.json or args.no_progress))
+    data = None if spec is None else spec.moments(not (args.json or args.no_progress), head.W)
     s = summarize(head, max_labels=args.max_labels, top=args.top, data=data)
     pairs_file = None
     if args.pairs:

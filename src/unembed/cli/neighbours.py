@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     spec = view_data(args, model)
     data: Any = None
     if spec is not None:
-        data = (spec.moments(not (args.json or args.no_progress)) if args.view == "logit"
+        data = (spec.moments(not (args.json or args.no_progress), head.W) if args.view == "logit"
                 else spec.batches)
     queries = None if args.all else args.query
     if queries is not None:
