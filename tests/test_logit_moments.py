@@ -114,3 +114,29 @@ def test_cli_logit_view_of_a_wide_head_equals_corrcoef(tmp_path: Path, wide) -> 
     order = sorted((j for j in range(V) if j != 3), key=lambda j: (-want[3, j], j))[:4]
     assert [n["label"] for n in got] == [str(j) for j in order]
     np.testing.assert_allclose([n["cosine"] for n in got], want[3, order], atol=1e-12)
+
+
+class _Identity:
+    """A weight-file-like model: the inputs are the head's hidden states."""
+
+    kind = "file"
+
+    def __init__(self, head: Head) -> None:
+        self.head = head
+
+    def hidden_states(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
+
+
+def test_audit_of_a_wide_head_takes_the_logit_view_from_the_logits_moments(wide) -> None:
+    from unembed.audit import audit
+    from unembed.behaviour import ArrayInputs
+    from unembed.sources.base import HeadModel
+
+    head, H = wide
+    model = type("WideModel", (_Identity, HeadModel), {})(head)
+    res = audit(model, ArrayInputs(H), progress=False, batch_size=100, co_top=False)
+    assert isinstance(res.behaviour.moments, LogitMoments)
+    idx = [int(i) for i in res.behaviour.idx]
+    np.testing.assert_allclose(res.similarities["logit"], _direct(head, H)[np.ix_(idx, idx)],
+                               atol=1e-12)

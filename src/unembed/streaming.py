@@ -51,7 +51,9 @@ class Behaviour:
     pairs : PairStats
         The raw accumulator (for merging and witnesses).
     hidden : (m, d) float64
-        The hidden states of the first m predictions (m <= ``keep_hidden``), for verification.
+        The hidden states of the first m predictions, for verification: m <= ``keep_hidden``
+        and at most :data:`KEPT_BYTES` of float64 states (a wide head's states are large:
+        at d = 60000 that is 559 of them).
     n_predictions : int
         How many predictions (inputs x positions) were seen.
     selection : str
@@ -72,6 +74,16 @@ class Behaviour:
     top_k: int
     selection: str
     moments: Moments | None = None
+
+
+#: The most memory the hidden states kept for verification may take (float64).
+KEPT_BYTES = 1 << 28
+
+
+def kept_states(keep_hidden: int, d: int) -> int:
+    """How many hidden states of width d the pass keeps: ``keep_hidden``, and at most
+    :data:`KEPT_BYTES` of them in float64 (at least 64, whatever d)."""
+    return min(keep_hidden, max(64, KEPT_BYTES // (8 * max(d, 1))))
 
 
 Forward = Callable[[Any], tuple[NDArray[np.float64], object]]
@@ -141,7 +153,7 @@ class _Stream:
         self.head: Head = model.head
         self.forward = _forward(model, logits)
         self.top_k = top_k
-        self.keep_hidden = keep_hidden
+        self.keep_hidden = kept_states(keep_hidden, self.head.d)
         self.head_batches = head_batches
         self.part = Partial(LabelTally.empty(self.head.n_labels),
                             None if idx is None else PairStats(idx, top_k),
@@ -359,7 +371,7 @@ def collect_with(model: LoadedModel, data: DataSource, choice: LabelSelection, o
         if stream.part.pairs is None and stream.part.seen:  # fewer predictions than asked
             idx, selection = choice.chosen(stream.part.tally)
             stream.choose(idx)
-    return _behaviour(head, stream.part, selection, top_k, keep_hidden)
+    return _behaviour(head, stream.part, selection, top_k, kept_states(keep_hidden, head.d))
 
 
 # ------------------------------------------------------------------------------ in shards
@@ -434,4 +446,4 @@ def behaviour_of(head: Head, parts: Iterable[Partial], selection: Selection, *, 
         total = total.merge(p)
     if total.pairs is None:
         total.pairs = PairStats(selection.idx, top_k)
-    return _behaviour(head, total, selection.text, top_k, keep_hidden)
+    return _behaviour(head, total, selection.text, top_k, kept_states(keep_hidden, head.d))
