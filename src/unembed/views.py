@@ -455,7 +455,11 @@ def cosine(
     data: ViewData | None = None,
 ) -> float:
     """Cosine of labels a and b under one view (float64). For ``differences`` the reference
-    set is the whole head by default; ``logit`` needs ``data`` (hidden-state moments).
+    set is the whole head by default; ``logit`` needs ``data`` (hidden-state moments). A view
+    that carries no information on this head whatever the pair (the causal view of a head
+    whose centered rows have rank V - 1, which makes every causal cosine -1/(V - 1); the
+    centered views of a two-label head: :func:`unembed.undefined_views.structural_reason`) is
+    an error saying why, not a number.
 
     >>> import numpy as np
     >>> from unembed import Head
@@ -470,6 +474,12 @@ def cosine(
     """
     check_view(view, "cosine")
     i, j = head.index(a), head.index(b)
+    from unembed.undefined_views import structural_reason
+
+    why = structural_reason(head, view)
+    if why is not None:
+        raise fail(f"The {view} cosine of {head.labels[i]!r} and {head.labels[j]!r} carries no "
+                   f"information on this head: {why}.")
     if view == "differences":
         return _pair_differences(head, i, j)
     if view == "logit":
