@@ -328,29 +328,3 @@ def read_json(path: Any, what: str = "JSON file", limit: int = MAX_SIDE_FILE) ->
         raise file_error(path, f"invalid JSON: {e} is not a JSON value.") from None
     except RecursionError:
         raise file_error(path, "invalid JSON: nested too deeply.") from None
-
-
-def inside(root: Any, name: str, what: str = "file") -> Any:
-    """``root / name`` for a file that a model directory names (an index's shard, ...), refused
-    unless it stays inside ``root``: no absolute path, no '..', no symbolic link that leads out
-    of the directory. Nothing is opened; the caller opens what this returns."""
-    import os
-    from pathlib import Path, PurePosixPath, PureWindowsPath
-
-    r = Path(root)
-    s = str(name)
-    if (not s or "\x00" in s or PurePosixPath(s).is_absolute() or PureWindowsPath(s).is_absolute()
-            or PureWindowsPath(s).drive or ".." in PurePosixPath(s.replace("\\", "/")).parts):
-        raise file_error(r, f"names the {what} {s!r}, which is not a path inside the "
-                            f"directory; refused.")
-    p = r / s
-    real = os.path.realpath(p)
-    allowed = [os.path.realpath(r)]
-    # a snapshot of the HuggingFace hub cache (models--ORG--NAME/snapshots/HASH) links its
-    # files into the same repository's blobs/ directory, and only there
-    if r.parent.name == "snapshots" and r.parent.parent.name.startswith("models--"):
-        allowed.append(os.path.realpath(r.parent.parent / "blobs"))
-    if not any(os.path.commonpath([a, real]) == a for a in allowed):
-        raise file_error(r, f"names the {what} {s!r}, which leads outside the directory "
-                            f"(through a symbolic link); refused.")
-    return p

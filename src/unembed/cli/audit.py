@@ -81,6 +81,26 @@ def _check_positive(name: str, value: int | None) -> None:
         raise fail(f"The '--{name}' option must be at least 1. Got {value} instead.")
 
 
+def _check_pairs_target(pairs: str, out: str, *, force: bool) -> None:
+    """``--pairs FILE`` checked with ``--out`` (before any work): its suffix, and that it can
+    be written (inside the report directory, it is written after that directory, whose own
+    check stands for it)."""
+    import os
+
+    from unembed._io import check_target
+    from unembed.tables import check_pairs_suffix
+
+    p = check_pairs_suffix(pairs)
+    real_out, real_parent = os.path.realpath(out), os.path.realpath(p.absolute().parent)
+    if real_parent == real_out or os.path.commonpath([real_out, real_parent]) == real_out:
+        return
+    if os.path.realpath(p) == real_out:
+        from unembed._checks import fail
+
+        raise fail(f"--pairs {pairs}: the same path as --out; name another file.")
+    check_target(p, force=force)
+
+
 def run(args: argparse.Namespace) -> int:
     import functools
     import sys
@@ -94,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
 
     for name in ("top_n", "top_k", "max_inputs", "batch_size", "window", "workers"):
         _check_positive(name.replace("_", "-"), getattr(args, name))
-    check_target(args.out, force=args.force)  # before any work
+    check_target(args.out, force=args.force)  # every output before any work
+    if args.pairs:
+        _check_pairs_target(args.pairs, args.out, force=args.force)
     engine = ray_engine(args)
     loader = model_loader(args)
     model = loader()

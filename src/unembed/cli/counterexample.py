@@ -141,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
     if _reads_model(args, source):
         args.model, args.head = source, None
         return run_model(args)
+    from unembed.sources.sidecar import labels_path
+
+    labels_out = labels_path(args.out)  # the labels file written beside it: checked too
+    check_target(labels_out, force=args.force)
 
     from unembed.construct import cosine_translation
     from unembed.equivalence import compare_head_rows
@@ -176,7 +180,12 @@ def run(args: argparse.Namespace) -> int:
     if head.labels_from != "row numbers":
         from unembed.sources.sidecar import write_labels
 
-        write_labels(head, out)
+        write_labels(head, out, force=args.force)
+    elif labels_out.exists() or labels_out.is_symlink():
+        # (only with --force: checked above) labels of the file replaced would name these rows
+        from unembed._io import remove_path
+
+        remove_path(labels_out)
     # Verify what was written, not what was meant to be written.
     mf = head.file
     assert mf is not None  # read from a weight file by load_head

@@ -86,7 +86,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed import _reprs
-from unembed._checks import fail
+from unembed._checks import UnembedError, fail
 from unembed.head import Head, logits_to_log_probs
 
 if TYPE_CHECKING:
@@ -588,11 +588,14 @@ def load_spacy(source: Any, *, component: str | None = None, strict: bool = True
     pipeline directory (``nlp.to_disk``; read with ``spacy.load``, no pickle). ``component``
     names it (default: the only tagger; without a tagger, the only parser or NER)."""
     if isinstance(source, (str, os.PathLike)):
-        import spacy
+
+        from unembed.sources.spacy_read import read_pipeline
 
         p = Path(source)
         try:
-            nlp = spacy.load(p)
+            nlp = read_pipeline(p)  # nothing outside p read, no pickled code run
+        except UnembedError:
+            raise
         except (OSError, ValueError, KeyError) as e:
             raise fail(f"{p}: not a loadable spaCy pipeline ({type(e).__name__}: "
                        f"{str(e).splitlines()[0][:200]}).") from None
