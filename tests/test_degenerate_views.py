@@ -110,12 +110,3 @@ def test_two_label_head_centered_views_are_undefined() -> None:
             cosine(head, 0, 1, view)
     assert np.isfinite(cosine(head, 0, 1, "raw"))
 
-
-def test_views_page_examples_run() -> None:
-    """docs/views.md's examples (undefined views, the logit view of a wide head) run."""
-    import doctest
-
-    root = Path(__file__).resolve().parents[1]
-    res = doctest.testfile(str(root / "docs" / "views.md"), module_relative=False,
-                           optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.attempted > 0 and res.failed == 0
