@@ -64,6 +64,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
                           "programs over all rows; default: only when V <= 5000)")
     cot.add_argument("--no-co-top", dest="co_top", action="store_const", const=False,
                      help="skip those decisions")
+    p.add_argument("--witness-region", choices=("data", "any"), default="data",
+                   help="where those decisions and claims 2-3's model evidence look for hidden "
+                        "states: 'data' (default) the final norm's bound when the head has "
+                        "one, else the box the data's hidden states occupy; 'any' all of R^d")
     p.add_argument("--pairs", metavar="FILE",
                    help="also write every pair of the label set, one row per view (label_a, "
                         "label_b, view, cosine and each behavioural measure) as .csv or "
@@ -150,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
                     batch_size=args.batch_size, likely=args.likely,
                     progress=not args.no_progress and sys.stderr.isatty(),
                     logits="head" if args.head_logits else "model", co_top=args.co_top,
+                    region=args.witness_region,
                     sharded=sharded, inputs=AuditInputs(
                         model=head_source(args), bias=args.bias, labels=args.labels,
                         data=args.data,
@@ -176,8 +181,12 @@ def run(args: argparse.Namespace) -> int:
                     "pairs": None if pairs is None else str(pairs),
                     "json": str(out / "audit.json"),
                     "claims": [{"number": c.number, "outcome": c.outcome, "shown": c.shown,
-                                "why": c.why} for c in res.claims],
-                    "rank_correlations": [asdict(r) for r in res.correlations]})
+                                "grade": c.grade, "verdict": c.verdict_line, "why": c.why}
+                               for c in res.claims],
+                    "rank_correlations": [asdict(r) for r in res.correlations],
+                    "views_ranked": res.advice.views_ranked(),
+                    "views_not_ranked": res.advice.not_ranked,
+                    "advice": res.advice.to_dict()})
         return 0
     print("\n".join(summary_lines(res)))
     print(f"report: {out / 'report.html'}")
