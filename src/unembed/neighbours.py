@@ -49,9 +49,10 @@ from numpy.typing import ArrayLike, NDArray
 from unembed._blocks import row_blocks
 from unembed._checks import arg_error
 from unembed.head import Head, LabelRef
-from unembed.moments import HiddenMoments, LogitRows
+from unembed.moments import HiddenMoments, LogitMoments, LogitRows
 
-__all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "coprob_nearest", "nearest", "neighbours"]
+__all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "coprob_nearest", "nearest", "neighbours",
+           "neighbours_or_undefined"]
 
 #: The views neighbours are computed under (the row views, and ``coprob`` with data).
 NEIGHBOUR_VIEWS: tuple[str, ...] = ("raw", "centered", "normalized", "causal", "logit",
@@ -63,7 +64,7 @@ _ROW = ("raw", "centered", "normalized", "causal", "logit")
 HiddenStates = NDArray[np.floating] | Callable[[], Iterable[NDArray[np.floating]]]
 #: What the data-driven views take: hidden-state moments (``logit``), prepared logit rows, or
 #: the hidden states themselves (either view).
-NeighbourData = HiddenMoments | LogitRows | HiddenStates
+NeighbourData = HiddenMoments | LogitMoments | LogitRows | HiddenStates
 
 _U32 = 2.0 ** -24
 
@@ -192,7 +193,7 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
 
 def _states(data: NeighbourData, d: int) -> Callable[[], Iterator[NDArray[np.float64]]]:
     """Re-iterable batches of hidden states (n_b, d) float64, in row blocks."""
-    if isinstance(data, (HiddenMoments, LogitRows)):
+    if isinstance(data, (HiddenMoments, LogitMoments, LogitRows)):
         raise arg_error("neighbours", "data", "must be the hidden states themselves for the "
                         "coprob view (an (n, d) array or batches of them), not their moments")
     if callable(data):
@@ -263,6 +264,11 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
     moments (:class:`~unembed.moments.HiddenMoments`) or the hidden states (n, d); for
     ``coprob`` the hidden states (an array or a callable giving their batches anew).
 
+    A view that ranks nothing for a label (:mod:`unembed.undefined_views`: the causal view of
+    a head whose centered rows have rank V - 1, or cosines with every other label constant up
+    to rounding) is an error naming why; :func:`neighbours_or_undefined` gives those reasons
+    beside the other labels' neighbours instead.
+
     >>> import numpy as np
     >>> from unembed import Head
     >>> head = Head(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.2]]),
@@ -270,6 +276,28 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
     >>> [(n.label, round(n.cosine, 3)) for n in neighbours(head, ["cat"], k=2, view="raw")["cat"]]
     [('kitten', 0.994), ('car', 0.0)]
     """
+    from unembed._checks import fail
+
+    out, undefined = neighbours_or_undefined(head, labels, k=k, view=view, weights=weights,
+                                             data=data)
+    for lab, why in undefined.items():
+        raise fail(f"The {view} neighbours of {lab!r} rank nothing: {why}.")
+    return out
+
+
+def neighbours_or_undefined(
+    head: Head, labels: Sequence[LabelRef] | None = None, *, k: int = 10,
+    view: str = "centered", weights: ArrayLike | None = None, data: NeighbourData | None = None,
+) -> tuple[dict[str, list[Neighbour]], dict[str, str]]:
+    """:func:`neighbours`, with the labels whose view ranks nothing (module
+    :mod:`unembed.undefined_views`) in a second dict, label -> "undefined: why", and no
+    neighbours (an empty list) in the first."""
+    from unembed.undefined_views import structural_reason
+
+    why = structural_reason(head, view) if view != "coprob" else None
+    if why is not None:
+        idx0 = range(head.n_labels) if labels is None else head.indices(labels)
+        return ({head.labels[i]: [] for i in idx0}, {head.labels[i]: why for i in idx0})
     if view not in NEIGHBOUR_VIEWS:
         raise arg_error("neighbours", "view", f"must be one of {', '.join(NEIGHBOUR_VIEWS)}",
                         got=view)
@@ -279,15 +307,17 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
     if view == "logit":
         from unembed.views import logit_data
 
-        if data is not None and not isinstance(data, (HiddenMoments, LogitRows)):
+        if data is not None and not isinstance(data, (HiddenMoments, LogitMoments, LogitRows)):
             from unembed.moments import stream_moments
 
-            data = stream_moments(_states(data, head.d)(), d=head.d, source="hidden states")
+            data = stream_moments(_states(data, head.d)(), d=head.d, source="hidden states",
+                                  rows=head.W)
         lr = logit_data(head, data, "neighbours")
     elif view == "coprob" and data is None:
         raise arg_error("neighbours", "data", "must be given for the coprob view (hidden "
                         "states: co-probability is measured over data)")
     out: dict[str, list[Neighbour]] = {}
+    undefined: dict[str, str] = {}
     chunk = 4096 if view != "coprob" else max(k + 1, min(4096, (1 << 22) // head.n_labels))
     for s in range(0, idx.size, chunk):
         qi = idx[s:s + chunk]
@@ -296,7 +326,38 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
             bi, bv, _ = coprob_nearest(head, qi, data, k=k)
         else:
             bi, bv = nearest(head, qi, k=k, view=view, weights=weights, data=lr)
+            undefined.update(_constant_rows(head, qi, bv, view, weights, lr))
         for a, i in enumerate(qi.tolist()):
+            if head.labels[i] in undefined:
+                out[head.labels[i]] = []
+                continue
             out[head.labels[i]] = [Neighbour(head.labels[j], int(j), float(c))
                                    for j, c in zip(bi[a].tolist(), bv[a].tolist()) if j >= 0]
+    return out, undefined
+
+
+def _constant_rows(head: Head, qi: NDArray[np.intp], bv: NDArray[np.float64], view: str,
+                   weights: ArrayLike | None, data: LogitRows | None) -> dict[str, str]:
+    """Labels of ``qi`` whose cosines with every other label are constant up to rounding.
+    Only queries whose k best are already within rounding of each other are checked, each
+    by one float64 pass over every label (O(V d)): a view that varies shows it in its top k
+    or its full row."""
+    from unembed._stats import constant_reason
+    from unembed.undefined_views import neighbour_reason, view_terms
+
+    out: dict[str, str] = {}
+    n_states = 0 if data is None else data.n
+    for a, q in enumerate(qi.tolist()):
+        top = bv[a][np.isfinite(bv[a])]
+        if top.size == 0 or constant_reason(top, what="", terms=view_terms(
+                view, head, n_states), scale=1.0) is None:
+            continue
+        Q = _unit_rows(head, np.array([q], dtype=np.intp), view, weights, data)[0]
+        row = np.full(head.n_labels, np.nan)
+        for s, e in row_blocks(head.n_labels, head.d):
+            row[s:e] = _unit_rows(head, np.arange(s, e), view, weights, data) @ Q
+        row = np.delete(row, q)
+        why = neighbour_reason(head, head.labels[q], view, row, n_states)
+        if why is not None:
+            out[head.labels[q]] = why
     return out

@@ -45,7 +45,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from unembed._checks import fail
-    from unembed.neighbours import neighbours
+    from unembed.neighbours import neighbours_or_undefined
 
     if args.view in _DATA_VIEWS and args.data is None:
         raise fail(needs_data(args.view))
@@ -69,12 +69,13 @@ def run(args: argparse.Namespace) -> int:
     spec = view_data(args, model)
     data: Any = None
     if spec is not None:
-        data = (spec.moments(not (args.json or args.no_progress)) if args.view == "logit"
+        data = (spec.moments(not (args.json or args.no_progress), head.W) if args.view == "logit"
                 else spec.batches)
     queries = None if args.all else args.query
     if queries is not None:
         head.indices(queries)  # an unknown label fails before any pass over the data
-    res = neighbours(head, queries, k=args.k, view=args.view, data=data)
+    res, undefined = neighbours_or_undefined(head, queries, k=args.k, view=args.view,
+                                             data=data)
     named = {} if spec is None else {"data": spec.record()}
     if args.all:
         from unembed._io import atomic_write
@@ -83,26 +84,40 @@ def run(args: argparse.Namespace) -> int:
             with open(tmp, "w", encoding="utf-8") as fh:
                 for lab, ns in res.items():
                     fh.write(json.dumps({"label": lab, "view": args.view, **named,
-                                         "neighbours": [n.to_dict() for n in ns]},
+                                         **_listed(lab, ns, undefined)},
                                         ensure_ascii=False) + "\n")
 
         atomic_write(args.out, write, force=args.force)
         if args.json:
             print_json({"out": str(args.out), "labels": len(res), "k": args.k,
-                        "view": args.view, **named})
+                        "view": args.view, **named, "undefined": len(undefined)})
         else:
             print(f"wrote {len(res)} labels' {args.k} nearest ({args.view} view"
-                  f"{_on(spec)}) to {args.out}")
+                  f"{_on(spec)}) to {args.out}"
+                  + (f"; {len(undefined)} of them undefined (the view ranks nothing: "
+                     f"{next(iter(undefined.values()))})" if undefined else ""))
         return 0
     if args.json:
         print_json({"view": args.view, "k": args.k, **named,
-                    "neighbours": {lab: [n.to_dict() for n in ns] for lab, ns in res.items()}})
+                    "neighbours": {lab: _listed(lab, ns, undefined)["neighbours"]
+                                   for lab, ns in res.items()},
+                    "undefined": undefined})
         return 0
     for lab, ns in res.items():
         print(f"{lab!r} ({args.view} view{_on(spec)}):")
+        if lab in undefined:
+            print(f"  {undefined[lab]}")
         for n in ns:
             print(f"  {fmt(n.cosine, 4)}  {n.label!r}")
     return 0
+
+
+def _listed(lab: str, ns: list[Any], undefined: dict[str, str]) -> dict[str, Any]:
+    """A label's neighbours as JSON: the list, or null with the reason the view ranks
+    nothing."""
+    if lab in undefined:
+        return {"neighbours": None, "reason": undefined[lab]}
+    return {"neighbours": [n.to_dict() for n in ns]}
 
 
 def _on(spec: Any) -> str:
