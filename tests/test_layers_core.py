@@ -81,9 +81,9 @@ def test_export_and_sources_form_no_import_circle() -> None:
         state[m] = 1
         for t in sorted(EDGES[m] & inside):
             if state.get(t) == 1:
-                circle.extend(path[path.index(t):] + [m, t] if t in path else [m, t])
+                circle.extend([*path[path.index(t):], m, t] if t in path else [m, t])
                 return True
-            if t not in state and visit(t, path + [m]):
+            if t not in state and visit(t, [*path, m]):
                 return True
         state[m] = 2
         return False
