@@ -68,6 +68,8 @@ class MatrixFile:
             return np.array(mm[start:stop])
         return _read_raw(self.raw, self.shape, start * d, (stop - start) * d).reshape(-1, d)
 
+    _rows = rows  # the name the block readers used before StoredMatrix named it
+
     def read_float64(self) -> NDArray[np.float64]:
         """The matrix as one float64 C-contiguous array, read block by block (each block of rows
         read from the file into a small buffer and converted in place): peak memory is the
