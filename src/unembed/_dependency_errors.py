@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from unembed._checks import UnembedError, file_error
+from unembed._checks import UnembedError
 
 __all__ = ["DEPENDENCY_ERRORS", "from_dependency", "raising_package", "reading",
            "reads_named_file"]
@@ -93,7 +93,7 @@ def reading(path: str | os.PathLike[str]) -> Iterator[None]:
         detail = f"{type(e).__name__}: {text}" if text else type(e).__name__
         if isinstance(e, RecursionError):
             detail = "nested too deeply"
-        raise file_error(path, f"{package} cannot read it ({detail}).") from None
+        raise UnembedError(f"{package} cannot read it ({detail}).", path=path) from None
 
 
 _P = ParamSpec("_P")

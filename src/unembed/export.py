@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import UnembedError, fail
+from unembed._checks import UnembedError
 from unembed._io import atomic_target, is_pickle
 from unembed._progress import progress_bars
 from unembed.equivalence import Equivalence, compare_logits
+from unembed.errors import Setting
 from unembed.head import Head
 from unembed.sources._paths import contained
 from unembed.sources.base import (
@@ -87,20 +88,23 @@ Step = Callable[[str], None]
 def _check_same_shape(model: LoadedModel, head: Head) -> None:
     old: Head = model.head
     if head.W.shape != old.W.shape:
-        raise fail(f"export_model: the new head has shape {head.W.shape}, the model's head "
-                   f"{old.W.shape}.")
+        raise UnembedError(f"the new head has shape {head.W.shape}, the model's head "
+                           f"{old.W.shape}.", function="export_model")
     if head.labels != old.labels:
-        raise fail("export_model: the new head's labels differ from the model's.")
+        raise UnembedError("the new head's labels differ from the model's.",
+                           function="export_model")
     if head.link != old.link or head.softcap != old.softcap:
-        raise fail("export_model: the new head's link or soft-cap differs from the model's.")
+        raise UnembedError("the new head's link or soft-cap differs from the model's.",
+                           function="export_model")
 
 
 def require_equivalent(eq: Equivalence, out: Path, what: str) -> None:
     """Raise (so that the temporary is removed and ``out`` left as it was) unless the written
     result is equivalent."""
     if not eq.equivalent:
-        raise fail(f"export_model: the written {what} is not equivalent to the original "
-                   f"({eq.verdict}); nothing was written to {out}.")
+        raise UnembedError(f"the written {what} is not equivalent to the original "
+                           f"({eq.verdict}); nothing was written to {out}.",
+                           function="export_model")
 
 
 def _unfold(model: HFExportable, head: Head) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -109,12 +113,13 @@ def _unfold(model: HFExportable, head: Head) -> tuple[NDArray[np.float64], NDArr
         return np.array(head.W), np.array(head.bias)
     norm = model.norm
     if norm is None:
-        raise fail("The head is in the folded view, but the model has no final norm to "
-                   "unfold it with.")
+        raise UnembedError("The head is in the folded view, but the model has no final norm to "
+                           "unfold it with.")
     g = norm.gain
     if np.any(g == 0):
-        raise fail("The final norm has zero gains, so folded rows cannot be unfolded; export "
-                   "from the stored rows (without fold=True).")
+        raise UnembedError(("The final norm has zero gains, so folded rows cannot be unfolded; "
+                            "export from the stored rows (without ", Setting("fold=True", "--fold"),
+                            ")."))
     U = head.W / g[None, :]
     b = head.bias - (U @ norm.shift if norm.shift is not None else 0.0)
     return U, np.asarray(b, dtype=np.float64)
@@ -135,8 +140,8 @@ def _bias_to_write(model: HFExportable | TorchExportable | SklearnExportable, he
             notes.append(f"a uniform logit shift of {float(delta.mean()):.6g} was dropped "
                          f"(softmax ignores it; the output layer has no bias)")
         return None
-    raise fail(f"The new head needs a different bias per label (spread {spread:.3g}), but "
-               f"the model's output layer has no bias, so it cannot be written.")
+    raise UnembedError(f"The new head needs a different bias per label (spread {spread:.3g}), but "
+                       f"the model's output layer has no bias, so it cannot be written.")
 
 
 def _tensor(a: NDArray[np.float64], dtype: Any) -> Any:
@@ -326,8 +331,8 @@ def export_model(model: LoadedModel, head: Head, out: str | os.PathLike[str], *,
     _check_same_shape(model, head)
     outp = Path(out)
     if kind == "sklearn" and not is_pickle(outp):
-        raise fail(f"{outp}: a scikit-learn estimator is written as a pickle; use a .pkl "
-                   f"suffix.")
+        raise UnembedError("a scikit-learn estimator is written as a pickle; use a .pkl "
+                           "suffix.", path=outp)
     if kind == "transformer_lens":
         from unembed.sources.tlens import check_state_dict_target
 

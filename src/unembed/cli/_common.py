@@ -163,15 +163,15 @@ def add_json_arg(p: argparse.ArgumentParser, *, progress: bool = True) -> None:
 
 def head_source(args: argparse.Namespace) -> str:
     """What names the head: HEAD or --model (one of them, not both)."""
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     head, model = getattr(args, "head", None), getattr(args, "model", None)
     if head is not None and model is not None and head != model:
-        raise fail(f"name the head once: HEAD ({head}) or --model ({model}), not both.")
+        raise UnembedError(f"name the head once: HEAD ({head}) or --model ({model}), not both.")
     source = model if model is not None else head
     if source is None:
-        raise fail("name a head: HEAD (a weight file, model directory or .pkl), or "
-                   "--model PATH.")
+        raise UnembedError("name a head: HEAD (a weight file, model directory or .pkl), or "
+                           "--model PATH.")
     return str(source)
 
 
@@ -185,10 +185,10 @@ def fixed_temperature(args: argparse.Namespace) -> float | None:
     except ValueError:
         return None
     if not (0 < value < float("inf")):
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
 
-        raise fail(f"--temperature must be a positive number or a .npy file. Got {t!r} "
-                   f"instead.")
+        raise UnembedError(f"--temperature must be a positive number or a .npy file. Got {t!r} "
+                           f"instead.")
     return value
 
 
@@ -200,15 +200,15 @@ def per_input_temperature(args: argparse.Namespace, n: int) -> Any:
         return None
     import numpy as np
 
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
     from unembed.sources.files import read_tensor
 
     arr = np.asarray(read_tensor(t, ndim=1).array, dtype=np.float64).reshape(-1)
     if arr.shape[0] != n:
-        raise fail(f"{t}: {arr.shape[0]} temperatures for {n} input rows; expected one per "
-                   f"row.")
+        raise UnembedError(f"{t}: {arr.shape[0]} temperatures for {n} input rows; expected one per "
+                           f"row.")
     if not np.all(np.isfinite(arr) & (arr > 0)):
-        raise fail(f"{t}: every temperature must be a positive finite number.")
+        raise UnembedError(f"{t}: every temperature must be a positive finite number.")
     return arr
 
 
@@ -222,11 +222,12 @@ def scaled_inputs(args: argparse.Namespace, H: Any, head: Head) -> Any:
     if T is None:
         return H
     if head.b is not None and np.any(head.b != 0):
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
 
-        raise fail(f"{args.temperature}: a per-input temperature with a bias is not one head "
-                   f"(the bias would be divided by a different T for each input); fold the "
-                   f"bias into the weights or give a fixed --temperature.")
+        raise UnembedError(f"{args.temperature}: a per-input temperature with a bias is not one "
+                           f"head "
+                           f"(the bias would be divided by a different T for each input); fold the "
+                           f"bias into the weights or give a fixed --temperature.")
     return np.asarray(H, dtype=np.float64) / T[:, None]
 
 
@@ -243,9 +244,9 @@ def model_loader(args: argparse.Namespace,
                                  ("--no-center-writing-weights", "no_center_writing_weights"))
                if getattr(args, dest, False)]
     if tl_only:
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
 
-        raise fail(f"{tl_only[0]} applies with --as transformer-lens.")
+        raise UnembedError(f"{tl_only[0]} applies with --as transformer-lens.")
     return functools.partial(
         load,
         spec if spec is not None else head_source(args),
@@ -269,7 +270,7 @@ def model_loader(args: argparse.Namespace,
 def _tl_loader(args: argparse.Namespace, spec: str | None) -> functools.partial[Any]:
     """``load_pretrained(NAME, ...)`` for ``--as transformer-lens``; options that mean nothing
     for a TransformerLens model are refused, not ignored."""
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
     from unembed.sources.tlens import load_pretrained
 
     given = [(o, v) for o, v in (("--fold", getattr(args, "fold", False)),
@@ -285,11 +286,12 @@ def _tl_loader(args: argparse.Namespace, spec: str | None) -> functools.partial[
     if given:
         why = (" (TransformerLens folds the final norm by default: fold_ln; --no-fold-ln turns "
                "it off)" if given[0][0] == "--fold" else "")
-        raise fail(f"{given[0][0]} does not apply with --as transformer-lens{why}.")
+        raise UnembedError(f"{given[0][0]} does not apply with --as transformer-lens{why}.")
     device = getattr(args, "device", None)
     if device is not None and device != "cpu":
-        raise fail(f"--device {device}: with --as transformer-lens the model runs on the CPU "
-                   f"here.")
+        raise UnembedError(f"--device {device}: with --as transformer-lens the model runs on the "
+                           f"CPU "
+                           f"here.")
     from unembed.sources.tlens import STATE_DICT_SUFFIXES
 
     source = spec if spec is not None else head_source(args)
@@ -307,7 +309,7 @@ def _tl_loader(args: argparse.Namespace, spec: str | None) -> functools.partial[
 def _tl_file_loader(args: argparse.Namespace, path: str) -> functools.partial[Any]:
     """``load_state_dict_file(PATH, ...)``: a state dict (with its config beside it) is read as
     written, so the processing switches and --revision are refused, not ignored."""
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
     from unembed.sources.tlens import load_state_dict_file
 
     for option, dest in (("--no-fold-ln", "no_fold_ln"),
@@ -315,8 +317,9 @@ def _tl_file_loader(args: argparse.Namespace, path: str) -> functools.partial[An
                          ("--no-center-writing-weights", "no_center_writing_weights"),
                          ("--revision", "revision")):
         if getattr(args, dest, None) not in (None, False):
-            raise fail(f"{option} does not apply to a state dict file ({path}): it is read as "
-                       f"written, and its processing is read off its weights.")
+            raise UnembedError(f"{option} does not apply to a state dict file ({path}): it is "
+                               f"read as "
+                               f"written, and its processing is read off its weights.")
     return functools.partial(
         load_state_dict_file, path, dtype=getattr(args, "model_dtype", None),
         strict=not args.allow_degenerate, labels=args.labels,
@@ -344,9 +347,9 @@ def ray_engine(args: argparse.Namespace) -> Any:
     """The RayEngine the options ask for, or None for --engine local."""
     if args.engine != "ray":
         if args.address is not None:
-            from unembed._checks import fail
+            from unembed._checks import UnembedError
 
-            raise fail("--address needs --engine ray.")
+            raise UnembedError("--address needs --engine ray.")
         return None
     import os
 

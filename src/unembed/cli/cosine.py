@@ -35,17 +35,17 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     if args.view and "logit" in args.view and args.data is None:
-        raise fail(needs_data("logit"))
+        raise UnembedError(needs_data("logit"))
     model = load_model(args)
     head = model.head
     i, j = head.index(args.a, argument="label A"), head.index(args.b, argument="label B")
     spec = view_data(args, model)
     views = args.view or [*VIEWS, *(["logit"] if spec is not None else [])]
     if spec is not None and "logit" not in views:
-        raise fail("--data is used by the logit view only; add --view logit.")
+        raise UnembedError("--data is used by the logit view only; add --view logit.")
     data = None if spec is None else spec.moments(not (args.json or args.no_progress), head.W)
     from unembed.undefined_views import structural_reason
 

@@ -46,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
     s = summarize(head, max_labels=args.max_labels, top=args.top, data=data)
     pairs_file = None
     if args.pairs:
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
         from unembed.tables import pair_table, write_pairs
 
         if head.n_labels > args.max_labels:
-            raise fail(f"{args.pairs}: all pairs of {head.n_labels} labels would be "
-                       f"{head.n_labels * (head.n_labels - 1) // 2} rows per view; raise "
-                       f"--max-labels to {head.n_labels} to write them.")
+            raise UnembedError(f"{args.pairs}: all pairs of {head.n_labels} labels would be "
+                               f"{head.n_labels * (head.n_labels - 1) // 2} rows per view; raise "
+                               f"--max-labels to {head.n_labels} to write them.")
         pairs_file = str(write_pairs(pair_table(head, data=data), args.pairs,
                                      force=args.force))
     if args.json:

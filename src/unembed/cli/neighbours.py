@@ -44,26 +44,26 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
     from unembed.neighbours import neighbours_or_undefined
 
     if args.view in _DATA_VIEWS and args.data is None:
-        raise fail(needs_data(args.view))
+        raise UnembedError(needs_data(args.view))
     if args.view not in _DATA_VIEWS and args.data is not None:
-        raise fail(f"--data is used by the logit and coprob views only, not by --view "
-                   f"{args.view}.")
+        raise UnembedError(f"--data is used by the logit and coprob views only, not by --view "
+                           f"{args.view}.")
     if args.all:
         if getattr(args, "model", None) is not None and args.head is not None:
-            raise fail("--all takes no LABEL.")
+            raise UnembedError("--all takes no LABEL.")
         if not args.out:
-            raise fail("--all writes every label's neighbours to a file: pass --out FILE.")
+            raise UnembedError("--all writes every label's neighbours to a file: pass --out FILE.")
         from unembed._io import check_target
 
         check_target(args.out, force=args.force)
     elif getattr(args, "model", None) is not None and args.head is not None:
         args.query, args.head = [args.head, *args.query], None  # --model DIR LABEL ...
     if not args.all and not args.query:
-        raise fail("name at least one LABEL, or pass --all --out FILE.")
+        raise UnembedError("name at least one LABEL, or pass --all --out FILE.")
     model = load_model(args)
     head = model.head
     spec = view_data(args, model)

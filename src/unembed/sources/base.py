@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import UnembedError, fail
+from unembed._checks import UnembedError
 from unembed.head import Head
 from unembed.sources._torch import FinalNorm
 
@@ -69,9 +69,9 @@ def require_loaded(model: object, where: str) -> LoadedModel:
         return model
     missing = [m for m in ("head", "kind", "hidden_states", "model_logits", "forward",
                            "random_inputs") if not hasattr(model, m)]
-    raise fail(f"{where}: a {type(model).__name__} is not a loaded model (it has no "
-               f"{', '.join(missing)}); read models with unembed.load, or subclass "
-               f"unembed.sources.base.HeadModel.")
+    raise UnembedError(f"{where}: a {type(model).__name__} is not a loaded model (it has no "
+                       f"{', '.join(missing)}); read models with unembed.load, or subclass "
+                       f"unembed.sources.base.HeadModel.")
 
 
 class HeadModel:
@@ -112,8 +112,8 @@ class HeadModel:
 
     def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
         """Refused: nothing says how this model's inputs are distributed."""
-        raise fail(f"a {type(self).__name__} model cannot draw random inputs; pass the "
-                   f"inputs.")
+        raise UnembedError(f"a {type(self).__name__} model cannot draw random inputs; pass the "
+                           f"inputs.")
 
 
 class HFExportable(LoadedModel, Protocol):
@@ -203,9 +203,11 @@ def not_exportable(model: LoadedModel, where: object) -> UnembedError:
     what = ("a weight file (a bare head; its rows are written in the file's own format, "
             "e.g. by unembed counterexample HEAD)" if model.kind == "file"
             else f"a {type(model).__name__} of kind {model.kind!r}")
-    return fail(f"{where}: {what} cannot be written back as a model; models are written back "
-                f"from HuggingFace directories, torch modules, scikit-learn estimators, spaCy "
-                f"pipelines and TransformerLens models.")
+    return UnembedError(f"{where}: {what} cannot be written back as a model; models are written "
+                        f"back "
+                        f"from HuggingFace directories, torch modules, scikit-learn estimators, "
+                        f"spaCy "
+                        f"pipelines and TransformerLens models.")
 
 
 def _narrow(model: LoadedModel, where: object, cls: type[_M]) -> _M:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._io import atomic_write
 from unembed._tensors import tensor_to_numpy
 
@@ -116,12 +116,12 @@ def _read_raw(raw: tuple[Path, int, str, bool], shape: tuple[int, ...], first: i
             buf = np.empty(count, dtype="<u2")
             n = fh.readinto(buf.data.cast("B"))
             if n != count * item:
-                raise fail(f"{path}: truncated (the tensor's data ends early).")
+                raise UnembedError("truncated (the tensor's data ends early).", path=path)
             return (buf.astype("<u4") << 16).view(np.float32)
         out = np.empty(count, dtype=np.dtype(storage))
         n = fh.readinto(out.data.cast("B"))
         if n != count * item:
-            raise fail(f"{path}: truncated (the tensor's data ends early).")
+            raise UnembedError("truncated (the tensor's data ends early).", path=path)
         return out.astype(out.dtype.newbyteorder("="), copy=False)
 
 
@@ -152,7 +152,7 @@ def safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
                 raise ValueError(f"tensor {name!r} has data offsets that do not fit")
             out[str(name)] = {"dtype": st, "shape": shape, "offset": 8 + n + int(a)}
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, OSError) as e:
-        raise fail(f"{path}: not a readable safetensors file ({e}).") from None
+        raise UnembedError(f"not a readable safetensors file ({e}).", path=path) from None
     return out
 
 
@@ -187,8 +187,9 @@ def _format_of(path: Path) -> str:
         return "pt"
     if ext == ".safetensors":
         return "safetensors"
-    raise fail(f"{path}: unknown weight file type {ext or '(no suffix)'!r}; expected one of "
-               f"{', '.join(SUFFIXES)}.")
+    raise UnembedError(f"unknown weight file type {ext or '(no suffix)'!r}; expected one "
+                       f"of "
+                       f"{', '.join(SUFFIXES)}.", path=path)
 
 
 #: safetensors dtype codes -> the dtype names unembed records (torch's names).
@@ -214,7 +215,8 @@ def _read_safetensors(path: Path, tensor: str | None,
             if code != "BF16":
                 return np.asarray(f.get_tensor(name)), _ST_DTYPES.get(code, code.lower()), name
     except (SafetensorError, OSError, RuntimeError, ValueError, TypeError) as e:
-        raise fail(f"{path}: not a readable safetensors file ({_first_line(e)}).") from None
+        raise UnembedError(f"not a readable safetensors file ({_first_line(e)}).",
+                           path=path) from None
     return _read_bf16(path, name, shapes[name]), "bfloat16", name
 
 
@@ -238,9 +240,9 @@ def _pick(names: list[str], tensor: str | None, path: Path, shapes: dict[str, tu
           ndim: int) -> str:
     if tensor is not None:
         if tensor not in names:
-            raise fail(f"{path}: no tensor named {tensor!r}; it holds "
-                       f"{', '.join(repr(n) for n in names[:12])}"
-                       f"{' ...' if len(names) > 12 else ''}.")
+            raise UnembedError(f"no tensor named {tensor!r}; it holds "
+                               f"{', '.join(repr(n) for n in names[:12])}"
+                               f"{' ...' if len(names) > 12 else ''}.", path=path)
         return tensor
     cands = [n for n in names if len(shapes[n]) == ndim]
     if len(cands) == 1:
@@ -249,11 +251,13 @@ def _pick(names: list[str], tensor: str | None, path: Path, shapes: dict[str, tu
     from unembed.sources.tlens import config_path
 
     if config_path(path).is_file():  # written by an export of a TransformerLens model
-        raise fail(f"{path}: a TransformerLens state dict ({config_path(path).name}, its "
-                   f"config, is beside it): read the model with --as transformer-lens, or "
-                   f"name one of its {len(cands)} {kind} tensors as {path}:NAME.")
-    raise fail(f"{path}: holds {len(cands)} {kind} tensors "
-               f"({', '.join(repr(n) for n in cands[:12])}); name one as {path}:NAME.")
+        raise UnembedError(f"a TransformerLens state dict ({config_path(path).name}, its "
+                           f"config, is beside it): read the model with --as transformer-lens, or "
+                           f"name one of its {len(cands)} {kind} tensors as {path}:NAME.",
+                           path=path)
+    raise UnembedError(f"holds {len(cands)} {kind} tensors "
+                       f"({', '.join(repr(n) for n in cands[:12])}); name one as {path}:NAME.",
+                       path=path)
 
 
 def _first_line(e: BaseException) -> str:
@@ -268,7 +272,7 @@ def read_npy(path: str | os.PathLike[str], *, mmap: bool = False,
     that is shorter or longer than its header says is refused, not read in part). With
     ``numeric``, only booleans, integers and floats are accepted (no structured, void or
     string arrays). ``mmap`` memory-maps it read-only."""
-    from unembed._checks import file_error, regular_file
+    from unembed._checks import UnembedError, regular_file
 
     p = regular_file(path, ".npy file")
     fmt = np.lib.format
@@ -283,27 +287,27 @@ def read_npy(path: str | os.PathLike[str], *, mmap: bool = False,
                 raise ValueError(f"unsupported .npy version {version}")
             offset = fh.tell()
     except Exception as e:  # bad magic, bad header, truncated header
-        raise file_error(p, f"not a readable .npy file ({_first_line(e)}).") from None
+        raise UnembedError(f"not a readable .npy file ({_first_line(e)}).", path=p) from None
     if dtype.hasobject:
-        raise file_error(p, "holds Python objects (a pickle); only numeric arrays are read.")
+        raise UnembedError("holds Python objects (a pickle); only numeric arrays are read.", path=p)
     if numeric and dtype.kind not in "biuf":
         what = "structured or void" if dtype.kind == "V" else f"kind {dtype.kind!r}"
-        raise file_error(p, f"holds an array of dtype {dtype} ({what}); expected numbers.")
+        raise UnembedError(f"holds an array of dtype {dtype} ({what}); expected numbers.", path=p)
     n = 1
     for k in shape:
         n *= int(k)
     want = offset + n * dtype.itemsize
     size = p.stat().st_size
     if size != want:
-        raise file_error(p, f"its header says shape {tuple(shape)} of {dtype} ({want - offset} "
+        raise UnembedError(f"its header says shape {tuple(shape)} of {dtype} ({want - offset} "
                             f"bytes of data), but the file holds {size - offset}; truncated "
-                            f"or padded.")
+                            f"or padded.", path=p)
     try:
         if mmap and n > 0:
             return np.load(p, mmap_mode="r", allow_pickle=False)
         return np.load(p, allow_pickle=False)
     except Exception as e:
-        raise file_error(p, f"not a readable .npy file ({_first_line(e)}).") from None
+        raise UnembedError(f"not a readable .npy file ({_first_line(e)}).", path=p) from None
 
 
 #: The most bytes a safetensors header may hold (the format's own limit).
@@ -316,19 +320,19 @@ def check_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
     and every tensor's bytes inside the file. Returns the header."""
     import struct
 
-    from unembed._checks import file_error, regular_file
+    from unembed._checks import UnembedError, regular_file
 
     p = regular_file(path, "safetensors file")
     size = p.stat().st_size
     with open(p, "rb") as fh:
         head = fh.read(8)
         if len(head) < 8:
-            raise file_error(p, "not a readable safetensors file (shorter than its 8-byte header "
-                                "length).")
+            raise UnembedError("not a readable safetensors file (shorter than its 8-byte header "
+                                "length).", path=p)
         (n,) = struct.unpack("<Q", head)
         if n > _MAX_ST_HEADER or 8 + n > size:
-            raise file_error(p, f"not a readable safetensors file (header length {n} for a file of "
-                                f"{size} bytes).")
+            raise UnembedError(f"not a readable safetensors file (header length {n} for a file of "
+                                f"{size} bytes).", path=p)
         raw = fh.read(n)
     dupes: list[str] = []
 
@@ -343,13 +347,14 @@ def check_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=pairs)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise file_error(p, f"not a readable safetensors file (its header is not valid JSON: "
-                            f"{_first_line(e)}).") from None
+        raise UnembedError(f"not a readable safetensors file (its header is not valid JSON: "
+                            f"{_first_line(e)}).", path=p) from None
     if not isinstance(header, dict):
-        raise file_error(p, "not a readable safetensors file (its header is not a JSON object).")
+        raise UnembedError("not a readable safetensors file (its header is not a JSON object).",
+                           path=p)
     if dupes:
-        raise file_error(p, f"its header names the tensor {dupes[0]!r} twice; refused (which "
-                            f"one is meant is not known).")
+        raise UnembedError(f"its header names the tensor {dupes[0]!r} twice; refused (which "
+                            f"one is meant is not known).", path=p)
     data = size - 8 - n
     for k, v in header.items():
         if k == "__metadata__":
@@ -358,8 +363,8 @@ def check_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
         if (not isinstance(offs, list) or len(offs) != 2
                 or not all(isinstance(o, int) and not isinstance(o, bool) for o in offs)
                 or not 0 <= offs[0] <= offs[1] <= data):
-            raise file_error(p, f"the header's entry for {k!r} does not locate its bytes "
-                                f"inside the file ({data} bytes of data).")
+            raise UnembedError(f"the header's entry for {k!r} does not locate its bytes "
+                                f"inside the file ({data} bytes of data).", path=p)
         _check_st_shape(p, k, v, offs[1] - offs[0])
     return header
 
@@ -374,19 +379,19 @@ def _check_st_shape(p: Path, name: str, entry: dict[str, Any], n_bytes: int) -> 
     """A header entry's shape (non-negative integers) times its dtype's size must be the
     bytes its offsets give it (exact integers: an enormous shape is refused here, not
     overflowed later)."""
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
 
     shape, code = entry.get("shape"), entry.get("dtype")
     if not isinstance(shape, list) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
-        raise file_error(p, f"the header's shape of {name!r} is not a list of non-negative "
-                            f"integers. Got {str(shape)[:80]}.")
+        raise UnembedError(f"the header's shape of {name!r} is not a list of non-negative "
+                            f"integers. Got {str(shape)[:80]}.", path=p)
     item = _ST_ITEMSIZE.get(str(code))
     if item is None:
         return  # a dtype unembed does not read: refused by name where the tensor is read
     if math.prod(shape) * item != n_bytes:
-        raise file_error(p, f"the header gives {name!r} the shape {str(shape)[:80]} of "
-                            f"{code}, which is not the {n_bytes} bytes its offsets span.")
+        raise UnembedError(f"the header gives {name!r} the shape {str(shape)[:80]} of "
+                            f"{code}, which is not the {n_bytes} bytes its offsets span.", path=p)
 
 
 _LEGACY_ELEMENT_BYTES = {
@@ -409,7 +414,7 @@ def _check_legacy_storages(p: Path) -> None:
     import pickletools
     import struct
 
-    from unembed._checks import UnembedError, file_error
+    from unembed._checks import UnembedError
 
     strings = {"BINUNICODE", "SHORT_BINUNICODE", "UNICODE", "BINUNICODE8", "BINSTRING",
                "SHORT_BINSTRING", "STRING"}
@@ -458,19 +463,19 @@ def _check_legacy_storages(p: Path) -> None:
                 at = fh.tell()
                 head = fh.read(8)
                 if len(head) < 8:
-                    raise file_error(p, f"not a readable torch file (storage {k} declares "
+                    raise UnembedError(f"not a readable torch file (storage {k} declares "
                                         f"{numel} elements, but the file ends at byte {size} "
-                                        f"before its data).")
+                                        f"before its data).", path=p)
                 (count,) = struct.unpack("<q", head)
                 if count != numel:
-                    raise file_error(p, f"not a readable torch file (storage {k} declares "
+                    raise UnembedError(f"not a readable torch file (storage {k} declares "
                                         f"{numel} elements in the pickle but {count} in its "
-                                        f"data header).")
+                                        f"data header).", path=p)
                 left = size - at - 8
                 if count * es > left:
-                    raise file_error(p, f"not a readable torch file (storage {k} declares "
+                    raise UnembedError(f"not a readable torch file (storage {k} declares "
                                         f"{count} elements of {es} bytes, but the file holds "
-                                        f"only {left} bytes after its header).")
+                                        f"only {left} bytes after its header).", path=p)
                 fh.seek(count * es, 1)
     except UnembedError:
         raise
@@ -489,7 +494,7 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
 
     import torch
 
-    from unembed._checks import file_error, regular_file
+    from unembed._checks import UnembedError, regular_file
 
     p = regular_file(path, "torch checkpoint")
     with open(p, "rb") as fh:
@@ -497,11 +502,11 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
     try:
         is_zip = zipfile.is_zipfile(p)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise file_error(p, f"not a readable torch file (a damaged zip archive: "
-                            f"{_first_line(e)}).") from None
+        raise UnembedError(f"not a readable torch file (a damaged zip archive: "
+                            f"{_first_line(e)}).", path=p) from None
     if not is_zip and magic[:1] != b"\x80":
-        raise file_error(p, "not a readable torch file (neither a torch zip archive nor a "
-                            "legacy pickle).")
+        raise UnembedError("not a readable torch file (neither a torch zip archive nor a "
+                            "legacy pickle).", path=p)
     if not is_zip:
         _check_legacy_storages(p)
     try:
@@ -513,12 +518,12 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
         m = re.search(r"Unsupported global: (?:GLOBAL )?(\S+)", str(e))
         what = f" ({m.group(1)})" if m else ""
         if not is_zip and not m:
-            raise file_error(p, "not a weights-only torch file (a pickle that torch.save did "
+            raise UnembedError("not a weights-only torch file (a pickle that torch.save did "
                                 "not write, or one holding more than tensors and plain "
-                                "containers); unembed does not unpickle it.") from None
-        raise file_error(p, f"refused to unpickle: the file holds objects other than tensors "
+                                "containers); unembed does not unpickle it.", path=p) from None
+        raise UnembedError(f"refused to unpickle: the file holds objects other than tensors "
                             f"and plain containers{what}; unembed reads only tensors and plain "
-                            f"containers from torch files.") from None
+                            f"containers from torch files.", path=p) from None
     except Exception as e:  # damaged archive, truncated pickle, bad storage
         msg = _first_line(e)
         if "%ld" in msg:  # a C format string torch did not fill in: keep the words only
@@ -527,7 +532,7 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
             msg = "a tensor declares more elements than its storage record holds"
         if "weights_only" in msg or "pickle" in msg.lower():
             msg = "damaged or not a checkpoint"
-        raise file_error(p, f"not a readable torch file ({type(e).__name__}: {msg}).") \
+        raise UnembedError(f"not a readable torch file ({type(e).__name__}: {msg}).", path=p) \
             from None
 
 
@@ -548,7 +553,8 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
     fmt = _format_of(path)
     if fmt == "npy":
         if tensor is not None:
-            raise fail(f"{path}: an .npy file holds one array; drop the ':{tensor}' suffix.")
+            raise UnembedError(f"an .npy file holds one array; drop the ':{tensor}' "
+                               f"suffix.", path=path)
         return _npy(path)
     if fmt == "safetensors":
         check_safetensors(path)  # the file's own checks first (sizes vs header, ...)
@@ -561,7 +567,7 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
     obj = torch_load(path)
     if isinstance(obj, torch.Tensor):
         if tensor is not None:
-            raise fail(f"{path}: holds a single tensor; drop the ':{tensor}' suffix.")
+            raise UnembedError(f"holds a single tensor; drop the ':{tensor}' suffix.", path=path)
         arr, dtype = tensor_to_numpy(obj)
         return MatrixFile(dtype, path, fmt, None, tuple(arr.shape), loaded=arr)
     if isinstance(obj, dict):
@@ -570,7 +576,8 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
         name = _pick(list(tensors), tensor, path, shapes, ndim)
         arr, dtype = tensor_to_numpy(tensors[name])
         return MatrixFile(dtype, path, fmt, name, tuple(arr.shape), loaded=arr)
-    raise fail(f"{path}: holds a {type(obj).__name__}, not a tensor or a dict of tensors.")
+    raise UnembedError(f"holds a {type(obj).__name__}, not a tensor or a dict of tensors.",
+                       path=path)
 
 
 def _npy(path: Path) -> MatrixFile:
@@ -593,7 +600,8 @@ def _npy(path: Path) -> MatrixFile:
             raise ValueError(f"the file holds {size - offset} bytes of data for an array of "
                              f"shape {shape} and dtype {dtype}")
     except Exception as e:  # truncated, pickled or not an .npy at all
-        raise fail(f"{path}: not a readable .npy file ({type(e).__name__}: {e}).") from None
+        raise UnembedError(f"not a readable .npy file ({type(e).__name__}: {e}).",
+                           path=path) from None
     return MatrixFile(str(dtype.newbyteorder("=")), path, "npy", None,
                       tuple(int(x) for x in shape),
                       raw=(path, offset, dtype.str, bool(fortran and len(shape) > 1)))
@@ -613,13 +621,14 @@ def read_labels(path: str | os.PathLike[str]) -> list[str]:
             try:
                 items = sorted((int(k), str(v)) for k, v in obj.items())
             except ValueError:
-                raise fail(f"{p}: a labels dict must map integer ids to labels.") from None
+                raise UnembedError("a labels dict must map integer ids to labels.",
+                                   path=p) from None
             if [k for k, _ in items] != list(range(len(items))):
-                raise fail(f"{p}: label ids must be 0..{len(items) - 1} without gaps.")
+                raise UnembedError(f"label ids must be 0..{len(items) - 1} without gaps.", path=p)
             return [v for _, v in items]
         if isinstance(obj, list):
             return [str(x) for x in obj]
-        raise fail(f"{p}: expected a JSON list of labels or a dict id -> label.")
+        raise UnembedError("expected a JSON list of labels or a dict id -> label.", path=p)
     lines = read_text(p, "labels file").splitlines()
     while lines and lines[-1] == "":
         lines.pop()
@@ -641,21 +650,23 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
         # The shard that holds the tensor, written with the tensor replaced (a .safetensors
         # file that names the same tensor; the other shards are untouched and not copied).
         if tuple(values.shape) != source.shape:
-            raise fail(f"{outp}: values of shape {values.shape} do not match the source "
-                       f"tensor's shape {source.shape}.")
+            raise UnembedError(f"values of shape {values.shape} do not match the source "
+                               f"tensor's shape {source.shape}.", path=outp)
         atomic_write(outp, lambda tmp: _write_safetensors_blocks(source, tmp, values, shift),
                      force=force)
         return outp
     if source.format == "sharded":
-        raise fail(f"{outp}: a tensor of a sharded checkpoint is written as a .safetensors "
-                   f"file (its shard, with the tensor replaced); or export the whole model "
-                   f"with --model DIR (export_model).")
+        raise UnembedError("a tensor of a sharded checkpoint is written as a .safetensors "
+                           "file (its shard, with the tensor replaced); or export the whole model "
+                           "with --model DIR (export_model).", path=outp)
     if outp.suffix.lower() != source.path.suffix.lower():
-        raise fail(f"{outp}: the output must have the input's suffix "
-                   f"{source.path.suffix!r} (it is written in the input's format).")
+        raise UnembedError("the output must have the input's suffix "
+                           f"{source.path.suffix!r} (it is written in the input's format).",
+                           path=outp)
     if tuple(values.shape) != source.shape:
-        raise fail(f"{outp}: values of shape {values.shape} do not match the source tensor's "
-                   f"shape {source.shape}.")
+        raise UnembedError(f"values of shape {values.shape} do not match the source "
+                           f"tensor's "
+                           f"shape {source.shape}.", path=outp)
     if source.format == "npy":
         atomic_write(outp, lambda tmp: write_npy_blocks(tmp, values, np.dtype(source.dtype),
                                                         shift), force=force)
@@ -768,7 +779,7 @@ def _write_safetensors_retyped(source: MatrixFile, tmp: Path, values: NDArray[np
                 while left:
                     piece = src.read(min(left, 1 << 24))
                     if not piece:
-                        raise fail(f"{path}: truncated (a tensor's data ends early).")
+                        raise UnembedError("truncated (a tensor's data ends early).", path=path)
                     out.write(piece)
                     left -= len(piece)
                 continue
@@ -840,6 +851,6 @@ def write_head_like(head: Any, out: str | os.PathLike[str], *, force: bool = Fal
     read from (``head.file``, set by :func:`unembed.sources.load_head_file`)."""
     source = head.file
     if not isinstance(source, MatrixFile):
-        raise fail("write_head_like: this head was not read from a weight file; nothing to write "
-                   "it like.")
+        raise UnembedError("this head was not read from a weight file; nothing to write "
+                           "it like.", function="write_head_like")
     return write_like(source, head.W, out, force=force, shift=shift)

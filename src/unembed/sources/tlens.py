@@ -84,11 +84,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed import _reprs
-from unembed._checks import UnembedError, fail
+from unembed._checks import UnembedError
 from unembed._dependency_errors import reads_named_file
 from unembed.bounds import Rows
 from unembed.head import Head
+from unembed.sources import _repr
 from unembed.sources._torch import FinalNorm, check_logits_equal, to_f64
 from unembed.sources.torch_base import head_through_norm
 
@@ -220,8 +220,8 @@ class TLModel:
     """
 
     kind = "transformer_lens"
-    __repr__ = _reprs.model_repr
-    _repr_html_ = _reprs.model_html
+    __repr__ = _repr.model_repr
+    _repr_html_ = _repr.model_html
 
     def __init__(self, model: Any, *, strict: bool = True) -> None:
         self.model = model
@@ -280,8 +280,8 @@ class TLModel:
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (no BOS added)."""
         if self.tokenizer is None:
-            raise fail("This TransformerLens model has no tokenizer, so text cannot be "
-                       "tokenized; pass token ids instead.")
+            raise UnembedError("This TransformerLens model has no tokenizer, so text cannot be "
+                               "tokenized; pass token ids instead.")
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
     def token_limits(self) -> tuple[int, int | None]:
@@ -297,22 +297,23 @@ class TLModel:
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], str):
             seqs = [self.tokenize(t) for t in inputs]
             if len({len(s) for s in seqs}) != 1:
-                raise fail("Texts of different token lengths: pass them one at a time, or as "
-                           "token ids of shape (B, T).")
+                raise UnembedError("Texts of different token lengths: pass them one at a time, or "
+                                   "as "
+                                   "token ids of shape (B, T).")
             inputs = seqs
         arr = np.asarray(inputs)
         if arr.dtype.kind not in "iu":
-            raise fail(f"The 'inputs' argument must be text or integer token ids. Got dtype "
-                       f"{arr.dtype} instead.")
+            raise UnembedError("must be text or integer token ids. Got dtype "
+                               f"{arr.dtype} instead.", argument="inputs")
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2:
-            raise fail(f"The 'inputs' argument must have shape (T,) or (B, T). Got shape "
-                       f"{arr.shape} instead.")
+            raise UnembedError("must have shape (T,) or (B, T). Got shape "
+                               f"{arr.shape} instead.", argument="inputs")
         v = int(self.model.cfg.d_vocab)
         if arr.size and (arr.min() < 0 or arr.max() >= v):
-            raise fail(f"The 'inputs' token ids must be in [0, {v}). Got ids from "
-                       f"{arr.min()} to {arr.max()}.")
+            raise UnembedError(f"The 'inputs' token ids must be in [0, {v}). Got ids from "
+                               f"{arr.min()} to {arr.max()}.")
         return torch.from_numpy(arr.astype(np.int64))
 
     def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -361,8 +362,8 @@ class TLModel:
         import torch
 
         if head.W.shape != self.head.W.shape:
-            raise fail(f"The new head has shape {head.W.shape}; this model's is "
-                       f"{self.head.W.shape}.")
+            raise UnembedError(f"The new head has shape {head.W.shape}; this model's is "
+                               f"{self.head.W.shape}.")
         new = copy.deepcopy(self.model)
         dt = new.W_U.dtype
         with torch.no_grad():
@@ -402,12 +403,15 @@ def _transformer_lens() -> Any:
     try:
         import transformer_lens
     except ImportError:
-        raise fail("reading a model as TransformerLens needs transformer_lens 3.x: pip install "
-                   "'unembed[lens]' and transformer_lens==3.9.0 (--no-deps).") from None
+        raise UnembedError("reading a model as TransformerLens needs transformer_lens 3.x: pip "
+                           "install "
+                           "'unembed[lens]' and transformer_lens==3.9.0 (--no-deps).") from None
     version = tl_version()
     if "HookedTransformer" not in transformer_lens.__dict__:
-        raise fail(f"transformer_lens {version} has no HookedTransformer (4.x replaced it by "
-                   f"TransformerBridge); unembed reads TransformerLens 3.x (tested: 3.9.0).")
+        raise UnembedError(f"transformer_lens {version} has no HookedTransformer (4.x replaced it "
+                           f"by "
+                           f"TransformerBridge); unembed reads TransformerLens 3.x (tested: "
+                           f"3.9.0).")
     return transformer_lens
 
 
@@ -423,10 +427,10 @@ def official_name(name: str) -> str:
     if found is None:
         near = difflib.get_close_matches(name.lower(), list(aliases), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(aliases[n]) for n in near)}?" if near else ""
-        raise fail(f"{name}: not a model name TransformerLens knows (from_pretrained takes "
-                   f"only the {len(loading.OFFICIAL_MODEL_NAMES)} models of its table, or "
-                   f"their aliases).{hint} A local HuggingFace directory is read without "
-                   f"--as transformer-lens.")
+        raise UnembedError(f"{name}: not a model name TransformerLens knows (from_pretrained takes "
+                           f"only the {len(loading.OFFICIAL_MODEL_NAMES)} models of its table, or "
+                           f"their aliases).{hint} A local HuggingFace directory is read without "
+                           f"--as transformer-lens.")
     return str(found)
 
 
@@ -467,16 +471,17 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
     official: str | None = None
     if local.exists():
         if local.is_file():
-            raise fail(f"{name}: a file, not a model name or directory; a TransformerLens "
-                       f"state dict with its config {config_path(local).name} beside it is "
-                       f"read by load_state_dict_file.")
+            raise UnembedError(f"{name}: a file, not a model name or directory; a TransformerLens "
+                               f"state dict with its config {config_path(local).name} beside it is "
+                               f"read by load_state_dict_file.")
         if not (local / "config.json").is_file():
-            raise fail(f"{name}: --as transformer-lens takes a model name from "
-                       f"TransformerLens's table (read from the hub cache) or a local "
-                       f"HuggingFace model directory (config.json) of an architecture it "
-                       f"converts; this is neither.")
+            raise UnembedError(f"{name}: --as transformer-lens takes a model name from "
+                               f"TransformerLens's table (read from the hub cache) or a local "
+                               f"HuggingFace model directory (config.json) of an architecture it "
+                               f"converts; this is neither.")
         if revision is not None:
-            raise fail(f"{name}: --revision applies to hub names, not to a local directory.")
+            raise UnembedError(f"{name}: --revision applies to hub names, not to a local "
+                               f"directory.")
         where = local
     else:
         official = official_name(name)
@@ -513,7 +518,7 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
                 # is also the reference the conversion is checked on, at that dtype's tolerance
                 torch_dtype = getattr(torch, dtype or "float32", None)
                 if not isinstance(torch_dtype, torch.dtype):
-                    raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+                    raise UnembedError(f"--model-dtype {dtype}: not a torch dtype.")
                 hf_model = from_pretrained(tf.AutoModelForCausalLM, where, "a causal LM",
                                            dtype=torch_dtype)
                 tok = load_tokenizer(where)
@@ -529,8 +534,8 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
         raise
     except Exception as e:
         text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise fail(f"{name}: TransformerLens {tl_version()} cannot build it from {where} "
-                   f"({type(e).__name__}: {text}).") from None
+        raise UnembedError(f"{name}: TransformerLens {tl_version()} cannot build it from {where} "
+                           f"({type(e).__name__}: {text}).") from None
     model.eval()
     if hf_model is not None:
         notes.append(_check_against_hf(name, model, hf_model, dtype or "float32"))
@@ -565,7 +570,7 @@ def _from_local_dir(tl: Any, path: Path, hf_model: Any, tok: Any, kw: dict[str, 
 
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
-        raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+        raise UnembedError(f"--model-dtype {dtype}: not a torch dtype.")
     cfg = loading.get_pretrained_model_config(
         str(path), hf_cfg=hf_model.config.to_dict(), fold_ln=kw["fold_ln"], device="cpu",
         dtype=torch_dtype, local_files_only=True)
@@ -602,12 +607,15 @@ def _check_against_hf(name: str, model: Any, hf_model: Any, dtype: str) -> str:
         z_tl = to_f64(model(ids))
         z_hf = to_f64(hf_model(ids).logits)
     if z_tl.shape != z_hf.shape:
-        raise fail(f"{name}: TransformerLens's conversion has logits of shape "
-                   f"{tuple(z_tl.shape)}, the HuggingFace model {tuple(z_hf.shape)}; refused.")
+        raise UnembedError(f"{name}: TransformerLens's conversion has logits of shape "
+                           f"{tuple(z_tl.shape)}, the HuggingFace model {tuple(z_hf.shape)}; "
+                           f"refused.")
     eq = compare_logits(z_hf.reshape(-1, v), z_tl.reshape(-1, v), "softmax", dtype=dtype)
     if not eq.equivalent:
-        raise fail(f"{name}: TransformerLens's conversion does not reproduce the HuggingFace "
-                   f"model's probabilities ({eq.verdict}); refused rather than read wrongly.")
+        raise UnembedError(f"{name}: TransformerLens's conversion does not reproduce the "
+                           f"HuggingFace "
+                           f"model's probabilities ({eq.verdict}); refused rather than read "
+                           f"wrongly.")
     return (f"TransformerLens's conversion checked against the HuggingFace model on "
             f"{ids.shape[0] * ids.shape[1]} positions: max |dp| = {eq.max_abs_dp:.2g}")
 
@@ -628,21 +636,23 @@ def _from_tl_format(tl: Any, official: str, snap: Any, kw: dict[str, Any], dtype
 
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
-        raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+        raise UnembedError(f"--model-dtype {dtype}: not a torch dtype.")
     cfg = loading.get_pretrained_model_config(
         official, fold_ln=kw["fold_ln"], device="cpu", dtype=torch_dtype,
         cache_dir=str(snap.cache_dir), local_files_only=True, revision=snap.commit)
     finals = sorted(p for p in snap.path.iterdir() if p.name.endswith("final.pth"))
     if not finals:
-        raise fail(f"{snap.path}: no *final.pth state dict in the snapshot (TransformerLens "
-                   f"reads its own-format models from that file).")
+        raise UnembedError(f"{snap.path}: no *final.pth state dict in the snapshot "
+                           f"(TransformerLens "
+                           f"reads its own-format models from that file).")
     try:
         sd = torch.load(finals[0], map_location="cpu", weights_only=True)
     except Exception as e:
-        raise fail(f"{finals[0]}: not a state dict of tensors readable with weights_only=True "
-                   f"({type(e).__name__}); unembed does not unpickle it.") from None
+        raise UnembedError(f"{finals[0]}: not a state dict of tensors readable with "
+                           f"weights_only=True "
+                           f"({type(e).__name__}); unembed does not unpickle it.") from None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise fail(f"{finals[0]}: not a state dict of tensors.")
+        raise UnembedError(f"{finals[0]}: not a state dict of tensors.")
     sd = {k: v.to(torch_dtype) for k, v in sd.items()}
     if cfg.original_architecture == "neel-solu-old":
         sd = loading.convert_neel_solu_old_weights(sd, cfg)
@@ -679,12 +689,12 @@ def config_path(state_dict: str | os.PathLike[str]) -> Path:
 def check_state_dict_target(out: Path, *, force: bool) -> None:
     """Refuse, before any work, a state dict target that could not be read back: a suffix that
     names no state dict format, or a config beside it that exists (without ``force``)."""
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
     from unembed._io import check_target
 
     if out.suffix not in STATE_DICT_SUFFIXES:
-        raise file_error(out, f"a TransformerLens model is written as a state dict: use a "
-                              f"{' or '.join(STATE_DICT_SUFFIXES[:2])} suffix.")
+        raise UnembedError(f"a TransformerLens model is written as a state dict: use a "
+                              f"{' or '.join(STATE_DICT_SUFFIXES[:2])} suffix.", path=out)
     check_target(config_path(out), force=force)
 
 
@@ -738,23 +748,23 @@ def _read_config(path: Path, tl: Any) -> tuple[Any, str]:
     TransformerLens version that wrote it; anything else is refused naming the file."""
     import torch
 
-    from unembed._checks import file_error, read_json
+    from unembed._checks import UnembedError, read_json
 
     record = read_json(path, "TransformerLens config")
     if not isinstance(record, dict) or record.get("format") != CONFIG_FORMAT:
-        raise file_error(path, f"not a config unembed wrote beside a TransformerLens state dict "
-                               f"(its \"format\" is not {CONFIG_FORMAT!r}).")
+        raise UnembedError(f"not a config unembed wrote beside a TransformerLens state dict "
+                               f"(its \"format\" is not {CONFIG_FORMAT!r}).", path=path)
     fields = record.get("config")
     if not isinstance(fields, dict):
-        raise file_error(path, "its \"config\" is not a JSON object of HookedTransformerConfig "
-                               "fields.")
+        raise UnembedError("its \"config\" is not a JSON object of HookedTransformerConfig "
+                               "fields.", path=path)
     for name in ("d_model", "d_vocab", "n_layers", "n_ctx", "dtype"):
         if name not in fields:
-            raise file_error(path, f"its config lacks the field {name!r}.")
+            raise UnembedError(f"its config lacks the field {name!r}.", path=path)
     dtype = torch.__dict__.get(str(fields["dtype"]))
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise file_error(path, f"its config's dtype {fields['dtype']!r} is not a torch floating "
-                               f"dtype.")
+        raise UnembedError(f"its config's dtype {fields['dtype']!r} is not a torch floating "
+                               f"dtype.", path=path)
     from unembed.sources.tl_config import check_fields
 
     check_fields(path, fields, tl.HookedTransformerConfig)
@@ -763,8 +773,8 @@ def _read_config(path: Path, tl: Any) -> tuple[Any, str]:
         cfg = tl.HookedTransformerConfig.from_dict(fields)
     except Exception as e:
         text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise file_error(path, f"not a HookedTransformerConfig TransformerLens {tl_version()} "
-                               f"accepts ({type(e).__name__}: {text}).") from None
+        raise UnembedError(f"not a HookedTransformerConfig TransformerLens {tl_version()} "
+                               f"accepts ({type(e).__name__}: {text}).", path=path) from None
     return cfg, str(record.get("transformer_lens", "unknown"))
 
 
@@ -773,7 +783,7 @@ def _read_state_dict(path: Path, suffix: str) -> dict[str, Any]:
     ``weights_only=True``); anything but a flat dict of named tensors is refused."""
     import torch
 
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
 
     if suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -784,7 +794,8 @@ def _read_state_dict(path: Path, suffix: str) -> dict[str, Any]:
         try:
             sd: object = load_file(str(path))
         except Exception as e:
-            raise file_error(path, f"not a readable safetensors file ({type(e).__name__}).") \
+            raise UnembedError(f"not a readable safetensors file ({type(e).__name__}).",
+                               path=path) \
                 from None
     else:
         from unembed.sources.files import torch_load
@@ -792,14 +803,14 @@ def _read_state_dict(path: Path, suffix: str) -> dict[str, Any]:
         sd = torch_load(path)
     if not isinstance(sd, dict) or not sd or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
-        raise file_error(path, "not a state dict (a flat dict of named tensors).")
+        raise UnembedError("not a state dict (a flat dict of named tensors).", path=path)
     return sd
 
 
 def _check_fits(path: Path, cpath: Path, sd: dict[str, Any], model: Any, declared: Any) -> None:
     """Refuse a state dict that is not the config's model: a tensor missing or extra, of
     another shape, or a parameter stored in another dtype than the config declares."""
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
 
     want = model.state_dict()
     params = {name for name, _ in model.named_parameters()}
@@ -821,7 +832,7 @@ def _check_fits(path: Path, cpath: Path, sd: dict[str, Any], model: Any, declare
                            f"config says {str(declared).replace('torch.', '')}")
                 break
     if problem is not None:
-        raise file_error(path, f"does not fit its config {cpath.name}: {problem}; refused.")
+        raise UnembedError(f"does not fit its config {cpath.name}: {problem}; refused.", path=path)
 
 
 def _named_tokenizer(name: object, notes: list[str], where: Path) -> Any:
@@ -830,15 +841,15 @@ def _named_tokenizer(name: object, notes: list[str], where: Path) -> Any:
     is refused: a config does not lead unembed to read files it was not given."""
     if not name:
         return None
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
     from unembed.sources import hub_cache
     from unembed.sources._paths import check_tree
     from unembed.sources.hf_dir import load_tokenizer
 
     if not isinstance(name, str) or not hub_cache.looks_like_repo_id(name):
-        raise file_error(where, f"names the tokenizer {str(name)[:80]!r}, which is not a hub "
+        raise UnembedError(f"names the tokenizer {str(name)[:80]!r}, which is not a hub "
                                 f"name (ORG/NAME); a TransformerLens config's tokenizer is read "
-                                f"from the hub cache only, never from a path; refused.")
+                                f"from the hub cache only, never from a path; refused.", path=where)
     try:
         snap = hub_cache.resolve(name)
     except UnembedError:
@@ -869,11 +880,11 @@ def load_state_dict_file(path: str | os.PathLike[str], *, dtype: str | None = No
     architecture), and a state dict that does not fit it (a tensor missing or extra, another
     shape, or parameters stored in another dtype than the config declares).
     """
-    from unembed._checks import file_error, regular_file
+    from unembed._checks import UnembedError, regular_file
 
     p = regular_file(path, "state dict")
     if p.suffix not in STATE_DICT_SUFFIXES:
-        raise file_error(p, f"not a state dict file ({', '.join(STATE_DICT_SUFFIXES)}).")
+        raise UnembedError(f"not a state dict file ({', '.join(STATE_DICT_SUFFIXES)}).", path=p)
     from unembed.sources._paths import contained
 
     cpath = contained(p.parent, config_path(p).name, "TransformerLens config")
@@ -896,19 +907,19 @@ def _load_written(path: Path, suffix: str, cpath: Path, *, dtype: str | None, st
 
     import torch
 
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
 
     tl = _transformer_lens()
     if not cpath.is_file():
-        raise file_error(path, f"a TransformerLens state dict holds no architecture, and its "
+        raise UnembedError(f"a TransformerLens state dict holds no architecture, and its "
                                f"config {cpath.name} (which unembed writes beside the state "
-                               f"dicts it exports) is not beside it; refused.")
+                               f"dicts it exports) is not beside it; refused.", path=path)
     cfg, written_with = _read_config(cpath, tl)
     declared = cfg.dtype
     if dtype is not None:
         run = torch.__dict__.get(dtype)
         if not isinstance(run, torch.dtype) or not run.is_floating_point:
-            raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+            raise UnembedError(f"--model-dtype {dtype}: not a torch dtype.")
         cfg.dtype = run
     sd = _read_state_dict(path, suffix)
     from unembed.sources.tl_config import check_against_state_dict
@@ -927,8 +938,8 @@ def _load_written(path: Path, suffix: str, cpath: Path, *, dtype: str | None, st
         raise
     except Exception as e:
         text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise file_error(cpath, f"TransformerLens {tl_version()} cannot build a model from this "
-                                f"config ({type(e).__name__}: {text}).") from None
+        raise UnembedError(f"TransformerLens {tl_version()} cannot build a model from this "
+                                f"config ({type(e).__name__}: {text}).", path=cpath) from None
     _check_fits(path, cpath, sd, model, declared)
     model.load_state_dict(sd, strict=True)
     model.eval()
