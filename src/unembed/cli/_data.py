@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed.cli._common import add_stream_args
+from unembed.cli._options import add_stream_args
 from unembed.moments import Moments
 from unembed.sources.base import LoadedModel
 

@@ -6,23 +6,25 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
+from unembed.cli._loading import (
+    head_options,
+    head_source,
+    model_loader,
+    ray_engine,
+    scaled_inputs,
+)
+from unembed.cli._options import (
     add_engine_args,
     add_head_args,
     add_json_arg,
     add_stream_args,
-    fixed_temperature,
-    head_source,
-    model_loader,
     positive_int,
-    print_json,
-    ray_engine,
-    scaled_inputs,
 )
+from unembed.cli._print import print_json
 
 
 def per_input_temperature_given(args: argparse.Namespace) -> bool:
-    return args.temperature is not None and fixed_temperature(args) is None
+    return head_options(args).per_input_temperature
 
 
 def register(sub: Any) -> argparse.ArgumentParser:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, fmt, load_model, print_json
 from unembed.cli._data import add_data_args, needs_data, view_data
+from unembed.cli._loading import load_model
+from unembed.cli._options import add_head_args, add_json_arg
+from unembed.cli._print import fmt, print_json
 from unembed.views import (
     ALL_VIEWS,
     TRANSLATION_INVARIANT,

@@ -12,18 +12,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
-    add_head_args,
-    add_json_arg,
-    fixed_temperature,
-    fmt,
-    head_source,
-    load_head,
-    load_model,
-    positive_int,
-    print_json,
-    scaled_inputs,
-)
+from unembed.cli._loading import head_options, head_source, load_head, load_model, scaled_inputs
+from unembed.cli._options import add_head_args, add_json_arg, positive_int
+from unembed.cli._print import fmt, print_json
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -155,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs:
         H = np.asarray(read_tensor(args.inputs, ndim=2).array, dtype=np.float64)
         H = scaled_inputs(args, H, head)
-    elif args.temperature is not None and fixed_temperature(args) is None:
+    elif head_options(args).per_input_temperature:
         from unembed._checks import UnembedError
 
         raise UnembedError(f"{args.temperature}: a per-input temperature needs the inputs it "

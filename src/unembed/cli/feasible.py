@@ -5,15 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
-    add_deprecated_alias,
-    add_head_args,
-    add_json_arg,
-    load_head,
-    masked_note,
-    positive_int,
-    print_json,
-)
+from unembed.cli._loading import load_head
+from unembed.cli._options import add_deprecated_alias, add_head_args, add_json_arg, positive_int
+from unembed.cli._print import masked_note, print_json
 from unembed.cli.argmaxable import add_lp_args, bound_lines
 
 

@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
-    add_head_args,
-    add_json_arg,
-    fmt,
-    load_model,
-    positive_int,
-    print_json,
-)
 from unembed.cli._data import add_data_args, view_data
+from unembed.cli._loading import load_model
+from unembed.cli._options import add_head_args, add_json_arg, positive_int
+from unembed.cli._print import fmt, print_json
 
 
 def register(sub: Any) -> argparse.ArgumentParser:

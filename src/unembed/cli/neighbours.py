@@ -7,15 +7,10 @@ import argparse
 import json
 from typing import Any
 
-from unembed.cli._common import (
-    add_head_args,
-    add_json_arg,
-    fmt,
-    load_model,
-    positive_int,
-    print_json,
-)
 from unembed.cli._data import add_data_args, needs_data, view_data
+from unembed.cli._loading import head_options, load_model
+from unembed.cli._options import add_head_args, add_json_arg, positive_int
+from unembed.cli._print import fmt, print_json
 from unembed.neighbours import NEIGHBOUR_VIEWS
 
 _DATA_VIEWS = ("logit", "coprob")
@@ -53,14 +48,14 @@ def run(args: argparse.Namespace) -> int:
         raise UnembedError(f"--data is used by the logit and coprob views only, not by --view "
                            f"{args.view}.")
     if args.all:
-        if getattr(args, "model", None) is not None and args.head is not None:
+        if head_options(args).model is not None and args.head is not None:
             raise UnembedError("--all takes no LABEL.")
         if not args.out:
             raise UnembedError("--all writes every label's neighbours to a file: pass --out FILE.")
         from unembed._io import check_target
 
         check_target(args.out, force=args.force)
-    elif getattr(args, "model", None) is not None and args.head is not None:
+    elif head_options(args).model is not None and args.head is not None:
         args.query, args.head = [args.head, *args.query], None  # --model DIR LABEL ...
     if not args.all and not args.query:
         raise UnembedError("name at least one LABEL, or pass --all --out FILE.")

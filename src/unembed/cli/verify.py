@@ -8,15 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from unembed.cli._common import (
-    add_head_args,
-    add_json_arg,
-    head_source,
-    load_head,
-    load_model,
-    positive_int,
-    print_json,
-)
+from unembed.cli._loading import head_source, load_head, load_model
+from unembed.cli._options import add_head_args, add_json_arg, positive_int
+from unembed.cli._print import print_json
 from unembed.equivalence import compare_heads, compare_models
 
 
