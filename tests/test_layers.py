@@ -196,7 +196,7 @@ LAYOUT = ROOT / "docs" / "layout.md"
 def _named_on_layout_page() -> set[str]:
     """Module paths the page names: ``unembed/x.py`` or ``unembed/pkg/`` in backticks."""
     text = LAYOUT.read_text(encoding="utf-8")
-    return set(re.findall(r"`(unembed/[\w/]+(?:\.py|/))`", text))
+    return set(re.findall(r"`(unembed/[\w/]*(?:\.py|/)?)`", text))
 
 
 def _tree_names() -> set[str]:
