@@ -4,7 +4,7 @@ unembed hands the files it is given to spaCy, thinc, confection, transformers,
 TransformerLens, torch and safetensors. What they raise on a file they cannot read (a config
 with a duplicate section, a language that does not exist, a value of the wrong type) is the
 file's fault, not unembed's: :func:`reading` turns it into an
-:class:`~unembed._checks.UnembedError` naming the file (exit status 2 on the command line) and
+:class:`~unembed.errors.UnembedError` naming the file (exit status 2 on the command line) and
 the dependency that refused it::
 
     PATH: spacy cannot read it (ImportError: [E048] Can't import language zz ...).

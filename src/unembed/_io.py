@@ -27,7 +27,7 @@ Examples
 >>> atomic_write(d / "a.txt", lambda tmp: tmp.write_text("two"), force=False)
 Traceback (most recent call last):
 ...
-unembed._checks.UnembedError: ...a.txt: already exists; pass --force (force=True) to replace it.
+unembed.errors.UnembedError: ...a.txt: already exists; pass --force (force=True) to replace it.
 >>> _ = atomic_write(d / "a.txt", lambda tmp: tmp.write_text("two"), force=True)
 >>> (d / "a.txt").read_text(), sorted(p.name for p in d.iterdir())
 ('two', ['a.txt'])
@@ -133,7 +133,7 @@ def _refuse_holding_cwd(out: str | os.PathLike[str], outp: Path, *, force: bool)
 def check_target(out: str | os.PathLike[str], *, force: bool) -> Path:
     """Refuse an output before any work is done; returns ``out`` as a Path.
 
-    Raises :class:`~unembed._checks.UnembedError` (file grammar, one line) when ``out`` exists
+    Raises :class:`~unembed.errors.UnembedError` (file grammar, one line) when ``out`` exists
     and ``force`` is false, when its parent is not a directory, when nothing can be created
     in the parent, or when ``out`` names no entry of its own (``.``, ``''``, ``..``, ``/``) or
     holds the working directory (replacing it would delete that directory; nothing is

@@ -34,13 +34,13 @@ True
 >>> contained(d, "b.json", "config file")
 Traceback (most recent call last):
 ...
-unembed._checks.UnembedError: ...b.json: a symbolic link that leads outside ... refused.
+unembed.errors.UnembedError: ...b.json: a symbolic link that leads outside ... refused.
 >>> revision_name("v1.0"), revision_name("refs/pr/1")
 ('v1.0', 'refs/pr/1')
 >>> revision_name("../../x")
 Traceback (most recent call last):
 ...
-unembed._checks.UnembedError: --revision '../../x': not a branch, tag or commit name ...
+unembed.errors.UnembedError: --revision '../../x': not a branch, tag or commit name ...
 """
 
 from __future__ import annotations

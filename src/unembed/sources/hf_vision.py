@@ -64,7 +64,7 @@ class ImageInputs:
     8
     >>> ImageInputs.from_config({"image_size": 16}, Path("d"))
     Traceback (most recent call last):
-    unembed._checks.UnembedError: d/config.json: ... has no num_channels ...
+    unembed.errors.UnembedError: d/config.json: ... has no num_channels ...
     """
 
     channels: int
