@@ -176,8 +176,8 @@ class _Pipe:
             inputs = [inputs]
         if not isinstance(inputs, (list, tuple)) or not all(isinstance(x, (str, Doc))
                                                             for x in inputs):
-            raise UnembedError("spaCy component must be text, a list of texts "
-                               "or spaCy Docs.", argument="inputs", function="a")
+            raise UnembedError("must be text, a list of texts or spaCy Docs.",
+                               argument="inputs", function="a spaCy component")
         docs = [x if isinstance(x, Doc) else self.nlp.make_doc(x) for x in inputs]
         for name, proc in self.nlp.pipeline:
             if name == self.component:
