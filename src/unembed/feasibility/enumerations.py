@@ -60,6 +60,20 @@ class CoTopMatrix:
     hidden_bound: dict[str, Any] = field(default_factory=dict)
     realises: Realises = "W h + b"
 
+    def __repr__(self) -> str:
+        """One line: the labels and how many of their pairs can or cannot lead together."""
+        st = [r.status for r in self.results.values()]
+        shown = ", ".join(repr(x) for x in self.labels[:4])
+        more = ", …" if len(self.labels) > 4 else ""
+        return (f"CoTopMatrix({len(self.labels)} labels ({shown}{more}), {len(st)} pairs: "
+                f"{st.count('yes')} can be the top two, {st.count('no')} cannot, "
+                f"{st.count('undecided')} undecided)")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("co_top", self)
+
     def to_frame(self) -> pd.DataFrame:
         """One row per pair as a pandas DataFrame (:func:`unembed.tables.co_top_table`)."""
         from unembed.tables import co_top_table
@@ -163,6 +177,20 @@ class Enumeration:
     @property
     def n_infeasible(self) -> int:
         return int(sum(r.extra.get("covers", 1) for r in self.infeasible))
+
+    def __repr__(self) -> str:
+        """One line: what was enumerated and how many items are feasible, infeasible,
+        undecided."""
+        shown = ", ".join(repr(x) for x in self.labels[:6])
+        more = ", …" if len(self.labels) > 6 else ""
+        return (f"Enumeration({self.kind} of {len(self.labels)} labels ({shown}{more}): "
+                f"{self.total} in all, {self.n_feasible} feasible, {self.n_infeasible} "
+                f"infeasible, {len(self.undecided)} undecided; {self.lp_solves} LPs)")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("enumeration", self)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per item as a pandas DataFrame (:func:`unembed.tables.enumeration_table`)."""
