@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from unembed.cli._common import (
     add_head_args,
@@ -45,7 +49,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from unembed._checks import fail
-    from unembed.neighbours import neighbours
+    from unembed.neighbours import neighbour_arrays, neighbours
 
     if args.view in _DATA_VIEWS and args.data is None:
         raise fail(needs_data(args.view))
@@ -74,26 +78,22 @@ def run(args: argparse.Namespace) -> int:
     queries = None if args.all else args.query
     if queries is not None:
         head.indices(queries)  # an unknown label fails before any pass over the data
-    res = neighbours(head, queries, k=args.k, view=args.view, data=data)
     named = {} if spec is None else {"data": spec.record()}
     if args.all:
         from unembed._io import atomic_write
 
-        def write(tmp: Any) -> None:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for lab, ns in res.items():
-                    fh.write(json.dumps({"label": lab, "view": args.view, **named,
-                                         "neighbours": [n.to_dict() for n in ns]},
-                                        ensure_ascii=False) + "\n")
-
-        atomic_write(args.out, write, force=args.force)
+        idx, bi, bv = neighbour_arrays(head, None, k=args.k, view=args.view, data=data)
+        atomic_write(args.out, lambda tmp: _write_lines(tmp, head.labels, idx, bi, bv,
+                                                        {"view": args.view, **named}),
+                     force=args.force)
         if args.json:
-            print_json({"out": str(args.out), "labels": len(res), "k": args.k,
+            print_json({"out": str(args.out), "labels": int(idx.size), "k": args.k,
                         "view": args.view, **named})
         else:
-            print(f"wrote {len(res)} labels' {args.k} nearest ({args.view} view"
+            print(f"wrote {idx.size} labels' {args.k} nearest ({args.view} view"
                   f"{_on(spec)}) to {args.out}")
         return 0
+    res = neighbours(head, queries, k=args.k, view=args.view, data=data)
     if args.json:
         print_json({"view": args.view, "k": args.k, **named,
                     "neighbours": {lab: [n.to_dict() for n in ns] for lab, ns in res.items()}})
@@ -103,6 +103,20 @@ def run(args: argparse.Namespace) -> int:
         for n in ns:
             print(f"  {fmt(n.cosine, 4)}  {n.label!r}")
     return 0
+
+
+def _write_lines(path: Any, labels: Sequence[str], idx: NDArray[np.intp],
+                 bi: NDArray[np.intp], bv: NDArray[np.float64], fields: dict[str, Any]) -> None:
+    """One JSON line per query label: {"label", the fields, "neighbours": [{"label", "cosine"}]}
+    (what json.dumps writes for those dicts; each label's JSON string formed once)."""
+    quoted = [json.dumps(lab, ensure_ascii=False) for lab in labels]
+    mid = json.dumps(fields, ensure_ascii=False)[1:-1]
+    mid = f", {mid}" if mid else ""
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, row_i, row_v in zip(idx.tolist(), bi.tolist(), bv.tolist()):
+            ns = ", ".join(f'{{"label": {quoted[j]}, "cosine": {c!r}}}'
+                           for j, c in zip(row_i, row_v) if j >= 0)
+            fh.write(f'{{"label": {quoted[i]}{mid}, "neighbours": [{ns}]}}\n')
 
 
 def _on(spec: Any) -> str:
