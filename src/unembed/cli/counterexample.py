@@ -88,21 +88,29 @@ def run_model(args: argparse.Namespace) -> int:
     from unembed.sources.base import check_exportable
     from unembed.views import cosine
 
+    from time import perf_counter
+
+    t0 = perf_counter()
     model = load_model(args)
     check_exportable(model, head_source(args))  # before any work
     head = model.head
     a, b = args.pair
+    seconds = {"read": perf_counter() - t0}
+    t0 = perf_counter()
     res = translation_for_cosine(head, a, b, args.target, n_random=args.n_random,
                                  seed=args.seed)
+    seconds["construct"] = perf_counter() - t0
+    t0 = perf_counter()
     exported = export_model(model, res.head, args.out, force=args.force,
                             inputs=_model_inputs(args.inputs), seed=args.seed,
                             progress=not (args.json or args.no_progress))
+    seconds["write_and_verify"] = perf_counter() - t0
     i, j = head.index(a), head.index(b)
     cos_written = cosine(exported.head, i, j)
     eq = exported.equivalence
     record = {**res.to_dict(), "out": str(exported.out), "cosine_written": cos_written,
               "rows": head.rows, "export": exported.to_dict(),
-              "verification": eq.to_dict()}
+              "verification": eq.to_dict(), "seconds": seconds}
     if args.json:
         print_json(record)
     else:
@@ -142,10 +150,14 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.head = source, None
         return run_model(args)
 
+    from time import perf_counter
+
     from unembed.construct import cosine_translation
-    from unembed.equivalence import compare_head_rows
+    from unembed.equivalence import compare_head_rows_many
     from unembed.sources.files import read_tensor, write_like
 
+    seconds: dict[str, float] = {}
+    t0 = perf_counter()
     head = load_head(args)
     H = None
     if args.inputs:
@@ -157,13 +169,13 @@ def run(args: argparse.Namespace) -> int:
         raise fail(f"{args.temperature}: a per-input temperature needs the inputs it belongs "
                    f"to (--inputs H.npy).")
     a, b = args.pair
-    # Large heads: the translation is O(d); the translated rows W + c are verified and written
-    # block by block (in --dtype when given), and what was written is re-read block by block:
-    # never a second (V, d) copy.
+    seconds["read"] = perf_counter() - t0
+    # Large heads: the translation is O(d); the translated rows W + c are written block by
+    # block (in --dtype when given), and what was written is re-read block by block: never a
+    # second (V, d) copy.
+    t0 = perf_counter()
     res = cosine_translation(head, a, b, args.target)
     c = res.c
-    equiv = compare_head_rows(head, lambda s, e: head.W[s:e] + c, "float64", H,
-                              n_random=args.n_random, seed=args.seed)
     assert head.file is not None  # read from a weight file by load_head
     like = head.file
     if args.dtype and args.dtype != head.dtype:
@@ -172,12 +184,17 @@ def run(args: argparse.Namespace) -> int:
         like = _with_dtype(head.file, args.dtype)
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
+    seconds["construct"] = perf_counter() - t0
+    t0 = perf_counter()
     out = write_like(like, head.W, args.out, force=args.force, shift=c)
     if head.labels_from != "row numbers":
         from unembed.sources.sidecar import write_labels
 
         write_labels(head, out)
-    # Verify what was written, not what was meant to be written.
+    seconds["write"] = perf_counter() - t0
+    # Verify what was written, not what was meant to be written; in the same pass (the old
+    # head's logits formed once), the translated rows W + c in float64 (the construction).
+    t0 = perf_counter()
     mf = head.file
     assert mf is not None  # read from a weight file by load_head
     spec = str(out) + (f":{mf.tensor}" if mf.tensor else "")
@@ -187,14 +204,17 @@ def run(args: argparse.Namespace) -> int:
         np.asarray(written._rows(j, j + 1)[0], dtype=np.float64)
     cos_written = float(np.clip(pair[0] @ pair[1] / (np.linalg.norm(pair[0])
                                                      * np.linalg.norm(pair[1])), -1.0, 1.0))
-    eq = compare_head_rows(head, written._rows, written.dtype, H, n_random=args.n_random,
-                           seed=args.seed)
+    equiv, eq = compare_head_rows_many(
+        head, [(lambda s, e: head.W[s:e] + c, "float64"), (written._rows, written.dtype)], H,
+        n_random=args.n_random, seed=args.seed)
+    seconds["verify"] = perf_counter() - t0
     record = {"pair": list(res.labels), "target": res.target,
               "cosine_before": res.cosine_before, "cosine_after": res.cosine_after,
               "cosine_after_stored": res.cosine_after_stored, "stored_dtype": res.stored_dtype,
               "reached": res.reached, "translation_norm": float(np.linalg.norm(c)),
               "method": res.method, "equivalence": equiv.to_dict(), "out": str(out),
-              "cosine_written": cos_written, "verification": eq.to_dict()}
+              "cosine_written": cos_written, "verification": eq.to_dict(),
+              "seconds": seconds}
     if args.json:
         print_json(record)
     else:
