@@ -214,9 +214,11 @@ def compare_head_rows_many(
     H = random_hidden(head, n_random, seed=seed) if h is None else check_hidden(h, head.d)
     tols = [tolerance_for(head.dtype, dtype) for _, dtype in others]
     bias = head.b if b is None else b
-    # (chunk, V) arrays of about V d / 32 entries (at least 2^20): a dozen of them live at once
-    # in compare_logits, so they stay a fraction of the head; each chunk reads `rows` once.
-    chunk = max(1, max(2**20, head.n_labels * head.d // 32) // max(head.n_labels, 1))
+    # (chunk, V) arrays of about V d / 32 entries (at least 2^22, 32 MiB): a dozen of them
+    # live at once in compare_logits, so they stay a fraction of the head (or of a few hundred
+    # MiB); each chunk reads every `rows` once, so fewer, larger chunks read the heads fewer
+    # times and multiply at BLAS speed (a chunk of a few dozen inputs is bandwidth-bound).
+    chunk = max(1, max(2**22, head.n_labels * head.d // 32) // max(head.n_labels, 1))
     parts: list[list[Equivalence]] = [[] for _ in others]
     for s in range(0, H.shape[0], chunk):
         Hc = H[s:s + chunk]

@@ -81,14 +81,14 @@ def _model_inputs(path: str | None) -> Any:
 
 
 def run_model(args: argparse.Namespace) -> int:
+    from time import perf_counter
+
     import numpy as np
 
     from unembed.construct import translation_for_cosine
     from unembed.export import export_model
     from unembed.sources.base import check_exportable
     from unembed.views import cosine
-
-    from time import perf_counter
 
     t0 = perf_counter()
     model = load_model(args)
