@@ -2,7 +2,8 @@
 float32 matrix-product floor and FAISS's exact index, in one run.
 
     python benchmarks/bench_neighbours.py [--V 50257] [--d 768] [--view raw] [-k 10]
-                                          [--repeat 1] [--no-faiss] [--float64-floor]
+                                          [--repeat 1] [--no-faiss] [--no-sklearn]
+                                          [--float64-floor]
 
 * floor: one float32 V x V x d product of the unit rows in 4096-row blocks (4096 x 2048 tiles),
   nothing kept: what any exact all-pairs search in float32 must at least compute.
@@ -13,6 +14,8 @@ float32 matrix-product floor and FAISS's exact index, in one run.
   ``faiss.IndexFlatIP`` on the same normalised float32 rows with the same number of threads
   (``faiss.omp_set_num_threads``), k + 1 results per row (the row itself is among them).
   Exactness: the rows whose top-k labels (in order) differ from unembed's float64 answer.
+* scikit-learn (when installed, unless ``--no-sklearn``): ``NearestNeighbors(metric="cosine",
+  algorithm="brute")`` on the float64 unit rows, same k.
 * unembed's own answer is checked against a plain float64 brute force on a sample of rows.
 
 Prints each time (best of ``--repeat``) with the load average beside it, and the ratios.
@@ -50,6 +53,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--no-faiss", action="store_true", help="skip FAISS's timing")
+    ap.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn's timing")
     ap.add_argument("--float64-floor", action="store_true",
                     help="also time the float64 product floor")
     args = ap.parse_args()
@@ -109,6 +113,18 @@ def main() -> None:
         order = np.lexsort((np.arange(args.V), -c))[:args.k]
         wrong += order.tolist() != bi[i].tolist()
     print(f"  unembed vs float64 brute force: {wrong} of {sample.size} sampled rows differ")
+    if not args.no_sklearn:
+        try:
+            from sklearn.neighbors import NearestNeighbors
+        except ImportError:
+            print("  scikit-learn not installed: skipped")
+        else:
+            t0 = time.perf_counter()
+            NearestNeighbors(n_neighbors=args.k + 1, metric="cosine",
+                             algorithm="brute").fit(U).kneighbors(U)
+            t_sk = time.perf_counter() - t0
+            print(f"  scikit-learn brute (float64)          {t_sk:8.2f} s   ({_load()}; "
+                  f"{t_sk / total:.2f} x unembed --all)")
 
     if args.no_faiss:
         return
