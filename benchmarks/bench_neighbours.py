@@ -61,7 +61,7 @@ def main() -> None:
 
     from unembed import Head
     from unembed.cli.neighbours import _write_lines
-    from unembed.neighbours import _unit_rows, neighbour_arrays
+    from unembed.neighbours import NeighbourArrays, _unit_rows, neighbour_arrays
 
     threads = max(int(p.get("num_threads", 1)) for p in threadpool_info()) if \
         threadpool_info() else os.cpu_count() or 1
@@ -87,17 +87,16 @@ def main() -> None:
         t64 = _best(floor_of(U), args.repeat)
         print(f"  float64 V x V x d product             {t64:8.2f} s   ({_load()})")
 
-    res: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    res: dict[str, NeighbourArrays] = {}
 
     def ours() -> None:
         res["x"] = neighbour_arrays(head, None, k=args.k, view=args.view)
 
     t_ours = _best(ours, args.repeat)
-    idx, bi, bv = res["x"]
+    bi = res["x"].index
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        _write_lines(os.path.join(tmp, "n.jsonl"), head.labels, idx, bi, bv,
-                     {"view": args.view})
+        _write_lines(os.path.join(tmp, "n.jsonl"), head.labels, res["x"], {"view": args.view})
         t_write = time.perf_counter() - t0
     total = t_ours + t_write
     print(f"  unembed: exact top-k (float64)        {t_ours:8.2f} s   ({_load()})")

@@ -34,6 +34,10 @@ def test_audit_hf_checkpoint_on_text(tiny_gpt2_dir: Path, tmp_path: Path) -> Non
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert Path(info["report"]).is_file()
+    # the advice ranks no view that a translation of the rows moves; every p-value positive
+    assert all("raw" not in vs for vs in info["views_ranked"].values())
+    assert "translation" in info["views_not_ranked"]["raw"]
+    assert all(c["p_value"] is None or c["p_value"] > 0 for c in info["rank_correlations"])
     d = json.loads((out / "audit.json").read_text())
     model = load(tiny_gpt2_dir)
     ids = model.tokenize(TEXT.replace("\n", ""))  # about as many tokens as the windows hold

@@ -110,8 +110,9 @@ def test_all_file_holds_what_json_writes_for_each_label(tmp_path):
     from unembed.neighbours import neighbour_arrays
 
     head = Head(W, labels=labels)
-    idx, bi, bv = neighbour_arrays(head, None, k=3, view="raw")
-    _write_lines(tmp_path / "x.jsonl", head.labels, idx, bi, bv, {"view": "raw"})
+    _write_lines(tmp_path / "x.jsonl", head.labels, neighbour_arrays(head, None, k=3,
+                                                                     view="raw"),
+                 {"view": "raw"})
     want = "".join(json.dumps({"label": lab, "view": "raw",
                                "neighbours": [n.to_dict() for n in ns]},
                               ensure_ascii=False) + "\n"

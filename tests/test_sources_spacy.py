@@ -124,7 +124,9 @@ def test_a_tagger_is_preferred_and_ner_is_read_when_named():
     nlp = train_tagger(with_ner=True)
     assert load(nlp).head.meta["component"] == "tagger"
     # (test_sources_spacy_transition.py checks what is read from a parser and an NER)
-    ner = load(nlp, component="ner")
+    # a briefly trained NER may keep actions it never took at their shared initial row; strict
+    # loading refuses those identical rows (naming them), strict=False reads the head anyway
+    ner = load(nlp, component="ner", strict=False)
     assert ner.head.masked_argmax and "U-ANIMAL" in ner.head.labels
 
 

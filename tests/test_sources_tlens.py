@@ -4,6 +4,7 @@ states through hooks, and the soft-cap warning. Tiny models built from a config 
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -190,9 +191,14 @@ def test_exported_state_dict_reads_back_with_its_config(tmp_path):
     a, b = lm.head.labels[40], lm.head.labels[41]
     res = translation_for_cosine(lm.head, a, b, 0.5)
     out = tmp_path / "rms.pt"
-    export_model(lm, res.head, out)
+    written = export_model(lm, res.head, out)
     assert config_path(out).is_file()
-    back = load_state_dict_file(out)
+    # the tokenizer came from a directory: not recorded (a config's tokenizer is a hub name,
+    # read from the hub cache only), said in a note; --labels DIR gives the labels back
+    assert json.loads(config_path(out).read_text())["config"]["tokenizer_name"] is None
+    assert any("--labels" in n for n in written.notes)
+    assert load_state_dict_file(out).head.labels_from == "row numbers"
+    back = load_state_dict_file(out, labels=tmp_path)
     assert back.processing.normalization == "RMSPre" and back.head.rows == "folded"
     assert back.head.labels == lm.head.labels
     ids = _ids(m.cfg.d_vocab, seed=4)

@@ -461,13 +461,14 @@ def _tamper(config: dict, case: str) -> object:
 @pytest.mark.parametrize(("case", "message"), [
     ("missing", "a TransformerLens state dict holds no architecture, and its config "
                 "bad.tl_config.json"),
-    ("d_vocab", "does not fit its config bad.tl_config.json: 'embed.W_E' has shape (300, 16) "
-                "in the state dict, (301, 16) in the config's model"),
+    ("d_vocab", "bad.tl_config.json: its config's d_vocab is 301, but the state dict's "
+                "embed.W_E (axis 0) shows 300; refused before building the model"),
     ("normalization", "does not fit its config bad.tl_config.json: the config's model has "
                       "'blocks.0.ln1.w', which the state dict lacks"),
     ("dtype", "is stored as float32, the config says float16"),
     ("foreign", "not a config unembed wrote beside a TransformerLens state dict"),
-    ("unknown field", "not a HookedTransformerConfig TransformerLens"),
+    ("unknown field", "its config has the field 'n_wings', which a HookedTransformerConfig "
+                      "does not have"),
     ("missing field", "its config lacks the field 'd_vocab'"),
     ("not json", "invalid JSON"),
 ])

@@ -180,6 +180,18 @@ def check_vector(x: Any, name: str, length: int, *, where: str = "") -> NDArray[
     return arr
 
 
+def check_finite_rows(arr: Any, where: str, start: int = 0) -> None:
+    """Refuse rows of ``arr`` (n, ...) holding NaN or Inf, naming ``where`` (a file) and the
+    first such row (counted from ``start``)."""
+    a = np.asarray(arr)
+    if a.dtype.kind not in "fc" or a.ndim == 0:
+        return
+    bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
+    if bad.size:
+        raise fail(f"{where}: row {start + int(bad[0])} contains NaN or Inf "
+                   f"({bad.size} such row(s) here); every input must be finite.")
+
+
 def check_hidden(h: Any, d: int, name: str = "h") -> NDArray[np.float64]:
     """Hidden states: shape (d,) or (n, d); returned as float64 of shape (n, d)."""
     arr = np.asarray(h, dtype=np.float64)
@@ -328,29 +340,3 @@ def read_json(path: Any, what: str = "JSON file", limit: int = MAX_SIDE_FILE) ->
         raise file_error(path, f"invalid JSON: {e} is not a JSON value.") from None
     except RecursionError:
         raise file_error(path, "invalid JSON: nested too deeply.") from None
-
-
-def inside(root: Any, name: str, what: str = "file") -> Any:
-    """``root / name`` for a file that a model directory names (an index's shard, ...), refused
-    unless it stays inside ``root``: no absolute path, no '..', no symbolic link that leads out
-    of the directory. Nothing is opened; the caller opens what this returns."""
-    import os
-    from pathlib import Path, PurePosixPath, PureWindowsPath
-
-    r = Path(root)
-    s = str(name)
-    if (not s or "\x00" in s or PurePosixPath(s).is_absolute() or PureWindowsPath(s).is_absolute()
-            or PureWindowsPath(s).drive or ".." in PurePosixPath(s.replace("\\", "/")).parts):
-        raise file_error(r, f"names the {what} {s!r}, which is not a path inside the "
-                            f"directory; refused.")
-    p = r / s
-    real = os.path.realpath(p)
-    allowed = [os.path.realpath(r)]
-    # a snapshot of the HuggingFace hub cache (models--ORG--NAME/snapshots/HASH) links its
-    # files into the same repository's blobs/ directory, and only there
-    if r.parent.name == "snapshots" and r.parent.parent.name.startswith("models--"):
-        allowed.append(os.path.realpath(r.parent.parent / "blobs"))
-    if not any(os.path.commonpath([a, real]) == a for a in allowed):
-        raise file_error(r, f"names the {what} {s!r}, which leads outside the directory "
-                            f"(through a symbolic link); refused.")
-    return p

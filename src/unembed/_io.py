@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from unembed._checks import file_error
+from unembed._checks import fail, file_error
 
 __all__ = [
     "PICKLE_SUFFIXES",
@@ -115,14 +115,30 @@ def _clean_stale(out: Path) -> None:
             remove_path(p)
 
 
+def _refuse_holding_cwd(out: str | os.PathLike[str], outp: Path, *, force: bool) -> None:
+    """An output is replaced as a whole: ``.``, ``''``, ``..``, ``/`` or any directory holding
+    the working directory is refused (nothing is deleted)."""
+    real = os.path.realpath(outp)
+    cwd = os.path.realpath(os.getcwd())
+    if outp.name in ("", ".", "..") or os.path.commonpath([real, cwd]) == real:
+        what = "is the working directory or holds it" if os.path.commonpath(
+            [real, cwd]) == real else "names no file or directory of its own"
+        raise fail(f"--out {os.fspath(out)!r}: {what}; an output is replaced as a whole, so "
+                   f"unembed does not write there{' even with --force' if force else ''}. "
+                   f"Nothing was deleted; name a new file or directory.")
+
+
 def check_target(out: str | os.PathLike[str], *, force: bool) -> Path:
     """Refuse an output before any work is done; returns ``out`` as a Path.
 
     Raises :class:`~unembed._checks.UnembedError` (file grammar, one line) when ``out`` exists
-    and ``force`` is false, when its parent is not a directory, or when nothing can be created
-    in the parent. Removes stale temporaries of ``out`` (see the module docstring).
+    and ``force`` is false, when its parent is not a directory, when nothing can be created
+    in the parent, or when ``out`` names no entry of its own (``.``, ``''``, ``..``, ``/``) or
+    holds the working directory (replacing it would delete that directory; nothing is
+    deleted). Removes stale temporaries of ``out`` (see the module docstring).
     """
     outp = Path(out)
+    _refuse_holding_cwd(out, outp, force=force)
     parent = outp.absolute().parent
     if not parent.is_dir():
         raise file_error(parent, "no such directory for the output.")

@@ -82,15 +82,18 @@ def audit_html(result: AuditResult) -> str:
     """The audit's claims (shown, not shown, not testable here) and its strongest rank
     correlations (undefined ones left out)."""
     claims = "".join(
-        f"<tr><td>{c.number}</td><td>{html.escape(c.outcome)}</td>"
+        f"<tr><td>{c.number}</td><td>{html.escape(c.verdict_line)}</td>"
         f"<td style='text-align:left'>{html.escape(c.title)}</td></tr>" for c in result.claims)
     corr = sorted((r for r in result.correlations if r.rho is not None),
                   key=lambda r: -abs(r.rho or 0.0))[:6]
     rows = "".join(f"<tr><td>{html.escape(r.view)}</td><td>{html.escape(r.measure)}</td>"
-                   f"<td>{r.rho:+.3f}</td><td>{r.n_pairs}</td></tr>" for r in corr)
+                   f"<td>{r.rho:+.3f}</td><td>{r.n_pairs}</td>"
+                   f"<td>{'n/a' if r.p_value is None else f'{r.p_value:.2g}'}</td></tr>"
+                   for r in corr)
     b = result.behaviour
     return (f"<div><b>AuditResult</b>: {len(result.labels)} labels, {b.n_predictions} "
             f"predictions ({html.escape(b.selection)})"
             f"<table><tr><th>claim</th><th>on this model</th><th></th></tr>{claims}</table>"
-            f"<table><tr><th>view</th><th>measure</th><th>Spearman ρ</th><th>pairs</th></tr>"
+            f"<table><tr><th>view</th><th>measure</th><th>Spearman ρ</th><th>pairs</th>"
+            f"<th>p (label permutations)</th></tr>"
             f"{rows}</table><p>.pair_table().to_frame() for every pair</p></div>")

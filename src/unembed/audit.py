@@ -11,19 +11,19 @@ For a label set of k labels and every pair (i, j):
   (:func:`unembed._stats.constant_reason`; e.g. the ``causal`` view of every head whose centered
   rows have rank V - 1, such as any head with V <= d and rows in general position) gets no
   statistic: every rank correlation, contradiction and plot of it is undefined, with the reason;
-* per view and measure: Spearman's rank correlation across pairs (undefined below 3 pairs), and
-  the contradicting pairs: cosine in the lowest quarter of the pairs with the measure in the
-  highest quarter, and the reverse, ranked by the gap between their percentile ranks (all of
-  them kept);
+* per view and measure: Spearman's rank correlation across pairs (undefined below 3 pairs) with
+  its label-permutation p-value, and the contradicting pairs (:mod:`unembed.contradictions`);
+* the advice (:mod:`unembed.advice`): per measure, the views invariant under every symmetry of
+  the head ranked by rho, a best view only beyond a label-bootstrap interval (else a tie), and
+  no ranking for a measure too few pairs carry;
 * claim 1: the most and the least similar pairs (raw cosine) get an equivalent model in which
   their cosine is -1 and +1; the new head is compared with the old on the audit data's hidden
   states and on random hidden states at a scale where the softmax is not saturated;
-* claims 2 and 3: pairs whose centered (2) or centered-and-normalised (3) cosine is *negative*
-  but which the model makes likely together on some input of the data (both probabilities at
-  least ``likely`` there), most negative first, with that input named; three outcomes
-  (:data:`OUTCOMES`); beside them the model's own evidence, which needs no data: whether each
-  negative-cosine pair can be the top two labels together (a witness hidden state with
-  p_a = p_b near 1/2).
+* claims 2 and 3 (:mod:`unembed.pair_claims`): pairs whose centered (2) or
+  centered-and-normalised (3) cosine is *negative* but which the model makes likely together on
+  some input of the data, graded by how negative that cosine is among the head's; beside them
+  the model's own evidence: whether each negative-cosine pair can be the top two labels
+  together within the region the data occupy.
 """
 
 from __future__ import annotations
@@ -31,19 +31,39 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import UnembedError, fail
-from unembed._stats import constant_reason, percentile_ranks, rounding_tolerance, spearman
+from unembed._stats import constant_reason, rounding_tolerance
+from unembed.advice import (
+    SYMMETRY_WORDS,
+    Advice,
+    RankCorrelation,
+    advise,
+    rank_correlations,
+)
 from unembed.behaviour import Behaviour, DataSource
+from unembed.contradictions import CONTRADICTION_KINDS, Contradiction, contradictions
 from unembed.equivalence import Equivalence
 from unembed.head import Head, LabelRef
 from unembed.moments import ParkDistance, logit_cosines, park_distance
+from unembed.pair_claims import (
+    OUTCOMES,
+    Claim,
+    Outcome,
+    PairCase,
+    PairClaimDetails,
+    TopTwoEvidence,
+    WitnessRegion,
+    negative_pairs_claim,
+    witness_region,
+)
 from unembed.streaming import PassOptions, collect_with, label_selection
+from unembed.undefined_views import view_terms
 from unembed.views import INVARIANT_UNDER, VIEWS, causal_rank, similarity_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,27 +77,16 @@ if TYPE_CHECKING:  # pragma: no cover
 CAUSAL_AFTER_MAX_LABELS = 4096
 #: Above this many labels, the audit decides co-top feasibility only when asked.
 CO_TOP_MAX_LABELS = 5000
-#: Without the co-top matrix, claims 2 and 3 decide this many of the most negative pairs.
-MODEL_EVIDENCE_PAIRS = 8
-#: Contradictions: the lowest / highest quarter of the pairs.
-QUARTER = 0.25
 #: An input is saturated when its largest probability is within this of 1.
 SATURATED = 1e-6
-
-Outcome = Literal["shown", "not shown", "not testable"]
-#: The three outcomes of a claim on one model.
-OUTCOMES: tuple[str, ...] = ("shown", "not shown", "not testable")
 
 #: Every view of the audit, in report order.
 AUDIT_VIEWS: tuple[str, ...] = (*(v for v in VIEWS if v != "logit"), "logit")
 
-_SYMMETRY_WORDS = {"translation": "translation", "bias_shift": "bias shift",
-                   "null_space": "null-space shifts", "reparametrization": "reparametrisation"}
-
 
 def _invariance_text(names: frozenset[str]) -> str:
-    yes = [w for k, w in _SYMMETRY_WORDS.items() if k in names]
-    no = [w for k, w in _SYMMETRY_WORDS.items() if k not in names]
+    yes = [w for k, w in SYMMETRY_WORDS.items() if k in names]
+    no = [w for k, w in SYMMETRY_WORDS.items() if k not in names]
     return ", ".join(yes) + ("" if not no else "; not " + ", not ".join(no))
 
 
@@ -94,8 +103,10 @@ INVARIANCE["raw"] += " (a translation of the rows sets it to any value: claim 1)
 
 __all__ = [
     "AUDIT_VIEWS",
+    "CONTRADICTION_KINDS",
     "INVARIANCE",
     "OUTCOMES",
+    "Advice",
     "AuditInputs",
     "AuditResult",
     "Claim",
@@ -113,100 +124,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class RankCorrelation:
-    """Spearman's rho between one view's cosines and one measure over ``n_pairs`` pairs; None
-    with ``reason`` when undefined (a constant view or measure, too few pairs). The p-value
-    treats the pairs as independent, which pairs sharing labels are not: a rough guide."""
-
-    view: str
-    measure: str
-    rho: float | None
-    p_value: float | None
-    n_pairs: int
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class Contradiction:
-    """A pair where a view and a measure disagree: ``kind`` "low" (cosine in the lowest
-    quarter of the label set's pairs, measure in the highest) or "high" (the reverse);
-    ``cosine_rank`` and ``value_rank`` are percentiles in [0, 1]."""
-
-    view: str
-    measure: str
-    kind: Literal["low", "high"]
-    a: str
-    b: str
-    cosine: float
-    value: float
-    cosine_rank: float
-    value_rank: float
-
-
-#: What each contradiction kind means, in words.
-CONTRADICTION_KINDS: dict[str, str] = {
-    "low": f"cosine in the lowest {100 * QUARTER:g}% of pairs, measure in the highest "
-           f"{100 * QUARTER:g}%",
-    "high": f"cosine in the highest {100 * QUARTER:g}% of pairs, measure in the lowest "
-            f"{100 * QUARTER:g}%",
-}
-
-
-@dataclass(frozen=True)
-class TopTwoEvidence:
-    """The model's own evidence on one pair, with no data: can a and b be the top two labels
-    together (:func:`unembed.feasibility.can_be_top_two`)? For "yes", ``p_a`` and ``p_b`` are
-    the probabilities at the hidden state ``scale`` along the witness (the tie kept, the other
-    labels pushed down), computed in float64 from the head."""
-
-    a: str
-    b: str
-    cosine: float
-    status: str
-    margin: float
-    p_a: float | None = None
-    p_b: float | None = None
-    scale: float | None = None
-    hidden_state: list[float] | None = None
-
-
-@dataclass
-class PairCase:
-    """One pair found in the data for claims 2 and 3: its cosines (None where a view is
-    undefined), its behaviour, and the input where min(p_a, p_b) is largest (``witness``, with
-    p_a and p_b there)."""
-
-    a: str
-    b: str
-    cosine: float
-    cosines: dict[str, float | None]
-    measures: dict[str, float]
-    witness: int
-    p_a: float
-    p_b: float
-    witness_text: str = ""
-
-
-@dataclass
-class PairClaimDetails:
-    """Claims 2 and 3: ``cases`` are all negative-cosine pairs likely together on one input,
-    most negative first; ``model_evidence`` the top-two decisions of negative pairs (most
-    negative first; all of them when the co-top matrix was computed, else the
-    :data:`MODEL_EVIDENCE_PAIRS` most negative)."""
-
-    view: str
-    likely: float
-    pairs_total: int
-    pairs_negative: int
-    pairs_likely_together: int
-    largest_min_probability: float
-    cases: list[PairCase]
-    model_evidence: list[TopTwoEvidence]
-    model_evidence_of: int
-    model_evidence_note: str
-
-
 @dataclass
 class RandomStateCheck:
     """Claim 1 on random hidden states at a scale where the softmax is not saturated: n states
@@ -262,28 +179,6 @@ class ClaimOneDetails:
 
 
 @dataclass
-class Claim:
-    """One of the paper's claims on this model: ``outcome`` (one of :data:`OUTCOMES`) with
-    ``why`` in words, ``statement`` what was checked, ``details`` the numbers."""
-
-    number: int
-    title: str
-    statement: str
-    outcome: Outcome
-    why: str
-    details: ClaimOneDetails | PairClaimDetails
-
-    @property
-    def shown(self) -> bool:
-        return self.outcome == "shown"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "title": self.title, "statement": self.statement,
-                "outcome": self.outcome, "shown": self.shown, "why": self.why,
-                "details": asdict(self.details)}
-
-
-@dataclass
 class AuditInputs:
     """Every input of one audit: the files (None where not a file) and the options."""
 
@@ -319,19 +214,12 @@ class AuditResult:
     contradictions: list[Contradiction]
     claims: list[Claim]
     timings: dict[str, float]
+    advice: Advice
+    region: WitnessRegion
     inputs: AuditInputs = field(default_factory=AuditInputs)
     logit: LogitViewInfo | None = None
     co_top: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def ranking(self) -> dict[str, list[RankCorrelation]]:
-        """Per measure, the views ordered by how well their cosines predict it here (rho,
-        largest first; undefined views last)."""
-        out: dict[str, list[RankCorrelation]] = {}
-        for me in self.behaviour.matrices:
-            rs = [r for r in self.correlations if r.measure == me]
-            out[me] = sorted(rs, key=lambda r: (r.rho is None, -(r.rho or 0.0)))
-        return out
 
     def pair_table(self) -> PairTable:
         """Every pair of the label set, one row per view: label_a, label_b, view, cosine and
@@ -375,13 +263,19 @@ class AuditResult:
                 "park_distance_reason": self.logit.park_reason},
             "behaviour": {m: x.tolist() for m, x in b.matrices.items()},
             "measures": {m: {"defined": m not in self.undefined_measures,
-                             "reason": self.undefined_measures.get(m)}
+                             "reason": self.undefined_measures.get(m),
+                             "carrying_pairs": self.advice.measures[m].carrying.n_carrying,
+                             "carrying_share": self.advice.measures[m].carrying.share,
+                             "n_pairs": self.advice.measures[m].n_pairs}
                          for m in b.matrices},
             "witness_input": b.pairs.best_at.tolist(),
             "witness_min_probability": b.pairs.best_min.tolist(),
             "witness_probability_of_row_label": b.pairs.best_p.tolist(),
             "rank_correlations": [asdict(r) for r in self.correlations],
-            "views_ranked": {m: [r.view for r in rs] for m, rs in self.ranking().items()},
+            "views_ranked": self.advice.views_ranked(),
+            "views_not_ranked": self.advice.not_ranked,
+            "advice": self.advice.to_dict(),
+            "witness_region": self.region.to_dict(),
             "contradiction_kinds": CONTRADICTION_KINDS,
             "contradictions": [asdict(c) for c in self.contradictions],
             "claims": [c.to_dict() for c in self.claims],
@@ -394,18 +288,6 @@ class AuditResult:
 # ---------------------------------------------------------------------------- statistics
 def _pairs(k: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     return np.triu_indices(k, 1)
-
-
-def view_terms(view: str, head: Head, n_states: int = 0) -> int:
-    """How many rounded operations one cosine of ``view`` accumulates (for
-    :func:`unembed._stats.rounding_tolerance`): d for a dot product of rows, V + d for the
-    causal view's whitening (an SVD or eigendecomposition of the rows), n + d for the logit
-    view (moments summed over n hidden states)."""
-    if view == "causal":
-        return head.n_labels + head.d
-    if view == "logit":
-        return n_states + head.d
-    return head.d
 
 
 def _view_reasons(head: Head, sims: Mapping[str, NDArray[np.float64]], n_states: int,
@@ -438,63 +320,6 @@ def _measure_reasons(beh: Behaviour) -> dict[str, str]:
         why = constant_reason(x[iu], what=f"the measure {m}", terms=beh.n_predictions)
         if why is not None:
             out[m] = why
-    return out
-
-
-def rank_correlations(similarities: Mapping[str, NDArray[np.float64]],
-                      measures: Mapping[str, NDArray[np.float64]], *,
-                      undefined_views: Mapping[str, str] | None = None,
-                      undefined_measures: Mapping[str, str] | None = None,
-                      terms: Mapping[str, int] | None = None,
-                      measure_terms: int = 1) -> list[RankCorrelation]:
-    """Spearman's rho across the pairs i < j of every view against every measure (pairs where
-    either value is NaN are left out); undefined with the reason for an undefined view or
-    measure, fewer than 3 pairs, or values constant up to rounding."""
-    uv, um = undefined_views or {}, undefined_measures or {}
-    out = []
-    for view, s in similarities.items():
-        iu = _pairs(s.shape[0])
-        for m, x in measures.items():
-            a, b = s[iu], x[iu]
-            n = int((np.isfinite(a) & np.isfinite(b)).sum())
-            why = uv.get(view) or um.get(m)
-            if why is not None:
-                out.append(RankCorrelation(view, m, None, None, n, why))
-                continue
-            st = spearman(a, b, what_x=f"the {view} cosine", what_y=f"the measure {m}",
-                          terms_x=(terms or {}).get(view, 1), terms_y=measure_terms,
-                          scale_x=1.0)
-            out.append(RankCorrelation(view, m, st.rho, st.p_value, st.n_pairs, st.reason))
-    return out
-
-
-def contradictions(similarities: Mapping[str, NDArray[np.float64]],
-                   measures: Mapping[str, NDArray[np.float64]], labels: Sequence[str], *,
-                   undefined: Sequence[str] = ()) -> list[Contradiction]:
-    """Per defined view and measure, every pair in the two off quadrants of percentile ranks
-    (see :data:`CONTRADICTION_KINDS`), the largest gap between the two percentiles first."""
-    out = []
-    for view, s in similarities.items():
-        iu = _pairs(s.shape[0])
-        for m, x in measures.items():
-            if view in undefined or m in undefined:
-                continue
-            a, b = s[iu], x[iu]
-            ok = np.flatnonzero(np.isfinite(a) & np.isfinite(b))
-            if ok.size < 4:
-                continue
-            ra, rb = percentile_ranks(a[ok]), percentile_ranks(b[ok])
-            quadrants: tuple[tuple[Literal["low", "high"], NDArray[np.bool_],
-                                   NDArray[np.float64]], ...] = (
-                ("low", (ra <= QUARTER) & (rb >= 1 - QUARTER), rb - ra),
-                ("high", (ra >= 1 - QUARTER) & (rb <= QUARTER), ra - rb))
-            for kind, sel, gap in quadrants:
-                idx = np.flatnonzero(sel)
-                for t in idx[np.argsort(-gap[idx], kind="stable")]:
-                    q = ok[t]
-                    i, j = int(iu[0][q]), int(iu[1][q])
-                    out.append(Contradiction(view, m, kind, labels[i], labels[j], float(a[q]),
-                                             float(b[q]), float(ra[t]), float(rb[t])))
     return out
 
 
@@ -617,104 +442,6 @@ def _claim_one(head: Head, sims: Mapping[str, NDArray[np.float64]], idx: NDArray
                  outcome, why, ClaimOneDetails(cases, len(sample), saturated_share, saturated))
 
 
-# ---------------------------------------------------------------------------- claims 2 and 3
-def _toward_half(head: Head, i: int, j: int, w: NDArray[np.float64]
-                 ) -> tuple[float, float, float, NDArray[np.float64]]:
-    """Probabilities of labels i and j at h0 + t (w - h0), t = 1, 4, 16, ..., where h0 ties
-    z_i and z_j by the bias alone and the witness w ties them too: along that line the tie is
-    kept and, when the witness's direction makes i and j the top two, p_i = p_j -> 1/2. The t
-    with the largest min(p_i, p_j) is returned with both probabilities and the hidden state."""
-    W = head.W
-    delta = W[i] - W[j]
-    dd = float(delta @ delta)
-    b = head.bias
-    h0 = -(b[i] - b[j]) / dd * delta if dd > 0 else np.zeros(head.d)
-    ts = 4.0 ** np.arange(0, 32)
-    P = head.probs(h0 + ts[:, None] * (w - h0))
-    m = np.minimum(P[:, i], P[:, j])
-    t = int(np.argmax(m))
-    return float(P[t, i]), float(P[t, j]), float(ts[t]), h0 + ts[t] * (w - h0)
-
-
-def _model_evidence(head: Head, idx: NDArray[np.int64], labels: Sequence[str],
-                    s: NDArray[np.float64], neg: list[tuple[int, int]], co_top: Any,
-                    n_probs: int = 24) -> tuple[list[TopTwoEvidence], str]:
-    from unembed.feasibility import can_be_top_two
-
-    if co_top is not None:
-        todo = neg
-        note = "decided for every negative-cosine pair over all rows"
-    else:
-        todo = neg[:MODEL_EVIDENCE_PAIRS]
-        note = (f"decided for the {len(todo)} most negative of {len(neg)} pairs only; --co-top "
-                f"decides every pair")
-    out = []
-    for n, (i, j) in enumerate(todo):
-        r = (co_top.results[(i, j)] if co_top is not None
-             else can_be_top_two(head, int(idx[i]), int(idx[j])))
-        ev = TopTwoEvidence(labels[i], labels[j], float(s[i, j]), r.status, float(r.margin))
-        if (r.status == "yes" and r.witness is not None and n < n_probs
-                and head.link == "softmax"):
-            pa, pb, t, h = _toward_half(head, int(idx[i]), int(idx[j]), r.witness)
-            ev = replace(ev, p_a=pa, p_b=pb, scale=t, hidden_state=h.tolist())
-        out.append(ev)
-    return out, note
-
-
-def _negative_pairs_claim(view: str, number: int, beh: Behaviour, head: Head,
-                          sims: Mapping[str, NDArray[np.float64]],
-                          undefined: Mapping[str, str], *, likely: float,
-                          co_top: Any) -> Claim:
-    s = sims[view]
-    best = beh.pairs.best_min
-    k = s.shape[0]
-    iu = _pairs(k)
-    labels = beh.labels
-    neg = sorted(((int(i), int(j)) for i, j in zip(*iu) if s[i, j] < 0),
-                 key=lambda ij: (s[ij], -best[ij]))
-    together = int(np.sum(best[iu] >= likely))
-    largest = float(np.max(best[iu])) if iu[0].size else float("nan")
-    cand = [ij for ij in neg if best[ij] >= likely]
-    cases = [PairCase(labels[i], labels[j], float(s[i, j]),
-                      {v: None if v in undefined else float(m[i, j]) for v, m in sims.items()},
-                      {m: float(x[i, j]) for m, x in beh.matrices.items()},
-                      int(beh.pairs.best_at[i, j]), float(beh.pairs.best_p[i, j]),
-                      float(beh.pairs.best_p[j, i])) for i, j in cand]
-    evidence, note = ([], "") if view in undefined else _model_evidence(
-        head, beh.idx, labels, s, neg, co_top)
-    what = {"centered": "centered", "normalized": "centered and length-normalised"}[view]
-    outcome: Outcome
-    if view in undefined:
-        outcome, why = "not testable", undefined[view]
-    elif not neg:
-        outcome, why = "not testable", (f"no pair of the label set has a negative {what} "
-                                        f"cosine")
-    elif cases:
-        c = cases[0]
-        outcome = "shown"
-        why = (f"{len(cases)} of the {len(neg)} negative-cosine pairs have an input where both "
-               f"labels have p >= {likely:g}; the most negative: {c.a!r} and {c.b!r}, cosine "
-               f"{c.cosine:+.3f}, p = {c.p_a:.3f} and {c.p_b:.3f} on one input")
-    elif together == 0:
-        outcome, why = "not testable", (
-            f"no two labels of the label set reach p >= {likely:g} together on any input of "
-            f"the data (the largest min(p_a, p_b) on one input is {largest:.3g})")
-    else:
-        outcome, why = "not shown", (
-            f"none of the {len(neg)} negative-cosine pairs has an input where both labels "
-            f"have p >= {likely:g} ({together} pairs with a non-negative cosine do)")
-    statement = (f"Pairs whose {what} cosine is negative that the model nevertheless makes "
-                 f"likely together: on some input of the data both labels have probability "
-                 f">= {likely:g}. Beside the data, the model's own evidence: whether a "
-                 f"negative-cosine pair can be the top two labels together at all (a witness "
-                 f"hidden state, no data needed).")
-    title = {2: "A negative centered cosine does not mean the labels are not likely together",
-             3: "Nor after length normalisation"}[number]
-    details = PairClaimDetails(view, likely, int(iu[0].size), len(neg), together, largest,
-                               cases, evidence, len(neg), note)
-    return Claim(number, title, statement, outcome, why, details)
-
-
 # ---------------------------------------------------------------------------- the audit
 def audit(
     model: LoadedModel,
@@ -734,6 +461,7 @@ def audit(
     inputs: AuditInputs | None = None,
     sharded: Sharded | None = None,
     labels: Sequence[LabelRef] | None = None,
+    region: Literal["data", "any"] = "data",
 ) -> AuditResult:
     """Audit a model on data: behaviour per pair, every view, rank correlations,
     contradictions and the three claims.
@@ -770,6 +498,11 @@ def audit(
         Run the streaming pass in shards on an engine (:mod:`unembed.engine`; Ray): workers
         load the model and open the data themselves, the driver merges their accumulators
         (the same numbers: counts identical, sums and moments to float64 rounding).
+    region : {"data", "any"}
+        Where the model's own evidence of claims 2 and 3 and the co-top matrix search hidden
+        states (:func:`unembed.pair_claims.witness_region`): by default the final norm's bound
+        when the head has one, else the box of the data's kept hidden states; "any" for all
+        of R^d.
     """
     if not (0.0 < likely <= 0.5):
         raise fail(f"The 'likely' argument of audit must be in (0, 0.5]. Got {likely!r} instead.")
@@ -783,7 +516,8 @@ def audit(
         beh = collect_with(model, data, choice, opts, progress=progress)
     else:
         beh = sharded.engine.collect_selected(head, sharded.load_model, sharded.open_data,
-                                              choice, opts, progress=progress)
+                                              choice, opts, progress=progress,
+                                              units=sharded.units)
     t1 = time.perf_counter()
     sel = [int(i) for i in beh.idx]
     sims = {v: similarity_matrix(head, sel, v) for v in AUDIT_VIEWS if v != "logit"}
@@ -813,15 +547,18 @@ def audit(
                              measure_terms=beh.n_predictions)
     contra = contradictions(sims, beh.matrices, beh.labels,
                             undefined=[*undefined, *undefined_m])
+    adv = advise(head, sims, beh.matrices, corr, undefined, measure_terms=beh.n_predictions)
     t2 = time.perf_counter()
     cot = None
+    where = witness_region(head, beh.hidden, region)
     if co_top if co_top is not None else head.n_labels <= CO_TOP_MAX_LABELS:
         from unembed.feasibility import co_top_matrix
 
-        cot = co_top_matrix(head, sel)
+        cot = co_top_matrix(head, sel, radius=where.radius)
     t3 = time.perf_counter()
     claims = [_claim_one(head, sims, beh.idx, beh.hidden, undefined, beh)] + [
-        _negative_pairs_claim(v, n, beh, head, sims, undefined, likely=likely, co_top=cot)
+        negative_pairs_claim(v, n, beh, head, sims, undefined, likely=likely, co_top=cot,
+                             region=where)
         for n, v in ((2, "centered"), (3, "normalized"))]
     if describe:
         pair_details = [cl.details for cl in claims if isinstance(cl.details, PairClaimDetails)]
@@ -842,12 +579,14 @@ def audit(
     rec.options = {"labels": None if labels is None else [str(x) for x in labels],
                    "top_n": top_n, "top_k": top_k, "batch_size": batch_size, "likely": likely,
                    "keep_hidden": keep_hidden, "logits": logits, "co_top": co_top,
+                   "region": region,
                    "python": sys.version.split()[0], **rec.options}
     rec.unembed_version = __version__
     return AuditResult(
         model=model_info, labels=beh.labels, behaviour=beh, similarities=sims,
         undefined_views=undefined, undefined_measures=undefined_m,
-        correlations=corr, contradictions=contra, claims=claims, co_top=cot,
+        correlations=corr, contradictions=contra, claims=claims, co_top=cot, advice=adv,
+        region=where,
         inputs=rec, logit=logit_info,
         timings={"behaviour": t1 - t0, "views": t2 - t1, "co_top": t3 - t2,
                  "claims": t4 - t3, "total": t4 - t0},

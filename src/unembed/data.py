@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail, file_error
+from unembed._checks import arg_error, check_finite_rows, fail, file_error
 
 if TYPE_CHECKING:  # a type only: reading data never imports the model sources
     from unembed.sources.base import LoadedModel
@@ -97,6 +97,8 @@ class TextWindows:
         for p in self.paths:
             if not p.is_file():
                 raise fail(f"{p}: no such data file.")
+            if p.stat().st_size == 0:
+                raise file_error(p, "an empty data file; it holds no text.")
         self.tokenize = tokenize
         self.window = window
         self.max_inputs = max_inputs
@@ -219,7 +221,9 @@ class ArrayInputs:
 
     def batches(self, batch_size: int) -> Iterator[NDArray[Any]]:
         for s in range(0, self.array.shape[0], batch_size):
-            yield np.asarray(self.array[s:s + batch_size])
+            block = np.asarray(self.array[s:s + batch_size])
+            check_finite_rows(block, self.name, start=s)
+            yield block
 
     def predictions_per_input(self) -> int:
         return 1
@@ -267,6 +271,47 @@ class DecodingTextModel(TextModel, Protocol):
     def tokenizer(self) -> Decoder | None: ...
 
 
+@runtime_checkable
+class TokenLimited(Protocol):
+    """A model of token ids with a vocabulary and (perhaps) a most number of positions."""
+
+    def token_limits(self) -> tuple[int, int | None]: ...
+
+
+def _check_window(window: int, model: LoadedModel) -> None:
+    """A window longer than the model's positions is refused with the maximum."""
+    limit = model.token_limits()[1] if isinstance(model, TokenLimited) else None
+    if limit is not None and window > limit:
+        raise arg_error("open_data", "window", f"must be at most {limit}, the most positions "
+                        f"this model has", got=window)
+
+
+def _check_token_ids(data: ArrayInputs, model: LoadedModel) -> None:
+    """Token ids from an .npy file for a model of token ids: integers, in the vocabulary,
+    sequences no longer than the model's positions; else an error naming the file."""
+    arr = data.array
+    if arr.dtype.kind not in "iu":
+        raise fail(f"{data.name}: a {model.kind} model reads token ids from an .npy file, "
+                   f"which must hold integers; this one holds {arr.dtype}.")
+    if arr.ndim != 2:
+        raise fail(f"{data.name}: token ids must have shape (n, T). Got shape {arr.shape}.")
+    if not isinstance(model, TokenLimited):
+        return
+    vocab, positions = model.token_limits()
+    if positions is not None and arr.shape[1] > positions:
+        raise fail(f"{data.name}: sequences of {arr.shape[1]} token ids; this model has at most "
+                   f"{positions} positions.")
+    from unembed._blocks import row_blocks
+
+    for s, e in row_blocks(arr.shape[0], arr.shape[1]):
+        block = np.asarray(arr[s:e])
+        bad = np.argwhere((block < 0) | (block >= vocab))
+        if bad.size:
+            r, c = (int(x) for x in bad[0])
+            raise fail(f"{data.name}: token id {int(block[r, c])} (row {s + r}, position {c}) "
+                       f"is outside the vocabulary of {vocab} ids [0, {vocab}).")
+
+
 def open_data(path: str | os.PathLike[str], model: LoadedModel, *, window: int = 64,
               max_inputs: int | None = None) -> DataSource:
     """A data source for ``model`` from a file: ``.npy`` arrays for image classifiers and
@@ -274,15 +319,29 @@ def open_data(path: str | os.PathLike[str], model: LoadedModel, *, window: int =
     :class:`TextModel` (or a model that opens its own text, :class:`OpensOwnText`)."""
     p = Path(path)
     if p.suffix.lower() == ".npy":
-        return ArrayInputs(p, max_inputs=max_inputs)
+        arrays = ArrayInputs(p, max_inputs=max_inputs)
+        if isinstance(model, TextModel):
+            _check_token_ids(arrays, model)
+        return arrays
     if isinstance(model, OpensOwnText):  # models that read text themselves (spaCy)
         return model.open_text(p, max_inputs=max_inputs)
     if not isinstance(model, TextModel):
         raise fail(f"{p}: a text file needs a language model with a tokenizer; this model "
                    f"({model.kind}) takes arrays (.npy).")
+    _check_window(window, model)
     return TextWindows([p], model.tokenize, window=window, max_inputs=max_inputs)
 
 
+
+
+def max_batches(data: DataSource, batch_size: int, window: int) -> int | None:
+    """At most this many batches of ``batch_size`` in ``data`` (None: not known without
+    reading it): its size when it knows it; for text windows, one token per byte at most."""
+    if isinstance(data, TextWindows):
+        n_bytes = sum(p.stat().st_size for p in data.paths)
+        return max(1, -(-n_bytes // (window * batch_size)))
+    hint = data.size_hint()
+    return None if hint is None else max(1, -(-hint // batch_size))
 
 
 def shard_batches(data: DataSource, batch_size: int, *, shard: int = 0,

@@ -20,7 +20,7 @@ from typing import Any
 
 from unembed._checks import arg_error, fail
 
-__all__ = ["DTYPES", "resolve_device", "resolve_dtype_name", "torch_dtype"]
+__all__ = ["DTYPES", "SUPPORTED_DEVICES", "resolve_device", "resolve_dtype_name", "torch_dtype"]
 
 #: --model-dtype values and their aliases.
 DTYPES = {"float32": "float32", "fp32": "float32", "float": "float32",
@@ -48,6 +48,10 @@ def torch_dtype(name: str | None) -> Any:
     return None if n is None else getattr(torch, n)
 
 
+#: The torch device types unembed runs models on.
+SUPPORTED_DEVICES = ("cpu", "cuda", "mps")
+
+
 def resolve_device(device: str | None) -> Any:
     """A ``torch.device``: the one named, or CUDA when torch sees a GPU, else the CPU. A device
     named but absent is an error (never a silent fall-back to the CPU)."""
@@ -60,6 +64,11 @@ def resolve_device(device: str | None) -> Any:
     except (RuntimeError, ValueError):
         raise arg_error("load", "device", "must be a torch device such as cpu, cuda or cuda:1",
                         got=device) from None
+    if dev.type not in SUPPORTED_DEVICES:
+        # torch names more device types (meta holds no data, xpu, vulkan, ...): unembed runs
+        # and checks its models on these only
+        raise arg_error("load", "device", f"must be cpu, cuda, cuda:N or mps; {dev.type!r} is a "
+                        f"torch device type unembed does not run models on", got=device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise fail(f"The device {device!r} was asked for, but torch sees no CUDA GPU here.")

@@ -24,6 +24,7 @@ finished, so a unit re-run after a crash is counted once.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,8 @@ class RayEngine:
     gpus_per_worker: float = 0.0
     max_retries: int = 3
     _started: bool = field(default=False, init=False, repr=False)
+    #: what the engine decided that the caller did not ask for (workers bounded), in words
+    notes: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -121,17 +124,40 @@ class RayEngine:
             raise fail("--engine ray needs the 'ray' package (pip install 'unembed[ray]').") \
                 from None
         if not ray.is_initialized():
+            import logging
+
+            # workers' output and Ray's own logging stay in Ray's log files (a stopped run
+            # prints no worker or C++ stack on this terminal)
+            quiet: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                     "configure_logging": True, "logging_level": logging.ERROR}
             try:
                 if self.address is None:
-                    ray.init(num_cpus=self.workers, include_dashboard=False,
-                             log_to_driver=False)
+                    cpus = os.cpu_count() or 1
+                    if self.workers > cpus:
+                        self._bound(cpus, f"this machine has {cpus} CPUs")
+                    ray.init(num_cpus=self.workers, **quiet)
                 else:
-                    ray.init(address=self.address, include_dashboard=False,
-                             log_to_driver=False)
+                    reachable(self.address)
+                    ray.init(address=self.address, **quiet)
             except ConnectionError as e:
                 raise fail(f"cannot reach the Ray cluster at {self.address!r}: {e}") from None
             self._started = True
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if 1 <= cpus < self.workers:
+            self._bound(cpus, f"the Ray cluster has {cpus} CPUs")
         return ray
+
+    def _bound(self, n: int, why: str) -> None:
+        self.notes.append(f"--workers {self.workers} bounded to {n}: {why}")
+        self.workers = n
+
+    def shards(self, units: int | None) -> int:
+        """The number of shards for ``units`` units of work (None: unknown): the workers,
+        at most one per unit."""
+        self._ray()
+        if units is not None and 1 <= units < self.workers:
+            self._bound(units, f"the work has {units} unit(s) (batches of the data)")
+        return self.workers
 
     def close(self) -> None:
         """Stop the local Ray this engine started (a cluster joined is left running)."""
@@ -193,12 +219,13 @@ class RayEngine:
 
     def collect_selected(self, head: Head, load_model: ModelLoader, open_data: DataOpener,
                          choice: LabelSelection, opts: PassOptions, *,
-                         progress: bool = True) -> Behaviour:
-        """:meth:`collect` with the label selection and the pass options as objects."""
+                         progress: bool = True, units: int | None = None) -> Behaviour:
+        """:meth:`collect` with the label selection and the pass options as objects;
+        ``units`` (when known) bounds the shards: at most one per batch of the data."""
         key = hashlib.sha256(pickle.dumps(load_model)).hexdigest() if _picklable(
             load_model) else str(id(load_model))
         sel = self.map(_select_unit, (key, load_model, open_data, choice, opts), [0])[0]
-        n = self.workers
+        n = self.shards(units)
         with progress_bars(progress) as bars:
             task = bars.add("behaviour (ray shards)", total=n)
             parts = self.map(_shard_unit, (key, load_model, open_data, sel, opts),
@@ -215,6 +242,32 @@ class Sharded:
     engine: RayEngine
     load_model: ModelLoader
     open_data: DataOpener
+    #: at most this many batches in the data (None: unknown); bounds the shards
+    units: int | None = None
+
+
+#: Seconds to wait for a Ray cluster's address to accept a connection (``--address``).
+CONNECT_TIMEOUT_S = 15.0
+
+
+def reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse a cluster ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) that accepts no
+    connection within ``timeout`` seconds (Ray itself would keep trying for minutes);
+    ``auto`` and other forms are left to Ray."""
+    import socket
+
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise arg_error("RayEngine", "address", f"must be a Ray cluster that can be reached; "
+                        f"{address} accepted no connection within {timeout:g} s ({why})",
+                        got=address) from None
 
 
 def _picklable(obj: object) -> bool:

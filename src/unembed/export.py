@@ -35,11 +35,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import UnembedError, fail, inside
+from unembed._checks import UnembedError, fail
 from unembed._io import atomic_target, is_pickle
 from unembed._progress import progress_bars
 from unembed.equivalence import Equivalence, compare_logits
 from unembed.head import Head
+from unembed.sources._paths import contained
 from unembed.sources.base import (
     EXPORT_KINDS,
     HFExportable,
@@ -153,7 +154,7 @@ def _copy_side_files(src: Path, dst: Path) -> None:
             continue
         if f.is_symlink():
             try:
-                inside(src, f.name)  # hub snapshots link into their blobs/; nothing else
+                contained(src, f.name)  # hub snapshots link into their blobs/; nothing else
             except UnembedError:
                 continue
         if f.suffix in _WEIGHT_SUFFIXES or f.name.endswith(".index.json"):

@@ -170,9 +170,15 @@ def unargmaxable_keeping_cosines(head: Head, label: LabelRef, *, rtol: float | N
     others = np.array([k for k in range(head.n_labels) if k != i], dtype=np.int64)
     if others.size == 0:
         raise fail("The head has one label; it is always the argmax.")
+    if before.status == "undecided":
+        raise fail(f"Label {name!r} is undecided on this head: neither a witness nor a "
+                   f"certificate within the tolerance (margin {before.margin:.3g}, tol "
+                   f"{before.tol:.3g}), so there is no argmaxable label to take away; a "
+                   f"smaller rtol may decide it.")
     if before.status != "yes":
-        raise fail(f"Label {name!r} is already not argmaxable on this head "
-                   f"(status {before.status!r}); nothing to construct.")
+        raise fail(f"Label {name!r} is already not argmaxable on this head (a certificate: "
+                   f"margin {before.margin:.3g} <= tol {before.tol:.3g}); nothing to "
+                   f"construct.")
     scale = max(float(np.abs(W).max()), 1e-300)
     biased = bool(np.any(b != 0))
     A_ub = b_ub = None
@@ -229,9 +235,15 @@ def not_top_two_keeping_cosines(head: Head, a: LabelRef, b: LabelRef, *, rtol: f
                    f"{head.labels[i]!r} twice.")
     names = (head.labels[i], head.labels[j])
     before = can_be_top_two(head, i, j, rtol=rtol)
+    if before.status == "undecided":
+        raise fail(f"Whether {names[0]!r} and {names[1]!r} can lead together is undecided on "
+                   f"this head: neither a witness nor a certificate within the tolerance "
+                   f"(margin {before.margin:.3g}, tol {before.tol:.3g}); a smaller rtol may "
+                   f"decide it.")
     if before.status != "yes":
-        raise fail(f"{names[0]!r} and {names[1]!r} already cannot lead together "
-                   f"(status {before.status!r}); nothing to construct.")
+        raise fail(f"{names[0]!r} and {names[1]!r} already cannot lead together (a "
+                   f"certificate: margin {before.margin:.3g} <= tol {before.tol:.3g}); nothing "
+                   f"to construct.")
     W = head.W
     others = np.array([k for k in range(head.n_labels) if k not in (i, j)], dtype=np.int64)
     if others.size == 0:

@@ -46,11 +46,11 @@ from numpy.typing import ArrayLike, NDArray
 from unembed._blocks import row_blocks
 from unembed._checks import arg_error
 from unembed.head import Head, LabelRef
-from unembed.moments import HiddenMoments, LogitRows
+from unembed.moments import HiddenMoments, LogitMoments, LogitRows
 from unembed.top_cosines import dot_rows, rounding_bound, top_cosines
 
-__all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "coprob_nearest", "nearest", "nearest_all",
-           "neighbour_arrays", "neighbours"]
+__all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "NeighbourArrays", "coprob_nearest", "nearest",
+           "nearest_all", "neighbour_arrays", "neighbours", "neighbours_or_undefined"]
 
 #: The views neighbours are computed under (the row views, and ``coprob`` with data).
 NEIGHBOUR_VIEWS: tuple[str, ...] = ("raw", "centered", "normalized", "causal", "logit",
@@ -62,7 +62,7 @@ _ROW = ("raw", "centered", "normalized", "causal", "logit")
 HiddenStates = NDArray[np.floating] | Callable[[], Iterable[NDArray[np.floating]]]
 #: What the data-driven views take: hidden-state moments (``logit``), prepared logit rows, or
 #: the hidden states themselves (either view).
-NeighbourData = HiddenMoments | LogitRows | HiddenStates
+NeighbourData = HiddenMoments | LogitMoments | LogitRows | HiddenStates
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ def nearest_all(head: Head, *, k: int = 10, view: str = "centered",
 
 def _states(data: NeighbourData, d: int) -> Callable[[], Iterator[NDArray[np.float64]]]:
     """Re-iterable batches of hidden states (n_b, d) float64, in row blocks."""
-    if isinstance(data, (HiddenMoments, LogitRows)):
+    if isinstance(data, (HiddenMoments, LogitMoments, LogitRows)):
         raise arg_error("neighbours", "data", "must be the hidden states themselves for the "
                         "coprob view (an (n, d) array or batches of them), not their moments")
     if callable(data):
@@ -285,6 +285,11 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
     moments (:class:`~unembed.moments.HiddenMoments`) or the hidden states (n, d); for
     ``coprob`` the hidden states (an array or a callable giving their batches anew).
 
+    A view that ranks nothing for a label (:mod:`unembed.undefined_views`: the causal view of
+    a head whose centered rows have rank V - 1, or cosines with every other label constant up
+    to rounding) is an error naming why; :func:`neighbours_or_undefined` gives those reasons
+    beside the other labels' neighbours instead.
+
     >>> import numpy as np
     >>> from unembed import Head
     >>> head = Head(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.2]]),
@@ -292,20 +297,58 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
     >>> [(n.label, round(n.cosine, 3)) for n in neighbours(head, ["cat"], k=2, view="raw")["cat"]]
     [('kitten', 0.994), ('car', 0.0)]
     """
-    idx, bi, bv = neighbour_arrays(head, labels, k=k, view=view, weights=weights, data=data)
+    from unembed._checks import fail
+
+    out, undefined = neighbours_or_undefined(head, labels, k=k, view=view, weights=weights,
+                                             data=data)
+    for lab, why in undefined.items():
+        raise fail(f"The {view} neighbours of {lab!r} rank nothing: {why}.")
+    return out
+
+
+def neighbours_or_undefined(
+    head: Head, labels: Sequence[LabelRef] | None = None, *, k: int = 10,
+    view: str = "centered", weights: ArrayLike | None = None, data: NeighbourData | None = None,
+) -> tuple[dict[str, list[Neighbour]], dict[str, str]]:
+    """:func:`neighbours`, with the labels whose view ranks nothing (module
+    :mod:`unembed.undefined_views`) in a second dict, label -> "undefined: why", and no
+    neighbours (an empty list) in the first."""
+    res = neighbour_arrays(head, labels, k=k, view=view, weights=weights, data=data)
     labs = head.labels
     out: dict[str, list[Neighbour]] = {}
-    for i, row_i, row_v in zip(idx.tolist(), bi.tolist(), bv.tolist()):
-        out[labs[i]] = [Neighbour(labs[j], j, c) for j, c in zip(row_i, row_v) if j >= 0]
-    return out
+    for i, row_i, row_v in zip(res.queries.tolist(), res.index.tolist(), res.cosine.tolist()):
+        out[labs[i]] = ([] if labs[i] in res.undefined else
+                        [Neighbour(labs[j], j, c) for j, c in zip(row_i, row_v) if j >= 0])
+    return out, res.undefined
+
+
+@dataclass(frozen=True)
+class NeighbourArrays:
+    """Neighbours as arrays: the query rows (q,), their neighbours' rows (q, k) and cosines
+    (q, k) (-1 / NaN where fewer than k labels have a cosine), and the query labels whose view
+    ranks nothing, label -> why (their rows of ``index`` / ``cosine`` are not rankings)."""
+
+    queries: NDArray[np.intp]
+    index: NDArray[np.intp]
+    cosine: NDArray[np.float64]
+    undefined: dict[str, str]
 
 
 def neighbour_arrays(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int = 10,
                      view: str = "centered", weights: ArrayLike | None = None,
-                     data: NeighbourData | None = None,
-                     ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
-    """:func:`neighbours` as arrays: the query rows (q,), their neighbours' rows (q, k) and
-    cosines (q, k), -1 / NaN where fewer than k labels have a cosine."""
+                     data: NeighbourData | None = None) -> NeighbourArrays:
+    """:func:`neighbours_or_undefined` as arrays (:class:`NeighbourArrays`): every label at
+    once (``labels=None``, a row view) by :func:`nearest_all`, otherwise by query blocks."""
+    from unembed.undefined_views import structural_reason
+
+    why = structural_reason(head, view) if view != "coprob" else None
+    if why is not None:
+        idx0 = np.arange(head.n_labels) if labels is None else np.asarray(
+            head.indices(labels), dtype=np.intp)
+        kk = max(1, min(k, head.n_labels - 1))
+        return NeighbourArrays(idx0, np.full((idx0.size, kk), -1, dtype=np.intp),
+                               np.full((idx0.size, kk), np.nan),
+                               {head.labels[i]: why for i in idx0.tolist()})
     if view not in NEIGHBOUR_VIEWS:
         raise arg_error("neighbours", "view", f"must be one of {', '.join(NEIGHBOUR_VIEWS)}",
                         got=view)
@@ -315,18 +358,20 @@ def neighbour_arrays(head: Head, labels: Sequence[LabelRef] | None = None, *, k:
     if view == "logit":
         from unembed.views import logit_data
 
-        if data is not None and not isinstance(data, (HiddenMoments, LogitRows)):
+        if data is not None and not isinstance(data, (HiddenMoments, LogitMoments, LogitRows)):
             from unembed.moments import stream_moments
 
-            data = stream_moments(_states(data, head.d)(), d=head.d, source="hidden states")
+            data = stream_moments(_states(data, head.d)(), d=head.d, source="hidden states",
+                                  rows=head.W)
         lr = logit_data(head, data, "neighbours")
     elif view == "coprob" and data is None:
         raise arg_error("neighbours", "data", "must be given for the coprob view (hidden "
                         "states: co-probability is measured over data)")
     if labels is None and view != "coprob":
         bi, bv = nearest_all(head, k=k, view=view, weights=weights, data=lr)
-        return idx, bi, bv
+        return NeighbourArrays(idx, bi, bv, _constant_rows(head, idx, bv, view, weights, lr))
     parts_i, parts_v = [], []
+    undefined: dict[str, str] = {}
     chunk = 4096 if view != "coprob" else max(k + 1, min(4096, (1 << 22) // head.n_labels))
     for s in range(0, idx.size, chunk):
         qi = idx[s:s + chunk]
@@ -335,8 +380,37 @@ def neighbour_arrays(head: Head, labels: Sequence[LabelRef] | None = None, *, k:
             bi, bv, _ = coprob_nearest(head, qi, data, k=k)
         else:
             bi, bv = nearest(head, qi, k=k, view=view, weights=weights, data=lr)
+            undefined.update(_constant_rows(head, qi, bv, view, weights, lr))
         parts_i.append(bi)
         parts_v.append(bv)
     kk = parts_i[0].shape[1] if parts_i else 0
-    return (idx, np.concatenate(parts_i) if parts_i else np.empty((0, kk), dtype=np.intp),
-            np.concatenate(parts_v) if parts_v else np.empty((0, kk)))
+    return NeighbourArrays(
+        idx, np.concatenate(parts_i) if parts_i else np.empty((0, kk), dtype=np.intp),
+        np.concatenate(parts_v) if parts_v else np.empty((0, kk)), undefined)
+
+
+def _constant_rows(head: Head, qi: NDArray[np.intp], bv: NDArray[np.float64], view: str,
+                   weights: ArrayLike | None, data: LogitRows | None) -> dict[str, str]:
+    """Labels of ``qi`` whose cosines with every other label are constant up to rounding.
+    Only queries whose k best are already within rounding of each other are checked, each
+    by one float64 pass over every label (O(V d)): a view that varies shows it in its top k
+    or its full row."""
+    from unembed._stats import constant_reason
+    from unembed.undefined_views import neighbour_reason, view_terms
+
+    out: dict[str, str] = {}
+    n_states = 0 if data is None else data.n
+    for a, q in enumerate(qi.tolist()):
+        top = bv[a][np.isfinite(bv[a])]
+        if top.size == 0 or constant_reason(top, what="", terms=view_terms(
+                view, head, n_states), scale=1.0) is None:
+            continue
+        Q = _unit_rows(head, np.array([q], dtype=np.intp), view, weights, data)[0]
+        row = np.full(head.n_labels, np.nan)
+        for s, e in row_blocks(head.n_labels, head.d):
+            row[s:e] = _unit_rows(head, np.arange(s, e), view, weights, data) @ Q
+        row = np.delete(row, q)
+        why = neighbour_reason(head, head.labels[q], view, row, n_states)
+        if why is not None:
+            out[head.labels[q]] = why
+    return out

@@ -1,17 +1,11 @@
-"""Audit results -> a self-contained HTML page (tables, PNG plots embedded as base64) and a JSON
-file with every number. The only module of unembed that knows markup.
-
-Plots use matplotlib's Agg backend (no display needed): cosine against each behavioural measure
-per view, heat maps over the label set, and the before/after of the equivalent models of
-claim 1.
+"""Audit results -> a self-contained HTML page (tables, PNG plots of :mod:`unembed.plots`
+embedded as base64), a JSON file with every number, and the terminal summary. Markup lives here
+(and in :mod:`unembed._reprs` for notebooks).
 """
 
 from __future__ import annotations
 
-import base64
-import functools
 import html
-import io
 import json
 import math
 import os
@@ -21,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from unembed._checks import arg_error
 from unembed._io import atomic_write
 from unembed._json import jsonable
+from unembed.advice import MeasureAdvice, RankCorrelation, RhoDifference
 from unembed.audit import (
     CONTRADICTION_KINDS,
     INVARIANCE,
@@ -32,186 +26,27 @@ from unembed.audit import (
     Claim,
     ClaimOneDetails,
     PairClaimDetails,
-    TranslationCase,
 )
 from unembed.behaviour import MEASURE_TITLES, MEASURES
+from unembed.plots import (
+    _png,
+    plot_before_after,
+    plot_heatmap,
+    plot_scatter_grid,
+    plot_text,
+)
 
 __all__ = [
     "jsonable",
     "plot_before_after",
     "plot_heatmap",
     "plot_scatter_grid",
+    "plot_text",
     "render_html",
     "summary_lines",
     "write_index",
     "write_report",
 ]
-
-
-# ---------------------------------------------------------------------------- plots
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig: Any, dpi: int = 72) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    _plt().close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-@functools.cache
-def _font_codepoints() -> frozenset[int]:
-    """The code points the plots' font (matplotlib's default sans-serif, found as matplotlib
-    finds it) has glyphs for."""
-    from matplotlib import font_manager, ft2font
-
-    path = font_manager.findfont(font_manager.FontProperties())
-    return frozenset(ft2font.FT2Font(path).get_charmap())
-
-
-def plot_text(label: str) -> str:
-    r"""A label as a plot shows it: quoted like ``repr`` (control characters escaped), every
-    character the plots' font has no glyph for written as its escape (``\u4e2d``), so that
-    matplotlib never draws an empty box or warns "Glyph missing", and ``$`` escaped so that no
-    label is read as mathtext.
-
-    >>> print(plot_text("cat"), plot_text("\x07"), plot_text("$5"))
-    'cat' '\x07' '\$5'
-    """
-    have = _font_codepoints()
-    out = []
-    for ch in repr(label):
-        o = ord(ch)
-        if o < 128 or o in have:
-            out.append(ch)
-        else:
-            out.append(f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}")
-    return "".join(out).replace("$", r"\$")
-
-
-def _wrap(text: str, width: int = 34) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width))
-
-
-def plot_scatter_grid(res: AuditResult) -> Any:
-    """Cosine (x) against each behavioural measure (y) over the label set's pairs: one row per
-    measure, one column per view (every view of the audit). A view or measure without a
-    statistic (constant up to rounding, too few pairs) gets its reason instead of a scatter.
-    Returns a matplotlib figure."""
-    plt = _plt()
-    views = list(res.similarities)
-    fig, axes = plt.subplots(len(MEASURES), len(views),
-                             figsize=(2.9 * len(views), 2.5 * len(MEASURES)), squeeze=False)
-    k = len(res.labels)
-    iu = np.triu_indices(k, 1)
-    rc = {(r.view, r.measure): r for r in res.correlations}
-    for r, m in enumerate(MEASURES):
-        y = res.behaviour.matrices[m][iu]
-        for c, v in enumerate(views):
-            ax = axes[r][c]
-            st = rc.get((v, m))
-            if st is None or st.rho is None:
-                why = (st.reason if st is not None and st.reason else "undefined")
-                ax.text(0.5, 0.5, _wrap(why), ha="center", va="center", fontsize=7,
-                        transform=ax.transAxes, color="#555")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.set_title(f"{v}: undefined", fontsize=9)
-            else:
-                x = res.similarities[v][iu]
-                ax.scatter(x, y, s=6, alpha=0.6)
-                if m == "mean_min" and np.nanmin(y) > 0:
-                    ax.set_yscale("log")
-                ax.set_title(f"{v}: rho = {st.rho:+.2f}", fontsize=9)
-                ax.tick_params(labelsize=7)
-            if r == len(MEASURES) - 1:
-                ax.set_xlabel(f"{v} cosine", fontsize=8)
-            if c == 0:
-                ax.set_ylabel(_wrap(MEASURE_TITLES[m], 24), fontsize=8)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.06, top=0.96, wspace=0.3, hspace=0.45)
-    return fig
-
-
-def plot_heatmap(res: AuditResult, name: str) -> Any:
-    """The heat map of one view's cosines (``name`` a view: -1 to 1) or one measure (``name`` a
-    measure of :data:`unembed.behaviour.MEASURES`) over the label set, with every label as a
-    quoted tick (:func:`plot_text`; legible up to about 40 labels). Returns a matplotlib figure."""
-    plt = _plt()
-    if name in res.similarities:
-        m = res.similarities[name]
-        title, cmap, lim = f"{name} cosine", "RdBu_r", (-1.0, 1.0)
-        if name in res.undefined_views:
-            off = m[~np.eye(m.shape[0], dtype=bool)]
-            title += (f" (constant {float(np.nanmedian(off)):+.3f}: no information)"
-                      if np.isfinite(off).any() else " (undefined)")
-    elif name in res.behaviour.matrices:
-        m = res.behaviour.matrices[name]
-        title, cmap, lim = MEASURE_TITLES[name], "viridis", None
-        if name in res.undefined_measures:
-            title += " (constant)"
-    else:
-        raise arg_error("plot_heatmap", "name", "must be a view or a measure of the audit",
-                        got=name)
-    k = len(res.labels)
-    fig, ax = plt.subplots(figsize=(6.4, 6.0))
-    shown = np.where(np.eye(k, dtype=bool), np.nan, m) if lim is None else m
-    im = ax.imshow(shown, cmap=cmap, vmin=None if lim is None else lim[0],
-                   vmax=None if lim is None else lim[1], interpolation="nearest")
-    ax.set_title(title, fontsize=10)
-    if k <= 60:
-        fs = 8 if k <= 25 else 6.5 if k <= 40 else 5
-        ticks = [plot_text(x) for x in res.labels]
-        ax.set_xticks(range(k), ticks, rotation=90, fontsize=fs)
-        ax.set_yticks(range(k), ticks, fontsize=fs)
-    else:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.subplots_adjust(left=0.15, right=0.88, bottom=0.15, top=0.94)
-    return fig
-
-
-def plot_before_after(case: TranslationCase) -> Any:
-    """Claim 1 on one pair: the pair's cosine under every view before and after the translation
-    (undefined views marked), and both labels' probabilities before against after on the data.
-    Returns a matplotlib figure."""
-    plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
-    views = list(case.views_before)
-    x = np.arange(len(views))
-    before = [case.views_before[v] for v in views]
-    after = [case.views_after.get(v) for v in views]
-    a1.bar(x - 0.2, [np.nan if b is None else b for b in before], 0.4, label="original")
-    a1.bar(x + 0.2, [np.nan if b is None else b for b in after], 0.4, label="translated")
-    for i, b in enumerate(before):
-        if b is None:
-            a1.text(i, 0.05, "undefined", rotation=90, ha="center", va="bottom", fontsize=7,
-                    color="#555")
-    a1.set_xticks(x, views, fontsize=8)
-    a1.set_ylim(-1.05, 1.05)
-    a1.axhline(0, color="k", lw=0.5)
-    a1.set_title(f"cosine of {plot_text(case.a)} and {plot_text(case.b)} per view", fontsize=9)
-    a1.legend(fontsize=7)
-    pb = np.asarray(case.probs_before_sample)
-    pa = np.asarray(case.probs_after_sample)
-    if pb.size:
-        a2.scatter(pb.ravel(), pa.ravel(), s=6)
-        a2.plot([0, 1], [0, 1], color="k", lw=0.5)
-    a2.set_xlabel("p (original head)", fontsize=8)
-    a2.set_ylabel("p (translated head)", fontsize=8)
-    dp = None if case.equivalence is None else case.equivalence.max_abs_dp
-    a2.set_title(f"p of both labels on data inputs; max |dp| = "
-                 f"{_f(dp)}", fontsize=9)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
-    return fig
 
 
 # ---------------------------------------------------------------------------- html
@@ -267,8 +102,12 @@ def _shown_of(n: int, total: int, what: str) -> str:
     return f"<p class='small'>{n} of {total} {what} shown; all {total} in audit.json.</p>"
 
 
-_MARK = {"shown": "<span class='ok'>shown</span>", "not shown": "<span class='no'>not shown</span>",
-         "not testable": "<span class='nt'>not testable here</span>"}
+def _mark(cl: Claim) -> str:
+    """A claim's verdict in words (:attr:`Claim.verdict_line`), coloured by its outcome."""
+    cls = {"shown": "ok", "not shown": "no", "not testable": "nt"}[cl.outcome]
+    return f"<span class='{cls}'>{_e(cl.verdict_line)}</span>"
+
+
 #: Rows of a table in the page; the JSON keeps every row.
 TABLE_ROWS = 8
 
@@ -317,11 +156,13 @@ def _pair_claim_html(d: PairClaimDetails, undefined: dict[str, str]) -> list[str
            f"{_f(d.likely)} ({d.pairs_likely_together} pairs of any cosine do; the largest "
            f"min(p_a, p_b) on one input is {_f(d.largest_min_probability)}).</p>"]
     if d.cases:
-        rows = [[_e(_pair(c.a, c.b)), _f(c.cosine), _f(c.p_a), _f(c.p_b),
-                 _f(c.measures["co_topk"]), _f(c.measures["corr_p"]),
+        rows = [[_e(_pair(c.a, c.b)), _f(c.cosine), f"{100 * c.percentile:.0f}%", _f(c.z, 2),
+                 _f(c.p_a), _f(c.p_b), _f(c.measures["co_topk"]), _f(c.measures["corr_p"]),
                  _e(c.witness_text) or str(c.witness)] for c in d.cases[:TABLE_ROWS]]
-        out.append("<p>The data's evidence, most negative cosine first:</p>")
-        out.append(_table(["labels", f"{d.view} cosine", "p_a at witness", "p_b at witness",
+        out.append(f"<p>The data's evidence, most negative cosine first. How strong: "
+                   f"{_e(d.grade_reason)}.</p>")
+        out.append(_table(["labels", f"{d.view} cosine", "percentile among the pairs",
+                           "z-score", "p_a at witness", "p_b at witness",
                            "freq. both in top k", "corr(p_a, p_b)", "witness input"],
                           rows, left=1))
         out.append(_shown_of(min(TABLE_ROWS, len(d.cases)), len(d.cases), "pairs"))
@@ -331,19 +172,21 @@ def _pair_claim_html(d: PairClaimDetails, undefined: dict[str, str]) -> list[str
         n_no = sum(e.status == "no" for e in ev)
         out.append(f"<p>The model's own evidence, no data needed ({_e(d.model_evidence_note)}): "
                    f"{n_yes} of {len(ev)} negative-cosine pairs can be the top two labels "
-                   f"together (a witness hidden state; along it p_a = p_b approach 1/2), "
-                   f"{n_no} cannot (a linear-programming certificate), "
-                   f"{len(ev) - n_yes - n_no} undecided.</p>")
-        rows = [[_e(_pair(e.a, e.b)), _f(e.cosine), _e(e.status), _f(e.margin), _f(e.p_a),
-                 _f(e.p_b)] for e in ev[:TABLE_ROWS]]
+                   f"together (a witness hidden state in the region; along it p_a = p_b, "
+                   f"kept in the region), {n_no} cannot there (a linear-programming "
+                   f"certificate), {len(ev) - n_yes - n_no} undecided. The largest norm of a "
+                   f"hidden state of the data: {_f(d.data_max_norm)}.</p>")
+        rows = [[_e(_pair(e.a, e.b)), _f(e.cosine), _e(e.status), _f(e.margin),
+                 _f(e.witness_norm), _f(e.p_a), _f(e.p_b)] for e in ev[:TABLE_ROWS]]
         out.append(_table(["labels", f"{d.view} cosine", "can be the top two", "margin",
-                           "p_a at witness", "p_b at witness"], rows, left=1))
+                           "witness norm", "p_a at witness", "p_b at witness"], rows,
+                          left=1))
         out.append(_shown_of(min(TABLE_ROWS, len(ev)), len(ev), "pairs"))
     return out
 
 
 def _claim_html(cl: Claim, undefined: dict[str, str]) -> str:
-    out = [f"<h3>Claim {cl.number}: {_e(cl.title)} — {_MARK[cl.outcome]}</h3>",
+    out = [f"<h3>Claim {cl.number}: {_e(cl.title)} — {_mark(cl)}</h3>",
            f"<p>{_e(cl.statement)}</p>", f"<p><b>{_e(cl.outcome)}</b>: {_e(cl.why)}</p>"]
     if isinstance(cl.details, ClaimOneDetails):
         out += _claim_one_html(cl.details)
@@ -360,7 +203,8 @@ def _co_top_html(res: AuditResult) -> str:
     n_yes = int(feas[iu].sum())
     out = ["<h2>Which pairs can be the top two together (the arrangement of all rows)</h2>",
            f"<p>{n_yes} of {iu[0].size} pairs of the label set can be the two most probable "
-           f"labels together for some hidden state (decided over all {res.model['n_labels']} "
+           f"labels together for some hidden state within {_e(res.region.text)} (decided over "
+           f"all {res.model['n_labels']} "
            f"rows: a witness hidden state for each yes, a linear-programming certificate for "
            f"each no). Cosine does not decide this; a third label between two others can block "
            f"them.</p>"]
@@ -411,19 +255,82 @@ def _views_html(res: AuditResult) -> str:
     return "\n".join(out)
 
 
+def p_text(p: float | None) -> str:
+    """A p-value as printed: two significant digits, "n/a" when undefined; never "0" (the
+    permutation p-values are at least 1 / (number of permutations))."""
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return "< 1e-300" if p < 1e-300 else f"{p:.2g}"
+
+
+def rho_text(r: RankCorrelation) -> str:
+    """rho with its sample size and p-value: "+0.54 (n = 45, p = 0.0001)"."""
+    if r.rho is None:
+        return f"undefined (n = {r.n_pairs})"
+    return f"{r.rho:+.2f} (n = {r.n_pairs}, p = {p_text(r.p_value)})"
+
+
+def _ci(d: RhoDifference) -> str:
+    return (f"difference {d.difference:+.2f}, {100 * d.level:g}% CI [{d.ci_low:+.2f}, "
+            f"{d.ci_high:+.2f}]")
+
+
+def advice_text(ma: MeasureAdvice) -> str:
+    """The advice for one measure in words: the best view with its margin over the runner-up,
+    a tie with the intervals that make it one, or why no ranking is given."""
+    if ma.refused is not None:
+        return ma.refused
+    rho = ma.rho
+    if ma.best is not None:
+        out = f"{ma.best} (rho {rho[ma.best]:+.2f}, n = {ma.n_pairs})"
+        if ma.differences:
+            d = ma.differences[0]
+            out += f" beats {d.other} ({rho[d.other]:+.2f}): {_ci(d)}"
+        rest = ma.ranked[2:]
+    else:
+        tied = ma.tied
+        diffs = "; ".join(f"{d.first} - {d.other}: {_ci(d)}" for d in ma.differences
+                          if d.other in tied)
+        out = (f"tie: {' = '.join(f'{v} ({rho[v]:+.2f})' for v in tied)}, n = {ma.n_pairs} "
+               f"({diffs})")
+        rest = tuple(v for v in ma.ranked if v not in tied)
+    if rest:
+        out += "; below: " + ", ".join(f"{v} ({rho[v]:+.2f})" for v in rest)
+    return out
+
+
+def advice_lines(res: AuditResult) -> list[str]:
+    """The advice of an audit for the terminal, one line per measure, then the views not
+    ranked and the caveats."""
+    adv = res.advice
+    out = [f"  use for {MEASURE_TITLES[me]}: {advice_text(ma)}"
+           for me, ma in adv.measures.items()]
+    out += [f"  not ranked: {v}: {why}" for v, why in adv.not_ranked.items()]
+    out += [f"  caveat: {c}" for c in adv.caveats]
+    return out
+
+
 def _use_html(res: AuditResult) -> str:
-    rows = []
-    for me, rs in res.ranking().items():
-        cells = [f"{_e(r.view)} ({r.rho:+.2f})" for r in rs if r.rho is not None]
-        und = [r.view for r in rs if r.rho is None]
-        rows.append([_e(MEASURE_TITLES[me]), " &gt; ".join(cells) or "none defined",
-                     _e(", ".join(und)) or "none"])
-    return ("<h2>What to use for this model</h2><p>The views ranked by how well their cosines "
-            "predict each behavioural measure here (Spearman's rho across the label set's "
-            "pairs, best first). Measured on this data and this label set: another data set "
-            "can rank them differently.</p>"
-            + _table(["measure", "views, best first (rho)", "no statistic (undefined)"], rows,
-                     left=3))
+    adv = res.advice
+    rows = [[_e(MEASURE_TITLES[me]), _e(advice_text(ma)),
+             f"{ma.carrying.n_carrying} of {ma.n_pairs} ({100 * ma.carrying.share:.0f}%)"]
+            for me, ma in adv.measures.items()]
+    out = ["<h2>What to use for this model</h2><p>Only views invariant under every symmetry "
+           "of this head are ranked, so that every model with the same probabilities gets "
+           "the same advice. Per measure the ranked views are ordered by Spearman's rho across "
+           "the label set's pairs; the first is called best only when it beats the second "
+           f"beyond the uncertainty ({_e(adv.bootstrap or 'bootstrap over labels')}: the "
+           f"interval of the difference lies above 0), otherwise the views are tied. No "
+           f"ranking when fewer than {adv.rules.get('min_carrying_pairs')} pairs or "
+           f"{100 * float(adv.rules.get('min_carrying_share', 0)):g}% of the pairs carry the "
+           f"measure (differ from its modal value). Measured on this data and this label set: "
+           f"another data set can rank the views differently.</p>",
+           _table(["measure", "advice", "pairs carrying the measure"], rows, left=2)]
+    if adv.not_ranked:
+        out.append("<p>Not ranked:</p>" + _table(
+            ["view", "why"], [[_e(v), _e(w)] for v, w in adv.not_ranked.items()], left=2))
+    out += [f"<p class='small'>Caveat: {_e(c)}.</p>" for c in adv.caveats]
+    return "\n".join(out)
 
 
 def render_html(res: AuditResult, *, title: str = "unembed audit") -> str:
@@ -456,15 +363,22 @@ def render_html(res: AuditResult, *, title: str = "unembed audit") -> str:
     parts.extend(_claim_html(c, res.undefined_views) for c in res.claims)
     parts.append("<h2>How well each view predicts behaviour (Spearman's rho across pairs)</h2>")
     by = {(r.view, r.measure): r for r in res.correlations}
-    rows = [[_e(v)] + [("undefined" if by[(v, me)].rho is None else _f(by[(v, me)].rho))
-                       for me in MEASURES] for v in res.similarities]
+    rows = [[_e(v)] + [_e(rho_text(by[(v, me)])) for me in MEASURES] for v in res.similarities]
     parts.append(_table(["view"] + [MEASURE_TITLES[me] for me in MEASURES], rows, left=1))
+    car = res.advice.measures
+    parts.append("<p class='small'>Pairs carrying each measure (a value other than its modal "
+                 "value): " + "; ".join(
+                     f"{_e(me)} {car[me].carrying.n_carrying} of {car[me].n_pairs}"
+                     for me in MEASURES if me in car) + ".</p>")
     reasons = sorted({r.reason for r in res.correlations if r.rho is None and r.reason})
     if reasons:
         parts.append("<p class='small'>Undefined: " + "; ".join(_e(x) for x in reasons)
                      + ".</p>")
-    parts.append("<p class='small'>p-values (in audit.json) treat the pairs as independent, "
-                 "which pairs sharing a label are not: read them as a rough guide.</p>")
+    methods = sorted({r.p_method for r in res.correlations if r.p_method})
+    parts.append("<p class='small'>n: the pairs of the label set. p: two-sided, by permuting "
+                 "the labels of the view's matrix (a Mantel test, which keeps what pairs "
+                 "sharing a label have in common); " + _e("; ".join(methods) or "none") +
+                 ".</p>")
     parts.append(f"<img alt='scatter' src='data:image/png;base64,"
                  f"{_png(plot_scatter_grid(res))}'>")
     parts.append("<h2>Pairs that contradict each view most (measure: mean of min(p_i, p_j))"
@@ -508,9 +422,13 @@ def summary_lines(res: AuditResult, *, name: str = "") -> list[str]:
         out.append(f"  {me}: {why}")
     for me in MEASURES:
         rs = [r for r in res.correlations if r.measure == me]
-        cells = ", ".join(f"{r.view} {r.rho:+.2f}" if r.rho is not None
+        cells = ", ".join(f"{r.view} {r.rho:+.2f} (p {p_text(r.p_value)})" if r.rho is not None
                           else f"{r.view} undefined" for r in rs)
-        out.append(f"  rank corr. with {MEASURE_TITLES[me]}: {cells}")
+        ma = res.advice.measures.get(me)
+        n = "" if ma is None else (f" (n = {ma.n_pairs} pairs, {ma.carrying.n_carrying} "
+                                   f"carrying it)")
+        out.append(f"  rank corr. with {MEASURE_TITLES[me]}{n}: {cells}")
+    out += advice_lines(res)
     if res.logit is not None and res.logit.park is not None:
         out.append(f"  logit view vs the causal view's assumption: distance "
                    f"{res.logit.park.distance:.3f} (0 = meets it, max 1.414)")
@@ -529,9 +447,13 @@ def summary_lines(res: AuditResult, *, name: str = "") -> list[str]:
         elif d.model_evidence:
             ev = d.model_evidence
             n_yes = sum(e.status == "yes" for e in ev)
+            norms = [e.witness_norm for e in ev if e.witness_norm is not None]
+            scale = ("" if not norms else
+                     f"; witness norm up to {_f(max(norms))} (data up to "
+                     f"{_f(d.data_max_norm)})")
             extra += (f"; model: {n_yes} of {len(ev)} negative pairs decided can be the top "
-                      f"two together")
-        out.append(f"  claim {cl.number} {cl.outcome}: {extra}")
+                      f"two together within {d.region}{scale}")
+        out.append(f"  claim {cl.number} {cl.verdict_line}: {extra}")
     return out
 
 
@@ -580,19 +502,25 @@ def _verdicts_table(results: dict[str, AuditResult], headings: dict[str, str]) -
         cells = [f"<a href='{_e(name)}/report.html' title='{_e(headings.get(name, name))}'>"
                  f"{_e(name)}</a>",
                  f"{res.model['n_labels']} / {res.model['d']}"]
-        cells += [_MARK[c.outcome] for c in res.claims]
+        cells += [_mark(c) for c in res.claims]
         cells.append(_e(", ".join(res.undefined_views)) or "none")
-        best = res.ranking().get("mean_min", [])
-        top = next((r for r in best if r.rho is not None), None)
-        cells.append("n/a" if top is None else f"{_e(top.view)} ({top.rho:+.2f})")
+        ma = res.advice.measures.get("mean_min")
+        if ma is None or ma.refused is not None or not ma.ranked:
+            cells.append("no ranking")
+        elif ma.best is not None:
+            cells.append(f"{_e(ma.best)} ({ma.rho[ma.best]:+.2f}, n = {ma.n_pairs})")
+        else:
+            cells.append("tie: " + _e(" = ".join(ma.tied)) + f" (n = {ma.n_pairs})")
         park = None if res.logit is None else res.logit.park
         cells.append("n/a" if park is None else _f(park.distance))
         rows.append(cells)
     return (_table(["model", "V / d", "claim 1", "claim 2", "claim 3", "no statistic",
-                    "best view (rho)", "causal gap"], rows, left=1)
+                    "best view (rho, n)", "causal gap"], rows, left=1)
             + "<p class='small'><i>No statistic</i>: views constant over the label set (no "
-              "rank correlation is computed for them). <i>Best view</i>: the view whose cosine "
-              "ranks the pairs most like the mean of min(p_i, p_j) on the data. <i>Causal "
+              "rank correlation is computed for them). <i>Best view</i>: among the views "
+              "invariant under every symmetry of the head, the one whose cosine ranks the pairs "
+              "most like the mean of min(p_i, p_j) on the data, beyond the uncertainty of the "
+              "difference (else a tie). <i>Causal "
               "gap</i>: how far the data's hidden-state covariance is from the causal view's "
               "assumption (0 to 1.414; 0: the logit and causal views agree).</p>")
 
@@ -622,7 +550,7 @@ def write_index(out: str | os.PathLike[str], title: str, sections: Sequence[dict
                 res = results[s["name"]]
                 b = res.behaviour
                 facts.append(["predictions analysed", f"{b.n_predictions} ({_e(b.selection)})"])
-                facts += [[f"claim {c.number}: {_MARK[c.outcome]}", _e(c.why)]
+                facts += [[f"claim {c.number}: {_mark(c)}", _e(c.why)]
                           for c in res.claims]
             if facts:
                 body.append(_table(["", ""], facts, left=2))

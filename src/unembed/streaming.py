@@ -27,7 +27,7 @@ from unembed.accumulators import LabelTally, PairStats
 from unembed.data import DataSource, shard_batches
 from unembed.head import Head, LabelRef
 from unembed.kernels import selected_log_probs, summarise, take_columns
-from unembed.moments import HiddenMoments
+from unembed.moments import Moments, merged, moments_for
 
 if TYPE_CHECKING:
     from unembed.sources.base import LoadedModel
@@ -51,13 +51,17 @@ class Behaviour:
     pairs : PairStats
         The raw accumulator (for merging and witnesses).
     hidden : (m, d) float64
-        The hidden states of the first m predictions (m <= ``keep_hidden``), for verification.
+        The hidden states of the first m predictions, for verification: m <= ``keep_hidden``
+        and at most :data:`KEPT_BYTES` of float64 states (a wide head's states are large:
+        at d = 60000 that is 559 of them).
     n_predictions : int
         How many predictions (inputs x positions) were seen.
     selection : str
         How the label set was chosen.
-    moments : HiddenMoments or None
-        Mean and covariance (float64) of every hidden state seen: the ``logit`` view's data.
+    moments : HiddenMoments, LogitMoments or None
+        Mean and covariance (float64) of every hidden state seen, or for a head with fewer
+        labels than dimensions of its centered logits (:func:`unembed.moments.moments_for`,
+        the smaller): the ``logit`` view's data.
     """
 
     labels: tuple[str, ...]
@@ -69,7 +73,17 @@ class Behaviour:
     n_predictions: int
     top_k: int
     selection: str
-    moments: HiddenMoments | None = None
+    moments: Moments | None = None
+
+
+#: The most memory the hidden states kept for verification may take (float64).
+KEPT_BYTES = 1 << 28
+
+
+def kept_states(keep_hidden: int, d: int) -> int:
+    """How many hidden states of width d the pass keeps: ``keep_hidden``, and at most
+    :data:`KEPT_BYTES` of them in float64 (at least 64, whatever d)."""
+    return min(keep_hidden, max(64, KEPT_BYTES // (8 * max(d, 1))))
 
 
 Forward = Callable[[Any], tuple[NDArray[np.float64], object]]
@@ -110,13 +124,13 @@ class Partial:
     hidden: list[tuple[int, NDArray[np.float64]]] = field(default_factory=list)
     seen: int = 0
     batches: int = 0
-    moments: HiddenMoments | None = None
+    moments: Moments | None = None
 
     def merge(self, other: Partial) -> Partial:
         pairs = (self.pairs if other.pairs is None else other.pairs if self.pairs is None
                  else self.pairs.merge(other.pairs))
         mom = (self.moments if other.moments is None else other.moments
-               if self.moments is None else self.moments.merge(other.moments))
+               if self.moments is None else merged(self.moments, other.moments))
         return Partial(self.tally.merge(other.tally), pairs, self.hidden + other.hidden,
                        self.seen + other.seen, self.batches + other.batches, mom)
 
@@ -139,11 +153,12 @@ class _Stream:
         self.head: Head = model.head
         self.forward = _forward(model, logits)
         self.top_k = top_k
-        self.keep_hidden = keep_hidden
+        self.keep_hidden = kept_states(keep_hidden, self.head.d)
         self.head_batches = head_batches
         self.part = Partial(LabelTally.empty(self.head.n_labels),
                             None if idx is None else PairStats(idx, top_k),
-                            moments=HiddenMoments(d=self.head.d, source="the audit data"))
+                            moments=moments_for(self.head.W, source="the audit data",
+                                                mean=self.head.stats.mean()))
         self.held: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64],
                               int]] = []
         self.held_n = 0
@@ -356,7 +371,7 @@ def collect_with(model: LoadedModel, data: DataSource, choice: LabelSelection, o
         if stream.part.pairs is None and stream.part.seen:  # fewer predictions than asked
             idx, selection = choice.chosen(stream.part.tally)
             stream.choose(idx)
-    return _behaviour(head, stream.part, selection, top_k, keep_hidden)
+    return _behaviour(head, stream.part, selection, top_k, kept_states(keep_hidden, head.d))
 
 
 # ------------------------------------------------------------------------------ in shards
@@ -431,4 +446,4 @@ def behaviour_of(head: Head, parts: Iterable[Partial], selection: Selection, *, 
         total = total.merge(p)
     if total.pairs is None:
         total.pairs = PairStats(selection.idx, top_k)
-    return _behaviour(head, total, selection.text, top_k, keep_hidden)
+    return _behaviour(head, total, selection.text, top_k, kept_states(keep_hidden, head.d))

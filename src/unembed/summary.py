@@ -15,7 +15,8 @@ from numpy.typing import NDArray
 
 from unembed.gauges import Symmetry, symmetries
 from unembed.head import Head
-from unembed.moments import HiddenMoments
+from unembed.moments import Moments
+from unembed.undefined_views import constant_reason_of
 from unembed.views import (
     VIEWS,
     ViewInvariance,
@@ -42,16 +43,23 @@ class PairSimilarity:
 
 @dataclass(frozen=True)
 class ExtremePairs:
-    """The most and least similar pairs under one view, among ``labels_searched`` labels."""
+    """The most and least similar pairs under one view, among ``labels_searched`` of the
+    head's labels (``sampled``: a seeded sample of them). ``undefined`` says why the view
+    ranks nothing over them (:func:`unembed.undefined_views.constant_reason_of`: e.g. the
+    equiangular causal view of a head whose centered rows have rank V - 1); then no pairs."""
 
     labels_searched: int
     most: tuple[PairSimilarity, ...]
     least: tuple[PairSimilarity, ...]
+    sampled: bool = False
+    undefined: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"labels_searched": self.labels_searched,
-                "most": [p.to_dict() for p in self.most],
-                "least": [p.to_dict() for p in self.least]}
+        listed = self.undefined is None
+        return {"labels_searched": self.labels_searched, "sampled": self.sampled,
+                "most": [p.to_dict() for p in self.most] if listed else None,
+                "least": [p.to_dict() for p in self.least] if listed else None,
+                "undefined": self.undefined}
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,7 @@ def extreme_pairs(S: NDArray[np.float64], labels: list[str], k: int = 5
 
 def summarize(
     head: Head, *, max_labels: int = 500, max_labels_differences: int = 150, top: int = 5,
-    seed: int = 0, data: HiddenMoments | None = None,
+    seed: int = 0, data: Moments | None = None,
 ) -> HeadSummary:
     """Figures of a head. Pairs are searched over all labels when V <= ``max_labels``, else
     over a seeded random sample of that size (said in the result); the ``differences`` view
@@ -159,8 +167,10 @@ def summarize(
     for view in views:
         sel = idx_d if view == "differences" else idx
         S = similarity_matrix(head, sel.tolist(), view, data=data)
-        most, least = extreme_pairs(S, [head.labels[i] for i in sel], top)
-        pairs[view] = ExtremePairs(int(sel.size), most, least)
+        why = constant_reason_of(head, view, S, 0 if data is None else data.n)
+        most, least = ((), ()) if why is not None else extreme_pairs(
+            S, [head.labels[i] for i in sel], top)
+        pairs[view] = ExtremePairs(int(sel.size), most, least, bool(sel.size < V), why)
     return HeadSummary(
         head=repr(head),
         source=head.meta.get("source"),

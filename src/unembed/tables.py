@@ -217,15 +217,21 @@ def similarity_frame(head: Head, labels: Sequence[LabelRef] | None = None,
                         columns=pd.Index(names, name=f"{view} cosine"))
 
 
+def check_pairs_suffix(path: str | os.PathLike[str]) -> Path:
+    """``path`` as the file of a pair table: a .csv or .parquet suffix, else refused."""
+    p = Path(path)
+    if p.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise fail(f"{p}: a pair table is written as .csv or .parquet; got suffix "
+                   f"{p.suffix or '(none)'!r}.")
+    return p
+
+
 def write_pairs(table: PairTable, path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Write ``table`` to ``path`` (.csv or .parquet) atomically; an existing file needs
     ``force`` (--force)."""
     from unembed._io import atomic_write
 
-    p = Path(path)
-    if p.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise fail(f"{p}: a pair table is written as .csv or .parquet; got suffix "
-                   f"{p.suffix or '(none)'!r}.")
+    p = check_pairs_suffix(path)
     suffix = p.suffix.lower()
     return atomic_write(p, lambda tmp: table.to_csv(tmp) if suffix == ".csv" else
                         table.to_parquet(tmp), force=force)

@@ -58,7 +58,9 @@ centered definition used here only on differences, not on single rows.
     (``reference="set"``: an upper bound on the head-wide value, equal to it for the whole head,
     at 1/V of its cost; pass ``reference="all"`` for the head-wide value).
 
-``logit`` (needs data: ``data=`` a :class:`~unembed.moments.HiddenMoments` of hidden states)
+``logit`` (needs data: ``data=`` a :class:`~unembed.moments.HiddenMoments` of hidden states,
+or for a head with V < d the smaller :class:`~unembed.moments.LogitMoments` of its centered
+logits, V x V: :func:`~unembed.moments.moments_for`)
     The inner product the model's behaviour defines: with S the covariance of the hidden states
     h over the data and l_i(h) = z_i(h) - mean_k z_k(h) the centered logits,
     cos_logit(i, j) = (u_i - m)^T S (u_j - m) / sqrt(...), m the mean row: the correlation
@@ -76,7 +78,7 @@ Which symmetries each view is invariant under, with proofs: docs/views.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -86,7 +88,7 @@ from unembed._blocks import block_gram, row_blocks
 from unembed._checks import UnembedError, arg_error, fail
 from unembed.gauges import weighted_mean
 from unembed.head import Head, LabelRef, Whitening, _ZeroRow
-from unembed.moments import HiddenMoments, LogitRows, logit_rows
+from unembed.moments import HiddenMoments, LogitMoments, LogitRows, logit_rows
 
 __all__ = [
     "ALL_VIEWS",
@@ -114,8 +116,9 @@ ROW_VIEWS: tuple[str, ...] = ("raw", "centered", "normalized", "causal", "logit"
 TRANSLATION_INVARIANT: frozenset[str] = frozenset(
     {"centered", "normalized", "causal", "differences", "logit"}
 )
-#: The data of the ``logit`` view: hidden-state moments, or the rows prepared from them.
-ViewData = HiddenMoments | LogitRows
+#: The data of the ``logit`` view: hidden-state moments, a head's centered-logit moments (the
+#: smaller for V < d: :func:`unembed.moments.moments_for`), or the rows prepared from either.
+ViewData = HiddenMoments | LogitMoments | LogitRows
 _EIG_RTOL = 1e-10
 
 #: The symmetries (names of :func:`unembed.gauges.symmetries`) each view is invariant under.
@@ -197,7 +200,7 @@ def logit_data(head: Head, data: ViewData | None, func: str) -> LogitRows:
         raise arg_error(func, "data", "must be given for the logit view (it needs hidden "
                         "states: the correlation of centered logits over data)")
     if isinstance(data, LogitRows):
-        if data.F.shape[0] != head.d or data.tiny.shape != (head.n_labels,):
+        if not data.fits(head.n_labels, head.d):
             raise arg_error(func, "data", f"must be prepared for this head ({head.n_labels} "
                             f"x {head.d})")
         return data
@@ -452,7 +455,11 @@ def cosine(
     data: ViewData | None = None,
 ) -> float:
     """Cosine of labels a and b under one view (float64). For ``differences`` the reference
-    set is the whole head by default; ``logit`` needs ``data`` (hidden-state moments).
+    set is the whole head by default; ``logit`` needs ``data`` (hidden-state moments). A view
+    that carries no information on this head whatever the pair (the causal view of a head
+    whose centered rows have rank V - 1, which makes every causal cosine -1/(V - 1); the
+    centered views of a two-label head: :func:`unembed.undefined_views.structural_reason`) is
+    an error saying why, not a number.
 
     >>> import numpy as np
     >>> from unembed import Head
@@ -467,6 +474,12 @@ def cosine(
     """
     check_view(view, "cosine")
     i, j = head.index(a), head.index(b)
+    from unembed.undefined_views import structural_reason
+
+    why = structural_reason(head, view)
+    if why is not None:
+        raise fail(f"The {view} cosine of {head.labels[i]!r} and {head.labels[j]!r} carries no "
+                   f"information on this head: {why}.")
     if view == "differences":
         return _pair_differences(head, i, j)
     if view == "logit":
@@ -531,7 +544,7 @@ def difference_cosine(
     c, d = head.indices(pair2)
     if view == "logit":
         lr = logit_data(head, data, "difference_cosine")
-        data = LogitRows(lr.mean, lr.F, np.zeros_like(lr.tiny), lr.source, lr.n)
+        data = replace(lr, tiny=np.zeros_like(lr.tiny))
     R = _rows_of(head, np.array([a, b, c, d], dtype=np.intp), view, weights, data)
     x = R[0] - R[1]
     y = R[2] - R[3]

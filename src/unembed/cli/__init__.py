@@ -243,7 +243,8 @@ def render(e: UnembedError, p: argparse.ArgumentParser | None,
         return f"{opt} " if opt else m.group(0)
 
     msg = _NAMED.sub(named, msg)
-    msg = _FUNC_PREFIX.sub("", msg)
+    if e.path is None:  # a file's own name is never a function's
+        msg = _FUNC_PREFIX.sub("", msg)
     return msg
 
 

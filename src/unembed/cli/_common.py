@@ -350,8 +350,10 @@ def ray_engine(args: argparse.Namespace) -> Any:
         return None
     import os
 
-    from unembed.engine import RayEngine
+    from unembed.engine import RayEngine, reachable
 
+    if args.address is not None:
+        reachable(args.address)  # before any work: an unreachable cluster is an error now
     return RayEngine(workers=args.workers or max(1, min(8, os.cpu_count() or 1)),
                      address=args.address)
 

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed.cli._common import add_stream_args
-from unembed.moments import HiddenMoments
+from unembed.moments import Moments
 from unembed.sources.base import LoadedModel
 
 
@@ -47,15 +47,17 @@ class DataSpec:
         """How JSON names the data a result came from."""
         return {"source": self.source, "n_hidden_states": self.n}
 
-    def moments(self, progress: bool) -> HiddenMoments:
-        """The hidden states' streamed moments (one pass, a progress bar)."""
+    def moments(self, progress: bool, rows: NDArray[np.floating] | None = None) -> Moments:
+        """The hidden states' streamed moments (one pass, a progress bar); with the head's
+        ``rows`` (V, d) those of its centered logits when V < d (the smaller: a V x V
+        accumulator instead of d x d; :func:`unembed.moments.moments_for`)."""
         from unembed._progress import progress_bars
         from unembed.moments import stream_moments
 
         with progress_bars(progress) as bar:
             task = bar.add(f"hidden states of {self.source}", None)
             return stream_moments(self.batches(), d=self.d, source=self.source,
-                                  tick=lambda n: bar.advance(task, n))
+                                  tick=lambda n: bar.advance(task, n), rows=rows)
 
 
 def view_data(args: argparse.Namespace, model: LoadedModel) -> DataSpec | None:

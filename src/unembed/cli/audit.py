@@ -64,6 +64,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
                           "programs over all rows; default: only when V <= 5000)")
     cot.add_argument("--no-co-top", dest="co_top", action="store_const", const=False,
                      help="skip those decisions")
+    p.add_argument("--witness-region", choices=("data", "any"), default="data",
+                   help="where those decisions and claims 2-3's model evidence look for hidden "
+                        "states: 'data' (default) the final norm's bound when the head has "
+                        "one, else the box the data's hidden states occupy; 'any' all of R^d")
     p.add_argument("--pairs", metavar="FILE",
                    help="also write every pair of the label set, one row per view (label_a, "
                         "label_b, view, cosine and each behavioural measure) as .csv or "
@@ -81,6 +85,26 @@ def _check_positive(name: str, value: int | None) -> None:
         raise fail(f"The '--{name}' option must be at least 1. Got {value} instead.")
 
 
+def _check_pairs_target(pairs: str, out: str, *, force: bool) -> None:
+    """``--pairs FILE`` checked with ``--out`` (before any work): its suffix, and that it can
+    be written (inside the report directory, it is written after that directory, whose own
+    check stands for it)."""
+    import os
+
+    from unembed._io import check_target
+    from unembed.tables import check_pairs_suffix
+
+    p = check_pairs_suffix(pairs)
+    real_out, real_parent = os.path.realpath(out), os.path.realpath(p.absolute().parent)
+    if real_parent == real_out or os.path.commonpath([real_out, real_parent]) == real_out:
+        return
+    if os.path.realpath(p) == real_out:
+        from unembed._checks import fail
+
+        raise fail(f"--pairs {pairs}: the same path as --out; name another file.")
+    check_target(p, force=force)
+
+
 def run(args: argparse.Namespace) -> int:
     import functools
     import sys
@@ -89,12 +113,14 @@ def run(args: argparse.Namespace) -> int:
     from unembed._checks import file_error
     from unembed._io import check_target
     from unembed.audit import AuditInputs, audit
-    from unembed.data import ArrayInputs, open_data
+    from unembed.data import ArrayInputs, max_batches, open_data
     from unembed.report import summary_lines, write_report
 
     for name in ("top_n", "top_k", "max_inputs", "batch_size", "window", "workers"):
         _check_positive(name.replace("_", "-"), getattr(args, name))
-    check_target(args.out, force=args.force)  # before any work
+    check_target(args.out, force=args.force)  # every output before any work
+    if args.pairs:
+        _check_pairs_target(args.pairs, args.out, force=args.force)
     engine = ray_engine(args)
     loader = model_loader(args)
     model = loader()
@@ -122,12 +148,14 @@ def run(args: argparse.Namespace) -> int:
     if engine is not None:
         from unembed.engine import Sharded
 
-        sharded = Sharded(engine, loader, opener)
+        sharded = Sharded(engine, loader, opener,
+                          units=max_batches(data, args.batch_size, args.window))
     try:
         res = audit(model, data, label_set=args.label_set, top_n=args.top_n, top_k=args.top_k,
                     batch_size=args.batch_size, likely=args.likely,
                     progress=not args.no_progress and sys.stderr.isatty(),
                     logits="head" if args.head_logits else "model", co_top=args.co_top,
+                    region=args.witness_region,
                     sharded=sharded, inputs=AuditInputs(
                         model=head_source(args), bias=args.bias, labels=args.labels,
                         data=args.data,
@@ -142,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if engine is not None:
             engine.close()
+            for note in engine.notes:
+                print(f"unembed audit: note: {note}", file=sys.stderr)
     out = write_report(res, args.out, title=f"unembed audit: {res.model['meta'].get('source')}",
                        force=args.force)
     pairs = None
@@ -154,8 +184,12 @@ def run(args: argparse.Namespace) -> int:
                     "pairs": None if pairs is None else str(pairs),
                     "json": str(out / "audit.json"),
                     "claims": [{"number": c.number, "outcome": c.outcome, "shown": c.shown,
-                                "why": c.why} for c in res.claims],
-                    "rank_correlations": [asdict(r) for r in res.correlations]})
+                                "grade": c.grade, "verdict": c.verdict_line, "why": c.why}
+                               for c in res.claims],
+                    "rank_correlations": [asdict(r) for r in res.correlations],
+                    "views_ranked": res.advice.views_ranked(),
+                    "views_not_ranked": res.advice.not_ranked,
+                    "advice": res.advice.to_dict()})
         return 0
     print("\n".join(summary_lines(res)))
     print(f"report: {out / 'report.html'}")

@@ -46,12 +46,15 @@ def run(args: argparse.Namespace) -> int:
     views = args.view or [*VIEWS, *(["logit"] if spec is not None else [])]
     if spec is not None and "logit" not in views:
         raise fail("--data is used by the logit view only; add --view logit.")
-    data = None if spec is None else spec.moments(not (args.json or args.no_progress))
-    values = {v: cosine(head, i, j, v, data=data) for v in views}
+    data = None if spec is None else spec.moments(not (args.json or args.no_progress), head.W)
+    from unembed.undefined_views import structural_reason
+
+    undefined = {v: why for v in views if (why := structural_reason(head, v)) is not None}
+    values = {v: None if v in undefined else cosine(head, i, j, v, data=data) for v in views}
     named = {} if spec is None else {"data": spec.record()}
     if args.json:
         print_json({"pair": [head.labels[i], head.labels[j]], "head": repr(head),
-                    "rows": head.rows, "cosine": values, **named,
+                    "rows": head.rows, "cosine": values, "undefined": undefined, **named,
                     "translation_invariant": {v: v in TRANSLATION_INVARIANT for v in views},
                     "invariance": {v: invariance(head, v).to_dict() for v in views},
                     "rows_identified": identification(head)})
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             note += "  (no symmetry of this head stands behind it)"
         if v == "logit" and spec is not None:
             note += f"  (on {spec.source}, {spec.n} hidden states)"
-        print(f"  {v:<12} {fmt(values[v])}{note}")
+        value = values[v]
+        print(f"  {v:<12} {undefined[v] if value is None else fmt(value)}{note}")
     print(f"  rows: {identification(head)}")
     return 0

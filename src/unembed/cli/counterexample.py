@@ -149,6 +149,10 @@ def run(args: argparse.Namespace) -> int:
     if _reads_model(args, source):
         args.model, args.head = source, None
         return run_model(args)
+    from unembed.sources.sidecar import labels_path
+
+    labels_out = labels_path(args.out)  # the labels file written beside it: checked too
+    check_target(labels_out, force=args.force)
 
     from time import perf_counter
 
@@ -190,7 +194,12 @@ def run(args: argparse.Namespace) -> int:
     if head.labels_from != "row numbers":
         from unembed.sources.sidecar import write_labels
 
-        write_labels(head, out)
+        write_labels(head, out, force=args.force)
+    elif labels_out.exists() or labels_out.is_symlink():
+        # (only with --force: checked above) labels of the file replaced would name these rows
+        from unembed._io import remove_path
+
+        remove_path(labels_out)
     seconds["write"] = perf_counter() - t0
     # Verify what was written, not what was meant to be written; in the same pass (the old
     # head's logits formed once), the translated rows W + c in float64 (the construction).

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args)
     head = model.head
     spec = view_data(args, model)
-    data = None if spec is None else spec.moments(not (args.json or args.no_progress))
+    data = None if spec is None else spec.moments(not (args.json or args.no_progress), head.W)
     s = summarize(head, max_labels=args.max_labels, top=args.top, data=data)
     pairs_file = None
     if args.pairs:
@@ -75,19 +75,23 @@ def run(args: argparse.Namespace) -> int:
     for name, sym in s.symmetries.items():
         word = {True: "yes", False: "NO", None: "unknown"}[sym.holds]
         print(f"    {name:<18} {word:<8} {sym.reason}")
-    note = " (sampled labels)" if s.pairs_sampled else ""
     print(f"  rows            {s.rows_identified}")
     if s.data is not None:
         print(f"  data            {s.data['source']} ({s.data['n_hidden_states']} hidden "
               f"states: the logit view)")
     for view, r in s.pairs.items():
         inv = s.invariance[view]
-        print(f"  {view} view{note}, {r.labels_searched} labels; invariant under: "
+        searched = (f"{r.labels_searched} of {s.n_labels} labels, a seeded sample" if r.sampled
+                    else f"all {r.labels_searched} labels")
+        print(f"  {view} view, {searched}; invariant under: "
               f"{', '.join(inv.invariant_under) or 'none'}"
               + (f"; NOT under {', '.join(inv.not_invariant_under)}"
                  if inv.not_invariant_under else ""))
         if inv.note:
             print(f"    note: {inv.note}")
+        if r.undefined is not None:
+            print(f"    {r.undefined}")
+            continue
         for side, items in (("most", r.most), ("least", r.least)):
             text = ", ".join(f"{p.labels[0]!r}-{p.labels[1]!r} {fmt(p.cosine, 3)}"
                              for p in items)

@@ -8,9 +8,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
 from unembed.cli._common import (
     add_head_args,
     add_json_arg,
@@ -20,7 +17,7 @@ from unembed.cli._common import (
     print_json,
 )
 from unembed.cli._data import add_data_args, needs_data, view_data
-from unembed.neighbours import NEIGHBOUR_VIEWS
+from unembed.neighbours import NEIGHBOUR_VIEWS, NeighbourArrays
 
 _DATA_VIEWS = ("logit", "coprob")
 
@@ -49,7 +46,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from unembed._checks import fail
-    from unembed.neighbours import neighbour_arrays, neighbours
+    from unembed.neighbours import neighbour_arrays, neighbours_or_undefined
 
     if args.view in _DATA_VIEWS and args.data is None:
         raise fail(needs_data(args.view))
@@ -73,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     spec = view_data(args, model)
     data: Any = None
     if spec is not None:
-        data = (spec.moments(not (args.json or args.no_progress)) if args.view == "logit"
+        data = (spec.moments(not (args.json or args.no_progress), head.W) if args.view == "logit"
                 else spec.batches)
     queries = None if args.all else args.query
     if queries is not None:
@@ -82,41 +79,66 @@ def run(args: argparse.Namespace) -> int:
     if args.all:
         from unembed._io import atomic_write
 
-        idx, bi, bv = neighbour_arrays(head, None, k=args.k, view=args.view, data=data)
-        atomic_write(args.out, lambda tmp: _write_lines(tmp, head.labels, idx, bi, bv,
+        arr = neighbour_arrays(head, None, k=args.k, view=args.view, data=data)
+        undefined = arr.undefined
+        atomic_write(args.out, lambda tmp: _write_lines(tmp, head.labels, arr,
                                                         {"view": args.view, **named}),
                      force=args.force)
+        n_lab = int(arr.queries.size)
         if args.json:
-            print_json({"out": str(args.out), "labels": int(idx.size), "k": args.k,
-                        "view": args.view, **named})
+            print_json({"out": str(args.out), "labels": n_lab, "k": args.k,
+                        "view": args.view, **named, "undefined": len(undefined)})
         else:
-            print(f"wrote {idx.size} labels' {args.k} nearest ({args.view} view"
-                  f"{_on(spec)}) to {args.out}")
+            print(f"wrote {n_lab} labels' {args.k} nearest ({args.view} view"
+                  f"{_on(spec)}) to {args.out}"
+                  + (f"; {len(undefined)} of them undefined (the view ranks nothing: "
+                     f"{next(iter(undefined.values()))})" if undefined else ""))
         return 0
-    res = neighbours(head, queries, k=args.k, view=args.view, data=data)
+    res, undefined = neighbours_or_undefined(head, queries, k=args.k, view=args.view,
+                                             data=data)
     if args.json:
         print_json({"view": args.view, "k": args.k, **named,
-                    "neighbours": {lab: [n.to_dict() for n in ns] for lab, ns in res.items()}})
+                    "neighbours": {lab: _listed(lab, ns, undefined)["neighbours"]
+                                   for lab, ns in res.items()},
+                    "undefined": undefined})
         return 0
     for lab, ns in res.items():
         print(f"{lab!r} ({args.view} view{_on(spec)}):")
+        if lab in undefined:
+            print(f"  {undefined[lab]}")
         for n in ns:
             print(f"  {fmt(n.cosine, 4)}  {n.label!r}")
     return 0
 
 
-def _write_lines(path: Any, labels: Sequence[str], idx: NDArray[np.intp],
-                 bi: NDArray[np.intp], bv: NDArray[np.float64], fields: dict[str, Any]) -> None:
-    """One JSON line per query label: {"label", the fields, "neighbours": [{"label", "cosine"}]}
-    (what json.dumps writes for those dicts; each label's JSON string formed once)."""
+def _write_lines(path: Any, labels: Sequence[str], arr: NeighbourArrays,
+                 fields: dict[str, Any]) -> None:
+    """One JSON line per query label, what json.dumps writes for {"label", the fields,
+    **:func:`_listed`} (each label's JSON string formed once, the cosines by repr as json
+    does)."""
     quoted = [json.dumps(lab, ensure_ascii=False) for lab in labels]
     mid = json.dumps(fields, ensure_ascii=False)[1:-1]
     mid = f", {mid}" if mid else ""
+    und = arr.undefined
     with open(path, "w", encoding="utf-8") as fh:
-        for i, row_i, row_v in zip(idx.tolist(), bi.tolist(), bv.tolist()):
+        for i, row_i, row_v in zip(arr.queries.tolist(), arr.index.tolist(),
+                                   arr.cosine.tolist()):
+            if und and labels[i] in und:
+                why = json.dumps(und[labels[i]], ensure_ascii=False)
+                fh.write(f'{{"label": {quoted[i]}{mid}, "neighbours": null, '
+                         f'"reason": {why}}}\n')
+                continue
             ns = ", ".join(f'{{"label": {quoted[j]}, "cosine": {c!r}}}'
                            for j, c in zip(row_i, row_v) if j >= 0)
             fh.write(f'{{"label": {quoted[i]}{mid}, "neighbours": [{ns}]}}\n')
+
+
+def _listed(lab: str, ns: list[Any], undefined: dict[str, str]) -> dict[str, Any]:
+    """A label's neighbours as JSON: the list, or null with the reason the view ranks
+    nothing."""
+    if lab in undefined:
+        return {"neighbours": None, "reason": undefined[lab]}
+    return {"neighbours": [n.to_dict() for n in ns]}
 
 
 def _on(spec: Any) -> str:

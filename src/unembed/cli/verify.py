@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         if not str(args.inputs).endswith(".npy"):
             raise fail(f"{args.inputs}: --inputs must be an .npy file.")
         H = read_npy(args.inputs, numeric=True)
+        from unembed._checks import check_finite_rows
+
+        check_finite_rows(H, str(args.inputs))
     if args.model2 is not None:
         if args.head2 is not None:
             raise fail("name the second model once: HEAD2 or --model2, not both.")

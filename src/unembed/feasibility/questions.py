@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -122,8 +123,8 @@ def is_argmaxable(
     sp = make_space(head, bias=bias, radius=radius, rtol=rtol, func="is_argmaxable")
     i = head.index(label)
     pb = make_problem(groups=[[i]])
-    r = decide(head, sp, pb, question="argmaxable", labels=(head.labels[i],),
-               starts=scaled_starts(argmax_start(head.W, i), sp))
+    r = or_span(decide(head, sp, pb, question="argmaxable", labels=(head.labels[i],),
+                       starts=scaled_starts(argmax_start(head.W, i), sp)), sp, (i,), False)
     same = np.flatnonzero(np.all(head.W == head.W[i], axis=1) & (sp.b >= sp.b[i]))
     same = same[same != i]
     if same.size:
@@ -181,8 +182,23 @@ def decide_top_two(head: Head, sp: Space, i: int, j: int) -> Feasibility:
                                   f"are identical, so z_a - z_b = b_a - b_b = {gap:.6g} at "
                                   f"every hidden state: they never tie"}), sp)
     pb = make_problem(eq=[(i, j)], groups=[[i, j]])
-    return decide(head, sp, pb, question="top_two", labels=labels,
-                  starts=_top_two_starts(head, sp, i, j))
+    return or_span(decide(head, sp, pb, question="top_two", labels=labels,
+                          starts=_top_two_starts(head, sp, i, j)), sp, (i, j), True)
+
+
+def or_span(r: Feasibility, sp: Space, top: tuple[int, ...], tie: bool) -> Feasibility:
+    """``r`` when it is a "yes"; otherwise the span theorem's exact answer where it applies
+    (affinely independent rows, :func:`unembed.feasibility.span.exact_answer`: a witness
+    whatever the tolerance), with what the LP had found in ``extra["lp"]``."""
+    if r.status == "yes":
+        return r
+    from unembed.feasibility.span import exact_answer
+
+    ex = exact_answer(r.labels, sp, r.question, top, tie)
+    if ex is None:
+        return r
+    lp = {"status": r.status, "margin": r.margin}
+    return with_bound(replace(ex, lp_solves=r.lp_solves, extra={**ex.extra, "lp": lp}), sp)
 
 
 def top_two_start(W: NDArray[np.float64], i: int, j: int, steps: int = 8
@@ -251,8 +267,9 @@ def is_top_k_set(
     idx = distinct_labels(head, labels, "labels", "is_top_k_set", 1)
     pb = make_problem(groups=[idx])
     start = _weighted_start(head.W, idx, [1.0] * len(idx))
-    return decide(head, sp, pb, question="top_k_set",
-                  labels=tuple(head.labels[i] for i in idx), starts=scaled_starts(start, sp))
+    return or_span(decide(head, sp, pb, question="top_k_set",
+                          labels=tuple(head.labels[i] for i in idx),
+                          starts=scaled_starts(start, sp)), sp, tuple(idx), False)
 
 
 def is_feasible_combination(

@@ -79,7 +79,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import solve_triangular
 
-from unembed.feasibility._core import Space
+from unembed.feasibility._core import Feasibility, Space
 
 _BLOCK = 256  # witnesses formed per block (block x d float64 in memory)
 _EPS64 = 2.0**-53
@@ -195,8 +195,154 @@ def span_witnesses(sp: Space) -> SpanWitnesses | None:
     Z = Z + err
     Z[r, r] = -np.inf
     margin = (zi - Z.max(axis=1)) / k
-    tol = sp.tol
-    return SpanWitnesses(coef, margin, margin > tol)
+    # margin is a proven lower bound (rounding included): > 0 is an exact witness, whatever
+    # the tolerance (see exact_answer)
+    return SpanWitnesses(coef, margin, margin > 0)
 
 
-__all__ = ["SpanBasis", "SpanWitnesses", "span_basis", "span_witnesses"]
+def span_note(span: SpanWitnesses, tol: float) -> str:
+    """What a whole-vocabulary result says about the labels the theorem settled."""
+    low = int((span.settled & (span.margin <= tol)).sum())
+    below = (f"; {low} of them with a margin at or below the tolerance {tol:.3g}, which guards "
+             f"LP solutions against the solver's own tolerance: these witnesses are exact "
+             f"solves whose margins, rounding bounded, are positive" if low else "")
+    return (f"{int(span.settled.sum())} labels settled by the span theorem (V - 1 <= d, "
+            f"affinely independent rows: every label argmaxable, witnesses checked{below}); "
+            f"their exact margins were not computed, so the narrowest list covers the other "
+            f"labels only")
+
+
+# ------------------------------------------------------------------ single questions, exactly
+@dataclass(frozen=True, eq=False)
+class Simplex:
+    """An affinely independent head's differences D = W[:-1] - W[-1] (V - 1, d), kept as the
+    Cholesky factor L of D D^T (never D itself): what solves D h = y for any y."""
+
+    W: NDArray[np.float64]
+    L: NDArray[np.float64]
+
+    def solve(self, y: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The least-norm h (d,) with D h = y (V - 1,): h = D^T a, (D D^T) a = y, plus one
+        step of iterative refinement on the float64 residual y - D h."""
+        W = self.W
+        h = np.zeros(W.shape[1])
+        for _ in range(2):
+            r = y - (W[:-1] @ h - W[-1] @ h)
+            a = solve_triangular(self.L, solve_triangular(self.L, r, lower=True), trans="T",
+                                 lower=True)
+            h = h + (a @ W[:-1] - a.sum() * W[-1])
+        return h
+
+
+def simplex(sp: Space) -> Simplex | None:
+    """:class:`Simplex` of the head's rows when the span theorem can apply (``radius`` None,
+    2 <= V <= d + 1) and D D^T has a Cholesky factor, else None; cached on the space. Affine
+    independence is not taken from the factorisation: every witness solved with it is checked
+    on the head (:func:`exact_answer`)."""
+    if "_simplex" not in sp.__dict__:
+        from unembed._blocks import block_gram
+
+        W = sp.W
+        V, d = W.shape
+        out = None
+        if sp.radius is None and 2 <= V <= d + 1:
+            G = block_gram(W, np.asarray(W[-1], dtype=np.float64))[:-1, :-1]
+            try:
+                L = np.asarray(np.linalg.cholesky(0.5 * (G + G.T)), dtype=np.float64)
+                out = Simplex(W, L)
+            except np.linalg.LinAlgError:
+                out = None
+        object.__setattr__(sp, "_simplex", out)
+    got: Simplex | None = sp.__dict__["_simplex"]
+    return got
+
+
+def _solution(sx: Simplex, sp: Space, top: tuple[int, ...], M: float) -> NDArray[np.float64]:
+    """h with W h + b = t + const exactly up to float64 rounding, t = M on ``top`` and 0 on
+    every other label: D h = (t_k - t_V) - (b_k - b_V) for k < V."""
+    V = sp.W.shape[0]
+    t = np.zeros(V)
+    t[list(top)] = M
+    return sx.solve((t[:-1] - t[-1]) - (sp.b[:-1] - sp.b[-1]))
+
+
+def exact_answer(head_labels: tuple[str, ...], sp: Space, question: str,
+                 top: tuple[int, ...], tie: bool) -> Feasibility | None:
+    """"yes" for the labels ``top`` above every other label (tied with each other when
+    ``tie``), by the span theorem: an exact solve of W h + b = target logits (M on ``top``, 0
+    elsewhere, up to a common shift), then the witness's own logits recomputed in float64 with
+    a bound on their rounding, gamma_{d+2} (|W| |h| + |b|) per label. The answer is "yes" when
+    that bound leaves the logit margin positive (and the ties within tol): an exact witness
+    for this head, at any tolerance, since no LP solver's tolerance is involved. None when the
+    theorem does not apply or its witness does not pass (rows nearly dependent): the LPs
+    decide then.
+
+    M is chosen as in :func:`span_witnesses`: h = M h1 + h0 with M >= 1000 (1 + |h0|_inf) /
+    |h1|_inf, so that the unit-form margin M / max(1, |h|_inf) is near its supremum."""
+    W, b = sp.W, sp.b
+    V, d = W.shape
+    others = np.ones(V, dtype=bool)
+    others[list(top)] = False
+    sx = simplex(sp)
+    if not others.any() and tie and len(top) == 2:  # two labels: any h on their tie
+        delta = W[top[0]] - W[top[1]]
+        dd, gap = float(delta @ delta), float(b[top[0]] - b[top[1]])
+        if dd == 0 and gap != 0:
+            return None
+        h0 = -gap / dd * delta if dd > 0 else np.zeros(d)
+    elif sx is None:
+        return None
+    else:
+        h0 = _solution(sx, sp, top, 0.0)
+    if others.any():
+        assert sx is not None
+        h1 = _solution(sx, sp, top, 1.0) - h0
+        n1 = float(np.abs(h1).max(initial=0.0))
+        if not n1 > 0:
+            return None
+        c = b - b.mean()
+        M = max(1.0 + 2.0 * float(np.abs(c).max(initial=0.0)),
+                1e3 * (1.0 + float(np.abs(h0).max(initial=0.0))) / n1)
+        h = h0 + M * h1
+    else:
+        h = h0  # every label is on top: only the ties are asked
+    if not np.isfinite(h).all():
+        return None
+    z = W @ h + b
+    gamma = (d + 2) * 2.0 * _EPS64 / (1 - (d + 2) * 2.0 * _EPS64)
+    err = gamma * (np.abs(W) @ np.abs(h) + np.abs(b))
+    ix = np.asarray(top, dtype=np.intp)
+    k = max(1.0, float(np.abs(h).max(initial=0.0)))
+    low = float((z[ix] - err[ix]).min())
+    logit_margin = low - float((z[others] + err[others]).max()) if others.any() else np.inf
+    resid = float((z[ix].max() - z[ix].min()) + 2 * err[ix].max()) / k if tie else 0.0
+    if not (logit_margin > 0 and resid <= sp.tol):
+        return None
+    margin = logit_margin / k
+    words = (f"the rows are affinely independent (V - 1 = {V - 1} <= d = {d}): by the span "
+             f"theorem every label is argmaxable and every set of labels can lead, tied or "
+             f"not; the witness solves W h + b = target logits exactly up to float64 rounding, "
+             f"and its own logits, recomputed with a bound on their rounding, give the margin")
+    if not others.any():
+        words = ("the head has no other label, so these two are the top two at every hidden "
+                 "state and the margin over the others is unbounded (+inf); the witness solves "
+                 "the tie z_a = z_b exactly up to float64 rounding (its logits checked)")
+    elif margin <= sp.tol:
+        words += (f" (below the tolerance {sp.tol:.3g}, which guards LP solutions against the "
+                  f"solver's own tolerance: an exact solve needs none)")
+    extra = {"reason": words, "span": {"logit_margin": logit_margin,
+                                       "rounding_bound": float(err.max(initial=0.0)),
+                                       "hidden_norm_inf": float(np.abs(h).max(initial=0.0))}}
+    return Feasibility(question, head_labels, "yes", margin, sp.tol, h, None, sp.formulation,
+                       "span", 0, extra)
+
+
+__all__ = [
+    "Simplex",
+    "SpanBasis",
+    "SpanWitnesses",
+    "exact_answer",
+    "simplex",
+    "span_basis",
+    "span_witnesses",
+]

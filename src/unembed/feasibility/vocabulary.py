@@ -65,7 +65,7 @@ from unembed.feasibility.sketch import (
     principal_basis,
     rank_ladder,
 )
-from unembed.feasibility.span import SpanWitnesses, span_witnesses
+from unembed.feasibility.span import SpanWitnesses, span_note, span_witnesses
 from unembed.head import Head, LabelRef, owned
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -793,7 +793,7 @@ def argmaxable_all(
                 recipes[i] = (np.array([x[0] for x in rec[a]], dtype=np.int64),
                               np.array([x[1] for x in rec[a]]), float(sc[a]))
             bar.advance(task, idx.size)
-        settled = lower > sp.tol
+        settled = (lower > sp.tol) | by_span  # span margins: proven > 0, any tolerance
         identical = _identical(head, sp)
         settled[list(identical)] = False
         left = np.setdiff1d(np.flatnonzero(~settled), list(identical))
@@ -828,10 +828,8 @@ def argmaxable_all(
             "ranks labels by those bounds (--sketch 0 for witnesses' own margins)")
     if by_span.any():
         narrow_exact = False
-        notes.append(f"{int(by_span.sum())} labels settled by the span theorem (V - 1 <= d, "
-                     "affinely independent rows: every label argmaxable, witnesses checked); "
-                     "their exact margins were not computed, so the narrowest list covers "
-                     "the other labels only")
+        assert span is not None
+        notes.append(span_note(span, sp.tol))
     if narrow_exact and exact and sp.span is not None:
         narrow_exact = False
         notes.append("LPs solved in the rows' span (2 V <= d): their margins are the lifted "

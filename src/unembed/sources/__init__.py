@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 from unembed import _reprs
+from unembed._dependency_errors import reads_named_file
 from unembed._io import is_pickle
 from unembed.head import Head, Link, owned
 from unembed.sources.base import HeadModel, LoadedModel
@@ -164,6 +165,7 @@ def _hf_kind(path: os.PathLike[str] | str, trust_remote_code: bool = False) -> s
                      f"and image classifiers (...ForImageClassification).")
 
 
+@reads_named_file
 def load(
     source: Any,
     *,
@@ -296,6 +298,7 @@ def load(
                 from unembed.sources.spacy_pipeline import load_spacy
 
                 _cpu_only(device, f"{p} (a spaCy pipeline)")
+                _own_dtype(model_dtype, f"{p} (a spaCy pipeline)")
                 return load_spacy(p, component=component, strict=strict)
             from unembed.sources.hf_dir import check_model_dir
 
@@ -323,6 +326,7 @@ def load(
         if fold:
             raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
                        f"no final norm).")
+        _own_dtype(model_dtype, f"{p} (its head is read in float64)")
         if is_pickle(p):
             from unembed.sources.sklearn import load_sklearn
 
@@ -343,6 +347,7 @@ def load(
         from unembed.sources.spacy_pipeline import load_spacy
 
         _cpu_only(device, "a spaCy pipeline")
+        _own_dtype(model_dtype, "a spaCy pipeline")
         return load_spacy(source, component=component, strict=strict)
     if is_hooked_transformer(source):
         from unembed.sources.tlens import load_hooked_transformer
@@ -394,6 +399,19 @@ def _cpu_only(device: str | None, what: str) -> None:
 
         raise fail(f"--device {device} applies to torch models unembed runs itself; {what} "
                    f"runs on the CPU here.")
+
+
+def _own_dtype(model_dtype: str | None, what: str) -> None:
+    """Refuse ``--model-dtype`` for a source unembed does not run in torch: its value is
+    checked first (a bad one is named with the allowed ones), then said not to apply."""
+    if model_dtype is None:
+        return
+    from unembed._checks import fail
+    from unembed.device import resolve_dtype_name
+
+    if resolve_dtype_name(model_dtype) is not None:
+        raise fail(f"--model-dtype {model_dtype} applies to torch models unembed runs itself; "
+                   f"{what} is not one.")
 
 
 def _is_module(obj: Any) -> bool:

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail, file_error, inside, read_json, regular_file
+from unembed._checks import fail, file_error, read_json, regular_file
 from unembed._tensors import tensor_to_numpy
+from unembed.sources._paths import contained
 from unembed.sources.files import MatrixFile
 
 __all__ = ["WEIGHT_FILES", "Checkpoint"]
@@ -64,7 +65,7 @@ class Checkpoint:
     def _read_index(self, name: str) -> dict[str, str]:
         """``weight_map`` of an index file, checked: a JSON object whose ``weight_map`` maps
         tensor names to shard files inside this directory, each of the index's format."""
-        file = inside(self.path, name, "index file")
+        file = contained(self.path, name, "index file")
         obj = read_json(regular_file(file, "checkpoint index"), "checkpoint index")
         wm = obj.get("weight_map") if isinstance(obj, dict) else None
         if not isinstance(wm, dict) or not wm:
@@ -75,13 +76,13 @@ class Checkpoint:
             if not isinstance(v, str) or not v.endswith(suffix):
                 raise file_error(file, f"the weight_map entry {k!r} must name a {suffix} "
                                        f"shard file. Got {v!r} instead.")
-            inside(self.path, v, "shard")
+            contained(self.path, v, "shard")
         return {str(k): v for k, v in wm.items()}
 
     def _open(self, shard: str) -> Any:
         if shard in self._handles:
             return self._handles[shard]
-        file = inside(self.path, shard, "shard")
+        file = contained(self.path, shard, "shard")
         if not file.exists():
             raise file_error(file, f"shard named in {self.index_file} is missing.")
         regular_file(file, "shard")

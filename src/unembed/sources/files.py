@@ -10,6 +10,7 @@ float arrays; the Head computes in float64. Nothing is unpickled beyond what
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,7 +360,33 @@ def check_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
                 or not 0 <= offs[0] <= offs[1] <= data):
             raise file_error(p, f"the header's entry for {k!r} does not locate its bytes "
                                 f"inside the file ({data} bytes of data).")
+        _check_st_shape(p, k, v, offs[1] - offs[0])
     return header
+
+
+#: Bytes per element of the safetensors dtype codes.
+_ST_ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2,
+                "BF16": 2, "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+                "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def _check_st_shape(p: Path, name: str, entry: dict[str, Any], n_bytes: int) -> None:
+    """A header entry's shape (non-negative integers) times its dtype's size must be the
+    bytes its offsets give it (exact integers: an enormous shape is refused here, not
+    overflowed later)."""
+    from unembed._checks import file_error
+
+    shape, code = entry.get("shape"), entry.get("dtype")
+    if not isinstance(shape, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise file_error(p, f"the header's shape of {name!r} is not a list of non-negative "
+                            f"integers. Got {str(shape)[:80]}.")
+    item = _ST_ITEMSIZE.get(str(code))
+    if item is None:
+        return  # a dtype unembed does not read: refused by name where the tensor is read
+    if math.prod(shape) * item != n_bytes:
+        raise file_error(p, f"the header gives {name!r} the shape {str(shape)[:80]} of "
+                            f"{code}, which is not the {n_bytes} bytes its offsets span.")
 
 
 _LEGACY_ELEMENT_BYTES = {
@@ -457,6 +484,7 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
     checkpoint cannot be, and is read whole. Anything else is refused with the reason."""
     import pickle
     import re
+    import warnings
     import zipfile
 
     import torch
@@ -477,10 +505,17 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
     if not is_zip:
         _check_legacy_storages(p)
     try:
-        return torch.load(p, map_location="cpu", weights_only=True, mmap=mmap and is_zip)
+        with warnings.catch_warnings():
+            # "Detected pickle protocol N": the refusal below says what the file is
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(p, map_location="cpu", weights_only=True, mmap=mmap and is_zip)
     except pickle.UnpicklingError as e:
         m = re.search(r"Unsupported global: (?:GLOBAL )?(\S+)", str(e))
         what = f" ({m.group(1)})" if m else ""
+        if not is_zip and not m:
+            raise file_error(p, "not a weights-only torch file (a pickle that torch.save did "
+                                "not write, or one holding more than tensors and plain "
+                                "containers); unembed does not unpickle it.") from None
         raise file_error(p, f"refused to unpickle: the file holds objects other than tensors "
                             f"and plain containers{what}; unembed reads only tensors and plain "
                             f"containers from torch files.") from None

@@ -2,7 +2,7 @@
 
 * The directory: every entry is a regular file or a directory (no device, FIFO or socket,
   which can be read without end), and no symbolic link leads outside it; files it names (shard
-  lists) must resolve inside it (:func:`unembed._checks.inside`).
+  lists) must resolve inside it (:func:`unembed.sources._paths.contained`).
 * ``config.json``: valid UTF-8 JSON (an error says the line and column), an object whose
   known fields have the right type and range (sizes positive integers, epsilons positive
   finite numbers, a soft-cap and a logit scale finite and non-zero, a known ``torch_dtype``,
@@ -23,7 +23,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from unembed._checks import fail, file_error, inside, read_json
+from unembed._checks import fail, file_error, read_json
+from unembed.sources._paths import contained
 
 __all__ = ["check_model_dir", "config_dict", "from_pretrained", "load_tokenizer", "read_config",
            "run_model",
@@ -71,7 +72,7 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
         raise file_error(p, f"cannot list it ({e.strerror or type(e).__name__}).") from None
     for entry in entries:
         if entry.is_symlink():
-            inside(p, entry.name, "file")  # refuses a link that leads outside
+            contained(p, entry.name, "file")  # refuses a link that leads outside
         try:
             mode = entry.stat().st_mode
         except OSError:
@@ -147,7 +148,7 @@ def validate_config(raw: Any, file: Path, *, trust_remote_code: bool = False) ->
 
 def config_dict(path: Path, *, trust_remote_code: bool = False) -> dict[str, Any]:
     """``path/config.json`` parsed and validated (:func:`validate_config`)."""
-    file = inside(path, "config.json", "config file")
+    file = contained(path, "config.json", "config file")
     return validate_config(read_json(file, "config file"), file,
                            trust_remote_code=trust_remote_code)
 
@@ -264,7 +265,7 @@ def check_tokenizer_config(path: Path) -> None:
     file = path / "tokenizer_config.json"
     if not (file.exists() or file.is_symlink()):
         return
-    cfg = read_json(inside(path, "tokenizer_config.json", "tokenizer config"),
+    cfg = read_json(contained(path, "tokenizer_config.json", "tokenizer config"),
                     "tokenizer config")
     if not isinstance(cfg, dict):
         raise file_error(file, "must hold a JSON object.")

@@ -237,6 +237,12 @@ class HFCausalLM(TorchSource):
                        f"token ids instead.")
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
+    def token_limits(self) -> tuple[int, int | None]:
+        """(vocabulary size, most positions in one sequence: config.json's
+        max_position_embeddings, None when it names none)."""
+        n = getattr(self.config, "max_position_embeddings", None)
+        return self.head.n_labels, n if isinstance(n, int) and n > 0 else None
+
     # ------------------------------------------------------------------ running the model
     @property
     def model(self) -> Any:

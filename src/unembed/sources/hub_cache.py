@@ -52,6 +52,7 @@ __all__ = ["HubSnapshot", "find", "hub_cache_dir", "looks_like_repo_id", "mark",
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _REPO_ID = re.compile(rf"^(?:{_NAME}/)?{_NAME}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_COMMIT_BYTES = re.compile(rb"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -92,28 +93,36 @@ def resolve(repo_id: str, revision: str | None = None, *,
             cache_dir: str | os.PathLike[str] | None = None) -> HubSnapshot:
     """The snapshot directory of ``repo_id`` at ``revision`` (default "main") in the local
     hub cache; raises UnembedError with the directory looked at when it is not there."""
+    from unembed._checks import read_bytes_bounded
+    from unembed.sources._paths import contained, revision_name
+
     root = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
-    rev = revision or "main"
+    if not looks_like_repo_id(repo_id):
+        raise fail(f"{repo_id[:80]!r}: not a hub repository name (NAME or ORG/NAME); refused.")
+    rev = revision_name(revision or "main")
     repo_dir = root / ("models--" + repo_id.replace("/", "--"))
     if not repo_dir.is_dir():
         raise fail(f"{repo_id}: neither a local path nor in the HuggingFace hub cache "
                    f"(looked for {repo_dir}; set HF_HUB_CACHE or HF_HOME if the cache is "
                    f"elsewhere); unembed never downloads.")
-    snapshots = repo_dir / "snapshots"
     if _COMMIT.match(rev):
         commit = rev
     else:
-        ref = repo_dir / "refs" / rev
+        # the ref and the snapshot are files of this repository's folder: a link out of it
+        # (refs/, snapshots/ or the file itself) is refused before anything is read
+        ref = contained(repo_dir, f"refs/{rev}", "ref")
         if not ref.is_file():
             have = sorted(str(p.relative_to(repo_dir / "refs"))
                           for p in (repo_dir / "refs").rglob("*") if p.is_file()) \
                 if (repo_dir / "refs").is_dir() else []
             raise fail(f"{repo_id}: revision {rev!r} is not in the hub cache (looked for "
                        f"{ref}; cached refs: {', '.join(have) or 'none'}).")
-        commit = ref.read_text(encoding="utf-8").strip()
-        if not _COMMIT.match(commit):
-            raise fail(f"{ref}: expected a 40-hex commit hash, found {commit[:60]!r}.")
-    path = snapshots / commit
+        raw = read_bytes_bounded(ref, 1024, "ref of the hub cache").strip()
+        commit = raw.decode("ascii") if _COMMIT_BYTES.match(raw) else ""
+        if not commit:  # its content is not shown: it is no hash
+            raise fail(f"{ref}: not a commit hash (a ref of the hub cache holds 40 hex "
+                       f"digits); refused.")
+    path = contained(repo_dir, f"snapshots/{commit}", "snapshot")
     if not path.is_dir() or not any(path.iterdir()):
         raise fail(f"{repo_id}: revision {rev!r} (commit {commit}) has no files in the hub "
                    f"cache (looked in {path}).")

@@ -51,7 +51,10 @@ def labels_path(weights: str | os.PathLike[str]) -> Path:
 
 def find_labels(weights: str | os.PathLike[str]) -> list[str] | None:
     """The labels beside a weight file, or None when there is no labels file there."""
+    from unembed.sources._paths import contained
+
     lp = labels_path(weights)
+    lp = contained(lp.parent, lp.name, "labels file")  # beside the file named, not elsewhere
     if not lp.is_file():
         return None
     from unembed.sources.files import read_labels
@@ -59,8 +62,9 @@ def find_labels(weights: str | os.PathLike[str]) -> list[str] | None:
     return read_labels(lp)
 
 
-def write_labels(head: Any, weights: str | os.PathLike[str], *, force: bool = True) -> Path:
-    """Write ``head.labels`` as a JSON list beside the weight file ``weights`` (atomically)."""
+def write_labels(head: Any, weights: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write ``head.labels`` as a JSON list beside the weight file ``weights`` (atomically);
+    an existing labels file there needs ``force``."""
     from unembed._io import atomic_write
 
     lp = labels_path(weights)
@@ -77,6 +81,10 @@ def read_labels_spec(spec: str | os.PathLike[str], n_rows: int) -> list[str]:
     tokens, rows past the tokenizer's vocabulary shown as '[#N]')."""
     p = Path(spec)
     if p.is_dir():
+        from unembed.sources._paths import check_tree
+        from unembed.sources.hf_dir import check_tokenizer_config
+
+        check_tree(p, "tokenizer directory")  # its links stay inside, no device or pipe
         if not _is_tokenizer_dir(p):
             raise fail(f"{p}: a directory without a tokenizer (no {', '.join(_TOKENIZER_FILES)}"
                        f"); --labels takes a labels file or a tokenizer directory.")
@@ -85,10 +93,16 @@ def read_labels_spec(spec: str | os.PathLike[str], n_rows: int) -> list[str]:
         except ImportError:
             raise fail(f"{p}: reading a tokenizer needs transformers: pip install "
                        f"'unembed[hf]'.") from None
+        check_tokenizer_config(p)  # names no file outside it
         try:
             tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         except (OSError, ValueError, TypeError, KeyError) as e:
             raise fail(f"{p}: not a readable tokenizer ({type(e).__name__}).") from None
+        n_special = len(set(tok.all_special_tokens))
+        if len(tok) <= n_special:  # transformers builds one from the config alone
+            raise fail(f"{p}: the tokenizer has no vocabulary (only its {n_special} special "
+                       f"tokens); --labels takes a labels file or a tokenizer directory with "
+                       f"its vocabulary.")
         from unembed.sources.hf_lm import readable_labels
 
         return list(readable_labels(tok, n_rows))

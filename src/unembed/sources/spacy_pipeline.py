@@ -86,7 +86,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed import _reprs
-from unembed._checks import fail
+from unembed._checks import fail, file_error
 from unembed.head import Head, logits_to_log_probs
 
 if TYPE_CHECKING:
@@ -504,6 +504,19 @@ def _spacy_version() -> str:
     return str(spacy.__version__)
 
 
+def _decoded(path: Path, fh: Any) -> Iterator[str]:
+    """The lines of a text file opened as UTF-8; a byte that is not UTF-8 is an error
+    naming the file and the line it is on."""
+    n = 0
+    try:
+        for line in fh:
+            n += 1
+            yield line
+    except UnicodeDecodeError as e:
+        raise file_error(path, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} on or after "
+                               f"line {n + 1}).") from None
+
+
 class SpacyTexts:
     """Texts for a spaCy tagger's audit: one per line (blank lines skipped) or JSON lines with
     a "text" field; every token of a text is one prediction."""
@@ -511,6 +524,8 @@ class SpacyTexts:
     def __init__(self, path: Path, model: _Pipe, *, max_inputs: int | None = None) -> None:
         if not path.is_file():
             raise fail(f"{path}: no such data file.")
+        if path.stat().st_size == 0:
+            raise file_error(path, "an empty data file; it holds no text.")
         self.path = path
         self.model = model
         self.max_inputs = max_inputs
@@ -519,9 +534,13 @@ class SpacyTexts:
         jsonl = self.path.suffix.lower() in (".jsonl", ".ndjson")
         n = 0
         with open(self.path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
+            for lineno, line in enumerate(_decoded(self.path, fh), 1):
                 if not line.strip():
                     continue
+                if len(line) > self.model.nlp.max_length:
+                    raise file_error(self.path, f"line {lineno} has {len(line)} characters, "
+                                                f"more than spaCy's max_length "
+                                                f"({self.model.nlp.max_length}).")
                 if self.max_inputs is not None and n >= self.max_inputs:
                     return
                 if jsonl:
@@ -587,16 +606,12 @@ def load_spacy(source: Any, *, component: str | None = None, strict: bool = True
     """Read a tagger, parser or NER of a spaCy pipeline: a ``Language`` object or a saved
     pipeline directory (``nlp.to_disk``; read with ``spacy.load``, no pickle). ``component``
     names it (default: the only tagger; without a tagger, the only parser or NER)."""
+    notes: list[str] = []
     if isinstance(source, (str, os.PathLike)):
-        import spacy
+        from unembed.sources.spacy_checks import load_pipeline
 
-        p = Path(source)
-        try:
-            nlp = spacy.load(p)
-        except (OSError, ValueError, KeyError) as e:
-            raise fail(f"{p}: not a loadable spaCy pipeline ({type(e).__name__}: "
-                       f"{str(e).splitlines()[0][:200]}).") from None
-        where = str(p)
+        nlp, notes = load_pipeline(Path(source))
+        where = str(source)
     else:
         nlp, where = source, f"spaCy pipeline {source.meta.get('name', '')!s}".strip()
     name = _pick_component(nlp, component, where)
@@ -607,6 +622,7 @@ def load_spacy(source: Any, *, component: str | None = None, strict: bool = True
         out = SpacyTagger(nlp, name, source=where, strict=strict)
     probe = out.forward(["the cat sat on the mat"])  # verify now
     del probe
+    out.head.meta["notes"] = [*out.head.meta.get("notes", []), *notes]
     return out
 
 

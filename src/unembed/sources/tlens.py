@@ -86,6 +86,7 @@ from numpy.typing import NDArray
 
 from unembed import _reprs
 from unembed._checks import UnembedError, fail
+from unembed._dependency_errors import reads_named_file
 from unembed.bounds import Rows
 from unembed.head import Head
 from unembed.sources._torch import FinalNorm, check_logits_equal, to_f64
@@ -283,6 +284,10 @@ class TLModel:
                        "tokenized; pass token ids instead.")
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
+    def token_limits(self) -> tuple[int, int | None]:
+        """(vocabulary size d_vocab, most positions in one sequence n_ctx)."""
+        return int(self.model.cfg.d_vocab), int(self.model.cfg.n_ctx)
+
     # ------------------------------------------------------------------ running the model
     def _as_tokens(self, inputs: Any) -> Any:
         import torch
@@ -425,6 +430,7 @@ def official_name(name: str) -> str:
     return str(found)
 
 
+@reads_named_file
 def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = True,
                     center_writing_weights: bool = True, center_unembed: bool = True,
                     dtype: str | None = None, strict: bool = True,
@@ -447,7 +453,13 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
     import warnings
 
     from unembed.sources import hub_cache
-    from unembed.sources.hf_dir import from_pretrained, load_tokenizer, transformers_module
+    from unembed.sources.hf_dir import (
+        check_model_dir,
+        config_dict,
+        from_pretrained,
+        load_tokenizer,
+        transformers_module,
+    )
 
     tl = _transformer_lens()
     local = Path(name)
@@ -470,6 +482,14 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
         official = official_name(name)
         snap = hub_cache.resolve(official, revision)
         where = snap.path
+    # every file read stays inside the directory or the snapshot's repository folder, and a
+    # HuggingFace config naming its own code (auto_map) is refused: it is never run here
+    if snap is not None and official is not None and official.startswith(_TL_FORMAT_ORGS):
+        from unembed.sources._paths import check_tree
+
+        check_tree(where, "snapshot")
+    else:
+        config_dict(check_model_dir(where))
     kw: dict[str, Any] = {"fold_ln": fold_ln, "center_writing_weights": center_writing_weights,
                           "center_unembed": center_unembed}
     notes: list[str] = []
@@ -631,7 +651,7 @@ def _from_tl_format(tl: Any, official: str, snap: Any, kw: dict[str, Any], dtype
     if cfg.positional_embedding_type == "shortformer":
         # what from_pretrained does: no processing for shortformer models
         kw.update(fold_ln=False, center_unembed=False, center_writing_weights=False)
-    tok = _named_tokenizer(cfg.tokenizer_name, notes)
+    tok = _named_tokenizer(cfg.tokenizer_name, notes, snap.path)
     if tok is None:
         cfg.tokenizer_name = None
     model = tl.HookedTransformer(cfg, tok, move_to_device=False)
@@ -686,19 +706,31 @@ def _config_value(v: object) -> object:
     return v
 
 
-def write_config(model: TLModel, path: Path) -> None:
+def write_config(model: TLModel, path: Path) -> str | None:
     """Write ``model``'s HookedTransformerConfig as JSON to ``path``: with the state dict it is
     the whole model (``HookedTransformer(cfg)`` then ``load_state_dict``); the config records
     the processing as it stands (``normalization_type`` "LNPre" after fold_ln). A model given
-    its tokenizer as an object has no ``tokenizer_name``; the tokenizer's own name or directory
-    is recorded then, so that the labels come back."""
+    its tokenizer as an object has no ``tokenizer_name``; the tokenizer's own name is recorded
+    then, so that the labels come back. Only a hub name is recorded (a config's tokenizer is
+    read from the hub cache only): a tokenizer from a directory is not, and the note returned
+    says so (else None)."""
     import json
+
+    from unembed.sources.hub_cache import looks_like_repo_id
 
     fields = {k: _config_value(v) for k, v in model.model.cfg.to_dict().items()}
     if not fields.get("tokenizer_name") and model.tokenizer is not None:
         fields["tokenizer_name"] = str(model.tokenizer.name_or_path or "") or None
+    name = fields.get("tokenizer_name")
+    note = None
+    if name is not None and not (isinstance(name, str) and looks_like_repo_id(name)):
+        fields["tokenizer_name"] = None
+        note = (f"its tokenizer came from the directory {name}, which the config does not "
+                f"record (a TransformerLens config names its tokenizer by hub name only): read "
+                f"it back with --labels {name} for the labels")
     record = {"format": CONFIG_FORMAT, "transformer_lens": tl_version(), "config": fields}
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return note
 
 
 def _read_config(path: Path, tl: Any) -> tuple[Any, str]:
@@ -723,6 +755,9 @@ def _read_config(path: Path, tl: Any) -> tuple[Any, str]:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise file_error(path, f"its config's dtype {fields['dtype']!r} is not a torch floating "
                                f"dtype.")
+    from unembed.sources.tl_config import check_fields
+
+    check_fields(path, fields, tl.HookedTransformerConfig)
     fields = {**fields, "dtype": dtype, "device": "cpu", "n_devices": 1}
     try:
         cfg = tl.HookedTransformerConfig.from_dict(fields)
@@ -789,26 +824,33 @@ def _check_fits(path: Path, cpath: Path, sd: dict[str, Any], model: Any, declare
         raise file_error(path, f"does not fit its config {cpath.name}: {problem}; refused.")
 
 
-def _named_tokenizer(name: str | None, notes: list[str]) -> Any:
-    """The tokenizer a config names: an absolute directory, else a hub name read from the hub
-    cache only; None (and a note) when it is not there."""
+def _named_tokenizer(name: object, notes: list[str], where: Path) -> Any:
+    """The tokenizer a config (``where``) names by hub name, read from the hub cache only; None
+    (and a note) when it is not there. A name that is not a hub name (a directory, any path)
+    is refused: a config does not lead unembed to read files it was not given."""
     if not name:
         return None
+    from unembed._checks import file_error
     from unembed.sources import hub_cache
+    from unembed.sources._paths import check_tree
     from unembed.sources.hf_dir import load_tokenizer
 
-    local = Path(name)
+    if not isinstance(name, str) or not hub_cache.looks_like_repo_id(name):
+        raise file_error(where, f"names the tokenizer {str(name)[:80]!r}, which is not a hub "
+                                f"name (ORG/NAME); a TransformerLens config's tokenizer is read "
+                                f"from the hub cache only, never from a path; refused.")
     try:
-        tok = load_tokenizer(local if local.is_absolute() and local.is_dir()
-                             else hub_cache.resolve(name).path)
+        snap = hub_cache.resolve(name)
     except UnembedError:
-        tok = None
+        snap = None
+    tok = None if snap is None else load_tokenizer(check_tree(snap.path, "tokenizer directory"))
     if tok is None:
         notes.append(f"its tokenizer {name} is not in the hub cache: labels are row numbers "
                      f"and inputs must be token ids")
     return tok
 
 
+@reads_named_file
 def load_state_dict_file(path: str | os.PathLike[str], *, dtype: str | None = None,
                          strict: bool = True, labels: str | os.PathLike[str] | None = None,
                          unique_labels: bool = False) -> TLModel:
@@ -832,7 +874,10 @@ def load_state_dict_file(path: str | os.PathLike[str], *, dtype: str | None = No
     p = regular_file(path, "state dict")
     if p.suffix not in STATE_DICT_SUFFIXES:
         raise file_error(p, f"not a state dict file ({', '.join(STATE_DICT_SUFFIXES)}).")
-    out = _load_written(p, p.suffix, config_path(p), dtype=dtype, strict=strict,
+    from unembed.sources._paths import contained
+
+    cpath = contained(p.parent, config_path(p).name, "TransformerLens config")
+    out = _load_written(p, p.suffix, cpath, dtype=dtype, strict=strict,
                         tokenizer=None, find_tokenizer=True)
     if labels is not None:
         from unembed.sources.sidecar import relabel
@@ -866,9 +911,12 @@ def _load_written(path: Path, suffix: str, cpath: Path, *, dtype: str | None, st
             raise fail(f"--model-dtype {dtype}: not a torch dtype.")
         cfg.dtype = run
     sd = _read_state_dict(path, suffix)
+    from unembed.sources.tl_config import check_against_state_dict
+
+    check_against_state_dict(cpath, cfg, {k: tuple(v.shape) for k, v in sd.items()})
     notes: list[str] = []
     if tokenizer is None and find_tokenizer:
-        tokenizer = _named_tokenizer(cfg.tokenizer_name, notes)
+        tokenizer = _named_tokenizer(cfg.tokenizer_name, notes, cpath)
     if tokenizer is None:
         cfg.tokenizer_name = None  # else HookedTransformer would fetch it
     try:
@@ -913,7 +961,9 @@ def export_tl(model: TLModel, head: Head, out: Path, tmp: Path, inputs: Any, see
                         f"no architecture)"]
     save_state_dict(new.model, tmp, out.suffix)
     with atomic_target(cpath, force=force) as ctmp:
-        write_config(new, ctmp)
+        note = write_config(new, ctmp)
+        if note is not None:
+            notes.append(note)
         reread = _load_written(tmp, out.suffix, ctmp, dtype=None, strict=head.strict,
                                tokenizer=model.tokenizer, find_tokenizer=False)
         if inputs is None:

@@ -217,8 +217,10 @@ class TorchSource:
         """A HuggingFace directory's reading options: where it is, whether its own code may
         run, where the forward passes run (None: CUDA when present, else the CPU; resolved
         when the model is placed) and in what dtype (None: the checkpoint's)."""
-        from unembed.device import resolve_dtype_name
+        from unembed.device import resolve_device, resolve_dtype_name
 
+        if device is not None:
+            resolve_device(device)  # an unknown or absent device is refused before any work
         self.path = path
         self.trust_remote_code = trust_remote_code
         self.device_name = device
