@@ -315,7 +315,7 @@ def enumeration_table(result: Enumeration) -> PairTable:
     quoted; ``covers`` is how many items a row decides (a "no" for a ranking prefix rules out
     every ranking that starts with it; 1 otherwise)."""
     rows = [{"item": _item(r.labels, result.kind), "status": r.status, "margin": r.margin,
-             "covers": int(r.extra.get("covers", 1)), "method": r.method}
+             "covers": int(r.covers or 1), "method": r.method}
             for r in [*result.feasible, *result.infeasible, *result.undecided]]
     return _table(rows, ("item", "status", "margin", "covers", "method"),
                   ("item", "status", "method"))

@@ -92,7 +92,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed.feasibility.lp import LPResult, certify, row_matrix, solve_lp
-from unembed.feasibility.result import Certificate, Feasibility, Realises, Status, claim
+from unembed.feasibility.result import (
+    Certificate,
+    Feasibility,
+    Realises,
+    Rtol,
+    Status,
+    claim,
+)
 from unembed.feasibility.space import (
     MEANING,
     Radius,
@@ -305,15 +312,14 @@ def _group_rows(sp: Space, S: NDArray[np.int64], z: NDArray[np.float64], k: int,
 
 
 def with_bound(r: Feasibility, sp: Space) -> Feasibility:
-    """Record in ``r.extra`` the bound on h it was decided under and what its verdict means,
-    and in ``r.realises`` which logits its witness realises."""
-    r.extra["hidden_bound"] = sp.bound
-    r.extra["claim"] = claim(r.status, sp.bound)
-    r.extra["rtol"] = {"value": sp.rtol, "from": sp.rtol_from}
+    """``r`` with the bound on h it was decided under, what its verdict means, the tolerance
+    used, where its LPs were solved, and which logits its witness realises."""
+    lp_space = r.lp_space
     if r.lp_solves and sp.span is not None:
-        r.extra["lp_space"] = (f"the rows' span (dimension {sp.span.coords.shape[1]} of "
-                               f"{sp.W.shape[1]}); witness and certificate checked in R^d")
-    return replace(r, realises=sp.realises)
+        lp_space = (f"the rows' span (dimension {sp.span.coords.shape[1]} of "
+                    f"{sp.W.shape[1]}); witness and certificate checked in R^d")
+    return replace(r, hidden_bound=sp.bound, claim=claim(r.status, sp.bound),
+                   rtol=Rtol(sp.rtol, sp.rtol_from), lp_space=lp_space, realises=sp.realises)
 
 
 def decide(
@@ -331,8 +337,8 @@ def decide(
 
     With ``optimal=True`` a "yes" is returned only once the LP optimum over the generated rows
     is attained over all rows (so ``margin`` is the exact optimum, not just some witness's).
-    The result's ``extra`` says which bound on h was used (``hidden_bound``) and what the
-    verdict proves (``claim``).
+    The result says which bound on h was used (``hidden_bound``) and what the verdict proves
+    (``claim``).
     """
     return with_bound(_decide(head, sp, pb, question=question, labels=labels, starts=starts,
                               optimal=optimal, max_rounds=max_rounds), sp)
@@ -390,13 +396,13 @@ def _decide(
                                bound, resid)
             status: Status = "no" if bound <= tol else "undecided"
             return Feasibility(question, labels, status, lp.t, tol, None, cert,
-                               sp.formulation, method, solves, {"lp_optimum": lp.t})
+                               sp.formulation, method, solves, lp_optimum=lp.t)
         w, m, r, z = lp_witness(sp, pb, lp)
         # optimality is judged on the LP's own point
         m_opt = evaluate(sp, pb, lp.h, lp.s)[0] if optimal else m
         if m > tol and r <= tol and (not optimal or m_opt >= lp.t - 1e-9 * tol / sp.rtol):
             return Feasibility(question, labels, "yes", m, tol, w, None, sp.formulation,
-                               method, solves, {"lp_optimum": lp.t})
+                               method, solves, lp_optimum=lp.t)
         grown = False
         for S in pb.groups:
             new = _group_rows(sp, S, z, _ADD_GROUP, active)
@@ -408,11 +414,11 @@ def _decide(
         if not grown:
             if m > tol and r <= tol:  # optimal requested but the LP could not close the gap
                 return Feasibility(question, labels, "yes", m, tol, w, None, sp.formulation,
-                                   method, solves, {"lp_optimum": lp.t})
+                                   method, solves, lp_optimum=lp.t)
             break
     t = np.nan if lp is None or not lp.ok else lp.t
     return Feasibility(question, labels, "undecided", t, tol, None, None, sp.formulation, "lp",
-                       solves, {"lp_optimum": t})
+                       solves, lp_optimum=t)
 
 
 def _full_rows(head: Head, pb: Problem) -> int:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from unembed.feasibility._core import (
     make_problem,
 )
 from unembed.feasibility.questions import scaled_starts
+from unembed.feasibility.result import SearchBound
 from unembed.head import Head, owned
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,13 +36,13 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(W: NDArray[np.float64], b: NDArray[np.float64], radius: float | None,
                  rtol: float, labels: tuple[str, ...], centered: bool,
                  box: NDArray[np.float64] | None = None,
-                 bound: dict[str, Any] | None = None) -> None:
+                 bound: SearchBound | None = None) -> None:
     # owned(W): the head shares the caller's read-only rows (in a forked worker, the parent's
     # pages), never a second copy of them.
     head = Head(owned(W), b=b if np.any(b != 0) else None, labels=labels, strict=False)
     _WORKER["head"] = head
-    _WORKER["space"] = Space(head.W, b, radius, rtol, centered=centered, box=box,
-                             bound=bound or {})
+    sp = Space(head.W, b, radius, rtol, centered=centered, box=box)
+    _WORKER["space"] = sp if bound is None else replace(sp, bound=bound)
 
 
 def _init_pool_worker(*initargs: Any) -> None:

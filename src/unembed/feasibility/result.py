@@ -3,7 +3,7 @@ it proves (:class:`Feasibility`, :class:`Certificate`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -15,6 +15,96 @@ if TYPE_CHECKING:
 Status = Literal["yes", "no", "undecided"]
 #: The logits a witness realises: with the head's bias, or without it (``bias=False``).
 Realises = Literal["W h + b", "W h"]
+#: Where the bound on the hidden state came from: none (any h in R^d), the caller, or the
+#: architecture's box recorded by the head's source.
+BoundSource = Literal["none", "caller", "architecture"]
+
+
+@dataclass(frozen=True, eq=False)
+class SearchBound:
+    """The bound on the hidden state h a question was decided under, and what it means.
+
+    Attributes
+    ----------
+    source : {"none", "caller", "architecture"}
+        "none": any h in R^d (the unit form); otherwise a box |h_j| <= r_j.
+    meaning : str
+        What "yes" and "no" then say about the model.
+    radius : float or None
+        The box's largest half-width max_j r_j (None without a box).
+    radii : ndarray of shape (d,) or None
+        The per-coordinate half-widths r_j, when they were given per coordinate.
+    reason, rows : str or None
+        For the architecture's box: where it comes from and which rows it applies to
+        (:class:`unembed.bounds.HiddenBound`).
+    """
+
+    source: BoundSource
+    meaning: str
+    radius: float | None = None
+    radii: NDArray[np.float64] | None = None
+    reason: str | None = None
+    rows: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """"unbounded" (no box) or "box"."""
+        return "unbounded" if self.source == "none" else "box"
+
+    @property
+    def per_coordinate(self) -> bool:
+        """Whether the box has its own half-width per coordinate."""
+        return self.radii is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.source == "none":
+            return {"kind": "unbounded", "source": "none", "meaning": self.meaning}
+        out: dict[str, Any] = {"kind": "box", "source": self.source, "radius": self.radius,
+                               "per_coordinate": self.per_coordinate}
+        if self.radii is not None:
+            out["radii"] = self.radii
+        if self.source == "architecture":
+            out["reason"] = self.reason
+            out["rows"] = self.rows
+        out["meaning"] = self.meaning
+        return out
+
+
+@dataclass(frozen=True)
+class Rtol:
+    """The relative tolerance used and where it came from ("given", or the default for the
+    head's storage dtype)."""
+
+    value: float
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "from": self.source}
+
+
+@dataclass(frozen=True)
+class SpanCheck:
+    """How a span-theorem witness was checked: its logit margin over the other labels, the
+    bound on the rounding of its recomputed logits, and max_j |h_j|."""
+
+    logit_margin: float
+    rounding_bound: float
+    hidden_norm_inf: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"logit_margin": self.logit_margin, "rounding_bound": self.rounding_bound,
+                "hidden_norm_inf": self.hidden_norm_inf}
+
+
+@dataclass(frozen=True)
+class LpFinding:
+    """What the LP alone had found before an exact answer replaced it."""
+
+    status: Status
+    margin: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "margin": self.margin}
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,11 +171,28 @@ class Feasibility:
         "start" (a cheap candidate already worked), "sample", "lp" or "lp+generation".
     lp_solves : int
         LPs solved for this answer.
-    extra : dict
-        ``hidden_bound`` and ``claim`` (what the verdict proves), ``lp_optimum``, ``reason``.
     realises : {"W h + b", "W h"}
         The logits on which the witness shows the answer (before logit scale and soft-cap):
         ``"W h"`` only for ``bias=False`` on a head with a non-zero bias.
+    lp_optimum : float or None
+        The LP's optimum over the rows it had when it stopped (None without an LP).
+    hidden_bound : SearchBound or None
+        The bound on h the question was decided under.
+    claim : str or None
+        What the verdict proves about the model under that bound.
+    rtol : Rtol or None
+        The relative tolerance used and where it came from.
+    lp_space : str or None
+        Where the LP was solved, when not in R^d (the rows' span).
+    reason : str or None
+        Why, in words, where a rule rather than an LP decided (identical rows, the span
+        theorem).
+    covers : int or None
+        For an infeasible ranking prefix: how many rankings it rules out.
+    span : SpanCheck or None
+        How a span-theorem witness was checked.
+    lp : LpFinding or None
+        What the LP alone had found, when an exact answer replaced it.
     """
 
     question: str
@@ -98,8 +205,16 @@ class Feasibility:
     formulation: str
     method: str
     lp_solves: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
     realises: Realises = "W h + b"
+    lp_optimum: float | None = None
+    hidden_bound: SearchBound | None = None
+    claim: str | None = None
+    rtol: Rtol | None = None
+    lp_space: str | None = None
+    reason: str | None = None
+    covers: int | None = None
+    span: SpanCheck | None = None
+    lp: LpFinding | None = None
 
     @property
     def feasible(self) -> bool:
@@ -126,14 +241,24 @@ class Feasibility:
             "realises": self.realises,
             "witness": None if self.witness is None else self.witness.tolist(),
             "certificate": None if self.certificate is None else self.certificate.to_dict(),
-            **self.extra,
+            **{k: v for k, v in (
+                ("lp_optimum", self.lp_optimum),
+                ("hidden_bound", None if self.hidden_bound is None
+                 else self.hidden_bound.to_dict()),
+                ("claim", self.claim),
+                ("rtol", None if self.rtol is None else self.rtol.to_dict()),
+                ("lp_space", self.lp_space),
+                ("reason", self.reason),
+                ("covers", self.covers),
+                ("span", None if self.span is None else self.span.to_dict()),
+                ("lp", None if self.lp is None else self.lp.to_dict())) if v is not None},
         }
 
 
 
-def claim(status: str, bound: dict[str, Any]) -> str:
+def claim(status: str, bound: SearchBound) -> str:
     """What a verdict proves about the model, given the bound on h it was decided under."""
-    src = bound.get("source", "none")
+    src = bound.source
     if status == "undecided":
         return "undecided: neither a witness nor a certificate within the tolerance"
     if src == "architecture":
@@ -146,3 +271,7 @@ def claim(status: str, bound: dict[str, Any]) -> str:
                 "a hidden state in the given box does it")
     return ("no hidden state in R^d does it" if status == "no" else
             "a hidden state in R^d does it (the witness)")
+
+
+__all__ = ["BoundSource", "Certificate", "Feasibility", "LpFinding", "Realises", "Rtol",
+           "SearchBound", "SpanCheck", "Status", "claim"]

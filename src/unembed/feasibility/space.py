@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import fail
 from unembed.bounds import HiddenBound, checked_box
-from unembed.feasibility.result import Realises
+from unembed.feasibility.result import Realises, SearchBound
 from unembed.head import Head
 
 if TYPE_CHECKING:
@@ -23,13 +23,24 @@ if TYPE_CHECKING:
 SPAN_LPS = True
 
 
+#: What the value of ``radius`` means, as said in every result's ``hidden_bound``.
+MEANING = {
+    "unbounded": "any hidden state h in R^d: 'yes' and 'no' are exact for every input",
+    "caller": "only hidden states in the box given: 'yes' (a witness in the box) and 'no' are "
+              "about the box, which may or may not be what the model can reach",
+    "architecture": "a box containing every hidden state the architecture can produce, but "
+                    "not all of it reachable (the normalised state also lies on a sphere): "
+                    "a relaxation. 'no' is a proof for the model (no reachable h does it "
+                    "either); 'yes' is a witness h in the box that the model may not reach",
+}
+
 @dataclass(frozen=True, eq=False)
 class Space:
     """The head's rows as the LP sees them: W (V, d) float64, the bias used, the box.
 
     ``radius`` is None (any h, unit form) or the largest half-width of the box; ``box`` (d,)
     holds the per-coordinate half-widths r_j when they differ (None: r_j = radius for all j);
-    ``bound`` describes the bound for the results (see :func:`bound_info`).
+    ``bound`` is the bound on h the results are decided under.
     """
 
     W: NDArray[np.float64]
@@ -38,7 +49,7 @@ class Space:
     rtol: float
     centered: bool = True  # softmax: the scale is taken on centered rows (gauge invariant)
     box: NDArray[np.float64] | None = None
-    bound: dict[str, Any] = field(default_factory=dict)
+    bound: SearchBound = field(default_factory=lambda: SearchBound("none", MEANING["unbounded"]))
     realises: Realises = "W h + b"
     rtol_from: str = "given"  # where rtol came from (said in every result)
 
@@ -102,17 +113,6 @@ class Space:
         return "max t s.t. rows >= t, |h|_inf <= 1: homogeneous, exact for every h in R^d"
 
 
-#: What the value of ``radius`` means, as said in every result's ``hidden_bound``.
-MEANING = {
-    "unbounded": "any hidden state h in R^d: 'yes' and 'no' are exact for every input",
-    "caller": "only hidden states in the box given: 'yes' (a witness in the box) and 'no' are "
-              "about the box, which may or may not be what the model can reach",
-    "architecture": "a box containing every hidden state the architecture can produce, but "
-                    "not all of it reachable (the normalised state also lies on a sphere): "
-                    "a relaxation. 'no' is a proof for the model (no reachable h does it "
-                    "either); 'yes' is a witness h in the box that the model may not reach",
-}
-
 Radius = float | str | NDArray[np.float64] | Sequence[float] | None
 
 
@@ -127,29 +127,25 @@ def architecture_bound(head: Head, func: str) -> HiddenBound:
 
 
 def resolve_radius(head: Head, radius: Radius, func: str
-                   ) -> tuple[float | None, NDArray[np.float64] | None, dict[str, Any]]:
-    """``radius`` as (largest half-width or None, per-coordinate box or None, description)."""
+                   ) -> tuple[float | None, NDArray[np.float64] | None, SearchBound]:
+    """``radius`` as (largest half-width or None, per-coordinate box or None, the bound)."""
     if radius is None:
-        return None, None, {"kind": "unbounded", "source": "none",
-                            "meaning": MEANING["unbounded"]}
+        return None, None, SearchBound("none", MEANING["unbounded"])
     if isinstance(radius, str):
         if radius not in ("architecture", "arch"):
             raise fail(f"The 'radius' argument of {func} must be a positive number, an array "
                        f"of shape ({head.d},), 'architecture' or None. Got {radius!r} instead.")
         hb = architecture_bound(head, func)
         r = hb.radii
-        return float(r.max()), r, {
-            "kind": "box", "source": "architecture", "radius": float(r.max()),
-            "per_coordinate": True, "radii": r, "reason": hb.reason,
-            "rows": hb.rows, "meaning": MEANING["architecture"]}
+        return float(r.max()), r, SearchBound("architecture", MEANING["architecture"],
+                                              float(r.max()), r, hb.reason, hb.rows)
     arr = np.asarray(radius, dtype=np.float64) if not np.isscalar(radius) else None
     if arr is not None and arr.ndim == 1:
         if arr.shape != (head.d,) or not (np.isfinite(arr).all() and (arr > 0).all()):
             raise fail(f"The 'radius' argument of {func} must be positive finite with shape "
                        f"({head.d},). Got shape {arr.shape} instead.")
-        return float(arr.max()), arr, {"kind": "box", "source": "caller",
-                                       "radius": float(arr.max()), "per_coordinate": True,
-                                       "radii": arr, "meaning": MEANING["caller"]}
+        return float(arr.max()), arr, SearchBound("caller", MEANING["caller"],
+                                                  float(arr.max()), arr)
     try:
         R = float(radius)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -157,8 +153,7 @@ def resolve_radius(head: Head, radius: Radius, func: str
     if not (np.isfinite(R) and R > 0):
         raise fail(f"The 'radius' argument of {func} must be a positive number or None. "
                    f"Got {radius!r} instead.")
-    return R, None, {"kind": "box", "source": "caller", "radius": R, "per_coordinate": False,
-                     "meaning": MEANING["caller"]}
+    return R, None, SearchBound("caller", MEANING["caller"], R)
 
 
 def default_rtol(head: Head, rtol: float | None) -> tuple[float, str]:

@@ -80,6 +80,7 @@ from numpy.typing import NDArray
 from scipy.linalg import solve_triangular
 
 from unembed.feasibility._core import Feasibility, Space
+from unembed.feasibility.result import SpanCheck
 
 _BLOCK = 256  # witnesses formed per block (block x d float64 in memory)
 _EPS64 = 2.0**-53
@@ -330,11 +331,10 @@ def exact_answer(head_labels: tuple[str, ...], sp: Space, question: str,
     elif margin <= sp.tol:
         words += (f" (below the tolerance {sp.tol:.3g}, which guards LP solutions against the "
                   f"solver's own tolerance: an exact solve needs none)")
-    extra = {"reason": words, "span": {"logit_margin": logit_margin,
-                                       "rounding_bound": float(err.max(initial=0.0)),
-                                       "hidden_norm_inf": float(np.abs(h).max(initial=0.0))}}
+    check = SpanCheck(logit_margin, float(err.max(initial=0.0)),
+                      float(np.abs(h).max(initial=0.0)))
     return Feasibility(question, head_labels, "yes", margin, sp.tol, h, None, sp.formulation,
-                       "span", 0, extra)
+                       "span", 0, reason=words, span=check)
 
 
 __all__ = [

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,6 +52,7 @@ from unembed.feasibility._core import (
 from unembed.feasibility.fast_pass import Scores, fast_block, fast_unit, rebuild
 from unembed.feasibility.lp_workers import Runner
 from unembed.feasibility.questions import identical_reason
+from unembed.feasibility.result import Rtol, SearchBound
 from unembed.feasibility.sketch import (
     Sketch,
     choose_rank,
@@ -59,6 +60,7 @@ from unembed.feasibility.sketch import (
     principal_basis,
     rank_ladder,
 )
+from unembed.feasibility.space import MEANING
 from unembed.feasibility.span import SpanWitnesses, span_note, span_witnesses
 from unembed.head import Head, LabelRef
 
@@ -127,10 +129,10 @@ class VocabularyResult:
         The argmaxable labels with the smallest exact margins.
     narrowest_exact : bool
         True when no other label can have a smaller margin than the last one listed.
-    hidden_bound : dict
-        The bound on h used: "kind" ("unbounded" or "box"), "source" ("none", "caller" or
-        "architecture"), "radius", "radii" (per-coordinate), "reason" and "meaning" (what a
-        "yes" and a "no" then prove about the model).
+    hidden_bound : SearchBound
+        The bound on h used: its ``kind`` ("unbounded" or "box"), ``source`` ("none",
+        "caller" or "architecture"), ``radius``, ``radii`` (per-coordinate), ``reason`` and
+        ``meaning`` (what a "yes" and a "no" then prove about the model).
     realises : {"W h + b", "W h"}
         The logits on which every witness makes its label the strict argmax (``"W h"`` only
         for ``bias=False`` on a head with a bias).
@@ -139,8 +141,9 @@ class VocabularyResult:
         is at least as large (method "identical"; such a label is never the strict argmax).
     notes : tuple of str
         What else the reader needs to know (e.g. labels settled by the span theorem).
-    rtol : dict
-        ``{"value": rtol, "from": "given" | "default for storage dtype D"}``: by default the
+    rtol : Rtol
+        The value and where it came from ("given" or "default for storage dtype D"): by
+        default the
         relative tolerance follows the head's storage dtype (:mod:`unembed._tolerance`).
     sketch : SketchInfo
         How the fast pass bounded the rivals. With a sketch, the margin of a "fast" label is
@@ -157,7 +160,8 @@ class VocabularyResult:
     lp_results: dict[int, Feasibility]
     narrowest: list[Feasibility]
     narrowest_exact: bool
-    hidden_bound: dict[str, Any] = field(default_factory=dict)
+    hidden_bound: SearchBound = field(
+        default_factory=lambda: SearchBound("none", MEANING["unbounded"]))
     realises: Realises = "W h + b"
     reasons: dict[int, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -165,7 +169,7 @@ class VocabularyResult:
         repr=False, default_factory=dict)
     _span: SpanWitnesses | None = field(repr=False, default=None)
     _head: Head | None = field(repr=False, default=None)
-    rtol: dict[str, Any] = field(default_factory=dict)
+    rtol: Rtol | None = None
     sketch: SketchInfo = field(default_factory=lambda: SketchInfo(0, "not run"))
 
     @property
@@ -206,9 +210,9 @@ class VocabularyResult:
             "unargmaxable": self.unargmaxable,
             "undecided": self.undecided,
             "tol": self.tol,
-            "rtol": self.rtol,
+            "rtol": None if self.rtol is None else self.rtol.to_dict(),
             "formulation": self.formulation,
-            "hidden_bound": self.hidden_bound,
+            "hidden_bound": self.hidden_bound.to_dict(),
             "realises": self.realises,
             "reasons": {self.labels[i]: why for i, why in self.reasons.items()},
             "notes": list(self.notes),
@@ -378,18 +382,18 @@ def argmaxable_all(
     for i, r in identical.items():
         lp_results[i] = r
         method[i] = "identical"
-        reasons[i] = str(r.extra["reason"])
+        reasons[i] = str(r.reason)
     for i, r in lp_results.items():
         status[i] = r.status
         margin[i] = r.margin
         if not settled[i] and i not in identical:
             method[i] = "lp"
     narrow_idx = sorted(exact, key=lambda i: exact[i])[:n_narrowest]
-    narrowest = [lp_results[i] for i in narrow_idx]
     keep = {i: rc for i, rc in recipes.items() if settled[i] and not by_span[i]}
-    rtol_info = {"value": sp.rtol, "from": sp.rtol_from}
-    for r in lp_results.values():  # LPs in worker processes knew the value, not its origin
-        r.extra["rtol"] = rtol_info
+    rtol_info = Rtol(sp.rtol, sp.rtol_from)
+    # LPs in worker processes knew the value, not its origin
+    lp_results = {i: replace(r, rtol=rtol_info) for i, r in lp_results.items()}
+    narrowest = [lp_results[i] for i in narrow_idx]
     return VocabularyResult(head.labels, status, margin, method, sp.tol, sp.formulation,
                             lp_results, narrowest, narrow_exact, sp.bound, sp.realises,
                             reasons, tuple(notes), keep, span, head, rtol=rtol_info,
@@ -471,13 +475,13 @@ def _identical(head: Head, sp: Space) -> dict[int, Feasibility]:
                 "argmaxable", (head.labels[i],), "no", float(sp.b[i] - sp.b[j]) if
                 sp.radius is not None else min(0.0, float(sp.b[i] - sp.b[j])), sp.tol, None,
                 cert, sp.formulation, "identical", 0,
-                {"reason": identical_reason(head.labels[j])}), sp)
+                reason=identical_reason(head.labels[j])), sp)
     return out
 
 
 def _optimum(r: Feasibility) -> float:
     """The LP's optimum (the exact margin, a supremum when only reached as |h| -> inf)."""
-    return float(r.extra.get("lp_optimum", r.margin))
+    return r.margin if r.lp_optimum is None else float(r.lp_optimum)
 
 
 def _narrowest(runner: Runner, bar: Bars, W: NDArray[np.float64], mean: NDArray[np.float64],
