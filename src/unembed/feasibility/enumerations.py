@@ -9,7 +9,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,9 +30,6 @@ from unembed.feasibility.result import SearchBound
 from unembed.head import Head, LabelRef
 
 _MAX_ENUM = 8
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 # ---------------------------------------------------------------------------------- co-top
@@ -61,11 +58,6 @@ class CoTopMatrix:
     hidden_bound: SearchBound | None = None
     realises: Realises = "W h + b"
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per pair as a pandas DataFrame (:func:`unembed.tables.co_top_table`)."""
-        from unembed.tables import co_top_table
-
-        return co_top_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,11 +157,6 @@ class Enumeration:
     def n_infeasible(self) -> int:
         return int(sum(r.covers or 1 for r in self.infeasible))
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per item as a pandas DataFrame (:func:`unembed.tables.enumeration_table`)."""
-        from unembed.tables import enumeration_table
-
-        return enumeration_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         return {

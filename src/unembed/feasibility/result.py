@@ -4,13 +4,10 @@ it proves (:class:`Feasibility`, :class:`Certificate`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 Status = Literal["yes", "no", "undecided"]
 #: The logits a witness realises: with the head's bias, or without it (``bias=False``).
@@ -221,11 +218,6 @@ class Feasibility:
         """True only for a "yes" backed by a witness."""
         return self.status == "yes"
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row as a pandas DataFrame (:func:`unembed.tables.feasibility_table`)."""
-        from unembed.tables import feasibility_table
-
-        return feasibility_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         return {

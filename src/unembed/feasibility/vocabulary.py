@@ -70,9 +70,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 
 @dataclass(frozen=True)
 class SketchInfo:
@@ -196,11 +193,6 @@ class VocabularyResult:
             return None
         return rebuild(self._head.W, self._head.stats.mean(), i, self._recipes[i])
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per label as a pandas DataFrame (:func:`unembed.tables.vocabulary_table`)."""
-        from unembed.tables import vocabulary_table
-
-        return vocabulary_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         counts = {k: int((self.status == k).sum()) for k in ("yes", "no", "undecided")}
