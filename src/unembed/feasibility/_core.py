@@ -92,6 +92,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed.feasibility.lp import LPResult, certify, row_matrix, solve_lp
+from unembed.feasibility.lp_model import open_lp
 from unembed.feasibility.result import (
     Certificate,
     Feasibility,
@@ -382,10 +383,12 @@ def _decide(
             order.extend(new)
     solves = 0
     lp: LPResult | None = None
+    model = open_lp(sp, pb.EP, pb.EN)  # rows added each round, re-solved warm
     for _ in range(max_rounds):
         P = np.array([r[0] for r in order], dtype=np.int64)
         N = np.array([r[1] for r in order], dtype=np.int64)
-        lp = solve_lp(sp, P, N, pb.EP, pb.EN)
+        model.add(P[model.n_rows:], N[model.n_rows:])
+        lp = model.solve()
         solves += 1
         method = "lp" if not pb.groups or len(order) >= _full_rows(head, pb) else "lp+generation"
         if not lp.ok:
