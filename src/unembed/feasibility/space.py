@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,7 +17,7 @@ from unembed.feasibility.result import Realises, SearchBound
 from unembed.head import Head
 
 if TYPE_CHECKING:
-    from unembed.feasibility.span import SpanBasis
+    from unembed.feasibility.span import Simplex, SpanBasis
 
 #: LPs of wide heads (radius None, 2 V <= d) are solved in the rows' span (benchmarks set it
 #: False to time the LPs in R^d).
@@ -65,37 +66,38 @@ class Space:
         by it lies on the box's boundary."""
         return np.asarray(np.abs(H / self.r).max(axis=-1, initial=0.0), dtype=np.float64)
 
-    @property
+    @cached_property
     def tol(self) -> float:
-        cached = self.__dict__.get("_tol")
-        if cached is None:
-            from unembed._blocks import row_blocks
+        """rtol times the largest value a row can take in the box: 2 max_i |u_i - m| . r
+        + 2 max_i |b_i| (m the rows' mean and b centered for softmax; computed once)."""
+        from unembed._blocks import row_blocks
 
-            W, b = self.W, self.b
-            m = W.mean(axis=0) if self.centered else np.zeros(W.shape[1])
-            if self.centered:
-                b = b - b.mean()
-            r = self.r
-            top = max(float((np.abs(W[s:e] - m) @ r).max())  # in row blocks: no (V, d) copy
-                      for s, e in row_blocks(*W.shape))
-            scale = 2 * top + 2 * float(np.abs(b).max(initial=0.0))
-            cached = self.rtol * scale
-            object.__setattr__(self, "_tol", cached)
-        return float(cached)
+        W, b = self.W, self.b
+        m = W.mean(axis=0) if self.centered else np.zeros(W.shape[1])
+        if self.centered:
+            b = b - b.mean()
+        r = self.r
+        top = max(float((np.abs(W[s:e] - m) @ r).max())  # in row blocks: no (V, d) copy
+                  for s, e in row_blocks(*W.shape))
+        scale = 2 * top + 2 * float(np.abs(b).max(initial=0.0))
+        return float(self.rtol * scale)
 
-    @property
+    @cached_property
     def span(self) -> SpanBasis | None:
         """The rows' span as an orthonormal basis when the LPs are solved there (``radius``
         None and 2 V <= d; see :mod:`unembed.feasibility.span`), else None."""
-        if "_span" not in self.__dict__:
-            from unembed.feasibility.span import span_basis
+        from unembed.feasibility.span import span_basis
 
-            V, d = self.W.shape
-            basis = (span_basis(self.W) if SPAN_LPS and self.radius is None and 2 * V <= d
-                     else None)
-            object.__setattr__(self, "_span", basis)
-        out: SpanBasis | None = self.__dict__["_span"]
-        return out
+        V, d = self.W.shape
+        return span_basis(self.W) if SPAN_LPS and self.radius is None and 2 * V <= d else None
+
+    @cached_property
+    def simplex(self) -> Simplex | None:
+        """The rows as a simplex when the span theorem can apply (see
+        :func:`unembed.feasibility.span.simplex_of`), else None; computed once."""
+        from unembed.feasibility.span import simplex_of
+
+        return simplex_of(self)
 
     @property
     def formulation(self) -> str:

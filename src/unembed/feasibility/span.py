@@ -236,26 +236,27 @@ class Simplex:
 
 
 def simplex(sp: Space) -> Simplex | None:
-    """:class:`Simplex` of the head's rows when the span theorem can apply (``radius`` None,
-    2 <= V <= d + 1) and D D^T has a Cholesky factor, else None; cached on the space. Affine
-    independence is not taken from the factorisation: every witness solved with it is checked
-    on the head (:func:`exact_answer`)."""
-    if "_simplex" not in sp.__dict__:
-        from unembed._blocks import block_gram
+    """:func:`simplex_of` the space, computed once per space (``Space.simplex``)."""
+    return sp.simplex
 
-        W = sp.W
-        V, d = W.shape
-        out = None
-        if sp.radius is None and 2 <= V <= d + 1:
-            G = block_gram(W, np.asarray(W[-1], dtype=np.float64))[:-1, :-1]
-            try:
-                L = np.asarray(np.linalg.cholesky(0.5 * (G + G.T)), dtype=np.float64)
-                out = Simplex(W, L)
-            except np.linalg.LinAlgError:
-                out = None
-        object.__setattr__(sp, "_simplex", out)
-    got: Simplex | None = sp.__dict__["_simplex"]
-    return got
+
+def simplex_of(sp: Space) -> Simplex | None:
+    """:class:`Simplex` of the head's rows when the span theorem can apply (``radius`` None,
+    2 <= V <= d + 1) and D D^T has a Cholesky factor, else None. Affine independence is not
+    taken from the factorisation: every witness solved with it is checked on the head
+    (:func:`exact_answer`)."""
+    from unembed._blocks import block_gram
+
+    W = sp.W
+    V, d = W.shape
+    if not (sp.radius is None and 2 <= V <= d + 1):
+        return None
+    G = block_gram(W, np.asarray(W[-1], dtype=np.float64))[:-1, :-1]
+    try:
+        L = np.asarray(np.linalg.cholesky(0.5 * (G + G.T)), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        return None
+    return Simplex(W, L)
 
 
 def _solution(sx: Simplex, sp: Space, top: tuple[int, ...], M: float) -> NDArray[np.float64]:
@@ -343,6 +344,7 @@ __all__ = [
     "SpanWitnesses",
     "exact_answer",
     "simplex",
+    "simplex_of",
     "span_basis",
     "span_witnesses",
 ]
