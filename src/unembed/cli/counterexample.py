@@ -86,8 +86,7 @@ def run_model(args: argparse.Namespace) -> int:
     import numpy as np
 
     from unembed.construct import translation_for_cosine
-    from unembed.export import export_model
-    from unembed.sources.base import check_exportable
+    from unembed.export import check_exportable, export_model
     from unembed.views import cosine
 
     t0 = perf_counter()
@@ -114,7 +113,7 @@ def run_model(args: argparse.Namespace) -> int:
     if args.json:
         print_json(record)
     else:
-        print(f"{head!r} from {head.meta.get('source')}: pair {res.labels[0]!r}, "
+        print(f"{head!r} from {head.source}: pair {res.labels[0]!r}, "
               f"{res.labels[1]!r} ({head.rows} rows"
               f"{'; norm ' + str(head.meta['norm']) if head.meta.get('norm') else ''})")
         print(f"  cosine before   {fmt(res.cosine_before, 12)}")
@@ -157,12 +156,13 @@ def run(args: argparse.Namespace) -> int:
     from time import perf_counter
 
     from unembed.construct import cosine_translation
-    from unembed.equivalence import compare_head_rows_many
-    from unembed.sources.files import read_tensor, write_like
+    from unembed.export.weights import stored_like, write_weights
+    from unembed.sources.files import read_tensor
 
     seconds: dict[str, float] = {}
     t0 = perf_counter()
     head = load_head(args)
+    stored_like(head)  # read from a weight file by load_head
     H = None
     if args.inputs:
         H = np.asarray(read_tensor(args.inputs, ndim=2).array, dtype=np.float64)
@@ -180,43 +180,20 @@ def run(args: argparse.Namespace) -> int:
     t0 = perf_counter()
     res = cosine_translation(head, a, b, args.target)
     c = res.c
-    assert head.file is not None  # read from a weight file by load_head
-    like = head.file
     if args.dtype and args.dtype != head.dtype:
         from unembed.construct import stored_cosine
 
-        like = _with_dtype(head.file, args.dtype)
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
     seconds["construct"] = perf_counter() - t0
-    t0 = perf_counter()
-    out = write_like(like, head.W, args.out, force=args.force, shift=c)
-    if head.labels_from != "row numbers":
-        from unembed.sources.sidecar import write_labels
-
-        write_labels(head, out, force=args.force)
-    elif labels_out.exists() or labels_out.is_symlink():
-        # (only with --force: checked above) labels of the file replaced would name these rows
-        from unembed._io import remove_path
-
-        remove_path(labels_out)
-    seconds["write"] = perf_counter() - t0
-    # Verify what was written, not what was meant to be written; in the same pass (the old
-    # head's logits formed once), the translated rows W + c in float64 (the construction).
-    t0 = perf_counter()
-    mf = head.file
-    assert mf is not None  # read from a weight file by load_head
-    spec = str(out) + (f":{mf.tensor}" if mf.tensor else "")
-    written = read_tensor(spec, ndim=2)
-    i, j = res.indices
-    pair = np.asarray(written._rows(i, i + 1)[0], dtype=np.float64), \
-        np.asarray(written._rows(j, j + 1)[0], dtype=np.float64)
-    cos_written = float(np.clip(pair[0] @ pair[1] / (np.linalg.norm(pair[0])
-                                                     * np.linalg.norm(pair[1])), -1.0, 1.0))
-    equiv, eq = compare_head_rows_many(
-        head, [(lambda s, e: head.W[s:e] + c, "float64"), (written._rows, written.dtype)], H,
-        n_random=args.n_random, seed=args.seed)
-    seconds["verify"] = perf_counter() - t0
+    # written, re-read and verified; the moved rows' float64 check in the same pass
+    written = write_weights(head, args.out, shift=c, dtype=args.dtype, force=args.force,
+                            hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices,
+                            check_shift=True)
+    seconds["write"], seconds["verify"] = written.write_seconds, written.verify_seconds
+    out, eq, cos_written = written.out, written.equivalence, written.cosine_written
+    equiv = written.construction
+    assert cos_written is not None and equiv is not None  # a pair was given, and the check
     record = {"pair": list(res.labels), "target": res.target,
               "cosine_before": res.cosine_before, "cosine_after": res.cosine_after,
               "cosine_after_stored": res.cosine_after_stored, "stored_dtype": res.stored_dtype,
@@ -237,18 +214,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {eq.verdict}")
         print(f"wrote {out}")
     return 0 if eq.equivalent else 1
-
-
-def _with_dtype(mf: Any, dtype: str) -> Any:
-    """The weight file description ``mf`` with another storage dtype (for ``--dtype``)."""
-    from dataclasses import replace
-
-    from unembed._checks import fail
-
-    if mf.format == "npy" and dtype == "bfloat16":
-        raise fail(f"{mf.path}: .npy cannot store bfloat16; use float32 or a .safetensors "
-                   f"file.")
-    return replace(mf, dtype=dtype)
 
 
 def _reads_model(args: argparse.Namespace, source: str) -> bool:
