@@ -168,7 +168,7 @@ def invariance(head: Head, view: str) -> ViewInvariance:
     it.
 
     >>> import numpy as np
-    >>> from unembed import Head, translate
+    >>> from unembed import Head
     >>> capped = Head(np.eye(3), softcap=30.0)
     >>> invariance(capped, "centered").note.split(":")[0]
     'no symmetry of this head stands behind this view'
@@ -482,7 +482,7 @@ def cosine(
     an error saying why, not a number.
 
     >>> import numpy as np
-    >>> from unembed import Head
+    >>> from unembed import Head, translate
     >>> head = Head(np.array([[2.0, 1.0], [1.0, 2.0], [0.0, 0.5]]), strict=False)
     >>> round(cosine(head, 0, 1, "raw"), 6)
     0.8
