@@ -85,11 +85,11 @@ def _th(h: Header, left: bool) -> str:
 
 
 def table(header: Sequence[Header], rows: Sequence[Sequence[Cell]], left: int = 0, *,
-           digits: dict[int, int] | None = None, fold: bool = False) -> str:
+           digits: dict[int, int] | None = None, fold: bool = True) -> str:
     """An HTML table. Number cells (floats, None) are printed column by column at one
-    precision (``digits``: decimals per column index, default 3). With ``fold``, a column
-    whose cells are the same in every row (of two or more) is left out and stated once above
-    the table ("In every row: ...")."""
+    precision (:func:`column`; ``digits``: fixed decimals for the columns it names). With
+    ``fold`` (the default) and a header, a column whose cells are the same in every row (of
+    two or more) is left out and stated once above the table ("In every row: ...")."""
     cols = max((len(r) for r in rows), default=len(header))
     text: list[list[str]] = [[c if isinstance(c, str) else "" for c in r] for r in rows]
     for j in range(cols):
@@ -99,18 +99,21 @@ def table(header: Sequence[Header], rows: Sequence[Sequence[Cell]], left: int = 
             for i in idx:
                 c = rows[i][j]
                 vals.append(None if c is None or isinstance(c, str) else float(c))
-            for i, t in zip(idx, column(vals, (digits or {}).get(j, 3)), strict=True):
+            given = (digits or {}).get(j)
+            shown = (column(vals, 3) if given is None
+                     else [num(v, given) for v in vals])  # decimals given: fixed point
+            for i, t in zip(idx, shown, strict=True):
                 text[i][j] = t
     keep = list(range(cols))
     note = ""
-    if fold and len(text) >= 2:
+    if fold and any(header) and len(text) >= 2:
         same = [j for j in range(cols)
                 if all(len(r) == cols for r in text) and len({r[j] for r in text}) == 1
                 and j < len(header)]
         if same and len(same) < cols:
             keep = [j for j in keep if j not in same]
             note = ("<p class='small'>In every row: " + "; ".join(
-                f"{esc(header[j] if isinstance(header[j], str) else header[j][0])} "
+                f"{esc(header[j] if isinstance(header[j], str) else header[j][0])} = "
                 f"{text[0][j]}" for j in same) + ".</p>")
     th = "".join(_th(header[j], j < left) for j in keep if j < len(header))
     head = f"<tr>{th}</tr>" if any(header) else ""

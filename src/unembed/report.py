@@ -93,13 +93,14 @@ def p_text(p: float | None) -> str:
     return "< 1e-300" if p < 1e-300 else f"{p:.2g}"
 
 
-def rho_text(r: RankCorrelation, *, n: bool = True) -> str:
-    """rho with its sample size and p-value: "+0.54 (n = 45, p = 0.0001)" (without the
-    sample size, "+0.54 (p = 0.0001)", where a table states it once)."""
-    if r.rho is None:
-        return f"undefined (n = {r.n_pairs})" if n else "undefined"
-    size = f"n = {r.n_pairs}, " if n else ""
-    return f"{r.rho:+.2f} ({size}p = {p_text(r.p_value)})"
+def rho_text(r: RankCorrelation, *, n: bool = True, p: bool = True) -> str:
+    """rho with its sample size and p-value: "+0.54 (n = 45, p = 0.0001)"; without the
+    sample size or the p-value where a table states it once ("+0.54 (p = 0.0001)",
+    "+0.54")."""
+    inner = ([f"n = {r.n_pairs}"] if n else []) + (
+        [f"p = {p_text(r.p_value)}"] if p and r.rho is not None else [])
+    tail = f" ({', '.join(inner)})" if inner else ""
+    return ("undefined" if r.rho is None else f"{r.rho:+.2f}") + tail
 
 
 def _ci(d: RhoDifference) -> str:
@@ -264,11 +265,14 @@ def render_html(res: AuditResult, *, title: str = "unembed audit") -> str:
     by = {(r.view, r.measure): r for r in res.correlations}
     ns = {r.n_pairs for r in res.correlations}
     one_n = len(ns) == 1
-    rows = [[esc(v)] + [esc(rho_text(by[(v, me)], n=not one_n)) for me in MEASURES]
-            for v in res.similarities]
-    if one_n:
-        parts.append(f"<p>n = {ns.pop()} pairs in every cell; p: the two-sided p-value "
-                     f"(below).</p>")
+    ps = {p_text(r.p_value) for r in res.correlations if r.rho is not None}
+    one_p = len(ps) == 1 and len(res.correlations) > 1
+    rows = [[esc(v)] + [esc(rho_text(by[(v, me)], n=not one_n, p=not one_p))
+                        for me in MEASURES] for v in res.similarities]
+    if one_n or one_p:
+        said = ([f"n = {next(iter(ns))} pairs"] if one_n else []) + (
+            [f"p = {next(iter(ps))} (the two-sided p-value, below)"] if one_p else [])
+        parts.append(f"<p>In every cell: {'; '.join(said)}.</p>")
     parts.append(table(["view"] + [MEASURE_TITLES[me] for me in MEASURES], rows, left=1))
     car = res.advice.measures
     parts.append("<p class='small'>Pairs carrying each measure (a value other than its modal "
@@ -445,7 +449,7 @@ def _verdicts_table(results: dict[str, AuditResult], headings: dict[str, str]) -
         cells.append("n/a" if park is None else num(park.distance))
         rows.append(cells)
     return (table(["model", "V / d", "claim 1", "claim 2", "claim 3", "no statistic",
-                    "best view (rho, n)", "causal gap"], rows, left=1)
+                    "best view (rho, n)", "causal gap"], rows, left=1, fold=True)
             + "<p class='small'><i>No statistic</i>: views constant over the label set (no "
               "rank correlation is computed for them). <i>Best view</i>: among the views "
               "invariant under every symmetry of the head, the one whose cosine ranks the pairs "

@@ -118,7 +118,9 @@ def _pair_claim_html(d: PairClaimDetails, undefined: dict[str, str],
                    f"best hidden state (above 0: they can be the top two). Witness norm: the "
                    f"Euclidean norm of that hidden state; the largest norm of a hidden state "
                    f"of the data is {num(d.data_max_norm)}.</p>")
-        same = all(e.p_a == e.p_b for e in ev[:TABLE_ROWS])
+        same = all((e.p_a is None and e.p_b is None) or (
+            e.p_a is not None and e.p_b is not None and abs(e.p_a - e.p_b) <= 1e-9)
+            for e in ev[:TABLE_ROWS])  # equal along the witness, up to rounding
         ev_rows: list[list[Cell]] = []
         for e in ev[:TABLE_ROWS]:
             ps_cells: list[Cell] = [e.p_a] if same else [e.p_a, e.p_b]
