@@ -31,7 +31,7 @@ td.l,th.l{{text-align:left}}.ok{{color:#070;font-weight:bold}}.no{{color:#b00;fo
 .nt{{color:#8a6d00;font-weight:bold}}img{{max-width:100%;height:auto}}.wide{{overflow-x:auto}}
 code{{background:#f5f5f5;padding:0 3px}}.small{{font-size:12px;color:#555}}
 .grid{{display:flex;flex-wrap:wrap;gap:8px}}th[title]{{text-decoration:underline dotted}}
-td .ok,td .no,td .nt{{white-space:nowrap}}dl.terms dt{{font-weight:bold;float:left;clear:left;
+dl.terms dt{{font-weight:bold;float:left;clear:left;
 margin-right:.5em}}dl.terms dd{{margin:0 0 .2em 0}}dl.terms{{font-size:13px}}
 """
 
