@@ -63,6 +63,7 @@ from unembed.pair_claims import (
     witness_region,
 )
 from unembed.streaming import PassOptions, collect_with, label_selection
+from unembed.undefined_views import view_terms
 from unembed.views import INVARIANT_UNDER, VIEWS, causal_rank, similarity_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -287,18 +288,6 @@ class AuditResult:
 # ---------------------------------------------------------------------------- statistics
 def _pairs(k: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     return np.triu_indices(k, 1)
-
-
-def view_terms(view: str, head: Head, n_states: int = 0) -> int:
-    """How many rounded operations one cosine of ``view`` accumulates (for
-    :func:`unembed._stats.rounding_tolerance`): d for a dot product of rows, V + d for the
-    causal view's whitening (an SVD or eigendecomposition of the rows), n + d for the logit
-    view (moments summed over n hidden states)."""
-    if view == "causal":
-        return head.n_labels + head.d
-    if view == "logit":
-        return n_states + head.d
-    return head.d
 
 
 def _view_reasons(head: Head, sims: Mapping[str, NDArray[np.float64]], n_states: int,
