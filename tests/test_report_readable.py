@@ -254,3 +254,15 @@ def test_report_text_has_no_defects(which, request) -> None:
             if all(nums):
                 styles = {(len(m.group(1)), bool(m.group(2))) for m in nums if m}
                 assert len(styles) == 1, ("precisions differ in a column", j, col)
+
+
+def test_docs_state_the_report_geometry() -> None:
+    """docs/audit.md quotes the figures' geometry; it cannot drift from the constants."""
+    from pathlib import Path
+
+    from unembed.plots import CSS_DPI, MIN_FONT_PT, WIDE_IN
+
+    text = " ".join((Path(__file__).parents[1] / "docs" / "audit.md").read_text().split())
+    assert f"at most {HEATMAP_MAX_LABELS} labels" in text
+    assert f"never wider than {round(WIDE_IN * CSS_DPI)} px" in text
+    assert f"{MIN_FONT_PT:g} pt, is {MIN_FONT_PT * CSS_DPI / 72:.1f} px" in text
