@@ -84,8 +84,7 @@ def run_model(args: argparse.Namespace) -> int:
     import numpy as np
 
     from unembed.construct import translation_for_cosine
-    from unembed.export import export_model
-    from unembed.sources.base import check_exportable
+    from unembed.export import check_exportable, export_model
     from unembed.views import cosine
 
     model = load_model(args)
@@ -106,7 +105,7 @@ def run_model(args: argparse.Namespace) -> int:
     if args.json:
         print_json(record)
     else:
-        print(f"{head!r} from {head.meta.get('source')}: pair {res.labels[0]!r}, "
+        print(f"{head!r} from {head.source}: pair {res.labels[0]!r}, "
               f"{res.labels[1]!r} ({head.rows} rows"
               f"{'; norm ' + str(head.meta['norm']) if head.meta.get('norm') else ''})")
         print(f"  cosine before   {fmt(res.cosine_before, 12)}")
@@ -148,9 +147,11 @@ def run(args: argparse.Namespace) -> int:
 
     from unembed.construct import cosine_translation
     from unembed.equivalence import compare_head_rows
-    from unembed.sources.files import read_tensor, write_like
+    from unembed.export.weights import stored_like, write_weights
+    from unembed.sources.files import read_tensor
 
     head = load_head(args)
+    stored_like(head)  # read from a weight file by load_head
     H = None
     if args.inputs:
         H = np.asarray(read_tensor(args.inputs, ndim=2).array, dtype=np.float64)
@@ -168,36 +169,15 @@ def run(args: argparse.Namespace) -> int:
     c = res.c
     equiv = compare_head_rows(head, lambda s, e: head.W[s:e] + c, "float64", H,
                               n_random=args.n_random, seed=args.seed)
-    assert head.file is not None  # read from a weight file by load_head
-    like = head.file
     if args.dtype and args.dtype != head.dtype:
         from unembed.construct import stored_cosine
 
-        like = _with_dtype(head.file, args.dtype)
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
-    out = write_like(like, head.W, args.out, force=args.force, shift=c)
-    if head.labels_from != "row numbers":
-        from unembed.sources.sidecar import write_labels
-
-        write_labels(head, out, force=args.force)
-    elif labels_out.exists() or labels_out.is_symlink():
-        # (only with --force: checked above) labels of the file replaced would name these rows
-        from unembed._io import remove_path
-
-        remove_path(labels_out)
-    # Verify what was written, not what was meant to be written.
-    mf = head.file
-    assert mf is not None  # read from a weight file by load_head
-    spec = str(out) + (f":{mf.tensor}" if mf.tensor else "")
-    written = read_tensor(spec, ndim=2)
-    i, j = res.indices
-    pair = np.asarray(written._rows(i, i + 1)[0], dtype=np.float64), \
-        np.asarray(written._rows(j, j + 1)[0], dtype=np.float64)
-    cos_written = float(np.clip(pair[0] @ pair[1] / (np.linalg.norm(pair[0])
-                                                     * np.linalg.norm(pair[1])), -1.0, 1.0))
-    eq = compare_head_rows(head, written._rows, written.dtype, H, n_random=args.n_random,
-                           seed=args.seed)
+    written = write_weights(head, args.out, shift=c, dtype=args.dtype, force=args.force,
+                            hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices)
+    out, eq, cos_written = written.out, written.equivalence, written.cosine_written
+    assert cos_written is not None  # a pair was given
     record = {"pair": list(res.labels), "target": res.target,
               "cosine_before": res.cosine_before, "cosine_after": res.cosine_after,
               "cosine_after_stored": res.cosine_after_stored, "stored_dtype": res.stored_dtype,
@@ -217,18 +197,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {eq.verdict}")
         print(f"wrote {out}")
     return 0 if eq.equivalent else 1
-
-
-def _with_dtype(mf: Any, dtype: str) -> Any:
-    """The weight file description ``mf`` with another storage dtype (for ``--dtype``)."""
-    from dataclasses import replace
-
-    from unembed._checks import fail
-
-    if mf.format == "npy" and dtype == "bfloat16":
-        raise fail(f"{mf.path}: .npy cannot store bfloat16; use float32 or a .safetensors "
-                   f"file.")
-    return replace(mf, dtype=dtype)
 
 
 def _reads_model(args: argparse.Namespace, source: str) -> bool:

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         if H is not None:
             H = np.asarray(H, dtype=np.float64)
         eq = compare_heads(h1, h2, H, n_random=args.n_random, seed=args.seed)
-        names = (h1.meta.get("source"), h2.meta.get("source"))
+        names = (h1.source, h2.source)
     if args.json:
         print_json({"first": names[0], "second": names[1], **eq.to_dict()})
     else:
