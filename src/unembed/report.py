@@ -1,6 +1,6 @@
 """Audit results -> a self-contained HTML page (tables, PNG plots of :mod:`unembed.plots`
 embedded as base64), a JSON file with every number, and the terminal summary. Markup lives here,
-in :mod:`unembed.report_claims` (the claims' sections), :mod:`unembed._html_table` (tables,
+in :mod:`unembed.report_claims` (the claims' sections), :mod:`unembed.report_html` (tables,
 numbers, figures) and :mod:`unembed._reprs` (notebooks).
 """
 
@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from unembed._html_table import CSS, Cell, esc, img, num, pair_text, table
 from unembed._io import atomic_write
 from unembed._json import jsonable
 from unembed.advice import MeasureAdvice, RankCorrelation, RhoDifference
@@ -30,6 +29,7 @@ from unembed.plots import (
     plot_text,
 )
 from unembed.report_claims import claim_html, co_top_html, mark
+from unembed.report_html import CSS, Cell, esc, img, num, pair_text, table
 
 __all__ = [
     "jsonable",

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from unembed._html_table import Cell, Header, esc, img, num, pair_text, shown_of, table
 from unembed.audit import SATURATED, AuditResult, Claim, ClaimOneDetails, PairClaimDetails
 from unembed.plots import plot_before_after
+from unembed.report_html import Cell, Header, esc, img, num, pair_text, shown_of, table
 
 __all__ = ["claim_html", "co_top_html", "mark"]
 
