@@ -106,7 +106,7 @@ def check_against_independent(head: Head, r: Feasibility, top: list[int], *, bia
 
 def check_complete(head: Head, r: Feasibility, top: list[int], *, bias: bool, tie: bool
                    ) -> None:
-    """A clear optimum is a 'yes' (the regression of issue 9.1)."""
+    """A clear optimum is a 'yes' (a regression once: a clear optimum reported undecided)."""
     if r.status != "yes":
         b = head.bias if bias else np.zeros(head.n_labels)
         T = unit_optimum(head.W, b, top, tie)
@@ -181,7 +181,7 @@ def test_whole_vocabulary_against_independent_lp(head: Head) -> None:
 
 # ---------------------------------------------------------------------------------- regressions
 def wide_norm_head(seed: int) -> Head:
-    """The kind of head issue 9 found 'undecided' pairs on: a bias, norms over 6 decades."""
+    """The kind of head that once gave 'undecided' pairs: a bias, norms over 6 decades."""
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((6, 3)) * 10.0 ** rng.uniform(-3, 3, size=(6, 1))
     return Head(W, b=rng.standard_normal(6) * 10.0 ** rng.uniform(-3, 2))

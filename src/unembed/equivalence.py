@@ -16,9 +16,9 @@ coarsest storage dtype involved (:data:`TOLERANCE`; why these values: docs/feasi
 Examples
 --------
 >>> import numpy as np
->>> from unembed import Head
+>>> from unembed import Head, translate
 >>> head = Head(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
->>> eq = compare_heads(head, head.translate([3.0, -2.0]))     # same probabilities
+>>> eq = compare_heads(head, translate(head, [3.0, -2.0]))     # same probabilities
 >>> eq.equivalent, eq.max_abs_dp < 1e-12, eq.n_inputs
 (True, True, 256)
 >>> compare_heads(head, head.with_weights(head.W * 2.0)).equivalent   # a sharper model
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._checks import arg_error, check_hidden
+from unembed._checks import UnembedError, check_hidden
 from unembed._tolerance import TOLERANCES, coarsest
 from unembed._tolerance import tolerance as tolerance_of
 from unembed.head import Head, Link, logits_to_log_probs
@@ -99,11 +99,13 @@ def compare_logits(
     a = np.asarray(z1, dtype=np.float64)
     b = np.asarray(z2, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
-        raise arg_error("compare_logits", "z2", f"must have the same shape (n, V) as 'z1'. Got "
-                                                f"shapes {np.shape(z1)} and {np.shape(z2)} instead")
+        raise UnembedError(f"must have the same shape (n, V) as 'z1'. Got "
+                                                f"shapes {np.shape(z1)} and {np.shape(z2)} "
+                           f"instead", argument="z2", function="compare_logits")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         which = "z1" if not np.isfinite(a).all() else "z2"
-        raise arg_error("compare_logits", which, "must be finite (it contains NaN or Inf)")
+        raise UnembedError("must be finite (it contains NaN or Inf)", argument=which,
+                           function="compare_logits")
     lp, lq = logits_to_log_probs(a, link), logits_to_log_probs(b, link)
     p, q = np.exp(lp), np.exp(lq)
     if link == "softmax":
@@ -165,17 +167,20 @@ def compare_heads(
     The tolerance follows the coarser storage dtype of the two heads.
     """
     if head1.n_labels != head2.n_labels:
-        raise arg_error("compare_heads", "head2", f"must have as many labels as 'head1'. Got "
-                                                  f"{head1.n_labels} and {head2.n_labels} labels")
+        raise UnembedError(f"must have as many labels as 'head1'. Got "
+                                                  f"{head1.n_labels} and {head2.n_labels} labels",
+                           argument="head2", function="compare_heads")
     if head1.link != head2.link:
-        raise arg_error("compare_heads", "head2", f"must have the link of 'head1'. Got links "
-                                                  f"{head1.link!r} and {head2.link!r}")
+        raise UnembedError(f"must have the link of 'head1'. Got links "
+                                                  f"{head1.link!r} and {head2.link!r}",
+                           argument="head2", function="compare_heads")
     H = random_hidden(head1, n_random, seed=seed) if h is None else check_hidden(h, head1.d)
     H2 = H if h2 is None else check_hidden(h2, head2.d, "h2")
     if H2.shape[1] != head2.d:
-        raise arg_error("compare_heads", "h2", f"must be given when the heads' d differ (hidden "
+        raise UnembedError(f"must be given when the heads' d differ (hidden "
                                                f"states of d = {H2.shape[1]}, 'head2' has d = "
-                                               f"{head2.d})")
+                                               f"{head2.d})", argument="h2",
+                           function="compare_heads")
     dt, tol = tolerance_for(head1.dtype, head2.dtype)
     # In chunks of inputs, so memory stays at chunk x V whatever n is.
     chunk = _chunk(head1.n_labels)
@@ -225,7 +230,8 @@ def merge_equivalences(parts: list[Equivalence]) -> Equivalence:
     """Combine the figures of checks on disjoint sets of inputs (max of maxima, weighted
     means); the tolerance and dtype of the first part are kept."""
     if not parts:
-        raise arg_error("merge_equivalences", "parts", "must hold at least one check", got=parts)
+        raise UnembedError("must hold at least one check", argument="parts",
+                           function="merge_equivalences", got=parts)
     n = sum(p.n_inputs for p in parts)
     dp = max(p.max_abs_dp for p in parts)
     return Equivalence(
@@ -258,11 +264,13 @@ def compare_models(
     h1 = require_loaded(model1, "compare_models").head
     h2 = require_loaded(model2, "compare_models").head
     if h1.n_labels != h2.n_labels:
-        raise arg_error("compare_models", "model2", f"must have as many labels as 'model1'. Got "
-                                                   f"{h1.n_labels} and {h2.n_labels} labels")
+        raise UnembedError(f"must have as many labels as 'model1'. Got "
+                                                   f"{h1.n_labels} and {h2.n_labels} labels",
+                           argument="model2", function="compare_models")
     if h1.link != h2.link:
-        raise arg_error("compare_models", "model2", f"must have the link of 'model1'. Got "
-                                                   f"links {h1.link!r} and {h2.link!r}")
+        raise UnembedError(f"must have the link of 'model1'. Got "
+                                                   f"links {h1.link!r} and {h2.link!r}",
+                           argument="model2", function="compare_models")
     if inputs is None:
         inputs = model1.random_inputs(n, length, seed=seed)
     dt, tol = tolerance_for(h1.dtype, h2.dtype)

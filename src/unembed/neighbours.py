@@ -47,7 +47,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from unembed._blocks import row_blocks
-from unembed._checks import arg_error
+from unembed._checks import UnembedError
 from unembed.head import Head, LabelRef
 from unembed.moments import HiddenMoments, LogitMoments, LogitRows
 
@@ -143,15 +143,15 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
     labels have a cosine. ``data``: the ``logit`` view's rows (:func:`unembed.views.logit_data`).
     """
     if view not in _ROW:
-        raise arg_error("neighbours", "view", f"must be one of {', '.join(_ROW)} (a row "
-                        f"view)", got=view)
+        raise UnembedError(f"must be one of {', '.join(_ROW)} (a row "
+                           f"view)", argument="view", function="neighbours", got=view)
     if view == "logit":
         from unembed.views import logit_data
 
         data = logit_data(head, data, "neighbours")
     V = head.n_labels
     if not (isinstance(k, (int, np.integer)) and 1 <= k):
-        raise arg_error("neighbours", "k", "must be a positive integer", got=k)
+        raise UnembedError("must be a positive integer", argument="k", function="neighbours", got=k)
     k = int(min(k, V - 1))
     Q = _unit_rows(head, queries, view, weights, data)
     q = Q.shape[0]
@@ -194,14 +194,16 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
 def _states(data: NeighbourData, d: int) -> Callable[[], Iterator[NDArray[np.float64]]]:
     """Re-iterable batches of hidden states (n_b, d) float64, in row blocks."""
     if isinstance(data, (HiddenMoments, LogitMoments, LogitRows)):
-        raise arg_error("neighbours", "data", "must be the hidden states themselves for the "
-                        "coprob view (an (n, d) array or batches of them), not their moments")
+        raise UnembedError("must be the hidden states themselves for the "
+                           "coprob view (an (n, d) array or batches of them), not their moments",
+                           argument="data", function="neighbours")
     if callable(data):
         src: Callable[[], Iterable[NDArray[np.floating]]] = data
     else:
         arr = data
         if arr.ndim != 2 or arr.shape[1] != d:
-            raise arg_error("neighbours", "data", f"must have shape (n, {d})", got=arr.shape)
+            raise UnembedError(f"must have shape (n, {d})", argument="data", function="neighbours",
+                               got=arr.shape)
         def src() -> Iterable[NDArray[np.floating]]:
             return (arr[s:s + 4096] for s in range(0, arr.shape[0], 4096))
 
@@ -229,7 +231,7 @@ def coprob_nearest(head: Head, queries: NDArray[np.intp], data: NeighbourData, *
     O(block V + V q): call it with query blocks)."""
     V = head.n_labels
     if not (isinstance(k, (int, np.integer)) and 1 <= k):
-        raise arg_error("neighbours", "k", "must be a positive integer", got=k)
+        raise UnembedError("must be a positive integer", argument="k", function="neighbours", got=k)
     k = int(min(k, V - 1))
     states = _states(data, head.d)
     q = queries.size
@@ -241,7 +243,8 @@ def coprob_nearest(head: Head, queries: NDArray[np.intp], data: NeighbourData, *
         sq += np.einsum("ij,ij->j", P, P)
         n += P.shape[0]
     if n == 0:
-        raise arg_error("neighbours", "data", "must hold at least one hidden state", got=0)
+        raise UnembedError("must hold at least one hidden state", argument="data",
+                           function="neighbours", got=0)
     nr = np.sqrt(sq)
     with np.errstate(divide="ignore", invalid="ignore"):
         C = (acc / nr[:, None] / nr[queries][None, :]).T  # (q, V)
@@ -276,12 +279,12 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
     >>> [(n.label, round(n.cosine, 3)) for n in neighbours(head, ["cat"], k=2, view="raw")["cat"]]
     [('kitten', 0.994), ('car', 0.0)]
     """
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     out, undefined = neighbours_or_undefined(head, labels, k=k, view=view, weights=weights,
                                              data=data)
     for lab, why in undefined.items():
-        raise fail(f"The {view} neighbours of {lab!r} rank nothing: {why}.")
+        raise UnembedError(f"The {view} neighbours of {lab!r} rank nothing: {why}.")
     return out
 
 
@@ -299,8 +302,8 @@ def neighbours_or_undefined(
         idx0 = range(head.n_labels) if labels is None else head.indices(labels)
         return ({head.labels[i]: [] for i in idx0}, {head.labels[i]: why for i in idx0})
     if view not in NEIGHBOUR_VIEWS:
-        raise arg_error("neighbours", "view", f"must be one of {', '.join(NEIGHBOUR_VIEWS)}",
-                        got=view)
+        raise UnembedError(f"must be one of {', '.join(NEIGHBOUR_VIEWS)}", argument="view",
+                           function="neighbours", got=view)
     idx = np.arange(head.n_labels) if labels is None else np.asarray(
         head.indices(labels), dtype=np.intp)
     lr: LogitRows | None = None
@@ -314,8 +317,9 @@ def neighbours_or_undefined(
                                   rows=head.W)
         lr = logit_data(head, data, "neighbours")
     elif view == "coprob" and data is None:
-        raise arg_error("neighbours", "data", "must be given for the coprob view (hidden "
-                        "states: co-probability is measured over data)")
+        raise UnembedError("must be given for the coprob view (hidden "
+                           "states: co-probability is measured over data)", argument="data",
+                           function="neighbours")
     out: dict[str, list[Neighbour]] = {}
     undefined: dict[str, str] = {}
     chunk = 4096 if view != "coprob" else max(k + 1, min(4096, (1 << 22) // head.n_labels))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from unembed._checks import arg_error
+from unembed._checks import UnembedError
 from unembed.audit import AuditResult, TranslationCase
 from unembed.behaviour import MEASURE_TITLES, MEASURES
 
@@ -145,8 +145,8 @@ def plot_scatter_grid(res: AuditResult, measures: tuple[str, ...] | None = None)
     ms = MEASURES if measures is None else measures
     for m in ms:
         if m not in res.behaviour.matrices:
-            raise arg_error("plot_scatter_grid", "measures", "must name measures of the audit",
-                            got=m)
+            raise UnembedError("must name measures of the audit", argument="measures",
+                               function="plot_scatter_grid", got=m)
     views = list(res.similarities)
     cols = min(SCATTER_COLUMNS, len(views))
     per = math.ceil(len(views) / cols)
@@ -229,8 +229,8 @@ def plot_heatmap(res: AuditResult, name: str) -> Any:
         if name in res.undefined_measures:
             title += " (constant)"
     else:
-        raise arg_error("plot_heatmap", "name", "must be a view or a measure of the audit",
-                        got=name)
+        raise UnembedError("must be a view or a measure of the audit", argument="name",
+                           function="plot_heatmap", got=name)
     keep = heatmap_labels(res)
     sel = np.asarray(keep.kept, dtype=np.int64)
     m = np.asarray(m)[np.ix_(sel, sel)]

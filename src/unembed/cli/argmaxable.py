@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
+from unembed.cli._loading import load_head, ray_engine
+from unembed.cli._options import (
     add_engine_args,
     add_head_args,
     add_json_arg,
-    load_head,
-    masked_note,
     non_negative_int,
     positive_int,
-    print_json,
-    ray_engine,
 )
+from unembed.cli._print import masked_note, print_json
 
 
 def add_lp_args(p: argparse.ArgumentParser) -> None:

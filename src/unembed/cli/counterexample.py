@@ -12,18 +12,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
-    add_head_args,
-    add_json_arg,
-    fixed_temperature,
-    fmt,
-    head_source,
-    load_head,
-    load_model,
-    positive_int,
-    print_json,
-    scaled_inputs,
-)
+from unembed.cli._loading import head_options, head_source, load_head, load_model, scaled_inputs
+from unembed.cli._options import add_head_args, add_json_arg, positive_int
+from unembed.cli._print import fmt, print_json
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -129,10 +120,10 @@ def run(args: argparse.Namespace) -> int:
     if args.keep_cosines or args.unargmaxable or args.not_top_two:
         return run_keep_cosines(args)
     if args.pair is None or args.target is None:
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
 
-        raise fail("--pair A B and --target T are required (or --keep-cosines with "
-                   "--unargmaxable LABEL or --not-top-two A B).")
+        raise UnembedError("--pair A B and --target T are required (or --keep-cosines with "
+                           "--unargmaxable LABEL or --not-top-two A B).")
     from unembed._io import check_target
 
     source = head_source(args)
@@ -156,11 +147,12 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs:
         H = np.asarray(read_tensor(args.inputs, ndim=2).array, dtype=np.float64)
         H = scaled_inputs(args, H, head)
-    elif args.temperature is not None and fixed_temperature(args) is None:
-        from unembed._checks import fail
+    elif head_options(args).per_input_temperature:
+        from unembed._checks import UnembedError
 
-        raise fail(f"{args.temperature}: a per-input temperature needs the inputs it belongs "
-                   f"to (--inputs H.npy).")
+        raise UnembedError(f"{args.temperature}: a per-input temperature needs the inputs it "
+                           f"belongs "
+                           f"to (--inputs H.npy).")
     a, b = args.pair
     # Large heads: the translation is O(d); the translated rows W + c are verified and written
     # block by block (in --dtype when given), and what was written is re-read block by block:
@@ -219,20 +211,20 @@ def _is_weight_file(spec: str, revision: str | None = None) -> bool:
 def run_keep_cosines(args: argparse.Namespace) -> int:
     """``--keep-cosines``: a head with the same raw cosines in which a label can no longer be
     the argmax (or a pair can no longer lead together), with the LP before and after."""
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
     from unembed.keep_cosines import not_top_two_keeping_cosines, unargmaxable_keeping_cosines
     from unembed.sources.files import write_head_like
 
     if not args.keep_cosines or (args.unargmaxable is None) == (args.not_top_two is None):
-        raise fail("--keep-cosines needs exactly one of --unargmaxable LABEL and "
-                   "--not-top-two A B (and they need --keep-cosines).")
+        raise UnembedError("--keep-cosines needs exactly one of --unargmaxable LABEL and "
+                           "--not-top-two A B (and they need --keep-cosines).")
     if args.pair is not None or args.target is not None:
-        raise fail("--keep-cosines takes no --pair or --target.")
+        raise UnembedError("--keep-cosines takes no --pair or --target.")
     from unembed._io import check_target
 
     source = head_source(args)
     if _reads_model(args, source):
-        raise fail(f"--keep-cosines works on a weight file; {source} is a model.")
+        raise UnembedError(f"--keep-cosines works on a weight file; {source} is a model.")
     check_target(args.out, force=args.force)  # before any work
     head = load_head(args)
     res = (unargmaxable_keeping_cosines(head, args.unargmaxable) if args.unargmaxable

@@ -5,15 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
-    add_deprecated_alias,
-    add_head_args,
-    add_json_arg,
-    load_head,
-    masked_note,
-    positive_int,
-    print_json,
-)
+from unembed.cli._loading import load_head
+from unembed.cli._options import add_deprecated_alias, add_head_args, add_json_arg, positive_int
+from unembed.cli._print import masked_note, print_json
 from unembed.cli.argmaxable import add_lp_args, bound_lines
 
 
@@ -54,10 +48,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from unembed import feasibility as f
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     if args.off and not args.on:
-        raise fail("The '--off' option needs '--on' (at least one label on).")
+        raise UnembedError("needs '--on' (at least one label on).", option="--off")
     head = load_head(args)
     question = next(o for o in ("argmaxable", "top_two", "ranking", "top_k_set", "on", "co_top",
                                 "enumerate") if getattr(args, o))
@@ -81,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             result = f.enumerate_rankings(head, args.enumerate, **kw)
         elif args.kind == "top-k-sets":
             if args.k is None:
-                raise fail("The '--k' option is required with --kind top-k-sets.")
+                raise UnembedError("is required with --kind top-k-sets.", option="--k")
             result = f.enumerate_top_k_sets(head, args.enumerate, args.k, **kw)
         else:
             result = f.enumerate_combinations(head, args.enumerate, **kw)

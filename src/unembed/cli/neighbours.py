@@ -7,15 +7,10 @@ import argparse
 import json
 from typing import Any
 
-from unembed.cli._common import (
-    add_head_args,
-    add_json_arg,
-    fmt,
-    load_model,
-    positive_int,
-    print_json,
-)
 from unembed.cli._data import add_data_args, needs_data, view_data
+from unembed.cli._loading import head_options, load_model
+from unembed.cli._options import add_head_args, add_json_arg, positive_int
+from unembed.cli._print import fmt, print_json
 from unembed.neighbours import NEIGHBOUR_VIEWS
 
 _DATA_VIEWS = ("logit", "coprob")
@@ -44,26 +39,26 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
     from unembed.neighbours import neighbours_or_undefined
 
     if args.view in _DATA_VIEWS and args.data is None:
-        raise fail(needs_data(args.view))
+        raise UnembedError(needs_data(args.view))
     if args.view not in _DATA_VIEWS and args.data is not None:
-        raise fail(f"--data is used by the logit and coprob views only, not by --view "
-                   f"{args.view}.")
+        raise UnembedError(f"--data is used by the logit and coprob views only, not by --view "
+                           f"{args.view}.")
     if args.all:
-        if getattr(args, "model", None) is not None and args.head is not None:
-            raise fail("--all takes no LABEL.")
+        if head_options(args).model is not None and args.head is not None:
+            raise UnembedError("--all takes no LABEL.")
         if not args.out:
-            raise fail("--all writes every label's neighbours to a file: pass --out FILE.")
+            raise UnembedError("--all writes every label's neighbours to a file: pass --out FILE.")
         from unembed._io import check_target
 
         check_target(args.out, force=args.force)
-    elif getattr(args, "model", None) is not None and args.head is not None:
+    elif head_options(args).model is not None and args.head is not None:
         args.query, args.head = [args.head, *args.query], None  # --model DIR LABEL ...
     if not args.all and not args.query:
-        raise fail("name at least one LABEL, or pass --all --out FILE.")
+        raise UnembedError("name at least one LABEL, or pass --all --out FILE.")
     model = load_model(args)
     head = model.head
     spec = view_data(args, model)

@@ -8,15 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from unembed.cli._common import (
-    add_head_args,
-    add_json_arg,
-    head_source,
-    load_head,
-    load_model,
-    positive_int,
-    print_json,
-)
+from unembed.cli._loading import head_source, load_head, load_model
+from unembed.cli._options import add_head_args, add_json_arg, positive_int
+from unembed.cli._print import print_json
 from unembed.equivalence import compare_heads, compare_models
 
 
@@ -49,30 +43,31 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     H = None
     if args.inputs:
         from unembed.sources.files import read_npy
 
         if not str(args.inputs).endswith(".npy"):
-            raise fail(f"{args.inputs}: --inputs must be an .npy file.")
+            raise UnembedError(f"{args.inputs}: --inputs must be an .npy file.")
         H = read_npy(args.inputs, numeric=True)
         from unembed._checks import check_finite_rows
 
         check_finite_rows(H, str(args.inputs))
     if args.model2 is not None:
         if args.head2 is not None:
-            raise fail("name the second model once: HEAD2 or --model2, not both.")
+            raise UnembedError("name the second model once: HEAD2 or --model2, not both.")
         if args.model is None and args.head is None:
-            raise fail("--model2 needs --model (or HEAD): the first of the two models.")
+            raise UnembedError("--model2 needs --model (or HEAD): the first of the two models.")
         first = head_source(args)
         m1, m2 = load_model(args), load_model(args, args.model2)
         eq = compare_models(m1, m2, H, n=min(args.n_random, 8), seed=args.seed)
         names: tuple[Any, Any] = (first, args.model2)
     else:
         if args.head2 is None:
-            raise fail("name the second head: HEAD2, or --model and --model2 for two models.")
+            raise UnembedError("name the second head: HEAD2, or --model and --model2 for two "
+                               "models.")
         h1 = load_head(args)
         bias = args.bias
         if args.bias2 is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.construct import row_cosine
 from unembed.equivalence import Equivalence, compare_head_rows
 from unembed.head import Head
@@ -44,16 +44,16 @@ def stored_like(head: Head) -> MatrixFile:
     """The weight file ``head`` was read from; refused when it was not read from one."""
     source = head.file
     if not isinstance(source, MatrixFile):
-        raise fail("write_head_like: this head was not read from a weight file; nothing to "
-                   "write it like.")
+        raise UnembedError("this head was not read from a weight file; nothing to "
+                           "write it like.", function="write_head_like")
     return source
 
 
 def _with_dtype(mf: MatrixFile, dtype: str) -> MatrixFile:
     """The weight file description ``mf`` with another storage dtype (for ``--dtype``)."""
     if mf.format == "npy" and dtype == "bfloat16":
-        raise fail(f"{mf.path}: .npy cannot store bfloat16; use float32 or a .safetensors "
-                   f"file.")
+        raise UnembedError(f"{mf.path}: .npy cannot store bfloat16; use float32 or a .safetensors "
+                           f"file.")
     return replace(mf, dtype=dtype)
 
 

@@ -92,7 +92,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.bounds import HiddenBound, checked_box
 from unembed.head import Head
 
@@ -373,8 +373,9 @@ def resolve_radius(head: Head, radius: Radius, func: str
                             "meaning": MEANING["unbounded"]}
     if isinstance(radius, str):
         if radius not in ("architecture", "arch"):
-            raise fail(f"The 'radius' argument of {func} must be a positive number, an array "
-                       f"of shape ({head.d},), 'architecture' or None. Got {radius!r} instead.")
+            raise UnembedError("must be a positive number, an array "
+                               f"of shape ({head.d},), 'architecture' or None. Got {radius!r} "
+                               f"instead.", argument="radius", function=func)
         hb = architecture_bound(head, func)
         r = hb.radii
         return float(r.max()), r, {
@@ -384,8 +385,9 @@ def resolve_radius(head: Head, radius: Radius, func: str
     arr = np.asarray(radius, dtype=np.float64) if not np.isscalar(radius) else None
     if arr is not None and arr.ndim == 1:
         if arr.shape != (head.d,) or not (np.isfinite(arr).all() and (arr > 0).all()):
-            raise fail(f"The 'radius' argument of {func} must be positive finite with shape "
-                       f"({head.d},). Got shape {arr.shape} instead.")
+            raise UnembedError("must be positive finite with shape "
+                               f"({head.d},). Got shape {arr.shape} instead.", argument="radius",
+                               function=func)
         return float(arr.max()), arr, {"kind": "box", "source": "caller",
                                        "radius": float(arr.max()), "per_coordinate": True,
                                        "radii": arr, "meaning": MEANING["caller"]}
@@ -394,8 +396,8 @@ def resolve_radius(head: Head, radius: Radius, func: str
     except (TypeError, ValueError):
         R = np.nan
     if not (np.isfinite(R) and R > 0):
-        raise fail(f"The 'radius' argument of {func} must be a positive number or None. "
-                   f"Got {radius!r} instead.")
+        raise UnembedError("must be a positive number or None. "
+                           f"Got {radius!r} instead.", argument="radius", function=func)
     return R, None, {"kind": "box", "source": "caller", "radius": R, "per_coordinate": False,
                      "meaning": MEANING["caller"]}
 
@@ -421,7 +423,8 @@ def make_space(head: Head, *, bias: bool, radius: Radius, rtol: float | None,
     R, box, info = resolve_radius(head, radius, func)
     value, source = default_rtol(head, rtol)
     if not (np.isfinite(value) and 0 < value < 1):
-        raise fail(f"The 'rtol' argument of {func} must be in (0, 1). Got {rtol!r} instead.")
+        raise UnembedError(f"must be in (0, 1). Got {rtol!r} instead.", argument="rtol",
+                           function=func)
     b = head.bias if bias else np.zeros(head.n_labels)
     realises: Realises = "W h" if (not bias and np.any(head.bias != 0)) else "W h + b"
     return Space(head.W, np.asarray(b, dtype=np.float64), R, value,

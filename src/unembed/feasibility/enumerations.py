@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.feasibility._core import (
     Feasibility,
     Radius,
@@ -196,8 +196,9 @@ class Enumeration:
 def _subhead(head: Head, labels: Sequence[LabelRef], func: str, least: int) -> Head:
     idx = distinct_labels(head, labels, "labels", func, least)
     if len(idx) > _MAX_ENUM:
-        raise fail(f"The 'labels' argument of {func} can name at most {_MAX_ENUM} labels "
-                   f"(the count grows like m!). Got {len(idx)}.")
+        raise UnembedError(f"can name at most {_MAX_ENUM} labels "
+                           f"(the count grows like m!). Got {len(idx)}.", argument="labels",
+                           function=func)
     return head.subset(idx)
 
 
@@ -355,8 +356,8 @@ def enumerate_top_k_sets(
     sub = _subhead(head, labels, func, 2)
     m = sub.n_labels
     if not (isinstance(k, (int, np.integer)) and 1 <= k < m):
-        raise fail(f"The 'k' argument of {func} must be an integer in [1, {m - 1}]. "
-                   f"Got {k!r} instead.")
+        raise UnembedError(f"must be an integer in [1, {m - 1}]. "
+                           f"Got {k!r} instead.", argument="k", function=func)
     sp = make_space(sub, bias=bias, radius=radius, rtol=rtol, func=func)
 
     def key(z: NDArray[np.float64]) -> tuple[tuple[int, ...], float]:
@@ -376,8 +377,8 @@ def enumerate_combinations(
     """Sigmoid heads: all on/off patterns of up to 8 labels reachable by some hidden state."""
     func = "enumerate_combinations"
     if head.link != "sigmoid":
-        raise fail(f"{func} is about sigmoid heads; this head's link is {head.link!r}. "
-                   f"Use enumerate_rankings or enumerate_top_k_sets.")
+        raise UnembedError(f"{func} is about sigmoid heads; this head's link is {head.link!r}. "
+                           f"Use enumerate_rankings or enumerate_top_k_sets.")
     sub = _subhead(head, labels, func, 1)
     sp = make_space(sub, bias=bias, radius=radius, rtol=rtol, func=func)
     m = sub.n_labels

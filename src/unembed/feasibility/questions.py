@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.feasibility._core import (
     Feasibility,
     Radius,
@@ -166,8 +166,9 @@ def can_be_top_two(
     sp = make_space(head, bias=bias, radius=radius, rtol=rtol, func="can_be_top_two")
     i, j = head.index(a, argument="a"), head.index(b, argument="b")
     if i == j:
-        raise fail(f"The 'a' and 'b' arguments of can_be_top_two must be two different labels. "
-                   f"Got {head.labels[i]!r} twice.")
+        raise UnembedError(f"The 'a' and 'b' arguments of can_be_top_two must be two different "
+                           f"labels. "
+                           f"Got {head.labels[i]!r} twice.")
     return decide_top_two(head, sp, i, j)
 
 
@@ -280,16 +281,17 @@ def is_feasible_combination(
     z < 0, for some hidden state? Other labels are free (each sigmoid label is on its own)."""
     func = "is_feasible_combination"
     if head.link != "sigmoid":
-        raise fail(f"{func} is about sigmoid heads (labels on and off independently); this "
-                   f"head's link is {head.link!r}. Use is_feasible_ranking or is_top_k_set.")
+        raise UnembedError(f"{func} is about sigmoid heads (labels on and off independently); this "
+                           f"head's link is {head.link!r}. Use is_feasible_ranking or "
+                           f"is_top_k_set.")
     sp = make_space(head, bias=bias, radius=radius, rtol=rtol, func=func)
     ion = head.indices(on, argument="on")
     ioff = head.indices(off, argument="off")
     if not ion and not ioff:
-        raise fail(f"The 'on' and 'off' arguments of {func} must name at least one label.")
+        raise UnembedError(f"The 'on' and 'off' arguments of {func} must name at least one label.")
     if set(ion) & set(ioff):
         k = sorted(set(ion) & set(ioff))[0]
-        raise fail(f"The label {head.labels[k]!r} is in both 'on' and 'off' of {func}.")
+        raise UnembedError(f"The label {head.labels[k]!r} is in both 'on' and 'off' of {func}.")
     pb = make_problem(rows=[(i, -1) for i in ion] + [(-1, i) for i in ioff])
     start = _weighted_start(head.W, ion + ioff, [1.0] * len(ion) + [-1.0] * len(ioff))
     names = tuple("+" + head.labels[i] for i in ion) + tuple("-" + head.labels[i] for i in ioff)
@@ -302,14 +304,15 @@ def distinct_labels(head: Head, labels: Sequence[LabelRef], arg: str, func: str,
     """Row indices of ``labels`` (argument ``arg`` of ``func``): at least ``least``, none twice,
     or an UnembedError naming the problem."""
     if isinstance(labels, (str, bytes)):
-        raise fail(f"The {arg!r} argument of {func} must be a list of labels. Got a string.")
+        raise UnembedError("must be a list of labels. Got a string.", argument=arg, function=func)
     idx = head.indices(list(labels), argument=arg)
     if len(idx) < least:
-        raise fail(f"The {arg!r} argument of {func} must name at least {least} label(s). "
-                   f"Got {len(idx)}.")
+        raise UnembedError(f"must name at least {least} label(s). "
+                           f"Got {len(idx)}.", argument=arg, function=func)
     if len(set(idx)) != len(idx):
         dup = next(i for i in idx if idx.count(i) > 1)
-        raise fail(f"The {arg!r} argument of {func} names {head.labels[dup]!r} more than once.")
+        raise UnembedError(f"names {head.labels[dup]!r} more than once.", argument=arg,
+                           function=func)
     return idx
 
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._progress import Bars, progress_bars
 from unembed.device import resolve_device
 from unembed.feasibility._core import (
@@ -191,7 +191,7 @@ class VocabularyResult:
         ``realises`` (None unless "yes"). ``label`` is resolved like :meth:`Head.index`: a
         label string, an integer (numpy integers too) or "#N"."""
         if self._head is None:
-            raise fail("This VocabularyResult holds no head to rebuild witnesses from.")
+            raise UnembedError("This VocabularyResult holds no head to rebuild witnesses from.")
         i = self._head.index(label)
         if self.method[i] == "span" and self._span is not None:
             return self._span.witness(self._head.W, i)
