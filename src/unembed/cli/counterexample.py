@@ -141,10 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if _reads_model(args, source):
         args.model, args.head = source, None
         return run_model(args)
-    from unembed.sources.sidecar import labels_path
-
-    labels_out = labels_path(args.out)  # the labels file written beside it: checked too
-    check_target(labels_out, force=args.force)
+    labels_out = _check_labels_target(args)
 
     from unembed.construct import cosine_translation
     from unembed.equivalence import compare_head_rows
@@ -177,15 +174,7 @@ def run(args: argparse.Namespace) -> int:
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
     out = write_like(like, head.W, args.out, force=args.force, shift=c)
-    if head.labels_from != "row numbers":
-        from unembed.sources.sidecar import write_labels
-
-        write_labels(head, out, force=args.force)
-    elif labels_out.exists() or labels_out.is_symlink():
-        # (only with --force: checked above) labels of the file replaced would name these rows
-        from unembed._io import remove_path
-
-        remove_path(labels_out)
+    _write_labels_beside(head, out, labels_out, force=args.force)
     # Verify what was written, not what was meant to be written.
     mf = head.file
     assert mf is not None  # read from a weight file by load_head
@@ -217,6 +206,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {eq.verdict}")
         print(f"wrote {out}")
     return 0 if eq.equivalent else 1
+
+
+def _check_labels_target(args: argparse.Namespace) -> Any:
+    """``NAME.labels.json`` beside ``--out``: refused before any work when it exists and
+    ``--force`` is not given (the labels written there would replace it)."""
+    from unembed._io import check_target
+    from unembed.sources.sidecar import labels_path
+
+    labels_out = labels_path(args.out)
+    check_target(labels_out, force=args.force)
+    return labels_out
+
+
+def _write_labels_beside(head: Any, out: Any, labels_out: Any, *, force: bool) -> None:
+    """The head's labels written beside the weight file ``out`` (so that the next command
+    names its rows as this one did); a head labelled by row numbers writes none, and a labels
+    file left there by the file replaced (only with --force) is removed: it would name rows
+    that are not its own."""
+    if head.labels_from != "row numbers":
+        from unembed.sources.sidecar import write_labels
+
+        write_labels(head, out, force=force)
+    elif labels_out.exists() or labels_out.is_symlink():
+        from unembed._io import remove_path
+
+        remove_path(labels_out)
 
 
 def _with_dtype(mf: Any, dtype: str) -> Any:
@@ -266,10 +281,12 @@ def run_keep_cosines(args: argparse.Namespace) -> int:
     if _reads_model(args, source):
         raise fail(f"--keep-cosines works on a weight file; {source} is a model.")
     check_target(args.out, force=args.force)  # before any work
+    labels_out = _check_labels_target(args)
     head = load_head(args)
     res = (unargmaxable_keeping_cosines(head, args.unargmaxable) if args.unargmaxable
            else not_top_two_keeping_cosines(head, *args.not_top_two))
     out = write_head_like(res.head, args.out, force=args.force)
+    _write_labels_beside(head, out, labels_out, force=args.force)
     mf = head.file
     assert mf is not None  # read from a weight file by load_head
     written = load_head(args, str(out) + (f":{mf.tensor}" if mf.tensor else ""))
