@@ -62,6 +62,10 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
                    help="weight-file heads: the model divides its scores by a temperature "
                         "before the softmax: a number T > 0, or a .npy file of one T per "
                         "input row (with --data / --inputs H.npy)")
+    p.add_argument("--transpose", action="store_true",
+                   help="weight files: the matrix is stored (d, V), one column per label "
+                        "(TransformerLens's W_U): read its transpose (without it such a "
+                        "matrix is refused when its labels or name say so)")
     p.add_argument("--allow-degenerate", action="store_true",
                    help="accept all-zero and identical rows (padding rows of real checkpoints)")
     add_device_args(p)
@@ -263,6 +267,7 @@ def model_loader(args: argparse.Namespace,
         revision=getattr(args, "revision", None),
         component=getattr(args, "component", None),
         temperature=fixed_temperature(args),
+        transpose=getattr(args, "transpose", False),
     )
 
 
@@ -278,7 +283,8 @@ def _tl_loader(args: argparse.Namespace, spec: str | None) -> functools.partial[
                                  ("--trust-pickle", getattr(args, "trust_pickle", False)),
                                  ("--trust-remote-code", getattr(args, "trust_remote_code",
                                                                  False)),
-                                 ("--component", getattr(args, "component", None)))
+                                 ("--component", getattr(args, "component", None)),
+                                 ("--transpose", getattr(args, "transpose", False)))
              if v not in (None, False)]
     if args.link != "softmax":
         given.append(("--link", args.link))

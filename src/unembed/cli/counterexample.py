@@ -127,6 +127,11 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    if args.transpose:
+        from unembed._checks import fail
+
+        raise fail("--transpose does not apply to counterexample: it writes the new head in "
+                   "its file's own layout; save the head as (V, d) first.")
     if args.keep_cosines or args.unargmaxable or args.not_top_two:
         return run_keep_cosines(args)
     if args.pair is None or args.target is None:
