@@ -321,7 +321,7 @@ def cosine_translation(head: Head, a: LabelRef, b: LabelRef, target: float) -> C
                    f"{COSINE_TOL:g} (rows too ill-conditioned).")
     pair = _round_to(np.stack([ui + c, uj + c]), head.dtype)
     return CosineTranslation((head.labels[i], head.labels[j]), (i, j), tau, c,
-                             cosine(head, i, j), after, _cos(pair[0], pair[1]), head.dtype,
+                             cosine(head, i, j, "raw"), after, _cos(pair[0], pair[1]), head.dtype,
                              method)
 
 
@@ -537,7 +537,7 @@ def translation_for_cosines(
         A = np.asarray(np.linalg.inv(M_np), dtype=np.float64)
         new, _ = _reparam(new, A)
         h2 = H @ A.T
-    report = tuple(PairCosine((head.labels[i], head.labels[j]), t, cosine(head, i, j),
+    report = tuple(PairCosine((head.labels[i], head.labels[j]), t, cosine(head, i, j, "raw"),
                               _cos(new.W[i], new.W[j])) for i, j, t in pairs)
     return MultiConstruction(c=c_np, A=A, head=new, pairs=report,
                              equivalence=compare_heads(head, new, H, h2=h2))

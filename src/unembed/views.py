@@ -450,11 +450,15 @@ def similarity_matrix(
 
 
 def cosine(
-    head: Head, a: LabelRef, b: LabelRef, view: str = "raw", *,
+    head: Head, a: LabelRef, b: LabelRef, view: str = "centered", *,
     weights: ArrayLike | None = None, reference: Literal["set", "all"] = "all",
     data: ViewData | None = None,
 ) -> float:
-    """Cosine of labels a and b under one view (float64). For ``differences`` the reference
+    """Cosine of labels a and b under one view (float64). The default view is ``centered``,
+    as for :func:`unembed.neighbours.neighbours`: the rows less their mean, invariant under
+    every translation u_i -> u_i + c (which changes no probability of a softmax head);
+    ``raw``, the rows as stored, is not, so a raw cosine says nothing about the classifier
+    (pass ``view="raw"`` to see it anyway). For ``differences`` the reference
     set is the whole head by default; ``logit`` needs ``data`` (hidden-state moments). A view
     that carries no information on this head whatever the pair (the causal view of a head
     whose centered rows have rank V - 1, which makes every causal cosine -1/(V - 1); the

@@ -98,7 +98,7 @@ def run_model(args: argparse.Namespace) -> int:
                             inputs=_model_inputs(args.inputs), seed=args.seed,
                             progress=not (args.json or args.no_progress))
     i, j = head.index(a), head.index(b)
-    cos_written = cosine(exported.head, i, j)
+    cos_written = cosine(exported.head, i, j, "raw")
     eq = exported.equivalence
     record = {**res.to_dict(), "out": str(exported.out), "cosine_written": cos_written,
               "rows": head.rows, "export": exported.to_dict(),
