@@ -301,8 +301,9 @@ def neighbours_or_undefined(
         idx0 = range(head.n_labels) if labels is None else head.indices(labels)
         return ({head.labels[i]: [] for i in idx0}, {head.labels[i]: why for i in idx0})
     if view not in NEIGHBOUR_VIEWS:
-        raise arg_error("neighbours", "view", f"must be one of {', '.join(NEIGHBOUR_VIEWS)}",
-                        got=view)
+        from unembed.views import one_of
+
+        raise arg_error("neighbours", "view", one_of(NEIGHBOUR_VIEWS, view), got=view)
     idx = np.arange(head.n_labels) if labels is None else np.asarray(
         head.indices(labels), dtype=np.intp)
     lr: LogitRows | None = None

@@ -187,9 +187,19 @@ def invariance(head: Head, view: str) -> ViewInvariance:
     return ViewInvariance(view, inv, notinv, note)
 
 
+def one_of(choices: Sequence[str], given: object) -> str:
+    """The requirement "must be one of ..." for a choice, with the closest choices to what was
+    given ("did you mean 'centered'?" for 'centred')."""
+    import difflib
+
+    near = difflib.get_close_matches(str(given), list(choices), n=2, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(c) for c in near)}?)" if near else ""
+    return f"must be one of {', '.join(choices)}{hint}"
+
+
 def check_view(view: str, func: str = "similarity_matrix") -> str:
     if view not in ALL_VIEWS:
-        raise arg_error(func, "view", f"must be one of {', '.join(ALL_VIEWS)}", got=view)
+        raise arg_error(func, "view", one_of(ALL_VIEWS, view), got=view)
     return view
 
 
