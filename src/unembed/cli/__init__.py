@@ -84,7 +84,8 @@ EXAMPLES: dict[str, str] = {
                   "  unembed neighbours W.npy cat -k 10 --view logit --data H.npy",
     "counterexample": "unembed counterexample W.npy --labels labels.txt --pair cat dog "
                       "--target -1 --out W_new.npy",
-    "verify": "unembed verify W.npy W_new.npy --inputs H.npy",
+    "verify": "unembed verify W.npy W_new.npy --data H.npy\n"
+              "  unembed verify --model gpt2-dir --model2 gpt2-new --data notes.txt",
     "argmaxable": "unembed argmaxable W.npy --labels labels.txt --radius arch",
     "feasible": "unembed feasible W.npy --labels labels.txt --top-two cat dog",
 }

@@ -13,6 +13,7 @@ import argparse
 from typing import Any
 
 from unembed.cli._common import (
+    add_deprecated_alias,
     add_head_args,
     add_json_arg,
     fixed_temperature,
@@ -48,16 +49,17 @@ def register(sub: Any) -> argparse.ArgumentParser:
                       help="the pair that must no longer lead together")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the new head")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
-    p.add_argument("--inputs", metavar="FILE",
+    p.add_argument("--data", metavar="FILE",
                    help="what to verify on: hidden states (n, d) .npy for a weight file; with "
                         "--model, token ids / images / features as .npy, or a text file (one "
                         "text per line) for a language model (default: random ones)")
+    add_deprecated_alias(p, "--inputs", "--data", dest="data", metavar="FILE")
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"),
                    help="weight files: store the new head in this dtype (default: the input's; "
                         "e.g. float32 for a float16 head, whose rounding would otherwise move "
                         "the cosine)")
     p.add_argument("-n", "--n-random", type=positive_int, default=1024,
-                   help="random inputs to verify on when --inputs is not given (default 1024)")
+                   help="random inputs to verify on when --data is not given (default 1024)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_json_arg(p)
     return p
@@ -76,7 +78,7 @@ def _model_inputs(path: str | None) -> Any:
 
     from unembed._checks import read_text
 
-    lines = [t for t in read_text(Path(path), "inputs file").splitlines() if t.strip()]
+    lines = [t for t in read_text(Path(path), "data file").splitlines() if t.strip()]
     return lines or np.zeros((0, 0), dtype=np.int64)
 
 
@@ -95,7 +97,7 @@ def run_model(args: argparse.Namespace) -> int:
     res = translation_for_cosine(head, a, b, args.target, n_random=args.n_random,
                                  seed=args.seed)
     exported = export_model(model, res.head, args.out, force=args.force,
-                            inputs=_model_inputs(args.inputs), seed=args.seed,
+                            inputs=_model_inputs(args.data), seed=args.seed,
                             progress=not (args.json or args.no_progress))
     i, j = head.index(a), head.index(b)
     cos_written = cosine(exported.head, i, j, "raw")
@@ -154,14 +156,14 @@ def run(args: argparse.Namespace) -> int:
 
     head = load_head(args)
     H = None
-    if args.inputs:
-        H = np.asarray(read_tensor(args.inputs, ndim=2).array, dtype=np.float64)
+    if args.data:
+        H = np.asarray(read_tensor(args.data, ndim=2).array, dtype=np.float64)
         H = scaled_inputs(args, H, head)
     elif args.temperature is not None and fixed_temperature(args) is None:
         from unembed._checks import fail
 
         raise fail(f"{args.temperature}: a per-input temperature needs the inputs it belongs "
-                   f"to (--inputs H.npy).")
+                   f"to (--data H.npy).")
     a, b = args.pair
     # Large heads: the translation is O(d); the translated rows W + c are verified and written
     # block by block (in --dtype when given), and what was written is re-read block by block:
