@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,9 +31,9 @@ def files(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def one_line(r: object) -> str:
-    err = str(getattr(r, "stderr"))
-    assert getattr(r, "returncode") == 2 and err.count("\n") == 1, err
+def one_line(r: Any) -> str:
+    err = str(r.stderr)
+    assert r.returncode == 2 and err.count("\n") == 1, err
     return err
 
 

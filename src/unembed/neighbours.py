@@ -262,8 +262,9 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
     """The k nearest labels of each of ``labels`` (default: every label) over the whole
     vocabulary under one view; see the module docstring. The default view is ``centered``, as
     for :func:`unembed.views.cosine`: the rows less their mean, invariant under every
-    translation of the rows (which changes no probability); ``raw`` is not. ``data``: for ``logit`` hidden-state
-    moments (:class:`~unembed.moments.HiddenMoments`) or the hidden states (n, d); for
+    translation of the rows (which changes no probability); ``raw`` is not. ``data``: for
+    ``logit`` hidden-state moments (:class:`~unembed.moments.HiddenMoments`) or the hidden
+    states (n, d); for
     ``coprob`` the hidden states (an array or a callable giving their batches anew).
 
     A view that ranks nothing for a label (:mod:`unembed.undefined_views`: the causal view of

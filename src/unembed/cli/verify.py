@@ -158,13 +158,12 @@ def run(args: argparse.Namespace) -> int:
     what, on, eq, note = compare(args, m1, m2)
     compared = f"the {what}' probabilities on {on}"
     if args.json:
-        print_json({"first": m1.head.meta.get("source", first),
-                    "second": m2.head.meta.get("source", second), "compared": what,
+        print_json({"first": first, "second": second, "compared": what,
                     "on": on, "what": compared, "data": args.data,
                     "seed": None if args.data is not None else args.seed,
                     **({"note": note} if note else {}), **eq.to_dict()})
     else:
-        print(f"{m1.head.meta.get('source', first)}  vs  {m2.head.meta.get('source', second)}")
+        print(f"{first}  vs  {second}")
         print(f"compared: {compared}")
         if note:
             print(f"note: {note}")

@@ -56,8 +56,8 @@ def load_head_file(
     equivalent head can be written back in the same format and dtype (None when transposed:
     the file's layout is not the head's).
     """
-    from unembed.sources.orientation import check_orientation
     from unembed.sources import fasttext_model
+    from unembed.sources.orientation import check_orientation
     from unembed.sources.sidecar import find_labels, read_labels_spec
 
     if os.path.isfile(weights) and fasttext_model.read_header(weights) is not None:
