@@ -252,7 +252,7 @@ def test_transformer_lens_revision_is_never_a_path(cache: Path) -> None:
 
 def test_a_config_naming_its_tokenizer_by_path_is_refused(tmp_path: Path) -> None:
     pytest.importorskip("transformer_lens")
-    from unembed.sources.tlens import _named_tokenizer
+    from unembed.sources.tlens import named_tokenizer as _named_tokenizer
 
     notes: list[str] = []
     for name in (str(tmp_path), "../tok", "./tok", "a/b/c"):

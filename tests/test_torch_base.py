@@ -252,7 +252,7 @@ def test_export_refuses_what_it_cannot_write_in_one_line(tmp_path: Path, capsys:
     from unembed import Head, export_model
     from unembed.cli import build_parser
     from unembed.cli._common import head_source, load_model
-    from unembed.sources.base import check_exportable
+    from unembed.export import check_exportable
 
     wf = tmp_path / "w.npy"
     np.save(wf, np.eye(3))

@@ -27,7 +27,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from unembed.audit import AuditResult
     from unembed.head import Head
-    from unembed.sources.base import LoadedModel
+    from unembed.model import LoadedModel
 
 __all__ = ["audit_html", "head_html", "model_html", "model_repr"]
 

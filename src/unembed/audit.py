@@ -70,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from unembed.engine import Sharded
-    from unembed.sources.base import LoadedModel
+    from unembed.model import LoadedModel
     from unembed.tables import PairTable
 
 #: Above this many labels, claim 1 does not recompute the causal view of the translated head.
@@ -575,7 +575,7 @@ def audit(
                   "meta": meta,
                   **(info or {})}
     rec = AuditInputs() if inputs is None else inputs
-    rec.model = rec.model or (str(meta["source"]) if "source" in meta else None)
+    rec.model = rec.model or head.source
     rec.options = {"labels": None if labels is None else [str(x) for x in labels],
                    "top_n": top_n, "top_k": top_k, "batch_size": batch_size, "likely": likely,
                    "keep_hidden": keep_hidden, "logits": logits, "co_top": co_top,

@@ -44,6 +44,7 @@ __all__ = [
     "MultiConstruction",
     "PairCosine",
     "cosine_translation",
+    "row_cosine",
     "translation_for_all_pairs",
     "translation_for_cosine",
     "translation_for_cosines",
@@ -52,7 +53,8 @@ __all__ = [
 COSINE_TOL = 1e-9
 
 
-def _cos(u: NDArray[np.float64], v: NDArray[np.float64]) -> float:
+def row_cosine(u: NDArray[np.float64], v: NDArray[np.float64]) -> float:
+    """cos(u, v) = u.v / (|u| |v|) of two rows, float64, clipped to [-1, 1]."""
     return float(np.clip(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)), -1.0, 1.0))
 
 
@@ -210,7 +212,7 @@ def _solve_pair(ui: NDArray[np.float64], uj: NDArray[np.float64], tau: float
     if T is None:  # pragma: no cover - s0 is on the level set by construction
         s, T = 0.5, (D / 4) * (1 + tau) / (1 - tau)
     c = s * delta + np.sqrt(T) * e - ui
-    if abs(_cos(ui + c, uj + c) - tau) > COSINE_TOL:
+    if abs(row_cosine(ui + c, uj + c) - tau) > COSINE_TOL:
         t = (nd / 2) * np.sqrt((1 + tau) / (1 - tau))
         return 0.5 * delta + t * e - ui, "closed form s = 1/2 (least-norm search missed)"
     if min(s * s, (s - 1) ** 2) * D + T < 1.001 * floor2:
@@ -260,7 +262,7 @@ def translation_for_cosine(
     t = cosine_translation(head, a, b, target)
     i, j = head.index(a, argument="label a"), head.index(b, argument="label b")
     new = head.translate(t.c)
-    after = _cos(new.W[i], new.W[j])
+    after = row_cosine(new.W[i], new.W[j])
     if abs(after - t.target) > COSINE_TOL:
         raise fail(f"The recomputed cosine {after!r} misses the target {t.target!r} by more "
                    f"than {COSINE_TOL:g} (rows too ill-conditioned).")
@@ -315,14 +317,14 @@ def cosine_translation(head: Head, a: LabelRef, b: LabelRef, target: float) -> C
         raise fail(f"Labels {head.labels[i]!r} and {head.labels[j]!r} have identical rows; no "
                    f"translation changes their cosine (it stays 1).")
     c, method = _solve_pair(ui, uj, tau)
-    after = _cos(ui + c, uj + c)
+    after = row_cosine(ui + c, uj + c)
     if abs(after - tau) > COSINE_TOL:
         raise fail(f"The recomputed cosine {after!r} misses the target {tau!r} by more than "
                    f"{COSINE_TOL:g} (rows too ill-conditioned).")
     pair = _round_to(np.stack([ui + c, uj + c]), head.dtype)
     return CosineTranslation((head.labels[i], head.labels[j]), (i, j), tau, c,
-                             cosine(head, i, j, "raw"), after, _cos(pair[0], pair[1]), head.dtype,
-                             method)
+                             cosine(head, i, j, "raw"), after, row_cosine(pair[0], pair[1]),
+                             head.dtype, method)
 
 
 def stored_cosine(head: Head, pair: tuple[int, int], c: NDArray[np.float64], dtype: str
@@ -331,7 +333,7 @@ def stored_cosine(head: Head, pair: tuple[int, int], c: NDArray[np.float64], dty
     ``dtype`` (each rounded to it, then compared in float64)."""
     i, j = pair
     rows = _round_to(np.stack([head.W[i] + c, head.W[j] + c]), dtype)
-    return _cos(rows[0], rows[1])
+    return row_cosine(rows[0], rows[1])
 
 
 def _round_to(x: NDArray[np.float64], dtype: str) -> NDArray[np.float64]:
@@ -339,7 +341,7 @@ def _round_to(x: NDArray[np.float64], dtype: str) -> NDArray[np.float64]:
     if dtype == "float64":
         return x
     if dtype == "bfloat16":
-        from unembed.sources.files import to_storage
+        from unembed._storage import to_storage
 
         bits = to_storage(x, "bf16").astype(np.uint32) << np.uint32(16)
         return bits.view(np.float32).astype(np.float64)
@@ -538,6 +540,6 @@ def translation_for_cosines(
         new, _ = _reparam(new, A)
         h2 = H @ A.T
     report = tuple(PairCosine((head.labels[i], head.labels[j]), t, cosine(head, i, j, "raw"),
-                              _cos(new.W[i], new.W[j])) for i, j, t in pairs)
+                              row_cosine(new.W[i], new.W[j])) for i, j, t in pairs)
     return MultiConstruction(c=c_np, A=A, head=new, pairs=report,
                              equivalence=compare_heads(head, new, H, h2=h2))

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from unembed._checks import arg_error, check_finite_rows, fail, file_error
 
 if TYPE_CHECKING:  # a type only: reading data never imports the model sources
-    from unembed.sources.base import LoadedModel
+    from unembed.model import LoadedModel
 
 __all__ = ["ArrayInputs", "DataSource", "Decoder", "DecodingTextModel", "OpensOwnText",
            "TextModel", "TextWindows", "open_data", "shard_batches"]

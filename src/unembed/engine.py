@@ -47,7 +47,7 @@ from unembed.streaming import (
 )
 
 if TYPE_CHECKING:
-    from unembed.sources.base import LoadedModel
+    from unembed.model import LoadedModel
 
 __all__ = ["RayEngine", "Sharded"]
 

@@ -40,7 +40,7 @@ from unembed._tolerance import tolerance as tolerance_of
 from unembed.head import Head, Link, logits_to_log_probs
 
 if TYPE_CHECKING:
-    from unembed.sources.base import LoadedModel
+    from unembed.model import LoadedModel
 
 __all__ = [
     "TOLERANCE",
@@ -295,7 +295,7 @@ def compare_models(
     ``model1.random_inputs`` (sequences of ``length`` tokens for language models). The
     tolerance follows the coarser storage dtype of the two heads.
     """
-    from unembed.sources.base import require_loaded
+    from unembed.model import require_loaded
 
     h1 = require_loaded(model1, "compare_models").head
     h2 = require_loaded(model2, "compare_models").head

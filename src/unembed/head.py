@@ -42,8 +42,8 @@ from unembed._checks import (
 )
 from unembed.bounds import HiddenBound, Rows
 
-if TYPE_CHECKING:  # a type only: unembed.sources.files never imports this module
-    from unembed.sources.files import MatrixFile
+if TYPE_CHECKING:
+    from unembed.rows import StoredMatrix
 
 Link = Literal["softmax", "sigmoid"]
 LabelRef = int | str
@@ -264,9 +264,12 @@ class Head:
         LayerNorm with gain g: the direction 1/g). Rows may move along it freely.
     dtype : str
         The dtype the weights were stored in ("float32", "bfloat16", ...).
+    source : str, optional
+        Where the head was read from (a file, a directory, a hub snapshot, a component), as
+        errors and reports name it; also shown in ``meta["source"]``.
     meta : dict
-        Descriptive provenance for people (source, family, final norm, tied, ...); no module
-        reads a contract from it: those are the typed fields below.
+        Descriptive provenance for people (source, family, final norm, tied, notes, ...); no
+        module reads a contract from it: those are the typed fields.
     rows : {"stored", "folded"}
         The rows as stored in the checkpoint, or with the final norm's gain folded in.
     hidden_bound : HiddenBound, optional
@@ -277,9 +280,10 @@ class Head:
     not_equivalent_because : str, optional
         Set when the head was made by a transformation that is not a symmetry (``force=True``):
         why it is not the same classifier as the one it came from. ``equivalent`` is then False.
-    file : MatrixFile, optional
-        The weight file the rows were read from (so that an equivalent head can be written back
-        in the same format and dtype).
+    file : StoredMatrix, optional
+        The stored matrix (a tensor of a weight file) the rows were read from, so that an
+        equivalent head can be written back in the same format and dtype
+        (:class:`unembed.rows.StoredMatrix`).
     labels_from : str, optional
         Where the labels came from (a tokenizer, ``id2label``, a sidecar file, ...). Left out,
         it is "row numbers" when ``labels`` is not given (the labels are "0".."V-1") and
@@ -320,14 +324,15 @@ class Head:
     reparam_reason: str | None = None
     null_space_reason: str | None = None
     not_equivalent_because: str | None = None
-    file: MatrixFile | None = field(default=None, repr=False)
+    file: StoredMatrix | None = field(default=None, repr=False)
     labels_from: str | None = None
     masked_argmax: bool = False
+    source: str | None = None
     degenerate: dict[str, list[Any]] = field(default_factory=dict, init=False)
     stats: RowStats = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        where = str(self.meta.get("source", "")) or ""
+        where = self.source or ""
         handed = type(self.W) is _Owned
         raw = check_matrix_shape(self.W, "W", where=where)
         if raw.dtype.kind == "f" and self.dtype == "float64" and raw.dtype != np.float64:
@@ -381,7 +386,10 @@ class Head:
                 )
             degenerate["identical_rows"] = [[self.labels[i], self.labels[j]]]
         object.__setattr__(self, "degenerate", degenerate)
-        object.__setattr__(self, "meta", dict(self.meta))
+        meta = dict(self.meta)
+        if self.source is not None:
+            meta["source"] = self.source  # shown for people; read from the typed field
+        object.__setattr__(self, "meta", meta)
         object.__setattr__(self, "stats", RowStats(w64, self.null_space))
 
     # ------------------------------------------------------------------ shape and labels
@@ -480,6 +488,17 @@ class Head:
             not_equivalent_because=not_equivalent_because or self.not_equivalent_because,
         )
 
+    def with_provenance(self, *, source: str | None = None, notes: Sequence[str] = (),
+                        **meta: Any) -> Head:
+        """The same head (same rows, labels and structure) with its provenance amended: a new
+        ``source`` (when given), ``notes`` appended to ``meta["notes"]``, other ``meta``
+        entries added. A new value: a head is never changed after construction."""
+        new_meta = {**self.meta, **meta}
+        if notes:
+            new_meta["notes"] = [*self.meta.get("notes", []), *notes]
+        return replace(self, W=owned(self.W), source=self.source if source is None else source,
+                       meta=new_meta)
+
     def subset(self, labels: Sequence[LabelRef]) -> Head:
         """The head restricted to some labels (rows), in the given order."""
         idx = self.indices(labels)
@@ -529,3 +548,11 @@ def logits_to_log_probs(z: NDArray[np.float64], link: Link) -> NDArray[np.float6
         out: NDArray[np.float64] = z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
         return out
     return -np.logaddexp(0.0, -z)
+
+
+def max_probability_gap(z1: NDArray[np.float64], z2: NDArray[np.float64], link: Link) -> float:
+    """max |p1 - p2| over every input and label of two logit arrays (n, V) of the same inputs,
+    computed in float64 (0 for empty arrays): the figure an equivalence is judged by."""
+    p = np.exp(logits_to_log_probs(np.asarray(z1, dtype=np.float64), link))
+    q = np.exp(logits_to_log_probs(np.asarray(z2, dtype=np.float64), link))
+    return float(np.max(np.abs(p - q))) if p.size else 0.0

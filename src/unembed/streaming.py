@@ -30,7 +30,7 @@ from unembed.kernels import selected_log_probs, summarise, take_columns
 from unembed.moments import Moments, merged, moments_for
 
 if TYPE_CHECKING:
-    from unembed.sources.base import LoadedModel
+    from unembed.model import LoadedModel
 
 __all__ = ["Behaviour", "LabelSelection", "Partial", "PassOptions", "collect", "collect_with",
            "label_selection", "run_shard", "select_labels"]
@@ -346,7 +346,7 @@ def collect(
 def collect_with(model: LoadedModel, data: DataSource, choice: LabelSelection, opts: PassOptions, *,
                  progress: bool = True) -> Behaviour:
     """:func:`collect` with the label selection and the pass options as objects."""
-    from unembed.sources.base import require_loaded
+    from unembed.model import require_loaded
 
     head: Head = require_loaded(model, "collect").head
     top_k, keep_hidden = opts.top_k, opts.keep_hidden
@@ -391,7 +391,7 @@ def select_labels(model: LoadedModel, data: DataSource, choice: LabelSelection, 
     """The label set :func:`collect` would choose, and the batches it holds while choosing
     (the first batches until ``choice.predictions`` predictions are seen; none when the set
     is given or every label is in it)."""
-    from unembed.sources.base import require_loaded
+    from unembed.model import require_loaded
 
     head: Head = require_loaded(model, "select_labels").head
     _check_top_k(top_k)

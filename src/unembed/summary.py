@@ -173,7 +173,7 @@ def summarize(
         pairs[view] = ExtremePairs(int(sel.size), most, least, bool(sel.size < V), why)
     return HeadSummary(
         head=repr(head),
-        source=head.meta.get("source"),
+        source=head.source,
         rows=head.rows,
         n_labels=V,
         d=head.d,

@@ -15,7 +15,7 @@ from unembed._json import jsonable
 from unembed.head import Head
 
 if TYPE_CHECKING:
-    from unembed.sources.base import LoadedModel
+    from unembed.model import LoadedModel
 
 
 def add_head_args(p: argparse.ArgumentParser) -> None:

@@ -12,8 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed.cli._common import add_stream_args
+from unembed.model import LoadedModel
 from unembed.moments import Moments
-from unembed.sources.base import LoadedModel
 
 
 def add_data_args(p: argparse.ArgumentParser, help: str | None = None) -> None:

@@ -86,8 +86,7 @@ def run_model(args: argparse.Namespace) -> int:
     import numpy as np
 
     from unembed.construct import translation_for_cosine
-    from unembed.export import export_model
-    from unembed.sources.base import check_exportable
+    from unembed.export import check_exportable, export_model
     from unembed.views import cosine
 
     model = load_model(args)
@@ -108,7 +107,7 @@ def run_model(args: argparse.Namespace) -> int:
     if args.json:
         print_json(record)
     else:
-        print(f"{head!r} from {head.meta.get('source')}: pair {res.labels[0]!r}, "
+        print(f"{head!r} from {head.source}: pair {res.labels[0]!r}, "
               f"{res.labels[1]!r} ({head.rows} rows"
               f"{'; norm ' + str(head.meta['norm']) if head.meta.get('norm') else ''})")
         print(f"  cosine before   {fmt(res.cosine_before, 12)}")
@@ -148,13 +147,15 @@ def run(args: argparse.Namespace) -> int:
     if _reads_model(args, source):
         args.model, args.head = source, None
         return run_model(args)
-    labels_out = _check_labels_target(args)
+    _check_labels_target(args)  # the labels file written beside it: checked too
 
     from unembed.construct import cosine_translation
     from unembed.equivalence import compare_head_rows
-    from unembed.sources.files import read_tensor, write_like
+    from unembed.export.weights import stored_like, write_weights
+    from unembed.sources.files import read_tensor
 
     head = load_head(args)
+    stored_like(head)  # read from a weight file by load_head
     H = None
     if args.data:
         H = np.asarray(read_tensor(args.data, ndim=2).array, dtype=np.float64)
@@ -172,28 +173,15 @@ def run(args: argparse.Namespace) -> int:
     c = res.c
     equiv = compare_head_rows(head, lambda s, e: head.W[s:e] + c, "float64", H,
                               n_random=args.n_random, seed=args.seed)
-    assert head.file is not None  # read from a weight file by load_head
-    like = head.file
     if args.dtype and args.dtype != head.dtype:
         from unembed.construct import stored_cosine
 
-        like = _with_dtype(head.file, args.dtype)
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
-    out = write_like(like, head.W, args.out, force=args.force, shift=c)
-    _write_labels_beside(head, out, labels_out, force=args.force)
-    # Verify what was written, not what was meant to be written.
-    mf = head.file
-    assert mf is not None  # read from a weight file by load_head
-    spec = str(out) + (f":{mf.tensor}" if mf.tensor else "")
-    written = read_tensor(spec, ndim=2)
-    i, j = res.indices
-    pair = np.asarray(written._rows(i, i + 1)[0], dtype=np.float64), \
-        np.asarray(written._rows(j, j + 1)[0], dtype=np.float64)
-    cos_written = float(np.clip(pair[0] @ pair[1] / (np.linalg.norm(pair[0])
-                                                     * np.linalg.norm(pair[1])), -1.0, 1.0))
-    eq = compare_head_rows(head, written._rows, written.dtype, H, n_random=args.n_random,
-                           seed=args.seed)
+    written = write_weights(head, args.out, shift=c, dtype=args.dtype, force=args.force,
+                            hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices)
+    out, eq, cos_written = written.out, written.equivalence, written.cosine_written
+    assert cos_written is not None  # a pair was given
     record = {"pair": list(res.labels), "target": res.target,
               "cosine_before": res.cosine_before, "cosine_after": res.cosine_after,
               "cosine_after_stored": res.cosine_after_stored, "stored_dtype": res.stored_dtype,
@@ -215,42 +203,13 @@ def run(args: argparse.Namespace) -> int:
     return 0 if eq.equivalent else 1
 
 
-def _check_labels_target(args: argparse.Namespace) -> Any:
+def _check_labels_target(args: argparse.Namespace) -> None:
     """``NAME.labels.json`` beside ``--out``: refused before any work when it exists and
     ``--force`` is not given (the labels written there would replace it)."""
     from unembed._io import check_target
     from unembed.sources.sidecar import labels_path
 
-    labels_out = labels_path(args.out)
-    check_target(labels_out, force=args.force)
-    return labels_out
-
-
-def _write_labels_beside(head: Any, out: Any, labels_out: Any, *, force: bool) -> None:
-    """The head's labels written beside the weight file ``out`` (so that the next command
-    names its rows as this one did); a head labelled by row numbers writes none, and a labels
-    file left there by the file replaced (only with --force) is removed: it would name rows
-    that are not its own."""
-    if head.labels_from != "row numbers":
-        from unembed.sources.sidecar import write_labels
-
-        write_labels(head, out, force=force)
-    elif labels_out.exists() or labels_out.is_symlink():
-        from unembed._io import remove_path
-
-        remove_path(labels_out)
-
-
-def _with_dtype(mf: Any, dtype: str) -> Any:
-    """The weight file description ``mf`` with another storage dtype (for ``--dtype``)."""
-    from dataclasses import replace
-
-    from unembed._checks import fail
-
-    if mf.format == "npy" and dtype == "bfloat16":
-        raise fail(f"{mf.path}: .npy cannot store bfloat16; use float32 or a .safetensors "
-                   f"file.")
-    return replace(mf, dtype=dtype)
+    check_target(labels_path(args.out), force=args.force)
 
 
 def _reads_model(args: argparse.Namespace, source: str) -> bool:
@@ -274,6 +233,7 @@ def run_keep_cosines(args: argparse.Namespace) -> int:
     """``--keep-cosines``: a head with the same raw cosines in which a label can no longer be
     the argmax (or a pair can no longer lead together), with the LP before and after."""
     from unembed._checks import fail
+    from unembed.export.weights import write_labels_beside
     from unembed.keep_cosines import not_top_two_keeping_cosines, unargmaxable_keeping_cosines
     from unembed.sources.files import write_head_like
 
@@ -288,12 +248,12 @@ def run_keep_cosines(args: argparse.Namespace) -> int:
     if _reads_model(args, source):
         raise fail(f"--keep-cosines works on a weight file; {source} is a model.")
     check_target(args.out, force=args.force)  # before any work
-    labels_out = _check_labels_target(args)
+    _check_labels_target(args)
     head = load_head(args)
     res = (unargmaxable_keeping_cosines(head, args.unargmaxable) if args.unargmaxable
            else not_top_two_keeping_cosines(head, *args.not_top_two))
     out = write_head_like(res.head, args.out, force=args.force)
-    _write_labels_beside(head, out, labels_out, force=args.force)
+    write_labels_beside(head, out, force=args.force)
     mf = head.file
     assert mf is not None  # read from a weight file by load_head
     written = load_head(args, str(out) + (f":{mf.tensor}" if mf.tensor else ""))

@@ -106,8 +106,8 @@ def load_head_file(
         dtype=mf.dtype,
         strict=strict,
         logit_scale=1.0 if temperature is None else 1.0 / temperature,
-        meta={"source": str(mf.path) + (f":{mf.tensor}" if mf.tensor else ""),
-              **({} if temperature is None else {"temperature": temperature})},
+        source=str(mf.path) + (f":{mf.tensor}" if mf.tensor else ""),
+        meta={} if temperature is None else {"temperature": temperature},
         file=None if transpose else mf,
         labels_from=labels_from,
     )

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from unembed._checks import fail, file_error, read_json, regular_file
 from unembed._tensors import tensor_to_numpy
 from unembed.sources._paths import contained
-from unembed.sources.files import MatrixFile
+from unembed.sources.matrix_file import MatrixFile
 
 __all__ = ["WEIGHT_FILES", "Checkpoint"]
 
@@ -90,7 +90,7 @@ class Checkpoint:
         if self.format == "safetensors":
             from safetensors import SafetensorError, safe_open
 
-            from unembed.sources.files import check_safetensors
+            from unembed.sources.safetensors_file import check_safetensors
 
             check_safetensors(file)
             try:
@@ -100,7 +100,7 @@ class Checkpoint:
         else:
             import torch
 
-            from unembed.sources.files import torch_load
+            from unembed.sources.torch_file import torch_load
 
             handle = torch_load(file, mmap=True)
             if not isinstance(handle, dict) or not all(
@@ -162,7 +162,7 @@ def read_indexed_tensor(index: str | os.PathLike[str], tensor: str | None,
     ``.bin`` shards: loaded by torch). Without a name, the only tensor of ``ndim`` dimensions
     whose name ends in ``lm_head.weight`` or ``embed_out.weight`` is taken. Only that tensor's
     shard is opened."""
-    from unembed.sources.files import safetensors_tensor
+    from unembed.sources.safetensors_file import safetensors_tensor
 
     p = Path(index)
     ck = Checkpoint(p.parent, index=p.name)

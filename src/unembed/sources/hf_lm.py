@@ -208,14 +208,15 @@ class HFCausalLM(TorchSource):
         nh = head_through_norm(self.raw_W, self.raw_b, norm, self.rows, self.dtype)
         labels = self._labels(nh.W.shape[0])
         meta: dict[str, Any] = {
-            "source": str(self.path), "family": self.family,
+            "family": self.family,
             "norm": None if norm is None else norm.describe(),
             "norm_kind": None if norm is None else norm.kind,
             "tied": self.tied, "folded": self.rows == "folded",
         }
         return Head(W=nh.W, b=nh.b, labels=labels or (), link="softmax", softcap=softcap,
                     logit_scale=scale, reparam=reparam, null_space=nh.null_space,
-                    dtype=self.dtype, meta=meta, strict=strict, rows=self.rows,
+                    dtype=self.dtype, meta=meta, source=str(self.path), strict=strict,
+                    rows=self.rows,
                     hidden_bound=nh.hidden_bound, reparam_reason=reparam_reason or None,
                     null_space_reason=nh.null_space_reason,
                     labels_from="tokenizer" if labels else "row numbers")

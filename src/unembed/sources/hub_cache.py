@@ -148,8 +148,9 @@ def find(source: str | os.PathLike[str], revision: str | None = None) -> HubSnap
 
 
 def mark(model: _T, snap: HubSnapshot | None) -> _T:
-    """Record in ``model.head.meta["hub"]`` where a hub name resolved to (no-op for None)."""
+    """``model`` with its head's source saying where a hub name resolved to (and
+    ``meta["hub"]`` its snapshot; no-op for None): a new head, the old one unchanged."""
     if snap is not None:
-        model.head.meta["hub"] = snap.describe()
-        model.head.meta["source"] = f"{snap.repo_id}@{snap.revision} ({snap.path})"
+        model.head = model.head.with_provenance(
+            source=f"{snap.repo_id}@{snap.revision} ({snap.path})", hub=snap.describe())
     return model

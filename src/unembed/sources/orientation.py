@@ -11,7 +11,7 @@ say a matrix is stored that way, and then it is refused with how to read it:
 Examples
 --------
 >>> from pathlib import Path
->>> from unembed.sources.files import MatrixFile
+>>> from unembed.sources.matrix_file import MatrixFile
 >>> import numpy as np
 >>> mf = MatrixFile("float64", Path("W_U.safetensors"), "safetensors", "unembed.W_U", (4, 10),
 ...                 loaded=np.zeros((4, 10)))
@@ -27,7 +27,7 @@ True
 from __future__ import annotations
 
 from unembed._checks import fail
-from unembed.sources.files import MatrixFile
+from unembed.sources.matrix_file import MatrixFile
 
 __all__ = ["check_orientation", "looks_like_w_u"]
 

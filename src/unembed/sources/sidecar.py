@@ -43,7 +43,7 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "to
 def labels_path(weights: str | os.PathLike[str]) -> Path:
     """``dir/NAME.labels.json`` for the weight file ``dir/NAME.EXT`` (a ``PATH:TENSOR`` spec's
     tensor name is ignored: one labels file per weight file)."""
-    from unembed.sources.files import split_spec
+    from unembed.sources.matrix_file import split_spec
 
     p, _ = split_spec(weights)
     return p.with_name(p.stem + ".labels.json")

@@ -97,13 +97,13 @@ class SklearnModel(HeadModel):
         self.structure = structure
         self.dtype = "float64"
         self.raw_b = b
-        meta = {"source": source, "family": type(estimator).__name__,
+        meta = {"family": type(estimator).__name__,
                 "norm": None, "tied": False, "folded": False, "structure": structure}
         if note:
             meta["note"] = note
         self.head = Head(W=W, b=b, labels=tuple(labels) if labels is not None else
                          default_labels, link=link, reparam=False, dtype=self.dtype,
-                         meta=meta, strict=strict,
+                         meta=meta, source=source, strict=strict,
                          labels_from="the caller" if labels is not None else "classes_",
                          reparam_reason="the hidden state is the input features themselves")
 

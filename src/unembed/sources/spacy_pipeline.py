@@ -88,70 +88,19 @@ from numpy.typing import NDArray
 from unembed import _reprs
 from unembed._checks import fail, file_error
 from unembed.head import Head, logits_to_log_probs
+from unembed.sources.spacy_components import (
+    TRANSITION,
+    factory,
+    is_spacy_dir,
+    is_spacy_language,
+    pick_component,
+)
 
 if TYPE_CHECKING:
-    from unembed.export import ExportResult
-    from unembed.sources.base import LoadedModel
+    from unembed.model import LoadedModel
 
 __all__ = ["SpacyComponent", "SpacyTagger", "SpacyTexts", "SpacyTransition", "is_spacy_dir",
            "is_spacy_language", "load_spacy"]
-
-#: Components whose model is spaCy's Tagger architecture (tok2vec, then a Softmax layer with
-#: one row per ``pipe.labels`` entry, the label written being that of the argmax row).
-_TAGGERS = ("tagger", "morphologizer", "senter")
-_TRANSITION = ("parser", "ner")
-_BEAM = ("beam_parser", "beam_ner")
-_READ = _TAGGERS + _TRANSITION
-
-
-def is_spacy_dir(path: Path) -> bool:
-    """A saved pipeline (``nlp.to_disk``): ``config.cfg`` and ``meta.json``."""
-    return (path / "config.cfg").is_file() and (path / "meta.json").is_file()
-
-
-def is_spacy_language(obj: object) -> bool:
-    """Whether ``obj`` is a spaCy ``Language`` (without importing spaCy when it is not
-    already imported)."""
-    import sys
-
-    mod = sys.modules.get("spacy.language")
-    return mod is not None and isinstance(obj, mod.Language)
-
-
-def _factory(nlp: Any, name: str) -> str:
-    return str(nlp.get_pipe_meta(name).factory)
-
-
-def _pick_component(nlp: Any, component: str | None, where: str) -> str:
-    names = list(nlp.pipe_names)
-    if component is not None:
-        if component not in names:
-            raise fail(f"{where}: no component {component!r} in the pipeline (it has "
-                       f"{', '.join(names) or 'none'}).")
-        fac = _factory(nlp, component)
-        if fac in _BEAM:
-            raise fail(f"{where}: component {component!r} ({fac}) parses with beam search: "
-                       f"which parser states are scored depends on the beam, so there is no "
-                       f"one hidden state per decision; unembed reads greedy parsers and NER "
-                       f"(beam_width 1).")
-        if fac not in _READ:
-            raise fail(f"{where}: component {component!r} ({fac}) is not read by unembed: its "
-                       f"output layer maps rows to labels in its own way; unembed reads "
-                       f"{', '.join(_READ)}.")
-        return component
-    # default: the only tagger; else the only one of the other components read
-    have = ", ".join(f"{n} ({_factory(nlp, n)})" for n in names) or "none"
-    for group, what in ((("tagger",), "taggers"),
-                        (_TAGGERS[1:] + _TRANSITION, "components unembed reads")):
-        found = [n for n in names if _factory(nlp, n) in group]
-        if len(found) == 1:
-            return found[0]
-        if found:
-            raise fail(f"{where}: the pipeline has several {what} ({', '.join(found)}); name "
-                       f"one (component=... / --component).")
-    raise fail(f"{where}: the pipeline has no component unembed reads (components: "
-               f"{have}); unembed reads {', '.join(_READ)}.")
-
 
 class _Pipe:
     """What every component read from a pipeline shares: running the components before it,
@@ -243,8 +192,7 @@ class SpacyTagger(_Pipe):
             raise fail(f"{source}: the component {component!r} has {len(labels)} labels but its "
                        f"output layer has {W.shape[0]} rows.")
         self.dtype = str(W.dtype)
-        meta = {"source": f"{source} (component {component!r})",
-                "family": f"spacy {_factory(nlp, component)}",
+        meta = {"family": f"spacy {factory(nlp, component)}",
                 "component": component, "architecture": model.name[-40:],
                 "softmax_temperature": temperature,
                 "outputs": "probabilities" if self.normalizes else "logits",
@@ -252,7 +200,8 @@ class SpacyTagger(_Pipe):
                 "spacy_version": _spacy_version()}
         self.head = Head(W=W, b=b, labels=labels, link="softmax",
                          logit_scale=1.0 / temperature, reparam=False, dtype=self.dtype,
-                         meta=meta, strict=strict, labels_from=f"the {component!r} component",
+                         meta=meta, source=f"{source} (component {component!r})",
+                         strict=strict, labels_from=f"the {component!r} component",
                          reparam_reason="spaCy's tok2vec ends in a residual sum (x + f(x)), not "
                                         "in an affine map that could absorb an invertible A")
         self._verified = False
@@ -373,7 +322,7 @@ class SpacyTransition(_Pipe):
         names = [str(pipe.moves.get_class_name(i)) for i in range(n_moves)]
         idx = list(self.moves)
         self.dtype = str(W.dtype)
-        factory = _factory(nlp, component)
+        kind = factory(nlp, component)
         notes = [
             f"hidden state: the state vector of each parser state (the maxout over "
             f"{n_pieces} pieces of the lower layer's features of its "
@@ -389,13 +338,13 @@ class SpacyTransition(_Pipe):
             notes.append(f"{len(unseen)} moves never seen in training are left out (spaCy "
                          f"gives them the batch's minimum score, not W h + b): "
                          f"{', '.join(names[i] for i in unseen[:10])}")
-        meta = {"source": f"{source} (component {component!r})",
-                "family": f"spacy {factory} action layer", "component": component,
+        meta = {"family": f"spacy {kind} action layer", "component": component,
                 "architecture": "TransitionModel (tok2vec, lower, upper)",
                 "unseen_moves": [names[i] for i in unseen],
                 "notes": notes, "spacy_version": _spacy_version()}
         self.head = Head(W=W[idx], b=b[idx], labels=tuple(names[i] for i in idx),
                          link="softmax", reparam=False, dtype=self.dtype, meta=meta,
+                         source=f"{source} (component {component!r})",
                          strict=strict, masked_argmax=True,
                          labels_from=f"the {component!r} component's moves",
                          reparam_reason="the state vector is a maxout of summed features, not "
@@ -614,41 +563,14 @@ def load_spacy(source: Any, *, component: str | None = None, strict: bool = True
         where = str(source)
     else:
         nlp, where = source, f"spaCy pipeline {source.meta.get('name', '')!s}".strip()
-    name = _pick_component(nlp, component, where)
+    name = pick_component(nlp, component, where)
     out: SpacyComponent
-    if _factory(nlp, name) in _TRANSITION:
+    if factory(nlp, name) in TRANSITION:
         out = SpacyTransition(nlp, name, source=where, strict=strict)
     else:
         out = SpacyTagger(nlp, name, source=where, strict=strict)
     probe = out.forward(["the cat sat on the mat"])  # verify now
     del probe
-    out.head.meta["notes"] = [*out.head.meta.get("notes", []), *notes]
+    if notes:
+        out.head = out.head.with_provenance(notes=notes)
     return out
-
-
-def export_spacy(model: SpacyComponent, head: Head, out: Path, tmp: Path, inputs: Any,
-                 seed: int) -> ExportResult:
-    """Write the pipeline with the tagger's W, b replaced by ``head``'s to the directory
-    ``tmp`` (``nlp.to_disk``), re-read it with ``spacy.load`` and compare it with the original
-    on ``inputs`` (texts; default: random hidden states fed to both Softmax layers); raises
-    unless equivalent (:func:`unembed.export.export_model` moves ``tmp`` to ``out``)."""
-    import spacy
-
-    from unembed.equivalence import compare_logits, random_hidden
-    from unembed.export import ExportResult, require_equivalent
-
-    notes: list[str] = []
-    new = model.with_head(head)
-    new.nlp.to_disk(tmp)
-    reread = type(model)(spacy.load(tmp), model.component, source=str(out), strict=head.strict)
-    if inputs is None:
-        notes.append("no inputs given: verified on random hidden states fed to the "
-                     "component's output layer")
-        h = random_hidden(model.head, 256, seed=seed)
-        z_old, z_new = model.layer_logits(h), reread.layer_logits(h)
-    else:
-        z_old, z_new = model.model_logits(inputs), reread.model_logits(inputs)
-    eq = compare_logits(z_old, z_new, "softmax", dtype=model.dtype)
-    require_equivalent(eq, out, "spaCy pipeline")
-    return ExportResult(out=out, kind=model.kind, head=reread.head, equivalence=eq,
-                        notes=tuple(notes))

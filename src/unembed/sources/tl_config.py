@@ -21,6 +21,7 @@ Each refusal is one line naming the config file and the field.
 from __future__ import annotations
 
 import math
+import os
 import re
 import types
 import typing
@@ -29,7 +30,24 @@ from typing import Any
 
 from unembed._checks import UnembedError, file_error
 
-__all__ = ["check_against_state_dict", "check_fields"]
+__all__ = ["CONFIG_FORMAT", "STATE_DICT_SUFFIXES", "check_against_state_dict", "check_fields",
+           "config_path"]
+
+#: What the config file beside a written state dict says it is (its "format" field).
+CONFIG_FORMAT = "unembed: the HookedTransformerConfig of a TransformerLens state dict"
+#: Suffixes of the state dicts written and read here: safetensors, else ``torch.save``.
+STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+
+
+def config_path(state_dict: str | os.PathLike[str]) -> Path:
+    """``dir/NAME.tl_config.json``, the config beside the state dict ``dir/NAME.EXT``.
+
+    >>> config_path("out/gpt2-neg.safetensors").as_posix()
+    'out/gpt2-neg.tl_config.json'
+    """
+    p = Path(state_dict)
+    return p.with_name(p.stem + ".tl_config.json")
+
 
 #: Fields that take one of a few words (TransformerLens 3.x builds nothing else).
 CHOICES: dict[str, tuple[object, ...]] = {

@@ -380,13 +380,14 @@ class HFClassifierSource(TorchSource):
         ``id2label``."""
         nh = head_through_norm(self.raw_W, self.raw_b, self.norm, self.rows, self.dtype,
                                norm_feeds_head=norm_feeds_head)
-        meta = {"source": str(self.path), "family": self.family,
+        meta = {"family": self.family,
                 "norm": None if self.norm is None else self.norm.describe(),
                 "norm_kind": None if self.norm is None else self.norm.kind, "tied": False,
                 "folded": self.rows == "folded", "layer": self.layer_name, **meta}
         return Head(W=nh.W, b=nh.b, labels=id2label_labels(self.config, nh.W.shape[0]),
                     link=link, reparam=False, null_space=nh.null_space, dtype=self.dtype,
-                    meta=meta, strict=strict, rows=self.rows, hidden_bound=nh.hidden_bound,
+                    meta=meta, source=str(self.path), strict=strict, rows=self.rows,
+                    hidden_bound=nh.hidden_bound,
                     reparam_reason=reparam_reason, labels_from="id2label",
                     null_space_reason=None if nh.null_space is None else nh.null_space_reason)
 

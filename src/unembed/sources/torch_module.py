@@ -117,11 +117,12 @@ class TorchModuleModel(TorchSource):
         self._labels, self._link, self._strict = labels, link, strict
         W = to_f64(self.layer.weight)
         self.raw_b = None if self.layer.bias is None else to_f64(self.layer.bias)
-        meta = {"source": self._source, "family": self.family,
+        meta = {"family": self.family,
                 "layer": self.layer_name, "norm": None, "tied": False,
                 "folded": False}
         self.head = Head(W=W, b=self.raw_b, labels=tuple(labels) if labels is not None else (),
-                         link=link, reparam=None, dtype=self.dtype, meta=meta, strict=strict)
+                         link=link, reparam=None, dtype=self.dtype, meta=meta,
+                         source=self._source, strict=strict)
         # the head is the module's as given (read above); its forward passes run on
         # ``device`` in ``model_dtype`` when named (the module is moved: torch's .to() is
         # in place for modules), else where and as the module is
