@@ -259,7 +259,7 @@ def compare_models_on(model1: LoadedModel, model2: LoadedModel,
     """Compare two loaded models end to end on batches of inputs both take (each model's own
     ``model_logits``), merged over the batches; the tolerance follows the coarser storage
     dtype of the two heads. Refused in one line when the models differ in labels or link."""
-    from unembed.sources.base import require_loaded
+    from unembed.model import require_loaded
 
     h1 = require_loaded(model1, "compare_models").head
     h2 = require_loaded(model2, "compare_models").head

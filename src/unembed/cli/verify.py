@@ -28,7 +28,7 @@ from unembed.cli._common import (
 )
 from unembed.cli._data import add_data_args
 from unembed.equivalence import Equivalence
-from unembed.sources.base import LoadedModel
+from unembed.model import LoadedModel
 
 #: random inputs without --data: hidden states for heads, inputs (sequences) for models
 N_RANDOM_HIDDEN, N_RANDOM_INPUTS, SEQUENCE_LENGTH = 1024, 8, 16
