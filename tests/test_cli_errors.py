@@ -1,4 +1,4 @@
-"""The command line as a new user meets it (issue 10, 3-4): options in any order, errors in
+"""The command line as a new user meets it: options in any order, errors in
 the command line's words, one line and a documented exit status, never a traceback; outputs
 never half-written; SIGTERM stops the LP workers. In-process through ``main(argv)``, except
 the signal test, which needs a real process."""

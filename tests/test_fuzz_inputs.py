@@ -1,4 +1,4 @@
-"""A seeded mutation fuzzer over everything unembed reads (issue 10, 2): weight files, sharded
+"""A seeded mutation fuzzer over everything unembed reads: weight files, sharded
 checkpoints, HuggingFace directories, labels, audit data, and the command line. Every case
 ends in a valid result or an UnembedError, never another exception; through ``main(argv)``,
 in a documented exit status and never a traceback. A few hundred cases, seconds in all."""

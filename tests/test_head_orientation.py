@@ -47,7 +47,7 @@ def test_a_tensor_named_w_u_is_refused_as_transposed(files: Path) -> None:
     err = one_line(run_cli("argmaxable", f"{files / 'tl.safetensors'}:unembed.W_U"))
     assert "tl.safetensors:unembed.W_U: the tensor 'unembed.W_U'" in err
     assert "looks transposed" in err and "--transpose" in err
-    with pytest.raises(UnembedError, match=r"looks transposed; pass transpose=True"):
+    with pytest.raises(UnembedError, match=r"looks transposed; pass --transpose \(transpose=True\)"):
         load(f"{files / 'tl.safetensors'}:unembed.W_U")
 
 

@@ -1,5 +1,5 @@
 """Inputs that lie: model directories that are not what they seem, files whose contents
-disagree with their headers, paths that lead out of a model directory (issue 10, 1-2).
+disagree with their headers, paths that lead out of a model directory.
 
 Every model here is built in-process (tiny real transformers models); every answer that is
 not a refusal is checked against the model run directly with torch.

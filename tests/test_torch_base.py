@@ -251,7 +251,7 @@ def test_export_refuses_what_it_cannot_write_in_one_line(tmp_path: Path, capsys:
     the checked narrowing refuses it with one line naming the file; export_model too."""
     from unembed import Head, export_model
     from unembed.cli import build_parser
-    from unembed.cli._common import head_source, load_model
+    from unembed.cli._loading import head_source, load_model
     from unembed.export import check_exportable
 
     wf = tmp_path / "w.npy"

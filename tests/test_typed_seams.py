@@ -1,4 +1,4 @@
-"""Issue 12's typed seams: what one module decides on is a typed field of the Head or a typed
+"""Typed seams: what one module decides on is a typed field of the Head or a typed
 model protocol, not a meta key or a getattr probe; load(component=) with the deprecated
 head_name= spelling."""
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unembed import Head, UnembedError
+from unembed import Head, UnembedError, translate
 from unembed.moments import HiddenMoments
 from unembed.views import (
     TRANSLATION_INVARIANT,
@@ -22,7 +22,7 @@ from unembed.views import (
 def test_invariant_views_do_not_move_under_translation(V, d, seed, scale):
     rng = np.random.default_rng(seed)
     h = Head(rng.standard_normal((V, d)))
-    moved = h.translate(rng.standard_normal(d) * scale)
+    moved = translate(h, rng.standard_normal(d) * scale)
     labels = list(range(min(V, 8)))
     data = HiddenMoments.from_states(rng.standard_normal((50, d)), source="random")
     for view in TRANSLATION_INVARIANT:

@@ -4,7 +4,7 @@ classifier's probabilities.
 The public surface is re-exported here; everything else is private.
 """
 
-from unembed._checks import UnembedError
+from unembed import _reprs as _reprs
 from unembed.behaviour import collect, open_data
 from unembed.construct import (
     translation_for_all_pairs,
@@ -12,6 +12,7 @@ from unembed.construct import (
     translation_for_cosines,
 )
 from unembed.equivalence import Equivalence, compare_heads, compare_logits
+from unembed.errors import UnembedError
 from unembed.export import ExportResult, export_model
 from unembed.feasibility import (
     Feasibility,

@@ -1,4 +1,4 @@
-"""Input validation with one error grammar.
+"""Input validation in the one error grammar of :mod:`unembed.errors`.
 
 Every message names the argument (or file, or label) that failed, says what was expected and
 what was got: ``The 'target' argument of translation_for_cosine must be in [-1, 1]. Got 1.5
@@ -13,55 +13,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed.errors import Setting, UnembedError
 
-class UnembedError(ValueError):
-    """The one exception type of unembed: bad input, or a request the model does not allow.
+__all__ = ["UnembedError"]
 
-    The message is a single line naming the argument, file or label at fault. Two grammars:
-
-    * an argument of a function (:func:`arg_error`): ``The 'target' argument of
-      translation_for_cosine must be in [-1, 1]. Got 1.5 instead.`` The exception keeps
-      ``argument`` ("target"), ``function`` and ``requirement`` ("must be in [-1, 1]. Got 1.5
-      instead.") so that the command line can name its own option instead (``--target must be
-      in [-1, 1]. Got 1.5 instead.``);
-    * a file (:func:`file_error`): ``PATH: what is wrong with it.`` (``path`` kept).
-
-    Anything else (a label, a model that refuses a request) is one plain sentence (:func:`fail`).
-    """
-
-    argument: str | None = None
-    function: str | None = None
-    requirement: str | None = None
-    path: str | None = None
-
-
-def fail(msg: str) -> UnembedError:
-    """Build an :class:`UnembedError` (to be raised by the caller)."""
-    return UnembedError(" ".join(msg.split()))
-
-
-_MISSING: Any = object()
-
-
-def arg_error(function: str, argument: str, requirement: str, got: Any = _MISSING) -> UnembedError:
-    """``The 'argument' argument of function <requirement>. Got <got> instead.``
-
-    ``requirement`` starts with a verb ("must be in [-1, 1]"); ``got`` is shown with ``repr``
-    when given.
-    """
-    req = " ".join(requirement.split()).rstrip(".") + "."
-    if got is not _MISSING:
-        req += f" Got {got!r} instead."
-    e = UnembedError(f"The {argument!r} argument of {function} {req}")
-    e.argument, e.function, e.requirement = argument, function, req
-    return e
-
-
-def file_error(path: Any, problem: str) -> UnembedError:
-    """``PATH: problem`` for a file or directory the user named (``problem`` one sentence)."""
-    e = UnembedError(f"{path}: " + " ".join(problem.split()))
-    e.path = str(path)
-    return e
+_UNIQUE_LABELS = Setting("unique_labels=True", "--unique-labels")
 
 
 def check_matrix_shape(x: Any, name: str, *, where: str = "") -> NDArray[Any]:
@@ -71,16 +27,16 @@ def check_matrix_shape(x: Any, name: str, *, where: str = "") -> NDArray[Any]:
     loc = f" of {where}" if where else ""
     arr = np.asarray(x)
     if arr.dtype.kind not in "f":
-        raise fail(f"The {name!r}{loc} must hold floating-point weights. Got dtype {arr.dtype}.")
+        raise UnembedError(f"The {name!r}{loc} must hold floating-point weights. Got dtype "
+                           f"{arr.dtype}.")
     if arr.ndim != 2:
-        raise fail(
-            f"The {name!r}{loc} must be a matrix of shape (n_labels, d). "
-            f"Got shape {arr.shape} instead."
-        )
+        raise UnembedError(f"The {name!r}{loc} must be a matrix of shape (n_labels, d). "
+                           f"Got shape {arr.shape} instead.")
     if arr.shape[0] < 2:
-        raise fail(f"The {name!r}{loc} must have at least 2 label rows. Got {arr.shape[0]}.")
+        raise UnembedError(f"The {name!r}{loc} must have at least 2 label rows. Got "
+                           f"{arr.shape[0]}.")
     if arr.shape[1] < 1:
-        raise fail(f"The {name!r}{loc} must have at least 1 column. Got shape {arr.shape}.")
+        raise UnembedError(f"The {name!r}{loc} must have at least 1 column. Got shape {arr.shape}.")
     return arr
 
 
@@ -111,15 +67,13 @@ class MatrixScan:
         loc = f" of {self.where}" if self.where else ""
         if self.first_bad is not None:
             r, c = self.first_bad
-            raise fail(
-                f"The {self.name!r}{loc} contains NaN or Inf ({self.n_bad} entries; "
-                f"first at row {r}, column {c})."
-            )
+            raise UnembedError(f"The {self.name!r}{loc} contains NaN or Inf ({self.n_bad} entries; "
+                               f"first at row {r}, column {c}).")
         if self.zero_rows and not self.allow_zero_rows:
-            raise fail(
-                f"The {self.name!r}{loc} has {len(self.zero_rows)} all-zero row(s) (first: row "
-                f"{self.zero_rows[0]}); a zero row has no direction, so its cosine is undefined."
-            )
+            raise UnembedError(f"The {self.name!r}{loc} has {len(self.zero_rows)} all-zero row(s) "
+                               f"(first: row "
+                               f"{self.zero_rows[0]}); a zero row has no direction, so its cosine "
+                               f"is undefined.")
         return self.zero_rows
 
 
@@ -171,12 +125,13 @@ def check_vector(x: Any, name: str, length: int, *, where: str = "") -> NDArray[
     loc = f" of {where}" if where else ""
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
-        raise fail(f"The {name!r}{loc} must be numeric. Got dtype {arr.dtype}.")
+        raise UnembedError(f"The {name!r}{loc} must be numeric. Got dtype {arr.dtype}.")
     if arr.shape != (length,):
-        raise fail(f"The {name!r}{loc} must have shape ({length},). Got shape {arr.shape} instead.")
+        raise UnembedError(f"The {name!r}{loc} must have shape ({length},). Got shape {arr.shape} "
+                           f"instead.")
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
-        raise fail(f"The {name!r}{loc} contains NaN or Inf.")
+        raise UnembedError(f"The {name!r}{loc} contains NaN or Inf.")
     return arr
 
 
@@ -188,8 +143,8 @@ def check_finite_rows(arr: Any, where: str, start: int = 0) -> None:
         return
     bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
     if bad.size:
-        raise fail(f"{where}: row {start + int(bad[0])} contains NaN or Inf "
-                   f"({bad.size} such row(s) here); every input must be finite.")
+        raise UnembedError(f"{where}: row {start + int(bad[0])} contains NaN or Inf "
+                           f"({bad.size} such row(s) here); every input must be finite.")
 
 
 def check_hidden(h: Any, d: int, name: str = "h") -> NDArray[np.float64]:
@@ -198,12 +153,10 @@ def check_hidden(h: Any, d: int, name: str = "h") -> NDArray[np.float64]:
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != d:
-        raise fail(
-            f"The {name!r} argument must have shape (d,) or (n, d) with d = {d}. "
-            f"Got shape {np.shape(h)} instead."
-        )
+        raise UnembedError(f"must have shape (d,) or (n, d) with d = {d}. "
+                           f"Got shape {np.shape(h)} instead.", argument=name)
     if not np.isfinite(arr).all():
-        raise fail(f"The {name!r} argument contains NaN or Inf.")
+        raise UnembedError("contains NaN or Inf.", argument=name)
     return arr
 
 
@@ -213,9 +166,10 @@ def check_in_range(value: float, name: str, func: str, lo: float, hi: float) -> 
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise arg_error(func, name, f"must be a number in [{lo:g}, {hi:g}]", got=value) from None
+        raise UnembedError(f"must be a number in [{lo:g}, {hi:g}]", argument=name, function=func,
+                           got=value) from None
     if not (lo <= v <= hi):
-        raise arg_error(func, name, f"must be in [{lo:g}, {hi:g}]", got=value)
+        raise UnembedError(f"must be in [{lo:g}, {hi:g}]", argument=name, function=func, got=value)
     return v
 
 
@@ -226,14 +180,16 @@ def check_labels(labels: Sequence[Any] | None, n: int, *, where: str = "") -> tu
         return tuple(str(i) for i in range(n))
     out = tuple(str(x) for x in labels)
     if len(out) != n:
-        raise fail(f"The 'labels'{loc} must have {n} entries (one per row). Got {len(out)}.")
+        raise UnembedError(f"The 'labels'{loc} must have {n} entries (one per row). Got "
+                           f"{len(out)}.")
     if len(set(out)) != n:
         first: dict[str, int] = {}
         for i, x in enumerate(out):
             if x in first:
-                raise fail(f"The 'labels'{loc} must be unique. {x!r} appears more than once "
-                           f"(rows {first[x]} and {i}); pass unique_labels=True "
-                           f"(--unique-labels) to name repeats {x + '#2'!r}, ...")
+                raise UnembedError((f"The 'labels'{loc} must be unique. {x!r} appears more than "
+                                    f"once "
+                                    f"(rows {first[x]} and {i}); pass ", _UNIQUE_LABELS,
+                                    f" to name repeats {x + '#2'!r}, ..."))
             first[x] = i
     return out
 
@@ -280,14 +236,14 @@ def regular_file(path: Any, what: str = "file") -> Any:
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise file_error(p, f"no such {what}.") from None
+        raise UnembedError(f"no such {what}.", path=p) from None
     except OSError as e:
-        raise file_error(p, f"cannot read it ({e.strerror or type(e).__name__}).") from None
+        raise UnembedError(f"cannot read it ({e.strerror or type(e).__name__}).", path=p) from None
     if stat.S_ISDIR(st.st_mode):
-        raise file_error(p, f"is a directory; expected a {what}.")
+        raise UnembedError(f"is a directory; expected a {what}.", path=p)
     if not stat.S_ISREG(st.st_mode):
-        raise file_error(p, f"is not a regular file (a device, pipe or socket); expected a "
-                            f"{what}.")
+        raise UnembedError(f"is not a regular file (a device, pipe or socket); expected a "
+                            f"{what}.", path=p)
     return p
 
 
@@ -298,9 +254,9 @@ def read_bytes_bounded(path: Any, limit: int = MAX_SIDE_FILE, what: str = "file"
         with open(p, "rb") as fh:
             data = fh.read(limit + 1)
     except OSError as e:
-        raise file_error(p, f"cannot read it ({e.strerror or type(e).__name__}).") from None
+        raise UnembedError(f"cannot read it ({e.strerror or type(e).__name__}).", path=p) from None
     if len(data) > limit:
-        raise file_error(p, f"larger than {limit} bytes; not a {what} unembed reads.")
+        raise UnembedError(f"larger than {limit} bytes; not a {what} unembed reads.", path=p)
     return data
 
 
@@ -311,8 +267,8 @@ def decode_utf8(data: bytes, path: Any) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise file_error(path, f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
-                               f"{e.start}, line {line}).") from None
+        raise UnembedError(f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
+                               f"{e.start}, line {line}).", path=path) from None
 
 
 def read_text(path: Any, what: str = "text file", limit: int = MAX_SIDE_FILE) -> str:
@@ -334,9 +290,9 @@ def read_json(path: Any, what: str = "JSON file", limit: int = MAX_SIDE_FILE) ->
     try:
         return json.loads(text, parse_constant=bad_constant)
     except json.JSONDecodeError as e:
-        raise file_error(path, f"invalid JSON at line {e.lineno} column {e.colno} "
-                               f"({e.msg}).") from None
+        raise UnembedError(f"invalid JSON at line {e.lineno} column {e.colno} "
+                               f"({e.msg}).", path=path) from None
     except ValueError as e:
-        raise file_error(path, f"invalid JSON: {e} is not a JSON value.") from None
+        raise UnembedError(f"invalid JSON: {e} is not a JSON value.", path=path) from None
     except RecursionError:
-        raise file_error(path, "invalid JSON: nested too deeply.") from None
+        raise UnembedError("invalid JSON: nested too deeply.", path=path) from None

@@ -4,7 +4,7 @@ unembed hands the files it is given to spaCy, thinc, confection, transformers,
 TransformerLens, torch and safetensors. What they raise on a file they cannot read (a config
 with a duplicate section, a language that does not exist, a value of the wrong type) is the
 file's fault, not unembed's: :func:`reading` turns it into an
-:class:`~unembed._checks.UnembedError` naming the file (exit status 2 on the command line) and
+:class:`~unembed.errors.UnembedError` naming the file (exit status 2 on the command line) and
 the dependency that refused it::
 
     PATH: spacy cannot read it (ImportError: [E048] Can't import language zz ...).
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from unembed._checks import UnembedError, file_error
+from unembed._checks import UnembedError
 
 __all__ = ["DEPENDENCY_ERRORS", "from_dependency", "raising_package", "reading",
            "reads_named_file"]
@@ -93,7 +93,7 @@ def reading(path: str | os.PathLike[str]) -> Iterator[None]:
         detail = f"{type(e).__name__}: {text}" if text else type(e).__name__
         if isinstance(e, RecursionError):
             detail = "nested too deeply"
-        raise file_error(path, f"{package} cannot read it ({detail}).") from None
+        raise UnembedError(f"{package} cannot read it ({detail}).", path=path) from None
 
 
 _P = ParamSpec("_P")

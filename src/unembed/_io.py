@@ -27,7 +27,7 @@ Examples
 >>> atomic_write(d / "a.txt", lambda tmp: tmp.write_text("two"), force=False)
 Traceback (most recent call last):
 ...
-unembed._checks.UnembedError: ...a.txt: already exists; pass --force (force=True) to replace it.
+unembed.errors.UnembedError: ...a.txt: already exists; pass --force (force=True) to replace it.
 >>> _ = atomic_write(d / "a.txt", lambda tmp: tmp.write_text("two"), force=True)
 >>> (d / "a.txt").read_text(), sorted(p.name for p in d.iterdir())
 ('two', ['a.txt'])
@@ -44,7 +44,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from unembed._checks import fail, file_error
+from unembed._checks import UnembedError
+from unembed.errors import FORCE
 
 __all__ = [
     "PICKLE_SUFFIXES",
@@ -123,15 +124,16 @@ def _refuse_holding_cwd(out: str | os.PathLike[str], outp: Path, *, force: bool)
     if outp.name in ("", ".", "..") or os.path.commonpath([real, cwd]) == real:
         what = "is the working directory or holds it" if os.path.commonpath(
             [real, cwd]) == real else "names no file or directory of its own"
-        raise fail(f"--out {os.fspath(out)!r}: {what}; an output is replaced as a whole, so "
-                   f"unembed does not write there{' even with --force' if force else ''}. "
-                   f"Nothing was deleted; name a new file or directory.")
+        raise UnembedError(f"--out {os.fspath(out)!r}: {what}; an output is replaced as a whole, "
+                           f"so "
+                           f"unembed does not write there{' even with --force' if force else ''}. "
+                           f"Nothing was deleted; name a new file or directory.")
 
 
 def check_target(out: str | os.PathLike[str], *, force: bool) -> Path:
     """Refuse an output before any work is done; returns ``out`` as a Path.
 
-    Raises :class:`~unembed._checks.UnembedError` (file grammar, one line) when ``out`` exists
+    Raises :class:`~unembed.errors.UnembedError` (file grammar, one line) when ``out`` exists
     and ``force`` is false, when its parent is not a directory, when nothing can be created
     in the parent, or when ``out`` names no entry of its own (``.``, ``''``, ``..``, ``/``) or
     holds the working directory (replacing it would delete that directory; nothing is
@@ -141,10 +143,10 @@ def check_target(out: str | os.PathLike[str], *, force: bool) -> Path:
     _refuse_holding_cwd(out, outp, force=force)
     parent = outp.absolute().parent
     if not parent.is_dir():
-        raise file_error(parent, "no such directory for the output.")
+        raise UnembedError("no such directory for the output.", path=parent)
     _clean_stale(outp)
     if (outp.exists() or outp.is_symlink()) and not force:
-        raise file_error(outp, "already exists; pass --force (force=True) to replace it.")
+        raise UnembedError(("already exists; pass ", FORCE, " to replace it."), path=outp)
     probe = _sibling(outp, _TMP)
     remove_path(probe)
     try:
@@ -152,7 +154,8 @@ def check_target(out: str | os.PathLike[str], *, force: bool) -> Path:
     except OSError as e:
         why = "not writable" if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else (
             e.strerror or "cannot create a file there").lower()
-        raise file_error(parent, f"cannot write the output {outp.name} here ({why}).") from None
+        raise UnembedError(f"cannot write the output {outp.name} here ({why}).",
+                           path=parent) from None
     os.close(fd)
     os.unlink(probe)
     return outp
@@ -213,7 +216,7 @@ def atomic_target(out: str | os.PathLike[str], *, force: bool, directory: bool =
     try:
         yield tmp
         if not (tmp.exists() or tmp.is_symlink()):
-            raise file_error(outp, "nothing was written.")
+            raise UnembedError("nothing was written.", path=outp)
         _fsync_tree(tmp)
         _move_into_place(tmp, outp)
     finally:

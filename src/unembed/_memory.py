@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 
 __all__ = ["available_bytes", "needs_memory"]
 
@@ -44,5 +44,5 @@ def needs_memory(nbytes: float, *, what: str, advice: str) -> None:
     ``advice`` when ``nbytes`` exceed the available memory (nothing when it is unknown)."""
     avail = available_bytes()
     if avail is not None and nbytes > avail:
-        raise fail(f"{what} needs {_size(float(nbytes))} of memory; {_size(float(avail))} "
-                   f"are available. {advice}")
+        raise UnembedError(f"{what} needs {_size(float(nbytes))} of memory; {_size(float(avail))} "
+                           f"are available. {advice}")

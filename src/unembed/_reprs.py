@@ -1,4 +1,7 @@
-"""Readable ``repr`` and notebook ``_repr_html_`` for heads, loaded models and audit results.
+"""Notebook HTML for heads, loaded models, audit results and pair tables: the one module of
+``repr`` markup. Each renderer is registered with :mod:`unembed._display` when this module is
+imported (importing ``unembed`` does), so the values answer ``_repr_html_`` without importing
+this room.
 
 Plain HTML (a small table, escaped text, no scripts or styles beyond inline ones), so Jupyter,
 VS Code and GitHub previews all render it.
@@ -6,14 +9,11 @@ VS Code and GitHub previews all render it.
 Examples
 --------
 >>> import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    from unembed.audit import AuditResult
 >>> from unembed import Head, load
 >>> m = load(Head(np.eye(3), labels=["a", "b", "c"]))
->>> model_repr(m)
-"FileModel(kind='file', head=Head(V=3, d=3, link='softmax', dtype=float64), source=None)"
->>> "<table" in head_html(m.head)
+>>> m
+FileModel(kind='file', head=Head(V=3, d=3, link='softmax', dtype=float64), source=None)
+>>> "<table" in head_html(m.head) and "<table" in m._repr_html_()
 True
 """
 
@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from unembed._display import register_html
+
 if TYPE_CHECKING:  # pragma: no cover
     from unembed.audit import AuditResult
     from unembed.head import Head
     from unembed.model import LoadedModel
+    from unembed.pair_table import PairTable
 
-__all__ = ["audit_html", "head_html", "model_html", "model_repr"]
+__all__ = ["audit_html", "head_html", "model_html", "pair_table_html"]
 
 
 def _rows(items: list[tuple[str, Any]]) -> str:
@@ -52,7 +55,7 @@ def head_html(head: Head) -> str:
         ("link", head.link),
         ("stored as", head.dtype),
         ("rows", head.rows),
-        ("source", head.meta.get("source")),
+        ("source", head.source),
         ("bias", "yes" if head.b is not None else "no"),
         ("soft-cap", head.softcap),
         ("logit scale", head.logit_scale if head.logit_scale != 1.0 else None),
@@ -63,13 +66,6 @@ def head_html(head: Head) -> str:
     for note in head.meta.get("notes", []):
         items.append(("note", note))
     return f"<div><b>{html.escape(repr(head))}</b><table>{_rows(items)}</table></div>"
-
-
-def model_repr(model: LoadedModel) -> str:
-    """``ClassName(kind=..., head=Head(...), source=...)``."""
-    head = model.head
-    return (f"{type(model).__name__}(kind={model.kind!r}, head={head!r}, "
-            f"source={head.meta.get('source')!r})")
 
 
 def model_html(model: LoadedModel) -> str:
@@ -97,3 +93,23 @@ def audit_html(result: AuditResult) -> str:
             f"<table><tr><th>view</th><th>measure</th><th>Spearman ρ</th><th>pairs</th>"
             f"<th>p (label permutations)</th></tr>"
             f"{rows}</table><p>.pair_table().to_frame() for every pair</p></div>")
+
+
+def pair_table_html(table: PairTable, max_rows: int = 20) -> str:
+    """The first ``max_rows`` rows of a pair table, cosines to 4 places."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    body = []
+    for row in table.records(max_rows):
+        cells = [f"<td>{v:+.4f}</td>" if isinstance(v, float) else
+                 f"<td>{html.escape(str(v))}</td>" for v in row.values()]
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = (f"<p>… {len(table) - max_rows} more rows (.to_frame() for all)</p>"
+            if len(table) > max_rows else "")
+    return (f"<div><b>PairTable</b>: {len(table)} rows<table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>{more}</div>")
+
+
+register_html("head", head_html)
+register_html("model", model_html)
+register_html("audit", audit_html)
+register_html("pair_table", pair_table_html)

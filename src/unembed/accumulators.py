@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._stats import merge_moments
 
 __all__ = ["MEASURES", "MEASURE_TITLES", "LabelTally", "PairMoments", "PairStats", "top_k_indices"]
@@ -45,8 +45,8 @@ MEASURE_TITLES = {
 def _check_log_probs(logp: NDArray[np.float64], v: int) -> NDArray[np.float64]:
     a = np.asarray(logp, dtype=np.float64)
     if a.ndim != 2 or a.shape[1] != v:
-        raise fail(f"The 'log_probs' argument must have shape (n, {v}). "
-                   f"Got shape {a.shape} instead.")
+        raise UnembedError(f"must have shape (n, {v}). "
+                           f"Got shape {a.shape} instead.", argument="log_probs")
     return a
 
 
@@ -152,8 +152,8 @@ class PairStats:
         self.idx = np.asarray(self.idx, dtype=np.int64)
         k = self.idx.size
         if self.top_k < 1:
-            raise fail(f"The 'top_k' argument of PairStats must be at least 1. "
-                       f"Got {self.top_k} instead.")
+            raise UnembedError("must be at least 1. "
+                               f"Got {self.top_k} instead.", argument="top_k", function="PairStats")
         self.p = PairMoments(0, np.zeros(k), np.zeros((k, k)))
         self.logp = PairMoments(0, np.zeros(k), np.zeros((k, k)))
         self.sum_min = np.zeros((k, k))
@@ -167,8 +167,8 @@ class PairStats:
         ``offset``."""
         lp_all = np.asarray(log_probs, dtype=np.float64)
         if lp_all.ndim != 2:
-            raise fail(f"The 'log_probs' argument must have shape (n, V). "
-                       f"Got shape {lp_all.shape} instead.")
+            raise UnembedError("must have shape (n, V). "
+                               f"Got shape {lp_all.shape} instead.", argument="log_probs")
         self.update_selected(lp_all[:, self.idx], top_k_indices(lp_all, self.top_k), offset)
 
     def update_selected(self, lp: NDArray[np.float64], top: NDArray[np.int64],
@@ -203,7 +203,8 @@ class PairStats:
         """The statistics of both shards (same label set and top_k; any two disjoint sets of
         inputs, in either order)."""
         if not np.array_equal(self.idx, other.idx) or self.top_k != other.top_k:
-            raise fail("PairStats.merge needs shards over the same labels and the same top_k.")
+            raise UnembedError("PairStats.merge needs shards over the same labels and the same "
+                               "top_k.")
         out = PairStats(self.idx, self.top_k)
         out.n = self.n + other.n
         out.p = self.p.merge(other.p)

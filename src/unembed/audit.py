@@ -31,26 +31,32 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import UnembedError, fail
+from unembed._checks import UnembedError
 from unembed._stats import constant_reason, rounding_tolerance
 from unembed.advice import (
-    SYMMETRY_WORDS,
     Advice,
     RankCorrelation,
     advise,
     rank_correlations,
 )
+from unembed.audit_result import (
+    INVARIANCE,
+    AuditInputs,
+    AuditResult,
+    ClaimOneDetails,
+    LogitViewInfo,
+    RandomStateCheck,
+    TranslationCase,
+)
 from unembed.behaviour import Behaviour, DataSource
 from unembed.contradictions import CONTRADICTION_KINDS, Contradiction, contradictions
-from unembed.equivalence import Equivalence
 from unembed.head import Head, LabelRef
-from unembed.moments import ParkDistance, logit_cosines, park_distance
+from unembed.moments import logit_cosines, park_distance
 from unembed.pair_claims import (
     OUTCOMES,
     Claim,
@@ -58,20 +64,17 @@ from unembed.pair_claims import (
     PairCase,
     PairClaimDetails,
     TopTwoEvidence,
-    WitnessRegion,
     negative_pairs_claim,
     witness_region,
 )
 from unembed.streaming import PassOptions, collect_with, label_selection
 from unembed.undefined_views import view_terms
-from unembed.views import INVARIANT_UNDER, VIEWS, causal_rank, similarity_matrix
+from unembed.views import VIEWS, causal_rank, similarity_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
 
     from unembed.engine import Sharded
     from unembed.model import LoadedModel
-    from unembed.tables import PairTable
 
 #: Above this many labels, claim 1 does not recompute the causal view of the translated head.
 CAUSAL_AFTER_MAX_LABELS = 4096
@@ -83,23 +86,6 @@ SATURATED = 1e-6
 #: Every view of the audit, in report order.
 AUDIT_VIEWS: tuple[str, ...] = (*(v for v in VIEWS if v != "logit"), "logit")
 
-
-def _invariance_text(names: frozenset[str]) -> str:
-    yes = [w for k, w in SYMMETRY_WORDS.items() if k in names]
-    no = [w for k, w in SYMMETRY_WORDS.items() if k not in names]
-    return ", ".join(yes) + ("" if not no else "; not " + ", not ".join(no))
-
-
-#: What each view is unchanged by (:data:`unembed.views.INVARIANT_UNDER`, for a softmax head
-#: without a soft-cap; :func:`unembed.views.invariance` says it for one head), and the logit
-#: view: every change of parameters that keeps the probabilities.
-INVARIANCE: dict[str, str] = {
-    **{v: _invariance_text(names) for v, names in INVARIANT_UNDER.items()},
-    "logit": "translation, bias shift, null-space shifts and reparametrisation (S -> A S A^T): "
-             "every change of parameters that keeps the probabilities; a property of the "
-             "model and this data",
-}
-INVARIANCE["raw"] += " (a translation of the rows sets it to any value: claim 1)"
 
 __all__ = [
     "AUDIT_VIEWS",
@@ -123,169 +109,6 @@ __all__ = [
 ]
 
 
-# ---------------------------------------------------------------------------- results
-@dataclass
-class RandomStateCheck:
-    """Claim 1 on random hidden states at a scale where the softmax is not saturated: n states
-    N(0, I) / sqrt(d) times ``scale``; ``median_max_p`` their median largest probability."""
-
-    n: int
-    scale: float
-    median_max_p: float
-    saturated_share: float
-    max_abs_dp: float
-    max_abs_dlogp: float
-    tolerance: float
-    equivalent: bool
-
-
-@dataclass
-class TranslationCase:
-    """Claim 1 on one pair: the translation c, the raw cosine before and after, every view
-    before and after (None where undefined), and the equivalence on data and random states."""
-
-    which: str
-    a: str
-    b: str
-    target: float
-    cosine_before: float
-    refused: str | None = None
-    cosine_after: float | None = None
-    cosine_after_stored: float | None = None
-    translation_norm: float | None = None
-    translation: list[float] = field(default_factory=list)
-    method: str = ""
-    equivalence: Equivalence | None = None
-    verdict: str = ""
-    views_before: dict[str, float | None] = field(default_factory=dict)
-    views_after: dict[str, float | None] = field(default_factory=dict)
-    set_similarity_after_raw: list[list[float]] = field(default_factory=list)
-    probs_before_sample: list[list[float]] = field(default_factory=list)
-    probs_after_sample: list[list[float]] = field(default_factory=list)
-    max_abs_dp_all_labels_sample: float | None = None
-    random_states: RandomStateCheck | None = None
-
-
-@dataclass
-class ClaimOneDetails:
-    """Claim 1: the two pairs, how many data states verified it, and how saturated the
-    softmax is on them (``saturated_share``: inputs whose largest p is within
-    :data:`SATURATED` of 1; the data are called saturated when at least 90% are)."""
-
-    pairs: list[TranslationCase]
-    verified_on: int
-    saturated_share: float
-    saturated: bool
-
-
-@dataclass
-class AuditInputs:
-    """Every input of one audit: the files (None where not a file) and the options."""
-
-    model: str | None = None
-    bias: str | None = None
-    labels: str | None = None
-    data: str | None = None
-    options: dict[str, object] = field(default_factory=dict)
-    unembed_version: str = ""
-
-
-@dataclass
-class LogitViewInfo:
-    """The ``logit`` view's data and its distance from the causal view's assumption."""
-
-    source: str
-    n_states: int
-    park: ParkDistance | None
-    park_reason: str | None
-
-
-@dataclass
-class AuditResult:
-    """Everything the audit found; :meth:`to_dict` gives every number (JSON-ready)."""
-
-    model: dict[str, Any]
-    labels: tuple[str, ...]
-    behaviour: Behaviour
-    similarities: dict[str, NDArray[np.float64]]
-    undefined_views: dict[str, str]
-    undefined_measures: dict[str, str]
-    correlations: list[RankCorrelation]
-    contradictions: list[Contradiction]
-    claims: list[Claim]
-    timings: dict[str, float]
-    advice: Advice
-    region: WitnessRegion
-    inputs: AuditInputs = field(default_factory=AuditInputs)
-    logit: LogitViewInfo | None = None
-    co_top: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def pair_table(self) -> PairTable:
-        """Every pair of the label set, one row per view: label_a, label_b, view, cosine and
-        each behavioural measure (long format; ``.to_frame()``, ``.write("pairs.csv")``)."""
-        from unembed.tables import pairs_from_matrices
-
-        return pairs_from_matrices(self.labels, self.similarities, self.behaviour.matrices)
-
-    def to_frame(self) -> pd.DataFrame:
-        """:meth:`pair_table` as a pandas DataFrame (pandas imported only here)."""
-        return self.pair_table().to_frame()
-
-    def __repr__(self) -> str:
-        shown = [c.number for c in self.claims if c.shown]
-        return (f"AuditResult({len(self.labels)} labels, {self.behaviour.n_predictions} "
-                f"predictions, views={list(self.similarities)}, claims shown={shown})")
-
-    def _repr_html_(self) -> str:
-        from unembed._reprs import audit_html
-
-        return audit_html(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        b = self.behaviour
-        return {
-            "inputs": asdict(self.inputs),
-            "model": self.model,
-            "data": {"n_predictions": b.n_predictions, "top_k": b.top_k,
-                     "label_selection": b.selection},
-            "labels": list(self.labels),
-            "label_mean_probability": b.tally.mean_p[b.idx].tolist(),
-            "label_argmax_count": b.tally.argmax_count[b.idx].tolist(),
-            "similarity": {v: m.tolist() for v, m in self.similarities.items()},
-            "views": {v: {"defined": v not in self.undefined_views,
-                          "reason": self.undefined_views.get(v),
-                          "invariant_under": INVARIANCE.get(v, "")}
-                      for v in self.similarities},
-            "logit_view": None if self.logit is None else {
-                "data": self.logit.source, "n_states": self.logit.n_states,
-                "park_distance": None if self.logit.park is None else self.logit.park.to_dict(),
-                "park_distance_reason": self.logit.park_reason},
-            "behaviour": {m: x.tolist() for m, x in b.matrices.items()},
-            "measures": {m: {"defined": m not in self.undefined_measures,
-                             "reason": self.undefined_measures.get(m),
-                             "carrying_pairs": self.advice.measures[m].carrying.n_carrying,
-                             "carrying_share": self.advice.measures[m].carrying.share,
-                             "n_pairs": self.advice.measures[m].n_pairs}
-                         for m in b.matrices},
-            "witness_input": b.pairs.best_at.tolist(),
-            "witness_min_probability": b.pairs.best_min.tolist(),
-            "witness_probability_of_row_label": b.pairs.best_p.tolist(),
-            "rank_correlations": [asdict(r) for r in self.correlations],
-            "views_ranked": self.advice.views_ranked(),
-            "views_not_ranked": self.advice.not_ranked,
-            "advice": self.advice.to_dict(),
-            "witness_region": self.region.to_dict(),
-            "contradiction_kinds": CONTRADICTION_KINDS,
-            "contradictions": [asdict(c) for c in self.contradictions],
-            "claims": [c.to_dict() for c in self.claims],
-            "co_top": None if self.co_top is None else self.co_top.to_dict(),
-            "timings_seconds": self.timings,
-            **self.extra,
-        }
-
-
-# ---------------------------------------------------------------------------- statistics
 def _pairs(k: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     return np.triu_indices(k, 1)
 
@@ -505,7 +328,8 @@ def audit(
         of R^d.
     """
     if not (0.0 < likely <= 0.5):
-        raise fail(f"The 'likely' argument of audit must be in (0, 0.5]. Got {likely!r} instead.")
+        raise UnembedError(f"must be in (0, 0.5]. Got {likely!r} instead.", argument="likely",
+                           function="audit")
     from unembed import __version__
 
     head: Head = model.head

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 
 __all__ = ["HiddenBound", "Rows", "checked_box", "norm_box"]
 
@@ -105,15 +105,18 @@ def checked_box(bound: HiddenBound | None, d: int, *, equivalent: bool, where: s
     not fit d.
     """
     if bound is None:
-        raise fail(f"The 'radius' argument of {func} is 'architecture', but {where} records "
-                   f"no bound on its hidden states ({family}: no final LayerNorm/RMSNorm right "
-                   f"before the head is known); pass a number or None.")
+        raise UnembedError(f"is 'architecture', but {where} records "
+                           f"no bound on its hidden states ({family}: no final LayerNorm/RMSNorm "
+                           f"right "
+                           f"before the head is known); pass a number or None.", argument="radius",
+                           function=func)
     if not equivalent:
-        raise fail(f"The 'radius' argument of {func} is 'architecture', but this head (from "
-                   f"{where}) was changed by a map that is not a symmetry, so the recorded "
-                   f"bound on its hidden states no longer applies.")
+        raise UnembedError("is 'architecture', but this head (from "
+                           f"{where}) was changed by a map that is not a symmetry, so the recorded "
+                           f"bound on its hidden states no longer applies.", argument="radius",
+                           function=func)
     r = bound.radii
     if r.shape != (d,) or not (np.isfinite(r).all() and (r > 0).all()):
-        raise fail(f"{where}: the recorded hidden_bound must have {d} positive finite "
-                   f"radii. Got shape {r.shape} instead.")
+        raise UnembedError(f"{where}: the recorded hidden_bound must have {d} positive finite "
+                           f"radii. Got shape {r.shape} instead.")
     return bound

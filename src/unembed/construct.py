@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._checks import arg_error, check_in_range, fail
+from unembed._checks import UnembedError, check_in_range
 from unembed.equivalence import Equivalence, compare_heads
-from unembed.gauges import symmetries
+from unembed.gauges import symmetries, translate
 from unembed.head import Head, LabelRef
 from unembed.views import cosine
 
@@ -61,8 +61,9 @@ def row_cosine(u: NDArray[np.float64], v: NDArray[np.float64]) -> float:
 def _require_translation(head: Head, func: str) -> None:
     sym = symmetries(head)["translation"]
     if not sym.holds:
-        raise fail(f"Translation is not a symmetry of this head ({sym.reason}); no translation "
-                   f"gives an equivalent model.")
+        raise UnembedError(f"Translation is not a symmetry of this head ({sym.reason}); no "
+                           f"translation "
+                           f"gives an equivalent model.")
 
 
 def _stored(head: Head) -> Head:
@@ -177,9 +178,9 @@ def _solve_pair(ui: NDArray[np.float64], uj: NDArray[np.float64], tau: float
         return s * delta - ui, (f"closed form, target +1: s = {s:g} (no least-norm translation: "
                                 f"the infimum puts a row at zero)")
     if ui.shape[0] < 2:
-        raise arg_error("translation_for_cosine", "target",
-                        f"must be -1 or +1 on this head: a target strictly inside (-1, 1) needs "
-                        f"d >= 2, and this head has d = {ui.shape[0]}", got=tau)
+        raise UnembedError(f"must be -1 or +1 on this head: a target strictly inside (-1, 1) needs "
+                           f"d >= 2, and this head has d = {ui.shape[0]}", argument="target",
+                           function="translation_for_cosine", got=tau)
     if pn > 1e-12 * max(1.0, float(np.linalg.norm(ui))):
         e = p / pn
     else:  # any unit vector orthogonal to delta
@@ -261,11 +262,12 @@ def translation_for_cosine(
     """
     t = cosine_translation(head, a, b, target)
     i, j = head.index(a, argument="label a"), head.index(b, argument="label b")
-    new = head.translate(t.c)
+    new = translate(head, t.c)
     after = row_cosine(new.W[i], new.W[j])
     if abs(after - t.target) > COSINE_TOL:
-        raise fail(f"The recomputed cosine {after!r} misses the target {t.target!r} by more "
-                   f"than {COSINE_TOL:g} (rows too ill-conditioned).")
+        raise UnembedError(f"The recomputed cosine {after!r} misses the target {t.target!r} by "
+                           f"more "
+                           f"than {COSINE_TOL:g} (rows too ill-conditioned).")
     return CosineConstruction(
         labels=t.labels,
         target=t.target,
@@ -309,18 +311,20 @@ def cosine_translation(head: Head, a: LabelRef, b: LabelRef, target: float) -> C
     _require_translation(head, "translation_for_cosine")
     i, j = head.index(a, argument="label a"), head.index(b, argument="label b")
     if i == j:
-        raise arg_error("translation_for_cosine", "b",
-                        "must name another label than 'a' (the pair must be two different "
-                        "labels)", got=head.labels[j])
+        raise UnembedError("must name another label than 'a' (the pair must be two different "
+                           "labels)", argument="b", function="translation_for_cosine",
+                           got=head.labels[j])
     ui, uj = head.W[i], head.W[j]
     if np.array_equal(ui, uj):
-        raise fail(f"Labels {head.labels[i]!r} and {head.labels[j]!r} have identical rows; no "
-                   f"translation changes their cosine (it stays 1).")
+        raise UnembedError(f"Labels {head.labels[i]!r} and {head.labels[j]!r} have identical "
+                           f"rows; no "
+                           f"translation changes their cosine (it stays 1).")
     c, method = _solve_pair(ui, uj, tau)
     after = row_cosine(ui + c, uj + c)
     if abs(after - tau) > COSINE_TOL:
-        raise fail(f"The recomputed cosine {after!r} misses the target {tau!r} by more than "
-                   f"{COSINE_TOL:g} (rows too ill-conditioned).")
+        raise UnembedError(f"The recomputed cosine {after!r} misses the target {tau!r} by more "
+                           f"than "
+                           f"{COSINE_TOL:g} (rows too ill-conditioned).")
     pair = _round_to(np.stack([ui + c, uj + c]), head.dtype)
     return CosineTranslation((head.labels[i], head.labels[j]), (i, j), tau, c,
                              cosine(head, i, j, "raw"), after, row_cosine(pair[0], pair[1]),
@@ -381,21 +385,22 @@ def translation_for_all_pairs(
     (or the first axis): every pairwise cosine of the translated rows is >= 1 - eps."""
     eps = check_in_range(eps, "eps", "translation_for_all_pairs", 0.0, 2.0)
     if eps <= 0:
-        raise arg_error("translation_for_all_pairs", "eps", "must be > 0", got=eps)
+        raise UnembedError("must be > 0", argument="eps", function="translation_for_all_pairs",
+                           got=eps)
     _require_translation(head, "translation_for_all_pairs")
     m = head.W.mean(axis=0)
     e = m / np.linalg.norm(m) if np.linalg.norm(m) > 0 else np.eye(head.d)[0]
     half = np.arccos(max(1 - eps, -1.0)) / 2
     R = 1.01 * float(np.linalg.norm(head.W, axis=1).max()) / np.sin(half)
     c = R * e
-    new = head.translate(c)
+    new = translate(head, c)
     rows = new.W
     cos_to_e = np.clip(rows @ e / np.linalg.norm(rows, axis=1), -1.0, 1.0)
     theta = float(np.arccos(cos_to_e).max())
     bound = float(np.cos(min(2 * theta, np.pi)))
     if bound < 1 - eps:
-        raise fail(f"The proven lower bound {bound!r} on every pairwise cosine misses "
-                   f"1 - eps = {1 - eps!r}.")
+        raise UnembedError(f"The proven lower bound {bound!r} on every pairwise cosine misses "
+                           f"1 - eps = {1 - eps!r}.")
     return AllPairsConstruction(eps, c, new, bound,
                                 compare_heads(head, new, inputs, n_random=n_random, seed=seed))
 
@@ -459,20 +464,20 @@ def translation_for_cosines(
     the probabilities; with A, the new head is compared on A h.
     """
     if not targets:
-        raise arg_error("translation_for_cosines", "targets", "must name at least one pair")
+        raise UnembedError("must name at least one pair", argument="targets",
+                           function="translation_for_cosines")
     _require_translation(head, "translation_for_cosines")
     if reparametrize and not symmetries(head)["reparametrization"].holds:
-        raise arg_error("translation_for_cosines", "reparametrize",
-                        f"must be False for this head: reparametrization is not known to be a "
-                        f"symmetry of it ({symmetries(head)['reparametrization'].reason})",
-                        got=True)
+        raise UnembedError(f"must be False for this head: reparametrization is not known to be a "
+                           f"symmetry of it ({symmetries(head)['reparametrization'].reason})",
+                           argument="reparametrize", function="translation_for_cosines", got=True)
     pairs: list[tuple[int, int, float]] = []
     for (a, b), t in targets.items():
         i, j = head.index(a), head.index(b)
         if i == j:
-            raise arg_error("translation_for_cosines", "targets",
-                            "must name pairs of two different labels",
-                            got=(head.labels[i], head.labels[j]))
+            raise UnembedError("must name pairs of two different labels", argument="targets",
+                               function="translation_for_cosines",
+                               got=(head.labels[i], head.labels[j]))
         pairs.append((i, j, check_in_range(t, "target", "translation_for_cosines", -1, 1)))
     from scipy.optimize import minimize
 
@@ -527,7 +532,7 @@ def translation_for_cosines(
             break
     assert best is not None
     _, c_np, M_np = best
-    new = head.translate(c_np)
+    new = translate(head, c_np)
     A: NDArray[np.float64] | None = None
     h2 = None
     from unembed.equivalence import random_hidden

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import arg_error, check_finite_rows, fail, file_error
+from unembed._checks import UnembedError, check_finite_rows
 
 if TYPE_CHECKING:  # a type only: reading data never imports the model sources
     from unembed.model import LoadedModel
@@ -68,16 +68,16 @@ def _json_texts(p: Path, fh: Any) -> Iterator[str]:
     while line := fh.readline(_MAX_JSON_LINE + 1):
         lineno += 1
         if len(line) > _MAX_JSON_LINE:
-            raise fail(f"{p}: line {lineno} is longer than {_MAX_JSON_LINE} characters; "
-                       f"refused (one JSON record per line is expected).")
+            raise UnembedError(f"line {lineno} is longer than {_MAX_JSON_LINE} characters; "
+                               f"refused (one JSON record per line is expected).", path=p)
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except (json.JSONDecodeError, RecursionError) as e:
-            raise fail(f"{p}: line {lineno} is not valid JSON ({e}).") from None
+            raise UnembedError(f"line {lineno} is not valid JSON ({e}).", path=p) from None
         if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-            raise fail(f"{p}: line {lineno} has no string field 'text'.")
+            raise UnembedError(f"line {lineno} has no string field 'text'.", path=p)
         yield rec["text"]
 
 
@@ -92,13 +92,13 @@ class TextWindows:
                  tokenize: Callable[[str], Sequence[int]], *, window: int,
                  max_inputs: int | None = None) -> None:
         if window < 1:
-            raise fail(f"The 'window' argument must be at least 1. Got {window} instead.")
+            raise UnembedError(f"must be at least 1. Got {window} instead.", argument="window")
         self.paths = [Path(p) for p in paths]
         for p in self.paths:
             if not p.is_file():
-                raise fail(f"{p}: no such data file.")
+                raise UnembedError("no such data file.", path=p)
             if p.stat().st_size == 0:
-                raise file_error(p, "an empty data file; it holds no text.")
+                raise UnembedError("an empty data file; it holds no text.", path=p)
         self.tokenize = tokenize
         self.window = window
         self.max_inputs = max_inputs
@@ -108,8 +108,8 @@ class TextWindows:
             try:
                 yield from self._file_chunks(p)
             except UnicodeDecodeError as e:
-                raise file_error(p, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} near "
-                                    f"offset {e.start} of a chunk).") from None
+                raise UnembedError(f"not UTF-8 text (byte 0x{e.object[e.start]:02x} near "
+                                    f"offset {e.start} of a chunk).", path=p) from None
 
     def _file_chunks(self, p: Path) -> Iterator[str]:
         """Pieces of the file's text, read line by line in pieces of at most :data:`_PIECE`
@@ -203,7 +203,7 @@ class ArrayInputs:
         if isinstance(data, (str, os.PathLike)):
             p = Path(data)
             if not p.is_file():
-                raise fail(f"{p}: no such data file.")
+                raise UnembedError("no such data file.", path=p)
             from unembed.sources.files import read_npy
 
             arr = read_npy(p, mmap=True, numeric=True)
@@ -212,8 +212,8 @@ class ArrayInputs:
             arr = np.asarray(data)
             self.name = "array"
         if arr.ndim < 2 or arr.shape[0] == 0:
-            raise fail(f"The data {self.name} must have shape (n, ...) with n >= 1. "
-                       f"Got shape {arr.shape} instead.")
+            raise UnembedError(f"The data {self.name} must have shape (n, ...) with n >= 1. "
+                               f"Got shape {arr.shape} instead.")
         self.array = arr if max_inputs is None else arr[:max_inputs]
         self.targets = targets
         if name is not None:
@@ -282,8 +282,8 @@ def _check_window(window: int, model: LoadedModel) -> None:
     """A window longer than the model's positions is refused with the maximum."""
     limit = model.token_limits()[1] if isinstance(model, TokenLimited) else None
     if limit is not None and window > limit:
-        raise arg_error("open_data", "window", f"must be at most {limit}, the most positions "
-                        f"this model has", got=window)
+        raise UnembedError(f"must be at most {limit}, the most positions "
+                           f"this model has", argument="window", function="open_data", got=window)
 
 
 def _check_token_ids(data: ArrayInputs, model: LoadedModel) -> None:
@@ -291,16 +291,17 @@ def _check_token_ids(data: ArrayInputs, model: LoadedModel) -> None:
     sequences no longer than the model's positions; else an error naming the file."""
     arr = data.array
     if arr.dtype.kind not in "iu":
-        raise fail(f"{data.name}: a {model.kind} model reads token ids from an .npy file, "
-                   f"which must hold integers; this one holds {arr.dtype}.")
+        raise UnembedError(f"{data.name}: a {model.kind} model reads token ids from an .npy file, "
+                           f"which must hold integers; this one holds {arr.dtype}.")
     if arr.ndim != 2:
-        raise fail(f"{data.name}: token ids must have shape (n, T). Got shape {arr.shape}.")
+        raise UnembedError(f"{data.name}: token ids must have shape (n, T). Got shape {arr.shape}.")
     if not isinstance(model, TokenLimited):
         return
     vocab, positions = model.token_limits()
     if positions is not None and arr.shape[1] > positions:
-        raise fail(f"{data.name}: sequences of {arr.shape[1]} token ids; this model has at most "
-                   f"{positions} positions.")
+        raise UnembedError(f"{data.name}: sequences of {arr.shape[1]} token ids; this model has "
+                           f"at most "
+                           f"{positions} positions.")
     from unembed._blocks import row_blocks
 
     for s, e in row_blocks(arr.shape[0], arr.shape[1]):
@@ -308,8 +309,9 @@ def _check_token_ids(data: ArrayInputs, model: LoadedModel) -> None:
         bad = np.argwhere((block < 0) | (block >= vocab))
         if bad.size:
             r, c = (int(x) for x in bad[0])
-            raise fail(f"{data.name}: token id {int(block[r, c])} (row {s + r}, position {c}) "
-                       f"is outside the vocabulary of {vocab} ids [0, {vocab}).")
+            raise UnembedError(f"{data.name}: token id {int(block[r, c])} (row {s + r}, position "
+                               f"{c}) "
+                               f"is outside the vocabulary of {vocab} ids [0, {vocab}).")
 
 
 def open_data(path: str | os.PathLike[str], model: LoadedModel, *, window: int = 64,
@@ -326,8 +328,8 @@ def open_data(path: str | os.PathLike[str], model: LoadedModel, *, window: int =
     if isinstance(model, OpensOwnText):  # models that read text themselves (spaCy)
         return model.open_text(p, max_inputs=max_inputs)
     if not isinstance(model, TextModel):
-        raise fail(f"{p}: a text file needs a language model with a tokenizer; this model "
-                   f"({model.kind}) takes arrays (.npy).")
+        raise UnembedError("a text file needs a language model with a tokenizer; this model "
+                           f"({model.kind}) takes arrays (.npy).", path=p)
     _check_window(window, model)
     return TextWindows([p], model.tokenize, window=window, max_inputs=max_inputs)
 
@@ -351,7 +353,7 @@ def shard_batches(data: DataSource, batch_size: int, *, shard: int = 0,
     prediction (every batch before it counted, ``len(batch) x predictions_per_input()``
     predictions each). The other batches are read, to stay in step, but not returned."""
     if not 0 <= shard < n_shards:
-        raise fail(f"The 'shard' argument must be in [0, {n_shards}). Got {shard} instead.")
+        raise UnembedError(f"must be in [0, {n_shards}). Got {shard} instead.", argument="shard")
     per = data.predictions_per_input()
     offset = 0
     for b, batch in enumerate(data.batches(batch_size)):

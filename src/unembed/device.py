@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unembed._checks import arg_error, fail
+from unembed._checks import UnembedError
 
 __all__ = ["DTYPES", "SUPPORTED_DEVICES", "resolve_device", "resolve_dtype_name", "torch_dtype"]
 
@@ -35,8 +35,8 @@ def resolve_dtype_name(name: str | None) -> str | None:
         return None
     key = str(name).lower().removeprefix("torch.")
     if key not in DTYPES:
-        raise arg_error("load", "model_dtype",
-                        "must be one of auto, float32, float16, bfloat16, float64", got=name)
+        raise UnembedError("must be one of auto, float32, float16, bfloat16, float64",
+                           argument="model_dtype", function="load", got=name)
     return DTYPES[key]
 
 
@@ -62,19 +62,22 @@ def resolve_device(device: str | None) -> Any:
     try:
         dev = torch.device(str(device))
     except (RuntimeError, ValueError):
-        raise arg_error("load", "device", "must be a torch device such as cpu, cuda or cuda:1",
-                        got=device) from None
+        raise UnembedError("must be a torch device such as cpu, cuda or cuda:1", argument="device",
+                           function="load", got=device) from None
     if dev.type not in SUPPORTED_DEVICES:
         # torch names more device types (meta holds no data, xpu, vulkan, ...): unembed runs
         # and checks its models on these only
-        raise arg_error("load", "device", f"must be cpu, cuda, cuda:N or mps; {dev.type!r} is a "
-                        f"torch device type unembed does not run models on", got=device)
+        raise UnembedError(f"must be cpu, cuda, cuda:N or mps; {dev.type!r} is a "
+                           f"torch device type unembed does not run models on", argument="device",
+                           function="load", got=device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise fail(f"The device {device!r} was asked for, but torch sees no CUDA GPU here.")
+            raise UnembedError(f"The device {device!r} was asked for, but torch sees no CUDA GPU "
+                               f"here.")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise fail(f"The device {device!r} was asked for, but torch sees "
-                       f"{torch.cuda.device_count()} CUDA GPU(s).")
+            raise UnembedError(f"The device {device!r} was asked for, but torch sees "
+                               f"{torch.cuda.device_count()} CUDA GPU(s).")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise fail(f"The device {device!r} was asked for, but torch sees no MPS device here.")
+        raise UnembedError(f"The device {device!r} was asked for, but torch sees no MPS device "
+                           f"here.")
     return dev

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from unembed._checks import arg_error, fail
+from unembed._checks import UnembedError
 from unembed._progress import progress_bars
 from unembed.data import DataSource
 from unembed.head import Head, LabelRef
@@ -111,17 +111,19 @@ class RayEngine:
 
     def __post_init__(self) -> None:
         if self.workers < 1:
-            raise arg_error("RayEngine", "workers", "must be at least 1", got=self.workers)
+            raise UnembedError("must be at least 1", argument="workers", function="RayEngine",
+                               got=self.workers)
         if self.max_retries < 0:
-            raise arg_error("RayEngine", "max_retries", "must be at least 0",
-                            got=self.max_retries)
+            raise UnembedError("must be at least 0", argument="max_retries", function="RayEngine",
+                               got=self.max_retries)
 
     # ------------------------------------------------------------------------ ray itself
     def _ray(self) -> Any:
         try:
             import ray
         except ImportError:
-            raise fail("--engine ray needs the 'ray' package (pip install 'unembed[ray]').") \
+            raise UnembedError("--engine ray needs the 'ray' package (pip install "
+                               "'unembed[ray]').") \
                 from None
         if not ray.is_initialized():
             import logging
@@ -140,7 +142,8 @@ class RayEngine:
                     reachable(self.address)
                     ray.init(address=self.address, **quiet)
             except ConnectionError as e:
-                raise fail(f"cannot reach the Ray cluster at {self.address!r}: {e}") from None
+                raise UnembedError(
+                    f"cannot reach the Ray cluster at {self.address!r}: {e}") from None
             self._started = True
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if 1 <= cpus < self.workers:
@@ -265,9 +268,9 @@ def reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
             pass
     except OSError as e:
         why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
-        raise arg_error("RayEngine", "address", f"must be a Ray cluster that can be reached; "
-                        f"{address} accepted no connection within {timeout:g} s ({why})",
-                        got=address) from None
+        raise UnembedError(f"must be a Ray cluster that can be reached; "
+                           f"{address} accepted no connection within {timeout:g} s ({why})",
+                           argument="address", function="RayEngine", got=address) from None
 
 
 def _picklable(obj: object) -> bool:

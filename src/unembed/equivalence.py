@@ -16,9 +16,9 @@ coarsest storage dtype involved (:data:`TOLERANCE`; why these values: docs/feasi
 Examples
 --------
 >>> import numpy as np
->>> from unembed import Head
+>>> from unembed import Head, translate
 >>> head = Head(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
->>> eq = compare_heads(head, head.translate([3.0, -2.0]))     # same probabilities
+>>> eq = compare_heads(head, translate(head, [3.0, -2.0]))     # same probabilities
 >>> eq.equivalent, eq.max_abs_dp < 1e-12, eq.n_inputs
 (True, True, 256)
 >>> compare_heads(head, head.with_weights(head.W * 2.0)).equivalent   # a sharper model
@@ -27,14 +27,14 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._checks import arg_error, check_hidden
+from unembed._checks import UnembedError, check_hidden
 from unembed._tolerance import TOLERANCES, coarsest
 from unembed._tolerance import tolerance as tolerance_of
 from unembed.head import Head, Link, logits_to_log_probs
@@ -101,11 +101,13 @@ def compare_logits(
     a = np.asarray(z1, dtype=np.float64)
     b = np.asarray(z2, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
-        raise arg_error("compare_logits", "z2", f"must have the same shape (n, V) as 'z1'. Got "
-                                                f"shapes {np.shape(z1)} and {np.shape(z2)} instead")
+        raise UnembedError(f"must have the same shape (n, V) as 'z1'. Got "
+                                                f"shapes {np.shape(z1)} and {np.shape(z2)} "
+                           f"instead", argument="z2", function="compare_logits")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         which = "z1" if not np.isfinite(a).all() else "z2"
-        raise arg_error("compare_logits", which, "must be finite (it contains NaN or Inf)")
+        raise UnembedError("must be finite (it contains NaN or Inf)", argument=which,
+                           function="compare_logits")
     lp, lq = logits_to_log_probs(a, link), logits_to_log_probs(b, link)
     p, q = np.exp(lp), np.exp(lq)
     if link == "softmax":
@@ -167,17 +169,20 @@ def compare_heads(
     The tolerance follows the coarser storage dtype of the two heads.
     """
     if head1.n_labels != head2.n_labels:
-        raise arg_error("compare_heads", "head2", f"must have as many labels as 'head1'. Got "
-                                                  f"{head1.n_labels} and {head2.n_labels} labels")
+        raise UnembedError(f"must have as many labels as 'head1'. Got "
+                                                  f"{head1.n_labels} and {head2.n_labels} labels",
+                           argument="head2", function="compare_heads")
     if head1.link != head2.link:
-        raise arg_error("compare_heads", "head2", f"must have the link of 'head1'. Got links "
-                                                  f"{head1.link!r} and {head2.link!r}")
+        raise UnembedError(f"must have the link of 'head1'. Got links "
+                                                  f"{head1.link!r} and {head2.link!r}",
+                           argument="head2", function="compare_heads")
     H = random_hidden(head1, n_random, seed=seed) if h is None else check_hidden(h, head1.d)
     H2 = H if h2 is None else check_hidden(h2, head2.d, "h2")
     if H2.shape[1] != head2.d:
-        raise arg_error("compare_heads", "h2", f"must be given when the heads' d differ (hidden "
+        raise UnembedError(f"must be given when the heads' d differ (hidden "
                                                f"states of d = {H2.shape[1]}, 'head2' has d = "
-                                               f"{head2.d})")
+                                               f"{head2.d})", argument="h2",
+                           function="compare_heads")
     dt, tol = tolerance_for(head1.dtype, head2.dtype)
     # In chunks of inputs, so memory stays at chunk x V whatever n is.
     chunk = _chunk(head1.n_labels)
@@ -199,35 +204,53 @@ def compare_head_rows(
     written to a file without reading it whole: memory is O(chunk x V + block), whatever V is.
     ``dtype`` is the second head's storage dtype (for the tolerance).
     """
+    return compare_head_rows_many(head, [(rows, dtype)], h, n_random=n_random, seed=seed,
+                                  b=b)[0]
+
+
+def compare_head_rows_many(
+    head: Head, others: Sequence[tuple[Callable[[int, int], NDArray[Any]], str]],
+    h: ArrayLike | None = None, *, n_random: int = 256, seed: int = 0,
+    b: NDArray[np.float64] | None = None,
+) -> list[Equivalence]:
+    """:func:`compare_head_rows` for several second heads ``(rows, dtype)`` on the same
+    inputs, in one pass: ``head``'s own logits are computed once per chunk of inputs and
+    compared with each of the others' (the same figures as one call per head)."""
     from unembed._blocks import row_blocks
 
     H = random_hidden(head, n_random, seed=seed) if h is None else check_hidden(h, head.d)
-    dt, tol = tolerance_for(head.dtype, dtype)
+    tols = [tolerance_for(head.dtype, dtype) for _, dtype in others]
     bias = head.b if b is None else b
-    # (chunk, V) arrays of about V d / 32 entries (at least 2^20): a dozen of them live at once
-    # in compare_logits, so they stay a fraction of the head; each chunk reads `rows` once.
-    chunk = max(1, max(2**20, head.n_labels * head.d // 32) // max(head.n_labels, 1))
-    parts = []
+    # (chunk, V) arrays of about V d / 32 entries (at least 2^22, 32 MiB): a dozen of them
+    # live at once in compare_logits, so they stay a fraction of the head (or of a few hundred
+    # MiB); each chunk reads every `rows` once, so fewer, larger chunks read the heads fewer
+    # times and multiply at BLAS speed (a chunk of a few dozen inputs is bandwidth-bound).
+    chunk = max(1, max(2**22, head.n_labels * head.d // 32) // max(head.n_labels, 1))
+    parts: list[list[Equivalence]] = [[] for _ in others]
     for s in range(0, H.shape[0], chunk):
         Hc = H[s:s + chunk]
-        z2 = np.empty((Hc.shape[0], head.n_labels))
-        for a, e in row_blocks(head.n_labels, head.d):
-            z2[:, a:e] = Hc @ np.asarray(rows(a, e), dtype=np.float64).T
-        if bias is not None:
-            z2 += bias
-        if head.logit_scale != 1.0:
-            z2 *= head.logit_scale
-        if head.softcap is not None:
-            z2 = head.softcap * np.tanh(z2 / head.softcap)
-        parts.append(compare_logits(head.logits(Hc), z2, head.link, dtype=dt, tolerance=tol))
-    return merge_equivalences(parts)
+        z1 = head.logits(Hc)
+        for o, (rows, _) in enumerate(others):
+            z2 = np.empty((Hc.shape[0], head.n_labels))
+            for a, e in row_blocks(head.n_labels, head.d):
+                z2[:, a:e] = Hc @ np.asarray(rows(a, e), dtype=np.float64).T
+            if bias is not None:
+                z2 += bias
+            if head.logit_scale != 1.0:
+                z2 *= head.logit_scale
+            if head.softcap is not None:
+                z2 = head.softcap * np.tanh(z2 / head.softcap)
+            dt, tol = tols[o]
+            parts[o].append(compare_logits(z1, z2, head.link, dtype=dt, tolerance=tol))
+    return [merge_equivalences(p) for p in parts]
 
 
 def merge_equivalences(parts: list[Equivalence]) -> Equivalence:
     """Combine the figures of checks on disjoint sets of inputs (max of maxima, weighted
     means); the tolerance and dtype of the first part are kept."""
     if not parts:
-        raise arg_error("merge_equivalences", "parts", "must hold at least one check", got=parts)
+        raise UnembedError("must hold at least one check", argument="parts",
+                           function="merge_equivalences", got=parts)
     n = sum(p.n_inputs for p in parts)
     dp = max(p.max_abs_dp for p in parts)
     return Equivalence(
@@ -268,18 +291,18 @@ def compare_models_on(model1: LoadedModel, model2: LoadedModel,
     parts = [compare_logits(model1.model_logits(b), model2.model_logits(b), h1.link, dtype=dt,
                             tolerance=tol) for b in batches]
     if not parts:
-        raise arg_error("compare_models_on", "batches", "must hold at least one batch of "
-                        "inputs (the data are empty)")
+        raise UnembedError("must hold at least one batch of inputs (the data are empty)",
+                           argument="batches", function="compare_models_on")
     return merge_equivalences(parts)
 
 
 def _check_models(h1: Head, h2: Head) -> None:
     if h1.n_labels != h2.n_labels:
-        raise arg_error("compare_models", "model2", f"must have as many labels as 'model1'. Got "
-                                                   f"{h1.n_labels} and {h2.n_labels} labels")
+        raise UnembedError(f"must have as many labels as 'model1'. Got {h1.n_labels} and "
+                           f"{h2.n_labels} labels", argument="model2", function="compare_models")
     if h1.link != h2.link:
-        raise arg_error("compare_models", "model2", f"must have the link of 'model1'. Got "
-                                                   f"links {h1.link!r} and {h2.link!r}")
+        raise UnembedError(f"must have the link of 'model1'. Got links {h1.link!r} and "
+                           f"{h2.link!r}", argument="model2", function="compare_models")
 
 
 def compare_models(

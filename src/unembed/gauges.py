@@ -42,7 +42,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from unembed._blocks import owned
-from unembed._checks import arg_error, check_vector, fail
+from unembed._checks import UnembedError, check_vector
+from unembed.errors import FORCE
 
 if TYPE_CHECKING:  # gauges never imports head at run time: Head's methods import gauges
     from unembed.head import Head
@@ -129,8 +130,8 @@ def _require(head: Head, name: str, force: bool, func: str) -> str | None:
     if sym.holds:
         return None
     if not force:
-        raise fail(f"{name} is not a symmetry of this head ({sym.reason}); pass force=True "
-                   f"to build the non-equivalent head anyway.")
+        raise UnembedError((f"{name} is not a symmetry of this head ({sym.reason}); pass ", FORCE,
+                            " to build the non-equivalent head anyway."))
     return sym.reason
 
 
@@ -149,7 +150,7 @@ def translate(head: Head, c: ArrayLike, *, force: bool = False) -> Head:
 def shift_bias(head: Head, beta: float, *, force: bool = False) -> Head:
     """Add the same beta to every bias entry (a head without bias gets one)."""
     if not np.isfinite(beta):
-        raise arg_error("shift_bias", "beta", "must be finite", got=beta)
+        raise UnembedError("must be finite", argument="beta", function="shift_bias", got=beta)
     extra = _require(head, "bias_shift", force, "shift_bias")
     return head.with_weights(b=head.bias + float(beta), not_equivalent_because=extra)
 
@@ -171,7 +172,8 @@ def weighted_mean(W: NDArray[np.float64], weights: ArrayLike | None = None) -> N
     w = check_vector(weights, "weights", W.shape[0], where="center")
     total = w.sum()
     if abs(total - 1.0) > 1e-9:
-        raise arg_error("center", "weights", f"must sum to 1. Got a sum of {total!r} instead")
+        raise UnembedError(f"must sum to 1. Got a sum of {total!r} instead", argument="weights",
+                           function="center")
     return np.asarray(w @ W, dtype=np.float64)
 
 
@@ -185,14 +187,17 @@ def reparametrize(
     """
     a = np.asarray(A, dtype=np.float64)
     if a.shape != (head.d, head.d):
-        raise arg_error("reparametrize", "A", f"must have shape ({head.d}, {head.d}). Got "
-                                              f"shape {a.shape} instead")
+        raise UnembedError(f"must have shape ({head.d}, {head.d}). Got "
+                                              f"shape {a.shape} instead", argument="A",
+                           function="reparametrize")
     if not np.isfinite(a).all():
-        raise arg_error("reparametrize", "A", "must be finite (it contains NaN or Inf)")
+        raise UnembedError("must be finite (it contains NaN or Inf)", argument="A",
+                           function="reparametrize")
     cond = np.linalg.cond(a)
     if not np.isfinite(cond) or cond > 1e12:
-        raise arg_error("reparametrize", "A", f"must be invertible. Got a condition number of "
-                                              f"{cond:.3g} instead")
+        raise UnembedError(f"must be invertible. Got a condition number of "
+                                              f"{cond:.3g} instead", argument="A",
+                           function="reparametrize")
     extra = _require(head, "reparametrization", force, "reparametrize")
     a_inv = np.linalg.inv(a)
     new = head.with_weights(owned(head.W @ a_inv), not_equivalent_because=extra)
@@ -204,13 +209,15 @@ def reparametrize(
 def shift_in_null_space(head: Head, coeffs: ArrayLike) -> Head:
     """Move each row within the known null space: u_i -> u_i + N k_i, coeffs of shape (V, k)."""
     if head.null_space is None:
-        raise fail("No subspace orthogonal to every hidden state is known for this head, so "
-                   "no row can be shifted within one.")
+        raise UnembedError("No subspace orthogonal to every hidden state is known for this head, "
+                           "so "
+                           "no row can be shifted within one.")
     k = head.null_space.shape[1]
     cf = np.asarray(coeffs, dtype=np.float64)
     if cf.ndim == 1 and k == 1:
         cf = cf[:, None]
     if cf.shape != (head.n_labels, k):
-        raise arg_error("shift_in_null_space", "coeffs", f"must have shape ({head.n_labels}, "
-                                                         f"{k}). Got shape {cf.shape} instead")
+        raise UnembedError(f"must have shape ({head.n_labels}, "
+                                                         f"{k}). Got shape {cf.shape} instead",
+                           argument="coeffs", function="shift_in_null_space")
     return head.with_weights(owned(head.W + cf @ head.null_space.T))

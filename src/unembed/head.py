@@ -33,14 +33,15 @@ from unembed._blocks import (
 )
 from unembed._checks import (
     MatrixScan,
+    UnembedError,
     check_hidden,
     check_labels,
     check_matrix_shape,
     check_vector,
-    fail,
     find_identical_rows,
 )
 from unembed.bounds import HiddenBound, Rows
+from unembed.errors import Setting
 
 if TYPE_CHECKING:
     from unembed.rows import StoredMatrix
@@ -351,24 +352,27 @@ class Head:
             object.__setattr__(self, "labels_from", "the caller" if self.labels else "row numbers")
         object.__setattr__(self, "labels", check_labels(self.labels or None, v, where=where))
         if self.link not in ("softmax", "sigmoid"):
-            raise fail(f"The 'link' argument of Head must be 'softmax' or 'sigmoid'. "
-                       f"Got {self.link!r} instead.")
+            raise UnembedError("must be 'softmax' or 'sigmoid'. "
+                               f"Got {self.link!r} instead.", argument="link", function="Head")
         if self.rows not in ("stored", "folded"):
-            raise fail(f"The 'rows' argument of Head must be 'stored' or 'folded'. "
-                       f"Got {self.rows!r} instead.")
+            raise UnembedError("must be 'stored' or 'folded'. "
+                               f"Got {self.rows!r} instead.", argument="rows", function="Head")
         if self.softcap is not None and not (np.isfinite(self.softcap) and self.softcap > 0):
-            raise fail(f"The 'softcap' argument of Head must be a positive number. "
-                       f"Got {self.softcap!r} instead.")
+            raise UnembedError("must be a positive number. "
+                               f"Got {self.softcap!r} instead.", argument="softcap",
+                               function="Head")
         if not (np.isfinite(self.logit_scale) and self.logit_scale > 0):
-            raise fail(f"The 'logit_scale' argument of Head must be a positive number. "
-                       f"Got {self.logit_scale!r} instead.")
+            raise UnembedError("must be a positive number. "
+                               f"Got {self.logit_scale!r} instead.", argument="logit_scale",
+                               function="Head")
         if self.null_space is not None:
             ns = np.asarray(self.null_space, dtype=np.float64)
             if ns.ndim == 1:
                 ns = ns[:, None]
             if ns.shape[0] != d:
-                raise fail(f"The 'null_space' argument of Head must have shape (d, k) with "
-                           f"d = {d}. Got shape {ns.shape} instead.")
+                raise UnembedError("must have shape (d, k) with "
+                                   f"d = {d}. Got shape {ns.shape} instead.",
+                                   argument="null_space", function="Head")
             q, _ = np.linalg.qr(ns)
             object.__setattr__(self, "null_space", _frozen(q))
         degenerate: dict[str, list[Any]] = {}
@@ -378,12 +382,16 @@ class Head:
         if same is not None:
             i, j = same
             if self.strict:
-                raise fail(
-                    f"The 'W'{' of ' + where if where else ''} has identical rows for labels "
-                    f"{self.labels[i]!r} and {self.labels[j]!r} (rows {i} and {j}): the model "
-                    f"cannot tell them apart by any input, and their cosine is 1 in every "
-                    f"equivalent model. Pass strict=False to load it anyway."
-                )
+                raise UnembedError((
+                                    f"The 'W'{' of ' + where if where else ''} has identical rows "
+                                    f"for labels "
+                                    f"{self.labels[i]!r} and {self.labels[j]!r} (rows {i} and "
+                                    f"{j}): the model "
+                                    f"cannot tell them apart by any input, and their cosine is 1 "
+                                    f"in every "
+                                    "equivalent model. Pass ", Setting("strict=False",
+                                    "--allow-degenerate"),
+                                    " to load it anyway."))
             degenerate["identical_rows"] = [[self.labels[i], self.labels[j]]]
         object.__setattr__(self, "degenerate", degenerate)
         meta = dict(self.meta)
@@ -424,8 +432,8 @@ class Head:
         if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
             i = int(label)
             if not (0 <= i < self.n_labels):
-                raise fail(f"Label index {i}{where} is out of range for a head with "
-                           f"{self.n_labels} labels.")
+                raise UnembedError(f"Label index {i}{where} is out of range for a head with "
+                                   f"{self.n_labels} labels.")
             return i
         s = str(label)
         lookup = self._lookup()
@@ -435,8 +443,8 @@ class Head:
             return self.index(int(s[1:]), argument=argument)
         near = difflib.get_close_matches(s, self.labels[:20000], n=3)
         hint = f" Did you mean {', '.join(repr(x) for x in near)}?" if near else ""
-        raise fail(f"Unknown label {s!r}{where}: not among the {self.n_labels} labels of this "
-                   f"head (use '#N' for row N).{hint}")
+        raise UnembedError(f"Unknown label {s!r}{where}: not among the {self.n_labels} labels "
+                           f"of this head (use '#N' for row N).{hint}", label=s)
 
     def indices(self, labels: Sequence[LabelRef], *, argument: str = "label") -> list[int]:
         """Row indices of several labels (see :meth:`index`)."""
@@ -510,23 +518,11 @@ class Head:
             meta={**self.meta, "subset_of": self.n_labels},
         )
 
-    def translate(self, c: ArrayLike, *, force: bool = False) -> Head:
-        """Rows u_i + c (see :func:`unembed.gauges.translate`)."""
-        from unembed.gauges import translate
-
-        return translate(self, c, force=force)
-
-    def center(self, weights: ArrayLike | None = None, *, force: bool = False) -> Head:
-        """Rows u_i - sum_k w_k u_k (see :func:`unembed.gauges.center`)."""
-        from unembed.gauges import center
-
-        return center(self, weights, force=force)
-
     def _repr_html_(self) -> str:
         """A table for notebooks: shape, link, dtype, rows, source, labels, row norms."""
-        from unembed._reprs import head_html
+        from unembed._display import html
 
-        return head_html(self)
+        return html("head", self)
 
     def __repr__(self) -> str:
         extra = []

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.feasibility import Feasibility, can_be_top_two, is_argmaxable
 from unembed.head import Head, LabelRef
 
@@ -169,16 +169,16 @@ def unargmaxable_keeping_cosines(head: Head, label: LabelRef, *, rtol: float | N
     W, b = head.W, head.bias
     others = np.array([k for k in range(head.n_labels) if k != i], dtype=np.int64)
     if others.size == 0:
-        raise fail("The head has one label; it is always the argmax.")
+        raise UnembedError("The head has one label; it is always the argmax.")
     if before.status == "undecided":
-        raise fail(f"Label {name!r} is undecided on this head: neither a witness nor a "
-                   f"certificate within the tolerance (margin {before.margin:.3g}, tol "
-                   f"{before.tol:.3g}), so there is no argmaxable label to take away; a "
-                   f"smaller rtol may decide it.")
+        raise UnembedError(f"Label {name!r} is undecided on this head: neither a witness nor a "
+                           f"certificate within the tolerance (margin {before.margin:.3g}, tol "
+                           f"{before.tol:.3g}), so there is no argmaxable label to take away; a "
+                           f"smaller rtol may decide it.")
     if before.status != "yes":
-        raise fail(f"Label {name!r} is already not argmaxable on this head (a certificate: "
-                   f"margin {before.margin:.3g} <= tol {before.tol:.3g}); nothing to "
-                   f"construct.")
+        raise UnembedError(f"Label {name!r} is already not argmaxable on this head (a certificate: "
+                           f"margin {before.margin:.3g} <= tol {before.tol:.3g}); nothing to "
+                           f"construct.")
     scale = max(float(np.abs(W).max()), 1e-300)
     biased = bool(np.any(b != 0))
     A_ub = b_ub = None
@@ -190,13 +190,14 @@ def unargmaxable_keeping_cosines(head: Head, label: LabelRef, *, rtol: float | N
     if nu is None:
         if biased and _solve(np.ones(others.size), W[others].T / scale, W[i] / scale, None,
                              None, [(0.0, None)] * others.size) is not None:
-            raise fail(f"Impossible by rescaling the row of {name!r}: its row is in "
-                       f"the cone of the other rows, but every such combination sum_k mu_k "
-                       f"u_k has sum_k mu_k b_k < b_{name}, so the bias keeps z_{name} above "
-                       f"that combination of the other logits and the label argmaxable.")
-        raise fail(f"Impossible: the row of {name!r} is outside the cone of the other "
-                   f"rows, so some hidden state makes z_{name} > 0 >= every other logit "
-                   f"(bias aside), and positive rescaling keeps those signs.")
+            raise UnembedError(f"Impossible by rescaling the row of {name!r}: its row is in "
+                               f"the cone of the other rows, but every such combination sum_k mu_k "
+                               f"u_k has sum_k mu_k b_k < b_{name}, so the bias keeps z_{name} "
+                               f"above "
+                               f"that combination of the other logits and the label argmaxable.")
+        raise UnembedError(f"Impossible: the row of {name!r} is outside the cone of the other "
+                           f"rows, so some hidden state makes z_{name} > 0 >= every other logit "
+                           f"(bias aside), and positive rescaling keeps those signs.")
     L = float(nu.sum())
     scales = np.ones(head.n_labels)
     scales[i] = 1.0 / L
@@ -209,8 +210,8 @@ def unargmaxable_keeping_cosines(head: Head, label: LabelRef, *, rtol: float | N
     res = KeepCosines(new, "argmaxable", (name,), scales, before, after,
                       _cosine_change(W, W2, np.array([i])), weights)
     if after.status != "no":
-        raise fail(f"The rescaled head was not verified: the LP says {after.status!r} "
-                   f"for {name!r} (margin {after.margin:.3g}, tol {after.tol:.3g}).")
+        raise UnembedError(f"The rescaled head was not verified: the LP says {after.status!r} "
+                           f"for {name!r} (margin {after.margin:.3g}, tol {after.tol:.3g}).")
     return res
 
 
@@ -231,23 +232,26 @@ def not_top_two_keeping_cosines(head: Head, a: LabelRef, b: LabelRef, *, rtol: f
     """
     i, j = head.index(a, argument="a"), head.index(b, argument="b")
     if i == j:
-        raise fail(f"The two labels must differ. Got "
-                   f"{head.labels[i]!r} twice.")
+        raise UnembedError(f"The two labels must differ. Got "
+                           f"{head.labels[i]!r} twice.")
     names = (head.labels[i], head.labels[j])
     before = can_be_top_two(head, i, j, rtol=rtol)
     if before.status == "undecided":
-        raise fail(f"Whether {names[0]!r} and {names[1]!r} can lead together is undecided on "
-                   f"this head: neither a witness nor a certificate within the tolerance "
-                   f"(margin {before.margin:.3g}, tol {before.tol:.3g}); a smaller rtol may "
-                   f"decide it.")
+        raise UnembedError(f"Whether {names[0]!r} and {names[1]!r} can lead together is undecided "
+                           f"on "
+                           f"this head: neither a witness nor a certificate within the tolerance "
+                           f"(margin {before.margin:.3g}, tol {before.tol:.3g}); a smaller rtol "
+                           f"may "
+                           f"decide it.")
     if before.status != "yes":
-        raise fail(f"{names[0]!r} and {names[1]!r} already cannot lead together (a "
-                   f"certificate: margin {before.margin:.3g} <= tol {before.tol:.3g}); nothing "
-                   f"to construct.")
+        raise UnembedError(f"{names[0]!r} and {names[1]!r} already cannot lead together (a "
+                           f"certificate: margin {before.margin:.3g} <= tol {before.tol:.3g}); "
+                           f"nothing "
+                           f"to construct.")
     W = head.W
     others = np.array([k for k in range(head.n_labels) if k not in (i, j)], dtype=np.int64)
     if others.size == 0:
-        raise fail("The head has only these two labels; they always lead together.")
+        raise UnembedError("The head has only these two labels; they always lead together.")
     if np.any(head.bias != 0):
         return _not_top_two_biased(head, i, j, others, before, rtol)
     scale = max(float(np.abs(W).max()), 1e-300)
@@ -265,10 +269,10 @@ def not_top_two_keeping_cosines(head: Head, a: LabelRef, b: LabelRef, *, rtol: f
         if x is not None and x[col] > 1e-9 and (best is None or x[col] > max(best[n:])):
             best = x
     if best is None:
-        raise fail(f"Impossible by rescaling these two rows: no point p u_a + q u_b "
-                   f"with p or q positive is a convex combination of the other rows, so "
-                   f"{names[0]!r} and {names[1]!r} keep a hidden state where they lead "
-                   f"together.")
+        raise UnembedError(f"Impossible by rescaling these two rows: no point p u_a + q u_b "
+                           f"with p or q positive is a convex combination of the other rows, so "
+                           f"{names[0]!r} and {names[1]!r} keep a hidden state where they lead "
+                           f"together.")
     mu, p, q = best[:n], float(best[n]), float(best[n + 1])
     if p > 0 and q > 0:
         ai, aj = 2 * p, 2 * q
@@ -296,8 +300,8 @@ def _verified_pair(head: Head, new: Head, scales: NDArray[np.float64], names: tu
     res = KeepCosines(new, "top_two", names, scales, before, after,
                       _cosine_change(head.W, new.W, np.array([i, j])), weights)
     if after.status != "no":
-        raise fail(f"The rescaled head was not verified: the LP says {after.status!r} "
-                   f"(margin {after.margin:.3g}, tol {after.tol:.3g}).")
+        raise UnembedError(f"The rescaled head was not verified: the LP says {after.status!r} "
+                           f"(margin {after.margin:.3g}, tol {after.tol:.3g}).")
     return res
 
 
@@ -340,11 +344,12 @@ def _not_top_two_biased(head: Head, i: int, j: int, others: NDArray[np.int64],
         if got is not None and (best is None or got[-1] > best[-1]):
             best = got
     if best is None:
-        raise fail(f"Impossible by rescaling these two rows with the bias kept: no convex "
-                   f"combination of the other rows equal to alpha u_a + beta u_b (signs "
-                   f"allowing positive factors) has sum_k mu_k b_k >= x b_a + (1 - x) b_b, "
-                   f"so on the tie z_{names[0]} = z_{names[1]} the others' logits are never "
-                   f"forced up to it by such a combination.")
+        raise UnembedError(f"Impossible by rescaling these two rows with the bias kept: no convex "
+                           f"combination of the other rows equal to alpha u_a + beta u_b (signs "
+                           f"allowing positive factors) has sum_k mu_k b_k >= x b_a + (1 - x) b_b, "
+                           f"so on the tie z_{names[0]} = z_{names[1]} the others' logits are "
+                           f"never "
+                           f"forced up to it by such a combination.")
     mu, alpha, beta, x = best[:n], float(best[n]), float(best[n + 1]), float(best[n + 2])
     ai = alpha / x if x != 0 else 1.0
     aj = beta / (1.0 - x) if x != 1 else 1.0

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.head import Head
 
 __all__ = ["HeadModel", "LoadedModel", "require_loaded"]
@@ -65,9 +65,9 @@ def require_loaded(model: object, where: str) -> LoadedModel:
         return model
     missing = [m for m in ("head", "kind", "hidden_states", "model_logits", "forward",
                            "random_inputs") if not hasattr(model, m)]
-    raise fail(f"{where}: a {type(model).__name__} is not a loaded model (it has no "
-               f"{', '.join(missing)}); read models with unembed.load, or subclass "
-               f"unembed.sources.base.HeadModel.")
+    raise UnembedError(f"{where}: a {type(model).__name__} is not a loaded model (it has no "
+                       f"{', '.join(missing)}); read models with unembed.load, or subclass "
+                       f"unembed.sources.base.HeadModel.")
 
 
 class HeadModel:
@@ -108,5 +108,5 @@ class HeadModel:
 
     def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
         """Refused: nothing says how this model's inputs are distributed."""
-        raise fail(f"a {type(self).__name__} model cannot draw random inputs; pass the "
-                   f"inputs.")
+        raise UnembedError(f"a {type(self).__name__} model cannot draw random inputs; pass the "
+                           f"inputs.")

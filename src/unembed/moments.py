@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._checks import arg_error, fail
+from unembed._checks import UnembedError
 from unembed._memory import needs_memory
 from unembed._stats import merge_moments
 
@@ -59,7 +59,8 @@ class HiddenMoments:
 
     def __post_init__(self) -> None:
         if self.d < 1:
-            raise arg_error("HiddenMoments", "d", "must be a positive integer", got=self.d)
+            raise UnembedError("must be a positive integer", argument="d",
+                               function="HiddenMoments", got=self.d)
         if self.mean.shape != (self.d,):
             self.mean = np.zeros(self.d)
         if self.m2.shape != (self.d, self.d):
@@ -77,8 +78,8 @@ class HiddenMoments:
         """Moments of an (n, d) array of hidden states."""
         arr = np.asarray(h)
         if arr.ndim != 2:
-            raise arg_error("HiddenMoments.from_states", "h", "must have shape (n, d)",
-                            got=arr.shape)
+            raise UnembedError("must have shape (n, d)", argument="h",
+                               function="HiddenMoments.from_states", got=arr.shape)
         out = cls(d=int(arr.shape[1]), source=source)
         out.update(arr)
         return out
@@ -87,12 +88,12 @@ class HiddenMoments:
         """Add a batch (n, d) of hidden states (any float dtype; accumulated in float64)."""
         arr = np.asarray(h, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] != self.d:
-            raise arg_error("HiddenMoments.update", "h", f"must have shape (n, {self.d})",
-                            got=arr.shape)
+            raise UnembedError(f"must have shape (n, {self.d})", argument="h",
+                               function="HiddenMoments.update", got=arr.shape)
         if arr.shape[0] == 0:
             return self
         if not np.isfinite(arr).all():
-            raise fail("The hidden states contain NaN or Inf; their moments are undefined.")
+            raise UnembedError("The hidden states contain NaN or Inf; their moments are undefined.")
         nb = arr.shape[0]
         mb = arr.mean(axis=0)
         c = arr - mb
@@ -102,8 +103,8 @@ class HiddenMoments:
     def merge(self, other: HiddenMoments) -> HiddenMoments:
         """A new accumulator holding both (order does not matter up to rounding)."""
         if other.d != self.d:
-            raise arg_error("HiddenMoments.merge", "other", f"must have d = {self.d}",
-                            got=other.d)
+            raise UnembedError(f"must have d = {self.d}", argument="other",
+                               function="HiddenMoments.merge", got=other.d)
         out = HiddenMoments(d=self.d, source=self.source or other.source, n=self.n,
                             mean=self.mean.copy(), m2=self.m2.copy())
         if self.source and other.source and self.source != other.source:
@@ -119,10 +120,9 @@ class HiddenMoments:
     def covariance(self) -> NDArray[np.float64]:
         """The population covariance S = M2 / n (d, d); at least 2 states are needed."""
         if self.n < 2:
-            raise fail(
-                f"The hidden-state covariance needs at least 2 states; {self.n} were seen"
-                + (f" in {self.source}." if self.source else ".")
-            )
+            raise UnembedError(f"The hidden-state covariance needs at least 2 states; {self.n} "
+                               f"were seen"
+                               + (f" in {self.source}." if self.source else "."))
         s = self.m2 / self.n
         return (s + s.T) / 2.0
 
@@ -133,9 +133,9 @@ _PROBE_SEED = 0x10617
 def _states(h: ArrayLike, d: int, where: str) -> NDArray[np.float64]:
     arr = np.asarray(h, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != d:
-        raise arg_error(where, "h", f"must have shape (n, {d})", got=arr.shape)
+        raise UnembedError(f"must have shape (n, {d})", argument="h", function=where, got=arr.shape)
     if arr.shape[0] and not np.isfinite(arr).all():
-        raise fail("The hidden states contain NaN or Inf; their moments are undefined.")
+        raise UnembedError("The hidden states contain NaN or Inf; their moments are undefined.")
     return arr
 
 
@@ -203,7 +203,8 @@ class LogitMoments:
         """Empty moments for the head with rows ``W`` (V, d); ``mean`` its mean row when
         already known."""
         if W.ndim != 2 or W.shape[0] < 1:
-            raise arg_error("LogitMoments.of_rows", "W", "must have shape (V, d)", got=W.shape)
+            raise UnembedError("must have shape (V, d)", argument="W",
+                               function="LogitMoments.of_rows", got=W.shape)
         m = (np.asarray(W.mean(axis=0), dtype=np.float64) if mean is None
              else np.asarray(mean, dtype=np.float64))
         return cls(int(W.shape[0]), int(W.shape[1]), m, _probe(W, m), source=source, rows=W)
@@ -230,8 +231,8 @@ class LogitMoments:
         if arr.shape[0] == 0:
             return self
         if self.rows is None:
-            raise fail("These logit moments were sent without their head's rows (merged "
-                       "from shards); they can be merged and read, not updated.")
+            raise UnembedError("These logit moments were sent without their head's rows (merged "
+                               "from shards); they can be merged and read, not updated.")
         g = _centered_logits(self.rows, self.center, arr)
         mb = g.mean(axis=0)
         c = g - mb
@@ -243,8 +244,8 @@ class LogitMoments:
         rounding)."""
         if other.n_labels != self.n_labels or other.d != self.d or not np.array_equal(
                 other.probe, self.probe):
-            raise arg_error("LogitMoments.merge", "other", "must hold the same head's "
-                            "centered logits")
+            raise UnembedError("must hold the same head's "
+                               "centered logits", argument="other", function="LogitMoments.merge")
         out = LogitMoments(self.n_labels, self.d, self.center, self.probe,
                            self.source or other.source, self.n, self.mean.copy(),
                            self.m2.copy(), self.rows if self.rows is not None else other.rows)
@@ -261,10 +262,9 @@ class LogitMoments:
     def covariance(self) -> NDArray[np.float64]:
         """K = Cov(g) = C S C^T (V, V) over the data (population); at least 2 states."""
         if self.n < 2:
-            raise fail(
-                f"The covariance of the centered logits needs at least 2 hidden states; "
-                f"{self.n} were seen" + (f" in {self.source}." if self.source else ".")
-            )
+            where = f" in {self.source}." if self.source else "."
+            raise UnembedError(f"The covariance of the centered logits needs at least 2 hidden "
+                               f"states; {self.n} were seen{where}")
         s = self.m2 / self.n
         return (s + s.T) / 2.0
 
@@ -289,17 +289,18 @@ def merged(a: Moments, b: Moments) -> Moments:
         return a.merge(b)
     if isinstance(a, HiddenMoments) and isinstance(b, HiddenMoments):
         return a.merge(b)
-    raise fail("Hidden-state moments and centered-logit moments cannot be merged: the shards "
-               "of one pass must accumulate the same kind.")
+    raise UnembedError("Hidden-state moments and centered-logit moments cannot be merged: the "
+                       "shards "
+                       "of one pass must accumulate the same kind.")
 
 
 def _fitting(W: ArrayLike, moments: LogitMoments, func: str) -> NDArray[np.float64]:
     """The covariance of ``moments`` after checking they belong to the rows ``W``."""
     w = np.asarray(W)
     if not moments.fits(w):
-        raise arg_error(func, "moments", f"must be the centered logits' moments of this head "
-                        f"({w.shape[0]} x {w.shape[1]}); they were accumulated for another "
-                        f"head's rows")
+        raise UnembedError(f"must be the centered logits' moments of this head "
+                           f"({w.shape[0]} x {w.shape[1]}); they were accumulated for another "
+                           f"head's rows", argument="moments", function=func)
     return moments.covariance()
 
 
@@ -386,8 +387,8 @@ def logit_rows(W: NDArray[np.floating], moments: Moments, *,
     """
     V, d = W.shape
     if d != moments.d:
-        raise arg_error("logit_rows", "moments", f"must have d = {d} (the head's)",
-                        got=moments.d)
+        raise UnembedError(f"must have d = {d} (the head's)", argument="moments",
+                           function="logit_rows", got=moments.d)
     if isinstance(moments, LogitMoments):
         K = _fitting(W, moments, "logit_rows")
         ev, Q = np.linalg.eigh(K)
@@ -412,7 +413,8 @@ def logit_rows(W: NDArray[np.floating], moments: Moments, *,
 def _centered_rows(W: ArrayLike) -> NDArray[np.float64]:
     w = np.asarray(W, dtype=np.float64)
     if w.ndim != 2:
-        raise arg_error("logit_covariance", "W", "must have shape (V, d)", got=w.shape)
+        raise UnembedError("must have shape (V, d)", argument="W", function="logit_covariance",
+                           got=w.shape)
     out: NDArray[np.float64] = w - w.mean(axis=0)
     return out
 
@@ -441,8 +443,8 @@ def logit_covariance(W: ArrayLike, moments: Moments,
         return out
     C = _centered_rows(W)
     if C.shape[1] != moments.d:
-        raise arg_error("logit_covariance", "moments", f"must have d = {C.shape[1]}",
-                        got=moments.d)
+        raise UnembedError(f"must have d = {C.shape[1]}", argument="moments",
+                           function="logit_covariance", got=moments.d)
     sub = C if labels is None else C[np.asarray(labels, dtype=np.intp)]
     K: NDArray[np.float64] = sub @ moments.covariance() @ sub.T
     return (K + K.T) / 2.0
@@ -523,8 +525,8 @@ def park_distance(W: ArrayLike, moments: Moments, *,
         fro2 = float(np.sum(SM * SM.T))
     r = int(np.sum(ev > rtol * max(float(ev.max(initial=0.0)), 1e-300)))
     if r == 0 or tr <= 0 or fro2 <= 0:
-        raise fail("The centered logits do not vary on the data (or all rows are equal); "
-                   "the distance from the causal inner product's assumption is undefined.")
+        raise UnembedError("The centered logits do not vary on the data (or all rows are equal); "
+                           "the distance from the causal inner product's assumption is undefined.")
     cos = min(tr / (np.sqrt(r) * np.sqrt(fro2)), 1.0)
     return ParkDistance(float(np.sqrt(max(2.0 - 2.0 * cos, 0.0))),
                         float(tr * tr / fro2 / r), r)

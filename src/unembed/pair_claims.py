@@ -34,8 +34,8 @@ from unembed._checks import UnembedError
 from unembed.head import Head
 
 if TYPE_CHECKING:  # pragma: no cover
-    from unembed.audit import ClaimOneDetails
     from unembed.behaviour import Behaviour
+    from unembed.claim_one import ClaimOneDetails
     from unembed.feasibility import CoTopMatrix
     from unembed.feasibility._core import Radius
 

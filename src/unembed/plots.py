@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from unembed._checks import arg_error
+from unembed._checks import UnembedError
 from unembed.audit import AuditResult, TranslationCase
 from unembed.behaviour import MEASURE_TITLES, MEASURES
 
@@ -127,8 +127,8 @@ def plot_heatmap(res: AuditResult, name: str) -> Any:
         if name in res.undefined_measures:
             title += " (constant)"
     else:
-        raise arg_error("plot_heatmap", "name", "must be a view or a measure of the audit",
-                        got=name)
+        raise UnembedError("must be a view or a measure of the audit", argument="name",
+                           function="plot_heatmap", got=name)
     k = len(res.labels)
     fig, ax = plt.subplots(figsize=(6.4, 6.0))
     shown = np.where(np.eye(k, dtype=bool), np.nan, m) if lim is None else m

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._progress import progress_bars
 from unembed.accumulators import LabelTally, PairStats
 from unembed.data import DataSource, shard_batches
@@ -93,8 +93,8 @@ def _forward(model: LoadedModel, logits: str) -> Forward:
     """(hidden states (n, d) float64, logits (n, V)) of a batch: the model's own logits (in its
     own precision where it offers them, possibly a tensor on its device) or the head's."""
     if logits not in ("model", "head"):
-        raise fail(f"The 'logits' argument of collect must be 'model' or 'head'. "
-                   f"Got {logits!r} instead.")
+        raise UnembedError("must be 'model' or 'head'. "
+                           f"Got {logits!r} instead.", argument="logits", function="collect")
     head: Head = model.head
     if logits == "model":
         from unembed.sources.torch_base import TorchSource
@@ -230,7 +230,7 @@ class LabelSelection:
         if self.label_set is not None:
             idx = head.indices(list(self.label_set), argument="labels")
             if len(set(idx)) != len(idx) or len(idx) < 2:
-                raise fail("The 'label_set' argument must name at least 2 distinct labels.")
+                raise UnembedError("must name at least 2 distinct labels.", argument="label_set")
             return np.asarray(idx, dtype=np.int64), f"{len(idx)} labels given by the caller"
         if head.n_labels <= self.top_n:
             return np.arange(head.n_labels, dtype=np.int64), f"all {head.n_labels} labels"
@@ -269,8 +269,8 @@ def label_selection(label_set: Sequence[LabelRef] | None, top_n: int,
                       f"head everywhere else (load(labels=...), --labels FILE).",
                       DeprecationWarning, stacklevel=3)
         if label_set is not None:
-            raise fail(f"{where}: pass the label set once, as 'label_set' (not also as the "
-                       f"deprecated 'labels').")
+            raise UnembedError(f"{where}: pass the label set once, as 'label_set' (not also as the "
+                               f"deprecated 'labels').")
         label_set = labels
     return LabelSelection(None if label_set is None else tuple(label_set), top_n,
                           selection_predictions)
@@ -278,13 +278,14 @@ def label_selection(label_set: Sequence[LabelRef] | None, top_n: int,
 
 def _check_top_k(top_k: int) -> None:
     if top_k < 1:
-        raise fail(f"The 'top_k' argument of collect must be at least 1. Got {top_k} instead.")
+        raise UnembedError(f"must be at least 1. Got {top_k} instead.", argument="top_k",
+                           function="collect")
 
 
 def _behaviour(head: Head, part: Partial, selection: str, top_k: int,
                keep_hidden: int) -> Behaviour:
     if part.seen == 0:
-        raise fail("The data gave no inputs (empty file, or fewer tokens than one window).")
+        raise UnembedError("The data gave no inputs (empty file, or fewer tokens than one window).")
     assert part.pairs is not None
     pairs = part.pairs
     return Behaviour(
@@ -407,7 +408,7 @@ def select_labels(model: LoadedModel, data: DataSource, choice: LabelSelection, 
             if stream.held_n >= choice.predictions:
                 break
     if stream.part.seen == 0:
-        raise fail("The data gave no inputs (empty file, or fewer tokens than one window).")
+        raise UnembedError("The data gave no inputs (empty file, or fewer tokens than one window).")
     idx, text = choice.chosen(stream.part.tally)
     return Selection(idx, text, stream.part.batches)
 
@@ -428,10 +429,12 @@ def run_shard(model: LoadedModel, data: DataSource, selection: Selection, *, sha
         for b, offset, batch in shard_batches(data, batch_size, shard=shard, n_shards=n_shards):
             n = stream.feed(b, offset, batch)
             if n != len(batch) * per:
-                raise fail(f"The data source says {per} prediction(s) per input, but the model "
-                           f"made {n} for {len(batch)} inputs; shards could not name inputs "
-                           f"by their global index. Use text data (windows) for language "
-                           f"models, or run without an engine.")
+                raise UnembedError(f"The data source says {per} prediction(s) per input, but the "
+                                   f"model "
+                                   f"made {n} for {len(batch)} inputs; shards could not name "
+                                   f"inputs "
+                                   f"by their global index. Use text data (windows) for language "
+                                   f"models, or run without an engine.")
             if on_batch is not None:
                 on_batch(len(batch))
     return stream.part

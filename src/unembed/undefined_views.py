@@ -3,7 +3,7 @@
 The rule is the audit's (:mod:`unembed.audit`), for every command that shows a view
 (``cosine``, ``inspect``, ``neighbours``):
 
-* structurally, whatever the labels asked (:func:`structural_reason`):
+* structurally, whatever the labels asked (:func:`unembed.views.structural_reason`):
 
   - ``causal`` when the centered rows have rank V - 1 (every head with V - 1 <= d and rows in
     general position): the whitened rows' Gram matrix is V times the projection onto the range
@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from unembed._stats import constant_reason
 from unembed.head import Head
+from unembed.views import structural_reason
 
 __all__ = ["constant_reason_of", "neighbour_reason", "structural_reason", "view_terms"]
 
@@ -48,25 +49,6 @@ def view_terms(view: str, head: Head, n_states: int = 0) -> int:
     if view == "logit":
         return n_states + head.d
     return head.d
-
-
-def structural_reason(head: Head, view: str) -> str | None:
-    """Why ``view`` carries no information on this head whatever the labels (module
-    docstring), or None."""
-    from unembed.views import causal_rank
-
-    V = head.n_labels
-    if V == 2 and view == "differences":
-        return ("undefined: the head has two labels, so no third label to compare their "
-                "differences against")
-    if V == 2 and view in ("centered", "normalized", "causal", "logit"):
-        return (f"undefined: the head has two labels, whose centered rows (and centered "
-                f"logits) are opposite, so the {view} cosine is -1 for every such head")
-    if view == "causal" and causal_rank(head) == V - 1:
-        return (f"undefined: the centered rows have rank V - 1 = {V - 1}, so the whitened "
-                f"rows are equiangular: every causal cosine is -1/(V - 1) = "
-                f"{-1 / (V - 1):+.6f}, whatever the head")
-    return None
 
 
 def constant_reason_of(head: Head, view: str, S: NDArray[np.float64],

@@ -85,7 +85,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from unembed._blocks import block_gram, row_blocks
-from unembed._checks import UnembedError, arg_error, fail
+from unembed._checks import UnembedError
 from unembed.gauges import weighted_mean
 from unembed.head import Head, LabelRef, Whitening, _ZeroRow
 from unembed.moments import HiddenMoments, LogitMoments, LogitRows, logit_rows
@@ -168,7 +168,7 @@ def invariance(head: Head, view: str) -> ViewInvariance:
     it.
 
     >>> import numpy as np
-    >>> from unembed import Head
+    >>> from unembed import Head, translate
     >>> capped = Head(np.eye(3), softcap=30.0)
     >>> invariance(capped, "centered").note.split(":")[0]
     'no symmetry of this head stands behind this view'
@@ -199,7 +199,7 @@ def one_of(choices: Sequence[str], given: object) -> str:
 
 def check_view(view: str, func: str = "similarity_matrix") -> str:
     if view not in ALL_VIEWS:
-        raise arg_error(func, "view", one_of(ALL_VIEWS, view), got=view)
+        raise UnembedError(one_of(ALL_VIEWS, view), argument="view", function=func, got=view)
     return view
 
 
@@ -207,19 +207,20 @@ def logit_data(head: Head, data: ViewData | None, func: str) -> LogitRows:
     """The ``logit`` view's rows for this head from ``data`` (an error naming the argument
     when there is none: the view is a property of model and data)."""
     if data is None:
-        raise arg_error(func, "data", "must be given for the logit view (it needs hidden "
-                        "states: the correlation of centered logits over data)")
+        raise UnembedError("must be given for the logit view (it needs hidden "
+                           "states: the correlation of centered logits over data)",
+                           argument="data", function=func)
     if isinstance(data, LogitRows):
         if not data.fits(head.n_labels, head.d):
-            raise arg_error(func, "data", f"must be prepared for this head ({head.n_labels} "
-                            f"x {head.d})")
+            raise UnembedError(f"must be prepared for this head ({head.n_labels} "
+                               f"x {head.d})", argument="data", function=func)
         return data
     return logit_rows(head.W, data, mean=head.stats.mean())
 
 
 def _zero(label: str, what: str) -> UnembedError:
-    return fail(f"Label {label!r} has a zero vector in the {what} view; its cosine is "
-                f"undefined.")
+    return UnembedError(f"Label {label!r} has a zero vector in the {what} view; its cosine is "
+                        f"undefined.")
 
 
 def _unit(x: NDArray[np.float64], what: str, labels: Sequence[str]) -> NDArray[np.float64]:
@@ -237,6 +238,23 @@ def _causal(head: Head) -> Whitening:
 def causal_rank(head: Head) -> int:
     """Rank of the row covariance used by the ``causal`` view (at most min(V - 1, d))."""
     return _causal(head).rank
+
+
+def structural_reason(head: Head, view: str) -> str | None:
+    """Why ``view`` carries no information on this head whatever the labels (module
+    docstring), or None."""
+    V = head.n_labels
+    if V == 2 and view == "differences":
+        return ("undefined: the head has two labels, so no third label to compare their "
+                "differences against")
+    if V == 2 and view in ("centered", "normalized", "causal", "logit"):
+        return (f"undefined: the head has two labels, whose centered rows (and centered "
+                f"logits) are opposite, so the {view} cosine is -1 for every such head")
+    if view == "causal" and causal_rank(head) == V - 1:
+        return (f"undefined: the centered rows have rank V - 1 = {V - 1}, so the whitened "
+                f"rows are equiangular: every causal cosine is -1/(V - 1) = "
+                f"{-1 / (V - 1):+.6f}, whatever the head")
+    return None
 
 
 def _center_of(head: Head, weights: ArrayLike | None) -> NDArray[np.float64]:
@@ -287,9 +305,10 @@ def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | 
             return np.asarray(cz.rows[idx])
         assert cz.P is not None
         return np.asarray(head.stats.identify(W[idx] - head.stats.mean()) @ cz.P)
-    raise arg_error("view_rows", "view", "must be a row-wise view (raw, centered, normalized, "
-                    "causal, logit): 'differences' compares differences of rows, not rows; use "
-                    "similarity_matrix or difference_cosine", got=view)
+    raise UnembedError("must be a row-wise view (raw, centered, normalized, "
+                       "causal, logit): 'differences' compares differences of rows, not rows; use "
+                       "similarity_matrix or difference_cosine", argument="view",
+                       function="view_rows", got=view)
 
 
 def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None,
@@ -304,8 +323,8 @@ def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None,
     if view == "raw":
         return head.W
     if view == "differences":
-        raise fail("view_rows: the 'differences' view compares differences of rows, not rows; "
-                   "use similarity_matrix or difference_cosine.")
+        raise UnembedError("the 'differences' view compares differences of rows, not rows; "
+                           "use similarity_matrix or difference_cosine.", function="view_rows")
     V, d = head.W.shape
     if view == "logit":
         data = logit_data(head, data, "view_rows")
@@ -472,7 +491,7 @@ def cosine(
     set is the whole head by default; ``logit`` needs ``data`` (hidden-state moments). A view
     that carries no information on this head whatever the pair (the causal view of a head
     whose centered rows have rank V - 1, which makes every causal cosine -1/(V - 1); the
-    centered views of a two-label head: :func:`unembed.undefined_views.structural_reason`) is
+    centered views of a two-label head: :func:`structural_reason`) is
     an error saying why, not a number.
 
     >>> import numpy as np
@@ -480,7 +499,7 @@ def cosine(
     >>> head = Head(np.array([[2.0, 1.0], [1.0, 2.0], [0.0, 0.5]]), strict=False)
     >>> round(cosine(head, 0, 1, "raw"), 6)
     0.8
-    >>> moved = head.translate([-1.5, -1.5])            # same probabilities
+    >>> moved = translate(head, [-1.5, -1.5])            # same probabilities
     >>> round(cosine(moved, 0, 1, "raw"), 6)
     -1.0
     >>> round(cosine(head, 0, 1, "centered"), 6), round(cosine(moved, 0, 1, "centered"), 6)
@@ -488,27 +507,27 @@ def cosine(
     """
     check_view(view, "cosine")
     i, j = head.index(a), head.index(b)
-    from unembed.undefined_views import structural_reason
-
     why = structural_reason(head, view)
     if why is not None:
-        raise fail(f"The {view} cosine of {head.labels[i]!r} and {head.labels[j]!r} carries no "
-                   f"information on this head: {why}.")
+        raise UnembedError(f"The {view} cosine of {head.labels[i]!r} and {head.labels[j]!r} "
+                           f"carries no "
+                           f"information on this head: {why}.")
     if view == "differences":
         return _pair_differences(head, i, j)
     if view == "logit":
         data = logit_data(head, data, "cosine")
         for k in (i, j):
             if data.tiny[k]:
-                raise fail(f"Label {head.labels[k]!r}: its centered logit does not vary on "
-                           f"the data ({data.source or 'hidden states'}, n = {data.n}); its "
-                           f"logit cosine is undefined.")
+                raise UnembedError(f"Label {head.labels[k]!r}: its centered logit does not vary on "
+                                   f"the data ({data.source or 'hidden states'}, n = {data.n}); "
+                                   f"its "
+                                   f"logit cosine is undefined.")
     u, v = _rows_of(head, np.array([i, j], dtype=np.intp), view, weights, data)
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     if nu == 0 or nv == 0:
         lab = head.labels[i] if nu == 0 else head.labels[j]
-        raise fail(f"Label {lab!r} has a zero vector in the {view} view; its cosine is "
-                   f"undefined.")
+        raise UnembedError(f"Label {lab!r} has a zero vector in the {view} view; its cosine is "
+                           f"undefined.")
     return float(np.clip(u @ v / (nu * nv), -1.0, 1.0))
 
 
@@ -551,8 +570,9 @@ def difference_cosine(
     -0.948683
     """
     if view == "differences":
-        raise arg_error("difference_cosine", "view", "must be a row-wise view (raw, centered, "
-                        "normalized, causal, logit)", got=view)
+        raise UnembedError("must be a row-wise view (raw, centered, "
+                           "normalized, causal, logit)", argument="view",
+                           function="difference_cosine", got=view)
     check_view(view, "difference_cosine")
     a, b = head.indices(pair1)
     c, d = head.indices(pair2)
@@ -565,6 +585,6 @@ def difference_cosine(
     nx, ny = np.linalg.norm(x), np.linalg.norm(y)
     if nx == 0 or ny == 0:
         same = pair1 if nx == 0 else pair2
-        raise fail(f"The pair {tuple(same)!r} has identical rows, so its difference has no "
-                   f"direction and its cosine is undefined.")
+        raise UnembedError(f"The pair {tuple(same)!r} has identical rows, so its difference has no "
+                           f"direction and its cosine is undefined.")
     return float(np.clip(x @ y / (nx * ny), -1.0, 1.0))

@@ -6,8 +6,9 @@ Each command lives in its own module of this package with ``register(subparsers)
 Options and positional arguments may come in any order (``unembed cosine W.npy --labels L a
 b``). Whatever goes wrong ends in one line on stderr and a documented exit status
 (:data:`EXIT_CODES`), never a traceback; with ``--json`` the same message is also printed on
-stdout as ``{"error": ..., "exit_code": ...}``. Errors speak the command line: a library
-argument is shown as the option that sets it (``--force``, not ``force=True``).
+stdout as ``{"error": ..., "exit_code": ...}``. Errors speak the command line: an error's
+fields are rendered by :meth:`~unembed.errors.UnembedError.render_cli`, a library argument as
+the option that sets it (``--force``, not ``force=True``); no message text is rewritten.
 """
 
 from __future__ import annotations
@@ -230,42 +231,15 @@ def option_names(p: argparse.ArgumentParser | None,
     return out
 
 
-_FUNC_PREFIX = re.compile(r"^(?:[a-z]+_[a-z_]+|load|export|read)(?:\.[a-z_]+)?: ")
-_KWARG = re.compile(r"\b([a-z][a-z_]*)=(True|False|None|\d+(?:\.\d+)?|'[^']*')")
-_NAMED = re.compile(r"^The '([a-z_]+)' (?:argument|option) ")
-_OF_FUNC = re.compile(r"^(The '[^']+' argument) of [A-Za-z_][\w.]* ")
-
-
 def render(e: UnembedError, p: argparse.ArgumentParser | None,
            args: argparse.Namespace | None = None) -> str:
-    """The message of ``e`` as the command line says it: the option instead of the library
-    argument, no Python function names, no ``name=True``."""
-    opts = option_names(p, args)
-    if e.argument is not None and e.requirement is not None:
-        opt = opts.get(e.argument.replace("-", "_"))
-        msg = f"{opt} {e.requirement}" if opt else f"The {e.argument!r} argument {e.requirement}"
-    else:
-        msg = str(e)
-
-    def kwarg(m: re.Match[str]) -> str:
-        name, value = m.group(1), m.group(2)
-        opt = opts.get(name)
-        if opt is None:
-            return m.group(0)
-        return opt if value in ("True", "False", "None") else f"{opt} {value.strip(chr(39))}"
-
-    msg = _KWARG.sub(kwarg, msg)
-    msg = re.sub(r"(--[\w-]+) \(\1\)", r"\1", msg)  # "--force (--force)" -> "--force"
-    msg = _OF_FUNC.sub(r"\1 ", msg)
-
-    def named(m: re.Match[str]) -> str:
-        opt = opts.get(m.group(1))
-        return f"{opt} " if opt else m.group(0)
-
-    msg = _NAMED.sub(named, msg)
-    if e.path is None:  # a file's own name is never a function's
-        msg = _FUNC_PREFIX.sub("", msg)
-    return msg
+    """The message of ``e`` as the command line says it (:meth:`UnembedError.render_cli`): the
+    option that sets the library argument at fault as the subject, no Python function names,
+    settings as options. The error's fields are rendered; its text is never rewritten."""
+    opt = None
+    if e.argument is not None:
+        opt = option_names(p, args).get(e.argument.replace("-", "_"))
+    return e.render_cli(opt)
 
 
 # ------------------------------------------------------------------------------ signals

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed.cli._common import add_stream_args
+from unembed.cli._options import add_stream_args
 from unembed.model import LoadedModel
 from unembed.moments import Moments
 
@@ -66,14 +66,14 @@ def view_data(args: argparse.Namespace, model: LoadedModel) -> DataSpec | None:
     file's name when its arrays do not fit the model."""
     if args.data is None:
         return None
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
     from unembed.data import ArrayInputs, open_data
 
     data = open_data(args.data, model, window=args.window, max_inputs=args.max_inputs)
     d = model.head.d
     if model.kind == "file" and isinstance(data, ArrayInputs) and data.array.shape[1:] != (d,):
-        raise file_error(args.data, f"holds arrays of shape {data.array.shape}; this head "
-                                    f"takes hidden states of shape (n, {d}).")
+        raise UnembedError(f"holds arrays of shape {data.array.shape}; this head "
+                                    f"takes hidden states of shape (n, {d}).", path=args.data)
     bs = args.batch_size
 
     def batches() -> Iterable[NDArray[np.float64]]:

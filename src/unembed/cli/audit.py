@@ -6,23 +6,25 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
+from unembed.cli._loading import (
+    head_options,
+    head_source,
+    model_loader,
+    ray_engine,
+    scaled_inputs,
+)
+from unembed.cli._options import (
     add_engine_args,
     add_head_args,
     add_json_arg,
     add_stream_args,
-    fixed_temperature,
-    head_source,
-    model_loader,
     positive_int,
-    print_json,
-    ray_engine,
-    scaled_inputs,
 )
+from unembed.cli._print import print_json
 
 
 def per_input_temperature_given(args: argparse.Namespace) -> bool:
-    return args.temperature is not None and fixed_temperature(args) is None
+    return head_options(args).per_input_temperature
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -79,10 +81,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def _check_positive(name: str, value: int | None) -> None:
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     if value is not None and value < 1:
-        raise fail(f"The '--{name}' option must be at least 1. Got {value} instead.")
+        raise UnembedError("must be at least 1", option=f"--{name}", got=value)
 
 
 def _check_pairs_target(pairs: str, out: str, *, force: bool) -> None:
@@ -99,9 +101,9 @@ def _check_pairs_target(pairs: str, out: str, *, force: bool) -> None:
     if real_parent == real_out or os.path.commonpath([real_out, real_parent]) == real_out:
         return
     if os.path.realpath(p) == real_out:
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
 
-        raise fail(f"--pairs {pairs}: the same path as --out; name another file.")
+        raise UnembedError(f"--pairs {pairs}: the same path as --out; name another file.")
     check_target(p, force=force)
 
 
@@ -110,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import asdict
 
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
     from unembed._io import check_target
     from unembed.audit import AuditInputs, audit
     from unembed.data import ArrayInputs, max_batches, open_data
@@ -129,19 +131,21 @@ def run(args: argparse.Namespace) -> int:
     data = opener(model)
     if model.kind == "file" and isinstance(data, ArrayInputs) and \
             data.array.shape[1:] != (model.head.d,):
-        raise file_error(args.data, f"holds arrays of shape {data.array.shape}; this head "
-                                    f"takes hidden states of shape (n, {model.head.d}).")
+        raise UnembedError(f"holds arrays of shape {data.array.shape}; this head "
+                                    f"takes hidden states of shape (n, {model.head.d}).",
+                           path=args.data)
     if per_input_temperature_given(args):
         import numpy as np
 
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
 
         if not isinstance(data, ArrayInputs):
-            raise fail(f"{args.temperature}: a per-input temperature needs hidden states as "
-                       f"--data H.npy.")
+            raise UnembedError(f"{args.temperature}: a per-input temperature needs hidden states "
+                               f"as "
+                               f"--data H.npy.")
         if engine is not None:
-            raise fail(f"{args.temperature}: a per-input temperature is applied on this "
-                       f"machine; run without --engine ray.")
+            raise UnembedError(f"{args.temperature}: a per-input temperature is applied on this "
+                               f"machine; run without --engine ray.")
         data = ArrayInputs(scaled_inputs(args, np.asarray(data.array), model.head),
                            name=f"{data.name} / T from {args.temperature}")
     sharded = None

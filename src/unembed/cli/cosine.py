@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import add_head_args, add_json_arg, fmt, load_model, print_json
 from unembed.cli._data import add_data_args, needs_data, view_data
+from unembed.cli._loading import load_model
+from unembed.cli._options import add_head_args, add_json_arg
+from unembed.cli._print import fmt, print_json
 from unembed.views import (
     ALL_VIEWS,
     TRANSLATION_INVARIANT,
@@ -38,17 +40,17 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     if args.view and "logit" in args.view and args.data is None:
-        raise fail(needs_data("logit"))
+        raise UnembedError(needs_data("logit"))
     model = load_model(args)
     head = model.head
     i, j = head.index(args.a, argument="label A"), head.index(args.b, argument="label B")
     spec = view_data(args, model)
     views = args.view or [*VIEWS, *(["logit"] if spec is not None else [])]
     if spec is not None and "logit" not in views:
-        raise fail("--data is used by the logit view only; add --view logit.")
+        raise UnembedError("--data is used by the logit view only; add --view logit.")
     data = None if spec is None else spec.moments(not (args.json or args.no_progress), head.W)
     from unembed.undefined_views import structural_reason
 

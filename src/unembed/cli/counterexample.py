@@ -12,19 +12,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
+from unembed.cli._loading import head_options, head_source, load_head, load_model, scaled_inputs
+from unembed.cli._options import (
     add_deprecated_alias,
     add_head_args,
     add_json_arg,
-    fixed_temperature,
-    fmt,
-    head_source,
-    load_head,
-    load_model,
     positive_int,
-    print_json,
-    scaled_inputs,
 )
+from unembed.cli._print import fmt, print_json
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -83,27 +78,35 @@ def _model_inputs(path: str | None) -> Any:
 
 
 def run_model(args: argparse.Namespace) -> int:
+    from time import perf_counter
+
     import numpy as np
 
     from unembed.construct import translation_for_cosine
     from unembed.export import check_exportable, export_model
     from unembed.views import cosine
 
+    t0 = perf_counter()
     model = load_model(args)
     check_exportable(model, head_source(args))  # before any work
     head = model.head
     a, b = args.pair
+    seconds = {"read": perf_counter() - t0}
+    t0 = perf_counter()
     res = translation_for_cosine(head, a, b, args.target, n_random=args.n_random,
                                  seed=args.seed)
+    seconds["construct"] = perf_counter() - t0
+    t0 = perf_counter()
     exported = export_model(model, res.head, args.out, force=args.force,
                             inputs=_model_inputs(args.data), seed=args.seed,
                             progress=not (args.json or args.no_progress))
+    seconds["write_and_verify"] = perf_counter() - t0
     i, j = head.index(a), head.index(b)
     cos_written = cosine(exported.head, i, j, "raw")
     eq = exported.equivalence
     record = {**res.to_dict(), "out": str(exported.out), "cosine_written": cos_written,
               "rows": head.rows, "export": exported.to_dict(),
-              "verification": eq.to_dict()}
+              "verification": eq.to_dict(), "seconds": seconds}
     if args.json:
         print_json(record)
     else:
@@ -129,17 +132,18 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     if args.transpose:
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
 
-        raise fail("--transpose does not apply to counterexample: it writes the new head in "
-                   "its file's own layout; save the head as (V, d) first.")
+        raise UnembedError("does not apply to counterexample: it writes the new head in its "
+                           "file's own layout; save the head as (V, d) first.",
+                           option="--transpose")
     if args.keep_cosines or args.unargmaxable or args.not_top_two:
         return run_keep_cosines(args)
     if args.pair is None or args.target is None:
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
 
-        raise fail("--pair A B and --target T are required (or --keep-cosines with "
-                   "--unargmaxable LABEL or --not-top-two A B).")
+        raise UnembedError("--pair A B and --target T are required (or --keep-cosines with "
+                           "--unargmaxable LABEL or --not-top-two A B).")
     from unembed._io import check_target
 
     source = head_source(args)
@@ -149,45 +153,54 @@ def run(args: argparse.Namespace) -> int:
         return run_model(args)
     _check_labels_target(args)  # the labels file written beside it: checked too
 
+    from time import perf_counter
+
     from unembed.construct import cosine_translation
-    from unembed.equivalence import compare_head_rows
     from unembed.export.weights import stored_like, write_weights
     from unembed.sources.files import read_tensor
 
+    seconds: dict[str, float] = {}
+    t0 = perf_counter()
     head = load_head(args)
     stored_like(head)  # read from a weight file by load_head
     H = None
     if args.data:
         H = np.asarray(read_tensor(args.data, ndim=2).array, dtype=np.float64)
         H = scaled_inputs(args, H, head)
-    elif args.temperature is not None and fixed_temperature(args) is None:
-        from unembed._checks import fail
+    elif head_options(args).per_input_temperature:
+        from unembed._checks import UnembedError
 
-        raise fail(f"{args.temperature}: a per-input temperature needs the inputs it belongs "
-                   f"to (--data H.npy).")
+        raise UnembedError(f"{args.temperature}: a per-input temperature needs the inputs it "
+                           f"belongs to (--data H.npy).")
     a, b = args.pair
-    # Large heads: the translation is O(d); the translated rows W + c are verified and written
-    # block by block (in --dtype when given), and what was written is re-read block by block:
-    # never a second (V, d) copy.
+    seconds["read"] = perf_counter() - t0
+    # Large heads: the translation is O(d); the translated rows W + c are written block by
+    # block (in --dtype when given), and what was written is re-read block by block: never a
+    # second (V, d) copy.
+    t0 = perf_counter()
     res = cosine_translation(head, a, b, args.target)
     c = res.c
-    equiv = compare_head_rows(head, lambda s, e: head.W[s:e] + c, "float64", H,
-                              n_random=args.n_random, seed=args.seed)
     if args.dtype and args.dtype != head.dtype:
         from unembed.construct import stored_cosine
 
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
+    seconds["construct"] = perf_counter() - t0
+    # written, re-read and verified; the moved rows' float64 check in the same pass
     written = write_weights(head, args.out, shift=c, dtype=args.dtype, force=args.force,
-                            hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices)
+                            hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices,
+                            check_shift=True)
+    seconds["write"], seconds["verify"] = written.write_seconds, written.verify_seconds
     out, eq, cos_written = written.out, written.equivalence, written.cosine_written
-    assert cos_written is not None  # a pair was given
+    equiv = written.construction
+    assert cos_written is not None and equiv is not None  # a pair was given, and the check
     record = {"pair": list(res.labels), "target": res.target,
               "cosine_before": res.cosine_before, "cosine_after": res.cosine_after,
               "cosine_after_stored": res.cosine_after_stored, "stored_dtype": res.stored_dtype,
               "reached": res.reached, "translation_norm": float(np.linalg.norm(c)),
               "method": res.method, "equivalence": equiv.to_dict(), "out": str(out),
-              "cosine_written": cos_written, "verification": eq.to_dict()}
+              "cosine_written": cos_written, "verification": eq.to_dict(),
+              "seconds": seconds}
     if args.json:
         print_json(record)
     else:
@@ -232,21 +245,21 @@ def _is_weight_file(spec: str, revision: str | None = None) -> bool:
 def run_keep_cosines(args: argparse.Namespace) -> int:
     """``--keep-cosines``: a head with the same raw cosines in which a label can no longer be
     the argmax (or a pair can no longer lead together), with the LP before and after."""
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
     from unembed.export.weights import write_labels_beside
     from unembed.keep_cosines import not_top_two_keeping_cosines, unargmaxable_keeping_cosines
     from unembed.sources.files import write_head_like
 
     if not args.keep_cosines or (args.unargmaxable is None) == (args.not_top_two is None):
-        raise fail("--keep-cosines needs exactly one of --unargmaxable LABEL and "
-                   "--not-top-two A B (and they need --keep-cosines).")
+        raise UnembedError("--keep-cosines needs exactly one of --unargmaxable LABEL and "
+                           "--not-top-two A B (and they need --keep-cosines).")
     if args.pair is not None or args.target is not None:
-        raise fail("--keep-cosines takes no --pair or --target.")
+        raise UnembedError("--keep-cosines takes no --pair or --target.")
     from unembed._io import check_target
 
     source = head_source(args)
     if _reads_model(args, source):
-        raise fail(f"--keep-cosines works on a weight file; {source} is a model.")
+        raise UnembedError(f"--keep-cosines works on a weight file; {source} is a model.")
     check_target(args.out, force=args.force)  # before any work
     _check_labels_target(args)
     head = load_head(args)

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from unembed.cli._common import add_json_arg, positive_int, print_json
+from unembed.cli._options import add_json_arg, positive_int
+from unembed.cli._print import print_json
 
 
 def register(sub: Any) -> argparse.ArgumentParser:

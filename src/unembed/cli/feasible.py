@@ -5,15 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
-    add_deprecated_alias,
-    add_head_args,
-    add_json_arg,
-    load_head,
-    masked_note,
-    positive_int,
-    print_json,
-)
+from unembed.cli._loading import load_head
+from unembed.cli._options import add_deprecated_alias, add_head_args, add_json_arg, positive_int
+from unembed.cli._print import masked_note, print_json
 from unembed.cli.argmaxable import add_lp_args, bound_lines
 
 
@@ -54,10 +48,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from unembed import feasibility as f
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     if args.off and not args.on:
-        raise fail("The '--off' option needs '--on' (at least one label on).")
+        raise UnembedError("needs '--on' (at least one label on).", option="--off")
     head = load_head(args)
     question = next(o for o in ("argmaxable", "top_two", "ranking", "top_k_set", "on", "co_top",
                                 "enumerate") if getattr(args, o))
@@ -81,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             result = f.enumerate_rankings(head, args.enumerate, **kw)
         elif args.kind == "top-k-sets":
             if args.k is None:
-                raise fail("The '--k' option is required with --kind top-k-sets.")
+                raise UnembedError("is required with --kind top-k-sets.", option="--k")
             result = f.enumerate_top_k_sets(head, args.enumerate, args.k, **kw)
         else:
             result = f.enumerate_combinations(head, args.enumerate, **kw)
@@ -99,9 +93,7 @@ def _print(result: Any) -> None:
     from unembed.feasibility import CoTopMatrix, Enumeration
 
     if isinstance(result, (Enumeration, CoTopMatrix)):
-        bound = (result.extra if isinstance(result, Enumeration) else
-                 {"hidden_bound": result.hidden_bound}).get("hidden_bound", {})
-        for line in bound_lines(bound):
+        for line in bound_lines(result.hidden_bound):
             print(line)
     if isinstance(result, Enumeration):
         print(f"{result.kind} of {list(result.labels)}: {result.n_feasible} feasible, "
@@ -111,7 +103,7 @@ def _print(result: Any) -> None:
             sep = " > " if result.kind == "ranking" else " "
             print(f"  yes  {sep.join(r.labels)}   margin {r.margin:.4g}")
         for r in result.infeasible:
-            cov = r.extra.get("covers", 1)
+            cov = r.covers or 1
             what = " (prefix)" if cov > 1 else ""
             print(f"  no   {' '.join(r.labels)}{what}   margin {r.margin:.4g}")
         return
@@ -126,9 +118,9 @@ def _print(result: Any) -> None:
     print(f"{result.question} {list(result.labels)}: {result.status}   "
           f"margin {result.margin:.6g} (tol {result.tol:.3g}, by {result.method})")
     print(f"formulation: {result.formulation}")
-    for line in bound_lines(result.extra.get("hidden_bound", {}))[:1]:
+    for line in bound_lines(result.hidden_bound)[:1]:
         print(line)
-    print(f"claim: {result.extra.get('claim', '')}")
+    print(f"claim: {result.claim or ''}")
     if result.certificate is not None:
         c = result.certificate.to_dict()
         pairs = ", ".join(f"{w:.3g} x ({p} - {n})" for (p, n), w in

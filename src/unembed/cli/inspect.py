@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from unembed.cli._common import (
-    add_head_args,
-    add_json_arg,
-    fmt,
-    load_model,
-    positive_int,
-    print_json,
-)
 from unembed.cli._data import add_data_args, view_data
+from unembed.cli._loading import load_model
+from unembed.cli._options import add_head_args, add_json_arg, positive_int
+from unembed.cli._print import fmt, print_json
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -46,13 +41,13 @@ def run(args: argparse.Namespace) -> int:
     s = summarize(head, max_labels=args.max_labels, top=args.top, data=data)
     pairs_file = None
     if args.pairs:
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
         from unembed.tables import pair_table, write_pairs
 
         if head.n_labels > args.max_labels:
-            raise fail(f"{args.pairs}: all pairs of {head.n_labels} labels would be "
-                       f"{head.n_labels * (head.n_labels - 1) // 2} rows per view; raise "
-                       f"--max-labels to {head.n_labels} to write them.")
+            raise UnembedError(f"{args.pairs}: all pairs of {head.n_labels} labels would be "
+                               f"{head.n_labels * (head.n_labels - 1) // 2} rows per view; raise "
+                               f"--max-labels to {head.n_labels} to write them.")
         pairs_file = str(write_pairs(pair_table(head, data=data), args.pairs,
                                      force=args.force))
     if args.json:

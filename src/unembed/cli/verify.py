@@ -17,16 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from unembed.cli._common import (
-    add_deprecated_alias,
-    add_head_args,
-    add_json_arg,
-    head_source,
-    load_model,
-    positive_int,
-    print_json,
-)
 from unembed.cli._data import add_data_args
+from unembed.cli._loading import head_source, load_model
+from unembed.cli._options import add_deprecated_alias, add_head_args, add_json_arg, positive_int
+from unembed.cli._print import print_json
 from unembed.equivalence import Equivalence
 from unembed.model import LoadedModel
 
@@ -71,18 +65,18 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 def _second(args: argparse.Namespace) -> str:
     """The second model's source: HEAD2 or --model2 (one of them), after the first."""
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     if args.model2 is not None and args.head2 is not None:
-        raise fail("name the second model once: HEAD2 or --model2, not both.")
+        raise UnembedError("name the second model once: HEAD2 or --model2, not both.")
     if args.model is None and args.head is None:
         if args.model2 is not None:
-            raise fail("--model2 needs --model (or HEAD): the first of the two models.")
-        raise fail("name two models: A B, or --model A --model2 B.")
+            raise UnembedError("--model2 needs --model (or HEAD): the first of the two models.")
+        raise UnembedError("name two models: A B, or --model A --model2 B.")
     second = args.model2 if args.model2 is not None else args.head2
     if second is None:
-        raise fail("name the second model: HEAD2 or --model2 (the first is "
-                   f"{head_source(args)}).")
+        raise UnembedError("name the second model: HEAD2 or --model2 (the first is "
+                           f"{head_source(args)}).")
     return str(second)
 
 

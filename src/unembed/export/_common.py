@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._progress import Bars
 from unembed.equivalence import Equivalence, random_hidden
 from unembed.head import Head
@@ -77,20 +77,23 @@ def check_same_shape(model: LoadedModel, head: Head) -> None:
     """Refuse a new head that is not in the model's shape, labels, link and soft-cap."""
     old: Head = model.head
     if head.W.shape != old.W.shape:
-        raise fail(f"export_model: the new head has shape {head.W.shape}, the model's head "
-                   f"{old.W.shape}.")
+        raise UnembedError(f"the new head has shape {head.W.shape}, the model's head "
+                           f"{old.W.shape}.", function="export_model")
     if head.labels != old.labels:
-        raise fail("export_model: the new head's labels differ from the model's.")
+        raise UnembedError("the new head's labels differ from the model's.",
+                           function="export_model")
     if head.link != old.link or head.softcap != old.softcap:
-        raise fail("export_model: the new head's link or soft-cap differs from the model's.")
+        raise UnembedError("the new head's link or soft-cap differs from the model's.",
+                           function="export_model")
 
 
 def require_equivalent(eq: Equivalence, out: Path, what: str) -> None:
     """Raise (so that the temporary is removed and ``out`` left as it was) unless the written
     result is equivalent."""
     if not eq.equivalent:
-        raise fail(f"export_model: the written {what} is not equivalent to the original "
-                   f"({eq.verdict}); nothing was written to {out}.")
+        raise UnembedError(f"the written {what} is not equivalent to the original "
+                           f"({eq.verdict}); nothing was written to {out}.",
+                           function="export_model")
 
 
 def bias_to_write(model: BiasedModel, b_new: NDArray[np.float64], has_bias: bool,
@@ -109,8 +112,8 @@ def bias_to_write(model: BiasedModel, b_new: NDArray[np.float64], has_bias: bool
             notes.append(f"a uniform logit shift of {float(delta.mean()):.6g} was dropped "
                          f"(softmax ignores it; the output layer has no bias)")
         return None
-    raise fail(f"The new head needs a different bias per label (spread {spread:.3g}), but "
-               f"the model's output layer has no bias, so it cannot be written.")
+    raise UnembedError(f"The new head needs a different bias per label (spread {spread:.3g}), but "
+                       f"the model's output layer has no bias, so it cannot be written.")
 
 
 def to_tensor(a: NDArray[np.float64], dtype: Any) -> Any:

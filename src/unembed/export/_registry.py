@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from unembed._checks import UnembedError, fail
+from unembed._checks import UnembedError
 from unembed.export._common import ExportJob, ExportResult
 from unembed.model import LoadedModel
 
@@ -70,10 +70,12 @@ def not_exportable(model: LoadedModel, where: object) -> UnembedError:
     what = ("a weight file (a bare head; its rows are written in the file's own format, "
             "e.g. by unembed counterexample HEAD)" if model.kind == "file"
             else f"a {type(model).__name__} of kind {model.kind!r}")
-    return fail(f"{where}: {what} cannot be written back as a model; models are written back "
-                f"from HuggingFace directories, torch modules, scikit-learn estimators, spaCy "
-                f"pipelines and TransformerLens models.")
+    return UnembedError(f"{where}: {what} cannot be written back as a model; models are written "
+                        f"back "
+                        f"from HuggingFace directories, torch modules, scikit-learn estimators, "
+                        f"spaCy "
+                        f"pipelines and TransformerLens models.")
 
 
 def not_exportable_any(model: object, where: object) -> UnembedError:
-    return fail(f"{where}: a {type(model).__name__} cannot be written back as a model.")
+    return UnembedError(f"{where}: a {type(model).__name__} cannot be written back as a model.")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import UnembedError, fail
+from unembed._checks import UnembedError
 from unembed.equivalence import compare_logits
 from unembed.export._common import (
     ExportJob,
@@ -80,12 +80,13 @@ def _unfold(model: HFExportable, head: Head) -> tuple[NDArray[np.float64], NDArr
         return np.array(head.W), np.array(head.bias)
     norm = model.norm
     if norm is None:
-        raise fail("The head is in the folded view, but the model has no final norm to "
-                   "unfold it with.")
+        raise UnembedError("The head is in the folded view, but the model has no final norm to "
+                           "unfold it with.")
     g = norm.gain
     if np.any(g == 0):
-        raise fail("The final norm has zero gains, so folded rows cannot be unfolded; export "
-                   "from the stored rows (without fold=True).")
+        raise UnembedError("The final norm has zero gains, so folded rows cannot be unfolded; "
+                           "export "
+                           "from the stored rows (without fold=True).")
     U = head.W / g[None, :]
     b = head.bias - (U @ norm.shift if norm.shift is not None else 0.0)
     return U, np.asarray(b, dtype=np.float64)

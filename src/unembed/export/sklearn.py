@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._io import is_pickle
 from unembed.equivalence import compare_logits
 from unembed.export._common import ExportJob, ExportResult, require_equivalent
@@ -42,8 +42,8 @@ class SklearnExportable(LoadedModel, Protocol):
 def check_pickle_target(out: Path, force: bool) -> None:
     """A scikit-learn estimator is written as a pickle: the target must say so."""
     if not is_pickle(out):
-        raise fail(f"{out}: a scikit-learn estimator is written as a pickle; use a .pkl "
-                   f"suffix.")
+        raise UnembedError("a scikit-learn estimator is written as a pickle; use a .pkl "
+                           "suffix.", path=out)
 
 
 def export_sklearn(model: SklearnExportable, job: ExportJob) -> ExportResult:

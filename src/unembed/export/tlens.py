@@ -22,12 +22,12 @@ __all__ = ["check_state_dict_target", "export_tl", "write_config"]
 def check_state_dict_target(out: Path, force: bool) -> None:
     """Refuse, before any work, a state dict target that could not be read back: a suffix that
     names no state dict format, or a config beside it that exists (without ``force``)."""
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
     from unembed._io import check_target
 
     if out.suffix not in STATE_DICT_SUFFIXES:
-        raise file_error(out, f"a TransformerLens model is written as a state dict: use a "
-                              f"{' or '.join(STATE_DICT_SUFFIXES[:2])} suffix.")
+        raise UnembedError(f"a TransformerLens model is written as a state dict: use a "
+                              f"{' or '.join(STATE_DICT_SUFFIXES[:2])} suffix.", path=out)
     check_target(config_path(out), force=force)
 
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.feasibility._core import (
     Feasibility,
     Radius,
@@ -27,6 +27,7 @@ from unembed.feasibility._core import (
     unit_form,
     with_bound,
 )
+from unembed.feasibility.result import LpFinding
 from unembed.head import Head, LabelRef
 
 
@@ -94,11 +95,11 @@ def is_argmaxable(
         the box the head's source recorded in ``head.hidden_bound`` (e.g. from a
         final RMSNorm: |h_j| <= |g_j| sqrt(d)); it contains every hidden state the model can
         produce but is a relaxation, so a "no" is a proof for the model and a "yes" a witness
-        in the box that the model may not reach (``extra["claim"]`` says which).
+        in the box that the model may not reach (``claim`` says which).
     rtol : float, optional
         Margins below rtol times the largest value a row can take count as no. Default: the
         head's storage dtype's ``lp_rtol`` (:mod:`unembed._tolerance`: 1e-6 for float32 and
-        float64, 2^-8 for float16, 2^-5 for bfloat16); ``extra["rtol"]`` says which was used.
+        float64, 2^-8 for float16, 2^-5 for bfloat16); ``rtol`` says which was used.
 
     Returns
     -------
@@ -107,7 +108,7 @@ def is_argmaxable(
         ``realises``: ``W h + b`` (the order of ``head.logits``), or ``W h`` for
         ``bias=False`` on a head with a bias. For a "no", ``certificate.weights`` are convex
         weights with u_label ~ sum_k w_k u_k; a row identical to another label's (with a bias
-        at most as large) is named in ``extra["reason"]``.
+        at most as large) is named in ``reason``.
 
     Examples
     --------
@@ -128,7 +129,7 @@ def is_argmaxable(
     same = np.flatnonzero(np.all(head.W == head.W[i], axis=1) & (sp.b >= sp.b[i]))
     same = same[same != i]
     if same.size:
-        r.extra["reason"] = identical_reason(head.labels[int(same[0])])
+        r = replace(r, reason=identical_reason(head.labels[int(same[0])]))
     return r
 
 
@@ -151,7 +152,7 @@ def can_be_top_two(
     ``realises`` to float64 rounding (and within tol in the unit form). An LP optimum above
     ``CLEAR * tol`` is always a "yes" (see :mod:`unembed.feasibility._core`), also when it
     is only reached as |h| -> inf. Identical rows u_a = u_b with different biases never tie:
-    "no", with the reason in ``extra["reason"]``. Everything else as in
+    "no", with the reason in ``reason``. Everything else as in
     :func:`is_argmaxable`.
 
     Examples
@@ -166,8 +167,9 @@ def can_be_top_two(
     sp = make_space(head, bias=bias, radius=radius, rtol=rtol, func="can_be_top_two")
     i, j = head.index(a, argument="a"), head.index(b, argument="b")
     if i == j:
-        raise fail(f"The 'a' and 'b' arguments of can_be_top_two must be two different labels. "
-                   f"Got {head.labels[i]!r} twice.")
+        raise UnembedError(f"The 'a' and 'b' arguments of can_be_top_two must be two different "
+                           f"labels. "
+                           f"Got {head.labels[i]!r} twice.")
     return decide_top_two(head, sp, i, j)
 
 
@@ -178,9 +180,9 @@ def decide_top_two(head: Head, sp: Space, i: int, j: int) -> Feasibility:
         gap = float(sp.b[i] - sp.b[j])
         return with_bound(Feasibility(
             "top_two", labels, "no", -abs(gap), sp.tol, None, None, sp.formulation,
-            "identical rows", 0, {"reason": f"the rows of {labels[0]!r} and {labels[1]!r} "
-                                  f"are identical, so z_a - z_b = b_a - b_b = {gap:.6g} at "
-                                  f"every hidden state: they never tie"}), sp)
+            "identical rows", 0, reason=f"the rows of {labels[0]!r} and {labels[1]!r} are "
+                                        f"identical, so z_a - z_b = b_a - b_b = {gap:.6g} at "
+                                        f"every hidden state: they never tie"), sp)
     pb = make_problem(eq=[(i, j)], groups=[[i, j]])
     return or_span(decide(head, sp, pb, question="top_two", labels=labels,
                           starts=_top_two_starts(head, sp, i, j)), sp, (i, j), True)
@@ -189,7 +191,7 @@ def decide_top_two(head: Head, sp: Space, i: int, j: int) -> Feasibility:
 def or_span(r: Feasibility, sp: Space, top: tuple[int, ...], tie: bool) -> Feasibility:
     """``r`` when it is a "yes"; otherwise the span theorem's exact answer where it applies
     (affinely independent rows, :func:`unembed.feasibility.span.exact_answer`: a witness
-    whatever the tolerance), with what the LP had found in ``extra["lp"]``."""
+    whatever the tolerance), with what the LP had found in ``lp``."""
     if r.status == "yes":
         return r
     from unembed.feasibility.span import exact_answer
@@ -197,8 +199,7 @@ def or_span(r: Feasibility, sp: Space, top: tuple[int, ...], tie: bool) -> Feasi
     ex = exact_answer(r.labels, sp, r.question, top, tie)
     if ex is None:
         return r
-    lp = {"status": r.status, "margin": r.margin}
-    return with_bound(replace(ex, lp_solves=r.lp_solves, extra={**ex.extra, "lp": lp}), sp)
+    return with_bound(replace(ex, lp_solves=r.lp_solves, lp=LpFinding(r.status, r.margin)), sp)
 
 
 def top_two_start(W: NDArray[np.float64], i: int, j: int, steps: int = 8
@@ -280,16 +281,17 @@ def is_feasible_combination(
     z < 0, for some hidden state? Other labels are free (each sigmoid label is on its own)."""
     func = "is_feasible_combination"
     if head.link != "sigmoid":
-        raise fail(f"{func} is about sigmoid heads (labels on and off independently); this "
-                   f"head's link is {head.link!r}. Use is_feasible_ranking or is_top_k_set.")
+        raise UnembedError(f"{func} is about sigmoid heads (labels on and off independently); this "
+                           f"head's link is {head.link!r}. Use is_feasible_ranking or "
+                           f"is_top_k_set.")
     sp = make_space(head, bias=bias, radius=radius, rtol=rtol, func=func)
     ion = head.indices(on, argument="on")
     ioff = head.indices(off, argument="off")
     if not ion and not ioff:
-        raise fail(f"The 'on' and 'off' arguments of {func} must name at least one label.")
+        raise UnembedError(f"The 'on' and 'off' arguments of {func} must name at least one label.")
     if set(ion) & set(ioff):
         k = sorted(set(ion) & set(ioff))[0]
-        raise fail(f"The label {head.labels[k]!r} is in both 'on' and 'off' of {func}.")
+        raise UnembedError(f"The label {head.labels[k]!r} is in both 'on' and 'off' of {func}.")
     pb = make_problem(rows=[(i, -1) for i in ion] + [(-1, i) for i in ioff])
     start = _weighted_start(head.W, ion + ioff, [1.0] * len(ion) + [-1.0] * len(ioff))
     names = tuple("+" + head.labels[i] for i in ion) + tuple("-" + head.labels[i] for i in ioff)
@@ -302,14 +304,15 @@ def distinct_labels(head: Head, labels: Sequence[LabelRef], arg: str, func: str,
     """Row indices of ``labels`` (argument ``arg`` of ``func``): at least ``least``, none twice,
     or an UnembedError naming the problem."""
     if isinstance(labels, (str, bytes)):
-        raise fail(f"The {arg!r} argument of {func} must be a list of labels. Got a string.")
+        raise UnembedError("must be a list of labels. Got a string.", argument=arg, function=func)
     idx = head.indices(list(labels), argument=arg)
     if len(idx) < least:
-        raise fail(f"The {arg!r} argument of {func} must name at least {least} label(s). "
-                   f"Got {len(idx)}.")
+        raise UnembedError(f"must name at least {least} label(s). "
+                           f"Got {len(idx)}.", argument=arg, function=func)
     if len(set(idx)) != len(idx):
         dup = next(i for i in idx if idx.count(i) > 1)
-        raise fail(f"The {arg!r} argument of {func} names {head.labels[dup]!r} more than once.")
+        raise UnembedError(f"names {head.labels[dup]!r} more than once.", argument=arg,
+                           function=func)
     return idx
 
 

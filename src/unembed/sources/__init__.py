@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from unembed import _reprs
 from unembed._dependency_errors import reads_named_file
 from unembed._io import is_pickle
 from unembed.head import Head, Link, owned
+from unembed.sources._repr import model_html, model_repr
 from unembed.sources.base import HeadModel, LoadedModel
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
 
@@ -93,10 +93,10 @@ def load_head_file(
         check_orientation(mf, None if labs is None else len(labs),
                           given=labels is not None)
     if temperature is not None and not (temperature > 0 and temperature < float("inf")):
-        from unembed._checks import arg_error
+        from unembed._checks import UnembedError
 
-        raise arg_error("load_head_file", "temperature", "must be a positive number",
-                        got=temperature)
+        raise UnembedError("must be a positive number", argument="temperature",
+                           function="load_head_file", got=temperature)
     return Head(
         W=W,
         b=b,
@@ -114,19 +114,19 @@ def load_head_file(
 
 
 def raise_shape(bf: MatrixFile, mf: MatrixFile, n_rows: int | None = None) -> None:
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     V = mf.shape[0] if n_rows is None else n_rows
-    raise fail(f"{bf.path}: the bias has shape {bf.shape}, but the weights "
-               f"{mf.path} have {V} rows; expected ({V},).")
+    raise UnembedError(f"{bf.path}: the bias has shape {bf.shape}, but the weights "
+                       f"{mf.path} have {V} rows; expected ({V},).")
 
 
 class FileModel(HeadModel):
     """A bare head (a weight file or a :class:`Head`): its inputs are hidden states (n, d)."""
 
     kind = "file"
-    __repr__ = _reprs.model_repr
-    _repr_html_ = _reprs.model_html
+    __repr__ = model_repr
+    _repr_html_ = model_html
 
     def __init__(self, head: Head) -> None:
         self.head = head
@@ -140,10 +140,10 @@ class FileModel(HeadModel):
     def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
         """Refused: a bare head takes hidden states, and nothing says how they are
         distributed."""
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
 
-        raise fail("a bare head takes hidden states (n, d) and cannot draw random inputs; "
-                   "pass the inputs.")
+        raise UnembedError("a bare head takes hidden states (n, d) and cannot draw random inputs; "
+                           "pass the inputs.")
 
 
 def _hf_kind(path: os.PathLike[str] | str, trust_remote_code: bool = False) -> str:
@@ -152,7 +152,7 @@ def _hf_kind(path: os.PathLike[str] | str, trust_remote_code: bool = False) -> s
     config naming architectures of different kinds, is refused with the reason."""
     from pathlib import Path
 
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
     from unembed.sources.hf_classifier import CLASSIFIER_SUFFIXES
     from unembed.sources.hf_lm import FAMILIES, read_config
 
@@ -169,17 +169,19 @@ def _hf_kind(path: os.PathLike[str] | str, trust_remote_code: bool = False) -> s
         else:
             kinds.add(f"other ({a})")
     if len(kinds) > 1:
-        raise file_error(Path(path) / "config.json", f"names architectures of different kinds "
-                         f"({', '.join(archs)}); which one the weights are is not known.")
+        raise UnembedError(f"names architectures of different kinds "
+                           f"({', '.join(archs)}); which one the weights are is not known.",
+                           path=Path(path) / "config.json")
     if kinds and next(iter(kinds)).startswith("hf_"):
         return next(iter(kinds))
     if not archs and getattr(config, "model_type", None) in FAMILIES:
         return "hf_lm"
-    raise file_error(Path(path) / "config.json", f"names architectures {archs or 'none'} "
-                     f"(model_type {getattr(config, 'model_type', None)!r}); unembed reads "
-                     f"causal LMs (...ForCausalLM, ...LMHeadModel), sequence and token "
-                     f"classifiers (...ForSequenceClassification, ...ForTokenClassification) "
-                     f"and image classifiers (...ForImageClassification).")
+    raise UnembedError(f"names architectures {archs or 'none'} "
+                       f"(model_type {getattr(config, 'model_type', None)!r}); unembed reads "
+                       f"causal LMs (...ForCausalLM, ...LMHeadModel), sequence and token "
+                       f"classifiers (...ForSequenceClassification, ...ForTokenClassification) "
+                       f"and image classifiers (...ForImageClassification).",
+                       path=Path(path) / "config.json")
 
 
 @reads_named_file
@@ -257,7 +259,7 @@ def load(
     """
     from pathlib import Path
 
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
 
     if head_name is not None:
         import warnings
@@ -266,15 +268,15 @@ def load(
                       "CLI's --component: a spaCy component, or a torch module's output "
                       "Linear).", DeprecationWarning, stacklevel=2)
         if component is not None:
-            raise fail("load: name the component once, as 'component' (not also as the "
-                       "deprecated 'head_name').")
+            raise UnembedError("name the component once, as 'component' (not also as the "
+                               "deprecated 'head_name').", function="load")
         component = head_name
     if temperature is not None and not isinstance(source, (str, os.PathLike)):
-        raise fail(f"load: a temperature applies to weight files; a "
-                   f"{type(source).__name__} has its own logits.")
+        raise UnembedError("a temperature applies to weight files; a "
+                           f"{type(source).__name__} has its own logits.", function="load")
     if transpose and not isinstance(source, (str, os.PathLike)):
-        raise fail(f"load: transpose applies to weight files; a {type(source).__name__} has "
-                   f"its own orientation.")
+        raise UnembedError(f"applies to weight files; a {type(source).__name__} has its own "
+                           f"orientation.", argument="transpose", function="load")
     if isinstance(source, Head):
         return FileModel(source)
     if labels is not None and unique_labels and not isinstance(labels, (str, os.PathLike)):
@@ -310,14 +312,15 @@ def load(
         if snap is not None:
             p = snap.path
         elif revision is not None:
-            raise fail(f"{p}: --revision applies to hub names (ORG/NAME) read from the hub "
-                       f"cache, not to a local path.")
+            raise UnembedError("--revision applies to hub names (ORG/NAME) read from the hub "
+                               "cache, not to a local path.", path=p)
         if transpose and (p.is_dir() or is_pickle(p)):
-            raise fail(f"{p}: --transpose applies to weight files; this model has its own "
-                       f"orientation.")
+            raise UnembedError("applies to weight files; this model has its own orientation.",
+                               argument="transpose", function="load", path=p)
         if temperature is not None and (p.is_dir() or is_pickle(p)):
-            raise fail(f"{p}: --temperature applies to weight files; this model has its own "
-                       f"logits.")
+            raise UnembedError("--temperature applies to weight files; this model has its "
+                               "own "
+                               "logits.", path=p)
         if p.is_dir():
             from unembed.sources.spacy_pipeline import is_spacy_dir
 
@@ -351,8 +354,9 @@ def load(
                                              trust_remote_code=trust_remote_code,
                                              device=device, model_dtype=model_dtype), snap)
         if fold:
-            raise fail(f"{p}: --fold needs a HuggingFace model directory (a weight file has "
-                       f"no final norm).")
+            raise UnembedError("--fold needs a HuggingFace model directory (a weight file "
+                               "has "
+                               "no final norm).", path=p)
         _own_dtype(model_dtype, f"{p} (its head is read in float64)")
         if is_pickle(p):
             from unembed.sources.sklearn import load_sklearn
@@ -391,8 +395,8 @@ def load(
 
     if is_sklearn_estimator(source):
         return load_sklearn(source, labels=labels, strict=strict)
-    raise fail(f"load: cannot read a head from a {type(source).__name__}; expected a path, a "
-               f"torch nn.Module, a scikit-learn estimator or a Head.")
+    raise UnembedError(f"cannot read a head from a {type(source).__name__}; expected a path, a "
+                       f"torch nn.Module, a scikit-learn estimator or a Head.", function="load")
 
 
 def _is_weight_file(source: str | os.PathLike[str], revision: str | None) -> bool:
@@ -422,10 +426,10 @@ def _cpu_only(device: str | None, what: str) -> None:
     """Refuse an explicit accelerator for a source that runs where its library runs it: the
     forward passes would silently stay on the CPU otherwise."""
     if device is not None and device != "cpu":
-        from unembed._checks import fail
+        from unembed._checks import UnembedError
 
-        raise fail(f"--device {device} applies to torch models unembed runs itself; {what} "
-                   f"runs on the CPU here.")
+        raise UnembedError(f"--device {device} applies to torch models unembed runs itself; {what} "
+                           f"runs on the CPU here.")
 
 
 def _own_dtype(model_dtype: str | None, what: str) -> None:
@@ -433,12 +437,13 @@ def _own_dtype(model_dtype: str | None, what: str) -> None:
     checked first (a bad one is named with the allowed ones), then said not to apply."""
     if model_dtype is None:
         return
-    from unembed._checks import fail
+    from unembed._checks import UnembedError
     from unembed.device import resolve_dtype_name
 
     if resolve_dtype_name(model_dtype) is not None:
-        raise fail(f"--model-dtype {model_dtype} applies to torch models unembed runs itself; "
-                   f"{what} is not one.")
+        raise UnembedError(f"--model-dtype {model_dtype} applies to torch models unembed runs "
+                           f"itself; "
+                           f"{what} is not one.")
 
 
 def _is_module(obj: Any) -> bool:

@@ -34,13 +34,13 @@ True
 >>> contained(d, "b.json", "config file")
 Traceback (most recent call last):
 ...
-unembed._checks.UnembedError: ...b.json: a symbolic link that leads outside ... refused.
+unembed.errors.UnembedError: ...b.json: a symbolic link that leads outside ... refused.
 >>> revision_name("v1.0"), revision_name("refs/pr/1")
 ('v1.0', 'refs/pr/1')
 >>> revision_name("../../x")
 Traceback (most recent call last):
 ...
-unembed._checks.UnembedError: --revision '../../x': not a branch, tag or commit name ...
+unembed.errors.UnembedError: --revision '../../x': not a branch, tag or commit name ...
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import re
 import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from unembed._checks import fail, file_error
+from unembed._checks import UnembedError
 
 __all__ = ["boundary", "check_tree", "contained", "revision_name"]
 
@@ -82,8 +82,9 @@ def _check_link_free(root: Path, p: Path, what: str) -> None:
     bound = _real(boundary(root))
     for q in (root, p):
         if not _within(_real(q), bound):
-            raise file_error(q, f"a symbolic link that leads outside the directory "
-                                f"{boundary(root)} (the {what} must be inside it); refused.")
+            raise UnembedError(f"a symbolic link that leads outside the directory "
+                                f"{boundary(root)} (the {what} must be inside it); refused.",
+                               path=q)
 
 
 def contained(root: str | os.PathLike[str], relative: str | os.PathLike[str],
@@ -96,8 +97,8 @@ def contained(root: str | os.PathLike[str], relative: str | os.PathLike[str],
     s = os.fspath(relative)
     if (not s or "\x00" in s or PurePosixPath(s).is_absolute() or PureWindowsPath(s).is_absolute()
             or PureWindowsPath(s).drive or ".." in PurePosixPath(s.replace("\\", "/")).parts):
-        raise file_error(r, f"names the {what} {s!r}, which is not a path inside the "
-                            f"directory; refused.")
+        raise UnembedError(f"names the {what} {s!r}, which is not a path inside the "
+                            f"directory; refused.", path=r)
     p = r / s
     _check_link_free(r, p, what)
     return p
@@ -111,8 +112,8 @@ def check_tree(root: str | os.PathLike[str], what: str = "directory") -> Path:
     r = Path(root)
     bound = _real(boundary(r))
     if not _within(_real(r), bound):
-        raise file_error(r, f"a symbolic link that leads outside the directory "
-                            f"{boundary(r)}; refused.")
+        raise UnembedError(f"a symbolic link that leads outside the directory "
+                            f"{boundary(r)}; refused.", path=r)
     seen: set[str] = set()
     todo = [r]
     count = 0
@@ -125,17 +126,18 @@ def check_tree(root: str | os.PathLike[str], what: str = "directory") -> Path:
         try:
             entries = sorted(os.scandir(d), key=lambda e: e.name)
         except OSError as e:
-            raise file_error(d, f"cannot list it ({e.strerror or type(e).__name__}).") from None
+            raise UnembedError(f"cannot list it ({e.strerror or type(e).__name__}).",
+                               path=d) from None
         for entry in entries:
             count += 1
             if count > MAX_ENTRIES:
-                raise file_error(r, f"holds more than {MAX_ENTRIES} entries; not a {what} "
-                                    f"unembed reads.")
+                raise UnembedError(f"holds more than {MAX_ENTRIES} entries; not a {what} "
+                                    f"unembed reads.", path=r)
             p = Path(entry.path)
             if entry.is_symlink() and not _within(_real(p), bound):
-                raise file_error(p, f"a symbolic link that leads outside the directory "
+                raise UnembedError(f"a symbolic link that leads outside the directory "
                                     f"{boundary(r)} (a {what} must hold its own files); "
-                                    f"refused.")
+                                    f"refused.", path=p)
             try:
                 mode = os.stat(p).st_mode
             except OSError:
@@ -143,7 +145,8 @@ def check_tree(root: str | os.PathLike[str], what: str = "directory") -> Path:
             if stat.S_ISDIR(mode):
                 todo.append(p)
             elif not stat.S_ISREG(mode):
-                raise file_error(p, "not a regular file (a device, pipe or socket); refused.")
+                raise UnembedError("not a regular file (a device, pipe or socket); refused.",
+                                   path=p)
     return r
 
 
@@ -163,7 +166,9 @@ def revision_name(text: str) -> str:
            or any(not part or part.startswith(".") or part.endswith(".lock")
                   for part in parts))
     if bad:
-        raise fail(f"--revision {text[:80]!r}: not a branch, tag or commit name (a revision "
-                   f"is a git ref name such as 'main', 'v1.0' or a 40-hex commit hash, never "
-                   f"a path); refused.")
+        raise UnembedError(f"--revision {text[:80]!r}: not a branch, tag or commit name (a "
+                           f"revision "
+                           f"is a git ref name such as 'main', 'v1.0' or a 40-hex commit hash, "
+                           f"never "
+                           f"a path); refused.")
     return text

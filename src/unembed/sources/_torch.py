@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._tensors import as_f64 as as_f64  # re-exported for the sources
 from unembed._tensors import logits_out as logits_out
 from unembed._tensors import to_f64 as to_f64
@@ -95,7 +95,7 @@ def norm_eps(mod: Any) -> float:
         v = getattr(mod, attr, None)
         if isinstance(v, (int, float)):
             return float(v)
-    raise fail(f"cannot find the epsilon of the final norm {type(mod).__name__}.")
+    raise UnembedError(f"cannot find the epsilon of the final norm {type(mod).__name__}.")
 
 
 def norm_from_module(name: str, mod: Any, kind: str) -> FinalNorm:
@@ -141,5 +141,5 @@ def check_logits_equal(where: object, what: str, mine: NDArray[np.float64],
     err = float(np.abs(mine - z).max()) if z.size else 0.0
     tol = tolerance(dtype).logits * (1.0 + (float(np.abs(z).max()) if z.size else 0.0))
     if not err <= tol:
-        raise fail(f"{where}: {what} are not head.logits(hidden state) (max difference "
-                   f"{err:.3g} > {tol:.3g}); this architecture cannot be handled exactly.")
+        raise UnembedError(f"{where}: {what} are not head.logits(hidden state) (max difference "
+                           f"{err:.3g} > {tol:.3g}); this architecture cannot be handled exactly.")

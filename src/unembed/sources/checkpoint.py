@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail, file_error, read_json, regular_file
+from unembed._checks import UnembedError, read_json, regular_file
 from unembed._tensors import tensor_to_numpy
 from unembed.sources._paths import contained
 from unembed.sources.matrix_file import MatrixFile
@@ -52,8 +52,8 @@ class Checkpoint:
         self.shards_opened: set[str] = set()
         found = [index] if index else [f for f in WEIGHT_FILES if (self.path / f).exists()]
         if not found:
-            raise fail(f"{self.path}: no weights found (expected one of "
-                       f"{', '.join(WEIGHT_FILES)}).")
+            raise UnembedError("no weights found (expected one of "
+                               f"{', '.join(WEIGHT_FILES)}).", path=self.path)
         self.index_file = found[0]
         self.format = "pt" if found[0].startswith("pytorch_model") or found[0].endswith(
             ".bin") else "safetensors"
@@ -69,13 +69,14 @@ class Checkpoint:
         obj = read_json(regular_file(file, "checkpoint index"), "checkpoint index")
         wm = obj.get("weight_map") if isinstance(obj, dict) else None
         if not isinstance(wm, dict) or not wm:
-            raise file_error(file, "not a checkpoint index: expected a JSON object with a "
-                                   "non-empty 'weight_map' object (tensor name -> shard file).")
+            raise UnembedError("not a checkpoint index: expected a JSON object with a "
+                                   "non-empty 'weight_map' object (tensor name -> shard file).",
+                               path=file)
         suffix = ".bin" if self.format == "pt" else ".safetensors"
         for k, v in wm.items():
             if not isinstance(v, str) or not v.endswith(suffix):
-                raise file_error(file, f"the weight_map entry {k!r} must name a {suffix} "
-                                       f"shard file. Got {v!r} instead.")
+                raise UnembedError(f"the weight_map entry {k!r} must name a {suffix} "
+                                       f"shard file. Got {v!r} instead.", path=file)
             contained(self.path, v, "shard")
         return {str(k): v for k, v in wm.items()}
 
@@ -84,7 +85,7 @@ class Checkpoint:
             return self._handles[shard]
         file = contained(self.path, shard, "shard")
         if not file.exists():
-            raise file_error(file, f"shard named in {self.index_file} is missing.")
+            raise UnembedError(f"shard named in {self.index_file} is missing.", path=file)
         regular_file(file, "shard")
         self.shards_opened.add(shard)
         if self.format == "safetensors":
@@ -96,7 +97,7 @@ class Checkpoint:
             try:
                 handle: Any = safe_open(str(file), framework="pt")
             except (SafetensorError, OSError, RuntimeError, ValueError) as e:
-                raise file_error(file, f"not a readable safetensors file ({e}).") from None
+                raise UnembedError(f"not a readable safetensors file ({e}).", path=file) from None
         else:
             import torch
 
@@ -105,7 +106,7 @@ class Checkpoint:
             handle = torch_load(file, mmap=True)
             if not isinstance(handle, dict) or not all(
                     isinstance(v, torch.Tensor) for v in handle.values()):
-                raise file_error(file, "not a state dict (a dict of tensors).")
+                raise UnembedError("not a state dict (a dict of tensors).", path=file)
         self._handles[shard] = handle
         return handle
 
@@ -137,11 +138,12 @@ class Checkpoint:
 
     def _shard(self, name: str) -> str:
         if name not in self.weight_map:
-            raise fail(f"{self.path}: the checkpoint holds no tensor named {name!r}.")
+            raise UnembedError(f"the checkpoint holds no tensor named {name!r}.", path=self.path)
         shard = self.weight_map[name]
         if name not in self._keys_of(shard):
-            raise file_error(self.path / shard, f"{self.index_file} says this shard holds "
-                                                 f"{name!r}, but it does not.")
+            raise UnembedError(f"{self.index_file} says this shard holds "
+                                                 f"{name!r}, but it does not.",
+                               path=self.path / shard)
         return shard
 
     def get(self, name: str) -> tuple[NDArray[Any], str]:
@@ -170,13 +172,14 @@ def read_indexed_tensor(index: str | os.PathLike[str], tensor: str | None,
         cands = [k for k in ck.keys() if k.endswith(("lm_head.weight", "embed_out.weight"))
                  and len(ck.shape(k)) == ndim]
         if len(cands) != 1:
-            raise fail(f"{p}: name the tensor as {p}:NAME (found "
-                       f"{', '.join(repr(c) for c in cands) or 'no output layer'}).")
+            raise UnembedError(f"name the tensor as {p}:NAME (found "
+                               f"{', '.join(repr(c) for c in cands) or 'no output layer'}).",
+                               path=p)
         tensor = cands[0]
     shape = ck.shape(tensor)
     if len(shape) != ndim:
-        raise fail(f"{p}: the tensor {tensor!r} has shape {shape}; expected {ndim} "
-                   f"dimensions.")
+        raise UnembedError(f"the tensor {tensor!r} has shape {shape}; expected {ndim} "
+                           f"dimensions.", path=p)
     if ck.format == "safetensors":
         return safetensors_tensor(ck.path / ck._shard(tensor), tensor, shape_path=p,
                                   fmt="sharded")

@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from unembed._checks import UnembedError, fail
+from unembed._checks import UnembedError
 
 __all__ = ["FastTextHeader", "is_fasttext_model", "read_header", "refusal"]
 
@@ -68,14 +68,19 @@ def is_fasttext_model(obj: object) -> bool:
 
 def _reason(loss: str, where: str) -> UnembedError:
     if loss == "hs":
-        return fail(f"{where}: a fastText model trained with a hierarchical softmax "
-                    f"(loss 'hs'): p(label) is a product of binary decisions along the label's "
-                    f"path in a Huffman tree, and the output matrix holds one vector per inner "
-                    f"node of that tree, not one row per label; there are no label "
-                    f"representations whose cosines could be analysed, so unembed refuses it.")
-    return fail(f"{where}: a fastText model (loss {loss!r}); fastText's binary format is not "
-                f"read by unembed yet. Export its output matrix (get_output_matrix(), one row "
-                f"per label in get_labels() order) to a .npy file and pass that.")
+        return UnembedError(f"{where}: a fastText model trained with a hierarchical softmax "
+                            f"(loss 'hs'): p(label) is a product of binary decisions along the "
+                            f"label's "
+                            f"path in a Huffman tree, and the output matrix holds one vector per "
+                            f"inner "
+                            f"node of that tree, not one row per label; there are no label "
+                            f"representations whose cosines could be analysed, so unembed refuses "
+                            f"it.")
+    return UnembedError(f"{where}: a fastText model (loss {loss!r}); fastText's binary format is "
+                        f"not "
+                        f"read by unembed yet. Export its output matrix (get_output_matrix(), one "
+                        f"row "
+                        f"per label in get_labels() order) to a .npy file and pass that.")
 
 
 def refusal(source: object) -> UnembedError:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._io import atomic_write
 from unembed._tensors import tensor_to_numpy
 from unembed.sources.dtypes import code_of_name
@@ -54,7 +54,8 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
     fmt = format_of(path)
     if fmt == "npy":
         if tensor is not None:
-            raise fail(f"{path}: an .npy file holds one array; drop the ':{tensor}' suffix.")
+            raise UnembedError(f"an .npy file holds one array; drop the ':{tensor}' suffix.",
+                               path=path)
         return npy_matrix(path)
     if fmt == "safetensors":
         check_safetensors(path)  # the file's own checks first (sizes vs header, ...)
@@ -67,7 +68,7 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
     obj = torch_load(path)
     if isinstance(obj, torch.Tensor):
         if tensor is not None:
-            raise fail(f"{path}: holds a single tensor; drop the ':{tensor}' suffix.")
+            raise UnembedError(f"holds a single tensor; drop the ':{tensor}' suffix.", path=path)
         arr, dtype = tensor_to_numpy(obj)
         return MatrixFile(dtype, path, fmt, None, tuple(arr.shape), loaded=arr)
     if isinstance(obj, dict):
@@ -76,7 +77,8 @@ def read_tensor(spec: str | os.PathLike[str], *, ndim: int = 2) -> MatrixFile:
         name = pick_tensor(list(tensors), tensor, path, shapes, ndim)
         arr, dtype = tensor_to_numpy(tensors[name])
         return MatrixFile(dtype, path, fmt, name, tuple(arr.shape), loaded=arr)
-    raise fail(f"{path}: holds a {type(obj).__name__}, not a tensor or a dict of tensors.")
+    raise UnembedError(f"holds a {type(obj).__name__}, not a tensor or a dict of tensors.",
+                       path=path)
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[str]:
@@ -93,13 +95,14 @@ def read_labels(path: str | os.PathLike[str]) -> list[str]:
             try:
                 items = sorted((int(k), str(v)) for k, v in obj.items())
             except ValueError:
-                raise fail(f"{p}: a labels dict must map integer ids to labels.") from None
+                raise UnembedError("a labels dict must map integer ids to labels.",
+                                   path=p) from None
             if [k for k, _ in items] != list(range(len(items))):
-                raise fail(f"{p}: label ids must be 0..{len(items) - 1} without gaps.")
+                raise UnembedError(f"label ids must be 0..{len(items) - 1} without gaps.", path=p)
             return [v for _, v in items]
         if isinstance(obj, list):
             return [str(x) for x in obj]
-        raise fail(f"{p}: expected a JSON list of labels or a dict id -> label.")
+        raise UnembedError("expected a JSON list of labels or a dict id -> label.", path=p)
     lines = read_text(p, "labels file").splitlines()
     while lines and lines[-1] == "":
         lines.pop()
@@ -121,21 +124,23 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
         # The shard that holds the tensor, written with the tensor replaced (a .safetensors
         # file that names the same tensor; the other shards are untouched and not copied).
         if tuple(values.shape) != source.shape:
-            raise fail(f"{outp}: values of shape {values.shape} do not match the source "
-                       f"tensor's shape {source.shape}.")
+            raise UnembedError(f"values of shape {values.shape} do not match the source "
+                               f"tensor's shape {source.shape}.", path=outp)
         atomic_write(outp, lambda tmp: write_safetensors_blocks(source, tmp, values, shift),
                      force=force)
         return outp
     if source.format == "sharded":
-        raise fail(f"{outp}: a tensor of a sharded checkpoint is written as a .safetensors "
-                   f"file (its shard, with the tensor replaced); or export the whole model "
-                   f"with --model DIR (export_model).")
+        raise UnembedError("a tensor of a sharded checkpoint is written as a .safetensors "
+                           "file (its shard, with the tensor replaced); or export the whole model "
+                           "with --model DIR (export_model).", path=outp)
     if outp.suffix.lower() != source.path.suffix.lower():
-        raise fail(f"{outp}: the output must have the input's suffix "
-                   f"{source.path.suffix!r} (it is written in the input's format).")
+        raise UnembedError("the output must have the input's suffix "
+                           f"{source.path.suffix!r} (it is written in the input's format).",
+                           path=outp)
     if tuple(values.shape) != source.shape:
-        raise fail(f"{outp}: values of shape {values.shape} do not match the source tensor's "
-                   f"shape {source.shape}.")
+        raise UnembedError(f"values of shape {values.shape} do not match the source "
+                           f"tensor's "
+                           f"shape {source.shape}.", path=outp)
     if source.format == "npy":
         atomic_write(outp, lambda tmp: write_npy_blocks(tmp, values, np.dtype(source.dtype),
                                                         shift), force=force)
@@ -179,6 +184,6 @@ def write_head_like(head: Any, out: str | os.PathLike[str], *, force: bool = Fal
     read from (``head.file``, set by :func:`unembed.sources.load_head_file`)."""
     source = head.file
     if not isinstance(source, MatrixFile):
-        raise fail("write_head_like: this head was not read from a weight file; nothing to write "
-                   "it like.")
+        raise UnembedError("this head was not read from a weight file; nothing to write "
+                           "it like.", function="write_head_like")
     return write_like(source, head.W, out, force=force, shift=shift)

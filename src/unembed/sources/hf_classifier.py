@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail, file_error
+from unembed._checks import UnembedError
 from unembed.head import Head, Link
 from unembed.sources._torch import capture_inputs, to_f64, to_native
 from unembed.sources.hf_dir import (
@@ -56,9 +56,10 @@ def _classifier_name(model: Any, n_labels: int, path: Path) -> str:
              if n.split(".")[0] in ("score", "classifier") and isinstance(m, torch.nn.Linear)
              and m.out_features == n_labels]
     if len(cands) != 1:
-        raise file_error(path, f"cannot find the classifier exactly (Linear layers named "
+        raise UnembedError(f"cannot find the classifier exactly (Linear layers named "
                                f"score/classifier with {n_labels} outputs: "
-                               f"{', '.join(cands) or 'none'}); refused rather than guessed.")
+                               f"{', '.join(cands) or 'none'}); refused rather than guessed.",
+                           path=path)
     return cands[0]
 
 
@@ -83,8 +84,8 @@ class HFTextClassifier(HFClassifierSource):
     def _setup(self) -> None:
         task = task_of(self.config)
         if task is None:
-            raise file_error(self.path, "config.json names no sequence or token "
-                                        "classification architecture.")
+            raise UnembedError("config.json names no sequence or token "
+                                        "classification architecture.", path=self.path)
         self.task = task
         self.noun = f"{task} classifier"
         if self.rows == "folded":
@@ -92,8 +93,8 @@ class HFTextClassifier(HFClassifierSource):
         problem = getattr(self.config, "problem_type", None)
         self.n_outputs = int(getattr(self.config, "num_labels", 0))
         if problem == "regression" or self.n_outputs < 2:
-            raise file_error(self.path, f"a regression model ({self.n_outputs} output) has no "
-                                        f"labels to read a head from.")
+            raise UnembedError(f"a regression model ({self.n_outputs} output) has no "
+                                        f"labels to read a head from.", path=self.path)
         self.link = "sigmoid" if problem == "multi_label_classification" else "softmax"
 
     def _load(self) -> Any:
@@ -122,15 +123,15 @@ class HFTextClassifier(HFClassifierSource):
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (no special tokens added)."""
         if self.tokenizer is None:
-            raise file_error(self.path, "has no tokenizer, so text cannot be tokenized; pass "
-                                        "token ids instead.")
+            raise UnembedError("has no tokenizer, so text cannot be tokenized; pass "
+                                        "token ids instead.", path=self.path)
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
     def _vocab(self) -> int:
         v = getattr(self.config, "vocab_size", None)
         if not isinstance(v, int):
-            raise file_error(self.path, "config.json has no vocab_size; token ids cannot be "
-                                        "checked.")
+            raise UnembedError("config.json has no vocab_size; token ids cannot be "
+                                        "checked.", path=self.path)
         return v
 
     def as_ids(self, inputs: Any) -> list[NDArray[np.int64]]:
@@ -142,14 +143,15 @@ class HFTextClassifier(HFClassifierSource):
         else:
             arr = np.asarray(inputs)
             if arr.dtype.kind not in "iu" or arr.ndim not in (1, 2):
-                raise fail(f"The 'inputs' argument must be text or integer token ids of shape "
-                           f"(T,) or (B, T). Got dtype {arr.dtype}, shape {arr.shape} instead.")
+                raise UnembedError("must be text or integer token ids of shape "
+                                   f"(T,) or (B, T). Got dtype {arr.dtype}, shape {arr.shape} "
+                                   f"instead.", argument="inputs")
             seqs = list(np.atleast_2d(arr.astype(np.int64)))
         v = self._vocab()
         for s in seqs:
             if s.size and (s.min() < 0 or s.max() >= v):
-                raise fail(f"The 'inputs' token ids must be in [0, {v}). Got ids from "
-                           f"{s.min()} to {s.max()}.")
+                raise UnembedError(f"The 'inputs' token ids must be in [0, {v}). Got ids from "
+                                   f"{s.min()} to {s.max()}.")
         return [s for s in seqs if s.size]
 
     def random_inputs(self, n: int, length: int, *, seed: int = 0) -> NDArray[np.int64]:
@@ -185,13 +187,13 @@ class HFTextClassifier(HFClassifierSource):
         else:  # (1, T, d) through the Linear, then one position read: find which
             hits = [t for t in range(y.shape[1]) if torch.equal(y[0, t], z[0])]
             if not hits:
-                raise file_error(self.path, "the classifier's logits are not its Linear's "
+                raise UnembedError("the classifier's logits are not its Linear's "
                                             "output at any one position; cannot be handled "
-                                            "exactly.")
+                                            "exactly.", path=self.path)
             h, zz = x[0, hits[-1]][None, :], z
         if h.shape[0] != zz.shape[0]:
-            raise file_error(self.path, "the classifier's inputs and the model's logits do not "
-                                        "line up; cannot be handled exactly.")
+            raise UnembedError("the classifier's inputs and the model's logits do not "
+                                        "line up; cannot be handled exactly.", path=self.path)
         return to_f64(h), to_native(zz)  # host copies: the batches are single texts
 
 

@@ -23,7 +23,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from unembed._checks import fail, file_error, read_json
+from unembed._checks import UnembedError, read_json
+from unembed.errors import Setting
 from unembed.sources._paths import contained
 
 __all__ = ["check_model_dir", "config_dict", "from_pretrained", "load_tokenizer", "read_config",
@@ -50,8 +51,8 @@ def transformers_module() -> Any:
     try:
         import transformers
     except ImportError:  # pragma: no cover - depends on the environment
-        raise fail("reading a HuggingFace model needs the 'transformers' package "
-                   "(pip install 'unembed[hf]').") from None
+        raise UnembedError("reading a HuggingFace model needs the 'transformers' package "
+                           "(pip install 'unembed[hf]').") from None
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     return transformers
@@ -62,14 +63,14 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
     symbolic links stay inside it; refused otherwise, before anything is opened."""
     p = Path(path)
     if not p.is_dir():
-        raise file_error(p, "not a directory.")
+        raise UnembedError("not a directory.", path=p)
     if not (p / "config.json").exists() and not (p / "config.json").is_symlink():
-        raise file_error(p, "a directory without config.json; expected a HuggingFace model "
-                            "directory.")
+        raise UnembedError("a directory without config.json; expected a HuggingFace model "
+                            "directory.", path=p)
     try:
         entries = sorted(p.iterdir())
     except OSError as e:
-        raise file_error(p, f"cannot list it ({e.strerror or type(e).__name__}).") from None
+        raise UnembedError(f"cannot list it ({e.strerror or type(e).__name__}).", path=p) from None
     for entry in entries:
         if entry.is_symlink():
             contained(p, entry.name, "file")  # refuses a link that leads outside
@@ -78,12 +79,13 @@ def check_model_dir(path: str | os.PathLike[str]) -> Path:
         except OSError:
             continue  # a dangling link or a vanished file: refused if something reads it
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise file_error(entry, "not a regular file (a device, pipe or socket); refused.")
+            raise UnembedError("not a regular file (a device, pipe or socket); refused.",
+                               path=entry)
     return p
 
 
 def _bad(path: Path, key: str, want: str, got: Any) -> Exception:
-    return file_error(path, f"the field {key!r} must be {want}. Got {got!r} instead.")
+    return UnembedError(f"the field {key!r} must be {want}. Got {got!r} instead.", path=path)
 
 
 def _is_int(v: Any) -> bool:
@@ -98,7 +100,7 @@ def validate_config(raw: Any, file: Path, *, trust_remote_code: bool = False) ->
     """Check the fields of a parsed ``config.json`` that unembed or transformers rely on
     (see the module docstring); returns it."""
     if not isinstance(raw, dict):
-        raise file_error(file, f"must hold a JSON object. Got a {type(raw).__name__}.")
+        raise UnembedError(f"must hold a JSON object. Got a {type(raw).__name__}.", path=file)
     mt = raw.get("model_type")
     if "model_type" in raw and (not isinstance(mt, str) or not mt.strip()):
         raise _bad(file, "model_type", "a non-empty string", mt)
@@ -140,9 +142,10 @@ def validate_config(raw: Any, file: Path, *, trust_remote_code: bool = False) ->
             _is_int(v) for v in l2i.values())):
         raise _bad(file, "label2id", "an object from label names to ids", l2i)
     if raw.get("auto_map") is not None and not trust_remote_code:
-        raise file_error(file, "names the directory's own Python code (auto_map), which is "
-                               "not run unless you trust it: pass trust_remote_code=True "
-                               "(--trust-remote-code) only for a directory you trust.")
+        raise UnembedError(("names the directory's own Python code (auto_map), which is not "
+                            "run unless you trust it: pass ",
+                            Setting("trust_remote_code=True", "--trust-remote-code"),
+                            " only for a directory you trust."), path=file)
     return raw
 
 
@@ -162,8 +165,9 @@ def _check_architectures(tf: Any, config: Any, file: Path) -> None:
             continue  # unknown to this transformers: the loader below refuses it if needed
         want = getattr(getattr(cls, "config_class", None), "model_type", None)
         if want and mt and want != mt:
-            raise file_error(file, f"says model_type {mt!r} but architectures names {a}, a "
-                                   f"{want!r} model; which one the weights are is not known.")
+            raise UnembedError(f"says model_type {mt!r} but architectures names {a}, a "
+                                   f"{want!r} model; which one the weights are is not known.",
+                               path=file)
 
 
 def read_config(path: Path, *, trust_remote_code: bool = False) -> Any:
@@ -176,8 +180,9 @@ def read_config(path: Path, *, trust_remote_code: bool = False) -> Any:
         config = tf.AutoConfig.from_pretrained(str(path), local_files_only=True,
                                                trust_remote_code=trust_remote_code)
     except Exception as e:  # transformers' own errors for a config it cannot build
-        raise file_error(path / "config.json", f"transformers cannot build a config from it "
-                                               f"({type(e).__name__}: {_line(e)})") from None
+        raise UnembedError(f"transformers cannot build a config from it "
+                                               f"({type(e).__name__}: {_line(e)})",
+                           path=path / "config.json") from None
     _check_architectures(tf, config, path / "config.json")
     return config
 
@@ -198,18 +203,18 @@ def from_pretrained(auto_cls: Any, path: Path, what: str, *, trust_remote_code: 
                                                trust_remote_code=trust_remote_code,
                                                output_loading_info=True, **kw)
     except Exception as e:
-        raise file_error(path, f"transformers cannot load it as {what} ({type(e).__name__}: "
-                               f"{_line(e)})") from None
+        raise UnembedError(f"transformers cannot load it as {what} ({type(e).__name__}: "
+                               f"{_line(e)})", path=path) from None
     missing = sorted(str(k) for k in info.get("missing_keys", []))
     mismatched = info.get("mismatched_keys", [])
     if missing:
-        raise file_error(path, f"the checkpoint lacks {len(missing)} of the {what}'s weights "
+        raise UnembedError(f"the checkpoint lacks {len(missing)} of the {what}'s weights "
                                f"(first: {missing[0]!r}); transformers would initialise them "
                                f"at random, so what it computes would not come from the "
-                               f"files given. Refused.")
+                               f"files given. Refused.", path=path)
     if mismatched:
-        raise file_error(path, f"the checkpoint's weights do not fit the config "
-                               f"(first: {mismatched[0]!r}). Refused.")
+        raise UnembedError(f"the checkpoint's weights do not fit the config "
+                               f"(first: {mismatched[0]!r}). Refused.", path=path)
     model.eval()
     return model
 
@@ -223,7 +228,8 @@ def run_model(path: Path, call: Any) -> Any:
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except Exception as e:
-        raise file_error(path, f"the model failed to run ({type(e).__name__}: {_line(e)}).") \
+        raise UnembedError(f"the model failed to run ({type(e).__name__}: {_line(e)}).",
+                           path=path) \
             from None
 
 
@@ -268,9 +274,10 @@ def check_tokenizer_config(path: Path) -> None:
     cfg = read_json(contained(path, "tokenizer_config.json", "tokenizer config"),
                     "tokenizer config")
     if not isinstance(cfg, dict):
-        raise file_error(file, "must hold a JSON object.")
+        raise UnembedError("must hold a JSON object.", path=file)
     for k, v in cfg.items():
         if not k.endswith(("_file", "_files")) or v is None:
             continue
-        raise file_error(file, f"the field {k!r} names {v!r}, which transformers would open "
-                               f"as given rather than as a file of this directory; refused.")
+        raise UnembedError(f"the field {k!r} names {v!r}, which transformers would open "
+                               f"as given rather than as a file of this directory; refused.",
+                           path=file)

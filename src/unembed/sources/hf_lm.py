@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._tensors import tensor_to_numpy
 from unembed.head import Head
 from unembed.sources._torch import (
@@ -234,8 +234,8 @@ class HFCausalLM(TorchSource):
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (no special tokens added)."""
         if self.tokenizer is None:
-            raise fail(f"{self.path}: has no tokenizer, so text cannot be tokenized; pass "
-                       f"token ids instead.")
+            raise UnembedError("has no tokenizer, so text cannot be tokenized; pass "
+                               "token ids instead.", path=self.path)
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
     def token_limits(self) -> tuple[int, int | None]:
@@ -281,8 +281,9 @@ class HFCausalLM(TorchSource):
         m = self._model
         out = m.get_output_embeddings()
         if not isinstance(out, torch.nn.Linear):
-            raise fail(f"{self.path}: the output layer is a {type(out).__name__}, not a Linear; "
-                       f"this architecture cannot be handled exactly.")
+            raise UnembedError(f"the output layer is a {type(out).__name__}, not a "
+                               f"Linear; "
+                               f"this architecture cannot be handled exactly.", path=self.path)
         live_w = out.weight.detach().cpu()
         stored = torch.from_numpy(np.ascontiguousarray(self.raw_W))
         if self.model_dtype is not None and tuple(live_w.shape) == tuple(stored.shape):
@@ -291,14 +292,16 @@ class HFCausalLM(TorchSource):
             live_w, stored = live_w.float(), stored.float()
         if tuple(live_w.shape) != self.raw_W.shape or not np.array_equal(live_w.numpy(),
                                                                            stored.numpy()):
-            raise fail(f"{self.path}: the loaded model's output weight differs from the "
-                       f"checkpoint's {self.family} head; cannot read this head exactly.")
+            raise UnembedError("the loaded model's output weight differs from the "
+                               f"checkpoint's {self.family} head; cannot read this head exactly.",
+                               path=self.path)
         if self.norm is not None:
             mod = m.get_submodule(self.norm.name)
             live = norm_from_module(self.norm.name, mod, self.norm.kind)
             if self.model_dtype is None and not np.array_equal(live.gain, self.norm.gain):
-                raise fail(f"{self.path}: the final norm's gain in the loaded model differs "
-                           f"from the checkpoint's.")
+                raise UnembedError("the final norm's gain in the loaded model "
+                                   "differs "
+                                   "from the checkpoint's.", path=self.path)
             self.norm = live  # now with eps
         self._weights_checked = True
 
@@ -313,18 +316,18 @@ class HFCausalLM(TorchSource):
             return [np.asarray(x, dtype=np.int64).reshape(-1) for x in inputs]
         arr = np.asarray(inputs)
         if arr.dtype.kind not in "iu":
-            raise fail(f"The 'inputs' argument must be text or integer token ids. Got dtype "
-                       f"{arr.dtype} instead.")
+            raise UnembedError("must be text or integer token ids. Got dtype "
+                               f"{arr.dtype} instead.", argument="inputs")
         arr = arr.astype(np.int64)
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2:
-            raise fail(f"The 'inputs' argument must have shape (T,) or (B, T). Got shape "
-                       f"{arr.shape} instead.")
+            raise UnembedError("must have shape (T,) or (B, T). Got shape "
+                               f"{arr.shape} instead.", argument="inputs")
         v = self.head.n_labels
         if arr.size and (arr.min() < 0 or arr.max() >= v):
-            raise fail(f"The 'inputs' token ids must be in [0, {v}). Got ids from "
-                       f"{arr.min()} to {arr.max()}.")
+            raise UnembedError(f"The 'inputs' token ids must be in [0, {v}). Got ids from "
+                               f"{arr.min()} to {arr.max()}.")
         return list(arr)
 
     def _batches(self, inputs: Any) -> list[NDArray[np.int64]]:
@@ -436,21 +439,22 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
     name = ckpt.resolve(fam.embed) if tied else ckpt.resolve(fam.head)
     if name is None:
         want = fam.embed if tied else fam.head
-        raise fail(f"{p}: the {model_type} checkpoint has no tensor {want!r} "
-                   f"({'tied' if tied else 'untied'} head).")
+        raise UnembedError(f"the {model_type} checkpoint has no tensor {want!r} "
+                           f"({'tied' if tied else 'untied'} head).", path=p)
     W, dtype = ckpt.get(name)
     _check_head_shape(p, config, name, W.shape, reparam and model_type == "opt")
     norm = None
     if fam.norm is not None and fam.norm_kind is not None:
         gname = ckpt.resolve(fam.norm + ".weight")
         if gname is None:
-            raise fail(f"{p}: the {model_type} checkpoint has no final norm weight "
-                       f"{fam.norm + '.weight'!r}.")
+            raise UnembedError(f"the {model_type} checkpoint has no final norm weight "
+                               f"{fam.norm + '.weight'!r}.", path=p)
         g, _ = ckpt.get(gname)
         gain = np.asarray(g, dtype=np.float64)
         if gain.shape != (W.shape[1],):
-            raise fail(f"{p}: the final norm weight {gname!r} has shape {gain.shape}, but the "
-                       f"head {name!r} has {W.shape[1]} columns.")
+            raise UnembedError(f"the final norm weight {gname!r} has shape {gain.shape}, but "
+                               f"the "
+                               f"head {name!r} has {W.shape[1]} columns.", path=p)
         if fam.norm_kind == "rmsnorm_1p":
             gain = 1.0 + gain
         shift = None
@@ -458,8 +462,8 @@ def load_hf_lm(path: str | os.PathLike[str], *, fold: bool = False,
         if bname is not None:
             shift = np.asarray(ckpt.get(bname)[0], dtype=np.float64)
             if shift.shape != gain.shape:
-                raise fail(f"{p}: the final norm bias {bname!r} has shape {shift.shape}; "
-                           f"expected {gain.shape}.")
+                raise UnembedError(f"the final norm bias {bname!r} has shape {shift.shape}; "
+                                   f"expected {gain.shape}.", path=p)
         norm = FinalNorm(name=fam.norm, kind=fam.norm_kind, gain=gain, shift=shift)
     return HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=None, dtype=dtype,
                       norm=norm, tied=tied, family=model_type, reparam=reparam,
@@ -472,16 +476,18 @@ def _check_head_shape(p: Path, config: Any, name: str, shape: tuple[int, ...],
     """The head tensor must be (vocab_size, hidden size) as config.json says (OPT with
     ``project_out``: word_embed_proj_dim columns); one line naming both numbers otherwise."""
     if len(shape) != 2:
-        raise fail(f"{p}: the head tensor {name!r} has shape {shape}; expected a matrix.")
+        raise UnembedError(f"the head tensor {name!r} has shape {shape}; expected a matrix.",
+                           path=p)
     vocab = getattr(config, "vocab_size", None)
     if isinstance(vocab, int) and shape[0] != vocab:
-        raise fail(f"{p}: config.json says vocab_size {vocab}, but the checkpoint's {name!r} "
-                   f"has {shape[0]} rows.")
+        raise UnembedError(f"config.json says vocab_size {vocab}, but the checkpoint's "
+                           f"{name!r} "
+                           f"has {shape[0]} rows.", path=p)
     key = "word_embed_proj_dim" if projected else "hidden_size"
     d = getattr(config, key, None)
     if isinstance(d, int) and shape[1] != d:
-        raise fail(f"{p}: config.json says {key} {d}, but the checkpoint's {name!r} has "
-                   f"{shape[1]} columns.")
+        raise UnembedError(f"config.json says {key} {d}, but the checkpoint's {name!r} has "
+                           f"{shape[1]} columns.", path=p)
 
 
 def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool,
@@ -496,15 +502,16 @@ def _load_generic(p: Path, config: Any, *, fold: bool, strict: bool, tied: bool,
     out = model.get_output_embeddings()
     mt = getattr(config, "model_type", "?")
     if not isinstance(out, torch.nn.Linear):
-        raise fail(f"{p}: cannot find the output layer of the {mt!r} architecture exactly "
-                   f"(get_output_embeddings() gives {type(out).__name__}).")
+        raise UnembedError(f"cannot find the output layer of the {mt!r} architecture exactly "
+                           f"(get_output_embeddings() gives {type(out).__name__}).", path=p)
     W, dtype = tensor_to_numpy(out.weight)
     b = None if out.bias is None else to_f64(out.bias)
     tied = tied and out.weight is model.get_input_embeddings().weight
     norm = _find_generic_norm(model, out, dtype)
     if fold and norm is None:
-        raise fail(f"{p}: no final norm could be confirmed right before the head of the "
-                   f"{mt!r} architecture, so there is no gain to fold; use the stored rows.")
+        raise UnembedError("no final norm could be confirmed right before the head of the "
+                           f"{mt!r} architecture, so there is no gain to fold; use the stored "
+                           f"rows.", path=p)
     reason = _NORM_REPARAM if norm is not None else (
         "unknown for this architecture; not claimed")
     lm = HFCausalLM(p, config, fold=fold, strict=strict, raw_W=W, raw_b=b, dtype=dtype,

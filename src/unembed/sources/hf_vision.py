@@ -64,7 +64,7 @@ class ImageInputs:
     8
     >>> ImageInputs.from_config({"image_size": 16}, Path("d"))
     Traceback (most recent call last):
-    unembed._checks.UnembedError: d/config.json: ... has no num_channels ...
+    unembed.errors.UnembedError: d/config.json: ... has no num_channels ...
     """
 
     channels: int
@@ -85,7 +85,7 @@ class ImageInputs:
 
         A field missing at the top level is read from ``vision_config`` (CLIP, SigLIP).
         """
-        from unembed._checks import file_error
+        from unembed._checks import UnembedError
 
         cfg = where / "config.json"
 
@@ -99,13 +99,13 @@ class ImageInputs:
 
         chan = field("num_channels")
         if chan is None:
-            raise file_error(cfg, "the image classifier's config has no num_channels (nor its "
+            raise UnembedError("the image classifier's config has no num_channels (nor its "
                                   "vision_config): the channels of the images it takes are "
-                                  "not known; refused rather than guessed.")
+                                  "not known; refused rather than guessed.", path=cfg)
         chan_name, channels = chan
         if not _positive_int(channels):
-            raise file_error(cfg, f"the image classifier's {chan_name} is {channels!r}, not a "
-                                  f"positive integer.")
+            raise UnembedError(f"the image classifier's {chan_name} is {channels!r}, not a "
+                                  f"positive integer.", path=cfg)
         size = field("image_size")
         if size is None:
             return cls(channels, ANY_SIZE, ANY_SIZE,
@@ -118,8 +118,8 @@ class ImageInputs:
             h, w = v
             if _positive_int(h) and _positive_int(w):
                 return cls(channels, h, w, name)
-        raise file_error(cfg, f"the image classifier's {name} is {v!r}, neither a positive "
-                              f"integer nor a pair (height, width) of them.")
+        raise UnembedError(f"the image classifier's {name} is {v!r}, neither a positive "
+                              f"integer nor a pair (height, width) of them.", path=cfg)
 
 
 def _classifier_name(model: Any) -> str:

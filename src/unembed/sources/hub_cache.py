@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._io import PICKLE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -98,13 +98,14 @@ def resolve(repo_id: str, revision: str | None = None, *,
 
     root = Path(cache_dir) if cache_dir is not None else hub_cache_dir()
     if not looks_like_repo_id(repo_id):
-        raise fail(f"{repo_id[:80]!r}: not a hub repository name (NAME or ORG/NAME); refused.")
+        raise UnembedError(f"{repo_id[:80]!r}: not a hub repository name (NAME or ORG/NAME); "
+                           f"refused.")
     rev = revision_name(revision or "main")
     repo_dir = root / ("models--" + repo_id.replace("/", "--"))
     if not repo_dir.is_dir():
-        raise fail(f"{repo_id}: neither a local path nor in the HuggingFace hub cache "
-                   f"(looked for {repo_dir}; set HF_HUB_CACHE or HF_HOME if the cache is "
-                   f"elsewhere); unembed never downloads.")
+        raise UnembedError(f"{repo_id}: neither a local path nor in the HuggingFace hub cache "
+                           f"(looked for {repo_dir}; set HF_HUB_CACHE or HF_HOME if the cache is "
+                           f"elsewhere); unembed never downloads.")
     if _COMMIT.match(rev):
         commit = rev
     else:
@@ -115,17 +116,17 @@ def resolve(repo_id: str, revision: str | None = None, *,
             have = sorted(str(p.relative_to(repo_dir / "refs"))
                           for p in (repo_dir / "refs").rglob("*") if p.is_file()) \
                 if (repo_dir / "refs").is_dir() else []
-            raise fail(f"{repo_id}: revision {rev!r} is not in the hub cache (looked for "
-                       f"{ref}; cached refs: {', '.join(have) or 'none'}).")
+            raise UnembedError(f"{repo_id}: revision {rev!r} is not in the hub cache (looked for "
+                               f"{ref}; cached refs: {', '.join(have) or 'none'}).")
         raw = read_bytes_bounded(ref, 1024, "ref of the hub cache").strip()
         commit = raw.decode("ascii") if _COMMIT_BYTES.match(raw) else ""
         if not commit:  # its content is not shown: it is no hash
-            raise fail(f"{ref}: not a commit hash (a ref of the hub cache holds 40 hex "
-                       f"digits); refused.")
+            raise UnembedError(f"{ref}: not a commit hash (a ref of the hub cache holds 40 hex "
+                               f"digits); refused.")
     path = contained(repo_dir, f"snapshots/{commit}", "snapshot")
     if not path.is_dir() or not any(path.iterdir()):
-        raise fail(f"{repo_id}: revision {rev!r} (commit {commit}) has no files in the hub "
-                   f"cache (looked in {path}).")
+        raise UnembedError(f"{repo_id}: revision {rev!r} (commit {commit}) has no files in the hub "
+                           f"cache (looked in {path}).")
     return HubSnapshot(repo_id=repo_id, revision=rev, commit=commit, path=path,
                        cache_dir=root)
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.sources.dtypes import widened
 
 __all__ = ["SUFFIXES", "MatrixFile", "first_line", "format_of", "split_spec"]
@@ -97,12 +97,12 @@ def _read_raw(raw: tuple[Path, int, str, bool], shape: tuple[int, ...], first: i
             buf = np.empty(count, dtype="<u2")
             n = fh.readinto(buf.data.cast("B"))
             if n != count * item:
-                raise fail(f"{path}: truncated (the tensor's data ends early).")
+                raise UnembedError("truncated (the tensor's data ends early).", path=path)
             return (buf.astype("<u4") << 16).view(np.float32)
         out = np.empty(count, dtype=np.dtype(storage))
         n = fh.readinto(out.data.cast("B"))
         if n != count * item:
-            raise fail(f"{path}: truncated (the tensor's data ends early).")
+            raise UnembedError("truncated (the tensor's data ends early).", path=path)
         return out.astype(out.dtype.newbyteorder("="), copy=False)
 
 
@@ -127,8 +127,8 @@ def format_of(path: Path) -> str:
         return "pt"
     if ext == ".safetensors":
         return "safetensors"
-    raise fail(f"{path}: unknown weight file type {ext or '(no suffix)'!r}; expected one of "
-               f"{', '.join(SUFFIXES)}.")
+    raise UnembedError(f"unknown weight file type {ext or '(no suffix)'!r}; expected one of "
+                       f"{', '.join(SUFFIXES)}.", path=path)
 
 
 def first_line(e: BaseException) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.sources.matrix_file import MatrixFile, first_line
 
 __all__ = ["npy_matrix", "read_npy", "write_npy_blocks"]
@@ -23,7 +23,7 @@ def read_npy(path: str | os.PathLike[str], *, mmap: bool = False,
     that is shorter or longer than its header says is refused, not read in part). With
     ``numeric``, only booleans, integers and floats are accepted (no structured, void or
     string arrays). ``mmap`` memory-maps it read-only."""
-    from unembed._checks import file_error, regular_file
+    from unembed._checks import UnembedError, regular_file
 
     p = regular_file(path, ".npy file")
     fmt = np.lib.format
@@ -38,27 +38,27 @@ def read_npy(path: str | os.PathLike[str], *, mmap: bool = False,
                 raise ValueError(f"unsupported .npy version {version}")
             offset = fh.tell()
     except Exception as e:  # bad magic, bad header, truncated header
-        raise file_error(p, f"not a readable .npy file ({first_line(e)}).") from None
+        raise UnembedError(f"not a readable .npy file ({first_line(e)}).", path=p) from None
     if dtype.hasobject:
-        raise file_error(p, "holds Python objects (a pickle); only numeric arrays are read.")
+        raise UnembedError("holds Python objects (a pickle); only numeric arrays are read.", path=p)
     if numeric and dtype.kind not in "biuf":
         what = "structured or void" if dtype.kind == "V" else f"kind {dtype.kind!r}"
-        raise file_error(p, f"holds an array of dtype {dtype} ({what}); expected numbers.")
+        raise UnembedError(f"holds an array of dtype {dtype} ({what}); expected numbers.", path=p)
     n = 1
     for k in shape:
         n *= int(k)
     want = offset + n * dtype.itemsize
     size = p.stat().st_size
     if size != want:
-        raise file_error(p, f"its header says shape {tuple(shape)} of {dtype} ({want - offset} "
+        raise UnembedError(f"its header says shape {tuple(shape)} of {dtype} ({want - offset} "
                             f"bytes of data), but the file holds {size - offset}; truncated "
-                            f"or padded.")
+                            f"or padded.", path=p)
     try:
         if mmap and n > 0:
             return np.load(p, mmap_mode="r", allow_pickle=False)
         return np.load(p, allow_pickle=False)
     except Exception as e:
-        raise file_error(p, f"not a readable .npy file ({first_line(e)}).") from None
+        raise UnembedError(f"not a readable .npy file ({first_line(e)}).", path=p) from None
 
 
 def npy_matrix(path: Path) -> MatrixFile:
@@ -81,7 +81,8 @@ def npy_matrix(path: Path) -> MatrixFile:
             raise ValueError(f"the file holds {size - offset} bytes of data for an array of "
                              f"shape {shape} and dtype {dtype}")
     except Exception as e:  # truncated, pickled or not an .npy at all
-        raise fail(f"{path}: not a readable .npy file ({type(e).__name__}: {e}).") from None
+        raise UnembedError(f"not a readable .npy file ({type(e).__name__}: {e}).",
+                           path=path) from None
     return MatrixFile(str(dtype.newbyteorder("=")), path, "npy", None,
                       tuple(int(x) for x in shape),
                       raw=(path, offset, dtype.str, bool(fortran and len(shape) > 1)))

@@ -26,13 +26,15 @@ True
 
 from __future__ import annotations
 
-from unembed._checks import fail
+from unembed.errors import Setting, UnembedError
 from unembed.sources.matrix_file import MatrixFile
 
 __all__ = ["check_orientation", "looks_like_w_u"]
 
+#: the setting that reads a (d, V) matrix
+TRANSPOSE = Setting("transpose=True", "--transpose")
 #: how to read a (d, V) matrix, said once in every refusal
-HOW = ("pass transpose=True to read its columns as the labels' rows (or read the whole "
+HOW = ("pass ", TRANSPOSE, " to read its columns as the labels' rows (or read the whole "
        "TransformerLens model with --as transformer-lens)")
 
 
@@ -52,11 +54,12 @@ def check_orientation(mf: MatrixFile, n_labels: int | None, *, given: bool) -> N
     rows, cols = mf.shape
     spec = f"{mf.path}" + (f":{mf.tensor}" if mf.tensor else "")
     if n_labels is not None and n_labels == cols != rows:
-        raise fail(f"{spec}: the head looks transposed: {n_labels} labels match its {cols} "
-                   f"columns, not its {rows} rows (a (d, V) matrix such as TransformerLens's "
-                   f"W_U); {HOW}.")
+        raise UnembedError((f"the head looks transposed: {n_labels} labels match its {cols} "
+                            f"columns, not its {rows} rows (a (d, V) matrix such as "
+                            f"TransformerLens's W_U); ", *HOW, "."), path=spec)
     if looks_like_w_u(mf) and not (given and n_labels == rows):
-        raise fail(f"{spec}: the tensor {mf.tensor or mf.path.name!r} is named as "
-                   f"TransformerLens's W_U, which is stored (d, V) = {mf.shape}: the head "
-                   f"looks transposed; {HOW}; a (V, d) matrix stored under this name is read "
-                   f"as it is when given labels, one per row.")
+        raise UnembedError((f"the tensor {mf.tensor or mf.path.name!r} is named as "
+                            f"TransformerLens's W_U, which is stored (d, V) = {mf.shape}: the "
+                            f"head looks transposed; ", *HOW, "; a (V, d) matrix stored under "
+                            "this name is read as it is when given labels, one per row."),
+                           path=spec)

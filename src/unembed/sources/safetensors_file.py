@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._storage import to_storage
 from unembed.sources.dtypes import ST_CODES, code_of_name, storage_name
 from unembed.sources.matrix_file import MatrixFile, first_line
@@ -49,7 +49,7 @@ def safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
                 raise ValueError(f"tensor {name!r} has data offsets that do not fit")
             out[str(name)] = {"dtype": st, "shape": shape, "offset": 8 + n + int(a)}
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, OSError) as e:
-        raise fail(f"{path}: not a readable safetensors file ({e}).") from None
+        raise UnembedError(f"not a readable safetensors file ({e}).", path=path) from None
     return out
 
 
@@ -69,9 +69,9 @@ def pick_tensor(names: list[str], tensor: str | None, path: Path,
                 ndim: int) -> str:
     if tensor is not None:
         if tensor not in names:
-            raise fail(f"{path}: no tensor named {tensor!r}; it holds "
-                       f"{', '.join(repr(n) for n in names[:12])}"
-                       f"{' ...' if len(names) > 12 else ''}.")
+            raise UnembedError(f"no tensor named {tensor!r}; it holds "
+                               f"{', '.join(repr(n) for n in names[:12])}"
+                               f"{' ...' if len(names) > 12 else ''}.", path=path)
         return tensor
     cands = [n for n in names if len(shapes[n]) == ndim]
     if len(cands) == 1:
@@ -80,11 +80,13 @@ def pick_tensor(names: list[str], tensor: str | None, path: Path,
     from unembed.sources.tl_config import config_path
 
     if config_path(path).is_file():  # written by an export of a TransformerLens model
-        raise fail(f"{path}: a TransformerLens state dict ({config_path(path).name}, its "
-                   f"config, is beside it): read the model with --as transformer-lens, or "
-                   f"name one of its {len(cands)} {kind} tensors as {path}:NAME.")
-    raise fail(f"{path}: holds {len(cands)} {kind} tensors "
-               f"({', '.join(repr(n) for n in cands[:12])}); name one as {path}:NAME.")
+        raise UnembedError(f"a TransformerLens state dict ({config_path(path).name}, its "
+                           f"config, is beside it): read the model with --as transformer-lens, or "
+                           f"name one of its {len(cands)} {kind} tensors as {path}:NAME.",
+                           path=path)
+    raise UnembedError(f"holds {len(cands)} {kind} tensors "
+                       f"({', '.join(repr(n) for n in cands[:12])}); name one as {path}:NAME.",
+                       path=path)
 
 
 #: The most bytes a safetensors header may hold (the format's own limit).
@@ -97,19 +99,19 @@ def check_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
     and every tensor's bytes inside the file. Returns the header."""
     import struct
 
-    from unembed._checks import file_error, regular_file
+    from unembed._checks import UnembedError, regular_file
 
     p = regular_file(path, "safetensors file")
     size = p.stat().st_size
     with open(p, "rb") as fh:
         head = fh.read(8)
         if len(head) < 8:
-            raise file_error(p, "not a readable safetensors file (shorter than its 8-byte header "
-                                "length).")
+            raise UnembedError("not a readable safetensors file (shorter than its 8-byte header "
+                                "length).", path=p)
         (n,) = struct.unpack("<Q", head)
         if n > _MAX_ST_HEADER or 8 + n > size:
-            raise file_error(p, f"not a readable safetensors file (header length {n} for a file of "
-                                f"{size} bytes).")
+            raise UnembedError(f"not a readable safetensors file (header length {n} for a file of "
+                                f"{size} bytes).", path=p)
         raw = fh.read(n)
     dupes: list[str] = []
 
@@ -124,13 +126,14 @@ def check_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=pairs)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise file_error(p, f"not a readable safetensors file (its header is not valid JSON: "
-                            f"{first_line(e)}).") from None
+        raise UnembedError(f"not a readable safetensors file (its header is not valid JSON: "
+                            f"{first_line(e)}).", path=p) from None
     if not isinstance(header, dict):
-        raise file_error(p, "not a readable safetensors file (its header is not a JSON object).")
+        raise UnembedError("not a readable safetensors file (its header is not a JSON object).",
+                           path=p)
     if dupes:
-        raise file_error(p, f"its header names the tensor {dupes[0]!r} twice; refused (which "
-                            f"one is meant is not known).")
+        raise UnembedError(f"its header names the tensor {dupes[0]!r} twice; refused (which "
+                            f"one is meant is not known).", path=p)
     data = size - 8 - n
     for k, v in header.items():
         if k == "__metadata__":
@@ -139,8 +142,8 @@ def check_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
         if (not isinstance(offs, list) or len(offs) != 2
                 or not all(isinstance(o, int) and not isinstance(o, bool) for o in offs)
                 or not 0 <= offs[0] <= offs[1] <= data):
-            raise file_error(p, f"the header's entry for {k!r} does not locate its bytes "
-                                f"inside the file ({data} bytes of data).")
+            raise UnembedError(f"the header's entry for {k!r} does not locate its bytes "
+                                f"inside the file ({data} bytes of data).", path=p)
         _check_st_shape(p, k, v, offs[1] - offs[0])
     return header
 
@@ -149,19 +152,19 @@ def _check_st_shape(p: Path, name: str, entry: dict[str, Any], n_bytes: int) -> 
     """A header entry's shape (non-negative integers) times its dtype's size must be the
     bytes its offsets give it (exact integers: an enormous shape is refused here, not
     overflowed later)."""
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
 
     shape, code = entry.get("shape"), entry.get("dtype")
     if not isinstance(shape, list) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
-        raise file_error(p, f"the header's shape of {name!r} is not a list of non-negative "
-                            f"integers. Got {str(shape)[:80]}.")
+        raise UnembedError(f"the header's shape of {name!r} is not a list of non-negative "
+                            f"integers. Got {str(shape)[:80]}.", path=p)
     item = ST_CODES[str(code)].itemsize if str(code) in ST_CODES else None
     if item is None:
         return  # a dtype unembed does not read: refused by name where the tensor is read
     if math.prod(shape) * item != n_bytes:
-        raise file_error(p, f"the header gives {name!r} the shape {str(shape)[:80]} of "
-                            f"{code}, which is not the {n_bytes} bytes its offsets span.")
+        raise UnembedError(f"the header gives {name!r} the shape {str(shape)[:80]} of "
+                            f"{code}, which is not the {n_bytes} bytes its offsets span.", path=p)
 
 
 def write_safetensors_blocks(source: MatrixFile, tmp: Path, values: NDArray[np.float64],
@@ -226,7 +229,7 @@ def _write_safetensors_retyped(source: MatrixFile, tmp: Path, values: NDArray[np
                 while left:
                     piece = src.read(min(left, 1 << 24))
                     if not piece:
-                        raise fail(f"{path}: truncated (a tensor's data ends early).")
+                        raise UnembedError("truncated (a tensor's data ends early).", path=path)
                     out.write(piece)
                     left -= len(piece)
                 continue

@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 
 if TYPE_CHECKING:
     from unembed.sources.base import LoadedModel
@@ -86,23 +86,26 @@ def read_labels_spec(spec: str | os.PathLike[str], n_rows: int) -> list[str]:
 
         check_tree(p, "tokenizer directory")  # its links stay inside, no device or pipe
         if not _is_tokenizer_dir(p):
-            raise fail(f"{p}: a directory without a tokenizer (no {', '.join(_TOKENIZER_FILES)}"
-                       f"); --labels takes a labels file or a tokenizer directory.")
+            raise UnembedError("a directory without a tokenizer (no "
+                               f"{', '.join(_TOKENIZER_FILES)}"
+                               f"); --labels takes a labels file or a tokenizer directory.", path=p)
         try:
             from transformers import AutoTokenizer
         except ImportError:
-            raise fail(f"{p}: reading a tokenizer needs transformers: pip install "
-                       f"'unembed[hf]'.") from None
+            raise UnembedError("reading a tokenizer needs transformers: pip install "
+                               "'unembed[hf]'.", path=p) from None
         check_tokenizer_config(p)  # names no file outside it
         try:
             tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         except (OSError, ValueError, TypeError, KeyError) as e:
-            raise fail(f"{p}: not a readable tokenizer ({type(e).__name__}).") from None
+            raise UnembedError(f"not a readable tokenizer ({type(e).__name__}).", path=p) from None
         n_special = len(set(tok.all_special_tokens))
         if len(tok) <= n_special:  # transformers builds one from the config alone
-            raise fail(f"{p}: the tokenizer has no vocabulary (only its {n_special} special "
-                       f"tokens); --labels takes a labels file or a tokenizer directory with "
-                       f"its vocabulary.")
+            raise UnembedError(f"the tokenizer has no vocabulary (only its {n_special} "
+                               f"special "
+                               f"tokens); --labels takes a labels file or a tokenizer directory "
+                               f"with "
+                               f"its vocabulary.", path=p)
         from unembed.sources.hf_lm import readable_labels
 
         return list(readable_labels(tok, n_rows))

@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed import _reprs
-from unembed._checks import fail
+from unembed._checks import UnembedError
+from unembed.errors import Setting
 from unembed.head import Head
+from unembed.sources._repr import model_html, model_repr
 from unembed.sources.base import HeadModel
 
 __all__ = ["SklearnModel", "is_sklearn_estimator", "load_sklearn", "read_pickle"]
@@ -48,10 +49,11 @@ def read_pickle(path: str | os.PathLike[str], *, trust_pickle: bool) -> Any:
     """Unpickle an estimator, only when the caller says they trust the file."""
     p = Path(path)
     if not trust_pickle:
-        raise fail(f"{p}: loading a pickle runs code from the file; pass trust_pickle=True "
-                   f"(--trust-pickle) only if you trust where it came from.")
+        raise UnembedError(("loading a pickle runs code from the file; pass ",
+                            Setting("trust_pickle=True", "--trust-pickle"),
+                            " only if you trust where it came from."), path=p)
     if not p.is_file():
-        raise fail(f"{p}: no such file.")
+        raise UnembedError("no such file.", path=p)
     try:
         if p.suffix == ".joblib":
             import joblib
@@ -60,14 +62,15 @@ def read_pickle(path: str | os.PathLike[str], *, trust_pickle: bool) -> Any:
         with open(p, "rb") as fh:
             return pickle.load(fh)  # the caller trusts the file
     except Exception as e:
-        raise fail(f"{p}: not a readable pickle ({type(e).__name__}: {e}).") from None
+        raise UnembedError(f"not a readable pickle ({type(e).__name__}: {e}).", path=p) from None
 
 
 def _binary_rows(est: Any, name: str) -> tuple[NDArray[np.float64], float]:
     coef = np.asarray(getattr(est, "coef_", None), dtype=np.float64)
     if coef.ndim != 2 or coef.shape[0] != 1:
-        raise fail(f"{name}: expected a binary linear model with coef_ of shape (1, d). Got "
-                   f"{type(est).__name__} with coef_ shape {coef.shape}.")
+        raise UnembedError(f"{name}: expected a binary linear model with coef_ of shape (1, d). "
+                           f"Got "
+                           f"{type(est).__name__} with coef_ shape {coef.shape}.")
     return coef[0], float(np.ravel(getattr(est, "intercept_", [0.0]))[0])
 
 
@@ -85,8 +88,8 @@ class SklearnModel(HeadModel):
     """
 
     kind = "sklearn"
-    __repr__ = _reprs.model_repr
-    _repr_html_ = _reprs.model_html
+    __repr__ = model_repr
+    _repr_html_ = model_html
 
     def __init__(self, estimator: Any, *, labels: Any = None, source: str = "estimator",
                  strict: bool = True) -> None:
@@ -123,14 +126,16 @@ class SklearnModel(HeadModel):
             b = np.array([c for _, c in rows])
             labels = tuple(str(c) for c in est.classes_)
             if len(rows) == 1:
-                raise fail(f"{name}: a one-vs-rest model over two classes has a single row; "
-                           f"fit the binary estimator directly.")
+                raise UnembedError(f"{name}: a one-vs-rest model over two classes has a single "
+                                   f"row; "
+                                   f"fit the binary estimator directly.")
             return W, b, "sigmoid", "ovr", labels, "one-vs-rest: each row is one class's own " \
                 "binary logit (predict_proba normalises their sigmoids)"
         if not hasattr(est, "coef_") or not hasattr(est, "classes_"):
-            raise fail(f"cannot read a head from a {name}: expected a fitted linear classifier "
-                       f"(coef_, intercept_, classes_), a OneVsRestClassifier or a "
-                       f"MultiOutputClassifier of them.")
+            raise UnembedError(f"cannot read a head from a {name}: expected a fitted linear "
+                               f"classifier "
+                               f"(coef_, intercept_, classes_), a OneVsRestClassifier or a "
+                               f"MultiOutputClassifier of them.")
         coef = np.asarray(est.coef_, dtype=np.float64)
         intercept = np.broadcast_to(np.asarray(getattr(est, "intercept_", 0.0), np.float64),
                                     (coef.shape[0],)).copy()
@@ -140,7 +145,8 @@ class SklearnModel(HeadModel):
             return (np.stack([-w / 2, w / 2]), np.array([-c / 2, c / 2]), "softmax", "binary",
                     classes, _BINARY_NOTE)
         if coef.shape[0] != len(classes):
-            raise fail(f"{name}: coef_ has {coef.shape[0]} rows for {len(classes)} classes.")
+            raise UnembedError(f"{name}: coef_ has {coef.shape[0]} rows for {len(classes)} "
+                               f"classes.")
         multinomial = name in ("LogisticRegression", "LogisticRegressionCV") and getattr(
             est, "multi_class", "multinomial") != "ovr" and getattr(est, "solver", "") != \
             "liblinear"
@@ -154,8 +160,8 @@ class SklearnModel(HeadModel):
         """The features themselves, (n, d) float64."""
         X = np.asarray(inputs, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.head.d:
-            raise fail(f"The 'inputs' argument must have shape (n, {self.head.d}) (features). "
-                       f"Got shape {X.shape} instead.")
+            raise UnembedError(f"must have shape (n, {self.head.d}) (features). "
+                               f"Got shape {X.shape} instead.", argument="inputs")
         return X
 
     def model_logits(self, inputs: Any) -> NDArray[np.float64]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from unembed._checks import file_error, read_json
+from unembed._checks import UnembedError, read_json
 from unembed._dependency_errors import reading
 
 __all__ = ["check_pipeline_files"]
@@ -31,21 +31,22 @@ def _version_note(meta_path: Path, wanted: Any, installed: str) -> str | None:
     if wanted is None:
         return None
     if not isinstance(wanted, str):
-        raise file_error(meta_path, f"its \"spacy_version\" must be a version range such as "
-                                    f"\">=3.8.0,<3.9.0\". Got {wanted!r}.")
+        raise UnembedError(f"its \"spacy_version\" must be a version range such as "
+                                    f"\">=3.8.0,<3.9.0\". Got {wanted!r}.", path=meta_path)
     try:
         spec = SpecifierSet(wanted)
     except InvalidSpecifier:
-        raise file_error(meta_path, f"its \"spacy_version\" {wanted!r} is not a version "
-                                    f"range.") from None
+        raise UnembedError(f"its \"spacy_version\" {wanted!r} is not a version "
+                                    f"range.", path=meta_path) from None
     have = Version(installed)
     if spec.contains(have, prereleases=True):
         return None
     major = have.major
     if not any(spec.contains(f"{major}.{minor}.{patch}", prereleases=True)
                for minor in range(100) for patch in (0, 99)):
-        raise file_error(meta_path, f"the pipeline was made for spaCy {wanted}; the installed "
-                                    f"spaCy is {installed}, another major version; refused.")
+        raise UnembedError(f"the pipeline was made for spaCy {wanted}; the installed "
+                                    f"spaCy is {installed}, another major version; refused.",
+                           path=meta_path)
     return (f"the pipeline was made for spaCy {wanted}, read with {installed} (same major "
             f"version)")
 
@@ -59,7 +60,7 @@ def check_pipeline_files(path: Path) -> list[str]:
     meta_path, cfg_path = path / "meta.json", path / "config.cfg"
     meta = read_json(meta_path, "spaCy meta.json")
     if not isinstance(meta, dict):
-        raise file_error(meta_path, "not a JSON object (a spaCy pipeline's meta).")
+        raise UnembedError("not a JSON object (a spaCy pipeline's meta).", path=meta_path)
     notes: list[str] = []
     note = _version_note(meta_path, meta.get("spacy_version"), str(spacy.__version__))
     if note is not None:
@@ -69,13 +70,13 @@ def check_pipeline_files(path: Path) -> list[str]:
     nlp = config.get("nlp")
     lang = nlp.get("lang") if isinstance(nlp, dict) else None
     if not isinstance(lang, str) or not lang:
-        raise file_error(cfg_path, f"its [nlp] section must name a language (lang = \"en\"). "
-                                   f"Got {lang!r}.")
+        raise UnembedError(f"its [nlp] section must name a language (lang = \"en\"). "
+                                   f"Got {lang!r}.", path=cfg_path)
     try:
         util.get_lang_class(lang)
     except ImportError:
-        raise file_error(cfg_path, f"[nlp] lang = {lang!r} is not a language spaCy "
-                                   f"{spacy.__version__} has.") from None
+        raise UnembedError(f"[nlp] lang = {lang!r} is not a language spaCy "
+                                   f"{spacy.__version__} has.", path=cfg_path) from None
     return notes
 
 
@@ -97,6 +98,6 @@ def load_pipeline(path: Path) -> tuple[Any, list[str]]:
             nlp = read_pipeline(path)  # nothing outside path read, no pickled code run
     except (OSError, ValueError, KeyError) as e:
         text = " ".join(str(e).split())[:200]
-        raise file_error(path, f"not a loadable spaCy pipeline ({type(e).__name__}: "
-                               f"{text}).") from None
+        raise UnembedError(f"not a loadable spaCy pipeline ({type(e).__name__}: "
+                               f"{text}).", path=path) from None
     return nlp, notes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 
 __all__ = ["BEAM", "READ", "TAGGERS", "TRANSITION", "factory", "is_spacy_dir",
            "is_spacy_language", "pick_component"]
@@ -44,18 +44,21 @@ def pick_component(nlp: Any, component: str | None, where: str) -> str:
     names = list(nlp.pipe_names)
     if component is not None:
         if component not in names:
-            raise fail(f"{where}: no component {component!r} in the pipeline (it has "
-                       f"{', '.join(names) or 'none'}).")
+            raise UnembedError(f"{where}: no component {component!r} in the pipeline (it has "
+                               f"{', '.join(names) or 'none'}).")
         fac = factory(nlp, component)
         if fac in BEAM:
-            raise fail(f"{where}: component {component!r} ({fac}) parses with beam search: "
-                       f"which parser states are scored depends on the beam, so there is no "
-                       f"one hidden state per decision; unembed reads greedy parsers and NER "
-                       f"(beam_width 1).")
+            raise UnembedError(f"{where}: component {component!r} ({fac}) parses with beam search: "
+                               f"which parser states are scored depends on the beam, so there is "
+                               f"no "
+                               f"one hidden state per decision; unembed reads greedy parsers and "
+                               f"NER "
+                               f"(beam_width 1).")
         if fac not in READ:
-            raise fail(f"{where}: component {component!r} ({fac}) is not read by unembed: its "
-                       f"output layer maps rows to labels in its own way; unembed reads "
-                       f"{', '.join(READ)}.")
+            raise UnembedError(f"{where}: component {component!r} ({fac}) is not read by unembed: "
+                               f"its "
+                               f"output layer maps rows to labels in its own way; unembed reads "
+                               f"{', '.join(READ)}.")
         return component
     # default: the only tagger; else the only one of the other components read
     have = ", ".join(f"{n} ({factory(nlp, n)})" for n in names) or "none"
@@ -65,7 +68,8 @@ def pick_component(nlp: Any, component: str | None, where: str) -> str:
         if len(found) == 1:
             return found[0]
         if found:
-            raise fail(f"{where}: the pipeline has several {what} ({', '.join(found)}); name "
-                       f"one (component=... / --component).")
-    raise fail(f"{where}: the pipeline has no component unembed reads (components: "
-               f"{have}); unembed reads {', '.join(READ)}.")
+            raise UnembedError(f"{where}: the pipeline has several {what} ({', '.join(found)}); "
+                               f"name "
+                               f"one (component=... / --component).")
+    raise UnembedError(f"{where}: the pipeline has no component unembed reads (components: "
+                       f"{have}); unembed reads {', '.join(READ)}.")

@@ -85,9 +85,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed import _reprs
-from unembed._checks import fail, file_error
+from unembed._checks import UnembedError
 from unembed.head import Head, logits_to_log_probs
+from unembed.sources._repr import model_html, model_repr
 from unembed.sources.spacy_components import (
     TRANSITION,
     factory,
@@ -121,8 +121,8 @@ class _Pipe:
             inputs = [inputs]
         if not isinstance(inputs, (list, tuple)) or not all(isinstance(x, (str, Doc))
                                                             for x in inputs):
-            raise fail("The 'inputs' argument of a spaCy component must be text, a list of texts "
-                       "or spaCy Docs.")
+            raise UnembedError("must be text, a list of texts or spaCy Docs.",
+                               argument="inputs", function="a spaCy component")
         docs = [x if isinstance(x, Doc) else self.nlp.make_doc(x) for x in inputs]
         for name, proc in self.nlp.pipeline:
             if name == self.component:
@@ -136,8 +136,8 @@ class _Pipe:
 
     def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
         """Refused: a pipeline takes texts, and random texts would say nothing."""
-        raise fail(f"a spaCy {self.component} takes texts and cannot draw random inputs; "
-                   f"pass the inputs.")
+        raise UnembedError(f"a spaCy {self.component} takes texts and cannot draw random inputs; "
+                           f"pass the inputs.")
 
     def model_logits(self, inputs: Any) -> NDArray[np.float64]:
         """The component's own scores (n, V), float64."""
@@ -164,8 +164,8 @@ class SpacyTagger(_Pipe):
     """
 
     kind = "spacy"
-    __repr__ = _reprs.model_repr
-    _repr_html_ = _reprs.model_html
+    __repr__ = model_repr
+    _repr_html_ = model_html
 
     def __init__(self, nlp: Any, component: str, *, source: str, strict: bool = True) -> None:
         self.nlp = nlp
@@ -177,8 +177,10 @@ class SpacyTagger(_Pipe):
         out = last.layers[0] if last is not None and last.name.startswith("with_array") \
             and last.layers else last
         if out is None or out.name != "softmax" or not out.has_param("W"):
-            raise fail(f"{source}: the component {component!r} does not end in a Softmax layer "
-                       f"(its model is {model.name[-80:]!r}); cannot read its head exactly.")
+            raise UnembedError(f"{source}: the component {component!r} does not end in a Softmax "
+                               f"layer "
+                               f"(its model is {model.name[-80:]!r}); cannot read its head "
+                               f"exactly.")
         assert last is not None
         self.out = out
         self.last: Any = last
@@ -189,8 +191,9 @@ class SpacyTagger(_Pipe):
         b = np.asarray(out.get_param("b"))
         labels = tuple(str(x) for x in pipe.labels)
         if W.shape[0] != len(labels):
-            raise fail(f"{source}: the component {component!r} has {len(labels)} labels but its "
-                       f"output layer has {W.shape[0]} rows.")
+            raise UnembedError(f"{source}: the component {component!r} has {len(labels)} labels "
+                               f"but its "
+                               f"output layer has {W.shape[0]} rows.")
         self.dtype = str(W.dtype)
         meta = {"family": f"spacy {factory(nlp, component)}",
                 "component": component, "architecture": model.name[-40:],
@@ -253,8 +256,8 @@ class SpacyTagger(_Pipe):
         import copy
 
         if head.W.shape != self.head.W.shape:
-            raise fail(f"The new head has shape {head.W.shape}; this tagger's is "
-                       f"{self.head.W.shape}.")
+            raise UnembedError(f"The new head has shape {head.W.shape}; this tagger's is "
+                               f"{self.head.W.shape}.")
         nlp = copy.deepcopy(self.nlp)
         last = nlp.get_pipe(self.component).model.layers[-1]
         out = last.layers[0] if last.name.startswith("with_array") else last
@@ -282,8 +285,8 @@ class SpacyTransition(_Pipe):
     """
 
     kind = "spacy"
-    __repr__ = _reprs.model_repr
-    _repr_html_ = _reprs.model_html
+    __repr__ = model_repr
+    _repr_html_ = model_html
 
     def __init__(self, nlp: Any, component: str, *, source: str, strict: bool = True) -> None:
         self.nlp = nlp
@@ -293,30 +296,36 @@ class SpacyTransition(_Pipe):
         where = f"{source}: component {component!r}"
         model = pipe.model
         if int(pipe.cfg.get("beam_width", 1)) != 1:
-            raise fail(f"{where} parses with beam search (beam_width "
-                       f"{pipe.cfg.get('beam_width')}): which states are scored depends on the "
-                       f"beam, so there is no one hidden state per decision; not read.")
+            raise UnembedError(f"{where} parses with beam search (beam_width "
+                               f"{pipe.cfg.get('beam_width')}): which states are scored depends "
+                               f"on the "
+                               f"beam, so there is no one hidden state per decision; not read.")
         if model.name != "parser_model" or not model.attrs.get("has_upper", False):
-            raise fail(f"{where} has no upper layer (use_upper = false): its action scores are "
-                       f"the lower layer's maxout output itself, not a linear layer over a "
-                       f"hidden state; not read.")
+            raise UnembedError(f"{where} has no upper layer (use_upper = false): its action "
+                               f"scores are "
+                               f"the lower layer's maxout output itself, not a linear layer over a "
+                               f"hidden state; not read.")
         lower, upper = model.get_ref("lower"), model.get_ref("upper")
         n_pieces = int(lower.get_dim("nP")) if lower.has_dim("nP") else 1
         if n_pieces < 2:
-            raise fail(f"{where} has maxout_pieces = 1: spaCy 3.8's greedy parse feeds the upper "
-                       f"layer the summed features as they are, its Python step model (beam "
-                       f"search, training) their ReLU, so the hidden state is not one thing; "
-                       f"not read.")
+            raise UnembedError(f"{where} has maxout_pieces = 1: spaCy 3.8's greedy parse feeds "
+                               f"the upper "
+                               f"layer the summed features as they are, its Python step model "
+                               f"(beam "
+                               f"search, training) their ReLU, so the hidden state is not one "
+                               f"thing; "
+                               f"not read.")
         if upper.name != "linear" or not upper.has_param("W"):
-            raise fail(f"{where}: the upper layer is {upper.name!r}, not a thinc Linear; cannot "
-                       f"read its head exactly.")
+            raise UnembedError(f"{where}: the upper layer is {upper.name!r}, not a thinc Linear; "
+                               f"cannot "
+                               f"read its head exactly.")
         self.upper = upper
         W = np.asarray(upper.get_param("W"))
         b = np.asarray(upper.get_param("b"))
         n_moves = int(pipe.moves.n_moves)
         if W.shape[0] != n_moves:
-            raise fail(f"{where} has {n_moves} moves but its upper layer has {W.shape[0]} "
-                       f"rows.")
+            raise UnembedError(f"{where} has {n_moves} moves but its upper layer has {W.shape[0]} "
+                               f"rows.")
         unseen = sorted(int(i) for i in model.attrs.get("unseen_classes", ()))
         self.moves = tuple(i for i in range(n_moves) if i not in set(unseen))
         names = [str(pipe.moves.get_class_name(i)) for i in range(n_moves)]
@@ -413,9 +422,10 @@ class SpacyTransition(_Pipe):
         attrs = ["HEAD", "DEP", "ENT_IOB", "ENT_TYPE"]
         for a, t in zip(mine, theirs, strict=True):
             if not np.array_equal(a.to_array(attrs), t.to_array(attrs)):
-                raise fail(f"{self.source}: the parse from the scores read here differs from "
-                           f"the one spaCy's component {self.component!r} produces (on "
-                           f"{a.text[:60]!r}); refused rather than read wrongly.")
+                raise UnembedError(f"{self.source}: the parse from the scores read here differs "
+                                   f"from "
+                                   f"the one spaCy's component {self.component!r} produces (on "
+                                   f"{a.text[:60]!r}); refused rather than read wrongly.")
         self._verified = True
 
     def layer_logits(self, h: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -429,8 +439,8 @@ class SpacyTransition(_Pipe):
         import copy
 
         if head.W.shape != self.head.W.shape:
-            raise fail(f"The new head has shape {head.W.shape}; this action layer's is "
-                       f"{self.head.W.shape}.")
+            raise UnembedError(f"The new head has shape {head.W.shape}; this action layer's is "
+                               f"{self.head.W.shape}.")
         nlp = copy.deepcopy(self.nlp)
         upper = nlp.get_pipe(self.component).model.get_ref("upper")
         dt = np.dtype(self.dtype)
@@ -462,8 +472,8 @@ def _decoded(path: Path, fh: Any) -> Iterator[str]:
             n += 1
             yield line
     except UnicodeDecodeError as e:
-        raise file_error(path, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} on or after "
-                               f"line {n + 1}).") from None
+        raise UnembedError(f"not UTF-8 text (byte 0x{e.object[e.start]:02x} on or after "
+                               f"line {n + 1}).", path=path) from None
 
 
 class SpacyTexts:
@@ -472,9 +482,9 @@ class SpacyTexts:
 
     def __init__(self, path: Path, model: _Pipe, *, max_inputs: int | None = None) -> None:
         if not path.is_file():
-            raise fail(f"{path}: no such data file.")
+            raise UnembedError("no such data file.", path=path)
         if path.stat().st_size == 0:
-            raise file_error(path, "an empty data file; it holds no text.")
+            raise UnembedError("an empty data file; it holds no text.", path=path)
         self.path = path
         self.model = model
         self.max_inputs = max_inputs
@@ -487,19 +497,21 @@ class SpacyTexts:
                 if not line.strip():
                     continue
                 if len(line) > self.model.nlp.max_length:
-                    raise file_error(self.path, f"line {lineno} has {len(line)} characters, "
+                    raise UnembedError(f"line {lineno} has {len(line)} characters, "
                                                 f"more than spaCy's max_length "
-                                                f"({self.model.nlp.max_length}).")
+                                                f"({self.model.nlp.max_length}).", path=self.path)
                 if self.max_inputs is not None and n >= self.max_inputs:
                     return
                 if jsonl:
                     try:
                         rec = json.loads(line)
                     except json.JSONDecodeError as e:
-                        raise fail(f"{self.path}: line {lineno} is not valid JSON ({e}).") \
+                        raise UnembedError(f"line {lineno} is not valid JSON ({e}).",
+                                           path=self.path) \
                             from None
                     if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-                        raise fail(f"{self.path}: line {lineno} has no string field 'text'.")
+                        raise UnembedError(f"line {lineno} has no string field "
+                                           f"'text'.", path=self.path)
                     yield rec["text"]
                 else:
                     yield line.rstrip("\n")

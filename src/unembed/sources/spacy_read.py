@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from unembed._checks import UnembedError, fail, file_error, read_text
+from unembed._checks import UnembedError, read_text
 from unembed.sources._paths import boundary, check_tree
 
 __all__ = ["read_pipeline"]
@@ -124,13 +124,14 @@ def _weights_only_torch(where: Path) -> Iterator[None]:
         try:
             return orig_load(f, map_location=map_location, weights_only=True, **kw)
         except pickle.UnpicklingError:
-            raise file_error(where, "a torch-based layer's weights hold pickled objects "
+            raise UnembedError("a torch-based layer's weights hold pickled objects "
                                     "other than tensors, which unembed does not unpickle "
-                                    "(torch.load with weights_only=True); refused.") from None
+                                    "(torch.load with weights_only=True); refused.",
+                               path=where) from None
 
     def jit_load(*args: Any, **kw: Any) -> Any:
-        raise file_error(where, "a layer is TorchScript (torch.jit.load runs the program it "
-                                "holds), which unembed does not load; refused.")
+        raise UnembedError("a layer is TorchScript (torch.jit.load runs the program it "
+                                "holds), which unembed does not load; refused.", path=where)
 
     saved = os.environ.pop(_ENV, None)
     torch.load, torch.jit.load = load, jit_load
@@ -160,10 +161,10 @@ def _refuse_sourced(path: Path) -> None:
         return
     for name, block in components.items():
         if isinstance(block, dict) and "source" in block:
-            raise file_error(cfg_file, f"the component {name!r} is sourced from another "
+            raise UnembedError(f"the component {name!r} is sourced from another "
                                        f"pipeline ({str(block['source'])[:80]!r}), which spaCy "
                                        f"would read from there; unembed reads only the "
-                                       f"directory named. Refused.")
+                                       f"directory named. Refused.", path=cfg_file)
 
 
 def read_pipeline(path: Path) -> Any:
@@ -183,6 +184,7 @@ def read_pipeline(path: Path) -> Any:
                 raise
             nlp = None
         if _REFUSED:  # refused even where spaCy caught the error and went on
-            raise fail(f"{path}: reading the pipeline would open {_REFUSED[0]}, outside the "
-                       f"directory named and the installed software; refused.")
+            raise UnembedError(f"reading the pipeline would open {_REFUSED[0]}, outside "
+                               f"the "
+                               f"directory named and the installed software; refused.", path=path)
         return nlp

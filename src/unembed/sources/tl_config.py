@@ -28,7 +28,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from unembed._checks import UnembedError, file_error
+from unembed._checks import UnembedError
 
 __all__ = ["CONFIG_FORMAT", "STATE_DICT_SUFFIXES", "check_against_state_dict", "check_fields",
            "config_path"]
@@ -105,25 +105,26 @@ def check_fields(path: Path, fields: dict[str, Any], config_class: Any) -> None:
     known = {f.name for f in dataclasses.fields(config_class)}
     for name, value in fields.items():
         if name not in known:
-            raise file_error(path, f"its config has the field {name!r}, which a "
-                                   f"HookedTransformerConfig does not have; refused.")
+            raise UnembedError(f"its config has the field {name!r}, which a "
+                                   f"HookedTransformerConfig does not have; refused.", path=path)
         if name == "dtype":
             continue
         if not _fits(value, hints[name]):
-            raise file_error(path, f"its config's {name} must be {_type_name(hints[name])}. "
-                                   f"Got {value!r}.")
+            raise UnembedError(f"its config's {name} must be {_type_name(hints[name])}. "
+                                   f"Got {value!r}.", path=path)
         if name in CHOICES and value not in CHOICES[name]:
-            raise file_error(path, f"its config's {name} must be one of "
+            raise UnembedError(f"its config's {name} must be one of "
                                    f"{', '.join(repr(c) for c in CHOICES[name])}. Got "
-                                   f"{value!r}.")
+                                   f"{value!r}.", path=path)
     act = fields.get("act_fn")
     if act is not None and act not in SUPPORTED_ACTIVATIONS:
-        raise file_error(path, f"its config's act_fn must be one of "
-                               f"{', '.join(sorted(SUPPORTED_ACTIVATIONS))}. Got {act!r}.")
+        raise UnembedError(f"its config's act_fn must be one of "
+                               f"{', '.join(sorted(SUPPORTED_ACTIVATIONS))}. Got {act!r}.",
+                           path=path)
     for name in SIZES:
         if name in fields and fields[name] < 1:
-            raise file_error(path, f"its config's {name} must be at least 1. Got "
-                                   f"{fields[name]!r}.")
+            raise UnembedError(f"its config's {name} must be at least 1. Got "
+                                   f"{fields[name]!r}.", path=path)
 
 
 _BLOCK = re.compile(r"^blocks\.(\d+)\.")
@@ -135,8 +136,9 @@ def check_against_state_dict(path: Path, cfg: Any, shapes: dict[str, tuple[int, 
     config that asks for more than the state dict holds builds nothing."""
 
     def refuse(field: str, says: object, shows: object, key: str) -> UnembedError:
-        return file_error(path, f"its config's {field} is {says!r}, but the state dict's "
-                                f"{key} shows {shows}; refused before building the model.")
+        return UnembedError(f"its config's {field} is {says!r}, but the state dict's "
+                                f"{key} shows {shows}; refused before building the model.",
+                            path=path)
 
     want: list[tuple[str, int, str, int]] = []  # (field, value, tensor, axis)
     d_vocab_out = cfg.d_vocab_out if cfg.d_vocab_out > 0 else cfg.d_vocab
@@ -155,8 +157,9 @@ def check_against_state_dict(path: Path, cfg: Any, shapes: dict[str, tuple[int, 
         if shape is None:
             if key.startswith("blocks.0."):
                 continue  # another layout of the block (experts, ...): compared after building
-            raise file_error(path, f"its config describes a model with {key}, which the "
-                                   f"state dict lacks; refused before building the model.")
+            raise UnembedError(f"its config describes a model with {key}, which the "
+                                   f"state dict lacks; refused before building the model.",
+                               path=path)
         if len(shape) <= axis or shape[axis] != value:
             shows = f"shape {shape}" if len(shape) <= axis else shape[axis]
             raise refuse(field, value, shows, f"{key} (axis {axis})")

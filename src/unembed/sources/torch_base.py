@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed import _reprs
-from unembed._checks import UnembedError, fail
+from unembed._checks import UnembedError
 from unembed.bounds import HiddenBound, Rows, norm_box
 from unembed.head import Head, Link
+from unembed.sources._repr import model_html, model_repr
 from unembed.sources._torch import (
     FinalNorm,
     as_f64,
@@ -108,7 +108,7 @@ def head_through_norm(raw_W: NDArray[Any], raw_b: NDArray[np.float64] | None,
     reason: str | None = "none known"
     if rows == "folded":
         if norm is None:
-            raise fail("folded rows need a final norm right before the head.")
+            raise UnembedError("folded rows need a final norm right before the head.")
         W = raw_W * norm.gain[None, :]
         if norm.shift is not None:
             b = raw_W @ norm.shift + (0.0 if b is None else b)
@@ -134,8 +134,9 @@ def head_through_norm(raw_W: NDArray[Any], raw_b: NDArray[np.float64] | None,
 def refuse_fold(where: object, what: str, head: str = "head") -> UnembedError:
     """The one refusal of ``fold=True`` for a model without a final norm before its head
     (``head``: what the model calls it, "head" or "classifier")."""
-    return fail(f"{where}: {what} has no final norm right before its {head}, so there is no "
-                f"gain to fold; use the stored rows.")
+    return UnembedError(f"{where}: {what} has no final norm right before its {head}, so there is "
+                        f"no "
+                        f"gain to fold; use the stored rows.")
 
 
 def id2label_labels(config: Any, n: int) -> tuple[str, ...]:
@@ -179,8 +180,8 @@ class TorchSource:
     _device: Any = None
     _verified: bool = False
 
-    __repr__ = _reprs.model_repr
-    _repr_html_ = _reprs.model_html
+    __repr__ = model_repr
+    _repr_html_ = model_html
 
     # ------------------------------------------------------------------ to provide
     def _where(self) -> object:
@@ -262,9 +263,11 @@ class TorchSource:
         if self._verified or not len(h):
             return
         if h.shape[0] != z.shape[0]:
-            raise fail(f"{self._where()}: {h.shape[0]} hidden states reached the head but the "
-                       f"model gave {z.shape[0]} rows of logits; this architecture cannot be "
-                       f"handled exactly.")
+            raise UnembedError(f"{self._where()}: {h.shape[0]} hidden states reached the head but "
+                               f"the "
+                               f"model gave {z.shape[0]} rows of logits; this architecture cannot "
+                               f"be "
+                               f"handled exactly.")
         k = min(len(h), _CHECK_ROWS)  # a few rows: never a whole batch's (n, V) float64 copy
         check_logits_equal(self._where(), self._what(), self.head.logits(h[:k]),
                            as_f64(z[:k]), self.model_dtype or self.dtype)

@@ -32,7 +32,7 @@ def _check_legacy_storages(p: Path) -> None:
     import pickletools
     import struct
 
-    from unembed._checks import UnembedError, file_error
+    from unembed._checks import UnembedError
 
     strings = {"BINUNICODE", "SHORT_BINUNICODE", "UNICODE", "BINUNICODE8", "BINSTRING",
                "SHORT_BINSTRING", "STRING"}
@@ -81,19 +81,19 @@ def _check_legacy_storages(p: Path) -> None:
                 at = fh.tell()
                 head = fh.read(8)
                 if len(head) < 8:
-                    raise file_error(p, f"not a readable torch file (storage {k} declares "
+                    raise UnembedError(f"not a readable torch file (storage {k} declares "
                                         f"{numel} elements, but the file ends at byte {size} "
-                                        f"before its data).")
+                                        f"before its data).", path=p)
                 (count,) = struct.unpack("<q", head)
                 if count != numel:
-                    raise file_error(p, f"not a readable torch file (storage {k} declares "
+                    raise UnembedError(f"not a readable torch file (storage {k} declares "
                                         f"{numel} elements in the pickle but {count} in its "
-                                        f"data header).")
+                                        f"data header).", path=p)
                 left = size - at - 8
                 if count * es > left:
-                    raise file_error(p, f"not a readable torch file (storage {k} declares "
+                    raise UnembedError(f"not a readable torch file (storage {k} declares "
                                         f"{count} elements of {es} bytes, but the file holds "
-                                        f"only {left} bytes after its header).")
+                                        f"only {left} bytes after its header).", path=p)
                 fh.seek(count * es, 1)
     except UnembedError:
         raise
@@ -112,7 +112,7 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
 
     import torch
 
-    from unembed._checks import file_error, regular_file
+    from unembed._checks import UnembedError, regular_file
 
     p = regular_file(path, "torch checkpoint")
     with open(p, "rb") as fh:
@@ -120,11 +120,11 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
     try:
         is_zip = zipfile.is_zipfile(p)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise file_error(p, f"not a readable torch file (a damaged zip archive: "
-                            f"{first_line(e)}).") from None
+        raise UnembedError(f"not a readable torch file (a damaged zip archive: "
+                            f"{first_line(e)}).", path=p) from None
     if not is_zip and magic[:1] != b"\x80":
-        raise file_error(p, "not a readable torch file (neither a torch zip archive nor a "
-                            "legacy pickle).")
+        raise UnembedError("not a readable torch file (neither a torch zip archive nor a "
+                            "legacy pickle).", path=p)
     if not is_zip:
         _check_legacy_storages(p)
     try:
@@ -136,12 +136,12 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
         m = re.search(r"Unsupported global: (?:GLOBAL )?(\S+)", str(e))
         what = f" ({m.group(1)})" if m else ""
         if not is_zip and not m:
-            raise file_error(p, "not a weights-only torch file (a pickle that torch.save did "
+            raise UnembedError("not a weights-only torch file (a pickle that torch.save did "
                                 "not write, or one holding more than tensors and plain "
-                                "containers); unembed does not unpickle it.") from None
-        raise file_error(p, f"refused to unpickle: the file holds objects other than tensors "
+                                "containers); unembed does not unpickle it.", path=p) from None
+        raise UnembedError(f"refused to unpickle: the file holds objects other than tensors "
                             f"and plain containers{what}; unembed reads only tensors and plain "
-                            f"containers from torch files.") from None
+                            f"containers from torch files.", path=p) from None
     except Exception as e:  # damaged archive, truncated pickle, bad storage
         msg = first_line(e)
         if "%ld" in msg:  # a C format string torch did not fill in: keep the words only
@@ -150,5 +150,5 @@ def torch_load(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
             msg = "a tensor declares more elements than its storage record holds"
         if "weights_only" in msg or "pickle" in msg.lower():
             msg = "damaged or not a checkpoint"
-        raise file_error(p, f"not a readable torch file ({type(e).__name__}: {msg}).") \
+        raise UnembedError(f"not a readable torch file ({type(e).__name__}: {msg}).", path=p) \
             from None

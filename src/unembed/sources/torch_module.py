@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.head import Head, Link
 from unembed.sources._torch import logits_out, to_f64
 from unembed.sources.torch_base import TorchSource
@@ -56,16 +56,17 @@ def find_output_linear(module: Any, head_name: str | None = None,
         try:
             sub = module.get_submodule(head_name)
         except AttributeError:
-            raise fail(f"The component {head_name!r} names no submodule of this "
-                       f"{type(module).__name__}; its Linear layers are "
-                       f"{', '.join(repr(n) for n in lin) or 'none'}.") from None
+            raise UnembedError(f"The component {head_name!r} names no submodule of this "
+                               f"{type(module).__name__}; its Linear layers are "
+                               f"{', '.join(repr(n) for n in lin) or 'none'}.") from None
         if not isinstance(sub, torch.nn.Linear):
-            raise fail(f"The component {head_name!r} is a {type(sub).__name__}, not a Linear.")
+            raise UnembedError(f"The component {head_name!r} is a {type(sub).__name__}, not a "
+                               f"Linear.")
         return head_name
     if len(lin) == 1:
         return next(iter(lin))
     if not lin:
-        raise fail(f"this {type(module).__name__} has no Linear layer to read a head from.")
+        raise UnembedError(f"this {type(module).__name__} has no Linear layer to read a head from.")
     if example_input is not None:
         outs: dict[str, Any] = {}
         handles = [m.register_forward_hook(
@@ -80,9 +81,9 @@ def find_output_linear(module: Any, head_name: str | None = None,
             isinstance(y, torch.Tensor) and o.shape == y.shape and torch.equal(o, y))]
         if len(hits) == 1:
             return hits[0]
-    raise fail(f"this {type(module).__name__} has {len(lin)} Linear layers "
-               f"({', '.join(repr(n) for n in list(lin)[:8])}); name the output layer with "
-               f"load(..., component=NAME).")
+    raise UnembedError(f"this {type(module).__name__} has {len(lin)} Linear layers "
+                       f"({', '.join(repr(n) for n in list(lin)[:8])}); name the output layer with "
+                       f"load(..., component=NAME).")
 
 
 class TorchModuleModel(TorchSource):
@@ -154,15 +155,16 @@ class TorchModuleModel(TorchSource):
 
         h, y = self._captured(lambda: _call(self.module, inputs, self.layer.weight))
         if not isinstance(y, torch.Tensor) or y.shape[-1] != self.head.n_labels:
-            raise fail(f"the module's output must be a tensor of logits (..., "
-                       f"{self.head.n_labels}). Got {type(y).__name__} "
-                       f"{tuple(getattr(y, 'shape', ()))}.")
+            raise UnembedError(f"the module's output must be a tensor of logits (..., "
+                               f"{self.head.n_labels}). Got {type(y).__name__} "
+                               f"{tuple(getattr(y, 'shape', ()))}.")
         return h, logits_out(y.reshape(-1, self.head.n_labels))
 
     def random_inputs(self, n: int, length: int, *, seed: int = 0) -> Any:
         """Refused: what a module takes is its own (shapes, dtypes, meaning)."""
-        raise fail(f"a {self.family} module cannot draw random inputs (what it takes is its "
-                   f"own); pass the inputs.")
+        raise UnembedError(f"a {self.family} module cannot draw random inputs (what it takes is "
+                           f"its "
+                           f"own); pass the inputs.")
 
     def layer_logits(self, h: Any) -> NDArray[np.float64]:
         """The output Linear itself applied to hidden states h (n, d), float64 result."""

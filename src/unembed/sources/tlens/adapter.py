@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed import _reprs
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed.bounds import Rows
 from unembed.head import Head
+from unembed.sources._repr import model_html, model_repr
 from unembed.sources._torch import FinalNorm, check_logits_equal, to_f64
 from unembed.sources.torch_base import head_through_norm
 
@@ -139,8 +139,8 @@ class TLModel:
     """
 
     kind = "transformer_lens"
-    __repr__ = _reprs.model_repr
-    _repr_html_ = _reprs.model_html
+    __repr__ = model_repr
+    _repr_html_ = model_html
 
     def __init__(self, model: Any, *, strict: bool = True) -> None:
         self.model = model
@@ -199,8 +199,8 @@ class TLModel:
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (no BOS added)."""
         if self.tokenizer is None:
-            raise fail("This TransformerLens model has no tokenizer, so text cannot be "
-                       "tokenized; pass token ids instead.")
+            raise UnembedError("This TransformerLens model has no tokenizer, so text cannot be "
+                               "tokenized; pass token ids instead.")
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
     def token_limits(self) -> tuple[int, int | None]:
@@ -216,22 +216,23 @@ class TLModel:
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], str):
             seqs = [self.tokenize(t) for t in inputs]
             if len({len(s) for s in seqs}) != 1:
-                raise fail("Texts of different token lengths: pass them one at a time, or as "
-                           "token ids of shape (B, T).")
+                raise UnembedError("Texts of different token lengths: pass them one at a time, or "
+                                   "as "
+                                   "token ids of shape (B, T).")
             inputs = seqs
         arr = np.asarray(inputs)
         if arr.dtype.kind not in "iu":
-            raise fail(f"The 'inputs' argument must be text or integer token ids. Got dtype "
-                       f"{arr.dtype} instead.")
+            raise UnembedError("must be text or integer token ids. Got dtype "
+                               f"{arr.dtype} instead.", argument="inputs")
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2:
-            raise fail(f"The 'inputs' argument must have shape (T,) or (B, T). Got shape "
-                       f"{arr.shape} instead.")
+            raise UnembedError("must have shape (T,) or (B, T). Got shape "
+                               f"{arr.shape} instead.", argument="inputs")
         v = int(self.model.cfg.d_vocab)
         if arr.size and (arr.min() < 0 or arr.max() >= v):
-            raise fail(f"The 'inputs' token ids must be in [0, {v}). Got ids from "
-                       f"{arr.min()} to {arr.max()}.")
+            raise UnembedError(f"The 'inputs' token ids must be in [0, {v}). Got ids from "
+                               f"{arr.min()} to {arr.max()}.")
         return torch.from_numpy(arr.astype(np.int64))
 
     def forward(self, inputs: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -280,8 +281,8 @@ class TLModel:
         import torch
 
         if head.W.shape != self.head.W.shape:
-            raise fail(f"The new head has shape {head.W.shape}; this model's is "
-                       f"{self.head.W.shape}.")
+            raise UnembedError(f"The new head has shape {head.W.shape}; this model's is "
+                               f"{self.head.W.shape}.")
         new = copy.deepcopy(self.model)
         dt = new.W_U.dtype
         with torch.no_grad():
@@ -321,10 +322,13 @@ def _transformer_lens() -> Any:
     try:
         import transformer_lens
     except ImportError:
-        raise fail("reading a model as TransformerLens needs transformer_lens 3.x: pip install "
-                   "'unembed[lens]' and transformer_lens==3.9.0 (--no-deps).") from None
+        raise UnembedError("reading a model as TransformerLens needs transformer_lens 3.x: pip "
+                           "install "
+                           "'unembed[lens]' and transformer_lens==3.9.0 (--no-deps).") from None
     version = tl_version()
     if "HookedTransformer" not in transformer_lens.__dict__:
-        raise fail(f"transformer_lens {version} has no HookedTransformer (4.x replaced it by "
-                   f"TransformerBridge); unembed reads TransformerLens 3.x (tested: 3.9.0).")
+        raise UnembedError(f"transformer_lens {version} has no HookedTransformer (4.x replaced it "
+                           f"by "
+                           f"TransformerBridge); unembed reads TransformerLens 3.x (tested: "
+                           f"3.9.0).")
     return transformer_lens

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from unembed._checks import UnembedError, fail
+from unembed._checks import UnembedError
 from unembed._dependency_errors import reads_named_file
 from unembed._tolerance import tolerance
 from unembed.head import max_probability_gap
@@ -36,10 +36,10 @@ def official_name(name: str) -> str:
     if found is None:
         near = difflib.get_close_matches(name.lower(), list(aliases), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(aliases[n]) for n in near)}?" if near else ""
-        raise fail(f"{name}: not a model name TransformerLens knows (from_pretrained takes "
-                   f"only the {len(loading.OFFICIAL_MODEL_NAMES)} models of its table, or "
-                   f"their aliases).{hint} A local HuggingFace directory is read without "
-                   f"--as transformer-lens.")
+        raise UnembedError(f"{name}: not a model name TransformerLens knows (from_pretrained takes "
+                           f"only the {len(loading.OFFICIAL_MODEL_NAMES)} models of its table, or "
+                           f"their aliases).{hint} A local HuggingFace directory is read without "
+                           f"--as transformer-lens.")
     return str(found)
 
 
@@ -80,16 +80,17 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
     official: str | None = None
     if local.exists():
         if local.is_file():
-            raise fail(f"{name}: a file, not a model name or directory; a TransformerLens "
-                       f"state dict with its config {config_path(local).name} beside it is "
-                       f"read by load_state_dict_file.")
+            raise UnembedError(f"{name}: a file, not a model name or directory; a TransformerLens "
+                               f"state dict with its config {config_path(local).name} beside it is "
+                               f"read by load_state_dict_file.")
         if not (local / "config.json").is_file():
-            raise fail(f"{name}: --as transformer-lens takes a model name from "
-                       f"TransformerLens's table (read from the hub cache) or a local "
-                       f"HuggingFace model directory (config.json) of an architecture it "
-                       f"converts; this is neither.")
+            raise UnembedError(f"{name}: --as transformer-lens takes a model name from "
+                               f"TransformerLens's table (read from the hub cache) or a local "
+                               f"HuggingFace model directory (config.json) of an architecture it "
+                               f"converts; this is neither.")
         if revision is not None:
-            raise fail(f"{name}: --revision applies to hub names, not to a local directory.")
+            raise UnembedError(f"{name}: --revision applies to hub names, not to a local "
+                               f"directory.")
         where = local
     else:
         official = official_name(name)
@@ -126,7 +127,7 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
                 # is also the reference the conversion is checked on, at that dtype's tolerance
                 torch_dtype = getattr(torch, dtype or "float32", None)
                 if not isinstance(torch_dtype, torch.dtype):
-                    raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+                    raise UnembedError(f"--model-dtype {dtype}: not a torch dtype.")
                 hf_model = from_pretrained(tf.AutoModelForCausalLM, where, "a causal LM",
                                            dtype=torch_dtype)
                 tok = load_tokenizer(where)
@@ -142,8 +143,8 @@ def load_pretrained(name: str, *, revision: str | None = None, fold_ln: bool = T
         raise
     except Exception as e:
         text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise fail(f"{name}: TransformerLens {tl_version()} cannot build it from {where} "
-                   f"({type(e).__name__}: {text}).") from None
+        raise UnembedError(f"{name}: TransformerLens {tl_version()} cannot build it from {where} "
+                           f"({type(e).__name__}: {text}).") from None
     model.eval()
     if hf_model is not None:
         notes.append(_check_against_hf(name, model, hf_model, dtype or "float32"))
@@ -178,7 +179,7 @@ def _from_local_dir(tl: Any, path: Path, hf_model: Any, tok: Any, kw: dict[str, 
 
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
-        raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+        raise UnembedError(f"--model-dtype {dtype}: not a torch dtype.")
     cfg = loading.get_pretrained_model_config(
         str(path), hf_cfg=hf_model.config.to_dict(), fold_ln=kw["fold_ln"], device="cpu",
         dtype=torch_dtype, local_files_only=True)
@@ -213,14 +214,16 @@ def _check_against_hf(name: str, model: Any, hf_model: Any, dtype: str) -> str:
         z_tl = to_f64(model(ids))
         z_hf = to_f64(hf_model(ids).logits)
     if z_tl.shape != z_hf.shape:
-        raise fail(f"{name}: TransformerLens's conversion has logits of shape "
-                   f"{tuple(z_tl.shape)}, the HuggingFace model {tuple(z_hf.shape)}; refused.")
+        raise UnembedError(f"{name}: TransformerLens's conversion has logits of shape "
+                           f"{tuple(z_tl.shape)}, the HuggingFace model {tuple(z_hf.shape)}; "
+                           f"refused.")
     dp = max_probability_gap(z_hf.reshape(-1, v), z_tl.reshape(-1, v), "softmax")
     tol = tolerance(dtype).probability
     if not dp <= tol:
-        raise fail(f"{name}: TransformerLens's conversion does not reproduce the HuggingFace "
-                   f"model's probabilities (max |dp| = {dp:.3g} > {tol:.0e}, the {dtype} "
-                   f"tolerance); refused rather than read wrongly.")
+        raise UnembedError(f"{name}: TransformerLens's conversion does not reproduce the "
+                           f"HuggingFace "
+                           f"model's probabilities (max |dp| = {dp:.3g} > {tol:.0e}, the {dtype} "
+                           f"tolerance); refused rather than read wrongly.")
     return (f"TransformerLens's conversion checked against the HuggingFace model on "
             f"{ids.shape[0] * ids.shape[1]} positions: max |dp| = {dp:.2g}")
 
@@ -241,21 +244,23 @@ def _from_tl_format(tl: Any, official: str, snap: Any, kw: dict[str, Any], dtype
 
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
-        raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+        raise UnembedError(f"--model-dtype {dtype}: not a torch dtype.")
     cfg = loading.get_pretrained_model_config(
         official, fold_ln=kw["fold_ln"], device="cpu", dtype=torch_dtype,
         cache_dir=str(snap.cache_dir), local_files_only=True, revision=snap.commit)
     finals = sorted(p for p in snap.path.iterdir() if p.name.endswith("final.pth"))
     if not finals:
-        raise fail(f"{snap.path}: no *final.pth state dict in the snapshot (TransformerLens "
-                   f"reads its own-format models from that file).")
+        raise UnembedError(f"{snap.path}: no *final.pth state dict in the snapshot "
+                           f"(TransformerLens "
+                           f"reads its own-format models from that file).")
     try:
         sd = torch.load(finals[0], map_location="cpu", weights_only=True)
     except Exception as e:
-        raise fail(f"{finals[0]}: not a state dict of tensors readable with weights_only=True "
-                   f"({type(e).__name__}); unembed does not unpickle it.") from None
+        raise UnembedError(f"{finals[0]}: not a state dict of tensors readable with "
+                           f"weights_only=True "
+                           f"({type(e).__name__}); unembed does not unpickle it.") from None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise fail(f"{finals[0]}: not a state dict of tensors.")
+        raise UnembedError(f"{finals[0]}: not a state dict of tensors.")
     sd = {k: v.to(torch_dtype) for k, v in sd.items()}
     if cfg.original_architecture == "neel-solu-old":
         sd = loading.convert_neel_solu_old_weights(sd, cfg)
@@ -278,15 +283,15 @@ def named_tokenizer(name: object, notes: list[str], where: Path) -> Any:
     is refused: a config does not lead unembed to read files it was not given."""
     if not name:
         return None
-    from unembed._checks import file_error
+    from unembed._checks import UnembedError
     from unembed.sources import hub_cache
     from unembed.sources._paths import check_tree
     from unembed.sources.hf_dir import load_tokenizer
 
     if not isinstance(name, str) or not hub_cache.looks_like_repo_id(name):
-        raise file_error(where, f"names the tokenizer {str(name)[:80]!r}, which is not a hub "
+        raise UnembedError(f"names the tokenizer {str(name)[:80]!r}, which is not a hub "
                                 f"name (ORG/NAME); a TransformerLens config's tokenizer is read "
-                                f"from the hub cache only, never from a path; refused.")
+                                f"from the hub cache only, never from a path; refused.", path=where)
     try:
         snap = hub_cache.resolve(name)
     except UnembedError:

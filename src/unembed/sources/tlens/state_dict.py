@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from unembed._checks import fail
+from unembed._checks import UnembedError
 from unembed._dependency_errors import reads_named_file
 from unembed.sources.tl_config import CONFIG_FORMAT, STATE_DICT_SUFFIXES, config_path
 from unembed.sources.tlens.adapter import (
@@ -26,23 +26,23 @@ def _read_config(path: Path, tl: Any) -> tuple[Any, str]:
     TransformerLens version that wrote it; anything else is refused naming the file."""
     import torch
 
-    from unembed._checks import file_error, read_json
+    from unembed._checks import read_json
 
     record = read_json(path, "TransformerLens config")
     if not isinstance(record, dict) or record.get("format") != CONFIG_FORMAT:
-        raise file_error(path, f"not a config unembed wrote beside a TransformerLens state dict "
-                               f"(its \"format\" is not {CONFIG_FORMAT!r}).")
+        raise UnembedError(f"not a config unembed wrote beside a TransformerLens state dict "
+                               f"(its \"format\" is not {CONFIG_FORMAT!r}).", path=path)
     fields = record.get("config")
     if not isinstance(fields, dict):
-        raise file_error(path, "its \"config\" is not a JSON object of HookedTransformerConfig "
-                               "fields.")
+        raise UnembedError("its \"config\" is not a JSON object of HookedTransformerConfig "
+                               "fields.", path=path)
     for name in ("d_model", "d_vocab", "n_layers", "n_ctx", "dtype"):
         if name not in fields:
-            raise file_error(path, f"its config lacks the field {name!r}.")
+            raise UnembedError(f"its config lacks the field {name!r}.", path=path)
     dtype = torch.__dict__.get(str(fields["dtype"]))
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise file_error(path, f"its config's dtype {fields['dtype']!r} is not a torch floating "
-                               f"dtype.")
+        raise UnembedError(f"its config's dtype {fields['dtype']!r} is not a torch floating "
+                               f"dtype.", path=path)
     from unembed.sources.tl_config import check_fields
 
     check_fields(path, fields, tl.HookedTransformerConfig)
@@ -51,8 +51,8 @@ def _read_config(path: Path, tl: Any) -> tuple[Any, str]:
         cfg = tl.HookedTransformerConfig.from_dict(fields)
     except Exception as e:
         text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise file_error(path, f"not a HookedTransformerConfig TransformerLens {tl_version()} "
-                               f"accepts ({type(e).__name__}: {text}).") from None
+        raise UnembedError(f"not a HookedTransformerConfig TransformerLens {tl_version()} "
+                               f"accepts ({type(e).__name__}: {text}).", path=path) from None
     return cfg, str(record.get("transformer_lens", "unknown"))
 
 
@@ -61,7 +61,6 @@ def _read_state_dict(path: Path, suffix: str) -> dict[str, Any]:
     ``weights_only=True``); anything but a flat dict of named tensors is refused."""
     import torch
 
-    from unembed._checks import file_error
 
     if suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -72,7 +71,8 @@ def _read_state_dict(path: Path, suffix: str) -> dict[str, Any]:
         try:
             sd: object = load_file(str(path))
         except Exception as e:
-            raise file_error(path, f"not a readable safetensors file ({type(e).__name__}).") \
+            raise UnembedError(f"not a readable safetensors file ({type(e).__name__}).",
+                               path=path) \
                 from None
     else:
         from unembed.sources.torch_file import torch_load
@@ -80,14 +80,13 @@ def _read_state_dict(path: Path, suffix: str) -> dict[str, Any]:
         sd = torch_load(path)
     if not isinstance(sd, dict) or not sd or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
-        raise file_error(path, "not a state dict (a flat dict of named tensors).")
+        raise UnembedError("not a state dict (a flat dict of named tensors).", path=path)
     return sd
 
 
 def _check_fits(path: Path, cpath: Path, sd: dict[str, Any], model: Any, declared: Any) -> None:
     """Refuse a state dict that is not the config's model: a tensor missing or extra, of
     another shape, or a parameter stored in another dtype than the config declares."""
-    from unembed._checks import file_error
 
     want = model.state_dict()
     params = {name for name, _ in model.named_parameters()}
@@ -109,7 +108,7 @@ def _check_fits(path: Path, cpath: Path, sd: dict[str, Any], model: Any, declare
                            f"config says {str(declared).replace('torch.', '')}")
                 break
     if problem is not None:
-        raise file_error(path, f"does not fit its config {cpath.name}: {problem}; refused.")
+        raise UnembedError(f"does not fit its config {cpath.name}: {problem}; refused.", path=path)
 
 
 @reads_named_file
@@ -131,11 +130,11 @@ def load_state_dict_file(path: str | os.PathLike[str], *, dtype: str | None = No
     architecture), and a state dict that does not fit it (a tensor missing or extra, another
     shape, or parameters stored in another dtype than the config declares).
     """
-    from unembed._checks import file_error, regular_file
+    from unembed._checks import regular_file
 
     p = regular_file(path, "state dict")
     if p.suffix not in STATE_DICT_SUFFIXES:
-        raise file_error(p, f"not a state dict file ({', '.join(STATE_DICT_SUFFIXES)}).")
+        raise UnembedError(f"not a state dict file ({', '.join(STATE_DICT_SUFFIXES)}).", path=p)
     from unembed.sources._paths import contained
 
     cpath = contained(p.parent, config_path(p).name, "TransformerLens config")
@@ -158,19 +157,18 @@ def load_written(path: Path, suffix: str, cpath: Path, *, dtype: str | None, str
 
     import torch
 
-    from unembed._checks import file_error
 
     tl = _transformer_lens()
     if not cpath.is_file():
-        raise file_error(path, f"a TransformerLens state dict holds no architecture, and its "
+        raise UnembedError(f"a TransformerLens state dict holds no architecture, and its "
                                f"config {cpath.name} (which unembed writes beside the state "
-                               f"dicts it exports) is not beside it; refused.")
+                               f"dicts it exports) is not beside it; refused.", path=path)
     cfg, written_with = _read_config(cpath, tl)
     declared = cfg.dtype
     if dtype is not None:
         run = torch.__dict__.get(dtype)
         if not isinstance(run, torch.dtype) or not run.is_floating_point:
-            raise fail(f"--model-dtype {dtype}: not a torch dtype.")
+            raise UnembedError(f"--model-dtype {dtype}: not a torch dtype.")
         cfg.dtype = run
     sd = _read_state_dict(path, suffix)
     from unembed.sources.tl_config import check_against_state_dict
@@ -189,8 +187,8 @@ def load_written(path: Path, suffix: str, cpath: Path, *, dtype: str | None, str
         raise
     except Exception as e:
         text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise file_error(cpath, f"TransformerLens {tl_version()} cannot build a model from this "
-                                f"config ({type(e).__name__}: {text}).") from None
+        raise UnembedError(f"TransformerLens {tl_version()} cannot build a model from this "
+                                f"config ({type(e).__name__}: {text}).", path=cpath) from None
     _check_fits(path, cpath, sd, model, declared)
     model.load_state_dict(sd, strict=True)
     model.eval()
