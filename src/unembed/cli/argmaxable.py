@@ -108,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
           f"{c['undecided']} undecided ({d['fast_pass']} settled by the fast pass, "
           + (f"{d['span']} by the span theorem, " if d["span"] else "")
           + f"{d['lp']} by LPs)")
-    print(f"witnesses realise: {d['realises']}")
+    print(f"witnesses: hidden states h whose logits {d['realises']} make the label the most "
+          + ("probable (the head's bias included)" if d["realises"] == "W h + b"
+             else "probable (the bias left out)"))
     for label, why in d["reasons"].items():
         print(f"  {label!r}: {why}")
     for note in d["notes"]:
