@@ -15,7 +15,7 @@ MODEL_LOADING = frozenset({
     "--model", "--trust-remote-code", "--unique-labels", "--component", "--revision", "--fold",
     "--trust-pickle", "--bias", "--labels", "--link", "--softcap", "--temperature",
     "--allow-degenerate", "--device", "--model-dtype", "--as", "--no-fold-ln",
-    "--no-center-unembed", "--no-center-writing-weights"})
+    "--no-center-unembed", "--no-center-writing-weights", "--transpose"})
 #: options every command shares (output, engine, data streaming)
 SHARED = MODEL_LOADING | {"--json", "--no-progress", "--engine", "--address", "--workers",
                           "--max-inputs", "--batch-size", "--window"}
@@ -33,7 +33,7 @@ def _sections(text: str) -> dict[str, list[str]]:
     title = None
     for line in text.splitlines():
         if line and not line.startswith(" ") and line.endswith(":"):
-            title = line[:-1]
+            title = line[:-1].split(" (")[0]
             out[title] = []
         elif title is not None and re.match(r"^  -", line):
             names = re.findall(r"--[a-z][a-z0-9-]*|(?<![\w-])-[a-z]\b", line.split("  ")[1])

@@ -27,7 +27,7 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,8 @@ __all__ = [
     "compare_heads",
     "compare_logits",
     "compare_models",
+    "compare_models_on",
+    "describe_random_hidden",
     "merge_equivalences",
     "random_hidden",
 ]
@@ -214,28 +216,45 @@ def compare_head_rows(
     written to a file without reading it whole: memory is O(chunk x V + block), whatever V is.
     ``dtype`` is the second head's storage dtype (for the tolerance).
     """
+    return compare_head_rows_many(head, [(rows, dtype)], h, n_random=n_random, seed=seed,
+                                  b=b)[0]
+
+
+def compare_head_rows_many(
+    head: Head, others: Sequence[tuple[Callable[[int, int], NDArray[Any]], str]],
+    h: ArrayLike | None = None, *, n_random: int = 256, seed: int = 0,
+    b: NDArray[np.float64] | None = None,
+) -> list[Equivalence]:
+    """:func:`compare_head_rows` for several second heads ``(rows, dtype)`` on the same
+    inputs, in one pass: ``head``'s own logits are computed once per chunk of inputs and
+    compared with each of the others' (the same figures as one call per head)."""
     from unembed._blocks import row_blocks
 
     H = random_hidden(head, n_random, seed=seed) if h is None else check_hidden(h, head.d)
-    dt, tol = tolerance_for(head.dtype, dtype)
+    tols = [tolerance_for(head.dtype, dtype) for _, dtype in others]
     bias = head.b if b is None else b
-    # (chunk, V) arrays of about V d / 32 entries (at least 2^20): a dozen of them live at once
-    # in compare_logits, so they stay a fraction of the head; each chunk reads `rows` once.
-    chunk = max(1, max(2**20, head.n_labels * head.d // 32) // max(head.n_labels, 1))
-    parts = []
+    # (chunk, V) arrays of about V d / 32 entries (at least 2^22, 32 MiB): a dozen of them
+    # live at once in compare_logits, so they stay a fraction of the head (or of a few hundred
+    # MiB); each chunk reads every `rows` once, so fewer, larger chunks read the heads fewer
+    # times and multiply at BLAS speed (a chunk of a few dozen inputs is bandwidth-bound).
+    chunk = max(1, max(2**22, head.n_labels * head.d // 32) // max(head.n_labels, 1))
+    parts: list[list[Equivalence]] = [[] for _ in others]
     for s in range(0, H.shape[0], chunk):
         Hc = H[s:s + chunk]
-        z2 = np.empty((Hc.shape[0], head.n_labels))
-        for a, e in row_blocks(head.n_labels, head.d):
-            z2[:, a:e] = Hc @ np.asarray(rows(a, e), dtype=np.float64).T
-        if bias is not None:
-            z2 += bias
-        if head.logit_scale != 1.0:
-            z2 *= head.logit_scale
-        if head.softcap is not None:
-            z2 = head.softcap * np.tanh(z2 / head.softcap)
-        parts.append(compare_logits(head.logits(Hc), z2, head.link, dtype=dt, tolerance=tol))
-    return merge_equivalences(parts)
+        z1 = head.logits(Hc)
+        for o, (rows, _) in enumerate(others):
+            z2 = np.empty((Hc.shape[0], head.n_labels))
+            for a, e in row_blocks(head.n_labels, head.d):
+                z2[:, a:e] = Hc @ np.asarray(rows(a, e), dtype=np.float64).T
+            if bias is not None:
+                z2 += bias
+            if head.logit_scale != 1.0:
+                z2 *= head.logit_scale
+            if head.softcap is not None:
+                z2 = head.softcap * np.tanh(z2 / head.softcap)
+            dt, tol = tols[o]
+            parts[o].append(compare_logits(z1, z2, head.link, dtype=dt, tolerance=tol))
+    return [merge_equivalences(p) for p in parts]
 
 
 def merge_equivalences(parts: list[Equivalence]) -> Equivalence:
@@ -258,6 +277,46 @@ def merge_equivalences(parts: list[Equivalence]) -> Equivalence:
     )
 
 
+def describe_random_hidden(H: NDArray[np.float64], seed: int | None = None) -> str:
+    """What :func:`random_hidden` drew, in words: how many hidden states and their norms (the
+    first quarter ten times larger than the rest), and the seed when given."""
+    n = H.shape[0]
+    norms = np.linalg.norm(H, axis=1)
+    big, rest = norms[: n // 4], norms[n // 4:]
+    text = f"{n} random hidden states of norm about {np.median(rest):.3g}"
+    parts = [f"{big.size} of them ten times larger, about {np.median(big):.3g}"] if big.size else []
+    parts += [] if seed is None else [f"seed {seed}"]
+    return text + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def compare_models_on(model1: LoadedModel, model2: LoadedModel,
+                      batches: Iterable[Any]) -> Equivalence:
+    """Compare two loaded models end to end on batches of inputs both take (each model's own
+    ``model_logits``), merged over the batches; the tolerance follows the coarser storage
+    dtype of the two heads. Refused in one line when the models differ in labels or link."""
+    from unembed.model import require_loaded
+
+    h1 = require_loaded(model1, "compare_models").head
+    h2 = require_loaded(model2, "compare_models").head
+    _check_models(h1, h2)
+    dt, tol = tolerance_for(h1.dtype, h2.dtype)
+    parts = [compare_logits(model1.model_logits(b), model2.model_logits(b), h1.link, dtype=dt,
+                            tolerance=tol) for b in batches]
+    if not parts:
+        raise UnembedError("must hold at least one batch of inputs (the data are empty)",
+                           argument="batches", function="compare_models_on")
+    return merge_equivalences(parts)
+
+
+def _check_models(h1: Head, h2: Head) -> None:
+    if h1.n_labels != h2.n_labels:
+        raise UnembedError(f"must have as many labels as 'model1'. Got {h1.n_labels} and "
+                           f"{h2.n_labels} labels", argument="model2", function="compare_models")
+    if h1.link != h2.link:
+        raise UnembedError(f"must have the link of 'model1'. Got links {h1.link!r} and "
+                           f"{h2.link!r}", argument="model2", function="compare_models")
+
+
 def compare_models(
     model1: LoadedModel, model2: LoadedModel, inputs: Any = None, *, n: int = 8,
     length: int = 16,
@@ -275,14 +334,7 @@ def compare_models(
 
     h1 = require_loaded(model1, "compare_models").head
     h2 = require_loaded(model2, "compare_models").head
-    if h1.n_labels != h2.n_labels:
-        raise UnembedError(f"must have as many labels as 'model1'. Got "
-                                                   f"{h1.n_labels} and {h2.n_labels} labels",
-                           argument="model2", function="compare_models")
-    if h1.link != h2.link:
-        raise UnembedError(f"must have the link of 'model1'. Got "
-                                                   f"links {h1.link!r} and {h2.link!r}",
-                           argument="model2", function="compare_models")
+    _check_models(h1, h2)
     if inputs is None:
         inputs = model1.random_inputs(n, length, seed=seed)
     dt, tol = tolerance_for(h1.dtype, h2.dtype)

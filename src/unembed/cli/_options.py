@@ -20,25 +20,31 @@ OUTPUT = "output"
 SHARED_GROUPS: tuple[str, ...] = (READING, LABELS, DATA, ENGINE, OUTPUT)
 
 
-#: a line under a shared group's title in ``--help``: where its options are explained
-_GROUP_NOTES = {READING: "every option explained: docs/sources.md"}
+#: what a shared group's title adds in ``--help``: where its options are explained
+_GROUP_NOTES = {READING: " (every option explained: docs/sources.md)"}
 
 
 def shared_group(p: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
     """The parser's argument group ``title`` (one of :data:`SHARED_GROUPS`), made on first
     use."""
     for g in p._action_groups:
-        if g.title == title:
+        if _shared_title(g) == title:
             return g
-    return p.add_argument_group(title, _GROUP_NOTES.get(title))
+    return p.add_argument_group(title + _GROUP_NOTES.get(title, ""))
+
+
+def _shared_title(g: argparse._ArgumentGroup) -> str | None:
+    """The shared group ``g`` is (its title without the note), or None for another group."""
+    title = g.title or ""
+    return next((t for t in SHARED_GROUPS if title == t + _GROUP_NOTES.get(t, "")), None)
 
 
 def own_options_first(p: argparse.ArgumentParser, width: int = 79) -> None:
     """List the command's own options first in its ``--help``, then the shared groups in the
     order of :data:`SHARED_GROUPS`; the usage names only the command's own options and
     positionals, then the shared groups by title ("and the options of: ...")."""
-    shared = {g.title: g for g in p._action_groups if g.title in SHARED_GROUPS}
-    own = [g for g in p._action_groups if g.title not in SHARED_GROUPS]
+    shared = {t: g for g in p._action_groups if (t := _shared_title(g)) is not None}
+    own = [g for g in p._action_groups if _shared_title(g) is None]
     p._action_groups[:] = own + [shared[t] for t in SHARED_GROUPS if t in shared]
     shared_actions = {id(a) for g in shared.values() for a in g._group_actions}
     mine = [a for a in p._actions if id(a) not in shared_actions]
@@ -85,21 +91,24 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
                         "--model PATH")
     r = shared_group(p, READING)
     r.add_argument("--model", metavar="PATH",
-                   help="the same as HEAD; also a hub name ORG/NAME from the local hub cache "
-                        "(never downloaded) or a spaCy pipeline directory")
+                   help="as HEAD, or a hub name ORG/NAME (local cache, never downloaded) or a "
+                        "spaCy pipeline")
     r.add_argument("--bias", metavar="FILE", help="bias (V,): PATH or PATH:TENSOR")
     r.add_argument("--link", choices=("softmax", "sigmoid"), default="softmax",
                    help="logits -> probabilities (default: softmax)")
     r.add_argument("--softcap", type=float, default=None, metavar="CAP",
                    help="logits pass through CAP * tanh(z / CAP)")
     r.add_argument("--temperature", metavar="T|FILE",
-                   help="scores / T before the softmax (T > 0, or a .npy of one T per input)")
+                   help="scores / T before the softmax (T > 0, or a .npy of one T per row "
+                        "of --data)")
     r.add_argument("--fold", action="store_true",
                    help="fold the final norm's gain (and shift) into the head")
     r.add_argument("--revision", metavar="REV",
                    help="hub name: branch, tag or commit (default: main)")
     r.add_argument("--component", metavar="NAME",
                    help="spaCy: tagger, morphologizer, senter, parser or ner")
+    r.add_argument("--transpose", action="store_true",
+                   help="weight file stored (d, V) (TransformerLens's W_U): read its transpose")
     r.add_argument("--allow-degenerate", action="store_true",
                    help="accept all-zero and identical (padding) rows")
     r.add_argument("--trust-remote-code", action="store_true",

@@ -13,7 +13,12 @@ import argparse
 from typing import Any
 
 from unembed.cli._loading import head_options, head_source, load_head, load_model, scaled_inputs
-from unembed.cli._options import add_head_args, add_json_arg, positive_int
+from unembed.cli._options import (
+    add_deprecated_alias,
+    add_head_args,
+    add_json_arg,
+    positive_int,
+)
 from unembed.cli._print import fmt, print_json
 
 
@@ -39,16 +44,17 @@ def register(sub: Any) -> argparse.ArgumentParser:
                       help="the pair that must no longer lead together")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the new head")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
-    p.add_argument("--inputs", metavar="FILE",
+    p.add_argument("--data", metavar="FILE",
                    help="what to verify on: hidden states (n, d) .npy for a weight file; with "
                         "--model, token ids / images / features as .npy, or a text file (one "
                         "text per line) for a language model (default: random ones)")
+    add_deprecated_alias(p, "--inputs", "--data", dest="data", metavar="FILE")
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"),
                    help="weight files: store the new head in this dtype (default: the input's; "
                         "e.g. float32 for a float16 head, whose rounding would otherwise move "
                         "the cosine)")
     p.add_argument("-n", "--n-random", type=positive_int, default=1024,
-                   help="random inputs to verify on when --inputs is not given (default 1024)")
+                   help="random inputs to verify on when --data is not given (default 1024)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_json_arg(p)
     return p
@@ -67,32 +73,40 @@ def _model_inputs(path: str | None) -> Any:
 
     from unembed._checks import read_text
 
-    lines = [t for t in read_text(Path(path), "inputs file").splitlines() if t.strip()]
+    lines = [t for t in read_text(Path(path), "data file").splitlines() if t.strip()]
     return lines or np.zeros((0, 0), dtype=np.int64)
 
 
 def run_model(args: argparse.Namespace) -> int:
+    from time import perf_counter
+
     import numpy as np
 
     from unembed.construct import translation_for_cosine
     from unembed.export import check_exportable, export_model
     from unembed.views import cosine
 
+    t0 = perf_counter()
     model = load_model(args)
     check_exportable(model, head_source(args))  # before any work
     head = model.head
     a, b = args.pair
+    seconds = {"read": perf_counter() - t0}
+    t0 = perf_counter()
     res = translation_for_cosine(head, a, b, args.target, n_random=args.n_random,
                                  seed=args.seed)
+    seconds["construct"] = perf_counter() - t0
+    t0 = perf_counter()
     exported = export_model(model, res.head, args.out, force=args.force,
-                            inputs=_model_inputs(args.inputs), seed=args.seed,
+                            inputs=_model_inputs(args.data), seed=args.seed,
                             progress=not (args.json or args.no_progress))
+    seconds["write_and_verify"] = perf_counter() - t0
     i, j = head.index(a), head.index(b)
-    cos_written = cosine(exported.head, i, j)
+    cos_written = cosine(exported.head, i, j, "raw")
     eq = exported.equivalence
     record = {**res.to_dict(), "out": str(exported.out), "cosine_written": cos_written,
               "rows": head.rows, "export": exported.to_dict(),
-              "verification": eq.to_dict()}
+              "verification": eq.to_dict(), "seconds": seconds}
     if args.json:
         print_json(record)
     else:
@@ -117,6 +131,12 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    if args.transpose:
+        from unembed._checks import UnembedError
+
+        raise UnembedError("does not apply to counterexample: it writes the new head in its "
+                           "file's own layout; save the head as (V, d) first.",
+                           option="--transpose")
     if args.keep_cosines or args.unargmaxable or args.not_top_two:
         return run_keep_cosines(args)
     if args.pair is None or args.target is None:
@@ -131,51 +151,56 @@ def run(args: argparse.Namespace) -> int:
     if _reads_model(args, source):
         args.model, args.head = source, None
         return run_model(args)
-    from unembed.sources.sidecar import labels_path
+    _check_labels_target(args)  # the labels file written beside it: checked too
 
-    labels_out = labels_path(args.out)  # the labels file written beside it: checked too
-    check_target(labels_out, force=args.force)
+    from time import perf_counter
 
     from unembed.construct import cosine_translation
-    from unembed.equivalence import compare_head_rows
     from unembed.export.weights import stored_like, write_weights
     from unembed.sources.files import read_tensor
 
+    seconds: dict[str, float] = {}
+    t0 = perf_counter()
     head = load_head(args)
     stored_like(head)  # read from a weight file by load_head
     H = None
-    if args.inputs:
-        H = np.asarray(read_tensor(args.inputs, ndim=2).array, dtype=np.float64)
+    if args.data:
+        H = np.asarray(read_tensor(args.data, ndim=2).array, dtype=np.float64)
         H = scaled_inputs(args, H, head)
     elif head_options(args).per_input_temperature:
         from unembed._checks import UnembedError
 
         raise UnembedError(f"{args.temperature}: a per-input temperature needs the inputs it "
-                           f"belongs "
-                           f"to (--inputs H.npy).")
+                           f"belongs to (--data H.npy).")
     a, b = args.pair
-    # Large heads: the translation is O(d); the translated rows W + c are verified and written
-    # block by block (in --dtype when given), and what was written is re-read block by block:
-    # never a second (V, d) copy.
+    seconds["read"] = perf_counter() - t0
+    # Large heads: the translation is O(d); the translated rows W + c are written block by
+    # block (in --dtype when given), and what was written is re-read block by block: never a
+    # second (V, d) copy.
+    t0 = perf_counter()
     res = cosine_translation(head, a, b, args.target)
     c = res.c
-    equiv = compare_head_rows(head, lambda s, e: head.W[s:e] + c, "float64", H,
-                              n_random=args.n_random, seed=args.seed)
     if args.dtype and args.dtype != head.dtype:
         from unembed.construct import stored_cosine
 
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
+    seconds["construct"] = perf_counter() - t0
+    # written, re-read and verified; the moved rows' float64 check in the same pass
     written = write_weights(head, args.out, shift=c, dtype=args.dtype, force=args.force,
-                            hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices)
+                            hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices,
+                            check_shift=True)
+    seconds["write"], seconds["verify"] = written.write_seconds, written.verify_seconds
     out, eq, cos_written = written.out, written.equivalence, written.cosine_written
-    assert cos_written is not None  # a pair was given
+    equiv = written.construction
+    assert cos_written is not None and equiv is not None  # a pair was given, and the check
     record = {"pair": list(res.labels), "target": res.target,
               "cosine_before": res.cosine_before, "cosine_after": res.cosine_after,
               "cosine_after_stored": res.cosine_after_stored, "stored_dtype": res.stored_dtype,
               "reached": res.reached, "translation_norm": float(np.linalg.norm(c)),
               "method": res.method, "equivalence": equiv.to_dict(), "out": str(out),
-              "cosine_written": cos_written, "verification": eq.to_dict()}
+              "cosine_written": cos_written, "verification": eq.to_dict(),
+              "seconds": seconds}
     if args.json:
         print_json(record)
     else:
@@ -189,6 +214,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {eq.verdict}")
         print(f"wrote {out}")
     return 0 if eq.equivalent else 1
+
+
+def _check_labels_target(args: argparse.Namespace) -> None:
+    """``NAME.labels.json`` beside ``--out``: refused before any work when it exists and
+    ``--force`` is not given (the labels written there would replace it)."""
+    from unembed._io import check_target
+    from unembed.sources.sidecar import labels_path
+
+    check_target(labels_path(args.out), force=args.force)
 
 
 def _reads_model(args: argparse.Namespace, source: str) -> bool:
@@ -212,6 +246,7 @@ def run_keep_cosines(args: argparse.Namespace) -> int:
     """``--keep-cosines``: a head with the same raw cosines in which a label can no longer be
     the argmax (or a pair can no longer lead together), with the LP before and after."""
     from unembed._checks import UnembedError
+    from unembed.export.weights import write_labels_beside
     from unembed.keep_cosines import not_top_two_keeping_cosines, unargmaxable_keeping_cosines
     from unembed.sources.files import write_head_like
 
@@ -226,10 +261,12 @@ def run_keep_cosines(args: argparse.Namespace) -> int:
     if _reads_model(args, source):
         raise UnembedError(f"--keep-cosines works on a weight file; {source} is a model.")
     check_target(args.out, force=args.force)  # before any work
+    _check_labels_target(args)
     head = load_head(args)
     res = (unargmaxable_keeping_cosines(head, args.unargmaxable) if args.unargmaxable
            else not_top_two_keeping_cosines(head, *args.not_top_two))
     out = write_head_like(res.head, args.out, force=args.force)
+    write_labels_beside(head, out, force=args.force)
     mf = head.file
     assert mf is not None  # read from a weight file by load_head
     written = load_head(args, str(out) + (f":{mf.tensor}" if mf.tensor else ""))
