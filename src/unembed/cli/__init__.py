@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -58,10 +57,52 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are raised (one line, handled by :func:`main`)."""
+    """An ArgumentParser whose errors are raised (one line, handled by :func:`main`), said
+    where argparse finds them: an invalid choice and an unknown option name the closest
+    valid ones."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(self.prog, message)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """A value outside ``choices`` (``--view centred``): the closest choices named."""
+        if action.choices is None or value in action.choices:
+            return
+        import difflib
+
+        choices = [str(c) for c in action.choices]
+        near = difflib.get_close_matches(str(value), choices, n=2, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r}.{hint} Choices: "
+                                             f"{', '.join(choices)}.")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        ns, extras = self.parse_known_args(args, namespace)
+        self._refuse_extras(extras)
+        return ns
+
+    def parse_intermixed_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                              namespace: argparse.Namespace | None = None
+                              ) -> argparse.Namespace:
+        ns, extras = self.parse_known_intermixed_args(args, namespace)
+        self._refuse_extras(extras)
+        return ns
+
+    def _refuse_extras(self, extras: Sequence[str]) -> None:
+        """Arguments nothing took: the first unknown option with the closest options of this
+        parser, else the arguments themselves."""
+        if not extras:
+            return
+        import difflib
+
+        unknown = [t.split("=", 1)[0] for t in extras if t.startswith("--")]
+        if not unknown:
+            raise UsageError(self.prog, f"unrecognized arguments: {' '.join(extras)}")
+        known = sorted(o[2:] for o in self._option_string_actions if o.startswith("--"))
+        near = difflib.get_close_matches(unknown[0][2:], known, n=2, cutoff=0.6)
+        hint = f" Did you mean {' or '.join('--' + n for n in near)}?" if near else ""
+        raise UsageError(self.prog, f"unknown option {unknown[0]} for '{self.prog}'.{hint}")
 
 
 def _epilog() -> str:
@@ -120,43 +161,6 @@ def _unknown_command(argv: Sequence[str]) -> str | None:
     hint = f" Did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
     return (f"invalid choice: {argv[0]!r} is not a command.{hint} Commands: "
             f"{', '.join(COMMANDS)} (see 'unembed --help').")
-
-
-def _unknown_option(sub: argparse.ArgumentParser | None, message: str) -> str | None:
-    """For argparse's "unrecognized arguments: ..." naming an option: one sentence naming the
-    first unknown option and the closest options of the command (None otherwise)."""
-    import difflib
-
-    prefix = "unrecognized arguments: "
-    if sub is None or not message.startswith(prefix):
-        return None
-    unknown = [t.split("=", 1)[0] for t in message[len(prefix):].split()
-               if t.startswith("--")]
-    if not unknown:
-        return None
-    known = sorted(o[2:] for o in sub._option_string_actions if o.startswith("--"))
-    near = difflib.get_close_matches(unknown[0][2:], known, n=2, cutoff=0.6)
-    hint = f" Did you mean {' or '.join('--' + n for n in near)}?" if near else ""
-    return f"unknown option {unknown[0]} for '{sub.prog}'.{hint}"
-
-
-_INVALID_CHOICE = re.compile(r"^argument ([^:]+): invalid choice: '([^']*)' "
-                             r"\(choose from (.*)\)$")
-
-
-def _invalid_choice(message: str) -> str | None:
-    """For argparse's "invalid choice" of an option (``--view centred``): the same sentence
-    with the closest choices ("did you mean 'centered'?"); None for any other message."""
-    import difflib
-
-    m = _INVALID_CHOICE.match(message)
-    if m is None:
-        return None
-    choices = re.findall(r"'([^']*)'", m.group(3))
-    near = difflib.get_close_matches(m.group(2), choices, n=2, cutoff=0.6)
-    hint = f" Did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
-    return (f"argument {m.group(1)}: invalid choice: {m.group(2)!r}.{hint} Choices: "
-            f"{', '.join(choices)}.")
 
 
 def build_parser() -> Parser:
@@ -341,9 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parse(parser, argv)
             return int(args._run(args))
     except UsageError as e:
-        sub = subparser(parser, command) if parser is not None and command else None
-        msg = _unknown_option(sub, str(e)) or _invalid_choice(str(e)) or str(e)
-        return _report(command, f"{msg} (see '{e.prog} --help')", 2, as_json)
+        return _report(command, f"{e} (see '{e.prog} --help')", 2, as_json)
     except UnembedError as e:
         sub = subparser(parser, command) if parser is not None and command else None
         return _report(command, render(e, sub, args), 2, as_json)
