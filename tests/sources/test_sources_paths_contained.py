@@ -300,7 +300,7 @@ def test_no_file_outside_is_opened(cache: Path, tmp_path: Path, pipeline: Path,
             ["inspect", str(d / "head.npy")],
             ["inspect", str(tmp_path / "head5.npy"), "--labels", str(tok)],
             ["inspect", str(p)]]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     res = subprocess.run([sys.executable, "-c", _TRACE, json.dumps(runs)], env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_feasibility_independent import unit_optimum
+from independent_lp import unit_optimum
 from unembed.cli import main
 
 
