@@ -17,6 +17,7 @@ import numpy as np
 
 from unembed._io import atomic_write
 from unembed._json import jsonable
+from unembed.accumulators import MEASURE_TITLES, MEASURES
 from unembed.advice import MeasureAdvice, RankCorrelation, RhoDifference
 from unembed.audit import (
     CONTRADICTION_KINDS,
@@ -27,7 +28,6 @@ from unembed.audit import (
     ClaimOneDetails,
     PairClaimDetails,
 )
-from unembed.behaviour import MEASURE_TITLES, MEASURES
 from unembed.plots import (
     _png,
     plot_before_after,

@@ -482,7 +482,7 @@ def cosine(
     an error saying why, not a number.
 
     >>> import numpy as np
-    >>> from unembed import Head
+    >>> from unembed import Head, translate
     >>> head = Head(np.array([[2.0, 1.0], [1.0, 2.0], [0.0, 0.5]]), strict=False)
     >>> round(cosine(head, 0, 1, "raw"), 6)
     0.8
