@@ -108,19 +108,19 @@ _FAST_RATE = """
 import json, resource, sys, time
 import numpy as np
 from unembed.feasibility._core import make_space
-from unembed.feasibility.vocabulary import _fast_block, _Scores
+from unembed.feasibility.fast_pass import Scores, fast_block
 from unembed.sources import load_head_file
 head = load_head_file(sys.argv[1])
 V = head.n_labels
 sp = make_space(head, bias=True, radius=None, rtol=1e-6, func="bench")
 mean, norms = head.stats.mean(), head.stats.norms()
-scores = _Scores(head.W, sp.b.astype(np.float32), norms.astype(np.float32))
-_fast_block(scores, head.W, mean, norms, sp, np.arange(256), 6)  # warm-up, not timed
+scores = Scores(head.W, sp.b.astype(np.float32), norms.astype(np.float32))
+fast_block(scores, head.W, mean, norms, sp, np.arange(256), 6)  # warm-up, not timed
 c0, t0 = time.process_time(), time.perf_counter()
 k = int(sys.argv[2])
 settled = 0
 for start in np.linspace(0, V - 256, k).astype(int):
-    low, *_ = _fast_block(scores, head.W, mean, norms, sp, np.arange(start, start + 256), 6)
+    low, *_ = fast_block(scores, head.W, mean, norms, sp, np.arange(start, start + 256), 6)
     settled += int((low > sp.tol).sum())
 print(json.dumps({"seconds": (time.perf_counter() - t0) / k,
                   "cpu_seconds": (time.process_time() - c0) / k, "settled": settled,

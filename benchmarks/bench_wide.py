@@ -62,7 +62,7 @@ def bench_inspect() -> None:
 
 def bench_lp(full: bool) -> None:
     from unembed import Head
-    from unembed.feasibility import _core, argmaxable_all, is_argmaxable
+    from unembed.feasibility import argmaxable_all, is_argmaxable, space
 
     rng = np.random.default_rng(0)
     W = rng.standard_normal((60, 20000))
@@ -70,13 +70,13 @@ def bench_lp(full: bool) -> None:
     head = Head(W, strict=False)
     t_all, _ = timed(lambda: argmaxable_all(head, workers=1))
     t_one, one = timed(lambda: is_argmaxable(head, 7))
-    _core.SPAN_LPS = False  # the LPs in R^d, as before the span reduction
+    space.SPAN_LPS = False  # the LPs in R^d, as before the span reduction
     try:
         t_rd, rd = timed(lambda: is_argmaxable(Head(W, strict=False), 7))
         t_full = timed(lambda: argmaxable_all(Head(W, strict=False), workers=1))[0] \
             if full else None
     finally:
-        _core.SPAN_LPS = True
+        space.SPAN_LPS = True
     print(f"argmaxable, 60 x 20000 float64, one planted row: argmaxable_all {t_all:.2f} s "
           f"(LPs in the rows' span)")
     print(f"  the planted label alone: in the span {t_one:.2f} s ({one.status}), in R^d "

@@ -27,7 +27,7 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -202,28 +202,45 @@ def compare_head_rows(
     written to a file without reading it whole: memory is O(chunk x V + block), whatever V is.
     ``dtype`` is the second head's storage dtype (for the tolerance).
     """
+    return compare_head_rows_many(head, [(rows, dtype)], h, n_random=n_random, seed=seed,
+                                  b=b)[0]
+
+
+def compare_head_rows_many(
+    head: Head, others: Sequence[tuple[Callable[[int, int], NDArray[Any]], str]],
+    h: ArrayLike | None = None, *, n_random: int = 256, seed: int = 0,
+    b: NDArray[np.float64] | None = None,
+) -> list[Equivalence]:
+    """:func:`compare_head_rows` for several second heads ``(rows, dtype)`` on the same
+    inputs, in one pass: ``head``'s own logits are computed once per chunk of inputs and
+    compared with each of the others' (the same figures as one call per head)."""
     from unembed._blocks import row_blocks
 
     H = random_hidden(head, n_random, seed=seed) if h is None else check_hidden(h, head.d)
-    dt, tol = tolerance_for(head.dtype, dtype)
+    tols = [tolerance_for(head.dtype, dtype) for _, dtype in others]
     bias = head.b if b is None else b
-    # (chunk, V) arrays of about V d / 32 entries (at least 2^20): a dozen of them live at once
-    # in compare_logits, so they stay a fraction of the head; each chunk reads `rows` once.
-    chunk = max(1, max(2**20, head.n_labels * head.d // 32) // max(head.n_labels, 1))
-    parts = []
+    # (chunk, V) arrays of about V d / 32 entries (at least 2^22, 32 MiB): a dozen of them
+    # live at once in compare_logits, so they stay a fraction of the head (or of a few hundred
+    # MiB); each chunk reads every `rows` once, so fewer, larger chunks read the heads fewer
+    # times and multiply at BLAS speed (a chunk of a few dozen inputs is bandwidth-bound).
+    chunk = max(1, max(2**22, head.n_labels * head.d // 32) // max(head.n_labels, 1))
+    parts: list[list[Equivalence]] = [[] for _ in others]
     for s in range(0, H.shape[0], chunk):
         Hc = H[s:s + chunk]
-        z2 = np.empty((Hc.shape[0], head.n_labels))
-        for a, e in row_blocks(head.n_labels, head.d):
-            z2[:, a:e] = Hc @ np.asarray(rows(a, e), dtype=np.float64).T
-        if bias is not None:
-            z2 += bias
-        if head.logit_scale != 1.0:
-            z2 *= head.logit_scale
-        if head.softcap is not None:
-            z2 = head.softcap * np.tanh(z2 / head.softcap)
-        parts.append(compare_logits(head.logits(Hc), z2, head.link, dtype=dt, tolerance=tol))
-    return merge_equivalences(parts)
+        z1 = head.logits(Hc)
+        for o, (rows, _) in enumerate(others):
+            z2 = np.empty((Hc.shape[0], head.n_labels))
+            for a, e in row_blocks(head.n_labels, head.d):
+                z2[:, a:e] = Hc @ np.asarray(rows(a, e), dtype=np.float64).T
+            if bias is not None:
+                z2 += bias
+            if head.logit_scale != 1.0:
+                z2 *= head.logit_scale
+            if head.softcap is not None:
+                z2 = head.softcap * np.tanh(z2 / head.softcap)
+            dt, tol = tols[o]
+            parts[o].append(compare_logits(z1, z2, head.link, dtype=dt, tolerance=tol))
+    return [merge_equivalences(p) for p in parts]
 
 
 def merge_equivalences(parts: list[Equivalence]) -> Equivalence:

@@ -7,18 +7,15 @@ identified off the head's known null space for every view but ``raw``; and ``log
 every label j != q, the cosine cos(r_q, r_j) of the view's rows, in blocked matrix products, so
 memory is O(queries x block + queries x k), never V x V.
 
-The top k is exact in float64, found in two steps per block of labels:
-
-1. the unit rows are rounded to float32 and multiplied in float32; for unit vectors a, b in
-   R^d the float32 cosine c32 differs from the float64 one c64 by at most
-   delta = (d + 3) u (1 + 2^-10) + 2^-40, u = 2^-24 (rounding of each unit row: 2u + u^2;
-   the float32 dot product in any summation order: gamma_d (1 + u)^2 with
-   sum_i |a_i b_i| <= 1; the float64 value's own rounding below 2^-40);
-2. a label can be among the k best only if c32 >= L - delta, where L is a lower bound on the
-   k-th best float64 cosine so far (the k-th best re-scored value, or, in the first block, the
-   smallest of the float32 maxima of k disjoint column strips minus delta: k distinct labels
-   at least that good); exactly those candidates are re-scored in float64 (a dot product of
-   the float64 unit rows) and merged with the best so far by (-cosine, label index).
+The top k is exact in float64: float32 products of the unit rows with a proven bound delta on
+their rounding (:func:`unembed.top_cosines.rounding_bound`), then float64 re-scores of the
+candidates that bound cannot rule out, merged by (-cosine, label index). For query labels, per
+block of labels: a label can be among the k best only if c32 >= L - delta, where L is a lower
+bound on the k-th best float64 cosine so far (the k-th best re-scored value, or, in the first
+block, the smallest of the float32 maxima of k disjoint column strips minus delta). For every
+label at once (``labels=None``), :func:`unembed.top_cosines.top_cosines`: half the float32
+V x V product (the cosine is symmetric), candidates kept against each row's k-th float32 value
+minus 2 delta, re-scored once at the end.
 
 So the answer is the float64 top k with ties broken by label index, at the price of a float32
 product. A label whose row is zero in the view (or, for ``logit``, whose centered logit does
@@ -50,9 +47,10 @@ from unembed._blocks import row_blocks
 from unembed._checks import UnembedError
 from unembed.head import Head, LabelRef
 from unembed.moments import HiddenMoments, LogitMoments, LogitRows
+from unembed.top_cosines import dot_rows, rounding_bound, top_cosines
 
-__all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "coprob_nearest", "nearest", "neighbours",
-           "neighbours_or_undefined"]
+__all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "NeighbourArrays", "coprob_nearest", "nearest",
+           "nearest_all", "neighbour_arrays", "neighbours", "neighbours_or_undefined"]
 
 #: The views neighbours are computed under (the row views, and ``coprob`` with data).
 NEIGHBOUR_VIEWS: tuple[str, ...] = ("raw", "centered", "normalized", "causal", "logit",
@@ -65,8 +63,6 @@ HiddenStates = NDArray[np.floating] | Callable[[], Iterable[NDArray[np.floating]
 #: What the data-driven views take: hidden-state moments (``logit``), prepared logit rows, or
 #: the hidden states themselves (either view).
 NeighbourData = HiddenMoments | LogitMoments | LogitRows | HiddenStates
-
-_U32 = 2.0 ** -24
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,7 @@ def _unit_rows(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike 
 
 def _delta(d: int) -> float:
     """Bound on |float32 cosine - float64 cosine| of unit rows of width d (module docstring)."""
-    return (d + 3) * _U32 * (1 + 2.0 ** -10) + 2.0 ** -40
+    return rounding_bound(d)
 
 
 def _merge(best_i: NDArray[np.intp], best_v: NDArray[np.float64], r: NDArray[np.intp],
@@ -142,16 +138,12 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
     excluded) under a row view, best first, ties by label index; -1 / NaN where fewer than k
     labels have a cosine. ``data``: the ``logit`` view's rows (:func:`unembed.views.logit_data`).
     """
-    if view not in _ROW:
-        raise UnembedError(f"must be one of {', '.join(_ROW)} (a row "
-                           f"view)", argument="view", function="neighbours", got=view)
+    _check_view(view, k)
     if view == "logit":
         from unembed.views import logit_data
 
         data = logit_data(head, data, "neighbours")
     V = head.n_labels
-    if not (isinstance(k, (int, np.integer)) and 1 <= k):
-        raise UnembedError("must be a positive integer", argument="k", function="neighbours", got=k)
     k = int(min(k, V - 1))
     Q = _unit_rows(head, queries, view, weights, data)
     q = Q.shape[0]
@@ -178,17 +170,46 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
         low = best_v[:, -1].copy()  # the k-th best float64 cosine so far (-inf: not k yet)
         if not np.isfinite(low).all():
             low = np.maximum(low, _kth_lower(S, min(k, e - s)) - delta)
-        r, c = np.nonzero(S >= np.maximum(low - delta, -2.0)[:, None])  # never a -inf
-        if not r.size:
+        flat = np.flatnonzero(S >= np.maximum(low - delta, -2.0)[:, None])  # never a -inf
+        if not flat.size:
             continue
+        r, c = np.divmod(flat, S.shape[1])
         v = np.empty(r.size)
         for a in range(0, r.size, 1 << 13):  # float64 re-score of the candidates only
             ra, ca = r[a:a + (1 << 13)], c[a:a + (1 << 13)]
-            v[a:a + ra.size] = (Q[ra] * B[ca]).sum(axis=1)
+            v[a:a + ra.size] = dot_rows(Q[ra], B[ca])
         best_i, best_v = _merge(best_i, best_v, r, c + s, v, k)
     best_i = np.where(np.isfinite(best_v), best_i, -1)
     best_v = np.where(np.isfinite(best_v), np.clip(best_v, -1.0, 1.0), np.nan)
     return best_i, best_v
+
+
+def _check_view(view: str, k: object) -> None:
+    if view not in _ROW:
+        raise UnembedError(f"must be one of {', '.join(_ROW)} (a row "
+                           f"view)", argument="view", function="neighbours", got=view)
+    if not (isinstance(k, (int, np.integer)) and 1 <= k):
+        raise UnembedError("must be a positive integer", argument="k", function="neighbours", got=k)
+
+
+def nearest_all(head: Head, *, k: int = 10, view: str = "centered",
+                weights: ArrayLike | None = None, block: int | None = None,
+                data: LogitRows | None = None,
+                ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """:func:`nearest` for every label at once: indices (V, k) and cosines (V, k), by
+    :func:`unembed.top_cosines.top_cosines` on the view's unit rows (half the float32 product;
+    memory: the unit rows in float64 and float32, one tile, about V k candidates)."""
+    _check_view(view, k)
+    if view == "logit":
+        from unembed.views import logit_data
+
+        data = logit_data(head, data, "neighbours")
+    V = head.n_labels
+    k = int(min(k, max(V - 1, 1)))
+    U = np.empty((V, _unit_rows(head, np.arange(1), view, weights, data).shape[1]))
+    for s, e in row_blocks(V, U.shape[1]):
+        U[s:e] = _unit_rows(head, np.arange(s, e), view, weights, data)
+    return top_cosines(U, k, block=block)
 
 
 def _states(data: NeighbourData, d: int) -> Callable[[], Iterator[NDArray[np.float64]]]:
@@ -295,12 +316,42 @@ def neighbours_or_undefined(
     """:func:`neighbours`, with the labels whose view ranks nothing (module
     :mod:`unembed.undefined_views`) in a second dict, label -> "undefined: why", and no
     neighbours (an empty list) in the first."""
+    res = neighbour_arrays(head, labels, k=k, view=view, weights=weights, data=data)
+    labs = head.labels
+    out: dict[str, list[Neighbour]] = {}
+    for i, row_i, row_v in zip(res.queries.tolist(), res.index.tolist(), res.cosine.tolist()):
+        out[labs[i]] = ([] if labs[i] in res.undefined else
+                        [Neighbour(labs[j], j, c) for j, c in zip(row_i, row_v) if j >= 0])
+    return out, res.undefined
+
+
+@dataclass(frozen=True)
+class NeighbourArrays:
+    """Neighbours as arrays: the query rows (q,), their neighbours' rows (q, k) and cosines
+    (q, k) (-1 / NaN where fewer than k labels have a cosine), and the query labels whose view
+    ranks nothing, label -> why (their rows of ``index`` / ``cosine`` are not rankings)."""
+
+    queries: NDArray[np.intp]
+    index: NDArray[np.intp]
+    cosine: NDArray[np.float64]
+    undefined: dict[str, str]
+
+
+def neighbour_arrays(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int = 10,
+                     view: str = "centered", weights: ArrayLike | None = None,
+                     data: NeighbourData | None = None) -> NeighbourArrays:
+    """:func:`neighbours_or_undefined` as arrays (:class:`NeighbourArrays`): every label at
+    once (``labels=None``, a row view) by :func:`nearest_all`, otherwise by query blocks."""
     from unembed.undefined_views import structural_reason
 
     why = structural_reason(head, view) if view != "coprob" else None
     if why is not None:
-        idx0 = range(head.n_labels) if labels is None else head.indices(labels)
-        return ({head.labels[i]: [] for i in idx0}, {head.labels[i]: why for i in idx0})
+        idx0 = np.arange(head.n_labels) if labels is None else np.asarray(
+            head.indices(labels), dtype=np.intp)
+        kk = max(1, min(k, head.n_labels - 1))
+        return NeighbourArrays(idx0, np.full((idx0.size, kk), -1, dtype=np.intp),
+                               np.full((idx0.size, kk), np.nan),
+                               {head.labels[i]: why for i in idx0.tolist()})
     if view not in NEIGHBOUR_VIEWS:
         raise UnembedError(f"must be one of {', '.join(NEIGHBOUR_VIEWS)}", argument="view",
                            function="neighbours", got=view)
@@ -320,7 +371,10 @@ def neighbours_or_undefined(
         raise UnembedError("must be given for the coprob view (hidden "
                            "states: co-probability is measured over data)", argument="data",
                            function="neighbours")
-    out: dict[str, list[Neighbour]] = {}
+    if labels is None and view != "coprob":
+        bi, bv = nearest_all(head, k=k, view=view, weights=weights, data=lr)
+        return NeighbourArrays(idx, bi, bv, _constant_rows(head, idx, bv, view, weights, lr))
+    parts_i, parts_v = [], []
     undefined: dict[str, str] = {}
     chunk = 4096 if view != "coprob" else max(k + 1, min(4096, (1 << 22) // head.n_labels))
     for s in range(0, idx.size, chunk):
@@ -331,13 +385,12 @@ def neighbours_or_undefined(
         else:
             bi, bv = nearest(head, qi, k=k, view=view, weights=weights, data=lr)
             undefined.update(_constant_rows(head, qi, bv, view, weights, lr))
-        for a, i in enumerate(qi.tolist()):
-            if head.labels[i] in undefined:
-                out[head.labels[i]] = []
-                continue
-            out[head.labels[i]] = [Neighbour(head.labels[j], int(j), float(c))
-                                   for j, c in zip(bi[a].tolist(), bv[a].tolist()) if j >= 0]
-    return out, undefined
+        parts_i.append(bi)
+        parts_v.append(bv)
+    kk = parts_i[0].shape[1] if parts_i else 0
+    return NeighbourArrays(
+        idx, np.concatenate(parts_i) if parts_i else np.empty((0, kk), dtype=np.intp),
+        np.concatenate(parts_v) if parts_v else np.empty((0, kk)), undefined)
 
 
 def _constant_rows(head: Head, qi: NDArray[np.intp], bv: NDArray[np.float64], view: str,

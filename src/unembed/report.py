@@ -1,11 +1,11 @@
 """Audit results -> a self-contained HTML page (tables, PNG plots of :mod:`unembed.plots`
-embedded as base64), a JSON file with every number, and the terminal summary. Markup lives here
-(and in :mod:`unembed._reprs` for notebooks).
+embedded as base64), a JSON file with every number, and the terminal summary. Markup lives here,
+in :mod:`unembed.report_claims` (the claims' sections), :mod:`unembed.report_html` (tables,
+numbers, figures) and :mod:`unembed._reprs` (notebooks).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -19,22 +19,17 @@ from unembed._io import atomic_write
 from unembed._json import jsonable
 from unembed.accumulators import MEASURE_TITLES, MEASURES
 from unembed.advice import MeasureAdvice, RankCorrelation, RhoDifference
-from unembed.audit import (
-    CONTRADICTION_KINDS,
-    INVARIANCE,
-    SATURATED,
-    AuditResult,
-    Claim,
-    ClaimOneDetails,
-    PairClaimDetails,
-)
+from unembed.audit import CONTRADICTION_KINDS, INVARIANCE, AuditResult, ClaimOneDetails
 from unembed.plots import (
-    _png,
+    HEATMAP_MAX_LABELS,
+    heatmap_labels,
     plot_before_after,
     plot_heatmap,
     plot_scatter_grid,
     plot_text,
 )
+from unembed.report_claims import claim_html, co_top_html, mark
+from unembed.report_html import CSS, Cell, esc, img, num, pair_text, table
 
 __all__ = [
     "jsonable",
@@ -47,177 +42,6 @@ __all__ = [
     "write_index",
     "write_report",
 ]
-
-
-# ---------------------------------------------------------------------------- html
-_CSS = """
-body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em;max-width:100%}td,th{border:1px solid #ccc;
-padding:3px 7px;font-size:13px;text-align:right;overflow-wrap:break-word}th{background:#f3f3f3}
-td.l,th.l{text-align:left}.ok{color:#070;font-weight:bold}.no{color:#b00;font-weight:bold}
-.nt{color:#8a6d00;font-weight:bold}img{max-width:100%}.wide{overflow-x:auto}
-code{background:#f5f5f5;padding:0 3px}.small{font-size:12px;color:#555}
-.grid{display:flex;flex-wrap:wrap;gap:8px}img.cell{width:580px;max-width:100%}
-.ok,.no,.nt{white-space:nowrap}
-"""
-
-
-def _e(x: Any) -> str:
-    return html.escape(str(x))
-
-
-def _f(x: Any, digits: int = 3) -> str:
-    """Numbers in one format: integers as they are, |x| in [1e-3, 1e5) with ``digits``
-    decimals, others in scientific notation; None and NaN as "n/a"."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    if isinstance(x, (bool, np.bool_)):
-        return "yes" if x else "no"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    v = float(x)
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-        return f"{v:.2e}"
-    return f"{v:.{digits}f}"
-
-
-def _pair(a: str, b: str) -> str:
-    """A pair of labels, each quoted (tokens may contain spaces or slashes)."""
-    return f"{a!r} & {b!r}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 0) -> str:
-    th = "".join(f"<th class='l'>{_e(h)}</th>" if i < left else f"<th>{_e(h)}</th>"
-                 for i, h in enumerate(header))
-    body = []
-    for r in rows:
-        tds = "".join(f"<td class='l'>{c}</td>" if i < left else f"<td>{c}</td>"
-                      for i, c in enumerate(r))
-        body.append(f"<tr>{tds}</tr>")
-    head = f"<tr>{th}</tr>" if any(header) else ""
-    return f"<div class='wide'><table>{head}{''.join(body)}</table></div>"
-
-
-def _shown_of(n: int, total: int, what: str) -> str:
-    return f"<p class='small'>{n} of {total} {what} shown; all {total} in audit.json.</p>"
-
-
-def _mark(cl: Claim) -> str:
-    """A claim's verdict in words (:attr:`Claim.verdict_line`), coloured by its outcome."""
-    cls = {"shown": "ok", "not shown": "no", "not testable": "nt"}[cl.outcome]
-    return f"<span class='{cls}'>{_e(cl.verdict_line)}</span>"
-
-
-#: Rows of a table in the page; the JSON keeps every row.
-TABLE_ROWS = 8
-
-
-def _claim_one_html(d: ClaimOneDetails) -> list[str]:
-    rows = []
-    out = []
-    for c in d.pairs:
-        if c.refused is not None:
-            rows.append([_e(c.which), _e(_pair(c.a, c.b)), _f(c.cosine_before, 6), _f(c.target),
-                         "refused", _e(c.refused), "", ""])
-            continue
-        eq = c.equivalence
-        rs = c.random_states
-        rows.append([_e(c.which), _e(_pair(c.a, c.b)), _f(c.cosine_before, 6), _f(c.target),
-                     _f(c.cosine_after, 12), _f(None if eq is None else eq.max_abs_dp),
-                     _f(None if rs is None else rs.max_abs_dp),
-                     _e(c.verdict.split(":")[0])])
-    out.append(_table(["pair", "labels", "raw cosine before", "target", "raw cosine after",
-                       "max |dp| on data", "max |dp| on random states", "verdict (data)"],
-                      rows, left=2))
-    rs0 = next((c.random_states for c in d.pairs if c.random_states is not None), None)
-    sat = (f" The softmax is saturated on the data: {100 * d.saturated_share:.0f}% of the inputs "
-           f"have a largest probability within {SATURATED:g} of 1, where any head that keeps "
-           f"the argmax gives max |dp| near 0; the random states are the evidence."
-           if d.saturated else
-           f" {100 * d.saturated_share:.0f}% of the data's inputs are saturated (largest "
-           f"probability within {SATURATED:g} of 1).")
-    rnd = ("" if rs0 is None else
-           f" Random states: {rs0.n} hidden states N(0, I)/sqrt(d) scaled by "
-           f"{_f(rs0.scale)}, where the median largest probability is {_f(rs0.median_max_p)} "
-           f"({100 * rs0.saturated_share:.0f}% saturated).")
-    out.append(f"<p class='small'>Verified on {d.verified_on} hidden states of the audit data "
-               f"(all labels compared).{_e(sat)}{_e(rnd)} Translation-invariant views keep "
-               f"their values; see the bars.</p>")
-    for c in d.pairs:
-        if c.refused is None:
-            out.append(f"<img alt='before/after' src='data:image/png;base64,"
-                       f"{_png(plot_before_after(c))}'>")
-    return out
-
-
-def _pair_claim_html(d: PairClaimDetails, undefined: dict[str, str]) -> list[str]:
-    out = [f"<p>{d.pairs_negative} of {d.pairs_total} pairs have a negative {_e(d.view)} "
-           f"cosine; {len(d.cases)} of them have an input where both labels have p &ge; "
-           f"{_f(d.likely)} ({d.pairs_likely_together} pairs of any cosine do; the largest "
-           f"min(p_a, p_b) on one input is {_f(d.largest_min_probability)}).</p>"]
-    if d.cases:
-        rows = [[_e(_pair(c.a, c.b)), _f(c.cosine), f"{100 * c.percentile:.0f}%", _f(c.z, 2),
-                 _f(c.p_a), _f(c.p_b), _f(c.measures["co_topk"]), _f(c.measures["corr_p"]),
-                 _e(c.witness_text) or str(c.witness)] for c in d.cases[:TABLE_ROWS]]
-        out.append(f"<p>The data's evidence, most negative cosine first. How strong: "
-                   f"{_e(d.grade_reason)}.</p>")
-        out.append(_table(["labels", f"{d.view} cosine", "percentile among the pairs",
-                           "z-score", "p_a at witness", "p_b at witness",
-                           "freq. both in top k", "corr(p_a, p_b)", "witness input"],
-                          rows, left=1))
-        out.append(_shown_of(min(TABLE_ROWS, len(d.cases)), len(d.cases), "pairs"))
-    if d.model_evidence:
-        ev = d.model_evidence
-        n_yes = sum(e.status == "yes" for e in ev)
-        n_no = sum(e.status == "no" for e in ev)
-        out.append(f"<p>The model's own evidence, no data needed ({_e(d.model_evidence_note)}): "
-                   f"{n_yes} of {len(ev)} negative-cosine pairs can be the top two labels "
-                   f"together (a witness hidden state in the region; along it p_a = p_b, "
-                   f"kept in the region), {n_no} cannot there (a linear-programming "
-                   f"certificate), {len(ev) - n_yes - n_no} undecided. The largest norm of a "
-                   f"hidden state of the data: {_f(d.data_max_norm)}.</p>")
-        rows = [[_e(_pair(e.a, e.b)), _f(e.cosine), _e(e.status), _f(e.margin),
-                 _f(e.witness_norm), _f(e.p_a), _f(e.p_b)] for e in ev[:TABLE_ROWS]]
-        out.append(_table(["labels", f"{d.view} cosine", "can be the top two", "margin",
-                           "witness norm", "p_a at witness", "p_b at witness"], rows,
-                          left=1))
-        out.append(_shown_of(min(TABLE_ROWS, len(ev)), len(ev), "pairs"))
-    return out
-
-
-def _claim_html(cl: Claim, undefined: dict[str, str]) -> str:
-    out = [f"<h3>Claim {cl.number}: {_e(cl.title)} — {_mark(cl)}</h3>",
-           f"<p>{_e(cl.statement)}</p>", f"<p><b>{_e(cl.outcome)}</b>: {_e(cl.why)}</p>"]
-    if isinstance(cl.details, ClaimOneDetails):
-        out += _claim_one_html(cl.details)
-    else:
-        out += _pair_claim_html(cl.details, undefined)
-    return "\n".join(out)
-
-
-def _co_top_html(res: AuditResult) -> str:
-    ct = res.co_top
-    feas = np.asarray(ct.feasible, dtype=bool)
-    k = feas.shape[0]
-    iu = np.triu_indices(k, 1)
-    n_yes = int(feas[iu].sum())
-    out = ["<h2>Which pairs can be the top two together (the arrangement of all rows)</h2>",
-           f"<p>{n_yes} of {iu[0].size} pairs of the label set can be the two most probable "
-           f"labels together for some hidden state within {_e(res.region.text)} (decided over "
-           f"all {res.model['n_labels']} "
-           f"rows: a witness hidden state for each yes, a linear-programming certificate for "
-           f"each no). Cosine does not decide this; a third label between two others can block "
-           f"them.</p>"]
-    no = [(int(i), int(j)) for i, j in zip(*iu) if not feas[i, j]]
-    if no:
-        cen = res.similarities["centered"]
-        raw = res.similarities["raw"]
-        rows = [[_e(_pair(ct.labels[i], ct.labels[j])), _f(raw[i, j]), _f(cen[i, j]),
-                 _f(ct.margin[i][j]), _e(ct.results[(i, j)].status)] for i, j in no[:30]]
-        out.append(_table(["pair that can never be the top two", "raw cosine",
-                           "centered cosine", "margin", "status"], rows, left=1))
-        out.append(_shown_of(min(30, len(no)), len(no), "pairs"))
-    return "\n".join(out)
 
 
 _VIEW_TEXT = {
@@ -233,20 +57,26 @@ _VIEW_TEXT = {
 
 
 def _views_html(res: AuditResult) -> str:
-    rows = [[_e(v), _e(_VIEW_TEXT.get(v, "")), _e(INVARIANCE.get(v, "")),
-             _e(res.undefined_views.get(v, "defined"))] for v in res.similarities]
-    out = ["<h2>The views</h2>",
-           _table(["view", "what", "unchanged by", "status"], rows, left=4)]
+    rows = [[esc(v), esc(_VIEW_TEXT.get(v, "")), esc(INVARIANCE.get(v, "")),
+             esc(res.undefined_views.get(v, "defined"))] for v in res.similarities]
+    out = ["<h2>The views</h2><p>A <i>view</i> is one way of comparing two labels' rows "
+           "u_i, u_j of the head (the unembedding matrix U, one row per label; m the mean "
+           "row); each gives a cosine in [-1, 1].</p>",
+           table(["view", "what", ("unchanged by", "the changes of the head's parameters "
+                                    "that keep every probability and leave this view's "
+                                    "cosines as they are"), "status"], rows, left=4,
+                  fold=True)]
     lg = res.logit
     if lg is not None:
         park = lg.park
-        dist = (_e(lg.park_reason) if park is None else
+        dist = (esc(lg.park_reason) if park is None else
                 f"{park.distance:.3f} (0: the data meet the assumption and the logit and causal "
-                f"views agree; sqrt(2) = 1.414: as far as possible), participation "
-                f"{park.participation:.3f} of rank {park.rank}")
+                f"views agree; sqrt(2) = 1.414: as far as possible); participation "
+                f"{park.participation:.3f} (the share of the rows' {park.rank} directions the "
+                f"data's centered logits effectively use; 1: all alike)")
         out.append(
             f"<p>The <code>logit</code> view is computed from the mean and covariance S of the "
-            f"{lg.n_states} hidden states of {_e(lg.source)}: it is a property of model and "
+            f"{lg.n_states} hidden states of {esc(lg.source)}: it is a property of model and "
             f"data together. Park et al.'s causal view is its special case S = Cov(rows)^-1 "
             f"(an assumption about the data). How far this data is from that assumption: "
             f"|K/|K| - P/|P||_F with K the covariance of the centered logits and P the "
@@ -263,11 +93,14 @@ def p_text(p: float | None) -> str:
     return "< 1e-300" if p < 1e-300 else f"{p:.2g}"
 
 
-def rho_text(r: RankCorrelation) -> str:
-    """rho with its sample size and p-value: "+0.54 (n = 45, p = 0.0001)"."""
-    if r.rho is None:
-        return f"undefined (n = {r.n_pairs})"
-    return f"{r.rho:+.2f} (n = {r.n_pairs}, p = {p_text(r.p_value)})"
+def rho_text(r: RankCorrelation, *, n: bool = True, p: bool = True) -> str:
+    """rho with its sample size and p-value: "+0.54 (n = 45, p = 0.0001)"; without the
+    sample size or the p-value where a table states it once ("+0.54 (p = 0.0001)",
+    "+0.54")."""
+    inner = ([f"n = {r.n_pairs}"] if n else []) + (
+        [f"p = {p_text(r.p_value)}"] if p and r.rho is not None else [])
+    tail = f" ({', '.join(inner)})" if inner else ""
+    return ("undefined" if r.rho is None else f"{r.rho:+.2f}") + tail
 
 
 def _ci(d: RhoDifference) -> str:
@@ -312,103 +145,204 @@ def advice_lines(res: AuditResult) -> list[str]:
 
 def _use_html(res: AuditResult) -> str:
     adv = res.advice
-    rows = [[_e(MEASURE_TITLES[me]), _e(advice_text(ma)),
+    rows = [[esc(MEASURE_TITLES[me]), esc(advice_text(ma)),
              f"{ma.carrying.n_carrying} of {ma.n_pairs} ({100 * ma.carrying.share:.0f}%)"]
             for me, ma in adv.measures.items()]
     out = ["<h2>What to use for this model</h2><p>Only views invariant under every symmetry "
            "of this head are ranked, so that every model with the same probabilities gets "
            "the same advice. Per measure the ranked views are ordered by Spearman's rho across "
            "the label set's pairs; the first is called best only when it beats the second "
-           f"beyond the uncertainty ({_e(adv.bootstrap or 'bootstrap over labels')}: the "
+           f"beyond the uncertainty ({esc(adv.bootstrap or 'bootstrap over labels')}: the "
            f"interval of the difference lies above 0), otherwise the views are tied. No "
            f"ranking when fewer than {adv.rules.get('min_carrying_pairs')} pairs or "
            f"{100 * float(adv.rules.get('min_carrying_share', 0)):g}% of the pairs carry the "
            f"measure (differ from its modal value). Measured on this data and this label set: "
            f"another data set can rank the views differently.</p>",
-           _table(["measure", "advice", "pairs carrying the measure"], rows, left=2)]
+           table(["measure", "advice", "pairs carrying the measure"], rows, left=2)]
     if adv.not_ranked:
-        out.append("<p>Not ranked:</p>" + _table(
-            ["view", "why"], [[_e(v), _e(w)] for v, w in adv.not_ranked.items()], left=2))
-    out += [f"<p class='small'>Caveat: {_e(c)}.</p>" for c in adv.caveats]
+        out.append("<p>Not ranked:</p>" + table(
+            ["view", "why"], [[esc(v), esc(w)] for v, w in adv.not_ranked.items()], left=2))
+    out += [f"<p class='small'>Caveat: {esc(c)}.</p>" for c in adv.caveats]
     return "\n".join(out)
+
+
+#: Names of the model facts in the report's first table (the rest: the key, "_" as " ").
+_FACT_NAMES = {
+    "labels_from": "label names from",
+    "quick": "quick run (barely trained models, for tests)",
+    "vocab": "vocabulary size",
+    "context": "context (tokens)",
+    "layers": "transformer blocks",
+    "steps": "training steps",
+    "train_seconds": "training time (s)",
+    "n_train": "training inputs",
+    "n_heldout": "held-out inputs",
+    "heldout_accuracy": "held-out accuracy",
+    "heldout_perplexity": "held-out perplexity",
+    "heldout_tokens": "held-out tokens",
+    "train_tokens": "training tokens",
+}
+
+
+def labels_from_text(source: str | None) -> str:
+    """Where a head's label names came from (:attr:`unembed.head.Head.labels_from`), in words
+    a reader understands."""
+    if source is None or source == "row numbers":
+        return "none found: the labels are the row numbers 0 .. V-1"
+    if source == "the caller":
+        return "given with the head by the program or command that ran the audit"
+    if source == "tokenizer":
+        return "the model's tokenizer (one token per row)"
+    if source == "classes_":
+        return "the estimator's classes_"
+    if source == "id2label":
+        return "the model configuration's id2label"
+    return source if source.startswith("the ") else f"the file {source}"
+
+
+def _fact_text(key: str, val: Any) -> str:
+    if key == "labels_from":
+        return labels_from_text(None if val is None else str(val))
+    return num(val) if isinstance(val, (bool, np.bool_, float)) else str(val)
+
+
+_TERMS = [
+    ("label set", "the labels whose pairs are analysed (the first table says which)"),
+    ("pair", "two labels i, j of the label set"),
+    ("prediction", "one input of the data (one position of a text window for a language "
+                   "model), giving probabilities p_i for every label i"),
+    ("view, cosine", "a way of comparing two labels' rows of the head, giving a cosine in "
+                     "[-1, 1] (next section)"),
+    ("measure", "what the model does with a pair on the data: " + "; ".join(
+        MEASURE_TITLES[m] for m in MEASURES) + " (each over the predictions)"),
+    ("rho", "Spearman's rank correlation across the label set's pairs between a view's "
+            "cosine and a measure (n: the number of pairs; p: its two-sided p-value)"),
+    ("witness", "an input (from the data) or a hidden state (from the model alone) that "
+                "shows a claim"),
+    ("logits", "z = U h + b: the scores softmax turns into probabilities; margins are "
+               "differences of logits"),
+]
+
+
+def _terms_html() -> str:
+    return ("<dl class='terms'>" + "".join(f"<dt>{esc(t)}:</dt><dd>{esc(d)}</dd>"
+                                            for t, d in _TERMS) + "</dl>")
 
 
 def render_html(res: AuditResult, *, title: str = "unembed audit") -> str:
     """The audit as one self-contained HTML page."""
     m = res.model
     b = res.behaviour
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
              f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-             f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"]
-    facts = [["model", _e(m.get("meta", {}).get("source", m["kind"]))],
-             ["labels (V) / hidden size (d)", f"{m['n_labels']} / {m['d']}"],
-             ["rows", _e(m["rows"]) + " (stored: the rows as stored; folded: the final "
-              "norm's gain folded in)"],
-             ["predictions analysed", str(b.n_predictions)],
-             ["label set", _e(b.selection)],
-             ["top k for co-occurrence", str(b.top_k)]]
+             f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"]
+    rows_text = {"stored": "as stored in the model", "folded": "with the final norm's gain "
+                 "folded in (the rows the hidden states meet)"}
+    facts: list[list[Cell]] = [
+        ["model", esc(m.get("meta", {}).get("source", m["kind"]))],
+        ["labels (V) / hidden size (d)", f"{m['n_labels']} / {m['d']}"],
+        ["rows of the head", esc(rows_text.get(str(m["rows"]), m["rows"]))],
+        ["predictions analysed", str(b.n_predictions)],
+        ["label set", esc(b.selection)],
+        ["top k (for how often two labels are both among the k most probable)", str(b.top_k)]]
     for key, val in m.items():
         if key not in ("kind", "n_labels", "d", "link", "dtype", "rows", "meta"):
-            facts.append([_e(key.replace("_", " ")), _e(_f(val) if isinstance(val, float)
-                                                       else val)])
+            facts.append([esc(_FACT_NAMES.get(key, key.replace("_", " "))),
+                          esc(_fact_text(key, val))])
     inp = res.inputs
     for key, val in (("model file", inp.model), ("bias file", inp.bias),
                      ("labels file", inp.labels), ("data file", inp.data),
                      ("unembed version", inp.unembed_version)):
         if val:
-            facts.append([_e(key), _e(val)])
-    parts.append(_table(["", ""], facts, left=2))
+            facts.append([esc(key), esc(val)])
+    parts.append(table(["", ""], facts, left=2))
+    parts.append("<p class='small'>Terms used on this page (column headers with a dotted "
+                 "underline say more on hover):</p>" + _terms_html())
     parts.append(_views_html(res))
     parts.append("<h2>The paper's claims on this model</h2>")
-    parts.extend(_claim_html(c, res.undefined_views) for c in res.claims)
+    parts.extend(claim_html(c, res.undefined_views, res.region.kind) for c in res.claims)
     parts.append("<h2>How well each view predicts behaviour (Spearman's rho across pairs)</h2>")
     by = {(r.view, r.measure): r for r in res.correlations}
-    rows = [[_e(v)] + [_e(rho_text(by[(v, me)])) for me in MEASURES] for v in res.similarities]
-    parts.append(_table(["view"] + [MEASURE_TITLES[me] for me in MEASURES], rows, left=1))
+    ns = {r.n_pairs for r in res.correlations}
+    one_n = len(ns) == 1
+    ps = {p_text(r.p_value) for r in res.correlations if r.rho is not None}
+    one_p = len(ps) == 1 and len(res.correlations) > 1
+    rows = [[esc(v)] + [esc(rho_text(by[(v, me)], n=not one_n, p=not one_p))
+                        for me in MEASURES] for v in res.similarities]
+    if one_n or one_p:
+        said = ([f"n = {next(iter(ns))} pairs"] if one_n else []) + (
+            [f"p = {next(iter(ps))} (the two-sided p-value, below)"] if one_p else [])
+        parts.append(f"<p>In every cell: {'; '.join(said)}.</p>")
+    parts.append(table(["view"] + [MEASURE_TITLES[me] for me in MEASURES], rows, left=1))
     car = res.advice.measures
     parts.append("<p class='small'>Pairs carrying each measure (a value other than its modal "
                  "value): " + "; ".join(
-                     f"{_e(me)} {car[me].carrying.n_carrying} of {car[me].n_pairs}"
-                     for me in MEASURES if me in car) + ".</p>")
-    reasons = sorted({r.reason for r in res.correlations if r.rho is None and r.reason})
+                     f"{esc(MEASURE_TITLES[me])} {car[me].carrying.n_carrying} of "
+                     f"{car[me].n_pairs}" for me in MEASURES if me in car) + ".</p>")
+    reasons = sorted({_strip_undefined(r.reason) for r in res.correlations
+                      if r.rho is None and r.reason})
     if reasons:
-        parts.append("<p class='small'>Undefined: " + "; ".join(_e(x) for x in reasons)
-                     + ".</p>")
+        parts.append("<p class='small'>Undefined (no statistic), because: "
+                     + "; ".join(esc(x) for x in reasons) + ".</p>")
     methods = sorted({r.p_method for r in res.correlations if r.p_method})
     parts.append("<p class='small'>n: the pairs of the label set. p: two-sided, by permuting "
                  "the labels of the view's matrix (a Mantel test, which keeps what pairs "
-                 "sharing a label have in common); " + _e("; ".join(methods) or "none") +
+                 "sharing a label have in common); " + esc("; ".join(methods) or "none") +
                  ".</p>")
-    parts.append(f"<img alt='scatter' src='data:image/png;base64,"
-                 f"{_png(plot_scatter_grid(res))}'>")
+    parts.append("<p>Each view's cosine (x) against each measure (y), one point per pair; "
+                 "the panel's title gives rho and n.</p>")
+    for me in MEASURES:
+        parts.append(f"<h3>{esc(MEASURE_TITLES[me])}</h3>")
+        parts.append(img(plot_scatter_grid(res, (me,)), f"scatter: {me}"))
     parts.append("<h2>Pairs that contradict each view most (measure: mean of min(p_i, p_j))"
                  "</h2>")
-    rows = []
+    rows2: list[list[Cell]] = []
     total = 0
     for v in res.similarities:
         for kind in ("low", "high"):
             cs = [c for c in res.contradictions
                   if c.view == v and c.measure == "mean_min" and c.kind == kind]
             total += len(cs)
-            rows += [[_e(v), _e(CONTRADICTION_KINDS[kind]), _e(_pair(c.a, c.b)), _f(c.cosine),
-                      _f(c.value), _f(c.cosine_rank, 2), _f(c.value_rank, 2),
-                      f"{min(3, len(cs))} of {len(cs)}"] for c in cs[:3]]
-    parts.append(_table(["view", "kind", "labels", "cosine", "mean min p", "cosine pct.",
-                         "behaviour pct.", "shown"], rows, left=3))
-    parts.append(f"<p class='small'>Percentiles among the label set's pairs; the largest gap "
-                 f"between the two first; {len(rows)} of {total} such pairs shown (every "
-                 f"measure's in audit.json). Views without a statistic have none.</p>")
+            rows2 += [[esc(v), esc(_KIND_SHORT[kind]), esc(pair_text(c.a, c.b)), c.cosine, c.value,
+                       c.cosine_rank, c.value_rank, f"{min(3, len(cs))} of {len(cs)}"]
+                      for c in cs[:3]]
+    parts.append(table(["view", ("kind", "; ".join(CONTRADICTION_KINDS.values())),
+                         "labels", "cosine", "mean min p",
+                         ("cosine pct.", "the pair's percentile among the label set's pairs, "
+                                         "by cosine (0 to 1)"),
+                         ("behaviour pct.", "the pair's percentile by mean min p (0 to 1)"),
+                         ("shown", "rows shown of the pairs of this view and kind")],
+                        rows2, left=3, digits={5: 2, 6: 2}, fold=True))
+    parts.append(f"<p class='small'>Kind: {esc(_KIND_SHORT['low'])}: "
+                 f"{esc(CONTRADICTION_KINDS['low'])}; {esc(_KIND_SHORT['high'])}: "
+                 f"{esc(CONTRADICTION_KINDS['high'])}. Percentiles among the label set's pairs; "
+                 f"the largest gap between the two first; {len(rows2)} of {total} such pairs "
+                 f"shown (every measure's in audit.json). Views without a statistic have "
+                 f"none.</p>")
     if res.co_top is not None:
-        parts.append(_co_top_html(res))
-    parts.append("<h2>Heat maps over the label set</h2><div class='grid'>")
-    parts.extend(f"<img class='cell' alt='heat map: {_e(n)}' src='data:image/png;base64,"
-                 f"{_png(plot_heatmap(res, n), dpi=100)}'>"
+        parts.append(co_top_html(res))
+    keep = heatmap_labels(res)
+    note = ("every label of the label set" if not keep.rule else
+            f"{keep.rule} (at most {HEATMAP_MAX_LABELS} labels stay readable); every pair's "
+            f"values are in audit.json and in <code>result.pair_table()</code> "
+            f"(<code>unembed audit --pairs pairs.csv</code>)")
+    parts.append(f"<h2>Heat maps over the label set</h2><p class='small'>Each shows {note}. "
+                 f"The colour bar gives the values.</p><div class='grid'>")
+    parts.extend(img(plot_heatmap(res, n), f"heat map: {n}", "cell")
                  for n in [*res.similarities, *MEASURES])
     parts.append("</div>")
     parts.append(_use_html(res))
     parts.append("<p class='small'>Every number above is in <code>audit.json</code> beside this "
                  "page, with the full matrices and every input of this run.</p></body></html>")
     return "\n".join(parts)
+
+
+_KIND_SHORT = {"low": "low cosine, high measure", "high": "high cosine, low measure"}
+
+
+def _strip_undefined(reason: str) -> str:
+    """A reason without its leading "undefined: " (the sentence around it says so)."""
+    return reason[len("undefined: "):] if reason.startswith("undefined: ") else reason
 
 
 def summary_lines(res: AuditResult, *, name: str = "") -> list[str]:
@@ -437,11 +371,11 @@ def summary_lines(res: AuditResult, *, name: str = "") -> list[str]:
         d = cl.details
         if isinstance(d, ClaimOneDetails):
             extra = "; ".join(
-                f"{_pair(c.a, c.b)}: {c.cosine_before:+.3f} -> {c.cosine_after:+.3f}, max |dp| "
-                f"{_f(None if c.equivalence is None else c.equivalence.max_abs_dp)} (data), "
-                f"{_f(None if c.random_states is None else c.random_states.max_abs_dp)} "
+                f"{pair_text(c.a, c.b)}: {c.cosine_before:+.3f} -> {c.cosine_after:+.3f}, max |dp| "
+                f"{num(None if c.equivalence is None else c.equivalence.max_abs_dp)} (data), "
+                f"{num(None if c.random_states is None else c.random_states.max_abs_dp)} "
                 f"(random states)" if c.refused is None and c.cosine_after is not None
-                else f"{_pair(c.a, c.b)}: refused" for c in d.pairs)
+                else f"{pair_text(c.a, c.b)}: refused" for c in d.pairs)
             if d.saturated:
                 extra += "; softmax saturated on the data"
         elif d.model_evidence:
@@ -449,8 +383,8 @@ def summary_lines(res: AuditResult, *, name: str = "") -> list[str]:
             n_yes = sum(e.status == "yes" for e in ev)
             norms = [e.witness_norm for e in ev if e.witness_norm is not None]
             scale = ("" if not norms else
-                     f"; witness norm up to {_f(max(norms))} (data up to "
-                     f"{_f(d.data_max_norm)})")
+                     f"; witness norm up to {num(max(norms))} (data up to "
+                     f"{num(d.data_max_norm)})")
             extra += (f"; model: {n_yes} of {len(ev)} negative pairs decided can be the top "
                       f"two together within {d.region}{scale}")
         out.append(f"  claim {cl.number} {cl.verdict_line}: {extra}")
@@ -499,23 +433,23 @@ maps, and the views ranked for this model. Every number is in <code>audit.json</
 def _verdicts_table(results: dict[str, AuditResult], headings: dict[str, str]) -> str:
     rows = []
     for name, res in results.items():
-        cells = [f"<a href='{_e(name)}/report.html' title='{_e(headings.get(name, name))}'>"
-                 f"{_e(name)}</a>",
+        cells = [f"<a href='{esc(name)}/report.html' title='{esc(headings.get(name, name))}'>"
+                 f"{esc(name)}</a>",
                  f"{res.model['n_labels']} / {res.model['d']}"]
-        cells += [_mark(c) for c in res.claims]
-        cells.append(_e(", ".join(res.undefined_views)) or "none")
+        cells += [mark(c) for c in res.claims]
+        cells.append(esc(", ".join(res.undefined_views)) or "none")
         ma = res.advice.measures.get("mean_min")
         if ma is None or ma.refused is not None or not ma.ranked:
             cells.append("no ranking")
         elif ma.best is not None:
-            cells.append(f"{_e(ma.best)} ({ma.rho[ma.best]:+.2f}, n = {ma.n_pairs})")
+            cells.append(f"{esc(ma.best)} ({ma.rho[ma.best]:+.2f}, n = {ma.n_pairs})")
         else:
-            cells.append("tie: " + _e(" = ".join(ma.tied)) + f" (n = {ma.n_pairs})")
+            cells.append("tie: " + esc(" = ".join(ma.tied)) + f" (n = {ma.n_pairs})")
         park = None if res.logit is None else res.logit.park
-        cells.append("n/a" if park is None else _f(park.distance))
+        cells.append("n/a" if park is None else num(park.distance))
         rows.append(cells)
-    return (_table(["model", "V / d", "claim 1", "claim 2", "claim 3", "no statistic",
-                    "best view (rho, n)", "causal gap"], rows, left=1)
+    return (table(["model", "V / d", "claim 1", "claim 2", "claim 3", "no statistic",
+                    "best view (rho, n)", "causal gap"], rows, left=1, fold=True)
             + "<p class='small'><i>No statistic</i>: views constant over the label set (no "
               "rank correlation is computed for them). <i>Best view</i>: among the views "
               "invariant under every symmetry of the head, the one whose cosine ranks the pairs "
@@ -537,23 +471,23 @@ def write_index(out: str | os.PathLike[str], title: str, sections: Sequence[dict
         for name, res in results.items():
             (d / name).mkdir()
             _write_files(res, d / name, f"{title}: {name}")
-        body = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
+        body = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
                 f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-                f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>", _INTRO,
+                f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>", _INTRO,
                 "<h2>Verdicts</h2>",
                 _verdicts_table(results, {s["name"]: s["heading"] for s in sections})]
         for s in sections:
-            body.append(f"<h2><a href='{_e(s['name'])}/report.html'>{_e(s['heading'])}</a></h2>")
-            body.append(f"<p>{_e(s.get('text', ''))}</p>")
-            facts = [[_e(k), _e(v)] for k, v in s.get("facts", [])]
+            body.append(f"<h2><a href='{esc(s['name'])}/report.html'>{esc(s['heading'])}</a></h2>")
+            body.append(f"<p>{esc(s.get('text', ''))}</p>")
+            facts = [[esc(k), esc(v)] for k, v in s.get("facts", [])]
             if s["name"] in results:
                 res = results[s["name"]]
                 b = res.behaviour
-                facts.append(["predictions analysed", f"{b.n_predictions} ({_e(b.selection)})"])
-                facts += [[f"claim {c.number}: {_mark(c)}", _e(c.why)]
+                facts.append(["predictions analysed", f"{b.n_predictions} ({esc(b.selection)})"])
+                facts += [[f"claim {c.number}: {mark(c)}", esc(c.why)]
                           for c in res.claims]
             if facts:
-                body.append(_table(["", ""], facts, left=2))
+                body.append(table(["", ""], facts, left=2))
         body.append("<p class='small'>Numbers: <code>summary.json</code> here and "
                     "<code>NAME/audit.json</code> per model.</p></body></html>")
         (d / "index.html").write_text("\n".join(body), encoding="utf-8")

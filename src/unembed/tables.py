@@ -43,8 +43,9 @@ if TYPE_CHECKING:
     from unembed.feasibility import CoTopMatrix, Enumeration, Feasibility, VocabularyResult
     from unembed.views import ViewData
 
-__all__ = ["PairTable", "co_top_table", "enumeration_table", "feasibility_table", "pair_table",
-           "pairs_from_matrices", "similarity_frame", "vocabulary_table", "write_pairs"]
+__all__ = ["PairTable", "co_top_table", "enumeration_table", "feasibility_frame",
+           "feasibility_table", "pair_table", "pairs_from_matrices", "similarity_frame",
+           "vocabulary_table", "write_pairs"]
 
 
 def pair_table(head: Head, labels: Sequence[LabelRef] | None = None,
@@ -154,7 +155,27 @@ def enumeration_table(result: Enumeration) -> PairTable:
     quoted; ``covers`` is how many items a row decides (a "no" for a ranking prefix rules out
     every ranking that starts with it; 1 otherwise)."""
     rows = [{"item": _item(r.labels, result.kind), "status": r.status, "margin": r.margin,
-             "covers": int(r.extra.get("covers", 1)), "method": r.method}
+             "covers": int(r.covers or 1), "method": r.method}
             for r in [*result.feasible, *result.infeasible, *result.undecided]]
     return table_of_rows(rows, ("item", "status", "margin", "covers", "method"),
                   ("item", "status", "method"))
+
+
+def feasibility_frame(result: Feasibility | VocabularyResult | CoTopMatrix | Enumeration
+                      ) -> pd.DataFrame:
+    """Any feasibility result as a pandas DataFrame: :func:`feasibility_table`,
+    :func:`vocabulary_table`, :func:`co_top_table` or :func:`enumeration_table` by its type
+    (pandas imported only here)."""
+    from unembed.feasibility import CoTopMatrix, Enumeration, Feasibility, VocabularyResult
+
+    if isinstance(result, Feasibility):
+        return feasibility_table(result).to_frame()
+    if isinstance(result, VocabularyResult):
+        return vocabulary_table(result).to_frame()
+    if isinstance(result, CoTopMatrix):
+        return co_top_table(result).to_frame()
+    if isinstance(result, Enumeration):
+        return enumeration_table(result).to_frame()
+    raise UnembedError("must be a feasibility result. "
+                       f"Got {type(result).__name__} instead.", argument="result",
+                       function="feasibility_frame")

@@ -168,7 +168,7 @@ def invariance(head: Head, view: str) -> ViewInvariance:
     it.
 
     >>> import numpy as np
-    >>> from unembed import Head, translate
+    >>> from unembed import Head
     >>> capped = Head(np.eye(3), softcap=30.0)
     >>> invariance(capped, "centered").note.split(":")[0]
     'no symmetry of this head stands behind this view'

@@ -58,3 +58,25 @@ def test_chunked_comparison_equals_one_pass():
     assert parts.max_abs_dp == whole.max_abs_dp and parts.n_inputs == 300
     assert parts.mean_kl == pytest.approx(whole.mean_kl, rel=1e-12)
     assert parts.argmax_agreement == pytest.approx(whole.argmax_agreement, rel=1e-12)
+
+
+def test_several_heads_in_one_pass_equal_one_call_each():
+    from unembed.equivalence import compare_head_rows, compare_head_rows_many
+
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((9, 5))
+    head = Head(W, b=rng.standard_normal(9))
+    shifted = W + rng.standard_normal(5)
+    other = W.copy()
+    other[2] += 0.3
+    H = rng.standard_normal((40, 5))
+    both = compare_head_rows_many(head, [(lambda s, e: shifted[s:e], "float64"),
+                                         (lambda s, e: other[s:e].astype(np.float32),
+                                          "float32")], H)
+    assert both[0] == compare_head_rows(head, lambda s, e: shifted[s:e], "float64", H)
+    assert both[1] == compare_head_rows(head, lambda s, e: other[s:e].astype(np.float32),
+                                        "float32", H)
+    # and against the plain comparison of the full logits
+    assert both[1] == compare_logits(H @ W.T + head.b, H @ other.astype(np.float32).T.astype(
+        np.float64) + head.b, dtype="float32", tolerance=both[1].tolerance)
+    assert both[0].equivalent and not both[1].equivalent

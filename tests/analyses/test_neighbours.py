@@ -81,3 +81,40 @@ def test_float32_products_cannot_reorder_what_float64_separates(block):
         want = _brute(W, q, 12)
         assert bi[a].tolist() == [j for j, _ in want]
         np.testing.assert_allclose(bv[a], [c for _, c in want], atol=1e-15)
+
+
+@pytest.mark.parametrize("view", ["raw", "centered", "normalized", "causal"])
+def test_every_label_at_once_matches_each_label_alone(view):
+    """The all-labels path (half the product, one re-score at the end) against the per-query
+    path and the full matrix sorted independently."""
+    rng = np.random.default_rng(11)
+    head = Head(rng.standard_normal((50, 7)) + 0.4)
+    from unembed.views import view_rows
+
+    R = view_rows(head, view)
+    got = neighbours(head, None, k=6, view=view)
+    alone = neighbours(head, [f"#{i}" for i in range(50)], k=6, view=view)
+    assert got == alone
+    for i in range(50):
+        want = _brute(R, i, 6)
+        assert [n.index for n in got[str(i)]] == [j for j, _ in want]
+        np.testing.assert_allclose([n.cosine for n in got[str(i)]], [c for _, c in want],
+                                   atol=1e-12)
+
+
+def test_all_file_holds_what_json_writes_for_each_label(tmp_path):
+    rng = np.random.default_rng(2)
+    W = rng.standard_normal((12, 3))
+    labels = ["a", 'q"uote', "é", "back\\slash", *[f"t{i}" for i in range(8)]]
+    from unembed.cli.neighbours import _write_lines
+    from unembed.neighbours import neighbour_arrays
+
+    head = Head(W, labels=labels)
+    _write_lines(tmp_path / "x.jsonl", head.labels, neighbour_arrays(head, None, k=3,
+                                                                     view="raw"),
+                 {"view": "raw"})
+    want = "".join(json.dumps({"label": lab, "view": "raw",
+                               "neighbours": [n.to_dict() for n in ns]},
+                              ensure_ascii=False) + "\n"
+                   for lab, ns in neighbours(head, None, k=3, view="raw").items())
+    assert (tmp_path / "x.jsonl").read_text(encoding="utf-8") == want

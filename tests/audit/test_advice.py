@@ -282,7 +282,7 @@ def test_three_label_audit_has_no_zero_p_and_no_ranking(logreg_pair, tmp_path) -
     assert any("(n = 3 pairs" in line for line in lines)
     assert any(line.startswith("  use for") and "no ranking" in line for line in lines)
     page = render_html(res)
-    assert "n = 3, p = " in page and "no ranking" in page
+    assert "In every cell: n = 3 pairs" in page and "p = " in page and "no ranking" in page
 
 
 def test_reports_print_n_and_verdicts(logreg_pair) -> None:
@@ -295,7 +295,7 @@ def test_reports_print_n_and_verdicts(logreg_pair) -> None:
     assert any(line.startswith(f"  claim 2 shown ({c2.grade} evidence)") for line in lines)
     page = render_html(a)
     assert "What to use for this model" in page and "Not ranked" in page
-    assert "n = 45, p = " in page
+    assert "In every cell: n = 45 pairs" in page and "p = " in page
     # the percentile of the strongest case, recomputed from the head
     s = a.similarities["centered"][np.triu_indices(10, 1)]
     case = c2.details.cases[0]

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from conftest import run_cli
+from unembed.gauges import translate
 from unembed.sources import load
 from unembed.views import similarity_matrix
 
@@ -58,7 +59,7 @@ def test_audit_hf_checkpoint_on_text(tiny_gpt2_dir: Path, tmp_path: Path) -> Non
     for case in claim1["details"]["pairs"]:
         assert abs(case["cosine_after"] - case["target"]) < 1e-9
         assert case["equivalence"]["max_abs_dp"] < 1e-9
-        new = model.head.translate(np.asarray(case["translation"]))
+        new = translate(model.head, np.asarray(case["translation"]))
         h = np.random.default_rng(0).normal(size=(20, model.head.d))
         assert np.max(np.abs(new.probs(h) - model.head.probs(h))) < 1e-12
     again = _run("--model", str(tiny_gpt2_dir), "--data", str(data), "--out", str(out))

@@ -61,6 +61,9 @@ def test_counterexample_then_verify(head_dir, target):
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
     assert rec["cosine_written"] == pytest.approx(float(target), abs=1e-9)
+    assert set(rec["seconds"]) == {"read", "construct", "write", "verify"}
+    assert all(t >= 0 for t in rec["seconds"].values())
+    assert rec["equivalence"]["equivalent"] and rec["verification"]["equivalent"]
     W2 = np.load(head_dir / "new.npy")
     assert W2[1] @ W2[2] / np.linalg.norm(W2[1]) / np.linalg.norm(W2[2]) == pytest.approx(
         float(target), abs=1e-9)

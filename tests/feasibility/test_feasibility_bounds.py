@@ -68,9 +68,9 @@ def test_argmaxable_all_under_the_architecture_box(tiny_lm_dir, family, fold):
     head = unembed.load(tiny_lm_dir(family), fold=fold).head
     r = head.hidden_bound.radii
     res = argmaxable_all(head, radius="architecture", workers=1, n_narrowest=2)
-    assert res.hidden_bound["source"] == "architecture"
-    np.testing.assert_array_equal(res.hidden_bound["radii"], r)
-    assert "relaxation" in res.hidden_bound["meaning"]
+    assert res.hidden_bound.source == "architecture"
+    np.testing.assert_array_equal(res.hidden_bound.radii, r)
+    assert "relaxation" in res.hidden_bound.meaning
     # raw: |h_j| <= |g_j| c + |beta_j|, one half-width per coordinate; folded: |h|_inf <= c
     assert ("per-coordinate box" in res.formulation) != fold
     assert f"{r.max():g}" in res.formulation
@@ -93,9 +93,9 @@ def test_a_row_inside_the_hull_is_no_with_a_certificate_in_the_box(tiny_llama_di
     r = is_argmaxable(planted, 5, radius="architecture")
     assert r.status == "no" and r.certificate is not None
     assert r.certificate.bound <= r.tol
-    assert r.extra["claim"].startswith("proven for the model")
+    assert r.claim.startswith("proven for the model")
     yes = is_argmaxable(planted, 3, radius="architecture")
-    assert yes.status == "yes" and "relaxation" in yes.extra["claim"]
+    assert yes.status == "yes" and "relaxation" in yes.claim
     assert (np.abs(yes.witness) <= planted.hidden_bound.radii * (1 + 1e-12)).all()
     assert int(np.argmax(planted.logits(yes.witness))) == 3
     ranking = is_feasible_ranking(planted, [3, 9], radius="architecture")
@@ -110,7 +110,7 @@ def test_per_coordinate_box_is_respected():
     wide = is_argmaxable(head, 0, radius=np.array([100.0, 0.1]))
     assert wide.status == "yes"
     assert np.abs(wide.witness[1]) <= 0.1 * (1 + 1e-12) and int(np.argmax(head.logits(wide.witness))) == 0
-    assert wide.extra["hidden_bound"]["per_coordinate"] is True
+    assert wide.hidden_bound.per_coordinate is True
     assert "from 0.1 to 100" in wide.formulation
     # the scalar box of the same largest half-width reaches it too, through the second coordinate
     assert is_argmaxable(head, 0, radius=100.0).status == "yes"

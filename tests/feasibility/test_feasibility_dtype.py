@@ -45,7 +45,7 @@ def test_float16_planted_hull_points_are_no_under_the_dtype_tolerance(tmp_path: 
     far = [i for i in range(40) if exact.status[i] == "yes" and exact.margin[i] > 10 * res.tol]
     assert far and all(res.status[i] == "yes" for i in far)
     one = is_argmaxable(head, 5)
-    assert one.status == "no" and one.extra["rtol"]["from"] == "default for storage dtype float16"
+    assert one.status == "no" and one.rtol.source == "default for storage dtype float16"
     np.save(tmp_path / "W16.npy", W16)
     r = run_cli("argmaxable", str(tmp_path / "W16.npy"), "--json", "--workers", "1")
     got = json.loads(r.stdout)

@@ -1,4 +1,4 @@
-"""``to_frame()`` on feasibility results: the same conventions as the pair tables (text columns
+"""``unembed.tables.feasibility_frame`` of feasibility results: the same conventions as the pair tables (text columns
 categorical, float64 margins with NaN where undefined, pandas imported only then), and every
 row checked against the result it came from and against the witness / geometry itself."""
 
@@ -16,7 +16,7 @@ from unembed.feasibility import (
     co_top_matrix,
     enumerate_rankings,
 )
-from unembed.tables import enumeration_table
+from unembed.tables import enumeration_table, feasibility_frame
 
 pd = pytest.importorskip("pandas")
 
@@ -31,7 +31,7 @@ def head():
 
 def test_vocabulary_frame(head):
     res = argmaxable_all(head)
-    df = res.to_frame()
+    df = feasibility_frame(res)
     assert list(df.columns) == ["label", "status", "margin", "method"]
     assert isinstance(df["status"].dtype, pd.CategoricalDtype)
     assert df["margin"].dtype == np.float64 and len(df) == 6
@@ -43,7 +43,7 @@ def test_vocabulary_frame(head):
 
 def test_co_top_frame_one_row_per_pair(head):
     res = co_top_matrix(head, ["a", "b", "c", "d"])
-    df = res.to_frame()
+    df = feasibility_frame(res)
     assert list(df.columns) == ["label_a", "label_b", "status", "feasible", "margin"]
     assert len(df) == 6 and df["feasible"].dtype == bool
     pairs = list(zip(df["label_a"].astype(str), df["label_b"].astype(str), strict=True))
@@ -56,7 +56,7 @@ def test_co_top_frame_one_row_per_pair(head):
 
 def test_enumeration_frame_quotes_items(head):
     res = enumerate_rankings(head, ["a", "b", "c"])
-    df = res.to_frame()
+    df = feasibility_frame(res)
     assert list(df.columns) == ["item", "status", "margin", "covers", "method"]
     n_yes = int((df["status"].astype(str) == "yes").sum())
     assert n_yes == res.n_feasible
@@ -73,6 +73,6 @@ def test_enumeration_frame_quotes_items(head):
 
 def test_single_feasibility_frame(head):
     r = can_be_top_two(head, "a", "c")
-    df = r.to_frame()
+    df = feasibility_frame(r)
     assert len(df) == 1 and str(df["status"][0]) == r.status
     assert str(df["labels"][0]) == "'a', 'c'" and df["margin"][0] == r.margin

@@ -56,7 +56,7 @@ def check_against_independent(head: Head, r: Feasibility, top: list[int], *, bia
         assert r.witness is not None
         assert r.margin > r.tol or (r.method == "span" and r.margin > 0)
         if r.margin <= r.tol:
-            assert "below the tolerance" in r.extra["reason"]
+            assert "below the tolerance" in r.reason
         z = head.W @ r.witness + (head.bias if r.realises == "W h + b" else 0.0)
         rest = np.ones(head.n_labels, dtype=bool)
         rest[top] = False
@@ -183,7 +183,7 @@ def test_identical_rows_are_never_the_strict_argmax_and_say_why() -> None:
         for i in loser:
             assert res.status[i] == "no" and res.method[i] == "identical"
             assert "identical" in res.reasons[i]
-            assert "identical" in is_argmaxable(head, i).extra["reason"]
+            assert "identical" in is_argmaxable(head, i).reason
             assert is_argmaxable(head, i).status == "no"
         for i in set(range(6)) - set(loser):
             check_against_independent(head, is_argmaxable(head, i), [i], bias=True,
@@ -192,7 +192,7 @@ def test_identical_rows_are_never_the_strict_argmax_and_say_why() -> None:
         if b is None:  # identical rows always tie: the pair leads together where both lead
             check_against_independent(head, r, [1, 4], bias=True, tie=True)
         else:
-            assert r.status == "no" and "never tie" in r.extra["reason"]
+            assert r.status == "no" and "never tie" in r.reason
 
 
 def test_bias_false_witness_realises_w_h_only() -> None:
@@ -306,7 +306,7 @@ def test_wide_heads_lps_in_the_span_agree_with_the_lp_in_r_d(head: Head, bias: b
         check_against_independent(head, r, [i], bias=bias, tie=False)
         check_complete(head, r, [i], bias=bias, tie=False)
         if r.lp_solves:
-            assert "span" in r.extra["lp_space"]
+            assert "span" in r.lp_space
     for a, c in [(0, 1), (1, 2), (2, head.n_labels - 1)]:
         r = can_be_top_two(head, a, c, bias=bias)
         check_against_independent(head, r, [a, c], bias=bias, tie=True)

@@ -50,7 +50,7 @@ def test_two_label_head_answers_top_two_yes_with_a_witness_on_the_tie() -> None:
     assert r.status == "yes" and r.margin == np.inf
     z = head.W @ r.witness + head.bias
     assert abs(z[0] - z[1]) <= 1e-12 * np.abs(z).max()
-    assert "no other label" in r.extra["reason"]
+    assert "no other label" in r.reason
     # identical rows with the same bias tie everywhere: yes too
     same = Head(np.array([[1.0, 2.0], [1.0, 2.0]]), strict=False)
     assert can_be_top_two(same, 0, 1).status == "yes"
@@ -72,7 +72,7 @@ def test_affinely_independent_float16_head_decides_every_label_by_the_theorem() 
     W, b = head.W, head.bias
     r = is_argmaxable(head, 5)
     assert r.status == "yes" and r.method == "span"
-    assert r.margin <= r.tol and r.extra["lp"]["status"] != "yes"  # the LP alone: not decided
+    assert r.margin <= r.tol and r.lp.status != "yes"  # the LP alone: not decided
     z = W @ r.witness + b
     assert int(np.argmax(z)) == 5 and np.sort(z)[-2] < z[5]
     # independent: an explicit numpy solve of the differences for target logits, and SciPy's LP

@@ -19,8 +19,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 PKG = SRC / "unembed"
@@ -126,8 +124,6 @@ def test_the_picture_sees_lazy_relative_and_type_only_imports() -> None:
     assert len(GRAPH) == len(MODULES) > 40
 
 
-@pytest.mark.xfail(strict=True, reason="feasibility results still build their frames through "
-                   "unembed.tables")
 def test_no_import_circle() -> None:
     assert _cycles() == []
 
@@ -166,8 +162,6 @@ def test_the_command_line_rewrites_no_message() -> None:
     assert found == []
 
 
-@pytest.mark.xfail(strict=True, reason="feasibility/vocabulary.py and feasibility/_core.py "
-                   "are not split yet")
 def test_no_module_over_600_lines() -> None:
     long = {m: n for m, p in MODULES.items()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}

@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from unembed import UnembedError, load_head_file
+from unembed.gauges import translate
 from unembed.sources.files import read_labels, read_tensor, write_head_like
 
 
@@ -23,7 +24,7 @@ def test_safetensors_roundtrip_keeps_dtype_and_other_tensors(tmp_path, W, dtype)
     assert h.dtype == dtype
     np.testing.assert_array_equal(h.W, t.to(torch.float64).numpy())
     out = tmp_path / "n.safetensors"
-    write_head_like(h.translate(np.ones(3)), out)
+    write_head_like(translate(h, np.ones(3)), out)
     back = read_tensor(f"{out}:lm_head.weight")
     assert back.dtype == dtype
     assert read_tensor(f"{out}:other").array.shape == (2, 2)
@@ -36,7 +37,7 @@ def test_npy_and_pt_roundtrip(tmp_path, W):
     torch.save({"head.weight": torch.from_numpy(W), "x": torch.ones(3)}, tmp_path / "s.pt")
     h2 = load_head_file(tmp_path / "s.pt")  # the only matrix is found
     np.testing.assert_array_equal(h2.W, W)
-    write_head_like(h2.translate(np.ones(3)), tmp_path / "t.pt")
+    write_head_like(translate(h2, np.ones(3)), tmp_path / "t.pt")
     sd = torch.load(tmp_path / "t.pt", weights_only=True)
     np.testing.assert_allclose(sd["head.weight"].numpy(), W + 1)
     assert set(sd) == {"head.weight", "x"}

@@ -15,6 +15,7 @@ import pytest
 from conftest import run_cli
 from unembed import Head
 from unembed._checks import UnembedError
+from unembed.gauges import translate
 from unembed.moments import (
     HiddenMoments,
     LogitMoments,
@@ -82,7 +83,7 @@ def test_logit_moments_merge_across_shards_and_pickle_without_rows(wide) -> None
 def test_logit_moments_refuse_another_head_and_accept_a_translated_copy(wide) -> None:
     head, H = wide
     mom = LogitMoments.of_rows(head.W, source="H").update(H)
-    moved = head.translate(np.full(D, -2.5))  # same centered rows: same centered logits
+    moved = translate(head, np.full(D, -2.5))  # same centered rows: same centered logits
     np.testing.assert_allclose(logit_cosines(moved.W, mom), _direct(head, H), atol=1e-12)
     other = Head(head.W[::-1].copy())
     with pytest.raises(UnembedError, match="another head"):

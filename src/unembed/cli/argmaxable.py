@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unembed.cli._loading import load_head, ray_engine
 from unembed.cli._options import (
@@ -14,6 +14,9 @@ from unembed.cli._options import (
     positive_int,
 )
 from unembed.cli._print import masked_note, print_json
+
+if TYPE_CHECKING:
+    from unembed.feasibility.result import SearchBound
 
 
 def add_lp_args(p: argparse.ArgumentParser) -> None:
@@ -41,16 +44,16 @@ def _radius(text: str) -> float | str:
         return text  # the library names the bad value in its error
 
 
-def bound_lines(bound: dict[str, Any]) -> list[str]:
+def bound_lines(bound: SearchBound | None) -> list[str]:
     """The bound on h that was used and what the verdicts mean, for the text output."""
-    if bound.get("kind") != "box":
-        return [f"hidden states: {bound.get('meaning', 'any h in R^d')}"]
-    if bound.get("source") == "architecture":
+    if bound is None or bound.kind != "box":
+        return [f"hidden states: {bound.meaning if bound is not None else 'any h in R^d'}"]
+    if bound.source == "architecture":
         out = [f"hidden states: the architecture's box |h_j| <= r_j, max r_j = "
-               f"{bound['radius']:.6g} ({bound.get('reason', '')})"]
+               f"{bound.radius:.6g} ({bound.reason or ''})"]
     else:
-        out = [f"hidden states: the box given, max half-width {bound['radius']:.6g}"]
-    return [*out, f"meaning: {bound['meaning']}"]
+        out = [f"hidden states: the box given, max half-width {bound.radius:.6g}"]
+    return [*out, f"meaning: {bound.meaning}"]
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -105,13 +108,15 @@ def run(args: argparse.Namespace) -> int:
           f"{c['undecided']} undecided ({d['fast_pass']} settled by the fast pass, "
           + (f"{d['span']} by the span theorem, " if d["span"] else "")
           + f"{d['lp']} by LPs)")
-    print(f"witnesses realise: {d['realises']}")
+    print(f"witnesses: hidden states h whose logits {d['realises']} make the label the most "
+          + ("probable (the head's bias included)" if d["realises"] == "W h + b"
+             else "probable (the bias left out)"))
     for label, why in d["reasons"].items():
         print(f"  {label!r}: {why}")
     for note in d["notes"]:
         print(f"note: {note}")
     print(f"formulation: {d['formulation']}; tol = {d['tol']:.3g}")
-    for line in bound_lines(d["hidden_bound"]):
+    for line in bound_lines(res.hidden_bound):
         print(line)
     if d["unargmaxable"]:
         print("not argmaxable: " + ", ".join(repr(x) for x in d["unargmaxable"]))

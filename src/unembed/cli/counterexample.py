@@ -72,27 +72,35 @@ def _model_inputs(path: str | None) -> Any:
 
 
 def run_model(args: argparse.Namespace) -> int:
+    from time import perf_counter
+
     import numpy as np
 
     from unembed.construct import translation_for_cosine
     from unembed.export import check_exportable, export_model
     from unembed.views import cosine
 
+    t0 = perf_counter()
     model = load_model(args)
     check_exportable(model, head_source(args))  # before any work
     head = model.head
     a, b = args.pair
+    seconds = {"read": perf_counter() - t0}
+    t0 = perf_counter()
     res = translation_for_cosine(head, a, b, args.target, n_random=args.n_random,
                                  seed=args.seed)
+    seconds["construct"] = perf_counter() - t0
+    t0 = perf_counter()
     exported = export_model(model, res.head, args.out, force=args.force,
                             inputs=_model_inputs(args.inputs), seed=args.seed,
                             progress=not (args.json or args.no_progress))
+    seconds["write_and_verify"] = perf_counter() - t0
     i, j = head.index(a), head.index(b)
     cos_written = cosine(exported.head, i, j)
     eq = exported.equivalence
     record = {**res.to_dict(), "out": str(exported.out), "cosine_written": cos_written,
               "rows": head.rows, "export": exported.to_dict(),
-              "verification": eq.to_dict()}
+              "verification": eq.to_dict(), "seconds": seconds}
     if args.json:
         print_json(record)
     else:
@@ -136,11 +144,14 @@ def run(args: argparse.Namespace) -> int:
     labels_out = labels_path(args.out)  # the labels file written beside it: checked too
     check_target(labels_out, force=args.force)
 
+    from time import perf_counter
+
     from unembed.construct import cosine_translation
-    from unembed.equivalence import compare_head_rows
     from unembed.export.weights import stored_like, write_weights
     from unembed.sources.files import read_tensor
 
+    seconds: dict[str, float] = {}
+    t0 = perf_counter()
     head = load_head(args)
     stored_like(head)  # read from a weight file by load_head
     H = None
@@ -154,28 +165,34 @@ def run(args: argparse.Namespace) -> int:
                            f"belongs "
                            f"to (--inputs H.npy).")
     a, b = args.pair
-    # Large heads: the translation is O(d); the translated rows W + c are verified and written
-    # block by block (in --dtype when given), and what was written is re-read block by block:
-    # never a second (V, d) copy.
+    seconds["read"] = perf_counter() - t0
+    # Large heads: the translation is O(d); the translated rows W + c are written block by
+    # block (in --dtype when given), and what was written is re-read block by block: never a
+    # second (V, d) copy.
+    t0 = perf_counter()
     res = cosine_translation(head, a, b, args.target)
     c = res.c
-    equiv = compare_head_rows(head, lambda s, e: head.W[s:e] + c, "float64", H,
-                              n_random=args.n_random, seed=args.seed)
     if args.dtype and args.dtype != head.dtype:
         from unembed.construct import stored_cosine
 
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
+    seconds["construct"] = perf_counter() - t0
+    # written, re-read and verified; the moved rows' float64 check in the same pass
     written = write_weights(head, args.out, shift=c, dtype=args.dtype, force=args.force,
-                            hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices)
+                            hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices,
+                            check_shift=True)
+    seconds["write"], seconds["verify"] = written.write_seconds, written.verify_seconds
     out, eq, cos_written = written.out, written.equivalence, written.cosine_written
-    assert cos_written is not None  # a pair was given
+    equiv = written.construction
+    assert cos_written is not None and equiv is not None  # a pair was given, and the check
     record = {"pair": list(res.labels), "target": res.target,
               "cosine_before": res.cosine_before, "cosine_after": res.cosine_after,
               "cosine_after_stored": res.cosine_after_stored, "stored_dtype": res.stored_dtype,
               "reached": res.reached, "translation_norm": float(np.linalg.norm(c)),
               "method": res.method, "equivalence": equiv.to_dict(), "out": str(out),
-              "cosine_written": cos_written, "verification": eq.to_dict()}
+              "cosine_written": cos_written, "verification": eq.to_dict(),
+              "seconds": seconds}
     if args.json:
         print_json(record)
     else:

@@ -95,9 +95,7 @@ def _print(result: Any) -> None:
     from unembed.feasibility import CoTopMatrix, Enumeration
 
     if isinstance(result, (Enumeration, CoTopMatrix)):
-        bound = (result.extra if isinstance(result, Enumeration) else
-                 {"hidden_bound": result.hidden_bound}).get("hidden_bound", {})
-        for line in bound_lines(bound):
+        for line in bound_lines(result.hidden_bound):
             print(line)
     if isinstance(result, Enumeration):
         print(f"{result.kind} of {list(result.labels)}: {result.n_feasible} feasible, "
@@ -107,7 +105,7 @@ def _print(result: Any) -> None:
             sep = " > " if result.kind == "ranking" else " "
             print(f"  yes  {sep.join(r.labels)}   margin {r.margin:.4g}")
         for r in result.infeasible:
-            cov = r.extra.get("covers", 1)
+            cov = r.covers or 1
             what = " (prefix)" if cov > 1 else ""
             print(f"  no   {' '.join(r.labels)}{what}   margin {r.margin:.4g}")
         return
@@ -122,9 +120,9 @@ def _print(result: Any) -> None:
     print(f"{result.question} {list(result.labels)}: {result.status}   "
           f"margin {result.margin:.6g} (tol {result.tol:.3g}, by {result.method})")
     print(f"formulation: {result.formulation}")
-    for line in bound_lines(result.extra.get("hidden_bound", {}))[:1]:
+    for line in bound_lines(result.hidden_bound)[:1]:
         print(line)
-    print(f"claim: {result.extra.get('claim', '')}")
+    print(f"claim: {result.claim or ''}")
     if result.certificate is not None:
         c = result.certificate.to_dict()
         pairs = ", ".join(f"{w:.3g} x ({p} - {n})" for (p, n), w in

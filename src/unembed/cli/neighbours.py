@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from unembed.cli._data import add_data_args, needs_data, view_data
 from unembed.cli._loading import head_options, load_model
 from unembed.cli._options import add_head_args, add_json_arg, positive_int
 from unembed.cli._print import fmt, print_json
-from unembed.neighbours import NEIGHBOUR_VIEWS
+from unembed.neighbours import NEIGHBOUR_VIEWS, NeighbourArrays
 
 _DATA_VIEWS = ("logit", "coprob")
 
@@ -40,7 +41,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from unembed._checks import UnembedError
-    from unembed.neighbours import neighbours_or_undefined
+    from unembed.neighbours import neighbour_arrays, neighbours_or_undefined
 
     if args.view in _DATA_VIEWS and args.data is None:
         raise UnembedError(needs_data(args.view))
@@ -69,29 +70,27 @@ def run(args: argparse.Namespace) -> int:
     queries = None if args.all else args.query
     if queries is not None:
         head.indices(queries)  # an unknown label fails before any pass over the data
-    res, undefined = neighbours_or_undefined(head, queries, k=args.k, view=args.view,
-                                             data=data)
     named = {} if spec is None else {"data": spec.record()}
     if args.all:
         from unembed._io import atomic_write
 
-        def write(tmp: Any) -> None:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for lab, ns in res.items():
-                    fh.write(json.dumps({"label": lab, "view": args.view, **named,
-                                         **_listed(lab, ns, undefined)},
-                                        ensure_ascii=False) + "\n")
-
-        atomic_write(args.out, write, force=args.force)
+        arr = neighbour_arrays(head, None, k=args.k, view=args.view, data=data)
+        undefined = arr.undefined
+        atomic_write(args.out, lambda tmp: _write_lines(tmp, head.labels, arr,
+                                                        {"view": args.view, **named}),
+                     force=args.force)
+        n_lab = int(arr.queries.size)
         if args.json:
-            print_json({"out": str(args.out), "labels": len(res), "k": args.k,
+            print_json({"out": str(args.out), "labels": n_lab, "k": args.k,
                         "view": args.view, **named, "undefined": len(undefined)})
         else:
-            print(f"wrote {len(res)} labels' {args.k} nearest ({args.view} view"
+            print(f"wrote {n_lab} labels' {args.k} nearest ({args.view} view"
                   f"{_on(spec)}) to {args.out}"
                   + (f"; {len(undefined)} of them undefined (the view ranks nothing: "
                      f"{next(iter(undefined.values()))})" if undefined else ""))
         return 0
+    res, undefined = neighbours_or_undefined(head, queries, k=args.k, view=args.view,
+                                             data=data)
     if args.json:
         print_json({"view": args.view, "k": args.k, **named,
                     "neighbours": {lab: _listed(lab, ns, undefined)["neighbours"]
@@ -105,6 +104,28 @@ def run(args: argparse.Namespace) -> int:
         for n in ns:
             print(f"  {fmt(n.cosine, 4)}  {n.label!r}")
     return 0
+
+
+def _write_lines(path: Any, labels: Sequence[str], arr: NeighbourArrays,
+                 fields: dict[str, Any]) -> None:
+    """One JSON line per query label, what json.dumps writes for {"label", the fields,
+    **:func:`_listed`} (each label's JSON string formed once, the cosines by repr as json
+    does)."""
+    quoted = [json.dumps(lab, ensure_ascii=False) for lab in labels]
+    mid = json.dumps(fields, ensure_ascii=False)[1:-1]
+    mid = f", {mid}" if mid else ""
+    und = arr.undefined
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, row_i, row_v in zip(arr.queries.tolist(), arr.index.tolist(),
+                                   arr.cosine.tolist()):
+            if und and labels[i] in und:
+                why = json.dumps(und[labels[i]], ensure_ascii=False)
+                fh.write(f'{{"label": {quoted[i]}{mid}, "neighbours": null, '
+                         f'"reason": {why}}}\n')
+                continue
+            ns = ", ".join(f'{{"label": {quoted[j]}, "cosine": {c!r}}}'
+                           for j, c in zip(row_i, row_v) if j >= 0)
+            fh.write(f'{{"label": {quoted[i]}{mid}, "neighbours": [{ns}]}}\n')
 
 
 def _listed(lab: str, ns: list[Any], undefined: dict[str, str]) -> dict[str, Any]:

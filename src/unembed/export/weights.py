@@ -10,15 +10,17 @@ reported, and the command exits 1 when the written head is not equivalent).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import UnembedError
 from unembed.construct import row_cosine
-from unembed.equivalence import Equivalence, compare_head_rows
+from unembed.equivalence import Equivalence, compare_head_rows_many
 from unembed.head import Head
 from unembed.sources.files import read_tensor, write_like
 from unembed.sources.matrix_file import MatrixFile
@@ -32,12 +34,17 @@ class WrittenWeights:
 
     ``equivalence`` compares the original head with the rows as written (in their stored
     dtype); ``cosine_written`` is the raw cosine of ``pair`` in the written rows (None without
-    a pair)."""
+    a pair); ``construction`` (with ``check_shift``) compares it with the moved rows u_i + c in
+    float64, on the same inputs in the same pass; ``write_seconds`` and ``verify_seconds`` the
+    time spent writing and reading back + comparing."""
 
     out: Path
     dtype: str
     equivalence: Equivalence
     cosine_written: float | None
+    construction: Equivalence | None = None
+    write_seconds: float = 0.0
+    verify_seconds: float = 0.0
 
 
 def stored_like(head: Head) -> MatrixFile:
@@ -60,14 +67,20 @@ def _with_dtype(mf: MatrixFile, dtype: str) -> MatrixFile:
 def write_weights(head: Head, out: str | os.PathLike[str], *, shift: NDArray[np.float64],
                   dtype: str | None = None, force: bool = False,
                   hidden: NDArray[np.float64] | None = None, n_random: int = 1024,
-                  seed: int = 0, pair: tuple[int, int] | None = None) -> WrittenWeights:
+                  seed: int = 0, pair: tuple[int, int] | None = None,
+                  check_shift: bool = False) -> WrittenWeights:
     """Write ``head``'s rows moved by ``shift`` (every row u_i + c) to ``out`` in the format
     of the file it was read from, stored as ``dtype`` (default: as read), its labels beside it
     unless they are row numbers (a labels file a replaced ``out`` had is removed: it would name
     other rows); then read what was written back, block by block, and compare it with
-    ``head`` on ``hidden`` (n, d) (default: ``n_random`` random hidden states)."""
+    ``head`` on ``hidden`` (n, d) (default: ``n_random`` random hidden states); with
+    ``check_shift`` the moved rows in float64 too, in the same pass (``head``'s own logits
+    formed once for both)."""
+    from time import perf_counter
+
     from unembed.sources.sidecar import labels_path, write_labels
 
+    t0 = perf_counter()
     like = stored_like(head)
     if dtype and dtype != head.dtype:
         like = _with_dtype(like, dtype)
@@ -80,6 +93,8 @@ def write_weights(head: Head, out: str | os.PathLike[str], *, shift: NDArray[np.
         from unembed._io import remove_path
 
         remove_path(labels_out)
+    t_write = perf_counter() - t0
+    t0 = perf_counter()
     # Verify what was written, not what was meant to be written.
     written = read_tensor(str(written_to) + (f":{like.tensor}" if like.tensor else ""), ndim=2)
     cos = None
@@ -87,7 +102,11 @@ def write_weights(head: Head, out: str | os.PathLike[str], *, shift: NDArray[np.
         i, j = pair
         cos = row_cosine(np.asarray(written.rows(i, i + 1)[0], dtype=np.float64),
                          np.asarray(written.rows(j, j + 1)[0], dtype=np.float64))
-    eq = compare_head_rows(head, written.rows, written.dtype, hidden, n_random=n_random,
-                           seed=seed)
-    return WrittenWeights(out=written_to, dtype=written.dtype, equivalence=eq,
-                          cosine_written=cos)
+    others: list[tuple[Callable[[int, int], NDArray[Any]], str]] = [
+        (written.rows, written.dtype)]
+    if check_shift:
+        others.append((lambda s, e: head.W[s:e] + shift, "float64"))
+    got = compare_head_rows_many(head, others, hidden, n_random=n_random, seed=seed)
+    return WrittenWeights(out=written_to, dtype=written.dtype, equivalence=got[0],
+                          cosine_written=cos, construction=got[1] if check_shift else None,
+                          write_seconds=t_write, verify_seconds=perf_counter() - t0)

@@ -86,156 +86,69 @@ scale and soft-cap of ``head.logits`` are applied after these and change no orde
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed._checks import UnembedError
-from unembed.bounds import HiddenBound, checked_box
+from unembed.feasibility.lp import LPResult, certify, row_matrix, solve_lp
+from unembed.feasibility.lp_model import open_lp
+from unembed.feasibility.result import (
+    Certificate,
+    Feasibility,
+    Realises,
+    Rtol,
+    Status,
+    claim,
+)
+from unembed.feasibility.space import (
+    MEANING,
+    Radius,
+    Space,
+    architecture_bound,
+    default_rtol,
+    make_space,
+    resolve_radius,
+)
 from unembed.head import Head
-
-if TYPE_CHECKING:
-    from unembed.feasibility.span import SpanBasis
-
-Status = Literal["yes", "no", "undecided"]
-#: The logits a witness realises: with the head's bias, or without it (``bias=False``).
-Realises = Literal["W h + b", "W h"]
 
 #: An LP optimum above CLEAR * tol is always answered "yes" with a witness.
 CLEAR = 4.0
 
-#: LPs of wide heads (radius None, 2 V <= d) are solved in the rows' span (benchmarks set it
-#: False to time the LPs in R^d).
-SPAN_LPS = True
-
 #: Default relative tolerance: margins below rtol * (largest possible row value) are "no".
 RTOL = 1e-6
-_HIGHS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 _FULL_GROUP = 1024  # groups with at most this many outside labels start with all of them
 _START_GROUP = 64  # otherwise: the strongest competitors at the start point
 _ADD_GROUP = 32  # most violated rows added per member of S and generation round
 
-if TYPE_CHECKING:
-    import pandas as pd
+__all__ = [
+    "CLEAR",
+    "MEANING",
+    "RTOL",
+    "Certificate",
+    "Feasibility",
+    "LPResult",
+    "Problem",
+    "Radius",
+    "Realises",
+    "Space",
+    "Status",
+    "architecture_bound",
+    "certify",
+    "check_candidate",
+    "claim",
+    "decide",
+    "default_rtol",
+    "make_problem",
+    "make_space",
+    "resolve_radius",
+    "row_matrix",
+    "solve_lp",
+    "unit_form",
+    "with_bound",
+]
 
 
-# ---------------------------------------------------------------------------------- results
-@dataclass(frozen=True, eq=False)
-class Certificate:
-    """The dual certificate of a "no": convex weights on rows (and weights on equalities).
-
-    Attributes
-    ----------
-    rows : tuple of (str | None, str | None)
-        The inequality rows used, each ``(p, n)`` meaning ``z_p - z_n`` (None = the zero term).
-    weights : ndarray of shape (n_rows,)
-        lam >= 0, summing to 1.
-    eq_rows, eq_weights
-        The equality rows and their (free-signed) weights nu.
-    bound : float
-        Proven upper bound on the unit-form margin of every hidden state (<= tol for a "no").
-    residual : float
-        sum_j r_j |G^T lam + E^T nu|_j: how far the weighted rows are from cancelling.
-    """
-
-    rows: tuple[tuple[str | None, str | None], ...]
-    weights: NDArray[np.float64]
-    eq_rows: tuple[tuple[str | None, str | None], ...]
-    eq_weights: NDArray[np.float64]
-    bound: float
-    residual: float
-
-    def to_dict(self) -> dict[str, Any]:
-        keep = np.flatnonzero(self.weights > 1e-12)
-        order = keep[np.argsort(-self.weights[keep])]
-        return {
-            "bound": self.bound,
-            "residual": self.residual,
-            "rows": [list(self.rows[k]) for k in order],
-            "weights": [float(self.weights[k]) for k in order],
-            "eq_rows": [list(r) for r in self.eq_rows],
-            "eq_weights": [float(x) for x in self.eq_weights],
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class Feasibility:
-    """The answer to one question, with the evidence that decides it.
-
-    Attributes
-    ----------
-    question : str
-        "argmaxable", "top_two", "ranking", "top_k_set" or "combination".
-    labels : tuple of str
-        The labels the question is about (for "combination": "+name" / "-name").
-    status : {"yes", "no", "undecided"}
-    margin : float
-        Unit-form margin: the witness's recomputed margin for "yes", the LP optimum otherwise.
-    tol : float
-        The tolerance the margin was compared with (see the module docstring).
-    witness : ndarray of shape (d,) or None
-        A hidden state (float64) realising the answer, for "yes": the head's own logits at it
-        show the ordering / sign pattern asked for.
-    certificate : Certificate or None
-        The dual certificate of a "no".
-    formulation : str
-        The LP's bounds in words.
-    method : str
-        "start" (a cheap candidate already worked), "sample", "lp" or "lp+generation".
-    lp_solves : int
-        LPs solved for this answer.
-    extra : dict
-        ``hidden_bound`` and ``claim`` (what the verdict proves), ``lp_optimum``, ``reason``.
-    realises : {"W h + b", "W h"}
-        The logits on which the witness shows the answer (before logit scale and soft-cap):
-        ``"W h"`` only for ``bias=False`` on a head with a non-zero bias.
-    """
-
-    question: str
-    labels: tuple[str, ...]
-    status: Status
-    margin: float
-    tol: float
-    witness: NDArray[np.float64] | None
-    certificate: Certificate | None
-    formulation: str
-    method: str
-    lp_solves: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-    realises: Realises = "W h + b"
-
-    @property
-    def feasible(self) -> bool:
-        """True only for a "yes" backed by a witness."""
-        return self.status == "yes"
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row as a pandas DataFrame (:func:`unembed.tables.feasibility_table`)."""
-        from unembed.tables import feasibility_table
-
-        return feasibility_table(self).to_frame()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "question": self.question,
-            "labels": list(self.labels),
-            "status": self.status,
-            "feasible": self.feasible,
-            "margin": self.margin,
-            "tol": self.tol,
-            "formulation": self.formulation,
-            "method": self.method,
-            "lp_solves": self.lp_solves,
-            "realises": self.realises,
-            "witness": None if self.witness is None else self.witness.tolist(),
-            "certificate": None if self.certificate is None else self.certificate.to_dict(),
-            **self.extra,
-        }
-
-
-# ---------------------------------------------------------------------------------- problem
 @dataclass(frozen=True)
 class Problem:
     """Rows over a head: fixed inequality rows, equality rows and lazily generated groups.
@@ -260,192 +173,6 @@ def make_problem(
 
     return Problem(arr(rows, 0), arr(rows, 1), arr(eq, 0), arr(eq, 1),
                    tuple(np.array(sorted(set(g)), dtype=np.int64) for g in groups))
-
-
-@dataclass(frozen=True, eq=False)
-class Space:
-    """The head's rows as the LP sees them: W (V, d) float64, the bias used, the box.
-
-    ``radius`` is None (any h, unit form) or the largest half-width of the box; ``box`` (d,)
-    holds the per-coordinate half-widths r_j when they differ (None: r_j = radius for all j);
-    ``bound`` describes the bound for the results (see :func:`bound_info`).
-    """
-
-    W: NDArray[np.float64]
-    b: NDArray[np.float64]  # zeros when the bias is not used
-    radius: float | None
-    rtol: float
-    centered: bool = True  # softmax: the scale is taken on centered rows (gauge invariant)
-    box: NDArray[np.float64] | None = None
-    bound: dict[str, Any] = field(default_factory=dict)
-    realises: Realises = "W h + b"
-    rtol_from: str = "given"  # where rtol came from (said in every result)
-
-    @property
-    def r(self) -> NDArray[np.float64]:
-        """The box's half-widths (d,): |h_j| <= r_j (all 1 in the unit form)."""
-        if self.box is not None:
-            return self.box
-        return np.full(self.W.shape[1], 1.0 if self.radius is None else float(self.radius))
-
-    def box_factor(self, H: NDArray[np.float64]) -> NDArray[np.float64]:
-        """max_j |h_j| / r_j per row of H (n, d) (or a scalar array for a vector): H divided
-        by it lies on the box's boundary."""
-        return np.asarray(np.abs(H / self.r).max(axis=-1, initial=0.0), dtype=np.float64)
-
-    @property
-    def tol(self) -> float:
-        cached = self.__dict__.get("_tol")
-        if cached is None:
-            from unembed._blocks import row_blocks
-
-            W, b = self.W, self.b
-            m = W.mean(axis=0) if self.centered else np.zeros(W.shape[1])
-            if self.centered:
-                b = b - b.mean()
-            r = self.r
-            top = max(float((np.abs(W[s:e] - m) @ r).max())  # in row blocks: no (V, d) copy
-                      for s, e in row_blocks(*W.shape))
-            scale = 2 * top + 2 * float(np.abs(b).max(initial=0.0))
-            cached = self.rtol * scale
-            object.__setattr__(self, "_tol", cached)
-        return float(cached)
-
-    @property
-    def span(self) -> SpanBasis | None:
-        """The rows' span as an orthonormal basis when the LPs are solved there (``radius``
-        None and 2 V <= d; see :mod:`unembed.feasibility.span`), else None."""
-        if "_span" not in self.__dict__:
-            from unembed.feasibility.span import span_basis
-
-            V, d = self.W.shape
-            basis = (span_basis(self.W) if SPAN_LPS and self.radius is None and 2 * V <= d
-                     else None)
-            object.__setattr__(self, "_span", basis)
-        out: SpanBasis | None = self.__dict__["_span"]
-        return out
-
-    @property
-    def formulation(self) -> str:
-        biased = bool(np.any(self.b != 0))
-        if self.radius is not None:
-            box = (f"|h_j| <= r_j (per-coordinate box, r_j from {float(self.r.min()):g} to "
-                   f"{self.radius:g})" if self.box is not None and self.r.min() < self.radius
-                   else
-                   f"|h|_inf <= {self.radius:g}")
-            return (f"max t s.t. rows >= t, {box}"
-                    + (", with the bias" if biased else ", no bias"))
-        if biased:
-            return ("max t s.t. rows(h) + s*bias >= t, |h|_inf <= 1, s in [0, 1]: "
-                    "some h in R^d with the bias (s -> 0: the limit |h| -> inf)")
-        return "max t s.t. rows >= t, |h|_inf <= 1: homogeneous, exact for every h in R^d"
-
-
-#: What the value of ``radius`` means, as said in every result's ``hidden_bound``.
-MEANING = {
-    "unbounded": "any hidden state h in R^d: 'yes' and 'no' are exact for every input",
-    "caller": "only hidden states in the box given: 'yes' (a witness in the box) and 'no' are "
-              "about the box, which may or may not be what the model can reach",
-    "architecture": "a box containing every hidden state the architecture can produce, but "
-                    "not all of it reachable (the normalised state also lies on a sphere): "
-                    "a relaxation. 'no' is a proof for the model (no reachable h does it "
-                    "either); 'yes' is a witness h in the box that the model may not reach",
-}
-
-Radius = float | str | NDArray[np.float64] | Sequence[float] | None
-
-
-def architecture_bound(head: Head, func: str) -> HiddenBound:
-    """The bound on the hidden state that the head's source recorded (``head.hidden_bound``,
-    see :mod:`unembed.bounds`), checked. Raises an UnembedError naming the head's source when
-    there is none."""
-    where = str(head.meta.get("source") or "this head")
-    family = str(head.meta.get("family") or head.meta.get("kind") or "its source")
-    return checked_box(head.hidden_bound, head.d, equivalent=head.equivalent, where=where,
-                       family=family, func=func)
-
-
-def resolve_radius(head: Head, radius: Radius, func: str
-                   ) -> tuple[float | None, NDArray[np.float64] | None, dict[str, Any]]:
-    """``radius`` as (largest half-width or None, per-coordinate box or None, description)."""
-    if radius is None:
-        return None, None, {"kind": "unbounded", "source": "none",
-                            "meaning": MEANING["unbounded"]}
-    if isinstance(radius, str):
-        if radius not in ("architecture", "arch"):
-            raise UnembedError("must be a positive number, an array "
-                               f"of shape ({head.d},), 'architecture' or None. Got {radius!r} "
-                               f"instead.", argument="radius", function=func)
-        hb = architecture_bound(head, func)
-        r = hb.radii
-        return float(r.max()), r, {
-            "kind": "box", "source": "architecture", "radius": float(r.max()),
-            "per_coordinate": True, "radii": r, "reason": hb.reason,
-            "rows": hb.rows, "meaning": MEANING["architecture"]}
-    arr = np.asarray(radius, dtype=np.float64) if not np.isscalar(radius) else None
-    if arr is not None and arr.ndim == 1:
-        if arr.shape != (head.d,) or not (np.isfinite(arr).all() and (arr > 0).all()):
-            raise UnembedError("must be positive finite with shape "
-                               f"({head.d},). Got shape {arr.shape} instead.", argument="radius",
-                               function=func)
-        return float(arr.max()), arr, {"kind": "box", "source": "caller",
-                                       "radius": float(arr.max()), "per_coordinate": True,
-                                       "radii": arr, "meaning": MEANING["caller"]}
-    try:
-        R = float(radius)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        R = np.nan
-    if not (np.isfinite(R) and R > 0):
-        raise UnembedError("must be a positive number or None. "
-                           f"Got {radius!r} instead.", argument="radius", function=func)
-    return R, None, {"kind": "box", "source": "caller", "radius": R, "per_coordinate": False,
-                     "meaning": MEANING["caller"]}
-
-
-def default_rtol(head: Head, rtol: float | None) -> tuple[float, str]:
-    """(rtol, where it came from): ``rtol`` as given, or by default the ``lp_rtol`` of the
-    head's storage dtype (:mod:`unembed._tolerance`), so that a float16 head's rows rounded
-    onto a hull do not count as sticking out of it.
-
-    >>> import numpy as np
-    >>> default_rtol(Head(np.eye(3, dtype=np.float16)), None)
-    (0.00390625, 'default for storage dtype float16')
-    """
-    if rtol is not None:
-        return float(rtol), "given"
-    from unembed._tolerance import tolerance
-
-    return tolerance(head.dtype).lp_rtol, f"default for storage dtype {head.dtype}"
-
-
-def make_space(head: Head, *, bias: bool, radius: Radius, rtol: float | None,
-               func: str) -> Space:
-    R, box, info = resolve_radius(head, radius, func)
-    value, source = default_rtol(head, rtol)
-    if not (np.isfinite(value) and 0 < value < 1):
-        raise UnembedError(f"must be in (0, 1). Got {rtol!r} instead.", argument="rtol",
-                           function=func)
-    b = head.bias if bias else np.zeros(head.n_labels)
-    realises: Realises = "W h" if (not bias and np.any(head.bias != 0)) else "W h + b"
-    return Space(head.W, np.asarray(b, dtype=np.float64), R, value,
-                 centered=head.link == "softmax", box=box, bound=info, realises=realises,
-                 rtol_from=source)
-
-
-def _term(x: NDArray[np.float64], idx: NDArray[np.int64]) -> NDArray[Any]:
-    """x[idx] with x[-1] read as zero (works for vectors and row matrices)."""
-    out = x[np.maximum(idx, 0)]
-    mask = idx < 0
-    if mask.any():
-        out = out.copy()
-        out[mask] = 0
-    return out
-
-
-def row_matrix(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64]
-               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """G (m, d) and g (m,) of rows ``z_P - z_N``."""
-    return _term(sp.W, P) - _term(sp.W, N), _term(sp.b, P) - _term(sp.b, N)
 
 
 def unit_form(h: NDArray[np.float64], sp: Space) -> tuple[NDArray[np.float64], float]:
@@ -565,115 +292,6 @@ def check_candidate(sp: Space, pb: Problem, h_prime: NDArray[np.float64]
     return (m > tol and r <= tol and inside), m
 
 
-# ---------------------------------------------------------------------------------- LP
-@dataclass
-class LPResult:
-    t: float
-    h: NDArray[np.float64]
-    s: float
-    lam: NDArray[np.float64]
-    nu: NDArray[np.float64]
-    ok: bool
-
-
-def solve_lp(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[np.int64],
-             EN: NDArray[np.int64]) -> LPResult:
-    """Solve the margin LP on the given rows with HiGHS (rows scaled to O(1) first).
-
-    When the Space has a ``span`` (wide heads, ``radius=None``) the LP is solved over the
-    coordinates y of h in the rows' span (dimension r <= V) and its point is lifted back to
-    R^d, h = Q y scaled into the unit box; the duals are those of the rows, as in R^d. Every
-    witness and certificate is then checked on the head in R^d as always (the reduction only
-    proposes; :mod:`unembed.feasibility.span` proves why nothing is lost)."""
-    basis = sp.span
-    if basis is not None:
-        return _solve_in_span(sp, basis, P, N, EP, EN)
-    d = sp.W.shape[1]
-    G, g = row_matrix(sp, P, N)
-    E, e = row_matrix(sp, EP, EN)
-    scale = max(sp.tol / sp.rtol, 1e-300)
-    R = sp.r[None, :]
-    s_bounds = (0.0, 1.0) if sp.radius is None else (1.0, 1.0)
-    out = _margin_lp(G * (R / scale), g / scale, E * (R / scale), e / scale, s_bounds)
-    if out is None:
-        return LPResult(np.nan, np.zeros(d), 1.0, np.zeros(G.shape[0]), np.zeros(E.shape[0]),
-                        False)
-    x, lam, nu = out
-    h = np.clip(x[:d], -1.0, 1.0) * sp.r  # exactly in the box (HiGHS bounds hold to ~1e-10)
-    return LPResult(float(x[-1]) * scale + 0.0, h, float(x[d]), lam, nu, True)
-
-
-def _margin_lp(G: NDArray[np.float64], g: NDArray[np.float64], E: NDArray[np.float64],
-               e: NDArray[np.float64], s_bounds: tuple[float, float]
-               ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None:
-    """The margin LP in x = [y (n), s, t], already scaled: maximise t subject to
-    G y + g s >= t on every row, E y + e s = 0, |y|_inf <= 1, s in ``s_bounds``. Returns
-    (x, lam, nu), lam the rows' duals (>= 0) and nu the equalities', or None when HiGHS finds
-    no optimum."""
-    from scipy.optimize import linprog
-
-    n = G.shape[1]
-    c = np.zeros(n + 2)
-    c[-1] = -1.0
-    A_ub = np.hstack([-G, -g[:, None], np.ones((G.shape[0], 1))])
-    A_eq = np.hstack([E, e[:, None], np.zeros((E.shape[0], 1))]) if E.shape[0] else None
-    bounds = [(-1.0, 1.0)] * n + [s_bounds, (None, None)]
-    res = linprog(c, A_ub=A_ub, b_ub=np.zeros(G.shape[0]), A_eq=A_eq,
-                  b_eq=np.zeros(E.shape[0]) if A_eq is not None else None, bounds=bounds,
-                  method="highs", options=_HIGHS)
-    if res.status != 0 or res.x is None:
-        return None
-    lam = -np.asarray(res.ineqlin.marginals, dtype=np.float64)
-    nu = (np.asarray(res.eqlin.marginals, dtype=np.float64) if A_eq is not None
-          else np.zeros(0))
-    return np.asarray(res.x, dtype=np.float64), lam, nu
-
-
-def _solve_in_span(sp: Space, basis: SpanBasis, P: NDArray[np.int64], N: NDArray[np.int64],
-                   EP: NDArray[np.int64], EN: NDArray[np.int64]) -> LPResult:
-    """The margin LP over y in R^r (|y|_inf <= 1), rows M[p] - M[n] with M = W Q the rows'
-    coordinates; its point lifted to (h, s) = (Q y, s) / max(1, |Q y|_inf), a point of the
-    R^d LP with margin t / max(1, |Q y|_inf)."""
-    M = basis.coords
-    r = M.shape[1]
-    G, g = _term(M, P) - _term(M, N), _term(sp.b, P) - _term(sp.b, N)
-    E, e = _term(M, EP) - _term(M, EN), _term(sp.b, EP) - _term(sp.b, EN)
-    scale = max(2 * float(np.abs(M - M.mean(axis=0)).sum(axis=1).max(initial=0.0))
-                + 2 * float(np.abs(sp.b - sp.b.mean()).max(initial=0.0)), 1e-300)
-    out = _margin_lp(G / scale, g / scale, E / scale, e / scale, (0.0, 1.0))
-    d = sp.W.shape[1]
-    if out is None:
-        return LPResult(np.nan, np.zeros(d), 1.0, np.zeros(G.shape[0]), np.zeros(E.shape[0]),
-                        False)
-    x, lam, nu = out
-    h = basis.lift(np.clip(x[:r], -1.0, 1.0))
-    k = max(1.0, float(np.abs(h).max(initial=0.0)))
-    return LPResult(float(x[-1]) * scale / k + 0.0, h / k, float(x[r]) / k, lam, nu, True)
-
-
-def certify(sp: Space, P: NDArray[np.int64], N: NDArray[np.int64], EP: NDArray[np.int64],
-            EN: NDArray[np.int64], lam: NDArray[np.float64], nu: NDArray[np.float64]
-            ) -> tuple[float, float, NDArray[np.float64], NDArray[np.float64]]:
-    """Recompute the bound a dual vector proves: (bound, residual, lam, nu), lam normalised."""
-    lam = np.clip(lam, 0.0, None)
-    total = lam.sum()
-    if not np.isfinite(total) or total <= 0:
-        return np.inf, np.inf, lam, nu
-    lam = lam / total
-    nu = nu / total
-    G, g = row_matrix(sp, P, N)
-    E, e = row_matrix(sp, EP, EN)
-    best = (np.inf, np.inf, nu)
-    for sign in (1.0, -1.0):  # any nu is valid; the solver's sign convention does not matter
-        v = G.T @ lam + (E.T @ (sign * nu) if E.shape[0] else 0.0)
-        resid = float(sp.r @ np.abs(v))
-        off = float(lam @ g + ((sign * nu) @ e if E.shape[0] else 0.0))
-        bound = resid + (max(0.0, off) if sp.radius is None else off)
-        if bound < best[0]:
-            best = (bound, resid, sign * nu)
-    return best[0], best[1], lam, best[2]
-
-
 def _names(head: Head, P: NDArray[np.int64], N: NDArray[np.int64]
            ) -> tuple[tuple[str | None, str | None], ...]:
     lab = head.labels
@@ -694,33 +312,15 @@ def _group_rows(sp: Space, S: NDArray[np.int64], z: NDArray[np.float64], k: int,
             if (int(a), int(c)) not in exclude]
 
 
-def claim(status: str, bound: dict[str, Any]) -> str:
-    """What a verdict proves about the model, given the bound on h it was decided under."""
-    src = bound.get("source", "none")
-    if status == "undecided":
-        return "undecided: neither a witness nor a certificate within the tolerance"
-    if src == "architecture":
-        return ("proven for the model: no hidden state in the architecture's box, so none the "
-                "model can produce, does it" if status == "no" else
-                "a hidden state in the architecture's box does it; the box is a relaxation, "
-                "so the model may not reach that state")
-    if src == "caller":
-        return ("no hidden state in the given box does it" if status == "no" else
-                "a hidden state in the given box does it")
-    return ("no hidden state in R^d does it" if status == "no" else
-            "a hidden state in R^d does it (the witness)")
-
-
 def with_bound(r: Feasibility, sp: Space) -> Feasibility:
-    """Record in ``r.extra`` the bound on h it was decided under and what its verdict means,
-    and in ``r.realises`` which logits its witness realises."""
-    r.extra["hidden_bound"] = sp.bound
-    r.extra["claim"] = claim(r.status, sp.bound)
-    r.extra["rtol"] = {"value": sp.rtol, "from": sp.rtol_from}
+    """``r`` with the bound on h it was decided under, what its verdict means, the tolerance
+    used, where its LPs were solved, and which logits its witness realises."""
+    lp_space = r.lp_space
     if r.lp_solves and sp.span is not None:
-        r.extra["lp_space"] = (f"the rows' span (dimension {sp.span.coords.shape[1]} of "
-                               f"{sp.W.shape[1]}); witness and certificate checked in R^d")
-    return replace(r, realises=sp.realises)
+        lp_space = (f"the rows' span (dimension {sp.span.coords.shape[1]} of "
+                    f"{sp.W.shape[1]}); witness and certificate checked in R^d")
+    return replace(r, hidden_bound=sp.bound, claim=claim(r.status, sp.bound),
+                   rtol=Rtol(sp.rtol, sp.rtol_from), lp_space=lp_space, realises=sp.realises)
 
 
 def decide(
@@ -738,8 +338,8 @@ def decide(
 
     With ``optimal=True`` a "yes" is returned only once the LP optimum over the generated rows
     is attained over all rows (so ``margin`` is the exact optimum, not just some witness's).
-    The result's ``extra`` says which bound on h was used (``hidden_bound``) and what the
-    verdict proves (``claim``).
+    The result says which bound on h was used (``hidden_bound``) and what the verdict proves
+    (``claim``).
     """
     return with_bound(_decide(head, sp, pb, question=question, labels=labels, starts=starts,
                               optimal=optimal, max_rounds=max_rounds), sp)
@@ -783,10 +383,12 @@ def _decide(
             order.extend(new)
     solves = 0
     lp: LPResult | None = None
+    model = open_lp(sp, pb.EP, pb.EN)  # rows added each round, re-solved warm
     for _ in range(max_rounds):
         P = np.array([r[0] for r in order], dtype=np.int64)
         N = np.array([r[1] for r in order], dtype=np.int64)
-        lp = solve_lp(sp, P, N, pb.EP, pb.EN)
+        model.add(P[model.n_rows:], N[model.n_rows:])
+        lp = model.solve()
         solves += 1
         method = "lp" if not pb.groups or len(order) >= _full_rows(head, pb) else "lp+generation"
         if not lp.ok:
@@ -797,13 +399,13 @@ def _decide(
                                bound, resid)
             status: Status = "no" if bound <= tol else "undecided"
             return Feasibility(question, labels, status, lp.t, tol, None, cert,
-                               sp.formulation, method, solves, {"lp_optimum": lp.t})
+                               sp.formulation, method, solves, lp_optimum=lp.t)
         w, m, r, z = lp_witness(sp, pb, lp)
         # optimality is judged on the LP's own point
         m_opt = evaluate(sp, pb, lp.h, lp.s)[0] if optimal else m
         if m > tol and r <= tol and (not optimal or m_opt >= lp.t - 1e-9 * tol / sp.rtol):
             return Feasibility(question, labels, "yes", m, tol, w, None, sp.formulation,
-                               method, solves, {"lp_optimum": lp.t})
+                               method, solves, lp_optimum=lp.t)
         grown = False
         for S in pb.groups:
             new = _group_rows(sp, S, z, _ADD_GROUP, active)
@@ -815,11 +417,11 @@ def _decide(
         if not grown:
             if m > tol and r <= tol:  # optimal requested but the LP could not close the gap
                 return Feasibility(question, labels, "yes", m, tol, w, None, sp.formulation,
-                                   method, solves, {"lp_optimum": lp.t})
+                                   method, solves, lp_optimum=lp.t)
             break
     t = np.nan if lp is None or not lp.ok else lp.t
     return Feasibility(question, labels, "undecided", t, tol, None, None, sp.formulation, "lp",
-                       solves, {"lp_optimum": t})
+                       solves, lp_optimum=t)
 
 
 def _full_rows(head: Head, pb: Problem) -> int:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,12 +26,10 @@ from unembed.feasibility._core import (
     with_bound,
 )
 from unembed.feasibility.questions import decide_top_two, distinct_labels
+from unembed.feasibility.result import SearchBound
 from unembed.head import Head, LabelRef
 
 _MAX_ENUM = 8
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 # ---------------------------------------------------------------------------------- co-top
@@ -47,8 +45,8 @@ class CoTopMatrix:
     margin : ndarray of float64, shape (n, n)
         Unit-form margins (NaN on the diagonal).
     results : dict (i, j) -> Feasibility, for i < j
-    hidden_bound : dict
-        The bound on h the pairs were decided under (see ``Feasibility.extra``).
+    hidden_bound : SearchBound or None
+        The bound on h the pairs were decided under (see ``Feasibility.hidden_bound``).
     realises : {"W h + b", "W h"}
         The logits every witness realises (see ``Feasibility.realises``).
     """
@@ -57,14 +55,9 @@ class CoTopMatrix:
     feasible: NDArray[np.bool_]
     margin: NDArray[np.float64]
     results: dict[tuple[int, int], Feasibility]
-    hidden_bound: dict[str, Any] = field(default_factory=dict)
+    hidden_bound: SearchBound | None = None
     realises: Realises = "W h + b"
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per pair as a pandas DataFrame (:func:`unembed.tables.co_top_table`)."""
-        from unembed.tables import co_top_table
-
-        return co_top_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +67,7 @@ class CoTopMatrix:
                        for row in self.margin],
             "status": {f"{self.labels[i]}|{self.labels[j]}": r.status
                        for (i, j), r in self.results.items()},
-            "hidden_bound": self.hidden_bound,
+            "hidden_bound": None if self.hidden_bound is None else self.hidden_bound.to_dict(),
             "realises": self.realises,
         }
 
@@ -128,14 +121,14 @@ class Enumeration:
         One per feasible item, each with its witness.
     infeasible : list of Feasibility
         Certificates; for rankings a "no" may be a *prefix* ruling out every ranking that
-        starts with it (``extra["covers"]`` rankings).
+        starts with it (``covers`` rankings).
     undecided : list of Feasibility
     total : int
         Number of items (m!, C(m, k) or 2^m).
     lp_solves, samples : int
         Work done: LPs solved, random hidden states tried first.
-    extra : dict
-        ``hidden_bound``: the bound on h the items were decided under.
+    hidden_bound : SearchBound or None
+        The bound on h the items were decided under.
     realises : {"W h + b", "W h"}
         The logits every witness realises (see ``Feasibility.realises``).
     """
@@ -148,7 +141,7 @@ class Enumeration:
     total: int
     lp_solves: int
     samples: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    hidden_bound: SearchBound | None = None
     realises: Realises = "W h + b"
 
     @property
@@ -162,13 +155,8 @@ class Enumeration:
 
     @property
     def n_infeasible(self) -> int:
-        return int(sum(r.extra.get("covers", 1) for r in self.infeasible))
+        return int(sum(r.covers or 1 for r in self.infeasible))
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per item as a pandas DataFrame (:func:`unembed.tables.enumeration_table`)."""
-        from unembed.tables import enumeration_table
-
-        return enumeration_table(self).to_frame()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -185,11 +173,12 @@ class Enumeration:
                           "witness": None if r.witness is None else r.witness.tolist()}
                          for r in self.feasible],
             "infeasible": [{"items": list(r.labels), "margin": r.margin,
-                            "covers": r.extra.get("covers", 1),
+                            "covers": r.covers or 1,
                             "certificate": None if r.certificate is None
                             else r.certificate.to_dict()} for r in self.infeasible],
             "undecided": [list(r.labels) for r in self.undecided],
-            **self.extra,
+            **({} if self.hidden_bound is None
+               else {"hidden_bound": self.hidden_bound.to_dict()}),
         }
 
 
@@ -301,7 +290,9 @@ def enumerate_rankings(
                 feasible.append(_from_sample("ranking", item, mg, h, sp))
             else:
                 r = lp_witness[prefix]
-                feasible.append(with_bound(replace(r, labels=item, extra={}), sp))
+                feasible.append(with_bound(replace(  # the prefix's LP, said of the item
+                    r, labels=item, lp_optimum=None, lp_space=None, reason=None, covers=None,
+                    span=None, lp=None), sp))
             return
         for q in rest:
             child = (*prefix, q)
@@ -313,7 +304,7 @@ def enumerate_rankings(
                 solves += r.lp_solves
                 if r.status != "yes":
                     covers = math.factorial(len(others))
-                    r = replace(r, extra={**r.extra, "covers": covers})
+                    r = replace(r, covers=covers)
                     (infeasible if r.status == "no" else undecided).append(r)
                     continue
                 lp_witness[child] = r
@@ -321,7 +312,7 @@ def enumerate_rankings(
 
     visit(())
     return Enumeration("ranking", names, feasible, infeasible, undecided, math.factorial(m),
-                       solves, samples, {"hidden_bound": sp.bound}, sp.realises)
+                       solves, samples, sp.bound, sp.realises)
 
 
 def _solve_every_ranking(sp: Space) -> NDArray[np.float64] | None:
@@ -413,7 +404,7 @@ def _enumerate_items(sub: Head, sp: Space, kind: str, items: list[Any],
         solves += r.lp_solves
         {"yes": feasible, "no": infeasible, "undecided": undecided}[r.status].append(r)
     return Enumeration(kind, sub.labels, feasible, infeasible, undecided, len(items), solves,
-                       samples, {"hidden_bound": sp.bound}, sp.realises)
+                       samples, sp.bound, sp.realises)
 
 
 __all__ = [

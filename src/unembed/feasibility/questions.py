@@ -27,6 +27,7 @@ from unembed.feasibility._core import (
     unit_form,
     with_bound,
 )
+from unembed.feasibility.result import LpFinding
 from unembed.head import Head, LabelRef
 
 
@@ -94,11 +95,11 @@ def is_argmaxable(
         the box the head's source recorded in ``head.hidden_bound`` (e.g. from a
         final RMSNorm: |h_j| <= |g_j| sqrt(d)); it contains every hidden state the model can
         produce but is a relaxation, so a "no" is a proof for the model and a "yes" a witness
-        in the box that the model may not reach (``extra["claim"]`` says which).
+        in the box that the model may not reach (``claim`` says which).
     rtol : float, optional
         Margins below rtol times the largest value a row can take count as no. Default: the
         head's storage dtype's ``lp_rtol`` (:mod:`unembed._tolerance`: 1e-6 for float32 and
-        float64, 2^-8 for float16, 2^-5 for bfloat16); ``extra["rtol"]`` says which was used.
+        float64, 2^-8 for float16, 2^-5 for bfloat16); ``rtol`` says which was used.
 
     Returns
     -------
@@ -107,7 +108,7 @@ def is_argmaxable(
         ``realises``: ``W h + b`` (the order of ``head.logits``), or ``W h`` for
         ``bias=False`` on a head with a bias. For a "no", ``certificate.weights`` are convex
         weights with u_label ~ sum_k w_k u_k; a row identical to another label's (with a bias
-        at most as large) is named in ``extra["reason"]``.
+        at most as large) is named in ``reason``.
 
     Examples
     --------
@@ -128,7 +129,7 @@ def is_argmaxable(
     same = np.flatnonzero(np.all(head.W == head.W[i], axis=1) & (sp.b >= sp.b[i]))
     same = same[same != i]
     if same.size:
-        r.extra["reason"] = identical_reason(head.labels[int(same[0])])
+        r = replace(r, reason=identical_reason(head.labels[int(same[0])]))
     return r
 
 
@@ -151,7 +152,7 @@ def can_be_top_two(
     ``realises`` to float64 rounding (and within tol in the unit form). An LP optimum above
     ``CLEAR * tol`` is always a "yes" (see :mod:`unembed.feasibility._core`), also when it
     is only reached as |h| -> inf. Identical rows u_a = u_b with different biases never tie:
-    "no", with the reason in ``extra["reason"]``. Everything else as in
+    "no", with the reason in ``reason``. Everything else as in
     :func:`is_argmaxable`.
 
     Examples
@@ -179,9 +180,9 @@ def decide_top_two(head: Head, sp: Space, i: int, j: int) -> Feasibility:
         gap = float(sp.b[i] - sp.b[j])
         return with_bound(Feasibility(
             "top_two", labels, "no", -abs(gap), sp.tol, None, None, sp.formulation,
-            "identical rows", 0, {"reason": f"the rows of {labels[0]!r} and {labels[1]!r} "
-                                  f"are identical, so z_a - z_b = b_a - b_b = {gap:.6g} at "
-                                  f"every hidden state: they never tie"}), sp)
+            "identical rows", 0, reason=f"the rows of {labels[0]!r} and {labels[1]!r} are "
+                                        f"identical, so z_a - z_b = b_a - b_b = {gap:.6g} at "
+                                        f"every hidden state: they never tie"), sp)
     pb = make_problem(eq=[(i, j)], groups=[[i, j]])
     return or_span(decide(head, sp, pb, question="top_two", labels=labels,
                           starts=_top_two_starts(head, sp, i, j)), sp, (i, j), True)
@@ -190,7 +191,7 @@ def decide_top_two(head: Head, sp: Space, i: int, j: int) -> Feasibility:
 def or_span(r: Feasibility, sp: Space, top: tuple[int, ...], tie: bool) -> Feasibility:
     """``r`` when it is a "yes"; otherwise the span theorem's exact answer where it applies
     (affinely independent rows, :func:`unembed.feasibility.span.exact_answer`: a witness
-    whatever the tolerance), with what the LP had found in ``extra["lp"]``."""
+    whatever the tolerance), with what the LP had found in ``lp``."""
     if r.status == "yes":
         return r
     from unembed.feasibility.span import exact_answer
@@ -198,8 +199,7 @@ def or_span(r: Feasibility, sp: Space, top: tuple[int, ...], tie: bool) -> Feasi
     ex = exact_answer(r.labels, sp, r.question, top, tie)
     if ex is None:
         return r
-    lp = {"status": r.status, "margin": r.margin}
-    return with_bound(replace(ex, lp_solves=r.lp_solves, extra={**ex.extra, "lp": lp}), sp)
+    return with_bound(replace(ex, lp_solves=r.lp_solves, lp=LpFinding(r.status, r.margin)), sp)
 
 
 def top_two_start(W: NDArray[np.float64], i: int, j: int, steps: int = 8

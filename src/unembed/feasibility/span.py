@@ -52,7 +52,7 @@ R^r with margin > 0" does: the verdicts are the same, and the LP has r + 2 varia
 of d + 2. (With a box |h_j| <= r_j the box constrains h itself, not only Q^T h: not covered,
 and not used.) QED.
 
-How it is used (:func:`span_basis`, :meth:`unembed.feasibility._core.Space.span`): for
+How it is used (:func:`span_basis`, :meth:`unembed.feasibility.space.Space.span`): for
 ``radius=None`` and 2 V <= d, Q comes from a QR factorisation of W^T (one O(V^2 d) pass) and
 each LP is solved over y in the unit box |y|_inf <= 1 (any bounded normalisation of the
 homogeneous problem gives the same verdict). The reduction only *proposes*; nothing is taken
@@ -79,46 +79,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import solve_triangular
 
-from unembed.feasibility._core import Feasibility, Space
+from unembed.feasibility.bases import Simplex, SpanBasis, span_basis
+from unembed.feasibility.result import Feasibility, SpanCheck
+from unembed.feasibility.space import Space
 
 _BLOCK = 256  # witnesses formed per block (block x d float64 in memory)
 _EPS64 = 2.0**-53
-
-
-@dataclass(frozen=True, eq=False)
-class SpanBasis:
-    """An orthonormal basis Q = W^T A (d, r) of the rows' span, kept as A (V, r), and the
-    rows' coordinates M = W Q (V, r), from the Gram matrix W W^T = U diag(lam) U^T:
-    A = U_r diag(lam_r)^{-1/2}, M = U_r diag(lam_r)^{1/2} (eigenvalues below 1e-12 of the
-    largest dropped: directions the rows do not span beyond rounding). See the module
-    docstring: Q's rounding is harmless, every answer is checked in R^d."""
-
-    W: NDArray[np.float64]
-    A: NDArray[np.float64]
-    coords: NDArray[np.float64]
-
-    def lift(self, y: NDArray[np.float64]) -> NDArray[np.float64]:
-        """The hidden state h = Q y = W^T (A y) (d,) of span coordinates y (r,)."""
-        return np.asarray((self.A @ y) @ self.W, dtype=np.float64)
-
-
-def span_basis(W: NDArray[np.float64]) -> SpanBasis:
-    """:class:`SpanBasis` of the rows of W (V, d): one V x V Gram matrix (O(V^2 d)), its
-    eigendecomposition, nothing of size (d, r) kept.
-
-    >>> import numpy as np
-    >>> W = np.random.default_rng(0).normal(size=(3, 50))
-    >>> b = span_basis(W)
-    >>> y = np.array([0.5, -1.0, 2.0])
-    >>> bool(np.allclose(W @ b.lift(y), b.coords @ y, atol=1e-12))
-    True
-    """
-    G = W @ W.T
-    lam, U = np.linalg.eigh(0.5 * (G + G.T))
-    keep = lam > 1e-12 * max(float(lam.max(initial=0.0)), 1e-300)
-    lam, U = lam[keep], U[:, keep]
-    root = np.sqrt(lam)
-    return SpanBasis(W, np.ascontiguousarray(U / root), np.ascontiguousarray(U * root))
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,48 +179,9 @@ def span_note(span: SpanWitnesses, tol: float) -> str:
 
 
 # ------------------------------------------------------------------ single questions, exactly
-@dataclass(frozen=True, eq=False)
-class Simplex:
-    """An affinely independent head's differences D = W[:-1] - W[-1] (V - 1, d), kept as the
-    Cholesky factor L of D D^T (never D itself): what solves D h = y for any y."""
-
-    W: NDArray[np.float64]
-    L: NDArray[np.float64]
-
-    def solve(self, y: NDArray[np.float64]) -> NDArray[np.float64]:
-        """The least-norm h (d,) with D h = y (V - 1,): h = D^T a, (D D^T) a = y, plus one
-        step of iterative refinement on the float64 residual y - D h."""
-        W = self.W
-        h = np.zeros(W.shape[1])
-        for _ in range(2):
-            r = y - (W[:-1] @ h - W[-1] @ h)
-            a = solve_triangular(self.L, solve_triangular(self.L, r, lower=True), trans="T",
-                                 lower=True)
-            h = h + (a @ W[:-1] - a.sum() * W[-1])
-        return h
-
-
 def simplex(sp: Space) -> Simplex | None:
-    """:class:`Simplex` of the head's rows when the span theorem can apply (``radius`` None,
-    2 <= V <= d + 1) and D D^T has a Cholesky factor, else None; cached on the space. Affine
-    independence is not taken from the factorisation: every witness solved with it is checked
-    on the head (:func:`exact_answer`)."""
-    if "_simplex" not in sp.__dict__:
-        from unembed._blocks import block_gram
-
-        W = sp.W
-        V, d = W.shape
-        out = None
-        if sp.radius is None and 2 <= V <= d + 1:
-            G = block_gram(W, np.asarray(W[-1], dtype=np.float64))[:-1, :-1]
-            try:
-                L = np.asarray(np.linalg.cholesky(0.5 * (G + G.T)), dtype=np.float64)
-                out = Simplex(W, L)
-            except np.linalg.LinAlgError:
-                out = None
-        object.__setattr__(sp, "_simplex", out)
-    got: Simplex | None = sp.__dict__["_simplex"]
-    return got
+    """:func:`unembed.feasibility.bases.simplex_of` of the space, computed once per space (``Space.simplex``)."""
+    return sp.simplex
 
 
 def _solution(sx: Simplex, sp: Space, top: tuple[int, ...], M: float) -> NDArray[np.float64]:
@@ -330,11 +257,10 @@ def exact_answer(head_labels: tuple[str, ...], sp: Space, question: str,
     elif margin <= sp.tol:
         words += (f" (below the tolerance {sp.tol:.3g}, which guards LP solutions against the "
                   f"solver's own tolerance: an exact solve needs none)")
-    extra = {"reason": words, "span": {"logit_margin": logit_margin,
-                                       "rounding_bound": float(err.max(initial=0.0)),
-                                       "hidden_norm_inf": float(np.abs(h).max(initial=0.0))}}
+    check = SpanCheck(logit_margin, float(err.max(initial=0.0)),
+                      float(np.abs(h).max(initial=0.0)))
     return Feasibility(question, head_labels, "yes", margin, sp.tol, h, None, sp.formulation,
-                       "span", 0, extra)
+                       "span", 0, reason=words, span=check)
 
 
 __all__ = [
