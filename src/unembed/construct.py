@@ -327,8 +327,8 @@ def cosine_translation(head: Head, a: LabelRef, b: LabelRef, target: float) -> C
                            f"{COSINE_TOL:g} (rows too ill-conditioned).")
     pair = _round_to(np.stack([ui + c, uj + c]), head.dtype)
     return CosineTranslation((head.labels[i], head.labels[j]), (i, j), tau, c,
-                             cosine(head, i, j), after, row_cosine(pair[0], pair[1]), head.dtype,
-                             method)
+                             cosine(head, i, j, "raw"), after, row_cosine(pair[0], pair[1]),
+                             head.dtype, method)
 
 
 def stored_cosine(head: Head, pair: tuple[int, int], c: NDArray[np.float64], dtype: str
@@ -544,7 +544,7 @@ def translation_for_cosines(
         A = np.asarray(np.linalg.inv(M_np), dtype=np.float64)
         new, _ = _reparam(new, A)
         h2 = H @ A.T
-    report = tuple(PairCosine((head.labels[i], head.labels[j]), t, cosine(head, i, j),
+    report = tuple(PairCosine((head.labels[i], head.labels[j]), t, cosine(head, i, j, "raw"),
                               row_cosine(new.W[i], new.W[j])) for i, j, t in pairs)
     return MultiConstruction(c=c_np, A=A, head=new, pairs=report,
                              equivalence=compare_heads(head, new, H, h2=h2))

@@ -27,7 +27,7 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,8 @@ __all__ = [
     "compare_heads",
     "compare_logits",
     "compare_models",
+    "compare_models_on",
+    "describe_random_hidden",
     "merge_equivalences",
     "random_hidden",
 ]
@@ -263,6 +265,46 @@ def merge_equivalences(parts: list[Equivalence]) -> Equivalence:
     )
 
 
+def describe_random_hidden(H: NDArray[np.float64], seed: int | None = None) -> str:
+    """What :func:`random_hidden` drew, in words: how many hidden states and their norms (the
+    first quarter ten times larger than the rest), and the seed when given."""
+    n = H.shape[0]
+    norms = np.linalg.norm(H, axis=1)
+    big, rest = norms[: n // 4], norms[n // 4:]
+    text = f"{n} random hidden states of norm about {np.median(rest):.3g}"
+    parts = [f"{big.size} of them ten times larger, about {np.median(big):.3g}"] if big.size else []
+    parts += [] if seed is None else [f"seed {seed}"]
+    return text + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def compare_models_on(model1: LoadedModel, model2: LoadedModel,
+                      batches: Iterable[Any]) -> Equivalence:
+    """Compare two loaded models end to end on batches of inputs both take (each model's own
+    ``model_logits``), merged over the batches; the tolerance follows the coarser storage
+    dtype of the two heads. Refused in one line when the models differ in labels or link."""
+    from unembed.model import require_loaded
+
+    h1 = require_loaded(model1, "compare_models").head
+    h2 = require_loaded(model2, "compare_models").head
+    _check_models(h1, h2)
+    dt, tol = tolerance_for(h1.dtype, h2.dtype)
+    parts = [compare_logits(model1.model_logits(b), model2.model_logits(b), h1.link, dtype=dt,
+                            tolerance=tol) for b in batches]
+    if not parts:
+        raise UnembedError("must hold at least one batch of inputs (the data are empty)",
+                           argument="batches", function="compare_models_on")
+    return merge_equivalences(parts)
+
+
+def _check_models(h1: Head, h2: Head) -> None:
+    if h1.n_labels != h2.n_labels:
+        raise UnembedError(f"must have as many labels as 'model1'. Got {h1.n_labels} and "
+                           f"{h2.n_labels} labels", argument="model2", function="compare_models")
+    if h1.link != h2.link:
+        raise UnembedError(f"must have the link of 'model1'. Got links {h1.link!r} and "
+                           f"{h2.link!r}", argument="model2", function="compare_models")
+
+
 def compare_models(
     model1: LoadedModel, model2: LoadedModel, inputs: Any = None, *, n: int = 8,
     length: int = 16,
@@ -280,14 +322,7 @@ def compare_models(
 
     h1 = require_loaded(model1, "compare_models").head
     h2 = require_loaded(model2, "compare_models").head
-    if h1.n_labels != h2.n_labels:
-        raise UnembedError(f"must have as many labels as 'model1'. Got "
-                                                   f"{h1.n_labels} and {h2.n_labels} labels",
-                           argument="model2", function="compare_models")
-    if h1.link != h2.link:
-        raise UnembedError(f"must have the link of 'model1'. Got "
-                                                   f"links {h1.link!r} and {h2.link!r}",
-                           argument="model2", function="compare_models")
+    _check_models(h1, h2)
     if inputs is None:
         inputs = model1.random_inputs(n, length, seed=seed)
     dt, tol = tolerance_for(h1.dtype, h2.dtype)

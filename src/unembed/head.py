@@ -424,12 +424,15 @@ class Head:
     def index(self, label: LabelRef, *, argument: str = "label") -> int:
         """Row index of a label: a label string, an int index, or "#N" for index N.
 
-        Raises UnembedError naming the unknown label (with close matches).
+        Raises UnembedError naming the unknown label and, unless ``argument`` is the default
+        "label", the argument it was given as, in one wording everywhere: "Unknown label
+        'cat' (argument b): not among the V labels of this head ..." (with close matches).
         """
+        where = "" if argument == "label" else f" (argument {argument.removeprefix('label ')})"
         if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
             i = int(label)
             if not (0 <= i < self.n_labels):
-                raise UnembedError(f"The {argument!r} index {i} is out of range for a head with "
+                raise UnembedError(f"Label index {i}{where} is out of range for a head with "
                                    f"{self.n_labels} labels.")
             return i
         s = str(label)
@@ -440,9 +443,8 @@ class Head:
             return self.index(int(s[1:]), argument=argument)
         near = difflib.get_close_matches(s, self.labels[:20000], n=3)
         hint = f" Did you mean {', '.join(repr(x) for x in near)}?" if near else ""
-        raise UnembedError(f"Unknown {argument} {s!r}: not among the {self.n_labels} labels of "
-                           f"this head "
-                           f"(use '#N' for row N).{hint}")
+        raise UnembedError(f"Unknown label {s!r}{where}: not among the {self.n_labels} labels "
+                           f"of this head (use '#N' for row N).{hint}", label=s)
 
     def indices(self, labels: Sequence[LabelRef], *, argument: str = "label") -> list[int]:
         """Row indices of several labels (see :meth:`index`)."""

@@ -284,8 +284,11 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
                data: NeighbourData | None = None,
                ) -> dict[str, list[Neighbour]]:
     """The k nearest labels of each of ``labels`` (default: every label) over the whole
-    vocabulary under one view; see the module docstring. ``data``: for ``logit`` hidden-state
-    moments (:class:`~unembed.moments.HiddenMoments`) or the hidden states (n, d); for
+    vocabulary under one view; see the module docstring. The default view is ``centered``, as
+    for :func:`unembed.views.cosine`: the rows less their mean, invariant under every
+    translation of the rows (which changes no probability); ``raw`` is not. ``data``: for
+    ``logit`` hidden-state moments (:class:`~unembed.moments.HiddenMoments`) or the hidden
+    states (n, d); for
     ``coprob`` the hidden states (an array or a callable giving their batches anew).
 
     A view that ranks nothing for a label (:mod:`unembed.undefined_views`: the causal view of
@@ -353,7 +356,9 @@ def neighbour_arrays(head: Head, labels: Sequence[LabelRef] | None = None, *, k:
                                np.full((idx0.size, kk), np.nan),
                                {head.labels[i]: why for i in idx0.tolist()})
     if view not in NEIGHBOUR_VIEWS:
-        raise UnembedError(f"must be one of {', '.join(NEIGHBOUR_VIEWS)}", argument="view",
+        from unembed.views import one_of
+
+        raise UnembedError(one_of(NEIGHBOUR_VIEWS, view), argument="view",
                            function="neighbours", got=view)
     idx = np.arange(head.n_labels) if labels is None else np.asarray(
         head.indices(labels), dtype=np.intp)

@@ -187,10 +187,19 @@ def invariance(head: Head, view: str) -> ViewInvariance:
     return ViewInvariance(view, inv, notinv, note)
 
 
+def one_of(choices: Sequence[str], given: object) -> str:
+    """The requirement "must be one of ..." for a choice, with the closest choices to what was
+    given ("did you mean 'centered'?" for 'centred')."""
+    import difflib
+
+    near = difflib.get_close_matches(str(given), list(choices), n=2, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(c) for c in near)}?)" if near else ""
+    return f"must be one of {', '.join(choices)}{hint}"
+
+
 def check_view(view: str, func: str = "similarity_matrix") -> str:
     if view not in ALL_VIEWS:
-        raise UnembedError(f"must be one of {', '.join(ALL_VIEWS)}", argument="view",
-                           function=func, got=view)
+        raise UnembedError(one_of(ALL_VIEWS, view), argument="view", function=func, got=view)
     return view
 
 
@@ -470,11 +479,15 @@ def similarity_matrix(
 
 
 def cosine(
-    head: Head, a: LabelRef, b: LabelRef, view: str = "raw", *,
+    head: Head, a: LabelRef, b: LabelRef, view: str = "centered", *,
     weights: ArrayLike | None = None, reference: Literal["set", "all"] = "all",
     data: ViewData | None = None,
 ) -> float:
-    """Cosine of labels a and b under one view (float64). For ``differences`` the reference
+    """Cosine of labels a and b under one view (float64). The default view is ``centered``,
+    as for :func:`unembed.neighbours.neighbours`: the rows less their mean, invariant under
+    every translation u_i -> u_i + c (which changes no probability of a softmax head);
+    ``raw``, the rows as stored, is not, so a raw cosine says nothing about the classifier
+    (pass ``view="raw"`` to see it anyway). For ``differences`` the reference
     set is the whole head by default; ``logit`` needs ``data`` (hidden-state moments). A view
     that carries no information on this head whatever the pair (the causal view of a head
     whose centered rows have rank V - 1, which makes every causal cosine -1/(V - 1); the

@@ -70,7 +70,7 @@ def test_minus_one_uses_the_least_norm_translation_when_it_exists():
         ({"link": "sigmoid"}, np.eye(3), (0, 1, 0.5), "sigmoid link"),
         ({"softcap": 30.0}, np.eye(3), (0, 1, 0.5), "soft-capped"),
         ({}, np.eye(3), (0, 0, 0.5), "two different labels"),
-        ({}, np.eye(3), (0, "zebra", 0.5), "Unknown label b 'zebra'"),
+        ({}, np.eye(3), (0, "zebra", 0.5), r"Unknown label 'zebra' \(argument b\): not among"),
     ],
 )
 def test_errors(kw, W, args, msg):

@@ -34,7 +34,7 @@ def test_invariant_views_do_not_move_under_translation(V, d, seed, scale):
 def test_raw_view_moves_under_translation():
     rng = np.random.default_rng(0)
     h = Head(rng.standard_normal((10, 5)))
-    assert abs(cosine(h, 0, 1) - cosine(translate(h, np.full(5, 7.0)), 0, 1)) > 0.1
+    assert abs(cosine(h, 0, 1, "raw") - cosine(translate(h, np.full(5, 7.0)), 0, 1, "raw")) > 0.1
 
 
 def test_matrix_agrees_with_pairwise_cosine_and_is_symmetric():
@@ -85,3 +85,20 @@ def test_unknown_view_message():
     h = Head(np.eye(3))
     with pytest.raises(UnembedError, match="'view' argument of cosine must be one of raw"):
         cosine(h, 0, 1, "angular")
+
+
+def test_cosine_and_neighbours_default_to_the_centered_view():
+    from unembed.neighbours import neighbours
+
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((7, 5))
+    h = Head(W, labels=[f"l{i}" for i in range(7)])
+    C = W - W.mean(axis=0)  # independent: rows less their mean
+    want = C[1] @ C[4] / (np.linalg.norm(C[1]) * np.linalg.norm(C[4]))
+    moved = translate(h, np.full(5, 9.0))
+    assert cosine(h, 1, 4) == pytest.approx(want, abs=1e-12)
+    assert cosine(moved, 1, 4) == pytest.approx(want, abs=1e-12)
+    U = C / np.linalg.norm(C, axis=1, keepdims=True)
+    sims = U @ U[1]
+    sims[1] = -np.inf
+    assert neighbours(h, ["l1"], k=1)["l1"][0].label == f"l{int(np.argmax(sims))}"

@@ -110,9 +110,9 @@ def test_claim_one_translation_checks_out_on_its_own(logreg_audit) -> None:
     for case in (asdict(c) for c in c1.details.pairs):
         a, b = case["a"], case["b"]
         want = off.max() if case["which"] == "most similar" else off.min()
-        assert cosine(model.head, a, b) == pytest.approx(want, abs=1e-15)
+        assert cosine(model.head, a, b, "raw") == pytest.approx(want, abs=1e-15)
         new = translate(model.head, np.asarray(case["translation"]))
-        assert cosine(new, a, b) == pytest.approx(case["target"], abs=1e-9)
+        assert cosine(new, a, b, "raw") == pytest.approx(case["target"], abs=1e-9)
         assert np.max(np.abs(new.probs(h) - model.head.probs(h))) < 1e-12
         assert case["equivalence"]["max_abs_dp"] < 1e-12
         # translation-invariant views keep their values

@@ -82,7 +82,7 @@ def test_nan_rows_name_the_file_and_the_first_bad_row(files):
     line = one_line_error("audit", "--model", files / "W.npy", "--data", files / "H_nan.npy",
                           "--out", files / "out")
     assert str(files / "H_nan.npy") in line and "row 3" in line
-    line = one_line_error("verify", files / "W.npy", files / "W.npy", "--inputs",
+    line = one_line_error("verify", files / "W.npy", files / "W.npy", "--data",
                           files / "H_nan.npy")
     assert str(files / "H_nan.npy") in line and "row 3" in line
 

@@ -48,7 +48,7 @@ def test_cosine(head_dir):
         W[3] @ W[5] / np.linalg.norm(W[3]) / np.linalg.norm(W[5]), abs=1e-12)
     bad = run("cosine", "W.npy", "tok3", "cat", "--labels", "labels.txt", cwd=head_dir)
     assert bad.returncode == 2
-    assert bad.stderr.strip().count("\n") == 0 and "Unknown label B 'cat'" in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0 and "Unknown label 'cat' (argument B): not among" in bad.stderr
 
 
 @pytest.mark.parametrize("target", ["-1", "1"])

@@ -55,7 +55,7 @@ def test_errors_are_one_line_with_exit_codes_and_json(tmp_path: Path,
     w = _head(tmp_path)
     cases = [
         (["cosine", w, "a"], "the following arguments are required: B"),
-        (["cosine", w, "#1", "#99"], "index 99 is out of range"),
+        (["cosine", w, "#1", "#99"], "Label index 99 (argument B) is out of range"),
         (["inspect", tmp_path / "nope.npy"], "nope.npy: no such file"),
         (["inspect", w, "--top", "x"], "--top: must be a positive integer"),
         (["feasible", w, "--enumerate", "#1", "#2", "--kind", "nope"], "--kind"),

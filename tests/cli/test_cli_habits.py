@@ -61,7 +61,7 @@ def test_temperature_fixed_and_per_input(tmp_path, capsys):
     ref = np.exp(z / 2.0 - (z / 2.0).max(1, keepdims=True))
     assert np.allclose(m.head.probs(H), ref / ref.sum(1, keepdims=True), atol=1e-14)
     rc = main(["counterexample", str(tmp_path / "W.npy"), "--pair", "0", "1", "--target",
-               "-1", "--out", str(tmp_path / "W2.npy"), "--inputs", str(tmp_path / "H.npy"),
+               "-1", "--out", str(tmp_path / "W2.npy"), "--data", str(tmp_path / "H.npy"),
                "--temperature", str(tmp_path / "T.npy"), "--json"])
     assert rc == 0
     rec = json.loads(capsys.readouterr().out)
@@ -76,7 +76,7 @@ def test_temperature_fixed_and_per_input(tmp_path, capsys):
     np.save(tmp_path / "b.npy", np.ones(6))
     rc = main(["counterexample", str(tmp_path / "W.npy"), "--bias", str(tmp_path / "b.npy"),
                "--pair", "0", "1", "--target", "-1", "--out", str(tmp_path / "W3.npy"),
-               "--inputs", str(tmp_path / "H.npy"), "--temperature", str(tmp_path / "T.npy")])
+               "--data", str(tmp_path / "H.npy"), "--temperature", str(tmp_path / "T.npy")])
     assert rc == 2 and "with a bias is not one head" in capsys.readouterr().err
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from independent_lp import unit_optimum
 from unembed.cli import main
 
@@ -64,3 +66,35 @@ def test_not_top_two_with_a_bias_is_written_with_certificates(
     assert np.abs(cosines(new) - cosines(W)).max() <= 1e-12
     assert unit_optimum(W, b, [0, 1], True) > 1e-3
     assert unit_optimum(new, b, [0, 1], True) <= rec["after_written"]["tol"] * (1 + 1e-6)
+
+
+def test_keep_cosines_writes_the_labels_the_next_command_reads(tmp_path: Path) -> None:
+    W = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0], [2.0, 3.0]])
+    src, out = tmp_path / "W.npy", tmp_path / "new.npy"
+    np.save(src, W)
+    (tmp_path / "labels.txt").write_text("ant\nbee\ncow\ncat\n")
+
+    def cli(*argv: str) -> Any:
+        return run_cli(*argv, cwd=tmp_path)
+
+    r = cli("counterexample", str(src), "--labels", "labels.txt", "--keep-cosines",
+            "--unargmaxable", "cat", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "new.labels.json").read_text()) == ["ant", "bee", "cow", "cat"]
+    # the next command names the hidden row 'cat', read from the labels beside the file
+    r = cli("argmaxable", str(out), "--json")
+    assert json.loads(r.stdout)["unargmaxable"] == ["cat"]
+    r = cli("cosine", str(out), "cat", "ant", "--json")
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["pair"] == ["cat", "ant"]
+    assert rec["cosine"]["raw"] == pytest.approx(cosines(W)[3, 0], abs=1e-12)
+    # a second run does not overwrite the labels file without --force, and writes nothing
+    out.unlink()
+    r = cli("counterexample", str(src), "--labels", "labels.txt", "--keep-cosines",
+            "--unargmaxable", "cat", "--out", str(out))
+    assert r.returncode == 2 and "new.labels.json" in r.stderr
+    assert r.stderr.count("\n") == 1 and not out.exists()
+    r = cli("counterexample", str(src), "--labels", "labels.txt", "--keep-cosines",
+            "--unargmaxable", "cat", "--out", str(out), "--force")
+    assert r.returncode == 0, r.stderr

@@ -41,7 +41,7 @@ def test_lm_export_reloads_with_plain_transformers(tiny_lm_dir, tmp_path, family
     assert config.get("tie_word_embeddings", False) is False
     # the re-read head has the chosen cosine in the same view
     assert r.head.rows == m.head.rows
-    assert abs(cosine(r.head, a, b) + 1.0) < 1e-6
+    assert abs(cosine(r.head, a, b, view="raw") + 1.0) < 1e-6
     # plain transformers loads it, and every log-probability agrees with the original
     ids = np.random.default_rng(5).integers(0, m.head.n_labels, size=(3, 11))
     before, after = _plain_logprobs(src, ids), _plain_logprobs(out, ids)
@@ -89,7 +89,7 @@ def test_bfloat16_export_within_its_tolerance(tmp_path):
     r = export_model(m, res.head, tmp_path / "out")
     assert r.head.dtype == "bfloat16" and r.equivalence.equivalent
     # rounding the translated rows to bfloat16 leaves the cosine near, not at, -1
-    assert cosine(r.head, 10, 20) < -0.99
+    assert cosine(r.head, 10, 20, view="raw") < -0.99
 
 
 @pytest.mark.parametrize("family", ["vit", "convnext", "resnet"])
@@ -99,7 +99,7 @@ def test_vision_export(tiny_vision_dir, tmp_path, family):
     m = load(tiny_vision_dir(family))
     res = translation_for_cosine(m.head, "class_a", "class_c", -1.0)
     r = export_model(m, res.head, tmp_path / "v")
-    assert r.equivalence.equivalent and abs(cosine(r.head, 0, 2) + 1) < 1e-6
+    assert r.equivalence.equivalent and abs(cosine(r.head, 0, 2, view="raw") + 1) < 1e-6
     plain = tf.AutoModelForImageClassification.from_pretrained(str(tmp_path / "v")).eval()
     x = m.random_inputs(2, seed=4)
     with torch.no_grad():
@@ -128,7 +128,7 @@ def test_torch_state_dict_export(tmp_path):
         with torch.no_grad():
             p0, p1 = torch.softmax(net(x), -1), torch.softmax(user(x), -1)
         assert float((p0 - p1).abs().max()) < 1e-5
-        assert abs(cosine(load(user, component="2").head, 0, 1) + 1) < 1e-6
+        assert abs(cosine(load(user, component="2").head, 0, 1, view="raw") + 1) < 1e-6
     r = export_model(m, res.head, tmp_path / "sd2.pt")
     assert "random hidden states" in r.notes[0]
 
@@ -148,9 +148,9 @@ def test_sklearn_export(tmp_path, binary):
     new = pickle.loads((tmp_path / "est.pkl").read_bytes())
     np.testing.assert_allclose(new.predict_proba(X), est.predict_proba(X), atol=1e-12)
     if binary:
-        assert abs(cosine(r.head, "0", "1") + 1.0) < 1e-12 and "difference" in r.notes[-1]
+        assert abs(cosine(r.head, "0", "1", view="raw") + 1.0) < 1e-12 and "difference" in r.notes[-1]
     else:
-        assert abs(cosine(r.head, "0", "1") - res.target) < 1e-9
+        assert abs(cosine(r.head, "0", "1", view="raw") - res.target) < 1e-9
         np.testing.assert_array_equal(new.intercept_, est.intercept_)
 
 
@@ -223,7 +223,7 @@ def test_sklearn_export_equivalent_for_any_target(tmp_path_factory, target, pair
     out = tmp_path_factory.mktemp("h") / "m.pkl"
     r = export_model(m, res.head, out)
     assert r.equivalence.max_abs_dp <= 1e-12
-    assert abs(cosine(r.head, *pair) - target) < 1e-9
+    assert abs(cosine(r.head, *pair, view="raw") - target) < 1e-9
 
 
 _IRIS: list = []

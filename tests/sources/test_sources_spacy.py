@@ -163,7 +163,7 @@ def test_cli_inspect_counterexample_audit(saved, tmp_path, capsys):
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(TEXTS * 3) + "\n", encoding="utf-8")
     rc = main(["counterexample", "--model", str(saved), "--pair", "DET", "NOUN",
-               "--target", "-0.5", "--out", str(tmp_path / "cx"), "--inputs", str(data)])
+               "--target", "-0.5", "--out", str(tmp_path / "cx"), "--data", str(data)])
     assert rc == 0
     capsys.readouterr()
     rc = main(["audit", "--model", str(saved), "--data", str(data), "--out",

@@ -166,7 +166,7 @@ def test_cli_inspect_counterexample_audit(saved, tmp_path, capsys):
     data = tmp_path / "texts.txt"
     data.write_text("\n".join(TEXTS * 3) + "\n", encoding="utf-8")
     assert main(["counterexample", "--model", str(saved), "--component", "parser", "--pair",
-                 "S", "D", "--target", "0.5", "--out", str(tmp_path / "cx"), "--inputs",
+                 "S", "D", "--target", "0.5", "--out", str(tmp_path / "cx"), "--data",
                  str(data), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["equivalence"]["equivalent"]
     assert main(["audit", "--model", str(saved), "--component", "parser", "--data", str(data),

@@ -392,7 +392,7 @@ def test_verify_reads_what_counterexample_wrote(in_cache, written, tmp_path, cap
     assert sorted(p.name for p in written.parent.iterdir()) == [written.name, config.name]
     ids = np.random.default_rng(7).integers(0, 300, size=(4, 12))
     np.save(tmp_path / "ids.npy", ids)
-    assert main(["verify", *TL, "--model2", str(written), "--inputs", str(tmp_path / "ids.npy"),
+    assert main(["verify", *TL, "--model2", str(written), "--data", str(tmp_path / "ids.npy"),
                  "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["equivalent"] and rec["n_inputs"] == 48 and rec["dtype"] == "float32"
@@ -429,7 +429,7 @@ def test_verify_says_not_equivalent_when_the_weights_differ(in_cache, written, t
     sharp = _pair(tmp_path, "sharp", sd, config)
     ids = np.random.default_rng(8).integers(0, 300, size=(3, 10))
     np.save(tmp_path / "ids.npy", ids)
-    assert main(["verify", *TL, "--model2", str(sharp), "--inputs", str(tmp_path / "ids.npy"),
+    assert main(["verify", *TL, "--model2", str(sharp), "--data", str(tmp_path / "ids.npy"),
                  "--json"]) == 1
     rec = json.loads(capsys.readouterr().out)
     assert not rec["equivalent"] and rec["n_inputs"] == 30

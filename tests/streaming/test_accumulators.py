@@ -150,7 +150,7 @@ def test_collect_small_head_uses_all_labels_and_given_labels() -> None:
     assert collect(model, ArrayInputs(x), progress=False).idx.tolist() == [0, 1, 2, 3, 4]
     beh = collect(model, ArrayInputs(x), label_set=["3", "#1"], progress=False)
     assert beh.idx.tolist() == [3, 1]
-    with pytest.raises(UnembedError, match="Unknown labels 'zz'"):
+    with pytest.raises(UnembedError, match=r"Unknown label 'zz' \(argument labels\): not among"):
         collect(model, ArrayInputs(x), label_set=["zz", "1"], progress=False)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -84,7 +85,8 @@ EXAMPLES: dict[str, str] = {
                   "  unembed neighbours W.npy cat -k 10 --view logit --data H.npy",
     "counterexample": "unembed counterexample W.npy --labels labels.txt --pair cat dog "
                       "--target -1 --out W_new.npy",
-    "verify": "unembed verify W.npy W_new.npy --inputs H.npy",
+    "verify": "unembed verify W.npy W_new.npy --data H.npy\n"
+              "  unembed verify --model gpt2-dir --model2 gpt2-new --data notes.txt",
     "argmaxable": "unembed argmaxable W.npy --labels labels.txt --radius arch",
     "feasible": "unembed feasible W.npy --labels labels.txt --top-two cat dog",
 }
@@ -131,6 +133,25 @@ def _unknown_option(sub: argparse.ArgumentParser | None, message: str) -> str | 
     near = difflib.get_close_matches(unknown[0][2:], known, n=2, cutoff=0.6)
     hint = f" Did you mean {' or '.join('--' + n for n in near)}?" if near else ""
     return f"unknown option {unknown[0]} for '{sub.prog}'.{hint}"
+
+
+_INVALID_CHOICE = re.compile(r"^argument ([^:]+): invalid choice: '([^']*)' "
+                             r"\(choose from (.*)\)$")
+
+
+def _invalid_choice(message: str) -> str | None:
+    """For argparse's "invalid choice" of an option (``--view centred``): the same sentence
+    with the closest choices ("did you mean 'centered'?"); None for any other message."""
+    import difflib
+
+    m = _INVALID_CHOICE.match(message)
+    if m is None:
+        return None
+    choices = re.findall(r"'([^']*)'", m.group(3))
+    near = difflib.get_close_matches(m.group(2), choices, n=2, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(c) for c in near)}?" if near else ""
+    return (f"argument {m.group(1)}: invalid choice: {m.group(2)!r}.{hint} Choices: "
+            f"{', '.join(choices)}.")
 
 
 def build_parser() -> Parser:
@@ -323,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args._run(args))
     except UsageError as e:
         sub = subparser(parser, command) if parser is not None and command else None
-        msg = _unknown_option(sub, str(e)) or str(e)
+        msg = _unknown_option(sub, str(e)) or _invalid_choice(str(e)) or str(e)
         return _report(command, f"{msg} (see '{e.prog} --help')", 2, as_json)
     except UnembedError as e:
         sub = subparser(parser, command) if parser is not None and command else None

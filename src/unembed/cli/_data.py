@@ -16,13 +16,14 @@ from unembed.model import LoadedModel
 from unembed.moments import Moments
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    """--data FILE (with --max-inputs, --batch-size, --window)."""
+def add_data_args(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    """--data FILE (with --max-inputs, --batch-size, --window); ``help`` says what the
+    command uses the data for (default: the data views)."""
     p.add_argument("--data", metavar="FILE",
-                   help="data for the logit (and coprob) views: with a weight-file head a .npy "
-                        "of hidden states (n, d), the head's inputs; with a model its inputs "
-                        "(text / .jsonl for language models, .npy arrays), streamed through "
-                        "the model as in the audit")
+                   help=help or "data for the logit (and coprob) views: with a weight-file "
+                        "head a .npy of hidden states (n, d), the head's inputs; with a model "
+                        "its inputs (text / .jsonl for language models, .npy arrays), streamed "
+                        "through the model as in the audit")
     add_stream_args(p, when="with --data: ")
 
 @dataclass

@@ -45,6 +45,7 @@ class HeadOptions:
     softcap: float | None = None
     temperature: str | None = None
     allow_degenerate: bool = False
+    transpose: bool = False
     fold: bool = False
     trust_pickle: bool = False
     trust_remote_code: bool = False
@@ -169,6 +170,7 @@ def model_loader(args: argparse.Namespace,
         revision=o.revision,
         component=o.component,
         temperature=o.fixed_temperature,
+        transpose=o.transpose,
     )
 
 
@@ -181,7 +183,8 @@ def _tl_loader(o: HeadOptions, spec: str | None) -> functools.partial[Any]:
                                      ("--softcap", o.softcap), ("--temperature", o.temperature),
                                      ("--trust-pickle", o.trust_pickle),
                                      ("--trust-remote-code", o.trust_remote_code),
-                                     ("--component", o.component))
+                                     ("--component", o.component),
+                                     ("--transpose", o.transpose))
              if v not in (None, False)]
     if o.link != "softmax":
         given.append(("--link", o.link))

@@ -53,7 +53,11 @@ def add_head_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", metavar="T|FILE",
                    help="weight-file heads: the model divides its scores by a temperature "
                         "before the softmax: a number T > 0, or a .npy file of one T per "
-                        "input row (with --data / --inputs H.npy)")
+                        "input row (with --data H.npy)")
+    p.add_argument("--transpose", action="store_true",
+                   help="weight files: the matrix is stored (d, V), one column per label "
+                        "(TransformerLens's W_U): read its transpose (without it such a "
+                        "matrix is refused when its labels or name say so)")
     p.add_argument("--allow-degenerate", action="store_true",
                    help="accept all-zero and identical rows (padding rows of real checkpoints)")
     add_device_args(p)

@@ -30,7 +30,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("b", metavar="B", nargs="?", help="second label")
     p.set_defaults(_positionals=("a", "b"), _required=("a", "b"))
     p.add_argument("--view", choices=ALL_VIEWS, action="append",
-                   help="view(s) to show (default: all; logit only with --data)")
+                   help="view(s) to show (default: all; logit only with --data). The "
+                        "one view of a single cosine, as of neighbours and of the Python "
+                        "API's cosine(), is centered: invariant under translations of the "
+                        "rows, which change no probability; raw is not")
     add_data_args(p)
     add_json_arg(p)
     return p

@@ -13,7 +13,12 @@ import argparse
 from typing import Any
 
 from unembed.cli._loading import head_options, head_source, load_head, load_model, scaled_inputs
-from unembed.cli._options import add_head_args, add_json_arg, positive_int
+from unembed.cli._options import (
+    add_deprecated_alias,
+    add_head_args,
+    add_json_arg,
+    positive_int,
+)
 from unembed.cli._print import fmt, print_json
 
 
@@ -39,16 +44,17 @@ def register(sub: Any) -> argparse.ArgumentParser:
                       help="the pair that must no longer lead together")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the new head")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
-    p.add_argument("--inputs", metavar="FILE",
+    p.add_argument("--data", metavar="FILE",
                    help="what to verify on: hidden states (n, d) .npy for a weight file; with "
                         "--model, token ids / images / features as .npy, or a text file (one "
                         "text per line) for a language model (default: random ones)")
+    add_deprecated_alias(p, "--inputs", "--data", dest="data", metavar="FILE")
     p.add_argument("--dtype", choices=("float16", "bfloat16", "float32", "float64"),
                    help="weight files: store the new head in this dtype (default: the input's; "
                         "e.g. float32 for a float16 head, whose rounding would otherwise move "
                         "the cosine)")
     p.add_argument("-n", "--n-random", type=positive_int, default=1024,
-                   help="random inputs to verify on when --inputs is not given (default 1024)")
+                   help="random inputs to verify on when --data is not given (default 1024)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_json_arg(p)
     return p
@@ -67,7 +73,7 @@ def _model_inputs(path: str | None) -> Any:
 
     from unembed._checks import read_text
 
-    lines = [t for t in read_text(Path(path), "inputs file").splitlines() if t.strip()]
+    lines = [t for t in read_text(Path(path), "data file").splitlines() if t.strip()]
     return lines or np.zeros((0, 0), dtype=np.int64)
 
 
@@ -92,11 +98,11 @@ def run_model(args: argparse.Namespace) -> int:
     seconds["construct"] = perf_counter() - t0
     t0 = perf_counter()
     exported = export_model(model, res.head, args.out, force=args.force,
-                            inputs=_model_inputs(args.inputs), seed=args.seed,
+                            inputs=_model_inputs(args.data), seed=args.seed,
                             progress=not (args.json or args.no_progress))
     seconds["write_and_verify"] = perf_counter() - t0
     i, j = head.index(a), head.index(b)
-    cos_written = cosine(exported.head, i, j)
+    cos_written = cosine(exported.head, i, j, "raw")
     eq = exported.equivalence
     record = {**res.to_dict(), "out": str(exported.out), "cosine_written": cos_written,
               "rows": head.rows, "export": exported.to_dict(),
@@ -125,6 +131,12 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    if args.transpose:
+        from unembed._checks import UnembedError
+
+        raise UnembedError("does not apply to counterexample: it writes the new head in its "
+                           "file's own layout; save the head as (V, d) first.",
+                           option="--transpose")
     if args.keep_cosines or args.unargmaxable or args.not_top_two:
         return run_keep_cosines(args)
     if args.pair is None or args.target is None:
@@ -139,10 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if _reads_model(args, source):
         args.model, args.head = source, None
         return run_model(args)
-    from unembed.sources.sidecar import labels_path
-
-    labels_out = labels_path(args.out)  # the labels file written beside it: checked too
-    check_target(labels_out, force=args.force)
+    _check_labels_target(args)  # the labels file written beside it: checked too
 
     from time import perf_counter
 
@@ -155,15 +164,14 @@ def run(args: argparse.Namespace) -> int:
     head = load_head(args)
     stored_like(head)  # read from a weight file by load_head
     H = None
-    if args.inputs:
-        H = np.asarray(read_tensor(args.inputs, ndim=2).array, dtype=np.float64)
+    if args.data:
+        H = np.asarray(read_tensor(args.data, ndim=2).array, dtype=np.float64)
         H = scaled_inputs(args, H, head)
     elif head_options(args).per_input_temperature:
         from unembed._checks import UnembedError
 
         raise UnembedError(f"{args.temperature}: a per-input temperature needs the inputs it "
-                           f"belongs "
-                           f"to (--inputs H.npy).")
+                           f"belongs to (--data H.npy).")
     a, b = args.pair
     seconds["read"] = perf_counter() - t0
     # Large heads: the translation is O(d); the translated rows W + c are written block by
@@ -208,6 +216,15 @@ def run(args: argparse.Namespace) -> int:
     return 0 if eq.equivalent else 1
 
 
+def _check_labels_target(args: argparse.Namespace) -> None:
+    """``NAME.labels.json`` beside ``--out``: refused before any work when it exists and
+    ``--force`` is not given (the labels written there would replace it)."""
+    from unembed._io import check_target
+    from unembed.sources.sidecar import labels_path
+
+    check_target(labels_path(args.out), force=args.force)
+
+
 def _reads_model(args: argparse.Namespace, source: str) -> bool:
     """Whether ``source`` is read as a whole model (written back in its own format) rather
     than as a weight file: a directory, a pickle, a hub name, or anything read with
@@ -229,6 +246,7 @@ def run_keep_cosines(args: argparse.Namespace) -> int:
     """``--keep-cosines``: a head with the same raw cosines in which a label can no longer be
     the argmax (or a pair can no longer lead together), with the LP before and after."""
     from unembed._checks import UnembedError
+    from unembed.export.weights import write_labels_beside
     from unembed.keep_cosines import not_top_two_keeping_cosines, unargmaxable_keeping_cosines
     from unembed.sources.files import write_head_like
 
@@ -243,10 +261,12 @@ def run_keep_cosines(args: argparse.Namespace) -> int:
     if _reads_model(args, source):
         raise UnembedError(f"--keep-cosines works on a weight file; {source} is a model.")
     check_target(args.out, force=args.force)  # before any work
+    _check_labels_target(args)
     head = load_head(args)
     res = (unargmaxable_keeping_cosines(head, args.unargmaxable) if args.unargmaxable
            else not_top_two_keeping_cosines(head, *args.not_top_two))
     out = write_head_like(res.head, args.out, force=args.force)
+    write_labels_beside(head, out, force=args.force)
     mf = head.file
     assert mf is not None  # read from a weight file by load_head
     written = load_head(args, str(out) + (f":{mf.tensor}" if mf.tensor else ""))

@@ -29,7 +29,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="labels (their strings, or #N for row N)")
     p.add_argument("-k", type=positive_int, default=10, help="neighbours per label (default 10)")
     p.add_argument("--view", choices=NEIGHBOUR_VIEWS, default="centered",
-                   help="the view (default: centered)")
+                   help="the view (default: centered, as for the cosine() and neighbours() "
+                        "of the Python API: invariant under translations of the rows, "
+                        "which change no probability; raw is not)")
     add_data_args(p)
     p.add_argument("--all", action="store_true",
                    help="every label's neighbours, written to --out as JSON lines")

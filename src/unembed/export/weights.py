@@ -25,7 +25,7 @@ from unembed.head import Head
 from unembed.sources.files import read_tensor, write_like
 from unembed.sources.matrix_file import MatrixFile
 
-__all__ = ["WrittenWeights", "stored_like", "write_weights"]
+__all__ = ["WrittenWeights", "stored_like", "write_labels_beside", "write_weights"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,22 @@ def _with_dtype(mf: MatrixFile, dtype: str) -> MatrixFile:
     return replace(mf, dtype=dtype)
 
 
+def write_labels_beside(head: Head, written_to: Path, *, force: bool = False) -> None:
+    """``head``'s labels written beside the weight file ``written_to`` as
+    ``NAME.labels.json`` (so that the next command names its rows as this one did), unless
+    they are row numbers; then a labels file a replaced file had there is removed (only with
+    ``force``, checked before): it would name other rows."""
+    from unembed.sources.sidecar import labels_path, write_labels
+
+    labels_out = labels_path(written_to)
+    if head.labels_from != "row numbers":
+        write_labels(head, written_to, force=force)
+    elif labels_out.exists() or labels_out.is_symlink():
+        from unembed._io import remove_path
+
+        remove_path(labels_out)
+
+
 def write_weights(head: Head, out: str | os.PathLike[str], *, shift: NDArray[np.float64],
                   dtype: str | None = None, force: bool = False,
                   hidden: NDArray[np.float64] | None = None, n_random: int = 1024,
@@ -78,21 +94,12 @@ def write_weights(head: Head, out: str | os.PathLike[str], *, shift: NDArray[np.
     formed once for both)."""
     from time import perf_counter
 
-    from unembed.sources.sidecar import labels_path, write_labels
-
     t0 = perf_counter()
     like = stored_like(head)
     if dtype and dtype != head.dtype:
         like = _with_dtype(like, dtype)
-    labels_out = labels_path(out)
     written_to = write_like(like, head.W, out, force=force, shift=shift)
-    if head.labels_from != "row numbers":
-        write_labels(head, written_to, force=force)
-    elif labels_out.exists() or labels_out.is_symlink():
-        # (only with force: checked before) labels of the file replaced would name these rows
-        from unembed._io import remove_path
-
-        remove_path(labels_out)
+    write_labels_beside(head, written_to, force=force)
     t_write = perf_counter() - t0
     t0 = perf_counter()
     # Verify what was written, not what was meant to be written.

@@ -180,7 +180,8 @@ def span_note(span: SpanWitnesses, tol: float) -> str:
 
 # ------------------------------------------------------------------ single questions, exactly
 def simplex(sp: Space) -> Simplex | None:
-    """:func:`unembed.feasibility.bases.simplex_of` of the space, computed once per space (``Space.simplex``)."""
+    """:func:`unembed.feasibility.bases.simplex_of` of the space, computed once per space
+    (``Space.simplex``)."""
     return sp.simplex
 
 

@@ -39,6 +39,7 @@ def load_head_file(
     softcap: float | None = None,
     strict: bool = True,
     temperature: float | None = None,
+    transpose: bool = False,
 ) -> Head:
     """A head from a weight file spec (``PATH`` or ``PATH:TENSOR``) of shape (V, d), an
     optional bias file spec of shape (V,) and optional labels (a file, a tokenizer directory
@@ -46,10 +47,17 @@ def load_head_file(
     :mod:`unembed.sources.sidecar`). ``temperature`` T > 0: the model divides its scores by T
     before the softmax (the head's ``logit_scale`` is 1 / T).
 
+    ``transpose``: the file stores the head as (d, V), one column per label (TransformerLens's
+    ``W_U``); W is its transpose. Without it a matrix that looks transposed is refused: labels
+    that count its columns (d) rather than its rows (V), or a tensor named ``W_U``
+    (:func:`unembed.sources.orientation.check_orientation`).
+
     The returned head's ``file`` holds the :class:`MatrixFile` it came from, so that an
-    equivalent head can be written back in the same format and dtype.
+    equivalent head can be written back in the same format and dtype (None when transposed:
+    the file's layout is not the head's).
     """
     from unembed.sources import fasttext_model
+    from unembed.sources.orientation import check_orientation
     from unembed.sources.sidecar import find_labels, read_labels_spec
 
     if os.path.isfile(weights) and fasttext_model.read_header(weights) is not None:
@@ -57,18 +65,23 @@ def load_head_file(
     mf: MatrixFile = read_tensor(weights, ndim=2)
     if len(mf.shape) != 2 or mf.dtype not in ("float64", "float32", "float16", "bfloat16"):
         W: Any = mf.array  # the Head names what is wrong with it
+    elif transpose:
+        import numpy as np
+
+        W = owned(np.ascontiguousarray(mf.read_float64().T))
     else:
         W = owned(mf.read_float64())  # one float64 copy, read in blocks
+    n_rows = mf.shape[-1] if transpose else mf.shape[0]
     b = None
     if bias is not None:
         bf = read_tensor(bias, ndim=1)
-        if len(bf.shape) != 1 or bf.shape[0] != mf.shape[0]:
-            raise_shape(bf, mf)
+        if len(bf.shape) != 1 or bf.shape[0] != n_rows:
+            raise_shape(bf, mf, n_rows)
         b = bf.array
     labs: Any = None
     labels_from = "row numbers"
     if labels is not None:
-        labs = labels if isinstance(labels, list) else read_labels_spec(labels, mf.array.shape[0])
+        labs = labels if isinstance(labels, list) else read_labels_spec(labels, n_rows)
         labels_from = "the caller" if isinstance(labels, list) else str(labels)
     else:
         labs = find_labels(weights)
@@ -76,6 +89,9 @@ def load_head_file(
             from unembed.sources.sidecar import labels_path
 
             labels_from = str(labels_path(weights))
+    if not transpose:
+        check_orientation(mf, None if labs is None else len(labs),
+                          given=labels is not None)
     if temperature is not None and not (temperature > 0 and temperature < float("inf")):
         from unembed._checks import UnembedError
 
@@ -92,16 +108,17 @@ def load_head_file(
         logit_scale=1.0 if temperature is None else 1.0 / temperature,
         source=str(mf.path) + (f":{mf.tensor}" if mf.tensor else ""),
         meta={} if temperature is None else {"temperature": temperature},
-        file=mf,
+        file=None if transpose else mf,
         labels_from=labels_from,
     )
 
 
-def raise_shape(bf: MatrixFile, mf: MatrixFile) -> None:
+def raise_shape(bf: MatrixFile, mf: MatrixFile, n_rows: int | None = None) -> None:
     from unembed._checks import UnembedError
 
+    V = mf.shape[0] if n_rows is None else n_rows
     raise UnembedError(f"{bf.path}: the bias has shape {bf.shape}, but the weights "
-                       f"{mf.path} have {mf.shape[0]} rows; expected ({mf.shape[0]},).")
+                       f"{mf.path} have {V} rows; expected ({V},).")
 
 
 class FileModel(HeadModel):
@@ -187,6 +204,7 @@ def load(
     device: str | None = None,
     model_dtype: str | None = None,
     head_name: str | None = None,
+    transpose: bool = False,
 ) -> LoadedModel:
     """Read the exact head of a model, whatever it is (see the table above).
 
@@ -229,6 +247,9 @@ def load(
         checkpoint's). See :mod:`unembed.device`. Other sources run on the CPU in float64.
     head_name : str, optional
         The deprecated spelling of ``component`` (a DeprecationWarning).
+    transpose : bool
+        Weight files only: the file stores the head as (d, V), one column per label
+        (TransformerLens's ``W_U``); see :func:`load_head_file`.
 
     Returns
     -------
@@ -253,6 +274,9 @@ def load(
     if temperature is not None and not isinstance(source, (str, os.PathLike)):
         raise UnembedError("a temperature applies to weight files; a "
                            f"{type(source).__name__} has its own logits.", function="load")
+    if transpose and not isinstance(source, (str, os.PathLike)):
+        raise UnembedError(f"applies to weight files; a {type(source).__name__} has its own "
+                           f"orientation.", argument="transpose", function="load")
     if isinstance(source, Head):
         return FileModel(source)
     if labels is not None and unique_labels and not isinstance(labels, (str, os.PathLike)):
@@ -269,10 +293,10 @@ def load(
         is_path = isinstance(source, (str, os.PathLike))
         if is_path and _is_weight_file(source, revision):
             if spec is not None and unique_labels:
-                n = read_tensor(source, ndim=2).shape[0]
+                n = read_tensor(source, ndim=2).shape[-1 if transpose else 0]
                 return load(source, labels=list(read_labels_spec(spec, n)), bias=bias,
                             link=link, softcap=softcap, strict=strict, unique_labels=True,
-                            temperature=temperature, fold=fold)
+                            temperature=temperature, fold=fold, transpose=transpose)
         elif spec is not None or not (is_pickle(source) if is_path else _takes_labels(source)):
             model = load(source, fold=fold, trust_pickle=trust_pickle, component=component,
                          link=link, example_input=example_input, bias=bias, softcap=softcap,
@@ -290,6 +314,9 @@ def load(
         elif revision is not None:
             raise UnembedError("--revision applies to hub names (ORG/NAME) read from the hub "
                                "cache, not to a local path.", path=p)
+        if transpose and (p.is_dir() or is_pickle(p)):
+            raise UnembedError("applies to weight files; this model has its own orientation.",
+                               argument="transpose", function="load", path=p)
         if temperature is not None and (p.is_dir() or is_pickle(p)):
             raise UnembedError("--temperature applies to weight files; this model has its "
                                "own "
@@ -337,7 +364,7 @@ def load(
             return load_sklearn(p, labels=labels, trust_pickle=trust_pickle, strict=strict)
         return FileModel(load_head_file(p, bias=bias, labels=labels, link=link,
                                         softcap=softcap, strict=strict,
-                                        temperature=temperature))
+                                        temperature=temperature, transpose=transpose))
     if isinstance(labels, (str, os.PathLike)):
         labels = read_labels(labels)
     from unembed.sources.fasttext_model import is_fasttext_model, refusal
