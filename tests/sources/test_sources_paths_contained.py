@@ -172,7 +172,7 @@ def test_a_tokenizer_directory_for_labels_holds_its_own_files(tmp_path: Path,
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("spacy")
-    from test_sources_spacy import train_tagger
+    from spacy_tagger import train_tagger
 
     path = tmp_path_factory.mktemp("spacy") / "pipeline"
     train_tagger().to_disk(path)
