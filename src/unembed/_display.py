@@ -1,7 +1,8 @@
 """How a result object shows itself in a notebook without importing the presentation room.
 
-A value of the core (a :class:`~unembed.head.Head`, a loaded model, an audit result, a pair
-table) answers Jupyter's ``_repr_html_`` with :func:`html`, which calls the renderer
+A value of the core or of an analysis (a :class:`~unembed.head.Head`, a loaded model, an audit
+result, a pair table, a feasibility answer, a construction, an equivalence check, neighbours)
+answers Jupyter's ``_repr_html_`` with :func:`html`, which calls the renderer
 registered for its kind (one of :data:`KINDS`). The renderers live in the presentation room
 (:mod:`unembed._reprs`) and register themselves when it is imported, which importing
 ``unembed`` does; the core never imports them. Without a renderer the answer is the escaped
@@ -25,9 +26,13 @@ from typing import Any, Literal
 
 __all__ = ["KINDS", "html", "register_html"]
 
-Kind = Literal["head", "model", "audit", "pair_table", "example"]
+Kind = Literal["head", "model", "audit", "pair_table", "feasibility", "vocabulary", "co_top",
+               "enumeration", "construction", "equivalence", "keep_cosines", "export",
+               "symmetry", "neighbours", "example"]
 #: the kinds of value shown in notebooks ("example" for this module's own doctest)
-KINDS: tuple[Kind, ...] = ("head", "model", "audit", "pair_table", "example")
+KINDS: tuple[Kind, ...] = ("head", "model", "audit", "pair_table", "feasibility", "vocabulary",
+                           "co_top", "enumeration", "construction", "equivalence",
+                           "keep_cosines", "export", "symmetry", "neighbours", "example")
 
 _HTML: dict[Kind, Callable[[Any], str]] = {}
 

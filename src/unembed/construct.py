@@ -108,6 +108,19 @@ class CosineConstruction:
     def reached(self) -> bool:
         return abs(self.cosine_after - self.target) <= COSINE_TOL
 
+    def __repr__(self) -> str:
+        """One line: the pair, its cosine before and after, and the equivalence verdict."""
+        a, b = self.labels
+        return (f"CosineConstruction({a!r}, {b!r}: raw cosine {self.cosine_before:+.4f} -> "
+                f"{self.cosine_after:+.4f}, target {self.target:+.4f} "
+                f"({'reached' if self.reached else 'not reached'}); |c| = "
+                f"{float(np.linalg.norm(self.c)):.3g}; {self.equivalence!r})")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("construction", self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "pair": list(self.labels),
@@ -302,6 +315,13 @@ class CosineTranslation:
     def reached(self) -> bool:
         return abs(self.cosine_after - self.target) <= COSINE_TOL
 
+    def __repr__(self) -> str:
+        a, b = self.labels
+        return (f"CosineTranslation({a!r}, {b!r}: raw cosine {self.cosine_before:+.4f} -> "
+                f"{self.cosine_after:+.4f}, target {self.target:+.4f} "
+                f"({'reached' if self.reached else 'not reached'}); |c| = "
+                f"{float(np.linalg.norm(self.c)):.3g})")
+
 
 def cosine_translation(head: Head, a: LabelRef, b: LabelRef, target: float) -> CosineTranslation:
     """The least-norm translation of :func:`translation_for_cosine`, checked on the pair's two
@@ -369,6 +389,18 @@ class AllPairsConstruction:
     head: Head
     min_cosine_bound: float
     equivalence: Equivalence
+
+    def __repr__(self) -> str:
+        """One line: the bound reached on every pair's cosine and the equivalence verdict."""
+        ok = self.min_cosine_bound >= 1 - self.eps
+        return (f"AllPairsConstruction(every raw cosine >= {self.min_cosine_bound:.6f} "
+                f"(sought >= 1 - {self.eps:.2g}: {'reached' if ok else 'not reached'}) over "
+                f"{self.head.n_labels} labels; {self.equivalence!r})")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("construction", self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"eps": self.eps, "min_cosine_bound": self.min_cosine_bound,
@@ -440,6 +472,20 @@ class MultiConstruction:
     def max_error(self) -> float:
         """max over pairs of |cosine_after - target|."""
         return max((abs(p.cosine_after - p.target) for p in self.pairs), default=0.0)
+
+    def __repr__(self) -> str:
+        """One line: how many pairs reached their targets, the largest miss, the verdict."""
+        hit = sum(p.reached for p in self.pairs)
+        eq = "not checked" if self.equivalence is None else repr(self.equivalence)
+        return (f"MultiConstruction({len(self.pairs)} pairs, {hit} reached, max |cosine - "
+                f"target| {self.max_error:.3g}; "
+                f"{'translation and reparametrization' if self.A is not None else 'translation'}"
+                f"; {eq})")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("construction", self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"pairs": [p.to_dict() for p in self.pairs], "max_error": self.max_error,

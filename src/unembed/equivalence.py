@@ -87,6 +87,18 @@ class Equivalence:
                 f"{self.max_abs_dlogp:.3g}, mean KL = {self.mean_kl:.3g}, argmax agreement "
                 f"{100 * self.argmax_agreement:.2f}%")
 
+    def __repr__(self) -> str:
+        """One line: the verdict and the figure that decides it."""
+        rel = "<=" if self.equivalent else ">"
+        return (f"Equivalence({'equivalent' if self.equivalent else 'NOT equivalent'}: max |dp| "
+                f"{self.max_abs_dp:.3g} {rel} {self.tolerance:.0e} ({self.dtype}) on "
+                f"{self.n_inputs} inputs; argmax agreement {100 * self.argmax_agreement:.2f}%)")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("equivalence", self)
+
     def to_dict(self) -> dict[str, object]:
         d: dict[str, object] = asdict(self)
         d["verdict"] = self.verdict

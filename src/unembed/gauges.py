@@ -73,6 +73,17 @@ class Symmetry:
     holds: bool | None
     reason: str
 
+    def __repr__(self) -> str:
+        """One line: the transformation, whether it holds, the start of the reason."""
+        word = {True: "holds", False: "does not hold", None: "unknown"}[self.holds]
+        why = self.reason if len(self.reason) <= 160 else self.reason[:157] + "…"
+        return f"Symmetry({self.name}: {word}; {why})"
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("symmetry", self)
+
     def to_dict(self) -> dict[str, object]:
         return {"holds": self.holds, "reason": self.reason}
 

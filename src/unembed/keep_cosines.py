@@ -111,6 +111,21 @@ class KeepCosines:
         """True when the behaviour is gone on the new head (the LP after says "no")."""
         return self.after.status == "no" and self.before.status == "yes"
 
+    def __repr__(self) -> str:
+        """One line: the behaviour asked about, before and after, the rows rescaled and how
+        far any raw cosine moved."""
+        moved = int(np.count_nonzero(self.scales != 1.0))
+        labels = ", ".join(repr(x) for x in self.labels)
+        return (f"KeepCosines({self.question} {labels}: {self.before.status} -> "
+                f"{self.after.status} ({'changed' if self.changed else 'not changed'}); "
+                f"{moved} of {self.scales.size} rows rescaled, max raw cosine change "
+                f"{self.cosine_change:.2g})")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("keep_cosines", self)
+
     def to_dict(self) -> dict[str, Any]:
         moved = np.flatnonzero(self.scales != 1.0)
         return {

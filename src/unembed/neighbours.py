@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -49,8 +50,11 @@ from unembed.head import Head, LabelRef
 from unembed.moments import HiddenMoments, LogitMoments, LogitRows
 from unembed.top_cosines import dot_rows, rounding_bound, top_cosines
 
-__all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "NeighbourArrays", "coprob_nearest", "nearest",
-           "nearest_all", "neighbour_arrays", "neighbours", "neighbours_or_undefined"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["NEIGHBOUR_VIEWS", "Neighbour", "NeighbourArrays", "Neighbours", "coprob_nearest",
+           "nearest", "nearest_all", "neighbour_arrays", "neighbours", "neighbours_or_undefined"]
 
 #: The views neighbours are computed under (the row views, and ``coprob`` with data).
 NEIGHBOUR_VIEWS: tuple[str, ...] = ("raw", "centered", "normalized", "causal", "logit",
@@ -76,6 +80,53 @@ class Neighbour:
 
     def to_dict(self) -> dict[str, object]:
         return {"label": self.label, "cosine": self.cosine}
+
+
+class Neighbours(dict[str, list[Neighbour]]):
+    """What :func:`neighbours` answers: a dict, query label -> its neighbours, best first,
+    that also knows the ``view`` and ``k`` they were ranked under; ``to_frame()`` gives one
+    row per (label, neighbour).
+
+    >>> import numpy as np
+    >>> from unembed import Head
+    >>> nb = neighbours(Head(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]),
+    ...                      labels=["cat", "kitten", "car"]), ["cat"], k=1, view="raw")
+    >>> nb
+    Neighbours(raw view, k=1, 1 label: 'cat' -> 'kitten' +0.9939)
+    """
+
+    def __init__(self, items: dict[str, list[Neighbour]], *, view: str, k: int) -> None:
+        super().__init__(items)
+        self.view = view
+        self.k = k
+
+    def __repr__(self) -> str:
+        """One line: the view, k, and the first few labels with their nearest neighbour."""
+        shown = []
+        for lab, nbs in list(self.items())[:3]:
+            best = f"{nbs[0].label!r} {nbs[0].cosine:+.4f}" if nbs else "(none)"
+            shown.append(f"{lab!r} -> {best}")
+        more = ", …" if len(self) > 3 else ""
+        noun = "label" if len(self) == 1 else "labels"
+        return (f"Neighbours({self.view} view, k={self.k}, {len(self)} {noun}: "
+                f"{', '.join(shown)}{more})")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("neighbours", self)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (label, neighbour): ``label``, ``rank`` (1 = nearest), ``neighbour``,
+        ``index`` (its row) and ``cosine`` (for ``coprob`` the co-probability) in float64
+        (pandas imported only here: ``pip install 'unembed[frame]'``)."""
+        from unembed.pair_table import pandas_module
+
+        pd = pandas_module()
+        rows = [(lab, r, n.label, n.index, n.cosine)
+                for lab, nbs in self.items() for r, n in enumerate(nbs, start=1)]
+        return pd.DataFrame(rows, columns=["label", "rank", "neighbour", "index", "cosine"]
+                            ).astype({"rank": "int64", "index": "int64", "cosine": "float64"})
 
 
 def _unit_rows(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | None,
@@ -282,7 +333,7 @@ def coprob_nearest(head: Head, queries: NDArray[np.intp], data: NeighbourData, *
 def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int = 10,
                view: str = "centered", weights: ArrayLike | None = None,
                data: NeighbourData | None = None,
-               ) -> dict[str, list[Neighbour]]:
+               ) -> Neighbours:
     """The k nearest labels of each of ``labels`` (default: every label) over the whole
     vocabulary under one view; see the module docstring. The default view is ``centered``, as
     for :func:`unembed.views.cosine`: the rows less their mean, invariant under every
@@ -309,7 +360,7 @@ def neighbours(head: Head, labels: Sequence[LabelRef] | None = None, *, k: int =
                                              data=data)
     for lab, why in undefined.items():
         raise UnembedError(f"The {view} neighbours of {lab!r} rank nothing: {why}.")
-    return out
+    return Neighbours(out, view=view, k=k)
 
 
 def neighbours_or_undefined(

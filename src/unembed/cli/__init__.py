@@ -93,15 +93,20 @@ EXAMPLES: dict[str, str] = {
 
 
 def _finish_command(name: str, p: argparse.ArgumentParser) -> None:
-    """Every command: an example at the end of its help, and ``--no-progress``."""
+    """Every command: an example at the end of its help, ``--no-progress``, and its own
+    options listed before the shared groups (:func:`~unembed.cli._options.own_options_first`)."""
+    from unembed.cli._options import OUTPUT, own_options_first, shared_group
+
     example = EXAMPLES.get(name)
     if example:
         p.epilog = f"example:\n  {example}"
         p.formatter_class = argparse.RawDescriptionHelpFormatter
     if "--no-progress" not in p._option_string_actions:
-        p.add_argument("--no-progress", action="store_true",
-                       help="no progress bars or spinners (they are off anyway when stderr "
-                            "is not a terminal)")
+        shared_group(p, OUTPUT).add_argument(
+            "--no-progress", action="store_true",
+            help="no progress bars or spinners (they are off anyway when stderr is not a "
+                 "terminal)")
+    own_options_first(p)
 
 
 def _unknown_command(argv: Sequence[str]) -> str | None:

@@ -11,19 +11,20 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from unembed.cli._options import add_stream_args
+from unembed.cli._options import DATA, add_stream_args, shared_group
 from unembed.model import LoadedModel
 from unembed.moments import Moments
 
 
 def add_data_args(p: argparse.ArgumentParser, help: str | None = None) -> None:
-    """--data FILE (with --max-inputs, --batch-size, --window); ``help`` says what the
-    command uses the data for (default: the data views)."""
-    p.add_argument("--data", metavar="FILE",
-                   help=help or "data for the logit (and coprob) views: with a weight-file "
-                        "head a .npy of hidden states (n, d), the head's inputs; with a model "
-                        "its inputs (text / .jsonl for language models, .npy arrays), streamed "
-                        "through the model as in the audit")
+    """--data FILE (with --max-inputs, --batch-size, --window), in the shared group "data";
+    ``help`` says what the command uses the data for (default: the data views)."""
+    shared_group(p, DATA).add_argument(
+        "--data", metavar="FILE",
+        help=help or "data for the logit (and coprob) views: with a weight-file head a .npy of "
+                     "hidden states (n, d), the head's inputs; with a model its inputs (text / "
+                     ".jsonl for language models, .npy arrays), streamed through the model as "
+                     "in the audit")
     add_stream_args(p, when="with --data: ")
 
 @dataclass

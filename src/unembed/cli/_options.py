@@ -6,92 +6,144 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
+
+#: The option groups every command shares, in the order ``--help`` lists them, after the
+#: command's own options (which ``--help`` shows first, under "options").
+READING = "reading the model"
+LABELS = "labels"
+DATA = "data"
+ENGINE = "engine"
+OUTPUT = "output"
+SHARED_GROUPS: tuple[str, ...] = (READING, LABELS, DATA, ENGINE, OUTPUT)
+
+
+#: what a shared group's title adds in ``--help``: where its options are explained
+_GROUP_NOTES = {READING: " (every option explained: docs/sources.md)"}
+
+
+def shared_group(p: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """The parser's argument group ``title`` (one of :data:`SHARED_GROUPS`), made on first
+    use."""
+    for g in p._action_groups:
+        if _shared_title(g) == title:
+            return g
+    return p.add_argument_group(title + _GROUP_NOTES.get(title, ""))
+
+
+def _shared_title(g: argparse._ArgumentGroup) -> str | None:
+    """The shared group ``g`` is (its title without the note), or None for another group."""
+    title = g.title or ""
+    return next((t for t in SHARED_GROUPS if title == t + _GROUP_NOTES.get(t, "")), None)
+
+
+def own_options_first(p: argparse.ArgumentParser, width: int = 79) -> None:
+    """List the command's own options first in its ``--help``, then the shared groups in the
+    order of :data:`SHARED_GROUPS`; the usage names only the command's own options and
+    positionals, then the shared groups by title ("and the options of: ...")."""
+    shared = {t: g for g in p._action_groups if (t := _shared_title(g)) is not None}
+    own = [g for g in p._action_groups if _shared_title(g) is None]
+    p._action_groups[:] = own + [shared[t] for t in SHARED_GROUPS if t in shared]
+    shared_actions = {id(a) for g in shared.values() for a in g._group_actions}
+    mine = [a for a in p._actions if id(a) not in shared_actions]
+    groups = [g for g in p._mutually_exclusive_groups
+              if all(id(a) not in shared_actions for a in g._group_actions)]
+    fmt = p._get_formatter()
+    fmt.add_usage(None, mine, groups, prefix="usage: ")
+    indent = " " * (len(p.prog) + 8)
+    lines = [_break_alternatives(line, indent, width)
+             for line in fmt.format_help().strip()[len("usage: "):].splitlines()]
+    if shared:
+        names = ", ".join(t for t in SHARED_GROUPS if t in shared)
+        lines.append(textwrap.fill(f"(and the options of: {names})", width,
+                                   initial_indent=indent, subsequent_indent=indent))
+    p.usage = "\n".join(lines).replace("%", "%%")
+
+
+def _break_alternatives(line: str, indent: str, width: int) -> str:
+    """A usage line longer than ``width`` (a mutually exclusive group: argparse does not wrap
+    one) broken before its `` | `` alternatives."""
+    if len(line) <= width or " | " not in line:
+        return line
+    out: list[str] = []
+    cur = ""
+    for i, part in enumerate(line.split(" | ")):
+        piece = part if i == 0 else f"| {part}"
+        if cur and len(cur) + 1 + len(piece) > width:
+            out.append(cur)
+            cur = indent + piece
+        else:
+            cur = f"{cur} {piece}" if cur else piece
+    out.append(cur)
+    return "\n".join(out)
 
 
 def add_head_args(p: argparse.ArgumentParser) -> None:
     """Options that name one head: HEAD or --model PATH (the same thing: a weight file spec,
-    a model directory or a pickled estimator), bias, labels, link."""
+    a model directory or a pickled estimator), bias, labels, link. HEAD is the command's
+    first positional; the options go to the shared groups "reading the model", "labels" and
+    "engine"."""
     p.add_argument("head", metavar="HEAD", nargs="?",
-                   help="the head: a weight file of shape (V, d), PATH or PATH:TENSOR "
-                        "(.npy, .pt/.pth/.bin read with weights_only=True, .safetensors), a "
-                        "local HuggingFace model directory or a pickled scikit-learn estimator "
-                        "(.pkl); or give it as --model PATH")
-    p.add_argument("--model", metavar="PATH",
-                   help="the same as HEAD: a weight file, a local HuggingFace directory "
-                        "(causal LM, text or image classifier), a hub name ORG/NAME read from "
-                        "the local hub cache (never downloaded), a spaCy pipeline directory, or "
-                        "a pickled scikit-learn estimator (.pkl, needs --trust-pickle)")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="run the Python code a HuggingFace directory names (auto_map); only "
-                        "for directories you trust (default: such a directory is refused)")
-    p.add_argument("--unique-labels", action="store_true",
-                   help="rename repeated labels instead of refusing them: sr, sr -> sr, sr#2")
-    p.add_argument("--component", metavar="NAME",
-                   help="with a spaCy pipeline: the component to read: tagger, morphologizer, "
-                        "senter, parser or ner (default: the only tagger; without one, the only "
-                        "other component of these)")
-    p.add_argument("--revision", metavar="REV",
-                   help="with a hub name: the branch, tag or commit hash in the hub cache "
-                        "(default: main)")
-    p.add_argument("--fold", action="store_true",
-                   help="with --model: fold the final norm's gain (and shift) into the head "
-                        "(the 'folded' view; default: the raw stored rows)")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow unpickling --model FILE (a pickle can run code: only for files "
-                        "you trust)")
-    p.add_argument("--bias", metavar="FILE", help="bias file of shape (V,): PATH or PATH:TENSOR")
-    p.add_argument("--labels", metavar="FILE|DIR",
-                   help="labels: a file (one per line, or a JSON list / id2label dict) or a "
-                        "tokenizer directory (row i is token i); for a model with labels of its "
-                        "own, these replace them")
-    p.add_argument("--link", choices=("softmax", "sigmoid"), default="softmax",
-                   help="how logits become probabilities (default: softmax)")
-    p.add_argument("--softcap", type=float, default=None, metavar="CAP",
-                   help="the logits pass through CAP * tanh(z / CAP)")
-    p.add_argument("--temperature", metavar="T|FILE",
-                   help="weight-file heads: the model divides its scores by a temperature "
-                        "before the softmax: a number T > 0, or a .npy file of one T per "
-                        "input row (with --data H.npy)")
-    p.add_argument("--transpose", action="store_true",
-                   help="weight files: the matrix is stored (d, V), one column per label "
-                        "(TransformerLens's W_U): read its transpose (without it such a "
-                        "matrix is refused when its labels or name say so)")
-    p.add_argument("--allow-degenerate", action="store_true",
-                   help="accept all-zero and identical rows (padding rows of real checkpoints)")
-    add_device_args(p)
+                   help="the head: a weight file (V, d) as PATH or PATH:TENSOR (.npy, .pt, "
+                        ".safetensors), a model directory, or a pickled estimator (.pkl); or "
+                        "--model PATH")
+    r = shared_group(p, READING)
+    r.add_argument("--model", metavar="PATH",
+                   help="as HEAD, or a hub name ORG/NAME (local cache, never downloaded) or a "
+                        "spaCy pipeline")
+    r.add_argument("--bias", metavar="FILE", help="bias (V,): PATH or PATH:TENSOR")
+    r.add_argument("--link", choices=("softmax", "sigmoid"), default="softmax",
+                   help="logits -> probabilities (default: softmax)")
+    r.add_argument("--softcap", type=float, default=None, metavar="CAP",
+                   help="logits pass through CAP * tanh(z / CAP)")
+    r.add_argument("--temperature", metavar="T|FILE",
+                   help="scores / T before the softmax (T > 0, or a .npy of one T per row "
+                        "of --data)")
+    r.add_argument("--fold", action="store_true",
+                   help="fold the final norm's gain (and shift) into the head")
+    r.add_argument("--revision", metavar="REV",
+                   help="hub name: branch, tag or commit (default: main)")
+    r.add_argument("--component", metavar="NAME",
+                   help="spaCy: tagger, morphologizer, senter, parser or ner")
+    r.add_argument("--transpose", action="store_true",
+                   help="weight file stored (d, V) (TransformerLens's W_U): read its transpose")
+    r.add_argument("--allow-degenerate", action="store_true",
+                   help="accept all-zero and identical (padding) rows")
+    r.add_argument("--trust-remote-code", action="store_true",
+                   help="run a HuggingFace directory's own code (auto_map)")
+    r.add_argument("--trust-pickle", action="store_true",
+                   help="allow unpickling --model FILE (a pickle can run code)")
+    lab = shared_group(p, LABELS)
+    lab.add_argument("--labels", metavar="FILE|DIR",
+                     help="a file (lines, JSON list, id2label) or tokenizer dir")
+    lab.add_argument("--unique-labels", action="store_true",
+                     help="rename repeated labels (sr, sr -> sr, sr#2)")
     add_tl_args(p)
+    add_device_args(p)
 
 
 def add_tl_args(p: argparse.ArgumentParser) -> None:
     """--as transformer-lens and TransformerLens's from_pretrained processing switches."""
-    p.add_argument("--as", dest="read_as", choices=("transformer-lens",), default=None,
-                   help="read --model NAME as TransformerLens reads it: "
-                        "HookedTransformer.from_pretrained(NAME) from the local hub cache "
-                        "(a name from TransformerLens 3.x's model table, e.g. gpt2-small; "
-                        "never downloaded) or a local HuggingFace directory it converts, "
-                        "with its default processing (fold_ln, center_writing_weights, "
-                        "center_unembed)")
-    p.add_argument("--no-fold-ln", action="store_true",
-                   help="with --as transformer-lens: fold_ln=False (keep the final LayerNorm's "
-                        "gain out of W_U: the stored rows)")
-    p.add_argument("--no-center-unembed", action="store_true",
-                   help="with --as transformer-lens: center_unembed=False (do not subtract the "
-                        "mean row from W_U)")
-    p.add_argument("--no-center-writing-weights", action="store_true",
+    r = shared_group(p, READING)
+    r.add_argument("--as", dest="read_as", choices=("transformer-lens",), default=None,
+                   help="read --model as HookedTransformer.from_pretrained does")
+    r.add_argument("--no-fold-ln", action="store_true",
+                   help="with --as transformer-lens: fold_ln=False")
+    r.add_argument("--no-center-unembed", action="store_true",
+                   help="with --as transformer-lens: center_unembed=False")
+    r.add_argument("--no-center-writing-weights", action="store_true",
                    help="with --as transformer-lens: center_writing_weights=False")
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
     """--device and --model-dtype: where and in what precision a torch model runs."""
-    p.add_argument("--device", default=None, metavar="DEV",
-                   help="where a torch model's forward passes run: cpu, cuda, cuda:1, mps "
-                        "(default: CUDA when present, else the CPU)")
-    p.add_argument("--model-dtype", default=None, metavar="DTYPE",
-                   help="dtype of a torch model's forward passes: float32, float16, bfloat16, "
-                        "float64 (default: the checkpoint's own; the head analysed is always "
-                        "the checkpoint's)")
+    e = shared_group(p, ENGINE)
+    e.add_argument("--device", default=None, metavar="DEV",
+                   help="torch device: cpu, cuda, mps (default: CUDA if any)")
+    e.add_argument("--model-dtype", default=None, metavar="DTYPE",
+                   help="torch forward-pass dtype (default: the model's own)")
 
 
 class _DeprecatedAlias(argparse.Action):
@@ -139,29 +191,34 @@ def non_negative_int(text: str) -> int:
 
 def add_stream_args(p: argparse.ArgumentParser, when: str = "") -> None:
     """--max-inputs, --batch-size and --window: how data are streamed through a model (the
-    audit's data and the data views' ``--data``); ``when`` prefixes each help text."""
-    p.add_argument("--max-inputs", type=positive_int, default=None, metavar="N",
+    audit's data and the data views' ``--data``), in the shared group "data"; ``when``
+    prefixes each help text."""
+    g = shared_group(p, DATA)
+    g.add_argument("--max-inputs", type=positive_int, default=None, metavar="N",
                    help=f"{when}read at most N inputs (windows for text, rows for arrays)")
-    p.add_argument("--batch-size", type=positive_int, default=16, metavar="B",
+    g.add_argument("--batch-size", type=positive_int, default=16, metavar="B",
                    help=f"{when}inputs per model call (default 16)")
-    p.add_argument("--window", type=positive_int, default=64, metavar="T",
+    g.add_argument("--window", type=positive_int, default=64, metavar="T",
                    help=f"{when}tokens per window for text data (default 64)")
 
 
 def add_json_arg(p: argparse.ArgumentParser, *, progress: bool = True) -> None:
-    """--json (one JSON object on stdout; errors too) and --no-progress."""
-    p.add_argument("--json", action="store_true",
+    """--json (one JSON object on stdout; errors too) and --no-progress, in the shared group
+    "output"."""
+    g = shared_group(p, OUTPUT)
+    g.add_argument("--json", action="store_true",
                    help="print one JSON object for scripts (an error prints "
                         '{"error": ..., "exit_code": ...})')
     if progress:
-        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def add_engine_args(p: argparse.ArgumentParser, *, workers_help: str) -> None:
-    """--engine, --address, --workers."""
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
+    """--engine, --address, --workers, in the shared group "engine"."""
+    g = shared_group(p, ENGINE)
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="'ray': spread the work over Ray workers (pip install 'unembed[ray]'; "
                         "default: this machine's processes)")
-    p.add_argument("--address", default=None, metavar="ADDR",
+    g.add_argument("--address", default=None, metavar="ADDR",
                    help="with --engine ray: the cluster to join (default: start a local Ray)")
-    p.add_argument("--workers", type=positive_int, default=None, metavar="N", help=workers_help)
+    g.add_argument("--workers", type=positive_int, default=None, metavar="N", help=workers_help)

@@ -43,6 +43,18 @@ class ExportResult:
     untied: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    def __repr__(self) -> str:
+        """One line: what was written where, and the equivalence verdict on re-reading it."""
+        extra = ", untied" if self.untied else ""
+        notes = f", {len(self.notes)} notes" if self.notes else ""
+        return (f"ExportResult({self.kind} written to {str(self.out)!r}{extra}{notes}; "
+                f"{self.equivalence!r})")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("export", self)
+
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "kind": self.kind, "untied": self.untied,
                 "rows": self.head.rows, "notes": list(self.notes),

@@ -58,6 +58,19 @@ class CoTopMatrix:
     hidden_bound: SearchBound | None = None
     realises: Realises = "W h + b"
 
+    def __repr__(self) -> str:
+        """One line: the labels and how many of their pairs can or cannot lead together."""
+        st = [r.status for r in self.results.values()]
+        shown = ", ".join(repr(x) for x in self.labels[:4])
+        more = ", …" if len(self.labels) > 4 else ""
+        return (f"CoTopMatrix({len(self.labels)} labels ({shown}{more}), {len(st)} pairs: "
+                f"{st.count('yes')} can be the top two, {st.count('no')} cannot, "
+                f"{st.count('undecided')} undecided)")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("co_top", self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -157,6 +170,19 @@ class Enumeration:
     def n_infeasible(self) -> int:
         return int(sum(r.covers or 1 for r in self.infeasible))
 
+    def __repr__(self) -> str:
+        """One line: what was enumerated and how many items are feasible, infeasible,
+        undecided."""
+        shown = ", ".join(repr(x) for x in self.labels[:6])
+        more = ", …" if len(self.labels) > 6 else ""
+        return (f"Enumeration({self.kind} of {len(self.labels)} labels ({shown}{more}): "
+                f"{self.total} in all, {self.n_feasible} feasible, {self.n_infeasible} "
+                f"infeasible, {len(self.undecided)} undecided; {self.lp_solves} LPs)")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("enumeration", self)
 
     def to_dict(self) -> dict[str, Any]:
         return {

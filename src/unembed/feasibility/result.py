@@ -218,6 +218,20 @@ class Feasibility:
         """True only for a "yes" backed by a witness."""
         return self.status == "yes"
 
+    def __repr__(self) -> str:
+        """One line: the question, its labels (the first six), the verdict and its evidence."""
+        shown = ", ".join(repr(x) for x in self.labels[:6])
+        more = f", … ({len(self.labels)} labels)" if len(self.labels) > 6 else ""
+        evidence = ("witness" if self.witness is not None else
+                    "certificate" if self.certificate is not None else "no witness or certificate")
+        return (f"Feasibility({self.question} {shown}{more}: {self.status}, margin "
+                f"{self.margin:.3g} (tol {self.tol:.2g}); {self.method}, {self.lp_solves} LPs, "
+                f"{evidence})")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("feasibility", self)
 
     def to_dict(self) -> dict[str, Any]:
         return {

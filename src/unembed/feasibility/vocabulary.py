@@ -169,6 +169,24 @@ class VocabularyResult:
     rtol: Rtol | None = None
     sketch: SketchInfo = field(default_factory=lambda: SketchInfo(0, "not run"))
 
+    def __repr__(self) -> str:
+        """One line: how many labels are argmaxable or not, how each was decided, the
+        narrowest list (the fields hold every label: ``to_frame()`` shows them)."""
+        n = {k: int((self.status == k).sum()) for k in ("yes", "no", "undecided")}
+        how = {k: int((self.method == k).sum()) for k in ("fast", "span", "lp", "identical")}
+        no = ", ".join(repr(x) for x in self.unargmaxable[:3])
+        no += ", …" if n["no"] > 3 else ""
+        return (f"VocabularyResult(V={len(self.labels)}: {n['yes']} yes, {n['no']} no"
+                f"{f' ({no})' if no else ''}, {n['undecided']} undecided; fast pass "
+                f"{how['fast']}, span {how['span']}, LP {how['lp']}, identical "
+                f"{how['identical']}; narrowest {len(self.narrowest)} "
+                f"{'exact' if self.narrowest_exact else 'not proven exact'}; tol {self.tol:.2g})")
+
+    def _repr_html_(self) -> str:
+        from unembed._display import html
+
+        return html("vocabulary", self)
+
     @property
     def unargmaxable(self) -> list[str]:
         """Labels proven not argmaxable (margin at most tol for every hidden state)."""
