@@ -5,7 +5,7 @@ trained on the demo's documentation topics) is saved to a temporary directory; t
 held-out topics text repeated. Timed (best of ``--repeat``, after a warm-up that loads the
 model in every worker):
 
-* ``local``: :func:`unembed.streaming.collect` in this process (torch on 1 thread);
+* ``local``: :func:`unembed.behaviour.collect` in this process (torch on 1 thread);
 * ``ray 1``, ``ray 2``: :meth:`unembed.engine.RayEngine.collect` with 1 and 2 workers on a
   local Ray started with 2 CPUs (each worker: torch on 1 thread, Ray's default).
 
@@ -59,11 +59,11 @@ def main() -> None:
     import ray
     import torch
 
+    from unembed.behaviour import collect
     from unembed.data import open_data
     from unembed.demo.data import doc_topics_text
     from unembed.engine import RayEngine
     from unembed.sources import load
-    from unembed.streaming import collect
 
     train, held = doc_topics_text()
     tmp = Path(tempfile.mkdtemp())

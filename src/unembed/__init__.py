@@ -5,12 +5,13 @@ The public surface is re-exported here; everything else is private.
 """
 
 from unembed import _reprs as _reprs
-from unembed.behaviour import collect, open_data
+from unembed.behaviour import collect
 from unembed.construct import (
     translation_for_all_pairs,
     translation_for_cosine,
     translation_for_cosines,
 )
+from unembed.data import open_data
 from unembed.equivalence import Equivalence, compare_heads, compare_logits
 from unembed.errors import UnembedError
 from unembed.export import ExportResult, export_model

@@ -1,7 +1,7 @@
 """Streaming, mergeable accumulators of a model's probabilities over data.
 
 Both are fed with batches of log-probabilities of shape (n, V) (float64, every label of the
-head), or with what :mod:`unembed.streaming` summarises them to, and both merge:
+head), or with what :mod:`unembed.behaviour` summarises them to, and both merge:
 ``a.merge(b)`` over two shards equals one accumulator fed with both (sums in float64: counts
 exactly, moments up to rounding), so work can be split over processes and machines.
 

@@ -53,8 +53,9 @@ from unembed.audit_result import (
     RandomStateCheck,
     TranslationCase,
 )
-from unembed.behaviour import Behaviour, DataSource
+from unembed.behaviour import Behaviour, PassOptions, collect_with, label_selection
 from unembed.contradictions import CONTRADICTION_KINDS, Contradiction, contradictions
+from unembed.data import DataSource
 from unembed.head import Head, LabelRef
 from unembed.moments import logit_cosines, park_distance
 from unembed.pair_claims import (
@@ -67,7 +68,6 @@ from unembed.pair_claims import (
     negative_pairs_claim,
     witness_region,
 )
-from unembed.streaming import PassOptions, collect_with, label_selection
 from unembed.undefined_views import view_terms
 from unembed.views import VIEWS, causal_rank, similarity_matrix
 

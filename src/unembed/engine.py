@@ -13,9 +13,9 @@ finished, so a unit re-run after a crash is counted once.
 * The audit (:meth:`RayEngine.collect`): every worker loads the model itself (the loader the
   driver passes: the same path and options) and opens the data itself (the same file path:
   on a cluster, a path every node can read). The label set is chosen first, from the first
-  predictions, exactly as a single pass chooses it (:func:`unembed.streaming.select_labels`);
+  predictions, exactly as a single pass chooses it (:func:`unembed.behaviour.select_labels`);
   then worker ``w`` of ``N`` runs the batches ``b`` with ``b % N == w``
-  (:func:`unembed.streaming.run_shard`) and returns its accumulators; the driver merges them.
+  (:func:`unembed.behaviour.run_shard`) and returns its accumulators; the driver merges them.
 * ``argmaxable`` (:func:`unembed.feasibility.argmaxable_all` with ``engine=``): blocks of
   labels for the fast pass and single-label LPs are units; the head goes to the object store
   once; every witness of an LP is checked again on the driver.
@@ -32,9 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from unembed._checks import UnembedError
 from unembed._progress import progress_bars
-from unembed.data import DataSource
-from unembed.head import Head, LabelRef
-from unembed.streaming import (
+from unembed.behaviour import (
     Behaviour,
     LabelSelection,
     Partial,
@@ -45,6 +43,8 @@ from unembed.streaming import (
     run_shard,
     select_labels,
 )
+from unembed.data import DataSource
+from unembed.head import Head, LabelRef
 
 if TYPE_CHECKING:
     from unembed.model import LoadedModel
@@ -208,7 +208,7 @@ class RayEngine:
                 selection_predictions: int = 8192, progress: bool = True,
                 logits: Literal["model", "head"] = "model",
                 labels: Sequence[LabelRef] | None = None) -> Behaviour:
-        """:func:`unembed.streaming.collect` (the same arguments) in ``workers`` shards: the
+        """:func:`unembed.behaviour.collect` (the same arguments) in ``workers`` shards: the
         same label set, counts and witnesses, sums and moments equal up to float64 rounding.
 
         ``load_model()`` must give, on every worker, the model ``head`` belongs to;

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from unembed._checks import UnembedError
+from unembed.accumulators import MEASURE_TITLES, MEASURES
 from unembed.audit import AuditResult, TranslationCase
-from unembed.behaviour import MEASURE_TITLES, MEASURES
 
 __all__ = [
     "CSS_DPI",

@@ -17,9 +17,9 @@ import numpy as np
 
 from unembed._io import atomic_write
 from unembed._json import jsonable
+from unembed.accumulators import MEASURE_TITLES, MEASURES
 from unembed.advice import MeasureAdvice, RankCorrelation, RhoDifference
 from unembed.audit import CONTRADICTION_KINDS, INVARIANCE, AuditResult, ClaimOneDetails
-from unembed.behaviour import MEASURE_TITLES, MEASURES
 from unembed.plots import (
     HEATMAP_MAX_LABELS,
     heatmap_labels,

@@ -180,7 +180,7 @@ def build_parser() -> Parser:
         mod = importlib.import_module(f"unembed.cli.{name}")
         p = mod.register(sub)
         _finish_command(name, p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _arg_options=None)  # a command may map arguments at run
     return parser
 
 
@@ -209,15 +209,21 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
 def _place_positionals(sub: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """With ``--model PATH`` the head is not a positional: what argparse put in HEAD is the
     command's next positional (``unembed cosine --model DIR A B``)."""
-    extra: tuple[str, ...] = getattr(args, "_positionals", ())
-    if extra and getattr(args, "model", None) is not None and args.head is not None:
-        vals = [v for v in [args.head, *(getattr(args, n) for n in extra)] if v is not None]
+    from unembed.cli._loading import head_options
+
+    # the positionals after HEAD and those required, as the command declared them with
+    # ``set_defaults`` (none when it declared none)
+    extra: tuple[str, ...] = sub.get_default("_positionals") or ()
+    required: tuple[str, ...] = sub.get_default("_required") or ()
+    given = vars(args)
+    if extra and head_options(args).model is not None and args.head is not None:
+        vals = [v for v in [args.head, *(given[n] for n in extra)] if v is not None]
         if len(vals) > len(extra):
             sub.error(f"unrecognized arguments: {' '.join(vals[len(extra):])}")
         for n in extra:
-            setattr(args, n, vals.pop(0) if vals else None)
+            given[n] = vals.pop(0) if vals else None
         args.head = None
-    missing = [n.upper() for n in getattr(args, "_required", ()) if getattr(args, n) is None]
+    missing = [n.upper() for n in required if given[n] is None]
     if missing:
         sub.error(f"the following arguments are required: {', '.join(missing)}")
 
@@ -236,7 +242,8 @@ def option_names(p: argparse.ArgumentParser | None,
         longs = [o for o in a.option_strings if o.startswith("--")]
         if longs and a.dest not in out and a.dest not in _NOT_OPTIONS:
             out[a.dest] = longs[0]
-    out.update(getattr(args, "_arg_options", None) or {})
+    if args is not None and args._arg_options:
+        out.update(args._arg_options)
     return out
 
 

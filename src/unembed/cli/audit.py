@@ -118,8 +118,10 @@ def run(args: argparse.Namespace) -> int:
     from unembed.data import ArrayInputs, max_batches, open_data
     from unembed.report import summary_lines, write_report
 
-    for name in ("top_n", "top_k", "max_inputs", "batch_size", "window", "workers"):
-        _check_positive(name.replace("_", "-"), getattr(args, name))
+    for name, value in (("top-n", args.top_n), ("top-k", args.top_k),
+                        ("max-inputs", args.max_inputs), ("batch-size", args.batch_size),
+                        ("window", args.window), ("workers", args.workers)):
+        _check_positive(name, value)
     check_target(args.out, force=args.force)  # every output before any work
     if args.pairs:
         _check_pairs_target(args.pairs, args.out, force=args.force)

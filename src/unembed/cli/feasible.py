@@ -53,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if args.off and not args.on:
         raise UnembedError("needs '--on' (at least one label on).", option="--off")
     head = load_head(args)
-    question = next(o for o in ("argmaxable", "top_two", "ranking", "top_k_set", "on", "co_top",
-                                "enumerate") if getattr(args, o))
+    asked = (("argmaxable", args.argmaxable), ("top_two", args.top_two),
+             ("ranking", args.ranking), ("top_k_set", args.top_k_set), ("on", args.on),
+             ("co_top", args.co_top), ("enumerate", args.enumerate))
+    question = next(o for o, value in asked if value)
     args._arg_options = {"labels": "--" + question.replace("_", "-"), "label": "--argmaxable"}
     kw: dict[str, Any] = {"bias": not args.no_bias, "radius": args.radius, "rtol": args.rtol}
     result: Any

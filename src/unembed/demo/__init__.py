@@ -47,7 +47,7 @@ def run_demo(out: str | os.PathLike[str], *, quick: bool = False, seed: int = 0,
     """
     from unembed._io import check_target
     from unembed.audit import AuditInputs, audit
-    from unembed.behaviour import ArrayInputs, DataSource, TextWindows
+    from unembed.data import ArrayInputs, DataSource, TextWindows
     from unembed.demo.data import digits_split, doc_topics_text
     from unembed.demo.models import DemoLM, digits_model, logreg_model
     from unembed.demo.training import (

@@ -144,7 +144,7 @@ def test_every_torch_load_in_unembed_says_weights_only() -> None:
     (an unset argument is what the environment variable can flip)."""
     import re
 
-    src = Path(__file__).resolve().parents[1] / "src" / "unembed"
+    src = Path(__file__).resolve().parents[2] / "src" / "unembed"
     calls = []
     for py in src.rglob("*.py"):
         text = py.read_text()

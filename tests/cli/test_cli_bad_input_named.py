@@ -22,7 +22,7 @@ import pytest
 from unembed import UnembedError
 from unembed._dependency_errors import reading
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def one_line_error(*argv: object, cwd: Path | None = None) -> str:

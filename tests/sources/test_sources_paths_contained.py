@@ -172,7 +172,7 @@ def test_a_tokenizer_directory_for_labels_holds_its_own_files(tmp_path: Path,
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("spacy")
-    from test_sources_spacy import train_tagger
+    from spacy_tagger import train_tagger
 
     path = tmp_path_factory.mktemp("spacy") / "pipeline"
     train_tagger().to_disk(path)
@@ -300,7 +300,7 @@ def test_no_file_outside_is_opened(cache: Path, tmp_path: Path, pipeline: Path,
             ["inspect", str(d / "head.npy")],
             ["inspect", str(tmp_path / "head5.npy"), "--labels", str(tok)],
             ["inspect", str(p)]]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     res = subprocess.run([sys.executable, "-c", _TRACE, json.dumps(runs)], env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]

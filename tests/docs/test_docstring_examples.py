@@ -46,7 +46,7 @@ def test_doc_pages_cited_by_readme_and_docstrings_exist() -> None:
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert "shared/DESIGN.md" not in readme
     cited = set(re.findall(r"\(docs/([a-z_]+\.md)", readme))

@@ -364,7 +364,7 @@ def test_docstring_examples_run() -> None:
 
 def test_row_generation_on_a_large_head_agrees_with_the_full_lp() -> None:
     """Against the LP over all 1299 competitors, formulated independently (scipy directly)."""
-    from test_feasibility_independent import box_optimum
+    from independent_lp import box_optimum
 
     rng = np.random.default_rng(12)
     W = rng.standard_normal((1300, 4))  # > 1024 competitors: rows are generated lazily

@@ -262,7 +262,7 @@ def test_docs_state_the_report_geometry() -> None:
 
     from unembed.plots import CSS_DPI, MIN_FONT_PT, WIDE_IN
 
-    text = " ".join((Path(__file__).parents[1] / "docs" / "audit.md").read_text().split())
+    text = " ".join((Path(__file__).parents[2] / "docs" / "audit.md").read_text().split())
     assert f"at most {HEATMAP_MAX_LABELS} labels" in text
     assert f"never wider than {round(WIDE_IN * CSS_DPI)} px" in text
     assert f"{MIN_FONT_PT:g} pt, is {MIN_FONT_PT * CSS_DPI / 72:.1f} px" in text

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from unembed import UnembedError
+from unembed.behaviour import LabelSelection, behaviour_of, collect, run_shard, select_labels
 from unembed.data import ArrayInputs, open_data
 from unembed.sources import load
-from unembed.streaming import LabelSelection, behaviour_of, collect, run_shard, select_labels
 
 TEXT = "the cat sat on the mat and the dog sat on the cat. a dog ran to the park.\n" * 12
 

@@ -1,5 +1,5 @@
 """Same cosines, different behaviour: every construction is checked by an independent LP (the
-box LP of tests/test_feasibility_independent.py), raw cosines recomputed here in float64, and
+box LP of tests/independent_lp.py), raw cosines recomputed here in float64, and
 sigmoid sign patterns compared across rotations and rescalings."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from test_feasibility_independent import unit_optimum
+from independent_lp import unit_optimum
 from unembed import Head, UnembedError
 from unembed.feasibility import enumerate_combinations
 from unembed.keep_cosines import not_top_two_keeping_cosines, unargmaxable_keeping_cosines

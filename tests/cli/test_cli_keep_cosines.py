@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from test_feasibility_independent import unit_optimum
+from independent_lp import unit_optimum
 from unembed.cli import main
 
 

@@ -19,11 +19,11 @@ ray = pytest.importorskip("ray")
 # one local Ray for the whole module, in one test process (pytest -n: --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("ray")
 
+from unembed.behaviour import collect  # noqa: E402
 from unembed.cli import main  # noqa: E402
 from unembed.data import TextWindows, open_data  # noqa: E402
 from unembed.engine import RayEngine, Sharded  # noqa: E402
 from unembed.sources import load  # noqa: E402
-from unembed.streaming import collect  # noqa: E402
 
 TEXT = "\n".join([
     "the cat sat on the mat and the dog sat on the cat",

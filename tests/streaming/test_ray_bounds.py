@@ -21,7 +21,7 @@ pytestmark = pytest.mark.xdist_group("ray")
 from unembed.cli import main  # noqa: E402
 from unembed.engine import CONNECT_TIMEOUT_S, RayEngine  # noqa: E402
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def test_an_unreachable_cluster_is_an_error_within_the_timeout(tmp_path):

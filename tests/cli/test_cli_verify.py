@@ -80,7 +80,7 @@ def test_two_heads_on_hidden_states_or_random_ones(tmp_path: Path) -> None:
 
 
 def test_two_spacy_pipelines_are_compared_on_text(tmp_path: Path) -> None:
-    from test_sources_spacy import TEXTS, train_tagger
+    from spacy_tagger import TEXTS, train_tagger
 
     nlp = train_tagger()
     nlp.to_disk(tmp_path / "p1")
@@ -95,7 +95,7 @@ def test_two_spacy_pipelines_are_compared_on_text(tmp_path: Path) -> None:
     # a pipeline with other weights is told apart on the same texts
     from spacy.training import Example
 
-    from test_sources_spacy import TRAIN
+    from spacy_tagger import TRAIN
 
     exs = [Example.from_dict(nlp.make_doc(t), {"tags": tags}) for t, tags in TRAIN]
     opt = nlp.resume_training()

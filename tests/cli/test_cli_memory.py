@@ -21,7 +21,7 @@ import pytest
 
 V, D = 32000, 1024
 LIMIT = 1.5 * 8 * V * D
-PEAK = Path(__file__).resolve().parents[1] / "benchmarks" / "_peak.py"
+PEAK = Path(__file__).resolve().parents[2] / "benchmarks" / "_peak.py"
 
 
 def _peak(*argv: str) -> dict[str, float]:

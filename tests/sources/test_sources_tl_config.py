@@ -18,7 +18,7 @@ from unembed import UnembedError, load
 
 pytest.importorskip("transformer_lens")
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 @pytest.fixture(scope="module")

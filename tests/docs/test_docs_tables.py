@@ -1,7 +1,8 @@
 """The tables of README.md and docs/ that state what the code does match the code's own
 declarations, cell by cell: the views' invariances, the symmetries, the tolerances, the audit's
 measures, the exit codes. (Whether a declaration is *true* is tested elsewhere: the views'
-invariances in tests/test_view_symmetries.py, the tolerances in tests/test_equivalence.py.)"""
+invariances in tests/analyses/test_view_symmetries.py, the tolerances in
+tests/analyses/test_equivalence.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from unembed.cli import EXIT_CODES
 from unembed.gauges import SYMMETRY_NAMES
 from unembed.views import ALL_VIEWS, DATA_VIEWS, INVARIANT_UNDER
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def table(page: str, header_start: str) -> list[list[str]]:

@@ -1,4 +1,4 @@
-"""Every LP verdict of unembed.feasibility against an independent formulation written here.
+"""Every LP verdict of unembed.feasibility against an independent formulation (tests/independent_lp.py).
 
 The library decides in its *unit form* (h in the unit box, the bias scaled by s in [0, 1]).
 This file uses another parametrisation, with the full bias and a box of half-width R::
@@ -28,8 +28,8 @@ import itertools
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog
 
+from independent_lp import unit_optimum
 from unembed import Head
 from unembed.feasibility import (
     CLEAR,
@@ -39,35 +39,6 @@ from unembed.feasibility import (
     co_top_matrix,
     is_argmaxable,
 )
-
-GRID = (1e-2, 1.0, 1e2, 1e4, 1e6)
-
-
-# ---------------------------------------------------------------------------------- the other LP
-def box_optimum(W: np.ndarray, b: np.ndarray, top: list[int], R: float | None,
-                tie: bool) -> float:
-    """t(R) / max(1, R) of the module docstring (R None: the homogeneous limit, no bias)."""
-    V, d = W.shape
-    rest = [k for k in range(V) if k not in top]
-    scale = 1.0 if R is None else R
-    bias = np.zeros(V) if R is None else b / max(1.0, scale)
-    gain = 1.0 if R is None else scale / max(1.0, scale)
-    # variables y = h / scale in [-1, 1]^d and t
-    A = [np.r_[-(W[a] - W[k]) * gain, 1.0] for a in top for k in rest]
-    rhs = [bias[a] - bias[k] for a in top for k in rest]
-    A_eq = b_eq = None
-    if tie:
-        A_eq = np.array([np.r_[(W[top[0]] - W[top[1]]) * gain, 0.0]])
-        b_eq = np.array([-(bias[top[0]] - bias[top[1]])])
-    res = linprog(np.r_[np.zeros(d), -1.0], A_ub=np.array(A), b_ub=np.array(rhs), A_eq=A_eq,
-                  b_eq=b_eq, bounds=[(-1.0, 1.0)] * d + [(None, None)], method="highs")
-    return float(-res.fun) if res.status == 0 else -np.inf
-
-
-def unit_optimum(W: np.ndarray, b: np.ndarray, top: list[int], tie: bool) -> float:
-    """T_grid: the best of t(R) / max(1, R) over the grid and the limit R -> inf."""
-    return max([box_optimum(W, b, top, R, tie) for R in GRID]
-               + [box_optimum(W, b, top, None, tie)])
 
 
 # ---------------------------------------------------------------------------------- checks

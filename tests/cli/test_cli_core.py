@@ -1,5 +1,5 @@
 """End to end, as a user runs them: inspect, cosine, counterexample, verify (in-process through
-``main(argv)``; tests/test_cli_smoke.py runs each command once as a real process)."""
+``main(argv)``; tests/cli/test_cli_smoke.py runs each command once as a real process)."""
 
 import json
 
