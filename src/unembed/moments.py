@@ -43,8 +43,31 @@ __all__ = ["HiddenMoments", "LogitMoments", "LogitRows", "Moments", "ParkDistanc
            "park_distance", "stream_moments"]
 
 
+class _Running:
+    """What both accumulators share: a count, a mean and a centered scatter, merged pairwise
+    (:func:`unembed.accumulators.merge_moments`, Chan et al.), and the name of their data."""
+
+    source: str
+    n: int
+    mean: NDArray[np.float64]
+    m2: NDArray[np.float64]
+
+    def _combine(self, nb: int, mb: NDArray[np.float64], m2b: NDArray[np.float64]) -> None:
+        if nb == 0:
+            return
+        self.n, self.mean, self.m2 = merge_moments(self.n, self.mean, self.m2, nb, mb, m2b)
+
+    def _fold_in(self, other: _Running) -> None:
+        """Add another accumulator's data, and its name, to this one (in place)."""
+        if self.source and other.source and self.source != other.source:
+            self.source = f"{self.source} + {other.source}"
+        else:
+            self.source = self.source or other.source
+        self._combine(other.n, other.mean, other.m2)
+
+
 @dataclass
-class HiddenMoments:
+class HiddenMoments(_Running):
     """Streaming count, mean (d,) and centered scatter (d, d) of hidden states, in float64.
 
     ``source`` names the data the moments came from (a file, "random", ...): a ``logit``
@@ -105,17 +128,10 @@ class HiddenMoments:
         if other.d != self.d:
             raise UnembedError(f"must have d = {self.d}", argument="other",
                                function="HiddenMoments.merge", got=other.d)
-        out = HiddenMoments(d=self.d, source=self.source or other.source, n=self.n,
-                            mean=self.mean.copy(), m2=self.m2.copy())
-        if self.source and other.source and self.source != other.source:
-            out.source = f"{self.source} + {other.source}"
-        out._combine(other.n, other.mean, other.m2)
+        out = HiddenMoments(d=self.d, source=self.source, n=self.n, mean=self.mean.copy(),
+                            m2=self.m2.copy())
+        out._fold_in(other)
         return out
-
-    def _combine(self, nb: int, mb: NDArray[np.float64], m2b: NDArray[np.float64]) -> None:
-        if nb == 0:
-            return
-        self.n, self.mean, self.m2 = merge_moments(self.n, self.mean, self.m2, nb, mb, m2b)
 
     def covariance(self) -> NDArray[np.float64]:
         """The population covariance S = M2 / n (d, d); at least 2 states are needed."""
@@ -160,7 +176,7 @@ def _probe(W: NDArray[np.floating], center: NDArray[np.float64]) -> NDArray[np.f
 
 
 @dataclass
-class LogitMoments:
+class LogitMoments(_Running):
     """Streaming count, mean (V,) and centered scatter (V, V) of one head's centered logits
     g(h) = (W - m) h over hidden states h, in float64 (m the mean row of W; the bias cancels
     from every covariance). Their covariance is Cov(g) = C S C^T = K, the ``logit`` view's
@@ -246,18 +262,11 @@ class LogitMoments:
                 other.probe, self.probe):
             raise UnembedError("must hold the same head's "
                                "centered logits", argument="other", function="LogitMoments.merge")
-        out = LogitMoments(self.n_labels, self.d, self.center, self.probe,
-                           self.source or other.source, self.n, self.mean.copy(),
-                           self.m2.copy(), self.rows if self.rows is not None else other.rows)
-        if self.source and other.source and self.source != other.source:
-            out.source = f"{self.source} + {other.source}"
-        out._combine(other.n, other.mean, other.m2)
+        out = LogitMoments(self.n_labels, self.d, self.center, self.probe, self.source,
+                           self.n, self.mean.copy(), self.m2.copy(),
+                           self.rows if self.rows is not None else other.rows)
+        out._fold_in(other)
         return out
-
-    def _combine(self, nb: int, mb: NDArray[np.float64], m2b: NDArray[np.float64]) -> None:
-        if nb == 0:
-            return
-        self.n, self.mean, self.m2 = merge_moments(self.n, self.mean, self.m2, nb, mb, m2b)
 
     def covariance(self) -> NDArray[np.float64]:
         """K = Cov(g) = C S C^T (V, V) over the data (population); at least 2 states."""

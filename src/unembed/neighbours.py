@@ -48,7 +48,7 @@ from unembed._blocks import row_blocks
 from unembed._checks import UnembedError
 from unembed.head import Head, LabelRef
 from unembed.moments import HiddenMoments, LogitMoments, LogitRows
-from unembed.top_cosines import dot_rows, rounding_bound, top_cosines
+from unembed.top_cosines import dot_rows, rounding_bound, strip_lower, top_cosines
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -168,19 +168,6 @@ def _merge(best_i: NDArray[np.intp], best_v: NDArray[np.float64], r: NDArray[np.
     return out_i, out_v
 
 
-def _kth_lower(S: NDArray[np.float32], k: int) -> NDArray[np.float64]:
-    """A lower bound on the k-th largest value of each row of S (q, b), k <= b: the smallest
-    of the maxima of k disjoint column strips (k distinct entries, so at most the k-th
-    largest); exact by partition for rows where a strip holds no finite value."""
-    b = S.shape[1]
-    w = b // k
-    low = S[:, :k * w].reshape(S.shape[0], k, w).max(axis=2).min(axis=1).astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(low))
-    if bad.size:
-        low[bad] = np.partition(S[bad], b - k, axis=1)[:, b - k]
-    return low
-
-
 def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "centered",
             weights: ArrayLike | None = None, block: int | None = None,
             data: LogitRows | None = None,
@@ -220,7 +207,7 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
         S[np.flatnonzero(own), queries[own] - s] = -np.inf  # a label is not its own neighbour
         low = best_v[:, -1].copy()  # the k-th best float64 cosine so far (-inf: not k yet)
         if not np.isfinite(low).all():
-            low = np.maximum(low, _kth_lower(S, min(k, e - s)) - delta)
+            low = np.maximum(low, strip_lower(S, min(k, e - s)) - delta)
         flat = np.flatnonzero(S >= np.maximum(low - delta, -2.0)[:, None])  # never a -inf
         if not flat.size:
             continue
