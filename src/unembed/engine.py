@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -92,6 +93,26 @@ def _call(fn: Callable[[S, T], R], shared: S, item: T) -> R:
     return fn(shared, item)
 
 
+@contextmanager
+def _own_signal_handlers() -> Iterator[None]:
+    """Keep this process's SIGTERM and SIGINT handlers across ``ray.init``: Ray's core worker
+    installs a C-level failure handler for them in the driver, which prints a C++ stack and
+    aborts; the command line's own handler stops the run and exits 130 in one line."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in kept.items():
+            if h is not None:
+                signal.signal(s, h)
+
+
 @dataclass
 class RayEngine:
     """Ray as the engine: ``workers`` units in flight (one per worker), on a local Ray started
@@ -133,17 +154,25 @@ class RayEngine:
             quiet: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                      "configure_logging": True, "logging_level": logging.ERROR}
             try:
-                if self.address is None:
-                    cpus = os.cpu_count() or 1
-                    if self.workers > cpus:
-                        self._bound(cpus, f"this machine has {cpus} CPUs")
-                    ray.init(num_cpus=self.workers, **quiet)
-                else:
-                    reachable(self.address)
-                    ray.init(address=self.address, **quiet)
+                with _own_signal_handlers():
+                    if self.address is None:
+                        cpus = os.cpu_count() or 1
+                        if self.workers > cpus:
+                            self._bound(cpus, f"this machine has {cpus} CPUs")
+                        ray.init(num_cpus=self.workers, **quiet)
+                    else:
+                        reachable(self.address)
+                        ray.init(address=self.address, **quiet)
             except ConnectionError as e:
                 raise UnembedError(
                     f"cannot reach the Ray cluster at {self.address!r}: {e}") from None
+            except SystemExit as e:  # SIGTERM while ray.init held its own handler
+                import signal
+
+                if e.code != signal.SIGTERM:
+                    raise
+                ray.shutdown()
+                raise KeyboardInterrupt from None
             self._started = True
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if 1 <= cpus < self.workers:
