@@ -421,6 +421,15 @@ class Head:
         """The bias as a (V,) float64 vector (zeros when the head has none)."""
         return self.b if self.b is not None else np.zeros(self.n_labels)
 
+    def row_block(self, start: int, stop: int) -> NDArray[np.float64]:
+        """Rows ``start..stop`` in float64 (read-only): the way to walk a head in blocks
+        without asking for the whole (V, d) matrix at once."""
+        return self.W[start:stop]
+
+    def take_rows(self, indices: Sequence[int] | NDArray[np.intp]) -> NDArray[np.float64]:
+        """The float64 rows of the given row indices, in that order, shape (len(indices), d)."""
+        return np.asarray(self.W[np.asarray(indices, dtype=np.intp)])
+
     def index(self, label: LabelRef, *, argument: str = "label") -> int:
         """Row index of a label: a label string, an int index, or "#N" for index N.
 
