@@ -37,9 +37,10 @@ from numpy.typing import ArrayLike, NDArray
 from unembed._checks import UnembedError, check_hidden
 from unembed._tolerance import TOLERANCES, coarsest
 from unembed._tolerance import tolerance as tolerance_of
-from unembed.head import Head, Link, logits_to_log_probs
+from unembed.head import Head, Link
 
 if TYPE_CHECKING:
+    from unembed._logit_figures import Sums
     from unembed.model import LoadedModel
 
 __all__ = [
@@ -109,61 +110,74 @@ def compare_logits(
     z1: ArrayLike, z2: ArrayLike, link: Link = "softmax", *, dtype: str = "float64",
     tolerance: float | None = None,
 ) -> Equivalence:
-    """Compare two models' logits of shape (n, V) on the same inputs (computed in float64)."""
+    """Compare two models' logits of shape (n, V) on the same inputs (computed in float64; the
+    figures of :mod:`unembed._logit_figures`)."""
+    from unembed._logit_figures import Reference, compare_with
+
     a = np.asarray(z1, dtype=np.float64)
     b = np.asarray(z2, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
         raise UnembedError(f"must have the same shape (n, V) as 'z1'. Got "
                                                 f"shapes {np.shape(z1)} and {np.shape(z2)} "
                            f"instead", argument="z2", function="compare_logits")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        which = "z1" if not np.isfinite(a).all() else "z2"
-        raise UnembedError("must be finite (it contains NaN or Inf)", argument=which,
-                           function="compare_logits")
-    lp, lq = logits_to_log_probs(a, link), logits_to_log_probs(b, link)
-    p, q = np.exp(lp), np.exp(lq)
-    if link == "softmax":
-        kl = np.sum(p * (lp - lq), axis=1)
-        agree = np.mean(a.argmax(axis=1) == b.argmax(axis=1))
-    else:
-        lp0, lq0 = logits_to_log_probs(-a, link), logits_to_log_probs(-b, link)
-        kl = np.sum(p * (lp - lq) + (1 - p) * (lp0 - lq0), axis=1)
-        agree = np.mean(np.all((a > 0) == (b > 0), axis=1))
+    sums = compare_with(Reference(a, link), np.array(b, copy=True))
     tol = tolerance_of(dtype).probability if tolerance is None else tolerance
-    dt = dtype
-    dp = float(np.max(np.abs(p - q))) if p.size else 0.0
+    return _from_sums(sums, dtype, tol)
+
+
+def _from_sums(sums: Sums, dtype: str, tol: float) -> Equivalence:
+    """The Equivalence record of figures summed over inputs (the mean KL clamped at 0: KL is
+    never negative, a negative sum is rounding)."""
+    n = sums.n
     return Equivalence(
-        n_inputs=int(a.shape[0]),
-        max_abs_dp=dp,
-        max_abs_dlogp=float(np.max(np.abs(lp - lq))) if p.size else 0.0,
-        mean_kl=float(max(np.mean(kl), 0.0)) if p.size else 0.0,
-        argmax_agreement=float(agree) if p.size else 1.0,
-        dtype=dt,
+        n_inputs=n,
+        max_abs_dp=sums.max_abs_dp,
+        max_abs_dlogp=sums.max_abs_dlogp,
+        mean_kl=max(sums.kl_sum / n, 0.0) if n else 0.0,
+        argmax_agreement=sums.agree / n if n else 1.0,
+        dtype=dtype,
         tolerance=tol,
-        equivalent=bool(dp <= tol),
+        equivalent=bool(sums.max_abs_dp <= tol),
     )
 
 
 def random_hidden(head: Head, n: int = 256, *, seed: int = 0) -> NDArray[np.float64]:
     """n random hidden states (n, d), float64, scaled so that the logits of ``head`` spread
     over a few units (a quarter of them ten times larger, so that near one-hot predictions are
-    tested too)."""
+    tested too): drawn from N(0, I / d), then scaled by 3 / sigma, sigma the standard deviation
+    over all n V entries of z - rowmean(z), z = H W^T (:func:`_logit_spread`)."""
     rng = np.random.default_rng([seed, 0x5EED])  # not the stream a user's seed 0 gives
     H = rng.standard_normal((n, head.d)) / np.sqrt(head.d)
-    # spread = std over all entries of z - rowmean(z), z = H W^T, in chunks of inputs (never
-    # an (n, V) matrix): Welford-free since each chunk's sums are exact enough in float64.
-    total, total2, count = 0.0, 0.0, 0
-    for s in range(0, n, _chunk(head.n_labels)):
-        z = H[s:s + _chunk(head.n_labels)] @ head.W.T
-        z -= z.mean(axis=1, keepdims=True)
-        total += float(z.sum())
-        total2 += float(np.einsum("ij,ij->", z, z))
-        count += z.size
-    mean = total / max(count, 1)
-    spread = float(np.sqrt(max(total2 / max(count, 1) - mean * mean, 0.0)))
+    spread = _logit_spread(head, H)
     H *= 3.0 / spread if spread > 0 else 1.0
     H[: n // 4] *= 10.0
     return H
+
+
+def _logit_spread(head: Head, H: NDArray[np.float64]) -> float:
+    """The standard deviation over all n V entries of z - rowmean(z), z = H W^T (bias, scale
+    and cap left out), from per-input sums over blocks of rows: sum_k (z_k - zbar)^2 =
+    sum_k y_k^2 - (sum_k y_k)^2 / V with y_k = z_k - z_0 (the first label's logit as the
+    shift, so that no digits cancel when the rows share a large mean). Every block of rows is
+    read once and multiplied with all inputs (up to 2^22 / block at a time): the product runs
+    at BLAS speed, and no (n, V) array is formed."""
+    from unembed._blocks import row_blocks, rows_per_block
+
+    n, V = H.shape[0], head.n_labels
+    if n == 0 or V == 0:
+        return 0.0
+    z0 = H @ head.row_block(0, 1)[0]
+    s1, s2 = np.zeros(n), np.zeros(n)
+    step = max(1, 2**22 // rows_per_block(head.d))
+    for a, e in row_blocks(V, head.d):
+        B = head.row_block(a, e)
+        for s in range(0, n, step):
+            T = H[s:s + step] @ B.T
+            T -= z0[s:s + step, None]
+            s1[s:s + step] += T.sum(axis=1)
+            s2[s:s + step] += np.einsum("ij,ij->i", T, T)
+    total2 = float(np.sum(s2 - s1 * s1 / V))
+    return float(np.sqrt(max(total2 / (n * V), 0.0)))
 
 
 def _chunk(V: int) -> int:
@@ -206,55 +220,91 @@ def compare_heads(
     return merge_equivalences(parts)
 
 
+@dataclass(frozen=True)
+class StoredRows:
+    """A second head given by its rows, read block by block: ``rows(start, stop)`` returns
+    rows start..stop (any float dtype) of a (V, d) matrix with the first head's bias, link,
+    logit scale and soft-cap; ``dtype`` is its storage dtype (for the tolerance)."""
+
+    rows: Callable[[int, int], NDArray[Any]]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Translated:
+    """The first head with every row moved by ``c`` (d,): rows u_k + c. Moving every row by c
+    adds h.c to every label's W h, so its logits are formed from the first head's as
+    s (W h + b + h.c) (then soft-capped, for a soft-capped head): exactly what the translation
+    does to them, without forming the rows u_k + c. Comparing them checks what the construction
+    claims (the same probabilities, in float64; not so for a sigmoid or soft-capped head, for
+    which the translation is no symmetry), not the arithmetic of the moved rows: the rows as
+    written are checked by their own products (:class:`StoredRows`). The tolerance follows the
+    first head's dtype."""
+
+    c: NDArray[np.float64]
+    dtype: str = "float64"
+
+
 def compare_head_rows(
     head: Head, rows: Callable[[int, int], NDArray[Any]], dtype: str, h: ArrayLike | None = None,
-    *, n_random: int = 256, seed: int = 0, b: NDArray[np.float64] | None = None,
+    *, n_random: int = 256, seed: int = 0,
 ) -> Equivalence:
-    """Compare ``head`` with a second head given by its rows, read block by block:
-    ``rows(start, stop)`` returns rows start..stop (any float dtype) of a (V, d) matrix that
-    has ``head``'s bias (or ``b``), link, logit scale and soft-cap. Used to verify a head
-    written to a file without reading it whole: memory is O(chunk x V + block), whatever V is.
-    ``dtype`` is the second head's storage dtype (for the tolerance).
+    """Compare ``head`` with a second head given by its rows, read block by block
+    (:class:`StoredRows`). Used to verify a head written to a file without reading it whole:
+    memory is O(chunk x V + block), whatever V is.
     """
-    return compare_head_rows_many(head, [(rows, dtype)], h, n_random=n_random, seed=seed,
-                                  b=b)[0]
+    return compare_head_rows_many(head, [StoredRows(rows, dtype)], h, n_random=n_random,
+                                  seed=seed)[0]
 
 
 def compare_head_rows_many(
-    head: Head, others: Sequence[tuple[Callable[[int, int], NDArray[Any]], str]],
-    h: ArrayLike | None = None, *, n_random: int = 256, seed: int = 0,
-    b: NDArray[np.float64] | None = None,
+    head: Head, others: Sequence[StoredRows | Translated], h: ArrayLike | None = None, *,
+    n_random: int = 256, seed: int = 0,
 ) -> list[Equivalence]:
-    """:func:`compare_head_rows` for several second heads ``(rows, dtype)`` on the same
-    inputs, in one pass: ``head``'s own logits are computed once per chunk of inputs and
-    compared with each of the others' (the same figures as one call per head)."""
-    from unembed._blocks import row_blocks
+    """Compare ``head`` with several second heads on the same inputs ``h`` (n, d) (default:
+    ``n_random`` of :func:`random_hidden`), in one pass over chunks of inputs: ``head``'s own
+    logits, normaliser and probabilities are formed once per chunk from its rows block by block
+    (``head.row_block``, never the whole matrix) and each other head's figures computed against
+    them in place (:mod:`unembed._logit_figures`): the same figures as one
+    :func:`compare_logits` per head on the whole logits."""
+    from unembed._logit_figures import EMPTY, Reference, block_logits, compare_with
 
     H = random_hidden(head, n_random, seed=seed) if h is None else check_hidden(h, head.d)
-    tols = [tolerance_for(head.dtype, dtype) for _, dtype in others]
-    bias = head.b if b is None else b
-    # (chunk, V) arrays of about V d / 32 entries (at least 2^22, 32 MiB): a dozen of them
-    # live at once in compare_logits, so they stay a fraction of the head (or of a few hundred
-    # MiB); each chunk reads every `rows` once, so fewer, larger chunks read the heads fewer
-    # times and multiply at BLAS speed (a chunk of a few dozen inputs is bandwidth-bound).
-    chunk = max(1, max(2**22, head.n_labels * head.d // 32) // max(head.n_labels, 1))
-    parts: list[list[Equivalence]] = [[] for _ in others]
-    for s in range(0, H.shape[0], chunk):
-        Hc = H[s:s + chunk]
-        z1 = head.logits(Hc)
-        for o, (rows, _) in enumerate(others):
-            z2 = np.empty((Hc.shape[0], head.n_labels))
-            for a, e in row_blocks(head.n_labels, head.d):
-                z2[:, a:e] = Hc @ np.asarray(rows(a, e), dtype=np.float64).T
-            if bias is not None:
-                z2 += bias
-            if head.logit_scale != 1.0:
-                z2 *= head.logit_scale
-            if head.softcap is not None:
-                z2 = head.softcap * np.tanh(z2 / head.softcap)
-            dt, tol = tols[o]
-            parts[o].append(compare_logits(z1, z2, head.link, dtype=dt, tolerance=tol))
-    return [merge_equivalences(p) for p in parts]
+    n, V = H.shape[0], head.n_labels
+    capped = head.softcap is not None and any(isinstance(o, Translated) for o in others)
+    m = _inputs_per_chunk(n, V, head.d, 5 if capped else 4)
+    z1, p, z2, scratch = (np.empty((m, V)) for _ in range(4))
+    pre = np.empty((m, V)) if capped else None
+    sums = [EMPTY for _ in others]
+    for s in range(0, n, m):
+        Hc = H[s:s + m]
+        k = Hc.shape[0]
+        pre_k = None if pre is None else pre[:k]
+        ref = Reference(block_logits(head, Hc, z1[:k], pre_cap=pre_k), head.link, p[:k])
+        for o, other in enumerate(others):
+            if isinstance(other, StoredRows):
+                block_logits(head, Hc, z2[:k], rows=other.rows)
+            elif pre_k is None:
+                np.add(ref.z, head.logit_scale * (Hc @ other.c)[:, None], out=z2[:k])
+            else:
+                assert head.softcap is not None
+                np.add(pre_k, head.logit_scale * (Hc @ other.c)[:, None], out=z2[:k])
+                z2[:k] /= head.softcap
+                np.tanh(z2[:k], out=z2[:k])
+                z2[:k] *= head.softcap
+            sums[o] = sums[o] + compare_with(ref, z2[:k], scratch[:k])
+    return [_from_sums(t, *tolerance_for(head.dtype, o.dtype)) for t, o in zip(sums, others)]
+
+
+def _inputs_per_chunk(n: int, V: int, d: int, arrays: int) -> int:
+    """Inputs per chunk of :func:`compare_head_rows_many`, whose chunk holds ``arrays`` float64
+    (chunk, V) arrays: as many as fit together in max(256 MiB, a quarter of the float64 head
+    8 V d), spread evenly over the n inputs. Every chunk reads each head's rows once, and the
+    products run at BLAS speed from a few hundred inputs on (a few dozen are bound by memory
+    bandwidth): fewer, larger chunks."""
+    most = max(1, max(1 << 28, 2 * V * d) // (8 * max(V, 1) * arrays))
+    chunks = max(1, -(-n // most))
+    return max(1, -(-n // chunks))
 
 
 def merge_equivalences(parts: list[Equivalence]) -> Equivalence:

@@ -9,13 +9,15 @@ export reads it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["StoredMatrix"]
+__all__ = ["RowBlocks", "StoredMatrix", "Values"]
 
 
 @runtime_checkable
@@ -55,3 +57,31 @@ class StoredMatrix(Protocol):
     def read_float64(self) -> NDArray[np.float64]:
         """The whole matrix as one float64 array, read block by block."""
         ...
+
+
+@dataclass(frozen=True)
+class RowBlocks:
+    """A (V, d) matrix given block by block, for writers that walk its rows without holding
+    it whole: ``block(start, stop)`` returns rows start..stop in float64 (``Head.row_block``).
+    ``values[start:stop]`` is that block, so a writer indexes it as it would an array."""
+
+    shape: tuple[int, int]
+    block: Callable[[int, int], NDArray[np.float64]]
+    ndim = 2
+
+    def __getitem__(self, rows: slice) -> NDArray[np.float64]:
+        start, stop, _ = rows.indices(self.shape[0])
+        return self.block(start, stop)
+
+    def whole(self) -> NDArray[np.float64]:
+        """The whole matrix as one float64 array (for formats written in one piece)."""
+        from unembed._blocks import row_blocks
+
+        out = np.empty(self.shape)
+        for s, e in row_blocks(*self.shape):
+            out[s:e] = self.block(s, e)
+        return out
+
+
+#: What a writer takes: an array, or a (V, d) matrix given block by block.
+Values = NDArray[np.float64] | RowBlocks

@@ -61,7 +61,7 @@ def test_chunked_comparison_equals_one_pass():
 
 
 def test_several_heads_in_one_pass_equal_one_call_each():
-    from unembed.equivalence import compare_head_rows, compare_head_rows_many
+    from unembed.equivalence import StoredRows, compare_head_rows, compare_head_rows_many
 
     rng = np.random.default_rng(4)
     W = rng.standard_normal((9, 5))
@@ -70,9 +70,9 @@ def test_several_heads_in_one_pass_equal_one_call_each():
     other = W.copy()
     other[2] += 0.3
     H = rng.standard_normal((40, 5))
-    both = compare_head_rows_many(head, [(lambda s, e: shifted[s:e], "float64"),
-                                         (lambda s, e: other[s:e].astype(np.float32),
-                                          "float32")], H)
+    both = compare_head_rows_many(head, [StoredRows(lambda s, e: shifted[s:e], "float64"),
+                                         StoredRows(lambda s, e: other[s:e].astype(np.float32),
+                                                    "float32")], H)
     assert both[0] == compare_head_rows(head, lambda s, e: shifted[s:e], "float64", H)
     assert both[1] == compare_head_rows(head, lambda s, e: other[s:e].astype(np.float32),
                                         "float32", H)

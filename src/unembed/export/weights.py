@@ -1,7 +1,8 @@
 """Weight files written back: a head read from a weight file (``head.file``), its rows
 moved or replaced, written in the file's own format and dtype (or another dtype), with its
 labels beside it, re-read block by block from what was written and compared with the original
-head (:func:`unembed.equivalence.compare_head_rows`): never a second (V, d) copy.
+head (:func:`unembed.equivalence.compare_head_rows_many`): the head's rows are read block by
+block (``Head.row_block``) for writing and comparing, never as one (V, d) matrix.
 
 Unlike a model export, a weight file is written first and verified after (its verdict is
 reported, and the command exits 1 when the written head is not equivalent).
@@ -10,18 +11,17 @@ reported, and the command exits 1 when the written head is not equivalent).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import UnembedError
 from unembed.construct import row_cosine
-from unembed.equivalence import Equivalence, compare_head_rows_many
+from unembed.equivalence import Equivalence, StoredRows, Translated, compare_head_rows_many
 from unembed.head import Head
+from unembed.rows import RowBlocks
 from unembed.sources.files import read_tensor, write_like
 from unembed.sources.matrix_file import MatrixFile
 
@@ -90,15 +90,17 @@ def write_weights(head: Head, out: str | os.PathLike[str], *, shift: NDArray[np.
     unless they are row numbers (a labels file a replaced ``out`` had is removed: it would name
     other rows); then read what was written back, block by block, and compare it with
     ``head`` on ``hidden`` (n, d) (default: ``n_random`` random hidden states); with
-    ``check_shift`` the moved rows in float64 too, in the same pass (``head``'s own logits
-    formed once for both)."""
+    ``check_shift`` the translated head in float64 too, in the same pass (``head``'s own logits
+    formed once for both). ``head``'s rows are read block by block (``Head.row_block``) both
+    to write them and to compare."""
     from time import perf_counter
 
     t0 = perf_counter()
     like = stored_like(head)
     if dtype and dtype != head.dtype:
         like = _with_dtype(like, dtype)
-    written_to = write_like(like, head.W, out, force=force, shift=shift)
+    rows = RowBlocks((head.n_labels, head.d), head.row_block)
+    written_to = write_like(like, rows, out, force=force, shift=shift)
     write_labels_beside(head, written_to, force=force)
     t_write = perf_counter() - t0
     t0 = perf_counter()
@@ -109,10 +111,9 @@ def write_weights(head: Head, out: str | os.PathLike[str], *, shift: NDArray[np.
         i, j = pair
         cos = row_cosine(np.asarray(written.rows(i, i + 1)[0], dtype=np.float64),
                          np.asarray(written.rows(j, j + 1)[0], dtype=np.float64))
-    others: list[tuple[Callable[[int, int], NDArray[Any]], str]] = [
-        (written.rows, written.dtype)]
+    others: list[StoredRows | Translated] = [StoredRows(written.rows, written.dtype)]
     if check_shift:
-        others.append((lambda s, e: head.W[s:e] + shift, "float64"))
+        others.append(Translated(shift))
     got = compare_head_rows_many(head, others, hidden, n_random=n_random, seed=seed)
     return WrittenWeights(out=written_to, dtype=written.dtype, equivalence=got[0],
                           cosine_written=cos, construction=got[1] if check_shift else None,

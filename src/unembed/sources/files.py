@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from unembed._checks import UnembedError
 from unembed._io import atomic_write
 from unembed._tensors import tensor_to_numpy
+from unembed.rows import RowBlocks, Values
 from unembed.sources.dtypes import code_of_name
 from unembed.sources.matrix_file import SUFFIXES, MatrixFile, format_of, split_spec
 from unembed.sources.npy_file import npy_matrix, read_npy, write_npy_blocks
@@ -109,7 +110,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[str]:
     return lines
 
 
-def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.PathLike[str], *,
+def write_like(source: MatrixFile, values: Values, out: str | os.PathLike[str], *,
                force: bool = False, shift: NDArray[np.float64] | None = None) -> Path:
     """Write ``values`` in the format and dtype of ``source`` (the same tensor name; every
     other tensor of a safetensors or state-dict file is copied unchanged; a tensor of a
@@ -117,7 +118,8 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
     path). Atomic; an existing
     ``out`` needs ``force``. With ``shift`` (d,), ``values + shift`` (every row moved by it)
     is written, block by block, without forming it: .npy and .safetensors files are written in
-    row blocks (peak memory: one block), torch files whole."""
+    row blocks (peak memory: one block), torch files whole. ``values`` may be given block by
+    block (:class:`unembed.rows.RowBlocks`, e.g. a head's ``row_block``)."""
     outp = Path(out)
     if source.format == "sharded" and source.raw is not None and \
             outp.suffix.lower() == ".safetensors":
@@ -153,7 +155,8 @@ def write_like(source: MatrixFile, values: NDArray[np.float64], out: str | os.Pa
     import torch
 
     tdtype = getattr(torch, source.dtype)
-    full = np.array(values, dtype=np.float64) if shift is None else values + shift
+    whole = values.whole() if isinstance(values, RowBlocks) else values
+    full = np.array(whole, dtype=np.float64) if shift is None else whole + shift
     new_t = torch.from_numpy(full).to(tdtype)
     if source.format == "safetensors":  # another dtype than stored: the file is rewritten
         from safetensors import safe_open

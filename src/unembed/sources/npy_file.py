@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from unembed._checks import UnembedError
+from unembed.rows import Values
 from unembed.sources.matrix_file import MatrixFile, first_line
 
 __all__ = ["npy_matrix", "read_npy", "write_npy_blocks"]
@@ -88,7 +89,7 @@ def npy_matrix(path: Path) -> MatrixFile:
                       raw=(path, offset, dtype.str, bool(fortran and len(shape) > 1)))
 
 
-def write_npy_blocks(path: Path, values: NDArray[np.float64], dtype: np.dtype[Any],
+def write_npy_blocks(path: Path, values: Values, dtype: np.dtype[Any],
                      shift: NDArray[np.float64] | None = None) -> None:
     """Write ``values`` (+ ``shift`` on every row, if given) as an .npy of ``dtype``, block by
     block (no full-size temporary in the target dtype)."""
@@ -99,7 +100,7 @@ def write_npy_blocks(path: Path, values: NDArray[np.float64], dtype: np.dtype[An
                   "shape": tuple(values.shape)}
         np.lib.format.write_array_header_2_0(fh, header) if _needs_v2(header) else \
             np.lib.format.write_array_header_1_0(fh, header)
-        if values.ndim != 2:
+        if isinstance(values, np.ndarray) and values.ndim != 2:
             fh.write(np.ascontiguousarray(values, dtype=dtype).tobytes())
             return
         for s, e in row_blocks(*values.shape):

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from unembed._checks import UnembedError
 from unembed._storage import to_storage
+from unembed.rows import Values
 from unembed.sources.dtypes import ST_CODES, code_of_name, storage_name
 from unembed.sources.matrix_file import MatrixFile, first_line
 
@@ -167,7 +168,7 @@ def _check_st_shape(p: Path, name: str, entry: dict[str, Any], n_bytes: int) -> 
                             f"{code}, which is not the {n_bytes} bytes its offsets span.", path=p)
 
 
-def write_safetensors_blocks(source: MatrixFile, tmp: Path, values: NDArray[np.float64],
+def write_safetensors_blocks(source: MatrixFile, tmp: Path, values: Values,
                               shift: NDArray[np.float64] | None) -> None:
     """The source's safetensors file (a shard, for a sharded checkpoint) with this tensor's
     values replaced, stored as ``source.dtype``: in place when that is its stored dtype, else
@@ -179,7 +180,7 @@ def write_safetensors_blocks(source: MatrixFile, tmp: Path, values: NDArray[np.f
         _write_safetensors_retyped(source, tmp, values, shift)
 
 
-def _write_safetensors_retyped(source: MatrixFile, tmp: Path, values: NDArray[np.float64],
+def _write_safetensors_retyped(source: MatrixFile, tmp: Path, values: Values,
                                shift: NDArray[np.float64] | None) -> None:
     """Write the source's safetensors file with this tensor stored as ``source.dtype``: a new
     header (this tensor's dtype and the data offsets after it changed; metadata and order
@@ -233,7 +234,7 @@ def _write_safetensors_retyped(source: MatrixFile, tmp: Path, values: NDArray[np
                     out.write(piece)
                     left -= len(piece)
                 continue
-            if values.ndim != 2:
+            if isinstance(values, np.ndarray) and values.ndim != 2:
                 out.write(to_storage(values if shift is None else values + shift,
                                      storage).tobytes())
                 continue
@@ -242,7 +243,7 @@ def _write_safetensors_retyped(source: MatrixFile, tmp: Path, values: NDArray[np
                 out.write(to_storage(blk, storage).tobytes())
 
 
-def _write_safetensors_in_place(source: MatrixFile, tmp: Path, values: NDArray[np.float64],
+def _write_safetensors_in_place(source: MatrixFile, tmp: Path, values: Values,
                                 shift: NDArray[np.float64] | None) -> None:
     """Copy the source file (every other tensor and the header unchanged: same dtype and shape,
     so the same offsets), then overwrite this tensor's bytes block by block."""
@@ -255,7 +256,7 @@ def _write_safetensors_in_place(source: MatrixFile, tmp: Path, values: NDArray[n
     shutil.copyfile(path, tmp)
     item = 2 if storage == "bf16" else np.dtype(storage).itemsize
     with open(tmp, "r+b") as fh:
-        if values.ndim != 2:
+        if isinstance(values, np.ndarray) and values.ndim != 2:
             fh.seek(offset)
             fh.write(to_storage(values if shift is None else values + shift, storage).tobytes())
             return
