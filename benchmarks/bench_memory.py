@@ -20,6 +20,12 @@ baseline) on K blocks of 256 labels spread over the vocabulary, after one untime
 fresh process;
 its peak RSS is absolute, the interpreter included) and extrapolates it to the V / 256 blocks
 of the whole vocabulary. ``--shapes small`` (32000 x 1024) checks the harness in seconds.
+Each ``counterexample`` line is followed by its phases (``--json``'s ``seconds`` and
+``cpu_seconds``: read, construct, write, verify) and its own floor, measured in the same run
+as plain numpy (:func:`counterexample_floor`): writing V x d values in the output's dtype in
+16 MiB blocks (fsync'd, as the command's atomic write is), plus one n x V x d float64 product
+per head whose rows the verification must multiply (the original and the written one), and
+the ratio of the command to that floor.
 Needs about 1.5 x 8 V d bytes of free memory (10 GiB for the Gemma shape) and twice the
 files' size on disk.
 """
@@ -129,6 +135,42 @@ print(json.dumps({"seconds": (time.perf_counter() - t0) / k,
 """
 
 
+def counterexample_floor(folder: Path, V: int, d: int, n: int, dtype: str,
+                         products: int = 2) -> dict[str, float]:
+    """The physical floor of ``counterexample`` as plain numpy, (wall, CPU) seconds: writing
+    a V x d matrix of ``dtype`` (float16 or float32; a bfloat16 is written as its 16 bits)
+    in 16 MiB blocks to a file in ``folder``, fsync'd and deleted; and ``products`` n x V x d
+    float64 products (n inputs times every row: one float64 block of rows multiplied in
+    turn, so that only the flops are timed, no conversion or memory traffic)."""
+    item = 2 if dtype in ("float16", "bfloat16") else 4
+    npdt = np.float16 if item == 2 else np.float32
+    step = max(1, (1 << 24) // (item * d))
+    blk = np.random.default_rng(0).standard_normal((step, d)).astype(npdt)
+    path = folder / "floor_write.bin"
+    t0, c0 = time.perf_counter(), time.process_time()
+    with open(path, "wb") as fh:
+        for s in range(0, V, step):
+            fh.write(memoryview(blk[: min(step, V - s)]))
+        fh.flush()
+        os.fsync(fh.fileno())
+    write = (time.perf_counter() - t0, time.process_time() - c0)
+    path.unlink()
+    rng = np.random.default_rng(1)
+    H = rng.standard_normal((n, d))
+    rows = max(1, (1 << 24) // (8 * d))
+    B = rng.standard_normal((rows, d))
+    out = np.empty((n, rows))
+    t0, c0 = time.perf_counter(), time.process_time()
+    for s in range(0, V, rows):
+        k = min(rows, V - s)
+        np.matmul(H, B[:k].T, out=out[:, :k])
+    product = (time.perf_counter() - t0, time.process_time() - c0)
+    return {"write": write[0], "write_cpu": write[1], "product": product[0],
+            "product_cpu": product[1], "products": products,
+            "floor": write[0] + products * product[0],
+            "floor_cpu": write[1] + products * product[1]}
+
+
 def fast_rate(spec: str, blocks: int) -> dict[str, float]:
     """argmaxable's fast pass on ``blocks`` blocks of 256 labels spread over the vocabulary,
     in a fresh process: seconds per block (to extrapolate to V / 256 blocks)."""
@@ -215,8 +257,9 @@ def main() -> None:
                                   str(args.workers)]
         for label, argv in cmds.items():
             saved = folder / f"{name}_{label}.json"
+            keep_json = label == "argmaxable" or label.startswith("counterexample")
             r = peak(argv, args.argmaxable if label == "argmaxable" else None,
-                     saved if label == "argmaxable" else None)
+                     saved if keep_json else None)
             status = {0: "ok", 130: f"interrupted at {args.argmaxable} s"}.get(
                 int(r["rc"]), f"rc {r['rc']}")
             cpu = r.get("cpu_seconds", float("nan"))
@@ -236,6 +279,22 @@ def main() -> None:
                       f"{res['narrowest_exact']}; LP workers: peak RSS "
                       f"{r['children_peak_rss'] / 2**30:.2f} GiB each (shared rows included), "
                       f"CPU {r['children_cpu_seconds']:.1f} s in all", flush=True)
+            if label.startswith("counterexample") and int(r["rc"]) == 0:
+                res = json.loads(saved.read_text())
+                if out.exists():
+                    out.unlink()
+                wrote = res["verification"]["dtype"] if label == "counterexample" else other
+                f = counterexample_floor(folder, V, d, args.n, wrote)
+                ph = ", ".join(f"{k} {v:.1f} s (CPU {res['cpu_seconds'][k]:.1f})"
+                               for k, v in res["seconds"].items())
+                print(f"    phases: {ph}\n    floor (same run, plain numpy): writing V x d "
+                      f"{wrote} {f['write']:.1f} s (CPU {f['write_cpu']:.1f}) + "
+                      f"{f['products']} x the n = {args.n} float64 products "
+                      f"{f['product']:.1f} s (CPU {f['product_cpu']:.1f}) each = "
+                      f"{f['floor']:.1f} s (CPU {f['floor_cpu']:.1f}); the command: "
+                      f"{r['seconds'] / f['floor']:.2f}x the floor (CPU "
+                      f"{cpu / f['floor_cpu']:.2f}x)  load {os.getloadavg()[0]:.1f}",
+                      flush=True)
             if saved.exists():
                 saved.unlink()
             if label.startswith("counterexample") and out.exists():

@@ -197,4 +197,25 @@ def test_counterexample_figures_match_the_file_it_wrote(tmp_path, capsys):
     assert ver["mean_kl"] == pytest.approx(want[2], rel=1e-6, abs=1e-15)
     assert ver["argmax_agreement"] == want[3]
     assert out["equivalence"]["max_abs_dp"] < 1e-13 and out["equivalence"]["equivalent"]
-    assert set(out["seconds"]) == {"read", "construct", "write", "verify"}
+    assert set(out["seconds"]) == set(out["cpu_seconds"]) == {"read", "construct", "write",
+                                                            "verify"}
+
+
+def test_a_failure_while_the_file_is_written_leaves_the_old_file(tmp_path):
+    """The file is written by a second thread while the random hidden states are drawn: when
+    drawing them fails, the writer stops and removes its temporary, and the file that was at
+    ``out`` (replaced only with ``force``) is left as it was, with nothing beside it."""
+    from unembed.export.weights import write_weights
+    from unembed.sources import load_head_file
+
+    rng = np.random.default_rng(8)
+    np.save(tmp_path / "W.npy", rng.standard_normal((100000, 64)).astype(np.float32))
+    head = load_head_file(str(tmp_path / "W.npy"))
+    (tmp_path / "out").mkdir()
+    old = tmp_path / "out" / "new.npy"
+    np.save(old, np.zeros(3))
+    before = old.read_bytes()
+    with pytest.raises(ValueError):
+        write_weights(head, old, shift=np.ones(64), force=True, n_random=-1)
+    assert old.read_bytes() == before
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.npy"]

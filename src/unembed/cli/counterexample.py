@@ -153,14 +153,15 @@ def run(args: argparse.Namespace) -> int:
         return run_model(args)
     _check_labels_target(args)  # the labels file written beside it: checked too
 
-    from time import perf_counter
+    from time import perf_counter, process_time
 
     from unembed.construct import cosine_translation
     from unembed.export.weights import stored_like, write_weights
     from unembed.sources.files import read_tensor
 
     seconds: dict[str, float] = {}
-    t0 = perf_counter()
+    cpu: dict[str, float] = {}
+    t0, c0 = perf_counter(), process_time()
     head = load_head(args)
     stored_like(head)  # read from a weight file by load_head
     H = None
@@ -173,11 +174,11 @@ def run(args: argparse.Namespace) -> int:
         raise UnembedError(f"{args.temperature}: a per-input temperature needs the inputs it "
                            f"belongs to (--data H.npy).")
     a, b = args.pair
-    seconds["read"] = perf_counter() - t0
+    seconds["read"], cpu["read"] = perf_counter() - t0, process_time() - c0
     # Large heads: the translation is O(d); the translated rows W + c are written block by
     # block (in --dtype when given), and what was written is re-read block by block: never a
     # second (V, d) copy.
-    t0 = perf_counter()
+    t0, c0 = perf_counter(), process_time()
     res = cosine_translation(head, a, b, args.target)
     c = res.c
     if args.dtype and args.dtype != head.dtype:
@@ -185,12 +186,13 @@ def run(args: argparse.Namespace) -> int:
 
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
-    seconds["construct"] = perf_counter() - t0
+    seconds["construct"], cpu["construct"] = perf_counter() - t0, process_time() - c0
     # written, re-read and verified; the moved rows' float64 check in the same pass
     written = write_weights(head, args.out, shift=c, dtype=args.dtype, force=args.force,
                             hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices,
                             check_shift=True)
     seconds["write"], seconds["verify"] = written.write_seconds, written.verify_seconds
+    cpu["write"], cpu["verify"] = written.write_cpu_seconds, written.verify_cpu_seconds
     out, eq, cos_written = written.out, written.equivalence, written.cosine_written
     equiv = written.construction
     assert cos_written is not None and equiv is not None  # a pair was given, and the check
@@ -200,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
               "reached": res.reached, "translation_norm": float(np.linalg.norm(c)),
               "method": res.method, "equivalence": equiv.to_dict(), "out": str(out),
               "cosine_written": cos_written, "verification": eq.to_dict(),
-              "seconds": seconds}
+              "seconds": seconds, "cpu_seconds": cpu}
     if args.json:
         print_json(record)
     else:

@@ -34,9 +34,11 @@ class WrittenWeights:
 
     ``equivalence`` compares the original head with the rows as written (in their stored
     dtype); ``cosine_written`` is the raw cosine of ``pair`` in the written rows (None without
-    a pair); ``construction`` (with ``check_shift``) compares it with the moved rows u_i + c in
-    float64, on the same inputs in the same pass; ``write_seconds`` and ``verify_seconds`` the
-    time spent writing and reading back + comparing."""
+    a pair); ``construction`` (with ``check_shift``) compares it with the translated head in
+    float64 (:class:`unembed.equivalence.Translated`: its logits z + h.c, what moving every row
+    by c does to them), on the same inputs in the same pass; ``write_seconds`` and
+    ``verify_seconds`` the time spent writing and reading back + comparing (wall), and
+    ``write_cpu_seconds``, ``verify_cpu_seconds`` this process's CPU time in each."""
 
     out: Path
     dtype: str
@@ -45,6 +47,12 @@ class WrittenWeights:
     construction: Equivalence | None = None
     write_seconds: float = 0.0
     verify_seconds: float = 0.0
+    write_cpu_seconds: float = 0.0
+    verify_cpu_seconds: float = 0.0
+
+
+class _Stopped(Exception):
+    """Raised in the writer thread to stop it (the command failed or was interrupted)."""
 
 
 def stored_like(head: Head) -> MatrixFile:
@@ -92,18 +100,47 @@ def write_weights(head: Head, out: str | os.PathLike[str], *, shift: NDArray[np.
     ``head`` on ``hidden`` (n, d) (default: ``n_random`` random hidden states); with
     ``check_shift`` the translated head in float64 too, in the same pass (``head``'s own logits
     formed once for both). ``head``'s rows are read block by block (``Head.row_block``) both
-    to write them and to compare."""
-    from time import perf_counter
+    to write them and to compare.
 
-    t0 = perf_counter()
+    The file is written by a second thread while this one draws the random hidden states
+    (their scale needs one n x V x d product with ``head``'s rows): writing is bound by the
+    disk, the product by the cores, so the two overlap. ``write_seconds`` runs until the file
+    is in place, random states drawn meanwhile included. Should drawing them fail or be
+    interrupted, the writer stops at its next block of rows and removes its temporary file:
+    ``out`` is left as it was."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from time import perf_counter, process_time
+
+    from unembed.equivalence import random_hidden
+
+    t0, c0 = perf_counter(), process_time()
     like = stored_like(head)
     if dtype and dtype != head.dtype:
         like = _with_dtype(like, dtype)
-    rows = RowBlocks((head.n_labels, head.d), head.row_block)
-    written_to = write_like(like, rows, out, force=force, shift=shift)
-    write_labels_beside(head, written_to, force=force)
-    t_write = perf_counter() - t0
-    t0 = perf_counter()
+    stop = threading.Event()
+
+    def block(start: int, stop_row: int) -> NDArray[np.float64]:
+        if stop.is_set():
+            raise _Stopped
+        return head.row_block(start, stop_row)
+
+    def write() -> Path:
+        path = write_like(like, RowBlocks((head.n_labels, head.d), block), out, force=force,
+                          shift=shift)
+        write_labels_beside(head, path, force=force)
+        return path
+
+    with ThreadPoolExecutor(1, thread_name_prefix="unembed-write") as pool:
+        job = pool.submit(write)
+        try:
+            H = random_hidden(head, n_random, seed=seed) if hidden is None else hidden
+            written_to = job.result()
+        except BaseException:
+            stop.set()  # the writer stops at its next block; `with` waits for it
+            raise
+    t_write, c_write = perf_counter() - t0, process_time() - c0
+    t0, c0 = perf_counter(), process_time()
     # Verify what was written, not what was meant to be written.
     written = read_tensor(str(written_to) + (f":{like.tensor}" if like.tensor else ""), ndim=2)
     cos = None
@@ -114,7 +151,8 @@ def write_weights(head: Head, out: str | os.PathLike[str], *, shift: NDArray[np.
     others: list[StoredRows | Translated] = [StoredRows(written.rows, written.dtype)]
     if check_shift:
         others.append(Translated(shift))
-    got = compare_head_rows_many(head, others, hidden, n_random=n_random, seed=seed)
+    got = compare_head_rows_many(head, others, H)
     return WrittenWeights(out=written_to, dtype=written.dtype, equivalence=got[0],
                           cosine_written=cos, construction=got[1] if check_shift else None,
-                          write_seconds=t_write, verify_seconds=perf_counter() - t0)
+                          write_seconds=t_write, verify_seconds=perf_counter() - t0,
+                          write_cpu_seconds=c_write, verify_cpu_seconds=process_time() - c0)
