@@ -28,6 +28,7 @@ False
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -276,24 +277,49 @@ def compare_head_rows_many(
     z1, p, z2, scratch = (np.empty((m, V)) for _ in range(4))
     pre = np.empty((m, V)) if capped else None
     sums = [EMPTY for _ in others]
-    for s in range(0, n, m):
-        Hc = H[s:s + m]
-        k = Hc.shape[0]
-        pre_k = None if pre is None else pre[:k]
-        ref = Reference(block_logits(head, Hc, z1[:k], pre_cap=pre_k), head.link, p[:k])
-        for o, other in enumerate(others):
-            if isinstance(other, StoredRows):
-                block_logits(head, Hc, z2[:k], rows=other.rows)
-            elif pre_k is None:
-                np.add(ref.z, head.logit_scale * (Hc @ other.c)[:, None], out=z2[:k])
-            else:
-                assert head.softcap is not None
-                np.add(pre_k, head.logit_scale * (Hc @ other.c)[:, None], out=z2[:k])
-                z2[:k] /= head.softcap
-                np.tanh(z2[:k], out=z2[:k])
-                z2[:k] *= head.softcap
-            sums[o] = sums[o] + compare_with(ref, z2[:k], scratch[:k])
+    threads = _threads()
+    with ThreadPoolExecutor(threads) as pool:
+        for s in range(0, n, m):
+            Hc = H[s:s + m]
+            k = Hc.shape[0]
+            pre_k = None if pre is None else pre[:k]
+            block_logits(head, Hc, z1[:k], pre_cap=pre_k)
+            # the entries' work (exp, sums, maxima) in row spans on every core: numpy releases
+            # the GIL in its loops; BLAS already uses every core for the products
+            spans = _spans(k, V, threads)
+            refs = list(pool.map(lambda a: Reference(z1[a[0]:a[1]], head.link, p[a[0]:a[1]]),
+                                 spans))
+            for o, other in enumerate(others):
+                if isinstance(other, StoredRows):
+                    block_logits(head, Hc, z2[:k], rows=other.rows)
+                elif pre_k is None:
+                    np.add(z1[:k], head.logit_scale * (Hc @ other.c)[:, None], out=z2[:k])
+                else:
+                    assert head.softcap is not None
+                    np.add(pre_k, head.logit_scale * (Hc @ other.c)[:, None], out=z2[:k])
+                    z2[:k] /= head.softcap
+                    np.tanh(z2[:k], out=z2[:k])
+                    z2[:k] *= head.softcap
+                for t in pool.map(lambda r, a: compare_with(r, z2[a[0]:a[1]],
+                                                            scratch[a[0]:a[1]]), refs, spans):
+                    sums[o] = sums[o] + t
     return [_from_sums(t, *tolerance_for(head.dtype, o.dtype)) for t, o in zip(sums, others)]
+
+
+def _threads() -> int:
+    """Threads for the entries' work: the machine's cores (at most 4)."""
+    import os
+
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _spans(k: int, V: int, threads: int) -> list[tuple[int, int]]:
+    """Rows 0..k in ``threads`` spans of about equal size (one span below 2^20 entries, where
+    a thread would cost more than it saves)."""
+    parts = max(1, min(threads, k, k * V >> 20))
+    from itertools import pairwise
+
+    return list(pairwise(k * i // parts for i in range(parts + 1)))
 
 
 def _inputs_per_chunk(n: int, V: int, d: int, arrays: int) -> int:

@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         res = replace(res, stored_dtype=args.dtype,
                       cosine_after_stored=stored_cosine(head, res.indices, c, args.dtype))
     seconds["construct"], cpu["construct"] = perf_counter() - t0, process_time() - c0
-    # written, re-read and verified; the moved rows' float64 check in the same pass
+    # written, re-read and verified; the translation's float64 check in the same pass
     written = write_weights(head, args.out, shift=c, dtype=args.dtype, force=args.force,
                             hidden=H, n_random=args.n_random, seed=args.seed, pair=res.indices,
                             check_shift=True)
