@@ -219,3 +219,23 @@ def test_a_failure_while_the_file_is_written_leaves_the_old_file(tmp_path):
         write_weights(head, old, shift=np.ones(64), force=True, n_random=-1)
     assert old.read_bytes() == before
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.npy"]
+
+
+def test_writing_and_verifying_never_reads_the_whole_matrix(tmp_path):
+    """What counterexample does to a head left in its file (the translation, the stored
+    cosine, writing, re-reading and both comparisons) walks its rows in blocks: the head never
+    reads its whole float64 matrix."""
+    from unembed.construct import cosine_translation, stored_cosine
+    from unembed.export.weights import write_weights
+    from unembed.sources import load_head_file
+
+    rng = np.random.default_rng(9)
+    np.save(tmp_path / "W.npy", rng.standard_normal((3000, 16)).astype(np.float32))
+    head = load_head_file(str(tmp_path / "W.npy"))
+    assert not head.in_memory
+    res = cosine_translation(head, "#3", "#4", -0.5)
+    stored_cosine(head, res.indices, res.c, "float16")
+    got = write_weights(head, tmp_path / "new.npy", shift=res.c, n_random=64,
+                        pair=res.indices, check_shift=True)
+    assert got.equivalence.equivalent and got.construction is not None
+    assert not head.in_memory
