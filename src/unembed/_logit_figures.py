@@ -146,6 +146,10 @@ def compare_with(ref: Reference, z2: NDArray[np.float64],
     return Sums(n, dp, dlogp, kl, agree)
 
 
+#: Bytes of float64 per block of rows in :func:`block_logits` (32 MiB: 1024 rows of 4096).
+_BLOCK_BYTES = 1 << 25
+
+
 def block_logits(head: Head, H: NDArray[np.float64], out: NDArray[np.float64],
                  rows: Callable[[int, int], NDArray[Any]] | None = None,
                  pre_cap: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
@@ -153,14 +157,19 @@ def block_logits(head: Head, H: NDArray[np.float64], out: NDArray[np.float64],
     H (m, d), written into ``out`` (m, V) and returned, from its rows block by block
     (``head.row_block``, or ``rows(start, stop)`` in any float dtype for a second head with the
     same bias, scale and soft-cap): never the whole (V, d) matrix. Each block's product is
-    written by BLAS straight into its columns of ``out``. ``pre_cap`` (m, V), when given and
-    the head is soft-capped, receives s (H W^T + b) before the cap."""
-    from unembed._blocks import row_blocks
+    formed as B H^T (the block's rows as BLAS's long side: two threads split it evenly, where
+    H B^T with a few hundred inputs leaves them waiting on each other) and copied into its
+    columns of ``out``. ``pre_cap`` (m, V), when given and the head is soft-capped, receives
+    s (H W^T + b) before the cap."""
+    from unembed._blocks import row_blocks, rows_per_block
 
     take = head.row_block if rows is None else rows
-    for a, e in row_blocks(head.n_labels, head.d):
+    step = rows_per_block(head.d, _BLOCK_BYTES)
+    T = np.empty((min(step, head.n_labels), H.shape[0]))
+    for a, e in row_blocks(head.n_labels, head.d, _BLOCK_BYTES):
         block = np.asarray(take(a, e), dtype=np.float64)
-        np.matmul(H, block.T, out=out[:, a:e])
+        np.matmul(block, H.T, out=T[: e - a])
+        out[:, a:e] = T[: e - a].T
     if head.b is not None:
         out += head.b
     if head.logit_scale != 1.0:
