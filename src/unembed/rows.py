@@ -181,12 +181,13 @@ class RowBlocks:
         return self.block(start, stop)
 
     def whole(self) -> NDArray[np.float64]:
-        """The whole matrix as one float64 array (for formats written in one piece)."""
-        from unembed._blocks import row_blocks
-
+        """The whole matrix as one float64 array (for formats written in one piece), filled in
+        blocks of 16 MiB."""
+        V, d = self.shape
         out = np.empty(self.shape)
-        for s, e in row_blocks(*self.shape):
-            out[s:e] = self.block(s, e)
+        step = max(1, (1 << 24) // (8 * max(d, 1)))
+        for s in range(0, V, step):
+            out[s:s + step] = self.block(s, min(V, s + step))
         return out
 
 
