@@ -21,6 +21,7 @@ quantity as the difference of the two log-softmaxes, formed with one subtraction
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,7 +153,8 @@ _BLOCK_BYTES = 1 << 25
 
 def block_logits(head: Head, H: NDArray[np.float64], out: NDArray[np.float64],
                  rows: Callable[[int, int], NDArray[Any]] | None = None,
-                 pre_cap: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+                 pre_cap: NDArray[np.float64] | None = None,
+                 pool: Executor | None = None) -> NDArray[np.float64]:
     """``head``'s logits z = s (H W^T + b) (soft-capped: cap tanh(z / cap)) for hidden states
     H (m, d), written into ``out`` (m, V) and returned, from its rows block by block
     (``head.row_block``, or ``rows(start, stop)`` in any float dtype for a second head with the
@@ -160,15 +162,24 @@ def block_logits(head: Head, H: NDArray[np.float64], out: NDArray[np.float64],
     formed as B H^T (the block's rows as BLAS's long side: two threads split it evenly, where
     H B^T with a few hundred inputs leaves them waiting on each other) and copied into its
     columns of ``out``. ``pre_cap`` (m, V), when given and the head is soft-capped, receives
-    s (H W^T + b) before the cap."""
+    s (H W^T + b) before the cap. With a ``pool`` of threads, each block is read and widened
+    to float64 in as many pieces at once (file reads and numpy's casts release the GIL)."""
     from unembed._blocks import row_blocks, rows_per_block
 
     take = head.row_block if rows is None else rows
     step = rows_per_block(head.d, _BLOCK_BYTES)
     T = np.empty((min(step, head.n_labels), H.shape[0]))
+    pieces = 1 if pool is None else 2
+
+    def widened(span: tuple[int, int]) -> NDArray[np.float64]:
+        return np.asarray(take(*span), dtype=np.float64)
+
     for a, e in row_blocks(head.n_labels, head.d, _BLOCK_BYTES):
-        block = np.asarray(take(a, e), dtype=np.float64)
-        np.matmul(block, H.T, out=T[: e - a])
+        spans = [(a + (e - a) * i // pieces, a + (e - a) * (i + 1) // pieces)
+                 for i in range(pieces)]
+        parts = map(widened, spans) if pool is None else pool.map(widened, spans)
+        for (s, t), block in zip(spans, parts, strict=True):
+            np.matmul(block, H.T, out=T[s - a: t - a])
         out[:, a:e] = T[: e - a].T
     if head.b is not None:
         out += head.b

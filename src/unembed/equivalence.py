@@ -283,7 +283,7 @@ def compare_head_rows_many(
             Hc = H[s:s + m]
             k = Hc.shape[0]
             pre_k = None if pre is None else pre[:k]
-            block_logits(head, Hc, z1[:k], pre_cap=pre_k)
+            block_logits(head, Hc, z1[:k], pre_cap=pre_k, pool=pool)
             # the entries' work (exp, sums, maxima) in row spans on every core: numpy releases
             # the GIL in its loops; BLAS already uses every core for the products
             spans = _spans(k, V, threads)
@@ -291,7 +291,7 @@ def compare_head_rows_many(
                                  spans))
             for o, other in enumerate(others):
                 if isinstance(other, StoredRows):
-                    block_logits(head, Hc, z2[:k], rows=other.rows)
+                    block_logits(head, Hc, z2[:k], rows=other.rows, pool=pool)
                 elif pre_k is None:
                     np.add(z1[:k], head.logit_scale * (Hc @ other.c)[:, None], out=z2[:k])
                 else:
@@ -324,11 +324,11 @@ def _spans(k: int, V: int, threads: int) -> list[tuple[int, int]]:
 
 def _inputs_per_chunk(n: int, V: int, d: int, arrays: int) -> int:
     """Inputs per chunk of :func:`compare_head_rows_many`, whose chunk holds ``arrays`` float64
-    (chunk, V) arrays: as many as fit together in max(256 MiB, a quarter of the float64 head
-    8 V d), spread evenly over the n inputs. Every chunk reads each head's rows once, and the
-    products run at BLAS speed from a few hundred inputs on (a few dozen are bound by memory
-    bandwidth): fewer, larger chunks."""
-    most = max(1, max(1 << 28, 2 * V * d) // (8 * max(V, 1) * arrays))
+    (chunk, V) arrays: as many as fit together in max(256 MiB, half the float64 head 8 V d)
+    (so that the command stays within the memory one float64 copy of the head would take),
+    spread evenly over the n inputs. Every chunk reads and widens each head's rows once more
+    (a pass over the file per head and chunk), so fewer, larger chunks."""
+    most = max(1, max(1 << 28, 4 * V * d) // (8 * max(V, 1) * arrays))
     chunks = max(1, -(-n // most))
     return max(1, -(-n // chunks))
 
