@@ -334,7 +334,7 @@ def cosine_translation(head: Head, a: LabelRef, b: LabelRef, target: float) -> C
         raise UnembedError("must name another label than 'a' (the pair must be two different "
                            "labels)", argument="b", function="translation_for_cosine",
                            got=head.labels[j])
-    ui, uj = head.take_rows([i, j])
+    ui, uj = head.take_rows([i, j])  # two rows: a head read from a file stays there
     if np.array_equal(ui, uj):
         raise UnembedError(f"Labels {head.labels[i]!r} and {head.labels[j]!r} have identical "
                            f"rows; no "
