@@ -21,9 +21,9 @@ from scipy.optimize import linprog
 from unembed import Head
 from unembed.feasibility import argmaxable_all
 from unembed.feasibility.sketch import (
+    SAMPLE_ROWS,
     Sketch,
     choose_rank,
-    SAMPLE_ROWS,
     covariance32,
     covariance_rows,
     principal_basis,

@@ -11,10 +11,10 @@ bias term): in the unit form without a bias, the l1 distance from u_i to the con
 the other rows. Only a few hundred of the V - 1 rows are ever active, so the rows are generated
 as in :func:`unembed.feasibility._core.decide` with ``optimal=True``: start from the 64
 strongest rivals at the fast pass's witness, solve, add the most violated rivals at the
-LP's point (64 a round), until the LP's point is as good over all V rows as over the rows it has (then its
-optimum is the optimum over all rows). Each label's LP is kept open in HiGHS across rounds
-(:mod:`unembed.feasibility.lp_model`: rows appended, the dual simplex warm from the last
-basis).
+LP's point (64 a round), until the LP's point is as good over all V rows as over the rows it
+has (then its optimum is the optimum over all rows). Each label's LP is kept open in HiGHS
+across rounds (:mod:`unembed.feasibility.lp_model`: rows appended, the dual simplex warm from
+the last basis).
 
 What costs the time on a large head is not the LPs but finding the violated rows: every round
 of every label needs the logits W h over all V labels at the LP's point, one pass over the
@@ -52,8 +52,8 @@ from unembed.feasibility._core import (
     certify,
     finite_s,
     unit_form,
-    witness_of,
     with_bound,
+    witness_of,
 )
 from unembed.feasibility.lp_model import ColdLP, WarmLP, open_lp
 from unembed.feasibility.questions import scaled_starts
