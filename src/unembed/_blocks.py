@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from numpy.typing import NDArray
 
+from unembed.rows import RowAccess
+
 #: Bytes of float64 per block of rows (16 MiB): large enough for BLAS, small beside any head.
 BLOCK_BYTES = 1 << 24
 
@@ -37,7 +39,7 @@ def row_blocks(n: int, d: int, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple
         yield s, min(n, s + step)
 
 
-def block_gram(W: NDArray[np.floating], m: NDArray[np.float64] | None = None,
+def block_gram(W: NDArray[np.floating] | RowAccess, m: NDArray[np.float64] | None = None,
                block_bytes: int = BLOCK_BYTES) -> NDArray[np.float64]:
     """(W - m)(W - m)^T (V, V) in float64 from pairs of row blocks: O(block) memory beyond the
     result, every product on contiguous rows (faster than column blocks, which copy strided
@@ -80,7 +82,7 @@ def owned(a: NDArray[np.float64]) -> NDArray[np.float64]:
     return a.view(_Owned)
 
 
-def centered_covariance(W: NDArray[np.floating], m: NDArray[np.float64],
+def centered_covariance(W: NDArray[np.floating] | RowAccess, m: NDArray[np.float64],
                         dtype: type[np.floating] = np.float64,
                         transform: Callable[[NDArray[np.float64]], NDArray[np.float64]]
                         | None = None) -> NDArray[np.float64]:

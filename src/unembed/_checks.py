@@ -24,20 +24,27 @@ def check_matrix_shape(x: Any, name: str, *, where: str = "") -> NDArray[Any]:
     """Check the dtype and shape of a weight matrix (V, d) without reading its values: 2-D,
     floating point, at least 2 rows and 1 column. Returns ``np.asarray(x)`` (a memory map
     stays a memory map)."""
-    loc = f" of {where}" if where else ""
     arr = np.asarray(x)
-    if arr.dtype.kind not in "f":
-        raise UnembedError(f"The {name!r}{loc} must hold floating-point weights. Got dtype "
-                           f"{arr.dtype}.")
-    if arr.ndim != 2:
-        raise UnembedError(f"The {name!r}{loc} must be a matrix of shape (n_labels, d). "
-                           f"Got shape {arr.shape} instead.")
-    if arr.shape[0] < 2:
-        raise UnembedError(f"The {name!r}{loc} must have at least 2 label rows. Got "
-                           f"{arr.shape[0]}.")
-    if arr.shape[1] < 1:
-        raise UnembedError(f"The {name!r}{loc} must have at least 1 column. Got shape {arr.shape}.")
+    check_matrix_dims("float" if arr.dtype.kind == "f" else str(arr.dtype), arr.shape, name,
+                      where=where)
     return arr
+
+
+def check_matrix_dims(dtype: str, shape: tuple[int, ...], name: str, *, where: str = "") -> None:
+    """:func:`check_matrix_shape` for a matrix known by its dtype's name and its shape (rows
+    still in a file): a floating-point dtype, 2-D, at least 2 rows and 1 column."""
+    loc = f" of {where}" if where else ""
+    if dtype not in ("float", "float64", "float32", "float16", "bfloat16"):
+        raise UnembedError(f"The {name!r}{loc} must hold floating-point weights. Got dtype "
+                           f"{dtype}.")
+    if len(shape) != 2:
+        raise UnembedError(f"The {name!r}{loc} must be a matrix of shape (n_labels, d). "
+                           f"Got shape {shape} instead.")
+    if shape[0] < 2:
+        raise UnembedError(f"The {name!r}{loc} must have at least 2 label rows. Got "
+                           f"{shape[0]}.")
+    if shape[1] < 1:
+        raise UnembedError(f"The {name!r}{loc} must have at least 1 column. Got shape {shape}.")
 
 
 class MatrixScan:
@@ -70,11 +77,15 @@ class MatrixScan:
             raise UnembedError(f"The {self.name!r}{loc} contains NaN or Inf ({self.n_bad} entries; "
                                f"first at row {r}, column {c}).")
         if self.zero_rows and not self.allow_zero_rows:
-            raise UnembedError(f"The {self.name!r}{loc} has {len(self.zero_rows)} all-zero row(s) "
-                               f"(first: row "
-                               f"{self.zero_rows[0]}); a zero row has no direction, so its cosine "
-                               f"is undefined.")
+            self.refuse_zero_rows(self.zero_rows)
         return self.zero_rows
+
+    def refuse_zero_rows(self, zero_rows: Sequence[int]) -> None:
+        """Raise: the matrix has these all-zero rows."""
+        loc = f" of {self.where}" if self.where else ""
+        raise UnembedError(f"The {self.name!r}{loc} has {len(zero_rows)} all-zero row(s) "
+                           f"(first: row {zero_rows[0]}); a zero row has no direction, so its "
+                           f"cosine is undefined.")
 
 
 def check_matrix(

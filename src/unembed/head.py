@@ -19,37 +19,30 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from unembed._blocks import (
-    _Owned,
-    block_gram,
-    centered_covariance,
-    owned,
-    row_blocks,
-)
+from unembed._blocks import _Owned, owned, row_blocks
 from unembed._checks import (
     MatrixScan,
     UnembedError,
     check_hidden,
     check_labels,
+    check_matrix_dims,
     check_matrix_shape,
     check_vector,
-    find_identical_rows,
 )
 from unembed.bounds import HiddenBound, Rows
 from unembed.errors import Setting
-
-if TYPE_CHECKING:
-    from unembed.rows import StoredMatrix
+from unembed.row_stats import FirstPass, RowStats, Whitening, first_pass, identical_rows
+from unembed.rows import InFile, InMemory, RowAccess, StoredMatrix
 
 Link = Literal["softmax", "sigmoid"]
 LabelRef = int | str
 
-__all__ = ["Head", "LabelRef", "Link", "RowStats", "Whitening"]
+__all__ = ["Deferred", "Head", "LabelRef", "Link", "RowStats", "Whitening"]
 
 
 def _as_float(W: ArrayLike) -> NDArray[Any]:
@@ -59,177 +52,36 @@ def _as_float(W: ArrayLike) -> NDArray[Any]:
     return a if a.dtype.kind == "f" else np.asarray(W, dtype=np.float64)
 
 
-def _float64_rows(raw: NDArray[Any], scan: MatrixScan, handed: bool) -> NDArray[np.float64]:
+def _float64_rows(raw: NDArray[Any], handed: bool) -> NDArray[np.float64]:
     """One float64 C-contiguous copy of ``raw`` (any float dtype, a memory map included),
-    made and validated block by block: no full-size temporary of any other dtype. An array
-    handed over with :func:`owned` is validated and kept as it is."""
+    made block by block: no full-size temporary of any other dtype. An array handed over
+    with :func:`owned` is kept as it is."""
     if handed and raw.dtype == np.float64 and raw.flags.c_contiguous:
-        w64: NDArray[np.float64] = raw.view(np.ndarray)
-        for s, e in row_blocks(*w64.shape):
-            scan.add(s, w64[s:e])
-        return w64
+        return raw.view(np.ndarray)
     w64 = np.empty(raw.shape, dtype=np.float64)
     for s, e in row_blocks(*raw.shape):
-        blk = w64[s:e]
-        blk[...] = raw[s:e]
-        scan.add(s, blk)
+        w64[s:e] = raw[s:e]
     return w64
 
 
-class RowStats:
-    """Whole-head statistics of the rows u_1..u_V of a head, computed once, in row blocks, and
-    kept with the head (a Head never changes, so neither do they).
+@dataclass(frozen=True)
+class Deferred:
+    """Rows left in their file: ``Head(W=Deferred(stored))`` validates the rows of ``stored``
+    (a :class:`unembed.rows.StoredMatrix`) in one pass, block by block, and keeps no copy of
+    them. What needs a few rows or one pass reads them from the file again (``row_block``,
+    ``take_rows``, ``stats``); ``head.W``, for what needs the whole matrix, reads one float64
+    copy on first use. The figures are the same, to the last bit, as for the rows in memory."""
 
-    * ``mean()`` m = (1/V) sum_k u_k, shape (d,); ``norms()`` |u_k|, shape (V,) (rows as
-      stored)
-    * ``identify(X)``: X projected off the head's known null space N (d, k) (directions
-      orthogonal to every reachable hidden state, along which rows move freely):
-      X - (X N) N^T. The centered statistics below are of the *identified* centered rows
-      c_k = P (u_k - m), P = I - N N^T, so that moving rows within the null space changes none
-      of them (with no null space known, P = I):
-    * ``centered_norms()`` |c_k|, shape (V,)
-    * ``unit_mean()`` (1/V) sum_k c_k / |c_k|, shape (d,) (the ``normalized`` view)
-    * ``covariance()`` Cov = (1/V) sum_k c_k c_k^T, shape (d, d)
-    * ``centered_gram()`` c_i . c_j, shape (V, V), for heads with few labels
-
-    Each pass walks the rows in blocks (:func:`unembed._blocks.row_blocks`): memory beyond the
-    head is O(block + d^2 + V).
-    """
-
-    def __init__(self, W: NDArray[np.float64], null_space: NDArray[np.float64] | None = None
-                 ) -> None:
-        self._W = W
-        self._N = null_space
-        self._mean: NDArray[np.float64] | None = None
-        self._norms: NDArray[np.float64] | None = None
-        self._cnorms: NDArray[np.float64] | None = None
-        self._unit_mean: NDArray[np.float64] | None = None
-        self._cov: NDArray[np.float64] | None = None
-        self._cgram: NDArray[np.float64] | None = None
-        self._whitening: Whitening | None = None
-
-    def mean(self) -> NDArray[np.float64]:
-        if self._mean is None:
-            W = self._W
-            total = np.zeros(W.shape[1])
-            for s, e in row_blocks(*W.shape):
-                total += W[s:e].sum(axis=0)
-            self._mean = _ro(total / W.shape[0])
-        return self._mean
-
-    def identify(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Rows X (..., d) projected off the known null space (X itself when none is known)."""
-        if self._N is None:
-            return X
-        return np.asarray(X - (X @ self._N) @ self._N.T)
-
-    def _norm_pass(self) -> None:
-        W, m = self._W, self.mean()
-        norms = np.empty(W.shape[0])
-        cnorms = np.empty(W.shape[0])
-        for s, e in row_blocks(*W.shape):
-            B = W[s:e]
-            norms[s:e] = np.sqrt(np.einsum("ij,ij->i", B, B))
-            C = self.identify(B - m)
-            cnorms[s:e] = np.sqrt(np.einsum("ij,ij->i", C, C))
-        self._norms, self._cnorms = _ro(norms), _ro(cnorms)
-
-    def norms(self) -> NDArray[np.float64]:
-        if self._norms is None:
-            self._norm_pass()
-        assert self._norms is not None
-        return self._norms
-
-    def centered_norms(self) -> NDArray[np.float64]:
-        if self._cnorms is None:
-            self._norm_pass()
-        assert self._cnorms is not None
-        return self._cnorms
-
-    def unit_mean(self) -> NDArray[np.float64]:
-        """(1/V) sum_k (u_k - m) / |u_k - m|; raises naming the first label whose centered
-        row is zero (its direction is undefined)."""
-        if self._unit_mean is None:
-            n = self.centered_norms()
-            zero = np.flatnonzero(n <= 1e-300)
-            if zero.size:
-                raise _ZeroRow(int(zero[0]))
-            inv = 1.0 / n
-            # sum_k (u_k - m) / n_k = sum_k u_k / n_k - m sum_k 1 / n_k
-            um = (inv @ self._W - self.mean() * inv.sum()) / n.size
-            self._unit_mean = _ro(self.identify(um))  # P is linear: the mean of P-rows
-        return self._unit_mean
-
-    def covariance(self) -> NDArray[np.float64]:
-        """Cov = (1/V) sum_k c_k c_k^T in float64, by blocked DSYRK
-        (:func:`unembed._blocks.centered_covariance`: V d^2 / 2 multiply-adds in all)."""
-        if self._cov is None:
-            cov = centered_covariance(self._W, self.mean(), transform=self.identify)
-            self._cov = _ro(np.ascontiguousarray(cov))
-        return self._cov
-
-    def cached_covariance(self) -> NDArray[np.float64] | None:
-        """:meth:`covariance` if it was computed already, else None (computes nothing)."""
-        return self._cov
-
-    def centered_gram(self) -> NDArray[np.float64]:
-        """(V, V) Gram matrix of the centered rows, in column blocks (no (V, d) temporary)."""
-        if self._cgram is None:
-            W, m = self._W, self.mean()
-            G = block_gram(W, m)  # pairs of row blocks
-            if self._N is not None:
-                CN = np.empty((W.shape[0], self._N.shape[1]))
-                for s, e in row_blocks(*W.shape):
-                    CN[s:e] = (W[s:e] - m) @ self._N
-                G -= CN @ CN.T  # (P c_i) . (P c_j) = c_i . c_j - (N^T c_i) . (N^T c_j)
-            self._cgram = _ro((G + G.T) / 2)
-        return self._cgram
-
-    def whitening(self, rtol: float) -> Whitening:
-        """Cov^{-1/2} on the eigenvectors with eigenvalue > rtol * the largest (see
-        :class:`Whitening`)."""
-        if self._whitening is not None and self._whitening.rtol == rtol:
-            return self._whitening
-        V, d = self._W.shape
-        if V <= d:
-            # C = U S Vt, Cov = Vt^T S^2 Vt / V, so C Cov^{-1/2} = sqrt(V) U Vt on the range:
-            # in the basis Vt, the rows sqrt(V) U. C C^T = U S^2 U^T has eigenvalues V Cov's.
-            ev, U = np.linalg.eigh(self.centered_gram())
-            ev = ev / V
-            keep = ev > rtol * (ev.max() if ev.size else 0.0)
-            out = Whitening(None, _ro(np.sqrt(V) * U[:, keep]), int(keep.sum()), rtol)
-        else:
-            ev, vecs = np.linalg.eigh(self.covariance())
-            keep = ev > rtol * (ev.max() if ev.size else 0.0)
-            out = Whitening(_ro(vecs[:, keep] / np.sqrt(ev[keep])), None, int(keep.sum()), rtol)
-        self._whitening = out
-        return out
+    stored: StoredMatrix
 
 
 @dataclass(frozen=True)
-class Whitening:
-    """The whitening of the ``causal`` view (:mod:`unembed.views`): Cov^{-1/2} on its range.
-    For V > d a map ``P`` (d, r) with causal rows (u_i - m) P; for V <= d the causal rows
-    themselves (``rows``, (V, r)), from the centered Gram. ``rank`` r: the eigenvalues kept
-    (those above ``rtol`` times the largest)."""
+class _Same:
+    """Internal: the rows of an existing head, already validated (a new head with the same
+    rows and other metadata does not read or check them again)."""
 
-    P: NDArray[np.float64] | None
-    rows: NDArray[np.float64] | None
-    rank: int
-    rtol: float
-
-
-class _ZeroRow(Exception):
-    """Internal: the centered row of label ``index`` is zero."""
-
-    def __init__(self, index: int) -> None:
-        super().__init__(index)
-        self.index = index
-
-
-def _ro(a: NDArray[np.float64]) -> NDArray[np.float64]:
-    a.setflags(write=False)
-    return a
+    rows: RowAccess
+    scanned: FirstPass
 
 
 def _frozen(a: NDArray[Any]) -> NDArray[Any]:
@@ -334,18 +186,30 @@ class Head:
 
     def __post_init__(self) -> None:
         where = self.source or ""
-        handed = type(self.W) is _Owned
-        raw = check_matrix_shape(self.W, "W", where=where)
-        if raw.dtype.kind == "f" and self.dtype == "float64" and raw.dtype != np.float64:
-            object.__setattr__(self, "dtype", str(raw.dtype))
-        # One float64 copy, owned and read-only (the caller's array is never aliased, except
-        # one handed over with `owned`), converted and validated block by block.
-        scan = MatrixScan("W", where=where, allow_zero_rows=not self.strict)
-        w64 = _float64_rows(raw, scan, handed)
-        zero_rows = scan.finish()
-        w64.setflags(write=False)
-        v, d = w64.shape
-        object.__setattr__(self, "W", w64)
+        given: object = self.W
+        scanned: FirstPass | None = None
+        access: RowAccess
+        if isinstance(given, _Same):
+            access, scanned = given.rows, given.scanned
+        elif isinstance(given, Deferred):
+            stored = given.stored
+            check_matrix_dims(stored.dtype, tuple(stored.shape), "W", where=where)
+            if self.dtype == "float64":
+                object.__setattr__(self, "dtype", stored.dtype)
+            if self.file is None:
+                object.__setattr__(self, "file", stored)
+            access = InFile(stored)
+        else:
+            handed = type(given) is _Owned
+            raw = check_matrix_shape(given, "W", where=where)
+            if raw.dtype.kind == "f" and self.dtype == "float64" and raw.dtype != np.float64:
+                object.__setattr__(self, "dtype", str(raw.dtype))
+            # One float64 copy, owned and read-only (the caller's array is never aliased,
+            # except one handed over with `owned`), converted block by block.
+            w64 = _float64_rows(raw, handed)
+            w64.setflags(write=False)
+            access = InMemory(w64)
+        v, d = access.shape
         if self.b is not None:
             object.__setattr__(self, "b", _frozen(check_vector(self.b, "b", v, where=where)))
         if self.labels_from is None:
@@ -375,10 +239,15 @@ class Head:
                                    argument="null_space", function="Head")
             q, _ = np.linalg.qr(ns)
             object.__setattr__(self, "null_space", _frozen(q))
+        if scanned is None:  # validated in one pass, block by block
+            scanned = first_pass(access, MatrixScan("W", where=where,
+                                                    allow_zero_rows=not self.strict))
+        elif scanned.zero_rows and self.strict:
+            MatrixScan("W", where=where).refuse_zero_rows(scanned.zero_rows)
         degenerate: dict[str, list[Any]] = {}
-        if zero_rows:
-            degenerate["zero_rows"] = [self.labels[i] for i in zero_rows]
-        same = find_identical_rows(w64)
+        if scanned.zero_rows:
+            degenerate["zero_rows"] = [self.labels[i] for i in scanned.zero_rows]
+        same = identical_rows(access, scanned.keys)
         if same is not None:
             i, j = same
             if self.strict:
@@ -398,7 +267,35 @@ class Head:
         if self.source is not None:
             meta["source"] = self.source  # shown for people; read from the typed field
         object.__setattr__(self, "meta", meta)
-        object.__setattr__(self, "stats", RowStats(w64, self.null_space))
+        object.__setattr__(self, "_access", access)
+        object.__setattr__(self, "_scanned", scanned)
+        if access.materialised is not None:
+            object.__setattr__(self, "W", access.materialised)
+        else:  # read on first use (__getattr__)
+            object.__delattr__(self, "W")
+        object.__setattr__(self, "stats", RowStats(access, scanned, self.null_space))
+
+    if not TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for a name not set on the instance: ``W`` of a head whose rows are
+            # still in their file (Deferred) is read whole here, once.
+            access = self.__dict__.get("_access")
+            if name != "W" or access is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            W = access.full()
+            object.__setattr__(self, "W", W)
+            return W
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the whole (V, d) float64 matrix is in memory (False for a head whose rows
+        are still in their file: :class:`Deferred`)."""
+        return "W" in self.__dict__
+
+    def _same_rows(self) -> _Same:
+        access: RowAccess = self.__dict__["_access"]
+        scanned: FirstPass = self.__dict__["_scanned"]
+        return _Same(access, scanned)
 
     # ------------------------------------------------------------------ shape and labels
     @property
@@ -409,12 +306,12 @@ class Head:
     @property
     def n_labels(self) -> int:
         """V, the number of labels (rows)."""
-        return int(self.W.shape[0])
+        return self.__dict__["_access"].shape[0]
 
     @property
     def d(self) -> int:
         """d, the width of the hidden state (columns)."""
-        return int(self.W.shape[1])
+        return self.__dict__["_access"].shape[1]
 
     @property
     def bias(self) -> NDArray[np.float64]:
@@ -424,11 +321,13 @@ class Head:
     def row_block(self, start: int, stop: int) -> NDArray[np.float64]:
         """Rows ``start..stop`` in float64 (read-only): the way to walk a head in blocks
         without asking for the whole (V, d) matrix at once."""
-        return self.W[start:stop]
+        access: RowAccess = self.__dict__["_access"]
+        return access[start:stop]
 
     def take_rows(self, indices: Sequence[int] | NDArray[np.intp]) -> NDArray[np.float64]:
         """The float64 rows of the given row indices, in that order, shape (len(indices), d)."""
-        return np.asarray(self.W[np.asarray(indices, dtype=np.intp)])
+        access: RowAccess = self.__dict__["_access"]
+        return access.take(np.asarray(indices, dtype=np.intp))
 
     def index(self, label: LabelRef, *, argument: str = "label") -> int:
         """Row index of a label: a label string, an int index, or "#N" for index N.
@@ -499,7 +398,7 @@ class Head:
         new_b = self.b if isinstance(b, str) else (None if b is None else np.asarray(b, float))
         return replace(
             self,
-            W=owned(self.W) if W is None else _as_float(W),
+            W=cast(NDArray[np.float64], self._same_rows()) if W is None else _as_float(W),
             b=new_b,
             meta={**self.meta, **(meta or {})},
             not_equivalent_because=not_equivalent_because or self.not_equivalent_because,
@@ -513,15 +412,21 @@ class Head:
         new_meta = {**self.meta, **meta}
         if notes:
             new_meta["notes"] = [*self.meta.get("notes", []), *notes]
-        return replace(self, W=owned(self.W), source=self.source if source is None else source,
-                       meta=new_meta)
+        return replace(self, W=cast(NDArray[np.float64], self._same_rows()),
+                       source=self.source if source is None else source, meta=new_meta)
+
+    def with_labels(self, labels: Sequence[str], labels_from: str) -> Head:
+        """The same head (same rows, not read or checked again) with other labels, and where
+        they came from."""
+        return replace(self, W=cast(NDArray[np.float64], self._same_rows()),
+                       labels=tuple(labels), labels_from=labels_from)
 
     def subset(self, labels: Sequence[LabelRef]) -> Head:
         """The head restricted to some labels (rows), in the given order."""
         idx = self.indices(labels)
         return replace(
             self,
-            W=self.W[idx],
+            W=owned(self.take_rows(idx)),
             b=None if self.b is None else self.b[idx],
             labels=tuple(self.labels[i] for i in idx),
             meta={**self.meta, "subset_of": self.n_labels},

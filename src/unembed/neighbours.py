@@ -186,12 +186,14 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
     Q = _unit_rows(head, queries, view, weights, data)
     q = Q.shape[0]
     qbad = np.flatnonzero(np.isnan(Q[:, 0]))  # a row without direction is NaN throughout
+    if q <= _FEW:
+        return _nearest_few(head, queries, Q, qbad, k, view, weights, data)
+    best_i = np.full((q, k), -1, dtype=np.intp)
+    best_v = np.full((q, k), -np.inf)
     Q32 = Q.astype(np.float32)
     Q32[qbad] = 0.0
     width = Q.shape[1]
     delta = _delta(width)
-    best_i = np.full((q, k), -1, dtype=np.intp)
-    best_v = np.full((q, k), -np.inf)
     step = block or max(k + 1, min(8192, (1 << 23) // max(q, 1)))
     for s, e in row_blocks(V, 1, 8 * step):
         B = _unit_rows(head, np.arange(s, e), view, weights, data)
@@ -217,6 +219,54 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
             ra, ca = r[a:a + (1 << 13)], c[a:a + (1 << 13)]
             v[a:a + ra.size] = dot_rows(Q[ra], B[ca])
         best_i, best_v = _merge(best_i, best_v, r, c + s, v, k)
+    best_i = np.where(np.isfinite(best_v), best_i, -1)
+    best_v = np.where(np.isfinite(best_v), np.clip(best_v, -1.0, 1.0), np.nan)
+    return best_i, best_v
+
+
+#: Up to this many queries, every cosine is computed in float64 (no float32 product to
+#: select candidates: for a few rows the product is not what costs, the rows are).
+_FEW = 64
+
+
+def _nearest_few(head: Head, queries: NDArray[np.intp], Q: NDArray[np.float64],
+                 qbad: NDArray[np.intp], k: int, view: str, weights: ArrayLike | None,
+                 data: LogitRows | None) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """:func:`nearest` for a few queries: the float64 unit rows of each block of labels
+    (blocks of 8 MiB, read from the file for a head whose rows stay there), their float64
+    cosines with the queries, and each block's best (every value tied with a query's k-th
+    best kept, so ties are ordered by label index as in :func:`_merge`)."""
+    V = head.n_labels
+    q = Q.shape[0]
+    Qz = np.where(np.isnan(Q), 0.0, Q)
+    best_i = np.full((q, k), -1, dtype=np.intp)
+    best_v = np.full((q, k), -np.inf)
+    # two float64 computations of the dot product of unit rows of width d differ by at most
+    # 2 gamma_d, gamma_d = d u / (1 - d u): a candidate within that of the k-th is kept
+    u = float(np.finfo(np.float64).eps) / 2
+    slack = 4 * Q.shape[1] * u / (1 - Q.shape[1] * u)
+    for s, e in row_blocks(V, head.d, 1 << 23):
+        B = _unit_rows(head, np.arange(s, e), view, weights, data)
+        bad = np.flatnonzero(np.isnan(B[:, 0]))
+        if bad.size:
+            B = np.where(np.isnan(B), 0.0, B)
+        S = Qz @ B.T  # (q, b) float64
+        if bad.size:
+            S[:, bad] = -np.inf
+        if qbad.size:
+            S[qbad, :] = -np.inf
+        own = (queries >= s) & (queries < e)
+        S[np.flatnonzero(own), queries[own] - s] = -np.inf  # a label is not its own neighbour
+        kk = min(k, e - s)
+        kth = -np.partition(-S, kk - 1, axis=1)[:, kk - 1]
+        floor = np.maximum(kth, best_v[:, -1]) - slack
+        flat = np.flatnonzero((S >= floor[:, None]) & np.isfinite(S))
+        if not flat.size:
+            continue
+        r, c = np.divmod(flat, S.shape[1])
+        # re-scored as every neighbour query scores its candidates (the same figures as
+        # neighbours of all labels at once, to the last bit)
+        best_i, best_v = _merge(best_i, best_v, r, c + s, dot_rows(Qz[r], B[c]), k)
     best_i = np.where(np.isfinite(best_v), best_i, -1)
     best_v = np.where(np.isfinite(best_v), np.clip(best_v, -1.0, 1.0), np.nan)
     return best_i, best_v

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["StoredMatrix"]
+__all__ = ["InFile", "InMemory", "RowAccess", "StoredMatrix"]
 
 
 @runtime_checkable
@@ -55,3 +55,110 @@ class StoredMatrix(Protocol):
     def read_float64(self) -> NDArray[np.float64]:
         """The whole matrix as one float64 array, read block by block."""
         ...
+
+
+class RowAccess(Protocol):
+    """How a head reaches its rows in float64: by block, by index, or whole.
+
+    ``shape`` is (V, d). ``rows[s:e]`` (a slice with step 1) gives rows s..e as float64 (so
+    whole-head passes written for arrays, :mod:`unembed._blocks`, walk it unchanged);
+    :meth:`take` the rows of some indices; :meth:`full` the whole (V, d) float64 matrix
+    (read once and kept, for the computations that need it all); ``materialised`` that
+    matrix when it is in memory already, else None.
+    """
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+    @property
+    def materialised(self) -> NDArray[np.float64] | None: ...
+
+    def __getitem__(self, key: slice) -> NDArray[np.float64]: ...
+
+    def take(self, indices: NDArray[np.intp]) -> NDArray[np.float64]: ...
+
+    def full(self) -> NDArray[np.float64]: ...
+
+
+class InMemory:
+    """The rows as one float64 array in memory (a :class:`RowAccess`)."""
+
+    def __init__(self, W: NDArray[np.float64]) -> None:
+        self._W = W
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        V, d = self._W.shape
+        return int(V), int(d)
+
+    @property
+    def materialised(self) -> NDArray[np.float64]:
+        return self._W
+
+    def __getitem__(self, key: slice) -> NDArray[np.float64]:
+        return self._W[key]
+
+    def take(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
+        return np.asarray(self._W[indices])
+
+    def full(self) -> NDArray[np.float64]:
+        return self._W
+
+
+class InFile:
+    """The rows left in their file (a :class:`RowAccess` over a :class:`StoredMatrix`): each
+    block or index read from the file and widened to float64 exactly (every float16,
+    bfloat16 and float32 value is a float64 value), nothing kept but what :meth:`full`
+    reads, once, when something needs the whole matrix."""
+
+    def __init__(self, stored: StoredMatrix) -> None:
+        self._stored = stored
+        V, d = stored.shape
+        self._shape = (int(V), int(d))
+        self._full: NDArray[np.float64] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def materialised(self) -> NDArray[np.float64] | None:
+        return self._full
+
+    def __getitem__(self, key: slice) -> NDArray[np.float64]:
+        if self._full is not None:
+            return self._full[key]
+        start, stop, step = key.indices(self._shape[0])
+        if step != 1:
+            raise ValueError("rows are read in slices of step 1")
+        out = np.asarray(self._stored.rows(start, max(start, stop)), dtype=np.float64)
+        out.setflags(write=False)
+        return out
+
+    def take(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Rows of ``indices`` (any order, repeats allowed): each run of consecutive
+        indices read as one block."""
+        if self._full is not None:
+            return np.asarray(self._full[indices])
+        idx = np.asarray(indices, dtype=np.intp).ravel()
+        out = np.empty((idx.size, self._shape[1]))
+        if idx.size == 0:
+            return out
+        if idx[0] >= 0 and idx.size == int(idx[-1]) - int(idx[0]) + 1 and (
+                idx.size == 1 or bool((np.diff(idx) == 1).all())):  # one run, in order
+            return self[int(idx[0]):int(idx[-1]) + 1]
+        order = np.argsort(idx, kind="stable")
+        srt = idx[order]
+        cuts = np.flatnonzero(np.diff(srt) > 1) + 1
+        for run in np.split(np.arange(srt.size), cuts):
+            lo, hi = int(srt[run[0]]), int(srt[run[-1]]) + 1
+            block = self[lo:hi]
+            out[order[run]] = block[srt[run] - lo]
+        return out
+
+    def full(self) -> NDArray[np.float64]:
+        if self._full is None:
+            W = self._stored.read_float64()
+            W.setflags(write=False)
+            self._full = W
+        return self._full

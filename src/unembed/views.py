@@ -86,9 +86,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from unembed._blocks import block_gram, row_blocks
 from unembed._checks import UnembedError
+from unembed.difference_view import differences_matrix, gram_is_cheapest, pair_differences
 from unembed.gauges import weighted_mean
-from unembed.head import Head, LabelRef, Whitening, _ZeroRow
+from unembed.head import Head, LabelRef
 from unembed.moments import HiddenMoments, LogitMoments, LogitRows, logit_rows
+from unembed.row_stats import Whitening, _ZeroRow
 
 __all__ = [
     "ALL_VIEWS",
@@ -267,15 +269,18 @@ def _unit_mean(head: Head, m: NDArray[np.float64], weights: ArrayLike | None
     try:
         if weights is None:
             return head.stats.unit_mean()
-        W = head.W
-        n = np.empty(W.shape[0])
-        for s, e in row_blocks(*W.shape):
-            C = head.stats.identify(W[s:e] - m)
+        V, d = head.n_labels, head.d
+        n = np.empty(V)
+        for s, e in row_blocks(V, d):
+            C = head.stats.identify(head.row_block(s, e) - m)
             n[s:e] = np.sqrt(np.einsum("ij,ij->i", C, C))
         zero = np.flatnonzero(n <= 1e-300)
         if zero.size:
             raise _ZeroRow(int(zero[0]))
-        return head.stats.identify(np.asarray(((1.0 / n) @ W - m * (1.0 / n).sum()) / n.size))
+        total = np.zeros(d)
+        for s, e in row_blocks(V, d):
+            total += (1.0 / n[s:e]) @ head.row_block(s, e)
+        return head.stats.identify(np.asarray((total - m * (1.0 / n).sum()) / n.size))
     except _ZeroRow as z:
         raise _zero(head.labels[z.index], "centered") from None
 
@@ -285,16 +290,15 @@ def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | 
     """The rows of labels ``idx`` (k, d') under a row view, from the head's cached statistics:
     O(k d) beyond them, never a (V, d) temporary. ``logit`` rows of labels without variance on
     the data are NaN."""
-    W = head.W
     if view == "raw":
-        return np.asarray(W[idx])
+        return head.take_rows(idx)
     if view == "logit":
-        return logit_data(head, data, "similarity_matrix").rows(W, idx)
+        return logit_data(head, data, "similarity_matrix").rows(head.W, idx)
     m = _center_of(head, weights)
     if view == "centered":
-        return head.stats.identify(np.asarray(W[idx] - m))
+        return head.stats.identify(np.asarray(head.take_rows(idx) - m))
     if view == "normalized":
-        C = head.stats.identify(W[idx] - m)
+        C = head.stats.identify(head.take_rows(idx) - m)
         n = np.sqrt(np.einsum("ij,ij->i", C, C))
         if (n <= 1e-300).any():
             raise _zero(head.labels[int(idx[np.flatnonzero(n <= 1e-300)[0]])], "centered")
@@ -304,7 +308,7 @@ def _rows_of(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | 
         if cz.rows is not None:
             return np.asarray(cz.rows[idx])
         assert cz.P is not None
-        return np.asarray(head.stats.identify(W[idx] - head.stats.mean()) @ cz.P)
+        return np.asarray(head.stats.identify(head.take_rows(idx) - head.stats.mean()) @ cz.P)
     raise UnembedError("must be a row-wise view (raw, centered, normalized, "
                        "causal, logit): 'differences' compares differences of rows, not rows; use "
                        "similarity_matrix or difference_cosine", argument="view",
@@ -325,19 +329,12 @@ def view_rows(head: Head, view: str, *, weights: ArrayLike | None = None,
     if view == "differences":
         raise UnembedError("the 'differences' view compares differences of rows, not rows; "
                            "use similarity_matrix or difference_cosine.", function="view_rows")
-    V, d = head.W.shape
+    V, d = head.n_labels, head.d
     if view == "logit":
         data = logit_data(head, data, "view_rows")
     blocks = [_rows_of(head, np.arange(s, e), view, weights, data)
               for s, e in row_blocks(V, d)]
     return np.concatenate(blocks, axis=0)
-
-
-def _wide(head: Head, k: int) -> bool:
-    """Is the head's (V, V) centered Gram matrix (cached, O(V^2 d) once) the cheapest way to
-    the inner products of k of its centered rows? (V <= d and k >= V / 2.)"""
-    V, d = head.W.shape
-    return V <= d and 2 * k >= V
 
 
 def _gram_cosines(head: Head, ix: NDArray[np.intp], view: str) -> NDArray[np.float64]:
@@ -363,61 +360,6 @@ def _gram_cosines(head: Head, ix: NDArray[np.intp], view: str) -> NDArray[np.flo
     S = np.clip(G / np.outer(g, g), -1.0, 1.0)
     np.fill_diagonal(S, 1.0)
     return S
-
-
-def _differences_matrix(head: Head, idx: list[int], ref: list[int]) -> NDArray[np.float64]:
-    """min over reference labels k (other than i, j) of cos(u_i - u_k, u_j - u_k), for every
-    pair of ``idx``, from inner products of centered rows c = u - m:
-
-        (c_i - c_k) . (c_j - c_k) = c_i . c_j - c_i . c_k - c_j . c_k + |c_k|^2,
-
-    so every difference cosine comes from one Gram matrix of the centered rows involved: when
-    the reference set lies in ``idx`` (``reference="set"``) the (|idx|, |idx|) Gram matrix
-    C C^T is all there is (one O(|idx|^2 d) product, then O(|idx|^3) arithmetic); otherwise one
-    (|idx|, block) product per block of reference labels (O(|idx| |ref| d) in all). Never a
-    Gram matrix per reference label."""
-    W = head.W
-    m = head.stats.mean()
-    ix = np.asarray(idx, dtype=np.intp)
-    k = ix.size
-    pos = {r: a for a, r in enumerate(idx)}
-    inside = all(r in pos for r in ref)
-    if inside and _wide(head, k):  # the head's one (cached) centered Gram matrix
-        Gii = head.stats.centered_gram()[np.ix_(ix, ix)]
-    else:
-        Ci = head.stats.identify(W[ix] - m)
-        Gii = Ci @ Ci.T
-    dii = np.diag(Gii).copy()
-    cn2 = dii if inside else head.stats.centered_norms() ** 2
-    out = np.full((k, k), np.inf)
-    refs = np.asarray(ref, dtype=np.intp)
-    step = max(1, min(4096, (1 << 22) // max(k * k, 1)))
-    for s in range(0, refs.size, step):
-        R = refs[s:s + step]
-        if inside:
-            at = np.array([pos[r] for r in R.tolist()], dtype=np.intp)
-            X = Gii[:, at]  # c_i . c_k from the one Gram matrix
-            nk = dii[at]
-        else:
-            X = Ci @ head.stats.identify(W[R] - m).T  # (k, r): c_i . c_k
-            nk = cn2[R]
-        d2 = dii[:, None] - 2 * X + nk[None, :]  # |c_i - c_k|^2
-        num = Gii[:, :, None] - X[:, None, :] - X[None, :, :] + nk[None, None, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            den = np.sqrt(np.maximum(d2, 0.0))
-            cos = num / (den[:, None, :] * den[None, :, :])
-        bad = den <= 0
-        cos[bad[:, None, :] | bad[None, :, :]] = np.inf
-        for t, r in enumerate(R.tolist()):
-            a = pos.get(r)
-            if a is not None:  # the reference label itself is one of the pair
-                cos[a, :, t] = np.inf
-                cos[:, a, t] = np.inf
-        np.minimum(out, cos.min(axis=2), out=out)
-    out[~np.isfinite(out)] = np.nan
-    out = np.clip(out, -1.0, 1.0)
-    np.fill_diagonal(out, 1.0)
-    return out
 
 
 def similarity_matrix(
@@ -451,7 +393,7 @@ def similarity_matrix(
     idx = list(range(head.n_labels)) if labels is None else head.indices(labels)
     if view == "differences":
         ref = idx if reference == "set" else list(range(head.n_labels))
-        return _differences_matrix(head, idx, ref)
+        return differences_matrix(head, idx, ref)
     if view == "logit":
         rows = logit_data(head, data, "similarity_matrix").rows(head.W, np.asarray(idx,
                                                                                  np.intp))
@@ -460,9 +402,9 @@ def similarity_matrix(
             S = np.clip((rows / n[:, None]) @ (rows / n[:, None]).T, -1.0, 1.0)
         np.fill_diagonal(S, 1.0)
         return S
-    if view in ("centered", "normalized") and weights is None and _wide(head, len(idx)):
+    if view in ("centered", "normalized") and weights is None and gram_is_cheapest(head, len(idx)):
         return _gram_cosines(head, np.asarray(idx, dtype=np.intp), view)
-    if view == "raw" and _wide(head, len(idx)):  # one Gram matrix of the rows, no copies
+    if view == "raw" and gram_is_cheapest(head, len(idx)):  # one Gram matrix of the rows, no copies
         ix = np.asarray(idx, dtype=np.intp)
         G = block_gram(head.W)[np.ix_(ix, ix)]
         n = np.sqrt(np.diag(G))
@@ -513,7 +455,7 @@ def cosine(
                            f"carries no "
                            f"information on this head: {why}.")
     if view == "differences":
-        return _pair_differences(head, i, j)
+        return pair_differences(head, i, j)
     if view == "logit":
         data = logit_data(head, data, "cosine")
         for k in (i, j):
@@ -529,28 +471,6 @@ def cosine(
         raise UnembedError(f"Label {lab!r} has a zero vector in the {view} view; its cosine is "
                            f"undefined.")
     return float(np.clip(u @ v / (nu * nv), -1.0, 1.0))
-
-
-def _pair_differences(head: Head, i: int, j: int) -> float:
-    """min over k != i, j of cos(u_i - u_k, u_j - u_k), from the differences themselves, in
-    blocks of k (O(V d) time, O(block) memory); NaN when no k has both differences nonzero."""
-    W = head.W
-    best = np.inf
-    for s, e in row_blocks(*W.shape):
-        blk = W[s:e]
-        da = head.stats.identify(W[i] - blk)
-        db = head.stats.identify(W[j] - blk)
-        na = np.sqrt(np.einsum("kd,kd->k", da, da))
-        nb = np.sqrt(np.einsum("kd,kd->k", db, db))
-        ok = (na > 0) & (nb > 0)
-        for k in (i, j):  # the pair itself is not a third label
-            if s <= k < e:
-                ok[k - s] = False
-        if ok.any():
-            with np.errstate(divide="ignore", invalid="ignore"):
-                c = np.einsum("kd,kd->k", da, db) / (na * nb)
-            best = min(best, float(c[ok].min()))
-    return float("nan") if not np.isfinite(best) else float(np.clip(best, -1.0, 1.0))
 
 
 def difference_cosine(

@@ -276,3 +276,27 @@ def test_an_overlong_json_line_is_refused(tmp_path, monkeypatch):
     tw = data.TextWindows([p], lambda s: list(range(len(s))), window=2)
     with pytest.raises(UnembedError, match=r"d.jsonl: line 2 is longer than 100 characters"):
         list(tw._chunks())
+
+
+#: What an O(V d) command may add: a quarter of the float64 copy (it keeps none: blocks of a
+#: few MiB, the mean, V-long vectors).
+SMALL = 0.25 * 8 * V * D
+
+
+@pytest.mark.parametrize("argv", [
+    ["cosine", "{npy}", "#5", "#9", "--view", "centered"],
+    ["cosine", "{npy}", "#5", "#9", "--view", "raw"],
+    ["cosine", "{npy}", "#5", "#9", "--view", "normalized"],
+    ["cosine", "{npy}", "#5", "#9", "--view", "differences"],
+    ["neighbours", "{npy}", "#5", "#9", "-k", "5", "--view", "centered"],
+    ["cosine", "{bf16}", "#5", "#9", "--view", "normalized"],
+    ["neighbours", "{bf16}", "#5", "-k", "5", "--view", "raw"],
+], ids=lambda a: "-".join(x.strip("{}#-") for x in a if not x.startswith("#")))
+def test_work_of_order_vd_keeps_no_float64_copy(big, argv):
+    """A cosine of two labels in any view but causal, and the neighbours of a few labels,
+    read the rows from the file block by block: far below one float64 copy."""
+    spec = {"{npy}": str(big / "W.npy"),
+            "{bf16}": f"{big / 'model.safetensors.index.json'}:lm_head.weight"}
+    res = _peak(*[spec.get(a, a) for a in argv])
+    added = res["peak_rss"] - res["baseline_rss"]
+    assert added < SMALL, f"added {added / 2**20:.0f} MiB >= {SMALL / 2**20:.0f} MiB"

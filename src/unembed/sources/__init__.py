@@ -22,7 +22,7 @@ from typing import Any
 
 from unembed._dependency_errors import reads_named_file
 from unembed._io import is_pickle
-from unembed.head import Head, Link, owned
+from unembed.head import Deferred, Head, Link, owned
 from unembed.sources._repr import model_html, model_repr
 from unembed.sources.base import HeadModel, LoadedModel
 from unembed.sources.files import MatrixFile, read_labels, read_tensor
@@ -70,7 +70,7 @@ def load_head_file(
 
         W = owned(np.ascontiguousarray(mf.read_float64().T))
     else:
-        W = owned(mf.read_float64())  # one float64 copy, read in blocks
+        W = Deferred(mf)  # validated in one pass; rows read from the file when needed
     n_rows = mf.shape[-1] if transpose else mf.shape[0]
     b = None
     if bias is not None:

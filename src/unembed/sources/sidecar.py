@@ -119,7 +119,6 @@ def relabel(model: _M, spec: str | os.PathLike[str] | list[str], *,
     """``model`` with its head's labels replaced by ``--labels``: a labels file or a tokenizer
     directory (read for the head's V rows), or a list; ``unique`` renames repeats
     ('sr', 'sr' -> 'sr', 'sr#2'). A count that does not match the rows is refused by the Head."""
-    from dataclasses import replace
 
     head = model.head
     labs = list(spec) if isinstance(spec, list) else read_labels_spec(spec, head.n_labels)
@@ -128,5 +127,5 @@ def relabel(model: _M, spec: str | os.PathLike[str] | list[str], *,
 
         labs = list(unique_labels(labs))
     where = "the caller" if isinstance(spec, list) else str(spec)
-    model.head = replace(head, labels=tuple(labs), labels_from=where)
+    model.head = head.with_labels(labs, where)
     return model
