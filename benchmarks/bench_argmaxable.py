@@ -154,6 +154,13 @@ def pipeline_label(W: NDArray[np.floating], b: NDArray[np.floating], i: int, pat
 
 
 # ---------------------------------------------------------------------------------- floors
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _load() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -184,13 +191,16 @@ def run(name: str, W: NDArray[np.floating], planted: NDArray[np.int64] | None,
     t_floor = product_floor(np.asarray(W, dtype=np.float32)) if not a.no_floor else None
     t0 = time.perf_counter()
     c0 = time.process_time()
+    k0 = _children_cpu()
     res = argmaxable_all(head, workers=a.workers, progress=a.progress)
     t_unembed = time.perf_counter() - t0
     c_unembed = time.process_time() - c0
+    k_unembed = _children_cpu() - k0  # the LP worker processes (reaped when the run ends)
     out: dict[str, object] = {
         "head": name, "V": V, "d": head.d, "dtype": str(W.dtype), "workers": a.workers,
         "unembed_s": round(t_unembed, 1),
         "unembed_cpu_s_this_process": round(c_unembed, 1),
+        "unembed_cpu_s_lp_workers": round(k_unembed, 1),
         "load": _load(),
     }
     if t_floor is not None:
