@@ -116,67 +116,23 @@ def rank_ladder(V: int, d: int, block: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def covariance32(W: NDArray[np.float64], mean: NDArray[np.float64],
-                 rows: NDArray[np.int64] | None = None) -> NDArray[np.float64]:
+def covariance32(W: NDArray[np.float64], mean: NDArray[np.float64]) -> NDArray[np.float64]:
     """The rows' covariance accumulated in float32 (SSYRK, half the time of the float64 one:
     :func:`unembed._blocks.centered_covariance`): only to *choose* the sketch's directions,
-    which the bound (*) does not rely on. With ``rows``, the covariance (about ``mean``) of
-    those rows only, gathered 2048 at a time (no copy of them all)."""
-    if rows is None:
-        return centered_covariance(W, mean, np.float32)
-    d = W.shape[1]
-    cov = np.zeros((d, d))
-    for s in range(0, rows.size, 2048):
-        part = rows[s:s + 2048]
-        cov += centered_covariance(W[part], mean, np.float32) * part.size
-    return cov / max(1, rows.size)
-
-
-#: Rows of the covariance that chooses the sketch's directions: at most this many (or 4 d),
-#: drawn at random, when the head has more; its top directions are those of the whole head up
-#: to sampling noise, and a poorer direction only makes the bound looser (never wrong).
-SAMPLE_ROWS = 16384
-
-
-def covariance_rows(V: int, d: int, seed: int = 0) -> NDArray[np.int64] | None:
-    """The rows :func:`covariance32` is taken on for the sketch: None (all) on heads of at
-    most max(:data:`SAMPLE_ROWS`, 4 d) rows, else that many drawn at random (seeded), sorted.
-
-    >>> covariance_rows(50000, 64) is None
-    False
-    >>> covariance_rows(1000, 64) is None
-    True
-    """
-    n = max(SAMPLE_ROWS, 4 * d)
-    if V <= n:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(V, n, replace=False)).astype(np.int64)
+    which the bound (*) does not rely on."""
+    return centered_covariance(W, mean, np.float32)
 
 
 def principal_basis(cov: NDArray[np.float64], k: int) -> NDArray[np.float64]:
     """The top k eigenvectors of the rows' covariance (d, k), largest first: the directions
     the rows vary along most, so that a rival's residual outside them is as small as it can be
-    for k directions. Only a choice: the bound (*) holds for any P.
-
-    Exact (LAPACK's eigh on the top k) for d <= 1024; above, by subspace iteration (a random
-    start of k + max(16, k / 8) columns, four products with cov, each orthonormalised, then
-    the Rayleigh-Ritz step on their span): the top directions to within what the iteration
-    leaves, at a fraction of eigh's cost on a 4096-wide covariance (a few seconds instead of
-    tens)."""
+    for k directions. Only a choice: the bound (*) holds for any P."""
     from scipy.linalg import eigh
 
     d = cov.shape[0]
     k = int(min(k, d))
-    p = min(d - k, max(16, k // 8))
-    if d <= 1024 or p <= 0:
-        _, vec = eigh(cov, subset_by_index=[d - k, d - 1], driver="evr")
-        return np.ascontiguousarray(vec[:, ::-1])
-    Q = np.random.default_rng(0x5B).standard_normal((d, k + p))
-    for _ in range(4):
-        Q, _ = np.linalg.qr(cov @ Q)
-    _, vec = np.linalg.eigh(Q.T @ cov @ Q)
-    P = Q @ vec[:, ::-1][:, :k]
-    return np.ascontiguousarray(P)
+    _, vec = eigh(cov, subset_by_index=[d - k, d - 1], driver="evr")
+    return np.ascontiguousarray(vec[:, ::-1])
 
 
 @dataclass(frozen=True, eq=False)
@@ -355,5 +311,5 @@ def down32(x: NDArray[np.float64]) -> NDArray[np.float32]:
     return y
 
 
-__all__ = ["SAMPLE_ROWS", "Sketch", "choose_rank", "covariance32", "covariance_rows", "down32",
-           "principal_basis", "rank_ladder", "up32"]
+__all__ = ["Sketch", "choose_rank", "covariance32", "down32", "principal_basis", "rank_ladder",
+           "up32"]

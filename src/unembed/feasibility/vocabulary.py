@@ -58,7 +58,6 @@ from unembed.feasibility.sketch import (
     Sketch,
     choose_rank,
     covariance32,
-    covariance_rows,
     principal_basis,
     rank_ladder,
 )
@@ -442,7 +441,7 @@ def _choose_sketch(head: Head, tol: float, first: NDArray[np.int64], block: int,
     W, mean = head.W, head.stats.mean()
     cov = head.stats.cached_covariance()
     if cov is None:
-        cov = covariance32(W, mean, covariance_rows(*W.shape))
+        cov = covariance32(W, mean)
     bar.advance(task, 1)
     P = principal_basis(cov, max(ranks))
     bar.advance(task, 1)
