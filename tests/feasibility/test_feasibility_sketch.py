@@ -21,7 +21,6 @@ from scipy.optimize import linprog
 from unembed import Head
 from unembed.feasibility import argmaxable_all
 from unembed.feasibility.sketch import (
-    SAMPLE_ROWS,
     Sketch,
     choose_rank,
     covariance32,
