@@ -194,22 +194,32 @@ def _round(head: Head, sp: Space, open_: list[_Label], tol: float,
     wit: list[NDArray[np.float64]] = []
     H: list[NDArray[np.float64]] = []
     S: list[float] = []
+    at: list[tuple[int, int]] = []  # the columns of each label's witness and LP point
     for lab in live:
         lp = lab.lp
         assert lp is not None
         w = witness_of(lp.h, finite_s(sp, lp.s, lp.t), sp)
         hu, su = unit_form(w, sp)
         wit.append(w)
-        H += [hu, lp.h]
-        S += [su, lp.s]
+        H.append(hu)
+        S.append(su)
+        if su == lp.s and np.array_equal(hu, lp.h):  # no bias: the LP's point itself
+            at.append((len(H) - 1, len(H) - 1))
+        else:
+            H.append(lp.h)
+            S.append(lp.s)
+            at.append((len(H) - 2, len(H) - 1))
     Z = _logits(sp, np.stack(H, axis=1), np.array(S))
-    labels = np.repeat(np.array([lab.i for lab in live], dtype=np.int64), 2)
-    m = _margins(Z, labels)
+    owner = np.zeros(len(H), dtype=np.int64)
+    for lab, (c0, c1) in zip(live, at):
+        owner[[c0, c1]] = lab.i
+    m = _margins(Z, owner)
     still: list[_Label] = []
     for a, lab in enumerate(live):
         lp = lab.lp
         assert lp is not None
-        mw, m_opt, z = float(m[2 * a]), float(m[2 * a + 1]), Z[:, 2 * a]
+        c0, c1 = at[a]
+        mw, m_opt, z = float(m[c0]), float(m[c1]), Z[:, c0]
         method = "lp" if len(lab.order) >= V - 1 else "lp+generation"
         if mw > tol and m_opt >= lp.t - 1e-9 * tol / sp.rtol:
             lab.result = Feasibility("argmaxable", (head.labels[lab.i],), "yes", mw, tol,
