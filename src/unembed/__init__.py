@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from unembed import _reprs as _reprs
 
+# A name that is also a submodule's is bound now: importing the submodule later would
+# otherwise leave the module, not the function, under that name.
+from unembed.neighbours import neighbours
+
 if TYPE_CHECKING:  # pragma: no cover
     from unembed.behaviour import collect
     from unembed.construct import (
@@ -48,7 +52,6 @@ if TYPE_CHECKING:  # pragma: no cover
         translate,
     )
     from unembed.head import Head
-    from unembed.neighbours import neighbours
     from unembed.report import (
         plot_before_after,
         plot_heatmap,
@@ -84,7 +87,6 @@ _WHERE = {
     "is_top_k_set": "unembed.feasibility",
     "load": "unembed.sources",
     "load_head_file": "unembed.sources",
-    "neighbours": "unembed.neighbours",
     "open_data": "unembed.data",
     "plot_before_after": "unembed.report",
     "plot_heatmap": "unembed.report",

@@ -334,7 +334,7 @@ def cosine_translation(head: Head, a: LabelRef, b: LabelRef, target: float) -> C
         raise UnembedError("must name another label than 'a' (the pair must be two different "
                            "labels)", argument="b", function="translation_for_cosine",
                            got=head.labels[j])
-    ui, uj = head.W[i], head.W[j]
+    ui, uj = head.take_rows([i, j])  # two rows: a head read from a file stays there
     if np.array_equal(ui, uj):
         raise UnembedError(f"Labels {head.labels[i]!r} and {head.labels[j]!r} have identical "
                            f"rows; no "
@@ -356,7 +356,7 @@ def stored_cosine(head: Head, pair: tuple[int, int], c: NDArray[np.float64], dty
     """The cosine of the pair's translated rows u + c as they are after being stored in
     ``dtype`` (each rounded to it, then compared in float64)."""
     i, j = pair
-    rows = _round_to(np.stack([head.W[i] + c, head.W[j] + c]), dtype)
+    rows = _round_to(head.take_rows([i, j]) + c, dtype)
     return row_cosine(rows[0], rows[1])
 
 

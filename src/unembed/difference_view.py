@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from unembed._blocks import row_blocks
 from unembed.head import Head
@@ -113,6 +114,17 @@ def pair_differences(head: Head, i: int, j: int) -> float:
     gamma = d * _EPS / (1 - d * _EPS) + 4 * _EPS
     lo = np.empty(V)
     hi = np.empty(V)
+    with threadpool_limits(1, user_api="blas"):  # matrix-vector products: bound by reading
+        _estimates(head, m, ci, cj, gij, ni, nj, gamma, lo, hi)
+    return _direct_minimum(head, i, j, lo, hi, gamma)
+
+
+def _estimates(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
+               cj: NDArray[np.float64], gij: float, ni: float, nj: float, gamma: float,
+               lo: NDArray[np.float64], hi: NDArray[np.float64]) -> None:
+    """Each reference label's interval [lo, hi] for cos(c_i - c_k, c_j - c_k), in blocks
+    (:func:`pair_differences`)."""
+    V, d = head.n_labels, head.d
     for s, e in row_blocks(V, d, PASS_BYTES):
         C = head.stats.identify(head.row_block(s, e) - m)
         G, H = C @ ci, C @ cj  # two matrix-vector products: faster than one (d, 2) GEMM
@@ -132,6 +144,12 @@ def pair_differences(head: Head, i: int, j: int) -> float:
             hi[s:e] = np.where(nhi >= 0, nhi / dlo, nhi / dhi)
         bad = ~(dlo > 0)
         lo[s:e][bad], hi[s:e][bad] = -np.inf, np.inf
+
+
+def _direct_minimum(head: Head, i: int, j: int, lo: NDArray[np.float64],
+                    hi: NDArray[np.float64], gamma: float) -> float:
+    """The minimum of the direct computation over the reference labels whose interval
+    reaches below every upper end (:func:`pair_differences`)."""
     slack = 8 * gamma  # the direct computation's own rounding, and the division's
     lo -= slack
     hi += slack

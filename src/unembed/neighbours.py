@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from threadpoolctl import threadpool_limits
 
 from unembed._blocks import row_blocks
 from unembed._checks import UnembedError
@@ -236,15 +237,24 @@ def _nearest_few(head: Head, queries: NDArray[np.intp], Q: NDArray[np.float64],
     (blocks of 8 MiB, read from the file for a head whose rows stay there), their float64
     cosines with the queries, and each block's best (every value tied with a query's k-th
     best kept, so ties are ordered by label index as in :func:`_merge`)."""
-    V = head.n_labels
-    q = Q.shape[0]
     Qz = np.where(np.isnan(Q), 0.0, Q)
-    best_i = np.full((q, k), -1, dtype=np.intp)
-    best_v = np.full((q, k), -np.inf)
     # two float64 computations of the dot product of unit rows of width d differ by at most
     # 2 gamma_d, gamma_d = d u / (1 - d u): a candidate within that of the k-th is kept
     u = float(np.finfo(np.float64).eps) / 2
     slack = 4 * Q.shape[1] * u / (1 - Q.shape[1] * u)
+    # One BLAS thread: products this thin are bound by reading the rows, not by arithmetic,
+    # and a second thread only waits on the first, block after block.
+    with threadpool_limits(1, user_api="blas"):
+        return _few_blocks(head, queries, Qz, qbad, k, view, weights, data, slack)
+
+
+def _few_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64],
+                qbad: NDArray[np.intp], k: int, view: str, weights: ArrayLike | None,
+                data: LogitRows | None, slack: float
+                ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    V, q = head.n_labels, Qz.shape[0]
+    best_i = np.full((q, k), -1, dtype=np.intp)
+    best_v = np.full((q, k), -np.inf)
     for s, e in row_blocks(V, head.d, 1 << 23):
         B = _unit_rows(head, np.arange(s, e), view, weights, data)
         bad = np.flatnonzero(np.isnan(B[:, 0]))

@@ -223,3 +223,38 @@ def test_neighbours_of_many_labels_use_the_float32_candidates_and_agree():
         order = sorted(range(150), key=lambda j: (-c[j], j))[:4]
         assert bi[a].tolist() == order
         np.testing.assert_allclose(bv[a], c[order], atol=1e-12)
+
+
+def test_a_head_keeps_reading_its_own_file_when_the_path_is_replaced(tmp_path):
+    """The rows come from the file the head was read from, even after another file is
+    renamed over its path (as every atomic write does)."""
+    import os
+
+    W = _rows().astype(np.float64)
+    path = _npy(tmp_path, W)
+    head = load_head_file(path)
+    other = tmp_path / "other.npy"
+    np.save(other, W + 1.0)
+    os.replace(other, path)
+    np.testing.assert_array_equal(head.row_block(0, 300), W)
+    np.testing.assert_array_equal(head.W, W)
+    np.testing.assert_array_equal(load_head_file(path).row_block(0, 5), W[:5] + 1.0)
+
+
+def test_counterexample_over_its_own_input_verifies_against_the_original(tmp_path, capsys):
+    """``--out`` naming the input file (with --force): the verification compares the rows as
+    they were with the rows written (float32 rounding shows), not the new file with itself."""
+    from unembed.cli import main
+
+    W = _rows(200, 16).astype(np.float32)
+    path = tmp_path / "W.npy"
+    np.save(path, W)
+    assert main(["counterexample", str(path), "--pair", "#1", "#2", "--target", "-0.5",
+                 "--out", str(path), "--force", "--json", "-n", "64"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    new = np.load(path)
+    assert np.abs(new.astype(np.float64) - W).max() > 0.1  # the file was replaced
+    shift = new.astype(np.float64) - W
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-5)
+    assert rec["verification"]["equivalent"]
+    assert rec["verification"]["max_abs_dp"] > 1e-9  # float32 rounding of the moved rows

@@ -202,3 +202,19 @@ def test_the_layout_page_names_every_module() -> None:
 def test_every_name_on_the_layout_page_exists() -> None:
     stale = sorted(_named_on_layout_page() - _tree_names())
     assert stale == [], f"docs/layout.md names what is not in src/: {stale}"
+
+
+def test_public_names_survive_their_submodules_being_imported():
+    """``unembed`` binds its public names on first use; a name that is also a submodule's
+    (``unembed.neighbours``) must stay the function once that submodule is imported."""
+    import importlib
+    import pkgutil
+
+    import unembed
+
+    for m in pkgutil.iter_modules(unembed.__path__):
+        if m.name != "__main__":  # (that one runs the command line)
+            importlib.import_module(f"unembed.{m.name}")
+    for name in unembed.__all__:
+        value = getattr(unembed, name)
+        assert not isinstance(value, type(unembed)), f"unembed.{name} is a module"

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,24 @@ class MatrixFile:
     raw: tuple[Path, int, str, bool] | None = None
     loaded: NDArray[Any] | None = None
 
+    def _pinned(self) -> int:
+        """A descriptor of the file the first read found at ``raw``'s path, kept open for as
+        long as this object lives: every later read comes from the same file, even when its
+        path is replaced meanwhile (``counterexample --out`` over its own input writes a new
+        file and renames it into place; the head read from the old one still reads the old
+        one, so what is verified is the original against what was written)."""
+        fd: int | None = self.__dict__.get("_fd")
+        if fd is None:
+            assert self.raw is not None
+            fd = os.open(self.raw[0], os.O_RDONLY)
+            weakref.finalize(self, os.close, fd)
+            object.__setattr__(self, "_fd", fd)
+        return fd
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to another process) without the open descriptor: it opens its own."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_fd", "_mm")}
+
     @property
     def array(self) -> NDArray[Any]:
         """The whole tensor in its stored precision (bfloat16 widened exactly to float32)."""
@@ -63,10 +83,14 @@ class MatrixFile:
             return self.loaded[start:stop]
         assert self.raw is not None and len(self.shape) == 2
         d = self.shape[1]
-        if self.raw[3]:  # Fortran order: read through a memory map (rare)
-            mm = np.load(self.raw[0], mmap_mode="r", allow_pickle=False)
+        if self.raw[3]:  # Fortran order: read through a memory map (rare), kept open
+            mm = self.__dict__.get("_mm")
+            if mm is None:
+                mm = np.load(self.raw[0], mmap_mode="r", allow_pickle=False)
+                object.__setattr__(self, "_mm", mm)
             return np.array(mm[start:stop])
-        return _read_raw(self.raw, self.shape, start * d, (stop - start) * d).reshape(-1, d)
+        return _read_raw(self.raw, self.shape, start * d, (stop - start) * d,
+                         self._pinned()).reshape(-1, d)
 
     _rows = rows  # the name the block readers used before StoredMatrix named it
 
@@ -86,24 +110,27 @@ class MatrixFile:
 
 
 def _read_raw(raw: tuple[Path, int, str, bool], shape: tuple[int, ...], first: int,
-              count: int) -> NDArray[Any]:
-    """``count`` consecutive elements from element ``first`` of a raw little-endian tensor;
-    bfloat16 is widened exactly to float32 (its 16 bits are the top half of a float32)."""
+              count: int, fd: int | None = None) -> NDArray[Any]:
+    """``count`` consecutive elements from element ``first`` of a raw little-endian tensor
+    (read from the open descriptor ``fd`` when given, else from the path); bfloat16 is
+    widened exactly to float32 (its 16 bits are the top half of a float32)."""
     path, offset, storage, _ = raw
     item = 2 if storage == "bf16" else np.dtype(storage).itemsize
-    with open(path, "rb") as fh:
-        fh.seek(offset + first * item)
-        if storage == "bf16":
-            buf = np.empty(count, dtype="<u2")
-            n = fh.readinto(buf.data.cast("B"))
-            if n != count * item:
+    out = np.empty(count, dtype="<u2" if storage == "bf16" else np.dtype(storage))
+    view = out.data.cast("B")
+    at, done = offset + first * item, 0
+    with contextlib.ExitStack() as stack:
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY)
+            stack.callback(os.close, fd)
+        while done < view.nbytes:  # pread may return less than asked
+            n = os.preadv(fd, [view[done:]], at + done)
+            if n <= 0:
                 raise UnembedError("truncated (the tensor's data ends early).", path=path)
-            return (buf.astype("<u4") << 16).view(np.float32)
-        out = np.empty(count, dtype=np.dtype(storage))
-        n = fh.readinto(out.data.cast("B"))
-        if n != count * item:
-            raise UnembedError("truncated (the tensor's data ends early).", path=path)
-        return out.astype(out.dtype.newbyteorder("="), copy=False)
+            done += n
+    if storage == "bf16":
+        return (out.astype("<u4") << 16).view(np.float32)
+    return out.astype(out.dtype.newbyteorder("="), copy=False)
 
 
 def split_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
