@@ -72,9 +72,6 @@ class WarmLP:
         h.setOptionValue("output_flag", False)
         for k, v in _HIGHS.items():
             h.setOptionValue(k, v)
-        # presolve would only reshape a dense LP of a few hundred rows; off, HiGHS keeps the
-        # basis of the last round as is
-        h.setOptionValue("presolve", "off")
         inf = core.kHighsInf
         s_lo, s_hi = (0.0, 1.0) if sp.radius is None else (1.0, 1.0)
         h.addVars(d + 2, np.r_[-np.ones(d), s_lo, -inf], np.r_[np.ones(d), s_hi, inf])
