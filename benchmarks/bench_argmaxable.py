@@ -31,6 +31,14 @@ to all V labels on the same number of processes:
 Both are measured in the same run on the same machine; the ratio printed is that estimate
 over unembed's time.
 
+Floors, measured in the same run just before unembed (``--no-floor`` skips them): one float32
+V x V x d product of the head's rows in 4096-row blocks (what the fast pass would cost with
+every rival computed), and, when unembed's fast pass chose a sketch of rank k, one float32
+V x V x (k + 1) product (the sketch's own bounds); each printed with unembed's ratio to it,
+and the load average beside. ``--no-pipeline`` times unembed and its floors only:
+
+    python benchmarks/bench_argmaxable.py --only planted --no-pipeline   # the issue's row
+
     python benchmarks/bench_argmaxable.py                    # full size (a few minutes)
     python benchmarks/bench_argmaxable.py --V 5000 --d 256   # quick
 """
@@ -145,6 +153,33 @@ def pipeline_label(W: NDArray[np.floating], b: NDArray[np.floating], i: int, pat
     return Verdict(i, "chebyshev", ok, time.perf_counter() - t1, it, r, own, gap)
 
 
+# ---------------------------------------------------------------------------------- floors
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def product_floor(X: NDArray[np.float32]) -> float:
+    """Seconds for one float32 V x V x w product of X (V, w) with itself, in 4096-row
+    blocks (4096 x 2048 tiles), nothing kept: what any exact all-pairs pass over these rows
+    in float32 must at least compute (w = d: the fast pass without a sketch; w = k + 1: the
+    sketch's own bounds at rank k)."""
+    X = np.ascontiguousarray(X)
+    V = X.shape[0]
+    t0 = time.perf_counter()
+    for s in range(0, V, 4096):
+        Q = X[s:s + 4096]
+        for b in range(0, V, 2048):
+            Q @ X[b:b + 2048].T
+    return time.perf_counter() - t0
+
+
 # ---------------------------------------------------------------------------------- runs
 def run(name: str, W: NDArray[np.floating], planted: NDArray[np.int64] | None,
         a: argparse.Namespace) -> dict[str, object]:
@@ -153,20 +188,42 @@ def run(name: str, W: NDArray[np.floating], planted: NDArray[np.int64] | None,
 
     head = Head(W)
     V = head.n_labels
+    t_floor = product_floor(np.asarray(W, dtype=np.float32)) if not a.no_floor else None
     t0 = time.perf_counter()
+    c0 = time.process_time()
+    k0 = _children_cpu()
     res = argmaxable_all(head, workers=a.workers, progress=a.progress)
     t_unembed = time.perf_counter() - t0
+    c_unembed = time.process_time() - c0
+    k_unembed = _children_cpu() - k0  # the LP worker processes (reaped when the run ends)
     out: dict[str, object] = {
         "head": name, "V": V, "d": head.d, "dtype": str(W.dtype), "workers": a.workers,
         "unembed_s": round(t_unembed, 1),
+        "unembed_cpu_s_this_process": round(c_unembed, 1),
+        "unembed_cpu_s_lp_workers": round(k_unembed, 1),
+        "load": _load(),
+    }
+    if t_floor is not None:
+        out["floor_f32_VxVxd_s"] = round(t_floor, 1)
+        out["ratio_unembed_over_floor"] = round(t_unembed / t_floor, 2)
+    k = res.sketch.rank
+    if k and not a.no_floor:
+        rng = np.random.default_rng(a.seed + 4)
+        t_sk = product_floor(rng.standard_normal((V, k + 1)).astype(np.float32))
+        out["sketch_rank"] = k
+        out["floor_f32_VxVx(k+1)_s"] = round(t_sk, 1)
+        out["ratio_unembed_over_sketch_floor"] = round(t_unembed / t_sk, 2)
+    out.update({
         "unembed_fast": int((res.method == "fast").sum()),
         "unembed_lp": int((res.method == "lp").sum()),
         "unembed_unargmaxable": len(res.unargmaxable),
         "unembed_undecided": len(res.undecided),
-    }
+    })
     if planted is not None:
         got = sorted(head.index(x) for x in res.unargmaxable)
         out["unembed_planted_exact"] = got == planted.tolist()
+    if a.no_pipeline:
+        return out
     if V <= head.d + 1:  # the pipeline's own shortcut: fewer than d + 2 rows, nothing to find
         out["pipeline"] = "skipped: V <= d + 1, every label argmaxable by the paper's count"
         return out
@@ -224,6 +281,11 @@ def main() -> None:
     ap.add_argument("--only", choices=("gpt2-like", "planted", "wide"), default=None)
     ap.add_argument("--wide", action="store_true", help="also the 142 x 100053 float16 head")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the float32 product floors (V x V x d, and V x V x (k + 1) "
+                         "at the sketch's rank)")
+    ap.add_argument("--no-pipeline", action="store_true",
+                    help="skip the pipeline's sampled labels (unembed and its floors only)")
     a = ap.parse_args()
     names = [n for n in ("gpt2-like", "planted", "wide")
              if (a.only == n) or (a.only is None and (n != "wide" or a.wide))]

@@ -51,6 +51,7 @@ from unembed.feasibility._core import (
 )
 from unembed.feasibility.fast_pass import Scores, fast_block, fast_unit, rebuild
 from unembed.feasibility.lp_workers import Runner
+from unembed.feasibility.narrowest import optimal_margins
 from unembed.feasibility.questions import identical_reason
 from unembed.feasibility.result import Rtol, SearchBound
 from unembed.feasibility.sketch import (
@@ -511,10 +512,23 @@ def _narrowest(runner: Runner, bar: Bars, W: NDArray[np.float64], mean: NDArray[
             return exact, True
         if spent >= budget:
             return exact, False
-        batch = pool[: max(1, runner.workers)]
+        if runner.engine is not None:
+            batch = pool[: max(1, runner.workers)]
+        else:
+            # in lockstep (feasibility.narrowest): every label whose bound lies below the
+            # n-th exact margin so far needs its LP unless a smaller margin turns up first;
+            # these are a prefix of the pool, so the labels refined are those refined one
+            # batch at a time (and a list proven exact is the same list)
+            size = (max(n - len(exact), runner.workers, 1) if kth == np.inf else
+                    max(1, sum(1 for i in pool if lower[i] < kth)))
+            batch = pool[: min(budget - spent, size)]
         pool = pool[len(batch):]
-        got = runner.run([(i, rebuild(W, mean, i, recipes[i]), True) for i in batch],
-                         lambda: bar.advance(task, 1))
+        tasks = [(i, rebuild(W, mean, i, recipes[i])) for i in batch]
+        if runner.engine is not None:
+            got = runner.run([(i, h, True) for i, h in tasks], lambda: bar.advance(task, 1))
+        else:
+            got = optimal_margins(runner.head, runner.sp, tasks, threads=runner.workers,
+                                  tick=lambda: bar.advance(task, 1))
         spent += len(batch)
         for i, r in got.items():
             if r.status == "yes":
