@@ -185,7 +185,7 @@ class Sketch:
         A = np.empty((n_rows, k + 1), dtype=np.float32)
         g_d, g_k = _gamma(d, _EPS64), _gamma(k, _EPS64)
         s_max = beta_max = 0.0
-        for s, e in row_blocks(n_rows, d, 1 << 26):
+        for s, e in row_blocks(n_rows, d, 1 << 22):
             Aj = (W[s:e] if rows is None else W[rows[s:e]]) - mean  # fl64(a_j)
             c = Aj @ P  # fl64(P^T a_j), (rows, k)
             s32 = c.astype(np.float32)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ from unembed._checks import UnembedError
 from unembed.sources.dtypes import widened
 
 __all__ = ["SUFFIXES", "MatrixFile", "first_line", "format_of", "split_spec"]
+
+#: held while a file's descriptor is opened for the first time
+_OPENING = threading.Lock()
 
 SUFFIXES = (".npy", ".pt", ".pth", ".bin", ".safetensors")
 
@@ -51,10 +55,13 @@ class MatrixFile:
         one, so what is verified is the original against what was written)."""
         fd: int | None = self.__dict__.get("_fd")
         if fd is None:
-            assert self.raw is not None
-            fd = os.open(self.raw[0], os.O_RDONLY)
-            weakref.finalize(self, os.close, fd)
-            object.__setattr__(self, "_fd", fd)
+            with _OPENING:  # two threads reading first open it once
+                fd = self.__dict__.get("_fd")
+                if fd is None:
+                    assert self.raw is not None
+                    fd = os.open(self.raw[0], os.O_RDONLY)
+                    weakref.finalize(self, os.close, fd)
+                    object.__setattr__(self, "_fd", fd)
         return fd
 
     def __getstate__(self) -> dict[str, Any]:
