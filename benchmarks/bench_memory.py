@@ -182,6 +182,19 @@ def fast_rate(spec: str, blocks: int) -> dict[str, float]:
     return out
 
 
+def sketch_floor(V: int, k: int) -> float:
+    """Seconds for one float32 V x V x (k + 1) product of a (V, k + 1) matrix with itself in
+    4096 x 2048 tiles, nothing kept: the sketch's own bounds at rank k, the floor of
+    argmaxable's fast pass through a sketch (as ``bench_argmaxable.product_floor``)."""
+    X = np.random.default_rng(0).standard_normal((V, k + 1), dtype=np.float32)
+    t0 = time.perf_counter()
+    for s in range(0, V, 4096):
+        Q = X[s:s + 4096]
+        for b in range(0, V, 2048):
+            Q @ X[b:b + 2048].T
+    return time.perf_counter() - t0
+
+
 def peak(argv: list[str], deadline: int | None = None,
          stdout: Path | None = None) -> dict[str, float]:
     pre = ["--deadline", str(deadline)] if deadline else []
@@ -279,6 +292,12 @@ def main() -> None:
                       f"{res['narrowest_exact']}; LP workers: peak RSS "
                       f"{r['children_peak_rss'] / 2**30:.2f} GiB each (shared rows included), "
                       f"CPU {r['children_cpu_seconds']:.1f} s in all", flush=True)
+                if sk["rank"]:
+                    fl = sketch_floor(V, int(sk["rank"]))
+                    print(f"    floor (same run): the sketch's own V x V x (k + 1) float32 "
+                          f"products at rank k = {sk['rank']}: {fl:.1f} s; argmaxable "
+                          f"{r['seconds'] / fl:.2f}x of it  load {os.getloadavg()[0]:.1f}",
+                          flush=True)
             if label.startswith("counterexample") and int(r["rc"]) == 0:
                 res = json.loads(saved.read_text())
                 if out.exists():
