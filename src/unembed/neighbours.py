@@ -142,6 +142,19 @@ def _unit_rows(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike 
     return np.asarray(U)
 
 
+def _excluded(S: NDArray[np.floating], bad: NDArray[np.intp], qbad: NDArray[np.intp],
+              queries: NDArray[np.intp], s: int, e: int) -> NDArray[np.floating]:
+    """The cosines ``S`` (q, e - s) of the queries with labels s..e, with -inf where there is
+    no neighbour: labels and queries without a direction, and each query's own label."""
+    if bad.size:
+        S[:, bad] = -np.inf
+    if qbad.size:
+        S[qbad, :] = -np.inf
+    own = (queries >= s) & (queries < e)
+    S[np.flatnonzero(own), queries[own] - s] = -np.inf  # a label is not its own neighbour
+    return S
+
+
 def _delta(d: int) -> float:
     """Bound on |float32 cosine - float64 cosine| of unit rows of width d (module docstring)."""
     return rounding_bound(d)
@@ -201,13 +214,7 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
         bad = np.flatnonzero(np.isnan(B[:, 0]))
         B32 = B.astype(np.float32)
         B32[bad] = 0.0
-        S = Q32 @ B32.T  # (q, b) float32
-        if bad.size:
-            S[:, bad] = -np.inf
-        if qbad.size:
-            S[qbad, :] = -np.inf
-        own = (queries >= s) & (queries < e)
-        S[np.flatnonzero(own), queries[own] - s] = -np.inf  # a label is not its own neighbour
+        S = _excluded(Q32 @ B32.T, bad, qbad, queries, s, e)  # (q, b) float32
         low = best_v[:, -1].copy()  # the k-th best float64 cosine so far (-inf: not k yet)
         if not np.isfinite(low).all():
             low = np.maximum(low, strip_lower(S, min(k, e - s)) - delta)
@@ -260,13 +267,7 @@ def _few_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64],
         bad = np.flatnonzero(np.isnan(B[:, 0]))
         if bad.size:
             B = np.where(np.isnan(B), 0.0, B)
-        S = Qz @ B.T  # (q, b) float64
-        if bad.size:
-            S[:, bad] = -np.inf
-        if qbad.size:
-            S[qbad, :] = -np.inf
-        own = (queries >= s) & (queries < e)
-        S[np.flatnonzero(own), queries[own] - s] = -np.inf  # a label is not its own neighbour
+        S = _excluded(Qz @ B.T, bad, qbad, queries, s, e)  # (q, b) float64
         kk = min(k, e - s)
         kth = -np.partition(-S, kk - 1, axis=1)[:, kk - 1]
         floor = np.maximum(kth, best_v[:, -1]) - slack
