@@ -332,9 +332,27 @@ def _report(command: str | None, msg: str, code: int, as_json: bool) -> int:
     return code
 
 
+def _keep_freed_blocks() -> None:
+    """On glibc, allocations below 64 MiB come from the heap and up to 256 MiB of freed
+    memory stays mapped (``mallopt``), so that a command walking a file in blocks of a few MiB
+    reuses the same pages block after block instead of mapping, faulting in and unmapping fresh
+    ones (measured: about 2 s of system time in a neighbours query on a 2 GB head, 6.8 s ->
+    2.7 s). Nothing on a C library without ``mallopt``."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
+    mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``unembed`` and ``python -m unembed``; returns the exit status
     (:data:`EXIT_CODES`)."""
+    _keep_freed_blocks()
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     as_json = "--json" in argv
     command = argv[0] if argv and argv[0] in COMMANDS else None
