@@ -106,31 +106,6 @@ def check_matrix(
     return arr
 
 
-def find_identical_rows(w: NDArray[np.floating]) -> tuple[int, int] | None:
-    """Return a pair (i, j), i < j, of identical rows of ``w``, or None.
-
-    Identical rows have identical projections on any vector, so only rows whose projections
-    on a fixed random vector tie are compared exactly: O(V d) time, O(V) extra memory.
-    """
-    r = np.random.default_rng(0x1D).standard_normal(w.shape[1])
-    key = w @ r
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    ties = np.flatnonzero(ks[1:] == ks[:-1])
-    for t in ties:
-        i, j = int(order[t]), int(order[t + 1])
-        if np.array_equal(w[i], w[j]):
-            return (min(i, j), max(i, j))
-        # several rows can share a key: compare the whole run of ties
-        run = order[(ks == ks[t])]
-        for a in range(run.size):
-            same = np.flatnonzero(np.all(w[run[a + 1:]] == w[run[a]], axis=1))
-            if same.size:
-                x, y = int(run[a]), int(run[a + 1 + same[0]])
-                return (min(x, y), max(x, y))
-    return None
-
-
 def check_vector(x: Any, name: str, length: int, *, where: str = "") -> NDArray[np.float64]:
     """Check a real, finite vector of the given length; returns float64."""
     loc = f" of {where}" if where else ""

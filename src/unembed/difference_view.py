@@ -108,7 +108,8 @@ def pair_differences(head: Head, i: int, j: int) -> float:
     """
     V, d = head.n_labels, head.d
     m = head.stats.mean()
-    ci, cj = head.stats.identify(head.take_rows([i, j]) - m)
+    ui, uj = head.take_rows([i, j])
+    ci, cj = head.stats.identify(np.stack([ui, uj]) - m)
     ni, nj = float(np.linalg.norm(ci)), float(np.linalg.norm(cj))
     gij = float(ci @ cj)
     gamma = d * _EPS / (1 - d * _EPS) + 4 * _EPS
@@ -116,7 +117,7 @@ def pair_differences(head: Head, i: int, j: int) -> float:
     hi = np.empty(V)
     with threadpool_limits(1, user_api="blas"):  # matrix-vector products: bound by reading
         _estimates(head, m, ci, cj, gij, ni, nj, gamma, lo, hi)
-    return _direct_minimum(head, i, j, lo, hi, gamma)
+    return _direct_minimum(head, i, j, ui, uj, lo, hi, gamma)
 
 
 def _estimates(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
@@ -146,7 +147,8 @@ def _estimates(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
         lo[s:e][bad], hi[s:e][bad] = -np.inf, np.inf
 
 
-def _direct_minimum(head: Head, i: int, j: int, lo: NDArray[np.float64],
+def _direct_minimum(head: Head, i: int, j: int, ui: NDArray[np.float64],
+                    uj: NDArray[np.float64], lo: NDArray[np.float64],
                     hi: NDArray[np.float64], gamma: float) -> float:
     """The minimum of the direct computation over the reference labels whose interval
     reaches below every upper end (:func:`pair_differences`)."""
@@ -158,7 +160,6 @@ def _direct_minimum(head: Head, i: int, j: int, lo: NDArray[np.float64],
     cut = float(finite_hi.min()) if finite_hi.size else np.inf
     cand = np.flatnonzero(lo <= cut)
     cand = cand[(cand != i) & (cand != j)]
-    ui, uj = head.take_rows([i, j])
     best = np.inf
     for s in range(0, cand.size, 4096):
         R = head.take_rows(cand[s:s + 4096])

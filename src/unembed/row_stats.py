@@ -74,9 +74,8 @@ def identical_rows(rows: RowAccess, keys: NDArray[np.float64]) -> tuple[int, int
         return None
     starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
     for t in np.unique(np.searchsorted(starts, tie, side="right") - 1):
-        run = order[starts[t]:(starts[t + 1] if t + 1 < starts.size else order.size)]
-        R = rows.take(np.sort(run))
-        srun = np.sort(run)
+        srun = np.sort(order[starts[t]:(starts[t + 1] if t + 1 < starts.size else order.size)])
+        R = rows.take(srun)
         for a in range(srun.size - 1):
             same = np.flatnonzero(np.all(R[a + 1:] == R[a], axis=1))
             if same.size:
