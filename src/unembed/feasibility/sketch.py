@@ -74,6 +74,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,13 +127,43 @@ def covariance32(W: NDArray[np.float64], mean: NDArray[np.float64]) -> NDArray[n
 def principal_basis(cov: NDArray[np.float64], k: int) -> NDArray[np.float64]:
     """The top k eigenvectors of the rows' covariance (d, k), largest first: the directions
     the rows vary along most, so that a rival's residual outside them is as small as it can be
-    for k directions. Only a choice: the bound (*) holds for any P."""
-    from scipy.linalg import eigh
+    for k directions. Only a choice: the bound (*) holds for any P.
 
+    On a wide covariance (d >= 1024, k <= d / 3) they are computed by subspace iteration
+    (:func:`subspace_basis`: a few products C Q instead of the reduction of the whole d x d
+    matrix to tridiagonal form, 10 s for d = 4096 on two cores); else by LAPACK's eigensolver
+    for the top k only."""
     d = cov.shape[0]
     k = int(min(k, d))
+    if d >= 1024 and 3 * k <= d:
+        return subspace_basis(cov, k)
+    from scipy.linalg import eigh
+
     _, vec = eigh(cov, subset_by_index=[d - k, d - 1], driver="evr")
     return np.ascontiguousarray(vec[:, ::-1])
+
+
+def subspace_basis(cov: NDArray[np.float64], k: int, iterations: int = 3,
+                   seed: int = 0) -> NDArray[np.float64]:
+    """Approximately the top k eigenvectors of the symmetric positive semidefinite ``cov``
+    (d, d), largest first, with orthonormal columns to float64 rounding: block subspace
+    iteration (Halko, Martinsson and Tropp 2011, algorithm 4.4) on l = k + max(16, k / 8)
+    columns, Q <- orth(C Q) ``iterations`` times from a seeded Gaussian start in float32
+    (directions only: precision is not what they need), then Rayleigh-Ritz in float64:
+    P = Q U, U the top k eigenvectors of Q^T C Q. Each eigenvector's error shrinks like
+    (lambda_(l+1) / lambda_j)^(iterations + 1): the top ones are found to rounding, the last
+    ones of the k only approximately (the bound (*) holds for any P)."""
+    d = cov.shape[0]
+    k = int(min(k, d))
+    ell = min(d, k + max(16, k // 8))
+    C32 = np.asarray(cov, dtype=np.float32)
+    Q = np.random.default_rng(seed).standard_normal((d, ell)).astype(np.float32)
+    for _ in range(iterations):
+        Q, _ = np.linalg.qr(C32 @ Q)
+    Q64, _ = np.linalg.qr(Q.astype(np.float64))
+    B = Q64.T @ (np.asarray(cov, dtype=np.float64) @ Q64)
+    _, U = np.linalg.eigh((B + B.T) / 2)
+    return np.ascontiguousarray(Q64 @ U[:, ::-1][:, :k])
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,7 +247,29 @@ class Sketch:
 
             u_j . h_i <= Y[i, j] + add[i]    for every row j sketched (proven, see (*)),
 
-        and mag[i] >= max_j |Y[i, j]| (to bound the rounding of further float32 additions)."""
+        and mag[i] >= max_j |Y[i, j]| (to bound the rounding of further float32 additions).
+        Y = fl32(G A^T) with G from :meth:`factors`, in one product."""
+        G, add, mag = self.factors(H)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            Y = G @ self.A.T  # fl32(s_j . g_i + |r_j|^+ |rho_i|^+), one product
+        if not self.finite:
+            Y[np.isnan(Y)] = np.inf  # inf - inf in float32: no bound, so +inf
+        Y[add == np.inf] = np.inf
+        return Y, add, mag
+
+    @property
+    def finite(self) -> bool:
+        """Whether every product G A^T is free of inf - inf (else :meth:`bounds` reads a NaN
+        as +inf: no bound)."""
+        return bool(np.isfinite(self.r_max) and self.s_max < 2.0**100)
+
+    def factors(self, H: NDArray[np.float64]
+                ) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64]]:
+        """For witnesses H (n, d): (G (n, k + 1) float32, add (n,), mag (n,)) such that, for
+        Y = fl32(G A^T) computed in any order of summation, u_j . h_i <= Y[i, j] + add[i] and
+        |Y[i, j]| <= mag[i] for every row j sketched (when :attr:`finite`; a NaN in Y stands
+        for +inf). A witness whose products would leave float32's range gets G = 0 and
+        add = mag = +inf (true, and no use)."""
         n, d = H.shape
         k = self.k
         P = self.P
@@ -241,11 +294,6 @@ class Sketch:
         G[:, k] = up32(rho_n)
         eta = (math.sqrt(k) * g_d * (1 + self.eps_P) * h_n + _EPS32 * g_n
                + math.sqrt(k) * _TINY32) * (1 + 1e-6)
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            Y = G @ self.A.T  # fl32(s_j . g_i + |r_j|^+ |rho_i|^+), one product
-        if not (np.isfinite(self.r_max) and self.s_max < 2.0**100):
-            Y[np.isnan(Y)] = np.inf  # inf - inf in float32: no bound, so +inf
-        Y[out] = np.inf
         mag = (self.s_max * g_n + G[:, k].astype(np.float64) * self.r_max) * (1 + 2**-20)
         m_n = float(np.linalg.norm(self.mean)) * (1 + 4 * _EPS64)
         mh = H @ self.mean
@@ -257,13 +305,15 @@ class Sketch:
                     + (k + 4) * 2 * _TINY32) * (1 + 1e-9)
         mag[out] = np.inf
         add[out] = np.inf
-        return Y, add, mag
+        return G, add, mag
 
 
 def choose_rank(W: NDArray[np.float64], mean: NDArray[np.float64], P: NDArray[np.float64],
                 ranks: tuple[int, ...], H: NDArray[np.float64], own: NDArray[np.float64],
                 labels: NDArray[np.int64], tol: float = 0.0, sample: int = 8192,
-                seed: int = 0, groups: int = 1) -> tuple[int, dict[int, float]]:
+                seed: int = 0, groups: int = 1,
+                wider: Callable[[int], NDArray[np.float64]] | None = None
+                ) -> tuple[int, dict[int, float]]:
     """The rank at which one block of witnesses H (their own logits ``own``, their labels
     ``labels``) costs least, measured on ``sample`` rows drawn at random (all rows when
     there are fewer): per rank q (the first q columns of P), the share u(q) of rows whose
@@ -272,7 +322,13 @@ def choose_rank(W: NDArray[np.float64], mean: NDArray[np.float64], P: NDArray[np
     exact one). With ``groups`` > 1 the witnesses are that many runs of labels (H's rows cut
     into equal consecutive parts) and u(q) is the median of the runs' shares: a run of odd
     labels (a vocabulary's special tokens) costs its own block, not every block. Returns
-    (q, {q: u(q)}), q = 0 when no rank beats the direct product (cost d)."""
+    (q, {q: u(q)}), q = 0 when no rank beats the direct product (cost d).
+
+    The ranks are measured in increasing order and the measuring stops at the first rank
+    q' at or above the least cost so far: its cost, q' + 1.1 u(q') d >= q', cannot be less
+    (so those ranks are not in the dict, and the choice is the one measuring all would
+    make). ``wider(q)``, when given, returns a basis of at least q columns for a rank wider
+    than P (computed only when such a rank is measured)."""
     V, d = W.shape
     rows = (np.arange(V) if V <= sample else
             np.sort(np.random.default_rng(seed).choice(V, sample, replace=False)))
@@ -280,7 +336,13 @@ def choose_rank(W: NDArray[np.float64], mean: NDArray[np.float64], P: NDArray[np
     mine_ok = (mine < rows.size) & (rows[np.minimum(mine, rows.size - 1)] == labels)
     share: dict[int, float] = {}
     best, best_cost = 0, float(d)
-    for q in ranks:
+    for q in sorted(ranks):
+        if q >= best_cost:
+            break
+        if q > P.shape[1]:
+            if wider is None:
+                raise ValueError(f"rank {q} is wider than the basis ({P.shape[1]} columns)")
+            P = wider(q)
         Y, add, _ = Sketch.build(W, mean, P[:, :q], rows).bounds(H)
         Y[np.flatnonzero(mine_ok), mine[mine_ok]] = -np.inf
         hit = Y >= (own - tol - add)[:, None]
@@ -312,4 +374,4 @@ def down32(x: NDArray[np.float64]) -> NDArray[np.float32]:
 
 
 __all__ = ["Sketch", "choose_rank", "covariance32", "down32", "principal_basis", "rank_ladder",
-           "up32"]
+           "subspace_basis", "up32"]

@@ -443,18 +443,29 @@ def _choose_sketch(head: Head, tol: float, first: NDArray[np.int64], block: int,
     if cov is None:
         cov = covariance32(W, mean)
     bar.advance(task, 1)
-    P = principal_basis(cov, max(ranks))
-    bar.advance(task, 1)
     if rank is not None:
+        P = principal_basis(cov, max(ranks))
+        bar.advance(task, 1)
         q, info = P.shape[1], SketchInfo(P.shape[1], "given")
     else:
+        # the basis for the smallest rank first: wider ones only when one could pay
+        # (choose_rank stops at the first rank at or above the least cost so far)
+        bases = [principal_basis(cov, min(ranks))]
+        bar.advance(task, 1)
         H = W[first] - mean
         H /= np.maximum(np.abs(H).max(axis=1), 1e-300)[:, None]
         own = np.einsum("ij,ij->i", H, W[first])
-        q, share = choose_rank(W, mean, P, ranks, H, own, first, tol, groups=_PROBE_RUNS)
+
+        def wider(_: int) -> NDArray[np.float64]:
+            bases.append(principal_basis(cov, max(ranks)))
+            return bases[-1]
+
+        q, share = choose_rank(W, mean, bases[0], ranks, H, own, first, tol,
+                               groups=_PROBE_RUNS, wider=wider)
         if not q:
             return None, SketchInfo(0, "no rank paid on a sample block", share)
         info = SketchInfo(q, "cheapest on a sample block", share)
+        P = bases[-1]
     bar.advance(task, 1)
     sk = Sketch.build(W, mean, P[:, :q])
     bar.advance(task, 1)
