@@ -97,7 +97,7 @@ def test_principal_basis_uses_subspace_iteration_only_when_wide() -> None:
     P = principal_basis(C, 200)  # d >= 1024, 3 k <= d: subspace iteration
     np.testing.assert_array_equal(P, subspace_basis(C, 200))
     small = _covariance(200, 4)
-    w, v = scipy.linalg.eigh(small)
+    _, v = scipy.linalg.eigh(small)
     Ps = principal_basis(small, 10)  # LAPACK for the top 10 only: the eigenvectors themselves
     np.testing.assert_allclose(np.abs(np.sum(Ps * v[:, ::-1][:, :10], axis=0)), 1.0,
                                atol=1e-9)
@@ -123,7 +123,7 @@ def test_choose_rank_widens_the_basis_only_when_a_wider_rank_could_pay() -> None
         lazy = choose_rank(W, m, P[:, :16], (16, 32, 64), H, own, np.arange(64), tol=tol,
                            sample=1000, wider=wider)
         assert lazy == whole
-        q, share = whole
+        _, share = whole
         cost16 = 16 + 1.1 * share[16] * 256
         # the wider basis asked for exactly when the second rank could cost less
         assert asked == ([32] if cost16 > 32 else [])
