@@ -12,7 +12,6 @@ a proven lower bound on the float64 margin of its witness (:func:`rebuild`).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -24,9 +23,6 @@ from unembed.feasibility.sketch import Sketch, down32
 _EPS32 = 2.0**-24
 #: At most this many bytes (and 1024 rows) of W are rounded to float32 at a time by the fast pass.
 _W32_BLOCK_BYTES = 1 << 24
-#: Rows of the sketch's bounds computed and tested at a time by one thread (2 MiB for 256
-#: witnesses: the tests read them from cache).
-_SCAN_ROWS = 2048
 
 
 class Scores:
@@ -59,10 +55,7 @@ class Scores:
         # with a sketch (host only): rivals bounded through it, exact products for the rest
         self.sketch = sketch if device is None else None
         self.J: NDArray[np.int64] | None = None  # the rows of Z (None: all V)
-        self.Y: NDArray[np.float32] | None = None  # the bounds of the other rows, (V, n)
-        self._yt: NDArray[np.float32] | None = None  # its buffer, kept from block to block
-        self._threads = max(1, min(8, os.cpu_count() or 1))
-        self.scan_rows = _SCAN_ROWS
+        self.Y: NDArray[np.float32] | None = None  # the bounds of the other rows
         self.add: NDArray[np.float64] | None = None
         self.nu: NDArray[np.float64] | None = None
         self.pairs = [0, 0]  # (rival logits computed exactly, rival logits in all)
@@ -190,22 +183,32 @@ class Scores:
                         cut: NDArray[np.float64], unit_b: NDArray[np.float64] | None
                         ) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
         """:meth:`first` through the sketch; None when it would leave out less than half of
-        the rows (the direct product is then as cheap), or when its bounds would leave
-        float32's range."""
-        sk = self.sketch
-        assert sk is not None
-        G, add, mag = sk.factors(Hs)  # u_j . h_i <= fl32(G A^T)_ij + add_i
-        if not (sk.finite and np.all((mag > 2.0**-100) & (mag < 2.0**100))):
+        the rows (the direct product is then as cheap)."""
+        assert self.sketch is not None
+        V = self.W.shape[0]
+        n = Hs.shape[0]
+        Y, add, mag = self.sketch.bounds(Hs)  # u_j . h_i <= Y_ij + add_i
+        if not np.all((mag > 2.0**-100) & (mag < 2.0**100)):
             return None  # far from float32's range: the direct product (its own bound)
+        Y[r, lab] = -np.inf
         # float32 additions of the bias (s b_j, s in [0, 1]) to Y: at most this much rounding
         nu = 2.0**-22 * (mag + 2 * self._bmax) * (1 + 1e-6) + 2.0**-146
+        step = self._ystep
         if add_bias:
+            for s in range(0, V, step):
+                Y[:, s:s + step] += self.b32[None, s:s + step]
             add = add + nu
         thr = down32(cut - add)
         thr1 = None if unit_b is None else down32(cut + unit_b - add - nu)
-        keep, top, Yt = self._scan(G, r, lab, add_bias, thr, thr1)
+        keep = np.zeros(V, dtype=bool)
+        for s in range(0, V, step):
+            y = Y[:, s:s + step]
+            k = (y >= thr[:, None]).any(axis=0)
+            if thr1 is not None:
+                k |= ((y + self.b32[None, s:s + step]) >= thr1[:, None]).any(axis=0)
+            keep[s:s + step] = k
+        keep[lab] = True
         J = np.flatnonzero(keep)
-        V, n = self.W.shape[0], Hs.shape[0]
         if J.size > V // 2:
             return None
         ZJ = self._product(Hs.astype(np.float32), J)
@@ -215,72 +218,12 @@ class Scores:
         ZJ[r, np.searchsorted(J, lab)] = -np.inf
         jJ = ZJ.argmax(1)
         zJ = ZJ[r, jJ].astype(np.float64)
-        zj = np.maximum(zJ, top.astype(np.float64) + add)
-        self.Z, self.rr, self.J, self.Y, self.add, self.nu = ZJ, r, J, Yt, add, nu
+        Y[:, J] = -np.inf  # the rows computed exactly need no bound
+        zj = np.maximum(zJ, Y.max(axis=1).astype(np.float64) + add)
+        self.Z, self.rr, self.J, self.Y, self.add, self.nu = ZJ, r, J, Y, add, nu
         self.pairs[0] += n * J.size
         self.pairs[1] += n * V
         return J[jJ].astype(np.int64), zj
-
-    def _scan(self, G: NDArray[np.float32], r: NDArray[np.int64], lab: NDArray[np.int64],
-              add_bias: bool, thr: NDArray[np.float32], thr1: NDArray[np.float32] | None
-              ) -> tuple[NDArray[np.bool_], NDArray[np.float32], NDArray[np.float32] | None]:
-        """The sketch's bounds Y^T = fl32(A G^T) (V, n), in chunks of rows on every core (one
-        BLAS thread each; each chunk's tests run while it is in cache, and no (V, n) array is
-        written unless kept): (keep (V,), top (n,), Yt). Row j is kept when Y_ij (+ b_j when
-        ``add_bias``) reaches thr_i for some i, or Y_ij + b_j reaches thr1_i, or j is one of
-        the labels ``lab``; top_i is the largest Y_ij (+ b_j) over the rows not kept (-inf if
-        none), each label's own entry (i = r_a, j = lab_a) left out. Yt: with ``thr1`` (the
-        unit form's bias), the whole Y^T with the kept rows at -inf, for :meth:`with_bias`;
-        else None. Every entry is the same float32 operations as on the whole Y at once,
-        only the product's order of summation differs (the bound holds for any)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from threadpoolctl import threadpool_limits
-
-        assert self.sketch is not None
-        A, b32 = self.sketch.A, self.b32
-        V, n = A.shape[0], G.shape[0]
-        keep = np.zeros(V, dtype=bool)
-        keep[lab] = True
-        Yt = None
-        if thr1 is not None:
-            if self._yt is None or self._yt.size < V * n:
-                self._yt = np.empty(V * n, dtype=np.float32)
-            Yt = self._yt[: V * n].reshape(V, n)
-        order = np.argsort(lab, kind="stable")
-        lab_s, r_s = lab[order], r[order]
-        step = self.scan_rows
-        spans = [(s, min(V, s + step)) for s in range(0, V, step)]
-        parts = max(1, min(self._threads, len(spans)))
-        GT = np.ascontiguousarray(G.T)
-
-        def work(p: int) -> NDArray[np.float32]:
-            buf = np.empty((step, n), dtype=np.float32)
-            top = np.full(n, -np.inf, dtype=np.float32)
-            for s, e in spans[p::parts]:
-                y = buf[: e - s] if Yt is None else Yt[s:e]
-                with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-                    np.matmul(A[s:e], GT, out=y)
-                a, z = np.searchsorted(lab_s, [s, e])
-                y[lab_s[a:z] - s, r_s[a:z]] = -np.inf  # a label is not its own rival
-                if add_bias:
-                    y += b32[s:e, None]
-                k = (y >= thr[None, :]).any(axis=1)
-                if thr1 is not None:
-                    k |= ((y + b32[s:e, None]) >= thr1[None, :]).any(axis=1)
-                k |= keep[s:e]
-                keep[s:e] = k
-                if k.any():
-                    y[k] = -np.inf  # rows computed exactly need no bound
-                np.maximum(top, y.max(axis=0), out=top)
-            return top
-
-        if parts == 1:
-            tops = [work(0)]
-        else:
-            with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(parts) as pool:
-                tops = list(pool.map(work, range(parts)))
-        return keep, np.maximum.reduce(tops), Yt
 
     def with_bias(self, s: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """After :meth:`first`: add s_n b to each row; (the strongest rival, an upper bound on
@@ -295,13 +238,10 @@ class Scores:
         if self.J is None:
             return self._host(jb).astype(np.int64), zjb
         assert self.Y is not None and self.add is not None and self.nu is not None
-        Yt, step = self.Y, self._ystep  # Y^T (V, n), the rows computed exactly at -inf
-        top = np.full(Yt.shape[1], -np.inf, dtype=np.float32)
-        for t in range(0, Yt.shape[0], step):
-            y = Yt[t:t + step]
-            y += self.b32[t:t + step, None] * s32.T
-            np.maximum(top, y.max(axis=0), out=top)
-        ub = top.astype(np.float64) + self.add + self.nu
+        Y, step = self.Y, self._ystep
+        for t in range(0, Y.shape[1], step):
+            Y[:, t:t + step] += s32 * self.b32[None, t:t + step]
+        ub = Y.max(axis=1).astype(np.float64) + self.add + self.nu
         return self.J[jb].astype(np.int64), np.maximum(zjb, ub)
 
     def _index(self, a: NDArray[np.int64]) -> Any:

@@ -129,41 +129,47 @@ def principal_basis(cov: NDArray[np.float64], k: int) -> NDArray[np.float64]:
     the rows vary along most, so that a rival's residual outside them is as small as it can be
     for k directions. Only a choice: the bound (*) holds for any P.
 
-    On a wide covariance (d >= 1024, k <= d / 3) they are computed by subspace iteration
-    (:func:`subspace_basis`: a few products C Q instead of the reduction of the whole d x d
+    On a wide covariance (d >= 1024, k <= d / 8) they are computed by block Krylov iteration
+    (:func:`krylov_basis`: a few products C Q instead of the reduction of the whole d x d
     matrix to tridiagonal form, 10 s for d = 4096 on two cores); else by LAPACK's eigensolver
     for the top k only."""
     d = cov.shape[0]
     k = int(min(k, d))
-    if d >= 1024 and 3 * k <= d:
-        return subspace_basis(cov, k)
+    if d >= 1024 and 8 * k <= d:
+        return krylov_basis(cov, k)
     from scipy.linalg import eigh
 
     _, vec = eigh(cov, subset_by_index=[d - k, d - 1], driver="evr")
     return np.ascontiguousarray(vec[:, ::-1])
 
 
-def subspace_basis(cov: NDArray[np.float64], k: int, iterations: int = 3,
+def krylov_basis(cov: NDArray[np.float64], k: int, blocks: int = 4,
                    seed: int = 0) -> NDArray[np.float64]:
     """Approximately the top k eigenvectors of the symmetric positive semidefinite ``cov``
-    (d, d), largest first, with orthonormal columns to float64 rounding: block subspace
-    iteration (Halko, Martinsson and Tropp 2011, algorithm 4.4) on l = k + max(16, k / 8)
-    columns, Q <- orth(C Q) ``iterations`` times from a seeded Gaussian start in float32
-    (directions only: precision is not what they need), then Rayleigh-Ritz in float64:
-    P = Q U, U the top k eigenvectors of Q^T C Q. Each eigenvector's error shrinks like
-    (lambda_(l+1) / lambda_j)^(iterations + 1): the top ones are found to rounding, the last
-    ones of the k only approximately (the bound (*) holds for any P)."""
+    (d, d), largest first, with orthonormal columns to float64 rounding: randomized block
+    Krylov iteration (Musco and Musco 2015) with blocks of l = k + max(16, k / 8) columns,
+    Q_1 = orth(C Omega) from a seeded Gaussian Omega, Q_(j+1) = orth(C Q_j) (each block
+    orthonormalised, in float32: directions only, precision is not what they need), then
+    Rayleigh-Ritz on the span of all ``blocks`` blocks: P = K U, K an orthonormal basis of
+    [Q_1 ... Q_b] (float64), U the top k eigenvectors of K^T C K (its products in float32,
+    U orthogonal in float64, so P is orthonormal to float64 rounding). Its error, unlike that of
+    the last block alone (subspace iteration), does not depend on a gap after the k-th
+    eigenvalue: the slowly decaying spectra of LM heads are where that matters. Only a
+    choice: the bound (*) holds for any P."""
     d = cov.shape[0]
     k = int(min(k, d))
     ell = min(d, k + max(16, k // 8))
     C32 = np.asarray(cov, dtype=np.float32)
     Q = np.random.default_rng(seed).standard_normal((d, ell)).astype(np.float32)
-    for _ in range(iterations):
+    got = []
+    for _ in range(max(1, min(blocks, d // ell))):
         Q, _ = np.linalg.qr(C32 @ Q)
-    Q64, _ = np.linalg.qr(Q.astype(np.float64))
-    B = Q64.T @ (np.asarray(cov, dtype=np.float64) @ Q64)
+        got.append(Q)
+    K, _ = np.linalg.qr(np.hstack(got).astype(np.float64))
+    K32 = K.astype(np.float32)
+    B = (K32.T @ (C32 @ K32)).astype(np.float64)
     _, U = np.linalg.eigh((B + B.T) / 2)
-    return np.ascontiguousarray(Q64 @ U[:, ::-1][:, :k])
+    return np.ascontiguousarray(K @ U[:, ::-1][:, :k])
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,29 +253,7 @@ class Sketch:
 
             u_j . h_i <= Y[i, j] + add[i]    for every row j sketched (proven, see (*)),
 
-        and mag[i] >= max_j |Y[i, j]| (to bound the rounding of further float32 additions).
-        Y = fl32(G A^T) with G from :meth:`factors`, in one product."""
-        G, add, mag = self.factors(H)
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            Y = G @ self.A.T  # fl32(s_j . g_i + |r_j|^+ |rho_i|^+), one product
-        if not self.finite:
-            Y[np.isnan(Y)] = np.inf  # inf - inf in float32: no bound, so +inf
-        Y[add == np.inf] = np.inf
-        return Y, add, mag
-
-    @property
-    def finite(self) -> bool:
-        """Whether every product G A^T is free of inf - inf (else :meth:`bounds` reads a NaN
-        as +inf: no bound)."""
-        return bool(np.isfinite(self.r_max) and self.s_max < 2.0**100)
-
-    def factors(self, H: NDArray[np.float64]
-                ) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64]]:
-        """For witnesses H (n, d): (G (n, k + 1) float32, add (n,), mag (n,)) such that, for
-        Y = fl32(G A^T) computed in any order of summation, u_j . h_i <= Y[i, j] + add[i] and
-        |Y[i, j]| <= mag[i] for every row j sketched (when :attr:`finite`; a NaN in Y stands
-        for +inf). A witness whose products would leave float32's range gets G = 0 and
-        add = mag = +inf (true, and no use)."""
+        and mag[i] >= max_j |Y[i, j]| (to bound the rounding of further float32 additions)."""
         n, d = H.shape
         k = self.k
         P = self.P
@@ -294,6 +278,11 @@ class Sketch:
         G[:, k] = up32(rho_n)
         eta = (math.sqrt(k) * g_d * (1 + self.eps_P) * h_n + _EPS32 * g_n
                + math.sqrt(k) * _TINY32) * (1 + 1e-6)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            Y = G @ self.A.T  # fl32(s_j . g_i + |r_j|^+ |rho_i|^+), one product
+        if not (np.isfinite(self.r_max) and self.s_max < 2.0**100):
+            Y[np.isnan(Y)] = np.inf  # inf - inf in float32: no bound, so +inf
+        Y[out] = np.inf
         mag = (self.s_max * g_n + G[:, k].astype(np.float64) * self.r_max) * (1 + 2**-20)
         m_n = float(np.linalg.norm(self.mean)) * (1 + 4 * _EPS64)
         mh = H @ self.mean
@@ -305,7 +294,7 @@ class Sketch:
                     + (k + 4) * 2 * _TINY32) * (1 + 1e-9)
         mag[out] = np.inf
         add[out] = np.inf
-        return G, add, mag
+        return Y, add, mag
 
 
 def choose_rank(W: NDArray[np.float64], mean: NDArray[np.float64], P: NDArray[np.float64],
@@ -373,5 +362,13 @@ def down32(x: NDArray[np.float64]) -> NDArray[np.float32]:
     return y
 
 
-__all__ = ["Sketch", "choose_rank", "covariance32", "down32", "principal_basis", "rank_ladder",
-           "subspace_basis", "up32"]
+__all__ = [
+    "Sketch",
+    "choose_rank",
+    "covariance32",
+    "down32",
+    "krylov_basis",
+    "principal_basis",
+    "rank_ladder",
+    "up32",
+]
