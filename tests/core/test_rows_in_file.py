@@ -258,3 +258,38 @@ def test_counterexample_over_its_own_input_verifies_against_the_original(tmp_pat
     np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-5)
     assert rec["verification"]["equivalent"]
     assert rec["verification"]["max_abs_dp"] > 1e-9  # float32 rounding of the moved rows
+
+
+def test_populated_array_holds_what_is_written_and_is_freed_with_it(tmp_path):
+    """populated_empty from its size threshold up: a float64 array backed by its own mapping
+    (on Linux), every value written read back; a head read whole from a file through it has
+    the file's rows exactly (float32 widened)."""
+    import gc
+    import mmap
+    import sys
+    import weakref
+
+    from unembed._memory import populated_empty
+
+    a = populated_empty((300, 7), min_bytes=1024)
+    assert a.shape == (300, 7) and a.dtype == np.float64 and a.flags.c_contiguous
+    if sys.platform == "linux":
+        assert isinstance(a.base, mmap.mmap)
+        ref = weakref.ref(a.base)
+    a[...] = np.arange(2100.0).reshape(300, 7)
+    np.testing.assert_array_equal(a, np.arange(2100.0).reshape(300, 7))
+    del a
+    gc.collect()
+    if sys.platform == "linux":
+        assert ref() is None  # the mapping went with the array
+    small = populated_empty((3, 4), min_bytes=1 << 20)  # below the threshold: np.empty
+    assert small.shape == (3, 4) and not isinstance(small.base, mmap.mmap)
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((3000, 3000)).astype(np.float32)  # 72 MB in float64: mapped
+    np.save(tmp_path / "w.npy", W)
+    head = load_head_file(str(tmp_path / "w.npy"))
+    got = head.W
+    assert got.dtype == np.float64 and not got.flags.writeable
+    np.testing.assert_array_equal(got, W.astype(np.float64))
+    if sys.platform == "linux":
+        assert isinstance(got.base, mmap.mmap)

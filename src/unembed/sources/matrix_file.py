@@ -107,10 +107,12 @@ class MatrixFile:
         float64 array plus one block. File pages are read, not mapped, so they do not count
         towards this process's resident memory."""
         from unembed._blocks import row_blocks
+        from unembed._memory import populated_empty
 
         if self.raw is None or len(self.shape) != 2:
             return np.array(self.array, dtype=np.float64)
-        out = np.empty(self.shape, dtype=np.float64)
+        # its pages mapped at once: one page fault per 4 KiB cost more than the reading
+        out = populated_empty(tuple(self.shape))
         for s, e in row_blocks(*self.shape):
             out[s:e] = self.rows(s, e)
         return out
