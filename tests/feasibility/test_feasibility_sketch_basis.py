@@ -1,6 +1,6 @@
-"""The sketch's basis and rank: the block Krylov basis against LAPACK's full
-eigendecomposition, and the rank chosen with the basis widened only when needed against the
-rank chosen on the whole basis."""
+"""The sketch's basis, rank and bounds' buffer: the block Krylov basis against LAPACK's full
+eigendecomposition, the rank chosen with the basis widened only when needed against the rank
+chosen on the whole basis, and the bounds written into a caller's buffer against fresh ones."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from unembed.feasibility.sketch import choose_rank, krylov_basis, principal_basis
+from unembed.feasibility.sketch import Sketch, choose_rank, krylov_basis, principal_basis
 
 
 def _covariance(d: int, seed: int) -> np.ndarray:
@@ -79,3 +79,19 @@ def test_choose_rank_widens_the_basis_only_when_a_wider_rank_could_pay() -> None
     with pytest.raises(ValueError, match="wider than the basis"):
         choose_rank(W, m, P[:, :16], (16, 32, 64), H, own, np.arange(64),
                     tol=float(np.median(own)) * 0.3, sample=1000)
+
+
+def test_bounds_written_into_a_buffer_are_the_fresh_bounds() -> None:
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((700, 40)) @ rng.standard_normal((40, 40))
+    m = W.mean(axis=0)
+    sk = Sketch.build(W, m, principal_basis(np.cov(W.T, bias=True), 8))
+    H = W[:9] - m
+    Y, add, mag = sk.bounds(H)
+    buf = np.full(9 * 700 + 5, np.nan, dtype=np.float32)
+    Yb, add_b, mag_b = sk.bounds(H, into=buf[: 9 * 700].reshape(9, 700))
+    assert np.shares_memory(Yb, buf)
+    np.testing.assert_array_equal(Yb, Y)
+    np.testing.assert_array_equal(add_b, add)
+    np.testing.assert_array_equal(mag_b, mag)
+    assert np.all(W @ H.T <= Yb.T + add_b)  # the bound itself, in float64 (clear margins here)

@@ -56,6 +56,7 @@ class Scores:
         self.sketch = sketch if device is None else None
         self.J: NDArray[np.int64] | None = None  # the rows of Z (None: all V)
         self.Y: NDArray[np.float32] | None = None  # the bounds of the other rows
+        self._ybuf: NDArray[np.float32] | None = None  # Y's memory, kept from block to block
         self.add: NDArray[np.float64] | None = None
         self.nu: NDArray[np.float64] | None = None
         self.pairs = [0, 0]  # (rival logits computed exactly, rival logits in all)
@@ -187,7 +188,11 @@ class Scores:
         assert self.sketch is not None
         V = self.W.shape[0]
         n = Hs.shape[0]
-        Y, add, mag = self.sketch.bounds(Hs)  # u_j . h_i <= Y_ij + add_i
+        R = self.sketch.A.shape[0]
+        if self._ybuf is None or self._ybuf.size < n * R:
+            self._ybuf = np.empty(n * R, dtype=np.float32)
+        # u_j . h_i <= Y_ij + add_i
+        Y, add, mag = self.sketch.bounds(Hs, into=self._ybuf[: n * R].reshape(n, R))
         if not np.all((mag > 2.0**-100) & (mag < 2.0**100)):
             return None  # far from float32's range: the direct product (its own bound)
         Y[r, lab] = -np.inf

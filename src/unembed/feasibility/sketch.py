@@ -247,13 +247,16 @@ class Sketch:
         return cls(P, A, rows, np.asarray(mean, dtype=np.float64), eps_P, s_max, r_max,
                    beta_max)
 
-    def bounds(self, H: NDArray[np.float64]
+    def bounds(self, H: NDArray[np.float64], into: NDArray[np.float32] | None = None
                ) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64]]:
         """For witnesses H (n, d) in float64: (Y (n, n_rows) float32, add (n,), mag (n,)) with
 
             u_j . h_i <= Y[i, j] + add[i]    for every row j sketched (proven, see (*)),
 
-        and mag[i] >= max_j |Y[i, j]| (to bound the rounding of further float32 additions)."""
+        and mag[i] >= max_j |Y[i, j]| (to bound the rounding of further float32 additions).
+        ``into``: a C-contiguous (n, n_rows) float32 array to write Y into (a caller's buffer
+        kept from block to block: a fresh one of that size is mapped and faulted in anew each
+        time)."""
         n, d = H.shape
         k = self.k
         P = self.P
@@ -279,7 +282,8 @@ class Sketch:
         eta = (math.sqrt(k) * g_d * (1 + self.eps_P) * h_n + _EPS32 * g_n
                + math.sqrt(k) * _TINY32) * (1 + 1e-6)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            Y = G @ self.A.T  # fl32(s_j . g_i + |r_j|^+ |rho_i|^+), one product
+            # fl32(s_j . g_i + |r_j|^+ |rho_i|^+), one product
+            Y = G @ self.A.T if into is None else np.matmul(G, self.A.T, out=into)
         if not (np.isfinite(self.r_max) and self.s_max < 2.0**100):
             Y[np.isnan(Y)] = np.inf  # inf - inf in float32: no bound, so +inf
         Y[out] = np.inf
