@@ -127,7 +127,7 @@ def _estimates(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
     (:func:`pair_differences`)."""
     V, d = head.n_labels, head.d
     for s, e in row_blocks(V, d, PASS_BYTES):
-        C = head.stats.identify(head.row_block(s, e) - m)
+        C = head.stats.identify(np.subtract(head.stored_block(s, e), m))  # widened exactly
         G, H = C @ ci, C @ cj  # two matrix-vector products: faster than one (d, 2) GEMM
         nk2 = np.einsum("ij,ij->i", C, C)
         nk = np.sqrt(nk2)

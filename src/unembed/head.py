@@ -324,6 +324,13 @@ class Head:
         access: RowAccess = self.__dict__["_access"]
         return access[start:stop]
 
+    def stored_block(self, start: int, stop: int) -> NDArray[np.floating]:
+        """Rows ``start..stop`` in the precision they are kept in (float16, float32 or
+        float64; read-only): exactly :meth:`row_block`'s values, not yet widened, for a pass
+        whose first float64 operation widens them."""
+        access: RowAccess = self.__dict__["_access"]
+        return access.stored(start, stop)
+
     def take_rows(self, indices: Sequence[int] | NDArray[np.intp]) -> NDArray[np.float64]:
         """The float64 rows of the given row indices, in that order, shape (len(indices), d)."""
         access: RowAccess = self.__dict__["_access"]

@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from threadpoolctl import threadpool_limits
 
 from unembed._blocks import row_blocks
 from unembed._checks import UnembedError
+from unembed.few_neighbours import FEW, excluded, merge, nearest_few, unit_rows
 from unembed.head import Head, LabelRef
 from unembed.moments import HiddenMoments, LogitMoments, LogitRows
 from unembed.top_cosines import dot_rows, rounding_bound, strip_lower, top_cosines
@@ -130,56 +130,9 @@ class Neighbours(dict[str, list[Neighbour]]):
                             ).astype({"rank": "int64", "index": "int64", "cosine": "float64"})
 
 
-def _unit_rows(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | None,
-               data: LogitRows | None = None) -> NDArray[np.float64]:
-    from unembed.views import _rows_of
-
-    R = _rows_of(head, idx, view, weights, data)
-    n = np.sqrt(np.einsum("ij,ij->i", R, R))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        U = R / n[:, None]
-    U[~(n > 1e-300)] = np.nan  # no direction: never a neighbour
-    return np.asarray(U)
-
-
-def _excluded(S: NDArray[np.floating], bad: NDArray[np.intp], qbad: NDArray[np.intp],
-              queries: NDArray[np.intp], s: int, e: int) -> NDArray[np.floating]:
-    """The cosines ``S`` (q, e - s) of the queries with labels s..e, with -inf where there is
-    no neighbour: labels and queries without a direction, and each query's own label."""
-    if bad.size:
-        S[:, bad] = -np.inf
-    if qbad.size:
-        S[qbad, :] = -np.inf
-    own = (queries >= s) & (queries < e)
-    S[np.flatnonzero(own), queries[own] - s] = -np.inf  # a label is not its own neighbour
-    return S
-
-
 def _delta(d: int) -> float:
     """Bound on |float32 cosine - float64 cosine| of unit rows of width d (module docstring)."""
     return rounding_bound(d)
-
-
-def _merge(best_i: NDArray[np.intp], best_v: NDArray[np.float64], r: NDArray[np.intp],
-           c: NDArray[np.intp], v: NDArray[np.float64], k: int
-           ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """The k best of each row of (best_i, best_v) and the candidates (row r, label c, value
-    v), by (-value, label index)."""
-    q = best_i.shape[0]
-    rows = np.concatenate([np.repeat(np.arange(q), best_i.shape[1]), r])
-    lab = np.concatenate([best_i.ravel(), c])
-    val = np.concatenate([best_v.ravel(), v])
-    lab_key = np.where(lab < 0, np.iinfo(np.intp).max, lab)
-    order = np.lexsort((lab_key, -val, rows))
-    rows, lab, val = rows[order], lab[order], val[order]
-    start = np.searchsorted(rows, np.arange(q))
-    rank = np.arange(rows.size) - start[rows]
-    keep = rank < k
-    out_i = np.full((q, k), -1, dtype=np.intp)
-    out_v = np.full((q, k), -np.inf)
-    out_i[rows[keep], rank[keep]] = lab[keep]
-    out_v[rows[keep], rank[keep]] = val[keep]
-    return out_i, out_v
 
 
 def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "centered",
@@ -197,11 +150,11 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
         data = logit_data(head, data, "neighbours")
     V = head.n_labels
     k = int(min(k, V - 1))
-    Q = _unit_rows(head, queries, view, weights, data)
+    Q = unit_rows(head, queries, view, weights, data)
     q = Q.shape[0]
     qbad = np.flatnonzero(np.isnan(Q[:, 0]))  # a row without direction is NaN throughout
-    if q <= _FEW:
-        return _nearest_few(head, queries, Q, qbad, k, view, weights, data)
+    if q <= FEW:
+        return nearest_few(head, queries, Q, qbad, k, view, weights, data)
     best_i = np.full((q, k), -1, dtype=np.intp)
     best_v = np.full((q, k), -np.inf)
     Q32 = Q.astype(np.float32)
@@ -210,11 +163,11 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
     delta = _delta(width)
     step = block or max(k + 1, min(8192, (1 << 23) // max(q, 1)))
     for s, e in row_blocks(V, 1, 8 * step):
-        B = _unit_rows(head, np.arange(s, e), view, weights, data)
+        B = unit_rows(head, np.arange(s, e), view, weights, data)
         bad = np.flatnonzero(np.isnan(B[:, 0]))
         B32 = B.astype(np.float32)
         B32[bad] = 0.0
-        S = _excluded(Q32 @ B32.T, bad, qbad, queries, s, e)  # (q, b) float32
+        S = excluded(Q32 @ B32.T, bad, qbad, queries, s, e)  # (q, b) float32
         low = best_v[:, -1].copy()  # the k-th best float64 cosine so far (-inf: not k yet)
         if not np.isfinite(low).all():
             low = np.maximum(low, strip_lower(S, min(k, e - s)) - delta)
@@ -226,58 +179,7 @@ def nearest(head: Head, queries: NDArray[np.intp], *, k: int = 10, view: str = "
         for a in range(0, r.size, 1 << 13):  # float64 re-score of the candidates only
             ra, ca = r[a:a + (1 << 13)], c[a:a + (1 << 13)]
             v[a:a + ra.size] = dot_rows(Q[ra], B[ca])
-        best_i, best_v = _merge(best_i, best_v, r, c + s, v, k)
-    best_i = np.where(np.isfinite(best_v), best_i, -1)
-    best_v = np.where(np.isfinite(best_v), np.clip(best_v, -1.0, 1.0), np.nan)
-    return best_i, best_v
-
-
-#: Up to this many queries, every cosine is computed in float64 (no float32 product to
-#: select candidates: for a few rows the product is not what costs, the rows are).
-_FEW = 64
-
-
-def _nearest_few(head: Head, queries: NDArray[np.intp], Q: NDArray[np.float64],
-                 qbad: NDArray[np.intp], k: int, view: str, weights: ArrayLike | None,
-                 data: LogitRows | None) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """:func:`nearest` for a few queries: the float64 unit rows of each block of labels
-    (blocks of 8 MiB, read from the file for a head whose rows stay there), their float64
-    cosines with the queries, and each block's best (every value tied with a query's k-th
-    best kept, so ties are ordered by label index as in :func:`_merge`)."""
-    Qz = np.where(np.isnan(Q), 0.0, Q)
-    # two float64 computations of the dot product of unit rows of width d differ by at most
-    # 2 gamma_d, gamma_d = d u / (1 - d u): a candidate within that of the k-th is kept
-    u = float(np.finfo(np.float64).eps) / 2
-    slack = 4 * Q.shape[1] * u / (1 - Q.shape[1] * u)
-    # One BLAS thread: products this thin are bound by reading the rows, not by arithmetic,
-    # and a second thread only waits on the first, block after block.
-    with threadpool_limits(1, user_api="blas"):
-        return _few_blocks(head, queries, Qz, qbad, k, view, weights, data, slack)
-
-
-def _few_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64],
-                qbad: NDArray[np.intp], k: int, view: str, weights: ArrayLike | None,
-                data: LogitRows | None, slack: float
-                ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    V, q = head.n_labels, Qz.shape[0]
-    best_i = np.full((q, k), -1, dtype=np.intp)
-    best_v = np.full((q, k), -np.inf)
-    for s, e in row_blocks(V, head.d, 1 << 23):
-        B = _unit_rows(head, np.arange(s, e), view, weights, data)
-        bad = np.flatnonzero(np.isnan(B[:, 0]))
-        if bad.size:
-            B = np.where(np.isnan(B), 0.0, B)
-        S = _excluded(Qz @ B.T, bad, qbad, queries, s, e)  # (q, b) float64
-        kk = min(k, e - s)
-        kth = -np.partition(-S, kk - 1, axis=1)[:, kk - 1]
-        floor = np.maximum(kth, best_v[:, -1]) - slack
-        flat = np.flatnonzero((S >= floor[:, None]) & np.isfinite(S))
-        if not flat.size:
-            continue
-        r, c = np.divmod(flat, S.shape[1])
-        # re-scored as every neighbour query scores its candidates (the same figures as
-        # neighbours of all labels at once, to the last bit)
-        best_i, best_v = _merge(best_i, best_v, r, c + s, dot_rows(Qz[r], B[c]), k)
+        best_i, best_v = merge(best_i, best_v, r, c + s, v, k)
     best_i = np.where(np.isfinite(best_v), best_i, -1)
     best_v = np.where(np.isfinite(best_v), np.clip(best_v, -1.0, 1.0), np.nan)
     return best_i, best_v
@@ -305,9 +207,9 @@ def nearest_all(head: Head, *, k: int = 10, view: str = "centered",
         data = logit_data(head, data, "neighbours")
     V = head.n_labels
     k = int(min(k, max(V - 1, 1)))
-    U = np.empty((V, _unit_rows(head, np.arange(1), view, weights, data).shape[1]))
+    U = np.empty((V, unit_rows(head, np.arange(1), view, weights, data).shape[1]))
     for s, e in row_blocks(V, U.shape[1]):
-        U[s:e] = _unit_rows(head, np.arange(s, e), view, weights, data)
+        U[s:e] = unit_rows(head, np.arange(s, e), view, weights, data)
     return top_cosines(U, k, block=block)
 
 
@@ -513,10 +415,10 @@ def _constant_rows(head: Head, qi: NDArray[np.intp], bv: NDArray[np.float64], vi
         if top.size == 0 or constant_reason(top, what="", terms=view_terms(
                 view, head, n_states), scale=1.0) is None:
             continue
-        Q = _unit_rows(head, np.array([q], dtype=np.intp), view, weights, data)[0]
+        Q = unit_rows(head, np.array([q], dtype=np.intp), view, weights, data)[0]
         row = np.full(head.n_labels, np.nan)
         for s, e in row_blocks(head.n_labels, head.d):
-            row[s:e] = _unit_rows(head, np.arange(s, e), view, weights, data) @ Q
+            row[s:e] = unit_rows(head, np.arange(s, e), view, weights, data) @ Q
         row = np.delete(row, q)
         why = neighbour_reason(head, head.labels[q], view, row, n_states)
         if why is not None:

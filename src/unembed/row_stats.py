@@ -144,7 +144,7 @@ class RowStats:
         cnorms = np.empty(W.shape[0])
         unit_sum = np.zeros(W.shape[1])
         for s, e in row_blocks(*W.shape, PASS_BYTES):
-            C = self.identify(W[s:e] - m)
+            C = self.identify(np.subtract(W.stored(s, e), m))  # widened exactly
             n = np.sqrt(np.einsum("ij,ij->i", C, C))
             cnorms[s:e] = n
             inv = np.divide(1.0, n, out=np.zeros_like(n), where=n > 1e-300)

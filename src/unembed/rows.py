@@ -79,6 +79,12 @@ class RowAccess(Protocol):
 
     def take(self, indices: NDArray[np.intp]) -> NDArray[np.float64]: ...
 
+    def stored(self, start: int, stop: int) -> NDArray[np.floating]:
+        """Rows start..stop in the precision they are kept in (float16, float32 or float64,
+        every value exactly a float64): for a pass whose first float64 operation widens them
+        anyway (``np.subtract(rows.stored(s, e), m)`` is ``rows[s:e] - m`` to the last bit)."""
+        ...
+
     def full(self) -> NDArray[np.float64]: ...
 
 
@@ -102,6 +108,9 @@ class InMemory:
 
     def take(self, indices: NDArray[np.intp]) -> NDArray[np.float64]:
         return np.asarray(self._W[indices])
+
+    def stored(self, start: int, stop: int) -> NDArray[np.floating]:
+        return self._W[start:stop]
 
     def full(self) -> NDArray[np.float64]:
         return self._W
@@ -134,6 +143,13 @@ class InFile:
         if step != 1:
             raise ValueError("rows are read in slices of step 1")
         out = np.asarray(self._stored.rows(start, max(start, stop)), dtype=np.float64)
+        out.setflags(write=False)
+        return out
+
+    def stored(self, start: int, stop: int) -> NDArray[np.floating]:
+        if self._full is not None:
+            return self._full[start:stop]
+        out: NDArray[np.floating] = self._stored.rows(start, max(start, stop))
         out.setflags(write=False)
         return out
 

@@ -156,16 +156,17 @@ def test_several_chunks_give_the_figures_of_the_whole_logits():
 
 
 @pytest.mark.parametrize("mean", [0.0, 1e3])
-def test_random_hidden_scale_is_the_spread_of_the_centered_logits(mean):
+@pytest.mark.parametrize("n", [40, 200])
+def test_random_hidden_scale_is_the_spread_of_the_centered_logits(mean, n):
     """H is drawn from N(0, I/d) and scaled by 3 / sigma, sigma the standard deviation of
-    z - rowmean(z) over every entry (z = H W^T); the first quarter ten times larger. Rows
-    sharing a large mean do not lose the digits of sigma."""
+    z - rowmean(z) over every entry of the first min(n, 64) states (z = H W^T); the first
+    quarter ten times larger. Rows sharing a large mean do not lose the digits of sigma."""
     rng = np.random.default_rng(5)
-    V, d, n = 400, 10, 64
+    V, d = 400, 10
     W = rng.standard_normal((V, d)) + mean
     head = Head(W)
     H0 = np.random.default_rng([7, 0x5EED]).standard_normal((n, d)) / np.sqrt(d)
-    z = H0 @ (W - W.mean(axis=0)).T
+    z = H0[:64] @ (W - W.mean(axis=0)).T
     want = H0 * 3.0 / (z - z.mean(axis=1, keepdims=True)).std()
     want[: n // 4] *= 10
     np.testing.assert_allclose(random_hidden(head, n, seed=7), want, rtol=1e-9)

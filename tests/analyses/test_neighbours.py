@@ -118,3 +118,36 @@ def test_all_file_holds_what_json_writes_for_each_label(tmp_path):
                               ensure_ascii=False) + "\n"
                    for lab, ns in neighbours(head, None, k=3, view="raw").items())
     assert (tmp_path / "x.jsonl").read_text(encoding="utf-8") == want
+
+
+@pytest.mark.parametrize("view", ["raw", "centered"])
+def test_a_few_queries_keep_every_near_tie_whatever_the_row_norms(view):
+    """Rows of norms from 1e-3 to 1e3 whose cosines with the queries differ by about 1e-13:
+    the few-query pass selects on q . r / |r| and re-scores q . (r / |r|), and its slack keeps
+    every label the float64 re-score ranks in the top k (the reference sorts that re-score
+    over all labels, formed whole), in the same order as the all-labels path."""
+    rng = np.random.default_rng(21)
+    d = 48
+    base = rng.standard_normal(d)
+    near = base + 1e-13 * rng.standard_normal((60, d))
+    far = rng.standard_normal((40, d))
+    W = np.vstack([near, far]) * np.logspace(-3, 3, 100)[rng.permutation(100), None]
+    head = Head(W)
+    from unembed.views import view_rows
+
+    R = view_rows(head, view)
+    U = R / np.sqrt(np.einsum("ij,ij->i", R, R))[:, None]
+    q = np.array([0, 7, 64])
+    bi, bv = nearest(head, q, k=25, view=view, block=None)
+    every = nearest(head, np.arange(100), k=25, view=view)  # many queries: float32 candidates
+    for a, i in enumerate(q):
+        v = np.einsum("ij,j->i", U, U[i])
+        v[i] = -np.inf
+        order = sorted(range(100), key=lambda j: (-v[j], j))[:25]
+        assert bi[a].tolist() == order
+        np.testing.assert_array_equal(bv[a], np.clip(v[order], -1, 1))
+        assert bi[a].tolist() == every[0][i].tolist()
+    alone = neighbours(head, None, k=25, view=view)
+    for a, i in enumerate(q):
+        assert [n.index for n in alone[str(i)]] == bi[a].tolist()
+        assert [n.cosine for n in alone[str(i)]] == bv[a].tolist()

@@ -57,6 +57,20 @@ def test_rows_stay_in_the_file_until_the_whole_matrix_is_asked_for(pair):
     assert head.in_memory and head.W is head.W
 
 
+def test_stored_blocks_hold_the_float64_values_and_widen_in_the_first_operation(pair):
+    """A block in its stored precision (float16, float32; bfloat16 read as float32): the
+    same values as the float64 block, and centering it widens it exactly (the few-neighbour
+    pass centers that way)."""
+    head, W = pair
+    B = head.stored_block(40, 90)
+    assert B.dtype == (np.float16 if head.file.dtype == "float16" else np.float32)
+    assert not B.flags.writeable
+    np.testing.assert_array_equal(B.astype(np.float64), W[40:90])
+    m = head.stats.mean()
+    assert np.array_equal(np.subtract(B, m), W[40:90] - m)
+    assert np.array_equal(Head(W).stored_block(40, 90), W[40:90])
+
+
 @pytest.mark.parametrize("view", ["raw", "centered", "normalized", "differences", "causal"])
 def test_every_view_gives_the_in_memory_figures_to_the_last_bit(pair, view):
     head, W = pair
@@ -208,7 +222,7 @@ def test_pair_differences_against_one_reference_label_at_a_time(case):
 def test_neighbours_of_many_labels_use_the_float32_candidates_and_agree():
     """Above a few queries the float32 product selects candidates: the same answer as plain
     float64 sorting, ties by label index."""
-    from unembed.neighbours import _FEW
+    from unembed.few_neighbours import FEW as _FEW
 
     rng = np.random.default_rng(4)
     W = rng.standard_normal((150, 8)) + 0.3
