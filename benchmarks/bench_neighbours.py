@@ -61,14 +61,15 @@ def main() -> None:
 
     from unembed import Head
     from unembed.cli.neighbours import _write_lines
-    from unembed.neighbours import NeighbourArrays, _unit_rows, neighbour_arrays
+    from unembed.few_neighbours import unit_rows
+    from unembed.neighbours import NeighbourArrays, neighbour_arrays
 
     threads = max(int(p.get("num_threads", 1)) for p in threadpool_info()) if \
         threadpool_info() else os.cpu_count() or 1
     rng = np.random.default_rng(0)
     W = rng.standard_normal((args.V, args.d)) * 0.1 + rng.standard_normal(args.d) * 0.3
     head = Head(W)
-    U = _unit_rows(head, np.arange(args.V), args.view, None)  # also warms cached statistics
+    U = unit_rows(head, np.arange(args.V), args.view, None)  # also warms cached statistics
     U32 = np.ascontiguousarray(U, dtype=np.float32)
     print(f"{args.V} x {args.d}, every label's top-{args.k} ({args.view} view), "
           f"{threads} BLAS threads")
