@@ -35,6 +35,7 @@ from threadpoolctl import threadpool_limits
 from unembed._blocks import row_blocks
 from unembed.head import Head
 from unembed.moments import LogitRows
+from unembed.row_stats import PASS_BYTES
 from unembed.top_cosines import dot_rows
 
 __all__ = ["FEW", "excluded", "merge", "nearest_few", "unit_rows"]
@@ -42,8 +43,10 @@ __all__ = ["FEW", "excluded", "merge", "nearest_few", "unit_rows"]
 #: Up to this many queries, every cosine is computed in float64 (module docstring).
 FEW = 64
 
-#: Bytes of float64 per block of labels (8 MiB).
-_BLOCK_BYTES = 1 << 23
+#: Bytes of float64 per block of labels (2 MiB, as the first pass): the block's several reads
+#: (norms, product) then come from the cache (8 MiB blocks measured 0.15-0.5 s slower on a
+#: 128256 x 4096 head).
+_BLOCK_BYTES = PASS_BYTES
 
 #: A row whose norm is at most this has no direction: never a neighbour.
 _TINY = 1e-300
