@@ -151,3 +151,31 @@ def test_a_few_queries_keep_every_near_tie_whatever_the_row_norms(view):
     for a, i in enumerate(q):
         assert [n.index for n in alone[str(i)]] == bi[a].tolist()
         assert [n.cosine for n in alone[str(i)]] == bv[a].tolist()
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e2, 1e9])
+def test_a_few_centered_queries_agree_with_the_centered_rows_whatever_the_mean(offset):
+    """Rows sharing a mean up to 1e9 times their spread, with near-ties of 1e-13 (1e-6 at
+    1e9): the few-query pass ranks them as the centered rows formed whole and as the
+    all-labels path do."""
+    rng = np.random.default_rng(33)
+    d = 40
+    base = rng.standard_normal(d)
+    near = base + max(1e-13, 1e-15 * offset) * rng.standard_normal((50, d))  # distinct rows
+    W = np.vstack([near, rng.standard_normal((50, d))]) + offset * rng.standard_normal(d)
+    head = Head(W)
+    from unembed.views import view_rows
+
+    R = view_rows(head, "centered")
+    U = R / np.sqrt(np.einsum("ij,ij->i", R, R))[:, None]
+    q = np.array([1, 60, 99])
+    bi, bv = nearest(head, q, k=20, view="centered")
+    alone = neighbours(head, None, k=20, view="centered")
+    for a, i in enumerate(q):
+        v = np.einsum("ij,ij->i", U, np.broadcast_to(U[i], U.shape))
+        v[i] = -np.inf
+        order = sorted(range(100), key=lambda j: (-v[j], j))[:20]
+        assert bi[a].tolist() == order
+        np.testing.assert_array_equal(bv[a], np.clip(v[order], -1, 1))
+        assert [n.index for n in alone[str(i)]] == order
+        assert [n.cosine for n in alone[str(i)]] == bv[a].tolist()
