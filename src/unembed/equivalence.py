@@ -142,6 +142,10 @@ def _from_sums(sums: Sums, dtype: str, tol: float) -> Equivalence:
     )
 
 
+#: How many of the random states set their scale (:func:`random_hidden`).
+_SPREAD_STATES = 64
+
+
 def random_hidden(head: Head, n: int = 256, *, seed: int = 0) -> NDArray[np.float64]:
     """n random hidden states (n, d), float64, scaled so that the logits of ``head`` spread
     over a few units (a quarter of them ten times larger, so that near one-hot predictions are
@@ -156,10 +160,6 @@ def random_hidden(head: Head, n: int = 256, *, seed: int = 0) -> NDArray[np.floa
     H *= 3.0 / spread if spread > 0 else 1.0
     H[: n // 4] *= 10.0
     return H
-
-
-#: How many of the random states set their scale (:func:`random_hidden`).
-_SPREAD_STATES = 64
 
 
 def _logit_spread(head: Head, H: NDArray[np.float64]) -> float:

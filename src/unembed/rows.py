@@ -142,7 +142,7 @@ class InFile:
         start, stop, step = key.indices(self._shape[0])
         if step != 1:
             raise ValueError("rows are read in slices of step 1")
-        out = np.asarray(self._stored.rows(start, max(start, stop)), dtype=np.float64)
+        out = np.asarray(self.stored(start, stop), dtype=np.float64)
         out.setflags(write=False)
         return out
 

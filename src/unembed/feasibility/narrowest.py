@@ -78,6 +78,14 @@ class _Label:
     lp: LPResult | None = None
     result: Feasibility | None = None
 
+    def rows(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The (label, rival) pairs of the rows generated so far, in order, as two arrays."""
+        return (np.array([r[0] for r in self.order], dtype=np.int64),
+                np.array([r[1] for r in self.order], dtype=np.int64))
+
+    def method(self, V: int) -> str:
+        return "lp" if len(self.order) >= V - 1 else "lp+generation"
+
 
 def _margins(Z: NDArray[np.float64], labels: NDArray[np.int64]) -> NDArray[np.float64]:
     """z_i - max_{k != i} z_k for each column of Z (V, n) and its label i (n,)."""
@@ -139,8 +147,7 @@ def optimal_margins(head: Head, sp: Space,
             if not open_:
                 break
             for lab in open_:
-                P = np.array([r[0] for r in lab.order], dtype=np.int64)
-                N = np.array([r[1] for r in lab.order], dtype=np.int64)
+                P, N = lab.rows()
                 lab.model.add(P[lab.model.n_rows:], N[lab.model.n_rows:])
             solved = (list(pool.map(lambda x: x.model.solve(), open_)) if pool is not None
                       else [x.model.solve() for x in open_])
@@ -171,17 +178,15 @@ def _round(head: Head, sp: Space, open_: list[_Label], tol: float,
     for lab in open_:
         lp = lab.lp
         assert lp is not None
-        method = "lp" if len(lab.order) >= V - 1 else "lp+generation"
         if not lp.ok:
             continue  # undecided (decided at the end)
         if lp.t <= tol:
-            P = np.array([r[0] for r in lab.order], dtype=np.int64)
-            N = np.array([r[1] for r in lab.order], dtype=np.int64)
+            P, N = lab.rows()
             bound, resid, lam, nu = certify(sp, P, N, _NONE, _NONE, lp.lam, lp.nu)
             cert = Certificate(_names(head, P, N), lam, (), nu, bound, resid)
             lab.result = Feasibility("argmaxable", (head.labels[lab.i],),
                                      "no" if bound <= tol else "undecided", lp.t, tol, None,
-                                     cert, sp.formulation, method, lab.solves,
+                                     cert, sp.formulation, lab.method(V), lab.solves,
                                      lp_optimum=lp.t)
             if tick is not None:
                 tick()
@@ -220,12 +225,7 @@ def _round(head: Head, sp: Space, open_: list[_Label], tol: float,
         assert lp is not None
         c0, c1 = at[a]
         mw, m_opt, z = float(m[c0]), float(m[c1]), Z[:, c0]
-        method = "lp" if len(lab.order) >= V - 1 else "lp+generation"
-        if mw > tol and m_opt >= lp.t - 1e-9 * tol / sp.rtol:
-            lab.result = Feasibility("argmaxable", (head.labels[lab.i],), "yes", mw, tol,
-                                     wit[a], None, sp.formulation, method, lab.solves,
-                                     lp_optimum=lp.t)
-        else:
+        if not (mw > tol and m_opt >= lp.t - 1e-9 * tol / sp.rtol):  # not proven optimal
             new = _group_rows(sp, np.array([lab.i]), z, _ADD_GROUP, lab.active)
             new = [rc for rc in new if z[rc[0]] - z[rc[1]] < lp.t]
             if new:
@@ -233,12 +233,12 @@ def _round(head: Head, sp: Space, open_: list[_Label], tol: float,
                 lab.order.extend(new)
                 still.append(lab)
                 continue
-            if mw > tol:  # the LP could not close the gap: a witness all the same
-                lab.result = Feasibility("argmaxable", (head.labels[lab.i],), "yes", mw, tol,
-                                         wit[a], None, sp.formulation, method, lab.solves,
-                                         lp_optimum=lp.t)
-            else:
+            if not mw > tol:
                 continue  # undecided (decided at the end)
+            # else the LP could not close the gap: a witness all the same
+        lab.result = Feasibility("argmaxable", (head.labels[lab.i],), "yes", mw, tol, wit[a],
+                                 None, sp.formulation, lab.method(V), lab.solves,
+                                 lp_optimum=lp.t)
         if tick is not None:
             tick()
     return still
