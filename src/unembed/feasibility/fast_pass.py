@@ -188,31 +188,25 @@ class Scores:
         assert self.sketch is not None
         V = self.W.shape[0]
         n = Hs.shape[0]
-        R = self.sketch.A.shape[0]
-        if self._ybuf is None or self._ybuf.size < n * R:
-            self._ybuf = np.empty(n * R, dtype=np.float32)
-        # u_j . h_i <= Y_ij + add_i
-        Y, add, mag = self.sketch.bounds(Hs, into=self._ybuf[: n * R].reshape(n, R))
+        # u_j . h_i <= fl32(G A^T)_ij + add_i
+        proj = self.sketch.project(Hs)
+        add, mag = proj.add, proj.mag
         if not np.all((mag > 2.0**-100) & (mag < 2.0**100)):
             return None  # far from float32's range: the direct product (its own bound)
-        Y[r, lab] = -np.inf
         # float32 additions of the bias (s b_j, s in [0, 1]) to Y: at most this much rounding
         nu = 2.0**-22 * (mag + 2 * self._bmax) * (1 + 1e-6) + 2.0**-146
-        step = self._ystep
         if add_bias:
-            for s in range(0, V, step):
-                Y[:, s:s + step] += self.b32[None, s:s + step]
             add = add + nu
         thr = down32(cut - add)
-        thr1 = None if unit_b is None else down32(cut + unit_b - add - nu)
-        keep = np.zeros(V, dtype=bool)
-        for s in range(0, V, step):
-            y = Y[:, s:s + step]
-            k = (y >= thr[:, None]).any(axis=0)
-            if thr1 is not None:
-                k |= ((y + self.b32[None, s:s + step]) >= thr1[:, None]).any(axis=0)
-            keep[s:s + step] = k
-        keep[lab] = True
+        # the unit form's bias: the bounds are read again, with s b added, by with_bias
+        Y = None
+        if unit_b is not None:
+            if self._ybuf is None or self._ybuf.size < n * V:
+                self._ybuf = np.empty(n * V, dtype=np.float32)
+            Y = self._ybuf[: n * V].reshape(n, V)
+        keep, top = self.sketch.reach(
+            proj, thr, lab, self.b32 if add_bias else None,
+            None if unit_b is None else (self.b32, down32(cut + unit_b - add - nu)), Y)
         J = np.flatnonzero(keep)
         if J.size > V // 2:
             return None
@@ -223,16 +217,16 @@ class Scores:
         ZJ[r, np.searchsorted(J, lab)] = -np.inf
         jJ = ZJ.argmax(1)
         zJ = ZJ[r, jJ].astype(np.float64)
-        Y[:, J] = -np.inf  # the rows computed exactly need no bound
-        zj = np.maximum(zJ, Y.max(axis=1).astype(np.float64) + add)
+        # the rows computed exactly need no bound (reach left them out of top, and -inf in Y)
+        zj = np.maximum(zJ, top.astype(np.float64) + add)
         self.Z, self.rr, self.J, self.Y, self.add, self.nu = ZJ, r, J, Y, add, nu
         self.pairs[0] += n * J.size
         self.pairs[1] += n * V
         return J[jJ].astype(np.int64), zj
 
     def with_bias(self, s: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """After :meth:`first`: add s_n b to each row; (the strongest rival, an upper bound on
-        its score)."""
+        """After :meth:`first` (the unit form's bias: ``unit_b`` given there): add s_n b to
+        each row; (the strongest rival, an upper bound on its score)."""
         Z = self.Z
         s32 = self._vec(s)[:, None]
         b = self.b32 if self.J is None else self.b32[self.J]
@@ -244,9 +238,12 @@ class Scores:
             return self._host(jb).astype(np.int64), zjb
         assert self.Y is not None and self.add is not None and self.nu is not None
         Y, step = self.Y, self._ystep
-        for t in range(0, Y.shape[1], step):
-            Y[:, t:t + step] += s32 * self.b32[None, t:t + step]
-        ub = Y.max(axis=1).astype(np.float64) + self.add + self.nu
+        top = np.full(Y.shape[0], -np.inf, dtype=np.float32)
+        for t in range(0, Y.shape[1], step):  # each step's maximum while it is in the cache
+            y = Y[:, t:t + step]
+            y += s32 * self.b32[None, t:t + step]
+            np.maximum(top, y.max(axis=1), out=top)
+        ub = top.astype(np.float64) + self.add + self.nu
         return self.J[jb].astype(np.int64), np.maximum(zjb, ub)
 
     def _index(self, a: NDArray[np.int64]) -> Any:

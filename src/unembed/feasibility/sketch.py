@@ -87,6 +87,8 @@ _EPS32 = 2.0**-24
 #: the most a float32 product, or a rounding to float32, can lose to underflow (half the
 #: smallest subnormal): every float32 step carries eps32 relative error plus this much
 _TINY32 = 2.0**-150
+#: the bytes of bounds :meth:`Sketch.reach` computes and tests at a time (kept in the cache)
+_CHUNK_BYTES = 1 << 21
 
 
 def _gamma(n: int, eps: float) -> float:
@@ -247,16 +249,10 @@ class Sketch:
         return cls(P, A, rows, np.asarray(mean, dtype=np.float64), eps_P, s_max, r_max,
                    beta_max)
 
-    def bounds(self, H: NDArray[np.float64], into: NDArray[np.float32] | None = None
-               ) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64]]:
-        """For witnesses H (n, d) in float64: (Y (n, n_rows) float32, add (n,), mag (n,)) with
-
-            u_j . h_i <= Y[i, j] + add[i]    for every row j sketched (proven, see (*)),
-
-        and mag[i] >= max_j |Y[i, j]| (to bound the rounding of further float32 additions).
-        ``into``: a C-contiguous (n, n_rows) float32 array to write Y into (a caller's buffer
-        kept from block to block: a fresh one of that size is mapped and faulted in anew each
-        time)."""
+    def project(self, H: NDArray[np.float64]) -> Projection:
+        """The float64 part of (*) for witnesses H (n, d): G = [g_i, |rho_i|^+] and the
+        per-witness constants (see :class:`Projection`); the float32 product G A^T is left to
+        :meth:`bounds` (all rows at once) or :meth:`reach` (in chunks of rows)."""
         n, d = H.shape
         k = self.k
         P = self.P
@@ -281,12 +277,6 @@ class Sketch:
         G[:, k] = up32(rho_n)
         eta = (math.sqrt(k) * g_d * (1 + self.eps_P) * h_n + _EPS32 * g_n
                + math.sqrt(k) * _TINY32) * (1 + 1e-6)
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            # fl32(s_j . g_i + |r_j|^+ |rho_i|^+), one product
-            Y = G @ self.A.T if into is None else np.matmul(G, self.A.T, out=into)
-        if not (np.isfinite(self.r_max) and self.s_max < 2.0**100):
-            Y[np.isnan(Y)] = np.inf  # inf - inf in float32: no bound, so +inf
-        Y[out] = np.inf
         mag = (self.s_max * g_n + G[:, k].astype(np.float64) * self.r_max) * (1 + 2**-20)
         m_n = float(np.linalg.norm(self.mean)) * (1 + 4 * _EPS64)
         mh = H @ self.mean
@@ -298,7 +288,122 @@ class Sketch:
                     + (k + 4) * 2 * _TINY32) * (1 + 1e-9)
         mag[out] = np.inf
         add[out] = np.inf
-        return Y, add, mag
+        return Projection(G, add, mag, out)
+
+    def _product(self, proj: Projection, s: int, e: int, Y: NDArray[np.float32]) -> None:
+        """Y (n, e - s) := the bounds' columns s..e: fl32(G A[s:e]^T), inf - inf (NaN) as
+        +inf, the rows ``out`` +inf."""
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            # fl32(s_j . g_i + |r_j|^+ |rho_i|^+), one product
+            np.matmul(proj.G, self.A[s:e].T, out=Y)
+        if not (np.isfinite(self.r_max) and self.s_max < 2.0**100):
+            Y[np.isnan(Y)] = np.inf  # inf - inf in float32: no bound, so +inf
+        if proj.out.any():
+            Y[proj.out] = np.inf
+
+    def bounds(self, H: NDArray[np.float64], into: NDArray[np.float32] | None = None
+               ) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64]]:
+        """For witnesses H (n, d) in float64: (Y (n, n_rows) float32, add (n,), mag (n,)) with
+
+            u_j . h_i <= Y[i, j] + add[i]    for every row j sketched (proven, see (*)),
+
+        and mag[i] >= max_j |Y[i, j]| (to bound the rounding of further float32 additions).
+        ``into``: a C-contiguous (n, n_rows) float32 array to write Y into (a caller's buffer
+        kept from block to block: a fresh one of that size is mapped and faulted in anew each
+        time)."""
+        proj = self.project(H)
+        R = self.A.shape[0]
+        Y = np.empty((H.shape[0], R), dtype=np.float32) if into is None else into
+        self._product(proj, 0, R, Y)
+        return Y, proj.add, proj.mag
+
+    def reach(self, proj: Projection, thr: NDArray[np.float32], kept: NDArray[np.int64],
+              bias: NDArray[np.float32] | None = None,
+              unit: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None,
+              into: NDArray[np.float32] | None = None, chunk: int = _CHUNK_BYTES
+              ) -> tuple[NDArray[np.bool_], NDArray[np.float32]]:
+        """The sketched rows whose bound reaches a witness's threshold, and the largest bound
+        of the others, from the bounds Y = fl32(G A^T) of :meth:`bounds` (NaN and the rows
+        ``out`` as there) walked once, in chunks of about ``chunk`` bytes of Y (all n
+        witnesses, some rows j: columns of Y), each chunk tested while it is in the cache.
+        With Y' = fl32(Y + bias) (``bias`` (n_rows,) given) or Y:
+
+            keep_j = j in ``kept``, or Y'_ij >= thr_i for some i, or (``unit`` = (b1, thr1))
+                     fl32(Y'_ij + b1_j) >= thr1_i for some i;
+            top_i  = max of Y'_ij over the rows j not kept (-inf when every row is kept).
+
+        A row j can only be kept by a witness i whose largest bound in the chunk reaches
+        thr_i: the chunk's per-witness maxima are taken first and the rows tested on those
+        witnesses alone (most witnesses reach none); the maxima are taken again, without the
+        kept rows, only in a chunk that has some.
+
+        Returns (keep (n_rows,) bool, top (n,) float32). ``into``: a C-contiguous
+        (n, n_rows) float32 array that receives Y' with the kept rows' columns -inf (for a
+        later pass over it), Y computed there by one product, the entries of :meth:`bounds`
+        bit for bit. Without it only one chunk of Y exists at a time, each its own product:
+        the same dot products, summed in the order the BLAS picks for that shape (which may
+        differ from the whole product's in the last bit; the bound (*) holds for any order).
+        """
+        n = proj.G.shape[0]
+        R = self.A.shape[0]
+        c = max(1, min(R, chunk // (4 * max(n, 1))))
+        buf = None
+        if into is None:
+            buf = np.empty((n, c), dtype=np.float32)
+        else:
+            self._product(proj, 0, R, into)
+        tmp = np.empty((n, c), dtype=np.float32) if unit is not None else None
+        keep = np.zeros(R, dtype=bool)
+        keep[kept] = True
+        top = np.full(n, -np.inf, dtype=np.float32)
+        for s in range(0, R, c):
+            e = min(R, s + c)
+            if buf is not None:
+                y = buf[:, : e - s]
+                self._product(proj, s, e, y)
+            else:
+                assert into is not None
+                y = into[:, s:e]
+            if bias is not None:
+                y += bias[None, s:e]
+            k = keep[s:e]
+            m = y.max(axis=1)
+            hit = np.flatnonzero(m >= thr)
+            if hit.size:
+                k |= (y[hit] >= thr[hit, None]).any(axis=0)
+            if unit is not None:
+                assert tmp is not None
+                b1, thr1 = unit
+                z = np.add(y, b1[None, s:e], out=tmp[:, : e - s])
+                hit = np.flatnonzero(z.max(axis=1) >= thr1)
+                if hit.size:
+                    k |= (z[hit] >= thr1[hit, None]).any(axis=0)
+            J = np.flatnonzero(k)
+            if J.size:  # the kept rows leave the maximum
+                y[:, J] = -np.inf
+                m = y.max(axis=1)
+            np.maximum(top, m, out=top)
+        return keep, top
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """A block of witnesses H (n, d) through a sketch (:meth:`Sketch.project`): what the
+    bound (*) needs of them besides the rows' coefficients.
+
+    Attributes
+    ----------
+    G : (n, k + 1) float32, [g_i, |rho_i|^+] (zero on the rows ``out``), so that
+        u_j . h_i <= fl32(G A^T)[i, j] + add[i]
+    add : (n,) float64, the additive term of (*) with every rounding bound (inf on ``out``)
+    mag : (n,) float64, >= max_j |fl32(G A^T)[i, j]| (inf on ``out``)
+    out : (n,) bool, the witnesses whose products would leave float32's range: bound +inf
+    """
+
+    G: NDArray[np.float32]
+    add: NDArray[np.float64]
+    mag: NDArray[np.float64]
+    out: NDArray[np.bool_]
 
 
 def choose_rank(W: NDArray[np.float64], mean: NDArray[np.float64], P: NDArray[np.float64],
@@ -367,6 +472,7 @@ def down32(x: NDArray[np.float64]) -> NDArray[np.float32]:
 
 
 __all__ = [
+    "Projection",
     "Sketch",
     "choose_rank",
     "covariance32",
