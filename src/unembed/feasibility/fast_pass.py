@@ -198,12 +198,12 @@ class Scores:
         if add_bias:
             add = add + nu
         thr = down32(cut - add)
-        # the unit form's bias: the bounds are read again, with s b added, by with_bias
-        Y = None
-        if unit_b is not None:
-            if self._ybuf is None or self._ybuf.size < n * V:
-                self._ybuf = np.empty(n * V, dtype=np.float32)
-            Y = self._ybuf[: n * V].reshape(n, V)
+        # the bounds Y (n, V) as one product into the kept buffer (the unit form's bias reads
+        # them again in with_bias), then walked once in cache-sized chunks (Sketch.reach:
+        # products chunk by chunk measured no faster, and slower on a shared machine)
+        if self._ybuf is None or self._ybuf.size < n * V:
+            self._ybuf = np.empty(n * V, dtype=np.float32)
+        Y = self._ybuf[: n * V].reshape(n, V)
         keep, top = self.sketch.reach(
             proj, thr, lab, self.b32 if add_bias else None,
             None if unit_b is None else (self.b32, down32(cut + unit_b - add - nu)), Y)
@@ -217,7 +217,7 @@ class Scores:
         ZJ[r, np.searchsorted(J, lab)] = -np.inf
         jJ = ZJ.argmax(1)
         zJ = ZJ[r, jJ].astype(np.float64)
-        # the rows computed exactly need no bound (reach left them out of top, and -inf in Y)
+        # the rows computed exactly need no bound (left out of top, -inf in Y)
         zj = np.maximum(zJ, top.astype(np.float64) + add)
         self.Z, self.rr, self.J, self.Y, self.add, self.nu = ZJ, r, J, Y, add, nu
         self.pairs[0] += n * J.size
