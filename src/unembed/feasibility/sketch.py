@@ -252,7 +252,7 @@ class Sketch:
     def project(self, H: NDArray[np.float64]) -> Projection:
         """The float64 part of (*) for witnesses H (n, d): G = [g_i, |rho_i|^+] and the
         per-witness constants (see :class:`Projection`); the float32 product G A^T is left to
-        :meth:`bounds` (all rows at once) or :meth:`reach` (in chunks of rows)."""
+        :meth:`bounds` (the whole matrix) and :meth:`reach` (walked in chunks)."""
         n, d = H.shape
         k = self.k
         P = self.P
