@@ -24,6 +24,31 @@ rounded norm is within gamma_{d+1} of |r|, so |s - x| <= gamma_d (1 + u)(1 + gam
 are two orders of one sum: within 2 gamma_d of each other). A label whose v reaches the final
 k-th best v has s >= v - e_s - ... >= (k-th s of its block) - 2 (e_s + e_v): the slack is
 2 (e_s + e_v) = 8 gamma_{d+2}, about 7e-12 for d = 4096, so the candidates stay few.
+
+Rows kept in float32 (or float16), ``raw`` and ``centered`` with no known null space: the
+block is never widened. With eps = 2^-24, G = gamma32_{d+2} and m32 = fl32(m), the row is
+r~_j = u_j (raw) or fl32(u_j - m32) (centered), its norm n_j = fl32(|r~_j|), the products
+fl32(q32 . r~_j) with q32 = fl32(q_a), and s_aj = fl32(q32 . r~_j) / n_j (divided in
+float64, so within eps64 rather than eps of the quotient; the bound below allows eps). With
+rho_j = |r~_j| and dm = |m - m32| (0 for raw): |r~_j - c_j| <= e_j := dm + eps rho_j
+(c_j the exact row; a subtraction's rounding is at most eps of its result, and exact in
+the subnormal range), |fl32(q32 . r~) - q32 . r~| <= gamma_d |q32| rho + d 2^-150 (gradual
+underflow: each product may lose 2^-150 besides its relative error), |n_j - rho_j| <=
+gamma_{d+1} rho_j while 2^-40 <= n_j <= 2^60 (no overflow, underflow negligible), and
+| |c_j| - n_j | <= e_j + gamma_{d+1} rho_j. Writing x = q_a . c_j / |c_j|,
+
+    |s - x| <= |q| (2 gamma_{d+1} rho + 2 e_j) / n_j (1 + eps) + d 2^-150 / n_j + eps (1 + ...)
+            <= E_j := 3 G + (3 dm + d 2^-149) / n_j        (for d < 1.6e5, |q| <= 1.001).
+
+A row is a candidate when s_aj + E_j >= L_a - e_v, with L_a the larger of the k-th best
+re-scored value so far and the block's k-th largest s_aj - E_j, minus e_v: both are at most
+the final k-th best v, so every label that reaches it is kept. A row whose norm leaves
+[2^-40, 2^60] or whose E_j >= 0.5 is always a candidate; the candidates' float64 rows (and
+their norms, and whether they have a direction at all) are formed as the float64 path forms
+them. E_j is about 7e-4 for d = 4096 (a few to tens of candidates among 128k labels,
+re-read in float64 by index); a block with more candidates than half its rows (a mean far
+from the rows, so dm / n_j is large, or cosines all within E_j of each other) is done in
+float64, and when most of the first blocks are, so are the rest.
 """
 
 from __future__ import annotations
@@ -144,7 +169,8 @@ def _linear_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64
                    qbad: NDArray[np.intp], k: int, view: str, weights: ArrayLike | None
                    ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     """``raw`` and ``centered``: per block the rows, their norms and one product with the
-    queries; unit rows for the candidates only."""
+    queries; unit rows for the candidates only. Rows kept in float32 or float16 are not
+    widened but for the candidates (module docstring)."""
     from unembed.views import _center_of
 
     V, d, q = head.n_labels, head.d, Qz.shape[0]
@@ -152,11 +178,35 @@ def _linear_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64
     gap = slack(d)
     best_i = np.full((q, k), -1, dtype=np.intp)
     best_v = np.full((q, k), -np.inf)
+    narrow = (head.null_space is None and (d + 2) * _EPS32 < 0.005
+              and head.stored_block(0, min(V, 1)).dtype in (np.float32, np.float16))
+    if narrow:
+        QT = np.ascontiguousarray(Qz.T, dtype=np.float32)
+        m32 = None if m is None else m.astype(np.float32)
+        dm = 0.0 if m is None else _exact_norm(m - np.asarray(m32, dtype=np.float64))
+        G = (d + 2) * _EPS32 / (1 - (d + 2) * _EPS32)
+    tried = fell_back = 0
     for s, e in row_blocks(V, d, _BLOCK_BYTES):
-        if m is None:
-            R = head.row_block(s, e)
-        else:  # widened and centered in one operation (the stored values are float64 values)
-            R = head.stats.identify(np.subtract(head.stored_block(s, e), m))
+        B = head.stored_block(s, e)
+        pairs = None
+        if narrow and not (tried >= _TRIAL and 2 * fell_back > tried):
+            pairs = _narrow_candidates(B, m32, dm, G, QT, best_v, queries, qbad, k, s, e,
+                                       gap / 4)
+            tried, fell_back = tried + 1, fell_back + (pairs is None)
+            if pairs is not None:
+                r, c = pairs
+                if not r.size:
+                    continue
+                cu, back = np.unique(c, return_inverse=True)
+                R = _rows64(head, B[cu], m)
+                n = np.sqrt(np.einsum("ij,ij->i", R, R))
+                ok = n[back] > _TINY  # a row without a direction is never a neighbour
+                r, back = r[ok], back[ok]
+                U = R[back] / n[back][:, None]
+                best_i, best_v = merge(best_i, best_v, r, cu[back] + s, dot_rows(Qz[r], U),
+                                       k)
+                continue
+        R = _rows64(head, B, m)
         n = np.sqrt(np.einsum("ij,ij->i", R, R))
         ok = n > _TINY
         P = Qz @ R.T
@@ -169,6 +219,59 @@ def _linear_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64
         U = R[c] / n[c][:, None]  # each candidate's unit row, as unit_rows forms it
         best_i, best_v = merge(best_i, best_v, r, c + s, dot_rows(Qz[r], U), k)
     return best_i, best_v
+
+
+#: float32's unit roundoff.
+_EPS32 = 2.0**-24
+#: Blocks tried in float32 before giving it up when most of them were done in float64 (the
+#: float32 bound cannot separate the rows: cosines that agree to about 1e-3, as the raw
+#: cosines of rows sharing a large mean do).
+_TRIAL = 16
+
+
+def _exact_norm(x: NDArray[np.float64]) -> float:
+    """An upper bound on |x| (its float64 norm, rounded up by its own error bound)."""
+    return float(np.linalg.norm(x)) * (1 + (x.size + 2) * 2.0**-52)
+
+
+def _rows64(head: Head, B: NDArray[np.floating], m: NDArray[np.float64] | None
+            ) -> NDArray[np.float64]:
+    """The view's float64 rows of stored rows ``B``: widened, or widened and centered in one
+    operation (the stored values are float64 values), projected off the null space."""
+    if m is None:
+        return np.asarray(B, dtype=np.float64)
+    return head.stats.identify(np.subtract(B, m))
+
+
+def _narrow_candidates(B: NDArray[np.floating], m32: NDArray[np.float32] | None, dm: float,
+                       G: float, QT: NDArray[np.float32], best_v: NDArray[np.float64],
+                       queries: NDArray[np.intp], qbad: NDArray[np.intp], k: int, s: int,
+                       e: int, e_v: float) -> tuple[NDArray[np.intp], NDArray[np.intp]] | None:
+    """(query, column) of the block's candidates found in float32 (module docstring), or
+    None when more than half the block's rows are candidates (float64 is then as cheap)."""
+    R = (B.astype(np.float32, copy=False) if m32 is None
+         else np.subtract(B, m32, dtype=np.float32))
+    n = np.sqrt(np.einsum("ij,ij->i", R, R)).astype(np.float64)
+    S = (R @ QT).T.astype(np.float64)  # (q, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        S /= n
+        E = 3 * G + (3 * dm + R.shape[1] * 2.0**-149) / n
+    sure = (n >= 2.0**-40) & (n <= 2.0**60) & (E < 0.5)
+    lo = np.where(sure, S - E, -np.inf)
+    hi = np.where(sure, S + E, np.inf)
+    excluded(lo, _NO_ROWS, qbad, queries, s, e)
+    excluded(hi, _NO_ROWS, qbad, queries, s, e)
+    kk = min(k, e - s)
+    kth = -np.partition(-lo, kk - 1, axis=1)[:, kk - 1]
+    floor = np.maximum(kth - e_v, best_v[:, -1]) - e_v
+    hit = (hi >= floor[:, None]) & (hi > -np.inf)
+    if 2 * int(hit.any(axis=0).sum()) > e - s:
+        return None
+    r, c = np.nonzero(hit)
+    return r.astype(np.intp), c.astype(np.intp)
+
+
+_NO_ROWS = np.zeros(0, dtype=np.intp)
 
 
 def _unit_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64],
