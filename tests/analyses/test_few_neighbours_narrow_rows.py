@@ -108,17 +108,33 @@ def test_rows_far_from_the_origin_keep_their_centered_order(tmp_path):
     _check(_file_head(tmp_path, W32), W32.astype(np.float64), [0, 299], 10, "centered")
 
 
-def test_rows_sharing_one_large_direction_are_given_to_float64(tmp_path, monkeypatch):
-    """Raw rows that all share one large direction have raw cosines within 1e-6 of each
-    other, which a float32 product cannot separate: each block is done in float64, and after
-    the first few blocks the float32 attempt stops."""
+def test_rows_sharing_one_large_direction_are_selected_about_their_mean(tmp_path,
+                                                                       monkeypatch):
+    """Raw rows that all share one large direction (1e3 times the rest) have raw cosines
+    within about 1e-6 of each other, which a float32 product of the rows themselves cannot
+    separate; about their mean only the small parts are rounded, and float32 decides."""
     rng = np.random.default_rng(10)
     d = 16
     W32 = (1e3 * rng.standard_normal(d) + rng.standard_normal((800, d))).astype(np.float32)
     head = _file_head(tmp_path, W32)
     monkeypatch.setattr(few, "_BLOCK_BYTES", 8 * d * 20)  # 40 blocks of 20 rows
     seen = _spy(monkeypatch)
-    _check(head, W32.astype(np.float64), [0, 5], 10, "raw")
+    for k in (10, 60):
+        _check(head, W32.astype(np.float64), [0, 5], k, "raw")
+    assert sum(seen) >= 0.7 * len(seen)  # not the first blocks (their k-th is still low)
+
+
+def test_blocks_float32_cannot_separate_are_given_to_float64(tmp_path, monkeypatch):
+    """Centered rows 1e7 from the origin with a spread of 2: fl32(m) is off by about a
+    quarter of a centered row, so every row is a candidate and every block is done in
+    float64; after the first few blocks the float32 attempt stops."""
+    rng = np.random.default_rng(10)
+    d = 16
+    W32 = (1e7 * rng.standard_normal(d) + 2 * rng.standard_normal((800, d))).astype(np.float32)
+    head = _file_head(tmp_path, W32)
+    monkeypatch.setattr(few, "_BLOCK_BYTES", 8 * d * 20)  # 40 blocks of 20 rows
+    seen = _spy(monkeypatch)
+    _check(head, W32.astype(np.float64), [0, 5], 10, "centered")
     assert seen == [False] * few._TRIAL
 
 
@@ -216,4 +232,43 @@ def test_the_mean_rounded_to_float32_is_carried_by_the_bound(tmp_path, monkeypat
              if x32[np.argsort(-x64, kind="stable")[:k]].min() < np.sort(x32)[::-1][k - 1] - 3e-5)
     seen = _spy(monkeypatch)
     _check(head, W, [0], k, "centered")
+    assert any(seen)
+
+
+def test_raw_rows_about_their_mean_keep_every_row_that_ranks(tmp_path, monkeypatch):
+    """400 rows at 10 degrees from the query's row (raw cosines equal but for their rounding
+    to float32, about 1e-7 apart) and 600 rows at 20 to 40 degrees: they share a large
+    common part, so the raw selection goes about the mean, and its float32 values order the
+    rows near the k-th differently from float64; the bound keeps every row that ranks."""
+    rng = np.random.default_rng(16)
+    d = 8
+
+    def cone(deg: np.ndarray) -> np.ndarray:
+        v = rng.standard_normal((deg.size, d))
+        v -= np.outer(v @ q, q)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        t = np.radians(deg)[:, None]
+        return 10 * (np.cos(t) * q + np.sin(t) * v)
+
+    q = rng.standard_normal(d)
+    q /= np.linalg.norm(q)
+    W32 = np.vstack([10 * q, cone(np.full(400, 10.0)),
+                     cone(rng.uniform(20, 40, 600))]).astype(np.float32)
+    head = _file_head(tmp_path, W32)
+    W = W32.astype(np.float64)
+    assert few._common_part(head)
+    # the float32 selection values about the mean, as the module docstring forms them
+    m32 = head.stats.mean().astype(np.float32)
+    m64 = m32.astype(np.float64)
+    qq = W[0] / np.linalg.norm(W[0])
+    R = np.subtract(W32, m32, dtype=np.float32)
+    P = (R @ np.stack([qq, m64], axis=1).astype(np.float32)).astype(np.float64)
+    N = np.sqrt(m64 @ m64 + 2 * P[:, 1] + np.einsum("ij,ij->i", R, R).astype(np.float64))
+    s = (qq @ m64 + P[:, 0]) / N
+    x64 = W @ qq / np.linalg.norm(W, axis=1)
+    s[0] = x64[0] = -np.inf
+    k = next(k for k in range(20, 400)
+             if s[np.argsort(-x64, kind="stable")[:k]].min() < np.sort(s)[::-1][k - 1] - 1e-9)
+    seen = _spy(monkeypatch)
+    _check(head, W, [0], k, "raw")
     assert any(seen)
