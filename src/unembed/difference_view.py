@@ -28,6 +28,8 @@ __all__ = ["differences_matrix", "gram_is_cheapest", "pair_differences"]
 
 #: unit roundoff of float64
 _EPS = float(np.finfo(np.float64).eps) / 2
+#: unit roundoff of float32
+_EPS32 = 2.0**-24
 
 
 def gram_is_cheapest(head: Head, k: int) -> bool:
@@ -104,7 +106,9 @@ def pair_differences(head: Head, i: int, j: int) -> float:
     and u_j - u_k themselves, as a direct computation would, and the minimum is taken over
     those: the answer of the direct computation over all k, since its minimiser is among them.
     A k whose difference is too short for the estimate to bound (a near-duplicate of i or j) is
-    always computed directly.
+    always computed directly. Rows kept in float32 or float16 are estimated without widening
+    them (:func:`_estimates32`, float32 products with their own bound); only the direct
+    computation is in float64.
     """
     V, d = head.n_labels, head.d
     m = head.stats.mean()
@@ -115,8 +119,13 @@ def pair_differences(head: Head, i: int, j: int) -> float:
     gamma = d * _EPS / (1 - d * _EPS) + 4 * _EPS
     lo = np.empty(V)
     hi = np.empty(V)
+    narrow = (head.null_space is None and d * _EPS32 < 0.005
+              and head.stored_block(0, min(V, 1)).dtype in (np.float32, np.float16))
     with threadpool_limits(1, user_api="blas"):  # matrix-vector products: bound by reading
-        _estimates(head, m, ci, cj, gij, ni, nj, gamma, lo, hi)
+        if narrow:
+            _estimates32(head, m, ci, cj, gij, ni, nj, gamma, lo, hi)
+        else:
+            _estimates(head, m, ci, cj, gij, ni, nj, gamma, lo, hi)
     return _direct_minimum(head, i, j, ui, uj, lo, hi, gamma)
 
 
@@ -144,6 +153,64 @@ def _estimates(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
             lo[s:e] = np.where(nlo >= 0, nlo / dhi, nlo / dlo)
             hi[s:e] = np.where(nhi >= 0, nhi / dlo, nhi / dhi)
         bad = ~(dlo > 0)
+        lo[s:e][bad], hi[s:e][bad] = -np.inf, np.inf
+
+
+def _estimates32(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
+                 cj: NDArray[np.float64], gij: float, ni: float, nj: float, gamma: float,
+                 lo: NDArray[np.float64], hi: NDArray[np.float64]) -> None:
+    """:func:`_estimates` for rows kept in float32 or float16, without widening them: each
+    block centered in float32 on m32 = fl32(m), its products with fl32(c_i), fl32(c_j) and
+    its squared norms in float32, and the rounding of all of it carried into [lo, hi].
+
+    With eps = 2^-24, g = gamma32_d, dm = |m - m32|, c~_k = fl32(u_k - m32) and
+    rho_k = |c~_k| (so |c~_k - c_k| <= dm + eps rho_k, |c_k| <= c_k^+ := rho_k^+ + dm +
+    eps rho_k^+, rho_k^+ an upper bound on rho_k from the float32 squared norm), each
+    float32 product of the pass is within
+
+        e_G = n_i ((g + 3 eps)(1 + eps) rho_k^+ + dm (1 + 2 eps)) + (d + sqrt(d) c_k^+) 2^-149
+
+    of c_i . c_k (the roundings of c_i, of c~_k and of the product, and gradual underflow),
+    and the squared norm within e_K = g rho_k^+2 + d 2^-150 + (dm + eps rho_k^+)
+    (rho_k^+ + c_k^+) of |c_k|^2. The float64 steps add ``gamma`` (the float64 pass's bound)
+    of each term's size. A non-finite value (an overflow) leaves the label's interval
+    unbounded: it is then computed directly."""
+    V, d = head.n_labels, head.d
+    eps = _EPS32
+    g = d * eps / (1 - d * eps)
+    m32 = m.astype(np.float32)
+    diff = m - np.asarray(m32, dtype=np.float64)  # exact (Sterbenz)
+    dm = float(np.linalg.norm(diff)) * (1 + (d + 2) * 2.0**-52)
+    Q = np.ascontiguousarray(np.stack([ci, cj], axis=1), dtype=np.float32)  # (d, 2)
+    up = 1 + 1e-9  # the float64 arithmetic of the bounds themselves, rounded up
+    r = (g + 3 * eps) * (1 + eps)
+    under = d * 2.0**-149
+    for s, e in row_blocks(V, d, PASS_BYTES):
+        C = np.subtract(head.stored_block(s, e), m32, dtype=np.float32)
+        GH = (C @ Q).astype(np.float64)
+        G, H = GH[:, 0], GH[:, 1]
+        nk2 = np.einsum("ij,ij->i", C, C).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rk = np.sqrt((nk2 + under) / (1 - g)) * up
+            ck = (rk * (1 + eps) + dm) * up
+            tiny = (under + np.sqrt(d) * ck * 2.0**-149) * up
+            eG = (ni * (r * rk + dm * (1 + 2 * eps)) + tiny) * up
+            eH = (nj * (r * rk + dm * (1 + 2 * eps)) + tiny) * up
+            eK = (g * rk * rk + under + (dm + eps * rk) * (rk + ck)) * up
+            num = gij - G - H + nk2
+            A = ni * ni - 2 * G + nk2
+            B = nj * nj - 2 * H + nk2
+            eN = (gamma * (abs(gij) + np.abs(G) + np.abs(H) + nk2) + gamma * ni * nj
+                  + eG + eH + eK) * up
+            eA = (gamma * (ni * ni + 2 * np.abs(G) + nk2) + 2 * eG + eK) * up
+            eB = (gamma * (nj * nj + 2 * np.abs(H) + nk2) + 2 * eH + eK) * up
+            dlo = np.sqrt(np.maximum(A - eA, 0.0) * np.maximum(B - eB, 0.0))
+            dhi = np.sqrt((A + eA) * (B + eB))
+            nlo, nhi = num - eN, num + eN
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lo[s:e] = np.where(nlo >= 0, nlo / dhi, nlo / dlo)
+            hi[s:e] = np.where(nhi >= 0, nhi / dlo, nhi / dhi)
+        bad = ~((dlo > 0) & np.isfinite(dhi) & np.isfinite(nlo) & np.isfinite(nhi))
         lo[s:e][bad], hi[s:e][bad] = -np.inf, np.inf
 
 

@@ -24,9 +24,53 @@ rounded norm is within gamma_{d+1} of |r|, so |s - x| <= gamma_d (1 + u)(1 + gam
 are two orders of one sum: within 2 gamma_d of each other). A label whose v reaches the final
 k-th best v has s >= v - e_s - ... >= (k-th s of its block) - 2 (e_s + e_v): the slack is
 2 (e_s + e_v) = 8 gamma_{d+2}, about 7e-12 for d = 4096, so the candidates stay few.
+
+Rows kept in float32 (or float16), ``raw`` and ``centered`` with no known null space: the
+block is never widened. With eps = 2^-24, G = gamma32_{d+2} and m32 = fl32(m) (m the mean of
+the view, the plain mean for raw), each block is r~_j = fl32(u_j - m32) in float32, with its
+squared norms and its products with q32 = fl32(q_a) (and, raw, with m32) in float32.
+
+Centered: n_j = |r~_j| and s_aj = fl32(q32 . r~_j) / n_j. With rho_j = |r~_j| and
+dm = |m - m32|: |r~_j - c_j| <= e_j := dm + eps rho_j (c_j the exact row; a subtraction's
+rounding is at most eps of its result, and exact in the subnormal range),
+|fl32(q32 . r~) - q32 . r~| <= gamma_d |q32| rho + d 2^-150 (gradual underflow: each product
+may lose 2^-150 besides its relative error), |n_j - rho_j| <= gamma_{d+1} rho_j while
+2^-40 <= n_j <= 2^60 (no overflow, underflow negligible), and
+| |c_j| - n_j | <= e_j + gamma_{d+1} rho_j. Writing x = q_a . c_j / |c_j|,
+
+    |s - x| <= |q| (2 gamma_{d+1} rho + 2 e_j) / n_j (1 + eps) + d 2^-150 / n_j + eps (1 + ...)
+            <= E_j := 3 G + (3 dm + d 2^-149) / n_j        (for d < 1.6e5, |q| <= 1.001).
+
+Raw: u_j = m32 + c'_j exactly (c'_j = u_j - m32, of which r~_j is the rounding), so
+q . u_j = q . m32 + q . c'_j and |u_j|^2 = |m32|^2 + 2 m32 . c'_j + |c'_j|^2; the float32
+products give q . c'_j within e_a = (G + 3 eps) |q| rho_j (plus underflow), m32 . c'_j within
+e_t = (G + 2 eps) |m32| rho_j and |c'_j|^2 within e_n = (G + 2.1 eps) rho_j^2; q . m32 and
+the sums are in float64. With N_j^2 the computed |u_j|^2 (within e_N = 2 e_t + e_n and the
+float64 sums' rounding) and s_aj = (q . m32 + fl32(q32 . r~_j)) / N_j,
+
+    |s - x| <= E_j := 1.01 (e_a / N_j + 1.001 e_N / N_j^2) + 8 eps64,
+
+x = q_a . u_j / |u_j|. Rows sharing a large common part (|m32| >> |c'_j|, as the raw rows
+of language models' heads do) get E_j of order G |c'_j| / |u_j|, not G: their raw cosines
+all lie near one value, and only the part of each row off the mean is rounded. Rows far
+smaller than their mean would get a large E_j this way, so the raw selection goes about the
+mean only when |m|^2 is at least half the mean squared norm of the first 256 rows; else
+about 0 (the centered selection with m = 0, dm = 0).
+
+A row is a candidate when s_aj + E_j >= L_a - e_v, with L_a the larger of the k-th best
+re-scored value so far and the block's k-th largest s_aj - E_j, minus e_v: both are at most
+the final k-th best v, so every label that reaches it is kept. A row whose norm leaves
+[2^-40, 2^60] or whose E_j >= 0.5 is always a candidate; the candidates' float64 rows (and
+their norms, and whether they have a direction at all) are formed as the float64 path forms
+them. E_j is about 7e-4 for d = 4096 (a few to tens of candidates among 128k labels,
+re-read in float64 by index); a block with more candidates than half its rows (a mean far
+from the rows, so dm / n_j is large, or cosines all within E_j of each other) is done in
+float64, and when most of the first blocks are, so are the rest.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -144,7 +188,8 @@ def _linear_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64
                    qbad: NDArray[np.intp], k: int, view: str, weights: ArrayLike | None
                    ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     """``raw`` and ``centered``: per block the rows, their norms and one product with the
-    queries; unit rows for the candidates only."""
+    queries; unit rows for the candidates only. Rows kept in float32 or float16 are not
+    widened but for the candidates (module docstring)."""
     from unembed.views import _center_of
 
     V, d, q = head.n_labels, head.d, Qz.shape[0]
@@ -152,11 +197,36 @@ def _linear_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64
     gap = slack(d)
     best_i = np.full((q, k), -1, dtype=np.intp)
     best_v = np.full((q, k), -np.inf)
+    nar = None
+    if (head.null_space is None and (d + 2) * _EPS32 < 0.005
+            and head.stored_block(0, min(V, 1)).dtype in (np.float32, np.float16)):
+        if m is not None:
+            nar = _Narrow.of(Qz, m, raw=False)
+        elif _common_part(head):  # raw, about the mean
+            nar = _Narrow.of(Qz, head.stats.mean(), raw=True)
+        else:  # raw, as stored (the centered selection about 0)
+            nar = _Narrow.of(Qz, np.zeros(d), raw=False)
+    tried = fell_back = 0
     for s, e in row_blocks(V, d, _BLOCK_BYTES):
-        if m is None:
-            R = head.row_block(s, e)
-        else:  # widened and centered in one operation (the stored values are float64 values)
-            R = head.stats.identify(np.subtract(head.stored_block(s, e), m))
+        B = head.stored_block(s, e)
+        pairs = None
+        if nar is not None and not (tried >= _TRIAL and 2 * fell_back > tried):
+            pairs = _narrow_candidates(nar, B, best_v, queries, qbad, k, s, e, gap / 4)
+            tried, fell_back = tried + 1, fell_back + (pairs is None)
+            if pairs is not None:
+                r, c = pairs
+                if not r.size:
+                    continue
+                cu, back = np.unique(c, return_inverse=True)
+                R = _rows64(head, B[cu], m)
+                n = np.sqrt(np.einsum("ij,ij->i", R, R))
+                ok = n[back] > _TINY  # a row without a direction is never a neighbour
+                r, back = r[ok], back[ok]
+                U = R[back] / n[back][:, None]
+                best_i, best_v = merge(best_i, best_v, r, cu[back] + s, dot_rows(Qz[r], U),
+                                       k)
+                continue
+        R = _rows64(head, B, m)
         n = np.sqrt(np.einsum("ij,ij->i", R, R))
         ok = n > _TINY
         P = Qz @ R.T
@@ -169,6 +239,124 @@ def _linear_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64
         U = R[c] / n[c][:, None]  # each candidate's unit row, as unit_rows forms it
         best_i, best_v = merge(best_i, best_v, r, c + s, dot_rows(Qz[r], U), k)
     return best_i, best_v
+
+
+#: float32's unit roundoff.
+_EPS32 = 2.0**-24
+#: Blocks tried in float32 before giving it up when most of them were done in float64 (the
+#: float32 bound cannot separate the rows: cosines that agree to about 1e-3, as the raw
+#: cosines of rows sharing a large mean do).
+_TRIAL = 16
+
+
+def _exact_norm(x: NDArray[np.float64]) -> float:
+    """An upper bound on |x| (its float64 norm, rounded up by its own error bound)."""
+    return float(np.linalg.norm(x)) * (1 + (x.size + 2) * 2.0**-52)
+
+
+def _rows64(head: Head, B: NDArray[np.floating], m: NDArray[np.float64] | None
+            ) -> NDArray[np.float64]:
+    """The view's float64 rows of stored rows ``B``: widened, or widened and centered in one
+    operation (the stored values are float64 values), projected off the null space."""
+    if m is None:
+        return np.asarray(B, dtype=np.float64)
+    return head.stats.identify(np.subtract(B, m))
+
+
+@dataclass(frozen=True)
+class _Narrow:
+    """What the float32 selection of a block needs (module docstring): the queries q32 and,
+    for the raw view, the rounded mean m32 as one more column; G = gamma32_{d+2}; for the
+    centered view dm = |m - m32|; for the raw view q . m32 and |m32|^2 in float64."""
+
+    raw: bool
+    m32: NDArray[np.float32]
+    QM: NDArray[np.float32]  # (d, q) centered, (d, q + 1) raw
+    G: float
+    dm: float
+    qm: NDArray[np.float64]
+    mm: float
+    qn: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, Qz: NDArray[np.float64], m: NDArray[np.float64], raw: bool) -> _Narrow:
+        d = Qz.shape[1]
+        m32 = m.astype(np.float32)
+        m64 = np.asarray(m32, dtype=np.float64)
+        cols = [Qz.T, m64[:, None]] if raw else [Qz.T]
+        QM = np.ascontiguousarray(np.hstack(cols), dtype=np.float32)
+        G = (d + 2) * _EPS32 / (1 - (d + 2) * _EPS32)
+        dm = 0.0 if raw else _exact_norm(m - m64)
+        return cls(raw, m32, QM, G, dm, Qz @ m64, float(m64 @ m64),
+                   np.sqrt(np.einsum("ij,ij->i", Qz, Qz)))
+
+
+def _common_part(head: Head) -> bool:
+    """Do the rows share a large common part, |m|^2 at least half the mean |u_j|^2 (over the
+    first 256 rows)? Then the raw selection goes about the mean (module docstring); else
+    about 0."""
+    B = np.asarray(head.stored_block(0, min(head.n_labels, 256)), dtype=np.float64)
+    m = head.stats.mean()
+    return bool(float(m @ m) >= 0.5 * float(np.einsum("ij,ij->", B, B)) / B.shape[0])
+
+
+def _narrow_candidates(nar: _Narrow, B: NDArray[np.floating], best_v: NDArray[np.float64],
+                       queries: NDArray[np.intp], qbad: NDArray[np.intp], k: int, s: int,
+                       e: int, e_v: float) -> tuple[NDArray[np.intp], NDArray[np.intp]] | None:
+    """(query, column) of the block's candidates found in float32 (module docstring), or
+    None when more than half the block's rows are candidates (float64 is then as cheap)."""
+    R = np.subtract(B, nar.m32, dtype=np.float32)
+    n2 = np.einsum("ij,ij->i", R, R).astype(np.float64)
+    P = (R @ nar.QM).astype(np.float64)  # (b, q) or (b, q + 1)
+    d, G = R.shape[1], nar.G
+    under = d * 2.0**-149
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if nar.raw:
+            S, E, N = _raw_selection(nar, P, n2, d)
+        else:
+            N = np.sqrt(n2)
+            S = P.T / N
+            E = 3 * G + (3 * nar.dm + under) / N
+        sure = (N >= 2.0**-40) & (N <= 2.0**60) & (E < 0.5)
+        lo = np.where(sure, S - E, -np.inf)
+        hi = np.where(sure, S + E, np.inf)
+    excluded(lo, _NO_ROWS, qbad, queries, s, e)
+    excluded(hi, _NO_ROWS, qbad, queries, s, e)
+    kk = min(k, e - s)
+    kth = -np.partition(-lo, kk - 1, axis=1)[:, kk - 1]
+    floor = np.maximum(kth - e_v, best_v[:, -1]) - e_v
+    hit = (hi >= floor[:, None]) & (hi > -np.inf)
+    if 2 * int(hit.any(axis=0).sum()) > e - s:
+        return None
+    r, c = np.nonzero(hit)
+    return r.astype(np.intp), c.astype(np.intp)
+
+
+def _raw_selection(nar: _Narrow, P: NDArray[np.float64], n2: NDArray[np.float64], d: int
+                   ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """The raw view's selection values S (q, b), their bounds E (broadcast to S) and the
+    rows' norms N (b,) from the float32 products with the rows less m32 (module docstring:
+    u = m32 + c', each part's rounding bounded separately)."""
+    g, eps, u64 = nar.G, _EPS32, 2.0**-53
+    under = d * 2.0**-149
+    q = nar.QM.shape[1] - 1
+    p, t = P[:, :q], P[:, q]
+    rho = np.sqrt((n2 + under) / (1 - g)) * (1 + 4 * u64)  # >= |fl32(c')|
+    mn = np.sqrt(nar.mm) * (1 + 4 * u64)
+    N2 = nar.mm + 2 * t + n2
+    N = np.sqrt(np.maximum(N2, 0.0))
+    e_t = (g + 2 * eps) * mn * rho + under
+    e_n = (g + 2.1 * eps) * rho * rho + under
+    e_N2 = (2 * e_t + e_n + 8 * u64 * (nar.mm + 2 * np.abs(t) + n2)) * 1.01
+    qn = nar.qn[:, None] * (1 + 4 * u64)
+    e_a = (g + 3 * eps) * qn * rho[None, :] + under + d * 2 * u64 * qn * mn
+    S = (nar.qm[:, None] + p.T) / N
+    E = 1.01 * (e_a / N + 1.001 * e_N2 / (N * N)) + 8 * u64
+    E = np.where(e_N2 <= 0.5 * N2, E, np.inf)  # |u| itself not pinned down: no bound
+    return S, E, N
+
+
+_NO_ROWS = np.zeros(0, dtype=np.intp)
 
 
 def _unit_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64],
