@@ -206,8 +206,8 @@ class Scores:
             self._ybuf = np.empty(n * V, dtype=np.float32)
         Y = self._ybuf[: n * V].reshape(n, V)
         keep, top = self.sketch.reach(
-            proj, thr, lab, self.b32 if add_bias else None,
-            None if unit_b is None else (self.b32, down32(cut + unit_b - add - nu)), Y)
+            proj, thr, lab, Y, self.b32 if add_bias else None,
+            None if unit_b is None else (self.b32, down32(cut + unit_b - add - nu)))
         J = np.flatnonzero(keep)
         if J.size > V // 2:
             return None

@@ -318,10 +318,9 @@ class Sketch:
         return Y, proj.add, proj.mag
 
     def reach(self, proj: Projection, thr: NDArray[np.float32], kept: NDArray[np.int64],
-              bias: NDArray[np.float32] | None = None,
+              into: NDArray[np.float32], bias: NDArray[np.float32] | None = None,
               unit: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None,
-              into: NDArray[np.float32] | None = None, chunk: int = _CHUNK_BYTES
-              ) -> tuple[NDArray[np.bool_], NDArray[np.float32]]:
+              chunk: int = _CHUNK_BYTES) -> tuple[NDArray[np.bool_], NDArray[np.float32]]:
         """The sketched rows whose bound reaches a witness's threshold, and the largest bound
         of the others, from the bounds Y = fl32(G A^T) of :meth:`bounds` (NaN and the rows
         ``out`` as there) walked once, in chunks of about ``chunk`` bytes of Y (all n
@@ -339,36 +338,24 @@ class Sketch:
 
         Returns (keep (n_rows,) bool, top (n,) float32). ``into``: a C-contiguous
         (n, n_rows) float32 array that receives Y' with the kept rows' columns -inf (for a
-        later pass over it), Y computed there by one product, the entries of :meth:`bounds`
-        bit for bit. Without it only one chunk of Y exists at a time, each its own product:
-        the same dot products, summed in the order the BLAS picks for that shape (OpenBLAS's
-        differ from the whole product's in the last bit for a few percent of the entries, as
-        its one- and two-thread products differ; the bound (*) holds for any order). On a
-        128256-row sketch of rank 256 and 256 witnesses (two cores, two BLAS threads) the
-        products chunk by chunk saved at most 5% of the whole product and walk with one core
-        busy elsewhere, and took 1.5 to 2 times as long with both cores busy (the BLAS's
-        threads meet once per chunk): the fast pass passes ``into``.
+        later pass over it; a caller's buffer kept from block to block), Y computed there by
+        one product, the entries of :meth:`bounds` bit for bit. Products chunk by chunk (each
+        chunk in the cache when tested) were measured on a 128256-row sketch of rank 256 and
+        256 witnesses (two cores, two BLAS threads): at most 5% faster with one core busy
+        elsewhere, 1.5 to 2 times as slow with both busy (the BLAS's threads meet once per
+        chunk), so the product is whole and only the walk is in chunks.
         """
         n = proj.G.shape[0]
         R = self.A.shape[0]
         c = max(1, min(R, chunk // (4 * max(n, 1))))
-        buf = None
-        if into is None:
-            buf = np.empty((n, c), dtype=np.float32)
-        else:
-            self._product(proj, 0, R, into)
+        self._product(proj, 0, R, into)
         tmp = np.empty((n, c), dtype=np.float32) if unit is not None else None
         keep = np.zeros(R, dtype=bool)
         keep[kept] = True
         top = np.full(n, -np.inf, dtype=np.float32)
         for s in range(0, R, c):
             e = min(R, s + c)
-            if buf is not None:
-                y = buf[:, : e - s]
-                self._product(proj, s, e, y)
-            else:
-                assert into is not None
-                y = into[:, s:e]
+            y = into[:, s:e]
             if bias is not None:
                 y += bias[None, s:e]
             k = keep[s:e]
