@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from unembed._blocks import row_blocks
 from unembed.head import Head
-from unembed.row_stats import PASS_BYTES
+from unembed.row_stats import NARROW_PASS_BYTES, PASS_BYTES
 
 __all__ = ["differences_matrix", "gram_is_cheapest", "pair_differences"]
 
@@ -185,7 +185,7 @@ def _estimates32(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
     up = 1 + 1e-9  # the float64 arithmetic of the bounds themselves, rounded up
     r = (g + 3 * eps) * (1 + eps)
     under = d * 2.0**-149
-    for s, e in row_blocks(V, d, PASS_BYTES):
+    for s, e in row_blocks(V, d, NARROW_PASS_BYTES):
         C = np.subtract(head.stored_block(s, e), m32, dtype=np.float32)
         GH = (C @ Q).astype(np.float64)
         G, H = GH[:, 0], GH[:, 1]

@@ -79,7 +79,7 @@ from threadpoolctl import threadpool_limits
 from unembed._blocks import row_blocks
 from unembed.head import Head
 from unembed.moments import LogitRows
-from unembed.row_stats import PASS_BYTES
+from unembed.row_stats import NARROW_PASS_BYTES, PASS_BYTES
 from unembed.top_cosines import dot_rows
 
 __all__ = ["FEW", "excluded", "merge", "nearest_few", "unit_rows"]
@@ -91,6 +91,9 @@ FEW = 64
 #: (norms, product) then come from the cache (8 MiB blocks measured 0.15-0.5 s slower on a
 #: 128256 x 4096 head).
 _BLOCK_BYTES = PASS_BYTES
+#: The same for the float32 selection (module docstring; 8 MiB of float64 rows, read as 4 MiB
+#: of float32: its per-block steps cost more than the cache saves).
+_NARROW_BLOCK_BYTES = NARROW_PASS_BYTES
 
 #: A row whose norm is at most this has no direction: never a neighbour.
 _TINY = 1e-300
@@ -207,7 +210,7 @@ def _linear_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64
         else:  # raw, as stored (the centered selection about 0)
             nar = _Narrow.of(Qz, np.zeros(d), raw=False)
     tried = fell_back = 0
-    for s, e in row_blocks(V, d, _BLOCK_BYTES):
+    for s, e in row_blocks(V, d, _BLOCK_BYTES if nar is None else _NARROW_BLOCK_BYTES):
         B = head.stored_block(s, e)
         pairs = None
         if nar is not None and not (tried >= _TRIAL and 2 * fell_back > tried):

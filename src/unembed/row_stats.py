@@ -17,11 +17,19 @@ from unembed._blocks import block_gram, centered_covariance, row_blocks
 from unembed._checks import MatrixScan
 from unembed.rows import RowAccess
 
-__all__ = ["FirstPass", "RowStats", "Whitening", "first_pass", "identical_rows"]
+__all__ = ["NARROW_PASS_BYTES", "PASS_BYTES", "FirstPass", "RowStats", "Whitening", "first_pass",
+           "identical_rows"]
 
 #: Bytes of float64 per block of the first pass (2 MiB): small enough that the block's
 #: several reads (norms, sums, projections) stay in the cache.
 PASS_BYTES = 1 << 21
+
+#: Bytes of float64 per block (8 MiB: 256 rows of 4096, read as 4 MiB of float32) of the
+#: passes that work on float32 rows without widening them (the few-neighbour selection, the
+#: differences view's bounds): their per-block numpy steps cost more than the cache saves
+#: (on a 128256 x 4096 head: 0.73-0.79 s in 8 MiB blocks, 0.87-0.92 s in 2 MiB, 0.85-1.08 s
+#: in 16 MiB).
+NARROW_PASS_BYTES = 1 << 23
 
 #: The fixed direction rows are projected on to find identical rows (seeded: the same
 #: projections on every run).

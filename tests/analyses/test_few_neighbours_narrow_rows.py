@@ -117,7 +117,7 @@ def test_rows_sharing_one_large_direction_are_selected_about_their_mean(tmp_path
     d = 16
     W32 = (1e3 * rng.standard_normal(d) + rng.standard_normal((800, d))).astype(np.float32)
     head = _file_head(tmp_path, W32)
-    monkeypatch.setattr(few, "_BLOCK_BYTES", 8 * d * 20)  # 40 blocks of 20 rows
+    monkeypatch.setattr(few, "_NARROW_BLOCK_BYTES", 8 * d * 20)  # 40 blocks of 20 rows
     seen = _spy(monkeypatch)
     for k in (10, 60):
         _check(head, W32.astype(np.float64), [0, 5], k, "raw")
@@ -132,7 +132,7 @@ def test_blocks_float32_cannot_separate_are_given_to_float64(tmp_path, monkeypat
     d = 16
     W32 = (1e7 * rng.standard_normal(d) + 2 * rng.standard_normal((800, d))).astype(np.float32)
     head = _file_head(tmp_path, W32)
-    monkeypatch.setattr(few, "_BLOCK_BYTES", 8 * d * 20)  # 40 blocks of 20 rows
+    monkeypatch.setattr(few, "_NARROW_BLOCK_BYTES", 8 * d * 20)  # 40 blocks of 20 rows
     seen = _spy(monkeypatch)
     _check(head, W32.astype(np.float64), [0, 5], 10, "centered")
     assert seen == [False] * few._TRIAL
