@@ -14,7 +14,6 @@ a (2^31, 2^31) float64 matrix needs 4.61e+18 bytes (4.3e+09 GiB) of memory
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import sys
 
@@ -23,7 +22,7 @@ from numpy.typing import NDArray
 
 from unembed._checks import UnembedError
 
-__all__ = ["available_bytes", "needs_memory", "populated_empty", "populated_empty32"]
+__all__ = ["available_bytes", "needs_memory", "populated_empty"]
 
 #: Arrays from this size up are allocated by :func:`populated_empty` with their pages mapped
 #: at once (below it, np.empty: the heap's pages are reused).
@@ -38,29 +37,17 @@ def populated_empty(shape: tuple[int, ...], min_bytes: int = POPULATE_BYTES
     project's virtual machine: writing a fresh 4.2 GB float64 array took 5.6 to 14 s, almost
     all of it page faults; mapped this way, 2 s in all. Elsewhere (or when the mapping is
     refused) ``np.empty(shape)``."""
-    mm = _populated(8 * math.prod(shape), min_bytes)
-    if mm is None:
-        return np.empty(shape)
-    return np.ndarray(shape, dtype=np.float64, buffer=mm)
+    n = 8 * math.prod(shape)
+    if sys.platform == "linux" and n >= max(1, min_bytes):
+        import mmap
 
-
-def populated_empty32(shape: tuple[int, ...], min_bytes: int = POPULATE_BYTES
-                      ) -> NDArray[np.float32]:
-    """:func:`populated_empty` for float32."""
-    mm = _populated(4 * math.prod(shape), min_bytes)
-    if mm is None:
-        return np.empty(shape, dtype=np.float32)
-    return np.ndarray(shape, dtype=np.float32, buffer=mm)
-
-
-def _populated(n: int, min_bytes: int) -> mmap.mmap | None:
-    """n bytes of anonymous memory mapped at once (Linux, n >= min_bytes), or None."""
-    if sys.platform != "linux" or n < max(1, min_bytes):
-        return None
-    try:
-        return mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE)
-    except (OSError, ValueError, AttributeError):
-        return None
+        try:
+            mm = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+                           | mmap.MAP_POPULATE)
+        except (OSError, ValueError):
+            return np.empty(shape)
+        return np.ndarray(shape, dtype=np.float64, buffer=mm)
+    return np.empty(shape)
 
 
 def available_bytes() -> int | None:

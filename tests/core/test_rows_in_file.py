@@ -307,21 +307,3 @@ def test_populated_array_holds_what_is_written_and_is_freed_with_it(tmp_path):
     np.testing.assert_array_equal(got, W.astype(np.float64))
     if sys.platform == "linux":
         assert isinstance(got.base, mmap.mmap)
-
-
-def test_populated_float32_array_holds_what_is_written():
-    """populated_empty32: the same for float32 (the LP passes' float32 copy of the rows);
-    below the threshold, a plain array."""
-    import mmap
-    import sys
-
-    from unembed._memory import populated_empty32
-
-    a = populated_empty32((300, 7), min_bytes=1024)
-    assert a.shape == (300, 7) and a.dtype == np.float32 and a.flags.c_contiguous
-    if sys.platform == "linux":
-        assert isinstance(a.base, mmap.mmap)
-    a[...] = np.arange(2100.0, dtype=np.float32).reshape(300, 7)
-    np.testing.assert_array_equal(a, np.arange(2100.0).reshape(300, 7))
-    small = populated_empty32((3, 2))
-    assert small.dtype == np.float32 and not isinstance(small.base, mmap.mmap)

@@ -7,9 +7,7 @@ against an LP on every row at once, written here without unembed's code:
 SciPy's HiGHS on its default settings, no row generation; and against unembed's own
 one-label-at-a-time path (decide with optimal=True), which must give the same verdicts and
 optima. Heads have more than 1024 labels (so rows are generated over several rounds), a bias,
-planted rows inside the hull of others (unargmaxable), and float16 storage. Each test runs
-with the LP points' logits from the float64 product and from the float32 one with its bound
-(:mod:`unembed.feasibility.top_logits`, used on large heads; forced here).
+planted rows inside the hull of others (unargmaxable), and float16 storage.
 """
 
 from __future__ import annotations
@@ -19,18 +17,9 @@ import pytest
 from scipy.optimize import linprog
 
 from unembed import Head
-from unembed.feasibility import argmaxable_all, narrowest
+from unembed.feasibility import argmaxable_all
 from unembed.feasibility._core import decide, make_problem, make_space
 from unembed.feasibility.narrowest import optimal_margins
-
-
-@pytest.fixture(params=["float64 logits", "float32 logits"], autouse=True)
-def logits_path(request, monkeypatch):
-    """Every test twice: the float32 path of the LP points' logits forced on (it is taken
-    from 2^24 entries), and off."""
-    monkeypatch.setattr(narrowest, "_NARROW_SIZE", 0 if request.param == "float32 logits"
-                        else 1 << 62)
-    return request.param
 
 
 def full_lp(W: np.ndarray, b: np.ndarray, i: int, radius: float | None) -> float:

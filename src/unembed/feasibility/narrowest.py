@@ -18,13 +18,10 @@ the last basis).
 
 What costs the time on a large head is not the LPs but finding the violated rows: every round
 of every label needs the logits W h over all V labels at the LP's point, one pass over the
-(V, d) rows (0.5 s in float64 on a 128256 x 4096 head, memory-bound). Done per label that pass
-is most of a label's cost; here the labels of a batch advance round by round together, so one
+(V, d) float64 rows (0.5 s on a 128256 x 4096 head, memory-bound). Done per label that pass is
+most of a label's cost; here the labels of a batch advance round by round together, so one
 pass W X over the rows serves every label still open (X: their points as columns), and their
-LPs are solved side by side in threads (HiGHS runs without the GIL). On a large head the pass
-is over a float32 copy of the rows, made once (half the bytes), and only the logits that can
-matter (each label's own, and its strongest rivals') are then formed in float64
-(:mod:`unembed.feasibility.top_logits`, with its proven bound).
+LPs are solved side by side in threads (HiGHS runs without the GIL).
 
 Nothing else changes: the same decisions are taken on the same float64 numbers as in
 :func:`~unembed.feasibility._core.decide` (each witness's margin recomputed over all V rows
@@ -60,7 +57,6 @@ from unembed.feasibility._core import (
 )
 from unembed.feasibility.lp_model import ColdLP, WarmLP, open_lp
 from unembed.feasibility.questions import scaled_starts
-from unembed.feasibility.top_logits import Rows32, logits, top_logits
 from unembed.head import Head
 
 _NONE = np.zeros(0, dtype=np.int64)
@@ -68,13 +64,6 @@ _NONE = np.zeros(0, dtype=np.int64)
 #: head takes 7 rounds instead of 10 to the same optimum with fewer simplex iterations in all
 #: (3163 instead of 3751 for its narrowest label), and each round costs a pass over the rows.
 _ADD_GROUP = 64
-#: Rows (V d entries) from which the LP points' logits are found through a float32 copy of the
-#: rows (:mod:`unembed.feasibility.top_logits`): a pass reads half the bytes.
-_NARROW_SIZE = 1 << 24
-
-#: The logits at LP points: (H (d, n), s (n,), each column's label (n,)) -> Z (V, n).
-_AtPoints = Callable[[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]],
-                     NDArray[np.float64]]
 
 
 @dataclass
@@ -107,6 +96,14 @@ def _margins(Z: NDArray[np.float64], labels: NDArray[np.int64]) -> NDArray[np.fl
     return np.asarray(own - Z.max(axis=0), dtype=np.float64)
 
 
+def _logits(sp: Space, H: NDArray[np.float64], s: NDArray[np.float64]) -> NDArray[np.float64]:
+    """z = W h + s b for every column: (V, n), in float64, one pass over the rows."""
+    Z = np.asarray(sp.W @ H, dtype=np.float64)
+    if np.any(sp.b != 0):
+        Z += sp.b[:, None] * s[None, :]
+    return Z
+
+
 def optimal_margins(head: Head, sp: Space,
                     tasks: Sequence[tuple[int, NDArray[np.float64] | None]], threads: int = 1,
                     tick: Callable[[], None] | None = None, max_rounds: int = 60
@@ -117,16 +114,6 @@ def optimal_margins(head: Head, sp: Space,
     lockstep. ``threads``: LPs solved side by side."""
     tol = sp.tol
     V = sp.W.shape[0]
-    rows = None
-    if V - 1 > _FULL_GROUP and sp.W.size >= _NARROW_SIZE:
-        rows = Rows32.of(sp.W, head.stats.norms() if sp.W is head.W else None)
-
-    def at(H: NDArray[np.float64], s: NDArray[np.float64],
-           own: NDArray[np.int64]) -> NDArray[np.float64]:
-        if rows is None:
-            return logits(sp, H, s)
-        return top_logits(sp, rows, H, s, own, max(_ADD_GROUP, _START_GROUP))
-
     labs = [_Label(int(i), open_lp(sp, _NONE, _NONE)) for i, _ in tasks]
     # the starts (the fast pass's direction, scaled as decide scales it): the rows at the
     # best of them are the first rows
@@ -141,10 +128,9 @@ def optimal_margins(head: Head, sp: Space,
             owner.append(a)
     zs: list[NDArray[np.float64]] = [sp.b.copy() for _ in labs]
     if cols:
+        Z = _logits(sp, np.stack(cols, axis=1), np.array(svals))
         own = np.array(owner)
-        lab_of = np.array([labs[a].i for a in owner], dtype=np.int64)
-        Z = at(np.stack(cols, axis=1), np.array(svals), lab_of)
-        m = _margins(Z, lab_of)
+        m = _margins(Z, np.array([labs[a].i for a in owner], dtype=np.int64))
         for a in range(len(labs)):
             mine = np.flatnonzero(own == a)
             if mine.size and np.max(m[mine]) > -np.inf:  # the first of the largest margin,
@@ -167,7 +153,7 @@ def optimal_margins(head: Head, sp: Space,
                       else [x.model.solve() for x in open_])
             for lab, lp in zip(open_, solved):
                 lab.lp, lab.solves = lp, lab.solves + 1
-            open_ = _round(head, sp, open_, tol, tick, at)
+            open_ = _round(head, sp, open_, tol, tick)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -185,7 +171,7 @@ def optimal_margins(head: Head, sp: Space,
 
 
 def _round(head: Head, sp: Space, open_: list[_Label], tol: float,
-           tick: Callable[[], None] | None, at: _AtPoints) -> list[_Label]:
+           tick: Callable[[], None] | None) -> list[_Label]:
     """Decide or grow every open label after its LP was solved; the labels still open."""
     V = sp.W.shape[0]
     live: list[_Label] = []
@@ -213,7 +199,7 @@ def _round(head: Head, sp: Space, open_: list[_Label], tol: float,
     wit: list[NDArray[np.float64]] = []
     H: list[NDArray[np.float64]] = []
     S: list[float] = []
-    cols: list[tuple[int, int]] = []  # the columns of each label's witness and LP point
+    at: list[tuple[int, int]] = []  # the columns of each label's witness and LP point
     for lab in live:
         lp = lab.lp
         assert lp is not None
@@ -223,21 +209,21 @@ def _round(head: Head, sp: Space, open_: list[_Label], tol: float,
         H.append(hu)
         S.append(su)
         if su == lp.s and np.array_equal(hu, lp.h):  # no bias: the LP's point itself
-            cols.append((len(H) - 1, len(H) - 1))
+            at.append((len(H) - 1, len(H) - 1))
         else:
             H.append(lp.h)
             S.append(lp.s)
-            cols.append((len(H) - 2, len(H) - 1))
+            at.append((len(H) - 2, len(H) - 1))
+    Z = _logits(sp, np.stack(H, axis=1), np.array(S))
     owner = np.zeros(len(H), dtype=np.int64)
-    for lab, (c0, c1) in zip(live, cols):
+    for lab, (c0, c1) in zip(live, at):
         owner[[c0, c1]] = lab.i
-    Z = at(np.stack(H, axis=1), np.array(S), owner)
     m = _margins(Z, owner)
     still: list[_Label] = []
     for a, lab in enumerate(live):
         lp = lab.lp
         assert lp is not None
-        c0, c1 = cols[a]
+        c0, c1 = at[a]
         mw, m_opt, z = float(m[c0]), float(m[c1]), Z[:, c0]
         if not (mw > tol and m_opt >= lp.t - 1e-9 * tol / sp.rtol):  # not proven optimal
             new = _group_rows(sp, np.array([lab.i]), z, _ADD_GROUP, lab.active)
