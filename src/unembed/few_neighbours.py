@@ -1,7 +1,8 @@
-"""The k nearest labels of a few query labels (at most :data:`FEW`): one float64 pass over the
-rows, no float32 candidate product (for a few rows the product is not what costs, the rows
-are). Used by :func:`unembed.neighbours.nearest`; the answer is the one every neighbour path
-gives, to the last bit.
+"""The k nearest labels of a few query labels (at most :data:`FEW`): one pass over the rows
+(for a few queries the product is not what costs, reading the rows is), in float64, or, for
+rows kept in float32 or float16, a float32 selection under a proven bound with the candidates
+formed in float64 (below). Used by :func:`unembed.neighbours.nearest`; the answer is the one
+every neighbour path gives, to the last bit.
 
 For query unit rows q_a and each block of labels, with r_j the view's row of label j:
 
