@@ -99,6 +99,13 @@ _NARROW_BLOCK_BYTES = NARROW_PASS_BYTES
 #: A row whose norm is at most this has no direction: never a neighbour.
 _TINY = 1e-300
 
+#: float32's unit roundoff.
+_EPS32 = 2.0**-24
+#: Blocks tried in float32 before giving it up when most of them were done in float64 (the
+#: float32 bound cannot separate the rows: a centered mean far from the rows next to their
+#: spread, or cosines that agree to within the bound).
+_TRIAL = 16
+
 
 def unit_rows(head: Head, idx: NDArray[np.intp], view: str, weights: ArrayLike | None,
               data: LogitRows | None = None) -> NDArray[np.float64]:
@@ -218,17 +225,7 @@ def _linear_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64
             pairs = _narrow_candidates(nar, B, best_v, queries, qbad, k, s, e, gap / 4)
             tried, fell_back = tried + 1, fell_back + (pairs is None)
             if pairs is not None:
-                r, c = pairs
-                if not r.size:
-                    continue
-                cu, back = np.unique(c, return_inverse=True)
-                R = _rows64(head, B[cu], m)
-                n = np.sqrt(np.einsum("ij,ij->i", R, R))
-                ok = n[back] > _TINY  # a row without a direction is never a neighbour
-                r, back = r[ok], back[ok]
-                U = R[back] / n[back][:, None]
-                best_i, best_v = merge(best_i, best_v, r, cu[back] + s, dot_rows(Qz[r], U),
-                                       k)
+                best_i, best_v = _rescore(head, B, m, Qz, pairs, s, best_i, best_v, k)
                 continue
         R = _rows64(head, B, m)
         n = np.sqrt(np.einsum("ij,ij->i", R, R))
@@ -245,12 +242,22 @@ def _linear_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64
     return best_i, best_v
 
 
-#: float32's unit roundoff.
-_EPS32 = 2.0**-24
-#: Blocks tried in float32 before giving it up when most of them were done in float64 (the
-#: float32 bound cannot separate the rows: cosines that agree to about 1e-3, as the raw
-#: cosines of rows sharing a large mean do).
-_TRIAL = 16
+def _rescore(head: Head, B: NDArray[np.floating], m: NDArray[np.float64] | None,
+             Qz: NDArray[np.float64], pairs: tuple[NDArray[np.intp], NDArray[np.intp]],
+             s: int, best_i: NDArray[np.intp], best_v: NDArray[np.float64], k: int
+             ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """The candidates (query, column) of the block of stored rows ``B`` (labels s..) scored
+    in float64 as the float64 pass scores its candidates, and merged into the k best."""
+    r, c = pairs
+    if not r.size:
+        return best_i, best_v
+    cu, back = np.unique(c, return_inverse=True)
+    R = _rows64(head, B[cu], m)
+    n = np.sqrt(np.einsum("ij,ij->i", R, R))
+    ok = n[back] > _TINY  # a row without a direction is never a neighbour
+    r, back = r[ok], back[ok]
+    U = R[back] / n[back][:, None]
+    return merge(best_i, best_v, r, cu[back] + s, dot_rows(Qz[r], U), k)
 
 
 def _exact_norm(x: NDArray[np.float64]) -> float:
