@@ -22,14 +22,12 @@ from threadpoolctl import threadpool_limits
 
 from unembed._blocks import row_blocks
 from unembed.head import Head
-from unembed.row_stats import NARROW_PASS_BYTES, PASS_BYTES
+from unembed.row_stats import EPS32, NARROW_PASS_BYTES, PASS_BYTES, norm_above, reads_narrow
 
 __all__ = ["differences_matrix", "gram_is_cheapest", "pair_differences"]
 
 #: unit roundoff of float64
 _EPS = float(np.finfo(np.float64).eps) / 2
-#: unit roundoff of float32
-_EPS32 = 2.0**-24
 
 
 def gram_is_cheapest(head: Head, k: int) -> bool:
@@ -119,8 +117,7 @@ def pair_differences(head: Head, i: int, j: int) -> float:
     gamma = d * _EPS / (1 - d * _EPS) + 4 * _EPS
     lo = np.empty(V)
     hi = np.empty(V)
-    narrow = (head.null_space is None and d * _EPS32 < 0.005
-              and head.stored_block(0, min(V, 1)).dtype in (np.float32, np.float16))
+    narrow = reads_narrow(head.stored_dtype, d, head.null_space is not None)
     with threadpool_limits(1, user_api="blas"):  # matrix-vector products: bound by reading
         if narrow:
             _estimates32(head, m, ci, cj, gij, ni, nj, gamma, lo, hi)
@@ -146,14 +143,7 @@ def _estimates(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
         eN = gamma * (ni + nk) * (nj + nk)
         eA = gamma * (ni + nk) ** 2
         eB = gamma * (nj + nk) ** 2
-        dlo = np.sqrt(np.maximum(A - eA, 0.0) * np.maximum(B - eB, 0.0))
-        dhi = np.sqrt((A + eA) * (B + eB))
-        nlo, nhi = num - eN, num + eN
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lo[s:e] = np.where(nlo >= 0, nlo / dhi, nlo / dlo)
-            hi[s:e] = np.where(nhi >= 0, nhi / dlo, nhi / dhi)
-        bad = ~(dlo > 0)
-        lo[s:e][bad], hi[s:e][bad] = -np.inf, np.inf
+        _interval(num, A, B, eN, eA, eB, lo[s:e], hi[s:e])
 
 
 def _estimates32(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
@@ -176,11 +166,10 @@ def _estimates32(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
     of each term's size. A non-finite value (an overflow) leaves the label's interval
     unbounded: it is then computed directly."""
     V, d = head.n_labels, head.d
-    eps = _EPS32
+    eps = EPS32
     g = d * eps / (1 - d * eps)
     m32 = m.astype(np.float32)
-    diff = m - np.asarray(m32, dtype=np.float64)  # exact (Sterbenz)
-    dm = float(np.linalg.norm(diff)) * (1 + (d + 2) * 2.0**-52)
+    dm = norm_above(m - np.asarray(m32, dtype=np.float64))  # the difference exact (Sterbenz)
     Q = np.ascontiguousarray(np.stack([ci, cj], axis=1), dtype=np.float32)  # (d, 2)
     up = 1 + 1e-9  # the float64 arithmetic of the bounds themselves, rounded up
     r = (g + 3 * eps) * (1 + eps)
@@ -204,14 +193,24 @@ def _estimates32(head: Head, m: NDArray[np.float64], ci: NDArray[np.float64],
                   + eG + eH + eK) * up
             eA = (gamma * (ni * ni + 2 * np.abs(G) + nk2) + 2 * eG + eK) * up
             eB = (gamma * (nj * nj + 2 * np.abs(H) + nk2) + 2 * eH + eK) * up
-            dlo = np.sqrt(np.maximum(A - eA, 0.0) * np.maximum(B - eB, 0.0))
-            dhi = np.sqrt((A + eA) * (B + eB))
-            nlo, nhi = num - eN, num + eN
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lo[s:e] = np.where(nlo >= 0, nlo / dhi, nlo / dlo)
-            hi[s:e] = np.where(nhi >= 0, nhi / dlo, nhi / dhi)
-        bad = ~((dlo > 0) & np.isfinite(dhi) & np.isfinite(nlo) & np.isfinite(nhi))
-        lo[s:e][bad], hi[s:e][bad] = -np.inf, np.inf
+        _interval(num, A, B, eN, eA, eB, lo[s:e], hi[s:e])
+
+
+def _interval(num: NDArray[np.float64], A: NDArray[np.float64], B: NDArray[np.float64],
+              eN: NDArray[np.float64], eA: NDArray[np.float64], eB: NDArray[np.float64],
+              lo: NDArray[np.float64], hi: NDArray[np.float64]) -> None:
+    """Into ``lo``, ``hi``: the interval of num / sqrt(A B) for num, A, B known within eN,
+    eA, eB. Unbounded (-inf, inf) where the lengths may be zero or a value is not finite
+    (an overflow): such a label is then computed directly."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        dlo = np.sqrt(np.maximum(A - eA, 0.0) * np.maximum(B - eB, 0.0))
+        dhi = np.sqrt((A + eA) * (B + eB))
+        nlo, nhi = num - eN, num + eN
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo[:] = np.where(nlo >= 0, nlo / dhi, nlo / dlo)
+        hi[:] = np.where(nhi >= 0, nhi / dlo, nhi / dhi)
+    bad = ~((dlo > 0) & np.isfinite(dhi) & np.isfinite(nlo) & np.isfinite(nhi))
+    lo[bad], hi[bad] = -np.inf, np.inf
 
 
 def _direct_minimum(head: Head, i: int, j: int, ui: NDArray[np.float64],

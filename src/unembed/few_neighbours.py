@@ -80,7 +80,7 @@ from threadpoolctl import threadpool_limits
 from unembed._blocks import row_blocks
 from unembed.head import Head
 from unembed.moments import LogitRows
-from unembed.row_stats import NARROW_PASS_BYTES, PASS_BYTES
+from unembed.row_stats import EPS32, NARROW_PASS_BYTES, PASS_BYTES, norm_above, reads_narrow
 from unembed.top_cosines import dot_rows
 
 __all__ = ["FEW", "excluded", "merge", "nearest_few", "unit_rows"]
@@ -99,8 +99,6 @@ _NARROW_BLOCK_BYTES = NARROW_PASS_BYTES
 #: A row whose norm is at most this has no direction: never a neighbour.
 _TINY = 1e-300
 
-#: float32's unit roundoff.
-_EPS32 = 2.0**-24
 #: Blocks tried in float32 before giving it up when most of them were done in float64 (the
 #: float32 bound cannot separate the rows: a centered mean far from the rows next to their
 #: spread, or cosines that agree to within the bound).
@@ -209,8 +207,7 @@ def _linear_blocks(head: Head, queries: NDArray[np.intp], Qz: NDArray[np.float64
     best_i = np.full((q, k), -1, dtype=np.intp)
     best_v = np.full((q, k), -np.inf)
     nar = None
-    if (head.null_space is None and (d + 2) * _EPS32 < 0.005
-            and head.stored_block(0, min(V, 1)).dtype in (np.float32, np.float16)):
+    if reads_narrow(head.stored_dtype, d, head.null_space is not None):
         if m is not None:
             nar = _Narrow.of(Qz, m, raw=False)
         elif _common_part(head):  # raw, about the mean
@@ -260,11 +257,6 @@ def _rescore(head: Head, B: NDArray[np.floating], m: NDArray[np.float64] | None,
     return merge(best_i, best_v, r, cu[back] + s, dot_rows(Qz[r], U), k)
 
 
-def _exact_norm(x: NDArray[np.float64]) -> float:
-    """An upper bound on |x| (its float64 norm, rounded up by its own error bound)."""
-    return float(np.linalg.norm(x)) * (1 + (x.size + 2) * 2.0**-52)
-
-
 def _rows64(head: Head, B: NDArray[np.floating], m: NDArray[np.float64] | None
             ) -> NDArray[np.float64]:
     """The view's float64 rows of stored rows ``B``: widened, or widened and centered in one
@@ -296,8 +288,8 @@ class _Narrow:
         m64 = np.asarray(m32, dtype=np.float64)
         cols = [Qz.T, m64[:, None]] if raw else [Qz.T]
         QM = np.ascontiguousarray(np.hstack(cols), dtype=np.float32)
-        G = (d + 2) * _EPS32 / (1 - (d + 2) * _EPS32)
-        dm = 0.0 if raw else _exact_norm(m - m64)
+        G = (d + 2) * EPS32 / (1 - (d + 2) * EPS32)
+        dm = 0.0 if raw else norm_above(m - m64)
         return cls(raw, m32, QM, G, dm, Qz @ m64, float(m64 @ m64),
                    np.sqrt(np.einsum("ij,ij->i", Qz, Qz)))
 
@@ -348,7 +340,7 @@ def _raw_selection(nar: _Narrow, P: NDArray[np.float64], n2: NDArray[np.float64]
     """The raw view's selection values S (q, b), their bounds E (broadcast to S) and the
     rows' norms N (b,) from the float32 products with the rows less m32 (module docstring:
     u = m32 + c', each part's rounding bounded separately)."""
-    g, eps, u64 = nar.G, _EPS32, 2.0**-53
+    g, eps, u64 = nar.G, EPS32, 2.0**-53
     under = d * 2.0**-149
     q = nar.QM.shape[1] - 1
     p, t = P[:, :q], P[:, q]

@@ -324,6 +324,12 @@ class Head:
         access: RowAccess = self.__dict__["_access"]
         return access[start:stop]
 
+    @property
+    def stored_dtype(self) -> np.dtype[np.floating]:
+        """The dtype the rows are kept in (float16, float32 or float64; bfloat16 rows are
+        kept widened to float32): that of :meth:`stored_block`."""
+        return self.stored_block(0, 1).dtype
+
     def stored_block(self, start: int, stop: int) -> NDArray[np.floating]:
         """Rows ``start..stop`` in the precision they are kept in (float16, float32 or
         float64; read-only): exactly :meth:`row_block`'s values, not yet widened, for a pass

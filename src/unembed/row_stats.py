@@ -17,8 +17,8 @@ from unembed._blocks import block_gram, centered_covariance, row_blocks
 from unembed._checks import MatrixScan
 from unembed.rows import RowAccess
 
-__all__ = ["NARROW_PASS_BYTES", "PASS_BYTES", "FirstPass", "RowStats", "Whitening", "first_pass",
-           "identical_rows"]
+__all__ = ["EPS32", "NARROW_PASS_BYTES", "PASS_BYTES", "FirstPass", "RowStats", "Whitening",
+           "first_pass", "identical_rows", "norm_above", "reads_narrow"]
 
 #: Bytes of float64 per block of the first pass (2 MiB): small enough that the block's
 #: several reads (norms, sums, projections) stay in the cache.
@@ -30,6 +30,21 @@ PASS_BYTES = 1 << 21
 #: (on a 128256 x 4096 head: 0.73-0.79 s in 8 MiB blocks, 0.87-0.92 s in 2 MiB, 0.85-1.08 s
 #: in 16 MiB).
 NARROW_PASS_BYTES = 1 << 23
+
+#: float32's unit roundoff
+EPS32 = 2.0**-24
+
+
+def reads_narrow(stored: np.dtype, d: int, projected: bool) -> bool:
+    """Can a pass that only selects read these rows in float32, unwidened, under a proven
+    bound? Rows kept in float32 or float16, not projected off a null space, and d small
+    enough that gamma32_{d+2} stays below 0.005 (the bounds' derivations assume it)."""
+    return stored in (np.float32, np.float16) and not projected and (d + 2) * EPS32 < 0.005
+
+
+def norm_above(x: NDArray[np.float64]) -> float:
+    """An upper bound on |x|: its float64 norm, rounded up by that norm's own error bound."""
+    return float(np.linalg.norm(x)) * (1 + (x.size + 2) * 2.0**-52)
 
 #: The fixed direction rows are projected on to find identical rows (seeded: the same
 #: projections on every run).
