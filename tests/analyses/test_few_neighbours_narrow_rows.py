@@ -76,6 +76,18 @@ def _check(head, W: np.ndarray, q: list[int], k: int, view: str) -> None:
         assert np.isnan(bv[a][~keep]).all()
 
 
+def _check_where_float32_reorders(head, W: np.ndarray, x64: np.ndarray, x32: np.ndarray,
+                                  below: float, view: str, monkeypatch) -> None:
+    """_check of label 0 at the first k (20..399) where a label of the float64 top k (x64)
+    has a float32 value (x32) more than ``below`` under float32's k-th, so float32 alone
+    would lose it; the float32 selection must still decide some block."""
+    k = next(k for k in range(20, 400) if x32[np.argsort(-x64, kind="stable")[:k]].min()
+             < np.sort(x32)[::-1][k - 1] - below)
+    seen = _spy(monkeypatch)
+    _check(head, W, [0], k, view)
+    assert any(seen)
+
+
 @pytest.mark.parametrize("view", ["raw", "centered"])
 def test_a_few_queries_of_float32_rows_keep_every_near_tie(tmp_path, monkeypatch, view):
     W32 = _near_ties(np.random.default_rng(5), 64, scaled=view == "raw")
@@ -228,11 +240,7 @@ def test_the_mean_rounded_to_float32_is_carried_by_the_bound(tmp_path, monkeypat
     x64[0] = x32[0] = -np.inf
     # a k where a label of float64's top k lies 3e-5 below float32's k-th value (five times
     # the bound without its mean term, 3 gamma32_{d+2}, plus its margins)
-    k = next(k for k in range(20, 400)
-             if x32[np.argsort(-x64, kind="stable")[:k]].min() < np.sort(x32)[::-1][k - 1] - 3e-5)
-    seen = _spy(monkeypatch)
-    _check(head, W, [0], k, "centered")
-    assert any(seen)
+    _check_where_float32_reorders(head, W, x64, x32, 3e-5, "centered", monkeypatch)
 
 
 def test_raw_rows_about_their_mean_keep_every_row_that_ranks(tmp_path, monkeypatch):
@@ -267,8 +275,4 @@ def test_raw_rows_about_their_mean_keep_every_row_that_ranks(tmp_path, monkeypat
     s = (qq @ m64 + P[:, 0]) / N
     x64 = W @ qq / np.linalg.norm(W, axis=1)
     s[0] = x64[0] = -np.inf
-    k = next(k for k in range(20, 400)
-             if s[np.argsort(-x64, kind="stable")[:k]].min() < np.sort(s)[::-1][k - 1] - 1e-9)
-    seen = _spy(monkeypatch)
-    _check(head, W, [0], k, "raw")
-    assert any(seen)
+    _check_where_float32_reorders(head, W, x64, s, 1e-9, "raw", monkeypatch)

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
+from sketch_heads import rank_question
 from unembed import Head
 from unembed.feasibility import argmaxable_all
 from unembed.feasibility.sketch import (
@@ -136,12 +137,7 @@ def test_rank_ladder_and_choice() -> None:
     assert rank_ladder(1000, 4096, 256) == ()
     assert rank_ladder(100000, 64, 256) == ()
     rng = np.random.default_rng(0)
-    W = rng.standard_normal((3000, 8)) @ rng.standard_normal((8, 256)) \
-        + 0.01 * rng.standard_normal((3000, 256))
-    m = W.mean(axis=0)
-    P = principal_basis(np.cov(W.T, bias=True), 64)
-    H = W[:64] - m
-    own = np.einsum("ij,ij->i", H, W[:64])
+    W, m, P, H, own = rank_question(rng, 0.01)
     q, share = choose_rank(W, m, P, (16, 32, 64), H, own, np.arange(64), sample=1000)
     costs = {k: k + 1.1 * u * 256 for k, u in share.items()}
     # the ranks measured: the first ones, up to the first at or above the least cost (no rank

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+from sketch_heads import rank_question
 from unembed.feasibility.sketch import Sketch, choose_rank, krylov_basis, principal_basis
 
 
@@ -53,12 +54,7 @@ def test_principal_basis_uses_block_krylov_only_when_wide() -> None:
 
 def test_choose_rank_widens_the_basis_only_when_a_wider_rank_could_pay() -> None:
     rng = np.random.default_rng(0)
-    W = rng.standard_normal((3000, 8)) @ rng.standard_normal((8, 256)) \
-        + 0.3 * rng.standard_normal((3000, 256))
-    m = W.mean(axis=0)
-    P = principal_basis(np.cov(W.T, bias=True), 64)
-    H = W[:64] - m
-    own = np.einsum("ij,ij->i", H, W[:64])
+    W, m, P, H, own = rank_question(rng, 0.3)
     asked: list[int] = []
 
     def wider(q: int) -> np.ndarray:
